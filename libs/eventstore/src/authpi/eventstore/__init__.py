@@ -1,0 +1,1 @@
+"""Event store: append-only events per service schema, the relay, checkpoints and replay."""

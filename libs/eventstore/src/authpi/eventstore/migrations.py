@@ -1,0 +1,58 @@
+"""Forward-only SQL migrations per service schema: the event-store base, then the service's own
+numbered files. Each file runs once, in its own transaction, recorded in `schema_migrations`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+BASE_DIR = Path(str(resources.files("authpi.eventstore") / "sql"))
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+async def migrate(
+    conn: psycopg.AsyncConnection, schema: str, service_dir: Path | None
+) -> list[str]:
+    """Apply pending migrations to `schema`; return the names applied. Serialised by an advisory
+    lock so that concurrent starters are harmless."""
+    applied: list[str] = []
+    plan = [("eventstore", f) for f in _files(BASE_DIR)]
+    if service_dir is not None and service_dir.exists():
+        plan += [("service", f) for f in _files(service_dir)]
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('authpi.migrate:' || %s))", [schema]
+        )
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.schema_migrations"
+                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(schema))
+        )
+        cur = await conn.execute(
+            sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(schema))
+        )
+        done = {row[0] for row in await cur.fetchall()}
+        for kind, path in plan:
+            name = f"{kind}/{path.name}"
+            if name in done:
+                continue
+            await conn.execute(
+                sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
+            )
+            await conn.execute(path.read_text())  # type: ignore[arg-type]
+            await conn.execute(
+                sql.SQL("INSERT INTO {}.schema_migrations (name) VALUES (%s)").format(
+                    sql.Identifier(schema)
+                ),
+                [name],
+            )
+            applied.append(name)
+    return applied

@@ -1,0 +1,174 @@
+"""The relay (transactional outbox): publishes committed events of one service schema to
+JetStream in commit order, with `Nats-Msg-Id` = event id.
+
+It reads only rows whose transaction id is below the snapshot xmin, i.e. below every transaction
+still in flight, so a transaction that took a lower position but commits late is never skipped
+(STYLE.md 7). It is woken by LISTEN/NOTIFY, polls slowly as a safety net, and keeps a durable
+(tx_id, position) cursor. One relay per schema runs at a time (a session advisory lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+import psycopg
+from nats.js import JetStreamContext
+from psycopg import sql
+
+from authpi.contracts.subjects import subject_for
+from authpi.observability import get_logger
+
+log = get_logger("authpi.relay")
+
+
+class WireEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """Same JSON shape as contracts.base.Envelope, with meta and data passed through verbatim."""
+
+    source: str
+    position: int
+    tx_id: int
+    event_id: str
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    recorded_at: int
+    meta: msgspec.Raw
+    data: msgspec.Raw
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class Relay:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        source: str,
+        js: JetStreamContext,
+        namespace: str = "authpi",
+        batch_size: int = 2000,
+        poll_interval: float = 1.0,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.source = source
+        self.js = js
+        self.namespace = namespace
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.on_published = on_published
+        self.published = 0
+        self.running = asyncio.Event()
+        q = sql.Identifier(schema)
+        events = sql.Identifier(schema, "events")
+        self._sql_read = sql.SQL(
+            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+            " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
+            " meta->>'account_id', meta::text, data::text"
+            " FROM {} AS e"
+            " WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
+            "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            # e.tx_id, not the text column of the same name in the select list
+            " ORDER BY e.tx_id, e.position LIMIT %s"
+        ).format(events)
+        self._sql_cursor = sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q)
+        self._sql_store = sql.SQL(
+            "UPDATE {}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()"
+        ).format(q)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
+            await self._lock(listen, stop)
+            if stop.is_set():
+                return
+            channel = sql.Identifier(f"{self.schema}_events")
+            await listen.execute(sql.SQL("LISTEN {}").format(channel))
+            wake = asyncio.Event()
+            listener = asyncio.create_task(self._listen(listen, wake))
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    cur = await conn.execute(self._sql_cursor)
+                    row = await cur.fetchone()
+                    assert row is not None
+                    cursor = (int(row[0]), int(row[1]))
+                    self.running.set()
+                    log.info("relay.started", schema=self.schema, cursor=cursor)
+                    while not stop.is_set():
+                        wake.clear()
+                        cursor = await self.drain(conn, cursor)
+                        await _first(wake.wait(), stop.wait(), timeout=self.poll_interval)
+                        if listener.done():
+                            listener.result()  # the LISTEN connection died: fail, be restarted
+            finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    @staticmethod
+    async def _listen(conn: psycopg.AsyncConnection, wake: asyncio.Event) -> None:
+        async for _ in conn.notifies():
+            wake.set()
+
+    async def _lock(self, listen: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        key = f"authpi.relay:{self.schema}"
+        while not stop.is_set():
+            cur = await listen.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await _first(stop.wait(), timeout=1.0)
+
+    async def drain(
+        self, conn: psycopg.AsyncConnection, cursor: tuple[int, int]
+    ) -> tuple[int, int]:
+        """Publish everything committed past `cursor`; return the new cursor."""
+        while True:
+            cur = await conn.execute(self._sql_read, [str(cursor[0]), cursor[1], self.batch_size])
+            rows = await cur.fetchall()
+            if not rows:
+                return cursor
+            futures = []
+            for row in rows:
+                env = WireEnvelope(
+                    source=self.source,
+                    position=row[0],
+                    tx_id=int(row[1]),
+                    event_id=row[2],
+                    stream_id=row[3],
+                    stream_version=row[4],
+                    type=row[5],
+                    schema_version=row[6],
+                    recorded_at=row[7],
+                    meta=msgspec.Raw(row[9].encode()),
+                    data=msgspec.Raw(row[10].encode()),
+                )
+                futures.append(
+                    await self.js.publish_async(
+                        subject_for(row[8], row[5], self.namespace),
+                        _encoder.encode(env),
+                        headers={"Nats-Msg-Id": row[2]},
+                    )
+                )
+            await asyncio.gather(*futures)  # every ack, or raise: the cursor moves only after
+            last = rows[-1]
+            cursor = (int(last[1]), int(last[0]))
+            await conn.execute(self._sql_store, [str(cursor[0]), cursor[1]])
+            self.published += len(rows)
+            if self.on_published is not None:
+                self.on_published(len(rows))
+
+
+async def _first(*aws: Coroutine[Any, Any, Any], timeout: float) -> None:
+    """Wait until the first of `aws` finishes or `timeout` passes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,269 @@
+"""Load and append with expected version, fold with a decider, and `execute` a command in one
+transaction (load, decide, append, inline projections). The events table is the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Event, Meta
+from authpi.contracts.catalogue import decode_event, encode
+from authpi.crypto.ids import Ids, RandomIds
+from authpi.errors import Conflict, VersionConflict
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+
+class Decider(Protocol[C, S]):
+    INITIAL: S
+
+    def decide(self, cmd: C, state: S) -> list[Event]: ...
+
+    def evolve(self, state: S, event: Event) -> S: ...
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    tx_id: int
+    event_id: str
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    event: Event
+    meta: Meta
+    recorded_at: int
+
+
+@dataclass
+class Tx:
+    """One write transaction: what inline projections and reservations get."""
+
+    conn: psycopg.AsyncConnection[Any]
+    store: EventStore
+    events: list[StoredEvent] = field(default_factory=list)
+
+    async def reserve(self, scope: str, key: str, owner: str) -> None:
+        """Claim a unique fact; a taken key owned by someone else is a Conflict."""
+        cur = await self.conn.execute(self.store.sql_reserve, [scope, key, owner])
+        row = await cur.fetchone()
+        if row is None or row[0] != owner:
+            raise Conflict(f"{scope} is already taken", reason=f"reservation.{scope}")
+
+    async def release(self, scope: str, key: str, owner: str) -> None:
+        await self.conn.execute(self.store.sql_release, [scope, key, owner])
+
+
+Reaction = Callable[[Tx], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Step(Generic[C, S]):
+    stream_id: str
+    decider: Decider[C, S]
+    command: C
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S]):
+    state: S
+    version: int
+    events: list[StoredEvent]
+
+
+_meta_decoder = msgspec.json.Decoder(Meta)
+_meta_encoder = msgspec.json.Encoder()
+
+
+class EventStore:
+    """The event store of one service schema."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, schema: str, service: str, ids: Ids | None = None
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.service = service
+        self.ids = ids or RandomIds()
+        q = sql.Identifier(schema)
+        self.sql_load = sql.SQL(
+            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+            " schema_version, data::text, meta::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint"
+            " FROM {}.events WHERE stream_id = %s AND stream_version > %s"
+            " ORDER BY stream_version"
+        ).format(q)
+        self.sql_append = sql.SQL(
+            "INSERT INTO {}.events (event_id, stream_id, stream_version, type, schema_version,"
+            " data, meta) VALUES (%s, %s, %s, %s, 1, %s::jsonb, %s::jsonb)"
+            " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint"
+        ).format(q)
+        self.sql_reserve = sql.SQL(
+            "INSERT INTO {0}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
+            " ON CONFLICT (scope, key) DO UPDATE SET owner = {0}.reservations.owner"
+            " RETURNING owner"
+        ).format(q)
+        self.sql_release = sql.SQL(
+            "DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s"
+        ).format(q)
+
+    async def load(
+        self, conn: psycopg.AsyncConnection[Any], stream_id: str, after_version: int = 0
+    ) -> list[StoredEvent]:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(self.sql_load, [stream_id, after_version])
+        return [_row_to_stored(r) for r in await cur.fetchall()]
+
+    async def append(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        meta: Meta,
+    ) -> list[StoredEvent]:
+        """Append after `expected_version`; another writer there raises VersionConflict. Must run
+        inside the caller's transaction, after the stream was loaded (STYLE.md 6)."""
+        meta_json = _meta_encoder.encode(meta).decode()
+        stored: list[StoredEvent] = []
+        if not events:
+            return stored
+        try:
+            async with conn.transaction():  # a savepoint: a conflict leaves the outer tx usable
+                for offset, event in enumerate(events, start=1):
+                    event_id = str(self.ids.event_uuid())
+                    version = expected_version + offset
+                    cur = await conn.execute(
+                        self.sql_append,
+                        [
+                            event_id,
+                            stream_id,
+                            version,
+                            event.__struct_config__.tag,
+                            encode(event).decode(),
+                            meta_json,
+                        ],
+                    )
+                    row = await cur.fetchone()
+                    assert row is not None
+                    stored.append(
+                        StoredEvent(
+                            position=row[0],
+                            tx_id=int(row[1]),
+                            event_id=event_id,
+                            stream_id=stream_id,
+                            stream_version=version,
+                            type=str(event.__struct_config__.tag),
+                            schema_version=1,
+                            event=event,
+                            meta=meta,
+                            recorded_at=row[2],
+                        )
+                    )
+        except psycopg.errors.UniqueViolation as exc:
+            raise VersionConflict(stream_id, expected_version) from exc
+        return stored
+
+    async def execute(
+        self,
+        stream_id: str,
+        decider: Decider[C, S],
+        command: C,
+        meta: Meta,
+        reactions: Sequence[Reaction] = (),
+        attempts: int = 3,
+    ) -> Outcome[S]:
+        """Load, fold, decide, append and run inline reactions (projections, reservations) in one
+        transaction. A VersionConflict is retried, then surfaces as Conflict."""
+        outcomes = await self.execute_all(
+            [Step(stream_id, decider, command)], meta, reactions, attempts
+        )
+        return outcomes[0]
+
+    async def execute_all(
+        self,
+        steps: Sequence[Step[Any, Any]],
+        meta: Meta,
+        reactions: Sequence[Reaction] = (),
+        attempts: int = 3,
+    ) -> list[Outcome[Any]]:
+        """`execute` over several streams in one transaction. Every stream is loaded before the
+        first INSERT: the relay's ordering relies on it (STYLE.md 6)."""
+        for _ in range(attempts):
+            try:
+                return await self._execute_once(steps, meta, reactions)
+            except VersionConflict:
+                continue
+        raise Conflict(
+            "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
+        )
+
+    async def _execute_once(
+        self, steps: Sequence[Step[Any, Any]], meta: Meta, reactions: Sequence[Reaction]
+    ) -> list[Outcome[Any]]:
+        async with self.pool.connection() as conn, conn.transaction():
+            histories = [await self.load(conn, step.stream_id) for step in steps]
+            outcomes: list[Outcome[Any]] = []
+            all_stored: list[StoredEvent] = []
+            for step, history in zip(steps, histories, strict=True):
+                state = fold(step.decider, history)
+                new_events = step.decider.decide(step.command, state)
+                stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
+                for event in new_events:
+                    state = step.decider.evolve(state, event)
+                outcomes.append(Outcome(state, len(history) + len(stored), stored))
+                all_stored += stored
+            if all_stored:
+                tx = Tx(conn, self, all_stored)
+                for reaction in reactions:
+                    await reaction(tx)
+            return outcomes
+
+    async def read_state(self, stream_id: str, decider: Decider[C, S]) -> tuple[S, int]:
+        async with self.pool.connection() as conn:
+            history = await self.load(conn, stream_id)
+        return fold(decider, history), len(history)
+
+
+def fold(decider: Decider[Any, S], history: Sequence[StoredEvent]) -> S:
+    state = decider.INITIAL
+    for stored in history:
+        state = decider.evolve(state, stored.event)
+    return state
+
+
+def _row_to_stored(r: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        position=r[0],
+        tx_id=int(r[1]),
+        event_id=r[2],
+        stream_id=r[3],
+        stream_version=r[4],
+        type=r[5],
+        schema_version=r[6],
+        event=decode_event(r[7]),
+        meta=_meta_decoder.decode(r[8]),
+        recorded_at=r[9],
+    )
+
+
+class InlineProjection(Protocol):
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None: ...
+
+
+def inline(projection: InlineProjection) -> Reaction:
+    """Run a projection inside the write transaction (read-your-writes in the owning service)."""
+
+    async def react(tx: Tx) -> None:
+        for stored in tx.events:
+            await projection.apply(tx.conn, stored)
+
+    return react

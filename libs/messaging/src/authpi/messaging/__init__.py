@@ -1,0 +1,1 @@
+"""NATS JetStream: connection, stream declarations (from deploy/nats/), consumer loop."""

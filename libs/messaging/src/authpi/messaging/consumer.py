@@ -1,0 +1,218 @@
+"""The projection consumer loop: a durable pull consumer with explicit ack on the domain-event
+stream. Each batch is applied in one transaction together with its checkpoint, so an event is
+applied at most once in effect; a poison message is dead-lettered and terminated.
+
+Exactly one consumer per projection runs at a time (a session advisory lock). On start it
+re-creates its durable consumer at the checkpointed stream sequence + 1: the database, not the
+server's ack state, says where to resume, so a crash between commit and ack or between fetch and
+commit never reorders or loses an event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import nats
+import psycopg
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Envelope, Event
+from authpi.contracts.catalogue import decode_envelope, decode_event
+from authpi.contracts.subjects import all_events, events_of_type, events_stream
+from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
+from authpi.eventstore.store import StoredEvent
+from authpi.messaging.projection import Projection
+from authpi.observability import get_logger
+
+log = get_logger("authpi.consumer")
+
+SEQ_SOURCE = "*"  # checkpoint row holding the last handled stream sequence
+TRANSIENT = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        pool: AsyncConnectionPool,
+        dsn: str,
+        projection: Projection,
+        namespace: str = "authpi",
+        batch_size: int = 500,
+        after_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.js = js
+        self.pool = pool
+        self.dsn = dsn
+        self.projection = projection
+        self.namespace = namespace
+        self.stream = events_stream(namespace)
+        self.batch_size = batch_size
+        self.after_commit = after_commit
+        self.checkpoints = Checkpoints(projection.schema, projection.name)
+        self.running = asyncio.Event()
+        self.applied = 0
+
+    def _filters(self) -> list[str]:
+        types = self.projection.event_types
+        if not types:
+            return [all_events(self.namespace)]
+        return [events_of_type(t, self.namespace) for t in types]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
+            if not await self._lock(lock, stop):
+                return
+            sub = await self._bind()
+            self.running.set()
+            log.info("consumer.started", consumer=self.projection.name)
+            try:
+                await self._loop(sub, stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _lock(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> bool:
+        key = f"authpi.consumer:{self.projection.schema}:{self.projection.name}"
+        while not stop.is_set():
+            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
+            row = await cur.fetchone()
+            if row and row[0]:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+        return False
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        async with self.pool.connection() as conn, conn.transaction():
+            cps = await self.checkpoints.load(conn)
+        start = cps[SEQ_SOURCE].last_seq + 1 if SEQ_SOURCE in cps else 1
+        name = self.projection.name
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.js.delete_consumer(self.stream, name)
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=name,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=60,
+                max_ack_pending=self.batch_size * 4,
+                filter_subjects=self._filters(),
+            ),
+        )
+        return await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
+
+    async def _loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        busy = False
+        while not stop.is_set():
+            try:
+                # Busy: take what is there now (no_wait, short linger). Idle: wait for one
+                # message, so a lone event is applied at once instead of waiting for a batch.
+                if busy:
+                    msgs = await sub.fetch(self.batch_size, timeout=0.01)
+                else:
+                    msgs = await sub.fetch(1, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                busy = False
+                continue
+            busy = True
+            await self.handle(msgs, stop)
+
+    async def handle(self, msgs: list[Msg], stop: asyncio.Event) -> None:
+        delay = 0.05
+        while True:
+            try:
+                verdicts = await self._apply_batch(msgs)
+                break
+            except TRANSIENT as exc:
+                if stop.is_set():
+                    raise
+                log.warning("consumer.retrying", consumer=self.projection.name, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if self.after_commit is not None:
+            self.after_commit(len(msgs))
+        for msg, ok in zip(msgs, verdicts, strict=True):
+            await (msg.ack() if ok else msg.term())
+
+    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+        verdicts: list[bool] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            cps = await self.checkpoints.load(conn)
+            seq_cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
+            for msg in msgs:
+                verdicts.append(await self._apply_one(conn, cps, msg))
+                seq_cp.last_seq = msg.metadata.sequence.stream
+            await self.checkpoints.save(conn, cps)
+        self.applied += sum(verdicts)
+        return verdicts
+
+    async def _apply_one(
+        self, conn: psycopg.AsyncConnection[Any], cps: dict[str, Checkpoint], msg: Msg
+    ) -> bool:
+        seq = msg.metadata.sequence.stream
+        try:
+            env = decode_envelope(msg.data)
+            event = decode_event(env.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._reject(conn, msg, None, f"undecodable: {exc}")
+            return False
+        cp = cps.setdefault(env.source, Checkpoint(source=env.source))
+        if cp.covers(env.tx_id, env.position):
+            return True  # a duplicate: already applied in effect
+        try:
+            async with conn.transaction():
+                await self.projection.apply(conn, to_stored(env, event))
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            await self._reject(conn, msg, env.event_id, f"{type(exc).__name__}: {exc}")
+            return False
+        finally:
+            cp.last_seq = seq
+        cp.last_tx, cp.last_position = env.tx_id, env.position
+        return True
+
+    async def _reject(
+        self, conn: psycopg.AsyncConnection[Any], msg: Msg, event_id: str | None, error: str
+    ) -> None:
+        log.error(
+            "message.rejected",
+            consumer=self.projection.name,
+            stream_seq=msg.metadata.sequence.stream,
+            subject=msg.subject,
+            event_id=event_id,
+            error=error,
+        )
+        await self.checkpoints.dead_letter(
+            conn,
+            stream_seq=msg.metadata.sequence.stream,
+            subject=msg.subject,
+            event_id=event_id,
+            error=error,
+            payload=msg.data,
+        )
+
+
+def to_stored(env: Envelope, event: Event) -> StoredEvent:
+    return StoredEvent(
+        position=env.position,
+        tx_id=env.tx_id,
+        event_id=env.event_id,
+        stream_id=env.stream_id,
+        stream_version=env.stream_version,
+        type=env.type,
+        schema_version=env.schema_version,
+        event=event,
+        meta=env.meta,
+        recorded_at=env.recorded_at,
+    )

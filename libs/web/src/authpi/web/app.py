@@ -1,0 +1,122 @@
+"""The litestar app factory shared by every port: request ids, error rendering, `/healthz`,
+`/readyz` and Prometheus `/metrics`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from authpi.crypto.ids import ulid
+from authpi.observability import bind_contextvars, clear_contextvars
+from authpi.web.errors import EXCEPTION_HANDLERS
+
+ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class Metrics:
+    def __init__(self, port_name: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "authpi_http_requests_total",
+            "HTTP requests",
+            ["port", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "authpi_http_request_seconds", "HTTP latency", ["port"], registry=self.registry
+        )
+        self.port_name = port_name
+
+
+def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
+    """Assign a request id (or keep a sane incoming one), echo it as X-Request-Id, bind it to
+    every log line, and count the request."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
+            "latin-1"
+        )
+        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else None
+        rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
+        scope.setdefault("state", {})["request_id"] = rid
+        clear_contextvars()
+        bind_contextvars(request_id=rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            metrics.requests.labels(metrics.port_name, scope["method"], str(status)).inc()
+            metrics.latency.labels(metrics.port_name).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+def build_app(
+    *,
+    name: str,
+    route_handlers: Sequence[Any],
+    ready: ReadyCheck,
+    openapi_title: str,
+    middleware: Sequence[Any] = (),
+    on_startup: Sequence[Callable[[], Any]] = (),
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+    request_max_body_size: int = 1_048_576,
+) -> Litestar:
+    metrics = Metrics(name)
+
+    @get("/healthz", include_in_schema=False, sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> Response[dict[str, Any]]:
+        checks = await ready()
+        ok = all(checks.values())
+        return Response(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @get("/metrics", include_in_schema=False, sync_to_thread=False)
+    def metrics_route() -> Response[bytes]:
+        return Response(
+            generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST.split(";")[0]
+        )
+
+    return Litestar(
+        route_handlers=[healthz, readyz, metrics_route, *route_handlers],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[lambda app: request_context(app, metrics), *middleware],
+        openapi_config=OpenAPIConfig(
+            title=openapi_title, version="1.0.0", path="/openapi", create_examples=False
+        ),
+        on_startup=list(on_startup),
+        on_shutdown=list(on_shutdown),
+        request_max_body_size=request_max_body_size,
+        debug=False,
+        logging_config=None,
+    )
+
+
+JSON = MediaType.JSON

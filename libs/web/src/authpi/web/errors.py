@@ -1,0 +1,122 @@
+"""One exception handler renders every error in the spec's body (core-api.md 2.1): `error`,
+`error_description`, `retryable`, `reference` (the request id), plus typed extras."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+
+from authpi.errors import AuthpiError, FieldProblem
+from authpi.observability import get_logger
+
+log = get_logger("authpi.web")
+
+_STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthorized_client",
+    403: "access_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "invalid_content_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "temporarily_unavailable",
+}
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    error: str
+    error_description: str
+    retryable: bool = False
+    reference: str | None = None
+    fields: list[FieldProblem] | None = None
+    current_etag: str | None = None
+    currentETag: str | None = None
+    retry_after: int | None = None
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:
+    headers = dict(exc.headers)
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.current_etag is not None:
+        headers["ETag"] = exc.current_etag
+    body = ErrorBody(
+        error=exc.error,
+        error_description=exc.description,
+        retryable=exc.retryable,
+        reference=request_id_of(request),
+        fields=exc.fields or None,
+        current_etag=exc.current_etag,
+        currentETag=exc.current_etag,
+        retry_after=exc.retry_after,
+    )
+    if exc.status >= 500:
+        log.error("request.failed", reason=exc.reason)
+    else:
+        log.info("request.refused", reason=exc.reason, status=exc.status)
+    return Response(body, status_code=exc.status, headers=headers, media_type=MediaType.JSON)
+
+
+def handle_authpi_error(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:
+    return render(request, exc)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    err = AuthpiError(str(exc.detail) if exc.detail else "request failed", reason="http")
+    err.status = status
+    err.error = _STATUS_CODES.get(status, "server_error" if status >= 500 else "invalid_request")
+    if isinstance(exc, ValidationException):
+        err.status, err.error = 400, "invalid_request"
+        err.fields = _fields_of(exc)
+        err.description = _describe(err.fields) or "the request is malformed"
+    elif isinstance(exc, NotFoundException):
+        err.description = "no such resource or route"
+    elif isinstance(exc, MethodNotAllowedException):
+        err.headers = dict(exc.headers or {})
+        err.description = "method not allowed on this route"
+    return render(request, err)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("request.crashed", error_type=type(exc).__name__)
+    err = AuthpiError("an unexpected error occurred", reason="unexpected")
+    return render(request, err)
+
+
+def _fields_of(exc: ValidationException) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict):
+            key = str(item.get("key") or item.get("source") or "body")
+            message = str(item.get("message", "invalid value"))
+            problems.append(FieldProblem(field=key, code="invalid", message=message))
+    return problems
+
+
+def _describe(fields: list[FieldProblem]) -> str:
+    return "; ".join(f"{f.field}: {f.message}" for f in fields)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    AuthpiError: handle_authpi_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

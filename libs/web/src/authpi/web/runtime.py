@@ -1,0 +1,62 @@
+"""What every service is built from (one Runtime per process) and what it contributes to the
+process (its ServiceParts): routes per port, projections, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.config import Settings
+from authpi.crypto.clock import Clock
+from authpi.crypto.envelope import Kek
+from authpi.crypto.ids import Ids
+from authpi.messaging.projection import Projection
+
+Task = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    dsn: str
+    pool: AsyncConnectionPool
+    nc: NATS
+    js: JetStreamContext
+    clock: Clock
+    ids: Ids
+    kek: Kek
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    def schema(self, service: str) -> str:
+        return f"{self.settings.namespace}_{service}"
+
+
+@dataclass
+class ServiceParts:
+    name: str
+    core_routes: list[Any] = field(default_factory=list)
+    idp_routes: list[Any] = field(default_factory=list)
+    # Fed by JetStream consumers (one per projection and deployment).
+    projections: list[Projection] = field(default_factory=list)
+    # Applied in the write transaction; listed here so `authpi replay` can rebuild them.
+    inline_projections: list[Projection] = field(default_factory=list)
+    tasks: list[tuple[str, Task]] = field(default_factory=list)
+    # Shared objects other parts of the same process may use (e.g. the API-key cache).
+    exports: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceModule:
+    name: str
+    migrations: Path
+    build: Callable[[Runtime], Awaitable[ServiceParts]]

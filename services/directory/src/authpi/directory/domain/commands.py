@@ -1,0 +1,44 @@
+"""Directory commands (internal; never published). Times and ids are decided by the handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class CreateAccount(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    org_id: str
+    name: str
+    owner_user_id: str | None
+    now: int
+    metadata: dict[str, Any] = {}
+
+
+class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    org_id: str
+    issuer_id: str | None
+    name: str
+    secret_sha256: str
+    secret_hint: str
+    now: int
+    description: str | None = None
+    tags: list[str] = []
+    scopes: list[str] = []
+    ip_allowlist: list[str] = []
+    expires_at: int | None = None
+    metadata: dict[str, Any] = {}
+
+
+class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    issuer_id: str
+    username_hash: str
+    pii: str
+    now: int
+    method: str = "api"
+    region: str = "default"
+    store_id: str = "default"

@@ -1,0 +1,128 @@
+"""The directory's only write path: commands to streams, through the event store."""
+
+from __future__ import annotations
+
+import msgspec
+
+from authpi.contracts.base import Actor, Meta
+from authpi.contracts.scopes import ALL_SCOPES
+from authpi.crypto.ids import sha256_hex
+from authpi.directory.domain import account, api_key, user
+from authpi.directory.domain.commands import CreateAccount, CreateApiKey, CreateUser
+from authpi.directory.pii import Pii, PiiVault
+from authpi.directory.projections.accounts import AccountsView
+from authpi.directory.projections.api_keys import ApiKeysView
+from authpi.directory.projections.users import UsersView
+from authpi.directory.queries import Queries
+from authpi.errors import Conflict
+from authpi.eventstore.store import EventStore, Reaction, Step, Tx, inline
+from authpi.web.runtime import Runtime
+
+# The platform's own issuer: account owners and account-level keys belong to it (core-api.md 3.2).
+PLATFORM_ISSUER_ID = "i_authpi0000000000000000000"
+
+
+class NewApiKey(msgspec.Struct, frozen=True):
+    key_id: str
+    secret: str
+
+
+class Bootstrapped(msgspec.Struct, frozen=True):
+    account_id: str
+    api_key_id: str
+    api_key_secret: str
+    created_account: bool
+
+
+class Directory:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        schema = rt.schema("directory")
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.vault = PiiVault(rt.kek, schema)
+        self.queries = Queries(schema)
+        self.accounts_view = AccountsView(schema)
+        self.api_keys_view = ApiKeysView(schema)
+        self.users_view = UsersView(schema, self.vault)
+        self.projections = [inline(self.accounts_view), inline(self.api_keys_view)]
+
+    def new_secret(self) -> str:
+        return self.rt.ids.secret(32)
+
+    def _meta(self, account_id: str, actor: Actor | None = None, trigger: str = "api") -> Meta:
+        return Meta(
+            account_id=account_id,
+            actor=actor or Actor(type="system"),
+            trigger=trigger,
+            region=self.rt.settings.region,
+        )
+
+    def _api_key_step(
+        self, account_id: str, org_id: str, name: str, scopes: list[str]
+    ) -> tuple[Step[CreateApiKey, api_key.ApiKey], NewApiKey]:
+        key_id = self.rt.ids.new("key")
+        secret = self.new_secret()
+        cmd = CreateApiKey(
+            key_id=key_id,
+            account_id=account_id,
+            org_id=org_id,
+            issuer_id=PLATFORM_ISSUER_ID,
+            name=name,
+            secret_sha256=sha256_hex(secret),
+            secret_hint=secret[-8:],
+            scopes=scopes,
+            now=self.rt.clock.now_ms(),
+        )
+        return Step(key_id, api_key, cmd), NewApiKey(key_id, secret)
+
+    async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped:
+        """Create the deployment's first account, its owner and an all-scopes API key, once.
+        Later calls mint a fresh key for that same account; never a second account."""
+        async with self.rt.pool.connection() as conn:
+            existing = await self.queries.reservation(conn, "bootstrap", "account")
+        if existing is None:
+            try:
+                return await self._bootstrap_new(owner_username)
+            except Conflict:
+                async with self.rt.pool.connection() as conn:
+                    existing = await self.queries.reservation(conn, "bootstrap", "account")
+                if existing is None:
+                    raise
+        return await self._bootstrap_key(existing)
+
+    async def _bootstrap_new(self, owner_username: str) -> Bootstrapped:
+        ids, now = self.rt.ids, self.rt.clock.now_ms()
+        account_id = ids.new("acc")
+        org_id = "org_" + account_id.removeprefix("acc_")  # shares the suffix (platform.md 1.3)
+        user_id = ids.new("usr")
+        dek = self.vault.new_key()
+        pii = self.vault.seal(dek, user_id, Pii(username=owner_username))
+        key_step, key = self._api_key_step(account_id, org_id, "bootstrap", list(ALL_SCOPES))
+        steps = [
+            Step(account_id, account, CreateAccount(
+                account_id=account_id, org_id=org_id, name="Default account",
+                owner_user_id=user_id, now=now)),
+            Step(user_id, user, CreateUser(
+                user_id=user_id, issuer_id=PLATFORM_ISSUER_ID,
+                username_hash=self.vault.username_hash(PLATFORM_ISSUER_ID, owner_username),
+                pii=pii, now=now, method="api", region=self.rt.settings.region)),
+            key_step,
+        ]  # fmt: skip
+
+        async def claim(tx: Tx) -> None:
+            await tx.reserve("bootstrap", "account", account_id)
+            await self.vault.store(tx.conn, user_id, dek)
+
+        reactions: list[Reaction] = [claim, *self.projections, inline(self.users_view)]
+        await self.store.execute_all(steps, self._meta(account_id, trigger="system"), reactions)
+        return Bootstrapped(account_id, key.key_id, key.secret, created_account=True)
+
+    async def _bootstrap_key(self, account_id: str) -> Bootstrapped:
+        async with self.rt.pool.connection() as conn:
+            org_id = await self.queries.account_org(conn, account_id)
+        assert org_id is not None, "bootstrap reservation without its account"
+        step, key = self._api_key_step(account_id, org_id, "bootstrap", list(ALL_SCOPES))
+        await self.store.execute_all(
+            [step], self._meta(account_id, trigger="system"), self.projections
+        )
+        return Bootstrapped(account_id, key.key_id, key.secret, created_account=False)

@@ -1,0 +1,50 @@
+"""accounts_view: inline projection of Account events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.directory import AccountCreated, AccountUpdated
+from authpi.eventstore.store import StoredEvent
+
+
+class AccountsView:
+    name = "directory-accounts"
+    event_types = ("account.created", "account.updated")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        q = sql.Identifier(schema)
+        self._insert = sql.SQL(
+            "INSERT INTO {}.accounts_view (id, org_id, name, owner_user_id, metadata, version,"
+            " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (id) DO NOTHING"
+        ).format(q)
+        self._update = sql.SQL(
+            "UPDATE {}.accounts_view SET name = coalesce(%s, name), description = %s,"
+            " logo_url = %s, owner_user_id = coalesce(%s, owner_user_id),"
+            " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s"
+        ).format(q)
+        self._reset = sql.SQL("TRUNCATE {}.accounts_view").format(q)
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case AccountCreated() as e:
+                await conn.execute(
+                    self._insert,
+                    [e.id, e.org_id, e.name, e.owner_user_id,
+                     msgspec.json.encode(e.metadata).decode(), stored.stream_version, e.created_at],
+                )  # fmt: skip
+            case AccountUpdated() as e:
+                await conn.execute(
+                    self._update,
+                    [e.name, e.description, e.logo_url, e.owner_user_id,
+                     msgspec.json.encode(e.metadata).decode(), stored.stream_version, e.updated_at,
+                     e.id],
+                )  # fmt: skip
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)

@@ -1,0 +1,259 @@
+"""The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
+service's parts, one relay per service schema, every projection consumer, and the two HTTP ports.
+The same code path as the distributed topology: events still go store -> relay -> JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from litestar import Litestar
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.config import Settings
+from authpi.crypto.clock import Clock, SystemClock
+from authpi.crypto.envelope import Kek, b64e, new_key
+from authpi.crypto.ids import Ids, RandomIds
+from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
+from authpi.eventstore.migrations import migrate
+from authpi.eventstore.relay import Relay
+from authpi.gateway.supervisor import supervise
+from authpi.messaging.consumer import ProjectionConsumer
+from authpi.messaging.streams import connect, ensure_streams
+from authpi.observability import get_logger
+from authpi.web.app import build_app
+from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
+
+log = get_logger("authpi.platform")
+
+
+def all_modules() -> list[ServiceModule]:
+    from authpi.agent.service import MODULE as AGENT
+    from authpi.billing.service import MODULE as BILLING
+    from authpi.directory.service import MODULE as DIRECTORY
+    from authpi.token.service import MODULE as TOKEN
+    from authpi.webhook.service import MODULE as WEBHOOK
+
+    return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the platform owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        yield
+
+
+def _bind(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        ids: Ids | None = None,
+        modules: Sequence[ServiceModule] | None = None,
+        kek: Kek | None = None,
+        serve_http: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.ids = ids or RandomIds()
+        self.modules = list(modules) if modules is not None else all_modules()
+        self._kek = kek
+        self.serve_http = serve_http
+        self.stop_event = asyncio.Event()
+        self.stack = contextlib.AsyncExitStack()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.relays: list[Relay] = []
+        self.consumers: list[ProjectionConsumer] = []
+        self.parts: list[ServiceParts] = []
+        self.servers: list[_Server] = []
+        self.api_url = settings.api_url
+        self.idp_url = settings.idp_url
+        self.rt: Runtime | None = None
+        self._nats_url = ""
+
+    async def start(self) -> None:
+        """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
+        try:
+            await self._prepare()
+            assert self.rt is not None
+            self._start_background(self.rt)
+            await self._wait_running()
+            self._write_runtime_file(self.rt.dsn, self._nats_url)
+            if self.serve_http:
+                await self._serve()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("platform.started", api_url=self.api_url, idp_url=self.idp_url)
+
+    async def prepare(self) -> None:
+        """Servers, migrations and service parts only: for one-off commands beside a running
+        deployment (bootstrap, replay), which must not start a second relay or consumer."""
+        try:
+            await self._prepare()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _prepare(self) -> None:
+        s = self.settings
+        dsn, nats_url = s.database_url, s.nats_url
+        if not dsn:
+            pg = EmbeddedPostgres(s.data_dir / "postgres")
+            dsn = await asyncio.to_thread(pg.start)
+            self.stack.callback(pg.stop)
+        if not nats_url:
+            nats = EmbeddedNats(s.data_dir / "nats")
+            nats_url = await asyncio.to_thread(nats.start)
+            self.stack.callback(nats.stop)
+        pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
+        await pool.open(wait=True)
+        self.stack.push_async_callback(pool.close)
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)
+            for module in self.modules:
+                await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
+        nc = await connect(nats_url)
+        self.stack.push_async_callback(nc.close)
+        js = nc.jetstream()
+        await ensure_streams(js, s.namespace)
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
+        self.rt = rt
+        self.parts = [await module.build(rt) for module in self.modules]
+        self._nats_url = nats_url
+
+    def _load_kek(self) -> Kek:
+        if self.settings.kek:
+            return Kek.from_text(self.settings.kek)
+        path = self.settings.data_dir / "kek"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(b64e(new_key()))
+        return Kek.from_text(path.read_text().strip())
+
+    def _start_background(self, rt: Runtime) -> None:
+        for module in self.modules:
+            relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
+            self.relays.append(relay)
+            self._spawn(f"relay:{module.name}", relay.run)
+        for parts in self.parts:
+            for projection in parts.projections:
+                consumer = ProjectionConsumer(
+                    js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
+                    namespace=rt.namespace,
+                )  # fmt: skip
+                self.consumers.append(consumer)
+                self._spawn(f"consumer:{projection.name}", consumer.run)
+            for name, task in parts.tasks:
+                self._spawn(name, task)
+
+    def _spawn(self, name: str, task: Any) -> None:
+        self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
+
+    async def _wait_running(self, timeout: float = 30.0) -> None:
+        events = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"database": False, "nats": False, "consumers": False}
+        if self.rt is None:
+            return checks
+        with contextlib.suppress(Exception):
+            async with self.rt.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+            checks["database"] = True
+        checks["nats"] = self.rt.nc.is_connected
+        workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        checks["consumers"] = all(e.is_set() for e in workers) and not any(
+            t.done() for t in self.tasks
+        )
+        return checks
+
+    def core_app(self) -> Litestar:
+        routes = [r for p in self.parts for r in p.core_routes]
+        return build_app(
+            name="core", route_handlers=routes, ready=self.ready, openapi_title="AuthPI Core API"
+        )
+
+    def idp_app(self) -> Litestar:
+        routes = [r for p in self.parts for r in p.idp_routes]
+        return build_app(
+            name="idp", route_handlers=routes, ready=self.ready, openapi_title="AuthPI IdP API"
+        )
+
+    async def _serve(self) -> None:
+        for url, app, attr in (
+            (self.api_url, self.core_app(), "api_url"),
+            (self.idp_url, self.idp_app(), "idp_url"),
+        ):
+            sock = _bind(url)
+            self.stack.callback(sock.close)
+            actual = sock.getsockname()[1]
+            parts = urlsplit(url)
+            setattr(self, attr, f"{parts.scheme}://{parts.hostname}:{actual}")
+            config = uvicorn.Config(
+                app, log_config=None, access_log=False, lifespan="on", loop="none",
+                http="httptools", timeout_keep_alive=30,
+            )  # fmt: skip
+            server = _Server(config)
+            self.servers.append(server)
+            task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http:{attr}")
+            self.tasks.append(task)
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+
+    def _write_runtime_file(self, dsn: str, nats_url: str) -> None:
+        """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
+        path = self.settings.data_dir / "runtime.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, {"database_url": dsn, "nats_url": nats_url, "pid": os.getpid()})
+        self.stack.callback(lambda: path.unlink(missing_ok=True))
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        for server in self.servers:
+            server.should_exit = True
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.stack.aclose()
+        log.info("platform.stopped")
+
+
+def write_private(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON readable by the owner only (0600), atomically."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
