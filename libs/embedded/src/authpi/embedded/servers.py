@@ -122,7 +122,7 @@ def _runtime_dir() -> str:
 
 def _open_path_for_others(path: Path) -> None:
     """Give `o+x` on every ancestor so the postgres system user can traverse to the data dir."""
-    for parent in [path, *path.parents]:
+    for parent in path.parents:
         with contextlib.suppress(OSError):
             mode = parent.stat().st_mode
             if not mode & 0o001:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
+from authpi.config import Settings
 from authpi.crypto.clock import FixedClock
 from authpi.eventstore.migrations import migrate
 from authpi.messaging.streams import connect, ensure_streams
@@ -36,6 +39,57 @@ async def nc(infra: Infra) -> AsyncIterator[NATS]:
     client = await connect(infra.nats_url)
     yield client
     await client.close()
+
+
+class RunningPlatform(msgspec.Struct, kw_only=True):
+    """The all-in-one platform as the e2e tests see it: URLs and the bootstrap credentials."""
+
+    api_url: str
+    idp_url: str
+    account_id: str
+    api_key_id: str
+    api_key_secret: str
+    namespace: str
+    dsn: str
+    nats_url: str
+    handle: Any = None  # the Platform object, for tests that need to reach inside
+
+
+@pytest_asyncio.fixture(scope="session")
+async def platform(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningPlatform]:
+    """One all-in-one platform for the session (own namespace, free ports), bootstrapped."""
+    from authpi.gateway.bootstrap import ensure_bootstrap
+    from authpi.gateway.platform import Platform
+
+    ns = new_namespace()
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("platform"),
+        database_url=infra.dsn,
+        nats_url=infra.nats_url,
+        api_url="http://127.0.0.1:0",
+        idp_url="http://127.0.0.1:0",
+        namespace=ns,
+    )
+    running = Platform(settings)
+    await running.start()
+    try:
+        directory = next(p.exports["directory"] for p in running.parts if "directory" in p.exports)
+        _, creds, _ = await ensure_bootstrap(directory, settings, running.api_url, running.idp_url)
+        yield RunningPlatform(
+            api_url=running.api_url,
+            idp_url=running.idp_url,
+            account_id=creds["account_id"],
+            api_key_id=creds["api_key_id"],
+            api_key_secret=creds["api_key_secret"],
+            namespace=ns,
+            dsn=infra.dsn,
+            nats_url=infra.nats_url,
+            handle=running,
+        )
+    finally:
+        await running.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars
-from authpi.web.errors import EXCEPTION_HANDLERS
+from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -50,7 +50,7 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
         )
         rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else None
         rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
-        scope.setdefault("state", {})["request_id"] = rid
+        token = REQUEST_ID.set(rid)
         clear_contextvars()
         bind_contextvars(request_id=rid)
         started = time.perf_counter()
@@ -66,10 +66,23 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
+            REQUEST_ID.reset(token)
             metrics.requests.labels(metrics.port_name, scope["method"], str(status)).inc()
             metrics.latency.labels(metrics.port_name).observe(time.perf_counter() - started)
 
     return middleware
+
+
+class WebApp:
+    """The ASGI callable served on a port: the litestar app inside the request-context layer
+    (outermost, so even routing errors carry a request id)."""
+
+    def __init__(self, app: Litestar, metrics: Metrics) -> None:
+        self.litestar = app
+        self._asgi = request_context(app, metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._asgi(scope, receive, send)
 
 
 def build_app(
@@ -82,7 +95,7 @@ def build_app(
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
     request_max_body_size: int = 1_048_576,
-) -> Litestar:
+) -> WebApp:
     metrics = Metrics(name)
 
     @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -104,10 +117,10 @@ def build_app(
             generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST.split(";")[0]
         )
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, metrics_route, *route_handlers],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[lambda app: request_context(app, metrics), *middleware],
+        middleware=list(middleware),
         openapi_config=OpenAPIConfig(
             title=openapi_title, version="1.0.0", path="/openapi", create_examples=False
         ),
@@ -117,6 +130,7 @@ def build_app(
         debug=False,
         logging_config=None,
     )
+    return WebApp(app, metrics)
 
 
 JSON = MediaType.JSON

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -38,7 +39,7 @@ _STATUS_CODES = {
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     error: str
     error_description: str
-    retryable: bool = False
+    retryable: bool  # always present (spec 2.1), so no default for omit_defaults to drop
     reference: str | None = None
     fields: list[FieldProblem] | None = None
     current_etag: str | None = None
@@ -46,8 +47,11 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     retry_after: int | None = None
 
 
+REQUEST_ID: ContextVar[str | None] = ContextVar("authpi_request_id", default=None)
+
+
 def request_id_of(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+    return REQUEST_ID.get()
 
 
 def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:

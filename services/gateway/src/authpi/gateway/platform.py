@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
-from litestar import Litestar
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.config import Settings
@@ -29,7 +28,7 @@ from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
-from authpi.web.app import build_app
+from authpi.web.app import WebApp, build_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 log = get_logger("authpi.platform")
@@ -56,7 +55,7 @@ class _Server(uvicorn.Server):
 def _bind(url: str) -> socket.socket:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -194,13 +193,13 @@ class Platform:
         )
         return checks
 
-    def core_app(self) -> Litestar:
+    def core_app(self) -> WebApp:
         routes = [r for p in self.parts for r in p.core_routes]
         return build_app(
             name="core", route_handlers=routes, ready=self.ready, openapi_title="AuthPI Core API"
         )
 
-    def idp_app(self) -> Litestar:
+    def idp_app(self) -> WebApp:
         routes = [r for p in self.parts for r in p.idp_routes]
         return build_app(
             name="idp", route_handlers=routes, ready=self.ready, openapi_title="AuthPI IdP API"
