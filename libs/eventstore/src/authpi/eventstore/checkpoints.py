@@ -24,21 +24,35 @@ class Checkpoints:
     def __init__(self, schema: str, consumer: str) -> None:
         self.consumer = consumer
         q = sql.Identifier(schema)
-        self._load = sql.SQL(
-            "SELECT source, last_seq, last_tx::text, last_position FROM {}.checkpoints"
-            " WHERE consumer = %s FOR UPDATE"
-        ).format(q)
-        self._save = sql.SQL(
-            "INSERT INTO {}.checkpoints (consumer, source, last_seq, last_tx, last_position)"
-            " VALUES (%s, %s, %s, %s::xid8, %s) ON CONFLICT (consumer, source) DO UPDATE SET"
-            " last_seq = excluded.last_seq, last_tx = excluded.last_tx,"
-            " last_position = excluded.last_position, updated_at = now()"
-        ).format(q)
-        self._clear = sql.SQL("DELETE FROM {}.checkpoints WHERE consumer = %s").format(q)
-        self._dead = sql.SQL(
-            "INSERT INTO {}.dead_letters (consumer, stream_seq, subject, event_id, error, payload)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-        ).format(q)
+        self._load = (
+            sql.SQL(
+                "SELECT source, last_seq, last_tx::text, last_position FROM {}.checkpoints"
+                " WHERE consumer = %s FOR UPDATE"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._save = (
+            sql.SQL(
+                "INSERT INTO {}.checkpoints (consumer, source, last_seq, last_tx, last_position)"
+                " VALUES (%s, %s, %s, %s::xid8, %s) ON CONFLICT (consumer, source) DO UPDATE SET"
+                " last_seq = excluded.last_seq, last_tx = excluded.last_tx,"
+                " last_position = excluded.last_position, updated_at = now()"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._clear = (
+            sql.SQL("DELETE FROM {}.checkpoints WHERE consumer = %s").format(q).as_string()
+        )
+        self._dead = (
+            sql.SQL(
+                "INSERT INTO {}.dead_letters (consumer, stream_seq, subject, event_id, error,"
+                " payload) VALUES (%s, %s, %s, %s, %s, %s)"
+            )
+            .format(q)
+            .as_string()
+        )
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, Checkpoint]:
         cur = await conn.execute(self._load, [self.consumer])

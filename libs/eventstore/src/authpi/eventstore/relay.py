@@ -67,20 +67,30 @@ class Relay:
         self.running = asyncio.Event()
         q = sql.Identifier(schema)
         events = sql.Identifier(schema, "events")
-        self._sql_read = sql.SQL(
-            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
-            " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
-            " meta->>'account_id', meta::text, data::text"
-            " FROM {} AS e"
-            " WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
-            "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-            # e.tx_id, not the text column of the same name in the select list
-            " ORDER BY e.tx_id, e.position LIMIT %s"
-        ).format(events)
-        self._sql_cursor = sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q)
-        self._sql_store = sql.SQL(
-            "UPDATE {}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()"
-        ).format(q)
+        self._sql_read = (
+            sql.SQL(
+                "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+                " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
+                " meta->>'account_id', meta::text, data::text"
+                " FROM {} AS e"
+                " WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
+                "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+                # e.tx_id, not the text column of the same name in the select list
+                " ORDER BY e.tx_id, e.position LIMIT %s"
+            )
+            .format(events)
+            .as_string()
+        )
+        self._sql_cursor = (
+            sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q).as_string()
+        )
+        self._sql_store = (
+            sql.SQL(
+                "UPDATE {}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()"
+            )
+            .format(q)
+            .as_string()
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:

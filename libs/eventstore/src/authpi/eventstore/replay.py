@@ -37,7 +37,9 @@ async def replay(
     lock_timeout: float = 10.0,
     chunk: int = 5000,
 ) -> int:
-    """`sources` maps a source service name to its schema. Returns the number of events applied."""
+    """`sources` maps a source service name to its schema. Returns the number of events applied.
+    A projection may offer `apply_many(conn, events)` for a set-based rebuild; otherwise each
+    event goes through `apply()` in pipeline mode."""
     key = f"authpi.consumer:{projection.schema}:{projection.name}"
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as lock:
         deadline = time.monotonic() + lock_timeout
@@ -82,26 +84,34 @@ async def _rebuild(
             cur.itersize = chunk
             await cur.execute(query, [types, types])
             last: tuple[int, int] | None = None
+            bulk = getattr(projection, "apply_many", None)
             while rows := await cur.fetchmany(chunk):
-                async with conn.pipeline():
-                    for r in rows:
-                        stored = StoredEvent(
-                            position=r[0],
-                            tx_id=int(r[1]),
-                            event_id=r[2],
-                            stream_id=r[3],
-                            stream_version=r[4],
-                            type=r[5],
-                            schema_version=r[6],
-                            recorded_at=r[7],
-                            meta=_meta.decode(r[8]),
-                            event=decode_event(r[9]),
-                        )
-                        await projection.apply(conn, stored)
-                        last = (stored.tx_id, stored.position)
+                batch = [_stored(r) for r in rows]
+                if bulk is not None:
+                    await bulk(conn, batch)  # the projection's own set-based path
+                else:
+                    async with conn.pipeline():
+                        for stored in batch:
+                            await projection.apply(conn, stored)
+                last = (batch[-1].tx_id, batch[-1].position)
                 count += len(rows)
             await cur.close()
             if last is not None:
                 new[source] = Checkpoint(source=source, last_tx=last[0], last_position=last[1])
         await checkpoints.save(conn, new)
     return count
+
+
+def _stored(r: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        position=r[0],
+        tx_id=int(r[1]),
+        event_id=r[2],
+        stream_id=r[3],
+        stream_version=r[4],
+        type=r[5],
+        schema_version=r[6],
+        recorded_at=r[7],
+        meta=_meta.decode(r[8]),
+        event=decode_event(r[9]),
+    )

@@ -94,26 +94,42 @@ class EventStore:
         self.service = service
         self.ids = ids or RandomIds()
         q = sql.Identifier(schema)
-        self.sql_load = sql.SQL(
-            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
-            " schema_version, data::text, meta::text,"
-            " (extract(epoch from recorded_at) * 1000)::bigint"
-            " FROM {}.events WHERE stream_id = %s AND stream_version > %s"
-            " ORDER BY stream_version"
-        ).format(q)
-        self.sql_append = sql.SQL(
-            "INSERT INTO {}.events (event_id, stream_id, stream_version, type, schema_version,"
-            " data, meta) VALUES (%s, %s, %s, %s, 1, %s::jsonb, %s::jsonb)"
-            " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint"
-        ).format(q)
-        self.sql_reserve = sql.SQL(
-            "INSERT INTO {0}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
-            " ON CONFLICT (scope, key) DO UPDATE SET owner = {0}.reservations.owner"
-            " RETURNING owner"
-        ).format(q)
-        self.sql_release = sql.SQL(
-            "DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s"
-        ).format(q)
+        self.sql_load = (
+            sql.SQL(
+                "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+                " schema_version, data::text, meta::text,"
+                " (extract(epoch from recorded_at) * 1000)::bigint"
+                " FROM {}.events WHERE stream_id = %s AND stream_version > %s"
+                " ORDER BY stream_version"
+            )
+            .format(q)
+            .as_string()
+        )
+        # One statement for the whole batch: every event of a command in one round trip.
+        self.sql_append = (
+            sql.SQL(
+                "INSERT INTO {}.events (event_id, stream_id, stream_version, type, schema_version,"
+                " data, meta) SELECT e, %s, v, t, 1, d, %s::jsonb FROM unnest("
+                "%s::uuid[], %s::int[], %s::text[], %s::jsonb[]) AS u(e, v, t, d)"
+                " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint"
+            )
+            .format(q)
+            .as_string()
+        )
+        self.sql_reserve = (
+            sql.SQL(
+                "INSERT INTO {0}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
+                " ON CONFLICT (scope, key) DO UPDATE SET owner = {0}.reservations.owner"
+                " RETURNING owner"
+            )
+            .format(q)
+            .as_string()
+        )
+        self.sql_release = (
+            sql.SQL("DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s")
+            .format(q)
+            .as_string()
+        )
 
     async def load(
         self, conn: psycopg.AsyncConnection[Any], stream_id: str, after_version: int = 0
@@ -132,45 +148,38 @@ class EventStore:
     ) -> list[StoredEvent]:
         """Append after `expected_version`; another writer there raises VersionConflict. Must run
         inside the caller's transaction, after the stream was loaded (STYLE.md 6)."""
-        meta_json = _meta_encoder.encode(meta).decode()
-        stored: list[StoredEvent] = []
         if not events:
-            return stored
+            return []
+        event_ids = [str(self.ids.event_uuid()) for _ in events]
+        versions = list(range(expected_version + 1, expected_version + 1 + len(events)))
+        types = [str(e.__struct_config__.tag) for e in events]
+        payloads = [encode(e).decode() for e in events]
+        meta_json = _meta_encoder.encode(meta).decode()
         try:
-            async with conn.transaction():  # a savepoint: a conflict leaves the outer tx usable
-                for offset, event in enumerate(events, start=1):
-                    event_id = str(self.ids.event_uuid())
-                    version = expected_version + offset
-                    cur = await conn.execute(
-                        self.sql_append,
-                        [
-                            event_id,
-                            stream_id,
-                            version,
-                            event.__struct_config__.tag,
-                            encode(event).decode(),
-                            meta_json,
-                        ],
-                    )
-                    row = await cur.fetchone()
-                    assert row is not None
-                    stored.append(
-                        StoredEvent(
-                            position=row[0],
-                            tx_id=int(row[1]),
-                            event_id=event_id,
-                            stream_id=stream_id,
-                            stream_version=version,
-                            type=str(event.__struct_config__.tag),
-                            schema_version=1,
-                            event=event,
-                            meta=meta,
-                            recorded_at=row[2],
-                        )
-                    )
+            cur = await conn.execute(
+                self.sql_append, [stream_id, meta_json, event_ids, versions, types, payloads]
+            )
         except psycopg.errors.UniqueViolation as exc:
+            # The transaction is now aborted; execute() retries the command in a new one.
             raise VersionConflict(stream_id, expected_version) from exc
-        return stored
+        rows = sorted(await cur.fetchall())  # identity positions follow the unnest order
+        return [
+            StoredEvent(
+                position=row[0],
+                tx_id=int(row[1]),
+                event_id=event_id,
+                stream_id=stream_id,
+                stream_version=version,
+                type=type_,
+                schema_version=1,
+                event=event,
+                meta=meta,
+                recorded_at=row[2],
+            )
+            for row, event_id, version, type_, event in zip(
+                rows, event_ids, versions, types, events, strict=True
+            )
+        ]
 
     async def execute(
         self,
@@ -202,6 +211,11 @@ class EventStore:
                 return await self._execute_once(steps, meta, reactions)
             except VersionConflict:
                 continue
+            except psycopg.errors.UniqueViolation as exc:
+                # In pipeline mode the violation surfaces at the sync point, not in append().
+                if exc.diag.constraint_name != "events_stream_id_stream_version_key":
+                    raise
+                continue
         raise Conflict(
             "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
         )
@@ -209,7 +223,9 @@ class EventStore:
     async def _execute_once(
         self, steps: Sequence[Step[Any, Any]], meta: Meta, reactions: Sequence[Reaction]
     ) -> list[Outcome[Any]]:
-        async with self.pool.connection() as conn, conn.transaction():
+        # Pipeline mode: BEGIN travels with the first load and COMMIT with the last write, so a
+        # command costs two round trips instead of four.
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             histories = [await self.load(conn, step.stream_id) for step in steps]
             outcomes: list[Outcome[Any]] = []
             all_stored: list[StoredEvent] = []

@@ -35,12 +35,27 @@ class ProbeProjection:
         self.name = name
         self.fail_on = fail_on  # stream id whose events are rejected as poison
         q = sql.Identifier(schema)
-        self._upsert = sql.SQL(
-            "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
-            " applied_at_us) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE"
-            " SET applied_count = {}.probe_applied.applied_count + 1"
-        ).format(q, q)
-        self._reset = sql.SQL("TRUNCATE {}.probe_applied").format(q)
+        self._upsert = (
+            sql.SQL(
+                "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
+                " applied_at_us) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE"
+                " SET applied_count = {}.probe_applied.applied_count + 1"
+            )
+            .format(q, q)
+            .as_string()
+        )
+        self._upsert_many = (
+            sql.SQL(
+                "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
+                " applied_at_us) SELECT e, s, v, r, %s FROM unnest(%s::text[], %s::text[],"
+                " %s::int[], %s::bigint[]) WITH ORDINALITY AS u(e, s, v, r, ord) ORDER BY ord"
+                " ON CONFLICT (event_id) DO UPDATE"
+                " SET applied_count = {}.probe_applied.applied_count + 1"
+            )
+            .format(q, q)
+            .as_string()
+        )
+        self._reset = sql.SQL("TRUNCATE {}.probe_applied").format(q).as_string()
 
     async def create(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(DDL.format(schema=sql.Identifier(self.schema).as_string(conn)))
@@ -56,6 +71,22 @@ class ProbeProjection:
                 stored.stream_version,
                 stored.recorded_at,
                 time.time_ns() // 1000,
+            ],
+        )
+
+    async def apply_many(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[StoredEvent]
+    ) -> None:
+        """Set-based path for replay: one statement per batch."""
+        now = time.time_ns() // 1000
+        await conn.execute(
+            self._upsert_many,
+            [
+                now,
+                [s.event_id for s in batch],
+                [s.stream_id for s in batch],
+                [s.stream_version for s in batch],
+                [s.recorded_at for s in batch],
             ],
         )
 

@@ -1,16 +1,19 @@
 """The litestar app factory shared by every port: request ids, error rendering, `/healthz`,
-`/readyz` and Prometheus `/metrics`."""
+`/readyz`, Prometheus `/metrics` and the generated `/openapi.json`."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from litestar import Litestar, MediaType, Response, get
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -18,6 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
+from authpi.web.opts import ANONYMOUS
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -95,14 +99,35 @@ def build_app(
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
     request_max_body_size: int = 1_048_576,
+    dto: Any = None,
+    dependencies: Mapping[str, Provide] | None = None,
 ) -> WebApp:
     metrics = Metrics(name)
+    app = Litestar(
+        route_handlers=[*_infrastructure_routes(metrics, ready), *route_handlers],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=list(middleware),
+        openapi_config=_openapi_config(openapi_title),
+        on_startup=list(on_startup),
+        on_shutdown=list(on_shutdown),
+        request_max_body_size=request_max_body_size,
+        dto=dto,
+        return_dto=None,
+        dependencies=dict(dependencies or {}),
+        debug=False,
+        logging_config=None,
+    )
+    return WebApp(app, metrics)
 
-    @get("/healthz", include_in_schema=False, sync_to_thread=False)
+
+def _infrastructure_routes(metrics: Metrics, ready: ReadyCheck) -> list[Any]:
+    anonymous = {ANONYMOUS: True}
+
+    @get("/healthz", include_in_schema=False, sync_to_thread=False, opt=anonymous)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", include_in_schema=False)
+    @get("/readyz", include_in_schema=False, opt=anonymous)
     async def readyz() -> Response[dict[str, Any]]:
         checks = await ready()
         ok = all(checks.values())
@@ -111,26 +136,35 @@ def build_app(
             status_code=200 if ok else 503,
         )
 
-    @get("/metrics", include_in_schema=False, sync_to_thread=False)
+    @get("/metrics", include_in_schema=False, sync_to_thread=False, opt=anonymous)
     def metrics_route() -> Response[bytes]:
         return Response(
             generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST.split(";")[0]
         )
 
-    app = Litestar(
-        route_handlers=[healthz, readyz, metrics_route, *route_handlers],
-        exception_handlers=EXCEPTION_HANDLERS,
-        middleware=list(middleware),
-        openapi_config=OpenAPIConfig(
-            title=openapi_title, version="1.0.0", path="/openapi", create_examples=False
-        ),
-        on_startup=list(on_startup),
-        on_shutdown=list(on_shutdown),
-        request_max_body_size=request_max_body_size,
-        debug=False,
-        logging_config=None,
+    # The machine-readable contract at the API root, the only anonymous Core API route
+    # (core-api.md 1.1, 1.2).
+    @get("/openapi.json", include_in_schema=False, sync_to_thread=False, opt=anonymous)
+    def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+        schema = request.app.openapi_schema.to_schema()
+        return Response(msgspec.json.encode(schema), media_type=MediaType.JSON)
+
+    return [healthz, readyz, metrics_route, openapi_json]
+
+
+def _openapi_config(title: str) -> OpenAPIConfig:
+    """litestar's own schema routes stay under /openapi (JSON only, no HTML renderers)."""
+    router = Router(
+        "/openapi", route_handlers=[], include_in_schema=False, opt={ANONYMOUS: True}, dto=None
     )
-    return WebApp(app, metrics)
+    return OpenAPIConfig(
+        title=title,
+        version="1.0.0",
+        path="/openapi",
+        create_examples=False,
+        render_plugins=[JsonRenderPlugin()],
+        openapi_router=router,
+    )
 
 
 JSON = MediaType.JSON

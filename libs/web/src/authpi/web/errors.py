@@ -108,10 +108,15 @@ def _fields_of(exc: ValidationException) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
-        if isinstance(item, dict):
-            key = str(item.get("key") or item.get("source") or "body")
-            message = str(item.get("message", "invalid value"))
-            problems.append(FieldProblem(field=key, code="invalid", message=message))
+        if not isinstance(item, dict):
+            continue
+        key = str(item.get("key") or item.get("source") or "body")
+        if key == "data" and item.get("source") == "body":
+            # A handler declaring a required `data` received no body at all (authpi.web.body).
+            problems.append(FieldProblem("body", "required", "a JSON request body is required"))
+            continue
+        message = str(item.get("message", "invalid value"))
+        problems.append(FieldProblem(field=key, code="invalid", message=message))
     return problems
 
 

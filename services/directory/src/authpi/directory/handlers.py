@@ -8,13 +8,21 @@ from authpi.contracts.base import Actor, Meta
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import account, api_key, user
-from authpi.directory.domain.commands import CreateAccount, CreateApiKey, CreateUser
+from authpi.directory.domain.commands import (
+    BlockApiKey,
+    CreateAccount,
+    CreateApiKey,
+    CreateUser,
+    RevokeApiKey,
+    RotateApiKey,
+    UnblockApiKey,
+)
 from authpi.directory.pii import Pii, PiiVault
 from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.users import UsersView
 from authpi.directory.queries import Queries
-from authpi.errors import Conflict
+from authpi.errors import Conflict, NotFound
 from authpi.eventstore.store import EventStore, Reaction, Step, Tx, inline
 from authpi.web.runtime import Runtime
 
@@ -25,6 +33,19 @@ PLATFORM_ISSUER_ID = "i_authpi0000000000000000000"
 class NewApiKey(msgspec.Struct, frozen=True):
     key_id: str
     secret: str
+
+
+class KeyRestrictions(msgspec.Struct, frozen=True, kw_only=True):
+    ip_allowlist: tuple[str, ...] = ()
+    expires_at: int | None = None
+
+
+class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
+    """The optional part of a status action (core-api.md 2.9) and its If-Match precondition."""
+
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
 
 
 class Bootstrapped(msgspec.Struct, frozen=True):
@@ -58,10 +79,16 @@ class Directory:
         )
 
     def _api_key_step(
-        self, account_id: str, org_id: str, name: str, scopes: list[str]
+        self,
+        account_id: str,
+        org_id: str,
+        name: str,
+        scopes: list[str],
+        restrictions: KeyRestrictions | None = None,
     ) -> tuple[Step[CreateApiKey, api_key.ApiKey], NewApiKey]:
         key_id = self.rt.ids.new("key")
         secret = self.new_secret()
+        limits = restrictions or KeyRestrictions()
         cmd = CreateApiKey(
             key_id=key_id,
             account_id=account_id,
@@ -71,9 +98,80 @@ class Directory:
             secret_sha256=sha256_hex(secret),
             secret_hint=secret[-8:],
             scopes=scopes,
+            ip_allowlist=list(limits.ip_allowlist),
+            expires_at=limits.expires_at,
             now=self.rt.clock.now_ms(),
         )
         return Step(key_id, api_key, cmd), NewApiKey(key_id, secret)
+
+    async def create_api_key(
+        self,
+        account_id: str,
+        name: str,
+        scopes: list[str],
+        *,
+        actor: Actor,
+        restrictions: KeyRestrictions | None = None,
+    ) -> NewApiKey:
+        """An account-level key (of the account's backing organization). Scopes and
+        restrictions arrive validated by the caller."""
+        async with self.rt.pool.connection() as conn:
+            org_id = await self.queries.account_org(conn, account_id)
+        if org_id is None:
+            raise NotFound("no such account", reason="account.not_found")
+        step, key = self._api_key_step(account_id, org_id, name, scopes, restrictions)
+        await self.store.execute_all([step], self._meta(account_id, actor), self.projections)
+        return key
+
+    async def block_api_key(
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
+    ) -> api_key.ApiKey:
+        c = change or StatusChange()
+        cmd = BlockApiKey(
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+        )  # fmt: skip
+        return await self._api_key_action(cmd, actor)
+
+    async def unblock_api_key(
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
+    ) -> api_key.ApiKey:
+        cmd = UnblockApiKey(
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
+        )
+        return await self._api_key_action(cmd, actor)
+
+    async def revoke_api_key(
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
+    ) -> api_key.ApiKey:
+        c = change or StatusChange()
+        cmd = RevokeApiKey(
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+        )  # fmt: skip
+        return await self._api_key_action(cmd, actor)
+
+    async def rotate_api_key(
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
+    ) -> NewApiKey:
+        """A new secret; the previous one keeps working for 15 minutes (core-api.md 3.4)."""
+        secret = self.new_secret()
+        cmd = RotateApiKey(
+            key_id=key_id,
+            account_id=account_id,
+            secret_sha256=sha256_hex(secret),
+            secret_hint=secret[-8:],
+            now=self.rt.clock.now_ms(),
+            if_match=if_match,
+        )
+        await self._api_key_action(cmd, actor)
+        return NewApiKey(key_id, secret)
+
+    async def _api_key_action(self, cmd: api_key.KeyAction, actor: Actor) -> api_key.ApiKey:
+        outcome = await self.store.execute(
+            cmd.key_id, api_key, cmd, self._meta(cmd.account_id, actor), self.projections
+        )
+        return outcome.state
 
     async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped:
         """Create the deployment's first account, its owner and an all-scopes API key, once.

@@ -26,13 +26,17 @@ class PiiVault:
     def __init__(self, kek: Kek, schema: str) -> None:
         self.kek = kek
         q = sql.Identifier(schema)
-        self._insert = sql.SQL(
-            "INSERT INTO {}.pii_keys (subject_id, wrapped_key) VALUES (%s, %s)"
-        ).format(q)
+        self._insert = (
+            sql.SQL("INSERT INTO {}.pii_keys (subject_id, wrapped_key) VALUES (%s, %s)")
+            .format(q)
+            .as_string()
+        )
         self._select = sql.SQL("SELECT wrapped_key FROM {}.pii_keys WHERE subject_id = %s").format(
             q
         )
-        self._delete = sql.SQL("DELETE FROM {}.pii_keys WHERE subject_id = %s").format(q)
+        self._delete = (
+            sql.SQL("DELETE FROM {}.pii_keys WHERE subject_id = %s").format(q).as_string()
+        )
 
     def username_hash(self, issuer_id: str, username: str) -> str:
         pepper = self.kek.derive(f"username-pepper:{issuer_id}")

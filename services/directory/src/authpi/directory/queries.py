@@ -11,11 +11,17 @@ from psycopg import sql
 class Queries:
     def __init__(self, schema: str) -> None:
         q = sql.Identifier(schema)
-        self._reservation = sql.SQL(
-            "SELECT owner FROM {}.reservations WHERE scope = %s AND key = %s"
-        ).format(q)
-        self._account = sql.SQL("SELECT id, org_id FROM {}.accounts_view WHERE id = %s").format(q)
-        self._count_accounts = sql.SQL("SELECT count(*) FROM {}.accounts_view").format(q)
+        self._reservation = (
+            sql.SQL("SELECT owner FROM {}.reservations WHERE scope = %s AND key = %s")
+            .format(q)
+            .as_string()
+        )
+        self._account = (
+            sql.SQL("SELECT id, org_id FROM {}.accounts_view WHERE id = %s").format(q).as_string()
+        )
+        self._count_accounts = (
+            sql.SQL("SELECT count(*) FROM {}.accounts_view").format(q).as_string()
+        )
 
     async def reservation(
         self, conn: psycopg.AsyncConnection[Any], scope: str, key: str

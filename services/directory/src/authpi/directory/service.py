@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.directory.api.me import get_me
 from authpi.directory.handlers import Directory
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -15,6 +16,7 @@ async def build(rt: Runtime) -> ServiceParts:
     directory = Directory(rt)
     return ServiceParts(
         name="directory",
+        core_routes=[get_me],
         inline_projections=[directory.accounts_view, directory.api_keys_view, directory.users_view],
         exports={"directory": directory},
     )

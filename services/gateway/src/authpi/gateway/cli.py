@@ -67,7 +67,8 @@ async def up(settings: Settings, only: str | None = None) -> int:
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform, all_modules
 
-    modules = [m for m in all_modules() if only is None or m.name in (only, "directory")]
+    always = ("directory", "gateway")  # the gateway fronts the Core API of every service
+    modules = [m for m in all_modules() if only is None or m.name in (only, *always)]
     platform = Platform(settings, modules=modules)
     stop = asyncio.Event()
     _stop_on_signals(stop)

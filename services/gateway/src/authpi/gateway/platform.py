@@ -38,10 +38,11 @@ def all_modules() -> list[ServiceModule]:
     from authpi.agent.service import MODULE as AGENT
     from authpi.billing.service import MODULE as BILLING
     from authpi.directory.service import MODULE as DIRECTORY
+    from authpi.gateway.service import MODULE as GATEWAY
     from authpi.token.service import MODULE as TOKEN
     from authpi.webhook.service import MODULE as WEBHOOK
 
-    return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK]
+    return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK, GATEWAY]
 
 
 class _Server(uvicorn.Server):
@@ -194,10 +195,12 @@ class Platform:
         return checks
 
     def core_app(self) -> WebApp:
+        """The Core API behind the gateway's layers; never served without them."""
         routes = [r for p in self.parts for r in p.core_routes]
-        return build_app(
-            name="core", route_handlers=routes, ready=self.ready, openapi_title="AuthPI Core API"
-        )
+        gateway = next((p.exports["gateway"] for p in self.parts if "gateway" in p.exports), None)
+        if gateway is None:
+            raise RuntimeError("the Core API is served only with the gateway module")
+        return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
         routes = [r for p in self.parts for r in p.idp_routes]

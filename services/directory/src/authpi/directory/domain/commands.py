@@ -42,3 +42,38 @@ class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
     method: str = "api"
     region: str = "default"
     store_id: str = "default"
+
+
+class BlockApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    now: int
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class UnblockApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    now: int
+    if_match: str | None = None
+
+
+class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    now: int
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class RotateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    secret_sha256: str
+    secret_hint: str
+    now: int
+    grace_ms: int = 900_000  # the previous secret stays valid 15 minutes (core-api.md 3.4)
+    if_match: str | None = None

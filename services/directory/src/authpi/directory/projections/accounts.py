@@ -19,16 +19,25 @@ class AccountsView:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         q = sql.Identifier(schema)
-        self._insert = sql.SQL(
-            "INSERT INTO {}.accounts_view (id, org_id, name, owner_user_id, metadata, version,"
-            " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (id) DO NOTHING"
-        ).format(q)
-        self._update = sql.SQL(
-            "UPDATE {}.accounts_view SET name = coalesce(%s, name), description = %s,"
-            " logo_url = %s, owner_user_id = coalesce(%s, owner_user_id),"
-            " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s"
-        ).format(q)
-        self._reset = sql.SQL("TRUNCATE {}.accounts_view").format(q)
+        self._insert = (
+            sql.SQL(
+                "INSERT INTO {}.accounts_view (id, org_id, name, owner_user_id, metadata, version,"
+                " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._update = (
+            sql.SQL(
+                "UPDATE {}.accounts_view SET name = coalesce(%s, name), description = %s,"
+                " logo_url = %s, owner_user_id = coalesce(%s, owner_user_id),"
+                " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._reset = sql.SQL("TRUNCATE {}.accounts_view").format(q).as_string()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

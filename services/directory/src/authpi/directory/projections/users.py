@@ -22,14 +22,18 @@ class UsersView:
         self.schema = schema
         self.vault = vault
         q = sql.Identifier(schema)
-        self._insert = sql.SQL(
-            "INSERT INTO {}.users_view (id, account_id, issuer_id, username_hash, status, region,"
-            " store_id, username, profile, version, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING"
-        ).format(q)
-        self._delete = sql.SQL("DELETE FROM {}.users_view WHERE id = %s").format(q)
-        self._reset = sql.SQL("TRUNCATE {}.users_view").format(q)
+        self._insert = (
+            sql.SQL(
+                "INSERT INTO {}.users_view (id, account_id, issuer_id, username_hash, status,"
+                " region, store_id, username, profile, version, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._delete = sql.SQL("DELETE FROM {}.users_view WHERE id = %s").format(q).as_string()
+        self._reset = sql.SQL("TRUNCATE {}.users_view").format(q).as_string()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

@@ -1,0 +1,119 @@
+"""Request bodies on the Core API (core-api.md 1.3): JSON only, decoded strictly into the
+handler's request Struct.
+
+Handlers declare `data: JSONBody[SomeRequest]` (litestar.params) and the Core API app's DTO,
+`JsonBody`, decodes it (and documents it in the OpenAPI schema):
+
+* a body with a media type other than JSON -> 415 `invalid_content_type`;
+* malformed JSON, or a body that is not a JSON object -> 400 `invalid_request`;
+* wrong types or invalid values -> 422 with `fields` (dotted paths, e.g. `restrictions.scopes.0`);
+* unknown fields are ignored; over 1 MiB -> 413 (the app's body limit).
+
+An absent body (the SDK's bodiless action POSTs: no body, no content-type) never reaches the
+decoder. For an optional body declare a default: `data: JSONBody[Block] = Block()` (the Struct
+must be `frozen=True`); a required body that is absent is a 400."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+import msgspec
+from litestar.dto import AbstractDTO, DTOConfig, DTOFieldDefinition
+from litestar.typing import FieldDefinition
+
+from authpi.errors import FieldProblem, InvalidContentType, InvalidRequest, Unprocessable
+
+T = TypeVar("T")
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_WRONG_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def decode_json(raw: bytes, type_: type[T], media_type: str) -> T:
+    """Decode a non-empty request body into `type_` with the rules above."""
+    if not is_json(media_type):
+        raise InvalidContentType(
+            "the request body must be application/json", reason="body.content_type"
+        )
+    try:
+        return msgspec.json.decode(raw, type=type_, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _unprocessable(str(exc)) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest(
+            "the request body is not valid JSON", reason="body.malformed"
+        ) from None
+
+
+def _unprocessable(error: str) -> InvalidRequest | Unprocessable:
+    match = _AT.match(error)
+    assert match is not None  # the pattern matches any string
+    message, path = match["message"], match["path"]
+    parts = [a or b for a, b in _PATH_PART.findall(path or "")]
+    if missing := _MISSING.match(message):
+        problem = _problem([*parts, missing["name"]], "required", "is required")
+    elif not parts:
+        return InvalidRequest("the request body must be a JSON object", reason="body.not_object")
+    elif wrong := _WRONG_TYPE.match(message):
+        text = f"must be {wrong['expected']}, not {wrong['got']}"
+        problem = _problem(parts, "invalid_type", text)
+    else:
+        problem = _problem(parts, "invalid_value", message.replace("`", "").lower())
+    return Unprocessable(
+        f"{problem.field}: {problem.message}", reason="body.invalid", fields=[problem]
+    )
+
+
+def _problem(parts: list[str], code: str, text: str) -> FieldProblem:
+    field = ".".join(parts)
+    return FieldProblem(field=field, code=code, message=f"{field} {text}")
+
+
+class JsonBody(AbstractDTO[T]):
+    """The Core API app's DTO: decodes `data` with `decode_json` into the handler's annotation
+    and documents that annotation as the request body. It never touches responses."""
+
+    config = DTOConfig()
+
+    @classmethod
+    def generate_field_definitions(
+        cls, model_type: type[Any]
+    ) -> Generator[DTOFieldDefinition, None, None]:
+        yield from ()
+
+    @classmethod
+    def detect_nested_field(cls, field_definition: FieldDefinition) -> bool:
+        return False
+
+    @classmethod
+    def is_supported_model_type_field(cls, field_definition: FieldDefinition) -> bool:
+        return False  # so that it is never chosen as a return DTO
+
+    @classmethod
+    def create_for_field_definition(
+        cls, field_definition: FieldDefinition, handler_id: str, backend_cls: Any = None
+    ) -> None:
+        return None
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    ) -> Any:
+        return schema_creator.for_field_definition(field_definition)
+
+    def decode_bytes(self, value: bytes) -> Any:
+        connection = self.asgi_connection
+        field = connection.route_handler.parsed_data_field
+        assert field is not None, "JsonBody decodes only for handlers with a `data` parameter"
+        media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+        return decode_json(value, field.annotation, media_type)

@@ -1,0 +1,36 @@
+"""Route guards for the Core API. Authentication and the `{account_id}` path check happen before
+any guard runs (gateway); these guards only authorize what the principal may do.
+
+    @get("/v1/accounts/{account_id:str}/issuers", guards=[require_scope("issuers:read")], ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from authpi.contracts.scopes import is_known
+from authpi.errors import InsufficientScope
+from authpi.web.principal import principal_of
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+
+def require_scope(scope: str) -> Guard:
+    """A guard refusing callers that lack `scope` (or an action implying it) with 403
+    `insufficient_scope` naming the missing scope (core-api.md 5.1). Deny by default: a
+    credential with no scopes passes no such guard."""
+    if not is_known(scope):
+        raise ValueError(f"{scope!r} is not in the scope catalogue (core-api.md 5.2)")
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not principal_of(connection).may(scope):
+            raise InsufficientScope(
+                f"this request requires the {scope} scope", reason="auth.scope_missing"
+            )
+
+    guard.__name__ = guard.__qualname__ = f"require_scope({scope})"
+    return guard

@@ -1,0 +1,18 @@
+"""Route `opt` keys that the Core API layers read (authentication, rate limits). A route sets them
+in its decorator, e.g. `@post(..., opt={RATE_CLASS: AUTH_SENSITIVE})`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# `opt={ANONYMOUS: True}`: no credential is required or read (health, metrics, /openapi.json).
+ANONYMOUS = "authpi_anonymous"
+
+# `opt={RATE_CLASS: ...}`: the rate-limit class (core-api.md 2.5). Without it the class follows
+# the method: GET/HEAD are `read`, everything else `write`.
+RATE_CLASS = "authpi_rate_class"
+
+RateClass = Literal["read", "write", "auth-sensitive"]
+READ: RateClass = "read"
+WRITE: RateClass = "write"
+AUTH_SENSITIVE: RateClass = "auth-sensitive"

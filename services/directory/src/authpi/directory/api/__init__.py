@@ -1,0 +1,1 @@
+"""Core API controllers of the directory service."""

@@ -1,0 +1,59 @@
+"""`GET /v1/me` (core-api.md 3.1): who the Core API considers the caller to be. Every valid
+credential may ask, with no scope; the SDKs resolve their account from it, so an account-level
+API key reports exactly one `accounts` entry."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from litestar import Response, get
+
+from authpi.web.envelopes import One, one
+from authpi.web.principal import InjectedPrincipal, Principal
+
+
+class AccountAccess(msgspec.Struct, frozen=True):
+    account_id: str
+    org_id: str
+    scopes: list[str]
+
+
+class OrganizationAccess(msgspec.Struct, frozen=True):
+    org_id: str
+    scopes: list[str]
+
+
+class CallerIdentity(msgspec.Struct, frozen=True):
+    type: Literal["api_key", "user", "personal_token"]
+    key_id: str | None
+    user_id: str | None
+    issuer_id: str | None
+    accounts: list[AccountAccess]
+    organizations: list[OrganizationAccess]
+
+
+def identity_of(principal: Principal) -> CallerIdentity:
+    scopes = sorted(principal.scopes)
+    account_level = principal.level == "account"
+    return CallerIdentity(
+        type=principal.type,
+        key_id=principal.key_id,
+        user_id=principal.user_id,
+        issuer_id=principal.issuer_id,
+        accounts=[AccountAccess(principal.account_id, principal.org_id, scopes)]
+        if account_level
+        else [],
+        organizations=[] if account_level else [OrganizationAccess(principal.org_id, scopes)],
+    )
+
+
+@get(
+    "/v1/me",
+    operation_id="getCallerIdentity",
+    summary="Get Caller Identity",
+    tags=["Me"],
+    sync_to_thread=False,
+)
+def get_me(principal: InjectedPrincipal) -> Response[One[CallerIdentity]]:
+    return one(identity_of(principal))

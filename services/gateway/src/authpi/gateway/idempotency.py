@@ -1,0 +1,150 @@
+"""Idempotency keys (core-api.md 2.4): the store behind the gateway's idempotency layer.
+
+A key is scoped per account and lives 24 h from first use. The first request claims it (state
+`in_progress`, with a lease so that a crashed attempt does not hold it for a day); a 2xx response
+completes it with the status, the replayed headers and the body (AES-GCM sealed: a response may
+hold a one-time secret; over 512 KB only the status is kept); any other outcome releases it. The
+claim is one INSERT … ON CONFLICT, so of many concurrent identical requests exactly one runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from typing import Any
+
+import msgspec
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.crypto.clock import Clock
+from authpi.crypto.envelope import Kek, seal, unseal
+from authpi.observability import get_logger
+
+log = get_logger("authpi.gateway.idempotency")
+
+TTL_MS = 24 * 3600 * 1000
+LEASE_MS = 5 * 60 * 1000  # an in-progress claim older than this is taken over
+MAX_STORED_BODY = 512 * 1024
+SWEEP_EVERY_S = 600.0
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    owner: uuid.UUID
+
+
+class InProgress(msgspec.Struct, frozen=True):
+    pass
+
+
+class Mismatch(msgspec.Struct, frozen=True):
+    pass
+
+
+class Stored(msgspec.Struct, frozen=True):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+Claim = Claimed | InProgress | Mismatch | Stored
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys)."""
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted")
+    except msgspec.DecodeError:
+        canonical = body
+    digest = hashlib.sha256(f"{method}\n{path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock, kek: Kek) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._key = kek.derive("authpi.gateway.idempotency")
+        t = sql.Identifier(schema, "idempotency_keys")
+        self._claim = sql.SQL(
+            "INSERT INTO {0} AS k (scope_id, key, owner, fingerprint, state, lease_until,"
+            " expires_at, created_at) VALUES (%(scope_id)s, %(key)s, %(owner)s, %(fp)s,"
+            " 'in_progress', %(lease)s, %(expires)s, %(now)s)"
+            " ON CONFLICT (scope_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
+            " fingerprint = EXCLUDED.fingerprint, state = 'in_progress', status = NULL,"
+            " headers = NULL, body = NULL, lease_until = EXCLUDED.lease_until,"
+            " expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
+            " WHERE k.expires_at <= %(now)s"
+            " OR (k.state = 'in_progress' AND k.lease_until <= %(now)s)"
+            " RETURNING owner"
+        ).format(t)
+        self._read = sql.SQL(
+            "SELECT fingerprint, state, status, headers, body FROM {}"
+            " WHERE scope_id = %s AND key = %s"
+        ).format(t)
+        self._complete = sql.SQL(
+            "UPDATE {} SET state = 'completed', status = %s, headers = %s::jsonb, body = %s"
+            " WHERE scope_id = %s AND key = %s AND owner = %s"
+        ).format(t)
+        self._release = sql.SQL(
+            "DELETE FROM {} WHERE scope_id = %s AND key = %s AND owner = %s"
+        ).format(t)
+        self._sweep = sql.SQL("DELETE FROM {} WHERE expires_at <= %s").format(t)
+
+    async def claim(self, scope_id: str, key: str, fp: str) -> Claim:
+        for _ in range(3):  # a released row between INSERT and SELECT: claim again
+            owner = uuid.uuid4()
+            now = self._clock.now_ms()
+            params = {"scope_id": scope_id, "key": key, "owner": owner, "fp": fp, "now": now,
+                      "lease": now + LEASE_MS, "expires": now + TTL_MS}  # fmt: skip
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(self._claim, params)
+                if await cur.fetchone() is not None:
+                    return Claimed(owner)
+                cur = await conn.execute(self._read, [scope_id, key])
+                row = await cur.fetchone()
+            if row is not None:
+                return self._existing(scope_id, key, fp, row)
+        return InProgress()
+
+    def _existing(self, scope_id: str, key: str, fp: str, row: tuple[Any, ...]) -> Claim:
+        stored_fp, state, status, headers, body = row
+        if stored_fp != fp:
+            return Mismatch()
+        if state != "completed":
+            return InProgress()
+        plain = unseal(self._key, body, _aad(scope_id, key)) if body else b""
+        return Stored(status=status, headers=[(n, v) for n, v in headers], body=plain)
+
+    async def complete(self, scope_id: str, key: str, owner: uuid.UUID, response: Stored) -> None:
+        body = response.body if len(response.body) <= MAX_STORED_BODY else b""
+        sealed = seal(self._key, body, _aad(scope_id, key)) if body else None
+        headers = msgspec.json.encode(response.headers).decode()
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                self._complete, [response.status, headers, sealed, scope_id, key, owner]
+            )
+
+    async def release(self, scope_id: str, key: str, owner: uuid.UUID) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(self._release, [scope_id, key, owner])
+
+    async def sweep(self) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self._sweep, [self._clock.now_ms()])
+            return cur.rowcount
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        """Background task: drop expired keys (expired rows are ignored meanwhile)."""
+        while not stop.is_set():
+            removed = await self.sweep()
+            if removed:
+                log.info("idempotency.swept", removed=removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)
+
+
+def _aad(scope_id: str, key: str) -> bytes:
+    return f"{scope_id}\x00{key}".encode()
