@@ -21,6 +21,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Subject and schema namespace: lets many deployments (or test runs) share one NATS/PostgreSQL.
     namespace: str = "authpi"
     region: str = "default"
+    # Scales the Core API rate limits (core-api.md 2.5); load tests and CI raise it.
+    rate_limit_multiplier: float = 1.0
 
     @property
     def bootstrap_path(self) -> Path:
@@ -41,4 +43,5 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         log_level=e.get("AUTHPI_LOG_LEVEL", "info"),
         namespace=e.get("AUTHPI_NAMESPACE", "authpi"),
         region=e.get("AUTHPI_REGION", "default"),
+        rate_limit_multiplier=float(e.get("AUTHPI_RATE_LIMIT_MULTIPLIER", "1")),
     )

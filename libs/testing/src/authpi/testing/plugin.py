@@ -71,6 +71,8 @@ async def platform(
         api_url="http://127.0.0.1:0",
         idp_url="http://127.0.0.1:0",
         namespace=ns,
+        # One client IP runs every suite; the limits themselves are tested on their own app.
+        rate_limit_multiplier=1000.0,
     )
     running = Platform(settings)
     await running.start()

@@ -27,6 +27,14 @@ class RateLimits(msgspec.Struct, frozen=True, kw_only=True):
     auth_sensitive: int = 120
     enabled: bool = True
 
+    def scaled(self, factor: float) -> RateLimits:
+        return msgspec.structs.replace(
+            self,
+            read=int(self.read * factor),
+            write=int(self.write * factor),
+            auth_sensitive=int(self.auth_sensitive * factor),
+        )
+
     def per_minute(self, rate_class: RateClass) -> int:
         return {READ: self.read, WRITE: self.write, AUTH_SENSITIVE: self.auth_sensitive}[rate_class]
 

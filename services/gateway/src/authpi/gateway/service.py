@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from authpi.gateway.core import Gateway
+from authpi.gateway.ratelimit import RateLimits
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 async def build(rt: Runtime) -> ServiceParts:
-    gateway = Gateway(rt)
+    gateway = Gateway(rt, limits=RateLimits().scaled(rt.settings.rate_limit_multiplier))
     await gateway.start()
     return ServiceParts(
         name="gateway",

@@ -1,5 +1,4 @@
-"""Events owned by the directory service (accounts, API keys, users, ...). Type names are the
-spec's catalogue (platform.md 6.3). Payloads never hold secrets; user PII only as ciphertext."""
+"""Account and API-key events (platform.md 6.3). API keys carry digests and hints, never secrets."""
 
 from __future__ import annotations
 
@@ -87,25 +86,5 @@ class ApiKeyDeleted(Event, frozen=True, kw_only=True, tag="api-key.deleted"):
     deleted_at: int
 
 
-class UserCreated(Event, frozen=True, kw_only=True, tag="user.created"):
-    id: str
-    issuer_id: str
-    username_hash: str
-    # AES-GCM ciphertext (base64) of the user's PII under its per-user data key (DESIGN.md 7).
-    pii: str
-    status: str = "active"
-    method: str = "api"
-    region: str = "default"
-    store_id: str = "default"
-    created_at: int
-
-
-class UserDeleted(Event, frozen=True, kw_only=True, tag="user.deleted"):
-    id: str
-    deleted_at: int
-
-
 AccountEvent = AccountCreated | AccountUpdated
 ApiKeyEvent = ApiKeyCreated | ApiKeyUpdated | ApiKeyBlocked | ApiKeyUnblocked | ApiKeyDeleted
-UserEvent = UserCreated | UserDeleted
-DirectoryEvent = AccountEvent | ApiKeyEvent | UserEvent

@@ -1,4 +1,5 @@
-"""The directory's only write path: commands to streams, through the event store."""
+"""The directory's write path: commands to streams, through the event store. Accounts, API keys
+and bootstrap live here; other aggregate groups have their own module in this package."""
 
 from __future__ import annotations
 

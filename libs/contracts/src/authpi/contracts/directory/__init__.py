@@ -1,0 +1,11 @@
+"""Events owned by the directory service, one module per aggregate group. Type names are the
+spec's catalogue (platform.md 6.3). Add a module's union to DirectoryEvent below."""
+
+from __future__ import annotations
+
+from authpi.contracts.directory.accounts import *  # noqa: F403
+from authpi.contracts.directory.accounts import AccountEvent, ApiKeyEvent
+from authpi.contracts.directory.users import *  # noqa: F403
+from authpi.contracts.directory.users import UserEvent
+
+DirectoryEvent = AccountEvent | ApiKeyEvent | UserEvent
