@@ -17,6 +17,8 @@ from authpi.crypto.envelope import Kek, new_key, seal, unseal
 class Pii(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     username: str
     profile: dict[str, Any] = {}
+    custom_fields: dict[str, Any] = {}
+    addresses: list[dict[str, Any]] = []
 
 
 _pii_decoder = msgspec.json.Decoder(Pii)

@@ -26,6 +26,8 @@ class AccountLookup:
         )
 
     async def exists(self, account_id: str) -> bool:
+        if not account_id.isprintable() or len(account_id) > 64:
+            return False  # never a stored id; PostgreSQL refuses NUL in text anyway
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._exists, [account_id])
             return await cur.fetchone() is not None

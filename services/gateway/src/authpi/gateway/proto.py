@@ -20,7 +20,10 @@ PROTO = ROOT / "proto"
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=msgspec.to_builtins)
+        + "\n"
+    )
 
 
 def event_schemas() -> dict[str, str]:

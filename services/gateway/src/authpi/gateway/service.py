@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.directory.handlers.tokens import PersonalTokenBearer
 from authpi.gateway.core import Gateway
 from authpi.gateway.ratelimit import RateLimits
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
@@ -13,7 +14,11 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 async def build(rt: Runtime) -> ServiceParts:
-    gateway = Gateway(rt, limits=RateLimits().scaled(rt.settings.rate_limit_multiplier))
+    gateway = Gateway(
+        rt,
+        limits=RateLimits().scaled(rt.settings.rate_limit_multiplier),
+        bearer=PersonalTokenBearer(rt),  # `ptk_` personal tokens (core-api.md 1.2, 3.5)
+    )
     await gateway.start()
     return ServiceParts(
         name="gateway",

@@ -5,7 +5,23 @@ from __future__ import annotations
 
 from authpi.contracts.directory.accounts import *  # noqa: F403
 from authpi.contracts.directory.accounts import AccountEvent, ApiKeyEvent
+from authpi.contracts.directory.clients import *  # noqa: F403
+from authpi.contracts.directory.clients import ClientEvent
+from authpi.contracts.directory.issuers import *  # noqa: F403
+from authpi.contracts.directory.issuers import IssuerEvent
+from authpi.contracts.directory.organizations import *  # noqa: F403
+from authpi.contracts.directory.organizations import OrganizationEvent
+from authpi.contracts.directory.tokens import *  # noqa: F403
+from authpi.contracts.directory.tokens import PersonalTokenEvent
 from authpi.contracts.directory.users import *  # noqa: F403
 from authpi.contracts.directory.users import UserEvent
 
-DirectoryEvent = AccountEvent | ApiKeyEvent | UserEvent
+DirectoryEvent = (
+    AccountEvent
+    | ApiKeyEvent
+    | UserEvent
+    | IssuerEvent
+    | ClientEvent
+    | OrganizationEvent
+    | PersonalTokenEvent
+)

@@ -1,4 +1,6 @@
-"""The Account aggregate: the customer's billing and administrative entity (core-api.md 3.2)."""
+"""The Account aggregate: the customer's billing and administrative entity (core-api.md 3.2).
+Updates compare `If-Match` against the folded state and emit one `account.updated` snapshot of the
+editable fields, with `changed` naming what moved; an update that changes nothing emits nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +11,23 @@ import msgspec
 from authpi.contracts.base import Event
 from authpi.contracts.directory import AccountCreated, AccountUpdated
 from authpi.directory.domain.commands import CreateAccount
-from authpi.errors import Conflict
+from authpi.errors import Conflict, NotFound
+from authpi.web.etag import check_if_match, etag_of, strictly_after
+from authpi.web.metadata import check_metadata, merge_metadata
+
+
+class UpdateAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """PATCH /v1/accounts/{id}: UNSET keeps a field; `metadata` follows the merge rule (2.6).
+    The owner arrives already checked against the account's users by the handler."""
+
+    account_id: str
+    now: int
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    logo_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    owner_user_id: str | msgspec.UnsetType = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    if_match: str | None = None
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -22,11 +40,21 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     owner_user_id: str | None
     metadata: dict[str, Any]
+    description: str | None = None
+    logo_url: str | None = None
+    created_at: int = 0
+    updated_at: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.created_at, self.updated_at)
 
 
 Account = Absent | Open
 INITIAL: Account = Absent()
-AccountCommand = CreateAccount
+AccountCommand = CreateAccount | UpdateAccount
+
+_EDITABLE = ("name", "description", "logo_url", "owner_user_id", "metadata")
 
 
 def decide(cmd: AccountCommand, state: Account) -> list[Event]:
@@ -44,7 +72,31 @@ def decide(cmd: AccountCommand, state: Account) -> list[Event]:
             ]
         case CreateAccount(), Open() if state.id == cmd.account_id:
             return []
-    raise Conflict("the account already exists", reason="account.exists")
+        case CreateAccount(), _:
+            raise Conflict("the account already exists", reason="account.exists")
+        case UpdateAccount(), Open() if state.id == cmd.account_id:
+            check_if_match(cmd.if_match, state.etag)
+            return _update(cmd, state)
+    raise NotFound("no such account", reason="account.not_found")
+
+
+def _update(cmd: UpdateAccount, state: Open) -> list[Event]:
+    metadata = merge_metadata(state.metadata, cmd.metadata)
+    check_metadata(metadata)
+    after = {
+        "name": state.name if cmd.name is msgspec.UNSET else cmd.name,
+        "description": state.description if cmd.description is msgspec.UNSET else cmd.description,
+        "logo_url": state.logo_url if cmd.logo_url is msgspec.UNSET else cmd.logo_url,
+        "owner_user_id": state.owner_user_id
+        if cmd.owner_user_id is msgspec.UNSET
+        else cmd.owner_user_id,
+        "metadata": metadata,
+    }
+    changed = [name for name in _EDITABLE if after[name] != getattr(state, name)]
+    if not changed:
+        return []
+    at = strictly_after(cmd.now, state.updated_at or state.created_at)
+    return [AccountUpdated(id=state.id, changed=changed, updated_at=at, **after)]
 
 
 def evolve(state: Account, event: Event) -> Account:
@@ -56,11 +108,17 @@ def evolve(state: Account, event: Event) -> Account:
                 name=event.name,
                 owner_user_id=event.owner_user_id,
                 metadata=event.metadata,
+                created_at=event.created_at,
             )
         case Open(), AccountUpdated():
+            # The event is a snapshot of every editable field (name and owner never clear).
             return msgspec.structs.replace(
                 state,
-                name=event.name if "name" in event.changed and event.name else state.name,
+                name=event.name or state.name,
+                description=event.description,
+                logo_url=event.logo_url,
                 owner_user_id=event.owner_user_id or state.owner_user_id,
+                metadata=event.metadata,
+                updated_at=event.updated_at,
             )
     return state

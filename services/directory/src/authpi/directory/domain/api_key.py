@@ -1,9 +1,13 @@
 """The ApiKey aggregate: an id plus a secret digest, with scopes and restrictions (core-api.md
 3.4). The secret itself never enters an event. Only `active`, unexpired keys authenticate;
 `revoked` and `expired` are terminal. Actions on an existing key compare `If-Match` here, against
-the folded state, so that the check is atomic with the append (authpi.web.etag)."""
+the folded state, so that the check is atomic with the append (authpi.web.etag). An update emits
+one `api-key.updated` naming only what changed (nothing when nothing did); delete removes the key
+for good."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -15,6 +19,7 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
+from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
 from authpi.directory.domain.commands import (
     BlockApiKey,
     CreateApiKey,
@@ -24,6 +29,7 @@ from authpi.directory.domain.commands import (
 )
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
+from authpi.web.metadata import check_metadata, merge_metadata
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -38,6 +44,11 @@ class Live(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int | None = None
     created_at: int = 0
     updated_at: int | None = None
+    name: str = ""
+    description: str | None = None
+    tags: list[str] = []
+    ip_allowlist: list[str] = []
+    metadata: dict[str, Any] = {}
 
     @property
     def etag(self) -> str:
@@ -62,7 +73,8 @@ class Deleted(msgspec.Struct, frozen=True):
 ApiKey = Absent | Live | Deleted
 INITIAL: ApiKey = Absent()
 KeyAction = BlockApiKey | UnblockApiKey | RevokeApiKey | RotateApiKey
-ApiKeyCommand = CreateApiKey | KeyAction
+KeyEdit = UpdateApiKey | DeleteApiKey
+ApiKeyCommand = CreateApiKey | KeyAction | KeyEdit
 
 
 def decide(cmd: ApiKeyCommand, state: ApiKey) -> list[Event]:
@@ -71,6 +83,9 @@ def decide(cmd: ApiKeyCommand, state: ApiKey) -> list[Event]:
             return [_created(cmd)]
         case CreateApiKey(), _:
             raise Conflict("the API key already exists", reason="api_key.exists")
+        case UpdateApiKey() | DeleteApiKey(), Live() if state.account_id == cmd.account_id:
+            check_if_match(cmd.if_match, state.etag)
+            return _edit(cmd, state)
         case _, Live() if state.account_id == cmd.account_id:
             check_if_match(cmd.if_match, state.etag)
             return _act(cmd, state)
@@ -107,6 +122,48 @@ def _act(cmd: KeyAction, key: Live) -> list[Event]:
     raise AssertionError(f"unhandled command {cmd!r}")
 
 
+def _edit(cmd: KeyEdit, key: Live) -> list[Event]:
+    if isinstance(cmd, DeleteApiKey):
+        return [ApiKeyDeleted(id=key.id, deleted_at=key.changed_at(cmd.now))]
+    changes = _changes(cmd, key)
+    status = _status_change(cmd, key)
+    if not changes and status is None:
+        return []
+    status_fields = (
+        {"status": status, "status_reason": cmd.status_reason, "status_by": cmd.status_by}
+        if status is not None
+        else {}
+    )
+    changed = [*changes, *(["status"] if status is not None else [])]
+    at = key.changed_at(cmd.now)
+    return [ApiKeyUpdated(id=key.id, changed=changed, updated_at=at, **changes, **status_fields)]
+
+
+def _changes(cmd: UpdateApiKey, key: Live) -> dict[str, Any]:
+    """Field -> new value, for the fields the command sets to something new."""
+    metadata = merge_metadata(key.metadata, cmd.metadata)
+    if cmd.metadata is not msgspec.UNSET:
+        check_metadata(metadata)
+    wanted = {"name": cmd.name, "description": cmd.description, "tags": cmd.tags,
+              "scopes": cmd.scopes, "ip_allowlist": cmd.ip_allowlist,
+              "expires_at": cmd.expires_at, "metadata": metadata}  # fmt: skip
+    return {
+        name: value
+        for name, value in wanted.items()
+        if value is not msgspec.UNSET and value != getattr(key, name)
+    }
+
+
+def _status_change(cmd: UpdateApiKey, key: Live) -> str | None:
+    """`status` on PATCH moves between active and blocked only (core-api.md 3.4)."""
+    if cmd.status is msgspec.UNSET or cmd.status == key.status:
+        return None
+    terminal = key.terminal(cmd.now)
+    if terminal is not None:
+        raise Conflict(f"the API key is {terminal}", reason=f"api_key.{terminal}")
+    return cmd.status
+
+
 def _created(cmd: CreateApiKey) -> ApiKeyCreated:
     return ApiKeyCreated(
         id=cmd.key_id,
@@ -136,6 +193,11 @@ def evolve(state: ApiKey, event: Event) -> ApiKey:
                 scopes=event.scopes,
                 expires_at=event.expires_at,
                 created_at=event.created_at,
+                name=event.name,
+                description=event.description,
+                tags=event.tags,
+                ip_allowlist=event.ip_allowlist,
+                metadata=event.metadata,
             )
         case Live(), ApiKeyUpdated():
             return _updated(state, event)
@@ -147,10 +209,15 @@ def evolve(state: ApiKey, event: Event) -> ApiKey:
 
 
 def _updated(state: Live, event: ApiKeyUpdated) -> Live:
+    present = {"name": event.name, "tags": event.tags, "scopes": event.scopes,
+               "ip_allowlist": event.ip_allowlist, "metadata": event.metadata}  # fmt: skip
+    changes: dict[str, Any] = {k: v for k, v in present.items() if v is not None}
+    for nullable in ("description", "expires_at"):
+        if nullable in event.changed:
+            changes[nullable] = getattr(event, nullable)
     return msgspec.structs.replace(
         state,
+        **changes,
         status=event.status or state.status,
-        scopes=event.scopes if event.scopes is not None else state.scopes,
-        expires_at=event.expires_at if "expires_at" in event.changed else state.expires_at,
         updated_at=event.updated_at,
     )

@@ -42,6 +42,9 @@ class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
     method: str = "api"
     region: str = "default"
     store_id: str = "default"
+    username_type: str = "email"
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
 
 
 class BlockApiKey(msgspec.Struct, frozen=True, kw_only=True):

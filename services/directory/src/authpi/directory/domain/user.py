@@ -1,14 +1,53 @@
-"""The User aggregate. PII arrives already sealed under the user's data key; the decider only
-sees ciphertext and the username hash."""
+"""The User aggregate (core-api.md 3.9, platform.md 1.7). PII arrives already sealed under the
+user's data key; the decider only sees ciphertext and the username hash. Statuses: `active`,
+`suspended`, `disabled` (blocking ones emit `user.blocked`, the way back `user.unblocked`) and
+`deleted` (terminal; the handler destroys the data key in the same transaction)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
 from authpi.contracts.base import Event
-from authpi.contracts.directory import UserCreated, UserDeleted
+from authpi.contracts.directory import (
+    UserBlocked,
+    UserCreated,
+    UserDeleted,
+    UserUnblocked,
+    UserUpdated,
+)
 from authpi.directory.domain.commands import CreateUser
-from authpi.errors import Conflict
+from authpi.errors import Conflict, NotFound
+from authpi.web.etag import check_if_match, etag_of, strictly_after
+
+BLOCKING = ("suspended", "disabled")
+
+
+class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
+    """A PATCH, prepared by the handler from the version it read (`based_on`, the ETag it saw):
+    a field left None is unchanged; `pii` is the complete re-sealed snapshot."""
+
+    user_id: str
+    issuer_id: str
+    now: int
+    based_on: str
+    pii: str | None = None
+    pii_changed: list[str] = []
+    username_hash: str | None = None
+    scopes: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class DeleteUser(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    issuer_id: str
+    now: int
+    if_match: str | None = None
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -19,39 +58,136 @@ class Present(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     issuer_id: str
     status: str
+    username_hash: str
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+    created_at: int = 0
+    updated_at: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.created_at, self.updated_at)
 
 
 class Deleted(msgspec.Struct, frozen=True):
     id: str
+    issuer_id: str
+
+
+class Stale(Conflict):
+    """The handler prepared the update from an older version; it reads again and retries."""
 
 
 User = Absent | Present | Deleted
 INITIAL: User = Absent()
-UserCommand = CreateUser
+UserCommand = CreateUser | UpdateUser | DeleteUser
 
 
 def decide(cmd: UserCommand, state: User) -> list[Event]:
     match cmd, state:
         case CreateUser(), Absent():
-            return [
-                UserCreated(
-                    id=cmd.user_id,
-                    issuer_id=cmd.issuer_id,
-                    username_hash=cmd.username_hash,
-                    pii=cmd.pii,
-                    method=cmd.method,
-                    region=cmd.region,
-                    store_id=cmd.store_id,
-                    created_at=cmd.now,
-                )
-            ]
-    raise Conflict("the user already exists", reason="user.exists")
+            return [_created(cmd)]
+        case CreateUser(), _:
+            raise Conflict("the user already exists", reason="user.exists")
+        case DeleteUser(), Deleted() if state.issuer_id == cmd.issuer_id:
+            return []
+        case DeleteUser(), Present() if state.issuer_id == cmd.issuer_id:
+            check_if_match(cmd.if_match, state.etag)
+            at = strictly_after(cmd.now, state.updated_at or state.created_at)
+            return [UserDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=at)]
+        case UpdateUser(), Present() if state.issuer_id == cmd.issuer_id:
+            check_if_match(cmd.if_match, state.etag)
+            if cmd.based_on != state.etag:
+                raise Stale("the user changed concurrently; retry", reason="user.stale")
+            return _updated(cmd, state)
+    raise NotFound("no such user", reason="user.not_found")
+
+
+def _created(cmd: CreateUser) -> UserCreated:
+    return UserCreated(
+        id=cmd.user_id,
+        issuer_id=cmd.issuer_id,
+        username_hash=cmd.username_hash,
+        username_type=cmd.username_type,
+        pii=cmd.pii,
+        method=cmd.method,
+        region=cmd.region,
+        store_id=cmd.store_id,
+        scopes=cmd.scopes,
+        metadata=cmd.metadata,
+        created_at=cmd.now,
+    )
+
+
+def _updated(cmd: UpdateUser, user: Present) -> list[Event]:
+    at = strictly_after(cmd.now, user.updated_at or user.created_at)
+    events: list[Event] = []
+    changed = list(cmd.pii_changed)
+    if cmd.scopes is not None and cmd.scopes != user.scopes:
+        changed.append("scopes")
+    if cmd.metadata is not None and cmd.metadata != user.metadata:
+        changed.append("metadata")
+    if changed:
+        events.append(
+            UserUpdated(
+                id=user.id,
+                issuer_id=user.issuer_id,
+                changed=changed,
+                pii=cmd.pii if cmd.pii_changed else None,
+                username_hash=cmd.username_hash if "username" in changed else None,
+                scopes=cmd.scopes if "scopes" in changed else None,
+                metadata=cmd.metadata if "metadata" in changed else None,
+                updated_at=at,
+            )
+        )
+    if cmd.status is not None and cmd.status != user.status:
+        events.append(_status_event(cmd, user, at))
+    return events
+
+
+def _status_event(cmd: UpdateUser, user: Present, at: int) -> Event:
+    if cmd.status in BLOCKING:
+        return UserBlocked(
+            id=user.id,
+            issuer_id=user.issuer_id,
+            status=str(cmd.status),
+            status_reason=cmd.status_reason,
+            status_by=cmd.status_by,
+            status_at=at,
+        )
+    if cmd.status == "active":
+        return UserUnblocked(
+            id=user.id,
+            issuer_id=user.issuer_id,
+            status_reason=cmd.status_reason,
+            status_by=cmd.status_by,
+            status_at=at,
+        )
+    raise Conflict(f"a user cannot move to {cmd.status}", reason="user.bad_status")
 
 
 def evolve(state: User, event: Event) -> User:
     match state, event:
         case Absent(), UserCreated():
-            return Present(id=event.id, issuer_id=event.issuer_id, status=event.status)
+            return Present(
+                id=event.id,
+                issuer_id=event.issuer_id,
+                status=event.status,
+                username_hash=event.username_hash,
+                scopes=event.scopes,
+                metadata=event.metadata,
+                created_at=event.created_at,
+            )
+        case Present(), UserUpdated():
+            return msgspec.structs.replace(
+                state,
+                username_hash=event.username_hash or state.username_hash,
+                scopes=event.scopes if event.scopes is not None else state.scopes,
+                metadata=event.metadata if event.metadata is not None else state.metadata,
+                updated_at=event.updated_at,
+            )
+        case Present(), UserBlocked() | UserUnblocked():
+            return msgspec.structs.replace(state, status=event.status, updated_at=event.status_at)
         case Present(), UserDeleted():
-            return Deleted(state.id)
+            return Deleted(state.id, state.issuer_id)
     return state

@@ -3,12 +3,16 @@ and bootstrap live here; other aggregate groups have their own module in this pa
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from authpi.contracts.base import Actor, Meta
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import account, api_key, user
+from authpi.directory.domain.account import UpdateAccount
+from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
 from authpi.directory.domain.commands import (
     BlockApiKey,
     CreateAccount,
@@ -23,7 +27,8 @@ from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.users import UsersView
 from authpi.directory.queries import Queries
-from authpi.errors import Conflict, NotFound
+from authpi.directory.queries_accounts import AccountQueries
+from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Reaction, Step, Tx, inline
 from authpi.web.runtime import Runtime
 
@@ -39,6 +44,16 @@ class NewApiKey(msgspec.Struct, frozen=True):
 class KeyRestrictions(msgspec.Struct, frozen=True, kw_only=True):
     ip_allowlist: tuple[str, ...] = ()
     expires_at: int | None = None
+
+
+class KeyDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """The descriptive part of a new key, and an optional caller-supplied secret (migrations)."""
+
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = {}
+    secret: str | None = None
+    secret_hint: str | None = None
 
 
 class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +78,7 @@ class Directory:
         self.store = EventStore(rt.pool, schema, "directory", rt.ids)
         self.vault = PiiVault(rt.kek, schema)
         self.queries = Queries(schema)
+        self.account_queries = AccountQueries(schema)
         self.accounts_view = AccountsView(schema)
         self.api_keys_view = ApiKeysView(schema)
         self.users_view = UsersView(schema, self.vault)
@@ -86,9 +102,11 @@ class Directory:
         name: str,
         scopes: list[str],
         restrictions: KeyRestrictions | None = None,
+        details: KeyDetails | None = None,
     ) -> tuple[Step[CreateApiKey, api_key.ApiKey], NewApiKey]:
         key_id = self.rt.ids.new("key")
-        secret = self.new_secret()
+        about = details or KeyDetails()
+        secret = about.secret or self.new_secret()
         limits = restrictions or KeyRestrictions()
         cmd = CreateApiKey(
             key_id=key_id,
@@ -96,8 +114,11 @@ class Directory:
             org_id=org_id,
             issuer_id=PLATFORM_ISSUER_ID,
             name=name,
+            description=about.description,
+            tags=list(about.tags),
+            metadata=about.metadata,
             secret_sha256=sha256_hex(secret),
-            secret_hint=secret[-8:],
+            secret_hint=about.secret_hint or secret[-8:],
             scopes=scopes,
             ip_allowlist=list(limits.ip_allowlist),
             expires_at=limits.expires_at,
@@ -113,14 +134,15 @@ class Directory:
         *,
         actor: Actor,
         restrictions: KeyRestrictions | None = None,
+        details: KeyDetails | None = None,
     ) -> NewApiKey:
-        """An account-level key (of the account's backing organization). Scopes and
-        restrictions arrive validated by the caller."""
+        """An account-level key (of the account's backing organization). Scopes, restrictions
+        and details arrive validated by the caller."""
         async with self.rt.pool.connection() as conn:
             org_id = await self.queries.account_org(conn, account_id)
         if org_id is None:
             raise NotFound("no such account", reason="account.not_found")
-        step, key = self._api_key_step(account_id, org_id, name, scopes, restrictions)
+        step, key = self._api_key_step(account_id, org_id, name, scopes, restrictions, details)
         await self.store.execute_all([step], self._meta(account_id, actor), self.projections)
         return key
 
@@ -168,7 +190,56 @@ class Directory:
         await self._api_key_action(cmd, actor)
         return NewApiKey(key_id, secret)
 
-    async def _api_key_action(self, cmd: api_key.KeyAction, actor: Actor) -> api_key.ApiKey:
+    async def update_api_key(self, cmd: UpdateApiKey, actor: Actor) -> api_key.ApiKey:
+        """PATCH of a key; the command's `now` is replaced by the clock's."""
+        now = self.rt.clock.now_ms()
+        return await self._api_key_action(msgspec.structs.replace(cmd, now=now), actor)
+
+    async def delete_api_key(
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
+    ) -> None:
+        cmd = DeleteApiKey(
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
+        )
+        await self._api_key_action(cmd, actor)
+
+    async def create_account(self, name: str, *, actor: Actor) -> str:
+        """An account with its backing organization and no owner yet (the console's
+        registration flow adds the owner; core-api.md 3.2)."""
+        account_id = self.rt.ids.new("acc")
+        cmd = CreateAccount(
+            account_id=account_id,
+            org_id="org_" + account_id.removeprefix("acc_"),
+            name=name,
+            owner_user_id=None,
+            now=self.rt.clock.now_ms(),
+        )
+        meta = self._meta(account_id, actor, trigger="system")
+        await self.store.execute(account_id, account, cmd, meta, self.projections)
+        return account_id
+
+    async def update_account(self, cmd: UpdateAccount, actor: Actor) -> account.Account:
+        """PATCH of an account. A new owner must be a user of this account (422 otherwise)."""
+        if isinstance(cmd.owner_user_id, str):
+            async with self.rt.pool.connection() as conn:
+                known = await self.account_queries.account_user(
+                    conn, cmd.account_id, cmd.owner_user_id, PLATFORM_ISSUER_ID
+                )
+            if not known:
+                problem = FieldProblem(
+                    field="owner_user_id",
+                    code="invalid_value",
+                    message="owner_user_id is not a console user of this account",
+                )
+                raise Unprocessable(
+                    problem.message, reason="account.unknown_owner", fields=[problem]
+                )
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        meta = self._meta(cmd.account_id, actor)
+        outcome = await self.store.execute(cmd.account_id, account, cmd, meta, self.projections)
+        return outcome.state
+
+    async def _api_key_action(self, cmd: api_key.ApiKeyCommand, actor: Actor) -> api_key.ApiKey:
         outcome = await self.store.execute(
             cmd.key_id, api_key, cmd, self._meta(cmd.account_id, actor), self.projections
         )

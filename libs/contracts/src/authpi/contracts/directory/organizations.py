@@ -1,0 +1,163 @@
+"""Organization, membership and group events (platform.md 6.3, core-api.md 3.12-3.14).
+
+One organization's events, including its memberships and groups, share the organization's stream:
+the organization is the consistency boundary of `max_members`, group references and the delete
+cascade. `organization.deleted` is emitted once, when the cascade finished (platform.md 1.9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authpi.contracts.base import Event
+
+
+class OrganizationSnapshot(Event, frozen=True, kw_only=True):
+    """The organization's editable fields, as created or after an update."""
+
+    id: str
+    issuer_id: str
+    account_id: str
+    name: str | None = None
+    description: str | None = None
+    logo_url: str | None = None
+    org_type: str = "default"
+    max_members: int | None = None
+    default_member_scopes: list[str] = []
+    invitation_enabled: bool = True
+    invitation_message: str | None = None
+    address: dict[str, Any] | None = None
+    business_details: dict[str, Any] = {}
+    contact: dict[str, Any] = {}
+    social_links: list[dict[str, Any]] = []
+    scopes: list[str] = []
+    security: dict[str, Any] = {}
+    sso: dict[str, Any] = {}
+    custom_fields: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+
+
+class OrganizationCreated(
+    OrganizationSnapshot, frozen=True, kw_only=True, tag="organization.created"
+):
+    created_at: int
+
+
+class OrganizationUpdated(
+    OrganizationSnapshot, frozen=True, kw_only=True, tag="organization.updated"
+):
+    """A snapshot after the change. `status` is set only when it moved: `deleting` marks the
+    start of the delete cascade (core-api.md 3.12 lifecycle contract)."""
+
+    changed: list[str]
+    status: str | None = None
+    status_reason: str | None = None
+    status_by: str | None = None
+    updated_at: int
+
+
+class OrganizationSuspended(Event, frozen=True, kw_only=True, tag="organization.suspended"):
+    id: str
+    status: str = "suspended"
+    status_reason: str | None = None
+    status_by: str | None = None
+    status_at: int
+
+
+class OrganizationReactivated(Event, frozen=True, kw_only=True, tag="organization.reactivated"):
+    id: str
+    status: str = "active"
+    status_reason: str | None = None
+    status_by: str | None = None
+    status_at: int
+
+
+class OrganizationDeleted(Event, frozen=True, kw_only=True, tag="organization.deleted"):
+    """The cascade finished: memberships and groups of the organization are gone with it."""
+
+    id: str
+    issuer_id: str
+    deleted_at: int
+
+
+class MembershipSnapshot(Event, frozen=True, kw_only=True):
+    org_id: str
+    issuer_id: str
+    member_id: str
+    member_type: str
+    status: str = "active"
+    status_reason: str | None = None
+    status_by: str | None = None
+    scopes: list[str] = []
+    groups: list[str] = []
+    user_title: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class OrganizationMembershipCreated(
+    MembershipSnapshot, frozen=True, kw_only=True, tag="organization.membership.created"
+):
+    joined_at: int
+
+
+class OrganizationMembershipUpdated(
+    MembershipSnapshot, frozen=True, kw_only=True, tag="organization.membership.updated"
+):
+    changed: list[str]
+    updated_at: int
+
+
+class OrganizationMembershipDeleted(
+    Event, frozen=True, kw_only=True, tag="organization.membership.deleted"
+):
+    org_id: str
+    issuer_id: str
+    member_id: str
+    member_type: str
+    deleted_at: int
+
+
+class GroupSnapshot(Event, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    issuer_id: str
+    name: str
+    description: str | None = None
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class OrganizationGroupCreated(
+    GroupSnapshot, frozen=True, kw_only=True, tag="organization.group.created"
+):
+    created_at: int
+
+
+class OrganizationGroupUpdated(
+    GroupSnapshot, frozen=True, kw_only=True, tag="organization.group.updated"
+):
+    changed: list[str]
+    updated_at: int
+
+
+class OrganizationGroupDeleted(Event, frozen=True, kw_only=True, tag="organization.group.deleted"):
+    """Also removes the group from every membership that listed it (core-api.md 3.14)."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    deleted_at: int
+
+
+OrganizationEvent = (
+    OrganizationCreated
+    | OrganizationUpdated
+    | OrganizationSuspended
+    | OrganizationReactivated
+    | OrganizationDeleted
+    | OrganizationMembershipCreated
+    | OrganizationMembershipUpdated
+    | OrganizationMembershipDeleted
+    | OrganizationGroupCreated
+    | OrganizationGroupUpdated
+    | OrganizationGroupDeleted
+)

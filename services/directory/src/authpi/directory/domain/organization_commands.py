@@ -1,0 +1,155 @@
+"""Commands of the Organization aggregate, its memberships and groups (internal; never
+published). Ids, times and the existence of referenced users are decided by the handler; UNSET
+means "not in the PATCH body"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """The organization's editable fields (core-api.md 3.12 create/update body)."""
+
+    name: str | None = None
+    description: str | None = None
+    logo_url: str | None = None
+    org_type: str = "default"
+    max_members: int | None = None
+    default_member_scopes: list[str] = []
+    invitation_enabled: bool = True
+    invitation_message: str | None = None
+    address: dict[str, Any] | None = None
+    business_details: dict[str, Any] = {}
+    contact: dict[str, Any] = {}
+    social_links: list[dict[str, Any]] = []
+    scopes: list[str] = []
+    security: dict[str, Any] = {}
+    sso: dict[str, Any] = {}
+    custom_fields: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+
+
+PROFILE_FIELDS: tuple[str, ...] = Profile.__struct_fields__
+
+
+class OrgRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Which organization a command addresses: it must live in this account and issuer."""
+
+    org_id: str
+    account_id: str
+    issuer_id: str
+
+
+class CreateOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    profile: Profile
+    now: int
+    # Also make this (already checked) user a member holding every organization scope.
+    by_user_id: str | None = None
+
+
+class UpdateOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    now: int
+    # Profile fields present in the body; `metadata` and `custom_fields` are merge patches.
+    changes: dict[str, Any] = {}
+    status: str | UnsetType = UNSET
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class DeleteOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    """Starts the cascade: the organization becomes `deleting`."""
+
+    ref: OrgRef
+    now: int
+    if_match: str | None = None
+
+
+class FinishOrganizationDeletion(msgspec.Struct, frozen=True, kw_only=True):
+    """Ends the cascade of a `deleting` organization with `organization.deleted`."""
+
+    org_id: str
+    now: int
+
+
+class RequireLiveOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    """A read-only check for writes beside the organization (its API keys): decides nothing."""
+
+    ref: OrgRef
+
+
+class AddMember(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    member_id: str
+    member_type: str
+    now: int
+    scopes: list[str] | UnsetType = UNSET  # UNSET: the organization's default_member_scopes
+    groups: list[str] = []
+    user_title: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class UpdateMember(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    member_id: str
+    now: int
+    scopes: list[str] | UnsetType = UNSET
+    groups: list[str] | UnsetType = UNSET
+    user_title: str | UnsetType | None = UNSET
+    metadata: dict[str, Any] | UnsetType | None = UNSET
+    status: str | UnsetType = UNSET
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class RemoveMember(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    member_id: str
+    now: int
+    if_match: str | None = None
+
+
+class CreateGroup(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    group_id: str
+    name: str
+    now: int
+    description: str | None = None
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class UpdateGroup(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    group_id: str
+    now: int
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    scopes: list[str] | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType | None = UNSET
+    if_match: str | None = None
+
+
+class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    group_id: str
+    now: int
+    if_match: str | None = None
+
+
+MemberCommand = AddMember | UpdateMember | RemoveMember
+GroupCommand = CreateGroup | UpdateGroup | DeleteGroup
+OrgCommand = (
+    CreateOrganization
+    | UpdateOrganization
+    | DeleteOrganization
+    | FinishOrganizationDeletion
+    | RequireLiveOrganization
+)
+OrganizationCommand = OrgCommand | MemberCommand | GroupCommand

@@ -1,0 +1,215 @@
+"""The write path of organizations, their memberships, groups and organization-level API keys
+(core-api.md 3.4, 3.12-3.14).
+
+Deleting is a crash-safe cascade (core-api.md 3.12 lifecycle contract): the first transaction
+records `deleting` (the organization is then 404 to every request), the cascades of children kept
+in other streams run next, and a last transaction appends the one `organization.deleted` that
+removes memberships and groups. Each step repeats harmlessly, so an interrupted cascade is
+finished by `resume_deletions` (run at start-up and periodically by `cascade_task`) or by
+repeating the DELETE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from authpi.contracts.base import Actor, Meta
+from authpi.crypto.ids import sha256_hex
+from authpi.directory.domain import api_key, organization
+from authpi.directory.domain.commands import CreateApiKey
+from authpi.directory.domain.organization_commands import (
+    AddMember,
+    CreateGroup,
+    CreateOrganization,
+    DeleteGroup,
+    DeleteOrganization,
+    FinishOrganizationDeletion,
+    OrganizationCommand,
+    OrgRef,
+    Profile,
+    RemoveMember,
+    RequireLiveOrganization,
+    UpdateGroup,
+    UpdateMember,
+    UpdateOrganization,
+)
+from authpi.directory.projections.api_keys import ApiKeysView
+from authpi.directory.projections.organizations import OrganizationsView
+from authpi.directory.queries_organizations import OrganizationQueries
+from authpi.errors import FieldProblem, NotFound, Unprocessable
+from authpi.eventstore.store import EventStore, Step, inline
+from authpi.web.runtime import Runtime
+
+# A cascade of children kept outside the organization's stream (e.g. invitations): it removes
+# them for the organization id, repeatably, before `organization.deleted` is appended.
+Cascade = Callable[[str, Meta], Awaitable[None]]
+RESUME_EVERY_S = 60.0
+
+
+class NewOrgApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    secret: str
+    secret_hint: str
+    created_at: int
+
+
+class OrgKeySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated organization-level key request (core-api.md 3.4 create body)."""
+
+    name: str
+    scopes: list[str] = []
+    ip_allowlist: list[str] = []
+    description: str | None = None
+    tags: list[str] = []
+    expires_at: int | None = None
+    metadata: dict[str, Any] = {}
+    secret: str | None = None
+    secret_hint: str | None = None
+
+
+class Organizations:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        schema = rt.schema("directory")
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.queries = OrganizationQueries(schema)
+        self.view = OrganizationsView(schema)
+        self.projections = [inline(self.view)]
+        self.key_projections = [inline(self.view), inline(ApiKeysView(schema))]
+        self.cascades: list[Cascade] = []
+
+    def _meta(self, ref: OrgRef, actor: Actor | None, trigger: str = "api", **subject: str) -> Meta:
+        return Meta(
+            account_id=ref.account_id, issuer_id=ref.issuer_id, actor=actor or Actor(type="system"),
+            trigger=trigger, region=self.rt.settings.region,
+            subject={"org_id": ref.org_id, **subject},
+        )  # fmt: skip
+
+    async def _run(
+        self, cmd: OrganizationCommand, ref: OrgRef, actor: Actor, **subject: str
+    ) -> None:
+        """One command on the organization's stream; `subject` adds the ids of a membership or
+        group to the events' subject (platform.md 6.3)."""
+        meta = self._meta(ref, actor, **subject)
+        await self.store.execute(ref.org_id, organization, cmd, meta, self.projections)
+
+    async def require_issuer(self, account_id: str, issuer_id: str) -> None:
+        async with self.rt.pool.connection() as conn:
+            if not await self.queries.issuer_exists(conn, account_id, issuer_id):
+                raise NotFound("no such issuer", reason="issuer.not_found")
+
+    async def require_user(self, ref: OrgRef, user_id: str, field: str | None = None) -> None:
+        """A user of the organization's issuer: 404, or 422 on `field` when it is a reference."""
+        async with self.rt.pool.connection() as conn:
+            known = await self.queries.user_exists(conn, ref.account_id, ref.issuer_id, user_id)
+        if known:
+            return
+        if field is None:
+            raise NotFound("no such user in this issuer", reason="membership.unknown_member")
+        problem = FieldProblem(
+            field=field, code="invalid_value", message=f"{field} is not a user of this issuer"
+        )
+        raise Unprocessable(problem.message, reason="organization.unknown_user", fields=[problem])
+
+    async def create(
+        self, account_id: str, issuer_id: str, profile: Profile, *, actor: Actor,
+        by_user_id: str | None = None,
+    ) -> str:  # fmt: skip
+        await self.require_issuer(account_id, issuer_id)
+        ref = OrgRef(org_id=self.rt.ids.new("org"), account_id=account_id, issuer_id=issuer_id)
+        if by_user_id is not None:
+            await self.require_user(ref, by_user_id, "by_user_id")
+        cmd = CreateOrganization(
+            ref=ref, profile=profile, now=self.rt.clock.now_ms(), by_user_id=by_user_id
+        )
+        await self._run(cmd, ref, actor)
+        return ref.org_id
+
+    async def update(self, cmd: UpdateOrganization, actor: Actor) -> None:
+        await self._run(msgspec.structs.replace(cmd, now=self.rt.clock.now_ms()), cmd.ref, actor)
+
+    async def delete(self, ref: OrgRef, *, actor: Actor, if_match: str | None = None) -> None:
+        cmd = DeleteOrganization(ref=ref, now=self.rt.clock.now_ms(), if_match=if_match)
+        await self._run(cmd, ref, actor)
+        await self.finish_deletion(ref.org_id, actor)
+
+    async def finish_deletion(self, org_id: str, actor: Actor | None = None) -> None:
+        """The rest of the cascade of a `deleting` organization; repeatable."""
+        state, _ = await self.store.read_state(org_id, organization)
+        if not isinstance(state, organization.Org) or state.status != "deleting":
+            return
+        ref = OrgRef(org_id=org_id, account_id=state.account_id, issuer_id=state.issuer_id)
+        meta = self._meta(ref, actor, trigger="api" if actor else "system")
+        for cascade in self.cascades:
+            await cascade(org_id, meta)
+        cmd = FinishOrganizationDeletion(org_id=org_id, now=self.rt.clock.now_ms())
+        await self.store.execute(org_id, organization, cmd, meta, self.projections)
+
+    async def resume_deletions(self) -> list[str]:
+        """Finish every cascade an earlier process left `deleting`; returns their ids."""
+        async with self.rt.pool.connection() as conn:
+            pending = await self.queries.deleting(conn)
+        for org_id in pending:
+            await self.finish_deletion(org_id)
+        return pending
+
+    async def cascade_task(self, stop: asyncio.Event) -> None:
+        """Background task: resume interrupted cascades at start-up, then now and then."""
+        while not stop.is_set():
+            await self.resume_deletions()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESUME_EVERY_S)
+
+    async def add_member(self, cmd: AddMember, actor: Actor) -> None:
+        if cmd.member_type == "user":
+            await self.require_user(cmd.ref, cmd.member_id)
+        else:
+            # Agents belong to the agent service; until its projection is here none is known.
+            raise NotFound("no such agent in this issuer", reason="membership.unknown_member")
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id, member_type=cmd.member_type)
+
+    async def update_member(self, cmd: UpdateMember, actor: Actor) -> None:
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id)
+
+    async def remove_member(self, cmd: RemoveMember, actor: Actor) -> None:
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id)
+
+    async def create_group(self, cmd: CreateGroup, actor: Actor) -> str:
+        group_id = self.rt.ids.new("grp")
+        cmd = msgspec.structs.replace(cmd, group_id=group_id, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, group_id=group_id)
+        return group_id
+
+    async def update_group(self, cmd: UpdateGroup, actor: Actor) -> None:
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, group_id=cmd.group_id)
+
+    async def delete_group(self, cmd: DeleteGroup, actor: Actor) -> None:
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        await self._run(cmd, cmd.ref, actor, group_id=cmd.group_id)
+
+    async def create_api_key(self, ref: OrgRef, spec: OrgKeySpec, *, actor: Actor) -> NewOrgApiKey:
+        """An organization-level key: it acts as the organization (core-api.md 3.4). Created in
+        one transaction with a check that the organization is live."""
+        key_id, now = self.rt.ids.new("key"), self.rt.clock.now_ms()
+        secret = spec.secret or self.rt.ids.secret(32)
+        hint = spec.secret_hint or secret[-8:]
+        cmd = CreateApiKey(
+            key_id=key_id, account_id=ref.account_id, org_id=ref.org_id, issuer_id=ref.issuer_id,
+            name=spec.name, description=spec.description, tags=spec.tags, scopes=spec.scopes,
+            ip_allowlist=spec.ip_allowlist, expires_at=spec.expires_at, metadata=spec.metadata,
+            secret_sha256=sha256_hex(secret), secret_hint=hint, now=now,
+        )  # fmt: skip
+        steps = [
+            Step(ref.org_id, organization, RequireLiveOrganization(ref=ref)),
+            Step(key_id, api_key, cmd),
+        ]
+        await self.store.execute_all(steps, self._meta(ref, actor), self.key_projections)
+        return NewOrgApiKey(key_id=key_id, secret=secret, secret_hint=hint, created_at=now)

@@ -1,0 +1,205 @@
+"""The write path of users (core-api.md 3.9). PII is sealed here, under a fresh per-user data key,
+before anything reaches the decider or the store (DESIGN.md 7); deleting a user destroys that key
+and releases its username in the same transaction as `user.deleted`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from authpi.contracts.base import Actor, Meta
+from authpi.directory.domain import user
+from authpi.directory.domain.commands import CreateUser
+from authpi.directory.pii import Pii, PiiVault
+from authpi.directory.projections.users import UsersView
+from authpi.directory.queries_users import IssuerCheck, UserQueries, UserRow
+from authpi.errors import Conflict, NotFound
+from authpi.eventstore.store import EventStore, Reaction, Tx, inline
+from authpi.web.etag import etag_of
+from authpi.web.metadata import merge_metadata
+from authpi.web.runtime import Runtime
+
+USERNAME_SCOPE = "username"
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True):
+    username_type: str
+    username: str
+    profile: dict[str, Any] = {}
+    custom_fields: dict[str, Any] = {}
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class UserChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """A PATCH: UNSET keeps a field; objects follow the merge rule of core-api.md 2.6."""
+
+    profile: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    custom_fields: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    scopes: list[str] | msgspec.UnsetType = msgspec.UNSET
+    status: str | None = None
+    status_reason: str | None = None
+    status_by: str | None = None
+
+
+class Users:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        schema = rt.schema("directory")
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.vault = PiiVault(rt.kek, schema)
+        self.queries = UserQueries(schema)
+        self.issuers = IssuerCheck(schema)
+        self.view = UsersView(schema, self.vault)
+
+    def _meta(self, account_id: str, issuer_id: str, actor: Actor) -> Meta:
+        return Meta(
+            account_id=account_id, issuer_id=issuer_id, actor=actor, region=self.rt.settings.region
+        )
+
+    async def require_issuer(self, account_id: str, issuer_id: str) -> None:
+        if not await self.issuers.exists(self.rt.pool, account_id, issuer_id):
+            raise NotFound("no such issuer", reason="issuer.not_found")
+
+    async def get(self, account_id: str, issuer_id: str, user_id: str) -> UserRow:
+        await self.require_issuer(account_id, issuer_id)
+        row = await self._row(user_id)
+        if row is None or (row.account_id, row.issuer_id) != (account_id, issuer_id):
+            raise NotFound("no such user", reason="user.not_found")
+        if row.status == "deleted":
+            raise NotFound("the user was deleted", reason="user.deleted")
+        return row
+
+    async def _row(self, user_id: str) -> UserRow | None:
+        async with self.rt.pool.connection() as conn:
+            return await self.queries.user(conn, user_id)
+
+    async def create(self, account_id: str, issuer_id: str, new: NewUser, actor: Actor) -> UserRow:
+        await self.require_issuer(account_id, issuer_id)
+        user_id = self.rt.ids.new("usr")
+        dek = self.vault.new_key()
+        pii = Pii(username=new.username, profile=new.profile, custom_fields=new.custom_fields)
+        username_hash = self.vault.username_hash(issuer_id, new.username)
+        cmd = CreateUser(
+            user_id=user_id,
+            issuer_id=issuer_id,
+            username_hash=username_hash,
+            username_type=new.username_type,
+            pii=self.vault.seal(dek, user_id, pii),
+            scopes=new.scopes,
+            metadata=new.metadata,
+            now=self.rt.clock.now_ms(),
+            region=self.rt.settings.region,
+        )
+
+        async def claim(tx: Tx) -> None:
+            await tx.reserve(USERNAME_SCOPE, f"{issuer_id}:{username_hash}", user_id)
+            await self.vault.store(tx.conn, user_id, dek)
+
+        reactions: list[Reaction] = [claim, inline(self.view)]
+        try:
+            await self.store.execute(
+                user_id, user, cmd, self._meta(account_id, issuer_id, actor), reactions
+            )
+        except Conflict as exc:
+            if exc.reason != f"reservation.{USERNAME_SCOPE}":
+                raise
+            raise Conflict(
+                "a user with this username already exists in the issuer", reason="user.username"
+            ) from None
+        return await self.get(account_id, issuer_id, user_id)
+
+    async def update(
+        self,
+        account_id: str,
+        issuer_id: str,
+        user_id: str,
+        changes: UserChanges,
+        actor: Actor,
+        if_match: str | None = None,
+    ) -> UserRow:
+        """Prepare the change from the current version and apply it; when another write lands
+        in between (and no If-Match pinned the version), prepare it again."""
+        for _ in range(3):
+            row = await self.get(account_id, issuer_id, user_id)
+            cmd = await self._update_command(row, changes, if_match)
+            try:
+                await self.store.execute(
+                    user_id,
+                    user,
+                    cmd,
+                    self._meta(account_id, issuer_id, actor),
+                    [inline(self.view)],
+                )
+            except user.Stale:
+                continue
+            return await self.get(account_id, issuer_id, user_id)
+        raise Conflict("the user was changed concurrently; retry", reason="user.contended")
+
+    async def _update_command(
+        self, row: UserRow, changes: UserChanges, if_match: str | None
+    ) -> user.UpdateUser:
+        old = Pii(
+            username=row.username or "",
+            profile=row.profile,
+            custom_fields=row.custom_fields,
+            addresses=row.addresses,
+        )
+        new = msgspec.structs.replace(
+            old,
+            profile=merge_metadata(old.profile, changes.profile),
+            custom_fields=merge_metadata(old.custom_fields, changes.custom_fields),
+        )
+        pii_changed = [
+            f for f in ("profile", "custom_fields") if getattr(old, f) != getattr(new, f)
+        ]
+        sealed = None
+        if pii_changed:
+            async with self.rt.pool.connection() as conn:
+                dek = await self.vault.key_for(conn, row.id)
+            if dek is None:
+                raise NotFound("the user was deleted", reason="user.deleted")
+            sealed = self.vault.seal(dek, row.id, new)
+        return user.UpdateUser(
+            user_id=row.id,
+            issuer_id=row.issuer_id,
+            now=self.rt.clock.now_ms(),
+            based_on=etag_of(row.created_at, row.updated_at),
+            pii=sealed,
+            pii_changed=pii_changed,
+            scopes=None if changes.scopes is msgspec.UNSET else changes.scopes,
+            metadata=None
+            if changes.metadata is msgspec.UNSET
+            else merge_metadata(row.metadata, changes.metadata),
+            status=changes.status,
+            status_reason=changes.status_reason,
+            status_by=changes.status_by,
+            if_match=if_match,
+        )
+
+    async def delete(
+        self, account_id: str, issuer_id: str, user_id: str, actor: Actor, if_match: str | None
+    ) -> None:
+        """Soft delete; the data key goes in the same transaction, so the user's PII becomes
+        unreadable in every event at once, and the view drops its clear copy."""
+        await self.require_issuer(account_id, issuer_id)
+        row = await self._row(user_id)
+        if row is None or (row.account_id, row.issuer_id) != (account_id, issuer_id):
+            raise NotFound("no such user", reason="user.not_found")
+        cmd = user.DeleteUser(
+            user_id=user_id, issuer_id=issuer_id, now=self.rt.clock.now_ms(), if_match=if_match
+        )
+
+        async def shred(tx: Tx) -> None:
+            await self.vault.shred(tx.conn, user_id)
+            await tx.release(USERNAME_SCOPE, f"{issuer_id}:{row.username_hash}", user_id)
+
+        await self.store.execute(
+            user_id,
+            user,
+            cmd,
+            self._meta(account_id, issuer_id, actor),
+            [shred, inline(self.view)],
+        )

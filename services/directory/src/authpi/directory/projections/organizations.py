@@ -1,0 +1,209 @@
+"""organizations_view, members_view and groups_view: inline projection of the organization
+stream. `organization.deleted` leaves a tombstone (id, status `deleted`, status_at) and removes
+the organization's memberships and groups; a deleted group leaves every membership's `groups`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.directory import (
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationGroupCreated,
+    OrganizationGroupDeleted,
+    OrganizationGroupUpdated,
+    OrganizationMembershipCreated,
+    OrganizationMembershipDeleted,
+    OrganizationMembershipUpdated,
+    OrganizationReactivated,
+    OrganizationSuspended,
+    OrganizationUpdated,
+)
+from authpi.directory.domain.organization_commands import PROFILE_FIELDS
+from authpi.eventstore.store import StoredEvent
+
+_json = msgspec.json.Encoder()
+_JSON_COLUMNS = frozenset(
+    {"default_member_scopes", "address", "business_details", "contact", "social_links",
+     "scopes", "security", "sso", "custom_fields", "metadata", "groups"}
+)  # fmt: skip
+_MEMBER_COLUMNS = ("status", "status_reason", "status_by", "scopes", "groups", "user_title",
+                   "metadata")  # fmt: skip
+_GROUP_COLUMNS = ("name", "description", "scopes", "metadata")
+
+
+def _value(column: str, value: object) -> object:
+    if column in _JSON_COLUMNS and value is not None:
+        return _json.encode(value).decode()
+    return value
+
+
+def _placeholder(column: str) -> sql.Composable:
+    return sql.SQL("%s::jsonb" if column in _JSON_COLUMNS else "%s")
+
+
+def _insert(schema: str, table: str, columns: tuple[str, ...]) -> str:
+    return (
+        sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING")
+        .format(
+            sql.Identifier(schema, table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(_placeholder(c) for c in columns),
+        )
+        .as_string()
+    )
+
+
+def _update(schema: str, table: str, columns: tuple[str, ...], where: str) -> str:
+    sets = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(c), _placeholder(c)) for c in columns
+    )
+    return (
+        sql.SQL("UPDATE {} SET {} WHERE " + where)
+        .format(sql.Identifier(schema, table), sets)
+        .as_string()
+    )
+
+
+_ORG_INSERT = ("id", "account_id", "issuer_id", "status", *PROFILE_FIELDS, "version", "created_at")
+_ORG_UPDATE = (*PROFILE_FIELDS, "version", "updated_at")
+_ORG_STATUS = ("status", "status_at", "status_reason", "status_by", "version", "updated_at")
+_MEMBER_INSERT = ("org_id", "member_id", "member_type", "issuer_id", *_MEMBER_COLUMNS, "joined_at")
+_GROUP_INSERT = ("id", "org_id", "issuer_id", *_GROUP_COLUMNS, "created_at")
+
+
+class OrganizationsView:
+    name = "directory-organizations"
+    event_types = (
+        "organization.created",
+        "organization.updated",
+        "organization.suspended",
+        "organization.reactivated",
+        "organization.deleted",
+        "organization.membership.created",
+        "organization.membership.updated",
+        "organization.membership.deleted",
+        "organization.group.created",
+        "organization.group.updated",
+        "organization.group.deleted",
+    )
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        s = schema
+        self._org_insert = _insert(s, "organizations_view", _ORG_INSERT)
+        self._org_update = _update(s, "organizations_view", _ORG_UPDATE, "id = %s")
+        self._org_status = _update(s, "organizations_view", _ORG_STATUS, "id = %s")
+        self._member_insert = _insert(s, "members_view", _MEMBER_INSERT)
+        self._member_update = _update(
+            s, "members_view", (*_MEMBER_COLUMNS, "updated_at"), "org_id = %s AND member_id = %s"
+        )
+        self._group_insert = _insert(s, "groups_view", _GROUP_INSERT)
+        self._group_update = _update(s, "groups_view", (*_GROUP_COLUMNS, "updated_at"), "id = %s")
+        q = sql.Identifier(s)
+        self._tombstone = (
+            sql.SQL(
+                "UPDATE {}.organizations_view SET status = 'deleted', status_at = %s,"
+                " status_reason = NULL, status_by = NULL, name = NULL, description = NULL,"
+                " logo_url = NULL, invitation_message = NULL, address = NULL,"
+                " business_details = '{{}}', contact = '{{}}', social_links = '[]',"
+                " custom_fields = '{{}}', metadata = '{{}}', scopes = '[]',"
+                " default_member_scopes = '[]', security = '{{}}', sso = '{{}}',"
+                " version = %s, updated_at = %s"
+                " WHERE id = %s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._drop_members = (
+            sql.SQL("DELETE FROM {}.members_view WHERE org_id = %s").format(q).as_string()
+        )
+        self._drop_groups = (
+            sql.SQL("DELETE FROM {}.groups_view WHERE org_id = %s").format(q).as_string()
+        )
+        self._member_delete = (
+            sql.SQL("DELETE FROM {}.members_view WHERE org_id = %s AND member_id = %s")
+            .format(q)
+            .as_string()
+        )
+        self._group_delete = (
+            sql.SQL("DELETE FROM {}.groups_view WHERE id = %s").format(q).as_string()
+        )
+        self._ungroup = (
+            sql.SQL(
+                "UPDATE {}.members_view SET groups = groups - %s WHERE org_id = %s AND groups ? %s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._reset = (
+            sql.SQL("TRUNCATE {0}.organizations_view, {0}.members_view, {0}.groups_view")
+            .format(q)
+            .as_string()
+        )
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        version = stored.stream_version
+        match stored.event:
+            case OrganizationCreated() as e:
+                values = [e.id, e.account_id, e.issuer_id, "active",
+                          *_profile(e), version, e.created_at]  # fmt: skip
+                await conn.execute(self._org_insert, values)
+            case OrganizationUpdated() as e:
+                await conn.execute(self._org_update, [*_profile(e), version, e.updated_at, e.id])
+                if e.status is not None:
+                    await conn.execute(
+                        self._org_status,
+                        [e.status, e.updated_at, e.status_reason, e.status_by, version,
+                         e.updated_at, e.id],
+                    )  # fmt: skip
+            case OrganizationSuspended() | OrganizationReactivated() as e:
+                await conn.execute(
+                    self._org_status,
+                    [e.status, e.status_at, e.status_reason, e.status_by, version, e.status_at,
+                     e.id],
+                )  # fmt: skip
+            case OrganizationDeleted() as e:
+                await conn.execute(self._tombstone, [e.deleted_at, version, e.deleted_at, e.id])
+                await conn.execute(self._drop_members, [e.id])
+                await conn.execute(self._drop_groups, [e.id])
+            case _:
+                await self._apply_child(conn, stored)
+
+    async def _apply_child(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case OrganizationMembershipCreated() as e:
+                members = [_value(c, getattr(e, c)) for c in _MEMBER_COLUMNS]
+                await conn.execute(
+                    self._member_insert,
+                    [e.org_id, e.member_id, e.member_type, e.issuer_id, *members, e.joined_at],
+                )
+            case OrganizationMembershipUpdated() as e:
+                members = [_value(c, getattr(e, c)) for c in _MEMBER_COLUMNS]
+                await conn.execute(
+                    self._member_update, [*members, e.updated_at, e.org_id, e.member_id]
+                )
+            case OrganizationMembershipDeleted() as e:
+                await conn.execute(self._member_delete, [e.org_id, e.member_id])
+            case OrganizationGroupCreated() as e:
+                groups = [_value(c, getattr(e, c)) for c in _GROUP_COLUMNS]
+                await conn.execute(
+                    self._group_insert, [e.id, e.org_id, e.issuer_id, *groups, e.created_at]
+                )
+            case OrganizationGroupUpdated() as e:
+                groups = [_value(c, getattr(e, c)) for c in _GROUP_COLUMNS]
+                await conn.execute(self._group_update, [*groups, e.updated_at, e.id])
+            case OrganizationGroupDeleted() as e:
+                await conn.execute(self._group_delete, [e.id])
+                await conn.execute(self._ungroup, [e.id, e.org_id, e.id])
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+def _profile(e: OrganizationCreated | OrganizationUpdated) -> list[object]:
+    return [_value(f, getattr(e, f)) for f in PROFILE_FIELDS]

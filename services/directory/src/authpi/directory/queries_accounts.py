@@ -1,0 +1,187 @@
+"""Read-side SQL over accounts_view, api_keys_view and users_view for the Accounts and API-key
+routes (core-api.md 3.2, 3.4). A key's `expired` status is computed here from `expires_at`; the
+list filters `q`, `status`, `access` and `readiness` follow core-api.md 3.4's recommendations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+# A key expiring within this window needs attention (core-api.md 3.4 `readiness`).
+READY_HORIZON_MS = 14 * 24 * 3600 * 1000
+
+
+class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    name: str
+    description: str | None
+    logo_url: str | None
+    owner_user_id: str | None
+    metadata: dict[str, Any]
+    created_at: int
+    updated_at: int | None
+
+
+class KeyRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    issuer_id: str | None
+    name: str
+    description: str | None
+    tags: list[str]
+    scopes: list[str]
+    ip_allowlist: list[str]
+    expires_at: int | None
+    metadata: dict[str, Any]
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    secret_hint: str
+    last_rotated_at: int | None
+    created_at: int
+    updated_at: int | None
+
+
+class KeyFilters(msgspec.Struct, frozen=True, kw_only=True):
+    q: str | None = None
+    status: str | None = None
+    access: str | None = None
+    readiness: str | None = None
+
+
+_STATUS = (
+    "CASE WHEN status <> 'revoked' AND expires_at IS NOT NULL AND expires_at <= %(now)s"
+    " THEN 'expired' ELSE status END"
+)
+_ACCESS = (
+    "CASE WHEN jsonb_array_length(scopes) = 0 THEN 'none'"
+    " WHEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(scopes) s"
+    "  WHERE s LIKE '%%:write' OR s LIKE '%%:manage') THEN 'write'"
+    " WHEN NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(scopes) s"
+    "  WHERE s NOT LIKE '%%:read') THEN 'read'"
+    " ELSE 'other' END"
+)
+_READINESS = (
+    f"CASE WHEN ({_STATUS}) = 'active' AND jsonb_array_length(scopes) > 0"
+    " AND (expires_at IS NULL OR expires_at > %(soon)s) THEN 'ready' ELSE 'attention' END"
+)
+_KEY_COLUMNS = (
+    "id, org_id, issuer_id, name, description, tags, scopes, ip_allowlist, expires_at, metadata,"
+    f" {_STATUS} AS status, status_at, status_reason, status_by, secret_hint, last_rotated_at,"
+    " created_at, updated_at"
+)
+_ACCOUNT_COLUMNS = (
+    "id, org_id, name, description, logo_url, owner_user_id, metadata, created_at, updated_at"
+)
+
+
+class AccountQueries:
+    def __init__(self, schema: str) -> None:
+        q = sql.Identifier(schema)
+        self._account = (
+            sql.SQL("SELECT " + _ACCOUNT_COLUMNS + " FROM {}.accounts_view WHERE id = %(id)s")
+            .format(q)
+            .as_string()
+        )
+        self._accounts = (
+            sql.SQL(
+                "SELECT " + _ACCOUNT_COLUMNS + " FROM {}.accounts_view WHERE id = ANY(%(ids)s)"
+                " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
+                " %(after_id)s::text)) ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._key = (
+            sql.SQL(
+                "SELECT " + _KEY_COLUMNS + " FROM {}.api_keys_view"
+                " WHERE id = %(id)s AND account_id = %(account)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._keys = (
+            sql.SQL(
+                "SELECT " + _KEY_COLUMNS + " FROM {0}.api_keys_view WHERE account_id = %(account)s"
+                " AND org_id = (SELECT org_id FROM {0}.accounts_view WHERE id = %(account)s)"
+                " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
+                " %(after_id)s::text))"
+                " AND (%(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0)"
+                " AND (%(status)s::text IS NULL OR " + _STATUS + " = %(status)s)"
+                " AND (%(access)s::text IS NULL OR " + _ACCESS + " = %(access)s)"
+                " AND (%(readiness)s::text IS NULL OR " + _READINESS + " = %(readiness)s)"
+                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._account_user = (
+            sql.SQL(
+                "SELECT 1 FROM {}.users_view WHERE id = %(user)s AND account_id = %(account)s"
+                " AND issuer_id = %(issuer)s AND status <> 'deleted'"
+            )
+            .format(q)
+            .as_string()
+        )
+
+    async def account(self, conn: psycopg.AsyncConnection[Any], account_id: str) -> AccountRow:
+        cur = conn.cursor(row_factory=class_row(AccountRow))
+        await cur.execute(self._account, {"id": account_id})
+        return await cur.fetchone()  # type: ignore[return-value]
+
+    async def accounts(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        ids: list[str],
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[AccountRow]:
+        after_at, after_id = after or (None, None)
+        params = {"ids": ids, "after_at": after_at, "after_id": after_id, "limit": limit}
+        cur = conn.cursor(row_factory=class_row(AccountRow))
+        await cur.execute(self._accounts, params)
+        return await cur.fetchall()
+
+    async def api_key(
+        self, conn: psycopg.AsyncConnection[Any], account_id: str, key_id: str, now: int
+    ) -> KeyRow | None:
+        cur = conn.cursor(row_factory=class_row(KeyRow))
+        await cur.execute(self._key, {"id": key_id, "account": account_id, "now": now})
+        return await cur.fetchone()
+
+    async def api_keys(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        account_id: str,
+        filters: KeyFilters,
+        after: tuple[int, str] | None,
+        limit: int,
+        now: int,
+    ) -> list[KeyRow]:
+        after_at, after_id = after or (None, None)
+        params = {
+            "account": account_id,
+            "after_at": after_at,
+            "after_id": after_id,
+            "limit": limit,
+            "now": now,
+            "soon": now + READY_HORIZON_MS,
+            **msgspec.structs.asdict(filters),
+        }
+        cur = conn.cursor(row_factory=class_row(KeyRow))
+        await cur.execute(self._keys, params)
+        return await cur.fetchall()
+
+    async def account_user(
+        self, conn: psycopg.AsyncConnection[Any], account_id: str, user_id: str, issuer_id: str
+    ) -> bool:
+        """Whether `user_id` is a live user of `issuer_id` (the platform's own) in the account."""
+        params = {"user": user_id, "account": account_id, "issuer": issuer_id}
+        cur = await conn.execute(self._account_user, params)
+        return await cur.fetchone() is not None

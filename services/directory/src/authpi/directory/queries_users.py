@@ -1,0 +1,212 @@
+"""Read-side SQL over users_view and personal_tokens_view, and the issuer check every route under
+`/issuers/{issuer_id}` starts with (`IssuerCheck`: the one place that knows where issuers live)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from authpi.errors import FieldProblem, InvalidRequest
+from authpi.web.pagination import SortKey
+
+
+class UserRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    issuer_id: str
+    username_hash: str
+    username_type: str
+    status: str
+    region: str
+    store_id: str
+    username: str | None
+    profile: dict[str, Any]
+    custom_fields: dict[str, Any]
+    addresses: list[dict[str, Any]]
+    scopes: list[str]
+    metadata: dict[str, Any]
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    created_at: int
+    updated_at: int | None
+
+
+class TokenRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    issuer_id: str
+    user_id: str
+    name: str
+    description: str | None
+    tags: list[str]
+    scopes: list[str]
+    audience: str | None
+    expires_at: int | None
+    metadata: dict[str, Any]
+    jti: str
+    token_sha256: str
+    token_hint: str
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    created_at: int
+    updated_at: int | None
+
+
+class IssuerCheck:
+    """Whether an issuer exists in an account. It reads the issuers' projection (issuers_view);
+    until that table exists no issuer does."""
+
+    def __init__(self, schema: str) -> None:
+        self._exists = (
+            sql.SQL("SELECT 1 FROM {}.issuers_view WHERE id = %s AND account_id = %s")
+            .format(sql.Identifier(schema))
+            .as_string()
+        )
+
+    async def exists(self, pool: Any, account_id: str, issuer_id: str) -> bool:
+        async with pool.connection() as conn:
+            try:
+                cur = await conn.execute(self._exists, [issuer_id, account_id])
+            except psycopg.errors.UndefinedTable:
+                return False
+            return await cur.fetchone() is not None
+
+
+_STATUS_FILTER = "AND (%(status)s::text IS NULL AND status <> 'deleted' OR status = %(status)s)"
+
+
+class UserQueries:
+    def __init__(self, schema: str) -> None:
+        q = sql.Identifier(schema)
+        self._user = sql.SQL("SELECT * FROM {}.users_view WHERE id = %s").format(q).as_string()
+        self._users = (
+            sql.SQL(
+                "SELECT * FROM {}.users_view WHERE issuer_id = %(issuer)s "
+                + _STATUS_FILTER
+                + " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
+                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._token = (
+            sql.SQL("SELECT * FROM {}.personal_tokens_view WHERE id = %s").format(q).as_string()
+        )
+        self._tokens = (
+            sql.SQL(
+                "SELECT * FROM {}.personal_tokens_view WHERE user_id = %(user)s"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)"
+                " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
+                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._token_by_jti = (
+            sql.SQL(
+                "SELECT t.*, u.status AS user_status FROM {0}.personal_tokens_view t"
+                " LEFT JOIN {0}.users_view u ON u.id = t.user_id WHERE t.jti = %s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._lock_user = (
+            sql.SQL("SELECT 1 FROM {}.users_view WHERE id = %s FOR UPDATE").format(q).as_string()
+        )
+        self._active_tokens = (
+            sql.SQL(
+                "SELECT count(*) FROM {}.personal_tokens_view WHERE user_id = %s"
+                " AND status = 'active' AND (expires_at IS NULL OR expires_at > %s)"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._api_key = (
+            sql.SQL("SELECT * FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
+        )
+
+    async def user(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> UserRow | None:
+        row = await _one(conn, self._user, [user_id])
+        return None if row is None else msgspec.convert(row, UserRow)
+
+    async def users(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        issuer_id: str,
+        status: str | None,
+        after: SortKey | None,
+        limit: int,
+    ) -> list[UserRow]:
+        params = {"issuer": issuer_id, "status": status, "limit": limit, **_after(after)}
+        rows = await _all(conn, self._users, params)
+        return [msgspec.convert(r, UserRow) for r in rows]
+
+    async def token(self, conn: psycopg.AsyncConnection[Any], token_id: str) -> TokenRow | None:
+        row = await _one(conn, self._token, [token_id])
+        return None if row is None else msgspec.convert(row, TokenRow)
+
+    async def tokens(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        status: str | None,
+        after: SortKey | None,
+        limit: int,
+    ) -> list[TokenRow]:
+        params = {"user": user_id, "status": status, "limit": limit, **_after(after)}
+        rows = await _all(conn, self._tokens, params)
+        return [msgspec.convert(r, TokenRow) for r in rows]
+
+    async def token_by_jti(
+        self, conn: psycopg.AsyncConnection[Any], jti: str
+    ) -> tuple[TokenRow, str | None] | None:
+        row = await _one(conn, self._token_by_jti, [jti])
+        if row is None:
+            return None
+        user_status = row.pop("user_status")
+        return msgspec.convert(row, TokenRow), user_status
+
+    async def lock_user(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> None:
+        await conn.execute(self._lock_user, [user_id])
+
+    async def active_tokens(
+        self, conn: psycopg.AsyncConnection[Any], user_id: str, now: int
+    ) -> int:
+        cur = await conn.execute(self._active_tokens, [user_id, now])
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def api_key(
+        self, conn: psycopg.AsyncConnection[Any], key_id: str
+    ) -> dict[str, Any] | None:
+        return await _one(conn, self._api_key, [key_id])
+
+
+def _after(after: SortKey | None) -> dict[str, Any]:
+    if after is None:
+        return {"at": None, "id": None}
+    if len(after) != 2 or not isinstance(after[0], int) or not isinstance(after[1], str):
+        problem = FieldProblem(field="cursor", code="invalid_value", message="cursor is invalid")
+        raise InvalidRequest("cursor is invalid", reason="page.cursor", fields=[problem])
+    return {"at": after[0], "id": after[1]}
+
+
+async def _one(
+    conn: psycopg.AsyncConnection[Any], query: str, params: Any
+) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return await cur.fetchone()
+
+
+async def _all(conn: psycopg.AsyncConnection[Any], query: str, params: Any) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return await cur.fetchall()
