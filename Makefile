@@ -42,6 +42,7 @@ proto-check: venv
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 bench: venv
 	$(BIN)/python -m authpi.testing.bench $(BENCH_ARGS)
+	$(BIN)/python -m authpi.testing.bench_core_api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import uvloop
 
 from authpi.config import Settings
 from authpi.observability import configure_logging
 from authpi.testing.infra import new_namespace, start_infra
 
-SCENARIOS = ("healthz", "me", "create_api_key", "list_api_keys")
+SCENARIOS = (
+    "healthz", "me", "create_api_key", "list_api_keys", "create_user", "get_user", "list_users",
+)  # fmt: skip
 # Keys created by the write scenario stay in the database: keep the count modest.
 MAX_CREATES = 2_000
 
@@ -35,9 +38,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def _request(scenario: str, account_id: str, i: int) -> tuple[str, str, dict[str, Any] | None]:
-    keys = f"/v1/accounts/{account_id}/api-keys"
+class Target(msgspec.Struct, kw_only=True):
+    account_id: str
+    issuer_id: str = ""
+    user_id: str = ""
+
+
+def _request(scenario: str, target: Target, i: int) -> tuple[str, str, dict[str, Any] | None]:
+    keys = f"/v1/accounts/{target.account_id}/api-keys"
+    users = f"/v1/accounts/{target.account_id}/issuers/{target.issuer_id}/users"
     match scenario:
+        case "create_user":
+            return "POST", users, {"username": f"bench-{i}-{time.time_ns()}@example.test"}
+        case "get_user":
+            return "GET", f"{users}/{target.user_id}", None
+        case "list_users":
+            return "GET", users, None
         case "healthz":
             return "GET", "/healthz", None
         case "me":
@@ -48,7 +64,7 @@ def _request(scenario: str, account_id: str, i: int) -> tuple[str, str, dict[str
 
 
 async def run_scenario(
-    http: httpx.AsyncClient, scenario: str, account_id: str, *, seconds: float,
+    http: httpx.AsyncClient, scenario: str, target: Target, *, seconds: float,
     max_requests: int, concurrency: int,
 ) -> dict[str, Any]:  # fmt: skip
     latencies: list[float] = []
@@ -59,7 +75,7 @@ async def run_scenario(
     async def worker() -> None:
         nonlocal errors, issued
         while time.perf_counter() < deadline and issued < max_requests:
-            method, path, body = _request(scenario, account_id, issued)
+            method, path, body = _request(scenario, target, issued)
             issued += 1
             started = time.perf_counter()
             resp = await http.request(method, path, json=body)
@@ -67,7 +83,7 @@ async def run_scenario(
             errors += resp.status_code >= 400
 
     for _ in range(min(20, max_requests)):  # warm-up: connections and caches
-        method, path, _ = _request(scenario, account_id, -1)
+        method, path, _ = _request(scenario, target, -1)
         if method == "GET":
             await http.request(method, path)
     started = time.perf_counter()
@@ -83,6 +99,17 @@ async def run_scenario(
     }
 
 
+async def _setup(http: httpx.AsyncClient, account_id: str) -> Target:
+    """One issuer and one user for the user scenarios."""
+    issuer = await http.post(f"/v1/accounts/{account_id}/issuers", json={"name": "bench"})
+    issuer.raise_for_status()
+    issuer_id = issuer.json()["data"]["id"]
+    users = f"/v1/accounts/{account_id}/issuers/{issuer_id}/users"
+    user = await http.post(users, json={"username": "bench-user@example.test"})
+    user.raise_for_status()
+    return Target(account_id=account_id, issuer_id=issuer_id, user_id=user.json()["data"]["id"])
+
+
 async def load(args: argparse.Namespace) -> None:
     """The load process: every scenario in turn against `args.url`, results to `args.out`."""
     token = base64.b64encode(f"{args.key_id}:{args.secret}".encode()).decode()
@@ -93,14 +120,15 @@ async def load(args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(
         base_url=args.url, headers={"Authorization": f"Basic {token}"}, limits=limits, timeout=30
     ) as http:
+        target = await _setup(http, args.account_id)
         for scenario in SCENARIOS:
             cap = (
                 min(args.max_requests, MAX_CREATES)
-                if scenario == "create_api_key"
+                if scenario.startswith("create_")
                 else args.max_requests
             )
             results[scenario] = await run_scenario(
-                http, scenario, args.account_id, seconds=args.seconds, max_requests=cap,
+                http, scenario, target, seconds=args.seconds, max_requests=cap,
                 concurrency=args.concurrency,
             )  # fmt: skip
     me, base = results["me"], results["healthz"]
