@@ -8,8 +8,9 @@ import msgspec
 
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import DirectoryEvent
+from authpi.contracts.token import TokenEvent
 
-AnyEvent = DirectoryEvent
+AnyEvent = DirectoryEvent | TokenEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]

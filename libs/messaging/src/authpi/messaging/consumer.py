@@ -145,6 +145,36 @@ class ProjectionConsumer:
             await (msg.ack() if ok else msg.term())
 
     async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+        """The whole batch in one pipelined transaction; if any message fails, roll it back and
+        go message by message with savepoints, so that only the poison one is rejected."""
+        try:
+            decoded = [(msg, decode_envelope(msg.data)) for msg in msgs]
+            events = [(msg, env, decode_event(env.data)) for msg, env in decoded]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return await self._apply_careful(msgs)
+        try:
+            return await self._apply_fast(events)
+        except TRANSIENT:
+            raise
+        except Exception:
+            return await self._apply_careful(msgs)
+
+    async def _apply_fast(self, events: list[tuple[Msg, Envelope, Event]]) -> list[bool]:
+        async with self.pool.connection() as conn, conn.transaction():
+            cps = await self.checkpoints.load(conn)
+            seq_cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
+            async with conn.pipeline():
+                for msg, env, event in events:
+                    cp = cps.setdefault(env.source, Checkpoint(source=env.source))
+                    if not cp.covers(env.tx_id, env.position):
+                        await self.projection.apply(conn, to_stored(env, event))
+                        cp.last_tx, cp.last_position = env.tx_id, env.position
+                    cp.last_seq = seq_cp.last_seq = msg.metadata.sequence.stream
+                await self.checkpoints.save(conn, cps)
+        self.applied += len(events)
+        return [True] * len(events)
+
+    async def _apply_careful(self, msgs: list[Msg]) -> list[bool]:
         verdicts: list[bool] = []
         async with self.pool.connection() as conn, conn.transaction():
             cps = await self.checkpoints.load(conn)

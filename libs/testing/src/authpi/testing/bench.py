@@ -205,7 +205,7 @@ async def writer(
     async def one(i: int) -> None:
         sid = f"{prefix}{i % 100}"
         outcome = await store.execute(
-            sid, ProbeDecider(sid), ProbeCommand(), PROBE_META, attempts=50
+            sid, ProbeDecider(sid), ProbeCommand(per_command), PROBE_META, attempts=50
         )
         commits.append((sid, outcome.version, time.time()))
 

@@ -1,0 +1,125 @@
+"""The per-process key cache: every issuer the token service knows, its published JWKS (encoded
+once, with its ETag) and the current signing key per algorithm, unwrapped. Loaded from the token
+schema at start and kept current by LISTEN on the schema's key channel; requests never touch the
+database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.crypto.envelope import Kek
+from authpi.token.keys import PrivateKey, unwrap_private
+from authpi.token.queries import Sql
+
+
+class Signer(msgspec.Struct, frozen=True, kw_only=True):
+    kid: str
+    alg: str
+    key: Any  # PrivateKey
+
+
+class IssuerKeys(msgspec.Struct, frozen=True, kw_only=True):
+    issuer_id: str
+    account_id: str
+    status: str
+    available_scopes: list[str]
+    access_token_ttl: int
+    refresh_token_ttl: int
+    id_token_ttl: int
+    signing_algs: list[str]
+    default_alg: str
+    jwks: bytes  # the encoded JWKS document
+    jwks_etag: str
+    signers: dict[str, Signer]  # alg -> the newest key of that algorithm
+
+
+class KeyCache:
+    def __init__(self, pool: AsyncConnectionPool, dsn: str, kek: Kek, queries: Sql) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.kek = kek
+        self.sql = queries
+        self._issuers: dict[str, IssuerKeys] = {}
+        self._private: dict[str, PrivateKey] = {}
+
+    def get(self, issuer_id: str) -> IssuerKeys | None:
+        return self._issuers.get(issuer_id)
+
+    async def load_all(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.sql.issuer_ids)
+            ids = [str(r[0]) for r in await cur.fetchall()]
+            for issuer_id in ids:
+                await self._reload(conn, issuer_id)
+        for gone in set(self._issuers) - set(ids):
+            self._issuers.pop(gone, None)
+
+    async def reload(self, issuer_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await self._reload(conn, issuer_id)
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Background task: LISTEN first, then load everything, then reload on each notice, so
+        that no change between the load and the first notice is missed."""
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.sql.channel)))
+            await self.load_all()
+            while not stop.is_set():
+                async for note in conn.notifies(timeout=1.0):
+                    await self.reload(note.payload)
+
+    async def _reload(self, conn: psycopg.AsyncConnection[Any], issuer_id: str) -> None:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(self.sql.issuer, [issuer_id])
+        row = await cur.fetchone()
+        if row is None:
+            self._forget(self._issuers.pop(issuer_id, None), {})
+            return
+        await cur.execute(self.sql.active_keys, [issuer_id])
+        keys = await cur.fetchall()
+        signers: dict[str, Signer] = {}
+        for kid, _, alg, _, _ in keys:  # newest first
+            if alg not in signers:
+                signers[alg] = Signer(kid=kid, alg=alg, key=await self._private_key(conn, kid))
+        self._forget(self._issuers.get(issuer_id), signers)
+        jwks = msgspec.json.encode({"keys": [k[3] for k in keys]})
+        self._issuers[issuer_id] = IssuerKeys(
+            issuer_id=issuer_id,
+            account_id=row[1],
+            status=row[2],
+            available_scopes=list(row[3]),
+            access_token_ttl=row[4],
+            refresh_token_ttl=row[5],
+            id_token_ttl=row[6],
+            signing_algs=list(row[9]),
+            default_alg=row[10],
+            jwks=jwks,
+            jwks_etag=f'"{hashlib.sha256(jwks).hexdigest()[:32]}"',
+            signers=signers,
+        )
+
+    def _forget(self, old: IssuerKeys | None, signers: dict[str, Signer]) -> None:
+        """Drop unwrapped keys that no longer sign (rotated out or retired)."""
+        if old is None:
+            return
+        current = {s.kid for s in signers.values()}
+        for signer in old.signers.values():
+            if signer.kid not in current:
+                self._private.pop(signer.kid, None)
+
+    async def _private_key(self, conn: psycopg.AsyncConnection[Any], kid: str) -> PrivateKey:
+        if kid not in self._private:
+            cur = await conn.execute(self.sql.secret, [kid])
+            row = await cur.fetchone()
+            if row is None:
+                raise LookupError(f"signing key {kid} has no private half")
+            self._private[kid] = unwrap_private(self.kek, kid, row[0], row[1])
+        return self._private[kid]

@@ -1,0 +1,59 @@
+"""signing_keys_view: the public side of every SigningKey (kid, alg, public JWK, status), an
+inline projection of signing-key events. The JWKS cache loads from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
+from authpi.eventstore.store import StoredEvent
+
+_json = msgspec.json.Encoder()
+
+
+class SigningKeysView:
+    name = "token-signing-keys"
+    event_types = ("signing-key.created", "signing-key.retired")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        q = sql.Identifier(schema)
+
+        def render(text: str) -> str:
+            return sql.SQL(text).format(q).as_string()
+
+        self._insert = render(
+            "INSERT INTO {}.signing_keys_view (kid, issuer_id, account_id, alg, public_jwk,"
+            " status, created_at) VALUES (%s, %s, %s, %s, %s::jsonb, 'active', %s)"
+            " ON CONFLICT (kid) DO NOTHING"
+        )
+        self._retire = render(
+            "UPDATE {}.signing_keys_view SET status = 'retired', retired_at = %s WHERE kid = %s"
+        )
+        self._reset = render("TRUNCATE {}.signing_keys_view")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case SigningKeyCreated() as e:
+                await conn.execute(
+                    self._insert,
+                    [
+                        e.kid,
+                        e.issuer_id,
+                        e.account_id,
+                        e.alg,
+                        _json.encode(e.public_jwk).decode(),
+                        e.created_at,
+                    ],
+                )
+            case SigningKeyRetired() as e:
+                await conn.execute(self._retire, [e.retired_at, e.kid])
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
