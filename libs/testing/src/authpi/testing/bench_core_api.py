@@ -49,7 +49,11 @@ def _request(scenario: str, target: Target, i: int) -> tuple[str, str, dict[str,
     users = f"/v1/accounts/{target.account_id}/issuers/{target.issuer_id}/users"
     match scenario:
         case "create_user":
-            return "POST", users, {"username": f"bench-{i}-{time.time_ns()}@example.test"}
+            return (
+                "POST",
+                users,
+                {"username_type": "email", "username": f"bench-{i}-{time.time_ns()}@example.test"},
+            )
         case "get_user":
             return "GET", f"{users}/{target.user_id}", None
         case "list_users":
@@ -105,7 +109,9 @@ async def _setup(http: httpx.AsyncClient, account_id: str) -> Target:
     issuer.raise_for_status()
     issuer_id = issuer.json()["data"]["id"]
     users = f"/v1/accounts/{account_id}/issuers/{issuer_id}/users"
-    user = await http.post(users, json={"username": "bench-user@example.test"})
+    user = await http.post(
+        users, json={"username_type": "email", "username": "bench-user@example.test"}
+    )
     user.raise_for_status()
     return Target(account_id=account_id, issuer_id=issuer_id, user_id=user.json()["data"]["id"])
 
