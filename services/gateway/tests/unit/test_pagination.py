@@ -49,3 +49,17 @@ def test_paginate_uses_the_extra_row_to_tell_whether_more_follow():
 
 def test_fetch_limit_is_one_more_than_the_page():
     assert PageQuery(limit=10).fetch_limit == 11
+
+
+@pytest.mark.parametrize("key", [("abc", "x"), (1,), (1, 2), ("x", 1, 2)])
+def test_time_id_cursor_of_another_shape_is_400(key):
+    cursor = encode_cursor("organizations", key)
+    with pytest.raises(InvalidRequest) as caught:
+        PageQuery(cursor=cursor).after_time_id("organizations")
+    assert caught.value.status == 400 and caught.value.fields[0].field == "cursor"
+
+
+def test_time_id_cursor_round_trips():
+    cursor = encode_cursor("users", (1781222400000, "usr_x"))
+    assert PageQuery(cursor=cursor).after_time_id("users") == (1781222400000, "usr_x")
+    assert PageQuery().after_time_id("users") is None

@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from psycopg import sql
 
 from authpi.contracts.subjects import subject_for
+from authpi.eventstore.locks import acquire, relay_lock
 from authpi.observability import get_logger
 
 log = get_logger("authpi.relay")
@@ -94,8 +95,7 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
-            await self._lock(listen, stop)
-            if stop.is_set():
+            if not await acquire(listen, relay_lock(self.schema), stop=stop):
                 return
             channel = sql.Identifier(f"{self.schema}_events")
             await listen.execute(sql.SQL("LISTEN {}").format(channel))
@@ -124,15 +124,6 @@ class Relay:
     async def _listen(conn: psycopg.AsyncConnection, wake: asyncio.Event) -> None:
         async for _ in conn.notifies():
             wake.set()
-
-    async def _lock(self, listen: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
-        key = f"authpi.relay:{self.schema}"
-        while not stop.is_set():
-            cur = await listen.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
-            row = await cur.fetchone()
-            if row and row[0]:
-                return
-            await _first(stop.wait(), timeout=1.0)
 
     async def drain(
         self, conn: psycopg.AsyncConnection, cursor: tuple[int, int]

@@ -7,8 +7,6 @@ was and skips what the replay already covered."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +17,7 @@ from psycopg import sql
 from authpi.contracts.base import Meta
 from authpi.contracts.catalogue import decode_event
 from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
+from authpi.eventstore.locks import acquire, consumer_lock
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
 
@@ -40,17 +39,10 @@ async def replay(
     """`sources` maps a source service name to its schema. Returns the number of events applied.
     A projection may offer `apply_many(conn, events)` for a set-based rebuild; otherwise each
     event goes through `apply()` in pipeline mode."""
-    key = f"authpi.consumer:{projection.schema}:{projection.name}"
+    key = consumer_lock(projection.schema, projection.name)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as lock:
-        deadline = time.monotonic() + lock_timeout
-        while True:
-            cur = await lock.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
-            row = await cur.fetchone()
-            if row and row[0]:
-                break
-            if time.monotonic() > deadline:
-                raise ReplayLocked(f"{projection.name} is being consumed; stop it first")
-            await asyncio.sleep(0.2)
+        if not await acquire(lock, key, timeout=lock_timeout, retry_every=0.2):
+            raise ReplayLocked(f"{projection.name} is being consumed; stop it first")
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             return await _rebuild(conn, projection, sources, chunk)
 

@@ -26,6 +26,7 @@ from authpi.contracts.base import Envelope, Event
 from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import all_events, events_of_type, events_stream
 from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
+from authpi.eventstore.locks import acquire, consumer_lock
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
 from authpi.observability import get_logger
@@ -68,7 +69,8 @@ class ProjectionConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
-            if not await self._lock(lock, stop):
+            key = consumer_lock(self.projection.schema, self.projection.name)
+            if not await acquire(lock, key, stop=stop):
                 return
             sub = await self._bind()
             self.running.set()
@@ -78,17 +80,6 @@ class ProjectionConsumer:
             finally:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-
-    async def _lock(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> bool:
-        key = f"authpi.consumer:{self.projection.schema}:{self.projection.name}"
-        while not stop.is_set():
-            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
-            row = await cur.fetchone()
-            if row and row[0]:
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-        return False
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         async with self.pool.connection() as conn, conn.transaction():

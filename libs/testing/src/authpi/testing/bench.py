@@ -39,7 +39,7 @@ PER_COMMAND = 5
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def bench_appends(store: EventStore, seconds: float, batch: int, workers: int = 8) -> float:

@@ -24,6 +24,7 @@ import uvloop
 
 from authpi.config import Settings
 from authpi.observability import configure_logging
+from authpi.testing.bench import pct
 from authpi.testing.infra import new_namespace, start_infra
 
 SCENARIOS = (
@@ -31,11 +32,6 @@ SCENARIOS = (
 )  # fmt: skip
 # Keys created by the write scenario stay in the database: keep the count modest.
 MAX_CREATES = 2_000
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 class Target(msgspec.Struct, kw_only=True):

@@ -48,6 +48,22 @@ class PageQuery(msgspec.Struct, frozen=True):
         """The sort key of the last item already returned, or None for the first page."""
         return None if self.cursor is None else decode_cursor(collection, self.cursor)
 
+    def after_time_id(self, collection: str) -> TimeIdKey | None:
+        """`after()` for lists sorted by (epoch-ms time, id): a cursor of another shape is a
+        400, never a failure further down."""
+        return time_id_key(self.after(collection))
+
+
+TimeIdKey = tuple[int, str]
+
+
+def time_id_key(key: SortKey | None) -> TimeIdKey | None:
+    if key is None:
+        return None
+    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
+        raise _bad("cursor", "invalid_value", "cursor is invalid")
+    return key[0], key[1]
+
 
 def page_query(
     limit: FromQuery[int | None] = None, cursor: FromQuery[str | None] = None

@@ -11,8 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from authpi.errors import FieldProblem, InvalidRequest
-from authpi.web.pagination import SortKey
+from authpi.web.pagination import SortKey, time_id_key
 
 
 class IssuerRow(msgspec.Struct, kw_only=True):
@@ -156,12 +155,8 @@ def contains(text: str | None) -> str | None:
 
 
 def _after(after: SortKey | None) -> dict[str, Any]:
-    if after is None:
-        return {"after_at": None, "after_id": None}
-    if len(after) != 2 or not isinstance(after[0], int) or not isinstance(after[1], str):
-        problem = FieldProblem(field="cursor", code="invalid_value", message="cursor is invalid")
-        raise InvalidRequest(problem.message, reason="page.cursor", fields=[problem])
-    return {"after_at": after[0], "after_id": after[1]}
+    key = time_id_key(after)  # a cursor of another shape is a 400
+    return {"after_at": key and key[0], "after_id": key and key[1]}
 
 
 class IssuerQueries:

@@ -18,7 +18,7 @@ from authpi.directory.api.organization_models import (
     OrganizationListItem,
     OrgApiKeyItem,
 )
-from authpi.web.pagination import SortKey
+from authpi.web.pagination import SortKey, time_id_key
 
 
 class KeyFilters(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,9 +91,8 @@ def _render(template: str, schema: str) -> str:
 
 
 def _after(after: SortKey | None) -> dict[str, Any]:
-    if after is None:
-        return {"after_at": None, "after_id": None}
-    return {"after_at": int(after[0]), "after_id": str(after[1])}
+    key = time_id_key(after)  # a cursor of another shape is a 400
+    return {"after_at": key and key[0], "after_id": key and key[1]}
 
 
 class OrganizationQueries:

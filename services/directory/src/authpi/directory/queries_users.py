@@ -10,8 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from authpi.errors import FieldProblem, InvalidRequest
-from authpi.web.pagination import SortKey
+from authpi.web.pagination import SortKey, time_id_key
 
 
 class UserRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,12 +189,8 @@ class UserQueries:
 
 
 def _after(after: SortKey | None) -> dict[str, Any]:
-    if after is None:
-        return {"at": None, "id": None}
-    if len(after) != 2 or not isinstance(after[0], int) or not isinstance(after[1], str):
-        problem = FieldProblem(field="cursor", code="invalid_value", message="cursor is invalid")
-        raise InvalidRequest("cursor is invalid", reason="page.cursor", fields=[problem])
-    return {"at": after[0], "id": after[1]}
+    key = time_id_key(after)  # a cursor of another shape is a 400
+    return {"at": key and key[0], "id": key and key[1]}
 
 
 async def _one(

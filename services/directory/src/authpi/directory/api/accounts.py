@@ -15,13 +15,13 @@ from authpi.directory.api.text import check_storable
 from authpi.directory.domain.account import UpdateAccount
 from authpi.directory.handlers import PLATFORM_ISSUER_ID, Directory
 from authpi.directory.queries_accounts import AccountRow
-from authpi.errors import FieldProblem, InvalidRequest, NotFound, Unprocessable
+from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
 from authpi.web.metadata import check_metadata
-from authpi.web.pagination import InjectedPage, PageQuery, paginate
+from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
 
@@ -110,16 +110,6 @@ async def _read(directory: Directory, account_id: str) -> AccountRow:
     return row
 
 
-def _after(page: PageQuery) -> tuple[int, str] | None:
-    key = page.after("accounts")
-    if key is None:
-        return None
-    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-        problem = FieldProblem(field="cursor", code="invalid_value", message="cursor is invalid")
-        raise InvalidRequest(problem.message, reason="page.cursor", fields=[problem])
-    return key[0], key[1]
-
-
 @get(
     "/v1/accounts",
     operation_id="listAccounts",
@@ -133,7 +123,9 @@ async def list_accounts(
     # An account-level credential reaches exactly one account: its own (core-api.md 3.2).
     ids = [principal.account_id] if principal.level == "account" else []
     async with directory.rt.pool.connection() as conn:
-        rows = await directory.account_queries.accounts(conn, ids, _after(page), page.fetch_limit)
+        rows = await directory.account_queries.accounts(
+            conn, ids, page.after_time_id("accounts"), page.fetch_limit
+        )
     listed = paginate(rows, page, "accounts", lambda r: (r.created_at, r.id))
     return Page(
         data=[AccountOut.of(r) for r in listed.data],

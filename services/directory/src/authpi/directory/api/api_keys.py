@@ -31,7 +31,7 @@ from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
 from authpi.web.metadata import check_metadata
-from authpi.web.pagination import InjectedPage, PageQuery, paginate
+from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal, Principal
 
@@ -253,16 +253,6 @@ def _filters(
     return KeyFilters(q=q or None, status=status, access=access, readiness=readiness)
 
 
-def _after(page: PageQuery) -> tuple[int, str] | None:
-    key = page.after(COLLECTION)
-    if key is None:
-        return None
-    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-        problem = FieldProblem(field="cursor", code="invalid_value", message="cursor is invalid")
-        raise InvalidRequest(problem.message, reason="page.cursor", fields=[problem])
-    return key[0], key[1]
-
-
 @get(
     "/v1/accounts/{account_id:str}/api-keys",
     operation_id="listAccountApiKeys",
@@ -283,7 +273,7 @@ async def list_api_keys(
     now = directory.rt.clock.now_ms()
     async with directory.rt.pool.connection() as conn:
         rows = await directory.account_queries.api_keys(
-            conn, account_id, filters, _after(page), page.fetch_limit, now
+            conn, account_id, filters, page.after_time_id(COLLECTION), page.fetch_limit, now
         )
     listed = paginate(rows, page, COLLECTION, lambda r: (r.created_at, r.id))
     return Page(
