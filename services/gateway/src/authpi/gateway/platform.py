@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
@@ -93,6 +94,7 @@ class Platform:
         self.idp_url = settings.idp_url
         self.rt: Runtime | None = None
         self._nats_url = ""
+        self._sockets: list[socket.socket] = []
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -140,6 +142,8 @@ class Platform:
         self.stack.push_async_callback(nc.close)
         js = nc.jetstream()
         await ensure_streams(js, s.namespace)
+        if self.serve_http:
+            s = self._bind_ports(s)
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
         self.rt = rt
         self.parts = [await module.build(rt) for module in self.modules]
@@ -208,16 +212,25 @@ class Platform:
             name="idp", route_handlers=routes, ready=self.ready, openapi_title="AuthPI IdP API"
         )
 
-    async def _serve(self) -> None:
-        for url, app, attr in (
-            (self.api_url, self.core_app(), "api_url"),
-            (self.idp_url, self.idp_app(), "idp_url"),
-        ):
+    def _bind_ports(self, s: Settings) -> Settings:
+        """Bind both ports before the services are built, so that a port chosen by the system
+        (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
+        bound: list[str] = []
+        for url in (s.api_url, s.idp_url):
             sock = _bind(url)
             self.stack.callback(sock.close)
-            actual = sock.getsockname()[1]
+            self._sockets.append(sock)
             parts = urlsplit(url)
-            setattr(self, attr, f"{parts.scheme}://{parts.hostname}:{actual}")
+            if parts.port == 0:
+                url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
+            bound.append(url)
+        self.api_url, self.idp_url = bound
+        self.settings = msgspec.structs.replace(s, api_url=bound[0], idp_url=bound[1])
+        return self.settings
+
+    async def _serve(self) -> None:
+        apps = ((self.core_app(), "api_url"), (self.idp_app(), "idp_url"))
+        for sock, (app, attr) in zip(self._sockets, apps, strict=True):
             config = uvicorn.Config(
                 app, log_config=None, access_log=False, lifespan="on", loop="none",
                 http="httptools", timeout_keep_alive=30,

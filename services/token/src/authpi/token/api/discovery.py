@@ -5,7 +5,6 @@ RFC's well-known prefix), and the issuer's JWKS. All answer from the in-memory k
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from litestar import MediaType, Request, Response, get
@@ -61,13 +60,9 @@ class IssuerJWKS(msgspec.Struct, frozen=True):
     keys: list[dict[str, Any]]
 
 
-def issuer_url(configured_base: str, request: Request[Any, Any, Any], issuer_id: str) -> str:
-    """AUTHPI_IDP_URL + /{issuer_id}, no trailing slash (idp-api.md 1.2). A configured port 0
-    (an ephemeral bind) is only known once bound, so the request's own base stands in."""
-    base = configured_base
-    if urlsplit(configured_base).port == 0:
-        base = str(request.base_url)
-    return f"{base.rstrip('/')}/{issuer_id}"
+def issuer_url(configured_base: str, issuer_id: str) -> str:
+    """AUTHPI_IDP_URL + /{issuer_id}, no trailing slash (idp-api.md 1.2)."""
+    return f"{configured_base.rstrip('/')}/{issuer_id}"
 
 
 def discovery_document(issuer: str, entry: IssuerKeys) -> OpenIDConfiguration:
@@ -116,9 +111,9 @@ def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
             raise NotFound(f"unknown issuer {issuer_id!r}", reason="token.unknown_issuer")
         return entry
 
-    def metadata(request: Request[Any, Any, Any], issuer_id: str) -> Response[OpenIDConfiguration]:
+    def metadata(issuer_id: str) -> Response[OpenIDConfiguration]:
         entry = known(issuer_id)
-        doc = discovery_document(issuer_url(configured_base, request, issuer_id), entry)
+        doc = discovery_document(issuer_url(configured_base, issuer_id), entry)
         headers = {"Cache-Control": DISCOVERY_CACHE, "Access-Control-Allow-Origin": "*"}
         return Response(doc, headers=headers, media_type=MediaType.JSON)
 
@@ -128,9 +123,9 @@ def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
         sync_to_thread=False,
     )
     def openid_configuration(
-        request: Request[Any, Any, Any], issuer_id: FromPath[str]
+        issuer_id: FromPath[str],
     ) -> Response[OpenIDConfiguration]:
-        return metadata(request, issuer_id)
+        return metadata(issuer_id)
 
     @get(
         "/{issuer_id:str}/.well-known/oauth-authorization-server",
@@ -138,9 +133,9 @@ def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
         sync_to_thread=False,
     )
     def oauth_metadata(
-        request: Request[Any, Any, Any], issuer_id: FromPath[str]
+        issuer_id: FromPath[str],
     ) -> Response[OpenIDConfiguration]:
-        return metadata(request, issuer_id)
+        return metadata(issuer_id)
 
     @get(
         "/.well-known/oauth-authorization-server/{issuer_id:str}",
@@ -148,10 +143,10 @@ def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
         sync_to_thread=False,
     )
     def oauth_metadata_rfc8414(
-        request: Request[Any, Any, Any], issuer_id: FromPath[str]
+        issuer_id: FromPath[str],
     ) -> Response[OpenIDConfiguration]:
         """The RFC 8414 section 3.1 location: the well-known suffix inserted before the path."""
-        return metadata(request, issuer_id)
+        return metadata(issuer_id)
 
     @get("/{issuer_id:str}/jwks.json", operation_id="getIssuerJwks", sync_to_thread=False)
     def jwks(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Response[IssuerJWKS]:
