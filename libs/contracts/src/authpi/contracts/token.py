@@ -28,5 +28,18 @@ class SigningKeyRetired(Event, frozen=True, kw_only=True, tag="signing-key.retir
     retired_at: int
 
 
+class AccessTokenRevoked(Event, frozen=True, kw_only=True, tag="access-token.revoked"):
+    """A client revoked one of its tokens (RFC 7009). Introspection reports the `jti` inactive
+    until the token would have expired anyway. Internal to the token service: the spec's
+    catalogue has no revocation event for single tokens, so it is never delivered to webhooks."""
+
+    jti: str
+    issuer_id: str
+    client_id: str
+    token_type: str  # access_token | refresh_token
+    expires_at: int  # Unix ms; the deny-list entry is useless after it
+    revoked_at: int
+
+
 SigningKeyEvent = SigningKeyCreated | SigningKeyRetired
-TokenEvent = SigningKeyEvent
+TokenEvent = SigningKeyEvent | AccessTokenRevoked

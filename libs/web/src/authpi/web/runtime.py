@@ -50,7 +50,13 @@ class ServiceParts:
     projections: list[Projection] = field(default_factory=list)
     # Applied in the write transaction; listed here so `authpi replay` can rebuild them.
     inline_projections: list[Projection] = field(default_factory=list)
+    # Singletons: run once per deployment (the supervising process).
     tasks: list[tuple[str, Task]] = field(default_factory=list)
+    # Run in every process that serves HTTP (each IdP worker too): in-memory caches that load a
+    # projection, then follow the stream with their own ordered consumer (DESIGN.md 5).
+    worker_tasks: list[tuple[str, Task]] = field(default_factory=list)
+    # Set by the worker tasks once their cache is warm; a worker takes traffic only after all.
+    warm: list[asyncio.Event] = field(default_factory=list)
     # Shared objects other parts of the same process may use (e.g. the API-key cache).
     exports: dict[str, Any] = field(default_factory=dict)
 

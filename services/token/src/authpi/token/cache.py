@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 from typing import Any
 
+import jwt
 import msgspec
 import psycopg
 from psycopg import sql
@@ -39,6 +40,7 @@ class IssuerKeys(msgspec.Struct, frozen=True, kw_only=True):
     jwks: bytes  # the encoded JWKS document
     jwks_etag: str
     signers: dict[str, Signer]  # alg -> the newest key of that algorithm
+    public: dict[str, Any] = {}  # kid -> PyJWK of every published key (verification)
 
 
 class KeyCache:
@@ -104,6 +106,7 @@ class KeyCache:
             jwks=jwks,
             jwks_etag=f'"{hashlib.sha256(jwks).hexdigest()[:32]}"',
             signers=signers,
+            public={k[0]: jwt.PyJWK(k[3]) for k in keys},
         )
 
     def _forget(self, old: IssuerKeys | None, signers: dict[str, Signer]) -> None:

@@ -1,15 +1,28 @@
-"""The token service as a process part: the issuers it learns from directory events, their
-signing keys (creation, monthly rotation, JWKS) and the IdP discovery routes. Further IdP
-endpoints arrive with their issues."""
+"""The token service as a process part: the issuers and clients it learns from directory events,
+their signing keys (creation, monthly rotation, JWKS), the discovery routes and the machine
+endpoints (token, introspection, revocation).
+
+Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
+following client.* events with its own ordered consumer), the lockout mirror and the fact
+publisher. Per deployment: the projections token-issuers and token-clients, and key rotation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.eventstore.store import EventStore
+from authpi.messaging.follower import CacheFollower
 from authpi.token.api.discovery import discovery_routes
+from authpi.token.api.machine import MachineEndpoints
 from authpi.token.cache import KeyCache
+from authpi.token.clients import CLIENT_EVENTS, ClientCache, ClientsProjection
+from authpi.token.facts import FactPublisher
+from authpi.token.grants import ClientCredentialsGrant
 from authpi.token.handlers import KeyRing
+from authpi.token.lockout import Lockouts
+from authpi.token.oauth import ClientAuthenticator
 from authpi.token.reactions.issuers import IssuersReaction
+from authpi.token.revocation import Revocations, TokenVerifier
 from authpi.token.signing import TokenSigner
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -18,17 +31,49 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
+    idp_base = rt.settings.idp_url
     keys = KeyRing(rt, schema)
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
     await cache.load_all()
+    clients = ClientCache()
+    clients_view = ClientsProjection(schema)
+    follower = CacheFollower(
+        pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
+        consumer=clients_view.name, event_types=CLIENT_EVENTS,
+        load=lambda conn: clients_view.load_into(conn, clients), apply=clients.apply,
+    )  # fmt: skip
+    lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
+    await lockouts.open()
+    facts = FactPublisher(rt.js, rt.namespace)
+    revocations = Revocations(
+        rt.pool, EventStore(rt.pool, schema, "token", rt.ids), schema, rt.clock
+    )
+    machine = MachineEndpoints(
+        idp_base=idp_base,
+        keys=cache,
+        auth=ClientAuthenticator(clients, lockouts, rt.clock),
+        client_credentials=ClientCredentialsGrant(idp_base, rt.clock, facts),
+        verifier=TokenVerifier(idp_base, rt.clock),
+        revocations=revocations,
+    )
     return ServiceParts(
         name="token",
-        idp_routes=discovery_routes(cache, rt.settings.idp_url),
-        projections=[IssuersReaction(schema, keys)],
-        inline_projections=[keys.view],
-        tasks=[("token:key-cache", cache.follow), ("token:key-rotation", keys.rotation_task)],
-        exports={"keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock)},
-    )
+        idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
+        projections=[IssuersReaction(schema, keys), clients_view],
+        inline_projections=[keys.view, revocations.view],
+        tasks=[("token:key-rotation", keys.rotation_task)],
+        worker_tasks=[
+            ("token:key-cache", cache.follow),
+            ("token:clients", follower.run),
+            ("token:lockouts", lockouts.follow),
+            ("token:facts", facts.run),
+        ],
+        warm=[follower.warm, lockouts.warm],
+        exports={
+            "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
+            "clients": clients, "facts": facts,
+        },
+    )  # fmt: skip
 
 
 MODULE = ServiceModule(name="token", migrations=MIGRATIONS, build=build)

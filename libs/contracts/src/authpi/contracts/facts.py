@@ -1,0 +1,45 @@
+"""High-volume runtime facts (DESIGN.md 3): not state, so not in any event store. Producers
+publish them to the FACTS stream in batches (one message holds many facts) on
+`<ns>.fact.<fact type>`; consumers aggregate them (verifier usage, billing metering, audit
+counters). A batch's Nats-Msg-Id is its `batch_id`, so a re-published batch is dropped."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class MachineTokenIssued(msgspec.Struct, frozen=True, kw_only=True, tag="machine.token.issued"):
+    """A client_credentials token was minted (platform.md 6.3)."""
+
+    account_id: str
+    issuer_id: str
+    grant_type: str = "client_credentials"
+    client_id: str
+    agent_id: str | None = None
+    verifier_id: str | None = None
+    scope: str
+    aud: str
+    jti: str
+    issued_at: int  # Unix ms
+    expires_at: int  # Unix ms
+    dat_type: str | None = None
+
+
+Fact = MachineTokenIssued
+
+
+class FactBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    facts: list[Fact]
+
+
+_batch_encoder = msgspec.json.Encoder()
+_batch_decoder = msgspec.json.Decoder(FactBatch)
+
+
+def encode_batch(batch: FactBatch) -> bytes:
+    return _batch_encoder.encode(batch)
+
+
+def decode_batch(raw: bytes) -> FactBatch:
+    return _batch_decoder.decode(raw)

@@ -1,0 +1,111 @@
+"""CacheFollower: an in-memory cache in every process that serves HTTP (DESIGN.md 5).
+
+It reads a consumer-fed projection together with that consumer's checkpoint in one snapshot,
+then follows the domain-event stream from the checkpoint's next sequence with its own ordered
+(ephemeral) JetStream consumer. Every event is then either in the loaded rows or delivered
+afterwards, never both and never neither: the projection's consumer writes its rows and its
+checkpoint in one transaction. `warm` is set once the follower has caught up with what the
+stream held when it subscribed, so a worker takes no traffic on a cold cache."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import psycopg
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Envelope, Event
+from authpi.contracts.catalogue import decode_envelope, decode_event
+from authpi.contracts.subjects import events_of_type, events_stream
+from authpi.messaging.consumer import SEQ_SOURCE
+from authpi.observability import get_logger
+
+log = get_logger("authpi.follower")
+
+Loader = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+Applier = Callable[[Envelope, Event], None]
+
+
+class CacheFollower:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        js: JetStreamContext,
+        namespace: str,
+        schema: str,
+        consumer: str,
+        event_types: str,
+        load: Loader,
+        apply: Applier,
+    ) -> None:
+        """`event_types` is one filter of the catalogue's types, e.g. `client.>`."""
+        self.pool = pool
+        self.js = js
+        self.namespace = namespace
+        self.consumer = consumer
+        self.event_types = event_types
+        self.load = load
+        self.apply = apply
+        self.warm = asyncio.Event()
+        self.last_seq = 0
+        self._checkpoint = (
+            sql.SQL("SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s")
+            .format(sql.Identifier(schema))
+            .as_string()
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Worker task: load, follow until `stop`. A failure propagates to the supervisor,
+        which restarts the task: a reload from the projection, so nothing is lost."""
+        self.warm.clear()
+        after = await self._load()
+        sub = await self.js.subscribe(
+            events_of_type(self.event_types, self.namespace),
+            stream=events_stream(self.namespace),
+            cb=self._on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=after + 1),
+        )
+        try:
+            log.info("follower.subscribed", consumer=self.consumer, from_seq=after + 1)
+            while not self.warm.is_set() and not stop.is_set():
+                info = await sub.consumer_info()
+                delivered = info.delivered.stream_seq if info.delivered else 0
+                if not info.num_pending and self.last_seq >= (delivered or 0):
+                    self.warm.set()
+                    log.info("follower.warm", consumer=self.consumer, last_seq=self.last_seq)
+                    break
+                await asyncio.sleep(0.005)
+            await stop.wait()
+        finally:
+            await sub.unsubscribe()
+
+    async def _load(self) -> int:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur = await conn.execute(self._checkpoint, [self.consumer, SEQ_SOURCE])
+            row = await cur.fetchone()
+            await self.load(conn)
+        self.last_seq = int(row[0]) if row else 0
+        return self.last_seq
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            env = decode_envelope(msg.data)
+            event = decode_event(env.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error(
+                "message.rejected", consumer=self.consumer, subject=msg.subject, error=str(exc)
+            )
+            return
+        self.apply(env, event)
+        self.last_seq = msg.metadata.sequence.stream

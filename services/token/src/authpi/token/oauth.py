@@ -1,0 +1,221 @@
+"""The OAuth side of the machine endpoints (/token, /introspect, /revoke): strict request parsing,
+client authentication and RFC 6749 section 5.2 error responses.
+
+Parsing rules (idp-api.md 1.5, RFC 6749 section 3.2): form encoding is canonical and JSON is
+accepted; any other media type is 415 `invalid_content_type`. A parameter sent twice is
+`invalid_request` (except `resource`, which RFC 8707 makes repeatable). Bodies are capped at
+64 KiB, which no legitimate request comes near.
+
+Client authentication (idp-api.md 5.2): `client_secret_basic` or `client_secret_post`, never both
+and never with two different ids. Secrets are compared as SHA-256 digests in constant time
+(DESIGN.md 6 explains why not Argon2); a rotated secret keeps working until its grace ends.
+Five failures in 15 minutes lock the client for 15 minutes (authpi.token.lockout)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import msgspec
+from litestar import Request, Response
+
+from authpi.crypto.clock import Clock
+from authpi.token.clients import ClientCache, ClientEntry
+from authpi.token.lockout import Lockouts
+
+MAX_BODY = 64 * 1024
+MAX_FIELDS = 64
+REPEATABLE = frozenset({"resource"})
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_json_body = msgspec.json.Decoder(dict[str, Any])
+_encode = msgspec.json.Encoder().encode
+
+
+class OAuthError(Exception):
+    def __init__(
+        self, error: str, description: str, *, status: int = 400, basic: bool = False
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.basic = basic  # the client tried HTTP Basic: answer with a Basic challenge
+
+
+def invalid_client(description: str = "Client authentication failed", **kw: Any) -> OAuthError:
+    return OAuthError("invalid_client", description, status=401, **kw)
+
+
+def error_response(exc: OAuthError, realm: str) -> Response[bytes]:
+    headers = dict(NO_STORE)
+    if exc.status == 401:
+        scheme = "Basic" if exc.basic or exc.error == "invalid_client" else "Bearer"
+        headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", error="{exc.error}"'
+    body = _encode({"error": exc.error, "error_description": exc.description})
+    return Response(body, status_code=exc.status, headers=headers, media_type="application/json")
+
+
+def json_response(payload: dict[str, Any], status: int = 200) -> Response[bytes]:
+    return Response(
+        _encode(payload), status_code=status, headers=NO_STORE, media_type="application/json"
+    )
+
+
+class Form:
+    """The parameters of one request; `get` refuses a parameter given twice."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        values = self._values.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise OAuthError("invalid_request", f"parameter {name!r} was given more than once")
+        return values[0]
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+
+async def read_form(request: Request[Any, Any, Any]) -> Form:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in ("application/x-www-form-urlencoded", "application/json"):
+        raise OAuthError(
+            "invalid_content_type",
+            "use Content-Type: application/x-www-form-urlencoded",
+            status=415,
+        )
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise OAuthError("invalid_request", "request body too large", status=413)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise OAuthError("invalid_request", "request body too large", status=413)
+    values: dict[str, list[str]] = {}
+    if media == "application/json":
+        for name, value in _parse_json(body).items():
+            values[name] = value if isinstance(value, list) else [value]
+    else:
+        for name, value in _parse_form(body):
+            values.setdefault(name, []).append(value)
+    for name, vals in values.items():
+        if len(vals) > 1 and name not in REPEATABLE:
+            raise OAuthError("invalid_request", f"parameter {name!r} was given more than once")
+        if any(not v.isprintable() for v in vals):
+            raise OAuthError("invalid_request", f"parameter {name!r} has control characters")
+    return Form(values)
+
+
+def _parse_form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        text = body.decode("utf-8")
+        return parse_qsl(
+            text,
+            keep_blank_values=False,
+            strict_parsing=False,
+            max_num_fields=MAX_FIELDS,
+            errors="strict",
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError("invalid_request", "the body is not valid form encoding") from exc
+
+
+def _parse_json(body: bytes) -> dict[str, str | list[str]]:
+    try:
+        raw = _json_body.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise OAuthError("invalid_request", "the body is not a JSON object") from exc
+    if len(raw) > MAX_FIELDS:
+        raise OAuthError("invalid_request", "too many parameters")
+    out: dict[str, str | list[str]] = {}
+    for name, value in raw.items():
+        if isinstance(value, str):
+            out[name] = value
+        elif (
+            name in REPEATABLE
+            and isinstance(value, list)
+            and all(isinstance(v, str) for v in value)
+        ):
+            out[name] = value
+        else:
+            raise OAuthError("invalid_request", f"parameter {name!r} must be a string")
+    return out
+
+
+class Credentials(msgspec.Struct, frozen=True):
+    client_id: str
+    secret: str | None
+    basic: bool
+
+
+def presented_credentials(request: Request[Any, Any, Any], form: Form) -> Credentials:
+    """The client's credentials from exactly one method (RFC 6749 section 2.3.1)."""
+    header = request.headers.get("authorization")
+    body_id, body_secret = form.get("client_id"), form.get("client_secret")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise invalid_client("unsupported Authorization scheme; use Basic", basic=True)
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise invalid_client("malformed Basic credentials", basic=True) from exc
+        raw_id, sep, raw_secret = decoded.partition(":")
+        if not sep or not raw_id:
+            raise invalid_client("malformed Basic credentials", basic=True)
+        client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        if body_secret is not None:
+            raise invalid_client("use one client authentication method, not two", basic=True)
+        if body_id is not None and body_id != client_id:
+            raise invalid_client("client_id does not match the Basic credentials", basic=True)
+        return Credentials(client_id, secret, True)
+    if body_id is None:
+        raise invalid_client("client authentication is required")
+    return Credentials(body_id, body_secret, False)
+
+
+def _digest_matches(secret: str, digest: str | None) -> bool:
+    if digest is None:
+        return False
+    presented = hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return hmac.compare_digest(presented, digest)
+
+
+class ClientAuthenticator:
+    def __init__(self, clients: ClientCache, lockouts: Lockouts, clock: Clock) -> None:
+        self.clients = clients
+        self.lockouts = lockouts
+        self.clock = clock
+
+    async def confidential(self, issuer_id: str, creds: Credentials) -> ClientEntry:
+        """An active confidential client of this issuer whose secret matches, or invalid_client.
+        Every refusal reads the same, so a caller learns nothing about which check failed."""
+        client = self.clients.get(creds.client_id)
+        if client is None or client.issuer_id != issuer_id or client.status != "active":
+            raise invalid_client(basic=creds.basic)
+        if not client.confidential or creds.secret is None:
+            raise invalid_client(basic=creds.basic)
+        if self.lockouts.locked(issuer_id, client.id):
+            raise invalid_client(
+                "client locked after repeated failed authentication", basic=creds.basic
+            )
+        if _digest_matches(creds.secret, client.secret_sha256) or (
+            client.previous_valid_until is not None
+            and client.previous_valid_until > self.clock.now_ms()
+            and _digest_matches(creds.secret, client.previous_sha256)
+        ):
+            await self.lockouts.succeeded(issuer_id, client.id)
+            return client
+        if await self.lockouts.failed(issuer_id, client.id):
+            raise invalid_client(
+                "client locked after repeated failed authentication", basic=creds.basic
+            )
+        raise invalid_client(basic=creds.basic)

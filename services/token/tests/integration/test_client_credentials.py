@@ -1,0 +1,332 @@
+"""The client_credentials grant, introspection and revocation over real HTTP on the IdP port
+(idp-api.md 5.2, 5.5, 7, 11). Clients are created through the Core API with the official
+authpi-admin SDK; the token service learns them from JetStream only. Tokens are requested with
+the official authpi-idp SDK (or httpx for malformed input) and verified with PyJWT against the
+JWKS found through discovery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import httpx
+import jwt
+import pytest
+from authpi_admin import AuthPIAdmin
+from authpi_idp import IdpClient
+from authpi_idp.errors import OAuthError
+
+from authpi.testing.plugin import eventually
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class Tenant:
+    def __init__(self, platform, admin: AuthPIAdmin, issuer_id: str) -> None:
+        self.platform = platform
+        self.admin = admin
+        self.issuer_id = issuer_id
+
+    @property
+    def issuer_url(self) -> str:
+        return f"{self.platform.idp_url}/{self.issuer_id}"
+
+    async def m2m(self, **settings) -> tuple[str, str]:
+        base = {"scopes": ["invoices:read", "invoices:write"], **settings}
+        client = await self.admin.issuer(self.issuer_id).clients.create(
+            {"name": "svc", "type": "m2m", "settings": base}
+        )
+        await self.until_known(client.id, client.secret)
+        return client.id, client.secret
+
+    async def until_known(self, client_id: str, secret: str) -> None:
+        async def known() -> bool:
+            resp = await self.token({"client_id": client_id, "client_secret": secret})
+            return resp.status_code != 401
+
+        await eventually(known)
+
+    async def token(self, data: dict, **kw) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.post(
+                f"{self.issuer_url}/token",
+                data={"grant_type": "client_credentials", **data},
+                **kw,
+            )
+
+    async def post(self, path: str, **kw) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.post(f"{self.issuer_url}/{path}", **kw)
+
+    async def jwks(self) -> jwt.PyJWKClient:
+        async with httpx.AsyncClient(timeout=30) as http:
+            config = (await http.get(f"{self.issuer_url}/.well-known/openid-configuration")).json()
+        return jwt.PyJWKClient(config["jwks_uri"], cache_keys=False)
+
+
+async def new_tenant(platform) -> Tenant:
+    admin = AuthPIAdmin(
+        api_key=(platform.api_key_id, platform.api_key_secret),
+        account_id=platform.account_id,
+        base_url=platform.api_url,
+        retries=False,
+    )
+    issuer = await admin.issuers.create({"name": "machines"})
+
+    async def has_keys() -> bool:
+        async with httpx.AsyncClient(timeout=30) as http:
+            resp = await http.get(f"{platform.idp_url}/{issuer.id}/jwks.json")
+        return resp.status_code == 200 and len(resp.json()["keys"]) == 3
+
+    await eventually(has_keys)
+    return Tenant(platform, admin, issuer.id)
+
+
+@pytest.fixture
+async def tenant(platform) -> Tenant:
+    return await new_tenant(platform)
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+async def verify(tenant: Tenant, token: str) -> tuple[dict, dict]:
+    jwks = await tenant.jwks()
+    key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(
+        token, key.key, algorithms=[header["alg"]], issuer=tenant.issuer_url,
+        options={"verify_aud": False},
+    )  # fmt: skip
+    return header, claims
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
+async def test_sdk_client_credentials_token_verifies_against_discovered_jwks(tenant, alg):
+    client_id, secret = await tenant.m2m(response_signature_alg=alg, access_token_ttl=900)
+    async with IdpClient(tenant.issuer_url, client_id, client_secret=secret) as idp:
+        agent = await idp.client_credentials(["invoices:read"])
+    assert agent.id == client_id and agent.tokens.scope == "invoices:read"
+    header, claims = await verify(tenant, agent.tokens.access_token)
+    assert header["alg"] == alg and header["typ"] == "at+jwt" and header["kid"]
+    assert claims["sub"] == client_id and claims["client_id"] == client_id
+    assert claims["aud"] == client_id and claims["scope"] == "invoices:read"
+    assert claims["exp"] - claims["iat"] == 900 and claims["auth_time"] == claims["iat"]
+    assert len(claims["jti"]) == 18 and claims["jti"].isalnum()
+    assert "sid" not in claims and "dat" not in claims
+    assert abs(claims["iat"] - time.time()) < 60
+
+
+async def test_basic_auth_resource_and_full_scope_by_default(tenant):
+    client_id, secret = await tenant.m2m(audiences=["https://api.acme.test"])
+    resp = await tenant.token(
+        {"resource": "https://api.acme.test"}, headers=basic(client_id, secret)
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 1800
+    assert body["scope"] == "invoices:read invoices:write" and "refresh_token" not in body
+    assert resp.headers["cache-control"] == "no-store"
+    _, claims = await verify(tenant, body["access_token"])
+    assert claims["aud"] == "https://api.acme.test"
+    other = await tenant.token({"resource": "https://evil.test"}, headers=basic(client_id, secret))
+    assert other.status_code == 400 and other.json()["error"] == "invalid_target"
+
+
+async def test_wider_scope_is_invalid_scope(tenant):
+    client_id, secret = await tenant.m2m()
+    async with IdpClient(tenant.issuer_url, client_id, client_secret=secret) as idp:
+        with pytest.raises(OAuthError) as caught:
+            await idp.client_credentials(["invoices:read", "admin"])
+    assert caught.value.error == "invalid_scope"
+
+
+async def test_client_of_issuer_a_is_unknown_at_issuer_b(tenant, platform):
+    client_id, secret = await tenant.m2m()
+    other = await new_tenant(platform)
+    resp = await other.token({"client_id": client_id, "client_secret": secret})
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
+
+
+async def test_client_a_secret_for_client_b_is_refused(tenant):
+    a_id, a_secret = await tenant.m2m()
+    b_id, _ = await tenant.m2m()
+    resp = await tenant.token({}, headers=basic(b_id, a_secret))
+    assert resp.status_code == 401
+    assert resp.json() == {
+        "error": "invalid_client",
+        "error_description": "Client authentication failed",
+    }
+    assert resp.headers["www-authenticate"].startswith("Basic realm=")
+    assert (await tenant.token({}, headers=basic(a_id, a_secret))).status_code == 200
+
+
+async def test_five_wrong_secrets_lock_the_client(tenant):
+    client_id, secret = await tenant.m2m()
+    for _ in range(5):
+        resp = await tenant.token({"client_id": client_id, "client_secret": "wrong"})
+        assert resp.status_code == 401
+    locked = await tenant.token({"client_id": client_id, "client_secret": secret})
+    assert locked.status_code == 401 and locked.json()["error"] == "invalid_client"
+    assert "locked" in locked.json()["error_description"]
+    other_id, other_secret = await tenant.m2m()
+    ok = await tenant.token({"client_id": other_id, "client_secret": other_secret})
+    assert ok.status_code == 200
+
+
+async def test_deleted_and_disabled_clients_stop_within_a_second(tenant):
+    clients = tenant.admin.issuer(tenant.issuer_id).clients
+    client_id, secret = await tenant.m2m()
+    await clients.update(client_id, {"status": "disabled"})
+
+    async def refused() -> bool:
+        resp = await tenant.token({"client_id": client_id, "client_secret": secret})
+        return resp.status_code == 401
+
+    await eventually(refused, timeout=1.0)
+    await clients.update(client_id, {"status": "active"})
+
+    async def accepted() -> bool:
+        resp = await tenant.token({"client_id": client_id, "client_secret": secret})
+        return resp.status_code == 200
+
+    await eventually(accepted, timeout=1.0)
+    await clients.delete(client_id)
+    await eventually(refused, timeout=1.0)
+
+
+async def test_rotated_secret_works_at_once_and_old_one_during_grace(tenant):
+    clients = tenant.admin.issuer(tenant.issuer_id).clients
+    client_id, old = await tenant.m2m()
+    rotated = await clients.rotate_secret(client_id)
+    await tenant.until_known(client_id, rotated.secret)
+    assert (await tenant.token({"client_id": client_id, "client_secret": old})).status_code == 200
+
+
+async def test_introspection_sees_only_own_tokens_and_revocation(tenant, platform):
+    a_id, a_secret = await tenant.m2m()
+    b_id, b_secret = await tenant.m2m()
+    token = (await tenant.token({"client_id": a_id, "client_secret": a_secret})).json()[
+        "access_token"
+    ]
+    own = await tenant.post("introspect", data={"token": token}, headers=basic(a_id, a_secret))
+    assert own.status_code == 200
+    body = own.json()
+    assert body["active"] is True and body["client_id"] == a_id and body["sub"] == a_id
+    assert body["token_type"] == "access_token" and body["scope"] == "invoices:read invoices:write"
+    assert {"exp", "iat", "jti", "iss", "aud"} <= set(body)
+    foreign = await tenant.post("introspect", data={"token": token}, headers=basic(b_id, b_secret))
+    assert foreign.json() == {"active": False}
+    garbage = await tenant.post(
+        "introspect", data={"token": "x.y.z"}, headers=basic(a_id, a_secret)
+    )
+    assert garbage.json() == {"active": False}
+    other = await new_tenant(platform)
+    c_id, c_secret = await other.m2m()
+    cross = await other.post("introspect", data={"token": token}, headers=basic(c_id, c_secret))
+    assert cross.json() == {"active": False}
+    # Someone else's revocation is ignored, still 200.
+    ignored = await tenant.post("revoke", data={"token": token}, headers=basic(b_id, b_secret))
+    assert ignored.status_code == 200
+    again = await tenant.post("introspect", data={"token": token}, headers=basic(a_id, a_secret))
+    assert again.json()["active"] is True
+    async with IdpClient(tenant.issuer_url, a_id, client_secret=a_secret) as idp:
+        await idp.revoke_token(token, "access_token")
+        await idp.revoke_token(token, "access_token")  # twice: still fine
+        await idp.revoke_token("not-a-token")
+    gone = await tenant.post("introspect", data={"token": token}, headers=basic(a_id, a_secret))
+    assert gone.json() == {"active": False}
+
+
+async def test_unknown_kid_is_inactive(tenant):
+    client_id, secret = await tenant.m2m()
+    token = (await tenant.token({"client_id": client_id, "client_secret": secret})).json()[
+        "access_token"
+    ]
+    _, payload, signature = token.split(".")
+    forged_header = (
+        base64.urlsafe_b64encode(
+            b'{"alg":"ES256","kid":"00000000-0000-0000-0000-000000000000","typ":"at+jwt"}'
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    forged = f"{forged_header}.{payload}.{signature}"
+    resp = await tenant.post("introspect", data={"token": forged}, headers=basic(client_id, secret))
+    assert resp.json() == {"active": False}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "error"),
+    [
+        ({"data": {"client_id": "c_x"}}, 400, "invalid_request"),  # no grant_type
+        ({"content": b"grant_type=client_credentials&grant_type=client_credentials",
+          "headers": FORM}, 400, "invalid_request"),  # duplicate
+        ({"content": b"grant_type=password", "headers": FORM}, 400, "unsupported_grant_type"),
+        ({"content": b"grant_type=urn:ietf:params:oauth:grant-type:device_code",
+          "headers": FORM}, 400, "unsupported_grant_type"),
+        ({"content": b"<xml/>", "headers": {"Content-Type": "text/xml"}}, 415,
+         "invalid_content_type"),
+        ({"content": b"grant_type=client_credentials"}, 415, "invalid_content_type"),
+        ({"content": b"a=" + b"x" * 200_000, "headers": FORM}, 413, "invalid_request"),
+        ({"content": b"grant_type=client_credentials&client_id=%FF%FE", "headers": FORM},
+         400, "invalid_request"),
+        ({"content": b"\xff\xfe", "headers": FORM}, 400, "invalid_request"),
+        ({"content": b"[1,2]", "headers": {"Content-Type": "application/json"}}, 400,
+         "invalid_request"),
+        ({"content": b'{"grant_type": 5}', "headers": {"Content-Type": "application/json"}},
+         400, "invalid_request"),
+        ({"content": b"grant_type=client_credentials",
+          "headers": {**FORM, "Authorization": "Basic !!!notbase64"}}, 401, "invalid_client"),
+        ({"content": b"grant_type=client_credentials",
+          "headers": {**FORM, "Authorization": "Basic " + base64.b64encode(b"nocolon").decode()}},
+         401, "invalid_client"),
+        ({"content": b"grant_type=client_credentials",
+          "headers": {**FORM, "Authorization": "Bearer abc"}}, 401, "invalid_client"),
+        ({"content": b"grant_type=client_credentials&client_id=c_nope&client_secret=x",
+          "headers": FORM}, 401, "invalid_client"),
+        ({"content": b"grant_type=client_credentials", "headers": FORM}, 401, "invalid_client"),
+    ],
+)  # fmt: skip
+async def test_bad_input_gets_the_right_oauth_error(tenant, kwargs, status, error):
+    resp = await tenant.post("token", **kwargs)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"] == error
+    assert resp.json()["error_description"]
+
+
+async def test_both_auth_methods_or_mismatched_ids_are_refused(tenant):
+    client_id, secret = await tenant.m2m()
+    both = await tenant.token(
+        {"client_id": client_id, "client_secret": secret}, headers=basic(client_id, secret)
+    )
+    assert both.status_code == 401 and both.json()["error"] == "invalid_client"
+    mismatch = await tenant.token({"client_id": "c_other"}, headers=basic(client_id, secret))
+    assert mismatch.status_code == 401 and mismatch.json()["error"] == "invalid_client"
+    json_body = await tenant.post(
+        "token",
+        json={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert json_body.status_code == 200, json_body.text
+
+
+async def test_client_without_the_grant_and_unknown_issuer(tenant, platform):
+    web = await tenant.admin.issuer(tenant.issuer_id).clients.create(
+        {"name": "web", "type": "web", "settings": {"redirect_uris": ["https://app.test/cb"]}}
+    )
+
+    async def answered() -> bool:
+        resp = await tenant.token({"client_id": web.id, "client_secret": web.secret})
+        return resp.status_code == 400
+
+    await eventually(answered)
+    resp = await tenant.token({"client_id": web.id, "client_secret": web.secret})
+    assert resp.json()["error"] == "unauthorized_client"
+    async with httpx.AsyncClient(timeout=30) as http:
+        missing = await http.post(
+            f"{platform.idp_url}/i_doesnotexist/token", data={"grant_type": "client_credentials"}
+        )
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
