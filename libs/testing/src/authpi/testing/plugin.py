@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -55,17 +57,18 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
     handle: Any = None  # the Platform object, for tests that need to reach inside
 
 
-@pytest_asyncio.fixture(scope="session")
-async def platform(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def running_platform(
+    infra: Infra, data_dir: Path, clock: Any = None
 ) -> AsyncIterator[RunningPlatform]:
-    """One all-in-one platform for the session (own namespace, free ports), bootstrapped."""
+    """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
+    (e.g. a FixedClock) drives everything time-based in it."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
     ns = new_namespace()
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("platform"),
+        data_dir=data_dir,
         database_url=infra.dsn,
         nats_url=infra.nats_url,
         api_url="http://127.0.0.1:0",
@@ -74,7 +77,7 @@ async def platform(
         # One client IP runs every suite; the limits themselves are tested on their own app.
         rate_limit_multiplier=1000.0,
     )
-    running = Platform(settings)
+    running = Platform(settings, clock=clock)
     await running.start()
     try:
         directory = next(p.exports["directory"] for p in running.parts if "directory" in p.exports)
@@ -92,6 +95,15 @@ async def platform(
         )
     finally:
         await running.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def platform(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningPlatform]:
+    """One all-in-one platform for the session, on the system clock."""
+    async with running_platform(infra, tmp_path_factory.mktemp("platform")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from authpi.contracts.facts import MachineTokenIssued
 from authpi.crypto.clock import Clock
+from authpi.token.agents import AGENT_TOKEN_TTL, AgentEntry
 from authpi.token.api.discovery import issuer_url
 from authpi.token.cache import IssuerKeys
 from authpi.token.clients import ClientEntry
@@ -79,40 +80,82 @@ class ClientCredentialsGrant:
             raise OAuthError(
                 "unauthorized_client", "the client_credentials grant is not enabled for this client"
             )
-        scopes = requested_scopes(form, client.scopes)
-        aud = audience(form, client.id, client.audiences)
-        signer = issuer.signers.get(client.alg) or issuer.signers.get(issuer.default_alg)
+        return self._mint(
+            issuer,
+            subject=client.id,
+            account_id=client.account_id,
+            scopes=requested_scopes(form, client.scopes),
+            aud=audience(form, client.id, client.audiences),
+            alg=client.alg,
+            ttl=min(client.access_token_ttl, MAX_TOKEN_TTL_S),
+        )
+
+    def issue_agent(
+        self, issuer: IssuerKeys, agent: AgentEntry, verifier_id: str, form: Form
+    ) -> dict[str, Any]:
+        """Agent tokens (idp-api.md 5.5): exactly 300 s, scopes within the agent's, `dat.type`
+        agent, the issuer's default algorithm, never a refresh or ID token."""
+        return self._mint(
+            issuer,
+            subject=agent.id,
+            account_id=agent.account_id,
+            scopes=requested_scopes(form, agent.scopes),
+            aud=audience(form, agent.id, ()),
+            alg=issuer.default_alg,
+            ttl=AGENT_TOKEN_TTL,
+            agent=True,
+            verifier_id=verifier_id,
+        )
+
+    def _mint(
+        self,
+        issuer: IssuerKeys,
+        *,
+        subject: str,
+        account_id: str,
+        scopes: list[str],
+        aud: str,
+        alg: str,
+        ttl: int,
+        agent: bool = False,
+        verifier_id: str | None = None,
+    ) -> dict[str, Any]:
+        signer = issuer.signers.get(alg) or issuer.signers.get(issuer.default_alg)
         if signer is None:
             raise OAuthError(
                 "temporarily_unavailable", "no signing key for this client yet", status=503
             )
-        ttl = min(client.access_token_ttl, MAX_TOKEN_TTL_S)
         now_ms = self.clock.now_ms()
         iat = now_ms // 1000
         jti = new_jti()
         scope = " ".join(scopes)
-        claims = {
+        claims: dict[str, Any] = {
             "iss": issuer_url(self.idp_base, issuer.issuer_id),
-            "sub": client.id,
+            "sub": subject,
             "aud": aud,
             "exp": iat + ttl,
             "iat": iat,
             "auth_time": iat,
             "jti": jti,
-            "client_id": client.id,
+            "client_id": subject,
             "scope": scope,
         }
+        if agent:
+            claims["dat"] = {"type": "agent"}
         token = sign_jwt(signer.key, signer.kid, signer.alg, claims, "at+jwt")
         self.facts.add(
             MachineTokenIssued(
-                account_id=client.account_id,
+                account_id=account_id,
                 issuer_id=issuer.issuer_id,
-                client_id=client.id,
+                client_id=subject,
+                agent_id=subject if agent else None,
+                verifier_id=verifier_id,
                 scope=scope,
                 aud=aud,
                 jti=jti,
                 issued_at=now_ms,
                 expires_at=(iat + ttl) * 1000,
+                dat_type="agent" if agent else None,
             )
         )
         body: dict[str, Any] = {"access_token": token, "token_type": "Bearer", "expires_in": ttl}

@@ -24,6 +24,7 @@ import msgspec
 from litestar import Request, Response
 
 from authpi.crypto.clock import Clock
+from authpi.token.agents import AgentCache, AgentEntry
 from authpi.token.clients import ClientCache, ClientEntry
 from authpi.token.lockout import Lockouts
 
@@ -190,10 +191,38 @@ def _digest_matches(secret: str, digest: str | None) -> bool:
 
 
 class ClientAuthenticator:
-    def __init__(self, clients: ClientCache, lockouts: Lockouts, clock: Clock) -> None:
+    def __init__(
+        self, clients: ClientCache, agents: AgentCache, lockouts: Lockouts, clock: Clock
+    ) -> None:
         self.clients = clients
+        self.agents = agents
         self.lockouts = lockouts
         self.clock = clock
+
+    async def agent(self, issuer_id: str, creds: Credentials) -> tuple[AgentEntry, str]:
+        """An active agent of this issuer and the id of the secret verifier that matched
+        (platform.md 3.3: any of its secret verifiers), or invalid_client."""
+        agent = self.agents.get(creds.client_id)
+        if agent is None or agent.issuer_id != issuer_id or agent.status != "active":
+            raise invalid_client(basic=creds.basic)
+        if creds.secret is None or not agent.secrets:
+            raise invalid_client(basic=creds.basic)
+        if self.lockouts.locked(issuer_id, agent.id):
+            raise invalid_client(
+                "client locked after repeated failed authentication", basic=creds.basic
+            )
+        matched = None
+        for verifier_id, digest in agent.secrets.items():  # every one: no early exit timing
+            if _digest_matches(creds.secret, digest):
+                matched = verifier_id
+        if matched is not None:
+            await self.lockouts.succeeded(issuer_id, agent.id)
+            return agent, matched
+        if await self.lockouts.failed(issuer_id, agent.id):
+            raise invalid_client(
+                "client locked after repeated failed authentication", basic=creds.basic
+            )
+        raise invalid_client(basic=creds.basic)
 
     async def confidential(self, issuer_id: str, creds: Credentials) -> ClientEntry:
         """An active confidential client of this issuer whose secret matches, or invalid_client.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from authpi.eventstore.store import EventStore
 from authpi.messaging.follower import CacheFollower
+from authpi.token.agents import AGENT_EVENTS, AgentCache, AgentsProjection
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.cache import KeyCache
@@ -42,6 +43,13 @@ async def build(rt: Runtime) -> ServiceParts:
         consumer=clients_view.name, event_types=CLIENT_EVENTS,
         load=lambda conn: clients_view.load_into(conn, clients), apply=clients.apply,
     )  # fmt: skip
+    agents = AgentCache()
+    agents_view = AgentsProjection(schema)
+    agent_follower = CacheFollower(
+        pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
+        consumer=agents_view.name, event_types=AGENT_EVENTS,
+        load=lambda conn: agents_view.load_into(conn, agents), apply=agents.apply,
+    )  # fmt: skip
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
     await lockouts.open()
     facts = FactPublisher(rt.js, rt.namespace)
@@ -51,7 +59,7 @@ async def build(rt: Runtime) -> ServiceParts:
     machine = MachineEndpoints(
         idp_base=idp_base,
         keys=cache,
-        auth=ClientAuthenticator(clients, lockouts, rt.clock),
+        auth=ClientAuthenticator(clients, agents, lockouts, rt.clock),
         client_credentials=ClientCredentialsGrant(idp_base, rt.clock, facts),
         verifier=TokenVerifier(idp_base, rt.clock),
         revocations=revocations,
@@ -59,19 +67,20 @@ async def build(rt: Runtime) -> ServiceParts:
     return ServiceParts(
         name="token",
         idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
-        projections=[IssuersReaction(schema, keys), clients_view],
+        projections=[IssuersReaction(schema, keys), clients_view, agents_view],
         inline_projections=[keys.view, revocations.view],
         tasks=[("token:key-rotation", keys.rotation_task)],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", follower.run),
+            ("token:agents", agent_follower.run),
             ("token:lockouts", lockouts.follow),
             ("token:facts", facts.run),
         ],
-        warm=[follower.warm, lockouts.warm],
+        warm=[follower.warm, agent_follower.warm, lockouts.warm],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
-            "clients": clients, "facts": facts,
+            "clients": clients, "agents": agents, "facts": facts,
         },
     )  # fmt: skip
 

@@ -24,6 +24,7 @@ from authpi.token.oauth import (
 from authpi.token.revocation import Revocations, TokenVerifier
 
 log = get_logger("authpi.token.api")
+AGENT_PREFIX = "agt_"
 GRANTS_LATER = frozenset({"authorization_code", "refresh_token"})
 INACTIVE = {"active": False}
 
@@ -64,7 +65,11 @@ class MachineEndpoints:
                     "unsupported_grant_type", f"{grant} is not available on this server yet"
                 )
             raise OAuthError("unsupported_grant_type", "unsupported grant_type")
-        client = await self.auth.confidential(issuer_id, presented_credentials(request, form))
+        creds = presented_credentials(request, form)
+        if creds.client_id.startswith(AGENT_PREFIX):
+            agent, verifier_id = await self.auth.agent(issuer_id, creds)
+            return self.client_credentials.issue_agent(issuer, agent, verifier_id, form)
+        client = await self.auth.confidential(issuer_id, creds)
         return self.client_credentials.issue(issuer, client, form)
 
     async def introspect(self, request: Request[Any, Any, Any], issuer_id: str) -> dict[str, Any]:
