@@ -4,11 +4,13 @@ by the KEK; DESIGN.md 6) and JWT signing."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+import msgspec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from authpi.crypto.envelope import Kek, new_key, seal, unseal
@@ -70,9 +72,41 @@ def unwrap_private(kek: Kek, kid: str, wrapped_dek: str, ciphertext: str) -> Pri
     return key
 
 
+_HEADER_CACHE: dict[tuple[str, str, str | None], bytes] = {}
+_json = msgspec.json.Encoder()
+_ECDSA = ec.ECDSA(hashes.SHA256())
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _header(kid: str, alg: str, typ: str | None) -> bytes:
+    """The encoded JOSE header, built once per (kid, alg, typ)."""
+    cached = _HEADER_CACHE.get((kid, alg, typ))
+    if cached is None:
+        header = {"alg": alg, "kid": kid} | ({"typ": typ} if typ else {})
+        cached = _HEADER_CACHE[(kid, alg, typ)] = _b64(_json.encode(header))
+    return cached
+
+
 def sign_jwt(
     key: PrivateKey, kid: str, alg: str, claims: dict[str, Any], typ: str | None = None
 ) -> str:
-    """A compact JWS. `typ` is `at+jwt` on access tokens and absent otherwise (idp-api.md 11.0):
-    a `typ: None` header tells PyJWT to leave out its default `typ: JWT`."""
-    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid, "typ": typ})
+    """A compact JWS (RFC 7515). `typ` is `at+jwt` on access tokens and absent otherwise
+    (idp-api.md 11.0). This is the token endpoint's hot path, so it is built here rather than by
+    PyJWT (which re-encodes the header and walks its algorithm registry per call); PyJWT still
+    verifies every form in the tests. ES256 signatures are the raw r || s of RFC 7518 3.4."""
+    signing_input = _header(kid, alg, typ) + b"." + _b64(_json.encode(claims))
+    if alg == "ES256":
+        r, s = decode_dss_signature(key.sign(signing_input, _ECDSA))  # type: ignore[call-arg, union-attr]
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif alg == "EdDSA":
+        signature = key.sign(signing_input)  # type: ignore[call-arg]
+    elif alg == "RS256":
+        signature = key.sign(signing_input, _PKCS1, _SHA256)  # type: ignore[call-arg]
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg!r}")
+    return (signing_input + b"." + _b64(signature)).decode("ascii")

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 
 from authpi.crypto.clock import Clock
 from authpi.token.agents import AgentCache, AgentEntry
@@ -34,6 +34,25 @@ REPEATABLE = frozenset({"resource"})
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _json_body = msgspec.json.Decoder(dict[str, Any])
 _encode = msgspec.json.Encoder().encode
+
+
+class RawResponse:
+    """A finished JSON response as a bare ASGI app: the machine endpoints build their bodies
+    themselves, so litestar's response machinery (header objects, serialisation) is skipped on
+    the hot path."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = [(b"content-type", b"application/json")] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class OAuthError(Exception):
@@ -51,28 +70,28 @@ def invalid_client(description: str = "Client authentication failed", **kw: Any)
     return OAuthError("invalid_client", description, status=401, **kw)
 
 
-def error_response(exc: OAuthError, realm: str) -> Response[bytes]:
+def error_response(exc: OAuthError, realm: str) -> RawResponse:
     headers = dict(NO_STORE)
     if exc.status == 401:
         scheme = "Basic" if exc.basic or exc.error == "invalid_client" else "Bearer"
         headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", error="{exc.error}"'
     body = _encode({"error": exc.error, "error_description": exc.description})
-    return Response(body, status_code=exc.status, headers=headers, media_type="application/json")
+    return RawResponse(exc.status, body, headers)
 
 
-def json_response(payload: dict[str, Any], status: int = 200) -> Response[bytes]:
-    return Response(
-        _encode(payload), status_code=status, headers=NO_STORE, media_type="application/json"
-    )
+def json_response(payload: dict[str, Any], status: int = 200) -> RawResponse:
+    return RawResponse(status, _encode(payload), NO_STORE)
 
 
 class Form:
-    """The parameters of one request; `get` refuses a parameter given twice."""
+    """The parameters of one request; `get` refuses a parameter given twice. It also keeps the
+    request's Authorization header (client_secret_basic)."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "authorization")
 
-    def __init__(self, values: dict[str, list[str]]) -> None:
+    def __init__(self, values: dict[str, list[str]], authorization: str | None = None) -> None:
         self._values = values
+        self.authorization = authorization
 
     def get(self, name: str) -> str | None:
         values = self._values.get(name)
@@ -86,20 +105,30 @@ class Form:
         return self._values.get(name, [])
 
 
+def _headers(scope: Any) -> tuple[str, str | None, str | None]:
+    """(media type, content-length, authorization) from one pass over the raw headers."""
+    media, length, authorization = "", None, None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        elif name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    return media, length, authorization
+
+
 async def read_form(request: Request[Any, Any, Any]) -> Form:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media, length, authorization = _headers(request.scope)
     if media not in ("application/x-www-form-urlencoded", "application/json"):
         raise OAuthError(
             "invalid_content_type",
             "use Content-Type: application/x-www-form-urlencoded",
             status=415,
         )
-    length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise OAuthError("invalid_request", "request body too large", status=413)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise OAuthError("invalid_request", "request body too large", status=413)
+    body = await _read_body(request.receive)
     values: dict[str, list[str]] = {}
     if media == "application/json":
         for name, value in _parse_json(body).items():
@@ -112,7 +141,25 @@ async def read_form(request: Request[Any, Any, Any]) -> Form:
             raise OAuthError("invalid_request", f"parameter {name!r} was given more than once")
         if any(not v.isprintable() for v in vals):
             raise OAuthError("invalid_request", f"parameter {name!r} has control characters")
-    return Form(values)
+    return Form(values, authorization)
+
+
+async def _read_body(receive: Any) -> bytes:
+    """The request body straight from the ASGI channel, refused as soon as it passes MAX_BODY
+    (a chunked body has no Content-Length to check first)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise OAuthError("invalid_request", "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise OAuthError("invalid_request", "request body too large", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _parse_form(body: bytes) -> list[tuple[str, str]]:
@@ -157,9 +204,9 @@ class Credentials(msgspec.Struct, frozen=True):
     basic: bool
 
 
-def presented_credentials(request: Request[Any, Any, Any], form: Form) -> Credentials:
+def presented_credentials(form: Form) -> Credentials:
     """The client's credentials from exactly one method (RFC 6749 section 2.3.1)."""
-    header = request.headers.get("authorization")
+    header = form.authorization
     body_id, body_secret = form.get("client_id"), form.get("client_secret")
     if header is not None:
         scheme, _, value = header.partition(" ")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
@@ -16,6 +16,7 @@ from authpi.token.grants import ClientCredentialsGrant
 from authpi.token.oauth import (
     ClientAuthenticator,
     OAuthError,
+    RawResponse,
     error_response,
     json_response,
     presented_credentials,
@@ -65,7 +66,7 @@ class MachineEndpoints:
                     "unsupported_grant_type", f"{grant} is not available on this server yet"
                 )
             raise OAuthError("unsupported_grant_type", "unsupported grant_type")
-        creds = presented_credentials(request, form)
+        creds = presented_credentials(form)
         if creds.client_id.startswith(AGENT_PREFIX):
             agent, verifier_id = await self.auth.agent(issuer_id, creds)
             return self.client_credentials.issue_agent(issuer, agent, verifier_id, form)
@@ -75,7 +76,7 @@ class MachineEndpoints:
     async def introspect(self, request: Request[Any, Any, Any], issuer_id: str) -> dict[str, Any]:
         issuer = self.issuer(issuer_id)
         form = await read_form(request)
-        client = await self.auth.confidential(issuer_id, presented_credentials(request, form))
+        client = await self.auth.confidential(issuer_id, presented_credentials(form))
         token = form.get("token")
         if not token:
             raise OAuthError("invalid_request", "token is required")
@@ -89,7 +90,7 @@ class MachineEndpoints:
     async def revoke(self, request: Request[Any, Any, Any], issuer_id: str) -> dict[str, Any]:
         issuer = self.issuer(issuer_id)
         form = await read_form(request)
-        client = await self.auth.confidential(issuer_id, presented_credentials(request, form))
+        client = await self.auth.confidential(issuer_id, presented_credentials(form))
         token = form.get("token")
         if not token:
             raise OAuthError("invalid_request", "token is required")
@@ -114,21 +115,17 @@ class MachineEndpoints:
                 )
 
         @post("/{issuer_id:str}/token", operation_id="token", status_code=200)
-        async def token(
-            request: Request[Any, Any, Any], issuer_id: FromPath[str]
-        ) -> Response[bytes]:
+        async def token(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> RawResponse:
             return await answer(request, issuer_id, endpoints.token)  # type: ignore[no-any-return]
 
         @post("/{issuer_id:str}/introspect", operation_id="introspect", status_code=200)
         async def introspect(
             request: Request[Any, Any, Any], issuer_id: FromPath[str]
-        ) -> Response[bytes]:
+        ) -> RawResponse:
             return await answer(request, issuer_id, endpoints.introspect)  # type: ignore[no-any-return]
 
         @post("/{issuer_id:str}/revoke", operation_id="revoke", status_code=200)
-        async def revoke(
-            request: Request[Any, Any, Any], issuer_id: FromPath[str]
-        ) -> Response[bytes]:
+        async def revoke(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> RawResponse:
             return await answer(request, issuer_id, endpoints.revoke)  # type: ignore[no-any-return]
 
         return [token, introspect, revoke]
