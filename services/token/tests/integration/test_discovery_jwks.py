@@ -310,3 +310,14 @@ async def test_deleted_issuer_loses_its_keys_and_endpoints(platform, pool):
         if type_ == "signing-key.retired" and issuer_id in data
     ]  # fmt: skip
     assert len(retired) == 3 and all("issuer_deleted" in data for data in retired)
+
+
+async def test_platform_issuer_has_keys_and_discovery(platform):
+    """AuthPI's own issuer (console users' tokens) exists without any directory event."""
+    from authpi.contracts.console import PLATFORM_ISSUER_ID
+
+    assert len((await jwks_of(platform, PLATFORM_ISSUER_ID))["keys"]) == 3
+    async with idp(platform) as client:
+        resp = await client.get(f"/{PLATFORM_ISSUER_ID}/.well-known/openid-configuration")
+    assert resp.status_code == 200
+    assert resp.json()["issuer"] == f"{platform.idp_url}/{PLATFORM_ISSUER_ID}"

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from authpi.contracts.base import Meta
+from authpi.contracts.console import PLATFORM_ACCOUNT, PLATFORM_ISSUER_ID
 from authpi.eventstore.store import EventStore, StoredEvent, fold
 from authpi.token.domain import signing_key
 from authpi.token.domain.commands import CreateSigningKey, RetireSigningKey
@@ -37,6 +38,19 @@ class KeyRing:
     ) -> Plan:
         """Inside the caller's transaction: keys for every algorithm the issuer lacks."""
         return await self._converge(conn, issuer_id, account_id, meta, self.clock.now_ms())
+
+    async def ensure_platform_issuer(self) -> None:
+        """AuthPI's own issuer (console users' tokens) is not a customer resource, so no
+        directory event announces it: the token service keeps it with fixed defaults and gives
+        it keys like any other issuer. Idempotent, and safe in concurrent processes (the issuer
+        lock serialises the key plan)."""
+        meta = Meta(account_id=PLATFORM_ACCOUNT, issuer_id=PLATFORM_ISSUER_ID, trigger="system")
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                self.sql.platform_issuer,
+                [PLATFORM_ISSUER_ID, PLATFORM_ACCOUNT, self.clock.now_ms()],
+            )
+            await self.ensure(conn, PLATFORM_ISSUER_ID, PLATFORM_ACCOUNT, meta)
 
     async def rotate(self, now_ms: int, issuer_ids: list[str] | None = None) -> dict[str, Plan]:
         """Rotate every issuer (or the given ones) that is due at `now_ms`; one transaction per

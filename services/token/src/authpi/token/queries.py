@@ -22,6 +22,12 @@ class Sql:
             " id_token_ttl, session_max_age, session_idle_timeout, signing_algs, default_alg"
         )
         self.issuer = render(f"SELECT {issuer_columns} FROM {{}}.issuers_view WHERE id = %s")
+        self.platform_issuer = render(
+            f"INSERT INTO {{}}.issuers_view ({issuer_columns}, updated_at) VALUES (%s, %s,"
+            " 'active', '[]'::jsonb, 1800, 604800, 1800, 604800, 43200,"
+            ' \'["ES256", "EdDSA", "RS256"]\'::jsonb, \'ES256\', %s)'
+            " ON CONFLICT (id) DO NOTHING"
+        )
         self.issuer_ids = render("SELECT id FROM {}.issuers_view ORDER BY id")
         key_columns = "kid, issuer_id, alg, public_jwk, created_at"
         self.active_keys = render(

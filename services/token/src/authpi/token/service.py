@@ -34,6 +34,7 @@ async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
     idp_base = rt.settings.idp_url
     keys = KeyRing(rt, schema)
+    await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
     await cache.load_all()
     clients = ClientCache()
