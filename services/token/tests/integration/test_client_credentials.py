@@ -330,3 +330,37 @@ async def test_client_without_the_grant_and_unknown_issuer(tenant, platform):
             f"{platform.idp_url}/i_doesnotexist/token", data={"grant_type": "client_credentials"}
         )
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform, nc):
+    """machine.token.issued facts (platform.md 6.3) are published in batches, not per request,
+    and carry no token, only its jti."""
+    from authpi.contracts.facts import decode_batch
+    from authpi.contracts.subjects import fact_subject, facts_stream
+
+    client_id, secret = await tenant.m2m()
+    js = nc.jetstream()
+    subject = fact_subject("machine.token.issued", platform.namespace)
+    responses = await asyncio.gather(
+        *(tenant.token({"client_id": client_id, "client_secret": secret}) for _ in range(20))
+    )
+    jtis = {jwt.decode(r.json()["access_token"], options={"verify_signature": False})["jti"]
+            for r in responses}  # fmt: skip
+    seen: dict[str, object] = {}
+    batches = 0
+    sub = await js.subscribe(
+        subject, stream=facts_stream(platform.namespace), ordered_consumer=True
+    )
+    try:
+        while not jtis <= set(seen):
+            msg = await sub.next_msg(timeout=10)
+            batches += 1
+            for fact in decode_batch(msg.data).facts:
+                seen[fact.jti] = fact
+    finally:
+        await sub.unsubscribe()
+    assert batches < len(seen)
+    fact = seen[next(iter(jtis))]
+    assert fact.client_id == client_id and fact.issuer_id == tenant.issuer_id
+    assert fact.account_id == platform.account_id and fact.agent_id is None
+    assert fact.scope == "invoices:read invoices:write" and fact.expires_at > fact.issued_at
