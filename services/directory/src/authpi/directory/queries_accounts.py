@@ -1,6 +1,7 @@
-"""Read-side SQL over accounts_view, api_keys_view and users_view for the Accounts and API-key
-routes (core-api.md 3.2, 3.4). A key's `expired` status is computed here from `expires_at`; the
-list filters `q`, `status`, `access` and `readiness` follow core-api.md 3.4's recommendations."""
+"""Read-side SQL over accounts_view, account_domains_view, api_keys_view and users_view for the
+Accounts, domain and API-key routes (core-api.md 3.2-3.4). A key's `expired` status is computed
+here from `expires_at`; the list filters `q`, `status`, `access` and `readiness` follow
+core-api.md 3.4's recommendations."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     created_at: int
     updated_at: int | None
+
+
+class DomainRow(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    host: str
+    verified: bool
+    primary: bool
+    added_at: int
+    assigned_issuer_id: str | None
+    assigned_at: int | None
 
 
 class KeyRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +132,32 @@ class AccountQueries:
             .format(q)
             .as_string()
         )
+        self._domains = (
+            sql.SQL(
+                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
+                " WHERE account_id = ANY(%(ids)s) ORDER BY added_at, host"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._domain = (
+            sql.SQL(
+                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
+                " WHERE account_id = %(account)s AND host = %(host)s"
+            )
+            .format(q)
+            .as_string()
+        )
+        self._issuer = (
+            sql.SQL(
+                "SELECT 1 FROM {}.issuers_view WHERE id = %(issuer)s"
+                " AND account_id = %(account)s AND status <> 'deleted'"
+            )
+            .format(q)
+            .as_string()
+        )
         self._account_user = (
             sql.SQL(
                 "SELECT 1 FROM {}.users_view WHERE id = %(user)s AND account_id = %(account)s"
@@ -147,6 +184,27 @@ class AccountQueries:
         cur = conn.cursor(row_factory=class_row(AccountRow))
         await cur.execute(self._accounts, params)
         return await cur.fetchall()
+
+    async def domains(
+        self, conn: psycopg.AsyncConnection[Any], account_ids: list[str]
+    ) -> list[DomainRow]:
+        """The domains of these accounts, oldest first."""
+        cur = conn.cursor(row_factory=class_row(DomainRow))
+        await cur.execute(self._domains, {"ids": account_ids})
+        return await cur.fetchall()
+
+    async def domain(
+        self, conn: psycopg.AsyncConnection[Any], account_id: str, host: str
+    ) -> DomainRow | None:
+        cur = conn.cursor(row_factory=class_row(DomainRow))
+        await cur.execute(self._domain, {"account": account_id, "host": host})
+        return await cur.fetchone()
+
+    async def issuer_live(
+        self, conn: psycopg.AsyncConnection[Any], account_id: str, issuer_id: str
+    ) -> bool:
+        cur = await conn.execute(self._issuer, {"account": account_id, "issuer": issuer_id})
+        return await cur.fetchone() is not None
 
     async def api_key(
         self, conn: psycopg.AsyncConnection[Any], account_id: str, key_id: str, now: int

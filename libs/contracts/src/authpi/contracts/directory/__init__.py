@@ -7,6 +7,8 @@ from authpi.contracts.directory.accounts import *  # noqa: F403
 from authpi.contracts.directory.accounts import AccountEvent, ApiKeyEvent
 from authpi.contracts.directory.clients import *  # noqa: F403
 from authpi.contracts.directory.clients import ClientEvent
+from authpi.contracts.directory.domains import *  # noqa: F403
+from authpi.contracts.directory.domains import AccountDomainEvent
 from authpi.contracts.directory.issuers import *  # noqa: F403
 from authpi.contracts.directory.issuers import IssuerEvent
 from authpi.contracts.directory.organizations import *  # noqa: F403
@@ -18,6 +20,7 @@ from authpi.contracts.directory.users import UserEvent
 
 DirectoryEvent = (
     AccountEvent
+    | AccountDomainEvent
     | ApiKeyEvent
     | UserEvent
     | IssuerEvent

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authpi.contracts.base import Event
+from authpi.contracts.directory.domains import DomainSnapshot
 
 
 class AccountCreated(Event, frozen=True, kw_only=True, tag="account.created"):
@@ -25,6 +26,8 @@ class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
     owner_user_id: str | None = None
     metadata: dict[str, Any] = {}
     updated_at: int
+    # Every domain after the change, when `changed` names "domains" (verified, primary flag).
+    domains: list[DomainSnapshot] | None = None
 
 
 class ApiKeyCreated(Event, frozen=True, kw_only=True, tag="api-key.created"):

@@ -1,5 +1,6 @@
 """Accounts (core-api.md 3.2, contract 4.2 and `Account` in 5.3): list the caller's accounts, get
-and update one. Billing is not part of a self-hosted build: `billing_mode` is "none"."""
+and update one (including the `primary` flag of its domains). Billing is not part of a
+self-hosted build: `billing_mode` is "none"."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from authpi.directory.api.text import check_storable
+from authpi.directory.domain import hosts
 from authpi.directory.domain.account import UpdateAccount
+from authpi.directory.domain.account_domains import DomainEdit
 from authpi.directory.handlers import PLATFORM_ISSUER_ID, Directory
-from authpi.directory.queries_accounts import AccountRow
+from authpi.directory.queries_accounts import AccountRow, DomainRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
@@ -29,6 +32,28 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=10_000)]
 Url = Annotated[str, msgspec.Meta(max_length=2048)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Host = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+
+
+class AccountDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """The `AccountDomain` model (core-api.md 3.3). This build has no edge provider: the `cf_*`
+    fields are always null."""
+
+    host: str
+    verified: bool
+    primary: bool
+    added_at: int
+    assigned_issuer_id: str | None
+    assigned_at: int | None
+    cf_custom_hostname_id: str | None = None
+    cf_status: str | None = None
+
+    @classmethod
+    def of(cls, row: DomainRow) -> AccountDomain:
+        return cls(
+            host=row.host, verified=row.verified, primary=row.primary, added_at=row.added_at,
+            assigned_issuer_id=row.assigned_issuer_id, assigned_at=row.assigned_at,
+        )  # fmt: skip
 
 
 class AccountOrganization(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,7 +75,7 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     organization: AccountOrganization
     owner_user_id: str | None
-    domains: list[dict[str, Any]]
+    domains: list[AccountDomain]
     features: dict[str, Any]
     limits: dict[str, Any]
     billing_mode: str
@@ -62,7 +87,7 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: int | None
 
     @classmethod
-    def of(cls, row: AccountRow) -> AccountOut:
+    def of(cls, row: AccountRow, domains: list[DomainRow]) -> AccountOut:
         org = AccountOrganization(
             id=row.org_id,
             issuer_id=PLATFORM_ISSUER_ID,
@@ -79,7 +104,7 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
             id=row.id,
             organization=org,
             owner_user_id=row.owner_user_id,
-            domains=[],
+            domains=[AccountDomain.of(d) for d in domains if d.account_id == row.id],
             features={},
             limits={},
             billing_mode="none",
@@ -92,22 +117,39 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class DomainEditBody(msgspec.Struct, frozen=True, kw_only=True):
+    host: Host
+    primary: bool
+
+
 class UpdateAccountBody(msgspec.Struct, frozen=True, kw_only=True):
-    """PATCH body (all optional). `domains` edits belong to the domain routes (3.3)."""
+    """PATCH body (all optional). `domains` only edits the `primary` flag of existing domains;
+    adding and removing them belongs to the domain routes (core-api.md 3.2, 3.3)."""
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
     logo_url: Url | msgspec.UnsetType | None = msgspec.UNSET
     owner_user_id: UserId | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    domains: Annotated[list[DomainEditBody], msgspec.Meta(max_length=20)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
-async def _read(directory: Directory, account_id: str) -> AccountRow:
+async def account_response(
+    directory: Directory, account_id: str, status: int = 200
+) -> Response[One[AccountOut]]:
+    """The account with its domains, as every account and domain route answers it. The row is
+    read first: a write landing between the two reads pairs newer domains with the older ETag,
+    which then fails a later If-Match (412) rather than matching state it never showed."""
     async with directory.rt.pool.connection() as conn:
         row = await directory.account_queries.account(conn, account_id)
+        domains = await directory.account_queries.domains(conn, [account_id])
     if row is None:
         raise NotFound("no such account", reason="account.not_found")
-    return row
+    return one(
+        AccountOut.of(row, domains), etag=etag_of(row.created_at, row.updated_at), status=status
+    )
 
 
 @get(
@@ -126,9 +168,10 @@ async def list_accounts(
         rows = await directory.account_queries.accounts(
             conn, ids, page.after_time_id("accounts"), page.fetch_limit
         )
+        domains = await directory.account_queries.domains(conn, [r.id for r in rows])
     listed = paginate(rows, page, "accounts", lambda r: (r.created_at, r.id))
     return Page(
-        data=[AccountOut.of(r) for r in listed.data],
+        data=[AccountOut.of(r, domains) for r in listed.data],
         has_more=listed.has_more,
         next_cursor=listed.next_cursor,
     )
@@ -144,8 +187,7 @@ async def list_accounts(
 async def get_account(
     account_id: FromPath[str], directory: NamedDependency[Directory]
 ) -> Response[One[AccountOut]]:
-    row = await _read(directory, account_id)
-    return one(AccountOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+    return await account_response(directory, account_id)
 
 
 @patch(
@@ -175,11 +217,28 @@ async def update_account(
         logo_url=data.logo_url,
         owner_user_id=data.owner_user_id,
         metadata=data.metadata,
+        domains=_domain_edits(data.domains),
         if_match=if_match,
     )
     await directory.update_account(cmd, principal.actor())
-    row = await _read(directory, account_id)
-    return one(AccountOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+    return await account_response(directory, account_id)
+
+
+def _domain_edits(
+    edits: list[DomainEditBody] | msgspec.UnsetType,
+) -> list[DomainEdit] | msgspec.UnsetType:
+    """Hosts are compared in their stored form (core-api.md 3.3); one that cannot be a domain
+    names none of the account's (422 from the decider)."""
+    if isinstance(edits, msgspec.UnsetType):
+        return edits
+    return [DomainEdit(host=_stored_form(e.host), primary=e.primary) for e in edits]
+
+
+def _stored_form(host: str) -> str:
+    try:
+        return hosts.normalize(host)
+    except hosts.BadHost:
+        return host
 
 
 def _check_url(url: str) -> None:

@@ -6,7 +6,7 @@ delete to delete, manage to rotate. A caller grants only scopes it holds itself.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -101,6 +101,10 @@ class ApiKeyWithSecret(ApiKeyOut, frozen=True, kw_only=True):
 
     secret_plain: str
 
+    @classmethod
+    def with_secret(cls, row: KeyRow, secret: str) -> ApiKeyWithSecret:
+        return cls(**_fields(row), secret_plain=secret)
+
 
 class ApiKeyListItem(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -184,6 +188,9 @@ def _unprocessable(field: str, text: str, reason: str) -> Unprocessable:
     return Unprocessable(problem.message, reason=reason, fields=[problem])
 
 
+ScopeCheck = Callable[[Sequence[str], Principal], None]
+
+
 def check_scopes(scopes: Sequence[str], principal: Principal) -> None:
     """Known scopes only (422), and only scopes the caller holds itself (403)."""
     for i, scope in enumerate(scopes):
@@ -196,6 +203,24 @@ def check_scopes(scopes: Sequence[str], principal: Principal) -> None:
                 f"a key may only be granted scopes its creator holds; missing {scope}",
                 reason="api_key.grant_beyond_caller",
             )
+
+
+def check_org_scopes(scopes: Sequence[str], principal: Principal) -> None:
+    """An organization-level key's scopes are the customer's free-form strings (core-api.md
+    3.4); a Core API scope among them may be granted only by a caller holding it, or an
+    organization's key could mint a stronger one."""
+    for scope in scopes:
+        if is_known(scope) and not principal.may(scope):
+            raise InsufficientScope(
+                f"a key may not be granted {scope}, which the caller does not hold",
+                reason="api_key.grant_exceeds_caller",
+            )
+
+
+def scope_check_for(row: KeyRow) -> ScopeCheck:
+    """Account-level keys hold Core API scopes; organization-level keys free-form ones."""
+    account_level = row.issuer_id in (None, PLATFORM_ISSUER_ID)
+    return check_scopes if account_level else check_org_scopes
 
 
 def check_allowlist(entries: Sequence[str]) -> None:
@@ -221,7 +246,7 @@ def known_form(key_id: str) -> str:
     return key_id
 
 
-async def _row(directory: Directory, account_id: str, key_id: str) -> KeyRow:
+async def key_row(directory: Directory, account_id: str, key_id: str) -> KeyRow:
     async with directory.rt.pool.connection() as conn:
         row = await directory.account_queries.api_key(
             conn, account_id, known_form(key_id), directory.rt.clock.now_ms()
@@ -232,7 +257,7 @@ async def _row(directory: Directory, account_id: str, key_id: str) -> KeyRow:
 
 
 async def _key(directory: Directory, account_id: str, key_id: str) -> Response[One[ApiKeyOut]]:
-    row = await _row(directory, account_id, key_id)
+    row = await key_row(directory, account_id, key_id)
     return one(ApiKeyOut.of(row), etag=etag_of(row.created_at, row.updated_at))
 
 
@@ -326,8 +351,8 @@ async def create_api_key(
 async def _with_secret(
     directory: Directory, account_id: str, key_id: str, secret: str, status: int = 200
 ) -> Response[One[ApiKeyWithSecret]]:
-    row = await _row(directory, account_id, key_id)
-    out = ApiKeyWithSecret(**_fields(row), secret_plain=secret)
+    row = await key_row(directory, account_id, key_id)
+    out = ApiKeyWithSecret.with_secret(row, secret)
     return one(out, etag=etag_of(row.created_at, row.updated_at), status=status)
 
 
@@ -359,18 +384,20 @@ async def update_api_key(
     directory: NamedDependency[Directory],
     if_match: IfMatch = None,
 ) -> Response[One[ApiKeyOut]]:
-    cmd = _update_command(
-        account_id, known_form(key_id), data, principal, directory.rt.clock.now_ms()
-    )
+    # The account-level routes manage organization-level keys too (core-api.md 3.4, 7 #10).
+    row = await key_row(directory, account_id, key_id)
+    now = directory.rt.clock.now_ms()
+    cmd = update_command(account_id, row.id, data, principal, now, scope_check_for(row))
     await directory.update_api_key(
         msgspec.structs.replace(cmd, if_match=if_match), principal.actor()
     )
     return await _key(directory, account_id, key_id)
 
 
-def _update_command(
-    account_id: str, key_id: str, data: UpdateApiKeyBody, principal: Principal, now: int
-) -> UpdateApiKey:
+def update_command(
+    account_id: str, key_id: str, data: UpdateApiKeyBody, principal: Principal, now: int,
+    check: ScopeCheck = check_scopes,
+) -> UpdateApiKey:  # fmt: skip
     check_storable(data)
     limits = data.restrictions if isinstance(data.restrictions, ApiKeyRestrictionsPatch) else None
     scopes = limits.scopes if limits is not None and limits.scopes is not None else msgspec.UNSET
@@ -380,7 +407,7 @@ def _update_command(
         else msgspec.UNSET
     )
     if isinstance(scopes, list):
-        check_scopes(scopes, principal)
+        check(scopes, principal)
         scopes = list(dict.fromkeys(scopes))
     if isinstance(allow, list):
         check_allowlist(allow)
@@ -437,7 +464,7 @@ async def block_api_key(
     if_match: IfMatch = None,
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:
-    body = _status_body(data)
+    body = status_body(data)
     change = StatusChange(
         status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
     )
@@ -482,7 +509,7 @@ async def revoke_api_key(
     if_match: IfMatch = None,
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:
-    body = _status_body(data)
+    body = status_body(data)
     change = StatusChange(
         status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
     )
@@ -513,7 +540,7 @@ async def rotate_api_key(
     return await _with_secret(directory, account_id, key_id, rotated.secret)
 
 
-def _status_body(data: ApiKeyStatusBody | None) -> ApiKeyStatusBody:
+def status_body(data: ApiKeyStatusBody | None) -> ApiKeyStatusBody:
     """The optional body of block and revoke (absent or null: no reason given)."""
     body = data or ApiKeyStatusBody()
     check_storable(body)

@@ -1,7 +1,8 @@
 """Organization-level API keys over HTTP (core-api.md 3.4, contract 4.26): list and create under
 an organization. Such keys act as their organization, and their scopes are free-form strings
-meaningful to the customer (returned by introspection). Per-key operations go through the
-account-level routes. Scopes `issuers.organizations.api-keys:read|write`."""
+meaningful to the customer (returned by introspection). Per-key operations are served by the
+account-level routes and, below the organization, by org_api_key_items.py. Scopes
+`issuers.organizations.api-keys:read|write`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from authpi.contracts.scopes import is_known
+from authpi.directory.api.api_keys import check_org_scopes
 from authpi.directory.api.organization_common import (
     ORG,
     choice,
@@ -28,13 +29,13 @@ from authpi.directory.api.organization_models import (
 from authpi.directory.api.text import check_storable
 from authpi.directory.handlers.organizations import Organizations, OrgKeySpec
 from authpi.directory.queries_organizations import KeyFilters
-from authpi.errors import FieldProblem, InsufficientScope, Unprocessable
+from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.envelopes import One, Page, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
 from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
-from authpi.web.principal import InjectedPrincipal, Principal
+from authpi.web.principal import InjectedPrincipal
 
 COLLECTION = "org-api-keys"
 KEYS = ORG + "/api-keys"
@@ -59,17 +60,6 @@ def _check(data: CreateOrgApiKeyBody, now: int) -> None:
             ) from None
     if data.expires_at is not None and data.expires_at <= now:
         raise _invalid("expires_at", "expires_at must be in the future")
-
-
-def _check_grant(scopes: list[str], principal: Principal) -> None:
-    """Free-form scopes are the customer's; a Core API scope (core-api.md 5.2) may be granted
-    only by a caller holding it, or an organization's key could mint a stronger one (3.4)."""
-    for scope in scopes:
-        if is_known(scope) and not principal.may(scope):
-            raise InsufficientScope(
-                f"a key may not be granted {scope}, which the caller does not hold",
-                reason="api_key.grant_exceeds_caller",
-            )
 
 
 @get(KEYS, operation_id="listOrganizationApiKeys", summary="List API Keys (organization)",
@@ -106,7 +96,7 @@ async def create_org_api_key(
 ) -> Response[One[CreatedOrgApiKey]]:  # fmt: skip
     now = organizations.rt.clock.now_ms()
     _check(data, now)
-    _check_grant(data.restrictions.scopes, principal)
+    check_org_scopes(data.restrictions.scopes, principal)
     ref = org_ref(account_id, issuer_id, org_id)
     spec = OrgKeySpec(
         name=data.name, scopes=list(data.restrictions.scopes),

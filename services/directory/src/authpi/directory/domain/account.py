@@ -1,6 +1,8 @@
 """The Account aggregate: the customer's billing and administrative entity (core-api.md 3.2).
 Updates compare `If-Match` against the folded state and emit one `account.updated` snapshot of the
-editable fields, with `changed` naming what moved; an update that changes nothing emits nothing."""
+editable fields, with `changed` naming what moved; an update that changes nothing emits nothing.
+The account's domains live in its stream too (account_domains.py decides them): each domain
+change moves the account's `updated_at`, hence its ETag."""
 
 from __future__ import annotations
 
@@ -9,7 +11,19 @@ from typing import Any
 import msgspec
 
 from authpi.contracts.base import Event
-from authpi.contracts.directory import AccountCreated, AccountUpdated
+from authpi.contracts.directory import AccountCreated, AccountUpdated, DomainSnapshot
+from authpi.directory.domain import account_domains
+from authpi.directory.domain.account_domains import (
+    AddDomain,
+    AssignDomain,
+    DomainCommand,
+    DomainEdit,
+    Domains,
+    ReleaseIssuerDomains,
+    RemoveDomain,
+    UnassignDomain,
+    VerifyDomain,
+)
 from authpi.directory.domain.commands import CreateAccount
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
@@ -27,6 +41,7 @@ class UpdateAccount(msgspec.Struct, frozen=True, kw_only=True):
     logo_url: str | msgspec.UnsetType | None = msgspec.UNSET
     owner_user_id: str | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    domains: list[DomainEdit] | msgspec.UnsetType = msgspec.UNSET
     if_match: str | None = None
 
 
@@ -44,15 +59,19 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     logo_url: str | None = None
     created_at: int = 0
     updated_at: int | None = None
+    domains: Domains = ()
 
     @property
     def etag(self) -> str:
         return etag_of(self.created_at, self.updated_at)
 
+    def changed_at(self, now: int) -> int:
+        return strictly_after(now, self.updated_at or self.created_at)
+
 
 Account = Absent | Open
 INITIAL: Account = Absent()
-AccountCommand = CreateAccount | UpdateAccount
+AccountCommand = CreateAccount | UpdateAccount | VerifyDomain | DomainCommand
 
 _EDITABLE = ("name", "description", "logo_url", "owner_user_id", "metadata")
 
@@ -77,6 +96,18 @@ def decide(cmd: AccountCommand, state: Account) -> list[Event]:
         case UpdateAccount(), Open() if state.id == cmd.account_id:
             check_if_match(cmd.if_match, state.etag)
             return _update(cmd, state)
+        case VerifyDomain(), Open() if state.id == cmd.account_id:
+            after = account_domains.verified(cmd, state.domains, state.etag)
+            return [] if after is None else [_domains_changed(state, cmd.now, after)]
+        case ReleaseIssuerDomains(), Absent():
+            return []
+        case (
+            AddDomain() | RemoveDomain() | AssignDomain() | UnassignDomain()
+            | ReleaseIssuerDomains(),
+            Open(),
+        ) if state.id == cmd.account_id:  # fmt: skip
+            at = state.changed_at(cmd.now)
+            return account_domains.decide(cmd, state.id, state.domains, state.etag, at)
     raise NotFound("no such account", reason="account.not_found")
 
 
@@ -93,10 +124,25 @@ def _update(cmd: UpdateAccount, state: Open) -> list[Event]:
         "metadata": metadata,
     }
     changed = [name for name in _EDITABLE if after[name] != getattr(state, name)]
+    domains = state.domains
+    if not isinstance(cmd.domains, msgspec.UnsetType):
+        domains = account_domains.edited(cmd.domains, state.domains)
+    if domains != state.domains:
+        changed.append("domains")
     if not changed:
         return []
-    at = strictly_after(cmd.now, state.updated_at or state.created_at)
-    return [AccountUpdated(id=state.id, changed=changed, updated_at=at, **after)]
+    snapshot = list(domains) if "domains" in changed else None
+    at = state.changed_at(cmd.now)
+    return [AccountUpdated(id=state.id, changed=changed, updated_at=at, domains=snapshot, **after)]
+
+
+def _domains_changed(state: Open, now: int, domains: Domains) -> AccountUpdated:
+    """`account.updated` for a change of the domains only: the editable fields as they are."""
+    return AccountUpdated(
+        id=state.id, changed=["domains"], name=state.name, description=state.description,
+        logo_url=state.logo_url, owner_user_id=state.owner_user_id, metadata=state.metadata,
+        updated_at=state.changed_at(now), domains=list(domains),
+    )  # fmt: skip
 
 
 def evolve(state: Account, event: Event) -> Account:
@@ -120,5 +166,16 @@ def evolve(state: Account, event: Event) -> Account:
                 owner_user_id=event.owner_user_id or state.owner_user_id,
                 metadata=event.metadata,
                 updated_at=event.updated_at,
+                domains=state.domains if event.domains is None else _domains(event.domains),
             )
+        case Open(), _:
+            at = account_domains.at_of(event)
+            if at is None:
+                return state
+            domains = account_domains.evolve(state.domains, event)
+            return msgspec.structs.replace(state, domains=domains, updated_at=at)
     return state
+
+
+def _domains(snapshot: list[DomainSnapshot]) -> Domains:
+    return tuple(snapshot)

@@ -1,5 +1,6 @@
 """The directory's write path: commands to streams, through the event store. Accounts, API keys
-and bootstrap live here; other aggregate groups have their own module in this package."""
+and bootstrap live here; other aggregate groups have their own module in this package (account
+domains in domains.py, writing through this module's store and account projections)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import msgspec
 
 from authpi.contracts.base import Actor, Meta
+from authpi.contracts.directory import AccountDomainAdded, AccountDomainRemoved
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import account, api_key, user
@@ -23,6 +25,7 @@ from authpi.directory.domain.commands import (
     UnblockApiKey,
 )
 from authpi.directory.pii import Pii, PiiVault
+from authpi.directory.projections.account_domains import AccountDomainsView
 from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.users import UsersView
@@ -34,6 +37,18 @@ from authpi.web.runtime import Runtime
 
 # The platform's own issuer: account owners and account-level keys belong to it (core-api.md 3.2).
 PLATFORM_ISSUER_ID = "i_authpi0000000000000000000"
+# A custom domain belongs to one account at most (core-api.md 3.3: a duplicate in any account is
+# a 409); the claim is taken and released in the transaction that adds or removes it.
+DOMAIN_SCOPE = "domain"
+
+
+async def claim_domains(tx: Tx) -> None:
+    for stored in tx.events:
+        match stored.event:
+            case AccountDomainAdded() as e:
+                await tx.reserve(DOMAIN_SCOPE, e.host, e.account_id)
+            case AccountDomainRemoved() as e:
+                await tx.release(DOMAIN_SCOPE, e.host, e.account_id)
 
 
 class NewApiKey(msgspec.Struct, frozen=True):
@@ -82,7 +97,14 @@ class Directory:
         self.accounts_view = AccountsView(schema)
         self.api_keys_view = ApiKeysView(schema)
         self.users_view = UsersView(schema, self.vault)
-        self.projections = [inline(self.accounts_view), inline(self.api_keys_view)]
+        self.account_domains_view = AccountDomainsView(schema)
+        # Every write to an account or key stream: the views, and the claims on domain hosts.
+        self.projections: list[Reaction] = [
+            inline(self.accounts_view),
+            inline(self.api_keys_view),
+            inline(self.account_domains_view),
+            claim_domains,
+        ]
 
     def new_secret(self) -> str:
         return self.rt.ids.secret(32)

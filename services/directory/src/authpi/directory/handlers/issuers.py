@@ -1,13 +1,16 @@
 """The write path of issuers and their auth methods (core-api.md 3.7). Deleting an issuer deletes
 its clients in the same transaction (client.deleted each), so that every consumer of client
-events stops accepting them at once; the issuer.deleted event tells the other aggregates."""
+events stops accepting them at once, and unassigns the account's domains that served it; the
+issuer.deleted event tells the other aggregates."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from authpi.contracts.base import Actor, Meta
-from authpi.directory.domain import client, issuer
+from authpi.directory.domain import account, client, issuer
+from authpi.directory.domain.account_domains import ReleaseIssuerDomains
 from authpi.directory.domain.client_commands import DeleteClient
 from authpi.directory.domain.issuer_commands import (
     CreateAuthMethod,
@@ -22,7 +25,7 @@ from authpi.directory.projections.clients import ClientsView
 from authpi.directory.projections.issuers import IssuersView
 from authpi.directory.queries_issuers import IssuerQueries
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, Step, inline
+from authpi.eventstore.store import EventStore, Reaction, Step, inline
 from authpi.web.runtime import Runtime
 
 
@@ -42,7 +45,9 @@ def _encodable(value: str) -> bool:
 
 
 class Issuers:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, account_reactions: Sequence[Reaction] = ()) -> None:
+        """`account_reactions`: the directory's account projections, for the domains a deleted
+        issuer releases."""
         self.rt = rt
         schema = rt.schema("directory")
         self.store = EventStore(rt.pool, schema, "directory", rt.ids)
@@ -50,6 +55,7 @@ class Issuers:
         self.issuers_view = IssuersView(schema)
         self.clients_view = ClientsView(schema)
         self.projections = [inline(self.issuers_view), inline(self.clients_view)]
+        self.account_reactions = list(account_reactions)
 
     def meta(self, account_id: str, issuer_id: str, actor: Actor, **subject: str) -> Meta:
         return Meta(
@@ -91,8 +97,10 @@ class Issuers:
             Step(cid, client, DeleteClient(client_id=cid, issuer_id=issuer_id, now=now))
             for cid in client_ids
         ]
+        release = ReleaseIssuerDomains(account_id=account_id, issuer_id=issuer_id, now=now)
+        steps.append(Step(account_id, account, release))
         meta = self.meta(account_id, issuer_id, actor)
-        await self.store.execute_all(steps, meta, self.projections)
+        await self.store.execute_all(steps, meta, [*self.projections, *self.account_reactions])
 
     async def create_auth_method(
         self, account_id: str, issuer_id: str, fields: dict[str, Any], *, actor: Actor

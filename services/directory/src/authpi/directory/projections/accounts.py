@@ -1,4 +1,6 @@
-"""accounts_view: inline projection of Account events."""
+"""accounts_view: inline projection of Account events. A domain event changes the account (its
+`domains`), so it moves `updated_at` and the version here; the domains themselves are in
+account_domains_view (projections/account_domains.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,20 @@ import psycopg
 from psycopg import sql
 
 from authpi.contracts.directory import AccountCreated, AccountUpdated
+from authpi.directory.domain.account_domains import at_of
 from authpi.eventstore.store import StoredEvent
 
 
 class AccountsView:
     name = "directory-accounts"
-    event_types = ("account.created", "account.updated")
+    event_types = (
+        "account.created",
+        "account.updated",
+        "account.domain.added",
+        "account.domain.removed",
+        "account.domain.assigned",
+        "account.domain.unassigned",
+    )
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -37,6 +47,11 @@ class AccountsView:
             .format(q)
             .as_string()
         )
+        self._touch = (
+            sql.SQL("UPDATE {}.accounts_view SET version = %s, updated_at = %s WHERE id = %s")
+            .format(q)
+            .as_string()
+        )
         self._reset = sql.SQL("TRUNCATE {}.accounts_view").format(q).as_string()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
@@ -54,6 +69,8 @@ class AccountsView:
                      msgspec.json.encode(e.metadata).decode(), stored.stream_version, e.updated_at,
                      e.id],
                 )  # fmt: skip
+            case event if (at := at_of(event)) is not None:
+                await conn.execute(self._touch, [stored.stream_version, at, stored.stream_id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

@@ -1,0 +1,99 @@
+"""The write path of account domains (core-api.md 3.3): add, remove, assign to an issuer,
+unassign, verify. Every command runs on the account's stream with the directory's account
+projections and the host claim (handlers/__init__.py). Verification asks DNS before the
+transaction begins and passes what it saw to the decider."""
+
+from __future__ import annotations
+
+from authpi.contracts.base import Actor, Meta
+from authpi.directory.dns import DomainProbe
+from authpi.directory.domain import account
+from authpi.directory.domain.account_domains import (
+    AddDomain,
+    AssignDomain,
+    RemoveDomain,
+    UnassignDomain,
+    VerifyDomain,
+)
+from authpi.directory.handlers import Directory
+from authpi.errors import FieldProblem, NotFound, Unprocessable
+
+
+class AccountDomains:
+    def __init__(self, directory: Directory, probe: DomainProbe) -> None:
+        self.directory = directory
+        self.rt = directory.rt
+        # Replaceable: tests put a fake here, as DNS of the test machine points nowhere useful.
+        self.probe = probe
+
+    def _meta(self, account_id: str, actor: Actor, issuer_id: str | None = None) -> Meta:
+        subject = {"account_id": account_id} | ({"issuer_id": issuer_id} if issuer_id else {})
+        return Meta(
+            account_id=account_id, issuer_id=issuer_id, actor=actor,
+            region=self.rt.settings.region, subject=subject,
+        )  # fmt: skip
+
+    async def _run(
+        self, cmd: account.AccountCommand, account_id: str, meta: Meta
+    ) -> account.Account:
+        d = self.directory
+        outcome = await d.store.execute(account_id, account, cmd, meta, d.projections)
+        return outcome.state
+
+    def _now(self) -> int:
+        return self.rt.clock.now_ms()
+
+    async def add(self, account_id: str, host: str, *, actor: Actor) -> None:
+        cmd = AddDomain(account_id=account_id, host=host, now=self._now())
+        await self._run(cmd, account_id, self._meta(account_id, actor))
+
+    async def remove(
+        self, account_id: str, host: str, *, actor: Actor, if_match: str | None = None
+    ) -> None:
+        assigned = await self._assigned_issuer(account_id, host)
+        cmd = RemoveDomain(account_id=account_id, host=host, now=self._now(), if_match=if_match)
+        await self._run(cmd, account_id, self._meta(account_id, actor, assigned))
+
+    async def assign(
+        self, account_id: str, host: str, issuer_id: str, *, actor: Actor,
+        if_match: str | None = None,
+    ) -> None:  # fmt: skip
+        await self._assigned_issuer(account_id, host)
+        async with self.rt.pool.connection() as conn:
+            live = await self.directory.account_queries.issuer_live(conn, account_id, issuer_id)
+        if not live:
+            problem = FieldProblem(
+                field="issuer_id", code="invalid_value",
+                message="issuer_id is not an issuer of this account",
+            )  # fmt: skip
+            raise Unprocessable(problem.message, reason="domain.unknown_issuer", fields=[problem])
+        cmd = AssignDomain(account_id=account_id, host=host, issuer_id=issuer_id,
+                           now=self._now(), if_match=if_match)  # fmt: skip
+        await self._run(cmd, account_id, self._meta(account_id, actor, issuer_id))
+
+    async def unassign(
+        self, account_id: str, host: str, *, actor: Actor, if_match: str | None = None
+    ) -> None:
+        assigned = await self._assigned_issuer(account_id, host)
+        cmd = UnassignDomain(account_id=account_id, host=host, now=self._now(), if_match=if_match)
+        await self._run(cmd, account_id, self._meta(account_id, actor, assigned))
+
+    async def verify(
+        self, account_id: str, host: str, *, actor: Actor, if_match: str | None = None
+    ) -> None:
+        async with self.rt.pool.connection() as conn:
+            row = await self.directory.account_queries.domain(conn, account_id, host)
+        if row is None:
+            raise NotFound("no such domain in this account", reason="domain.not_found")
+        points_here = row.verified or await self.probe.points_here(host)
+        cmd = VerifyDomain(account_id=account_id, host=host, now=self._now(),
+                           points_here=points_here, if_match=if_match)  # fmt: skip
+        await self._run(cmd, account_id, self._meta(account_id, actor))
+
+    async def _assigned_issuer(self, account_id: str, host: str) -> str | None:
+        """The issuer a domain serves now (for the events' subject); 404 for an unknown host."""
+        async with self.rt.pool.connection() as conn:
+            row = await self.directory.account_queries.domain(conn, account_id, host)
+        if row is None:
+            raise NotFound("no such domain in this account", reason="domain.not_found")
+        return row.assigned_issuer_id
