@@ -56,6 +56,7 @@ class CacheFollower:
         self.apply = apply
         self.warm = asyncio.Event()
         self.last_seq = 0
+        self._received = 0
         self._checkpoint = (
             sql.SQL("SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s")
             .format(sql.Identifier(schema))
@@ -67,6 +68,7 @@ class CacheFollower:
         which restarts the task: a reload from the projection, so nothing is lost."""
         self.warm.clear()
         after = await self._load()
+        self._received = 0  # messages this subscription has handled
         sub = await self.js.subscribe(
             events_of_type(self.event_types, self.namespace),
             stream=events_stream(self.namespace),
@@ -79,8 +81,10 @@ class CacheFollower:
             log.info("follower.subscribed", consumer=self.consumer, from_seq=after + 1)
             while not self.warm.is_set() and not stop.is_set():
                 info = await sub.consumer_info()
-                delivered = info.delivered.stream_seq if info.delivered else 0
-                if not info.num_pending and self.last_seq >= (delivered or 0):
+                # Counted in messages delivered to this consumer: its delivered *stream* sequence
+                # also moves past events its filter skips, which never arrive here.
+                delivered = info.delivered.consumer_seq if info.delivered else 0
+                if not info.num_pending and self._received >= (delivered or 0):
                     self.warm.set()
                     log.info("follower.warm", consumer=self.consumer, last_seq=self.last_seq)
                     break
@@ -106,6 +110,9 @@ class CacheFollower:
             log.error(
                 "message.rejected", consumer=self.consumer, subject=msg.subject, error=str(exc)
             )
-            return
-        self.apply(env, event)
-        self.last_seq = msg.metadata.sequence.stream
+        else:
+            self.apply(env, event)
+        finally:
+            # Even a rejected message counts as handled, or `warm` would wait for it forever.
+            self._received += 1
+            self.last_seq = msg.metadata.sequence.stream
