@@ -6,11 +6,12 @@ from typing import get_args
 
 import msgspec
 
+from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.token import TokenEvent
 
-AnyEvent = DirectoryEvent | TokenEvent
+AnyEvent = DirectoryEvent | TokenEvent | AgentEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]

@@ -1,17 +1,36 @@
-"""The agent service as a process part. Its resources arrive with their issues; today it owns its
-schema (event store, relay) so that the topology is complete from the start."""
+"""The agent service as a process part: agents and their verifiers on the Core API (platform.md
+3, 4), the issuers and agent memberships it learns from the directory's events, the cascade that
+deletes the agents of a deleted issuer, and verifier usage counted from token facts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.agent.api.routes import agents_router
+from authpi.agent.handlers.agents import Agents
+from authpi.agent.projections.issuers import IssuersReaction
+from authpi.agent.projections.memberships import MembershipsReaction
+from authpi.agent.reactions.usage import VerifierUsage
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 async def build(rt: Runtime) -> ServiceParts:
-    return ServiceParts(name="agent")
+    agents = Agents(rt)
+    schema = rt.schema("agent")
+    usage = VerifierUsage(js=rt.js, pool=rt.pool, dsn=rt.dsn, schema=schema, namespace=rt.namespace)
+    return ServiceParts(
+        name="agent",
+        core_routes=[agents_router(agents)],
+        projections=[IssuersReaction(schema), MembershipsReaction(schema)],
+        inline_projections=[agents.view],
+        tasks=[
+            ("agent:issuer-cascade", agents.cascade_task),
+            ("agent:verifier-usage", usage.run),
+        ],
+        exports={"agents": agents, "agent_usage": usage},
+    )
 
 
 MODULE = ServiceModule(name="agent", migrations=MIGRATIONS, build=build)

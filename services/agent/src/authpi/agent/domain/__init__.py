@@ -1,0 +1,1 @@
+"""Pure deciders of the agent service's aggregates."""

@@ -1,0 +1,111 @@
+"""agent-memberships: the organization memberships of agents (platform.md 3.5), learnt from the
+directory's organization events into agent_memberships_view, together with each organization's
+status (organizations_seen), so that wallet resolution can answer with an agent's memberships
+(platform.md 4.4, `expand=memberships`) without calling the directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.directory import (
+    MembershipSnapshot,
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationGroupDeleted,
+    OrganizationMembershipCreated,
+    OrganizationMembershipDeleted,
+    OrganizationMembershipUpdated,
+    OrganizationReactivated,
+    OrganizationSuspended,
+    OrganizationUpdated,
+)
+from authpi.eventstore.store import StoredEvent
+
+_json = msgspec.json.Encoder()
+
+
+def _j(value: object) -> str:
+    return _json.encode(value).decode()
+
+
+class MembershipsReaction:
+    name = "agent-memberships"
+    event_types = (
+        "organization.created",
+        "organization.updated",
+        "organization.suspended",
+        "organization.reactivated",
+        "organization.deleted",
+        "organization.group.deleted",
+        "organization.membership.created",
+        "organization.membership.updated",
+        "organization.membership.deleted",
+    )
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        q = sql.Identifier(schema)
+
+        def render(text: str) -> str:
+            return sql.SQL(text).format(q=q).as_string()
+
+        self._org = render(
+            "INSERT INTO {q}.organizations_seen (id, issuer_id, status) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status"
+        )
+        self._org_status = render("UPDATE {q}.organizations_seen SET status = %s WHERE id = %s")
+        self._org_gone = render("DELETE FROM {q}.organizations_seen WHERE id = %s")
+        self._org_members_gone = render("DELETE FROM {q}.agent_memberships_view WHERE org_id = %s")
+        self._group_gone = render(
+            "UPDATE {q}.agent_memberships_view SET groups = groups - %s WHERE org_id = %s"
+        )
+        self._member = render(
+            "INSERT INTO {q}.agent_memberships_view (org_id, agent_id, issuer_id, status,"
+            " status_reason, status_by, scopes, groups, user_title, metadata, joined_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s::jsonb,"
+            " %s, %s) ON CONFLICT (org_id, agent_id) DO UPDATE SET status = excluded.status,"
+            " status_reason = excluded.status_reason, status_by = excluded.status_by,"
+            " scopes = excluded.scopes, groups = excluded.groups,"
+            " user_title = excluded.user_title, metadata = excluded.metadata,"
+            " updated_at = excluded.updated_at"
+        )
+        self._member_gone = render(
+            "DELETE FROM {q}.agent_memberships_view WHERE org_id = %s AND agent_id = %s"
+        )
+        self._reset = render("TRUNCATE {q}.agent_memberships_view, {q}.organizations_seen")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case OrganizationCreated() as e:
+                await conn.execute(self._org, [e.id, e.issuer_id, "active"])
+            case OrganizationUpdated(status=str()) as e:
+                await conn.execute(self._org_status, [e.status, e.id])
+            case OrganizationSuspended() | OrganizationReactivated() as e:
+                await conn.execute(self._org_status, [e.status, e.id])
+            case OrganizationDeleted() as e:
+                await conn.execute(self._org_gone, [e.id])
+                await conn.execute(self._org_members_gone, [e.id])
+            case OrganizationGroupDeleted() as e:
+                await conn.execute(self._group_gone, [e.id, e.org_id])
+            case OrganizationMembershipCreated() as e if e.member_type == "agent":
+                await conn.execute(self._member, _member_row(e, e.joined_at, None))
+            case OrganizationMembershipUpdated() as e if e.member_type == "agent":
+                await conn.execute(self._member, _member_row(e, 0, e.updated_at))
+            case OrganizationMembershipDeleted() as e if e.member_type == "agent":
+                await conn.execute(self._member_gone, [e.org_id, e.member_id])
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+def _member_row(e: MembershipSnapshot, joined_at: int, updated_at: int | None) -> list[Any]:
+    return [
+        e.org_id, e.member_id, e.issuer_id, e.status, e.status_reason, e.status_by,
+        _j(e.scopes), _j(e.groups), e.user_title, _j(e.metadata), joined_at, updated_at,
+    ]  # fmt: skip

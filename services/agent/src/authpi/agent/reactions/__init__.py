@@ -1,0 +1,1 @@
+"""Consumers of other services' messages that are not projections of events."""

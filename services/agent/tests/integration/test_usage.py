@@ -1,0 +1,71 @@
+"""Verifier usage from token facts (platform.md 3.3, DESIGN.md 3): `machine.token.issued` facts
+published in batches on the FACTS stream raise the `usage_count` and `last_used_at` of the agent
+verifier that minted them, each batch counted once even when it is published twice."""
+
+from __future__ import annotations
+
+import uuid
+
+from authpi.contracts.facts import FactBatch, MachineTokenIssued, encode_batch
+from authpi.contracts.subjects import fact_subject
+from authpi.testing.plugin import eventually
+
+
+def minted(tenant, agent_id: str | None, verifier_id: str | None, at: int) -> MachineTokenIssued:
+    return MachineTokenIssued(
+        account_id=tenant.account_id,
+        issuer_id=tenant.issuer_id,
+        client_id=agent_id or "c_x",
+        agent_id=agent_id,
+        verifier_id=verifier_id,
+        scope="a",
+        aud="https://api.test",
+        jti=uuid.uuid4().hex[:18],
+        issued_at=at,
+        expires_at=at + 300_000,
+        dat_type="agent" if agent_id else None,
+    )
+
+
+async def publish(platform, facts: list[MachineTokenIssued], batch_id: str | None = None) -> str:
+    batch = FactBatch(batch_id=batch_id or uuid.uuid4().hex, facts=facts)
+    js = platform.handle.rt.js
+    await js.publish(
+        fact_subject("machine.token.issued", platform.namespace),
+        encode_batch(batch),
+        headers={"Nats-Msg-Id": batch.batch_id},
+    )
+    return batch.batch_id
+
+
+async def test_token_facts_count_uses_of_agent_verifiers(tenant, platform):
+    agent = await tenant.agents().create({"name": "bot"})
+    verifiers = tenant.verifiers(agent.id)
+    used = await verifiers.create({"type": "secret"})
+    idle = await verifiers.create({"type": "secret"})
+    t0 = 1_800_000_000_000
+    batch = await publish(platform, [minted(tenant, agent.id, used.id, t0 + i) for i in range(3)])
+    await publish(platform, [minted(tenant, agent.id, used.id, t0 + 99)], batch_id=batch)  # dup
+    await publish(
+        platform, [minted(tenant, None, None, t0 + 500), minted(tenant, agent.id, used.id, t0 + 50)]
+    )
+
+    async def counted() -> dict[str, tuple[int, int | None]] | None:
+        found = {v.id: (v.usage_count, v.last_used_at) for v in (await verifiers.list()).data}
+        return found if found[used.id][0] == 4 else None
+
+    found = await eventually(counted)
+    assert found == {used.id: (4, t0 + 50), idle.id: (0, None)}
+
+
+async def test_an_undecodable_batch_is_set_aside_and_later_ones_count(tenant, platform):
+    agent = await tenant.agents().create({"name": "bot"})
+    verifier = await tenant.verifiers(agent.id).create({"type": "secret"})
+    js = platform.handle.rt.js
+    await js.publish(fact_subject("machine.token.issued", platform.namespace), b"{not json")
+    await publish(platform, [minted(tenant, agent.id, verifier.id, 1_800_000_000_000)])
+
+    async def counted() -> bool:
+        return (await tenant.verifiers(agent.id).list()).data[0].usage_count == 1
+
+    await eventually(counted)

@@ -1,0 +1,51 @@
+"""Pure helpers: tallying token facts per verifier, and the creation time of UUIDv7 ids that the
+issuer gate uses to wait for an issuer created a moment ago."""
+
+from __future__ import annotations
+
+from authpi.agent.handlers.issuers import minted_at
+from authpi.agent.reactions.usage import Tally, tally
+from authpi.contracts.facts import MachineTokenIssued
+from authpi.crypto.ids import RandomIds
+
+
+def fact(agent_id: str | None, verifier_id: str | None, at: int) -> MachineTokenIssued:
+    return MachineTokenIssued(
+        account_id="acc_x",
+        issuer_id="i_x",
+        client_id=agent_id or "c_x",
+        agent_id=agent_id,
+        verifier_id=verifier_id,
+        scope="",
+        aud="a",
+        jti="j",
+        issued_at=at,
+        expires_at=at + 1,
+    )
+
+
+def test_tally_counts_agent_facts_per_verifier_with_the_latest_time():
+    tallies: dict[str, Tally] = {}
+    tally(
+        [
+            fact("agt_1", "avf_1", 5),
+            fact("agt_1", "avf_1", 3),
+            fact(None, None, 9),
+            fact("agt_1", None, 9),
+            fact("agt_2", "avf_2", 7),
+        ],
+        tallies,
+    )
+    assert tallies == {
+        "avf_1": Tally(count=2, last_used_at=5),
+        "avf_2": Tally(count=1, last_used_at=7),
+    }
+
+
+def test_minted_at_reads_base36_uuidv7_ids_only():
+    ids = RandomIds()
+    issuer_id = ids.new("i")
+    assert abs(minted_at(issuer_id) - __import__("time").time() * 1000) < 5_000
+    assert minted_at("i_" + "0" * 25) is None  # not a UUIDv7
+    assert minted_at("i_nope") is None and minted_at(ids.new("agt")) is None
+    assert minted_at("i_" + "z" * 25) is None
