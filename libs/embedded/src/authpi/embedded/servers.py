@@ -34,6 +34,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+MAX_CONNECTIONS = 400
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -51,6 +54,12 @@ class EmbeddedPostgres:
             # pgserver runs postgres as an unprivileged user, who must reach the data directory.
             _open_path_for_others(self.data_dir)
         server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        if int(server.psql("SHOW max_connections;").split("\n")[2].strip()) < MAX_CONNECTIONS:
+            # Every process keeps a pool plus relay, consumer and LISTEN connections; the
+            # default 100 is too few for several workers (or a test run with several platforms).
+            server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+            server.cleanup()
+            server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
         self._server = server
         existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in existing:
