@@ -17,6 +17,7 @@ from authpi_admin.errors import (
 )
 
 from authpi.crypto.ids import sha256_hex
+from authpi.testing.plugin import eventually
 
 
 @pytest.fixture
@@ -43,12 +44,21 @@ def basic(platform) -> tuple[str, str]:
     return (platform.api_key_id, platform.api_key_secret)
 
 
+async def replays_holding(platform, kit, needle: str) -> list[str]:
+    """The Idempotency-Keys of the account whose stored replay (sealed with a gateway key, so
+    invisible to the raw scan) holds `needle` once opened."""
+    store = kit.part(platform, "gateway").idempotency
+    bodies = await store.replay_bodies(platform.account_id)
+    return sorted(key for key, body in bodies if needle.encode() in body)
+
+
 async def test_deleted_user_leaves_no_clear_email_or_profile_anywhere(
     platform, pool, kit, admin, issuer
 ):
     address = f"shred-{uuid.uuid4().hex}@example.com"
     marker = f"Zq{uuid.uuid4().hex}"
     users = admin.issuer(issuer).users
+    create_key, update_key = f"create-{uuid.uuid4().hex}", f"update-{uuid.uuid4().hex}"
     created = await users.create(
         {
             "username_type": "email",
@@ -56,13 +66,20 @@ async def test_deleted_user_leaves_no_clear_email_or_profile_anywhere(
             "profile": {"first_name": marker, "last_name": "Smith"},
             "custom_fields": {"nickname": marker + "-nick"},
         },
-        idempotency_key=f"create-{uuid.uuid4().hex}",
+        idempotency_key=create_key,
     )
     await users.update(
         created.id,
         {"profile": {"display_name": marker + " Smith"}},
-        idempotency_key=f"update-{uuid.uuid4().hex}",
+        idempotency_key=update_key,
     )
+    # Both requests left a replay in the gateway's schema that holds the email and profile.
+    assert await replays_holding(platform, kit, address) == sorted([create_key, update_key])
+    assert await replays_holding(platform, kit, marker) == sorted([create_key, update_key])
+    # The raw scan covers the gateway's schema: it finds the records by their key.
+    assert await kit.places_holding(platform, pool, create_key) == [
+        f"{platform.namespace}_gateway.idempotency_keys.key"
+    ]
     # The probe finds clear values while the user exists (only in the users view).
     assert await kit.places_holding(platform, pool, address) == [
         f"{platform.namespace}_directory.users_view.username"
@@ -74,6 +91,15 @@ async def test_deleted_user_leaves_no_clear_email_or_profile_anywhere(
 
     await users.delete(created.id)
 
+    # The gateway learns the deletion from `user.deleted` and purges those replays.
+    async def replays_purged() -> bool:
+        return await replays_holding(platform, kit, address) == [] and (
+            await replays_holding(platform, kit, marker) == []
+        )
+
+    await eventually(replays_purged, timeout=10.0)
+    assert await kit.places_holding(platform, pool, create_key) == []
+    assert await kit.places_holding(platform, pool, update_key) == []
     assert await kit.places_holding(platform, pool, address) == []
     assert await kit.places_holding(platform, pool, marker) == []
     assert await kit.events_of(platform, pool, created.id) == [

@@ -19,16 +19,12 @@ def basic(key_id: str, secret: str) -> dict[str, str]:
 
 async def test_over_the_limit_is_429_with_retry_after(platform, serve):
     gateway = Gateway(platform.handle.rt, limits=RateLimits(read=2, write=2, auth_sensitive=1))
-    await gateway.start()
-    try:
-        async with serve(gateway.core_app([get_me], platform.handle.ready)) as url:
-            async with httpx.AsyncClient(base_url=url) as http:
-                auth = basic(platform.api_key_id, platform.api_key_secret)
-                codes = [(await http.get("/v1/me", headers=auth)).status_code for _ in range(2)]
-                limited = await http.get("/v1/me", headers=auth)
-                health = await http.get("/healthz")
-    finally:
-        await gateway.api_keys.stop()
+    async with gateway.running(), serve(gateway.core_app([get_me], platform.handle.ready)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            auth = basic(platform.api_key_id, platform.api_key_secret)
+            codes = [(await http.get("/v1/me", headers=auth)).status_code for _ in range(2)]
+            limited = await http.get("/v1/me", headers=auth)
+            health = await http.get("/healthz")
     assert codes == [200, 200]
     assert limited.status_code == 429
     body = limited.json()

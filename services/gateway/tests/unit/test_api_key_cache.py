@@ -1,9 +1,13 @@
 """How the gateway's key cache follows API-key events (pure `evolve_key`, and the cache's own
-bookkeeping for deleted keys and keys it does not hold)."""
+bookkeeping for deleted keys and keys it does not hold), and how a miss is looked up: once in
+the gateway's view, then a bounded wait for a freshly minted key's event."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+
+import msgspec
 
 from authpi.contracts.directory import (
     ApiKeyBlocked,
@@ -12,6 +16,7 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
+from authpi.crypto.ids import RandomIds
 from authpi.gateway.api_keys import ApiKeyCache, evolve_key, networks
 
 CREATED = ApiKeyCreated(
@@ -92,7 +97,7 @@ def test_an_unparsable_allowlist_entry_matches_nothing():
 
 
 def test_deleted_keys_stay_deleted():
-    cache = ApiKeyCache(pool=None, js=None, namespace="t", source_schema="t_directory")
+    cache = ApiKeyCache(pool=None, js=None, namespace="t", schema="t_gateway")
     cache.apply("key_1", CREATED, 1)
     cache.apply("key_1", ApiKeyDeleted(id="key_1", deleted_at=2000), 2)
     assert cache.get("key_1") is None
@@ -104,7 +109,7 @@ class RacingCache(ApiKeyCache):
     """A cache whose view reads return staged rows, with an event landing during each read."""
 
     def __init__(self, rows, during_read) -> None:
-        super().__init__(pool=None, js=None, namespace="t", source_schema="t_directory")
+        super().__init__(pool=None, js=None, namespace="t", schema="t_gateway")
         self.rows = list(rows)
         self.during_read = list(during_read)
 
@@ -127,3 +132,29 @@ async def test_lookup_of_a_key_deleted_during_the_read_finds_nothing():
     cache = RacingCache([active], [(ApiKeyDeleted(id="key_1", deleted_at=2000), 2)])
     assert await cache.lookup("key_1") is None
     assert cache.get("key_1") is None
+
+
+async def test_lookup_never_keeps_a_row_older_than_an_event_it_has_seen():
+    active = evolve_key(None, CREATED, 1)
+    cache = RacingCache([active, active], [(ApiKeyBlocked(id="key_1", status_at=2000), 2)])
+    assert await cache.lookup("key_1") is None  # the view is behind: refused, not cached
+    assert cache.get("key_1") is None
+
+
+async def test_a_fresh_key_missing_everywhere_is_served_once_its_event_arrives():
+    key_id = RandomIds().new("key")
+    created = msgspec.structs.replace(CREATED, id=key_id)
+    cache = RacingCache([None], [])
+    lookup = asyncio.create_task(cache.lookup(key_id))
+    await asyncio.sleep(0)
+    assert not lookup.done()  # waiting for the event
+    cache.apply(key_id, created, 1)
+    found = await asyncio.wait_for(lookup, 10.0)
+    assert found is not None and found.id == key_id
+
+
+async def test_an_old_or_malformed_unknown_key_is_refused_without_waiting():
+    for key_id in ("key_" + "0" * 32, "nonsense"):
+        cache = RacingCache([None], [])
+        cache._miss_wait = 3600.0  # a wait would outlive the guard below
+        assert await asyncio.wait_for(cache.lookup(key_id), 10.0) is None

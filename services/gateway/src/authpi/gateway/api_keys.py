@@ -1,11 +1,17 @@
 """The gateway's in-memory API-key cache (DESIGN.md 5), read on every Core API request.
 
-Start: read the domain-event stream's last sequence, load the directory's `api_keys_view`, then
-follow `api-key.*` events from the next sequence with an ordered (ephemeral) JetStream consumer.
-Nothing committed in between is missed: an event is in the view or after that sequence, or both.
-Events that the view already reflects arrive again and are skipped by stream version.
-A key missing from memory is read from the view once before it is refused: a key created a
-moment ago (by this or another process) works at once, before its event arrives.
+Load: the gateway's own api_keys_view (fed by its `gateway-directory` projection consumer) with
+that consumer's checkpoint, in one snapshot; then follow `api-key.*` events from the checkpoint's
+next stream sequence with an ordered (ephemeral) JetStream consumer (`CacheFollower`). Every
+event is in the loaded rows or delivered afterwards: the consumer writes rows and checkpoint in
+one transaction. The cache is warm once it has caught up; a worker serves no traffic before.
+It never reads the directory's tables (DESIGN.md 2).
+
+A key missing from memory is read from the gateway's view once (one indexed lookup). If it is
+absent there too and its id was minted a moment ago, the request waits, bounded (`MISS_WAIT_S`,
+and at most `MAX_WAITING` requests at a time), for its event to arrive: a key created a moment
+ago works before its event has reached this process. Unknown, malformed or old ids are refused
+without waiting.
 
 `ApiKeyUpdated` carries only what changed: a field is applied when its value is present;
 `description` and `expires_at` (nullable) when named in `changed`; a status with its reason and
@@ -14,18 +20,17 @@ authenticating until `previous_valid_until` (rotation grace, core-api.md 3.4).""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
 import msgspec
-from nats.aio.msg import Msg
+import psycopg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Event
-from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.directory import (
     ApiKeyBlocked,
     ApiKeyCreated,
@@ -33,10 +38,18 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
-from authpi.contracts.subjects import events_of_type, events_stream
+from authpi.gateway.arrivals import Arrivals
+from authpi.gateway.projection import CONSUMER
+from authpi.messaging.follower import CacheFollower
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.api_keys")
+
+# How long a request for an unknown, freshly minted key waits for its event: the directory's relay
+# publishes at once on NOTIFY, but an event committed while another transaction holds the
+# snapshot xmin back waits for the relay's next poll (1 s), hence a little more than that.
+MISS_WAIT_S = 2.0
+MAX_WAITING = 512  # requests waiting at once; beyond, a miss is refused at once
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -119,43 +132,81 @@ def _updated(key: CachedKey, e: ApiKeyUpdated, version: int) -> CachedKey:
 
 class ApiKeyCache:
     def __init__(
-        self, *, pool: AsyncConnectionPool, js: JetStreamContext, namespace: str, source_schema: str
+        self,
+        *,
+        pool: AsyncConnectionPool | None,
+        js: JetStreamContext | None,
+        namespace: str,
+        schema: str,
+        consumer: str = CONSUMER,
+        miss_wait: float = MISS_WAIT_S,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self._pool = pool
-        self._js = js
-        self._namespace = namespace
         self._keys: dict[str, CachedKey] = {}
         self._deleted: set[str] = set()
         self._floor: dict[str, int] = {}  # newest version seen for keys not in memory
-        self._sub: JetStreamContext.PushSubscription | None = None
-        self.last_seq = 0  # last stream sequence applied (observability, tests)
+        self._miss_wait = miss_wait
+        self._arrivals = arrivals or Arrivals("key", limit=MAX_WAITING)
         self._load = sql.SQL(
             "SELECT id, account_id, org_id, issuer_id, status, scopes, ip_allowlist, expires_at,"
             " secret_sha256, previous_sha256, previous_valid_until, version"
             " FROM {}.api_keys_view"
-        ).format(sql.Identifier(source_schema))
+        ).format(sql.Identifier(schema))
         self._load_one = sql.SQL("{} WHERE id = %s").format(self._load)
+        self.follower = CacheFollower(
+            pool=pool,
+            js=js,
+            namespace=namespace,
+            schema=schema,
+            consumer=consumer,
+            event_types="api-key.*",
+            load=self._load_all,
+            apply=lambda env, event: self.apply(env.stream_id, event, env.stream_version),
+        )
+
+    @property
+    def warm(self) -> asyncio.Event:
+        return self.follower.warm
+
+    @property
+    def last_seq(self) -> int:
+        """The last stream sequence applied (observability, tests)."""
+        return self.follower.last_seq
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Worker task: load, then follow until `stop` (every process that serves HTTP)."""
+        await self.follower.run(stop)
 
     def get(self, key_id: str) -> CachedKey | None:
         return self._keys.get(key_id)
 
     async def lookup(self, key_id: str) -> CachedKey | None:
-        """The key from memory, else from the view (then kept in memory)."""
+        """The key from memory, else from the gateway's view (then kept in memory), else the
+        key once its event arrives, if it may be in flight (bounded wait)."""
         if key_id in self._deleted:
             return None
         if (key := self._keys.get(key_id)) is not None:
             return key
+        if not key_id.isprintable() or len(key_id) > 64:
+            return None  # never a stored id; PostgreSQL refuses NUL in text anyway
         loaded = await self._read_one(key_id)
         if loaded is not None and loaded.version < self._floor.get(key_id, 0):
-            # An event newer than the row arrived while reading: the view has it by now.
+            # This cache has seen a newer event than the row: read once more, and never keep a
+            # row older than what was seen (the projection catches up; a later request reads).
             loaded = await self._read_one(key_id)
-        if loaded is None or key_id in self._deleted:
+            if loaded is not None and loaded.version < self._floor.get(key_id, 0):
+                return None
+        if key_id in self._deleted:
             return None
-        current = self._keys.get(key_id)
-        if current is None or current.version < loaded.version:
-            self._keys[key_id] = loaded
-            self._floor.pop(key_id, None)
-        return self._keys[key_id]
+        if loaded is not None:
+            current = self._keys.get(key_id)
+            if current is None or current.version < loaded.version:
+                self._keys[key_id] = loaded
+                self._floor.pop(key_id, None)
+            return self._keys[key_id]
+        await self._arrivals.wait(key_id, self._miss_wait, lambda: key_id in self._keys)
+        return self._keys.get(key_id)
 
     def apply(self, key_id: str, event: Event, version: int) -> None:
         if key_id in self._deleted:
@@ -164,6 +215,8 @@ class ApiKeyCache:
         key = evolve_key(current, event, version)
         if key is not None:
             self._keys[key_id] = key
+            if current is None:
+                self._arrivals.arrived(key_id)
             return
         self._keys.pop(key_id, None)
         if isinstance(event, ApiKeyDeleted):
@@ -173,44 +226,20 @@ class ApiKeyCache:
             self._floor[key_id] = max(self._floor.get(key_id, 0), version)
 
     async def _read_one(self, key_id: str) -> CachedKey | None:
+        assert self._pool is not None
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._load_one, [key_id])
             row = await cur.fetchone()
         return None if row is None else _from_row(row)
 
-    async def start(self) -> None:
-        stream = events_stream(self._namespace)
-        info = await self._js.stream_info(stream)
-        after = info.state.last_seq
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(self._load)
-            rows = await cur.fetchall()
-        self._keys = {row[0]: _from_row(row) for row in rows}
-        self.last_seq = after
-        self._sub = await self._js.subscribe(
-            events_of_type("api-key.*", self._namespace),
-            stream=stream,
-            cb=self._on_message,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            config=ConsumerConfig(opt_start_seq=after + 1),
-        )
-        log.info("api_keys.loaded", keys=len(self._keys), from_seq=after + 1)
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            await sub.unsubscribe()
-
-    async def _on_message(self, msg: Msg) -> None:
-        try:
-            env = decode_envelope(msg.data)
-            event = decode_event(env.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.error("message.rejected", subject=msg.subject, error=str(exc))
-            return
-        self.apply(env.stream_id, event, env.stream_version)
-        self.last_seq = msg.metadata.sequence.stream
+    async def _load_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Inside the follower's snapshot, beside the checkpoint read."""
+        cur = await conn.execute(self._load)
+        rows = await cur.fetchall()
+        self._keys = {row[0]: _from_row(row) for row in rows if row[0] not in self._deleted}
+        self._floor.clear()
+        self._arrivals.recheck()
+        log.info("api_keys.loaded", keys=len(self._keys))
 
 
 def _from_row(row: tuple[Any, ...]) -> CachedKey:

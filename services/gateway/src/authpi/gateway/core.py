@@ -1,10 +1,13 @@
-"""The gateway as a process part: the API-key cache, the idempotency store and the rate-limit
-buckets, and the Core API app built with them in front of every service's routes."""
+"""The gateway as a process part: the API-key cache, the account check, the idempotency store
+and the rate-limit buckets, and the Core API app built with them in front of every service's
+routes. What it knows of the directory comes from its own projection (`gateway-directory`),
+never from the directory's tables (DESIGN.md 2)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from authpi.gateway.accounts import AccountLookup
@@ -12,10 +15,12 @@ from authpi.gateway.api_keys import ApiKeyCache
 from authpi.gateway.authn import Authenticator, BearerVerifier, RefuseBearer
 from authpi.gateway.idempotency import IdempotencyStore
 from authpi.gateway.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
+from authpi.gateway.projection import DirectoryProjection
 from authpi.gateway.ratelimit import RateLimits, TokenBuckets
+from authpi.gateway.supervisor import supervise
 from authpi.web.app import ReadyCheck, WebApp
 from authpi.web.core import build_core_app
-from authpi.web.runtime import Runtime
+from authpi.web.runtime import Runtime, Task
 
 
 class Gateway:
@@ -26,25 +31,37 @@ class Gateway:
         limits: RateLimits | None = None,
         bearer: BearerVerifier | None = None,
     ) -> None:
-        # The key cache and the account check read the directory's views (DESIGN.md 5).
-        directory = rt.schema("directory")
-        self.api_keys = ApiKeyCache(
-            pool=rt.pool, js=rt.js, namespace=rt.namespace, source_schema=directory
-        )
-        self.accounts = AccountLookup(rt.pool, directory)
+        schema = rt.schema("gateway")
+        # Fed once per deployment; the caches below load it and follow the stream themselves.
+        self.projection = DirectoryProjection(schema)
+        self.api_keys = ApiKeyCache(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
+        self.accounts = AccountLookup(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
         self.authenticator = Authenticator(self.api_keys, rt.clock, bearer or RefuseBearer())
-        self.idempotency = IdempotencyStore(rt.pool, rt.schema("gateway"), rt.clock, rt.kek)
+        self.idempotency = IdempotencyStore(rt.pool, schema, rt.clock, rt.kek)
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
 
-    async def start(self) -> None:
-        await self.api_keys.start()
+    def worker_tasks(self) -> list[tuple[str, Task]]:
+        """What every process that serves the Core API runs: the in-memory followers."""
+        return [("gateway:api-keys", self.api_keys.run), ("gateway:accounts", self.accounts.run)]
 
-    async def follow(self, stop: asyncio.Event) -> None:
-        """Background task: keep the key cache subscribed until the process stops."""
+    def warm(self) -> list[asyncio.Event]:
+        return [self.api_keys.warm, self.accounts.warm]
+
+    @contextlib.asynccontextmanager
+    async def running(self, timeout: float = 30.0) -> AsyncIterator[Gateway]:
+        """Run the worker tasks for the block, entered once warm (a gateway built beside a
+        running platform: tests, tools)."""
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(supervise(name, task, stop), name=name)
+            for name, task in self.worker_tasks()
+        ]
         try:
-            await stop.wait()
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.warm())), timeout)
+            yield self
         finally:
-            await self.api_keys.stop()
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def layers(self) -> list[Any]:
         return [

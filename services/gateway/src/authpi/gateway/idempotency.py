@@ -4,7 +4,14 @@ A key is scoped per account and lives 24 h from first use. The first request cla
 `in_progress`, with a lease so that a crashed attempt does not hold it for a day); a 2xx response
 completes it with the status, the replayed headers and the body (AES-GCM sealed: a response may
 hold a one-time secret; over 512 KB only the status is kept); any other outcome releases it. The
-claim is one INSERT … ON CONFLICT, so of many concurrent identical requests exactly one runs."""
+claim is one INSERT … ON CONFLICT, so of many concurrent identical requests exactly one runs.
+
+A completed record names the resource its replay is about (`resource_of`): the path's user for
+routes below a user, else the id of the object the response carries. When a user is deleted, the
+gateway's `gateway-directory` consumer purges the records about that user (crypto-shredding,
+DESIGN.md 7): a replay of a user create or update holds the user's email and profile. (Left
+open: a record completed after the purge ran, i.e. a user deleted within the milliseconds before
+its create's response was released, stays until its 24 h expiry.)"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -51,6 +59,28 @@ class Stored(msgspec.Struct, frozen=True):
 Claim = Claimed | InProgress | Mismatch | Stored
 
 
+class _Identified(msgspec.Struct):
+    id: str | None = None
+
+
+class _Enveloped(msgspec.Struct):
+    data: _Identified | None = None
+    id: str | None = None
+
+
+def resource_of(path_params: Mapping[str, Any], body: bytes) -> str | None:
+    """The resource a response is about: the path's `user_id`, else the id of the object the
+    body carries (`{"data": {"id": …}}`, core-api.md 2.1, or a bare object's `id`)."""
+    user_id = path_params.get("user_id")
+    if isinstance(user_id, str) and user_id:
+        return user_id
+    try:
+        parsed = msgspec.json.decode(body, type=_Enveloped)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return parsed.data.id if parsed.data is not None and parsed.data.id else parsed.id
+
+
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys)."""
     try:
@@ -74,7 +104,7 @@ class IdempotencyStore:
             " 'in_progress', %(lease)s, %(expires)s, %(now)s)"
             " ON CONFLICT (scope_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
             " fingerprint = EXCLUDED.fingerprint, state = 'in_progress', status = NULL,"
-            " headers = NULL, body = NULL, lease_until = EXCLUDED.lease_until,"
+            " headers = NULL, body = NULL, resource_id = NULL, lease_until = EXCLUDED.lease_until,"
             " expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
             " WHERE k.expires_at <= %(now)s"
             " OR (k.state = 'in_progress' AND k.lease_until <= %(now)s)"
@@ -85,13 +115,16 @@ class IdempotencyStore:
             " WHERE scope_id = %s AND key = %s"
         ).format(t)
         self._complete = sql.SQL(
-            "UPDATE {} SET state = 'completed', status = %s, headers = %s::jsonb, body = %s"
-            " WHERE scope_id = %s AND key = %s AND owner = %s"
+            "UPDATE {} SET state = 'completed', status = %s, headers = %s::jsonb, body = %s,"
+            " resource_id = %s WHERE scope_id = %s AND key = %s AND owner = %s"
         ).format(t)
         self._release = sql.SQL(
             "DELETE FROM {} WHERE scope_id = %s AND key = %s AND owner = %s"
         ).format(t)
         self._sweep = sql.SQL("DELETE FROM {} WHERE expires_at <= %s").format(t)
+        self._bodies = sql.SQL(
+            "SELECT key, body FROM {} WHERE scope_id = %s AND body IS NOT NULL ORDER BY key"
+        ).format(t)
 
     async def claim(self, scope_id: str, key: str, fp: str) -> Claim:
         for _ in range(3):  # a released row between INSERT and SELECT: claim again
@@ -118,18 +151,31 @@ class IdempotencyStore:
         plain = unseal(self._key, body, _aad(scope_id, key)) if body else b""
         return Stored(status=status, headers=[(n, v) for n, v in headers], body=plain)
 
-    async def complete(self, scope_id: str, key: str, owner: uuid.UUID, response: Stored) -> None:
+    async def complete(
+        self,
+        scope_id: str,
+        key: str,
+        owner: uuid.UUID,
+        response: Stored,
+        resource_id: str | None = None,
+    ) -> None:
         body = response.body if len(response.body) <= MAX_STORED_BODY else b""
         sealed = seal(self._key, body, _aad(scope_id, key)) if body else None
         headers = msgspec.json.encode(response.headers).decode()
+        params = [response.status, headers, sealed, resource_id, scope_id, key, owner]
         async with self._pool.connection() as conn:
-            await conn.execute(
-                self._complete, [response.status, headers, sealed, scope_id, key, owner]
-            )
+            await conn.execute(self._complete, params)
 
     async def release(self, scope_id: str, key: str, owner: uuid.UUID) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(self._release, [scope_id, key, owner])
+
+    async def replay_bodies(self, scope_id: str) -> list[tuple[str, bytes]]:
+        """(key, clear body) of every stored replay of an account (support and tests)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self._bodies, [scope_id])
+            rows = await cur.fetchall()
+        return [(key, unseal(self._key, body, _aad(scope_id, key))) for key, body in rows]
 
     async def sweep(self) -> int:
         async with self._pool.connection() as conn:

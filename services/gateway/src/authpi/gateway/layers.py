@@ -27,6 +27,7 @@ from authpi.gateway.idempotency import (
     Mismatch,
     Stored,
     fingerprint,
+    resource_of,
 )
 from authpi.gateway.ratelimit import TokenBuckets
 from authpi.observability import bind_contextvars
@@ -141,7 +142,8 @@ class IdempotencyLayer(ASGIMiddleware):
             if outcome is None:
                 await self.store.release(*claim)
             else:
-                await self.store.complete(*claim, outcome)
+                resource = resource_of(scope["path_params"], outcome.body)
+                await self.store.complete(*claim, outcome, resource)
 
         recorder = _Recorder(send, settle)
         try:

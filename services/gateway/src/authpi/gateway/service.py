@@ -1,5 +1,7 @@
-"""The gateway as a service module: its schema holds only ephemeral data (idempotency keys);
-its key cache is loaded before the Core API port opens."""
+"""The gateway as a service module. Its schema holds its projection of the directory (API keys,
+account ids: `gateway-directory`, run once per deployment) and ephemeral idempotency keys. Every
+process serving the Core API runs the key cache and the account follower as worker tasks, and
+takes traffic only once they are warm."""
 
 from __future__ import annotations
 
@@ -19,13 +21,12 @@ async def build(rt: Runtime) -> ServiceParts:
         limits=RateLimits().scaled(rt.settings.rate_limit_multiplier),
         bearer=PersonalTokenBearer(rt),  # `ptk_` personal tokens (core-api.md 1.2, 3.5)
     )
-    await gateway.start()
     return ServiceParts(
         name="gateway",
-        tasks=[
-            ("gateway-api-keys", gateway.follow),
-            ("gateway-idempotency-sweeper", gateway.idempotency.run_sweeper),
-        ],
+        projections=[gateway.projection],
+        tasks=[("gateway-idempotency-sweeper", gateway.idempotency.run_sweeper)],
+        worker_tasks=gateway.worker_tasks(),
+        warm=gateway.warm(),
         exports={"gateway": gateway},
     )
 

@@ -1,0 +1,141 @@
+"""gateway-directory: what the gateway learns from the directory's events, into its own schema
+(it never reads the directory's tables, DESIGN.md 2).
+
+- `api-key.*` -> api_keys_view: what authentication needs (digests, never secrets), with the
+  same rules as the in-memory cache (`api_keys.evolve_key`): `api-key.updated` writes a field
+  when its value is present, `expires_at` when named in `changed`, and a new digest moves the
+  current one to `previous_sha256`. Each row keeps the stream version of its last event; an
+  event at or below it changes nothing.
+- `account.created` -> accounts_view, for the `{account_id}` path check (`account.updated`
+  changes nothing the gateway keeps, and accounts are never deleted).
+- `user.deleted` -> the idempotency records whose stored replay belongs to that user are purged:
+  a replay of a user create or update holds the user's email and profile (sealed with a gateway
+  key, but not with the user's data key), so it must not outlive the user (DESIGN.md 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.directory import (
+    AccountCreated,
+    ApiKeyBlocked,
+    ApiKeyCreated,
+    ApiKeyDeleted,
+    ApiKeyUnblocked,
+    ApiKeyUpdated,
+    UserDeleted,
+)
+from authpi.eventstore.store import StoredEvent
+
+CONSUMER = "gateway-directory"
+API_KEY_EVENTS = (
+    "api-key.created",
+    "api-key.updated",
+    "api-key.blocked",
+    "api-key.unblocked",
+    "api-key.deleted",
+)
+ACCOUNT_EVENTS = ("account.created",)
+
+_json = msgspec.json.Encoder()
+_JSONB = frozenset({"scopes", "ip_allowlist"})
+
+
+def _j(value: object) -> str:
+    return _json.encode(value).decode()
+
+
+class DirectoryProjection:
+    name = CONSUMER
+    event_types = (*API_KEY_EVENTS, *ACCOUNT_EVENTS, "user.deleted")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+        def render(text: str) -> str:
+            return sql.SQL(text).format(sql.Identifier(schema)).as_string()
+
+        self._insert_key = render(
+            "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, status, scopes,"
+            " ip_allowlist, expires_at, secret_sha256, version) VALUES (%s, %s, %s, %s, 'active',"
+            " %s::jsonb, %s::jsonb, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+        )
+        self._status = render(
+            "UPDATE {}.api_keys_view SET status = %s, version = %s WHERE id = %s AND version < %s"
+        )
+        self._delete_key = render("DELETE FROM {}.api_keys_view WHERE id = %s")
+        self._insert_account = render(
+            "INSERT INTO {}.accounts_view (id, org_id, created_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        self._purge = render("DELETE FROM {}.idempotency_keys WHERE resource_id = %s")
+        self._reset = render("TRUNCATE {0}.api_keys_view, {0}.accounts_view")
+        self._updates: dict[tuple[str, ...], str] = {}
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        version = stored.stream_version
+        match stored.event:
+            case ApiKeyCreated() as e:
+                await conn.execute(
+                    self._insert_key,
+                    [e.id, e.account_id, e.org_id, e.issuer_id, _j(e.scopes), _j(e.ip_allowlist),
+                     e.expires_at, e.secret_sha256, version],
+                )  # fmt: skip
+            case ApiKeyBlocked() | ApiKeyUnblocked() as e:
+                await conn.execute(self._status, [e.status, version, e.id, version])
+            case ApiKeyUpdated() as e:
+                values = _key_changes(e)
+                await conn.execute(
+                    self._update_query(tuple(values)), [*values.values(), version, e.id, version]
+                )
+            case ApiKeyDeleted() as e:
+                await conn.execute(self._delete_key, [e.id])
+            case AccountCreated() as e:
+                await conn.execute(self._insert_account, [e.id, e.org_id, e.created_at])
+            case UserDeleted() as e:
+                await conn.execute(self._purge, [e.id])
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Empty the views (replay). Purged idempotency records stay purged."""
+        await conn.execute(self._reset)
+
+    def _update_query(self, columns: tuple[str, ...]) -> str:
+        query = self._updates.get(columns)
+        if query is None:
+            sets = [
+                sql.SQL("{} = %s{}").format(
+                    sql.Identifier(c), sql.SQL("::jsonb" if c in _JSONB else "")
+                )
+                for c in columns
+            ]
+            if "secret_sha256" in columns:  # right-hand sides read the row before the update
+                sets.insert(0, sql.SQL("previous_sha256 = secret_sha256"))
+            sets.append(sql.SQL("version = %s"))
+            query = (
+                sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s AND version < %s")
+                .format(sql.Identifier(self.schema), sql.SQL(", ").join(sets))
+                .as_string()
+            )
+            self._updates[columns] = query
+        return query
+
+
+def _key_changes(e: ApiKeyUpdated) -> dict[str, object]:
+    """Column -> new value, in a fixed order (the same rules as `api_keys.evolve_key`)."""
+    values: dict[str, object] = {}
+    if e.status is not None:
+        values["status"] = e.status
+    if e.scopes is not None:
+        values["scopes"] = _j(e.scopes)
+    if e.ip_allowlist is not None:
+        values["ip_allowlist"] = _j(e.ip_allowlist)
+    if "expires_at" in e.changed:
+        values["expires_at"] = e.expires_at
+    if e.secret_sha256 is not None:
+        values["secret_sha256"] = e.secret_sha256
+        values["previous_valid_until"] = e.previous_valid_until
+    return values
