@@ -40,9 +40,11 @@ proto-check: venv
 	$(BIN)/authpi proto --check
 
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
+## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 bench: venv
 	$(BIN)/python -m authpi.testing.bench $(BENCH_ARGS)
 	$(BIN)/python -m authpi.testing.bench_core_api
+	$(BIN)/python -m authpi.testing.bench_tokens $(BENCH_TOKENS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,6 +23,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     region: str = "default"
     # Scales the Core API rate limits (core-api.md 2.5); load tests and CI raise it.
     rate_limit_multiplier: float = 1.0
+    # Processes serving the IdP port in the all-in-one topology: the main process plus N-1 IdP
+    # workers sharing its listening socket (DESIGN.md 5). 1 serves everything in one process.
+    idp_workers: int = 1
+    # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
+    worker_header: bool = False
 
     @property
     def bootstrap_path(self) -> Path:
@@ -44,4 +49,20 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         namespace=e.get("AUTHPI_NAMESPACE", "authpi"),
         region=e.get("AUTHPI_REGION", "default"),
         rate_limit_multiplier=float(e.get("AUTHPI_RATE_LIMIT_MULTIPLIER", "1")),
+        idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
+        worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
     )
+
+
+def _positive_int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -72,19 +73,40 @@ async def up(settings: Settings, only: str | None = None) -> int:
     platform = Platform(settings, modules=modules)
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    await platform.start()
+    if not await _start_unless_stopped(platform, stop):
+        return 0
     try:
         directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
         path, _, created = await ensure_bootstrap(
             directory, settings, platform.api_url, platform.idp_url
         )
         log.info("bootstrap.ready", file=str(path), created=created)
-        print(f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}", flush=True)
+        workers = f" ({settings.idp_workers} IdP processes)" if settings.idp_workers > 1 else ""
+        print(
+            f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}{workers}",
+            flush=True,
+        )
         print(f"Bootstrap credentials (account id, API key id and secret): {path}", flush=True)
         await stop.wait()
     finally:
         await platform.stop()
     return 0
+
+
+async def _start_unless_stopped(platform: Any, stop: asyncio.Event) -> bool:
+    """Start the platform; a SIGTERM/SIGINT while it starts (IdP workers warming up, say) stops
+    it at once instead of after the start. False when stopped that way."""
+    starting = asyncio.create_task(platform.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()  # Platform.start stops everything it started on the way out
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 async def _connect_running(settings: Settings) -> Settings:

@@ -1,6 +1,7 @@
 """The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
 service's parts, one relay per service schema, every projection consumer, and the two HTTP ports.
-The same code path as the distributed topology: events still go store -> relay -> JetStream."""
+The same code path as the distributed topology: events still go store -> relay -> JetStream.
+With `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -32,6 +33,9 @@ from authpi.observability import get_logger
 from authpi.web.app import WebApp, build_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
+if TYPE_CHECKING:
+    from authpi.gateway.workers import WorkerPool
+
 log = get_logger("authpi.platform")
 
 
@@ -46,7 +50,7 @@ def all_modules() -> list[ServiceModule]:
     return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK, GATEWAY]
 
 
-class _Server(uvicorn.Server):
+class HttpServer(uvicorn.Server):
     """uvicorn without its own signal handling: the platform owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -54,12 +58,48 @@ class _Server(uvicorn.Server):
         yield
 
 
+def http_config(app: Any, *, headers: Sequence[tuple[str, str]] = ()) -> uvicorn.Config:
+    """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
+    access log (the request-context layer counts requests), no `server: uvicorn` header."""
+    return uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", loop="none", http="httptools",
+        timeout_keep_alive=30, timeout_graceful_shutdown=10, server_header=False,
+        headers=list(headers),
+    )  # fmt: skip
+
+
+async def start_server(server: HttpServer, sock: socket.socket, name: str) -> asyncio.Task[None]:
+    """Serve on an already bound socket; return once uvicorn accepts connections."""
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"{name} stopped while starting")
+        await asyncio.sleep(0.01)
+    return task
+
+
+def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
+    routes = [r for p in parts for r in p.idp_routes]
+    return build_app(name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API")
+
+
+def idp_headers(settings: Settings) -> list[tuple[str, str]]:
+    """`X-Authpi-Worker: <pid>` on IdP responses when `worker_header` is on (tests, debugging)."""
+    return [("X-Authpi-Worker", str(os.getpid()))] if settings.worker_header else []
+
+
 def _bind(url: str) -> socket.socket:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and without it
+    # a response written in two parts waits out the client's delayed ACK (~40 ms) under the
+    # standard loop. uvloop sets it anyway; TCP_NODELAY here is inherited by accepted sockets.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -89,12 +129,14 @@ class Platform:
         self.relays: list[Relay] = []
         self.consumers: list[ProjectionConsumer] = []
         self.parts: list[ServiceParts] = []
-        self.servers: list[_Server] = []
+        self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
         self.idp_url = settings.idp_url
         self.rt: Runtime | None = None
         self._nats_url = ""
+        self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
+        self.workers: WorkerPool | None = None
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -106,10 +148,15 @@ class Platform:
             self._write_runtime_file(self.rt.dsn, self._nats_url)
             if self.serve_http:
                 await self._serve()
+                await self._start_workers(self.rt.dsn)
         except BaseException:
             await self.stop()
             raise
-        log.info("platform.started", api_url=self.api_url, idp_url=self.idp_url)
+        log.info(
+            "platform.started", api_url=self.api_url, idp_url=self.idp_url,
+            loop=type(asyncio.get_running_loop()).__module__,
+            idp_workers=self.settings.idp_workers if self.workers else 1,
+        )  # fmt: skip
 
     async def prepare(self) -> None:
         """Servers, migrations and service parts only: for one-off commands beside a running
@@ -151,6 +198,7 @@ class Platform:
 
     def _load_kek(self) -> Kek:
         if self.settings.kek:
+            self._kek_text = self.settings.kek
             return Kek.from_text(self.settings.kek)
         path = self.settings.data_dir / "kek"
         if not path.exists():
@@ -158,7 +206,8 @@ class Platform:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(b64e(new_key()))
-        return Kek.from_text(path.read_text().strip())
+        self._kek_text = path.read_text().strip()
+        return Kek.from_text(self._kek_text)
 
     def _start_background(self, rt: Runtime) -> None:
         for module in self.modules:
@@ -173,17 +222,31 @@ class Platform:
                 )  # fmt: skip
                 self.consumers.append(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
-            for name, task in parts.tasks:
+            for name, task in [*parts.tasks, *parts.worker_tasks]:
                 self._spawn(name, task)
 
     def _spawn(self, name: str, task: Any) -> None:
         self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
-        events = [r.running for r in self.relays] + [c.running for c in self.consumers]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+        events = [(f"relay:{r.schema}", r.running) for r in self.relays]
+        events += [(f"consumer:{c.projection.name}", c.running) for c in self.consumers]
+        events += [(f"warm:{p.name}", e) for p in self.parts for e in p.warm]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for _, e in events)), timeout)
+        except TimeoutError:
+            late = [name for name, e in events if not e.is_set()]
+            raise TimeoutError(f"not running after {timeout:.0f}s: {', '.join(late)}") from None
 
     async def ready(self) -> dict[str, bool]:
+        """The deployment: this process, and its IdP workers when it has any."""
+        checks = await self.process_ready()
+        if self.workers is not None:
+            checks["idp_workers"] = self.workers.healthy()
+        return checks
+
+    async def process_ready(self) -> dict[str, bool]:
+        """This process only: what the IdP port reports, as every IdP worker does for itself."""
         checks = {"database": False, "nats": False, "consumers": False}
         if self.rt is None:
             return checks
@@ -207,10 +270,7 @@ class Platform:
         return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        routes = [r for p in self.parts for r in p.idp_routes]
-        return build_app(
-            name="idp", route_handlers=routes, ready=self.ready, openapi_title="AuthPI IdP API"
-        )
+        return build_idp_app(self.parts, self.process_ready)
 
     def _bind_ports(self, s: Settings) -> Settings:
         """Bind both ports before the services are built, so that a port chosen by the system
@@ -229,20 +289,31 @@ class Platform:
         return self.settings
 
     async def _serve(self) -> None:
-        apps = ((self.core_app(), "api_url"), (self.idp_app(), "idp_url"))
-        for sock, (app, attr) in zip(self._sockets, apps, strict=True):
-            config = uvicorn.Config(
-                app, log_config=None, access_log=False, lifespan="on", loop="none",
-                http="httptools", timeout_keep_alive=30,
-            )  # fmt: skip
-            server = _Server(config)
+        configs = (
+            (http_config(self.core_app()), "api_url"),
+            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+        )
+        for sock, (config, attr) in zip(self._sockets, configs, strict=True):
+            server = HttpServer(config)
             self.servers.append(server)
-            task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http:{attr}")
-            self.tasks.append(task)
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+            self.tasks.append(await start_server(server, sock, f"http:{attr}"))
+
+    async def _start_workers(self, dsn: str) -> None:
+        """IdP workers 2..N on the IdP socket, with this deployment's servers and KEK."""
+        if self.settings.idp_workers <= 1:
+            return
+        from authpi.gateway.workers import WorkerPool
+
+        if self._kek_text is None:
+            raise RuntimeError("IdP workers need the KEK from settings or the data directory")
+        resolved = msgspec.structs.replace(
+            self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text
+        )
+        self.workers = WorkerPool(
+            resolved, [m.name for m in self.modules], self._sockets[1],
+            self.settings.idp_workers - 1,
+        )  # fmt: skip
+        await self.workers.start()
 
     def _write_runtime_file(self, dsn: str, nats_url: str) -> None:
         """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
@@ -253,6 +324,8 @@ class Platform:
 
     async def stop(self) -> None:
         self.stop_event.set()
+        if self.workers is not None:
+            await self.workers.stop()
         for server in self.servers:
             server.should_exit = True
         if self.tasks:
