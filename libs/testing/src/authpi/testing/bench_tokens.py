@@ -46,6 +46,8 @@ import uvloop
 from authpi.testing.infra import new_namespace, start_infra
 
 ALGS = ("ES256", "EdDSA")
+AGENT = "agent"
+SUBJECTS = (*ALGS, AGENT)  # the token scenarios: one client per algorithm, and an agent
 SCOPES = ["bench:read"]
 WRK_HINT = "wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu package `wrk`)"
 DONE_LUA = """
@@ -178,6 +180,12 @@ async def set_up(running: Running) -> Tenant:
                 }
             )  # fmt: skip
             clients[alg] = (str(client.id), str(client.secret))
+        # An agent on the same hot path (its tokens use the issuer's default, ES256).
+        agent = await admin.issuer(issuer.id).agents.create({"name": "bench", "scopes": SCOPES})
+        verifier = (
+            await admin.issuer(issuer.id).agent(agent.id).verifiers.create({"type": "secret"})
+        )
+        clients[AGENT] = (str(agent.id), str(verifier.secret))
     tenant = Tenant(str(issuer.id), clients)
     async with httpx.AsyncClient(timeout=10) as http:
         await _until(lambda: _jwks_ready(http, running.idp_url, tenant.issuer_id))
@@ -214,7 +222,8 @@ async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
         import jwt
 
         header = jwt.get_unverified_header(resp.json()["access_token"])
-        if header["alg"] != alg:
+        expected = "ES256" if alg == AGENT else alg
+        if header["alg"] != expected:
             raise RuntimeError(f"the {alg} client got a {header['alg']} token")
     return resp.status_code
 
@@ -222,8 +231,11 @@ async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
 # --- wrk ---------------------------------------------------------------------------------------
 
 
-def _lua(path: Path, method: str, body: str | None) -> Path:
+def _lua(path: Path, method: str, body: str | None, delay_ms: float | None = None) -> Path:
     lines = [f'wrk.method = "{method}"']
+    if delay_ms is not None:
+        # Paced load: each connection waits this long after a response before the next request.
+        lines.append(f"function delay() return {max(0, round(delay_ms))} end")
     if body is not None:
         lines += [
             f'wrk.body = "{body}"',
@@ -269,29 +281,39 @@ async def run_wrk(
 
 
 async def half_load(
-    wrk: str, script: Path, url: str, max_rate: float, args: argparse.Namespace
+    wrk: str,
+    paced: Any,
+    url: str,
+    max_rate: float,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Closed-loop approximation of half load: the connection count whose rate is nearest half
-    the max rate (probes of `probe_seconds`), then the full run at that count."""
+    """Half the measured maximum rate, held by pacing: a fixed number of connections, each
+    waiting `delay` ms between a response and its next request (wrk's Lua `delay()`), tuned by
+    short probes until the rate is within 5% of the target. wrk has no open-loop rate option, so
+    this is the closest it gets to wrk2's constant throughput."""
     target = max_rate / 2
-    probes: list[tuple[int, float]] = []
-    connections = 1
-    while connections <= args.connections:
+    connections = min(args.connections, 32)
+    delay_ms = connections * 1000 / target
+    probes: list[dict[str, float]] = []
+    for _ in range(5):
         probe = await run_wrk(
-            wrk, script, url, threads=args.threads, connections=connections,
+            wrk, paced(delay_ms), url, threads=args.threads, connections=connections,
             seconds=args.probe_seconds,
         )  # fmt: skip
-        probes.append((connections, probe["requests_per_s"]))
-        if probe["requests_per_s"] >= target:
+        rate = probe["requests_per_s"]
+        probes.append({"delay_ms": round(delay_ms, 2), "requests_per_s": rate})
+        if rate and abs(rate - target) / target <= 0.05:
             break
-        connections *= 2
-    chosen = min(probes, key=lambda p: abs(p[1] - target))[0]
+        if rate:
+            delay_ms = max(0.0, delay_ms * rate / target)
     result = await run_wrk(
-        wrk, script, url, threads=args.threads, connections=chosen, seconds=args.seconds
-    )
+        wrk, paced(delay_ms), url, threads=args.threads, connections=connections,
+        seconds=args.seconds,
+    )  # fmt: skip
+    result["delay_ms"] = round(delay_ms, 2)
     result["target_per_s"] = round(target, 1)
     result["fraction_of_max"] = round(result["requests_per_s"] / max_rate, 2) if max_rate else 0.0
-    result["probes"] = [{"connections": c, "requests_per_s": r} for c, r in probes]
+    result["probes"] = probes
     return result
 
 
@@ -300,7 +322,7 @@ async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     try:
         async with platform(args.workers, work) as running:
             tenant = await set_up(running)
-            statuses = {alg: await token_status(running, tenant, alg) for alg in ALGS}
+            statuses = {alg: await token_status(running, tenant, alg) for alg in SUBJECTS}
             token_ok = all(code == 200 for code in statuses.values())
             scenario = args.scenario
             if scenario == "auto":
@@ -311,7 +333,7 @@ async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             targets: list[tuple[str, str, str | None, str]] = []
             if scenario == "token":
                 url = f"{running.idp_url}/{tenant.issuer_id}/token"
-                for alg in ALGS:
+                for alg in SUBJECTS:
                     client_id, secret = tenant.clients[alg]
                     body = (
                         "grant_type=client_credentials"
@@ -329,7 +351,14 @@ async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                     wrk, script, target_url, threads=args.threads,
                     connections=args.connections, seconds=args.seconds,
                 )  # fmt: skip
-                half = await half_load(wrk, script, target_url, top["requests_per_s"], args)
+
+                def paced(
+                    delay_ms: float, name: str = name, method: str = method, body: str | None = body
+                ) -> Path:
+                    return _lua(work / f"{name}-paced.lua", method, body, delay_ms)
+
+                half = await half_load(wrk, paced, target_url, top["requests_per_s"], args)
+                (work / f"{name}-paced.lua").unlink(missing_ok=True)
                 runs[name] = {"max": top, "half": half}
                 script.unlink()
             endpoint = (
