@@ -102,6 +102,9 @@ async def _start_unless_stopped(platform: Any, stop: asyncio.Event) -> bool:
     stopping.cancel()
     if starting.done():
         starting.result()
+        from authpi.gateway.platform import settle_heap
+
+        settle_heap()
         return True
     starting.cancel()  # Platform.start stops everything it started on the way out
     with contextlib.suppress(asyncio.CancelledError):

@@ -42,6 +42,7 @@ from authpi.gateway.platform import (
     build_idp_app,
     http_config,
     idp_headers,
+    settle_heap,
     start_server,
 )
 from authpi.gateway.supervisor import supervise
@@ -251,6 +252,7 @@ class IdpWorker:
         app = build_idp_app(self.parts, self.ready)
         self.server = HttpServer(http_config(app, headers=idp_headers(s)))
         self.tasks.append(await start_server(self.server, sock, "http:idp"))
+        settle_heap()
 
     async def ready(self) -> dict[str, bool]:
         checks = {"database": False, "nats": False, "consumers": False}
