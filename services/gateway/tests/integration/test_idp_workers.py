@@ -233,6 +233,50 @@ async def test_a_killed_worker_is_restarted_and_serves(up):
     assert [(d["pid"], d["returncode"]) for d in died] == [(victim, -signal.SIGKILL)]
 
 
+async def _spread_token(url: str, client_id: str, secret: str, n: int = 16) -> list[httpx.Response]:
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+
+    async def one() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await http.post(url, data=form, headers={"Connection": "close"})
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def test_client_changes_reach_every_process_within_a_second(up):
+    """Each process's client cache follows client.* events on its own: a rotated secret works,
+    and a deleted client is refused, everywhere within a second."""
+    processes = {up.proc.pid, *up.workers()}
+    issuer_id = await _new_issuer(up, "clients")
+    url = f"{up.idp_url}/{issuer_id}/token"
+    async with up.admin() as admin:
+        clients = admin.issuer(issuer_id).clients
+        client = await clients.create({"name": "svc", "type": "m2m"})
+        served: set[int] = set()
+
+        async def minted_everywhere(secret: str) -> bool:
+            responses = await _spread_token(url, client.id, secret)
+            served.update(int(r.headers[WORKER]) for r in responses if r.status_code == 200)
+            return served == processes
+
+        await eventually(lambda: minted_everywhere(client.secret), timeout=30)
+        rotated = await clients.rotate_secret(client.id)
+        served.clear()
+        await eventually(lambda: minted_everywhere(rotated.secret), timeout=1.0)
+        await clients.delete(client.id)
+        refused_by: set[int] = set()
+
+        async def refused_everywhere() -> bool:
+            responses = await _spread_token(url, client.id, rotated.secret)
+            if any(r.status_code == 200 for r in responses):
+                refused_by.clear()
+                return False
+            refused_by.update(int(r.headers[WORKER]) for r in responses)
+            return refused_by == processes
+
+        await eventually(refused_everywhere, timeout=1.0)
+
+
 async def test_sigterm_to_the_main_process_stops_every_worker(up):
     """Last in this module: it ends the module's deployment (the fixture sees it stopped)."""
     workers = up.workers()
