@@ -116,7 +116,7 @@ async def test_member_refusals(platform, pool, kit, admin, issuer):
         await members.create({"member_id": second})
     with pytest.raises(NotFoundError):
         await members.create({"member_id": "usr_" + "0" * 25})
-    with pytest.raises(NotFoundError):  # agents are not members yet: unknown here
+    with pytest.raises(NotFoundError):  # no such agent in this issuer
         await members.create({"member_id": "agt_" + "0" * 32})
     with pytest.raises(NotFoundError):
         await members.delete(second)

@@ -1,5 +1,5 @@
 """The directory service as a process part: accounts, account domains, issuers, clients, users,
-organizations, API keys (Core API resources)."""
+organizations, API keys (Core API resources), and the agents it learns from the agent service."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
+from authpi.directory.reactions.agents import AgentsReaction
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -50,6 +51,7 @@ async def build(rt: Runtime) -> ServiceParts:
             organizations_router(organizations),
             org_api_key_items_router(directory, organizations),
         ],
+        projections=[AgentsReaction(rt.schema("directory"), organizations.agents)],
         inline_projections=[
             directory.accounts_view,
             directory.account_domains_view,

@@ -21,6 +21,7 @@ from authpi.directory.api.organization_common import (
 )
 from authpi.directory.api.organization_models import AddMemberBody, Membership, UpdateMemberBody
 from authpi.directory.api.text import check_storable
+from authpi.directory.domain.org_members import member_type_of
 from authpi.directory.domain.organization_commands import AddMember, RemoveMember, UpdateMember
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import NotFound
@@ -85,7 +86,7 @@ async def add_member(
     ref = org_ref(account_id, issuer_id, org_id)
     member_type = data.member_type
     if member_type is msgspec.UNSET:
-        member_type = "agent" if data.member_id.startswith("agt_") else "user"
+        member_type = member_type_of(data.member_id)
     cmd = AddMember(
         ref=ref, member_id=data.member_id, member_type=member_type, now=0, scopes=data.scopes,
         groups=data.groups, user_title=data.user_title, metadata=data.metadata,

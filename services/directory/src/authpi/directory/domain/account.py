@@ -108,13 +108,14 @@ def decide(cmd: AccountCommand, state: Account) -> list[Event]:
         ) if state.id == cmd.account_id:  # fmt: skip
             at = state.changed_at(cmd.now)
             return account_domains.decide(cmd, state.id, state.domains, state.etag, at)
-    raise NotFound("no such account", reason="account.not_found")
+        case _:
+            raise NotFound("no such account", reason="account.not_found")
 
 
 def _update(cmd: UpdateAccount, state: Open) -> list[Event]:
     metadata = merge_metadata(state.metadata, cmd.metadata)
     check_metadata(metadata)
-    after = {
+    after: dict[str, Any] = {
         "name": state.name if cmd.name is msgspec.UNSET else cmd.name,
         "description": state.description if cmd.description is msgspec.UNSET else cmd.description,
         "logo_url": state.logo_url if cmd.logo_url is msgspec.UNSET else cmd.logo_url,
@@ -174,7 +175,8 @@ def evolve(state: Account, event: Event) -> Account:
                 return state
             domains = account_domains.evolve(state.domains, event)
             return msgspec.structs.replace(state, domains=domains, updated_at=at)
-    return state
+        case _:
+            return state
 
 
 def _domains(snapshot: list[DomainSnapshot]) -> Domains:

@@ -103,6 +103,8 @@ def decide(
                                         issuer_id=cmd.issuer_id, unassigned_at=at)
                 for d in domains if d.assigned_issuer_id == cmd.issuer_id
             ]  # fmt: skip
+        case RemoveDomain() | UnassignDomain() | AssignDomain():
+            pass  # commands on one existing domain, below
     domain = find(domains, cmd.host)
     check_if_match(cmd.if_match, etag)
     match cmd:
@@ -218,7 +220,8 @@ def evolve(domains: Domains, event: Event) -> Domains:
                 if d.host == event.host else d
                 for d in domains
             )  # fmt: skip
-    return domains
+        case _:
+            return domains
 
 
 def at_of(event: Event) -> int | None:
@@ -232,4 +235,5 @@ def at_of(event: Event) -> int | None:
             return event.assigned_at
         case AccountDomainUnassigned():
             return event.unassigned_at
-    return None
+        case _:
+            return None

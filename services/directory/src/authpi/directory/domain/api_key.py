@@ -86,10 +86,14 @@ def decide(cmd: ApiKeyCommand, state: ApiKey) -> list[Event]:
         case UpdateApiKey() | DeleteApiKey(), Live() if state.account_id == cmd.account_id:
             check_if_match(cmd.if_match, state.etag)
             return _edit(cmd, state)
-        case _, Live() if state.account_id == cmd.account_id:
+        case (
+            BlockApiKey() | UnblockApiKey() | RevokeApiKey() | RotateApiKey(),
+            Live(),
+        ) if state.account_id == cmd.account_id:  # fmt: skip
             check_if_match(cmd.if_match, state.etag)
             return _act(cmd, state)
-    raise NotFound("no such API key", reason="api_key.not_found")
+        case _:
+            raise NotFound("no such API key", reason="api_key.not_found")
 
 
 def _act(cmd: KeyAction, key: Live) -> list[Event]:
@@ -129,7 +133,7 @@ def _edit(cmd: KeyEdit, key: Live) -> list[Event]:
     status = _status_change(cmd, key)
     if not changes and status is None:
         return []
-    status_fields = (
+    status_fields: dict[str, Any] = (
         {"status": status, "status_reason": cmd.status_reason, "status_by": cmd.status_by}
         if status is not None
         else {}
@@ -205,7 +209,8 @@ def evolve(state: ApiKey, event: Event) -> ApiKey:
             return msgspec.structs.replace(state, status=event.status, updated_at=event.status_at)
         case Live(), ApiKeyDeleted():
             return Deleted(state.id)
-    return state
+        case _:
+            return state
 
 
 def _updated(state: Live, event: ApiKeyUpdated) -> Live:

@@ -116,4 +116,5 @@ def evolve(methods: dict[str, Method], event: Event) -> dict[str, Method]:
             return {**methods, event.id: updated}
         case AuthMethodDeleted():
             return {k: v for k, v in methods.items() if k != event.id}
-    return methods
+        case _:
+            return methods

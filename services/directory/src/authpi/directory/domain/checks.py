@@ -4,7 +4,7 @@ with one `fields` entry (core-api.md 2.1), named by its dotted path."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -26,7 +26,7 @@ def obj(value: Any, field: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise invalid(field, "must be an object", "invalid_type")
-    return dict(value)
+    return dict(cast("Mapping[str, Any]", value))
 
 
 def integer(value: Any, field: str, low: int, high: int, default: int) -> int:
@@ -53,10 +53,11 @@ def strings(value: Any, field: str, *, max_items: int = 100, max_len: int = 200)
         return []
     if not isinstance(value, list):
         raise invalid(field, "must be an array of strings", "invalid_type")
-    if len(value) > max_items:
+    items = cast("list[object]", value)
+    if len(items) > max_items:
         raise invalid(field, f"has more than {max_items} items", "too_many")
     out: list[str] = []
-    for i, item in enumerate(value):
+    for i, item in enumerate(items):
         if not isinstance(item, str) or not item or len(item) > max_len:
             raise invalid(f"{field}.{i}", f"must be a string of 1-{max_len} characters")
         if any(c.isspace() or ord(c) < 32 for c in item):
@@ -78,7 +79,7 @@ def deep_merge(stored: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str,
         if value is None:
             merged.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], cast("Mapping[str, Any]", value))
         else:
             merged[key] = value
     return merged

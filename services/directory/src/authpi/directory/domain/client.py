@@ -5,7 +5,7 @@ Status `active` / `disabled` (client.blocked / client.unblocked); delete is soft
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
@@ -63,6 +63,8 @@ class Live(msgspec.Struct, frozen=True, kw_only=True):
 
 Client = Absent | Live
 INITIAL: Client = Absent()
+# What an existing client accepts: every command but CreateClient.
+LiveCommand = UpdateClient | DeleteClient | RotateClientSecret
 _FIELDS = ("name", "description", "logo_url", "config", "metadata")
 
 
@@ -77,10 +79,11 @@ def decide(cmd: ClientCommand, state: Client) -> list[Event]:
         case _, Live() if state.issuer_id == cmd.issuer_id and state.status != "deleted":
             check_if_match(cmd.if_match, state.etag)
             return _on_live(cmd, state)
-    raise NotFound("no such client", reason="client.not_found")
+        case _:
+            raise NotFound("no such client", reason="client.not_found")
 
 
-def _on_live(cmd: ClientCommand, client: Live) -> list[Event]:
+def _on_live(cmd: LiveCommand, client: Live) -> list[Event]:
     at = client.changed_at(cmd.now)
     match cmd:
         case UpdateClient():
@@ -94,7 +97,8 @@ def _on_live(cmd: ClientCommand, client: Live) -> list[Event]:
                 id=client.id, issuer_id=client.issuer_id, secret_sha256=cmd.secret_sha256,
                 secret_hint=cmd.secret_hint, previous_secret_sha256=client.secret_sha256,
                 previous_valid_until=at + cmd.grace_ms, secret_rotated_at=at)]  # fmt: skip
-    raise AssertionError(f"unhandled command {cmd!r}")
+        case _:
+            assert_never(cmd)
 
 
 def _created(cmd: CreateClient) -> ClientCreated:
@@ -170,4 +174,5 @@ def evolve(state: Client, event: Event) -> Client:
             return msgspec.structs.replace(
                 state, status="deleted", status_at=event.deleted_at, updated_at=event.deleted_at
             )
-    return state
+        case _:
+            return state

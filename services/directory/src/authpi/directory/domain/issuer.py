@@ -4,7 +4,7 @@ the issuer's stream (domain/auth_methods.py decides them). Deleting an issuer is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
@@ -70,6 +70,8 @@ class Deleted(msgspec.Struct, frozen=True):
 
 Issuer = Absent | Live | Deleted
 INITIAL: Issuer = Absent()
+# What an existing issuer accepts: every command but CreateIssuer.
+LiveCommand = UpdateIssuer | DeleteIssuer | CreateAuthMethod | UpdateAuthMethod | DeleteAuthMethod
 _FIELDS = ("name", "description", "links", "available_scopes", "status", "settings", "metadata")
 
 
@@ -81,10 +83,11 @@ def decide(cmd: IssuerCommand, state: Issuer) -> list[Event]:
             raise Conflict("the issuer already exists", reason="issuer.exists")
         case _, Live() if state.account_id == cmd.account_id:
             return _on_live(cmd, state)
-    raise NotFound("no such issuer", reason="issuer.not_found")
+        case _:
+            raise NotFound("no such issuer", reason="issuer.not_found")
 
 
-def _on_live(cmd: IssuerCommand, issuer: Live) -> list[Event]:
+def _on_live(cmd: LiveCommand, issuer: Live) -> list[Event]:
     match cmd:
         case UpdateIssuer():
             check_if_match(cmd.if_match, issuer.etag)
@@ -95,7 +98,8 @@ def _on_live(cmd: IssuerCommand, issuer: Live) -> list[Event]:
                                   deleted_at=issuer.changed_at(cmd.now))]  # fmt: skip
         case CreateAuthMethod() | UpdateAuthMethod() | DeleteAuthMethod():
             return auth_methods.decide(cmd, issuer.id, issuer.methods)
-    raise AssertionError(f"unhandled command {cmd!r}")
+        case _:
+            assert_never(cmd)
 
 
 def _created(cmd: CreateIssuer) -> IssuerCreated:
@@ -167,4 +171,5 @@ def evolve(state: Issuer, event: Event) -> Issuer:
         case Live(), AuthMethodCreated() | AuthMethodUpdated() | AuthMethodDeleted():
             methods = auth_methods.evolve(state.methods, event)
             return msgspec.structs.replace(state, methods=methods)
-    return state
+        case _:
+            return state

@@ -94,4 +94,6 @@ def evolve(org: Org, event: Event) -> Org:
                 for k, m in org.members.items()
             }
             return msgspec.structs.replace(org, groups=groups, members=members)
+        case _:
+            pass  # other events leave the groups as they are
     return msgspec.structs.replace(org, groups=groups)

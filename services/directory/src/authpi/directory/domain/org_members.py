@@ -16,16 +16,24 @@ from authpi.contracts.directory import (
 )
 from authpi.directory.domain.organization_commands import (
     AddMember,
+    DropDepartedMember,
     MemberCommand,
     RemoveMember,
     UpdateMember,
 )
-from authpi.directory.domain.organization_state import Member, Org
+from authpi.directory.domain.organization_state import Member, Org, Organization
 from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.web.etag import check_if_match, strictly_after
 from authpi.web.metadata import merge_metadata
 
 _FIELDS = ("status", "scopes", "groups", "user_title", "metadata")
+
+
+def member_type_of(member_id: str) -> str:
+    """A member's type from its id's prefix (core-api.md 3.13: `member_type` is optional,
+    inferred from the prefix); a member stored with the other type cannot exist, since an add
+    looks the id up among the users or the agents of the issuer."""
+    return "agent" if member_id.startswith("agt_") else "user"
 
 
 def decide(cmd: MemberCommand, org: Org) -> list[Event]:
@@ -40,7 +48,22 @@ def decide(cmd: MemberCommand, org: Org) -> list[Event]:
             return [OrganizationMembershipDeleted(
                 org_id=org.id, issuer_id=org.issuer_id, member_id=member.member_id,
                 member_type=member.member_type, deleted_at=cmd.now)]  # fmt: skip
+        case DropDepartedMember():
+            return drop_departed(cmd, org)
     raise AssertionError(f"unhandled command {cmd!r}")
+
+
+def drop_departed(cmd: DropDepartedMember, state: Organization) -> list[Event]:
+    """The membership of a member that no longer exists. A `deleting` organization is left to
+    its cascade, which removes every membership with `organization.deleted`."""
+    if not isinstance(state, Org) or state.status == "deleting":
+        return []
+    member = state.members.get(cmd.member_id)
+    if member is None:
+        return []
+    return [OrganizationMembershipDeleted(
+        org_id=state.id, issuer_id=state.issuer_id, member_id=member.member_id,
+        member_type=member.member_type, deleted_at=cmd.now)]  # fmt: skip
 
 
 def _member(org: Org, member_id: str) -> Member:
@@ -117,4 +140,6 @@ def evolve(org: Org, event: Event) -> Org:
             )  # fmt: skip
         case OrganizationMembershipDeleted():
             members.pop(event.member_id, None)
+        case _:
+            pass
     return msgspec.structs.replace(org, members=members)

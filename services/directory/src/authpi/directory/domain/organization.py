@@ -32,6 +32,7 @@ from authpi.directory.domain.organization_commands import (
     CreateOrganization,
     DeleteGroup,
     DeleteOrganization,
+    DropDepartedMember,
     FinishOrganizationDeletion,
     OrganizationCommand,
     Profile,
@@ -71,6 +72,8 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
             return []
         case AddMember() | UpdateMember() | RemoveMember():
             return org_members.decide(cmd, live_org(state, cmd.ref))
+        case DropDepartedMember():
+            return org_members.drop_departed(cmd, state)
         case CreateGroup() | UpdateGroup() | DeleteGroup():
             return org_groups.decide(cmd, live_org(state, cmd.ref))
     raise AssertionError(f"unhandled command {cmd!r}")
@@ -100,11 +103,18 @@ def _update(cmd: UpdateOrganization, org: Org) -> list[Event]:
     changed = [f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(org.profile, f)]
     if changed:
         events.append(snapshot(org, profile, changed, at))
-    why = {"status_reason": cmd.status_reason, "status_by": cmd.status_by, "status_at": at}
     if cmd.status == "suspended" and org.status != "suspended":
-        events.append(OrganizationSuspended(id=org.id, **why))
+        events.append(
+            OrganizationSuspended(
+                id=org.id, status_reason=cmd.status_reason, status_by=cmd.status_by, status_at=at
+            )
+        )
     if cmd.status == "active" and org.status != "active":
-        events.append(OrganizationReactivated(id=org.id, **why))
+        events.append(
+            OrganizationReactivated(
+                id=org.id, status_reason=cmd.status_reason, status_by=cmd.status_by, status_at=at
+            )
+        )
     return events
 
 
@@ -144,7 +154,8 @@ def _finish(cmd: FinishOrganizationDeletion, state: Organization) -> list[Event]
             ]
         case Org():
             raise Conflict("the organization is not being deleted", reason="organization.live")
-    raise NotFound("no such organization", reason="organization.not_found")
+        case _:
+            raise NotFound("no such organization", reason="organization.not_found")
 
 
 def evolve(state: Organization, event: Event) -> Organization:
@@ -174,7 +185,8 @@ def evolve(state: Organization, event: Event) -> Organization:
             OrganizationGroupDeleted()
         ):
             return org_groups.evolve(state, event)
-    return state
+        case _:
+            return state
 
 
 def _profile_of(event: OrganizationCreated | OrganizationUpdated) -> Profile:

@@ -115,6 +115,16 @@ class RemoveMember(msgspec.Struct, frozen=True, kw_only=True):
     if_match: str | None = None
 
 
+class DropDepartedMember(msgspec.Struct, frozen=True, kw_only=True):
+    """The member itself is gone (its agent was deleted, platform.md 3.6): its membership goes
+    too, if it is still there. Repeatable: a member no longer there, or an organization no longer
+    live, decides nothing."""
+
+    org_id: str
+    member_id: str
+    now: int
+
+
 class CreateGroup(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     group_id: str
@@ -143,7 +153,7 @@ class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
     if_match: str | None = None
 
 
-MemberCommand = AddMember | UpdateMember | RemoveMember
+MemberCommand = AddMember | UpdateMember | RemoveMember | DropDepartedMember
 GroupCommand = CreateGroup | UpdateGroup | DeleteGroup
 OrgCommand = (
     CreateOrganization

@@ -108,7 +108,8 @@ def decide(cmd: TokenCommand, state: PersonalToken) -> list[Event]:
                     id=state.id, user_id=state.user_id, deleted_at=state.changed_at(cmd.now)
                 )
             ]
-    raise NotFound("no such personal token", reason="personal_token.not_found")
+        case _:
+            raise NotFound("no such personal token", reason="personal_token.not_found")
 
 
 def _created(cmd: CreatePersonalToken) -> PersonalTokenCreated:
@@ -147,4 +148,5 @@ def evolve(state: PersonalToken, event: Event) -> PersonalToken:
             )
         case Live(), PersonalTokenDeleted():
             return Deleted(state.id)
-    return state
+        case _:
+            return state

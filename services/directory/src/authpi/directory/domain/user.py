@@ -100,7 +100,8 @@ def decide(cmd: UserCommand, state: User) -> list[Event]:
             if cmd.based_on != state.etag:
                 raise Stale("the user changed concurrently; retry", reason="user.stale")
             return _updated(cmd, state)
-    raise NotFound("no such user", reason="user.not_found")
+        case _:
+            raise NotFound("no such user", reason="user.not_found")
 
 
 def _created(cmd: CreateUser) -> UserCreated:
@@ -190,4 +191,5 @@ def evolve(state: User, event: Event) -> User:
             return msgspec.structs.replace(state, status=event.status, updated_at=event.status_at)
         case Present(), UserDeleted():
             return Deleted(state.id, state.issuer_id)
-    return state
+        case _:
+            return state

@@ -21,6 +21,7 @@ from authpi.contracts.base import Actor, Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key, organization
 from authpi.directory.domain.commands import CreateApiKey
+from authpi.directory.domain.org_members import member_type_of
 from authpi.directory.domain.organization_commands import (
     AddMember,
     CreateGroup,
@@ -37,6 +38,7 @@ from authpi.directory.domain.organization_commands import (
     UpdateMember,
     UpdateOrganization,
 )
+from authpi.directory.handlers.agent_members import AgentMembers
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.queries_organizations import OrganizationQueries
@@ -81,6 +83,7 @@ class Organizations:
         self.projections = [inline(self.view)]
         self.key_projections = [inline(self.view), inline(ApiKeysView(schema))]
         self.cascades: list[Cascade] = []
+        self.agents = AgentMembers(rt, self.store, self.view)
 
     def _meta(self, ref: OrgRef, actor: Actor | None, trigger: str = "api", **subject: str) -> Meta:
         return Meta(
@@ -165,21 +168,23 @@ class Organizations:
                 await asyncio.wait_for(stop.wait(), RESUME_EVERY_S)
 
     async def add_member(self, cmd: AddMember, actor: Actor) -> None:
-        if cmd.member_type == "user":
-            await self.require_user(cmd.ref, cmd.member_id)
-        else:
-            # Agents belong to the agent service; until its projection is here none is known.
-            raise NotFound("no such agent in this issuer", reason="membership.unknown_member")
+        subject = {"member_id": cmd.member_id, "member_type": cmd.member_type}
+        if cmd.member_type == "agent":
+            await self.agents.add(cmd, self._meta(cmd.ref, actor, **subject))
+            return
+        await self.require_user(cmd.ref, cmd.member_id)
         cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
-        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id, member_type=cmd.member_type)
+        await self._run(cmd, cmd.ref, actor, **subject)
 
     async def update_member(self, cmd: UpdateMember, actor: Actor) -> None:
         cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
-        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id)
+        member_type = member_type_of(cmd.member_id)
+        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id, member_type=member_type)
 
     async def remove_member(self, cmd: RemoveMember, actor: Actor) -> None:
         cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
-        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id)
+        member_type = member_type_of(cmd.member_id)
+        await self._run(cmd, cmd.ref, actor, member_id=cmd.member_id, member_type=member_type)
 
     async def create_group(self, cmd: CreateGroup, actor: Actor) -> str:
         group_id = self.rt.ids.new("grp")

@@ -1,0 +1,60 @@
+"""directory-agents: the agents the directory knows, learnt from the agent service's agent.*
+events into its own agents_view (it never reads the agent service's tables), so that agents can
+be organization members (platform.md 3.5). On `agent.deleted` the agent's memberships are dropped
+in the same transaction (platform.md 3.6: "verifiers and memberships removed")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from authpi.contracts.agent import AgentCreated, AgentDeleted, AgentUpdated
+from authpi.directory.handlers.agent_members import AgentMembers
+from authpi.eventstore.store import StoredEvent
+
+
+class AgentsReaction:
+    name = "directory-agents"
+    event_types = ("agent.created", "agent.updated", "agent.deleted")
+
+    def __init__(self, schema: str, members: AgentMembers) -> None:
+        self.schema = schema
+        self.members = members
+        q = sql.Identifier(schema)
+
+        def render(text: str) -> str:
+            return sql.SQL(text).format(q=q).as_string()
+
+        insert = (
+            "INSERT INTO {q}.agents_view (id, account_id, issuer_id, status, version, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " status = excluded.status, version = excluded.version,"
+            " updated_at = excluded.updated_at"
+        )
+        # Only a newer event moves a live agent; a deleted one stays deleted. Either way the row
+        # is locked (ON CONFLICT DO UPDATE locks it even when the WHERE is false).
+        self._upsert = render(
+            insert + " WHERE {q}.agents_view.version < excluded.version"
+            " AND {q}.agents_view.status <> 'deleted'"
+        )
+        self._deleted = render(insert)
+        self._reset = render("TRUNCATE {q}.agents_view")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case AgentCreated() | AgentUpdated() as e:
+                await conn.execute(self._upsert, self._row(stored, e.id, e.issuer_id, e.status))
+            case AgentDeleted() as e:
+                await conn.execute(self._deleted, self._row(stored, e.id, e.issuer_id, "deleted"))
+                await self.members.drop_memberships(conn, stored, e)
+            case _:
+                return
+
+    def _row(self, stored: StoredEvent, agent_id: str, issuer_id: str, status: str) -> list[Any]:
+        account_id = stored.meta.account_id
+        return [agent_id, account_id, issuer_id, status, stored.stream_version, stored.recorded_at]
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
