@@ -27,6 +27,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pyright
 
 fmt: venv
 	$(BIN)/ruff format .

@@ -33,7 +33,7 @@ def uuid7(ms: int, rand: bytes) -> int:
 
 
 def base36(value: int, width: int = 25) -> str:
-    out = []
+    out: list[str] = []
     for _ in range(width):
         value, rem = divmod(value, 36)
         out.append(_B36[rem])
@@ -74,7 +74,7 @@ def base62_secret(nbytes: int = 32) -> str:
     """`nbytes` of OS randomness in base62 (32 bytes: 43 characters, 256 bits)."""
     value = int.from_bytes(secrets.token_bytes(nbytes), "big")
     width = math.ceil(nbytes * 8 / math.log2(62))
-    out = []
+    out: list[str] = []
     for _ in range(width):
         value, rem = divmod(value, 62)
         out.append(_B62[rem])

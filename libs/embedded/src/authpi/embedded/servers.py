@@ -47,19 +47,20 @@ class EmbeddedPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            # The package re-exports get_server implicitly; import it from where it is defined.
+            from pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             # pgserver runs postgres as an unprivileged user, who must reach the data directory.
             _open_path_for_others(self.data_dir)
-        server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        server = get_server(self.data_dir, cleanup_mode="stop")
         if int(server.psql("SHOW max_connections;").split("\n")[2].strip()) < MAX_CONNECTIONS:
             # Every process keeps a pool plus relay, consumer and LISTEN connections; the
             # default 100 is too few for several workers (or a test run with several platforms).
             server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
             server.cleanup()
-            server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            server = get_server(self.data_dir, cleanup_mode="stop")
         self._server = server
         existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in existing:

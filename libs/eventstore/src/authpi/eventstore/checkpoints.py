@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
 from psycopg import sql
+
+from authpi.eventstore.sqltext import render
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -24,34 +26,28 @@ class Checkpoints:
     def __init__(self, schema: str, consumer: str) -> None:
         self.consumer = consumer
         q = sql.Identifier(schema)
-        self._load = (
+        self._load: LiteralString = render(
             sql.SQL(
                 "SELECT source, last_seq, last_tx::text, last_position FROM {}.checkpoints"
                 " WHERE consumer = %s FOR UPDATE"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
-        self._save = (
+        self._save: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.checkpoints (consumer, source, last_seq, last_tx, last_position)"
                 " VALUES (%s, %s, %s, %s::xid8, %s) ON CONFLICT (consumer, source) DO UPDATE SET"
                 " last_seq = excluded.last_seq, last_tx = excluded.last_tx,"
                 " last_position = excluded.last_position, updated_at = now()"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
-        self._clear = (
-            sql.SQL("DELETE FROM {}.checkpoints WHERE consumer = %s").format(q).as_string()
+        self._clear: LiteralString = render(
+            sql.SQL("DELETE FROM {}.checkpoints WHERE consumer = %s").format(q)
         )
-        self._dead = (
+        self._dead: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.dead_letters (consumer, stream_seq, subject, event_id, error,"
                 " payload) VALUES (%s, %s, %s, %s, %s, %s)"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, Checkpoint]:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from psycopg import sql
 
 from authpi.contracts.subjects import subject_for
 from authpi.eventstore.locks import acquire, relay_lock
+from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
 
 log = get_logger("authpi.relay")
@@ -68,7 +70,7 @@ class Relay:
         self.running = asyncio.Event()
         q = sql.Identifier(schema)
         events = sql.Identifier(schema, "events")
-        self._sql_read = (
+        self._sql_read: LiteralString = render(
             sql.SQL(
                 "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
                 " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
@@ -78,19 +80,15 @@ class Relay:
                 "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
                 # e.tx_id, not the text column of the same name in the select list
                 " ORDER BY e.tx_id, e.position LIMIT %s"
-            )
-            .format(events)
-            .as_string()
+            ).format(events)
         )
-        self._sql_cursor = (
-            sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q).as_string()
+        self._sql_cursor: LiteralString = render(
+            sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q)
         )
-        self._sql_store = (
+        self._sql_store: LiteralString = render(
             sql.SQL(
                 "UPDATE {}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,7 +132,7 @@ class Relay:
             rows = await cur.fetchall()
             if not rows:
                 return cursor
-            futures = []
+            futures: list[asyncio.Future[PubAck]] = []
             for row in rows:
                 env = WireEnvelope(
                     source=self.source,
@@ -150,7 +148,8 @@ class Relay:
                     data=msgspec.Raw(row[10].encode()),
                 )
                 futures.append(
-                    await self.js.publish_async(
+                    # nats-py types `headers` as a bare Dict; the call itself is typed.
+                    await self.js.publish_async(  # pyright: ignore[reportUnknownMemberType]
                         subject_for(row[8], row[5], self.namespace),
                         _encoder.encode(env),
                         headers={"Nats-Msg-Id": row[2]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, LiteralString, Protocol, TypeVar
 
 import msgspec
 import psycopg
@@ -17,15 +17,17 @@ from authpi.contracts.base import Event, Meta
 from authpi.contracts.catalogue import decode_event, encode
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.errors import Conflict, VersionConflict
+from authpi.eventstore.sqltext import render
 
 S = TypeVar("S")
 C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
 
 
-class Decider(Protocol[C, S]):
+class Decider(Protocol[C_contra, S]):
     INITIAL: S
 
-    def decide(self, cmd: C, state: S) -> list[Event]: ...
+    def decide(self, cmd: C_contra, state: S) -> list[Event]: ...
 
     def evolve(self, state: S, event: Event) -> S: ...
 
@@ -49,7 +51,7 @@ class Tx:
 
     conn: psycopg.AsyncConnection[Any]
     store: EventStore
-    events: list[StoredEvent] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list[StoredEvent])
 
     async def reserve(self, scope: str, key: str, owner: str) -> None:
         """Claim a unique fact; a taken key owned by someone else is a Conflict."""
@@ -94,41 +96,35 @@ class EventStore:
         self.service = service
         self.ids = ids or RandomIds()
         q = sql.Identifier(schema)
-        self.sql_load = (
+        self.sql_load: LiteralString = render(
             sql.SQL(
                 "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
                 " schema_version, data::text, meta::text,"
                 " (extract(epoch from recorded_at) * 1000)::bigint"
                 " FROM {}.events WHERE stream_id = %s AND stream_version > %s"
                 " ORDER BY stream_version"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
         # One statement for the whole batch: every event of a command in one round trip.
-        self.sql_append = (
+        self.sql_append: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.events (event_id, stream_id, stream_version, type, schema_version,"
                 " data, meta) SELECT e, %s, v, t, 1, d, %s::jsonb FROM unnest("
                 "%s::uuid[], %s::int[], %s::text[], %s::jsonb[]) AS u(e, v, t, d)"
                 " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
-        self.sql_reserve = (
+        self.sql_reserve: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {0}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
                 " ON CONFLICT (scope, key) DO UPDATE SET owner = {0}.reservations.owner"
                 " RETURNING owner"
-            )
-            .format(q)
-            .as_string()
+            ).format(q)
         )
-        self.sql_release = (
-            sql.SQL("DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s")
-            .format(q)
-            .as_string()
+        self.sql_release: LiteralString = render(
+            sql.SQL(
+                "DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s"
+            ).format(q)
         )
 
     async def load(

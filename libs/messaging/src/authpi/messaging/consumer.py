@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import nats
 import psycopg
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
@@ -86,9 +87,10 @@ class ProjectionConsumer:
             cps = await self.checkpoints.load(conn)
         start = cps[SEQ_SOURCE].last_seq + 1 if SEQ_SOURCE in cps else 1
         name = self.projection.name
-        with contextlib.suppress(nats.js.errors.NotFoundError):
+        with contextlib.suppress(NotFoundError):
             await self.js.delete_consumer(self.stream, name)
-        await self.js.add_consumer(
+        # add_consumer also takes untyped **params (none passed here).
+        await self.js.add_consumer(  # pyright: ignore[reportUnknownMemberType]
             self.stream,
             ConsumerConfig(
                 durable_name=name,
@@ -112,7 +114,7 @@ class ProjectionConsumer:
                     msgs = await sub.fetch(self.batch_size, timeout=0.01)
                 else:
                     msgs = await sub.fetch(1, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 busy = False
                 continue
             busy = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import events_of_type, events_stream
+from authpi.eventstore.sqltext import render
 from authpi.messaging.consumer import SEQ_SOURCE
 from authpi.observability import get_logger
 
@@ -57,10 +58,10 @@ class CacheFollower:
         self.warm = asyncio.Event()
         self.last_seq = 0
         self._received = 0
-        self._checkpoint = (
-            sql.SQL("SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s")
-            .format(sql.Identifier(schema))
-            .as_string()
+        self._checkpoint: LiteralString = render(
+            sql.SQL(
+                "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
+            ).format(sql.Identifier(schema))
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
 
 from authpi.contracts.subjects import events_stream, facts_stream
 
@@ -35,16 +36,25 @@ def _load(name: str, namespace: str) -> StreamConfig:
 
 
 async def connect(url: str, name: str = "authpi") -> NATS:
-    return await nats.connect(
+    # nats.connect forwards untyped **options to Client.connect, which types reconnect_time_wait
+    # as int although it takes seconds as a float.
+    return await nats.connect(  # pyright: ignore[reportUnknownMemberType]
         url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True
     )
+
+
+def jetstream(nc: NATS) -> JetStreamContext:
+    """The JetStream context of `nc`, with default options."""
+    return nc.jetstream()  # pyright: ignore[reportUnknownMemberType]  # untyped **opts
 
 
 async def ensure_streams(js: JetStreamContext, namespace: str) -> None:
     for file in ("events-stream.json", "facts-stream.json"):
         config = _load(file, namespace)
+        assert config.name is not None  # _load always names the stream
+        # update_stream and add_stream take untyped **params besides the config (none passed).
         try:
-            await js.stream_info(config.name)  # type: ignore[arg-type]
-            await js.update_stream(config)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(config)
+            await js.stream_info(config.name)
+            await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except NotFoundError:
+            await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]

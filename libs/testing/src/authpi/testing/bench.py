@@ -25,7 +25,7 @@ from authpi.eventstore.relay import Relay
 from authpi.eventstore.replay import replay
 from authpi.eventstore.store import EventStore
 from authpi.messaging.consumer import ProjectionConsumer
-from authpi.messaging.streams import connect, ensure_streams
+from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import configure_logging
 from authpi.testing.infra import Infra, new_namespace, start_infra
 from authpi.testing.probe import PROBE_META, ProbeCommand, ProbeDecider, ProbeProjection
@@ -161,10 +161,12 @@ async def bench_replay(
 async def main(seconds: float, relay_events: int) -> dict[str, Any]:
     infra = start_infra()
     try:
-        pool = AsyncConnectionPool(infra.dsn, min_size=4, max_size=40, open=False)
+        pool: AsyncConnectionPool = AsyncConnectionPool(
+            infra.dsn, min_size=4, max_size=40, open=False
+        )
         await pool.open(wait=True)
         nc = await connect(infra.nats_url)
-        js = nc.jetstream()
+        js = jetstream(nc)
         ns = new_namespace()
         await ensure_streams(js, ns)
         schema = f"{ns}_bench"
@@ -195,7 +197,7 @@ async def writer(
     dsn: str, schema: str, rate: float, seconds: float, prefix: str, out: str, per_command: int
 ) -> None:
     """Offer `rate` single-event commands per second for `seconds`; record commit times."""
-    pool = AsyncConnectionPool(dsn, min_size=8, max_size=32, open=False)
+    pool: AsyncConnectionPool = AsyncConnectionPool(dsn, min_size=8, max_size=32, open=False)
     await pool.open(wait=True)
     store = EventStore(pool, schema, "lat")
     commits: list[tuple[str, int, float]] = []

@@ -60,7 +60,8 @@ def _request(scenario: str, target: Target, i: int) -> tuple[str, str, dict[str,
             return "GET", "/v1/me", None
         case "create_api_key":
             return "POST", keys, {"name": f"bench-{i}", "restrictions": {}}
-    return "GET", keys, None
+        case _:  # list_api_keys
+            return "GET", keys, None
 
 
 async def run_scenario(

@@ -35,9 +35,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote_plus
 
 import httpx
@@ -107,7 +107,7 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def platform(workers: int, data_dir: Path) -> AsyncIterator[Running]:
+async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None]:
     """`authpi up` on free ports against the benchmark's PostgreSQL and NATS."""
     infra = start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
@@ -386,7 +386,8 @@ def _print(results: dict[str, Any]) -> None:
     if not isinstance(http, dict):
         print(f"HTTP: {http}")
         return
-    for name, run in http["runs"].items():
+    runs = cast(dict[str, dict[str, dict[str, Any]]], http["runs"])
+    for name, run in runs.items():
         for kind in ("max", "half"):
             r = run[kind]
             print(

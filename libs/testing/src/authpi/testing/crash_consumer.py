@@ -11,13 +11,13 @@ import signal
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.messaging.consumer import ProjectionConsumer
-from authpi.messaging.streams import connect
+from authpi.messaging.streams import connect, jetstream
 from authpi.testing.probe import ProbeProjection
 
 
 async def main(schema: str, namespace: str, crash_after: int, batch: int) -> None:
     dsn, nats_url = os.environ["AUTHPI_DATABASE_URL"], os.environ["AUTHPI_NATS_URL"]
-    pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False)
+    pool: AsyncConnectionPool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False)
     await pool.open(wait=True)
     nc = await connect(nats_url)
     batches = 0
@@ -29,7 +29,7 @@ async def main(schema: str, namespace: str, crash_after: int, batch: int) -> Non
             os.kill(os.getpid(), signal.SIGKILL)
 
     consumer = ProjectionConsumer(
-        js=nc.jetstream(), pool=pool, dsn=dsn, projection=ProbeProjection(schema),
+        js=jetstream(nc), pool=pool, dsn=dsn, projection=ProbeProjection(schema),
         namespace=namespace, batch_size=batch, after_commit=after_commit,
     )  # fmt: skip
     await consumer.run(asyncio.Event())

@@ -9,20 +9,25 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
 @dataclass
 class Infra:
     dsn: str
     nats_url: str
-    _stops: list[object] = field(default_factory=list)
+    _stops: list[Stoppable] = field(default_factory=list[Stoppable])
     _tmp: Path | None = None
 
     def close(self) -> None:
         for server in reversed(self._stops):
-            server.stop()  # type: ignore[attr-defined]
+            server.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -30,7 +35,7 @@ class Infra:
 def start_infra() -> Infra:
     dsn = os.environ.get("AUTHPI_DATABASE_URL") or ""
     nats_url = os.environ.get("AUTHPI_NATS_URL") or ""
-    stops: list[object] = []
+    stops: list[Stoppable] = []
     tmp: Path | None = None
     if not dsn or not nats_url:
         # Short path: the PostgreSQL socket lives in it (107-byte limit).
@@ -48,7 +53,7 @@ def start_infra() -> Infra:
             stops.append(nats)
     except BaseException:
         for server in reversed(stops):
-            server.stop()  # type: ignore[attr-defined]
+            server.stop()
         raise
     return Infra(dsn, nats_url, stops, tmp)
 

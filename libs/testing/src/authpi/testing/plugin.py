@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pytest
@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.config import Settings
 from authpi.crypto.clock import FixedClock
 from authpi.eventstore.migrations import migrate
-from authpi.messaging.streams import connect, ensure_streams
+from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.testing.infra import Infra, new_namespace, start_infra
 
 
@@ -30,7 +30,9 @@ def infra() -> Iterator[Infra]:
 
 @pytest_asyncio.fixture(scope="session")
 async def pool(infra: Infra) -> AsyncIterator[AsyncConnectionPool]:
-    p = AsyncConnectionPool(infra.dsn, min_size=2, max_size=40, open=False, timeout=30)
+    p: AsyncConnectionPool = AsyncConnectionPool(
+        infra.dsn, min_size=2, max_size=40, open=False, timeout=30
+    )
     await p.open(wait=True)
     yield p
     await p.close()
@@ -60,7 +62,7 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
 @contextlib.asynccontextmanager
 async def running_platform(
     infra: Infra, data_dir: Path, clock: Any = None
-) -> AsyncIterator[RunningPlatform]:
+) -> AsyncGenerator[RunningPlatform, None]:
     """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
     (e.g. a FixedClock) drives everything time-based in it."""
     from authpi.gateway.bootstrap import ensure_bootstrap
@@ -118,7 +120,7 @@ async def schema(pool: AsyncConnectionPool, nc: NATS, namespace: str) -> str:
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         await migrate(conn, name, None)
-    await ensure_streams(nc.jetstream(), namespace)
+    await ensure_streams(jetstream(nc), namespace)
     return name
 
 
@@ -127,7 +129,12 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
-async def eventually(check, timeout: float = 30.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 30.0, interval: float = 0.05
+) -> T:
     """Wait on observable state: call `check` until it returns a truthy value."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -5,13 +5,14 @@ observable from SQL."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
 
 from authpi.contracts.base import Event, Meta
 from authpi.contracts.directory import AccountUpdated
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 DDL = """
@@ -35,30 +36,26 @@ class ProbeProjection:
         self.name = name
         self.fail_on = fail_on  # stream id whose events are rejected as poison
         q = sql.Identifier(schema)
-        self._upsert = (
+        self._upsert: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
                 " applied_at_us) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE"
                 " SET applied_count = {}.probe_applied.applied_count + 1"
-            )
-            .format(q, q)
-            .as_string()
+            ).format(q, q)
         )
-        self._upsert_many = (
+        self._upsert_many: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
                 " applied_at_us) SELECT e, s, v, r, %s FROM unnest(%s::text[], %s::text[],"
                 " %s::int[], %s::bigint[]) WITH ORDINALITY AS u(e, s, v, r, ord) ORDER BY ord"
                 " ON CONFLICT (event_id) DO UPDATE"
                 " SET applied_count = {}.probe_applied.applied_count + 1"
-            )
-            .format(q, q)
-            .as_string()
+            ).format(q, q)
         )
-        self._reset = sql.SQL("TRUNCATE {}.probe_applied").format(q).as_string()
+        self._reset: LiteralString = render(sql.SQL("TRUNCATE {}.probe_applied").format(q))
 
     async def create(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(DDL.format(schema=sql.Identifier(self.schema).as_string(conn)))
+        await conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(self.schema)))
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         if self.fail_on is not None and stored.stream_id == self.fail_on:
@@ -105,7 +102,7 @@ class ProbeCommand:
 class ProbeDecider:
     """A decider over a counter: enough to drive execute() in tests and benchmarks."""
 
-    INITIAL = 0
+    INITIAL: int = 0
 
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.dto import AbstractDTO, DTOConfig, DTOFieldDefinition
+from litestar.handlers import BaseRouteHandler
 from litestar.typing import FieldDefinition
 
 from authpi.errors import FieldProblem, InvalidContentType, InvalidRequest, Unprocessable
@@ -112,7 +114,11 @@ class JsonBody(AbstractDTO[T]):
         return schema_creator.for_field_definition(field_definition)
 
     def decode_bytes(self, value: bytes) -> Any:
-        connection = self.asgi_connection
+        # litestar annotates AbstractDTO.asgi_connection as a bare ASGIConnection (no type args).
+        connection = cast(
+            "ASGIConnection[BaseRouteHandler, Any, Any, Any]",
+            self.asgi_connection,  # pyright: ignore[reportUnknownMemberType]
+        )
         field = connection.route_handler.parsed_data_field
         assert field is not None, "JsonBody decodes only for handlers with a `data` parameter"
         media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()

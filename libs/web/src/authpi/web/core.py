@@ -28,7 +28,7 @@ dependencies={"directory": provide(directory)})`. A route, end to end:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar.di import Provide
 
@@ -37,13 +37,11 @@ from authpi.web.body import JsonBody
 from authpi.web.pagination import page_query
 from authpi.web.principal import provide_principal
 
-T = TypeVar("T")
 
-
-def provide(value: T) -> Provide:
+def provide(value: object) -> Provide:
     """A dependency that always provides `value`, built once in the service's factory."""
 
-    def provider() -> T:
+    def provider() -> object:
         return value
 
     return Provide(provider, use_cache=True, sync_to_thread=False)

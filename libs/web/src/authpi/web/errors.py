@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -107,9 +107,10 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 def _fields_of(exc: ValidationException) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     extra = exc.extra if isinstance(exc.extra, list) else []
-    for item in extra:
-        if not isinstance(item, dict):
+    for raw in extra:
+        if not isinstance(raw, dict):
             continue
+        item = cast("dict[str, object]", raw)
         key = str(item.get("key") or item.get("source") or "body")
         if key == "data" and item.get("source") == "body":
             # A handler declaring a required `data` received no body at all (authpi.web.body).

@@ -12,8 +12,8 @@ and `"metadata": null` clears it all: declare the request field as
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import msgspec
 
@@ -62,9 +62,9 @@ def _depth(value: object) -> int:
     while stack:
         item, level = stack.pop()
         if isinstance(item, Mapping):
-            children: list[object] = list(item.values())
+            children: list[object] = list(cast("Mapping[object, object]", item).values())
         elif isinstance(item, list | tuple):
-            children = list(item)
+            children = list(cast("Sequence[object]", item))
         else:
             continue
         deepest = max(deepest, level)

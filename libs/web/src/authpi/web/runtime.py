@@ -44,21 +44,21 @@ class Runtime:
 @dataclass
 class ServiceParts:
     name: str
-    core_routes: list[Any] = field(default_factory=list)
-    idp_routes: list[Any] = field(default_factory=list)
+    core_routes: list[Any] = field(default_factory=list[Any])
+    idp_routes: list[Any] = field(default_factory=list[Any])
     # Fed by JetStream consumers (one per projection and deployment).
-    projections: list[Projection] = field(default_factory=list)
+    projections: list[Projection] = field(default_factory=list[Projection])
     # Applied in the write transaction; listed here so `authpi replay` can rebuild them.
-    inline_projections: list[Projection] = field(default_factory=list)
+    inline_projections: list[Projection] = field(default_factory=list[Projection])
     # Singletons: run once per deployment (the supervising process).
-    tasks: list[tuple[str, Task]] = field(default_factory=list)
+    tasks: list[tuple[str, Task]] = field(default_factory=list[tuple[str, Task]])
     # Run in every process that serves HTTP (each IdP worker too): in-memory caches that load a
     # projection, then follow the stream with their own ordered consumer (DESIGN.md 5).
-    worker_tasks: list[tuple[str, Task]] = field(default_factory=list)
+    worker_tasks: list[tuple[str, Task]] = field(default_factory=list[tuple[str, Task]])
     # Set by the worker tasks once their cache is warm; a worker takes traffic only after all.
-    warm: list[asyncio.Event] = field(default_factory=list)
+    warm: list[asyncio.Event] = field(default_factory=list[asyncio.Event])
     # Shared objects other parts of the same process may use (e.g. the API-key cache).
-    exports: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 @dataclass(frozen=True)

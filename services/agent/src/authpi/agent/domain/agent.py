@@ -5,7 +5,7 @@ The verifiers live in the agent's stream: the agent is the consistency boundary 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
@@ -95,6 +95,8 @@ class Deleted(msgspec.Struct, frozen=True):
 
 Agent = Absent | Live | Deleted
 INITIAL: Agent = Absent()
+# What an existing agent accepts: every command but CreateAgent.
+LiveCommand = UpdateAgent | DeleteAgent | AddVerifier | RemoveVerifier
 
 
 def decide(cmd: AgentCommand, state: Agent) -> list[Event]:
@@ -105,10 +107,11 @@ def decide(cmd: AgentCommand, state: Agent) -> list[Event]:
             raise Conflict("the agent already exists", reason="agent.exists")
         case _, Live() if state.issuer_id == cmd.issuer_id:
             return _on_live(cmd, state)
-    raise NotFound("no such agent", reason="agent.not_found")
+        case _:
+            raise NotFound("no such agent", reason="agent.not_found")
 
 
-def _on_live(cmd: AgentCommand, agent: Live) -> list[Event]:
+def _on_live(cmd: LiveCommand, agent: Live) -> list[Event]:
     match cmd:
         case UpdateAgent():
             check_if_match(cmd.if_match, agent.etag)
@@ -123,7 +126,8 @@ def _on_live(cmd: AgentCommand, agent: Live) -> list[Event]:
             return [_verifier_added(cmd, agent)]
         case RemoveVerifier():
             return [_verifier_removed(cmd, agent)]
-    raise AssertionError(f"unhandled command {cmd!r}")
+        case _:
+            assert_never(cmd)
 
 
 def _created(cmd: CreateAgent) -> AgentCreated:
@@ -216,7 +220,8 @@ def evolve(state: Agent, event: Event) -> Agent:
             return msgspec.structs.replace(state, verifiers=kept)
         case Live(), AgentDeleted():
             return Deleted(state.id, state.issuer_id)
-    return state
+        case _:
+            return state
 
 
 def _verifier(event: AgentVerifierAdded) -> Verifier:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import msgspec
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from authpi.errors import FieldProblem, InvalidRequest
 
