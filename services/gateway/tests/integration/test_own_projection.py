@@ -1,7 +1,9 @@
-"""The gateway knows API keys and accounts from its own projection (gateway-directory), never from
-the directory's tables (DESIGN.md 2): a gateway whose database role has no privilege at all on
-the directory's schema authenticates, follows revocations and checks account paths; its view
-and a freshly loaded cache agree with what the running cache holds."""
+"""The gateway knows API keys, accounts, personal tokens and the platform issuer's public keys
+from its own projections (gateway-directory, gateway-platform-keys), never from the directory's
+or the token service's tables (DESIGN.md 2): a gateway whose database role has no privilege at
+all on their schemas authenticates keys, personal tokens and console users' tokens, follows
+revocations and suspensions and checks account paths; its views and a freshly loaded cache agree
+with what the running cache holds."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import psycopg
 import pytest
+from authpi_admin import AuthPIAdmin
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor
+from authpi.contracts.console import PLATFORM_ISSUER_ID, org_of_account
 from authpi.directory.handlers import KeyRestrictions
 from authpi.gateway.api_keys import CachedKey, networks
 from authpi.gateway.core import Gateway
@@ -126,14 +131,15 @@ def row_key(row: tuple) -> CachedKey:
         id=row[0], account_id=row[1], org_id=row[2], issuer_id=row[3], status=row[4],
         scopes=frozenset(row[5]), ip_allowlist=networks(row[6]), expires_at=row[7],
         secret_sha256=row[8], previous_sha256=row[9], previous_valid_until=row[10],
-        version=row[11],
+        version=row[11], name=row[12], created_at=row[13],
     )  # fmt: skip
 
 
 async def view_row(platform, pool, key_id: str) -> CachedKey | None:
     query = sql.SQL(
         "SELECT id, account_id, org_id, issuer_id, status, scopes, ip_allowlist, expires_at,"
-        " secret_sha256, previous_sha256, previous_valid_until, version FROM {} WHERE id = %s"
+        " secret_sha256, previous_sha256, previous_valid_until, version, name, created_at"
+        " FROM {} WHERE id = %s"
     ).format(sql.Identifier(f"{platform.namespace}_gateway", "api_keys_view"))
     async with pool.connection() as conn:
         cur = await conn.execute(query, [key_id])
@@ -189,3 +195,75 @@ async def test_view_and_a_fresh_cache_agree_with_the_running_cache(
         for key_id in (changed.key_id, blocked.key_id, last.key_id, platform.api_key_id):
             assert fresh.api_keys.get(key_id) == gateway.api_keys.get(key_id)
         assert fresh.api_keys.get(gone.key_id) is None
+
+
+async def test_bearer_tokens_need_no_privilege_on_the_directory_or_token_schema(
+    platform, pool, serve
+):
+    key = (platform.api_key_id, platform.api_key_secret)
+    admin = AuthPIAdmin(
+        api_key=key, account_id=platform.account_id, base_url=platform.api_url, retries=False
+    )
+    async with admin:
+        issuer = (await admin.issuers.create({"name": f"own-{uuid.uuid4().hex[:6]}"})).id
+        users = admin.issuer(issuer).users
+        user = await users.create(
+            {"username_type": "email", "username": f"pat-{uuid.uuid4().hex[:8]}@example.com"}
+        )
+        pat = (await admin.issuer(issuer).user(user.id).tokens.create({"name": "cli"})).token_plain
+        signer = next(p.exports["signer"] for p in platform.handle.parts if "signer" in p.exports)
+        now = int(time.time())
+        console = signer.sign(PLATFORM_ISSUER_ID, {
+            "iss": f"{platform.idp_url}/{PLATFORM_ISSUER_ID}", "sub": "usr_console",
+            "aud": "authpi-console", "exp": now + 600, "iat": now, "jti": uuid.uuid4().hex[:18],
+            "organizations": [{"id": org_of_account(platform.account_id), "scopes": ["owner"]}],
+        }, typ="at+jwt")  # fmt: skip
+
+        async with gateway_only_role(platform, pool) as restricted:
+            for schema in ("directory", "token"):
+                async with restricted.connection() as conn:
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        await conn.execute(
+                            sql.SQL("SELECT 1 FROM {} LIMIT 1").format(
+                                sql.Identifier(f"{platform.namespace}_{schema}", "events")
+                            )
+                        )
+            gateway = Gateway(dataclasses.replace(platform.handle.rt, pool=restricted))
+            routes = [r for p in platform.handle.parts for r in p.core_routes]
+            app = gateway.core_app(routes, platform.handle.ready)
+            async with gateway.running(), serve(app) as url:
+
+                async def me(token: str) -> httpx.Response:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    async with httpx.AsyncClient(base_url=url) as http:
+                        return await http.get("/v1/me", headers=headers)
+
+                resp = await me(console)
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["data"]["type"] == "user"
+                resp = await me(pat)
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["data"]["type"] == "personal_token"
+
+                async def pat_status(expected: int) -> bool:
+                    return (await me(pat)).status_code == expected
+
+                # The owner's suspension, then reactivation, reach the gateway by their events.
+                await users.update(user.id, {"status": "suspended"})
+                await eventually(lambda: pat_status(401), timeout=5.0, interval=0.02)
+                await users.update(user.id, {"status": "active"})
+                await eventually(lambda: pat_status(200), timeout=5.0, interval=0.02)
+                tokens = admin.issuer(issuer).user(user.id).tokens
+                [jti] = [t.id async for t in tokens.list_all()]
+                await admin.tokens.revoke(jti)
+                await eventually(lambda: pat_status(401), timeout=5.0, interval=0.02)
+
+                # A cache loaded now from the gateway's views agrees with the running one.
+                fresh = Gateway(dataclasses.replace(platform.handle.rt, pool=restricted))
+                async with fresh.running():
+                    assert fresh.personal_tokens.get(jti) == gateway.personal_tokens.get(jti)
+                    assert fresh.personal_tokens.get(jti).status == "revoked"
+                    assert fresh.personal_tokens.owner_status(user.id) == "active"
+                    kid = jwt.get_unverified_header(console)["kid"]
+                    assert fresh.platform_keys.get(kid) == gateway.platform_keys.get(kid)
+                    assert not fresh.platform_keys.get(kid).retired

@@ -6,7 +6,7 @@ import pytest
 
 from authpi.errors import AccessDenied, NotFound
 from authpi.gateway.accounts import check_account_path
-from authpi.web.principal import Principal
+from authpi.web.principal import AccountAccess, Principal
 
 
 class Accounts:
@@ -45,3 +45,42 @@ async def test_organization_level_key_stays_in_its_organization():
     for path in ({"account_id": "acc_a"}, {**own, "org_id": "org_other"}):
         with pytest.raises(AccessDenied):
             await check_account_path(ORG_KEY, path, Accounts())
+
+
+USER = Principal(
+    type="user",
+    account_id="",
+    org_id="",
+    scopes=frozenset(),
+    user_id="usr_1",
+    memberships=(
+        AccountAccess(account_id="acc_a", org_id="org_a", scopes=frozenset({"issuers:read"})),
+        AccountAccess(account_id="acc_b", org_id="org_b", scopes=frozenset({"webhooks:read"})),
+    ),
+)
+
+
+async def test_a_user_token_acts_on_each_membership_with_its_scopes():
+    on_a = await check_account_path(USER, {"account_id": "acc_a"}, Accounts())
+    on_b = await check_account_path(USER, {"account_id": "acc_b"}, Accounts())
+    assert (on_a.account_id, on_a.org_id, on_a.scopes) == ("acc_a", "org_a", {"issuers:read"})
+    assert on_a.may("issuers:read") and not on_a.may("webhooks:read")
+    assert on_b.may("webhooks:read") and not on_b.may("issuers:read")
+    assert on_a.user_id == "usr_1" and on_a.accounts() == USER.accounts()
+
+
+async def test_a_user_token_outside_its_memberships_is_403_or_404():
+    with pytest.raises(AccessDenied):
+        await check_account_path(USER, {"account_id": "acc_c"}, Accounts("acc_c"))
+    with pytest.raises(NotFound):
+        await check_account_path(USER, {"account_id": "acc_d"}, Accounts("acc_c"))
+
+
+async def test_an_unbound_user_token_may_what_one_of_its_memberships_may():
+    unbound = await check_account_path(USER, {}, Accounts())
+    assert unbound is USER
+    assert unbound.may("issuers:read") and unbound.may("webhooks:read")
+    assert not unbound.may("account:read")
+    assert not Principal(type="user", account_id="", org_id="", scopes=frozenset()).may(
+        "account:read"
+    )

@@ -19,6 +19,8 @@ def key(**changes) -> CachedKey:
         "account_id": "acc_abc",
         "org_id": "org_abc",
         "issuer_id": "i_authpi",
+        "name": "ci",
+        "created_at": 1,
         "status": "active",
         "scopes": frozenset({"issuers:read"}),
         "ip_allowlist": None,

@@ -59,6 +59,8 @@ class CachedKey(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     org_id: str
     issuer_id: str | None
+    name: str
+    created_at: int
     status: str
     scopes: frozenset[str]
     # None: any source IP. Otherwise only these networks (an unparsable entry matches nothing).
@@ -88,6 +90,8 @@ def created(event: ApiKeyCreated, version: int) -> CachedKey:
         account_id=event.account_id,
         org_id=event.org_id,
         issuer_id=event.issuer_id,
+        name=event.name,
+        created_at=event.created_at,
         status="active",
         scopes=frozenset(event.scopes),
         ip_allowlist=networks(event.ip_allowlist),
@@ -115,6 +119,8 @@ def evolve_key(key: CachedKey | None, event: Event, version: int) -> CachedKey |
 
 def _updated(key: CachedKey, e: ApiKeyUpdated, version: int) -> CachedKey:
     changes: dict[str, Any] = {"version": version}
+    if e.name is not None:
+        changes["name"] = e.name
     if e.status is not None:
         changes["status"] = e.status
     if e.scopes is not None:
@@ -150,7 +156,7 @@ class ApiKeyCache:
         self._arrivals = arrivals or Arrivals("key", limit=MAX_WAITING)
         self._load = sql.SQL(
             "SELECT id, account_id, org_id, issuer_id, status, scopes, ip_allowlist, expires_at,"
-            " secret_sha256, previous_sha256, previous_valid_until, version"
+            " secret_sha256, previous_sha256, previous_valid_until, version, name, created_at"
             " FROM {}.api_keys_view"
         ).format(sql.Identifier(schema))
         self._load_one = sql.SQL("{} WHERE id = %s").format(self._load)
@@ -248,6 +254,8 @@ def _from_row(row: tuple[Any, ...]) -> CachedKey:
         account_id=row[1],
         org_id=row[2],
         issuer_id=row[3],
+        name=row[12],
+        created_at=row[13],
         status=row[4],
         scopes=frozenset(row[5]),
         ip_allowlist=networks(row[6]),

@@ -1,6 +1,7 @@
 """Who is calling the Core API (core-api.md 1.2): HTTP Basic `key_id:secret` for API keys,
 checked against the in-memory key cache; Bearer for JWTs and personal tokens, through a
-`BearerVerifier`. An API key is never accepted as a Bearer token.
+`BearerVerifier` (`Bearers`: `ptk_…` personal tokens, else console users' access tokens). An API
+key is never accepted as a Bearer token.
 
 Refusals: a missing, malformed or wrong credential, or a key that is not active or has expired ->
 401 `unauthorized_client` (a bad Bearer token -> 401 `invalid_token`); a source IP outside the
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import digest_matches, sha256_hex
-from authpi.errors import AccessDenied, InvalidToken, Unauthorized
+from authpi.errors import AccessDenied, Unauthorized
 from authpi.gateway.api_keys import ApiKeyCache, CachedKey
 from authpi.web.principal import Principal
 
@@ -31,16 +32,22 @@ class BearerVerifier(Protocol):
     async def verify(self, token: str, client_ip: str | None) -> Principal: ...
 
 
-class RefuseBearer:
-    """The verifier until user tokens and personal tokens exist: every Bearer token is refused
-    with 401 `invalid_token`, which keeps the SDK's refresh-on-401 path working."""
+PERSONAL_TOKEN_PREFIX = "ptk_"
+
+
+class Bearers:
+    """Bearer tokens by kind: a `ptk_…` value is a personal token, anything else must be a
+    console user's access token (a JWT of AuthPI's own issuer). An API key secret, or anything
+    else, fails the latter's checks: 401 `invalid_token`."""
+
+    def __init__(self, *, users: BearerVerifier, personal: BearerVerifier) -> None:
+        self.users = users
+        self.personal = personal
 
     async def verify(self, token: str, client_ip: str | None) -> Principal:
-        raise InvalidToken(
-            "bearer tokens are not accepted here; API keys use HTTP Basic",
-            reason="auth.bearer",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        if token.startswith(PERSONAL_TOKEN_PREFIX):
+            return await self.personal.verify(token, client_ip)
+        return await self.users.verify(token, client_ip)
 
 
 class Authenticator:

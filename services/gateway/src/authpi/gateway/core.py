@@ -1,7 +1,8 @@
-"""The gateway as a process part: the API-key cache, the account check, the idempotency store
-and the rate-limit buckets, and the Core API app built with them in front of every service's
-routes. What it knows of the directory comes from its own projection (`gateway-directory`),
-never from the directory's tables (DESIGN.md 2)."""
+"""The gateway as a process part: the API-key and personal-token caches, the platform issuer's
+public keys (console users' access tokens), the account check, the idempotency store and the
+rate-limit buckets, and the Core API app built with them in front of every service's routes.
+What it knows of other services comes from its own projections (`gateway-directory`,
+`gateway-platform-keys`), never from their tables (DESIGN.md 2)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any
 
 from authpi.gateway.accounts import AccountLookup
 from authpi.gateway.api_keys import ApiKeyCache
-from authpi.gateway.authn import Authenticator, BearerVerifier, RefuseBearer
+from authpi.gateway.authn import Authenticator, Bearers
 from authpi.gateway.idempotency import IdempotencyStore
 from authpi.gateway.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
-from authpi.gateway.projection import DirectoryProjection
+from authpi.gateway.personal_tokens import PersonalTokenCache, PersonalTokenVerifier
+from authpi.gateway.projection import DirectoryProjection, PlatformKeysProjection
 from authpi.gateway.ratelimit import RateLimits, TokenBuckets
 from authpi.gateway.supervisor import supervise
+from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier
 from authpi.web.app import ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
@@ -29,23 +32,48 @@ class Gateway:
         rt: Runtime,
         *,
         limits: RateLimits | None = None,
-        bearer: BearerVerifier | None = None,
     ) -> None:
         schema = rt.schema("gateway")
-        # Fed once per deployment; the caches below load it and follow the stream themselves.
+        # Fed once per deployment; the caches below load them and follow the stream themselves.
         self.projection = DirectoryProjection(schema)
+        self.platform_keys_projection = PlatformKeysProjection(schema)
         self.api_keys = ApiKeyCache(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
         self.accounts = AccountLookup(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
-        self.authenticator = Authenticator(self.api_keys, rt.clock, bearer or RefuseBearer())
+        self.platform_keys = PlatformKeys(
+            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
+        )
+        self.personal_tokens = PersonalTokenCache(
+            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
+        )
+        bearers = Bearers(
+            users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
+            personal=PersonalTokenVerifier(self.personal_tokens, rt.clock),
+        )
+        self.authenticator = Authenticator(self.api_keys, rt.clock, bearers)
         self.idempotency = IdempotencyStore(rt.pool, schema, rt.clock, rt.kek)
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
 
+    @property
+    def projections(self) -> list[Any]:
+        """The consumers run once per deployment."""
+        return [self.projection, self.platform_keys_projection]
+
     def worker_tasks(self) -> list[tuple[str, Task]]:
         """What every process that serves the Core API runs: the in-memory followers."""
-        return [("gateway:api-keys", self.api_keys.run), ("gateway:accounts", self.accounts.run)]
+        return [
+            ("gateway:api-keys", self.api_keys.run),
+            ("gateway:accounts", self.accounts.run),
+            ("gateway:platform-keys", self.platform_keys.run),
+            ("gateway:personal-tokens", self.personal_tokens.run),
+        ]
 
     def warm(self) -> list[asyncio.Event]:
-        return [self.api_keys.warm, self.accounts.warm]
+        return [
+            self.api_keys.warm,
+            self.accounts.warm,
+            self.platform_keys.warm,
+            self.personal_tokens.warm,
+        ]
 
     @contextlib.asynccontextmanager
     async def running(self, timeout: float = 30.0) -> AsyncIterator[Gateway]:

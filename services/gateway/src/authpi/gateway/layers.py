@@ -75,7 +75,7 @@ class AuthenticationLayer(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         authorization = Headers.from_scope(scope).get("authorization")
         principal = await self.authenticator.authenticate(authorization, client_ip(scope))
-        await check_account_path(principal, scope["path_params"], self.accounts)
+        principal = await check_account_path(principal, scope["path_params"], self.accounts)
         set_principal(scope, principal)
         bind_contextvars(
             account_id=principal.account_id, actor=principal.key_id or principal.user_id

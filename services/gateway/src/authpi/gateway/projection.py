@@ -1,14 +1,23 @@
-"""gateway-directory: what the gateway learns from the directory's events, into its own schema
-(it never reads the directory's tables, DESIGN.md 2).
+"""What the gateway learns from other services' events, into its own schema (it never reads
+their tables, DESIGN.md 2): `gateway-directory` (below) and `gateway-platform-keys`
+(`PlatformKeysProjection`: the public keys of AuthPI's own issuer, for console users' tokens).
 
-- `api-key.*` -> api_keys_view: what authentication needs (digests, never secrets), with the
+gateway-directory:
+
+- `api-key.*` -> api_keys_view: what authentication and `/keyinfo` need (digests, never
+  secrets; the name and creation time for the public key object, idp-api.md 10.1), with the
   same rules as the in-memory cache (`api_keys.evolve_key`): `api-key.updated` writes a field
   when its value is present, `expires_at` when named in `changed`, and a new digest moves the
   current one to `previous_sha256`. Each row keeps the stream version of its last event; an
   event at or below it changes nothing.
 - `account.created` -> accounts_view, for the `{account_id}` path check (`account.updated`
   changes nothing the gateway keeps, and accounts are never deleted).
-- `user.deleted` -> the idempotency records whose stored replay belongs to that user are purged:
+- `user.personal-token.*` -> personal_tokens_view: what checking a `ptk_` token needs (its
+  digest, never the token; status, expiry, scopes, owner), with the same rules as the in-memory
+  cache (`personal_tokens.PersonalTokenCache`). Deleted tokens leave the view.
+- `user.created` (not active), `user.blocked`, `user.unblocked`, `user.deleted` ->
+  inactive_users_view: the users whose personal tokens stop working. Active users have no row.
+- `user.deleted` also purges the idempotency records whose stored replay belongs to that user:
   a replay of a user create or update holds the user's email and profile (sealed with a gateway
   key, but not with the user's data key), so it must not outlive the user (DESIGN.md 7)."""
 
@@ -20,6 +29,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
+from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.directory import (
     AccountCreated,
     ApiKeyBlocked,
@@ -27,11 +37,19 @@ from authpi.contracts.directory import (
     ApiKeyDeleted,
     ApiKeyUnblocked,
     ApiKeyUpdated,
+    PersonalTokenCreated,
+    PersonalTokenDeleted,
+    PersonalTokenUpdated,
+    UserBlocked,
+    UserCreated,
     UserDeleted,
+    UserUnblocked,
 )
+from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
 from authpi.eventstore.store import StoredEvent
 
 CONSUMER = "gateway-directory"
+PLATFORM_KEYS_CONSUMER = "gateway-platform-keys"
 API_KEY_EVENTS = (
     "api-key.created",
     "api-key.updated",
@@ -40,6 +58,12 @@ API_KEY_EVENTS = (
     "api-key.deleted",
 )
 ACCOUNT_EVENTS = ("account.created",)
+PERSONAL_TOKEN_EVENTS = (
+    "user.personal-token.created",
+    "user.personal-token.updated",
+    "user.personal-token.deleted",
+)
+USER_EVENTS = ("user.created", "user.blocked", "user.unblocked", "user.deleted")
 
 _json = msgspec.json.Encoder()
 _JSONB = frozenset({"scopes", "ip_allowlist"})
@@ -51,7 +75,7 @@ def _j(value: object) -> str:
 
 class DirectoryProjection:
     name = CONSUMER
-    event_types = (*API_KEY_EVENTS, *ACCOUNT_EVENTS, "user.deleted")
+    event_types = (*API_KEY_EVENTS, *ACCOUNT_EVENTS, *PERSONAL_TOKEN_EVENTS, *USER_EVENTS)
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -60,9 +84,10 @@ class DirectoryProjection:
             return sql.SQL(text).format(sql.Identifier(schema)).as_string()
 
         self._insert_key = render(
-            "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, status, scopes,"
-            " ip_allowlist, expires_at, secret_sha256, version) VALUES (%s, %s, %s, %s, 'active',"
-            " %s::jsonb, %s::jsonb, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, name, created_at,"
+            " status, scopes, ip_allowlist, expires_at, secret_sha256, version) VALUES (%s, %s,"
+            " %s, %s, %s, %s, 'active', %s::jsonb, %s::jsonb, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING"
         )
         self._status = render(
             "UPDATE {}.api_keys_view SET status = %s, version = %s WHERE id = %s AND version < %s"
@@ -73,7 +98,26 @@ class DirectoryProjection:
             " ON CONFLICT (id) DO NOTHING"
         )
         self._purge = render("DELETE FROM {}.idempotency_keys WHERE resource_id = %s")
-        self._reset = render("TRUNCATE {0}.api_keys_view, {0}.accounts_view")
+        self._insert_token = render(
+            "INSERT INTO {}.personal_tokens_view (id, jti, account_id, issuer_id, user_id, scopes,"
+            " expires_at, status, token_sha256, version) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
+            " %s, 'active', %s, %s) ON CONFLICT (id) DO NOTHING"
+        )
+        self._token_status = render(
+            "UPDATE {}.personal_tokens_view SET status = %s, version = %s"
+            " WHERE id = %s AND version < %s"
+        )
+        self._delete_token = render("DELETE FROM {}.personal_tokens_view WHERE id = %s")
+        self._inactive = render(
+            "INSERT INTO {0}.inactive_users_view AS u (id, status, version) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version"
+            " WHERE u.version < excluded.version"
+        )
+        self._active = render("DELETE FROM {}.inactive_users_view WHERE id = %s AND version < %s")
+        self._reset = render(
+            "TRUNCATE {0}.api_keys_view, {0}.accounts_view, {0}.personal_tokens_view,"
+            " {0}.inactive_users_view"
+        )
         self._updates: dict[tuple[str, ...], str] = {}
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
@@ -82,8 +126,8 @@ class DirectoryProjection:
             case ApiKeyCreated() as e:
                 await conn.execute(
                     self._insert_key,
-                    [e.id, e.account_id, e.org_id, e.issuer_id, _j(e.scopes), _j(e.ip_allowlist),
-                     e.expires_at, e.secret_sha256, version],
+                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.created_at, _j(e.scopes),
+                     _j(e.ip_allowlist), e.expires_at, e.secret_sha256, version],
                 )  # fmt: skip
             case ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 await conn.execute(self._status, [e.status, version, e.id, version])
@@ -96,7 +140,24 @@ class DirectoryProjection:
                 await conn.execute(self._delete_key, [e.id])
             case AccountCreated() as e:
                 await conn.execute(self._insert_account, [e.id, e.org_id, e.created_at])
+            case PersonalTokenCreated() as e:
+                await conn.execute(
+                    self._insert_token,
+                    [e.id, e.jti, e.account_id, e.issuer_id, e.user_id, _j(e.scopes),
+                     e.expires_at, e.token_sha256, version],
+                )  # fmt: skip
+            case PersonalTokenUpdated() as e if e.status is not None:
+                await conn.execute(self._token_status, [e.status, version, e.id, version])
+            case PersonalTokenDeleted() as e:
+                await conn.execute(self._delete_token, [e.id])
+            case UserCreated() as e if e.status != "active":
+                await conn.execute(self._inactive, [e.id, e.status, version])
+            case UserBlocked() as e:
+                await conn.execute(self._inactive, [e.id, e.status, version])
+            case UserUnblocked() as e:
+                await conn.execute(self._active, [e.id, version])
             case UserDeleted() as e:
+                await conn.execute(self._inactive, [e.id, "deleted", version])
                 await conn.execute(self._purge, [e.id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -127,6 +188,8 @@ class DirectoryProjection:
 def _key_changes(e: ApiKeyUpdated) -> dict[str, object]:
     """Column -> new value, in a fixed order (the same rules as `api_keys.evolve_key`)."""
     values: dict[str, object] = {}
+    if e.name is not None:
+        values["name"] = e.name
     if e.status is not None:
         values["status"] = e.status
     if e.scopes is not None:
@@ -139,3 +202,43 @@ def _key_changes(e: ApiKeyUpdated) -> dict[str, object]:
         values["secret_sha256"] = e.secret_sha256
         values["previous_valid_until"] = e.previous_valid_until
     return values
+
+
+class PlatformKeysProjection:
+    """gateway-platform-keys: the public signing keys of AuthPI's own issuer (console users'
+    access tokens, core-api.md 1.2) from the token service's `signing-key.*` events, into
+    platform_keys_view. Keys of customer issuers are skipped: the Core API accepts no token of
+    theirs. A retired key stays in the view, marked retired. Each row keeps the stream version
+    of its last event; an event at or below it changes nothing."""
+
+    name = PLATFORM_KEYS_CONSUMER
+    event_types = ("signing-key.created", "signing-key.retired")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+        def render(text: str) -> str:
+            return sql.SQL(text).format(sql.Identifier(schema)).as_string()
+
+        self._insert = render(
+            "INSERT INTO {}.platform_keys_view (kid, alg, public_jwk, status, created_at, version)"
+            " VALUES (%s, %s, %s::jsonb, 'active', %s, %s) ON CONFLICT (kid) DO NOTHING"
+        )
+        self._retire = render(
+            "UPDATE {}.platform_keys_view SET status = 'retired', version = %s"
+            " WHERE kid = %s AND version < %s"
+        )
+        self._reset = render("TRUNCATE {}.platform_keys_view")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        version = stored.stream_version
+        match stored.event:
+            case SigningKeyCreated() as e if e.issuer_id == PLATFORM_ISSUER_ID:
+                await conn.execute(
+                    self._insert, [e.kid, e.alg, _j(e.public_jwk), e.created_at, version]
+                )
+            case SigningKeyRetired() as e if e.issuer_id == PLATFORM_ISSUER_ID:
+                await conn.execute(self._retire, [version, e.kid, version])
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)

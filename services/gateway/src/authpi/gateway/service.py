@@ -1,14 +1,17 @@
-"""The gateway as a service module. Its schema holds its projection of the directory (API keys,
-account ids: `gateway-directory`, run once per deployment) and ephemeral idempotency keys. Every
-process serving the Core API runs the key cache and the account follower as worker tasks, and
-takes traffic only once they are warm."""
+"""The gateway as a service module. Its schema holds its projections, each run once per
+deployment: of the directory (API keys, account ids, personal tokens, inactive users:
+`gateway-directory`) and of the platform issuer's public signing keys (`gateway-platform-keys`,
+for console users' access tokens), plus ephemeral idempotency keys. Every process serving the
+Core API or the IdP API runs the API-key and personal-token caches, the account follower and the
+platform-key follower as worker tasks, and takes traffic only once they are warm. On the IdP
+port it serves `GET /{issuer_id}/keyinfo` from the API-key cache."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from authpi.directory.handlers.tokens import PersonalTokenBearer
 from authpi.gateway.core import Gateway
+from authpi.gateway.keyinfo import KeyInfo
 from authpi.gateway.ratelimit import RateLimits
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -16,14 +19,12 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 async def build(rt: Runtime) -> ServiceParts:
-    gateway = Gateway(
-        rt,
-        limits=RateLimits().scaled(rt.settings.rate_limit_multiplier),
-        bearer=PersonalTokenBearer(rt),  # `ptk_` personal tokens (core-api.md 1.2, 3.5)
-    )
+    gateway = Gateway(rt, limits=RateLimits().scaled(rt.settings.rate_limit_multiplier))
+    keyinfo = KeyInfo(gateway.api_keys, rt.clock, rt.settings.idp_url)
     return ServiceParts(
         name="gateway",
-        projections=[gateway.projection],
+        idp_routes=keyinfo.routes(),
+        projections=gateway.projections,
         tasks=[("gateway-idempotency-sweeper", gateway.idempotency.run_sweeper)],
         worker_tasks=gateway.worker_tasks(),
         warm=gateway.warm(),

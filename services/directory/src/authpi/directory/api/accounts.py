@@ -12,6 +12,7 @@ from litestar import Response, Router, get, patch
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from authpi.contracts.scopes import grants
 from authpi.directory.api.text import check_storable
 from authpi.directory.domain import hosts
 from authpi.directory.domain.account import UpdateAccount
@@ -162,8 +163,9 @@ async def account_response(
 async def list_accounts(
     principal: InjectedPrincipal, page: InjectedPage, directory: NamedDependency[Directory]
 ) -> Page[AccountOut]:
-    # An account-level credential reaches exactly one account: its own (core-api.md 3.2).
-    ids = [principal.account_id] if principal.level == "account" else []
+    # An account-level credential reaches exactly one account: its own (core-api.md 3.2); a
+    # user token each account whose membership may read it.
+    ids = [a.account_id for a in principal.accounts() if grants(a.scopes, "account:read")]
     async with directory.rt.pool.connection() as conn:
         rows = await directory.account_queries.accounts(
             conn, ids, page.after_time_id("accounts"), page.fetch_limit

@@ -1,6 +1,6 @@
 """`GET /v1/me` (core-api.md 3.1): who the Core API considers the caller to be. Every valid
 credential may ask, with no scope; the SDKs resolve their account from it, so an account-level
-API key reports exactly one `accounts` entry."""
+API key reports exactly one `accounts` entry, a user token one per account membership."""
 
 from __future__ import annotations
 
@@ -34,17 +34,19 @@ class CallerIdentity(msgspec.Struct, frozen=True):
 
 
 def identity_of(principal: Principal) -> CallerIdentity:
-    scopes = sorted(principal.scopes)
     account_level = principal.level == "account"
     return CallerIdentity(
         type=principal.type,
         key_id=principal.key_id,
         user_id=principal.user_id,
         issuer_id=principal.issuer_id,
-        accounts=[AccountAccess(principal.account_id, principal.org_id, scopes)]
+        # One entry per account it may act on (a user token: one per membership).
+        accounts=[
+            AccountAccess(a.account_id, a.org_id, sorted(a.scopes)) for a in principal.accounts()
+        ],
+        organizations=[]
         if account_level
-        else [],
-        organizations=[] if account_level else [OrganizationAccess(principal.org_id, scopes)],
+        else [OrganizationAccess(principal.org_id, sorted(principal.scopes))],
     )
 
 

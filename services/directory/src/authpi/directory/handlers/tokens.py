@@ -3,7 +3,8 @@
 A PAT is `ptk_` + a JWT (HS256 under a per-issuer key derived from the KEK) whose claims name the
 issuer, user and token id and carry 256 random bits. It is shown once; the store keeps its SHA-256
 digest. Validation checks the signature first, then the stored digest and status, then the
-owner's status. `check_personal_token` is shared by introspection and the gateway's Bearer path."""
+owner's status. `check_personal_token` serves introspection; the gateway checks `ptk_` Bearer
+tokens from its own projection of the personal-token events (authpi.gateway.personal_tokens)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,8 @@ from authpi.directory.domain.personal_token import (
 from authpi.directory.handlers.users import Users
 from authpi.directory.projections.personal_tokens import PersonalTokensView
 from authpi.directory.queries_users import TokenRow, UserQueries
-from authpi.errors import FieldProblem, InvalidToken, NotFound, Unprocessable
+from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Tx, inline
-from authpi.web.principal import Principal
 from authpi.web.runtime import Runtime
 
 PREFIX = "ptk_"
@@ -343,34 +343,3 @@ def _allowed(ip: str, allowlist: list[str] | None) -> bool:
 def _unprocessable(field: str, message: str) -> Unprocessable:
     problem = FieldProblem(field=field, code="invalid_value", message=message)
     return Unprocessable(message, reason=f"personal_token.{field}", fields=[problem])
-
-
-class PersonalTokenBearer:
-    """The gateway's `BearerVerifier` for `ptk_` tokens (core-api.md 1.2): a valid, active PAT
-    acts on its account with its own scopes, as its user. Anything else is 401
-    `invalid_token`, which keeps the SDK's refresh-on-401 path working."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.queries = UserQueries(rt.schema("directory"))
-
-    async def verify(self, token: str, client_ip: str | None) -> Principal:
-        now = self.rt.clock.now_ms()
-        async with self.rt.pool.connection() as conn:
-            found = await check_personal_token(conn, self.queries, self.rt.kek, token, now)
-        if isinstance(found, Refused):
-            raise InvalidToken(
-                "the bearer token is not a valid personal token",
-                reason=f"personal_token.{found.reason}",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        return Principal(
-            type="personal_token",
-            account_id=found.account_id,
-            org_id="org_" + found.account_id.removeprefix("acc_"),
-            scopes=frozenset(found.scopes),
-            level="account",
-            user_id=found.user_id,
-            issuer_id=found.issuer_id,
-            ip=client_ip,
-        )

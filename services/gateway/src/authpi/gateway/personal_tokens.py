@@ -1,0 +1,272 @@
+"""Personal access tokens on the Core API (core-api.md 1.2, 3.5: `Authorization: Bearer ptk_…`,
+type `personal_token`), checked from the gateway's own knowledge only (DESIGN.md 2).
+
+`PersonalTokenCache` holds, in every process that serves the Core API, every personal token the
+gateway's personal_tokens_view holds (digests, never tokens) and the users that are not active
+(inactive_users_view). Both views are fed by the `gateway-directory` consumer; the cache loads
+them with that consumer's checkpoint in one snapshot, then follows `user.>` (personal-token and
+user events) from the next stream sequence, like the API-key cache. A token created a moment ago
+whose event has not arrived yet is awaited, bounded (`MISS_WAIT_S`, `MAX_WAITING`), when its id
+(a UUIDv7) is fresh; any other unknown token is refused at once. A revocation, a deletion or the
+owner's suspension takes effect once its event arrives (normally within milliseconds).
+
+The check: the token's `jti` (read from its claims, unverified) finds the stored token; the
+SHA-256 digest of the whole presented token must equal the stored digest (constant time). The
+token carries 256 random bits and its signature, so only the token the directory minted has
+that digest: no signing key is needed here. Then the token must be active and unexpired (by the
+injected clock), and its owner active. Any refusal is 401 `invalid_token` (the SDK refreshes on
+401). The principal acts on the token's account with the token's own scopes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jwt
+import msgspec
+import psycopg
+from nats.js import JetStreamContext
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Envelope, Event
+from authpi.contracts.console import org_of_account
+from authpi.contracts.directory import (
+    PersonalTokenCreated,
+    PersonalTokenDeleted,
+    PersonalTokenEvent,
+    PersonalTokenUpdated,
+    UserBlocked,
+    UserCreated,
+    UserDeleted,
+    UserUnblocked,
+)
+from authpi.crypto.clock import Clock
+from authpi.crypto.ids import digest_matches, sha256_hex
+from authpi.errors import InvalidToken
+from authpi.gateway.arrivals import Arrivals
+from authpi.gateway.projection import CONSUMER
+from authpi.messaging.follower import CacheFollower
+from authpi.observability import get_logger
+from authpi.web.principal import Principal
+
+log = get_logger("authpi.gateway.personal_tokens")
+
+PREFIX = "ptk_"
+MAX_TOKEN_LENGTH = 8192
+MISS_WAIT_S = 2.0  # as for API keys (api_keys.MISS_WAIT_S)
+MAX_WAITING = 256
+CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+# Compared against when the token is unknown, so that refusals take the same work.
+_NO_TOKEN_DIGEST = sha256_hex("authpi: no such personal token")
+
+
+class CachedToken(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    jti: str
+    account_id: str
+    issuer_id: str
+    user_id: str
+    scopes: frozenset[str]
+    expires_at: int | None
+    status: str
+    token_sha256: str
+    version: int
+
+
+def evolve_token(token: CachedToken | None, event: Event, version: int) -> CachedToken | None:
+    """The cached token after `event` (at stream `version`); replays of older events are
+    no-ops, and a deletion removes it."""
+    if token is None:
+        if not isinstance(event, PersonalTokenCreated):
+            return None
+        return CachedToken(
+            id=event.id, jti=event.jti, account_id=event.account_id, issuer_id=event.issuer_id,
+            user_id=event.user_id, scopes=frozenset(event.scopes), expires_at=event.expires_at,
+            status="active", token_sha256=event.token_sha256, version=version,
+        )  # fmt: skip
+    if version <= token.version:
+        return token
+    match event:
+        case PersonalTokenUpdated() if event.status is not None:
+            return msgspec.structs.replace(token, status=event.status, version=version)
+        case PersonalTokenDeleted():
+            return None
+        case _:
+            return msgspec.structs.replace(token, version=version)
+
+
+class PersonalTokenCache:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        js: JetStreamContext | None,
+        namespace: str,
+        schema: str,
+        consumer: str = CONSUMER,
+        miss_wait: float = MISS_WAIT_S,
+    ) -> None:
+        self._tokens: dict[str, CachedToken] = {}  # by jti
+        self._jti_of: dict[str, str] = {}  # token id -> jti (events name the id)
+        self._deleted: set[str] = set()  # jtis of deleted tokens: ids are never reused
+        self._inactive: dict[str, tuple[str, int]] = {}  # user id -> (status, version)
+        self._miss_wait = miss_wait
+        self._arrivals = Arrivals("ptk", limit=MAX_WAITING)
+        q = sql.Identifier(schema)
+        self._load_tokens = sql.SQL(
+            "SELECT id, jti, account_id, issuer_id, user_id, scopes, expires_at, status,"
+            " token_sha256, version FROM {}.personal_tokens_view"
+        ).format(q)
+        self._load_users = sql.SQL("SELECT id, status, version FROM {}.inactive_users_view").format(
+            q
+        )
+        self.follower = CacheFollower(
+            pool=pool,
+            js=js,  # type: ignore[arg-type]
+            namespace=namespace,
+            schema=schema,
+            consumer=consumer,
+            event_types="user.>",
+            load=self._load,
+            apply=self._apply,
+        )
+
+    @property
+    def warm(self) -> asyncio.Event:
+        return self.follower.warm
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Worker task: load, then follow personal-token and user events until `stop`."""
+        await self.follower.run(stop)
+
+    def get(self, jti: str) -> CachedToken | None:
+        return self._tokens.get(jti)
+
+    def owner_status(self, user_id: str) -> str:
+        inactive = self._inactive.get(user_id)
+        return "active" if inactive is None else inactive[0]
+
+    async def lookup(self, jti: str) -> CachedToken | None:
+        """The token from memory, else, when it may have been created a moment ago, once its
+        event arrives (bounded wait)."""
+        if jti in self._deleted:
+            return None
+        if (token := self._tokens.get(jti)) is not None:
+            return token
+        if not jti.isprintable() or len(jti) > 64:
+            return None
+        await self._arrivals.wait(jti, self._miss_wait, lambda: jti in self._tokens)
+        return self._tokens.get(jti)
+
+    async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Inside the follower's snapshot, beside the checkpoint read."""
+        cur = await conn.execute(self._load_tokens)
+        tokens: dict[str, CachedToken] = {}
+        for row in await cur.fetchall():
+            if row[1] in self._deleted:
+                continue
+            tokens[row[1]] = CachedToken(
+                id=row[0], jti=row[1], account_id=row[2], issuer_id=row[3], user_id=row[4],
+                scopes=frozenset(row[5]), expires_at=row[6], status=row[7],
+                token_sha256=row[8], version=row[9],
+            )  # fmt: skip
+        cur = await conn.execute(self._load_users)
+        self._inactive = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+        self._tokens = tokens
+        self._jti_of = {t.id: t.jti for t in tokens.values()}
+        self._arrivals.recheck()
+        log.info("personal_tokens.loaded", tokens=len(tokens), inactive_users=len(self._inactive))
+
+    def _apply(self, env: Envelope, event: Event) -> None:
+        version = env.stream_version
+        match event:
+            case PersonalTokenCreated() | PersonalTokenUpdated() | PersonalTokenDeleted():
+                self._apply_token(event, version)
+            case UserCreated() if event.status != "active":
+                self._set_inactive(event.id, event.status, version)
+            case UserBlocked():
+                self._set_inactive(event.id, event.status, version)
+            case UserDeleted():
+                self._set_inactive(event.id, "deleted", version)
+            case UserUnblocked():
+                current = self._inactive.get(event.id)
+                if current is not None and current[1] < version:
+                    del self._inactive[event.id]
+            case _:
+                pass  # user.created (active), user.updated: nothing the check needs
+
+    def _apply_token(self, event: PersonalTokenEvent, version: int) -> None:
+        jti = event.jti if isinstance(event, PersonalTokenCreated) else self._jti_of.get(event.id)
+        if jti is None or jti in self._deleted:
+            return
+        current = self._tokens.get(jti)
+        token = evolve_token(current, event, version)
+        if token is not None:
+            self._tokens[jti] = token
+            self._jti_of[token.id] = jti
+            if current is None:
+                self._arrivals.arrived(jti)
+            return
+        self._tokens.pop(jti, None)
+        if isinstance(event, PersonalTokenDeleted):
+            self._deleted.add(jti)
+            self._jti_of.pop(event.id, None)
+
+    def _set_inactive(self, user_id: str, status: str, version: int) -> None:
+        current = self._inactive.get(user_id)
+        if current is None or current[1] < version:
+            self._inactive[user_id] = (status, version)
+
+
+class PersonalTokenVerifier:
+    """The gateway's `BearerVerifier` for `ptk_` tokens (see the module docstring)."""
+
+    def __init__(self, tokens: PersonalTokenCache, clock: Clock) -> None:
+        self.tokens = tokens
+        self.clock = clock
+
+    async def verify(self, token: str, client_ip: str | None) -> Principal:
+        jti = _token_id(token)
+        found = None if jti is None else await self.tokens.lookup(jti)
+        if found is None:
+            digest_matches(token, _NO_TOKEN_DIGEST)  # the same work as a known token
+            raise _refused("not_found" if jti else "invalid")
+        if not digest_matches(token, found.token_sha256):
+            raise _refused("invalid")
+        if found.status != "active":
+            raise _refused(found.status)
+        if found.expires_at is not None and found.expires_at <= self.clock.now_ms():
+            raise _refused("expired")
+        if self.tokens.owner_status(found.user_id) != "active":
+            raise _refused("suspended")
+        return Principal(
+            type="personal_token",
+            account_id=found.account_id,
+            org_id=org_of_account(found.account_id) or "",
+            scopes=found.scopes,
+            level="account",
+            user_id=found.user_id,
+            issuer_id=found.issuer_id,
+            ip=client_ip,
+        )
+
+
+def _token_id(token: str) -> str | None:
+    """The `jti` claim of a `ptk_<jwt>` value (not verified here: the digest decides)."""
+    if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        claims = jwt.decode(token.removeprefix(PREFIX), options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    jti = claims.get("jti")
+    return jti if isinstance(jti, str) and jti else None
+
+
+def _refused(reason: str) -> InvalidToken:
+    return InvalidToken(
+        "the bearer token is not a valid personal token",
+        reason=f"personal_token.{reason}",
+        headers=dict(CHALLENGE),
+    )
