@@ -4,15 +4,11 @@ its secret verifiers. Verifier events live in the agent's own stream, so one str
 orders everything about an agent.
 
 As for clients, `evolve` is the one fold: the durable projection token-agents stores it, and
-every worker's AgentCache applies it to the events it follows after loading that projection."""
+every worker's agent cache applies it to the events it follows after loading that projection."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-import psycopg
-from psycopg import sql
 
 from authpi.contracts.agent import (
     AgentCreated,
@@ -21,8 +17,8 @@ from authpi.contracts.agent import (
     AgentVerifierAdded,
     AgentVerifierRemoved,
 )
-from authpi.contracts.base import Envelope, Event
-from authpi.eventstore.store import StoredEvent
+from authpi.contracts.base import Event
+from authpi.token.entries import EntryCache, EntryProjection
 
 AGENT_EVENTS = "agent.>"
 AGENT_TOKEN_TTL = 300  # fixed (idp-api.md 2.3, 11.7)
@@ -74,74 +70,22 @@ def evolve(
     return msgspec.structs.replace(entry, version=version)
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(AgentEntry).decode
+AGENTS_EVENT_TYPES = (
+    "agent.created",
+    "agent.updated",
+    "agent.deleted",
+    "agent.verifier.added",
+    "agent.verifier.removed",
+)
 
 
-def _raw(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else _encode(value)
-
-
-class AgentsProjection:
+def agents_projection(schema: str) -> EntryProjection[AgentEntry]:
     """token-agents: the durable projection every worker's agent cache starts from."""
-
-    name = "token-agents"
-    event_types = (
-        "agent.created",
-        "agent.updated",
-        "agent.deleted",
-        "agent.verifier.added",
-        "agent.verifier.removed",
-    )
-
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
-        self._get = render("SELECT data FROM {}.agents_view WHERE id = %s")
-        self._upsert = render(
-            "INSERT INTO {}.agents_view (id, issuer_id, data, version) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version"
-        )
-        self._all = render("SELECT data FROM {}.agents_view")
-        self._reset = render("TRUNCATE {}.agents_view")
-
-    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
-        cur = await conn.execute(self._get, [stored.stream_id])
-        row = await cur.fetchone()
-        current = None if row is None else _decode(_raw(row[0]))
-        entry = evolve(current, stored.event, stored.stream_version, stored.meta.account_id)
-        if entry is not None and entry is not current:
-            await conn.execute(
-                self._upsert, [entry.id, entry.issuer_id, _encode(entry).decode(), entry.version]
-            )
-
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(self._reset)
-
-    async def load_into(self, conn: psycopg.AsyncConnection[Any], cache: AgentCache) -> None:
-        cur = await conn.execute(self._all)
-        cache.replace({e.id: e for e in (_decode(_raw(r[0])) for r in await cur.fetchall())})
+    return EntryProjection(
+        name="token-agents", schema=schema, table="agents_view", event_types=AGENTS_EVENT_TYPES,
+        entry_type=AgentEntry, evolve=evolve,
+    )  # fmt: skip
 
 
-class AgentCache:
-    def __init__(self) -> None:
-        self._agents: dict[str, AgentEntry] = {}
-
-    def get(self, agent_id: str) -> AgentEntry | None:
-        return self._agents.get(agent_id)
-
-    def replace(self, agents: dict[str, AgentEntry]) -> None:
-        self._agents = agents
-
-    def apply(self, env: Envelope, event: Event) -> None:
-        current = self._agents.get(env.stream_id)
-        entry = evolve(current, event, env.stream_version, env.meta.account_id)
-        if entry is not None:
-            self._agents[env.stream_id] = entry
-
-    def __len__(self) -> int:
-        return len(self._agents)
+def agents_cache() -> EntryCache[AgentEntry]:
+    return EntryCache(evolve)

@@ -1,19 +1,15 @@
 """What the token endpoint knows of a client, learnt from the directory's client.* events only.
 
 `evolve` is the one fold of those events: the durable projection (clients_view, consumer
-`token-clients`) stores its result, and every worker's in-memory ClientCache applies it to the
+`token-clients`) stores its result, and every worker's in-memory client cache applies it to the
 events it follows after loading that projection. An event at or below the entry's stream
 version is a replay and changes nothing."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-import psycopg
-from psycopg import sql
 
-from authpi.contracts.base import Envelope, Event
+from authpi.contracts.base import Event
 from authpi.contracts.directory import (
     ClientBlocked,
     ClientCreated,
@@ -22,7 +18,7 @@ from authpi.contracts.directory import (
     ClientUnblocked,
     ClientUpdated,
 )
-from authpi.eventstore.store import StoredEvent
+from authpi.token.entries import EntryCache, EntryProjection
 
 CLIENT_EVENTS = "client.>"
 
@@ -97,79 +93,23 @@ def evolve(
     return msgspec.structs.replace(entry, version=version)
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(ClientEntry).decode
+CLIENTS_EVENT_TYPES = (
+    "client.created",
+    "client.updated",
+    "client.secret.rotated",
+    "client.blocked",
+    "client.unblocked",
+    "client.deleted",
+)
 
 
-class ClientsProjection:
-    """token-clients: the durable projection every worker's cache starts from."""
-
-    name = "token-clients"
-    event_types = (
-        "client.created",
-        "client.updated",
-        "client.secret.rotated",
-        "client.blocked",
-        "client.unblocked",
-        "client.deleted",
-    )
-
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
-        self._get = render("SELECT data FROM {}.clients_view WHERE id = %s")
-        self._upsert = render(
-            "INSERT INTO {}.clients_view (id, issuer_id, data, version) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET issuer_id = excluded.issuer_id,"
-            " data = excluded.data, version = excluded.version"
-        )
-        self._all = render("SELECT data FROM {}.clients_view")
-        self._reset = render("TRUNCATE {}.clients_view")
-
-    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
-        cur = await conn.execute(self._get, [stored.stream_id])
-        row = await cur.fetchone()
-        current = None if row is None else _decode(_raw(row[0]))
-        entry = evolve(current, stored.event, stored.stream_version, stored.meta.account_id)
-        if entry is not None and entry is not current:
-            await conn.execute(
-                self._upsert, [entry.id, entry.issuer_id, _encode(entry).decode(), entry.version]
-            )
-
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(self._reset)
-
-    async def load_into(self, conn: psycopg.AsyncConnection[Any], cache: ClientCache) -> None:
-        cur = await conn.execute(self._all)
-        cache.replace({e.id: e for e in (_decode(_raw(r[0])) for r in await cur.fetchall())})
+def clients_projection(schema: str) -> EntryProjection[ClientEntry]:
+    """token-clients: the durable projection every worker's client cache starts from."""
+    return EntryProjection(
+        name="token-clients", schema=schema, table="clients_view", event_types=CLIENTS_EVENT_TYPES,
+        entry_type=ClientEntry, evolve=evolve,
+    )  # fmt: skip
 
 
-def _raw(value: Any) -> bytes:
-    """jsonb arrives decoded by psycopg; re-encode it for the typed decoder."""
-    return value if isinstance(value, bytes) else _encode(value)
-
-
-class ClientCache:
-    """Per-process: client id -> entry. Read on every token, introspection and revocation."""
-
-    def __init__(self) -> None:
-        self._clients: dict[str, ClientEntry] = {}
-
-    def get(self, client_id: str) -> ClientEntry | None:
-        return self._clients.get(client_id)
-
-    def replace(self, clients: dict[str, ClientEntry]) -> None:
-        self._clients = clients
-
-    def apply(self, env: Envelope, event: Event) -> None:
-        current = self._clients.get(env.stream_id)
-        entry = evolve(current, event, env.stream_version, env.meta.account_id)
-        if entry is not None:
-            self._clients[env.stream_id] = entry
-
-    def __len__(self) -> int:
-        return len(self._clients)
+def clients_cache() -> EntryCache[ClientEntry]:
+    return EntryCache(evolve)

@@ -24,8 +24,9 @@ import msgspec
 from litestar import Request
 
 from authpi.crypto.clock import Clock
-from authpi.token.agents import AgentCache, AgentEntry
-from authpi.token.clients import ClientCache, ClientEntry
+from authpi.token.agents import AgentEntry
+from authpi.token.clients import ClientEntry
+from authpi.token.entries import EntryCache
 from authpi.token.lockout import Lockouts
 
 MAX_BODY = 64 * 1024
@@ -239,7 +240,11 @@ def _digest_matches(secret: str, digest: str | None) -> bool:
 
 class ClientAuthenticator:
     def __init__(
-        self, clients: ClientCache, agents: AgentCache, lockouts: Lockouts, clock: Clock
+        self,
+        clients: EntryCache[ClientEntry],
+        agents: EntryCache[AgentEntry],
+        lockouts: Lockouts,
+        clock: Clock,
     ) -> None:
         self.clients = clients
         self.agents = agents

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from authpi.eventstore.store import EventStore
 from authpi.messaging.follower import CacheFollower
-from authpi.token.agents import AGENT_EVENTS, AgentCache, AgentsProjection
+from authpi.token.agents import AGENT_EVENTS, agents_cache, agents_projection
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.cache import KeyCache
-from authpi.token.clients import CLIENT_EVENTS, ClientCache, ClientsProjection
+from authpi.token.clients import CLIENT_EVENTS, clients_cache, clients_projection
 from authpi.token.facts import FactPublisher
 from authpi.token.grants import ClientCredentialsGrant
 from authpi.token.handlers import KeyRing
@@ -37,15 +37,15 @@ async def build(rt: Runtime) -> ServiceParts:
     await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
     await cache.load_all()
-    clients = ClientCache()
-    clients_view = ClientsProjection(schema)
+    clients = clients_cache()
+    clients_view = clients_projection(schema)
     follower = CacheFollower(
         pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
         consumer=clients_view.name, event_types=CLIENT_EVENTS,
         load=lambda conn: clients_view.load_into(conn, clients), apply=clients.apply,
     )  # fmt: skip
-    agents = AgentCache()
-    agents_view = AgentsProjection(schema)
+    agents = agents_cache()
+    agents_view = agents_projection(schema)
     agent_follower = CacheFollower(
         pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
         consumer=agents_view.name, event_types=AGENT_EVENTS,
