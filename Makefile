@@ -27,7 +27,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pyright
+	$(BIN)/pyright -p pyproject.toml
 
 fmt: venv
 	$(BIN)/ruff format .
