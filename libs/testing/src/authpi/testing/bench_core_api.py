@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -136,6 +137,7 @@ async def load(args: argparse.Namespace) -> None:
             )  # fmt: skip
     me, base = results["me"], results["healthz"]
     results["api_key_auth_overhead_p50_ms"] = me["p50_ms"] - base["p50_ms"]
+    results["target"] = msgspec.to_builtins(target)
     Path(args.out).write_text(json.dumps(results, indent=2))
 
 
@@ -167,10 +169,40 @@ async def serve_and_measure(seconds: float, max_requests: int, concurrency: int)
         )  # fmt: skip
         if await proc.wait() != 0:
             raise RuntimeError("the Core API load process failed")
-        return json.loads(out.read_text())
+        results: dict[str, Any] = json.loads(out.read_text())
+        results["wrk"] = await wrk_reads(platform.api_url, creds, Target(**results.pop("target")))
+        return results
     finally:
         await platform.stop()
         infra.close()
+
+
+async def wrk_reads(api_url: str, creds: dict[str, Any], target: Target) -> dict[str, Any]:
+    """The read scenarios again with wrk (C, two threads, 16 connections): the httpx load
+    generator tops out near 500 requests/s on this machine, well below what the server does."""
+    from authpi.testing.bench_tokens import run_wrk, wrk_script
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (Debian package `wrk`)"}
+    token = base64.b64encode(f"{creds['api_key_id']}:{creds['api_key_secret']}".encode())
+    headers = {"Authorization": f"Basic {token.decode()}"}
+    runs: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="authpi-bench-api-wrk-"))
+    try:
+        for scenario in ("healthz", "me", "get_user", "list_users"):
+            _, path, _ = _request(scenario, target, 0)
+            script = wrk_script(work / f"{scenario}.lua", "GET", None, headers=headers)
+            await run_wrk(wrk, script, api_url + path, threads=1, connections=4, seconds=1)
+            runs[scenario] = await run_wrk(
+                wrk, script, api_url + path, threads=2, connections=16, seconds=5
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    runs["api_key_auth_overhead_p50_ms"] = round(
+        runs["me"]["p50_ms"] - runs["healthz"]["p50_ms"], 3
+    )
+    return runs
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:

@@ -231,8 +231,15 @@ async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
 # --- wrk ---------------------------------------------------------------------------------------
 
 
-def _lua(path: Path, method: str, body: str | None, delay_ms: float | None = None) -> Path:
+def wrk_script(
+    path: Path,
+    method: str,
+    body: str | None,
+    delay_ms: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> Path:
     lines = [f'wrk.method = "{method}"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items()]
     if delay_ms is not None:
         # Paced load: each connection waits this long after a response before the next request.
         lines.append(f"function delay() return {max(0, round(delay_ms))} end")
@@ -344,7 +351,7 @@ async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 url = f"{running.idp_url}/{tenant.issuer_id}/jwks.json"
                 targets.append(("jwks", "GET", None, url))
             for name, method, body, target_url in targets:
-                script = _lua(work / f"{name}.lua", method, body)
+                script = wrk_script(work / f"{name}.lua", method, body)
                 # Warm-up: connections, caches, the first lazy paths.
                 await run_wrk(wrk, script, target_url, threads=1, connections=4, seconds=1)
                 top = await run_wrk(
@@ -355,7 +362,7 @@ async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 def paced(
                     delay_ms: float, name: str = name, method: str = method, body: str | None = body
                 ) -> Path:
-                    return _lua(work / f"{name}-paced.lua", method, body, delay_ms)
+                    return wrk_script(work / f"{name}-paced.lua", method, body, delay_ms)
 
                 half = await half_load(wrk, paced, target_url, top["requests_per_s"], args)
                 (work / f"{name}-paced.lua").unlink(missing_ok=True)
