@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import psycopg
 import pytest
 from authpi_admin.errors import ConflictError, NotFoundError
 from psycopg import sql
@@ -313,7 +314,9 @@ async def test_membership_drop_retries_after_a_concurrent_write_to_the_organizat
     )  # fmt: skip
     organizations = kit.part(platform, "organizations")
     ref = OrgRef(org_id=org.id, account_id=platform.account_id, issuer_id=issuer)
-    blocker = await pool.getconn()
+    # A connection of its own, not from the shared pool: a pooled connection may come back in
+    # autocommit mode from another test, and then the append would not hold its lock.
+    blocker = await psycopg.AsyncConnection.connect(platform.dsn)
     try:
         history = await organizations.store.load(blocker, org.id)  # opens its transaction
         cmd = UpdateMember(ref=ref, member_id=user.id, now=2, user_title="concurrent")
@@ -327,11 +330,18 @@ async def test_membership_drop_retries_after_a_concurrent_write_to_the_organizat
                 await agents_reaction(platform).apply(conn, cause)
 
         task = asyncio.create_task(react())
-        await eventually(lambda: _waits_behind(pool, blocker.info.backend_pid), timeout=10)
+
+        async def blocked_or_finished() -> bool:
+            return task.done() or await _waits_behind(pool, blocker.info.backend_pid)
+
+        await eventually(blocked_or_finished, timeout=30)
+        if task.done():
+            task.result()  # an error surfaces here with its own message
+            raise AssertionError("the reaction did not wait for the concurrent append")
         await blocker.commit()
         await asyncio.wait_for(task, timeout=30)
     finally:
-        await pool.putconn(blocker)
+        await blocker.close()
 
     recorded = await org_events(platform, pool, kit, org.id)
     assert [e["type"] for e in recorded[-2:]] == [

@@ -28,10 +28,16 @@ def infra() -> Iterator[Infra]:
     servers.close()
 
 
+async def _reset(conn: Any) -> None:
+    """Every connection goes back to the pool as it came: tests that switch autocommit on (DDL)
+    must not hand an autocommit connection to a test that relies on implicit transactions."""
+    await conn.set_autocommit(False)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def pool(infra: Infra) -> AsyncIterator[AsyncConnectionPool]:
     p: AsyncConnectionPool = AsyncConnectionPool(
-        infra.dsn, min_size=2, max_size=40, open=False, timeout=30
+        infra.dsn, min_size=2, max_size=40, open=False, timeout=30, reset=_reset
     )
     await p.open(wait=True)
     yield p
