@@ -369,3 +369,35 @@ async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform,
     assert fact.client_id == client_id and fact.issuer_id == tenant.issuer_id
     assert fact.account_id == platform.account_id and fact.agent_id is None
     assert fact.scope == "invoices:read invoices:write" and fact.expires_at > fact.issued_at
+
+
+async def test_concurrent_failures_all_count_toward_the_lockout(tenant):
+    """Failures racing each other (compare-and-set on the shared counter) are all counted."""
+    client_id, secret = await tenant.m2m()
+    wrong = await asyncio.gather(
+        *(tenant.token({"client_id": client_id, "client_secret": f"no-{i}"}) for i in range(5))
+    )
+    assert all(r.status_code == 401 for r in wrong)
+    locked = await tenant.token({"client_id": client_id, "client_secret": secret})
+    assert locked.status_code == 401 and "locked" in locked.json()["error_description"]
+
+
+async def test_concurrent_revocations_of_one_token_append_one_event(tenant, platform, pool):
+    client_id, secret = await tenant.m2m()
+    token = (await tenant.token({"client_id": client_id, "client_secret": secret})).json()[
+        "access_token"
+    ]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    answers = await asyncio.gather(
+        *(tenant.post("revoke", data={"token": token}, headers=basic(client_id, secret))
+          for _ in range(8))
+    )  # fmt: skip
+    assert [r.status_code for r in answers] == [200] * 8
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f'SELECT count(*) FROM "{platform.namespace}_token".events WHERE stream_id = %s',
+            [f"revoked-token:{jti}"],
+        )
+        assert (await cur.fetchone())[0] == 1
+    gone = await tenant.post("introspect", data={"token": token}, headers=basic(client_id, secret))
+    assert gone.json() == {"active": False}
