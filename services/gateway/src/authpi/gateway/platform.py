@@ -25,6 +25,7 @@ from authpi.crypto.clock import Clock, SystemClock
 from authpi.crypto.envelope import Kek, b64e, new_key
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
+from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
 from authpi.gateway.supervisor import supervise
@@ -189,6 +190,7 @@ class Platform:
             nats = EmbeddedNats(s.data_dir / "nats")
             nats_url = await asyncio.to_thread(nats.start)
             self.stack.callback(nats.stop)
+        jsonb.install()
         pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)

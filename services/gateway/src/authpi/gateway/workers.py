@@ -35,6 +35,7 @@ from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import RandomIds
+from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import BASE_DIR
 from authpi.gateway.platform import (
     HttpServer,
@@ -224,6 +225,7 @@ class IdpWorker:
         if not (s.database_url and s.nats_url and s.kek):
             raise RuntimeError("an IdP worker needs the resolved database, NATS and KEK")
         modules = [m for m in all_modules() if m.name in self.spec.modules]
+        jsonb.install()
         pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=8, open=False, timeout=10)
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)
