@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from authpi.contracts.base import Meta
-from authpi.directory.domain import organization
-from authpi.directory.domain.organization_commands import AddMember, OrgRef
 from authpi.testing.plugin import eventually
 
 BASE = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
@@ -24,29 +21,14 @@ async def resolve(tenant, account_id: str, **params: str) -> list[dict]:
     return body["data"]
 
 
-async def add_agent_member(platform, kit, tenant, org_id: str, agent_id: str) -> None:
-    """The directory's write path for an agent member, as the members route will run it once
-    the directory knows agents (it refuses them today: it has no agent projection yet)."""
-    organizations = kit.part(platform, "organizations")
-    ref = OrgRef(org_id=org_id, account_id=tenant.account_id, issuer_id=tenant.issuer_id)
-    cmd = AddMember(
-        ref=ref,
-        member_id=agent_id,
-        member_type="agent",
-        now=platform_now(platform),
-        scopes=["billing:pay"],
-        user_title="payer bot",
-    )
-    meta = Meta(
-        account_id=tenant.account_id,
-        issuer_id=tenant.issuer_id,
-        subject={"org_id": org_id, "member_id": agent_id, "member_type": "agent"},
-    )
-    await organizations.store.execute(org_id, organization, cmd, meta, organizations.projections)
-
-
-def platform_now(platform) -> int:
-    return platform.handle.rt.clock.now_ms()
+async def add_agent_member(tenant, org_id: str, agent_id: str) -> None:
+    """Through the directory's members route, which accepts agents (it learns them from
+    agent.* events)."""
+    members = tenant.issuer().organization(org_id).members
+    await members.create(
+        {"member_id": agent_id, "member_type": "agent", "scopes": ["billing:pay"],
+         "user_title": "payer bot"}
+    )  # fmt: skip
 
 
 async def test_a_wallet_resolves_to_its_agent_with_scopes(tenant):
@@ -97,7 +79,7 @@ async def test_memberships_come_with_expand(tenant, platform, kit):
     ] == []
     orgs = tenant.issuer().organizations
     org = await orgs.create({"name": "Acme"})
-    await add_agent_member(platform, kit, tenant, org.id, agent.id)
+    await add_agent_member(tenant, org.id, agent.id)
 
     async def memberships() -> list[dict]:
         found = await resolve(tenant, f"eip155:8453:{BASE}", expand="memberships")

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from authpi.directory.domain.organization_commands import DeleteOrganization, OrgRef
 from authpi.eventstore.replay import replay
+from authpi.testing.plugin import eventually
 
 
 @pytest.fixture
@@ -343,15 +344,23 @@ async def test_projection_rebuilds_to_the_same_rows(platform, pool, kit, admin, 
     tables = ("organizations_view", "members_view", "groups_view")
 
     async def snapshot() -> list[list[tuple]]:
+        """This issuer's rows only: other suites' background work (delete cascades, agent
+        membership drops) keeps changing other issuers' rows meanwhile."""
         rows = []
         async with pool.connection() as conn:
             for table in tables:
-                query = sql.SQL("SELECT to_jsonb(t)::text FROM {}.{} t ORDER BY 1").format(
-                    kit.schema_of(platform), sql.Identifier(table)
-                )
-                rows.append(await (await conn.execute(query)).fetchall())
+                query = sql.SQL(
+                    "SELECT to_jsonb(t)::text FROM {}.{} t WHERE t.issuer_id = %s ORDER BY 1"
+                ).format(kit.schema_of(platform), sql.Identifier(table))
+                rows.append(await (await conn.execute(query, [issuer])).fetchall())
         return rows
 
-    before = await snapshot()
+    async def settled() -> list[list[tuple]] | None:
+        """The same rows twice in a row: the deletion's cascade has finished."""
+        first = await snapshot()
+        await asyncio.sleep(0.2)
+        return first if await snapshot() == first else None
+
+    before = await eventually(settled)
     await replay(platform.dsn, handler.view, {"directory": f"{platform.namespace}_directory"})
     assert await snapshot() == before
