@@ -9,12 +9,12 @@ for user, agent, key and personal-token subjects and recommends leaving it out f
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from authpi.contracts.facts import MachineTokenIssued
 from authpi.crypto.clock import Clock
+from authpi.crypto.ids import base62_secret
 from authpi.token.agents import AGENT_TOKEN_TTL, AgentEntry
 from authpi.token.api.discovery import issuer_url
 from authpi.token.cache import IssuerKeys
@@ -24,18 +24,12 @@ from authpi.token.keys import sign_jwt
 from authpi.token.oauth import Form, OAuthError
 from authpi.token.rotation import MAX_TOKEN_TTL_S
 
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_SCOPES = 256
 
 
 def new_jti() -> str:
-    """18 random base62 characters (about 107 bits)."""
-    n = int.from_bytes(os.urandom(14), "big")
-    out = []
-    for _ in range(18):
-        n, r = divmod(n, 62)
-        out.append(_ALPHABET[r])
-    return "".join(out)
+    """18 random base62 characters (13 bytes: 104 bits)."""
+    return base62_secret(13)
 
 
 def requested_scopes(form: Form, allowed: tuple[str, ...]) -> list[str]:

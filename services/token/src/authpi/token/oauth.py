@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -24,6 +23,7 @@ import msgspec
 from litestar import Request
 
 from authpi.crypto.clock import Clock
+from authpi.crypto.ids import sha256_hex
 from authpi.token.agents import AgentEntry
 from authpi.token.clients import ClientEntry
 from authpi.token.entries import EntryCache
@@ -231,11 +231,7 @@ def presented_credentials(form: Form) -> Credentials:
     return Credentials(body_id, body_secret, False)
 
 
-def _digest_matches(secret: str, digest: str | None) -> bool:
-    if digest is None:
-        return False
-    presented = hashlib.sha256(secret.encode("utf-8")).hexdigest()
-    return hmac.compare_digest(presented, digest)
+LOCKED = "client locked after repeated failed authentication"
 
 
 class ClientAuthenticator:
@@ -257,24 +253,7 @@ class ClientAuthenticator:
         agent = self.agents.get(creds.client_id)
         if agent is None or agent.issuer_id != issuer_id or agent.status != "active":
             raise invalid_client(basic=creds.basic)
-        if creds.secret is None or not agent.secrets:
-            raise invalid_client(basic=creds.basic)
-        if self.lockouts.locked(issuer_id, agent.id):
-            raise invalid_client(
-                "client locked after repeated failed authentication", basic=creds.basic
-            )
-        matched = None
-        for verifier_id, digest in agent.secrets.items():  # every one: no early exit timing
-            if _digest_matches(creds.secret, digest):
-                matched = verifier_id
-        if matched is not None:
-            await self.lockouts.succeeded(issuer_id, agent.id)
-            return agent, matched
-        if await self.lockouts.failed(issuer_id, agent.id):
-            raise invalid_client(
-                "client locked after repeated failed authentication", basic=creds.basic
-            )
-        raise invalid_client(basic=creds.basic)
+        return agent, await self._verify(issuer_id, agent.id, creds, agent.secrets)
 
     async def confidential(self, issuer_id: str, creds: Credentials) -> ClientEntry:
         """An active confidential client of this issuer whose secret matches, or invalid_client.
@@ -282,21 +261,35 @@ class ClientAuthenticator:
         client = self.clients.get(creds.client_id)
         if client is None or client.issuer_id != issuer_id or client.status != "active":
             raise invalid_client(basic=creds.basic)
-        if not client.confidential or creds.secret is None:
+        if not client.confidential:
             raise invalid_client(basic=creds.basic)
-        if self.lockouts.locked(issuer_id, client.id):
-            raise invalid_client(
-                "client locked after repeated failed authentication", basic=creds.basic
-            )
-        if _digest_matches(creds.secret, client.secret_sha256) or (
-            client.previous_valid_until is not None
+        digests = {"current": client.secret_sha256} if client.secret_sha256 else {}
+        if (
+            client.previous_sha256
+            and client.previous_valid_until is not None
             and client.previous_valid_until > self.clock.now_ms()
-            and _digest_matches(creds.secret, client.previous_sha256)
         ):
-            await self.lockouts.succeeded(issuer_id, client.id)
-            return client
-        if await self.lockouts.failed(issuer_id, client.id):
-            raise invalid_client(
-                "client locked after repeated failed authentication", basic=creds.basic
-            )
+            digests["previous"] = client.previous_sha256  # the rotation grace
+        await self._verify(issuer_id, client.id, creds, digests)
+        return client
+
+    async def _verify(
+        self, issuer_id: str, subject_id: str, creds: Credentials, digests: dict[str, str]
+    ) -> str:
+        """Which of `digests` the presented secret matches, under the lockout: a locked subject
+        is refused even with the right secret; a miss counts one failure."""
+        if creds.secret is None or not digests:
+            raise invalid_client(basic=creds.basic)
+        if self.lockouts.locked(issuer_id, subject_id):
+            raise invalid_client(LOCKED, basic=creds.basic)
+        presented = sha256_hex(creds.secret)
+        matched = None
+        for name, digest in digests.items():  # every one: no early exit to time
+            if hmac.compare_digest(presented, digest):
+                matched = name
+        if matched is not None:
+            await self.lockouts.succeeded(issuer_id, subject_id)
+            return matched
+        if await self.lockouts.failed(issuer_id, subject_id):
+            raise invalid_client(LOCKED, basic=creds.basic)
         raise invalid_client(basic=creds.basic)
