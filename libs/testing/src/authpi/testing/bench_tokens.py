@@ -44,6 +44,7 @@ import httpx
 import uvloop
 
 from authpi.testing.infra import new_namespace, start_infra
+from authpi.testing.plugin import eventually
 
 ALGS = ("ES256", "EdDSA")
 AGENT = "agent"
@@ -188,16 +189,8 @@ async def set_up(running: Running) -> Tenant:
         clients[AGENT] = (str(agent.id), str(verifier.secret))
     tenant = Tenant(str(issuer.id), clients)
     async with httpx.AsyncClient(timeout=10) as http:
-        await _until(lambda: _jwks_ready(http, running.idp_url, tenant.issuer_id))
+        await eventually(lambda: _jwks_ready(http, running.idp_url, tenant.issuer_id), 60.0)
     return tenant
-
-
-async def _until(check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the platform did not reach the expected state in time")
-        await asyncio.sleep(0.1)
 
 
 async def _jwks_ready(http: httpx.AsyncClient, idp_url: str, issuer_id: str) -> bool:
