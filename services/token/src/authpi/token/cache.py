@@ -51,6 +51,7 @@ class KeyCache:
         self.sql = queries
         self._issuers: dict[str, IssuerKeys] = {}
         self._private: dict[str, PrivateKey] = {}
+        self.warm = asyncio.Event()  # set once `follow` has loaded every issuer
 
     def get(self, issuer_id: str) -> IssuerKeys | None:
         return self._issuers.get(issuer_id)
@@ -74,6 +75,7 @@ class KeyCache:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.sql.channel)))
             await self.load_all()
+            self.warm.set()
             while not stop.is_set():
                 async for note in conn.notifies(timeout=1.0):
                     await self.reload(note.payload)

@@ -36,7 +36,6 @@ async def build(rt: Runtime) -> ServiceParts:
     keys = KeyRing(rt, schema)
     await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
-    await cache.load_all()
     clients = clients_cache()
     clients_view = clients_projection(schema)
     follower = CacheFollower(
@@ -78,7 +77,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:lockouts", lockouts.follow),
             ("token:facts", facts.run),
         ],
-        warm=[follower.warm, agent_follower.warm, lockouts.warm],
+        warm=[cache.warm, follower.warm, agent_follower.warm, lockouts.warm],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts,
