@@ -26,7 +26,7 @@ from authpi.gateway.api_keys import ApiKeyCache, CachedKey
 from authpi.gateway.authn import check_source_ip, parse_basic, verify_key
 from authpi.gateway.layers import client_ip
 from authpi.observability import get_logger
-from authpi.token.oauth import OAuthError, RawResponse, error_response, json_response
+from authpi.web.oauth import OAuthError, RawResponse, error_response, json_response
 
 log = get_logger("authpi.gateway.keyinfo")
 

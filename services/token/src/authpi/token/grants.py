@@ -21,8 +21,9 @@ from authpi.token.cache import IssuerKeys
 from authpi.token.clients import ClientEntry
 from authpi.token.facts import FactPublisher
 from authpi.token.keys import sign_jwt
-from authpi.token.oauth import Form, OAuthError
+from authpi.token.oauth import Form
 from authpi.token.rotation import MAX_TOKEN_TTL_S
+from authpi.web.oauth import OAuthError
 
 MAX_SCOPES = 256
 

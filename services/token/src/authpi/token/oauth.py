@@ -1,5 +1,5 @@
 """The OAuth side of the machine endpoints (/token, /introspect, /revoke): strict request parsing,
-client authentication and RFC 6749 section 5.2 error responses.
+client authentication (the RFC 6749 error responses are in authpi.web.oauth).
 
 Parsing rules (idp-api.md 1.5, RFC 6749 section 3.2): form encoding is canonical and JSON is
 accepted; any other media type is 415 `invalid_content_type`. A parameter sent twice is
@@ -28,60 +28,12 @@ from authpi.token.agents import AgentEntry
 from authpi.token.clients import ClientEntry
 from authpi.token.entries import EntryCache
 from authpi.token.lockout import Lockouts
+from authpi.web.oauth import OAuthError, invalid_client
 
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 64
 REPEATABLE = frozenset({"resource"})
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _json_body = msgspec.json.Decoder(dict[str, Any])
-_encode = msgspec.json.Encoder().encode
-
-
-class RawResponse:
-    """A finished JSON response as a bare ASGI app: the machine endpoints build their bodies
-    themselves, so litestar's response machinery (header objects, serialisation) is skipped on
-    the hot path."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.status = status
-        self.body = body
-        self.headers = [(b"content-type", b"application/json")] + [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-        ]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body, "more_body": False})
-
-
-class OAuthError(Exception):
-    def __init__(
-        self, error: str, description: str, *, status: int = 400, basic: bool = False
-    ) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-        self.basic = basic  # the client tried HTTP Basic: answer with a Basic challenge
-
-
-def invalid_client(description: str = "Client authentication failed", **kw: Any) -> OAuthError:
-    return OAuthError("invalid_client", description, status=401, **kw)
-
-
-def error_response(exc: OAuthError, realm: str) -> RawResponse:
-    headers = dict(NO_STORE)
-    if exc.status == 401:
-        scheme = "Basic" if exc.basic or exc.error == "invalid_client" else "Bearer"
-        headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", error="{exc.error}"'
-    body = _encode({"error": exc.error, "error_description": exc.description})
-    return RawResponse(exc.status, body, headers)
-
-
-def json_response(payload: dict[str, Any], status: int = 200) -> RawResponse:
-    return RawResponse(status, _encode(payload), NO_STORE)
 
 
 class Form:

@@ -13,16 +13,9 @@ from authpi.observability import get_logger
 from authpi.token.api.discovery import issuer_url
 from authpi.token.cache import IssuerKeys, KeyCache
 from authpi.token.grants import ClientCredentialsGrant
-from authpi.token.oauth import (
-    ClientAuthenticator,
-    OAuthError,
-    RawResponse,
-    error_response,
-    json_response,
-    presented_credentials,
-    read_form,
-)
+from authpi.token.oauth import ClientAuthenticator, presented_credentials, read_form
 from authpi.token.revocation import Revocations, TokenVerifier
+from authpi.web.oauth import OAuthError, RawResponse, error_response, json_response
 
 log = get_logger("authpi.token.api")
 AGENT_PREFIX = "agt_"
