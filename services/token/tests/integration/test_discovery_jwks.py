@@ -321,3 +321,21 @@ async def test_platform_issuer_has_keys_and_discovery(platform):
         resp = await client.get(f"/{PLATFORM_ISSUER_ID}/.well-known/openid-configuration")
     assert resp.status_code == 200
     assert resp.json()["issuer"] == f"{platform.idp_url}/{PLATFORM_ISSUER_ID}"
+
+
+async def test_an_issuer_update_reaches_the_key_cache(platform, issuer_id):
+    """An update that changes no key (here the available scopes) still reloads the cached
+    issuer: discovery lists the new scope."""
+    async with core(platform) as client:
+        resp = await client.patch(
+            f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}",
+            json={"available_scopes": ["invoices:read"]},
+        )
+    assert resp.status_code == 200, resp.text
+
+    async def listed() -> bool:
+        async with idp(platform) as client:
+            doc = await client.get(f"/{issuer_id}/.well-known/openid-configuration")
+        return "invoices:read" in doc.json()["scopes_supported"]
+
+    await eventually(listed)

@@ -53,9 +53,11 @@ class IssuersReaction:
         match stored.event:
             case IssuerCreated() | IssuerUpdated() as e:
                 await conn.execute(self._upsert, _row(e, stored.recorded_at))
-                await self.keys.ensure(conn, e.id, e.account_id, _caused_by(stored, e.id))
-                # Every key cache reloads the issuer: status, scopes and lifetimes live there too.
-                await conn.execute(self.keys.sql.notify, [self.keys.sql.channel, e.id])
+                plan = await self.keys.ensure(conn, e.id, e.account_id, _caused_by(stored, e.id))
+                if plan.empty:
+                    # No key changed (so KeyRing sent no notice), but status, scopes and
+                    # lifetimes did: every key cache reloads the issuer.
+                    await conn.execute(self.keys.sql.notify, [self.keys.sql.channel, e.id])
             case IssuerDeleted() as e:
                 await conn.execute(self._delete, [e.id])
                 await self.keys.retire_all(conn, e.id, _caused_by(stored, e.id))
