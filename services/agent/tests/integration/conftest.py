@@ -4,7 +4,6 @@ database. Tests reach these helpers through the `kit` fixture."""
 
 from __future__ import annotations
 
-import base64
 import sys
 import uuid
 from typing import Any
@@ -14,20 +13,11 @@ import pytest
 from authpi_admin import AuthPIAdmin
 from psycopg import sql
 
-from authpi.contracts.base import Actor
-from authpi.contracts.scopes import ALL_SCOPES
-from authpi.testing.plugin import eventually
+from authpi.testing import tenants
+from authpi.testing.tenants import ADMIN, basic, key_ready, part
+from authpi.testing.tenants import places_holding as places_holding  # for tests, through `kit`
 
-ADMIN = Actor(type="system")
-
-
-def part(platform, name: str):
-    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+SERVICE = "agent"
 
 
 class Tenant:
@@ -79,37 +69,19 @@ class Tenant:
         return created.id
 
 
-async def key_ready(platform, key_id: str, secret: str) -> None:
-    """Wait until the gateway accepts a key created a moment ago (its key cache follows the
-    directory's events)."""
-
-    async def accepted() -> bool:
-        async with httpx.AsyncClient(base_url=platform.api_url, timeout=30) as http:
-            response = await http.get("/v1/me", headers=basic(key_id, secret))
-        return response.status_code == 200
-
-    await eventually(accepted)
-
-
 async def new_tenant(platform, issuer_fields: dict[str, Any] | None = None) -> Tenant:
-    directory = part(platform, "directory")
-    account_id = await directory.create_account("agents tenant", actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    await key_ready(platform, key.key_id, key.secret)
+    account_id, key = await tenants.new_account(platform, "agents tenant")
     admin = AuthPIAdmin(
-        api_key=(key.key_id, key.secret),
-        account_id=account_id,
-        base_url=platform.api_url,
-        retries=False,
+        api_key=key, account_id=account_id, base_url=platform.api_url, retries=False
     )
     issuer = await admin.issuers.create(
         {"name": f"agents-{uuid.uuid4().hex[:8]}", **(issuer_fields or {})}
     )
-    return Tenant(platform, account_id, (key.key_id, key.secret), issuer.id)
+    return Tenant(platform, account_id, key, issuer.id)
 
 
-def schema_of(platform, service: str = "agent") -> sql.Identifier:
-    return sql.Identifier(f"{platform.namespace}_{service}")
+def schema_of(platform, service: str = SERVICE) -> sql.Identifier:
+    return tenants.schema_of(platform, service)
 
 
 async def stored_events(platform, pool, stream_id: str) -> list[dict[str, Any]]:
@@ -122,42 +94,7 @@ async def stored_events(platform, pool, stream_id: str) -> list[dict[str, Any]]:
 
 
 async def count_events(platform, pool) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}.events").format(schema_of(platform))
-    async with pool.connection() as conn:
-        cur = await conn.execute(query)
-        row = await cur.fetchone()
-        return int(row[0])
-
-
-_COLUMNS = """
-SELECT table_schema, table_name, column_name, data_type
-FROM information_schema.columns c
-JOIN information_schema.tables t USING (table_schema, table_name)
-WHERE table_schema LIKE %s AND t.table_type = 'BASE TABLE'
-  AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')
-"""
-
-
-async def places_holding(platform, pool, needle: str) -> list[str]:
-    """Every `schema.table.column` of the platform's namespace whose value contains `needle`."""
-    found: list[str] = []
-    async with pool.connection() as conn:
-        cur = await conn.execute(_COLUMNS, [f"{platform.namespace}\\_%"])
-        columns = await cur.fetchall()
-        assert columns, "no tables found in the platform's namespace"
-        for schema, table, column, data_type in columns:
-            if data_type == "bytea":
-                test = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0")
-            else:
-                test = sql.SQL("strpos({}::text, %s) > 0")
-            query = sql.SQL("SELECT count(*) FROM {}.{} WHERE {}").format(
-                sql.Identifier(schema), sql.Identifier(table), test.format(sql.Identifier(column))
-            )
-            cur = await conn.execute(query, [needle])
-            row = await cur.fetchone()
-            if row and row[0]:
-                found.append(f"{schema}.{table}.{column}")
-    return found
+    return await tenants.count_events(platform, pool, SERVICE)
 
 
 @pytest.fixture

@@ -10,14 +10,11 @@ import pytest
 from authpi_admin import AuthPIAdmin
 from psycopg import sql
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
+from authpi.testing import tenants
+from authpi.testing.tenants import ADMIN, part
 
-ADMIN = Actor(type="system")
-
-
-def part(platform, name: str):
-    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
+SERVICE = "directory"
 
 
 def admin_for(platform, key_id: str, secret: str, account_id: str | None = None) -> AuthPIAdmin:
@@ -49,8 +46,8 @@ async def new_issuer(admin: AuthPIAdmin) -> str:
     return created.id
 
 
-def schema_of(platform, service: str = "directory") -> sql.Identifier:
-    return sql.Identifier(f"{platform.namespace}_{service}")
+def schema_of(platform, service: str = SERVICE) -> sql.Identifier:
+    return tenants.schema_of(platform, service)
 
 
 async def events_of(platform, pool, stream_id: str) -> list[str]:
@@ -63,45 +60,12 @@ async def events_of(platform, pool, stream_id: str) -> list[str]:
 
 
 async def count_events(platform, pool) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}.events").format(schema_of(platform))
-    async with pool.connection() as conn:
-        cur = await conn.execute(query)
-        row = await cur.fetchone()
-        return int(row[0])
-
-
-_COLUMNS = """
-SELECT table_schema, table_name, column_name, data_type
-FROM information_schema.columns c
-JOIN information_schema.tables t USING (table_schema, table_name)
-WHERE table_schema LIKE %s AND t.table_type = 'BASE TABLE'
-  AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')
-"""
+    return await tenants.count_events(platform, pool, SERVICE)
 
 
 async def places_holding(platform, pool, needle: str) -> list[str]:
-    """Every `schema.table.column` of the platform's namespace whose value contains `needle`:
-    text and JSON cast to text, bytea searched as raw bytes."""
-    found: list[str] = []
-    async with pool.connection() as conn:
-        cur = await conn.execute(_COLUMNS, [f"{platform.namespace}\\_%"])
-        columns = await cur.fetchall()
-        assert columns, "no tables found in the platform's namespace"
-        for schema, table, column, data_type in columns:
-            if data_type == "bytea":
-                test = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0")
-            else:
-                test = sql.SQL("strpos(lower({}::text), lower(%s)) > 0")
-            query = sql.SQL("SELECT count(*) FROM {}.{} WHERE {}").format(
-                sql.Identifier(schema),
-                sql.Identifier(table),
-                test.format(sql.Identifier(column)),
-            )
-            cur = await conn.execute(query, [needle])
-            row = await cur.fetchone()
-            if row and row[0]:
-                found.append(f"{schema}.{table}.{column}")
-    return found
+    """The places holding `needle`, case-blind (tenants.places_holding)."""
+    return await tenants.places_holding(platform, pool, needle, ignore_case=True)
 
 
 @pytest.fixture

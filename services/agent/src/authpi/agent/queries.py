@@ -22,9 +22,10 @@ class IssuerRow(msgspec.Struct, kw_only=True):
     wallet_proof: str | None
 
 
-class AgentRow(msgspec.Struct, kw_only=True):
+class AgentFields(msgspec.Struct, kw_only=True):
+    """The fields of an agent that the API shows, in its order (api/models.py `AgentOut`)."""
+
     id: str
-    account_id: str
     issuer_id: str
     name: str
     description: str | None
@@ -36,10 +37,14 @@ class AgentRow(msgspec.Struct, kw_only=True):
     status_reason: str | None
     status_by: str | None
     scopes: list[str]
+    verifiers: list[str]  # the configured verifier types (platform.md 3.2)
     metadata: dict[str, Any]
     created_at: int
     updated_at: int | None
-    verifiers: list[str]  # the configured verifier types (platform.md 3.2)
+
+
+class AgentRow(AgentFields, kw_only=True):
+    account_id: str
 
 
 class VerifierRow(msgspec.Struct, kw_only=True):
@@ -59,6 +64,7 @@ class VerifierRow(msgspec.Struct, kw_only=True):
 class MembershipRow(msgspec.Struct, kw_only=True):
     org_id: str
     member_id: str
+    member_type: str = "agent"  # not a column: every member this service knows is an agent
     issuer_id: str
     status: str
     status_reason: str | None

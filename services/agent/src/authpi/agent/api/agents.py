@@ -23,7 +23,6 @@ from authpi.agent.api.models import (
     VerifierOut,
     check_agent_body,
 )
-from authpi.agent.api.text import check_storable
 from authpi.agent.domain import wallets
 from authpi.agent.domain.agent import STATUSES
 from authpi.agent.domain.wallets import Wallet
@@ -36,6 +35,7 @@ from authpi.web.guards import require_scope
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 ISSUER = "/v1/accounts/{account_id:str}/issuers/{issuer_id:str}"
 AGENTS = ISSUER + "/agents"

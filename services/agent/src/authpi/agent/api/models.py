@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from authpi.agent.api.text import check_storable
-from authpi.agent.queries import AgentRow, MembershipRow, VerifierRow
+from authpi.agent.queries import AgentFields, AgentRow, MembershipRow, VerifierRow
 from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.metadata import check_metadata
+from authpi.web.text import check_storable
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -28,6 +28,7 @@ VerifierDescription = Annotated[str, msgspec.Meta(max_length=1000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
+_Out = TypeVar("_Out", bound=msgspec.Struct)
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
@@ -75,69 +76,31 @@ class ChallengeCreate(msgspec.Struct, frozen=True, kw_only=True):
     network: Short
 
 
-class AgentOut(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    issuer_id: str
-    name: str
-    description: str | None
-    model: str | None
-    provider: str | None
-    version: str | None
-    status: str
-    status_at: int | None
-    status_reason: str | None
-    status_by: str | None
-    scopes: list[str]
-    verifiers: list[str]
-    metadata: dict[str, Any]
-    created_at: int
-    updated_at: int | None
+def _shown(cls: type[_Out], row: Any) -> _Out:
+    """The API view of a read row: the fields `cls` shows, copied by name."""
+    return cls(**{f: getattr(row, f) for f in cls.__struct_fields__})
 
+
+class AgentOut(AgentFields, frozen=True, kw_only=True):
     @classmethod
     def of(cls, row: AgentRow) -> AgentOut:
-        return cls(**{f: getattr(row, f) for f in cls.__struct_fields__})
+        return _shown(cls, row)
 
 
-class MembershipOut(msgspec.Struct, frozen=True, kw_only=True):
+class MembershipOut(MembershipRow, frozen=True, kw_only=True):
     """An organization membership of the agent (platform.md 3.5; `OrganizationMembership`)."""
 
-    org_id: str
-    member_id: str
-    member_type: str
-    issuer_id: str
-    status: str
-    status_reason: str | None
-    status_by: str | None
-    scopes: list[str]
-    groups: list[str]
-    user_title: str | None
-    metadata: dict[str, Any]
-    joined_at: int
-    updated_at: int | None
-    organization_status: str
+    member_type: str  # required here: the row's default is no default of the contract
 
     @classmethod
     def of(cls, row: MembershipRow) -> MembershipOut:
-        fields = {f: getattr(row, f) for f in cls.__struct_fields__ if f != "member_type"}
-        return cls(member_type="agent", **fields)
+        return _shown(cls, row)
 
 
-class VerifierOut(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    agent_id: str
-    type: str
-    status: str
-    name: str | None
-    description: str | None
-    credential: dict[str, Any]
-    usage_count: int
-    last_used_at: int | None
-    created_at: int
-    updated_at: int | None
-
+class VerifierOut(VerifierRow, frozen=True, kw_only=True):
     @classmethod
     def of(cls, row: VerifierRow) -> VerifierOut:
-        return cls(**{f: getattr(row, f) for f in cls.__struct_fields__})
+        return _shown(cls, row)
 
 
 class CreatedVerifier(VerifierOut, frozen=True, kw_only=True, omit_defaults=True):

@@ -21,7 +21,6 @@ from authpi.agent.api.models import (
     VerifierOut,
     WalletCredential,
 )
-from authpi.agent.api.text import check_storable
 from authpi.agent.domain import wallets
 from authpi.agent.domain.wallets import Wallet, bad
 from authpi.agent.handlers.agents import Agents, Proof, VerifierSpec
@@ -31,6 +30,7 @@ from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 VERIFIERS = AGENT + "/verifiers"
 VERIFIER = VERIFIERS + "/{verifier_id:str}"

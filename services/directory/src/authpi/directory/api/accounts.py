@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from authpi.contracts.scopes import grants
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.domain import hosts
 from authpi.directory.domain.account import UpdateAccount
 from authpi.directory.domain.account_domains import DomainEdit
@@ -28,6 +28,7 @@ from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -172,11 +173,7 @@ async def list_accounts(
         )
         domains = await directory.account_queries.domains(conn, [r.id for r in rows])
     listed = paginate(rows, page, "accounts", lambda r: (r.created_at, r.id))
-    return Page(
-        data=[AccountOut.of(r, domains) for r in listed.data],
-        has_more=listed.has_more,
-        next_cursor=listed.next_cursor,
-    )
+    return rendered(listed, lambda r: AccountOut.of(r, domains))
 
 
 @get(

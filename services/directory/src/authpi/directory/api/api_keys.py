@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.contracts.scopes import is_known
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.domain.api_key_commands import UpdateApiKey
 from authpi.directory.handlers import (
     PLATFORM_ISSUER_ID,
@@ -34,6 +34,7 @@ from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal, Principal
+from authpi.web.text import check_storable
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -256,9 +257,24 @@ async def key_row(directory: Directory, account_id: str, key_id: str) -> KeyRow:
     return row
 
 
-async def _key(directory: Directory, account_id: str, key_id: str) -> Response[One[ApiKeyOut]]:
-    row = await key_row(directory, account_id, key_id)
+def key_response(row: KeyRow) -> Response[One[ApiKeyOut]]:
     return one(ApiKeyOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+
+
+async def current_key(
+    directory: Directory, account_id: str, key_id: str
+) -> Response[One[ApiKeyOut]]:
+    """The key as it is now: a read, or the answer after a write."""
+    return key_response(await key_row(directory, account_id, key_id))
+
+
+async def key_with_secret(
+    directory: Directory, account_id: str, key_id: str, secret: str, status: int = 200
+) -> Response[One[ApiKeyWithSecret]]:
+    """The key as it is now plus its plaintext secret (create and rotate), shown this once."""
+    row = await key_row(directory, account_id, key_id)
+    out = ApiKeyWithSecret.with_secret(row, secret)
+    return one(out, etag=etag_of(row.created_at, row.updated_at), status=status)
 
 
 def _filters(
@@ -301,11 +317,7 @@ async def list_api_keys(
             conn, account_id, filters, page.after_time_id(COLLECTION), page.fetch_limit, now
         )
     listed = paginate(rows, page, COLLECTION, lambda r: (r.created_at, r.id))
-    return Page(
-        data=[ApiKeyListItem.of(r) for r in listed.data],
-        has_more=listed.has_more,
-        next_cursor=listed.next_cursor,
-    )
+    return rendered(listed, ApiKeyListItem.of)
 
 
 @post(
@@ -345,15 +357,7 @@ async def create_api_key(
         restrictions=limits,
         details=details,
     )
-    return await _with_secret(directory, account_id, key.key_id, key.secret, status=201)
-
-
-async def _with_secret(
-    directory: Directory, account_id: str, key_id: str, secret: str, status: int = 200
-) -> Response[One[ApiKeyWithSecret]]:
-    row = await key_row(directory, account_id, key_id)
-    out = ApiKeyWithSecret.with_secret(row, secret)
-    return one(out, etag=etag_of(row.created_at, row.updated_at), status=status)
+    return await key_with_secret(directory, account_id, key.key_id, key.secret, status=201)
 
 
 @get(
@@ -366,7 +370,7 @@ async def _with_secret(
 async def get_api_key(
     account_id: FromPath[str], key_id: FromPath[str], directory: NamedDependency[Directory]
 ) -> Response[One[ApiKeyOut]]:
-    return await _key(directory, account_id, key_id)
+    return await current_key(directory, account_id, key_id)
 
 
 @patch(
@@ -386,12 +390,20 @@ async def update_api_key(
 ) -> Response[One[ApiKeyOut]]:
     # The account-level routes manage organization-level keys too (core-api.md 3.4, 7 #10).
     row = await key_row(directory, account_id, key_id)
+    await apply_update(directory, account_id, row, data, principal, if_match, scope_check_for(row))
+    return await current_key(directory, account_id, key_id)
+
+
+async def apply_update(
+    directory: Directory, account_id: str, row: KeyRow, data: UpdateApiKeyBody,
+    principal: Principal, if_match: str | None, check: ScopeCheck,
+) -> None:  # fmt: skip
+    """A PATCH of a key already found (account- or organization-level route), checked."""
     now = directory.rt.clock.now_ms()
-    cmd = update_command(account_id, row.id, data, principal, now, scope_check_for(row))
+    cmd = update_command(account_id, row.id, data, principal, now, check)
     await directory.update_api_key(
         msgspec.structs.replace(cmd, if_match=if_match), principal.actor()
     )
-    return await _key(directory, account_id, key_id)
 
 
 def update_command(
@@ -464,14 +476,11 @@ async def block_api_key(
     if_match: IfMatch = None,
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:
-    body = status_body(data)
-    change = StatusChange(
-        status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
-    )
+    change = status_change(data, if_match)
     await directory.block_api_key(
         account_id, known_form(key_id), actor=principal.actor(), change=change
     )
-    return await _key(directory, account_id, key_id)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(
@@ -491,7 +500,7 @@ async def unblock_api_key(
     await directory.unblock_api_key(
         account_id, known_form(key_id), actor=principal.actor(), if_match=if_match
     )
-    return await _key(directory, account_id, key_id)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(
@@ -509,14 +518,11 @@ async def revoke_api_key(
     if_match: IfMatch = None,
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:
-    body = status_body(data)
-    change = StatusChange(
-        status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
-    )
+    change = status_change(data, if_match)
     await directory.revoke_api_key(
         account_id, known_form(key_id), actor=principal.actor(), change=change
     )
-    return await _key(directory, account_id, key_id)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(
@@ -537,14 +543,17 @@ async def rotate_api_key(
     rotated = await directory.rotate_api_key(
         account_id, known_form(key_id), actor=principal.actor(), if_match=if_match
     )
-    return await _with_secret(directory, account_id, key_id, rotated.secret)
+    return await key_with_secret(directory, account_id, key_id, rotated.secret)
 
 
-def status_body(data: ApiKeyStatusBody | None) -> ApiKeyStatusBody:
-    """The optional body of block and revoke (absent or null: no reason given)."""
+def status_change(data: ApiKeyStatusBody | None, if_match: str | None) -> StatusChange:
+    """The optional body of block and revoke (absent or null: no reason given), checked, with
+    the request's If-Match precondition."""
     body = data or ApiKeyStatusBody()
     check_storable(body)
-    return body
+    return StatusChange(
+        status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
+    )
 
 
 def api_keys_router(directory: Directory) -> Router:

@@ -13,7 +13,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from authpi.directory.api.issuers import ISSUER, Name, issuer_row
-from authpi.directory.api.text import check_storable
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
 from authpi.directory.queries_issuers import MethodRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
@@ -23,6 +22,7 @@ from authpi.web.guards import require_scope
 from authpi.web.metadata import check_metadata
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 METHODS = ISSUER + "/auth-methods"
 METHOD = METHODS + "/{method_id:str}"

@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.contracts.directory import ClientConfig
 from authpi.directory.api.issuers import ISSUER, Description, Name, issuer_row
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.domain.client_settings import redirect_problem, to_settings
 from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.issuers import require_known_ids
@@ -26,6 +26,7 @@ from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 CLIENTS = ISSUER + "/clients"
 CLIENT = CLIENTS + "/{client_id:str}"
@@ -189,8 +190,7 @@ async def list_clients(
             conn, issuer_id, filters, page.after("clients"), page.fetch_limit
         )
     listed = paginate(rows, page, "clients", lambda r: (r.created_at, r.id))
-    items = [ClientListItem.of(r) for r in listed.data]
-    return Page(data=items, has_more=listed.has_more, next_cursor=listed.next_cursor)
+    return rendered(listed, ClientListItem.of)
 
 
 @post(CLIENTS, operation_id="createClient", summary="Create Client", tags=["Clients"],

@@ -11,7 +11,7 @@ from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.domain.issuer_settings import ACCESS_MODES
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
 from authpi.directory.queries_issuers import IssuerFilters, IssuerRow
@@ -23,6 +23,7 @@ from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 ISSUERS = "/v1/accounts/{account_id:str}/issuers"
 ISSUER = ISSUERS + "/{issuer_id:str}"
@@ -161,9 +162,8 @@ async def list_issuers(
             conn, account_id, filters, page.after("issuers"), page.fetch_limit
         )
     listed = paginate(rows, page, "issuers", lambda r: (r.created_at, r.id))
-    items = [IssuerListItem(**{f: getattr(r, f) for f in IssuerListItem.__struct_fields__})
-             for r in listed.data]  # fmt: skip
-    return Page(data=items, has_more=listed.has_more, next_cursor=listed.next_cursor)
+    fields = IssuerListItem.__struct_fields__
+    return rendered(listed, lambda r: IssuerListItem(**{f: getattr(r, f) for f in fields}))
 
 
 @post(ISSUERS, operation_id="createIssuer", summary="Create Issuer", tags=["Issuers"],

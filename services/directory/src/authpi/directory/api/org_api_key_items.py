@@ -19,20 +19,22 @@ from authpi.directory.api.api_keys import (
     ApiKeyWithSecret,
     RotateApiKeyBody,
     UpdateApiKeyBody,
+    apply_update,
     check_org_scopes,
+    current_key,
+    key_response,
     key_row,
+    key_with_secret,
     known_form,
-    status_body,
-    update_command,
+    status_change,
 )
-from authpi.directory.api.organization_common import ORG, live_organization, org_ref
-from authpi.directory.handlers import Directory, StatusChange
+from authpi.directory.api.organization_common import ORG, live_ref
+from authpi.directory.handlers import Directory
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.queries_accounts import KeyRow
 from authpi.errors import NotFound
 from authpi.web.core import provide
-from authpi.web.envelopes import One, no_content, one
-from authpi.web.etag import etag_of
+from authpi.web.envelopes import One, no_content
 from authpi.web.guards import require_scope
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
@@ -53,18 +55,11 @@ class OrgKeyPath(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _org_key(directory: Directory, organizations: Organizations, path: OrgKeyPath) -> KeyRow:
     """The key, if it is one of this organization's (of this issuer, in this account)."""
-    ref = org_ref(path.account_id, path.issuer_id, path.org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, path.account_id, path.issuer_id, path.org_id)
     row = await key_row(directory, path.account_id, known_form(path.key_id))
     if row.org_id != ref.org_id or row.issuer_id != ref.issuer_id:
         raise NotFound("no such API key in this organization", reason="api_key.other_org")
     return row
-
-
-async def _answer(directory: Directory, path: OrgKeyPath) -> Response[One[ApiKeyOut]]:
-    """The key as it is after a write."""
-    row = await key_row(directory, path.account_id, path.key_id)
-    return one(ApiKeyOut.of(row), etag=etag_of(row.created_at, row.updated_at))
 
 
 @get(KEY, operation_id="getOrganizationApiKey", summary="Get API Key (organization)", tags=TAGS,
@@ -75,8 +70,7 @@ async def get_org_api_key(
     organizations: NamedDependency[Organizations],
 ) -> Response[One[ApiKeyOut]]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
-    row = await _org_key(directory, organizations, path)
-    return one(ApiKeyOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+    return key_response(await _org_key(directory, organizations, path))
 
 
 @patch(KEY, operation_id="updateOrganizationApiKey", summary="Update API Key (organization)",
@@ -89,12 +83,8 @@ async def update_org_api_key(
 ) -> Response[One[ApiKeyOut]]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     row = await _org_key(directory, organizations, path)
-    now = directory.rt.clock.now_ms()
-    cmd = update_command(account_id, row.id, data, principal, now, check_org_scopes)
-    await directory.update_api_key(
-        msgspec.structs.replace(cmd, if_match=if_match), principal.actor()
-    )
-    return await _answer(directory, path)
+    await apply_update(directory, account_id, row, data, principal, if_match, check_org_scopes)
+    return await current_key(directory, account_id, key_id)
 
 
 @delete(KEY, operation_id="deleteOrganizationApiKey", summary="Delete API Key (organization)",
@@ -120,13 +110,10 @@ async def block_org_api_key(
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
-    body = status_body(data)
+    change = status_change(data, if_match)
     row = await _org_key(directory, organizations, path)
-    change = StatusChange(
-        status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
-    )
     await directory.block_api_key(account_id, row.id, actor=principal.actor(), change=change)
-    return await _answer(directory, path)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(KEY + "/unblock", operation_id="unblockOrganizationApiKey",
@@ -140,7 +127,7 @@ async def unblock_org_api_key(
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     row = await _org_key(directory, organizations, path)
     await directory.unblock_api_key(account_id, row.id, actor=principal.actor(), if_match=if_match)
-    return await _answer(directory, path)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(KEY + "/revoke", operation_id="revokeOrganizationApiKey",
@@ -153,13 +140,10 @@ async def revoke_org_api_key(
     data: JSONBody[ApiKeyStatusBody | None] = None,
 ) -> Response[One[ApiKeyOut]]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
-    body = status_body(data)
+    change = status_change(data, if_match)
     row = await _org_key(directory, organizations, path)
-    change = StatusChange(
-        status_reason=body.status_reason, status_by=body.status_by, if_match=if_match
-    )
     await directory.revoke_api_key(account_id, row.id, actor=principal.actor(), change=change)
-    return await _answer(directory, path)
+    return await current_key(directory, account_id, key_id)
 
 
 @post(KEY + "/rotate", operation_id="rotateOrganizationApiKey",
@@ -176,9 +160,7 @@ async def rotate_org_api_key(
     rotated = await directory.rotate_api_key(
         account_id, row.id, actor=principal.actor(), if_match=if_match
     )
-    now = await key_row(directory, account_id, row.id)
-    out = ApiKeyWithSecret.with_secret(now, rotated.secret)
-    return one(out, etag=etag_of(now.created_at, now.updated_at))
+    return await key_with_secret(directory, account_id, row.id, rotated.secret)
 
 
 def org_api_key_items_router(directory: Directory, organizations: Organizations) -> Router:

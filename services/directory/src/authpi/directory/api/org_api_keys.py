@@ -15,8 +15,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from authpi.directory.api.api_keys import check_org_scopes
 from authpi.directory.api.organization_common import (
     ORG,
+    check_body,
     choice,
-    live_organization,
+    live_ref,
     org_ref,
     text_query,
 )
@@ -26,14 +27,12 @@ from authpi.directory.api.organization_models import (
     KeySecret,
     OrgApiKeyItem,
 )
-from authpi.directory.api.text import check_storable
 from authpi.directory.handlers.organizations import Organizations, OrgKeySpec
 from authpi.directory.queries_organizations import KeyFilters
 from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.envelopes import One, Page, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
-from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.principal import InjectedPrincipal
 
@@ -49,8 +48,7 @@ def _invalid(field: str, message: str) -> Unprocessable:
 
 
 def _check(data: CreateOrgApiKeyBody, now: int) -> None:
-    check_storable(data)
-    check_metadata(data.metadata)
+    check_body(data)
     for i, entry in enumerate(data.restrictions.ip_allowlist):
         try:
             ipaddress.ip_network(entry, strict=False)
@@ -77,8 +75,7 @@ async def list_org_api_keys(
         readiness=choice("readiness", readiness, ("ready", "attention")),
         now=now, ready_until=now + FOURTEEN_DAYS_MS,
     )  # fmt: skip
-    ref = org_ref(account_id, issuer_id, org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, account_id, issuer_id, org_id)
     after = page.after(COLLECTION)
     async with organizations.rt.pool.connection() as conn:
         rows = await organizations.queries.api_keys(

@@ -8,16 +8,14 @@ from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from authpi.directory.api.organization_common import ORG, check_id, live_organization, org_ref
+from authpi.directory.api.organization_common import ORG, check_body, check_id, live_ref, org_ref
 from authpi.directory.api.organization_models import CreateGroupBody, Group, UpdateGroupBody
-from authpi.directory.api.text import check_storable
 from authpi.directory.domain.organization_commands import CreateGroup, DeleteGroup, UpdateGroup
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import NotFound
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
-from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
@@ -48,8 +46,7 @@ async def list_groups(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     page: InjectedPage, organizations: NamedDependency[Organizations],
 ) -> Page[Group]:  # fmt: skip
-    ref = org_ref(account_id, issuer_id, org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, account_id, issuer_id, org_id)
     after = page.after(COLLECTION)
     async with organizations.rt.pool.connection() as conn:
         rows = await organizations.queries.groups(conn, ref.org_id, after, page.fetch_limit)
@@ -63,8 +60,7 @@ async def create_group(
     principal: InjectedPrincipal, organizations: NamedDependency[Organizations],
     data: JSONBody[CreateGroupBody],
 ) -> Response[One[Group]]:  # fmt: skip
-    check_storable(data)
-    check_metadata(data.metadata)
+    check_body(data)
     ref = org_ref(account_id, issuer_id, org_id)
     cmd = CreateGroup(
         ref=ref, group_id="", name=data.name, now=0, description=data.description,
@@ -80,8 +76,7 @@ async def get_group(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     group_id: FromPath[str], organizations: NamedDependency[Organizations],
 ) -> Response[One[Group]]:  # fmt: skip
-    ref = org_ref(account_id, issuer_id, org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, account_id, issuer_id, org_id)
     return _respond(await _group(organizations, ref.org_id, check_id(group_id, "group")))
 
 
@@ -93,9 +88,7 @@ async def update_group(
     organizations: NamedDependency[Organizations], data: JSONBody[UpdateGroupBody],
     if_match: IfMatch = None,
 ) -> Response[One[Group]]:  # fmt: skip
-    check_storable(data)
-    if isinstance(data.metadata, dict):
-        check_metadata(data.metadata)
+    check_body(data)
     ref = org_ref(account_id, issuer_id, org_id)
     cmd = UpdateGroup(
         ref=ref, group_id=check_id(group_id, "group"), now=0, name=data.name,

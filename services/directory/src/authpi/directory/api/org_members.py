@@ -13,14 +13,15 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from authpi.directory.api.organization_common import (
     ORG,
+    check_body,
     check_id,
     choice,
     live_organization,
+    live_ref,
     org_ref,
     text_query,
 )
 from authpi.directory.api.organization_models import AddMemberBody, Membership, UpdateMemberBody
-from authpi.directory.api.text import check_storable
 from authpi.directory.domain.org_members import member_type_of
 from authpi.directory.domain.organization_commands import AddMember, RemoveMember, UpdateMember
 from authpi.directory.handlers.organizations import Organizations
@@ -28,7 +29,6 @@ from authpi.errors import NotFound
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
-from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
@@ -64,8 +64,7 @@ async def list_members(
 ) -> Page[Membership]:  # fmt: skip
     status = choice("status", status, ("active", "suspended"))
     scope = text_query("scope", scope_filter)
-    ref = org_ref(account_id, issuer_id, org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, account_id, issuer_id, org_id)
     after = page.after(COLLECTION)
     async with organizations.rt.pool.connection() as conn:
         rows = await organizations.queries.members(
@@ -81,8 +80,7 @@ async def add_member(
     principal: InjectedPrincipal, organizations: NamedDependency[Organizations],
     data: JSONBody[AddMemberBody],
 ) -> Response[One[Membership]]:  # fmt: skip
-    check_storable(data)
-    check_metadata(data.metadata)
+    check_body(data)
     ref = org_ref(account_id, issuer_id, org_id)
     member_type = data.member_type
     if member_type is msgspec.UNSET:
@@ -102,8 +100,7 @@ async def get_member(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     member_id: FromPath[str], organizations: NamedDependency[Organizations],
 ) -> Response[One[Membership]]:  # fmt: skip
-    ref = org_ref(account_id, issuer_id, org_id)
-    await live_organization(organizations, ref)
+    ref = await live_ref(organizations, account_id, issuer_id, org_id)
     return _respond(await _membership(organizations, ref.org_id, check_id(member_id, "member")))
 
 
@@ -115,9 +112,7 @@ async def update_member(
     organizations: NamedDependency[Organizations], data: JSONBody[UpdateMemberBody],
     if_match: IfMatch = None,
 ) -> Response[One[Membership]]:  # fmt: skip
-    check_storable(data)
-    if isinstance(data.metadata, dict):
-        check_metadata(data.metadata)
+    check_body(data)
     ref = org_ref(account_id, issuer_id, org_id)
     cmd = UpdateMember(
         ref=ref, member_id=check_id(member_id, "member"), now=0, scopes=data.scopes,

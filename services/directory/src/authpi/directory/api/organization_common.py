@@ -12,6 +12,8 @@ from authpi.directory.api.organization_models import Organization
 from authpi.directory.domain.organization_commands import OrgRef
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import FieldProblem, InvalidRequest, NotFound
+from authpi.web.metadata import check_metadata
+from authpi.web.text import check_storable
 
 I = "/v1/accounts/{account_id:str}/issuers/{issuer_id:str}"  # noqa: E741 (core-api.md 1.5)
 ORG = I + "/organizations/{org_id:str}"
@@ -39,6 +41,23 @@ async def live_organization(orgs: Organizations, ref: OrgRef) -> Organization:
     if found is None:
         raise NotFound("no such organization", reason="organization.not_found")
     return found
+
+
+async def live_ref(orgs: Organizations, account_id: str, issuer_id: str, org_id: str) -> OrgRef:
+    """The path's organization reference, once the organization is known to be live."""
+    ref = org_ref(account_id, issuer_id, org_id)
+    await live_organization(orgs, ref)
+    return ref
+
+
+def check_body(body: Any, objects: tuple[str, ...] = ("metadata",)) -> None:
+    """A write body: no unstorable text, and each JSON object it carries (absent, null or
+    unset ones are skipped) within the metadata limits."""
+    check_storable(body)
+    for field in objects:
+        value = getattr(body, field)
+        if isinstance(value, dict):
+            check_metadata(value, field)
 
 
 def choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:

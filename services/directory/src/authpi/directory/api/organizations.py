@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from authpi.directory.api.organization_common import (
     ORG,
     I,
+    check_body,
     check_id,
     choice,
     flag,
@@ -27,7 +28,6 @@ from authpi.directory.api.organization_models import (
     OrganizationListItem,
     UpdateOrganizationBody,
 )
-from authpi.directory.api.text import check_storable
 from authpi.directory.domain.organization_commands import (
     PROFILE_FIELDS,
     Profile,
@@ -38,7 +38,6 @@ from authpi.directory.queries_organizations import OrgFilters
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
-from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
@@ -47,14 +46,6 @@ COLLECTION = "organizations"
 _OBJECTS = ("business_details", "contact", "security", "sso", "custom_fields", "metadata")
 READ = [require_scope("issuers.organizations:read")]
 WRITE = [require_scope("issuers.organizations:write")]
-
-
-def _check_body(body: Any) -> None:
-    check_storable(body)
-    for field in _OBJECTS:
-        value = getattr(body, field)
-        if isinstance(value, dict):
-            check_metadata(value, field)
 
 
 def _profile_values(body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -98,7 +89,7 @@ async def create_organization(
     account_id: FromPath[str], issuer_id: FromPath[str], principal: InjectedPrincipal,
     organizations: NamedDependency[Organizations], data: JSONBody[CreateOrganizationBody],
 ) -> Response[One[Organization]]:  # fmt: skip
-    _check_body(data)
+    check_body(data, _OBJECTS)
     profile = Profile(**_profile_values(data, PROFILE_FIELDS))
     org_id = await organizations.create(
         account_id, check_id(issuer_id, "issuer"), profile, actor=principal.actor(),
@@ -125,7 +116,7 @@ async def update_organization(
     principal: InjectedPrincipal, organizations: NamedDependency[Organizations],
     data: JSONBody[UpdateOrganizationBody], if_match: IfMatch = None,
 ) -> Response[One[Organization]]:  # fmt: skip
-    _check_body(data)
+    check_body(data, _OBJECTS)
     ref = org_ref(account_id, issuer_id, org_id)
     cmd = UpdateOrganization(
         ref=ref, now=0, changes=_profile_values(data, PROFILE_FIELDS), status=data.status,

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.contracts.scopes import is_known
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.tokens import NewToken, PersonalTokens, effective_status
 from authpi.directory.queries_users import TokenRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
@@ -24,6 +24,7 @@ from authpi.web.metadata import check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal, Principal
+from authpi.web.text import check_storable
 
 ISSUER = "/v1/accounts/{account_id:str}/issuers/{issuer_id:str}"
 USER_TOKENS = ISSUER + "/users/{user_id:str}/tokens"
@@ -152,6 +153,11 @@ def _list_item(row: TokenRow, now: int) -> TokenListItem:
     )
 
 
+def _token(tokens: PersonalTokens, row: TokenRow) -> Response[One[PersonalTokenOut]]:
+    out = PersonalTokenOut(**_fields(row, tokens.rt.clock.now_ms()))
+    return one(out, etag=etag_of(row.created_at, row.updated_at))
+
+
 def _refuse(field: str, message: str) -> Unprocessable:
     problem = FieldProblem(field=field, code="invalid_value", message=message)
     return Unprocessable(message, reason=f"personal_token.{field}", fields=[problem])
@@ -211,11 +217,7 @@ async def list_user_tokens(
     )
     listed = paginate(rows, page, "tokens", lambda r: (r.created_at, r.id))
     now = tokens.rt.clock.now_ms()
-    return Page(
-        data=[_list_item(r, now) for r in listed.data],
-        has_more=listed.has_more,
-        next_cursor=listed.next_cursor,
-    )
+    return rendered(listed, lambda r: _list_item(r, now))
 
 
 @post(
@@ -250,8 +252,7 @@ async def get_token(
     account_id: FromPath[str], token_id: FromPath[str], tokens: NamedDependency[PersonalTokens]
 ) -> Response[One[PersonalTokenOut]]:
     row = await tokens.get(account_id, token_id)
-    out = PersonalTokenOut(**_fields(row, tokens.rt.clock.now_ms()))
-    return one(out, etag=etag_of(row.created_at, row.updated_at))
+    return _token(tokens, row)
 
 
 @post(
@@ -277,8 +278,7 @@ async def revoke_token(
         "if_match": if_match,
     }
     row = await tokens.revoke(account_id, token_id, principal.actor(), fields)
-    out = PersonalTokenOut(**_fields(row, tokens.rt.clock.now_ms()))
-    return one(out, etag=etag_of(row.created_at, row.updated_at))
+    return _token(tokens, row)
 
 
 @delete(

@@ -12,7 +12,7 @@ from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from authpi.directory.api.text import check_storable
+from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.users import NewUser, UserChanges, Users
 from authpi.directory.queries_users import UserRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
@@ -24,6 +24,7 @@ from authpi.web.metadata import check_custom_fields, check_metadata
 from authpi.web.pagination import InjectedPage, paginate
 from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
+from authpi.web.text import check_storable
 
 USERS = "/v1/accounts/{account_id:str}/issuers/{issuer_id:str}/users"
 USER = USERS + "/{user_id:str}"
@@ -140,6 +141,10 @@ class UserListItem(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+def _user(row: UserRow, status: int = 200) -> Response[One[UserOut]]:
+    return one(UserOut.of(row), etag=etag_of(row.created_at, row.updated_at), status=status)
+
+
 def _unprocessable(field: str, code: str, message: str) -> Unprocessable:
     problem = FieldProblem(field=field, code=code, message=message)
     return Unprocessable(message, reason=f"user.{field}", fields=[problem])
@@ -225,11 +230,7 @@ async def list_users(
             conn, issuer_id, _status_filter(status), page.after("users"), page.fetch_limit
         )
     listed = paginate(rows, page, "users", lambda r: (r.created_at, r.id))
-    return Page(
-        data=[UserListItem.of(r) for r in listed.data],
-        has_more=listed.has_more,
-        next_cursor=listed.next_cursor,
-    )
+    return rendered(listed, UserListItem.of)
 
 
 @post(
@@ -247,7 +248,7 @@ async def create_user(
     users: NamedDependency[Users],
 ) -> Response[One[UserOut]]:
     row = await users.create(account_id, issuer_id, new_user(data), principal.actor())
-    return one(UserOut.of(row), etag=etag_of(row.created_at, row.updated_at), status=201)
+    return _user(row, status=201)
 
 
 @get(
@@ -264,7 +265,7 @@ async def get_user(
     users: NamedDependency[Users],
 ) -> Response[One[UserOut]]:
     row = await users.get(account_id, issuer_id, user_id)
-    return one(UserOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+    return _user(row)
 
 
 @patch(
@@ -296,7 +297,7 @@ async def update_user(
         status_by=data.status_by,
     )
     row = await users.update(account_id, issuer_id, user_id, changes, principal.actor(), if_match)
-    return one(UserOut.of(row), etag=etag_of(row.created_at, row.updated_at))
+    return _user(row)
 
 
 @delete(

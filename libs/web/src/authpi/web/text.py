@@ -3,8 +3,8 @@ them) and lone surrogates (not encodable as UTF-8). Such input is a 422, never a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import msgspec
 
@@ -12,18 +12,19 @@ from authpi.errors import FieldProblem, Unprocessable
 
 
 def check_storable(body: Any) -> None:
-    """Walk the decoded request body (keys and values) and refuse unstorable strings."""
-    stack: list[tuple[Any, str]] = [(msgspec.to_builtins(body), "")]
+    """Walk the decoded request (keys and values) and refuse unstorable strings."""
+    stack: list[tuple[object, str]] = [(msgspec.to_builtins(body), "")]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
-            _check(value, path)
+            _check(value, path or "body")
         elif isinstance(value, Mapping):
-            for key, item in value.items():
+            for key, item in cast("Mapping[object, object]", value).items():
                 _check(str(key), path or "body")
                 stack.append((item, f"{path}.{key}" if path else str(key)))
         elif isinstance(value, list | tuple):
-            stack.extend((item, f"{path}.{i}") for i, item in enumerate(value))
+            items = cast("Sequence[object]", value)
+            stack.extend((item, f"{path}.{i}") for i, item in enumerate(items))
 
 
 def _check(text: str, field: str) -> None:

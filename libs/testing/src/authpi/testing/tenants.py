@@ -1,0 +1,101 @@
+"""Helpers the services' API tests share, over the `platform` fixture: its in-process parts, an
+account of its own with an all-scopes key, Basic auth, waiting until the gateway accepts a key,
+and read-only probes of a service's schema. Each suite's conftest hands them to its tests through
+its `kit` fixture."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Actor
+from authpi.contracts.scopes import ALL_SCOPES
+from authpi.testing.plugin import RunningPlatform, eventually
+
+ADMIN = Actor(type="system")
+
+
+def part(platform: RunningPlatform, name: str) -> Any:
+    """The export `name` of the running platform's parts (e.g. the directory's handlers)."""
+    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
+
+
+def basic(key_id: str, secret: str) -> dict[str, str]:
+    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def key_ready(platform: RunningPlatform, key_id: str, secret: str) -> None:
+    """Wait until the gateway accepts a key created a moment ago (its key cache follows the
+    directory's events)."""
+
+    async def accepted() -> bool:
+        async with httpx.AsyncClient(base_url=platform.api_url, timeout=30) as http:
+            response = await http.get("/v1/me", headers=basic(key_id, secret))
+        return response.status_code == 200
+
+    await eventually(accepted)
+
+
+async def new_account(platform: RunningPlatform, name: str) -> tuple[str, tuple[str, str]]:
+    """A new account with an all-scopes key the gateway already accepts: (account id, key)."""
+    directory = part(platform, "directory")
+    account_id: str = await directory.create_account(name, actor=ADMIN)
+    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
+    await key_ready(platform, key.key_id, key.secret)
+    return account_id, (key.key_id, key.secret)
+
+
+def schema_of(platform: RunningPlatform, service: str) -> sql.Identifier:
+    return sql.Identifier(f"{platform.namespace}_{service}")
+
+
+async def count_events(platform: RunningPlatform, pool: AsyncConnectionPool, service: str) -> int:
+    query = sql.SQL("SELECT count(*) FROM {}.events").format(schema_of(platform, service))
+    async with pool.connection() as conn:
+        cur = await conn.execute(query)
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+_COLUMNS = """
+SELECT table_schema, table_name, column_name, data_type
+FROM information_schema.columns c
+JOIN information_schema.tables t USING (table_schema, table_name)
+WHERE table_schema LIKE %s AND t.table_type = 'BASE TABLE'
+  AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')
+"""
+
+
+async def places_holding(
+    platform: RunningPlatform, pool: AsyncConnectionPool, needle: str, *, ignore_case: bool = False
+) -> list[str]:
+    """Every `schema.table.column` of the platform's namespace whose value contains `needle`:
+    text and JSON cast to text (case-blind with `ignore_case`), bytea searched as raw bytes."""
+    if ignore_case:
+        text_test = sql.SQL("strpos(lower({}::text), lower(%s)) > 0")
+    else:
+        text_test = sql.SQL("strpos({}::text, %s) > 0")
+    found: list[str] = []
+    async with pool.connection() as conn:
+        cur = await conn.execute(_COLUMNS, [f"{platform.namespace}\\_%"])
+        columns = await cur.fetchall()
+        assert columns, "no tables found in the platform's namespace"
+        for schema, table, column, data_type in columns:
+            if data_type == "bytea":
+                test = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0")
+            else:
+                test = text_test
+            query = sql.SQL("SELECT count(*) FROM {}.{} WHERE {}").format(
+                sql.Identifier(schema), sql.Identifier(table), test.format(sql.Identifier(column))
+            )
+            cur = await conn.execute(query, [needle])
+            row = await cur.fetchone()
+            if row and row[0]:
+                found.append(f"{schema}.{table}.{column}")
+    return found
