@@ -57,7 +57,10 @@ class Relay:
         batch_size: int = 2000,
         poll_interval: float = 1.0,
         on_published: Callable[[int], None] | None = None,
+        on_sequence: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`on_sequence(event_id, stream_sequence)` hears of each published event (the writer's
+        read-your-writes wait learns from it where its events sit in the stream)."""
         self.dsn = dsn
         self.schema = schema
         self.source = source
@@ -66,6 +69,7 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.on_published = on_published
+        self.on_sequence = on_sequence
         self.published = 0
         self.running = asyncio.Event()
         q = sql.Identifier(schema)
@@ -155,13 +159,18 @@ class Relay:
                         headers={"Nats-Msg-Id": row[2]},
                     )
                 )
-            await asyncio.gather(*futures)  # every ack, or raise: the cursor moves only after
+            acks = await asyncio.gather(
+                *futures
+            )  # every ack, or raise: the cursor moves only after
             last = rows[-1]
             cursor = (int(last[1]), int(last[0]))
             await conn.execute(self._sql_store, [str(cursor[0]), cursor[1]])
             self.published += len(rows)
             if self.on_published is not None:
                 self.on_published(len(rows))
+            if self.on_sequence is not None:
+                for row, ack in zip(rows, acks, strict=True):
+                    self.on_sequence(row[2], ack.seq)
 
 
 async def _first(*aws: Coroutine[Any, Any, Any], timeout: float) -> None:

@@ -3,7 +3,9 @@ transaction (load, decide, append, inline projections). The events table is the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, LiteralString, Protocol, TypeVar
 
@@ -82,6 +84,28 @@ class Outcome(Generic[S]):
 
 
 _meta_decoder = msgspec.json.Decoder(Meta)
+# The events a request committed, for its read-your-writes wait (messaging.sync).
+_written: ContextVar[list[StoredEvent] | None] = ContextVar("authpi_written", default=None)
+
+
+@contextlib.contextmanager
+def recording_writes() -> Iterator[list[StoredEvent]]:
+    """Collect every event committed by `execute`/`execute_all` inside the block (one request)."""
+    written: list[StoredEvent] = []
+    token = _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(token)
+
+
+def record_written(events: Sequence[StoredEvent]) -> None:
+    """Report committed events to the current request's recording, if any."""
+    written = _written.get()
+    if written is not None:
+        written.extend(events)
+
+
 _meta_encoder = msgspec.json.Encoder()
 
 
@@ -204,7 +228,7 @@ class EventStore:
         first INSERT: the relay's ordering relies on it (STYLE.md 6)."""
         for _ in range(attempts):
             try:
-                return await self._execute_once(steps, meta, reactions)
+                outcomes = await self._execute_once(steps, meta, reactions)
             except VersionConflict:
                 continue
             except psycopg.errors.UniqueViolation as exc:
@@ -212,6 +236,8 @@ class EventStore:
                 if exc.diag.constraint_name != "events_stream_id_stream_version_key":
                     raise
                 continue
+            record_written([e for o in outcomes for e in o.events])  # committed
+            return outcomes
         raise Conflict(
             "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
         )

@@ -30,6 +30,7 @@ from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
 from authpi.eventstore.locks import acquire, consumer_lock
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
+from authpi.messaging.sync import Watermark, type_matches
 from authpi.observability import get_logger
 
 log = get_logger("authpi.consumer")
@@ -61,6 +62,22 @@ class ProjectionConsumer:
         self.checkpoints = Checkpoints(projection.schema, projection.name)
         self.running = asyncio.Event()
         self.applied = 0
+        self.applied_seq = Watermark()  # the stream sequence applied (read-your-writes, sync.py)
+
+    @property
+    def name(self) -> str:
+        return f"consumer:{self.projection.name}"
+
+    def takes(self, event_type: str) -> bool:
+        types = self.projection.event_types
+        return not types or any(type_matches(t, event_type) for t in types)
+
+    async def reach(self, seq: int, timeout: float) -> bool:
+        """Until the events this projection takes are applied up to stream sequence `seq`. A copy
+        that does not hold the projection's lock applies nothing: it has nothing to wait for."""
+        if not self.running.is_set():
+            return True
+        return await self.applied_seq.reach(seq, timeout)
 
     def _filters(self) -> list[str]:
         types = self.projection.event_types
@@ -86,6 +103,7 @@ class ProjectionConsumer:
         async with self.pool.connection() as conn, conn.transaction():
             cps = await self.checkpoints.load(conn)
         start = cps[SEQ_SOURCE].last_seq + 1 if SEQ_SOURCE in cps else 1
+        self.applied_seq.reset(start - 1)
         name = self.projection.name
         with contextlib.suppress(NotFoundError):
             await self.js.delete_consumer(self.stream, name)
@@ -132,6 +150,8 @@ class ProjectionConsumer:
                 log.warning("consumer.retrying", consumer=self.projection.name, error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if msgs:
+            self.applied_seq.advance(msgs[-1].metadata.sequence.stream)
         if self.after_commit is not None:
             self.after_commit(len(msgs))
         for msg, ok in zip(msgs, verdicts, strict=True):

@@ -26,6 +26,7 @@ from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import events_of_type, events_stream
 from authpi.eventstore.sqltext import render
 from authpi.messaging.consumer import SEQ_SOURCE
+from authpi.messaging.sync import Watermark, type_matches
 from authpi.observability import get_logger
 
 log = get_logger("authpi.follower")
@@ -57,12 +58,24 @@ class CacheFollower:
         self.apply = apply
         self.warm = asyncio.Event()
         self.last_seq = 0
+        self.applied = Watermark()  # the stream sequence applied (read-your-writes, sync.py)
         self._received = 0
         self._checkpoint: LiteralString = render(
             sql.SQL(
                 "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
             ).format(sql.Identifier(schema))
         )
+
+    @property
+    def name(self) -> str:
+        return f"follower:{self.consumer}"
+
+    def takes(self, event_type: str) -> bool:
+        return type_matches(self.event_types, event_type)
+
+    async def reach(self, seq: int, timeout: float) -> bool:
+        """Until the events this follower takes are applied up to stream sequence `seq`."""
+        return await self.applied.reach(seq, timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Worker task: load, follow until `stop`. A failure propagates to the supervisor,
@@ -101,6 +114,7 @@ class CacheFollower:
             row = await cur.fetchone()
             await self.load(conn)
         self.last_seq = int(row[0]) if row else 0
+        self.applied.reset(self.last_seq)
         return self.last_seq
 
     async def _on_message(self, msg: Msg) -> None:
@@ -117,3 +131,4 @@ class CacheFollower:
             # Even a rejected message counts as handled, or `warm` would wait for it forever.
             self._received += 1
             self.last_seq = msg.metadata.sequence.stream
+            self.applied.advance(self.last_seq)

@@ -18,6 +18,7 @@ from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids
 from authpi.messaging.projection import Projection
+from authpi.messaging.sync import Sync
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -32,6 +33,11 @@ class Runtime:
     clock: Clock
     ids: Ids
     kek: Kek
+    # Read-your-writes: what this process applies, and the write barrier (messaging.sync).
+    sync: Sync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sync = Sync(self.nc, self.settings.namespace)
 
     @property
     def namespace(self) -> str:

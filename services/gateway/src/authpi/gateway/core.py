@@ -14,6 +14,7 @@ from typing import Any
 from authpi.gateway.accounts import AccountLookup
 from authpi.gateway.api_keys import ApiKeyCache
 from authpi.gateway.authn import Authenticator, Bearers
+from authpi.gateway.consistency import ReadYourWritesLayer
 from authpi.gateway.idempotency import IdempotencyStore
 from authpi.gateway.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
 from authpi.gateway.personal_tokens import PersonalTokenCache, PersonalTokenVerifier
@@ -45,6 +46,9 @@ class Gateway:
         self.personal_tokens = PersonalTokenCache(
             pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
         )
+        for cache in (self.api_keys, self.accounts, self.platform_keys, self.personal_tokens):
+            rt.sync.track(cache.follower)  # a Core API write waits for them (read-your-writes)
+        self.sync = rt.sync
         bearers = Bearers(
             users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
             personal=PersonalTokenVerifier(self.personal_tokens, rt.clock),
@@ -93,6 +97,7 @@ class Gateway:
 
     def layers(self) -> list[Any]:
         return [
+            ReadYourWritesLayer(self.sync),
             RateLimitLayer(self.buckets),
             AuthenticationLayer(self.authenticator, self.accounts),
             IdempotencyLayer(self.idempotency),

@@ -224,7 +224,10 @@ class Platform:
 
     def _start_background(self, rt: Runtime) -> None:
         for module in self.modules:
-            relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
+            relay = Relay(
+                rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace,
+                on_sequence=rt.sync.publications.published,
+            )  # fmt: skip
             self.relays.append(relay)
             self._spawn(f"relay:{module.name}", relay.run)
         for parts in self.parts:
@@ -234,9 +237,11 @@ class Platform:
                     namespace=rt.namespace,
                 )  # fmt: skip
                 self.consumers.append(consumer)
+                rt.sync.track(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
             for name, task in [*parts.tasks, *parts.worker_tasks]:
                 self._spawn(name, task)
+        self._spawn("sync", rt.sync.run)
 
     def _spawn(self, name: str, task: Any) -> None:
         self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
@@ -245,6 +250,8 @@ class Platform:
         events = [(f"relay:{r.schema}", r.running) for r in self.relays]
         events += [(f"consumer:{c.projection.name}", c.running) for c in self.consumers]
         events += [(f"warm:{p.name}", e) for p in self.parts for e in p.warm]
+        assert self.rt is not None
+        events.append(("sync", self.rt.sync.running))
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for _, e in events)), timeout)
         except TimeoutError:

@@ -247,7 +247,12 @@ class IdpWorker:
                 self.tasks.append(
                     asyncio.create_task(supervise(name, task, self.stop_event), name=name)
                 )
+        # Announced before it serves: from now on every Core API write waits for this process.
+        self.tasks.append(
+            asyncio.create_task(supervise("sync", rt.sync.run, self.stop_event), name="sync")
+        )
         warm = [e.wait() for p in self.parts for e in p.warm]
+        warm.append(rt.sync.running.wait())
         await asyncio.wait_for(asyncio.gather(*warm), START_TIMEOUT_S)
         sock = socket.socket(fileno=self.spec.fd)
         self.stack.callback(sock.close)

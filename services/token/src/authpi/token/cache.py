@@ -1,12 +1,19 @@
 """The per-process key cache: every issuer the token service knows, its published JWKS (encoded
 once, with its ETag) and the current signing key per algorithm, unwrapped. Loaded from the token
 schema at start and kept current by LISTEN on the schema's key channel; requests never touch the
-database."""
+database.
+
+Read-your-writes (messaging.sync): `reach(seq)` waits until the token-issuers projection has
+applied the stream up to `seq` (its checkpoint), then sends a fence notice of its own on the key
+channel and waits until this cache has handled it. Notices arrive in commit order, and each
+projection transaction notifies in the same commit as its checkpoint, so by then every issuer
+change up to `seq` is in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from typing import Any
 
 import jwt
@@ -17,8 +24,11 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.envelope import Kek
+from authpi.messaging.sync import type_matches
 from authpi.token.keys import PrivateKey, unwrap_private
 from authpi.token.queries import Sql
+
+FENCE = "fence:"  # a notice payload that is no issuer id: a read-your-writes fence
 
 
 class Signer(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +62,49 @@ class KeyCache:
         self._issuers: dict[str, IssuerKeys] = {}
         self._private: dict[str, PrivateKey] = {}
         self.warm = asyncio.Event()  # set once `follow` has loaded every issuer
+        self._fences: dict[str, asyncio.Future[None]] = {}
+        self._noticed: asyncio.Future[None] | None = None  # resolved at the next notice
+
+    name = "key-cache"
+
+    def takes(self, event_type: str) -> bool:
+        return type_matches("issuer.*", event_type)
+
+    async def reach(self, seq: int, timeout: float) -> bool:
+        """Until every issuer change up to stream sequence `seq` is in this cache."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        fence = f"{FENCE}{uuid.uuid4().hex}"
+        try:
+            while True:
+                noticed = self._next_notice()
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute(self.sql.issuers_checkpoint)
+                    row = await cur.fetchone()
+                if row is not None and int(row[0]) >= seq:
+                    break
+                await asyncio.wait_for(asyncio.shield(noticed), deadline - loop.time())
+            self._fences[fence] = loop.create_future()
+            async with self.pool.connection() as conn:
+                await conn.execute(self.sql.notify, [self.sql.channel, fence])
+            await asyncio.wait_for(asyncio.shield(self._fences[fence]), deadline - loop.time())
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._fences.pop(fence, None)
+
+    def _next_notice(self) -> asyncio.Future[None]:
+        if self._noticed is None or self._noticed.done():
+            self._noticed = asyncio.get_running_loop().create_future()
+        return self._noticed
+
+    def _handled(self, payload: str) -> None:
+        fence = self._fences.get(payload)
+        if fence is not None and not fence.done():
+            fence.set_result(None)
+        if self._noticed is not None and not self._noticed.done():
+            self._noticed.set_result(None)
 
     def get(self, issuer_id: str) -> IssuerKeys | None:
         return self._issuers.get(issuer_id)
@@ -78,7 +131,9 @@ class KeyCache:
             self.warm.set()
             while not stop.is_set():
                 async for note in conn.notifies(timeout=1.0):
-                    await self.reload(note.payload)
+                    if not note.payload.startswith(FENCE):
+                        await self.reload(note.payload)
+                    self._handled(note.payload)
 
     async def _reload(self, conn: psycopg.AsyncConnection[Any], issuer_id: str) -> None:
         cur = conn.cursor(row_factory=tuple_row)

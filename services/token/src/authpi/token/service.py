@@ -50,6 +50,8 @@ async def build(rt: Runtime) -> ServiceParts:
         consumer=agents_view.name, event_types=AGENT_EVENTS,
         load=lambda conn: agents_view.load_into(conn, agents), apply=agents.apply,
     )  # fmt: skip
+    for progress in (cache, follower, agent_follower):
+        rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
     await lockouts.open()
     facts = FactPublisher(rt.js, rt.namespace)
