@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,19 +20,29 @@ from pathlib import Path
 import httpx
 from authpi_admin import AuthPIAdmin
 
+from authpi.testing.infra import Infra, new_namespace
+from authpi.testing.plugin import eventually
+
 LOOPS = 500
+PACE_S = 0.01  # between two requests of one background flow: load, not a CPU hog
 ES256_ONLY = {"access": {}, "security": {"signing": {"algorithms": ["ES256"]}}}
 
 
 class Tenant:
-    def __init__(self, api_url: str, idp_url: str, account_id: str, key: tuple[str, str]) -> None:
+    def __init__(
+        self, api_url: str, idp_url: str, account_id: str, key: tuple[str, str], *,
+        spread: bool = False,
+    ) -> None:  # fmt: skip
         self.api_url = api_url
         self.idp_url = idp_url
         self.account_id = account_id
         self.admin = AuthPIAdmin(
             api_key=key, account_id=account_id, base_url=api_url, retries=False, timeout=30
         )
-        self.idp = httpx.AsyncClient(timeout=30)
+        # `spread`: a new connection per IdP request, so the kernel hands requests to every
+        # process accepting on the IdP socket, IdP workers included.
+        limits = httpx.Limits(max_keepalive_connections=0) if spread else httpx.Limits()
+        self.idp = httpx.AsyncClient(timeout=30, limits=limits)
         self.api = httpx.AsyncClient(base_url=api_url, timeout=30)
         self.issuer_id = ""
 
@@ -140,12 +154,14 @@ async def background_load(t: Tenant) -> AsyncIterator[list[int]]:
         while not stop.is_set():
             await t.issuer.agents.create({"name": "load", "scopes": ["orders:read"]})
             done[0] += 1
+            await asyncio.sleep(PACE_S)
 
     async def tokens() -> None:
         while not stop.is_set():
             resp = await t.token(client_id, secret)
             assert resp.status_code == 200, resp.text
             done[1] += 1
+            await asyncio.sleep(PACE_S)
 
     tasks = [asyncio.create_task(writes()), asyncio.create_task(tokens())]
     try:
@@ -176,3 +192,61 @@ async def test_create_then_use_500_times_under_load(platform):
         await run_loops(t)
     finally:
         await t.close()
+
+
+@contextlib.asynccontextmanager
+async def up_with_idp_workers(infra: Infra, tmp_path: Path) -> AsyncIterator[Tenant]:
+    """`authpi up` with AUTHPI_IDP_WORKERS=2 (the main process and one IdP worker process on the
+    IdP socket), ready once /readyz counts the worker; a tenant on its bootstrap account."""
+    data_dir = tmp_path / ".authpi"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
+    env.update(
+        AUTHPI_DATA_DIR=str(data_dir), AUTHPI_DATABASE_URL=infra.dsn,
+        AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
+        AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
+        AUTHPI_IDP_WORKERS="2", AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
+    )  # fmt: skip
+    with open(tmp_path / "authpi-up.log", "wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "authpi.gateway.cli", "up", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        boot = data_dir / "bootstrap.json"
+
+        async def bootstrapped() -> bool:
+            assert proc.returncode is None, (tmp_path / "authpi-up.log").read_text()[-3000:]
+            return boot.exists()
+
+        await eventually(bootstrapped, timeout=180, interval=0.2)
+        creds = json.loads(boot.read_text())
+
+        async def ready() -> bool:
+            async with httpx.AsyncClient(timeout=5) as http:
+                with contextlib.suppress(httpx.HTTPError):
+                    resp = await http.get(f"{creds['api_url']}/readyz")
+                    return resp.status_code == 200 and resp.json()["checks"]["idp_workers"]
+            return False
+
+        await eventually(ready, timeout=60)
+        t = Tenant(
+            creds["api_url"], creds["idp_url"], creds["account_id"],
+            (creds["api_key_id"], creds["api_key_secret"]), spread=True,
+        )  # fmt: skip
+        try:
+            yield t
+        finally:
+            await t.close()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_create_then_use_500_times_with_an_idp_worker(infra, tmp_path):
+    async with up_with_idp_workers(infra, tmp_path) as t:
+        await run_loops(t)

@@ -86,6 +86,14 @@ class Relay:
                 " ORDER BY e.tx_id, e.position LIMIT %s"
             ).format(events)
         )
+        # Committed rows past the cursor that the snapshot xmin still holds back: another
+        # transaction (of any schema) is in flight. No notice comes when it ends, so the relay
+        # looks again shortly instead of waiting for the next notice or poll.
+        self._sql_held: LiteralString = render(
+            sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {} AS e WHERE (e.tx_id, e.position) > (%s::xid8, %s))"
+            ).format(events)
+        )
         self._sql_cursor: LiteralString = render(
             sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q)
         )
@@ -111,10 +119,17 @@ class Relay:
                     cursor = (int(row[0]), int(row[1]))
                     self.running.set()
                     log.info("relay.started", schema=self.schema, cursor=cursor)
+                    held_for = 0.0
                     while not stop.is_set():
                         wake.clear()
                         cursor = await self.drain(conn, cursor)
-                        await _first(wake.wait(), stop.wait(), timeout=self.poll_interval)
+                        cur = await conn.execute(self._sql_held, [str(cursor[0]), cursor[1]])
+                        held = await cur.fetchone()
+                        # Held back: look again at 1, 2, 4 … ms (at most 50 ms apart).
+                        held_for = min(max(held_for * 2, 0.001), 0.05) if held and held[0] else 0
+                        await _first(
+                            wake.wait(), stop.wait(), timeout=held_for or self.poll_interval
+                        )
                         if listener.done():
                             listener.result()  # the LISTEN connection died: fail, be restarted
             finally:
