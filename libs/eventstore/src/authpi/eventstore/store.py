@@ -209,11 +209,12 @@ class EventStore:
         meta: Meta,
         reactions: Sequence[Reaction] = (),
         attempts: int = 3,
+        prepare: Reaction | None = None,
     ) -> Outcome[S]:
         """Load, fold, decide, append and run inline reactions (projections, reservations) in one
         transaction. A VersionConflict is retried, then surfaces as Conflict."""
         outcomes = await self.execute_all(
-            [Step(stream_id, decider, command)], meta, reactions, attempts
+            [Step(stream_id, decider, command)], meta, reactions, attempts, prepare
         )
         return outcomes[0]
 
@@ -223,12 +224,15 @@ class EventStore:
         meta: Meta,
         reactions: Sequence[Reaction] = (),
         attempts: int = 3,
+        prepare: Reaction | None = None,
     ) -> list[Outcome[Any]]:
         """`execute` over several streams in one transaction. Every stream is loaded before the
-        first INSERT: the relay's ordering relies on it (STYLE.md 6)."""
+        first INSERT: the relay's ordering relies on it (STYLE.md 6). `prepare` runs first in
+        the transaction, before any load: reads, checks and advisory locks only, never a write
+        nor a row lock (either gives the transaction its id before the loads)."""
         for _ in range(attempts):
             try:
-                outcomes = await self._execute_once(steps, meta, reactions)
+                outcomes = await self._execute_once(steps, meta, reactions, prepare)
             except VersionConflict:
                 continue
             except psycopg.errors.UniqueViolation as exc:
@@ -243,11 +247,17 @@ class EventStore:
         )
 
     async def _execute_once(
-        self, steps: Sequence[Step[Any, Any]], meta: Meta, reactions: Sequence[Reaction]
+        self,
+        steps: Sequence[Step[Any, Any]],
+        meta: Meta,
+        reactions: Sequence[Reaction],
+        prepare: Reaction | None,
     ) -> list[Outcome[Any]]:
         # Pipeline mode: BEGIN travels with the first load and COMMIT with the last write, so a
         # command costs two round trips instead of four.
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            if prepare is not None:
+                await prepare(Tx(conn, self))
             histories = [await self.load(conn, step.stream_id) for step in steps]
             outcomes: list[Outcome[Any]] = []
             all_stored: list[StoredEvent] = []

@@ -1,7 +1,11 @@
 """agent-memberships: the organization memberships of agents (platform.md 3.5), learnt from the
 directory's organization events into agent_memberships_view, together with each organization's
 status (organizations_seen), so that wallet resolution can answer with an agent's memberships
-(platform.md 4.4, `expand=memberships`) without calling the directory."""
+(platform.md 4.4, `expand=memberships`) without calling the directory.
+
+Every event it takes is on the organization's stream. organizations_seen keeps the stream version
+of the last one applied, and an event at or below it is stale (a replay, a redelivery) and changes
+nothing: a removed membership never comes back. A deleted organization stays as a `deleted` row."""
 
 from __future__ import annotations
 
@@ -54,11 +58,20 @@ class MembershipsReaction:
             return sql.SQL(text).format(q=q).as_string()
 
         self._org = render(
-            "INSERT INTO {q}.organizations_seen (id, issuer_id, status) VALUES (%s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status"
+            "INSERT INTO {q}.organizations_seen AS o (id, issuer_id, status, version)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " version = excluded.version WHERE o.version < excluded.version RETURNING 1"
         )
+        # The version gate: moves the organization's version, or says the event is stale.
+        self._newer = render(
+            "UPDATE {q}.organizations_seen SET version = %s WHERE id = %s AND version < %s"
+            " RETURNING 1"
+        )
+        self._seen = render("SELECT 1 FROM {q}.organizations_seen WHERE id = %s")
         self._org_status = render("UPDATE {q}.organizations_seen SET status = %s WHERE id = %s")
-        self._org_gone = render("DELETE FROM {q}.organizations_seen WHERE id = %s")
+        self._org_gone = render(
+            "UPDATE {q}.organizations_seen SET status = 'deleted' WHERE id = %s"
+        )
         self._org_members_gone = render("DELETE FROM {q}.agent_memberships_view WHERE org_id = %s")
         self._group_gone = render(
             "UPDATE {q}.agent_memberships_view SET groups = groups - %s WHERE org_id = %s"
@@ -78,10 +91,22 @@ class MembershipsReaction:
         )
         self._reset = render("TRUNCATE {q}.agent_memberships_view, {q}.organizations_seen")
 
+    async def _is_newer(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> bool:
+        version, org_id = stored.stream_version, stored.stream_id
+        cur = await conn.execute(self._newer, [version, org_id, version])
+        if await cur.fetchone() is not None:
+            return True
+        cur = await conn.execute(self._seen, [org_id])
+        return await cur.fetchone() is None  # an organization never seen: nothing to compare
+
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        if isinstance(stored.event, OrganizationCreated):
+            e = stored.event
+            await conn.execute(self._org, [e.id, e.issuer_id, "active", stored.stream_version])
+            return
+        if not await self._is_newer(conn, stored):
+            return
         match stored.event:
-            case OrganizationCreated() as e:
-                await conn.execute(self._org, [e.id, e.issuer_id, "active"])
             case OrganizationUpdated(status=str()) as e:
                 await conn.execute(self._org_status, [e.status, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:

@@ -4,11 +4,14 @@ agent.* events: an add is refused (404) unless the agent is there, in the organi
 and issuer, and not deleted. The view trails the agent service by the relay and consumer latency,
 so an agent id that looks freshly minted but is not there yet is waited for, a bounded while.
 
-When an agent is deleted, the consumer drops its memberships in its own transaction, each with an
-`organization.membership.deleted` (trigger `system`, caused by the `agent.deleted`). Both sides
-take the agent's agents_view row before the organization stream (an add holds it FOR SHARE, the
-consumer updates it), so an add racing the deletion either commits first, and is then dropped by
-it, or sees the agent deleted."""
+When an agent is deleted, the consumer takes the agent's advisory lock and marks it deleted in
+agents_view, then drops its memberships, each with an `organization.membership.deleted` (trigger
+`system`, caused by the `agent.deleted`). Every append goes through the store's `execute` in a
+transaction of its own, which loads the organization's stream before its first write (STYLE.md
+6; a stream loaded after a write, as in the consumer's own transaction, could be published out of
+version order). An add takes the same lock before it loads anything (an advisory lock gives the
+transaction no id): an add that committed first is dropped by the deletion, one that waited for
+the lock sees the agent deleted."""
 
 from __future__ import annotations
 
@@ -22,22 +25,16 @@ import psycopg
 from authpi.contracts.agent import AgentDeleted
 from authpi.contracts.base import SYSTEM, Meta
 from authpi.directory.domain import organization
-from authpi.directory.domain.organization_commands import (
-    AddMember,
-    DropDepartedMember,
-    OrganizationCommand,
-    OrgRef,
-)
+from authpi.directory.domain.organization_commands import AddMember, DropDepartedMember, OrgRef
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.queries_agents import AgentQueries, AgentRow
-from authpi.errors import Conflict, NotFound, VersionConflict
-from authpi.eventstore.store import EventStore, StoredEvent, fold
+from authpi.errors import NotFound
+from authpi.eventstore.store import EventStore, StoredEvent, Tx, inline
 from authpi.web.runtime import Runtime
 
 WAIT_S = 2.0  # how long an add waits for an agent the consumer has not brought yet
-ATTEMPTS = 3  # appends retried after a concurrent write to the same organization stream
-_EVENTS_KEY = "events_stream_id_stream_version_key"
 _AGENT_ID = re.compile(r"agt_([0-9a-f]{32})")
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 
 
 def freshly_minted(agent_id: str) -> bool:
@@ -60,15 +57,6 @@ def _unknown() -> NotFound:
     return NotFound("no such agent in this issuer", reason="membership.unknown_member")
 
 
-def _conflicted(exc: Exception) -> bool:
-    if isinstance(exc, VersionConflict):
-        return True
-    # In pipeline mode (the consumer's batches) the violation surfaces when results are read.
-    return (
-        isinstance(exc, psycopg.errors.UniqueViolation) and exc.diag.constraint_name == _EVENTS_KEY
-    )
-
-
 class AgentMembers:
     def __init__(self, rt: Runtime, store: EventStore, view: OrganizationsView) -> None:
         self.rt = rt
@@ -87,39 +75,32 @@ class AgentMembers:
     async def add(self, cmd: AddMember, meta: Meta) -> None:
         await self.require_agent(cmd.ref, cmd.member_id)
         cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
-        for _ in range(ATTEMPTS):
-            try:
-                async with self.rt.pool.connection() as conn, conn.transaction():
-                    row = await self.queries.agent(conn, cmd.member_id, for_share=True)
-                    if not _belongs(row, cmd.ref):
-                        raise _unknown()  # deleted meanwhile
-                    await self._execute(conn, cmd.ref.org_id, cmd, meta)
-                return
-            except (VersionConflict, psycopg.errors.DeadlockDetected):
-                # A deadlock is possible against a consumer batch that dropped another agent of
-                # this organization before taking this agent's row; PostgreSQL breaks it.
-                continue
-        raise Conflict(
-            "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
-        )
 
-    async def drop_memberships(
-        self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent, agent: AgentDeleted
-    ) -> None:
-        """In the consumer's transaction, once agents_view holds the agent as deleted: remove
-        each of its memberships. Repeatable: a membership already gone decides nothing."""
-        for org_id in await self.queries.organizations_of(conn, agent.id):
+        async def agent_still_there(tx: Tx) -> None:
+            await self.lock(tx.conn, cmd.member_id)
+            if not _belongs(await self.queries.agent(tx.conn, cmd.member_id), cmd.ref):
+                raise _unknown()  # deleted meanwhile
+
+        await self.store.execute(
+            cmd.ref.org_id, organization, cmd, meta, [inline(self.view)],
+            prepare=agent_still_there,
+        )  # fmt: skip
+
+    async def lock(self, conn: psycopg.AsyncConnection[Any], agent_id: str) -> None:
+        """The agent's lock, held until `conn`'s transaction ends."""
+        await conn.execute(_LOCK, [f"{self.store.schema}.agent-members:{agent_id}"])
+
+    async def drop_memberships(self, stored: StoredEvent, agent: AgentDeleted) -> None:
+        """Called by the consumer once its transaction holds the agent's lock and has marked it
+        deleted: an add still in flight has committed (and is seen here), a later one will see
+        the agent deleted. Each organization in a transaction of its own; repeatable: a
+        membership already gone decides nothing."""
+        async with self.rt.pool.connection() as conn:
+            org_ids = await self.queries.organizations_of(conn, agent.id)
+        for org_id in org_ids:
             cmd = DropDepartedMember(org_id=org_id, member_id=agent.id, now=self.rt.clock.now_ms())
             meta = self._caused_by(stored, agent, org_id)
-            for attempt in range(ATTEMPTS):
-                try:
-                    # A savepoint: a concurrent write to this organization retries it alone.
-                    async with conn.transaction():
-                        await self._execute(conn, org_id, cmd, meta)
-                    break
-                except Exception as exc:
-                    if not _conflicted(exc) or attempt == ATTEMPTS - 1:
-                        raise
+            await self.store.execute(org_id, organization, cmd, meta, [inline(self.view)])
 
     def _caused_by(self, stored: StoredEvent, agent: AgentDeleted, org_id: str) -> Meta:
         return Meta(
@@ -128,17 +109,6 @@ class AgentMembers:
             causation_id=stored.event_id, region=self.rt.settings.region,
             subject={"org_id": org_id, "member_id": agent.id, "member_type": "agent"},
         )  # fmt: skip
-
-    async def _execute(
-        self, conn: psycopg.AsyncConnection[Any], org_id: str, cmd: OrganizationCommand,
-        meta: Meta,
-    ) -> None:  # fmt: skip
-        """Load, decide, append and project one command on the organization's stream, in the
-        caller's transaction."""
-        history = await self.store.load(conn, org_id)
-        events = organization.decide(cmd, fold(organization, history))
-        for stored in await self.store.append(conn, org_id, len(history), events, meta):
-            await self.view.apply(conn, stored)
 
     async def _find(self, agent_id: str) -> AgentRow | None:
         async with self.rt.pool.connection() as conn:

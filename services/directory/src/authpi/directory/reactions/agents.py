@@ -1,7 +1,9 @@
 """directory-agents: the agents the directory knows, learnt from the agent service's agent.*
 events into its own agents_view (it never reads the agent service's tables), so that agents can
 be organization members (platform.md 3.5). On `agent.deleted` the agent's memberships are dropped
-in the same transaction (platform.md 3.6: "verifiers and memberships removed")."""
+(platform.md 3.6: "verifiers and memberships removed"): under the agent's lock, marked deleted,
+then each membership removed through the store in a transaction of its own, which loads the
+organization's stream before it writes (handlers.agent_members)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ class AgentsReaction:
             case AgentCreated() | AgentUpdated() as e:
                 await conn.execute(self._upsert, self._row(stored, e.id, e.issuer_id, e.status))
             case AgentDeleted() as e:
+                await self.members.lock(conn, e.id)
                 await conn.execute(self._deleted, self._row(stored, e.id, e.issuer_id, "deleted"))
-                await self.members.drop_memberships(conn, stored, e)
+                await self.members.drop_memberships(stored, e)
             case _:
                 return
 
