@@ -177,3 +177,49 @@ async def _create_update_delete(
         assert deleted.status_code == 204
         assert (await http.get(f"{users}/{user['id']}")).status_code == 404
         return str(user["id"])
+
+
+async def test_restored_copies_of_a_deleted_users_rows_reveal_nothing(platform, pool) -> None:
+    """A backup of the users view and of the idempotency records, taken while the user existed
+    and restored after its deletion, gives nothing back: every copy is sealed under a key that
+    the deletion destroyed (only a copy of the key tables themselves could, see `pii.py`)."""
+    email = f"restored-{uuid.uuid4().hex[:12]}@example.org"
+    nickname = f"Nick{uuid.uuid4().hex[:12]}"
+    directory, gateway = f"{platform.namespace}_directory", f"{platform.namespace}_gateway"
+    key = f"pii-{uuid.uuid4().hex}"
+    body = {"email": email, "custom_fields": {"nickname": nickname}}
+    async with _api(platform) as http, pool.connection() as conn:
+        await conn.set_autocommit(True)
+        created = await http.post("/issuers", json={"name": f"restore-{uuid.uuid4().hex[:8]}"})
+        users = f"/issuers/{created.json()['data']['id']}/users"
+        first = await http.post(users, json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201 and email in first.text
+        user_id = first.json()["data"]["id"]
+
+        await conn.execute(
+            f"CREATE TEMP TABLE users_copy AS SELECT * FROM {directory}.users_view WHERE id = %s",
+            [user_id],
+        )
+        await conn.execute(
+            f"CREATE TEMP TABLE replays_copy AS SELECT * FROM {gateway}.idempotency_keys"
+            " WHERE resource_id = %s",
+            [user_id],
+        )
+        assert (await http.delete(f"{users}/{user_id}")).status_code == 204
+
+        async def purged() -> bool:
+            return await _replays_of(platform, user_id) == 0
+
+        await eventually(purged, timeout=20.0)
+        # Restore the copies over what the deletion left.
+        await conn.execute(f"DELETE FROM {directory}.users_view WHERE id = %s", [user_id])
+        await conn.execute(f"INSERT INTO {directory}.users_view SELECT * FROM users_copy")
+        await conn.execute(f"INSERT INTO {gateway}.idempotency_keys SELECT * FROM replays_copy")
+
+        restored = await http.get(f"{users}/{user_id}")
+        assert restored.status_code == 200  # the restored row says the user exists…
+        assert email not in restored.text and nickname not in restored.text  # …but is empty
+        assert restored.json()["data"]["username"] == ""
+        replayed = await http.post(users, json=body, headers={"Idempotency-Key": key})
+        assert replayed.status_code == 201  # the restored record is replayed, without its body
+        assert email not in replayed.text and nickname not in replayed.text
