@@ -4,7 +4,7 @@ transaction (load, decide, append, inline projections). The events table is the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, LiteralString, Protocol, TypeVar
@@ -89,7 +89,7 @@ _written: ContextVar[list[StoredEvent] | None] = ContextVar("authpi_written", de
 
 
 @contextlib.contextmanager
-def recording_writes() -> Iterator[list[StoredEvent]]:
+def recording_writes() -> Generator[list[StoredEvent]]:
     """Collect every event committed by `execute`/`execute_all` inside the block (one request)."""
     written: list[StoredEvent] = []
     token = _written.set(written)

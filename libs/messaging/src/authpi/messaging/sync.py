@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -178,11 +178,15 @@ class Sync:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Worker task: answer barriers, announce this process, learn the others."""
+        handlers = (
+            (self._subject("wait"), self._on_wait),
+            (self._subject("hello"), self._on_hello),
+            (self._subject("bye"), self._on_bye),
+            (self._inbox, self._on_answer),
+        )
         subs = [
-            await self.nc.subscribe(self._subject("wait"), cb=self._on_wait),
-            await self.nc.subscribe(self._subject("hello"), cb=self._on_hello),
-            await self.nc.subscribe(self._subject("bye"), cb=self._on_bye),
-            await self.nc.subscribe(self._inbox, cb=self._on_answer),
+            await self.nc.subscribe(subject, cb=cb)  # pyright: ignore[reportUnknownMemberType]
+            for subject, cb in handlers
         ]
         hello = msgspec.json.encode(_Hello(self.id))
         try:
@@ -235,7 +239,7 @@ class Sync:
 
     async def _answer(self, msg: Msg) -> None:
         request = msgspec.json.decode(msg.data, type=_Request)
-        waits = []
+        waits: list[Awaitable[bool]] = []
         for progress in self.progress:
             seqs = [seq for t, seq in request.targets if progress.takes(t)]
             if seqs:
