@@ -106,6 +106,9 @@ class Publications:
     """Event id -> JetStream stream sequence, reported by this process's relays."""
 
     def __init__(self) -> None:
+        # Whether this process runs the relays of its writes: only then does it learn where
+        # they sit in the stream (a writer whose relays run elsewhere cannot wait, and does not).
+        self.relayed_here = False
         self._seqs: OrderedDict[str, int] = OrderedDict()
         self._waiters: dict[str, asyncio.Future[int]] = {}
 
@@ -254,7 +257,7 @@ class Sync:
 
     async def wait_applied(self, written: Sequence[Written], timeout: float = WRITE_WAIT_S) -> bool:
         """Until every member has applied `written`, or `timeout`: True when all did."""
-        if not written or not self.running.is_set():
+        if not written or not self.running.is_set() or not self.publications.relayed_here:
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

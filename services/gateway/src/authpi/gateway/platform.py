@@ -223,6 +223,7 @@ class Platform:
         return Kek.from_text(self._kek_text)
 
     def _start_background(self, rt: Runtime) -> None:
+        rt.sync.publications.relayed_here = True
         for module in self.modules:
             relay = Relay(
                 rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace,
