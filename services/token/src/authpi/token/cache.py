@@ -4,10 +4,10 @@ schema at start and kept current by LISTEN on the schema's key channel; requests
 database.
 
 Read-your-writes (messaging.sync): `reach(seq)` waits until the token-issuers projection has
-applied the stream up to `seq` (its checkpoint), then sends a fence notice of its own on the key
-channel and waits until this cache has handled it. Notices arrive in commit order, and each
-projection transaction notifies in the same commit as its checkpoint, so by then every issuer
-change up to `seq` is in memory."""
+applied the stream up to `seq` (its checkpoint, read in the statement that also sends a fence
+notice of its own on the key channel), then waits until this cache has handled that notice.
+Notices arrive in commit order, and each projection transaction notifies in the same commit as
+its checkpoint, so by then every issuer change up to `seq` is in memory."""
 
 from __future__ import annotations
 
@@ -74,19 +74,20 @@ class KeyCache:
         """Until every issuer change up to stream sequence `seq` is in this cache."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        fence = f"{FENCE}{uuid.uuid4().hex}"
+        fence = ""
         try:
             while True:
                 noticed = self._next_notice()
+                self._fences.pop(fence, None)
+                fence = f"{FENCE}{uuid.uuid4().hex}"  # a fresh one: an earlier one may be heard
+                self._fences[fence] = loop.create_future()
+                # One statement: the checkpoint, and a fence notice sent when it commits.
                 async with self.pool.connection() as conn:
-                    cur = await conn.execute(self.sql.issuers_checkpoint)
+                    cur = await conn.execute(self.sql.issuers_fence, [self.sql.channel, fence])
                     row = await cur.fetchone()
                 if row is not None and int(row[0]) >= seq:
                     break
                 await asyncio.wait_for(asyncio.shield(noticed), deadline - loop.time())
-            self._fences[fence] = loop.create_future()
-            async with self.pool.connection() as conn:
-                await conn.execute(self.sql.notify, [self.sql.channel, fence])
             await asyncio.wait_for(asyncio.shield(self._fences[fence]), deadline - loop.time())
             return True
         except TimeoutError:

@@ -28,9 +28,11 @@ class Sql:
             ' \'["ES256", "EdDSA", "RS256"]\'::jsonb, \'ES256\', %s)'
             " ON CONFLICT (id) DO NOTHING"
         )
-        # The stream sequence token-issuers has applied (read-your-writes, cache.KeyCache.reach).
-        self.issuers_checkpoint = render(
-            "SELECT last_seq FROM {}.checkpoints WHERE consumer = 'token-issuers' AND source = '*'"
+        # The stream sequence token-issuers has applied, with a fence notice on the key channel
+        # (read-your-writes, cache.KeyCache.reach).
+        self.issuers_fence = render(
+            "SELECT last_seq, pg_notify(%s, %s) FROM {}.checkpoints"
+            " WHERE consumer = 'token-issuers' AND source = '*'"
         )
         self.issuer_ids = render("SELECT id FROM {}.issuers_view ORDER BY id")
         key_columns = "kid, issuer_id, alg, public_jwk, created_at"
