@@ -1,16 +1,22 @@
-"""Client-secret lockout (idp-api.md 1.5, core-api.md 1.2 rule 9): 5 failed secrets within 15
-minutes lock the client for 15 minutes; while locked even the right secret is refused.
+"""Failed client authentication, throttled per (issuer, client id, source address) with backoff
+(idp-api.md 1.5 "Credential attempt throttling"). Client ids are public, so a lock on the client
+alone would let anyone lock out a client or an agent; keyed by source, the failures of one
+address never refuse the right secret from another. The first 4 failures are free; the 5th locks
+the pair for 1 s, each further one doubles it, up to 15 minutes; a success clears the pair, and a
+pair with no failure for an hour starts again. Ids that do not exist count the same way, so the
+answers cannot tell which ids exist.
 
-The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket with a 15-minute
-TTL, shared by every worker process. Only a *failure* writes (a compare-and-set update, retried
-on conflict, so concurrent failures in several workers all count). Every worker watches the
-bucket and keeps the entries in memory, so the success path checks a dict and writes nothing;
-it clears a counter only when it sees one."""
+The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket shared by every
+worker process, under an opaque key (a digest of the triple). Only a *failure* writes (a
+compare-and-set update, retried on conflict, so concurrent failures in several workers all
+count). Every worker watches the bucket and keeps the entries in memory, so the success path
+checks a dict and writes nothing; it clears a counter only when it sees one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 import msgspec
 import nats.errors
@@ -25,17 +31,22 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from authpi.crypto.clock import Clock
+from authpi.crypto.ids import sha256_hex
 from authpi.observability import get_logger
+from authpi.web.addresses import address_key
 
 log = get_logger("authpi.token.lockout")
 
-MAX_FAILURES = 5
-WINDOW_MS = 15 * 60 * 1000
-LOCK_MS = 15 * 60 * 1000
+MAX_FAILURES = 5  # the failure that locks first
+BACKOFF_BASE_MS = 1000
+BACKOFF_MAX_MS = 15 * 60 * 1000
+FORGET_MS = 60 * 60 * 1000  # also the bucket's TTL
+PRUNE_EVERY_MS = 60 * 1000
 
 
 class Counter(msgspec.Struct, kw_only=True):
-    failures: list[int] = []  # Unix ms of recent failures
+    failures: int = 0
+    last: int = 0  # Unix ms of the latest failure
     locked_until: int = 0
 
 
@@ -44,15 +55,22 @@ _decode = msgspec.json.Decoder(Counter).decode
 
 
 def bucket_name(namespace: str) -> str:
-    return f"{namespace.replace('.', '_')}_client_lockouts"
+    return f"{namespace.replace('.', '_')}_client_throttle"
 
 
-def key_for(issuer_id: str, client_id: str) -> str:
-    return f"{issuer_id}.{client_id}"
+def key_for(issuer_id: str, client_id: str, source: str | None) -> str:
+    """An opaque KV key: client ids and addresses as sent may hold any character."""
+    return sha256_hex(f"{issuer_id}\n{client_id}\n{address_key(source)}")[:40]
 
 
-def _safe(client_id: str) -> bool:
-    return 0 < len(client_id) <= 128 and all(c.isalnum() or c in "_-" for c in client_id)
+def lock_ms(failures: int) -> int:
+    if failures < MAX_FAILURES:
+        return 0
+    return min(BACKOFF_BASE_MS << min(failures - MAX_FAILURES, 20), BACKOFF_MAX_MS)
+
+
+def _seconds(ms: int) -> int:
+    return max(1, math.ceil(ms / 1000))
 
 
 class Lockouts:
@@ -62,6 +80,7 @@ class Lockouts:
         self.clock = clock
         self.kv: KeyValue | None = None
         self._seen: dict[str, Counter] = {}
+        self._pruned = 0
         self.warm = asyncio.Event()
 
     async def open(self) -> KeyValue:
@@ -70,20 +89,24 @@ class Lockouts:
                 self.kv = await self.js.key_value(self.bucket)
             except BucketNotFoundError:
                 self.kv = await self.js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=LOCK_MS / 1000, history=1)
+                    KeyValueConfig(bucket=self.bucket, ttl=FORGET_MS / 1000, history=1)
                 )
         return self.kv
 
-    def locked(self, issuer_id: str, client_id: str) -> bool:
-        counter = self._seen.get(key_for(issuer_id, client_id))
-        return counter is not None and counter.locked_until > self.clock.now_ms()
+    def retry_after(self, issuer_id: str, client_id: str, source: str | None) -> int:
+        """Seconds until this pair may try again; 0 when it may now. Memory only."""
+        if not self._seen:
+            return 0
+        counter = self._seen.get(key_for(issuer_id, client_id, source))
+        if counter is None:
+            return 0
+        left = counter.locked_until - self.clock.now_ms()
+        return _seconds(left) if left > 0 else 0
 
-    async def failed(self, issuer_id: str, client_id: str) -> bool:
-        """Count one failure; True when the client is (now) locked."""
-        if not _safe(client_id):
-            return False  # not a client id we issue: nothing to lock
+    async def failed(self, issuer_id: str, client_id: str, source: str | None) -> int:
+        """Count one failure; the seconds the pair is now locked for (0: not locked)."""
         kv = await self.open()
-        key = key_for(issuer_id, client_id)
+        key = key_for(issuer_id, client_id, source)
         for _ in range(20):
             now = self.clock.now_ms()
             try:
@@ -91,10 +114,13 @@ class Lockouts:
                 counter, revision = _decode(entry.value or b"{}"), entry.revision
             except (KeyNotFoundError, KeyDeletedError):
                 counter, revision = Counter(), None
-            counter.failures = [t for t in counter.failures if t > now - WINDOW_MS] + [now]
-            if len(counter.failures) >= MAX_FAILURES and counter.locked_until <= now:
-                counter.locked_until = now + LOCK_MS
-                log.warning("client.locked", issuer_id=issuer_id, client_id=client_id)
+            if now - counter.last > FORGET_MS:
+                counter = Counter()
+            counter.failures += 1
+            counter.last = now
+            locked_for = lock_ms(counter.failures)
+            if locked_for:
+                counter.locked_until = max(counter.locked_until, now + locked_for)
             try:
                 if revision is None:
                     await kv.create(key, _encode(counter))
@@ -103,19 +129,34 @@ class Lockouts:
             except KeyWrongLastSequenceError:
                 continue  # another worker counted a failure meanwhile: count on top of it
             self._seen[key] = counter
-            return counter.locked_until > now
-        return True  # a storm of concurrent failures: treat as locked
+            if locked_for:
+                log.warning(
+                    "client.throttled", issuer_id=issuer_id, client_id=client_id[:64],
+                    source=address_key(source), failures=counter.failures, lock_ms=locked_for,
+                )  # fmt: skip
+                return _seconds(counter.locked_until - now)
+            return 0
+        return _seconds(BACKOFF_BASE_MS)  # a storm of concurrent failures: treat as locked
 
-    async def succeeded(self, issuer_id: str, client_id: str) -> None:
+    async def succeeded(self, issuer_id: str, client_id: str, source: str | None) -> None:
         """Forget earlier failures, if this worker has seen any (no write otherwise)."""
-        key = key_for(issuer_id, client_id)
-        counter = self._seen.get(key)
-        if counter is None or not counter.failures:
+        if not self._seen:
             return
-        self._seen.pop(key, None)
+        key = key_for(issuer_id, client_id, source)
+        if self._seen.pop(key, None) is None:
+            return
         kv = await self.open()
         with contextlib.suppress(Exception):
             await kv.delete(key)
+
+    def prune(self) -> None:
+        """Drop forgotten pairs from memory: the bucket's TTL removes them from NATS without
+        telling the watchers."""
+        now = self.clock.now_ms()
+        self._pruned = now
+        for key, counter in list(self._seen.items()):
+            if now - counter.last > FORGET_MS and counter.locked_until <= now:
+                del self._seen[key]
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Worker task: mirror the bucket in memory."""
@@ -123,6 +164,8 @@ class Lockouts:
         watcher = await kv.watchall()
         try:
             while not stop.is_set():
+                if self.clock.now_ms() - self._pruned > PRUNE_EVERY_MS:
+                    self.prune()
                 try:
                     entry = await watcher.updates(timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):
