@@ -3,7 +3,7 @@
 alone would let anyone lock out a client or an agent; keyed by source, the failures of one
 address never refuse the right secret from another. The first 4 failures are free; the 5th locks
 the pair for 1 s, each further one doubles it, up to 15 minutes; a success clears the pair, and a
-pair with no failure for an hour starts again. Ids that do not exist count the same way, so the
+pair with no failure for 15 minutes starts again. Ids that do not exist count the same way, so the
 answers cannot tell which ids exist.
 
 The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket shared by every
@@ -40,7 +40,7 @@ log = get_logger("authpi.token.lockout")
 MAX_FAILURES = 5  # the failure that locks first
 BACKOFF_BASE_MS = 1000
 BACKOFF_MAX_MS = 15 * 60 * 1000
-FORGET_MS = 60 * 60 * 1000  # also the bucket's TTL
+FORGET_MS = 15 * 60 * 1000  # the bucket's TTL; no lock outlasts it
 PRUNE_EVERY_MS = 60 * 1000
 
 
@@ -55,7 +55,7 @@ _decode = msgspec.json.Decoder(Counter).decode
 
 
 def bucket_name(namespace: str) -> str:
-    return f"{namespace.replace('.', '_')}_client_throttle"
+    return f"{namespace.replace('.', '_')}_client_lockouts"
 
 
 def key_for(issuer_id: str, client_id: str, source: str | None) -> str:
