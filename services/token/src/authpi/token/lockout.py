@@ -2,7 +2,9 @@
 (idp-api.md 1.5 "Credential attempt throttling"). Client ids are public, so a lock on the client
 alone would let anyone lock out a client or an agent; keyed by source, the failures of one
 address never refuse the right secret from another. The first 4 failures are free; the 5th locks
-the pair for 1 s, each further one doubles it, up to 15 minutes; a success clears the pair, and a
+the pair for 1 s, and each failure after a lock has ended locks it again for twice as long, up to
+15 minutes (failures racing in while it is locked count, but do not lengthen it: a burst of
+concurrent requests is one lock, not a doubling per request). A success clears the pair, and a
 pair with no failure for 15 minutes starts again. Ids that do not exist count the same way, so the
 answers cannot tell which ids exist.
 
@@ -46,6 +48,7 @@ PRUNE_EVERY_MS = 60 * 1000
 
 class Counter(msgspec.Struct, kw_only=True):
     failures: int = 0
+    locks: int = 0  # locks so far: the backoff's exponent
     last: int = 0  # Unix ms of the latest failure
     locked_until: int = 0
 
@@ -63,10 +66,9 @@ def key_for(issuer_id: str, client_id: str, source: str | None) -> str:
     return sha256_hex(f"{issuer_id}\n{client_id}\n{address_key(source)}")[:40]
 
 
-def lock_ms(failures: int) -> int:
-    if failures < MAX_FAILURES:
-        return 0
-    return min(BACKOFF_BASE_MS << min(failures - MAX_FAILURES, 20), BACKOFF_MAX_MS)
+def lock_ms(locks: int) -> int:
+    """How long the `locks`-th lock lasts: 1 s, 2 s, 4 s ... 15 minutes."""
+    return min(BACKOFF_BASE_MS << min(locks - 1, 20), BACKOFF_MAX_MS)
 
 
 def _seconds(ms: int) -> int:
@@ -118,9 +120,11 @@ class Lockouts:
                 counter = Counter()
             counter.failures += 1
             counter.last = now
-            locked_for = lock_ms(counter.failures)
-            if locked_for:
-                counter.locked_until = max(counter.locked_until, now + locked_for)
+            locked_for = 0
+            if counter.locked_until <= now and counter.failures >= MAX_FAILURES:
+                counter.locks += 1
+                locked_for = lock_ms(counter.locks)
+                counter.locked_until = now + locked_for
             try:
                 if revision is None:
                     await kv.create(key, _encode(counter))
@@ -134,8 +138,8 @@ class Lockouts:
                     "client.throttled", issuer_id=issuer_id, client_id=client_id[:64],
                     source=address_key(source), failures=counter.failures, lock_ms=locked_for,
                 )  # fmt: skip
-                return _seconds(counter.locked_until - now)
-            return 0
+            left = counter.locked_until - now
+            return _seconds(left) if left > 0 else 0
         return _seconds(BACKOFF_BASE_MS)  # a storm of concurrent failures: treat as locked
 
     async def succeeded(self, issuer_id: str, client_id: str, source: str | None) -> None:
