@@ -175,13 +175,14 @@ def _check_live_fields(changes: dict[str, Any], key: Live, now: int) -> None:
 
 
 def _status_change(cmd: UpdateApiKey, key: Live) -> str | None:
-    """`status` on PATCH moves between active and blocked only (core-api.md 3.4)."""
-    if cmd.status is msgspec.UNSET or cmd.status == key.status:
+    """`status` on PATCH moves between active and blocked only (core-api.md 3.4). A terminal
+    key refuses any status, even the one stored: an expired key's stored status is `active`."""
+    if cmd.status is msgspec.UNSET:
         return None
     terminal = key.terminal(cmd.now)
     if terminal is not None:
         raise Conflict(f"the API key is {terminal}", reason=f"api_key.{terminal}")
-    return cmd.status
+    return None if cmd.status == key.status else cmd.status
 
 
 def _created(cmd: CreateApiKey) -> ApiKeyCreated:
