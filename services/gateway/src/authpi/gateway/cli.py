@@ -65,7 +65,6 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def up(settings: Settings, only: str | None = None) -> int:
-    from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform, all_modules
 
     always = ("directory", "gateway")  # the gateway fronts the Core API of every service
@@ -76,21 +75,44 @@ async def up(settings: Settings, only: str | None = None) -> int:
     if not await _start_unless_stopped(platform, stop):
         return 0
     try:
-        directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
-        path, _, created = await ensure_bootstrap(
-            directory, settings, platform.api_url, platform.idp_url
-        )
-        log.info("bootstrap.ready", file=str(path), created=created)
+        # Serving processes (`authpi serve`) never bootstrap: only `authpi up` may, once.
+        creds = await _bootstrap_first_start(platform, settings) if only is None else None
         workers = f" ({settings.idp_workers} IdP processes)" if settings.idp_workers > 1 else ""
         print(
             f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}{workers}",
             flush=True,
         )
-        print(f"Bootstrap credentials (account id, API key id and secret): {path}", flush=True)
+        if only is None:
+            _print_bootstrap_note(settings, creds)
         await stop.wait()
     finally:
         await platform.stop()
     return 0
+
+
+async def _bootstrap_first_start(platform: Any, settings: Settings) -> dict[str, Any] | None:
+    """`authpi up` on a database without an account creates it (the first `make run`). Any other
+    start finds the account and mints nothing; `authpi serve` never gets here."""
+    from authpi.gateway.bootstrap import ensure_bootstrap
+
+    directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
+    path, content, created = await ensure_bootstrap(
+        directory, settings, platform.api_url, platform.idp_url
+    )
+    log.info("bootstrap.ready", file=str(path), created=created, file_kept=content is not None)
+    return content
+
+
+def _print_bootstrap_note(settings: Settings, creds: dict[str, Any] | None) -> None:
+    path = settings.bootstrap_path
+    if creds is not None:
+        print(f"Bootstrap credentials (account id, API key id and secret): {path}", flush=True)
+    else:
+        print(
+            "Already bootstrapped: the first API key was shown once and is not minted again; "
+            "create keys through the Core API.",
+            flush=True,
+        )
 
 
 async def _start_unless_stopped(platform: Any, stop: asyncio.Event) -> bool:
@@ -129,10 +151,15 @@ async def _connect_running(settings: Settings) -> Settings:
 
 
 async def bootstrap(settings: Settings, as_json: bool) -> int:
+    """Create the first account and its API key, once per database. A bootstrapped database
+    gets nothing new: the secret was shown (and written) once, by the run that created it."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
-    if not settings.bootstrap_path.exists():
+    content: dict[str, Any] | None = None
+    if settings.bootstrap_path.exists():
+        content = json.loads(settings.bootstrap_path.read_text())
+    else:
         target = await _connect_running(settings)
         platform = Platform(target, serve_http=False)
         await platform.prepare()
@@ -140,11 +167,20 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
             directory = next(
                 p.exports["directory"] for p in platform.parts if "directory" in p.exports
             )
-            await ensure_bootstrap(directory, settings, settings.api_url, settings.idp_url)
+            _, content, _ = await ensure_bootstrap(
+                directory, settings, settings.api_url, settings.idp_url
+            )
         finally:
             await platform.stop()
+    if content is None:
+        print(
+            "already bootstrapped: the first API key is not minted again; "
+            "create keys through the Core API",
+            file=sys.stderr,
+        )
+        return 1
     if as_json:
-        print(settings.bootstrap_path.read_text())
+        print(json.dumps(content, indent=2))
     else:
         print(f"Bootstrap credentials: {settings.bootstrap_path}")
     return 0
