@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idp_workers: int = 1
     # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
     worker_header: bool = False
+    # Dead letters other than security events are swept once older than this.
+    dead_letter_retention_days: int = 30
 
     @property
     def bootstrap_path(self) -> Path:
@@ -51,6 +53,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         rate_limit_multiplier=float(e.get("AUTHPI_RATE_LIMIT_MULTIPLIER", "1")),
         idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
+        dead_letter_retention_days=_positive_int(
+            e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""The `authpi` command: up, serve, bootstrap, replay, relay, proto."""
+"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, proto."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("projection")
     relay = sub.add_parser("relay", help="run one service schema's relay alone")
     relay.add_argument("--service", required=True)
+    dead = sub.add_parser("dead-letters", help="list or redrive rejected events")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_sub.add_parser("list", help="every dead letter, as JSON lines")
+    redrive = dead_sub.add_parser("redrive", help="re-apply dead letters; delete those applied")
+    redrive.add_argument("--consumer", help="only this consumer's (default: every consumer)")
+    redrive.add_argument("--id", type=int, action="append", dest="ids", help="only these rows")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
         "relay": lambda: relay_only(settings, args.service),
+        "dead-letters": lambda: dead_letters(settings, args),
     }
     try:
         import uvloop
@@ -208,6 +215,44 @@ async def replay(settings: Settings, projection_name: str) -> int:
         )
         print(f"unknown projection {projection_name!r}; known: {', '.join(names)}", file=sys.stderr)
         return 2
+    finally:
+        await platform.stop()
+
+
+async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """`list` prints every schema's dead letters (JSON lines, payload omitted); `redrive`
+    re-applies them through their consumer's projection. Exit 1 when a redrive failed."""
+    from authpi.eventstore.deadletters import DeadLetters
+    from authpi.gateway.platform import Platform
+    from authpi.messaging.deadletters import redrive
+
+    target = await _connect_running(settings)
+    platform = Platform(target, serve_http=False)
+    await platform.prepare()
+    try:
+        assert platform.rt is not None
+        pool = platform.rt.pool
+        if args.action == "list":
+            async with pool.connection() as conn:
+                for module in platform.modules:
+                    for row in await DeadLetters(platform.rt.schema(module.name)).list(conn):
+                        out = msgspec.structs.asdict(row)
+                        out.pop("payload")
+                        out["recorded_at"] = row.recorded_at.isoformat()
+                        print(json.dumps(out), flush=True)
+            return 0
+        failed = 0
+        for parts in platform.parts:
+            for projection in parts.projections:
+                if args.consumer not in (None, projection.name):
+                    continue
+                result = await redrive(pool, projection, args.ids)
+                for dead_id in result.redriven:
+                    print(json.dumps({"id": dead_id, "consumer": projection.name, "ok": True}))
+                for dead_id, error in result.failed.items():
+                    print(json.dumps({"id": dead_id, "consumer": projection.name, "error": error}))
+                failed += len(result.failed)
+        return 1 if failed else 0
     finally:
         await platform.stop()
 

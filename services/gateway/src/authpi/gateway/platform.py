@@ -12,6 +12,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
 from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
+from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
 from authpi.web.app import WebApp, build_app
@@ -149,6 +151,7 @@ class Platform:
         self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
+        self.dead_letters: DeadLetterMonitor | None = None
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -223,6 +226,12 @@ class Platform:
         return Kek.from_text(self._kek_text)
 
     def _start_background(self, rt: Runtime) -> None:
+        monitor = DeadLetterMonitor(
+            rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
+            timedelta(days=self.settings.dead_letter_retention_days),
+        )  # fmt: skip
+        self.dead_letters = monitor
+        self._spawn("dead-letters", monitor.run)
         for module in self.modules:
             relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
             self.relays.append(relay)
@@ -231,7 +240,7 @@ class Platform:
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
                     js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
-                    namespace=rt.namespace,
+                    namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
@@ -239,7 +248,10 @@ class Platform:
                 self._spawn(name, task)
 
     def _spawn(self, name: str, task: Any) -> None:
-        self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
+        failed = self.dead_letters.task_failed if self.dead_letters else None
+        self.tasks.append(
+            asyncio.create_task(supervise(name, task, self.stop_event, failed), name=name)
+        )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
         events = [(f"relay:{r.schema}", r.running) for r in self.relays]
@@ -269,6 +281,8 @@ class Platform:
             checks["database"] = True
         checks["nats"] = self.rt.nc.is_connected
         workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        # A cache follower that failed to apply an event is not warm until it has reloaded.
+        workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
             t.done() for t in self.tasks
         )
@@ -302,9 +316,13 @@ class Platform:
         return self.settings
 
     async def _serve(self) -> None:
+        core, idp = self.core_app(), self.idp_app()
+        if self.dead_letters is not None:
+            for app in (core, idp):
+                app.metrics.registry.register(self.dead_letters)
         configs = (
-            (http_config(self.core_app()), "api_url"),
-            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+            (http_config(core), "api_url"),
+            (http_config(idp, headers=idp_headers(self.settings)), "idp_url"),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)
