@@ -1,4 +1,4 @@
-"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, proto."""
+"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, kek, proto."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     redrive = dead_sub.add_parser("redrive", help="re-apply dead letters; delete those applied")
     redrive.add_argument("--consumer", help="only this consumer's (default: every consumer)")
     redrive.add_argument("--id", type=int, action="append", dest="ids", help="only these rows")
+    kek = sub.add_parser("kek", help="key-encryption key maintenance")
+    kek_sub = kek.add_subparsers(dest="action", required=True)
+    kek_sub.add_parser("rotate", help="re-wrap every stored data key under the newest KEK")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         "replay": lambda: replay(settings, args.projection),
         "relay": lambda: relay_only(settings, args.service),
         "dead-letters": lambda: dead_letters(settings, args),
+        "kek": lambda: kek_rotate(settings),
     }
     try:
         import uvloop
@@ -253,6 +257,35 @@ async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
                     print(json.dumps({"id": dead_id, "consumer": projection.name, "error": error}))
                 failed += len(result.failed)
         return 1 if failed else 0
+    finally:
+        await platform.stop()
+
+
+async def kek_rotate(settings: Settings) -> int:
+    """Re-wrap the stored data keys under the newest configured KEK (the last one listed in
+    AUTHPI_KEK / AUTHPI_KEK_FILE). A key no configured KEK opens stops it: exit 1, no change
+    to that table."""
+    from authpi.crypto.envelope import WrongKek
+    from authpi.gateway.kek import rewrap_all
+    from authpi.gateway.platform import Platform
+
+    target = await _connect_running(settings)
+    platform = Platform(target, serve_http=False)
+    await platform.prepare()
+    try:
+        assert platform.rt is not None
+        services = [m.name for m in platform.modules]
+        try:
+            results = await rewrap_all(
+                platform.rt.pool, platform.rt.kek, target.namespace, services
+            )
+        except WrongKek as exc:
+            print(f"kek rotate: {exc}", file=sys.stderr)
+            return 1
+        for result in results:
+            print(json.dumps(msgspec.structs.asdict(result)), flush=True)
+        print(json.dumps({"current_kek": platform.rt.kek.current_id}), flush=True)
+        return 0
     finally:
         await platform.stop()
 

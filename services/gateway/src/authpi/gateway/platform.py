@@ -21,9 +21,9 @@ import msgspec
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.config import Settings
+from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
-from authpi.crypto.envelope import Kek, b64e, new_key
+from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
@@ -213,17 +213,18 @@ class Platform:
         self._nats_url = nats_url
 
     def _load_kek(self) -> Kek:
-        if self.settings.kek:
-            self._kek_text = self.settings.kek
-            return Kek.from_text(self.settings.kek)
-        path = self.settings.data_dir / "kek"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(b64e(new_key()))
-        self._kek_text = path.read_text().strip()
-        return Kek.from_text(self._kek_text)
+        text, path = read_kek(self.settings)
+        kek = Kek.from_text(text)
+        self._kek_text = text
+        if path is not None and path.is_relative_to(self.settings.data_dir):
+            # One backup of the data folder would carry both the ciphertexts and their key,
+            # and crypto-shredding would protect nothing. Development only.
+            log.warning(
+                "kek.in_data_dir", file=str(path),
+                hint="set AUTHPI_KEK_FILE (outside the data folder) or AUTHPI_KEK in production",
+            )  # fmt: skip
+        log.info("kek.loaded", current=kek.current_id, versions=len(kek.ids))
+        return kek
 
     def _start_background(self, rt: Runtime) -> None:
         monitor = DeadLetterMonitor(
