@@ -16,6 +16,7 @@ from authpi.config import Settings
 from authpi.crypto.envelope import Kek, WrongKek, b64e, kek_id, new_key, seal
 from authpi.gateway.bootstrap import ensure_bootstrap
 from authpi.gateway.platform import Platform
+from authpi.gateway.replay_keys import ReplaySeal
 from authpi.testing.infra import Infra, new_namespace
 from authpi.token.keys import unwrap_private
 
@@ -39,7 +40,11 @@ async def _wrapped(dsn: str, namespace: str) -> dict[str, list[tuple[str, str, s
             f"SELECT kid, wrapped_dek, ciphertext FROM {namespace}_token.signing_key_secrets"
         )
         signing = [tuple(r) for r in await cur.fetchall()]
-    return {"pii": pii, "signing": signing}
+        cur = await conn.execute(
+            f"SELECT resource_id, wrapped_key, '' FROM {namespace}_gateway.replay_keys"
+        )
+        replay = [tuple(r) for r in await cur.fetchall()]
+    return {"pii": pii, "signing": signing, "replay": replay}
 
 
 async def _rotate(infra: Infra, data_dir: Path, namespace: str, kek_file: Path):
@@ -88,6 +93,9 @@ async def test_kek_file_outside_data_dir_wraps_every_stored_key(infra, deploymen
 
 async def test_rotation_rewraps_under_the_newest_kek_and_old_keys_still_open(infra, deployment):
     data_dir, namespace, kek_file, old = deployment
+    replay = f"{namespace}_gateway"
+    async with await psycopg.AsyncConnection.connect(infra.dsn, autocommit=True) as conn:
+        body = await ReplaySeal(replay, Kek.from_text(old)).seal(conn, b"body", b"aad", "usr_1")
     before = await _wrapped(infra.dsn, namespace)
     new = b64e(new_key())
     kek_file.write_text(f"{old}\n{new}\n")  # oldest first: the last one wraps
@@ -98,8 +106,8 @@ async def test_rotation_rewraps_under_the_newest_kek_and_old_keys_still_open(inf
     assert code == 0, err
     assert ring.current_id in out
     after = await _wrapped(infra.dsn, namespace)
-    rows = after["pii"] + after["signing"]
-    assert rows and all(r[1].startswith(ring.current_id + ":") for r in rows)
+    rows = after["pii"] + after["signing"] + after["replay"]
+    assert after["replay"] and all(r[1].startswith(ring.current_id + ":") for r in rows)
     # The data keys themselves did not change, and the pre-rotation wrapping still opens.
     for (subject, old_wrapped, _), (_, new_wrapped, _) in zip(
         sorted(before["pii"]), sorted(after["pii"]), strict=True
@@ -109,6 +117,8 @@ async def test_rotation_rewraps_under_the_newest_kek_and_old_keys_still_open(inf
     newest_only = Kek.from_text(new)
     for kid, wrapped, ciphertext in after["signing"]:
         unwrap_private(newest_only, kid, wrapped, ciphertext)  # the old KEK is not needed
+    async with await psycopg.AsyncConnection.connect(infra.dsn) as conn:
+        assert await ReplaySeal(replay, newest_only).unseal(conn, body, b"aad", "usr_1") == b"body"
     # A second rotation finds nothing left to do.
     code, out, _ = await _rotate(infra, data_dir, namespace, kek_file)
     assert code == 0 and '"rewrapped": 0' in out

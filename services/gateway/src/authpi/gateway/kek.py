@@ -1,7 +1,7 @@
 """KEK rotation: re-wrap every stored data key under the newest key-encryption key, so that
 the older ones can leave the configuration (`authpi kek rotate`). The wrapped keys are the
-per-user PII keys (directory) and the signing keys' data keys (token); each is wrapped with a
-context string that its owner also uses to unwrap it."""
+per-user PII keys (directory), the signing keys' data keys (token) and the per-user replay keys
+(gateway); each is wrapped with a context string that its owner also uses to unwrap it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Wrapped(msgspec.Struct, frozen=True):
 WRAPPED = [
     Wrapped("directory", "pii_keys", "subject_id", "wrapped_key", "pii:{}"),
     Wrapped("token", "signing_key_secrets", "kid", "wrapped_dek", "authpi.token.signing-key:{}"),
+    Wrapped("gateway", "replay_keys", "resource_id", "wrapped_key", "replay:{}"),
 ]
 
 
