@@ -130,3 +130,26 @@ async def test_second_ensure_bootstrap_returns_no_secret(infra, tmp_path):
         assert (content, created) == (None, False)
         assert not settings.bootstrap_path.exists()
         assert await _credentials(running.dsn, running.namespace) == (1, 1)
+
+
+async def test_bootstrap_command_creates_once_and_prints_without_writing(infra, tmp_path):
+    namespace, api, idp = new_namespace(), free_port(), free_port()
+    env = _env(infra, tmp_path / "data", namespace, api, idp)
+
+    async def bootstrap() -> tuple[int | None, bytes, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "authpi.gateway.cli", "bootstrap", "--json", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        return proc.returncode, out, err
+
+    code, out, err = await bootstrap()
+    assert code == 0, err.decode()
+    creds = json.loads(out)
+    assert creds["api_key_secret"]
+    assert not (tmp_path / "data" / "bootstrap.json").exists()  # shown once, on stdout only
+
+    code, out, _ = await bootstrap()
+    assert code == 1 and creds["api_key_secret"].encode() not in out
+    assert await _credentials(infra.dsn, namespace) == (1, 1)

@@ -14,9 +14,15 @@ from authpi.gateway.platform import write_private
 
 
 async def ensure_bootstrap(
-    directory: Directory, settings: Settings, api_url: str, idp_url: str
+    directory: Directory,
+    settings: Settings,
+    api_url: str,
+    idp_url: str,
+    *,
+    write_file: bool = True,
 ) -> tuple[Path, dict[str, Any] | None, bool]:
-    """Return (path, content, created). Bootstraps only a database without an account. On a
+    """Return (path, content, created). Bootstraps only a database without an account, and
+    writes the file unless told not to (`authpi bootstrap --json` only prints the secret). On a
     bootstrapped one, content is the file when it belongs to that account, else None: the
     secret was shown once, and a lost file is replaced with a key made through the API."""
     path = settings.bootstrap_path
@@ -30,8 +36,9 @@ async def ensure_bootstrap(
         "api_url": api_url,
         "idp_url": idp_url,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, content)
+    if write_file:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, content)
     return path, content, True
 
 

@@ -163,7 +163,8 @@ async def _connect_running(settings: Settings) -> Settings:
 
 async def bootstrap(settings: Settings, as_json: bool) -> int:
     """Create the first account and its API key, once per database. A bootstrapped database
-    gets nothing new: the secret was shown (and written) once, by the run that created it."""
+    gets nothing new: the secret was shown (and written) once, by the run that created it.
+    With --json the credentials are printed and not written to the data folder."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
@@ -178,8 +179,9 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
             directory = next(
                 p.exports["directory"] for p in platform.parts if "directory" in p.exports
             )
+            # With --json the secret goes to stdout only: no plaintext copy on the pod's disk.
             _, content, _ = await ensure_bootstrap(
-                directory, settings, settings.api_url, settings.idp_url
+                directory, settings, settings.api_url, settings.idp_url, write_file=not as_json
             )
         finally:
             await platform.stop()
