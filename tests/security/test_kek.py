@@ -150,3 +150,11 @@ def test_unversioned_legacy_wrapping_opens_with_any_listed_kek_and_new_wraps_car
     assert ring.derive("x") == Kek(old).derive("x")  # derived secrets survive the rotation
     with pytest.raises(WrongKek, match="no configured key-encryption key"):
         Kek(new).unwrap(legacy, "pii:usr_1")
+
+
+async def test_platform_with_a_wrong_kek_refuses_to_start(infra, deployment):
+    data_dir, namespace, kek_file, _ = deployment
+    kek_file.write_text(b64e(new_key()))
+
+    with pytest.raises(WrongKek, match="is not configured"):
+        await Platform(_settings(infra, data_dir, namespace, kek_file)).start()

@@ -135,7 +135,7 @@ async def redrive(
 ) -> RedriveResult:
     """Re-apply a consumer's dead letters through its projection's apply, one transaction each,
     and delete each row whose apply succeeds. A row that fails again stays, with the new
-    error. Applies out of stream order: projections ignore versions they already passed."""
+    error. Like any late redelivery, it applies out of stream order."""
     table = DeadLetters(projection.schema)
     async with pool.connection() as conn:
         rows = await table.list(conn, consumer=projection.name, ids=ids)

@@ -66,7 +66,13 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    sys.exit(asyncio.run(runner[args.command]()) or 0)
+    from authpi.crypto.envelope import WrongKek
+
+    try:
+        sys.exit(asyncio.run(runner[args.command]()) or 0)
+    except WrongKek as exc:  # a misconfigured KEK: say which, start nothing
+        print(f"authpi {args.command}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -267,7 +273,6 @@ async def kek_rotate(settings: Settings) -> int:
     """Re-wrap the stored data keys under the newest configured KEK (the last one listed in
     AUTHPI_KEK / AUTHPI_KEK_FILE). A key no configured KEK opens stops it: exit 1, no change
     to that table."""
-    from authpi.crypto.envelope import WrongKek
     from authpi.gateway.kek import rewrap_all
     from authpi.gateway.platform import Platform
 
@@ -277,13 +282,7 @@ async def kek_rotate(settings: Settings) -> int:
     try:
         assert platform.rt is not None
         services = [m.name for m in platform.modules]
-        try:
-            results = await rewrap_all(
-                platform.rt.pool, platform.rt.kek, target.namespace, services
-            )
-        except WrongKek as exc:
-            print(f"kek rotate: {exc}", file=sys.stderr)
-            return 1
+        results = await rewrap_all(platform.rt.pool, platform.rt.kek, target.namespace, services)
         for result in results:
             print(json.dumps(msgspec.structs.asdict(result)), flush=True)
         print(json.dumps({"current_kek": platform.rt.kek.current_id}), flush=True)

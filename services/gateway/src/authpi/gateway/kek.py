@@ -64,3 +64,21 @@ async def _rewrap(pool: AsyncConnectionPool, kek: Kek, schema: str, w: Wrapped) 
             await conn.execute(update, [kek.wrap(kek.unwrap(wrapped, context), context), key])
             done += 1
     return Rewrapped(table=f"{schema}.{w.table}", rewrapped=done, current=current)
+
+
+async def check_kek(
+    pool: AsyncConnectionPool, kek: Kek, namespace: str, services: list[str]
+) -> None:
+    """At start: one stored key of each kind must open, or the process refuses to start
+    (WrongKek) instead of failing later, request by request, with a misconfigured KEK."""
+    for w in WRAPPED:
+        if w.service not in services:
+            continue
+        table = sql.Identifier(f"{namespace}_{w.service}", w.table)
+        query = sql.SQL("SELECT {}, {} FROM {} LIMIT 1").format(
+            sql.Identifier(w.key_column), sql.Identifier(w.value_column), table
+        )
+        async with pool.connection() as conn:
+            row = await (await conn.execute(query)).fetchone()
+        if row is not None:
+            kek.unwrap(row[1], w.context.format(row[0]))

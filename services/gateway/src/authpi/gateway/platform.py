@@ -29,6 +29,7 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.kek import check_kek
 from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
@@ -207,7 +208,9 @@ class Platform:
         await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
-        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
+        kek = self._kek or self._load_kek()
+        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
         self.parts = [await module.build(rt) for module in self.modules]
         self._nats_url = nats_url
