@@ -67,10 +67,11 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    infra: Infra, data_dir: Path, clock: Any = None
+    infra: Infra, data_dir: Path, clock: Any = None, **overrides: Any
 ) -> AsyncGenerator[RunningPlatform, None]:
     """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
-    (e.g. a FixedClock) drives everything time-based in it."""
+    (e.g. a FixedClock) drives everything time-based in it; `overrides` replace Settings fields
+    (e.g. `trusted_proxies`)."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
@@ -85,11 +86,13 @@ async def running_platform(
         # One client IP runs every suite; the limits themselves are tested on their own app.
         rate_limit_multiplier=1000.0,
     )
+    settings = msgspec.structs.replace(settings, **overrides)
     running = Platform(settings, clock=clock)
     await running.start()
     try:
         directory = next(p.exports["directory"] for p in running.parts if "directory" in p.exports)
         _, creds, _ = await ensure_bootstrap(directory, settings, running.api_url, running.idp_url)
+        assert creds is not None, "a fresh namespace is bootstrapped"
         yield RunningPlatform(
             api_url=running.api_url,
             idp_url=running.idp_url,

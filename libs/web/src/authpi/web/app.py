@@ -83,6 +83,7 @@ class WebApp:
 
     def __init__(self, app: Litestar, metrics: Metrics) -> None:
         self.litestar = app
+        self.metrics = metrics
         self._asgi = request_context(app, metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,18 +21,22 @@ import msgspec
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.config import Settings
+from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
-from authpi.crypto.envelope import Kek, b64e, new_key
+from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.kek import check_kek
+from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
+from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
+from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import WebApp, build_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -60,13 +65,18 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_config(app: Any, *, headers: Sequence[tuple[str, str]] = ()) -> uvicorn.Config:
+def http_config(
+    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
+) -> uvicorn.Config:
     """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
-    access log (the request-context layer counts requests), no `server: uvicorn` header."""
+    access log (the request-context layer counts requests), no `server: uvicorn` header.
+    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
+    default): the client address comes from the configured trusted proxies only."""
+    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
     return uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", loop="none", http="httptools",
-        timeout_keep_alive=30, timeout_graceful_shutdown=10, server_header=False,
-        headers=list(headers),
+        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
+        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        server_header=False, proxy_headers=False, headers=list(headers),
     )  # fmt: skip
 
 
@@ -91,9 +101,18 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
     return task
 
 
-def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
+def build_idp_app(
+    parts: Sequence[ServiceParts], ready: Any, settings: Settings, clock: Clock
+) -> WebApp:
+    """The IdP port: every service's IdP routes behind the per-address rate limit."""
     routes = [r for p in parts for r in p.idp_routes]
-    return build_app(name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API")
+    per_minute = settings.idp_rate_limit
+    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
+    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
+    return build_app(
+        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
+        middleware=[limiter.middleware],
+    )  # fmt: skip
 
 
 def idp_headers(settings: Settings) -> list[tuple[str, str]]:
@@ -149,6 +168,7 @@ class Platform:
         self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
+        self.dead_letters: DeadLetterMonitor | None = None
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -204,26 +224,35 @@ class Platform:
         await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
-        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
+        kek = self._kek or self._load_kek()
+        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
         self.parts = [await module.build(rt) for module in self.modules]
         self._nats_url = nats_url
 
     def _load_kek(self) -> Kek:
-        if self.settings.kek:
-            self._kek_text = self.settings.kek
-            return Kek.from_text(self.settings.kek)
-        path = self.settings.data_dir / "kek"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(b64e(new_key()))
-        self._kek_text = path.read_text().strip()
-        return Kek.from_text(self._kek_text)
+        text, path = read_kek(self.settings)
+        kek = Kek.from_text(text)
+        self._kek_text = text
+        if path is not None and path.is_relative_to(self.settings.data_dir):
+            # One backup of the data folder would carry both the ciphertexts and their key,
+            # and crypto-shredding would protect nothing. Development only.
+            log.warning(
+                "kek.in_data_dir", file=str(path),
+                hint="set AUTHPI_KEK_FILE (outside the data folder) or AUTHPI_KEK in production",
+            )  # fmt: skip
+        log.info("kek.loaded", current=kek.current_id, versions=len(kek.ids))
+        return kek
 
     def _start_background(self, rt: Runtime) -> None:
         rt.sync.publications.relayed_here = True
+        monitor = DeadLetterMonitor(
+            rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
+            timedelta(days=self.settings.dead_letter_retention_days),
+        )  # fmt: skip
+        self.dead_letters = monitor
+        self._spawn("dead-letters", monitor.run)
         for module in self.modules:
             relay = Relay(
                 rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace,
@@ -235,7 +264,7 @@ class Platform:
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
                     js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
-                    namespace=rt.namespace,
+                    namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(consumer)
                 rt.sync.track(consumer)
@@ -245,7 +274,10 @@ class Platform:
         self._spawn("sync", rt.sync.run)
 
     def _spawn(self, name: str, task: Any) -> None:
-        self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
+        failed = self.dead_letters.task_failed if self.dead_letters else None
+        self.tasks.append(
+            asyncio.create_task(supervise(name, task, self.stop_event, failed), name=name)
+        )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
         events = [(f"relay:{r.schema}", r.running) for r in self.relays]
@@ -277,6 +309,8 @@ class Platform:
             checks["database"] = True
         checks["nats"] = self.rt.nc.is_connected
         workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        # A cache follower that failed to apply an event is not warm until it has reloaded.
+        workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
             t.done() for t in self.tasks
         )
@@ -291,7 +325,7 @@ class Platform:
         return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready)
+        return build_idp_app(self.parts, self.process_ready, self.settings, self.clock)
 
     def _bind_ports(self, s: Settings) -> Settings:
         """Bind both ports before the services are built, so that a port chosen by the system
@@ -310,9 +344,16 @@ class Platform:
         return self.settings
 
     async def _serve(self) -> None:
+        core, idp = self.core_app(), self.idp_app()
+        if self.dead_letters is not None:
+            for app in (core, idp):
+                app.metrics.registry.register(self.dead_letters)
         configs = (
-            (http_config(self.core_app()), "api_url"),
-            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+            (http_config(core, self.settings), "api_url"),
+            (
+                http_config(idp, self.settings, headers=idp_headers(self.settings)),
+                "idp_url",
+            ),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)

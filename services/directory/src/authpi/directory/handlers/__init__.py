@@ -169,36 +169,41 @@ class Directory:
         return key
 
     async def block_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         c = change or StatusChange()
         cmd = BlockApiKey(
             key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
-            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
         )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def unblock_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         cmd = UnblockApiKey(
-            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
-        )
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match,
+            held=held,
+        )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def revoke_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         c = change or StatusChange()
         cmd = RevokeApiKey(
             key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
-            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
         )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def rotate_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> NewApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> NewApiKey:  # fmt: skip
         """A new secret; the previous one keeps working for 15 minutes (core-api.md 3.4)."""
         secret = self.new_secret()
         cmd = RotateApiKey(
@@ -208,6 +213,7 @@ class Directory:
             secret_hint=secret[-8:],
             now=self.rt.clock.now_ms(),
             if_match=if_match,
+            held=held,
         )
         await self._api_key_action(cmd, actor)
         return NewApiKey(key_id, secret)
@@ -218,11 +224,13 @@ class Directory:
         return await self._api_key_action(msgspec.structs.replace(cmd, now=now), actor)
 
     async def delete_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> None:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
         cmd = DeleteApiKey(
-            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
-        )
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match,
+            held=held,
+        )  # fmt: skip
         await self._api_key_action(cmd, actor)
 
     async def create_account(self, name: str, *, actor: Actor) -> str:
@@ -267,20 +275,23 @@ class Directory:
         )
         return outcome.state
 
-    async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped:
+    async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped | None:
         """Create the deployment's first account, its owner and an all-scopes API key, once.
-        Later calls mint a fresh key for that same account; never a second account."""
+        None when the deployment already has its account: a second call never mints a key (a
+        restarted pod with an empty data folder must not add another all-scopes credential)."""
+        if await self.bootstrapped_account() is not None:
+            return None
+        try:
+            return await self._bootstrap_new(owner_username)
+        except Conflict:
+            if await self.bootstrapped_account() is None:
+                raise
+            return None  # a concurrent start won the reservation
+
+    async def bootstrapped_account(self) -> str | None:
+        """The account the bootstrap reserved, if the deployment has been bootstrapped."""
         async with self.rt.pool.connection() as conn:
-            existing = await self.queries.reservation(conn, "bootstrap", "account")
-        if existing is None:
-            try:
-                return await self._bootstrap_new(owner_username)
-            except Conflict:
-                async with self.rt.pool.connection() as conn:
-                    existing = await self.queries.reservation(conn, "bootstrap", "account")
-                if existing is None:
-                    raise
-        return await self._bootstrap_key(existing)
+            return await self.queries.reservation(conn, "bootstrap", "account")
 
     async def _bootstrap_new(self, owner_username: str) -> Bootstrapped:
         ids, now = self.rt.ids, self.rt.clock.now_ms()
@@ -308,13 +319,3 @@ class Directory:
         reactions: list[Reaction] = [claim, *self.projections, inline(self.users_view)]
         await self.store.execute_all(steps, self._meta(account_id, trigger="system"), reactions)
         return Bootstrapped(account_id, key.key_id, key.secret, created_account=True)
-
-    async def _bootstrap_key(self, account_id: str) -> Bootstrapped:
-        async with self.rt.pool.connection() as conn:
-            org_id = await self.queries.account_org(conn, account_id)
-        assert org_id is not None, "bootstrap reservation without its account"
-        step, key = self._api_key_step(account_id, org_id, "bootstrap", list(ALL_SCOPES))
-        await self.store.execute_all(
-            [step], self._meta(account_id, trigger="system"), self.projections
-        )
-        return Bootstrapped(account_id, key.key_id, key.secret, created_account=False)
