@@ -12,6 +12,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    # JSON file of NATS credentials by identity (authpi.messaging.auth); generated into data_dir
+    # with the embedded server. Unset with nats_url: no NATS authentication (development only).
+    nats_credentials_file: Path | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
     # Base64 (urlsafe) 32-byte key-encryption key; generated into data_dir when unset.
@@ -41,6 +44,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=e.get("AUTHPI_DATABASE_URL") or None,
         nats_url=e.get("AUTHPI_NATS_URL") or None,
+        nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
@@ -52,6 +56,10 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
     )
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).absolute() if raw else None
 
 
 def _positive_int(raw: str, name: str) -> int:

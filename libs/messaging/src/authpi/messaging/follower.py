@@ -26,6 +26,7 @@ from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import events_of_type, events_stream
 from authpi.eventstore.sqltext import render
 from authpi.messaging.consumer import SEQ_SOURCE
+from authpi.messaging.provenance import forgery
 from authpi.observability import get_logger
 
 log = get_logger("authpi.follower")
@@ -58,6 +59,7 @@ class CacheFollower:
         self.warm = asyncio.Event()
         self.last_seq = 0
         self._received = 0
+        self.rejected = 0  # untrusted envelopes seen (messaging.provenance)
         self._checkpoint: LiteralString = render(
             sql.SQL(
                 "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
@@ -112,7 +114,15 @@ class CacheFollower:
                 "message.rejected", consumer=self.consumer, subject=msg.subject, error=str(exc)
             )
         else:
-            self.apply(env, event)
+            reason = forgery(msg.subject, env, self.namespace)
+            if reason is None:
+                self.apply(env, event)
+            else:
+                self.rejected += 1
+                log.error(
+                    "message.rejected", consumer=self.consumer, subject=msg.subject,
+                    event_id=env.event_id, error=f"untrusted: {reason}",
+                )  # fmt: skip
         finally:
             # Even a rejected message counts as handled, or `warm` would wait for it forever.
             self._received += 1

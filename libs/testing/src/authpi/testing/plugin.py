@@ -79,6 +79,7 @@ async def running_platform(
         data_dir=data_dir,
         database_url=infra.dsn,
         nats_url=infra.nats_url,
+        nats_credentials_file=infra.nats_credentials,
         api_url="http://127.0.0.1:0",
         idp_url="http://127.0.0.1:0",
         namespace=ns,

@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -125,7 +126,13 @@ async def _connect_running(settings: Settings) -> Settings:
         settings,
         database_url=settings.database_url or info["database_url"],
         nats_url=settings.nats_url or info["nats_url"],
+        nats_credentials_file=settings.nats_credentials_file
+        or _optional_path(info.get("nats_credentials_file")),
     )
+
+
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
 
 
 async def bootstrap(settings: Settings, as_json: bool) -> int:
@@ -179,13 +186,19 @@ async def replay(settings: Settings, projection_name: str) -> int:
 async def relay_only(settings: Settings, service: str) -> int:
     """One relay in its own process (the distributed topology, and the relay crash test)."""
     from authpi.eventstore.relay import Relay
+    from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
 
     if not (settings.database_url and settings.nats_url):
         raise SystemExit("authpi relay needs AUTHPI_DATABASE_URL and AUTHPI_NATS_URL")
-    nc = await connect(settings.nats_url)
+    path = settings.nats_credentials_file
+    auth = nats_auth.load(path) if path else None
+    if auth is None or nats_auth.ADMIN in auth.credentials:
+        admin = await connect(settings.nats_url, auth=auth)
+        await ensure_streams(admin.jetstream(), settings.namespace)
+        await admin.close()
+    nc = await connect(settings.nats_url, auth=auth, identity=nats_auth.relay_identity(service))
     js = nc.jetstream()
-    await ensure_streams(js, settings.namespace)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     relay = Relay(
