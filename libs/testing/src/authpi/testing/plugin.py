@@ -62,15 +62,18 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
     namespace: str
     dsn: str
     nats_url: str
+    # The credentials file the platform's NATS connections use (None: no NATS authentication).
+    nats_credentials: Path | None = None
     handle: Any = None  # the Platform object, for tests that need to reach inside
 
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    infra: Infra, data_dir: Path, clock: Any = None
+    infra: Infra, data_dir: Path, clock: Any = None, *, embedded_nats: bool = False
 ) -> AsyncGenerator[RunningPlatform, None]:
     """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
-    (e.g. a FixedClock) drives everything time-based in it."""
+    (e.g. a FixedClock) drives everything time-based in it. `embedded_nats`: its own NATS
+    server in `data_dir`, with the credentials and permissions `make run` generates."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
@@ -78,8 +81,8 @@ async def running_platform(
     settings = Settings(
         data_dir=data_dir,
         database_url=infra.dsn,
-        nats_url=infra.nats_url,
-        nats_credentials_file=infra.nats_credentials,
+        nats_url=None if embedded_nats else infra.nats_url,
+        nats_credentials_file=None if embedded_nats else infra.nats_credentials,
         api_url="http://127.0.0.1:0",
         idp_url="http://127.0.0.1:0",
         namespace=ns,
@@ -99,7 +102,8 @@ async def running_platform(
             api_key_secret=creds["api_key_secret"],
             namespace=ns,
             dsn=infra.dsn,
-            nats_url=infra.nats_url,
+            nats_url=running.nats_url,
+            nats_credentials=running.nats_credentials,
             handle=running,
         )
     finally:

@@ -151,7 +151,7 @@ class Platform:
         self._nats_url = ""
         # NATS credentials by identity (None: the server has no authentication, development)
         self.nats_auth: nats_auth.NatsAuth | None = None
-        self._nats_credentials: Path | None = None
+        self.nats_credentials: Path | None = None
         self._connections: dict[str, NATS] = {}
         self.runtimes: dict[str, Runtime] = {}
         self._kek_text: str | None = None
@@ -196,10 +196,10 @@ class Platform:
             self.stack.callback(pg.stop)
         if s.nats_credentials_file is not None:
             self.nats_auth = nats_auth.load(s.nats_credentials_file)
-            self._nats_credentials = s.nats_credentials_file
+            self.nats_credentials = s.nats_credentials_file
         if not nats_url:
             # The embedded server enforces generated per-service credentials (mode 0600).
-            self.nats_auth, self._nats_credentials, config = nats_auth.embedded(
+            self.nats_auth, self.nats_credentials, config = nats_auth.embedded(
                 s.data_dir, s.namespace
             )
             nats = EmbeddedNats(s.data_dir / "nats", config=config)
@@ -242,6 +242,10 @@ class Platform:
             self.stack.push_async_callback(nc.close)
             self._connections[key] = nc
         return self._connections[key]
+
+    @property
+    def nats_url(self) -> str:
+        return self._nats_url
 
     def _load_kek(self) -> Kek:
         if self.settings.kek:
@@ -357,7 +361,7 @@ class Platform:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
         resolved = msgspec.structs.replace(
             self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text,
-            nats_credentials_file=self._nats_credentials,
+            nats_credentials_file=self.nats_credentials,
         )  # fmt: skip
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets[1],
@@ -369,7 +373,7 @@ class Platform:
         """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
         path = self.settings.data_dir / "runtime.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        creds = str(self._nats_credentials) if self._nats_credentials else None
+        creds = str(self.nats_credentials) if self.nats_credentials else None
         write_private(
             path,
             {
