@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("projection")
     relay = sub.add_parser("relay", help="run one service schema's relay alone")
     relay.add_argument("--service", required=True)
+    relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         "serve": lambda: up(settings, only=args.service),
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
-        "relay": lambda: relay_only(settings, args.service),
+        "relay": lambda: relay_only(settings, args.service, args.schema),
     }
     try:
         import uvloop
@@ -183,7 +184,7 @@ async def replay(settings: Settings, projection_name: str) -> int:
         await platform.stop()
 
 
-async def relay_only(settings: Settings, service: str) -> int:
+async def relay_only(settings: Settings, service: str, schema: str | None = None) -> int:
     """One relay in its own process (the distributed topology, and the relay crash test)."""
     from authpi.eventstore.relay import Relay
     from authpi.messaging import auth as nats_auth
@@ -201,9 +202,8 @@ async def relay_only(settings: Settings, service: str) -> int:
     js = nc.jetstream()
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    relay = Relay(
-        settings.database_url, f"{settings.namespace}_{service}", service, js, settings.namespace
-    )
+    schema = schema or f"{settings.namespace}_{service}"
+    relay = Relay(settings.database_url, schema, service, js, settings.namespace)
     try:
         await relay.run(stop)
     finally:
