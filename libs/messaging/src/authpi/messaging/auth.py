@@ -197,3 +197,26 @@ def embedded(data_dir: Path, namespace: str | None) -> tuple[NatsAuth, Path, Pat
     config = data_dir / "nats.conf"
     write_private(config, server_config(auth, namespace))
     return auth, creds_path, config
+
+
+def deployment_identities(service: str) -> list[str]:
+    """What `authpi serve <service>` connects as: it runs its own module beside the directory and
+    the gateway (services/gateway cli `up`), each as itself and as its relay. Never `admin`:
+    streams are declared apart, by `authpi streams`."""
+    modules = dict.fromkeys((service, "directory", "gateway"))
+    return [*modules, *(relay_identity(m) for m in modules)]
+
+
+def write_deployment(out: Path, namespace: str) -> NatsAuth:
+    """For compose and Kubernetes: the server's `authorization` block (nats-auth.conf, to
+    include from nats.conf), every credential (credentials.json, kept across runs), the
+    stream declarer's (credentials-admin.json) and one file per deployment
+    (credentials-<service>.json) holding only what that deployment connects as."""
+    auth = generate(out / "credentials.json")
+    users = json.loads(server_config(auth, namespace))["authorization"]
+    write_private(out / "nats-auth.conf", "authorization: " + json.dumps(users, indent=2) + "\n")
+    subsets = {"admin": [ADMIN], **{s: deployment_identities(s) for s in SERVICES}}
+    for name, wanted in subsets.items():
+        subset = {i: auth.credentials[i] for i in wanted}
+        write_private(out / f"credentials-{name}.json", msgspec.json.encode(subset).decode())
+    return auth

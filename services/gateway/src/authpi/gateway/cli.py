@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     relay = sub.add_parser("relay", help="run one service schema's relay alone")
     relay.add_argument("--service", required=True)
     relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
+    auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
+    auth.add_argument("--out", required=True, help="directory for the generated files")
+    sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
         "relay": lambda: relay_only(settings, args.service, args.schema),
+        "nats-auth": lambda: nats_auth_files(settings, args.out),
+        "streams": lambda: declare_streams(settings),
     }
     try:
         import uvloop
@@ -182,6 +187,31 @@ async def replay(settings: Settings, projection_name: str) -> int:
         return 2
     finally:
         await platform.stop()
+
+
+async def nats_auth_files(settings: Settings, out: str) -> int:
+    """Users, permissions and per-deployment credentials for a NATS server that AuthPI does not
+    start itself (compose, Kubernetes); existing passwords are kept."""
+    from authpi.messaging import auth as nats_auth
+
+    nats_auth.write_deployment(Path(out), settings.namespace)
+    print(f"NATS users and credentials written to {out}")
+    return 0
+
+
+async def declare_streams(settings: Settings) -> int:
+    from authpi.messaging import auth as nats_auth
+    from authpi.messaging.streams import connect, ensure_streams
+
+    if not settings.nats_url:
+        raise SystemExit("authpi streams needs AUTHPI_NATS_URL")
+    path = settings.nats_credentials_file
+    nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
+    try:
+        await ensure_streams(nc.jetstream(), settings.namespace)
+    finally:
+        await nc.close()
+    return 0
 
 
 async def relay_only(settings: Settings, service: str, schema: str | None = None) -> int:
