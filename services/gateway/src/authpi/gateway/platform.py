@@ -206,6 +206,8 @@ class Platform:
             nats_url = await asyncio.to_thread(nats.start)
             self.stack.callback(nats.stop)
         self._nats_url = nats_url
+        if self.nats_auth is None:
+            log.warning("nats.unauthenticated", hint="development only: set the credentials file")
         jsonb.install()
         pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
         await pool.open(wait=True)
