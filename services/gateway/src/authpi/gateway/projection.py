@@ -17,9 +17,9 @@ gateway-directory:
   cache (`personal_tokens.PersonalTokenCache`). Deleted tokens leave the view.
 - `user.created` (not active), `user.blocked`, `user.unblocked`, `user.deleted` ->
   inactive_users_view: the users whose personal tokens stop working. Active users have no row.
-- `user.deleted` also purges the idempotency records whose stored replay belongs to that user:
-  a replay of a user create or update holds the user's email and profile (sealed with a gateway
-  key, but not with the user's data key), so it must not outlive the user (DESIGN.md 7)."""
+- `user.deleted` also purges the idempotency records whose stored replay belongs to that user
+  (a replay of a user create or update holds the user's email and profile) and destroys the
+  user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7)."""
 
 from __future__ import annotations
 
@@ -98,6 +98,7 @@ class DirectoryProjection:
             " ON CONFLICT (id) DO NOTHING"
         )
         self._purge = render("DELETE FROM {}.idempotency_keys WHERE resource_id = %s")
+        self._replay_key = render("DELETE FROM {}.replay_keys WHERE resource_id = %s")
         self._insert_token = render(
             "INSERT INTO {}.personal_tokens_view (id, jti, account_id, issuer_id, user_id, scopes,"
             " expires_at, status, token_sha256, version) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
@@ -159,6 +160,7 @@ class DirectoryProjection:
             case UserDeleted() as e:
                 await conn.execute(self._inactive, [e.id, "deleted", version])
                 await conn.execute(self._purge, [e.id])
+                await conn.execute(self._replay_key, [e.id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Empty the views (replay). Purged idempotency records stay purged."""

@@ -96,7 +96,7 @@ class Directory:
         self.account_queries = AccountQueries(schema)
         self.accounts_view = AccountsView(schema)
         self.api_keys_view = ApiKeysView(schema)
-        self.users_view = UsersView(schema, self.vault)
+        self.users_view = UsersView(schema)
         self.account_domains_view = AccountDomainsView(schema)
         # Every write to an account or key stream: the views, and the claims on domain hosts.
         self.projections: list[Reaction] = [
