@@ -247,3 +247,30 @@ async def test_the_platform_works_end_to_end_on_per_service_credentials(secured)
 
     body = await eventually(token, timeout=30)
     assert body["token_type"].lower() == "bearer" and body["access_token"]
+
+
+@pytest.mark.parametrize(
+    "action", ["MSG.NEXT", "DELETE", "DURABLE.CREATE"], ids=["pull", "delete", "recreate"]
+)
+async def test_a_service_cannot_drive_another_services_durable_consumer(secured, action):
+    """The agent service may not pull, delete or re-create the gateway's projection consumer:
+    either would let it steal or skip the events the gateway's API-key view is built from."""
+    errors: list[Exception] = []
+    nc = await as_identity(secured, "agent", errors)
+    stream = events_stream(secured.namespace)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request(f"$JS.API.CONSUMER.{action}.{stream}.gateway-directory", b"{}", 1)
+
+        async def refused() -> bool:
+            return any("permissions violation for publish" in str(e).lower() for e in errors)
+
+        await eventually(refused, timeout=5)
+    finally:
+        await nc.close()
+    admin = await connect(secured.nats_url, auth=credentials(secured))
+    try:
+        info = await jetstream(admin).consumer_info(stream, "gateway-directory")
+        assert info.config.durable_name == "gateway-directory"
+    finally:
+        await admin.close()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 from psycopg import errors, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -237,13 +238,17 @@ class IdpWorker:
                     raise RuntimeError(f"{module.name}: migrations not applied: {missing}")
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
+        shared: NATS | None = None
         for module in modules:
-            # Each service part follows the bus as its own identity, as in the main process.
-            nc = await connect(
+            # Each service part follows the bus as its own identity, as in the main process
+            # (one shared connection when NATS has no authentication).
+            nc = shared or await connect(
                 s.nats_url, name=f"authpi-idp-worker-{os.getpid()}-{module.name}", auth=auth,
                 identity=module.name,
             )  # fmt: skip
-            self.stack.push_async_callback(nc.close)
+            if nc is not shared:
+                self.stack.push_async_callback(nc.close)
+            shared = nc if auth is None else None
             rt = Runtime(
                 s, s.database_url, pool, nc, jetstream(nc), SystemClock(), RandomIds(), kek
             )
