@@ -30,11 +30,13 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
+from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import WebApp, build_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -63,13 +65,18 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_config(app: Any, *, headers: Sequence[tuple[str, str]] = ()) -> uvicorn.Config:
+def http_config(
+    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
+) -> uvicorn.Config:
     """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
-    access log (the request-context layer counts requests), no `server: uvicorn` header."""
+    access log (the request-context layer counts requests), no `server: uvicorn` header.
+    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
+    default): the client address comes from the configured trusted proxies only."""
+    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
     return uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", loop="none", http="httptools",
-        timeout_keep_alive=30, timeout_graceful_shutdown=10, server_header=False,
-        headers=list(headers),
+        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
+        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        server_header=False, proxy_headers=False, headers=list(headers),
     )  # fmt: skip
 
 
@@ -94,9 +101,18 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
     return task
 
 
-def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
+def build_idp_app(
+    parts: Sequence[ServiceParts], ready: Any, settings: Settings, clock: Clock
+) -> WebApp:
+    """The IdP port: every service's IdP routes behind the per-address rate limit."""
     routes = [r for p in parts for r in p.idp_routes]
-    return build_app(name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API")
+    per_minute = settings.idp_rate_limit
+    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
+    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
+    return build_app(
+        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
+        middleware=[limiter.middleware],
+    )  # fmt: skip
 
 
 def idp_headers(settings: Settings) -> list[tuple[str, str]]:
@@ -325,7 +341,7 @@ class Platform:
         return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready)
+        return build_idp_app(self.parts, self.process_ready, self.settings, self.clock)
 
     def _bind_ports(self, s: Settings) -> Settings:
         """Bind both ports before the services are built, so that a port chosen by the system
@@ -345,8 +361,11 @@ class Platform:
 
     async def _serve(self) -> None:
         configs = (
-            (http_config(self.core_app()), "api_url"),
-            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+            (http_config(self.core_app(), self.settings), "api_url"),
+            (
+                http_config(self.idp_app(), self.settings, headers=idp_headers(self.settings)),
+                "idp_url",
+            ),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)
