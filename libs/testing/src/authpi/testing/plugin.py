@@ -62,16 +62,24 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
     namespace: str
     dsn: str
     nats_url: str
+    # The credentials file the platform's NATS connections use (None: no NATS authentication).
+    nats_credentials: Path | None = None
     handle: Any = None  # the Platform object, for tests that need to reach inside
 
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    infra: Infra, data_dir: Path, clock: Any = None, **overrides: Any
+    infra: Infra,
+    data_dir: Path,
+    clock: Any = None,
+    *,
+    embedded_nats: bool = False,
+    **overrides: Any,
 ) -> AsyncGenerator[RunningPlatform, None]:
     """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
     (e.g. a FixedClock) drives everything time-based in it; `overrides` replace Settings fields
-    (e.g. `trusted_proxies`)."""
+    (e.g. `trusted_proxies`). `embedded_nats`: its own NATS server in `data_dir`, with the
+    credentials and permissions `make run` generates."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
@@ -79,7 +87,8 @@ async def running_platform(
     settings = Settings(
         data_dir=data_dir,
         database_url=infra.dsn,
-        nats_url=infra.nats_url,
+        nats_url=None if embedded_nats else infra.nats_url,
+        nats_credentials_file=None if embedded_nats else infra.nats_credentials,
         api_url="http://127.0.0.1:0",
         idp_url="http://127.0.0.1:0",
         namespace=ns,
@@ -101,7 +110,8 @@ async def running_platform(
             api_key_secret=creds["api_key_secret"],
             namespace=ns,
             dsn=infra.dsn,
-            nats_url=infra.nats_url,
+            nats_url=running.nats_url,
+            nats_credentials=running.nats_credentials,
             handle=running,
         )
     finally:
@@ -112,8 +122,12 @@ async def running_platform(
 async def platform(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningPlatform]:
-    """One all-in-one platform for the session, on the system clock."""
-    async with running_platform(infra, tmp_path_factory.mktemp("platform")) as running:
+    """One all-in-one platform for the session, on the system clock. The test client stands
+    where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
+    allowlist tests rely on it). Untrusted peers are tested on platforms of their own."""
+    async with running_platform(
+        infra, tmp_path_factory.mktemp("platform"), trusted_proxies=("127.0.0.1/32",)
+    ) as running:
         yield running
 
 

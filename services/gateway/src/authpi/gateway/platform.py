@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import uvicorn
+from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.config import Settings, read_kek
@@ -32,9 +34,10 @@ from authpi.eventstore.relay import Relay
 from authpi.gateway.kek import check_kek
 from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
+from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
-from authpi.messaging.streams import connect, ensure_streams
+from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import WebApp, build_app
@@ -165,6 +168,11 @@ class Platform:
         self.idp_url = settings.idp_url
         self.rt: Runtime | None = None
         self._nats_url = ""
+        # NATS credentials by identity (None: the server has no authentication, development)
+        self.nats_auth: nats_auth.NatsAuth | None = None
+        self.nats_credentials: Path | None = None
+        self._connections: dict[str, NATS] = {}
+        self.runtimes: dict[str, Runtime] = {}
         self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
@@ -175,7 +183,7 @@ class Platform:
         try:
             await self._prepare()
             assert self.rt is not None
-            self._start_background(self.rt)
+            await self._start_background(self.rt)
             await self._wait_running()
             self._write_runtime_file(self.rt.dsn, self._nats_url)
             if self.serve_http:
@@ -206,10 +214,20 @@ class Platform:
             pg = EmbeddedPostgres(s.data_dir / "postgres")
             dsn = await asyncio.to_thread(pg.start)
             self.stack.callback(pg.stop)
+        if s.nats_credentials_file is not None:
+            self.nats_auth = nats_auth.load(s.nats_credentials_file)
+            self.nats_credentials = s.nats_credentials_file
         if not nats_url:
-            nats = EmbeddedNats(s.data_dir / "nats")
+            # The embedded server enforces generated per-service credentials (mode 0600).
+            self.nats_auth, self.nats_credentials, config = nats_auth.embedded(
+                s.data_dir, s.namespace
+            )
+            nats = EmbeddedNats(s.data_dir / "nats", config=config)
             nats_url = await asyncio.to_thread(nats.start)
             self.stack.callback(nats.stop)
+        self._nats_url = nats_url
+        if self.nats_auth is None:
+            log.warning("nats.unauthenticated", hint="development only: set the credentials file")
         jsonb.install()
         pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
         await pool.open(wait=True)
@@ -218,18 +236,40 @@ class Platform:
             await conn.set_autocommit(True)
             for module in self.modules:
                 await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
-        nc = await connect(nats_url)
-        self.stack.push_async_callback(nc.close)
+        admin = self.nats_auth is None or nats_auth.ADMIN in self.nats_auth.credentials
+        nc = await self.nats(nats_auth.ADMIN if admin else self.modules[0].name)
         js = nc.jetstream()
-        await ensure_streams(js, s.namespace)
+        if admin:
+            await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
         kek = self._kek or self._load_kek()
         await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
-        self.parts = [await module.build(rt) for module in self.modules]
-        self._nats_url = nats_url
+        for module in self.modules:
+            # Each service part reads the bus as itself; its relay publishes as another identity.
+            own = await self.nats(module.name)
+            self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
+            self.parts.append(await module.build(self.runtimes[module.name]))
+        if self.nats_auth is not None:
+            for module, parts in zip(self.modules, self.parts, strict=True):
+                nats_auth.check_durables(module.name, [p.name for p in parts.projections])
+
+    async def nats(self, identity: str) -> NATS:
+        """A connection as `identity`; one shared connection when NATS has no authentication."""
+        key = identity if self.nats_auth is not None else ""
+        if key not in self._connections:
+            nc = await connect(
+                self._nats_url, f"authpi-{identity}", auth=self.nats_auth, identity=identity
+            )
+            self.stack.push_async_callback(nc.close)
+            self._connections[key] = nc
+        return self._connections[key]
+
+    @property
+    def nats_url(self) -> str:
+        return self._nats_url
 
     def _load_kek(self) -> Kek:
         text, path = read_kek(self.settings)
@@ -245,7 +285,7 @@ class Platform:
         log.info("kek.loaded", current=kek.current_id, versions=len(kek.ids))
         return kek
 
-    def _start_background(self, rt: Runtime) -> None:
+    async def _start_background(self, rt: Runtime) -> None:
         monitor = DeadLetterMonitor(
             rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
             timedelta(days=self.settings.dead_letter_retention_days),
@@ -253,13 +293,15 @@ class Platform:
         self.dead_letters = monitor
         self._spawn("dead-letters", monitor.run)
         for module in self.modules:
-            relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
+            js = jetstream(await self.nats(nats_auth.relay_identity(module.name)))
+            relay = Relay(rt.dsn, rt.schema(module.name), module.name, js, rt.namespace)
             self.relays.append(relay)
             self._spawn(f"relay:{module.name}", relay.run)
-        for parts in self.parts:
+        for module, parts in zip(self.modules, self.parts, strict=True):
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
-                    js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
+                    js=self.runtimes[module.name].js, pool=rt.pool, dsn=rt.dsn,
+                    projection=projection,
                     namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(consumer)
@@ -361,8 +403,9 @@ class Platform:
         if self._kek_text is None:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
         resolved = msgspec.structs.replace(
-            self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text
-        )
+            self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text,
+            nats_credentials_file=self.nats_credentials,
+        )  # fmt: skip
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets[1],
             self.settings.idp_workers - 1,
@@ -373,7 +416,14 @@ class Platform:
         """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
         path = self.settings.data_dir / "runtime.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, {"database_url": dsn, "nats_url": nats_url, "pid": os.getpid()})
+        creds = str(self.nats_credentials) if self.nats_credentials else None
+        write_private(
+            path,
+            {
+                "database_url": dsn, "nats_url": nats_url, "nats_credentials_file": creds,
+                "pid": os.getpid(),
+            },
+        )  # fmt: skip
         self.stack.callback(lambda: path.unlink(missing_ok=True))
 
     async def stop(self) -> None:
