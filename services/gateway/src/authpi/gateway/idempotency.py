@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek, seal, unseal
 from authpi.observability import get_logger
+from authpi.web.body import check_depth
 
 log = get_logger("authpi.gateway.idempotency")
 
@@ -82,10 +83,12 @@ def resource_of(path_params: Mapping[str, Any], body: bytes) -> str | None:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
-    """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys)."""
+    """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys). A body
+    nested too deeply is refused (400) before it is parsed."""
+    check_depth(body)
     try:
         canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         canonical = body
     digest = hashlib.sha256(f"{method}\n{path}\n".encode())
     digest.update(canonical)
