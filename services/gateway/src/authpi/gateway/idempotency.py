@@ -1,6 +1,8 @@
 """Idempotency keys (core-api.md 2.4): the store behind the gateway's idempotency layer.
 
-A key is scoped per account and lives 24 h from first use. The first request claims it (state
+A key is scoped per account and, inside it, per principal (`Principal.credential_id`: one API
+key, one personal token or one console user), and lives 24 h from first use: a principal never
+gets a response that another principal's request produced. The first request claims it (state
 `in_progress`, with a lease so that a crashed attempt does not hold it for a day); a 2xx response
 completes it with the status, the replayed headers and the body (AES-GCM sealed: a response may
 hold a one-time secret; over 512 KB only the status is kept); any other outcome releases it. The
@@ -102,10 +104,10 @@ class IdempotencyStore:
         self._key = kek.derive("authpi.gateway.idempotency")
         t = sql.Identifier(schema, "idempotency_keys")
         self._claim = sql.SQL(
-            "INSERT INTO {0} AS k (scope_id, key, owner, fingerprint, state, lease_until,"
-            " expires_at, created_at) VALUES (%(scope_id)s, %(key)s, %(owner)s, %(fp)s,"
-            " 'in_progress', %(lease)s, %(expires)s, %(now)s)"
-            " ON CONFLICT (scope_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
+            "INSERT INTO {0} AS k (scope_id, principal_id, key, owner, fingerprint, state,"
+            " lease_until, expires_at, created_at) VALUES (%(scope_id)s, %(principal_id)s,"
+            " %(key)s, %(owner)s, %(fp)s, 'in_progress', %(lease)s, %(expires)s, %(now)s)"
+            " ON CONFLICT (scope_id, principal_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
             " fingerprint = EXCLUDED.fingerprint, state = 'in_progress', status = NULL,"
             " headers = NULL, body = NULL, resource_id = NULL, lease_until = EXCLUDED.lease_until,"
             " expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
@@ -115,70 +117,78 @@ class IdempotencyStore:
         ).format(t)
         self._read = sql.SQL(
             "SELECT fingerprint, state, status, headers, body FROM {}"
-            " WHERE scope_id = %s AND key = %s"
+            " WHERE scope_id = %s AND principal_id = %s AND key = %s"
         ).format(t)
         self._complete = sql.SQL(
             "UPDATE {} SET state = 'completed', status = %s, headers = %s::jsonb, body = %s,"
-            " resource_id = %s WHERE scope_id = %s AND key = %s AND owner = %s"
+            " resource_id = %s WHERE scope_id = %s AND principal_id = %s AND key = %s"
+            " AND owner = %s"
         ).format(t)
         self._release = sql.SQL(
-            "DELETE FROM {} WHERE scope_id = %s AND key = %s AND owner = %s"
+            "DELETE FROM {} WHERE scope_id = %s AND principal_id = %s AND key = %s AND owner = %s"
         ).format(t)
         self._sweep = sql.SQL("DELETE FROM {} WHERE expires_at <= %s").format(t)
         self._bodies = sql.SQL(
-            "SELECT key, body FROM {} WHERE scope_id = %s AND body IS NOT NULL ORDER BY key"
+            "SELECT principal_id, key, body FROM {} WHERE scope_id = %s AND body IS NOT NULL"
+            " ORDER BY key, principal_id"
         ).format(t)
 
-    async def claim(self, scope_id: str, key: str, fp: str) -> Claim:
+    async def claim(self, scope_id: str, principal_id: str, key: str, fp: str) -> Claim:
         for _ in range(3):  # a released row between INSERT and SELECT: claim again
             owner = uuid.uuid4()
             now = self._clock.now_ms()
-            params = {"scope_id": scope_id, "key": key, "owner": owner, "fp": fp, "now": now,
-                      "lease": now + LEASE_MS, "expires": now + TTL_MS}  # fmt: skip
+            params = {"scope_id": scope_id, "principal_id": principal_id, "key": key,
+                      "owner": owner, "fp": fp, "now": now, "lease": now + LEASE_MS,
+                      "expires": now + TTL_MS}  # fmt: skip
             async with self._pool.connection() as conn:
                 cur = await conn.execute(self._claim, params)
                 if await cur.fetchone() is not None:
                     return Claimed(owner)
-                cur = await conn.execute(self._read, [scope_id, key])
+                cur = await conn.execute(self._read, [scope_id, principal_id, key])
                 row = await cur.fetchone()
             if row is not None:
-                return self._existing(scope_id, key, fp, row)
+                return self._existing(_aad(scope_id, principal_id, key), fp, row)
         return InProgress()
 
-    def _existing(self, scope_id: str, key: str, fp: str, row: tuple[Any, ...]) -> Claim:
+    def _existing(self, aad: bytes, fp: str, row: tuple[Any, ...]) -> Claim:
         stored_fp, state, status, headers, body = row
         if stored_fp != fp:
             return Mismatch()
         if state != "completed":
             return InProgress()
-        plain = unseal(self._key, body, _aad(scope_id, key)) if body else b""
+        plain = unseal(self._key, body, aad) if body else b""
         return Stored(status=status, headers=[(n, v) for n, v in headers], body=plain)
 
     async def complete(
         self,
         scope_id: str,
+        principal_id: str,
         key: str,
         owner: uuid.UUID,
         response: Stored,
         resource_id: str | None = None,
     ) -> None:
         body = response.body if len(response.body) <= MAX_STORED_BODY else b""
-        sealed = seal(self._key, body, _aad(scope_id, key)) if body else None
+        sealed = seal(self._key, body, _aad(scope_id, principal_id, key)) if body else None
         headers = msgspec.json.encode(response.headers).decode()
-        params = [response.status, headers, sealed, resource_id, scope_id, key, owner]
+        params = [response.status, headers, sealed, resource_id, scope_id, principal_id, key, owner]
         async with self._pool.connection() as conn:
             await conn.execute(self._complete, params)
 
-    async def release(self, scope_id: str, key: str, owner: uuid.UUID) -> None:
+    async def release(self, scope_id: str, principal_id: str, key: str, owner: uuid.UUID) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute(self._release, [scope_id, key, owner])
+            await conn.execute(self._release, [scope_id, principal_id, key, owner])
 
     async def replay_bodies(self, scope_id: str) -> list[tuple[str, bytes]]:
-        """(key, clear body) of every stored replay of an account (support and tests)."""
+        """(key, clear body) of every stored replay of an account, all principals (support and
+        tests)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._bodies, [scope_id])
             rows = await cur.fetchall()
-        return [(key, unseal(self._key, body, _aad(scope_id, key))) for key, body in rows]
+        return [
+            (key, unseal(self._key, body, _aad(scope_id, principal_id, key)))
+            for principal_id, key, body in rows
+        ]
 
     async def sweep(self) -> int:
         async with self._pool.connection() as conn:
@@ -195,5 +205,5 @@ class IdempotencyStore:
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)
 
 
-def _aad(scope_id: str, key: str) -> bytes:
-    return f"{scope_id}\x00{key}".encode()
+def _aad(scope_id: str, principal_id: str, key: str) -> bytes:
+    return f"{scope_id}\x00{principal_id}\x00{key}".encode()
