@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -14,16 +15,20 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from authpi.crypto.ids import ulid
-from authpi.observability import bind_contextvars, clear_contextvars
+from authpi.observability import bind_contextvars, clear_contextvars, get_logger
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
+from authpi.web.headers import is_safe, safe_value
 from authpi.web.opts import ANONYMOUS
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+# An incoming X-Request-Id is kept only when it is plainly an id: it is echoed as a header.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+log = get_logger("authpi.web")
 
 
 class Metrics:
@@ -52,7 +57,7 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
             "latin-1"
         )
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else None
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else None
         rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
         token = REQUEST_ID.set(rid)
         clear_contextvars()
@@ -64,6 +69,7 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                _escape_headers(message)
                 MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
             await send(message)
 
@@ -75,6 +81,16 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             metrics.latency.labels(metrics.port_name).observe(time.perf_counter() - started)
 
     return middleware
+
+
+def _escape_headers(start: HTTPResponseStartEvent) -> None:
+    """No header value reaches the server with bytes it would refuse (authpi.web.headers)."""
+    headers = list(start.get("headers", ()))
+    for i, (name, value) in enumerate(headers):
+        if not is_safe(value):
+            log.warning("http.header_escaped", header=bytes(name).decode("latin-1"))
+            headers[i] = (name, safe_value(value))
+    start["headers"] = headers
 
 
 class WebApp:
