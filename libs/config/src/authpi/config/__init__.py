@@ -14,6 +14,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
+    # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
+    # unless configured otherwise; never on the public ports. Port 0 picks a free port.
+    ops_url: str = "http://127.0.0.1:0"
     # Base64 (urlsafe) 32-byte key-encryption key; generated into data_dir when unset.
     kek: str | None = None
     log_format: str = "auto"  # auto | json | console
@@ -43,6 +46,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         nats_url=e.get("AUTHPI_NATS_URL") or None,
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
+        ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),
         log_level=e.get("AUTHPI_LOG_LEVEL", "info"),

@@ -116,7 +116,8 @@ async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None
         AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
         AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_IDP_WORKERS=str(workers), AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(workers),
+        AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
     log_path = data_dir / "authpi-up.log"
@@ -133,10 +134,11 @@ async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None
                 raise RuntimeError(f"authpi up did not start; see {log_path}")
             await asyncio.sleep(0.2)
         running = Running(proc, json.loads(boot.read_text()))
+        ops_url = json.loads((data_dir / ".authpi" / "runtime.json").read_text())["ops_url"]
         async with httpx.AsyncClient(timeout=5) as http:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{running.api_url}/readyz")).status_code == 200:
+                    if (await http.get(f"{ops_url}/readyz")).status_code == 200:
                         break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"authpi up is not ready; see {log_path}")

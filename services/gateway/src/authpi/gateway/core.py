@@ -22,7 +22,7 @@ from authpi.gateway.projection import DirectoryProjection, PlatformKeysProjectio
 from authpi.gateway.ratelimit import RateLimits, TokenBuckets
 from authpi.gateway.supervisor import supervise
 from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier
-from authpi.web.app import ReadyCheck, WebApp
+from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
 
@@ -104,5 +104,9 @@ class Gateway:
             IdempotencyLayer(self.idempotency),
         ]
 
-    def core_app(self, route_handlers: Sequence[Any], ready: ReadyCheck) -> WebApp:
-        return build_core_app(route_handlers=route_handlers, ready=ready, middleware=self.layers())
+    def core_app(
+        self, route_handlers: Sequence[Any], ready: ReadyCheck, metrics: Metrics | None = None
+    ) -> WebApp:
+        return build_core_app(
+            route_handlers=route_handlers, ready=ready, middleware=self.layers(), metrics=metrics
+        )

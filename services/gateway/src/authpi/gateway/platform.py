@@ -1,5 +1,6 @@
 """The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
-service's parts, one relay per service schema, every projection consumer, and the two HTTP ports.
+service's parts, one relay per service schema, every projection consumer, the two public HTTP
+ports and the operations port (`/readyz`, `/metrics`; `AUTHPI_OPS_URL`, loopback by default).
 The same code path as the distributed topology: events still go store -> relay -> JetStream.
 With `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
@@ -32,7 +33,7 @@ from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
-from authpi.web.app import WebApp, build_app
+from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 if TYPE_CHECKING:
@@ -91,9 +92,14 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
     return task
 
 
-def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
+def build_idp_app(
+    parts: Sequence[ServiceParts], ready: Any, metrics: Metrics | None = None
+) -> WebApp:
     routes = [r for p in parts for r in p.idp_routes]
-    return build_app(name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API")
+    return build_app(
+        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
+        metrics=metrics,
+    )  # fmt: skip
 
 
 def idp_headers(settings: Settings) -> list[tuple[str, str]]:
@@ -144,6 +150,8 @@ class Platform:
         self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
         self.idp_url = settings.idp_url
+        self.ops_url = settings.ops_url
+        self.metrics = Metrics()  # every port of this process counts into it
         self.rt: Runtime | None = None
         self._nats_url = ""
         self._kek_text: str | None = None
@@ -165,7 +173,7 @@ class Platform:
             await self.stop()
             raise
         log.info(
-            "platform.started", api_url=self.api_url, idp_url=self.idp_url,
+            "platform.started", api_url=self.api_url, idp_url=self.idp_url, ops_url=self.ops_url,
             loop=type(asyncio.get_running_loop()).__module__,
             idp_workers=self.settings.idp_workers if self.workers else 1,
         )  # fmt: skip
@@ -280,16 +288,19 @@ class Platform:
         gateway = next((p.exports["gateway"] for p in self.parts if "gateway" in p.exports), None)
         if gateway is None:
             raise RuntimeError("the Core API is served only with the gateway module")
-        return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
+        return gateway.core_app(routes, self.ready, self.metrics)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready)
+        return build_idp_app(self.parts, self.process_ready, self.metrics)
+
+    def ops_app(self) -> WebApp:
+        return build_ops_app(self.metrics, self.ready)
 
     def _bind_ports(self, s: Settings) -> Settings:
-        """Bind both ports before the services are built, so that a port chosen by the system
+        """Bind every port before the services are built, so that a port chosen by the system
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
-        for url in (s.api_url, s.idp_url):
+        for url in (s.api_url, s.idp_url, s.ops_url):
             sock = _bind(url)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
@@ -297,14 +308,17 @@ class Platform:
             if parts.port == 0:
                 url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
             bound.append(url)
-        self.api_url, self.idp_url = bound
-        self.settings = msgspec.structs.replace(s, api_url=bound[0], idp_url=bound[1])
+        self.api_url, self.idp_url, self.ops_url = bound
+        self.settings = msgspec.structs.replace(
+            s, api_url=bound[0], idp_url=bound[1], ops_url=bound[2]
+        )
         return self.settings
 
     async def _serve(self) -> None:
         configs = (
             (http_config(self.core_app()), "api_url"),
             (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+            (http_config(self.ops_app()), "ops_url"),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)
@@ -332,7 +346,15 @@ class Platform:
         """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
         path = self.settings.data_dir / "runtime.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, {"database_url": dsn, "nats_url": nats_url, "pid": os.getpid()})
+        write_private(
+            path,
+            {
+                "database_url": dsn,
+                "nats_url": nats_url,
+                "pid": os.getpid(),
+                "ops_url": self.ops_url,
+            },
+        )
         self.stack.callback(lambda: path.unlink(missing_ok=True))
 
     async def stop(self) -> None:
