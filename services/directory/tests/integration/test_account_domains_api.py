@@ -22,18 +22,25 @@ from authpi_admin.errors import (
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
+from authpi.directory.domain.account_domains import challenge_name, challenge_token
 
 ADMIN = Actor(type="system")
 
 
 class PointedHosts:
-    """A fake DNS probe: the hosts a test has pointed at this deployment."""
+    """A fake DNS probe: the hosts whose TXT challenge for one account a test has published
+    (tests/security/test_domain_challenge.py asks a real DNS server)."""
 
-    def __init__(self) -> None:
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
         self.hosts: set[str] = set()
 
-    async def points_here(self, host: str) -> bool:
-        return host in self.hosts
+    async def txt_values(self, name: str) -> frozenset[str]:
+        return frozenset(
+            challenge_token(self.account_id, host)
+            for host in self.hosts
+            if challenge_name(host) == name
+        )
 
 
 class Tenant:
@@ -68,9 +75,9 @@ async def tenant(platform, kit) -> Tenant:
 
 
 @pytest.fixture
-def dns(platform, kit):
+def dns(platform, kit, tenant):
     domains = kit.part(platform, "account_domains")
-    real, fake = domains.probe, PointedHosts()
+    real, fake = domains.probe, PointedHosts(tenant.account_id)
     domains.probe = fake
     yield fake
     domains.probe = real

@@ -45,8 +45,8 @@ def basic(platform) -> tuple[str, str]:
 
 
 async def replays_holding(platform, kit, needle: str) -> list[str]:
-    """The Idempotency-Keys of the account whose stored replay (sealed with a gateway key, so
-    invisible to the raw scan) holds `needle` once opened."""
+    """The Idempotency-Keys of the account whose stored replay (sealed under the user's replay
+    key, so invisible to the raw scan) holds `needle` once opened."""
     store = kit.part(platform, "gateway").idempotency
     bodies = await store.replay_bodies(platform.account_id)
     return sorted(key for key, body in bodies if needle.encode() in body)
@@ -80,14 +80,12 @@ async def test_deleted_user_leaves_no_clear_email_or_profile_anywhere(
     assert await kit.places_holding(platform, pool, create_key) == [
         f"{platform.namespace}_gateway.idempotency_keys.key"
     ]
-    # The probe finds clear values while the user exists (only in the users view).
-    assert await kit.places_holding(platform, pool, address) == [
-        f"{platform.namespace}_directory.users_view.username"
-    ]
-    assert await kit.places_holding(platform, pool, marker) == [
-        f"{platform.namespace}_directory.users_view.profile",
-        f"{platform.namespace}_directory.users_view.custom_fields",
-    ]
+    # No table holds a clear value even while the user exists: the users view keeps the sealed
+    # snapshot and decrypts on read.
+    assert await kit.places_holding(platform, pool, address) == []
+    assert await kit.places_holding(platform, pool, marker) == []
+    got = await users.get(created.id)
+    assert got.username == address.lower() and got.profile["display_name"] == marker + " Smith"
 
     await users.delete(created.id)
 

@@ -1,6 +1,7 @@
 """Account domains in the Account decider (core-api.md 3.3, 7 #24): add (unique, at most 20),
-verify only when DNS points here, assign only verified domains, unassign before remove, the
-primary flag through PATCH, If-Match against the account, no event when nothing changes."""
+verify only when DNS publishes the account's TXT challenge, unverified claims lapse, assign only
+verified domains, unassign before remove, the primary flag through PATCH, If-Match against the
+account, no event when nothing changes."""
 
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from authpi.contracts.directory import (
 from authpi.directory.domain import account, hosts
 from authpi.directory.domain.account import UpdateAccount
 from authpi.directory.domain.account_domains import (
+    CLAIM_TTL_MS,
     AddDomain,
     AssignDomain,
     DomainEdit,
+    ExpireDomainClaim,
     ReleaseIssuerDomains,
     RemoveDomain,
     UnassignDomain,
     VerifyDomain,
+    challenge_token,
 )
 from authpi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from authpi.testing.decider import DeciderSpec
@@ -75,12 +79,31 @@ def test_the_twenty_first_domain_is_refused():
     assert error.fields[0].field == "host"
 
 
-def test_verify_needs_dns_pointing_here_and_happens_once():
-    cmd = VerifyDomain(account_id="acc_1", host=HOST, now=T0, points_here=False)
-    spec(added()).when(cmd).raises(Conflict)
-    ok = VerifyDomain(account_id="acc_1", host=HOST, now=T0, points_here=True)
+def verify(published: frozenset[str], now: int = T0) -> VerifyDomain:
+    return VerifyDomain(account_id="acc_1", host=HOST, now=now, published=published)
+
+
+def test_verify_needs_the_accounts_txt_challenge_and_happens_once():
+    spec(added()).when(verify(frozenset())).raises(Conflict)
+    others = frozenset({challenge_token("acc_2", HOST), challenge_token("acc_1", "x.example")})
+    spec(added()).when(verify(others)).raises(Conflict)
+    ok = verify(frozenset({"v=spf1 -all", challenge_token("acc_1", HOST)}))
     spec(added()).when(ok).then(verified())
     spec(added(), verified()).when(ok).then()
+
+
+def test_an_unverified_claim_lapses_after_its_ttl():
+    mine = frozenset({challenge_token("acc_1", HOST)})
+    lapsed = T0 + 1 + CLAIM_TTL_MS
+    spec(added()).when(verify(mine, now=lapsed)).raises(Conflict)
+    spec(added()).when(verify(mine, now=lapsed - 1)).then(verified(at=lapsed - 1))
+    expire = ExpireDomainClaim(account_id="acc_1", host=HOST, now=lapsed - 1)
+    spec(added()).when(expire).raises(Conflict)
+    spec(added(), verified()).when(expire).raises(Conflict)
+    expire = ExpireDomainClaim(account_id="acc_1", host=HOST, now=lapsed)
+    spec(added()).when(expire).then(
+        AccountDomainRemoved(account_id="acc_1", host=HOST, verified=False, removed_at=lapsed)
+    )
 
 
 def test_assign_requires_a_verified_domain():
@@ -118,7 +141,7 @@ def test_unassigning_an_unassigned_domain_emits_nothing():
     [
         RemoveDomain(account_id="acc_1", host="other.example.com", now=T0),
         UnassignDomain(account_id="acc_1", host="other.example.com", now=T0),
-        VerifyDomain(account_id="acc_1", host="other.example.com", now=T0, points_here=True),
+        VerifyDomain(account_id="acc_1", host="other.example.com", now=T0),
         AssignDomain(account_id="acc_1", host="other.example.com", issuer_id="i_1", now=T0),
     ],
 )

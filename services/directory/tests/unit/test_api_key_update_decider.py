@@ -8,7 +8,13 @@ import msgspec
 from authpi.contracts.directory import ApiKeyCreated, ApiKeyDeleted, ApiKeyUpdated
 from authpi.directory.domain import api_key
 from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
-from authpi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from authpi.errors import (
+    Conflict,
+    InsufficientScope,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from authpi.testing.decider import DeciderSpec
 
 T0 = 1_781_222_400_000
@@ -87,3 +93,34 @@ def test_delete_emits_deleted_then_the_key_is_gone():
     DeciderSpec(api_key).given(created(), ApiKeyDeleted(id="key_1", deleted_at=T0 + 1)).when(
         cmd
     ).raises(NotFound)
+
+
+def test_reviving_an_expired_key_is_a_conflict():
+    # `expired` is derived from `expires_at` and the command's clock (core-api.md 3.4: terminal).
+    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
+    spec.when(patch(expires_at=None, now=T0 + 10)).raises(Conflict)
+    spec.when(patch(expires_at=T0 + 1_000_000, now=T0 + 11)).raises(Conflict)
+    spec.when(patch(scopes=["issuers:write"], now=T0 + 11)).raises(Conflict)
+
+
+def test_descriptive_fields_of_an_expired_key_stay_editable():
+    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
+    [event] = api_key.decide(patch(name="old ci", now=T0 + 20), spec.state())
+    assert event.changed == ["name"]
+
+
+def test_extending_a_key_before_it_expires_is_allowed():
+    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
+    [event] = api_key.decide(patch(expires_at=None, now=T0 + 9), spec.state())
+    assert event.changed == ["expires_at"]
+
+
+def test_acting_on_a_key_with_scopes_the_caller_lacks_is_refused():
+    spec = DeciderSpec(api_key).given(created(scopes=["issuers:write", "api-keys:read"]))
+    weak = frozenset({"api-keys:manage", "api-keys:read"})
+    spec.when(patch(name="x", held=weak)).raises(InsufficientScope)
+    spec.when(DeleteApiKey(key_id="key_1", account_id="acc_a", now=T0, held=weak)).raises(
+        InsufficientScope
+    )
+    strong = frozenset({"api-keys:manage", "issuers:write"})
+    assert api_key.decide(patch(name="x", held=strong), spec.state()) != []

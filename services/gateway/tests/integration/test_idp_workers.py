@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -239,11 +240,19 @@ async def test_a_killed_worker_is_restarted_and_serves(up):
     assert [(d["pid"], d["returncode"]) for d in died] == [(victim, -signal.SIGKILL)]
 
 
+# Failed client authentication is throttled per (client, source address): each round of polling
+# comes from loopback addresses of its own, so that refusals met while a change is still on its
+# way do not throttle the rounds after it.
+_SOURCES = (f"127.0.{i // 250 + 1}.{i % 250 + 1}" for i in itertools.count())
+
+
 async def _spread_token(url: str, client_id: str, secret: str, n: int = 16) -> list[httpx.Response]:
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    source = next(_SOURCES)
 
     async def one() -> httpx.Response:
-        async with httpx.AsyncClient(timeout=10) as http:
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        async with httpx.AsyncClient(timeout=10, transport=transport) as http:
             return await http.post(url, data=form, headers={"Connection": "close"})
 
     return await asyncio.gather(*(one() for _ in range(n)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -24,8 +25,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Subject and schema namespace: lets many deployments (or test runs) share one NATS/PostgreSQL.
     namespace: str = "authpi"
     region: str = "default"
-    # Scales the Core API rate limits (core-api.md 2.5); load tests and CI raise it.
+    # Scales the rate limits of both ports (core-api.md 2.5); load tests and CI raise it.
     rate_limit_multiplier: float = 1.0
+    # Requests a minute per client address to the IdP token endpoints (token, introspect,
+    # revoke, keyinfo) in each process; discovery and JWKS get twice as many. 0 turns it off.
+    idp_rate_limit: int = 6000
+    # Proxies (CIDRs) whose forwarded header names the client; from any other peer it is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # The header those proxies append: `x-forwarded-for` or `forwarded` (RFC 7239).
+    forwarded_header: str = "x-forwarded-for"
     # Processes serving the IdP port in the all-in-one topology: the main process plus N-1 IdP
     # workers sharing its listening socket (DESIGN.md 5). 1 serves everything in one process.
     idp_workers: int = 1
@@ -53,6 +61,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         namespace=e.get("AUTHPI_NAMESPACE", "authpi"),
         region=e.get("AUTHPI_REGION", "default"),
         rate_limit_multiplier=float(e.get("AUTHPI_RATE_LIMIT_MULTIPLIER", "1")),
+        idp_rate_limit=_count(e.get("AUTHPI_IDP_RATE_LIMIT") or "6000", "AUTHPI_IDP_RATE_LIMIT"),
+        trusted_proxies=_networks(e.get("AUTHPI_TRUSTED_PROXIES", "")),
+        forwarded_header=_forwarded_header(e.get("AUTHPI_FORWARDED_HEADER") or "x-forwarded-for"),
         idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
     )
@@ -65,6 +76,36 @@ def _positive_int(raw: str, name: str) -> int:
         raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _count(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}")
+    return value
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """AUTHPI_TRUSTED_PROXIES: CIDRs or addresses, separated by commas or spaces."""
+    items = tuple(item for item in raw.replace(",", " ").split() if item)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"AUTHPI_TRUSTED_PROXIES: not an IP network: {item!r}") from None
+    return items
+
+
+def _forwarded_header(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("x-forwarded-for", "forwarded"):
+        raise ValueError(
+            f"AUTHPI_FORWARDED_HEADER must be x-forwarded-for or forwarded, not {raw!r}"
+        )
     return value
 
 

@@ -201,7 +201,7 @@ async def _jwks_ready(http: httpx.AsyncClient, idp_url: str, issuer_id: str) -> 
 
 
 async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
-    """The token endpoint's answer for the client of `alg`, once the client is known (not 401)
+    """The token endpoint's answer for the client of `alg`, once the client is known (not 401/429)
     or the route is missing; a 200 is checked to be signed with `alg`."""
     client_id, secret = tenant.clients[alg]
     url = f"{running.idp_url}/{tenant.issuer_id}/token"
@@ -210,7 +210,7 @@ async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             resp = await http.post(url, data=form)
-            if resp.status_code != 401 or time.monotonic() > deadline:
+            if resp.status_code not in (401, 429) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
     if resp.status_code == 200:

@@ -68,10 +68,11 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    infra: Infra, data_dir: Path, clock: Any = None
+    infra: Infra, data_dir: Path, clock: Any = None, **overrides: Any
 ) -> AsyncGenerator[RunningPlatform, None]:
     """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
-    (e.g. a FixedClock) drives everything time-based in it."""
+    (e.g. a FixedClock) drives everything time-based in it; `overrides` replace Settings fields
+    (e.g. `trusted_proxies`)."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
@@ -87,6 +88,7 @@ async def running_platform(
         # One client IP runs every suite; the limits themselves are tested on their own app.
         rate_limit_multiplier=1000.0,
     )
+    settings = msgspec.structs.replace(settings, **overrides)
     running = Platform(settings, clock=clock)
     await running.start()
     try:

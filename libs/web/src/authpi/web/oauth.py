@@ -34,13 +34,20 @@ class RawResponse:
 
 class OAuthError(Exception):
     def __init__(
-        self, error: str, description: str, *, status: int = 400, basic: bool = False
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        basic: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.basic = basic  # the client tried HTTP Basic: answer with a Basic challenge
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
 
 def invalid_client(description: str = "Client authentication failed", **kw: Any) -> OAuthError:
@@ -53,6 +60,8 @@ def error_response(exc: OAuthError, realm: str) -> RawResponse:
         scheme = "Basic" if exc.basic or exc.error == "invalid_client" else "Bearer"
         # The realm names the issuer from the request's path: escaped (authpi.web.headers).
         headers["WWW-Authenticate"] = f'{scheme} realm="{url_text(realm)}", error="{exc.error}"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     body = _encode({"error": exc.error, "error_description": exc.description})
     return RawResponse(exc.status, body, headers)
 

@@ -1,5 +1,18 @@
 """Per-user data keys for PII (DESIGN.md 7). A user's PII is sealed with its own AES-GCM key,
-wrapped by the KEK; deleting the key row makes every copy of that PII unreadable at once."""
+wrapped by the KEK; deleting the key row makes every copy of that PII unreadable at once.
+
+Every copy at rest is sealed: the events, users_view (which keeps the event's sealed snapshot
+and decrypts on read) and the gateway's idempotency replays (under a per-user replay key the
+gateway destroys on `user.deleted`). Nothing stores, publishes or logs a clear value.
+
+Residual risk, stated plainly: deleting a key row leaves a dead tuple holding the wrapped key,
+and the INSERT that created it is in the WAL. PostgreSQL has no secure erase: VACUUM (run after
+every shredding, `vacuum`) only makes the space reusable, so the bytes stay on disk until
+overwritten, and they stay in WAL archives, replicas and backups taken before the deletion.
+Whoever holds such a copy AND the KEK can unwrap the deleted key and read the user's PII again.
+The shredding is therefore final against anyone without the KEK (keep it apart from the data
+folder and its backups), and becomes final against old copies too once the KEK version that
+wrapped the key is rotated out and destroyed."""
 
 from __future__ import annotations
 
@@ -39,6 +52,7 @@ class PiiVault:
         self._delete = (
             sql.SQL("DELETE FROM {}.pii_keys WHERE subject_id = %s").format(q).as_string()
         )
+        self._vacuum = sql.SQL("VACUUM {}.pii_keys").format(q).as_string()
 
     def username_hash(self, issuer_id: str, username: str) -> str:
         pepper = self.kek.derive(f"username-pepper:{issuer_id}")
@@ -59,6 +73,18 @@ class PiiVault:
     async def shred(self, conn: psycopg.AsyncConnection[Any], subject_id: str) -> None:
         await conn.execute(self._delete, [subject_id])
 
+    async def vacuum(self, pool: Any) -> None:
+        """After a shredding commits: reclaim the dead tuple of the deleted key so that new keys
+        overwrite it soon, instead of waiting for autovacuum (see the module docstring for what
+        this cannot do). VACUUM cannot run in a transaction, hence autocommit. A role that does
+        not own the table gets a warning from PostgreSQL, not an error."""
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)
+            try:
+                await conn.execute(self._vacuum)
+            finally:
+                await conn.set_autocommit(False)
+
     @staticmethod
     def seal(dek: bytes, subject_id: str, pii: Pii) -> str:
         return seal(dek, msgspec.json.encode(pii), subject_id.encode())
@@ -66,3 +92,12 @@ class PiiVault:
     @staticmethod
     def open(dek: bytes, subject_id: str, token: str) -> Pii:
         return _pii_decoder.decode(unseal(dek, token, subject_id.encode()))
+
+    def open_wrapped(
+        self, wrapped_key: str | None, subject_id: str, token: str | None
+    ) -> Pii | None:
+        """The PII of a stored row, given its subject's wrapped key as read in the same query;
+        None once the key is shredded."""
+        if wrapped_key is None or token is None:
+            return None
+        return self.open(self.kek.unwrap(wrapped_key, f"pii:{subject_id}"), subject_id, token)

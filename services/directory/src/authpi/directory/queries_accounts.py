@@ -150,6 +150,15 @@ class AccountQueries:
             .format(q)
             .as_string()
         )
+        self._domain_owner = (
+            sql.SQL(
+                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
+                " WHERE host = %(host)s"
+            )
+            .format(q)
+            .as_string()
+        )
         self._issuer = (
             sql.SQL(
                 "SELECT 1 FROM {}.issuers_view WHERE id = %(issuer)s"
@@ -198,6 +207,12 @@ class AccountQueries:
     ) -> DomainRow | None:
         cur = conn.cursor(row_factory=class_row(DomainRow))
         await cur.execute(self._domain, {"account": account_id, "host": host})
+        return await cur.fetchone()
+
+    async def domain_owner(self, conn: psycopg.AsyncConnection[Any], host: str) -> DomainRow | None:
+        """The account's entry holding `host`, whichever account that is."""
+        cur = conn.cursor(row_factory=class_row(DomainRow))
+        await cur.execute(self._domain_owner, {"host": host})
         return await cur.fetchone()
 
     async def issuer_live(

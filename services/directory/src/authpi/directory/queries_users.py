@@ -10,10 +10,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from authpi.directory.pii import PiiVault
 from authpi.web.pagination import SortKey, time_id_key
 
 
-class UserRow(msgspec.Struct, frozen=True, kw_only=True):
+class UserIndexRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A users_view row without its PII: what lists return (core-api.md 3.9)."""
+
     id: str
     account_id: str
     issuer_id: str
@@ -22,10 +25,6 @@ class UserRow(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     region: str
     store_id: str
-    username: str | None
-    profile: dict[str, Any]
-    custom_fields: dict[str, Any]
-    addresses: list[dict[str, Any]]
     scopes: list[str]
     metadata: dict[str, Any]
     status_at: int | None
@@ -33,6 +32,22 @@ class UserRow(msgspec.Struct, frozen=True, kw_only=True):
     status_by: str | None
     created_at: int
     updated_at: int | None
+
+
+class UserRow(UserIndexRow, frozen=True, kw_only=True):
+    """A user with its PII opened (no username and empty objects once its key is shredded)."""
+
+    username: str | None
+    profile: dict[str, Any]
+    custom_fields: dict[str, Any]
+    addresses: list[dict[str, Any]]
+
+
+# The columns of UserIndexRow: a list reads no PII at all, not even sealed.
+_INDEX_COLUMNS = (
+    "id, account_id, issuer_id, username_hash, username_type, status, region, store_id, scopes,"
+    " metadata, status_at, status_reason, status_by, created_at, updated_at"
+)
 
 
 class TokenRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,10 +99,20 @@ _STATUS_FILTER = "AND (%(status)s::text IS NULL AND status <> 'deleted' OR statu
 class UserQueries:
     def __init__(self, schema: str) -> None:
         q = sql.Identifier(schema)
-        self._user = sql.SQL("SELECT * FROM {}.users_view WHERE id = %s").format(q).as_string()
+        # One round trip: the row with its sealed PII and the user's wrapped data key.
+        self._user = (
+            sql.SQL(
+                "SELECT u.*, k.wrapped_key FROM {0}.users_view u"
+                " LEFT JOIN {0}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s"
+            )
+            .format(q)
+            .as_string()
+        )
         self._users = (
             sql.SQL(
-                "SELECT * FROM {}.users_view WHERE issuer_id = %(issuer)s "
+                "SELECT "
+                + _INDEX_COLUMNS
+                + " FROM {}.users_view WHERE issuer_id = %(issuer)s "
                 + _STATUS_FILTER
                 + " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
                 " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
@@ -131,9 +156,20 @@ class UserQueries:
             sql.SQL("SELECT * FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
         )
 
-    async def user(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> UserRow | None:
+    async def user(
+        self, conn: psycopg.AsyncConnection[Any], user_id: str, vault: PiiVault
+    ) -> UserRow | None:
+        """The user with its PII decrypted on read; nothing of it is stored in clear."""
         row = await _one(conn, self._user, [user_id])
-        return None if row is None else msgspec.convert(row, UserRow)
+        if row is None:
+            return None
+        wrapped, sealed = row.pop("wrapped_key"), row.pop("pii")
+        pii = vault.open_wrapped(wrapped, row["id"], sealed)
+        clear = {} if pii is None else msgspec.structs.asdict(pii)
+        return msgspec.convert(
+            {"username": None, "profile": {}, "custom_fields": {}, "addresses": [], **row, **clear},
+            UserRow,
+        )
 
     async def users(
         self,
@@ -142,10 +178,12 @@ class UserQueries:
         status: str | None,
         after: SortKey | None,
         limit: int,
-    ) -> list[UserRow]:
+    ) -> list[UserIndexRow]:
+        """Index records only: a list never decrypts (nor returns) anyone's PII. Sorting and
+        filtering by username are impossible by design (the view holds only its HMAC)."""
         params = {"issuer": issuer_id, "status": status, "limit": limit, **_after(after)}
         rows = await _all(conn, self._users, params)
-        return [msgspec.convert(r, UserRow) for r in rows]
+        return [msgspec.convert(r, UserIndexRow) for r in rows]
 
     async def token(self, conn: psycopg.AsyncConnection[Any], token_id: str) -> TokenRow | None:
         row = await _one(conn, self._token, [token_id])

@@ -4,16 +4,17 @@ A key is scoped per account and, inside it, per principal (`Principal.credential
 key, one personal token or one console user), and lives 24 h from first use: a principal never
 gets a response that another principal's request produced. The first request claims it (state
 `in_progress`, with a lease so that a crashed attempt does not hold it for a day); a 2xx response
-completes it with the status, the replayed headers and the body (AES-GCM sealed: a response may
-hold a one-time secret; over 512 KB only the status is kept); any other outcome releases it. The
-claim is one INSERT … ON CONFLICT, so of many concurrent identical requests exactly one runs.
+completes it with the status, the replayed headers and the body (AES-GCM sealed by `replay_keys`:
+a response may hold a one-time secret, or a user's PII, which is sealed under that user's own
+replay key; over 512 KB only the status is kept); any other outcome releases it. The claim is one
+INSERT … ON CONFLICT, so of many concurrent identical requests exactly one runs.
 
 A completed record names the resource its replay is about (`resource_of`): the path's user for
 routes below a user, else the id of the object the response carries. When a user is deleted, the
-gateway's `gateway-directory` consumer purges the records about that user (crypto-shredding,
-DESIGN.md 7): a replay of a user create or update holds the user's email and profile. (Left
-open: a record completed after the purge ran, i.e. a user deleted within the milliseconds before
-its create's response was released, stays until its 24 h expiry.)"""
+gateway's `gateway-directory` consumer purges the records about that user and destroys the
+user's replay key (crypto-shredding, DESIGN.md 7): a replay of a user create or update holds the
+user's email and profile. A record completed after that keeps no body (no key is made for a user
+the gateway knows is deleted)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.clock import Clock
-from authpi.crypto.envelope import Kek, seal, unseal
+from authpi.crypto.envelope import Kek
+from authpi.gateway.replay_keys import ReplaySeal
 from authpi.observability import get_logger
 from authpi.web.body import check_depth
 
@@ -101,7 +103,7 @@ class IdempotencyStore:
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock, kek: Kek) -> None:
         self._pool = pool
         self._clock = clock
-        self._key = kek.derive("authpi.gateway.idempotency")
+        self._seal = ReplaySeal(schema, kek)
         t = sql.Identifier(schema, "idempotency_keys")
         self._claim = sql.SQL(
             "INSERT INTO {0} AS k (scope_id, principal_id, key, owner, fingerprint, state,"
@@ -116,7 +118,7 @@ class IdempotencyStore:
             " RETURNING owner"
         ).format(t)
         self._read = sql.SQL(
-            "SELECT fingerprint, state, status, headers, body FROM {}"
+            "SELECT fingerprint, state, status, headers, body, resource_id FROM {}"
             " WHERE scope_id = %s AND principal_id = %s AND key = %s"
         ).format(t)
         self._complete = sql.SQL(
@@ -129,8 +131,8 @@ class IdempotencyStore:
         ).format(t)
         self._sweep = sql.SQL("DELETE FROM {} WHERE expires_at <= %s").format(t)
         self._bodies = sql.SQL(
-            "SELECT principal_id, key, body FROM {} WHERE scope_id = %s AND body IS NOT NULL"
-            " ORDER BY key, principal_id"
+            "SELECT principal_id, key, body, resource_id FROM {}"
+            " WHERE scope_id = %s AND body IS NOT NULL ORDER BY key, principal_id"
         ).format(t)
 
     async def claim(self, scope_id: str, principal_id: str, key: str, fp: str) -> Claim:
@@ -146,17 +148,17 @@ class IdempotencyStore:
                     return Claimed(owner)
                 cur = await conn.execute(self._read, [scope_id, principal_id, key])
                 row = await cur.fetchone()
-            if row is not None:
-                return self._existing(_aad(scope_id, principal_id, key), fp, row)
+                if row is not None:
+                    return await self._existing(conn, _aad(scope_id, principal_id, key), fp, row)
         return InProgress()
 
-    def _existing(self, aad: bytes, fp: str, row: tuple[Any, ...]) -> Claim:
-        stored_fp, state, status, headers, body = row
+    async def _existing(self, conn: Any, aad: bytes, fp: str, row: tuple[Any, ...]) -> Claim:
+        stored_fp, state, status, headers, body, resource_id = row
         if stored_fp != fp:
             return Mismatch()
         if state != "completed":
             return InProgress()
-        plain = unseal(self._key, body, aad) if body else b""
+        plain = await self._seal.unseal(conn, body, aad, resource_id)
         return Stored(status=status, headers=[(n, v) for n, v in headers], body=plain)
 
     async def complete(
@@ -169,10 +171,12 @@ class IdempotencyStore:
         resource_id: str | None = None,
     ) -> None:
         body = response.body if len(response.body) <= MAX_STORED_BODY else b""
-        sealed = seal(self._key, body, _aad(scope_id, principal_id, key)) if body else None
         headers = msgspec.json.encode(response.headers).decode()
-        params = [response.status, headers, sealed, resource_id, scope_id, principal_id, key, owner]
         async with self._pool.connection() as conn:
+            aad = _aad(scope_id, principal_id, key)
+            sealed = await self._seal.seal(conn, body, aad, resource_id)
+            params = [response.status, headers, sealed, resource_id, scope_id, principal_id, key,
+                      owner]  # fmt: skip
             await conn.execute(self._complete, params)
 
     async def release(self, scope_id: str, principal_id: str, key: str, owner: uuid.UUID) -> None:
@@ -185,10 +189,10 @@ class IdempotencyStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._bodies, [scope_id])
             rows = await cur.fetchall()
-        return [
-            (key, unseal(self._key, body, _aad(scope_id, principal_id, key)))
-            for principal_id, key, body in rows
-        ]
+            return [
+                (key, await self._seal.unseal(conn, body, _aad(scope_id, who, key), resource_id))
+                for who, key, body, resource_id in rows
+            ]
 
     async def sweep(self) -> int:
         async with self._pool.connection() as conn:

@@ -29,10 +29,12 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
+from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -61,13 +63,18 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_config(app: Any, *, headers: Sequence[tuple[str, str]] = ()) -> uvicorn.Config:
+def http_config(
+    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
+) -> uvicorn.Config:
     """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
-    access log (the request-context layer counts requests), no `server: uvicorn` header."""
+    access log (the request-context layer counts requests), no `server: uvicorn` header.
+    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
+    default): the client address comes from the configured trusted proxies only."""
+    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
     return uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", loop="none", http="httptools",
-        timeout_keep_alive=30, timeout_graceful_shutdown=10, server_header=False,
-        headers=list(headers),
+        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
+        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        server_header=False, proxy_headers=False, headers=list(headers),
     )  # fmt: skip
 
 
@@ -93,12 +100,20 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
 
 
 def build_idp_app(
-    parts: Sequence[ServiceParts], ready: Any, metrics: Metrics | None = None
+    parts: Sequence[ServiceParts],
+    ready: Any,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics | None = None,
 ) -> WebApp:
+    """The IdP port: every service's IdP routes behind the per-address rate limit."""
     routes = [r for p in parts for r in p.idp_routes]
+    per_minute = settings.idp_rate_limit
+    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
+    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
     return build_app(
         name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
-        metrics=metrics,
+        middleware=[limiter.middleware], metrics=metrics,
     )  # fmt: skip
 
 
@@ -291,7 +306,9 @@ class Platform:
         return gateway.core_app(routes, self.ready, self.metrics)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready, self.metrics)
+        return build_idp_app(
+            self.parts, self.process_ready, self.settings, self.clock, self.metrics
+        )
 
     def ops_app(self) -> WebApp:
         return build_ops_app(self.metrics, self.ready)
@@ -316,9 +333,12 @@ class Platform:
 
     async def _serve(self) -> None:
         configs = (
-            (http_config(self.core_app()), "api_url"),
-            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
-            (http_config(self.ops_app()), "ops_url"),
+            (http_config(self.core_app(), self.settings), "api_url"),
+            (
+                http_config(self.idp_app(), self.settings, headers=idp_headers(self.settings)),
+                "idp_url",
+            ),
+            (http_config(self.ops_app(), self.settings), "ops_url"),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)

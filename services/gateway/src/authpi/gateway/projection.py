@@ -21,9 +21,9 @@ gateway-directory:
   e.g. `deleting`), `organization.deleted` -> inactive_organizations_view: the organizations
   whose organization-level API keys stop authenticating (`organizations.OrganizationStatuses`).
   Active organizations have no row.
-- `user.deleted` also purges the idempotency records whose stored replay belongs to that user:
-  a replay of a user create or update holds the user's email and profile (sealed with a gateway
-  key, but not with the user's data key), so it must not outlive the user (DESIGN.md 7)."""
+- `user.deleted` also purges the idempotency records whose stored replay belongs to that user
+  (a replay of a user create or update holds the user's email and profile) and destroys the
+  user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,7 @@ class DirectoryProjection:
             " ON CONFLICT (id) DO NOTHING"
         )
         self._purge = render("DELETE FROM {}.idempotency_keys WHERE resource_id = %s")
+        self._replay_key = render("DELETE FROM {}.replay_keys WHERE resource_id = %s")
         self._insert_token = render(
             "INSERT INTO {}.personal_tokens_view (id, jti, account_id, issuer_id, user_id, scopes,"
             " expires_at, status, token_sha256, version) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
@@ -187,11 +188,12 @@ class DirectoryProjection:
             case UserDeleted() as e:
                 await conn.execute(self._inactive, [e.id, "deleted", version])
                 await conn.execute(self._purge, [e.id])
+                await conn.execute(self._replay_key, [e.id])
             case (
                 OrganizationSuspended()
                 | OrganizationReactivated()
                 | OrganizationUpdated()
-                | (OrganizationDeleted())
+                | OrganizationDeleted()
             ):
                 await self._organization(conn, stored.stream_id, stored.event, version)
 

@@ -251,8 +251,8 @@ class IdpWorker:
         await asyncio.wait_for(asyncio.gather(*warm), START_TIMEOUT_S)
         sock = socket.socket(fileno=self.spec.fd)
         self.stack.callback(sock.close)
-        app = build_idp_app(self.parts, self.ready)
-        self.server = HttpServer(http_config(app, headers=idp_headers(s)))
+        app = build_idp_app(self.parts, self.ready, s, rt.clock)
+        self.server = HttpServer(http_config(app, s, headers=idp_headers(s)))
         self.tasks.append(await start_server(self.server, sock, "http:idp"))
         settle_heap()
 

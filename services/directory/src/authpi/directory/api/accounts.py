@@ -16,7 +16,12 @@ from authpi.contracts.scopes import grants
 from authpi.directory.api.pages import rendered
 from authpi.directory.domain import hosts
 from authpi.directory.domain.account import UpdateAccount
-from authpi.directory.domain.account_domains import DomainEdit
+from authpi.directory.domain.account_domains import (
+    CLAIM_TTL_MS,
+    DomainEdit,
+    challenge_name,
+    challenge_token,
+)
 from authpi.directory.handlers import PLATFORM_ISSUER_ID, Directory
 from authpi.directory.queries_accounts import AccountRow, DomainRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
@@ -37,9 +42,22 @@ UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
 
 
+class DomainChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """How to verify a domain: publish a TXT record `name` with `value`, then call verify, before
+    `expires_at` (the unverified claim lapses then, and another account may take the host)."""
+
+    type: str
+    name: str
+    value: str
+    expires_at: int
+
+
 class AccountDomain(msgspec.Struct, frozen=True, kw_only=True):
     """The `AccountDomain` model (core-api.md 3.3). This build has no edge provider: the `cf_*`
-    fields are always null."""
+    fields are always null. The spec defines no challenge field and recommends "a CNAME to the
+    portal host or a TXT challenge"; resolving to us proves nothing about who owns a host, so
+    this build verifies by TXT challenge and adds `verification` (null once verified) after the
+    documented fields: clients that do not know it ignore it."""
 
     host: str
     verified: bool
@@ -49,12 +67,21 @@ class AccountDomain(msgspec.Struct, frozen=True, kw_only=True):
     assigned_at: int | None
     cf_custom_hostname_id: str | None = None
     cf_status: str | None = None
+    verification: DomainChallenge | None = None
 
     @classmethod
     def of(cls, row: DomainRow) -> AccountDomain:
+        challenge = None
+        if not row.verified:
+            challenge = DomainChallenge(
+                type="dns-txt", name=challenge_name(row.host),
+                value=challenge_token(row.account_id, row.host),
+                expires_at=row.added_at + CLAIM_TTL_MS,
+            )  # fmt: skip
         return cls(
             host=row.host, verified=row.verified, primary=row.primary, added_at=row.added_at,
             assigned_issuer_id=row.assigned_issuer_id, assigned_at=row.assigned_at,
+            verification=challenge,
         )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Account API keys over HTTP (core-api.md 3.4, contract 4.3 and the API key models of 5.10):
 list with filters, create (the secret shown once), get, update, delete, block, unblock, revoke and
 rotate. Scopes (core-api.md 5.2): read to list/get, write to create/update/block/unblock/revoke,
-delete to delete, manage to rotate. A caller grants only scopes it holds itself."""
+delete to delete, manage to rotate. A caller grants only scopes it holds itself, and acts only
+on keys whose scopes it holds (the grant-subset rule, domain/grant_subset.py)."""
 
 from __future__ import annotations
 
@@ -402,7 +403,7 @@ async def apply_update(
     now = directory.rt.clock.now_ms()
     cmd = update_command(account_id, row.id, data, principal, now, check)
     await directory.update_api_key(
-        msgspec.structs.replace(cmd, if_match=if_match), principal.actor()
+        msgspec.structs.replace(cmd, if_match=if_match, held=principal.scopes), principal.actor()
     )
 
 
@@ -456,8 +457,9 @@ async def delete_api_key(
     if_match: IfMatch = None,
 ) -> Response[None]:
     await directory.delete_api_key(
-        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match
-    )
+        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match,
+        held=principal.scopes,
+    )  # fmt: skip
     return no_content()
 
 
@@ -478,8 +480,9 @@ async def block_api_key(
 ) -> Response[One[ApiKeyOut]]:
     change = status_change(data, if_match)
     await directory.block_api_key(
-        account_id, known_form(key_id), actor=principal.actor(), change=change
-    )
+        account_id, known_form(key_id), actor=principal.actor(), change=change,
+        held=principal.scopes,
+    )  # fmt: skip
     return await current_key(directory, account_id, key_id)
 
 
@@ -498,8 +501,9 @@ async def unblock_api_key(
     if_match: IfMatch = None,
 ) -> Response[One[ApiKeyOut]]:
     await directory.unblock_api_key(
-        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match
-    )
+        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match,
+        held=principal.scopes,
+    )  # fmt: skip
     return await current_key(directory, account_id, key_id)
 
 
@@ -520,8 +524,9 @@ async def revoke_api_key(
 ) -> Response[One[ApiKeyOut]]:
     change = status_change(data, if_match)
     await directory.revoke_api_key(
-        account_id, known_form(key_id), actor=principal.actor(), change=change
-    )
+        account_id, known_form(key_id), actor=principal.actor(), change=change,
+        held=principal.scopes,
+    )  # fmt: skip
     return await current_key(directory, account_id, key_id)
 
 
@@ -541,8 +546,9 @@ async def rotate_api_key(
     data: JSONBody[RotateApiKeyBody | None] = None,
 ) -> Response[One[ApiKeyWithSecret]]:
     rotated = await directory.rotate_api_key(
-        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match
-    )
+        account_id, known_form(key_id), actor=principal.actor(), if_match=if_match,
+        held=principal.scopes,
+    )  # fmt: skip
     return await key_with_secret(directory, account_id, key_id, rotated.secret)
 
 

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from authpi.directory.api.issuers import ISSUER, Name, issuer_row
+from authpi.directory.domain.checks import secret_free
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
 from authpi.directory.queries_issuers import MethodRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
@@ -79,16 +80,8 @@ def _refuse(field: str, message: str) -> Unprocessable:
 def _check_settings(settings: dict[str, Any] | Unset | None, metadata: Any) -> None:
     if isinstance(metadata, dict):
         check_metadata(metadata)
-    if not isinstance(settings, dict):
-        return
-    stack: list[tuple[str, Any]] = [("settings", settings)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if "secret" in str(key).lower() or "password" in str(key).lower():
-                    raise _refuse(f"{path}.{key}", "must not be a secret")
-                stack.append((f"{path}.{key}", item))
+    if isinstance(settings, dict):
+        secret_free(settings, "settings")
 
 
 def create_fields(data: MethodCreate) -> dict[str, Any]:

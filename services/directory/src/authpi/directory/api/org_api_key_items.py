@@ -96,7 +96,9 @@ async def delete_org_api_key(
 ) -> Response[None]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     row = await _org_key(directory, organizations, path)
-    await directory.delete_api_key(account_id, row.id, actor=principal.actor(), if_match=if_match)
+    await directory.delete_api_key(
+        account_id, row.id, actor=principal.actor(), if_match=if_match, held=principal.scopes
+    )
     return no_content()
 
 
@@ -112,7 +114,9 @@ async def block_org_api_key(
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     change = status_change(data, if_match)
     row = await _org_key(directory, organizations, path)
-    await directory.block_api_key(account_id, row.id, actor=principal.actor(), change=change)
+    await directory.block_api_key(
+        account_id, row.id, actor=principal.actor(), change=change, held=principal.scopes
+    )
     return await current_key(directory, account_id, key_id)
 
 
@@ -126,7 +130,9 @@ async def unblock_org_api_key(
 ) -> Response[One[ApiKeyOut]]:  # fmt: skip
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     row = await _org_key(directory, organizations, path)
-    await directory.unblock_api_key(account_id, row.id, actor=principal.actor(), if_match=if_match)
+    await directory.unblock_api_key(
+        account_id, row.id, actor=principal.actor(), if_match=if_match, held=principal.scopes
+    )
     return await current_key(directory, account_id, key_id)
 
 
@@ -142,7 +148,9 @@ async def revoke_org_api_key(
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     change = status_change(data, if_match)
     row = await _org_key(directory, organizations, path)
-    await directory.revoke_api_key(account_id, row.id, actor=principal.actor(), change=change)
+    await directory.revoke_api_key(
+        account_id, row.id, actor=principal.actor(), change=change, held=principal.scopes
+    )
     return await current_key(directory, account_id, key_id)
 
 
@@ -158,7 +166,7 @@ async def rotate_org_api_key(
     path = OrgKeyPath(account_id=account_id, issuer_id=issuer_id, org_id=org_id, key_id=key_id)
     row = await _org_key(directory, organizations, path)
     rotated = await directory.rotate_api_key(
-        account_id, row.id, actor=principal.actor(), if_match=if_match
+        account_id, row.id, actor=principal.actor(), if_match=if_match, held=principal.scopes
     )
     return await key_with_secret(directory, account_id, row.id, rotated.secret)
 

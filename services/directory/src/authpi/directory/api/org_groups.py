@@ -25,6 +25,8 @@ GROUPS = ORG + "/groups"
 GROUP = GROUPS + "/{group_id:str}"
 READ = [require_scope("issuers.organizations.groups:read")]
 WRITE = [require_scope("issuers.organizations.groups:write")]
+# `:delete`, never `:write`, on every DELETE route (core-api.md 5.1).
+DELETE = [require_scope("issuers.organizations.groups:delete")]
 TAGS = ["Organization groups"]
 
 
@@ -100,7 +102,7 @@ async def update_group(
 
 
 @delete(GROUP, operation_id="deleteOrganizationGroup", summary="Delete Organization Group",
-        tags=TAGS, guards=WRITE, status_code=204)  # fmt: skip
+        tags=TAGS, guards=DELETE, status_code=204)  # fmt: skip
 async def delete_group(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     group_id: FromPath[str], principal: InjectedPrincipal,

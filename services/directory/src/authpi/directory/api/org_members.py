@@ -38,6 +38,8 @@ MEMBERS = ORG + "/members"
 MEMBER = MEMBERS + "/{member_id:str}"
 READ = [require_scope("issuers.organizations.members:read")]
 WRITE = [require_scope("issuers.organizations.members:write")]
+# `:delete`, never `:write`, on every DELETE route (core-api.md 5.1).
+DELETE = [require_scope("issuers.organizations.members:delete")]
 TAGS = ["Organization members"]
 # `scope` is a reserved handler argument name in litestar: the query parameter is renamed.
 ScopeQuery: TypeAlias = Annotated[str | None, QueryParameter(name="scope")]
@@ -125,7 +127,7 @@ async def update_member(
 
 
 @delete(MEMBER, operation_id="removeOrganizationMember", summary="Remove Organization Member",
-        tags=TAGS, guards=WRITE, status_code=204)  # fmt: skip
+        tags=TAGS, guards=DELETE, status_code=204)  # fmt: skip
 async def remove_member(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     member_id: FromPath[str], principal: InjectedPrincipal,

@@ -46,6 +46,8 @@ COLLECTION = "organizations"
 _OBJECTS = ("business_details", "contact", "security", "sso", "custom_fields", "metadata")
 READ = [require_scope("issuers.organizations:read")]
 WRITE = [require_scope("issuers.organizations:write")]
+# `:delete`, never `:write`, on every DELETE route (core-api.md 5.1).
+DELETE = [require_scope("issuers.organizations:delete")]
 
 
 def _profile_values(body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -127,7 +129,7 @@ async def update_organization(
 
 
 @delete(ORG, operation_id="deleteOrganization", summary="Delete Organization",
-        tags=["Organizations"], guards=WRITE, status_code=204)  # fmt: skip
+        tags=["Organizations"], guards=DELETE, status_code=204)  # fmt: skip
 async def delete_organization(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     principal: InjectedPrincipal, organizations: NamedDependency[Organizations],

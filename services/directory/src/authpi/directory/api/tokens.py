@@ -277,7 +277,7 @@ async def revoke_token(
         "status_by": data.status_by,
         "if_match": if_match,
     }
-    row = await tokens.revoke(account_id, token_id, principal.actor(), fields)
+    row = await tokens.revoke(account_id, token_id, principal.actor(), fields, principal.scopes)
     return _token(tokens, row)
 
 
@@ -296,7 +296,7 @@ async def delete_token(
     tokens: NamedDependency[PersonalTokens],
     if_match: IfMatch = None,
 ) -> Response[None]:
-    await tokens.delete(account_id, token_id, principal.actor(), if_match)
+    await tokens.delete(account_id, token_id, principal.actor(), if_match, principal.scopes)
     return no_content()
 
 

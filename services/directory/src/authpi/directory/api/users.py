@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.users import NewUser, UserChanges, Users
-from authpi.directory.queries_users import UserRow
+from authpi.directory.queries_users import UserIndexRow, UserRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one
@@ -127,7 +127,7 @@ class UserListItem(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: int
 
     @classmethod
-    def of(cls, row: UserRow) -> UserListItem:
+    def of(cls, row: UserIndexRow) -> UserListItem:
         return cls(
             user_id=row.id,
             issuer_id=row.issuer_id,

@@ -19,6 +19,7 @@ from authpi.directory.domain.account_domains import (
     DomainCommand,
     DomainEdit,
     Domains,
+    ExpireDomainClaim,
     ReleaseIssuerDomains,
     RemoveDomain,
     UnassignDomain,
@@ -103,7 +104,7 @@ def decide(cmd: AccountCommand, state: Account) -> list[Event]:
             return []
         case (
             AddDomain() | RemoveDomain() | AssignDomain() | UnassignDomain()
-            | ReleaseIssuerDomains(),
+            | ReleaseIssuerDomains() | ExpireDomainClaim(),
             Open(),
         ) if state.id == cmd.account_id:  # fmt: skip
             at = state.changed_at(cmd.now)

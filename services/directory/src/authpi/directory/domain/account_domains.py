@@ -1,10 +1,14 @@
-"""An account's custom domains (core-api.md 3.3): added unverified, verified when DNS points the
-host at this deployment (the handler looks, this module decides), assigned to one issuer at a
-time, removed (after their assignment). They live in the account's stream; account.py calls in
-here and folds the result. At most 20 per account; a host is unique across accounts (the handler
-reserves it in the same transaction)."""
+"""An account's custom domains (core-api.md 3.3): added unverified, verified when the host's DNS
+publishes the account's TXT challenge (the handler looks, this module decides), assigned to one
+issuer at a time, removed (after their assignment). They live in the account's stream; account.py
+calls in here and folds the result. At most 20 per account; a host is unique across accounts (the
+handler reserves it in the same transaction), but an unverified claim lapses after
+`CLAIM_TTL_MS`: another account may then take the host over."""
 
 from __future__ import annotations
+
+import base64
+import hashlib
 
 import msgspec
 
@@ -20,6 +24,9 @@ from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.web.etag import check_if_match
 
 MAX_DOMAINS = 20  # core-api.md 3.3; the 21st is a 422
+# An unverified claim holds the host this long; then another account may take it over.
+CLAIM_TTL_MS = 7 * 24 * 3600 * 1000
+CHALLENGE_LABEL = "_authpi-challenge"
 Domains = tuple[DomainSnapshot, ...]
 
 
@@ -54,13 +61,23 @@ class UnassignDomain(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VerifyDomain(msgspec.Struct, frozen=True, kw_only=True):
-    """`points_here`: what the handler's DNS probe saw before the transaction began."""
+    """`published`: the TXT values the handler's DNS lookup of `challenge_name(host)` saw before
+    the transaction began."""
 
     account_id: str
     host: str
     now: int
-    points_here: bool
+    published: frozenset[str] = frozenset()
     if_match: str | None = None
+
+
+class ExpireDomainClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """Another account wants `host`: this account's claim on it ends if it is unverified and
+    older than `CLAIM_TTL_MS`, and stands (409) otherwise."""
+
+    account_id: str
+    host: str
+    now: int
 
 
 class ReleaseIssuerDomains(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,7 +96,28 @@ class DomainEdit(msgspec.Struct, frozen=True, kw_only=True):
     primary: bool
 
 
-DomainCommand = AddDomain | RemoveDomain | AssignDomain | UnassignDomain | ReleaseIssuerDomains
+DomainCommand = (
+    AddDomain | RemoveDomain | AssignDomain | UnassignDomain | ReleaseIssuerDomains
+    | ExpireDomainClaim
+)  # fmt: skip
+
+
+def challenge_name(host: str) -> str:
+    """Where the account publishes its TXT challenge for `host`."""
+    return f"{CHALLENGE_LABEL}.{host}"
+
+
+def challenge_token(account_id: str, host: str) -> str:
+    """The TXT value proving that whoever controls `host`'s DNS wants it in `account_id`. It
+    is public by design, like the key authorization of ACME's dns-01 (RFC 8555 8.4): only the
+    host's DNS operator can publish it, and it names one account and one host, so a record
+    published for one account never verifies the host in another."""
+    digest = hashlib.sha256(f"authpi-domain-challenge\0{account_id}\0{host}".encode()).digest()
+    return "authpi-verify=" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def claim_expired(domain: DomainSnapshot, now: int) -> bool:
+    return not domain.verified and domain.added_at + CLAIM_TTL_MS <= now
 
 
 def find(domains: Domains, host: str) -> DomainSnapshot:
@@ -103,6 +141,8 @@ def decide(
                                         issuer_id=cmd.issuer_id, unassigned_at=at)
                 for d in domains if d.assigned_issuer_id == cmd.issuer_id
             ]  # fmt: skip
+        case ExpireDomainClaim():
+            return _expired(cmd, account_id, domains, at)
         case RemoveDomain() | UnassignDomain() | AssignDomain():
             pass  # commands on one existing domain, below
     domain = find(domains, cmd.host)
@@ -129,6 +169,14 @@ def _added(cmd: AddDomain, account_id: str, domains: Domains, at: int) -> list[E
         )  # fmt: skip
         raise Unprocessable(problem.message, reason="domain.limit", fields=[problem])
     return [AccountDomainAdded(account_id=account_id, host=cmd.host, added_at=at)]
+
+
+def _expired(cmd: ExpireDomainClaim, account_id: str, domains: Domains, at: int) -> list[Event]:
+    domain = find(domains, cmd.host)
+    if not claim_expired(domain, cmd.now):
+        raise Conflict("the domain belongs to another account", reason="domain.taken")
+    return [AccountDomainRemoved(account_id=account_id, host=domain.host, verified=False,
+                                 removed_at=at)]  # fmt: skip
 
 
 def _unassigned(account_id: str, domain: DomainSnapshot, at: int) -> list[Event]:
@@ -162,11 +210,17 @@ def verified(cmd: VerifyDomain, domains: Domains, etag: str) -> Domains | None:
     check_if_match(cmd.if_match, etag)
     if domain.verified:
         return None
-    if not cmd.points_here:
+    if claim_expired(domain, cmd.now):
         raise Conflict(
-            f"{cmd.host} does not resolve to this deployment yet: point it (CNAME) at the"
-            " portal host, then verify again",
-            reason="domain.dns_mismatch",
+            f"the unverified claim on {cmd.host} has expired: remove the domain and add it again",
+            reason="domain.claim_expired",
+        )
+    token = challenge_token(cmd.account_id, cmd.host)
+    if token not in cmd.published:
+        raise Conflict(
+            f"{challenge_name(cmd.host)} does not publish this account's TXT challenge yet:"
+            f" add a TXT record with the value {token}, then verify again",
+            reason="domain.challenge_missing",
         )
     return _replace(domains, msgspec.structs.replace(domain, verified=True))
 

@@ -27,6 +27,7 @@ from authpi.directory.domain.commands import (
     RotateApiKey,
     UnblockApiKey,
 )
+from authpi.directory.domain.grant_subset import check_within
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 from authpi.web.metadata import check_metadata, merge_metadata
@@ -84,12 +85,14 @@ def decide(cmd: ApiKeyCommand, state: ApiKey) -> list[Event]:
         case CreateApiKey(), _:
             raise Conflict("the API key already exists", reason="api_key.exists")
         case UpdateApiKey() | DeleteApiKey(), Live() if state.account_id == cmd.account_id:
+            check_within(cmd.held, state.scopes, "API key")
             check_if_match(cmd.if_match, state.etag)
             return _edit(cmd, state)
         case (
             BlockApiKey() | UnblockApiKey() | RevokeApiKey() | RotateApiKey(),
             Live(),
         ) if state.account_id == cmd.account_id:  # fmt: skip
+            check_within(cmd.held, state.scopes, "API key")
             check_if_match(cmd.if_match, state.etag)
             return _act(cmd, state)
         case _:
@@ -133,6 +136,7 @@ def _edit(cmd: KeyEdit, key: Live) -> list[Event]:
     status = _status_change(cmd, key)
     if not changes and status is None:
         return []
+    _check_live_fields(changes, key, cmd.now)
     status_fields: dict[str, Any] = (
         {"status": status, "status_reason": cmd.status_reason, "status_by": cmd.status_by}
         if status is not None
@@ -158,14 +162,27 @@ def _changes(cmd: UpdateApiKey, key: Live) -> dict[str, Any]:
     }
 
 
+# What decides whether a key authenticates. `revoked` and `expired` are terminal (core-api.md
+# 3.4): moving `expires_at` (to null or later) must not bring an expired key back to life, so on a
+# terminal key these stay as they are. Descriptive fields remain editable for the audit record.
+_LIVE_FIELDS = frozenset({"expires_at", "scopes", "ip_allowlist"})
+
+
+def _check_live_fields(changes: dict[str, Any], key: Live, now: int) -> None:
+    terminal = key.terminal(now)
+    if terminal is not None and _LIVE_FIELDS.intersection(changes):
+        raise Conflict(f"the API key is {terminal}", reason=f"api_key.{terminal}")
+
+
 def _status_change(cmd: UpdateApiKey, key: Live) -> str | None:
-    """`status` on PATCH moves between active and blocked only (core-api.md 3.4)."""
-    if cmd.status is msgspec.UNSET or cmd.status == key.status:
+    """`status` on PATCH moves between active and blocked only (core-api.md 3.4). A terminal
+    key refuses any status, even the one stored: an expired key's stored status is `active`."""
+    if cmd.status is msgspec.UNSET:
         return None
     terminal = key.terminal(cmd.now)
     if terminal is not None:
         raise Conflict(f"the API key is {terminal}", reason=f"api_key.{terminal}")
-    return cmd.status
+    return None if cmd.status == key.status else cmd.status
 
 
 def _created(cmd: CreateApiKey) -> ApiKeyCreated:

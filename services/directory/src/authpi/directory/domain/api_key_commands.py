@@ -23,6 +23,7 @@ class UpdateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class DeleteApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,3 +31,4 @@ class DeleteApiKey(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     now: int
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)

@@ -10,7 +10,7 @@ import msgspec
 
 from authpi.contracts.base import Event
 from authpi.contracts.directory import AuthMethodCreated, AuthMethodDeleted, AuthMethodUpdated
-from authpi.directory.domain.checks import deep_merge, limited_size
+from authpi.directory.domain.checks import deep_merge, limited_size, secret_free
 from authpi.directory.domain.issuer_commands import (
     CreateAuthMethod,
     DeleteAuthMethod,
@@ -74,6 +74,7 @@ def _created(cmd: CreateAuthMethod, issuer_id: str, methods: dict[str, Method]) 
         what = f"a {cmd.provider} social" if cmd.type == "social" else f"a {cmd.type}"
         raise Conflict(f"the issuer already has {what} auth method", reason="auth_method.dup")
     limited_size(cmd.settings, "settings")
+    secret_free(cmd.settings, "settings")
     return [AuthMethodCreated(
         id=cmd.method_id, issuer_id=issuer_id, method_type=cmd.type, provider=cmd.provider,
         name=cmd.name, enabled=cmd.enabled, login=cmd.login, signup=cmd.signup,
@@ -90,6 +91,7 @@ def _updated(cmd: UpdateAuthMethod, issuer_id: str, method: Method) -> list[Even
     if cmd.settings is not msgspec.UNSET:
         after["settings"] = deep_merge(method.settings, cmd.settings) if cmd.settings else {}
         limited_size(after["settings"], "settings")
+        secret_free(after["settings"], "settings")
     after["metadata"] = merge_metadata(method.metadata, cmd.metadata)
     changed = [f for f in _FIELDS if after[f] != getattr(method, f)]
     if not changed:

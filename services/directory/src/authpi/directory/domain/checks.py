@@ -88,3 +88,24 @@ def deep_merge(stored: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str,
 def limited_size(value: Mapping[str, Any], field: str, max_bytes: int = 32 * 1024) -> None:
     if len(msgspec.json.encode(value)) > max_bytes:
         raise invalid(field, f"is larger than {max_bytes} bytes", "too_large")
+
+
+# Names of settings that hold a secret. Events carry none (STYLE.md 4, platform.md 6.3), so such a
+# key is refused wherever it sits: in an object, a list, or any mix of them, at any depth.
+_SECRET_NAMES = ("secret", "password", "passphrase", "private_key", "privatekey")
+
+
+def secret_free(value: Any, field: str) -> None:
+    """Refuse (422) any object key naming a secret, anywhere inside `value`. Iterative, so that
+    depth costs no recursion."""
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, inner in cast("Mapping[Any, Any]", item).items():
+                name = str(key).lower().replace("-", "_")
+                if any(secret in name for secret in _SECRET_NAMES):
+                    raise invalid(f"{path}.{key}", "must not be a secret")
+                stack.append((f"{path}.{key}", inner))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}.{i}", inner) for i, inner in enumerate(cast("list[Any]", item)))

@@ -54,6 +54,7 @@ class BlockApiKey(msgspec.Struct, frozen=True, kw_only=True):
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class UnblockApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +62,7 @@ class UnblockApiKey(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     now: int
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +72,7 @@ class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class RotateApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,3 +83,4 @@ class RotateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     now: int
     grace_ms: int = 900_000  # the previous secret stays valid 15 minutes (core-api.md 3.4)
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)

@@ -1,6 +1,7 @@
 """The PersonalToken aggregate (core-api.md 3.5): a user's `ptk_` token, known to the store only
 by its SHA-256 digest and a hint. `active` tokens authenticate; `revoked` is terminal; deleting
-removes it. Actions compare `If-Match` against the folded state, atomically with the append."""
+removes it. Revoke and delete obey the grant-subset rule (grant_subset.py). Actions compare
+`If-Match` against the folded state, atomically with the append."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from authpi.contracts.directory import (
     PersonalTokenDeleted,
     PersonalTokenUpdated,
 )
+from authpi.directory.domain.grant_subset import check_within
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 
@@ -42,6 +44,7 @@ class RevokePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class DeletePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +52,7 @@ class DeletePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     now: int
     if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -62,6 +66,7 @@ class Live(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     created_at: int
     updated_at: int | None = None
+    scopes: list[str] = []
 
     @property
     def etag(self) -> str:
@@ -87,6 +92,7 @@ def decide(cmd: TokenCommand, state: PersonalToken) -> list[Event]:
         case CreatePersonalToken(), _:
             raise Conflict("the personal token already exists", reason="personal_token.exists")
         case RevokePersonalToken(), Live() if state.account_id == cmd.account_id:
+            check_within(cmd.held, state.scopes, "personal token")
             check_if_match(cmd.if_match, state.etag)
             if state.status == "revoked":
                 return []
@@ -102,6 +108,7 @@ def decide(cmd: TokenCommand, state: PersonalToken) -> list[Event]:
                 )
             ]
         case DeletePersonalToken(), Live() if state.account_id == cmd.account_id:
+            check_within(cmd.held, state.scopes, "personal token")
             check_if_match(cmd.if_match, state.etag)
             return [
                 PersonalTokenDeleted(
@@ -141,6 +148,7 @@ def evolve(state: PersonalToken, event: Event) -> PersonalToken:
                 user_id=event.user_id,
                 status="active",
                 created_at=event.created_at,
+                scopes=event.scopes,
             )
         case Live(), PersonalTokenUpdated():
             return msgspec.structs.replace(

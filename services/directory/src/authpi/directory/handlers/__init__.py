@@ -96,7 +96,7 @@ class Directory:
         self.account_queries = AccountQueries(schema)
         self.accounts_view = AccountsView(schema)
         self.api_keys_view = ApiKeysView(schema)
-        self.users_view = UsersView(schema, self.vault)
+        self.users_view = UsersView(schema)
         self.account_domains_view = AccountDomainsView(schema)
         # Every write to an account or key stream: the views, and the claims on domain hosts.
         self.projections: list[Reaction] = [
@@ -169,36 +169,41 @@ class Directory:
         return key
 
     async def block_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         c = change or StatusChange()
         cmd = BlockApiKey(
             key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
-            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
         )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def unblock_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         cmd = UnblockApiKey(
-            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
-        )
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match,
+            held=held,
+        )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def revoke_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None
-    ) -> api_key.ApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
+        held: frozenset[str] | None = None,
+    ) -> api_key.ApiKey:  # fmt: skip
         c = change or StatusChange()
         cmd = RevokeApiKey(
             key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
-            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match,
+            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
         )  # fmt: skip
         return await self._api_key_action(cmd, actor)
 
     async def rotate_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> NewApiKey:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> NewApiKey:  # fmt: skip
         """A new secret; the previous one keeps working for 15 minutes (core-api.md 3.4)."""
         secret = self.new_secret()
         cmd = RotateApiKey(
@@ -208,6 +213,7 @@ class Directory:
             secret_hint=secret[-8:],
             now=self.rt.clock.now_ms(),
             if_match=if_match,
+            held=held,
         )
         await self._api_key_action(cmd, actor)
         return NewApiKey(key_id, secret)
@@ -218,11 +224,13 @@ class Directory:
         return await self._api_key_action(msgspec.structs.replace(cmd, now=now), actor)
 
     async def delete_api_key(
-        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None
-    ) -> None:
+        self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
         cmd = DeleteApiKey(
-            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
-        )
+            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match,
+            held=held,
+        )  # fmt: skip
         await self._api_key_action(cmd, actor)
 
     async def create_account(self, name: str, *, actor: Actor) -> str:

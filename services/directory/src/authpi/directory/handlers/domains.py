@@ -1,7 +1,9 @@
 """The write path of account domains (core-api.md 3.3): add, remove, assign to an issuer,
 unassign, verify. Every command runs on the account's stream with the directory's account
-projections and the host claim (handlers/__init__.py). Verification asks DNS before the
-transaction begins and passes what it saw to the decider."""
+projections and the host claim (handlers/__init__.py). Verification reads the host's TXT
+challenge before the transaction begins and passes what it saw to the decider. Adding a host
+that another account claimed, unverified, for longer than the claim lasts first ends that claim
+(on that account's stream), then adds it here."""
 
 from __future__ import annotations
 
@@ -11,19 +13,21 @@ from authpi.directory.domain import account
 from authpi.directory.domain.account_domains import (
     AddDomain,
     AssignDomain,
+    ExpireDomainClaim,
     RemoveDomain,
     UnassignDomain,
     VerifyDomain,
+    challenge_name,
 )
 from authpi.directory.handlers import Directory
-from authpi.errors import FieldProblem, NotFound, Unprocessable
+from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 
 class AccountDomains:
     def __init__(self, directory: Directory, probe: DomainProbe) -> None:
         self.directory = directory
         self.rt = directory.rt
-        # Replaceable: tests put a fake here, as DNS of the test machine points nowhere useful.
+        # Replaceable: tests point it at a DNS server of their own, or put a fake here.
         self.probe = probe
 
     def _meta(self, account_id: str, actor: Actor, issuer_id: str | None = None) -> Meta:
@@ -45,7 +49,29 @@ class AccountDomains:
 
     async def add(self, account_id: str, host: str, *, actor: Actor) -> None:
         cmd = AddDomain(account_id=account_id, host=host, now=self._now())
-        await self._run(cmd, account_id, self._meta(account_id, actor))
+        try:
+            await self._run(cmd, account_id, self._meta(account_id, actor))
+        except Conflict as taken:
+            if taken.reason != "reservation.domain" or not await self._end_lapsed_claim(
+                account_id, host
+            ):
+                raise
+            await self._run(cmd, account_id, self._meta(account_id, actor))
+
+    async def _end_lapsed_claim(self, account_id: str, host: str) -> bool:
+        """End another account's lapsed, unverified claim on `host`; False when the claim
+        stands. Its removal is that account's event, made by the platform."""
+        async with self.rt.pool.connection() as conn:
+            owner = await self.directory.account_queries.domain_owner(conn, host)
+        if owner is None or owner.account_id == account_id:
+            return False
+        expire = ExpireDomainClaim(account_id=owner.account_id, host=host, now=self._now())
+        meta = self._meta(owner.account_id, Actor(type="system"))
+        try:
+            await self._run(expire, owner.account_id, meta)
+        except (Conflict, NotFound):
+            return False
+        return True
 
     async def remove(
         self, account_id: str, host: str, *, actor: Actor, if_match: str | None = None
@@ -85,9 +111,11 @@ class AccountDomains:
             row = await self.directory.account_queries.domain(conn, account_id, host)
         if row is None:
             raise NotFound("no such domain in this account", reason="domain.not_found")
-        points_here = row.verified or await self.probe.points_here(host)
+        published = (
+            frozenset() if row.verified else await self.probe.txt_values(challenge_name(host))
+        )
         cmd = VerifyDomain(account_id=account_id, host=host, now=self._now(),
-                           points_here=points_here, if_match=if_match)  # fmt: skip
+                           published=published, if_match=if_match)  # fmt: skip
         await self._run(cmd, account_id, self._meta(account_id, actor))
 
     async def _assigned_issuer(self, account_id: str, host: str) -> str | None:

@@ -193,12 +193,14 @@ class PersonalTokens:
         return row
 
     async def revoke(
-        self, account_id: str, token_id: str, actor: Actor, cmd_fields: dict[str, Any]
-    ) -> TokenRow:
+        self, account_id: str, token_id: str, actor: Actor, cmd_fields: dict[str, Any],
+        held: frozenset[str] | None = None,
+    ) -> TokenRow:  # fmt: skip
         row = await self.get(account_id, token_id)
         cmd = RevokePersonalToken(
-            token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(), **cmd_fields
-        )
+            token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(), held=held,
+            **cmd_fields,
+        )  # fmt: skip
         await self.store.execute(
             token_id,
             personal_token,
@@ -209,12 +211,14 @@ class PersonalTokens:
         return await self.get(account_id, token_id)
 
     async def delete(
-        self, account_id: str, token_id: str, actor: Actor, if_match: str | None
-    ) -> None:
+        self, account_id: str, token_id: str, actor: Actor, if_match: str | None,
+        held: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
         row = await self.get(account_id, token_id)
         cmd = DeletePersonalToken(
-            token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(), if_match=if_match
-        )
+            token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(),
+            if_match=if_match, held=held,
+        )  # fmt: skip
         await self.store.execute(
             token_id,
             personal_token,

@@ -52,7 +52,7 @@ class Users:
         self.vault = PiiVault(rt.kek, schema)
         self.queries = UserQueries(schema)
         self.issuers = IssuerCheck(schema)
-        self.view = UsersView(schema, self.vault)
+        self.view = UsersView(schema)
 
     def _meta(self, account_id: str, issuer_id: str, actor: Actor) -> Meta:
         return Meta(
@@ -74,7 +74,7 @@ class Users:
 
     async def _row(self, user_id: str) -> UserRow | None:
         async with self.rt.pool.connection() as conn:
-            return await self.queries.user(conn, user_id)
+            return await self.queries.user(conn, user_id, self.vault)
 
     async def create(self, account_id: str, issuer_id: str, new: NewUser, actor: Actor) -> UserRow:
         await self.require_issuer(account_id, issuer_id)
@@ -203,3 +203,4 @@ class Users:
             self._meta(account_id, issuer_id, actor),
             [shred, inline(self.view)],
         )
+        await self.vault.vacuum(self.rt.pool)

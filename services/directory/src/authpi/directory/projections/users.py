@@ -1,7 +1,8 @@
-"""users_view: inline projection of User events. It decrypts PII with the user's data key while
-the key exists; after deletion (key shredded) it keeps no clear value, only the index record
-(username hash, status, store and region). A replay after deletion finds no key and so writes
-no clear value either."""
+"""users_view: inline projection of User events. It keeps a user's PII only as the sealed
+snapshot its latest event carries (`pii`: AES-GCM under the user's own data key, DESIGN.md 7), so
+no row version PostgreSQL ever writes (live, dead tuple, WAL, backup) holds a clear value; reads
+decrypt it (`queries_users`). Deletion drops the snapshot in the transaction that destroys the
+key, and a replay after deletion writes only ciphertext whose key is gone."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from authpi.contracts.directory import (
     UserUnblocked,
     UserUpdated,
 )
-from authpi.directory.pii import Pii, PiiVault
 from authpi.eventstore.store import StoredEvent
 
 _json = msgspec.json.Encoder()
@@ -32,33 +32,24 @@ class UsersView:
     name = "directory-users"
     event_types = ("user.created", "user.updated", "user.blocked", "user.unblocked", "user.deleted")
 
-    def __init__(self, schema: str, vault: PiiVault) -> None:
+    def __init__(self, schema: str) -> None:
         self.schema = schema
-        self.vault = vault
         q = sql.Identifier(schema)
         self._insert = (
             sql.SQL(
                 "INSERT INTO {}.users_view (id, account_id, issuer_id, username_hash,"
-                " username_type, status, region, store_id, username, profile, custom_fields,"
-                " addresses, scopes, metadata, version, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb,"
-                " %s::jsonb, %s::jsonb, %s, %s)"
+                " username_type, status, region, store_id, pii, scopes, metadata, version,"
+                " created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
-        )
-        self._pii = (
-            sql.SQL(
-                "UPDATE {}.users_view SET username = %s, profile = %s::jsonb,"
-                " custom_fields = %s::jsonb, addresses = %s::jsonb WHERE id = %s"
             )
             .format(q)
             .as_string()
         )
         self._update = (
             sql.SQL(
-                "UPDATE {}.users_view SET username_hash = coalesce(%s, username_hash),"
+                "UPDATE {}.users_view SET pii = coalesce(%s, pii),"
+                " username_hash = coalesce(%s, username_hash),"
                 " scopes = coalesce(%s::jsonb, scopes), metadata = coalesce(%s::jsonb, metadata),"
                 " version = %s, updated_at = %s WHERE id = %s"
             )
@@ -76,8 +67,7 @@ class UsersView:
         self._delete = (
             sql.SQL(
                 "UPDATE {}.users_view SET status = 'deleted', status_at = %s, deleted_at = %s,"
-                " username = NULL, profile = '{{}}', custom_fields = '{{}}', addresses = '[]',"
-                " version = %s, updated_at = %s WHERE id = %s"
+                " pii = NULL, version = %s, updated_at = %s WHERE id = %s"
             )
             .format(q)
             .as_string()
@@ -88,7 +78,6 @@ class UsersView:
         v = stored.stream_version
         match stored.event:
             case UserCreated() as e:
-                pii = await self._open(conn, e.id, e.pii)
                 await conn.execute(
                     self._insert,
                     [
@@ -100,7 +89,7 @@ class UsersView:
                         e.status,
                         e.region,
                         e.store_id,
-                        *_clear(pii),
+                        e.pii,
                         _j(e.scopes),
                         _j(e.metadata),
                         v,
@@ -108,13 +97,11 @@ class UsersView:
                     ],
                 )
             case UserUpdated() as e:
-                if e.pii is not None:
-                    pii = await self._open(conn, e.id, e.pii)
-                    await conn.execute(self._pii, [*_clear(pii), e.id])
                 scopes = None if e.scopes is None else _j(e.scopes)
                 metadata = None if e.metadata is None else _j(e.metadata)
                 await conn.execute(
-                    self._update, [e.username_hash, scopes, metadata, v, e.updated_at, e.id]
+                    self._update,
+                    [e.pii, e.username_hash, scopes, metadata, v, e.updated_at, e.id],
                 )
             case UserBlocked() | UserUnblocked() as e:
                 await conn.execute(
@@ -126,19 +113,5 @@ class UsersView:
                     self._delete, [e.deleted_at, e.deleted_at, v, e.deleted_at, e.id]
                 )
 
-    async def _open(
-        self, conn: psycopg.AsyncConnection[Any], user_id: str, sealed: str
-    ) -> Pii | None:
-        dek = await self.vault.key_for(conn, user_id)
-        return None if dek is None else self.vault.open(dek, user_id, sealed)
-
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)
-
-
-def _clear(pii: Pii | None) -> tuple[str | None, str, str, str]:
-    """username, profile, custom_fields and addresses as written to the view (nothing without
-    the key)."""
-    if pii is None:
-        return None, "{}", "{}", "[]"
-    return pii.username, _j(pii.profile), _j(pii.custom_fields), _j(pii.addresses)
