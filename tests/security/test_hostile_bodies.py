@@ -32,8 +32,8 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    async with platform_process(1, tmp_path_factory.mktemp("hostile")) as proc:
+async def running(infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    async with platform_process(1, tmp_path_factory.mktemp("hostile"), infra) as proc:
         yield proc
 
 
@@ -169,4 +169,16 @@ async def test_invalid_utf8_is_400(running, api, client, body):
             resp = await idp.post(f"/{issuer_id}/token", content=body,
                                   headers={"content-type": media})  # fmt: skip
             assert_oauth_error(resp, 400, "invalid_request")
+    await still_serving(running, api)
+
+
+@pytest.mark.parametrize("depth", [1_000, 50_000])
+async def test_deep_bearer_token_header_is_401(running, api, depth):
+    """A console user's access token is a JWT whose header the gateway decodes before anything
+    is verified: bounded in depth like a body."""
+    header = base64.urlsafe_b64encode(b'{"alg":' + b"[" * depth).rstrip(b"=").decode()
+    token = f"{header}.e30.c2ln"
+    async with httpx.AsyncClient(base_url=running.api_url, timeout=30) as http:
+        resp = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert 400 <= resp.status_code < 500, resp.text
     await still_serving(running, api)

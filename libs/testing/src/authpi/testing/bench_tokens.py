@@ -43,7 +43,7 @@ from urllib.parse import quote_plus
 import httpx
 import uvloop
 
-from authpi.testing.infra import new_namespace, start_infra
+from authpi.testing.infra import Infra, new_namespace, start_infra
 from authpi.testing.plugin import eventually
 
 ALGS = ("ES256", "EdDSA")
@@ -108,9 +108,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None]:
-    """`authpi up` on free ports against the benchmark's PostgreSQL and NATS."""
-    infra = start_infra()
+async def platform(
+    workers: int, data_dir: Path, servers: Infra | None = None
+) -> AsyncGenerator[Running, None]:
+    """`authpi up` on free ports against the benchmark's PostgreSQL and NATS (or `servers`,
+    e.g. a test session's, which stay up afterwards)."""
+    infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
@@ -152,7 +155,8 @@ async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        infra.close()
+        if servers is None:
+            infra.close()
 
 
 class Tenant:
