@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -18,8 +20,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
     # unless configured otherwise; never on the public ports. Port 0 picks a free port.
     ops_url: str = "http://127.0.0.1:0"
-    # Base64 (urlsafe) 32-byte key-encryption key; generated into data_dir when unset.
+    # Key-encryption keys, base64 (urlsafe) 32 bytes each, oldest first (the last one wraps):
+    # inline (AUTHPI_KEK) or in a file kept apart from the data (AUTHPI_KEK_FILE). With neither,
+    # `make run` generates one into data_dir: for development only, since a backup of the data
+    # folder then carries the key that protects it.
     kek: str | None = None
+    kek_file: Path | None = None
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     # Subject and schema namespace: lets many deployments (or test runs) share one NATS/PostgreSQL.
@@ -39,13 +45,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idp_workers: int = 1
     # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
     worker_header: bool = False
+    # Dead letters other than security events are swept once older than this.
+    dead_letter_retention_days: int = 30
 
     @property
     def bootstrap_path(self) -> Path:
         return self.data_dir / "bootstrap.json"
 
 
-def from_env(env: dict[str, str] | None = None) -> Settings:
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
     e = os.environ if env is None else env
     data_dir = Path(e.get("AUTHPI_DATA_DIR") or Path.cwd() / ".authpi").absolute()
     return Settings(
@@ -56,6 +64,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
         ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
+        kek_file=_kek_file(e),
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),
         log_level=e.get("AUTHPI_LOG_LEVEL", "info"),
         namespace=e.get("AUTHPI_NAMESPACE", "authpi"),
@@ -66,7 +75,36 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         forwarded_header=_forwarded_header(e.get("AUTHPI_FORWARDED_HEADER") or "x-forwarded-for"),
         idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
+        dead_letter_retention_days=_positive_int(
+            e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
+        ),
     )
+
+
+def read_kek(settings: Settings) -> tuple[str, Path | None]:
+    """The key-encryption keys' text, and the file it was read from (None when inline). With
+    neither AUTHPI_KEK nor AUTHPI_KEK_FILE, a key is generated once into the data folder."""
+    if settings.kek:
+        return settings.kek, None
+    path = settings.kek_file
+    if path is None:
+        path = settings.data_dir / "kek"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode())
+    try:
+        return path.read_text(), path
+    except FileNotFoundError:
+        raise ValueError(f"AUTHPI_KEK_FILE {path} does not exist") from None
+
+
+def _kek_file(e: Mapping[str, str]) -> Path | None:
+    path = e.get("AUTHPI_KEK_FILE") or None
+    if path and e.get("AUTHPI_KEK"):
+        raise ValueError("set AUTHPI_KEK or AUTHPI_KEK_FILE, not both")
+    return Path(path).absolute() if path else None
 
 
 def _positive_int(raw: str, name: str) -> int:

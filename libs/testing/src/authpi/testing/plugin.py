@@ -94,6 +94,7 @@ async def running_platform(
     try:
         directory = next(p.exports["directory"] for p in running.parts if "directory" in p.exports)
         _, creds, _ = await ensure_bootstrap(directory, settings, running.api_url, running.idp_url)
+        assert creds is not None, "a fresh namespace is bootstrapped"
         yield RunningPlatform(
             api_url=running.api_url,
             idp_url=running.idp_url,

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,17 +22,19 @@ import msgspec
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.config import Settings
+from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
-from authpi.crypto.envelope import Kek, b64e, new_key
+from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.kek import check_kek
 from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
+from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
 from authpi.web.addresses import ClientAddresses, forwarded_clients
@@ -172,6 +175,7 @@ class Platform:
         self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
+        self.dead_letters: DeadLetterMonitor | None = None
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -227,25 +231,34 @@ class Platform:
         await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
-        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
+        kek = self._kek or self._load_kek()
+        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
         self.parts = [await module.build(rt) for module in self.modules]
         self._nats_url = nats_url
 
     def _load_kek(self) -> Kek:
-        if self.settings.kek:
-            self._kek_text = self.settings.kek
-            return Kek.from_text(self.settings.kek)
-        path = self.settings.data_dir / "kek"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(b64e(new_key()))
-        self._kek_text = path.read_text().strip()
-        return Kek.from_text(self._kek_text)
+        text, path = read_kek(self.settings)
+        kek = Kek.from_text(text)
+        self._kek_text = text
+        if path is not None and path.is_relative_to(self.settings.data_dir):
+            # One backup of the data folder would carry both the ciphertexts and their key,
+            # and crypto-shredding would protect nothing. Development only.
+            log.warning(
+                "kek.in_data_dir", file=str(path),
+                hint="set AUTHPI_KEK_FILE (outside the data folder) or AUTHPI_KEK in production",
+            )  # fmt: skip
+        log.info("kek.loaded", current=kek.current_id, versions=len(kek.ids))
+        return kek
 
     def _start_background(self, rt: Runtime) -> None:
+        monitor = DeadLetterMonitor(
+            rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
+            timedelta(days=self.settings.dead_letter_retention_days),
+        )  # fmt: skip
+        self.dead_letters = monitor
+        self._spawn("dead-letters", monitor.run)
         for module in self.modules:
             relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
             self.relays.append(relay)
@@ -254,7 +267,7 @@ class Platform:
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
                     js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
-                    namespace=rt.namespace,
+                    namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
@@ -262,7 +275,10 @@ class Platform:
                 self._spawn(name, task)
 
     def _spawn(self, name: str, task: Any) -> None:
-        self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
+        failed = self.dead_letters.task_failed if self.dead_letters else None
+        self.tasks.append(
+            asyncio.create_task(supervise(name, task, self.stop_event, failed), name=name)
+        )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
         events = [(f"relay:{r.schema}", r.running) for r in self.relays]
@@ -292,6 +308,8 @@ class Platform:
             checks["database"] = True
         checks["nats"] = self.rt.nc.is_connected
         workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        # A cache follower that failed to apply an event is not warm until it has reloaded.
+        workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
             t.done() for t in self.tasks
         )
@@ -332,10 +350,13 @@ class Platform:
         return self.settings
 
     async def _serve(self) -> None:
+        core, idp = self.core_app(), self.idp_app()
+        if self.dead_letters is not None:  # on the ops port's /metrics, with every port's counts
+            self.metrics.registry.register(self.dead_letters)
         configs = (
-            (http_config(self.core_app(), self.settings), "api_url"),
+            (http_config(core, self.settings), "api_url"),
             (
-                http_config(self.idp_app(), self.settings, headers=idp_headers(self.settings)),
+                http_config(idp, self.settings, headers=idp_headers(self.settings)),
                 "idp_url",
             ),
             (http_config(self.ops_app(), self.settings), "ops_url"),
