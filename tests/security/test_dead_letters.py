@@ -209,7 +209,7 @@ async def test_platform_metrics_and_cli_redrive(platform, tmp_path):
     """The running platform exposes the gauge, and `authpi dead-letters` lists and redrives a
     row through the real consumer's projection."""
     async with httpx.AsyncClient() as http:
-        metrics = await http.get(f"{platform.api_url}/metrics")
+        metrics = await http.get(f"{platform.ops_url}/metrics")  # the operations port
     assert "# TYPE authpi_dead_letters gauge" in metrics.text
 
     gateway = f"{platform.namespace}_gateway"

@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_credentials_file: Path | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
+    # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
+    # unless configured otherwise; never on the public ports. Port 0 picks a free port.
+    ops_url: str = "http://127.0.0.1:0"
     # Key-encryption keys, base64 (urlsafe) 32 bytes each, oldest first (the last one wraps):
     # inline (AUTHPI_KEK) or in a file kept apart from the data (AUTHPI_KEK_FILE). With neither,
     # `make run` generates one into data_dir: for development only, since a backup of the data
@@ -63,6 +66,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
+        ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
         kek_file=_kek_file(e),
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),

@@ -56,6 +56,7 @@ class RunningPlatform(msgspec.Struct, kw_only=True):
 
     api_url: str
     idp_url: str
+    ops_url: str  # /readyz and /metrics (loopback only)
     account_id: str
     api_key_id: str
     api_key_secret: str
@@ -91,6 +92,7 @@ async def running_platform(
         nats_credentials_file=None if embedded_nats else infra.nats_credentials,
         api_url="http://127.0.0.1:0",
         idp_url="http://127.0.0.1:0",
+        ops_url="http://127.0.0.1:0",
         namespace=ns,
         # One client IP runs every suite; the limits themselves are tested on their own app.
         rate_limit_multiplier=1000.0,
@@ -105,6 +107,7 @@ async def running_platform(
         yield RunningPlatform(
             api_url=running.api_url,
             idp_url=running.idp_url,
+            ops_url=running.ops_url,
             account_id=creds["account_id"],
             api_key_id=creds["api_key_id"],
             api_key_secret=creds["api_key_secret"],

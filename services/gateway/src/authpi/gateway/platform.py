@@ -1,5 +1,6 @@
 """The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
-service's parts, one relay per service schema, every projection consumer, and the two HTTP ports.
+service's parts, one relay per service schema, every projection consumer, the two public HTTP
+ports and the operations port (`/readyz`, `/metrics`; `AUTHPI_OPS_URL`, loopback by default).
 The same code path as the distributed topology: events still go store -> relay -> JetStream.
 With `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
@@ -40,7 +41,7 @@ from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.web.addresses import ClientAddresses, forwarded_clients
-from authpi.web.app import WebApp, build_app
+from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 if TYPE_CHECKING:
@@ -105,7 +106,11 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
 
 
 def build_idp_app(
-    parts: Sequence[ServiceParts], ready: Any, settings: Settings, clock: Clock
+    parts: Sequence[ServiceParts],
+    ready: Any,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics | None = None,
 ) -> WebApp:
     """The IdP port: every service's IdP routes behind the per-address rate limit."""
     routes = [r for p in parts for r in p.idp_routes]
@@ -114,7 +119,7 @@ def build_idp_app(
     limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
     return build_app(
         name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
-        middleware=[limiter.middleware],
+        middleware=[limiter.middleware], metrics=metrics,
     )  # fmt: skip
 
 
@@ -166,6 +171,8 @@ class Platform:
         self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
         self.idp_url = settings.idp_url
+        self.ops_url = settings.ops_url
+        self.metrics = Metrics()  # every port of this process counts into it
         self.rt: Runtime | None = None
         self._nats_url = ""
         # NATS credentials by identity (None: the server has no authentication, development)
@@ -193,7 +200,7 @@ class Platform:
             await self.stop()
             raise
         log.info(
-            "platform.started", api_url=self.api_url, idp_url=self.idp_url,
+            "platform.started", api_url=self.api_url, idp_url=self.idp_url, ops_url=self.ops_url,
             loop=type(asyncio.get_running_loop()).__module__,
             idp_workers=self.settings.idp_workers if self.workers else 1,
         )  # fmt: skip
@@ -356,16 +363,21 @@ class Platform:
         gateway = next((p.exports["gateway"] for p in self.parts if "gateway" in p.exports), None)
         if gateway is None:
             raise RuntimeError("the Core API is served only with the gateway module")
-        return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
+        return gateway.core_app(routes, self.ready, self.metrics)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready, self.settings, self.clock)
+        return build_idp_app(
+            self.parts, self.process_ready, self.settings, self.clock, self.metrics
+        )
+
+    def ops_app(self) -> WebApp:
+        return build_ops_app(self.metrics, self.ready)
 
     def _bind_ports(self, s: Settings) -> Settings:
-        """Bind both ports before the services are built, so that a port chosen by the system
+        """Bind every port before the services are built, so that a port chosen by the system
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
-        for url in (s.api_url, s.idp_url):
+        for url in (s.api_url, s.idp_url, s.ops_url):
             sock = _bind(url)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
@@ -373,21 +385,23 @@ class Platform:
             if parts.port == 0:
                 url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
             bound.append(url)
-        self.api_url, self.idp_url = bound
-        self.settings = msgspec.structs.replace(s, api_url=bound[0], idp_url=bound[1])
+        self.api_url, self.idp_url, self.ops_url = bound
+        self.settings = msgspec.structs.replace(
+            s, api_url=bound[0], idp_url=bound[1], ops_url=bound[2]
+        )
         return self.settings
 
     async def _serve(self) -> None:
         core, idp = self.core_app(), self.idp_app()
-        if self.dead_letters is not None:
-            for app in (core, idp):
-                app.metrics.registry.register(self.dead_letters)
+        if self.dead_letters is not None:  # on the ops port's /metrics, with every port's counts
+            self.metrics.registry.register(self.dead_letters)
         configs = (
             (http_config(core, self.settings), "api_url"),
             (
                 http_config(idp, self.settings, headers=idp_headers(self.settings)),
                 "idp_url",
             ),
+            (http_config(self.ops_app(), self.settings), "ops_url"),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)
@@ -421,7 +435,7 @@ class Platform:
             path,
             {
                 "database_url": dsn, "nats_url": nats_url, "nats_credentials_file": creds,
-                "pid": os.getpid(),
+                "pid": os.getpid(), "ops_url": self.ops_url,
             },
         )  # fmt: skip
         self.stack.callback(lambda: path.unlink(missing_ok=True))
