@@ -39,7 +39,8 @@ async def test_the_ops_port_serves_readiness_and_every_ports_metrics(platform):
 
 @pytest.mark.parametrize("port", [0, 1])
 async def test_openapi_documents_are_built_once(platform, port, monkeypatch):
-    app = platform.handle.servers[port].config.app.litestar
+    served = platform.handle.servers[port].config.app
+    app = getattr(served, "__wrapped__", served).litestar  # behind the trusted-proxy layer
     base = (platform.api_url, platform.idp_url)[port]
     schema = app.openapi_schema
     built = []
