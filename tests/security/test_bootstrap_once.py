@@ -28,6 +28,7 @@ def _env(infra: Infra, data_dir: Path, namespace: str, api: int, idp: int) -> di
         AUTHPI_NAMESPACE=namespace,
         AUTHPI_API_URL=f"http://127.0.0.1:{api}",
         AUTHPI_IDP_URL=f"http://127.0.0.1:{idp}",
+        AUTHPI_OPS_URL="http://127.0.0.1:0",
         AUTHPI_LOG_FORMAT="json",
     )
     return env

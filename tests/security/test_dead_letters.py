@@ -33,7 +33,13 @@ from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor, redrive
 from authpi.messaging.follower import CacheFollower
 from authpi.testing.plugin import eventually
-from authpi.testing.probe import PROBE_META, ProbeCommand, ProbeDecider, ProbeProjection
+from authpi.testing.probe import (
+    PROBE_META,
+    PROBE_SOURCE,
+    ProbeCommand,
+    ProbeDecider,
+    ProbeProjection,
+)
 
 
 class DeleteKey:
@@ -89,7 +95,7 @@ async def test_dead_lettered_security_event_alerts_counts_and_redrives(
     async with pool.connection() as conn:
         await probe.create(conn)
     monitor = DeadLetterMonitor(pool, [schema], _now_clock(), timedelta(days=30))
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     consumer = ProjectionConsumer(
         js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace,
         on_dead_letter=monitor.record,
@@ -159,7 +165,7 @@ async def test_follower_callback_failure_is_counted_leaves_readiness_and_reloads
 ):
     js = nc.jetstream()
     store = EventStore(pool, schema, "test")
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     loads: list[int] = []
     applied: list[str] = []
 
@@ -203,7 +209,7 @@ async def test_platform_metrics_and_cli_redrive(platform, tmp_path):
     """The running platform exposes the gauge, and `authpi dead-letters` lists and redrives a
     row through the real consumer's projection."""
     async with httpx.AsyncClient() as http:
-        metrics = await http.get(f"{platform.api_url}/metrics")
+        metrics = await http.get(f"{platform.ops_url}/metrics")  # the operations port
     assert "# TYPE authpi_dead_letters gauge" in metrics.text
 
     gateway = f"{platform.namespace}_gateway"

@@ -25,6 +25,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         AUTHPI_DATA_DIR=str(data_dir),
         AUTHPI_API_URL=f"http://127.0.0.1:{free_port()}",
         AUTHPI_IDP_URL=f"http://127.0.0.1:{free_port()}",
+        AUTHPI_OPS_URL="http://127.0.0.1:0",
         AUTHPI_LOG_FORMAT="json",
     )
     return env

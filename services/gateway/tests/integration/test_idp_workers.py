@@ -42,6 +42,10 @@ class Deployment:
     def idp_url(self) -> str:
         return self.creds["idp_url"]
 
+    @property
+    def ops_url(self) -> str:
+        return json.loads((self.data_dir / "runtime.json").read_text())["ops_url"]
+
     def workers(self) -> set[int]:
         """The IdP workers: the main process's live children (PostgreSQL and NATS are external)."""
         return {pid for pid, ppid, state in _processes() if ppid == self.proc.pid and state != "Z"}
@@ -77,7 +81,7 @@ def _alive(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
-    """`authpi up` as a subprocess with both ports on 0; ready once the Core API /readyz (which
+    """`authpi up` as a subprocess with every port on 0; ready once the ops port's /readyz (which
     counts the IdP workers) answers 200."""
     data_dir = tmp_path / ".authpi"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
@@ -85,7 +89,8 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
         AUTHPI_DATA_DIR=str(data_dir), AUTHPI_DATABASE_URL=infra.dsn,
         AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_IDP_WORKERS=str(WORKERS), AUTHPI_WORKER_HEADER="1", AUTHPI_LOG_FORMAT="json",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(WORKERS),
+        AUTHPI_WORKER_HEADER="1", AUTHPI_LOG_FORMAT="json",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
     with open(tmp_path / "authpi-up.log", "wb") as log:
@@ -106,7 +111,7 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
         await eventually(bootstrapped, timeout=180, interval=0.2)
         up.creds = json.loads(boot.read_text())
         async with httpx.AsyncClient(timeout=5) as http:
-            await eventually(lambda: _ready(http, up.api_url), timeout=60)
+            await eventually(lambda: _ready(http, up.ops_url), timeout=60)
         yield up
     finally:
         if proc.returncode is None:
@@ -121,9 +126,9 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
                 await proc.wait()
 
 
-async def _ready(http: httpx.AsyncClient, api_url: str) -> bool:
+async def _ready(http: httpx.AsyncClient, ops_url: str) -> bool:
     try:
-        resp = await http.get(f"{api_url}/readyz")
+        resp = await http.get(f"{ops_url}/readyz")
     except httpx.HTTPError:
         return False
     return resp.status_code == 200 and resp.json()["checks"].get("idp_workers") is True
@@ -187,8 +192,9 @@ async def test_idp_requests_are_served_by_more_than_one_process(up):
     await eventually(several, timeout=30)
     assert seen == {up.proc.pid, *workers}
     async with httpx.AsyncClient(timeout=5) as http:
-        idp_ready = await http.get(f"{up.idp_url}/readyz")  # each process answers for itself
-    assert idp_ready.status_code == 200 and "idp_workers" not in idp_ready.json()["checks"]
+        # Every process answers for itself on the public port; readiness is the ops port's.
+        assert (await http.get(f"{up.idp_url}/healthz")).status_code == 200
+        assert (await http.get(f"{up.idp_url}/readyz")).status_code == 404
 
 
 async def test_new_issuer_reaches_every_process_within_a_second(up):
@@ -221,7 +227,7 @@ async def test_a_killed_worker_is_restarted_and_serves(up):
 
     (successor,) = await eventually(replaced, timeout=60)
     async with httpx.AsyncClient(timeout=5) as http:
-        await eventually(lambda: _ready(http, up.api_url), timeout=60)
+        await eventually(lambda: _ready(http, up.ops_url), timeout=60)
     issuer_id = await _new_issuer(up, "after-restart")
     url = f"{up.idp_url}/{issuer_id}/jwks.json"
 

@@ -15,8 +15,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    # JSON file of NATS credentials by identity (authpi.messaging.auth); generated into data_dir
+    # with the embedded server. Unset with nats_url: no NATS authentication (development only).
+    nats_credentials_file: Path | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
+    # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
+    # unless configured otherwise; never on the public ports. Port 0 picks a free port.
+    ops_url: str = "http://127.0.0.1:0"
     # Key-encryption keys, base64 (urlsafe) 32 bytes each, oldest first (the last one wraps):
     # inline (AUTHPI_KEK) or in a file kept apart from the data (AUTHPI_KEK_FILE). With neither,
     # `make run` generates one into data_dir: for development only, since a backup of the data
@@ -57,8 +63,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=e.get("AUTHPI_DATABASE_URL") or None,
         nats_url=e.get("AUTHPI_NATS_URL") or None,
+        nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
+        ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
         kek_file=_kek_file(e),
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),
@@ -101,6 +109,10 @@ def _kek_file(e: Mapping[str, str]) -> Path | None:
     if path and e.get("AUTHPI_KEK"):
         raise ValueError("set AUTHPI_KEK or AUTHPI_KEK_FILE, not both")
     return Path(path).absolute() if path else None
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).absolute() if raw else None
 
 
 def _positive_int(raw: str, name: str) -> int:

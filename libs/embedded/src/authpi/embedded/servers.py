@@ -148,8 +148,12 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class EmbeddedNats:
+    """`config`: a nats-server configuration file (the generated users and permissions, see
+    authpi.messaging.auth); without one the server has no authorization (tests of that only)."""
+
     data_dir: Path
     port: int = 0
+    config: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 20.0) -> str:
@@ -164,6 +168,8 @@ class EmbeddedNats:
             binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
             "--http_port", "0", "-l", str(self.data_dir / "nats.log"),
         ]  # fmt: skip
+        if self.config is not None:
+            args += ["-c", str(self.config)]
         self._proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )

@@ -5,7 +5,8 @@ applied at most once in effect; a poison message is dead-lettered and terminated
 Exactly one consumer per projection runs at a time (a session advisory lock). On start it
 re-creates its durable consumer at the checkpointed stream sequence + 1: the database, not the
 server's ack state, says where to resume, so a crash between commit and ack or between fetch and
-commit never reorders or loses an event."""
+commit never reorders or loses an event. Every envelope's source is checked before it is applied
+(messaging.provenance); an untrusted one is dead-lettered like poison."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
 from authpi.eventstore.locks import acquire, consumer_lock
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
+from authpi.messaging.provenance import forgery
 from authpi.messaging.security import event_type_of_subject, is_security_event
 from authpi.messaging.sync import Watermark, type_matches
 from authpi.observability import get_logger
@@ -170,6 +172,8 @@ class ProjectionConsumer:
             events = [(msg, env, decode_event(env.data)) for msg, env in decoded]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return await self._apply_careful(msgs)
+        if any(forgery(msg.subject, env, self.namespace) for msg, env, _ in events):
+            return await self._apply_careful(msgs)
         try:
             return await self._apply_fast(events)
         except TRANSIENT:
@@ -213,6 +217,12 @@ class ProjectionConsumer:
             event = decode_event(env.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._reject(conn, msg, None, None, f"undecodable: {exc}")
+            return False
+        reason = forgery(msg.subject, env, self.namespace)
+        if reason is not None:
+            # Before any checkpoint: a forged envelope's source, tx_id or position must never
+            # move the per-source cursor, or real events behind it would be skipped.
+            await self._reject(conn, msg, env.event_id, env.type, f"untrusted: {reason}")
             return False
         cp = cps.setdefault(env.source, Checkpoint(source=env.source))
         if cp.covers(env.tx_id, env.position):

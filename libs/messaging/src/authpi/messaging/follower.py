@@ -26,6 +26,7 @@ from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import events_of_type, events_stream
 from authpi.eventstore.sqltext import render
 from authpi.messaging.consumer import SEQ_SOURCE
+from authpi.messaging.provenance import forgery
 from authpi.messaging.sync import Watermark, type_matches
 from authpi.observability import get_logger
 
@@ -62,6 +63,7 @@ class CacheFollower:
         self.failures = 0  # events this follower could not apply (each forces a reload)
         self._received = 0
         self._broken = asyncio.Event()
+        self.rejected = 0  # untrusted envelopes seen (messaging.provenance)
         self._checkpoint: LiteralString = render(
             sql.SQL(
                 "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
@@ -132,7 +134,15 @@ class CacheFollower:
                 "message.rejected", consumer=self.consumer, subject=msg.subject, error=str(exc)
             )
         else:
-            self._apply(msg, env, event)
+            reason = forgery(msg.subject, env, self.namespace)
+            if reason is None:
+                self._apply(msg, env, event)
+            else:
+                self.rejected += 1
+                log.error(
+                    "message.rejected", consumer=self.consumer, subject=msg.subject,
+                    event_id=env.event_id, error=f"untrusted: {reason}",
+                )  # fmt: skip
         finally:
             # Even a rejected message counts as handled, or `warm` would wait for it forever.
             self._received += 1

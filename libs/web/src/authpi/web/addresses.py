@@ -154,4 +154,5 @@ def forwarded_clients(app: Any, addresses: ClientAddresses) -> Any:
                     scope["client"] = (client, 0)
         await app(scope, receive, send)
 
+    resolve.__wrapped__ = app  # type: ignore[attr-defined]  # the functools convention
     return resolve

@@ -32,7 +32,7 @@ from typing import Any
 
 from litestar.di import Provide
 
-from authpi.web.app import ReadyCheck, WebApp, build_app
+from authpi.web.app import Metrics, ReadyCheck, WebApp, build_app
 from authpi.web.body import JsonBody
 from authpi.web.pagination import page_query
 from authpi.web.principal import provide_principal
@@ -55,7 +55,11 @@ def core_dependencies() -> dict[str, Provide]:
 
 
 def build_core_app(
-    *, route_handlers: Sequence[Any], ready: ReadyCheck, middleware: Sequence[Any]
+    *,
+    route_handlers: Sequence[Any],
+    ready: ReadyCheck,
+    middleware: Sequence[Any],
+    metrics: Metrics | None = None,
 ) -> WebApp:
     return build_app(
         name="core",
@@ -65,4 +69,5 @@ def build_core_app(
         middleware=middleware,
         dto=JsonBody,
         dependencies=core_dependencies(),
+        metrics=metrics,
     )

@@ -33,11 +33,19 @@ class Runtime:
     clock: Clock
     ids: Ids
     kek: Kek
-    # Read-your-writes: what this process applies, and the write barrier (messaging.sync).
-    sync: Sync = field(init=False)
+    # Read-your-writes: what this process applies, and the write barrier (messaging.sync). One
+    # per process: the runtimes of its service parts (`dataclasses.replace`, or built with
+    # `shared_sync`) share the first one's.
+    shared_sync: Sync | None = None
 
     def __post_init__(self) -> None:
-        self.sync = Sync(self.nc, self.settings.namespace)
+        if self.shared_sync is None:
+            self.shared_sync = Sync(self.nc, self.settings.namespace)
+
+    @property
+    def sync(self) -> Sync:
+        assert self.shared_sync is not None
+        return self.shared_sync
 
     @property
     def namespace(self) -> str:

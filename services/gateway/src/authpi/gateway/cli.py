@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     kek = sub.add_parser("kek", help="key-encryption key maintenance")
     kek_sub = kek.add_subparsers(dest="action", required=True)
     kek_sub.add_parser("rotate", help="re-wrap every stored data key under the newest KEK")
+    relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
+    auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
+    auth.add_argument("--out", required=True, help="directory for the generated files")
+    sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -56,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         "serve": lambda: up(settings, only=args.service),
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
-        "relay": lambda: relay_only(settings, args.service),
         "dead-letters": lambda: dead_letters(settings, args),
         "kek": lambda: kek_rotate(settings),
+        "relay": lambda: relay_only(settings, args.service, args.schema),
+        "nats-auth": lambda: nats_auth_files(settings, args.out),
+        "streams": lambda: declare_streams(settings),
     }
     try:
         import uvloop
@@ -164,7 +171,13 @@ async def _connect_running(settings: Settings) -> Settings:
         settings,
         database_url=settings.database_url or info["database_url"],
         nats_url=settings.nats_url or info["nats_url"],
+        nats_credentials_file=settings.nats_credentials_file
+        or _optional_path(info.get("nats_credentials_file")),
     )
+
+
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
 
 
 async def bootstrap(settings: Settings, as_json: bool) -> int:
@@ -291,21 +304,51 @@ async def kek_rotate(settings: Settings) -> int:
         await platform.stop()
 
 
-async def relay_only(settings: Settings, service: str) -> int:
+async def nats_auth_files(settings: Settings, out: str) -> int:
+    """Users, permissions and per-deployment credentials for a NATS server that AuthPI does not
+    start itself (compose, Kubernetes); existing passwords are kept."""
+    from authpi.messaging import auth as nats_auth
+
+    nats_auth.write_deployment(Path(out), settings.namespace)
+    print(f"NATS users and credentials written to {out}")
+    return 0
+
+
+async def declare_streams(settings: Settings) -> int:
+    from authpi.messaging import auth as nats_auth
+    from authpi.messaging.streams import connect, ensure_streams
+
+    if not settings.nats_url:
+        raise SystemExit("authpi streams needs AUTHPI_NATS_URL")
+    path = settings.nats_credentials_file
+    nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
+    try:
+        await ensure_streams(nc.jetstream(), settings.namespace)
+    finally:
+        await nc.close()
+    return 0
+
+
+async def relay_only(settings: Settings, service: str, schema: str | None = None) -> int:
     """One relay in its own process (the distributed topology, and the relay crash test)."""
     from authpi.eventstore.relay import Relay
+    from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
 
     if not (settings.database_url and settings.nats_url):
         raise SystemExit("authpi relay needs AUTHPI_DATABASE_URL and AUTHPI_NATS_URL")
-    nc = await connect(settings.nats_url)
+    path = settings.nats_credentials_file
+    auth = nats_auth.load(path) if path else None
+    if auth is None or nats_auth.ADMIN in auth.credentials:
+        admin = await connect(settings.nats_url, auth=auth)
+        await ensure_streams(admin.jetstream(), settings.namespace)
+        await admin.close()
+    nc = await connect(settings.nats_url, auth=auth, identity=nats_auth.relay_identity(service))
     js = nc.jetstream()
-    await ensure_streams(js, settings.namespace)
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    relay = Relay(
-        settings.database_url, f"{settings.namespace}_{service}", service, js, settings.namespace
-    )
+    schema = schema or f"{settings.namespace}_{service}"
+    relay = Relay(settings.database_url, schema, service, js, settings.namespace)
     try:
         await relay.run(stop)
     finally:

@@ -32,6 +32,7 @@ from authpi.token.agents import AgentEntry
 from authpi.token.clients import ClientEntry
 from authpi.token.entries import EntryCache
 from authpi.token.lockout import Lockouts
+from authpi.web.body import too_deep
 from authpi.web.oauth import OAuthError, invalid_client
 
 MAX_BODY = 64 * 1024
@@ -141,9 +142,11 @@ def _parse_form(body: bytes) -> list[tuple[str, str]]:
 
 
 def _parse_json(body: bytes) -> dict[str, str | list[str]]:
+    if too_deep(body):  # before any parser sees it (authpi.web.body)
+        raise OAuthError("invalid_request", "the body nests too deeply")
     try:
         raw = _json_body.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise OAuthError("invalid_request", "the body is not a JSON object") from exc
     if len(raw) > MAX_FIELDS:
         raise OAuthError("invalid_request", "too many parameters")
