@@ -197,14 +197,16 @@ async def test_create_then_use_500_times_under_load(platform):
 @contextlib.asynccontextmanager
 async def up_with_idp_workers(infra: Infra, tmp_path: Path) -> AsyncIterator[Tenant]:
     """`authpi up` with AUTHPI_IDP_WORKERS=2 (the main process and one IdP worker process on the
-    IdP socket), ready once /readyz counts the worker; a tenant on its bootstrap account."""
+    IdP socket), ready once /readyz counts the worker; a tenant on its bootstrap account. Its own
+    embedded NATS, as `make run` has it: every process on the bus with its own credentials."""
     data_dir = tmp_path / ".authpi"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir), AUTHPI_DATABASE_URL=infra.dsn,
-        AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
+        AUTHPI_NAMESPACE=new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_IDP_WORKERS="2", AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS="2",
+        AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
     with open(tmp_path / "authpi-up.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -222,9 +224,10 @@ async def up_with_idp_workers(infra: Infra, tmp_path: Path) -> AsyncIterator[Ten
         creds = json.loads(boot.read_text())
 
         async def ready() -> bool:
+            ops_url = json.loads((data_dir / "runtime.json").read_text())["ops_url"]
             async with httpx.AsyncClient(timeout=5) as http:
                 with contextlib.suppress(httpx.HTTPError):
-                    resp = await http.get(f"{creds['api_url']}/readyz")
+                    resp = await http.get(f"{ops_url}/readyz")
                     return resp.status_code == 200 and resp.json()["checks"]["idp_workers"]
             return False
 
