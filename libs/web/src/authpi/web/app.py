@@ -21,6 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
+from authpi.web.openapi import ErrorDocs, document_errors
 from authpi.web.opts import ANONYMOUS
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -95,6 +96,7 @@ def build_app(
     route_handlers: Sequence[Any],
     ready: ReadyCheck,
     openapi_title: str,
+    errors: ErrorDocs,
     middleware: Sequence[Any] = (),
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
@@ -117,6 +119,8 @@ def build_app(
         debug=False,
         logging_config=None,
     )
+    # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
+    document_errors(app.openapi_schema, errors)
     return WebApp(app, metrics)
 
 

@@ -34,6 +34,7 @@ from litestar.di import Provide
 
 from authpi.web.app import ReadyCheck, WebApp, build_app
 from authpi.web.body import JsonBody
+from authpi.web.openapi import CORE_ERRORS
 from authpi.web.pagination import page_query
 from authpi.web.principal import provide_principal
 
@@ -62,6 +63,7 @@ def build_core_app(
         route_handlers=route_handlers,
         ready=ready,
         openapi_title="AuthPI Core API",
+        errors=CORE_ERRORS,
         middleware=middleware,
         dto=JsonBody,
         dependencies=core_dependencies(),

@@ -33,6 +33,7 @@ from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams
 from authpi.observability import get_logger
 from authpi.web.app import WebApp, build_app
+from authpi.web.openapi import IDP_ERRORS
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 if TYPE_CHECKING:
@@ -93,7 +94,13 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
 
 def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
     routes = [r for p in parts for r in p.idp_routes]
-    return build_app(name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API")
+    return build_app(
+        name="idp",
+        route_handlers=routes,
+        ready=ready,
+        openapi_title="AuthPI IdP API",
+        errors=IDP_ERRORS,
+    )
 
 
 def idp_headers(settings: Settings) -> list[tuple[str, str]]:
