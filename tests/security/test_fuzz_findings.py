@@ -4,6 +4,7 @@ format, and every response must match the port's own OpenAPI document."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -144,3 +145,47 @@ async def test_core_api_errors_match_the_documented_schema(
     schema = error_schema(await openapi_of(platform.api_url), path, "get", status)
     assert set(schema["required"]) == SPEC_ERROR_FIELDS
     assert SPEC_ERROR_FIELDS <= response.json().keys()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/accounts/{account_id}/issuers/{issuer_id}/users/%00",
+        "/v1/accounts/{account_id}/tokens/%00",
+    ],
+)
+async def test_a_nul_in_a_path_parameter_names_no_resource(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str, path: str
+) -> None:
+    url = path.format(account_id=platform.account_id, issuer_id=issuer_id)
+    response = await core.get(url)
+    assert response.status_code == 404
+    assert SPEC_ERROR_FIELDS <= response.json().keys()
+
+
+@pytest.mark.parametrize("query", ["email=a%00b", "name=%00", "email=%FF", "%00=1"])
+async def test_unstorable_text_in_the_query_string_is_a_400(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str, query: str
+) -> None:
+    url = f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}/users?{query}"
+    response = await core.get(url)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b'["users",99999999999999999999999,"usr_x"]',
+        b'["users",-99999999999999999999999,"usr_x"]',
+        b'["users",1,"usr_\\u0000"]',
+    ],
+)
+async def test_a_forged_cursor_out_of_postgresql_range_is_a_400(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str, key: bytes
+) -> None:
+    cursor = base64.urlsafe_b64encode(key).rstrip(b"=").decode()
+    url = f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}/users"
+    response = await core.get(url, params={"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["fields"][0]["field"] == "cursor"

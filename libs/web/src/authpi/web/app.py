@@ -23,6 +23,7 @@ from authpi.observability import bind_contextvars, clear_contextvars
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
 from authpi.web.openapi import ErrorDocs, document_errors
 from authpi.web.opts import ANONYMOUS
+from authpi.web.text import StorableTarget
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -108,7 +109,7 @@ def build_app(
     app = Litestar(
         route_handlers=[*_infrastructure_routes(metrics, ready), *route_handlers],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=list(middleware),
+        middleware=[StorableTarget(), *middleware],
         openapi_config=_openapi_config(openapi_title),
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
