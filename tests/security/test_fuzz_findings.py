@@ -189,3 +189,25 @@ async def test_a_forged_cursor_out_of_postgresql_range_is_a_400(
     response = await core.get(url, params={"cursor": cursor})
     assert response.status_code == 400
     assert response.json()["fields"][0]["field"] == "cursor"
+
+
+async def test_a_json_string_that_is_not_utf8_is_a_400(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str
+) -> None:
+    url = f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}/users"
+    body = b'{"email":"\xff\xfe@b.test"}'
+    response = await core.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_204_is_documented_as_it_is_sent_without_a_body(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str
+) -> None:
+    response = await core.delete(f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}")
+    assert response.status_code == 204
+    assert "content-type" not in response.headers and not response.content
+    document = await openapi_of(platform.api_url)
+    no_content = [op["responses"]["204"] for _, _, op in operations(document)
+                  if "204" in op["responses"]]  # fmt: skip
+    assert no_content and all("content" not in r for r in no_content)

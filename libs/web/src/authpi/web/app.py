@@ -21,7 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
-from authpi.web.openapi import ErrorDocs, document_errors
+from authpi.web.openapi import ErrorDocs, document_responses
 from authpi.web.opts import ANONYMOUS
 from authpi.web.text import StorableTarget
 
@@ -121,7 +121,7 @@ def build_app(
         logging_config=None,
     )
     # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
-    document_errors(app.openapi_schema, errors)
+    document_responses(app.openapi_schema, errors)
     return WebApp(app, metrics)
 
 

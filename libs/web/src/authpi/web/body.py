@@ -51,7 +51,7 @@ def decode_json(raw: bytes, type_: type[T], media_type: str) -> T:
         return msgspec.json.decode(raw, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         raise _unprocessable(str(exc)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a string that is not UTF-8, too
         raise InvalidRequest(
             "the request body is not valid JSON", reason="body.malformed"
         ) from None

@@ -1,7 +1,8 @@
-"""Error responses in the generated OpenAPI documents. litestar documents a 400 of its own
-(`detail`, `status_code`, `extra`) that no route ever sends; every error is rendered by
+"""Responses in the generated OpenAPI documents, as the ports send them. litestar documents a 400
+of its own (`detail`, `status_code`, `extra`) that no route ever sends; every error is rendered by
 authpi.web.errors (Core API, core-api-contract.md 5.2) or authpi.web.oauth (IdP API, idp-api.md
-1.5). Each operation documents the statuses any request can meet, plus a `default`."""
+1.5). Each operation documents the statuses any request can meet, plus a `default`. litestar also
+gives a 204 a JSON `null` body; a 204 has no body and no Content-Type (RFC 9110 15.3.5)."""
 
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ IDP_ERRORS = ErrorDocs(
 )
 
 
-def document_errors(document: OpenAPI, docs: ErrorDocs) -> None:
-    """Replace every operation's error responses with `docs` (in place)."""
+def document_responses(document: OpenAPI, docs: ErrorDocs) -> None:
+    """Replace every operation's error responses with `docs`, and drop 204 bodies (in place)."""
     components = document.components
     components.schemas = {**components.schemas, **docs.schemas}
     for path_item in (document.paths or {}).values():
@@ -93,6 +94,9 @@ def _operations(path_item: object) -> list[Operation]:
 
 def _document(operation: Operation, docs: ErrorDocs) -> None:
     kept = {code: r for code, r in (operation.responses or {}).items() if code[0] in "123"}
+    for code, response in kept.items():
+        if code == "204" and isinstance(response, OpenAPIResponse):
+            response.content = None
     errors = {str(status): _response(status, docs.default) for status in docs.statuses}
     if docs.if_match is not None and _takes_if_match(operation):
         errors["412"] = _response(412, docs.if_match)
