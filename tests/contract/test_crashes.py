@@ -15,7 +15,13 @@ from authpi.eventstore.relay import Relay
 from authpi.eventstore.store import EventStore
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.testing.plugin import eventually
-from authpi.testing.probe import PROBE_META, ProbeCommand, ProbeDecider, ProbeProjection
+from authpi.testing.probe import (
+    PROBE_META,
+    PROBE_SOURCE,
+    ProbeCommand,
+    ProbeDecider,
+    ProbeProjection,
+)
 
 from .test_relay_consumer import applied, running
 
@@ -60,7 +66,7 @@ async def test_relay_killed_mid_batch_then_restarted_loses_and_duplicates_nothin
     for i in range(30):
         await store.execute(f"k{i}", ProbeDecider(f"k{i}"), ProbeCommand(1000), PROBE_META)
         total += 1000
-    relay_cmd = ("-m", "authpi.gateway.cli", "relay", "--service", "test")
+    relay_cmd = ("-m", "authpi.gateway.cli", "relay", "--service", PROBE_SOURCE, "--schema", schema)
     proc = await _spawn(*relay_cmd, env=_env(infra, namespace))
 
     async def some_published():
@@ -112,7 +118,7 @@ async def test_consumer_killed_between_commit_and_ack_applies_nothing_twice(
     probe = ProbeProjection(schema)
     async with pool.connection() as conn:
         await probe.create(conn)
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     async with running(relay):
         await eventually(lambda: _has(js, namespace, 600))
         proc = await _spawn(

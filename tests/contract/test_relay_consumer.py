@@ -20,6 +20,7 @@ from authpi.messaging.consumer import ProjectionConsumer
 from authpi.testing.plugin import eventually
 from authpi.testing.probe import (
     PROBE_META,
+    PROBE_SOURCE,
     ProbeCommand,
     ProbeDecider,
     ProbeProjection,
@@ -64,7 +65,7 @@ async def test_late_commit_with_lower_position_is_published_first(
 ):
     js = nc.jetstream()
     store = EventStore(pool, schema, "test")
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     async with (
         await psycopg.AsyncConnection.connect(infra.dsn) as a,
         await psycopg.AsyncConnection.connect(infra.dsn) as b,
@@ -95,7 +96,7 @@ async def test_many_concurrent_writers_every_event_applied_once_in_stream_order(
     probe = ProbeProjection(schema)
     async with pool.connection() as conn:
         await probe.create(conn)
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     consumer = ProjectionConsumer(
         js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
     )
@@ -131,7 +132,7 @@ async def test_duplicate_delivery_is_applied_once(infra, pool, nc, schema, names
     async with pool.connection() as conn:
         await probe.create(conn)
     await store.execute("dup", ProbeDecider("dup"), ProbeCommand(3), PROBE_META)
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     consumer = ProjectionConsumer(
         js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
     )
@@ -159,7 +160,7 @@ async def test_poison_message_is_dead_lettered_and_consumer_goes_on(
     probe = ProbeProjection(schema, fail_on="bad")
     async with pool.connection() as conn:
         await probe.create(conn)
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     consumer = ProjectionConsumer(
         js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
     )
@@ -182,7 +183,7 @@ async def test_replay_rebuilds_projection_and_consumer_resumes_without_duplicate
     probe = ProbeProjection(schema)
     async with pool.connection() as conn:
         await probe.create(conn)
-    relay = Relay(infra.dsn, schema, "test", js, namespace)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
     for i in range(5):
         await store.execute(f"r{i}", ProbeDecider(f"r{i}"), ProbeCommand(4), PROBE_META)
     consumer = ProjectionConsumer(
@@ -190,7 +191,7 @@ async def test_replay_rebuilds_projection_and_consumer_resumes_without_duplicate
     )
     async with running(relay, consumer):
         await eventually(lambda: _count(pool, schema, 20))
-    count = await replay(infra.dsn, probe, {"test": schema})
+    count = await replay(infra.dsn, probe, {PROBE_SOURCE: schema})
     assert count == 20
     assert len(await applied(pool, schema)) == 20
     consumer = ProjectionConsumer(

@@ -20,14 +20,15 @@ from authpi.testing.plugin import eventually
 
 async def test_platform_fixture_serves_health_ready_and_metrics(platform):
     async with httpx.AsyncClient() as http:
-        for base in (platform.api_url, platform.idp_url):
+        for base in (platform.api_url, platform.idp_url, platform.ops_url):
             assert (await http.get(f"{base}/healthz")).status_code == 200
-            ready = await http.get(f"{base}/readyz")
-            assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {"database": True, "nats": True, "consumers": True}
-            assert ready.headers["x-request-id"].startswith("req_")
-            metrics = await http.get(f"{base}/metrics")
-            assert "authpi_http_requests_total" in metrics.text
+        ready = await http.get(f"{platform.ops_url}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": True, "nats": True, "consumers": True}
+        assert ready.headers["x-request-id"].startswith("req_")
+        metrics = await http.get(f"{platform.ops_url}/metrics")
+        assert 'authpi_http_requests_total{method="GET",port="core",status="200"}' in metrics.text
+        assert 'port="idp"' in metrics.text
 
 
 async def test_unknown_route_renders_spec_error_body(platform):
@@ -39,12 +40,13 @@ async def test_unknown_route_renders_spec_error_body(platform):
     assert body["reference"] == resp.headers["x-request-id"]
 
 
-async def _up(data_dir, api_port: int, idp_port: int) -> asyncio.subprocess.Process:
+async def _up(data_dir, api_port: int, idp_port: int, ops_port: int) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir),
         AUTHPI_API_URL=f"http://127.0.0.1:{api_port}",
         AUTHPI_IDP_URL=f"http://127.0.0.1:{idp_port}",
+        AUTHPI_OPS_URL=f"http://127.0.0.1:{ops_port}",
         AUTHPI_LOG_FORMAT="json",
     )
     return await asyncio.create_subprocess_exec(
@@ -53,12 +55,13 @@ async def _up(data_dir, api_port: int, idp_port: int) -> asyncio.subprocess.Proc
     )  # fmt: skip
 
 
-async def _ready(http: httpx.AsyncClient, *urls: str) -> bool:
+async def _ready(http: httpx.AsyncClient, ops_url: str, *urls: str) -> bool:
     try:
-        codes = [(await http.get(f"{u}/readyz")).status_code for u in urls]
+        codes = [(await http.get(f"{u}/healthz")).status_code for u in urls]
+        codes.append((await http.get(f"{ops_url}/readyz")).status_code)
     except httpx.HTTPError:
         return False
-    return codes == [200] * len(urls)
+    return codes == [200] * (len(urls) + 1)
 
 
 async def _accounts(data_dir) -> tuple[int, int]:
@@ -76,13 +79,14 @@ async def _accounts(data_dir) -> tuple[int, int]:
 async def test_make_run_bootstraps_once_and_restart_keeps_data(tmp_path):
     """`authpi up` exactly as `make run` runs it: embedded PostgreSQL and NATS, no AUTHPI_ URLs."""
     data_dir = tmp_path / "deep" / ("x" * 60) / ("y" * 60) / ".authpi"  # socket path > 107 bytes
-    api, idp = free_port(), free_port()
+    api, idp, ops = free_port(), free_port(), free_port()
     urls = (f"http://127.0.0.1:{api}", f"http://127.0.0.1:{idp}")
+    ops_url = f"http://127.0.0.1:{ops}"
     async with httpx.AsyncClient(timeout=5) as http:
         for run in (1, 2):
-            proc = await _up(data_dir, api, idp)
+            proc = await _up(data_dir, api, idp, ops)
             try:
-                await eventually(lambda: _ready(http, *urls), timeout=120, interval=0.2)
+                await eventually(lambda: _ready(http, ops_url, *urls), timeout=120, interval=0.2)
                 boot = data_dir / "bootstrap.json"
                 await eventually(lambda b=boot: _exists(b), timeout=30)
                 assert stat.S_IMODE(boot.stat().st_mode) == 0o600

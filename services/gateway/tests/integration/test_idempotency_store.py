@@ -28,24 +28,26 @@ def store_for(platform, pool, clock: FixedClock) -> IdempotencyStore:
 async def test_idempotency_keys_expire_after_24_hours(platform, pool):
     clock = FixedClock()
     store = store_for(platform, pool, clock)
-    claim = await store.claim("acc_expiry", "k1", "fp")
+    claim = await store.claim("acc_expiry", "api_key:k", "k1", "fp")
     assert isinstance(claim, Claimed)
-    await store.complete("acc_expiry", "k1", claim.owner, Stored(201, [], b'{"data": {}}'))
+    await store.complete(
+        "acc_expiry", "api_key:k", "k1", claim.owner, Stored(201, [], b'{"data": {}}')
+    )
     clock.advance(ms=TTL_MS - 1)
-    replay = await store.claim("acc_expiry", "k1", "fp")
+    replay = await store.claim("acc_expiry", "api_key:k", "k1", "fp")
     assert isinstance(replay, Stored) and replay.body == b'{"data": {}}'
     clock.advance(ms=1)
-    assert isinstance(await store.claim("acc_expiry", "k1", "other fp"), Claimed)
+    assert isinstance(await store.claim("acc_expiry", "api_key:k", "k1", "other fp"), Claimed)
     assert await store.sweep() == 0  # the row was taken over, not left expired
 
 
 async def test_an_abandoned_in_progress_key_is_taken_over_after_its_lease(platform, pool):
     clock = FixedClock()
     store = store_for(platform, pool, clock)
-    assert isinstance(await store.claim("acc_lease", "k1", "fp"), Claimed)
-    assert isinstance(await store.claim("acc_lease", "k1", "fp"), InProgress)
+    assert isinstance(await store.claim("acc_lease", "api_key:k", "k1", "fp"), Claimed)
+    assert isinstance(await store.claim("acc_lease", "api_key:k", "k1", "fp"), InProgress)
     clock.advance(seconds=301)
-    assert isinstance(await store.claim("acc_lease", "k1", "fp"), Claimed)
+    assert isinstance(await store.claim("acc_lease", "api_key:k", "k1", "fp"), Claimed)
 
 
 async def test_a_deleted_users_replays_are_purged_and_no_one_elses(platform, pool):
@@ -54,9 +56,9 @@ async def test_a_deleted_users_replays_are_purged_and_no_one_elses(platform, poo
     scope = f"acc_shred_{uuid.uuid4().hex[:8]}"
     records = {"create": "usr_gone", "update": "usr_gone", "other": "usr_kept"}
     for key, user_id in records.items():
-        claim = await store.claim(scope, key, "fp")
+        claim = await store.claim(scope, "api_key:k", key, "fp")
         body = b'{"data": {"id": "%s", "username": "gone@example.com"}}' % user_id.encode()
-        await store.complete(scope, key, claim.owner, Stored(201, [], body), user_id)
+        await store.complete(scope, "api_key:k", key, claim.owner, Stored(201, [], body), user_id)
     assert [k for k, _ in await store.replay_bodies(scope)] == ["create", "other", "update"]
 
     projection = DirectoryProjection(f"{platform.namespace}_gateway")

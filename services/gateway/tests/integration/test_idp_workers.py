@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -40,6 +41,10 @@ class Deployment:
     @property
     def idp_url(self) -> str:
         return self.creds["idp_url"]
+
+    @property
+    def ops_url(self) -> str:
+        return json.loads((self.data_dir / "runtime.json").read_text())["ops_url"]
 
     def workers(self) -> set[int]:
         """The IdP workers: the main process's live children (PostgreSQL and NATS are external)."""
@@ -76,7 +81,7 @@ def _alive(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
-    """`authpi up` as a subprocess with both ports on 0; ready once the Core API /readyz (which
+    """`authpi up` as a subprocess with every port on 0; ready once the ops port's /readyz (which
     counts the IdP workers) answers 200."""
     data_dir = tmp_path / ".authpi"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
@@ -84,7 +89,8 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
         AUTHPI_DATA_DIR=str(data_dir), AUTHPI_DATABASE_URL=infra.dsn,
         AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_IDP_WORKERS=str(WORKERS), AUTHPI_WORKER_HEADER="1", AUTHPI_LOG_FORMAT="json",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(WORKERS),
+        AUTHPI_WORKER_HEADER="1", AUTHPI_LOG_FORMAT="json",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
     with open(tmp_path / "authpi-up.log", "wb") as log:
@@ -105,7 +111,7 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
         await eventually(bootstrapped, timeout=180, interval=0.2)
         up.creds = json.loads(boot.read_text())
         async with httpx.AsyncClient(timeout=5) as http:
-            await eventually(lambda: _ready(http, up.api_url), timeout=60)
+            await eventually(lambda: _ready(http, up.ops_url), timeout=60)
         yield up
     finally:
         if proc.returncode is None:
@@ -120,9 +126,9 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
                 await proc.wait()
 
 
-async def _ready(http: httpx.AsyncClient, api_url: str) -> bool:
+async def _ready(http: httpx.AsyncClient, ops_url: str) -> bool:
     try:
-        resp = await http.get(f"{api_url}/readyz")
+        resp = await http.get(f"{ops_url}/readyz")
     except httpx.HTTPError:
         return False
     return resp.status_code == 200 and resp.json()["checks"].get("idp_workers") is True
@@ -186,8 +192,9 @@ async def test_idp_requests_are_served_by_more_than_one_process(up):
     await eventually(several, timeout=30)
     assert seen == {up.proc.pid, *workers}
     async with httpx.AsyncClient(timeout=5) as http:
-        idp_ready = await http.get(f"{up.idp_url}/readyz")  # each process answers for itself
-    assert idp_ready.status_code == 200 and "idp_workers" not in idp_ready.json()["checks"]
+        # Every process answers for itself on the public port; readiness is the ops port's.
+        assert (await http.get(f"{up.idp_url}/healthz")).status_code == 200
+        assert (await http.get(f"{up.idp_url}/readyz")).status_code == 404
 
 
 async def test_new_issuer_reaches_every_process_within_a_second(up):
@@ -220,7 +227,7 @@ async def test_a_killed_worker_is_restarted_and_serves(up):
 
     (successor,) = await eventually(replaced, timeout=60)
     async with httpx.AsyncClient(timeout=5) as http:
-        await eventually(lambda: _ready(http, up.api_url), timeout=60)
+        await eventually(lambda: _ready(http, up.ops_url), timeout=60)
     issuer_id = await _new_issuer(up, "after-restart")
     url = f"{up.idp_url}/{issuer_id}/jwks.json"
 
@@ -233,11 +240,19 @@ async def test_a_killed_worker_is_restarted_and_serves(up):
     assert [(d["pid"], d["returncode"]) for d in died] == [(victim, -signal.SIGKILL)]
 
 
+# Failed client authentication is throttled per (client, source address): each round of polling
+# comes from loopback addresses of its own, so that refusals met while a change is still on its
+# way do not throttle the rounds after it.
+_SOURCES = (f"127.0.{i // 250 + 1}.{i % 250 + 1}" for i in itertools.count())
+
+
 async def _spread_token(url: str, client_id: str, secret: str, n: int = 16) -> list[httpx.Response]:
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    source = next(_SOURCES)
 
     async def one() -> httpx.Response:
-        async with httpx.AsyncClient(timeout=10) as http:
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        async with httpx.AsyncClient(timeout=10, transport=transport) as http:
             return await http.post(url, data=form, headers={"Connection": "close"})
 
     return await asyncio.gather(*(one() for _ in range(n)))

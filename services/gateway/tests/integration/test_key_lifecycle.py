@@ -95,7 +95,7 @@ async def test_ip_allowlist_admits_listed_networks_only(platform, directory):
     key = await directory.create_api_key(
         platform.account_id, "office only", [], actor=ADMIN, restrictions=listed
     )
-    # The server trusts X-Forwarded-For from loopback (uvicorn's proxy headers).
+    # The session platform trusts X-Forwarded-For from 127.0.0.1 (AUTHPI_TRUSTED_PROXIES).
     assert await status_of(platform, key.key_id, key.secret) == 403
     via = {"X-Forwarded-For": "203.0.113.9"}
     assert await status_of(platform, key.key_id, key.secret, **via) == 200

@@ -44,12 +44,14 @@ class Tenant:
     async def until_known(self, client_id: str, secret: str) -> None:
         async def known() -> bool:
             resp = await self.token({"client_id": client_id, "client_secret": secret})
-            return resp.status_code != 401
+            return resp.status_code not in (401, 429)
 
         await eventually(known)
 
-    async def token(self, data: dict, **kw) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=30) as http:
+    async def token(self, data: dict, source: str | None = None, **kw) -> httpx.Response:
+        """POST /token, from the loopback address `source` when given (127.0.0.2, ...)."""
+        transport = httpx.AsyncHTTPTransport(local_address=source) if source else None
+        async with httpx.AsyncClient(timeout=30, transport=transport) as http:
             return await http.post(
                 f"{self.issuer_url}/token",
                 data={"grant_type": "client_credentials", **data},
@@ -165,14 +167,18 @@ async def test_client_a_secret_for_client_b_is_refused(tenant):
     assert (await tenant.token({}, headers=basic(a_id, a_secret))).status_code == 200
 
 
-async def test_five_wrong_secrets_lock_the_client(tenant):
+async def test_five_wrong_secrets_throttle_that_source_only(tenant):
     client_id, secret = await tenant.m2m()
-    for _ in range(5):
+    for _ in range(4):
         resp = await tenant.token({"client_id": client_id, "client_secret": "wrong"})
         assert resp.status_code == 401
-    locked = await tenant.token({"client_id": client_id, "client_secret": secret})
-    assert locked.status_code == 401 and locked.json()["error"] == "invalid_client"
-    assert "locked" in locked.json()["error_description"]
+    fifth = await tenant.token({"client_id": client_id, "client_secret": "wrong"})
+    assert fifth.status_code == 429 and fifth.json()["error"] == "rate_limited"
+    assert int(fifth.headers["retry-after"]) >= 1
+    throttled = await tenant.token({"client_id": client_id, "client_secret": secret})
+    assert throttled.status_code == 429
+    elsewhere = await tenant.token({"client_id": client_id, "client_secret": secret}, "127.0.0.2")
+    assert elsewhere.status_code == 200
     other_id, other_secret = await tenant.m2m()
     ok = await tenant.token({"client_id": other_id, "client_secret": other_secret})
     assert ok.status_code == 200
@@ -371,15 +377,15 @@ async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform,
     assert fact.scope == "invoices:read invoices:write" and fact.expires_at > fact.issued_at
 
 
-async def test_concurrent_failures_all_count_toward_the_lockout(tenant):
+async def test_concurrent_failures_all_count_toward_the_throttle(tenant):
     """Failures racing each other (compare-and-set on the shared counter) are all counted."""
     client_id, secret = await tenant.m2m()
     wrong = await asyncio.gather(
         *(tenant.token({"client_id": client_id, "client_secret": f"no-{i}"}) for i in range(5))
     )
-    assert all(r.status_code == 401 for r in wrong)
+    assert sorted(r.status_code for r in wrong) == [401, 401, 401, 401, 429]
     locked = await tenant.token({"client_id": client_id, "client_secret": secret})
-    assert locked.status_code == 401 and "locked" in locked.json()["error_description"]
+    assert locked.status_code == 429 and locked.headers["retry-after"]
 
 
 async def test_concurrent_revocations_of_one_token_append_one_event(tenant, platform, pool):

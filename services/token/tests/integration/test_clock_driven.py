@@ -1,5 +1,6 @@
 """Time-dependent token rules on a platform of its own, driven by a FixedClock (DESIGN.md 7):
-the rotated secret's 15-minute grace, the 15-minute lockout, token expiry at introspection, and
+the rotated secret's 15-minute grace, the failure throttle's backoff, token expiry at
+introspection, and
 an endpoint-issued token that still verifies against the JWKS 44 days and several rotations
 later, until its key leaves after the 45-day overlap."""
 
@@ -14,6 +15,7 @@ import pytest_asyncio
 from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
+from authpi.crypto.ids import sha256_hex
 from authpi.testing.plugin import eventually, running_platform
 from authpi.token.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
@@ -52,11 +54,14 @@ async def jwks(platform, issuer_id: str) -> dict:
 
 
 async def new_client(clocked, issuer) -> tuple[str, str]:
+    """A client the token service knows. Waited for in its cache, not by asking for tokens: a
+    refusal counts as a failure, and the backoff would not end while the clock stands still."""
+    platform, _ = clocked
     admin, issuer_id = issuer
     client = await admin.issuer(issuer_id).clients.create({"name": "svc", "type": "m2m"})
 
     async def known() -> bool:
-        return (await token(clocked, issuer_id, client.id, client.secret)).status_code == 200
+        return token_clients(platform).get(client.id) is not None
 
     await eventually(known)
     return client.id, client.secret
@@ -87,14 +92,19 @@ async def introspect(clocked, issuer_id: str, client_id: str, secret: str, tok: 
     return resp.json()
 
 
+def token_clients(platform):
+    return next(p.exports["clients"] for p in platform.handle.parts if p.name == "token")
+
+
 async def test_previous_secret_stops_after_the_15_minute_grace(clocked, issuer):
-    _, clock = clocked
+    platform, clock = clocked
     admin, issuer_id = issuer
     client_id, old = await new_client(clocked, issuer)
     rotated = await admin.issuer(issuer_id).clients.rotate_secret(client_id)
 
     async def new_secret_known() -> bool:
-        return (await token(clocked, issuer_id, client_id, rotated.secret)).status_code == 200
+        entry = token_clients(platform).get(client_id)
+        return entry is not None and entry.secret_sha256 == sha256_hex(rotated.secret)
 
     await eventually(new_secret_known)
     clock.advance(ms=14 * MINUTE_MS)
@@ -105,18 +115,22 @@ async def test_previous_secret_stops_after_the_15_minute_grace(clocked, issuer):
     assert (await token(clocked, issuer_id, client_id, rotated.secret)).status_code == 200
 
 
-async def test_lockout_lasts_15_minutes(clocked, issuer):
+async def test_throttle_backs_off_up_to_15_minutes(clocked, issuer):
     _, clock = clocked
     _, issuer_id = issuer
     client_id, secret = await new_client(clocked, issuer)
-    for _ in range(5):
+    for _ in range(4):
         assert (await token(clocked, issuer_id, client_id, "nope")).status_code == 401
-    assert (await token(clocked, issuer_id, client_id, secret)).status_code == 401
-    clock.advance(ms=14 * MINUTE_MS)
-    assert (await token(clocked, issuer_id, client_id, secret)).status_code == 401
-    clock.advance(ms=MINUTE_MS + 1000)
+    waits = []
+    for _ in range(14):
+        refused = await token(clocked, issuer_id, client_id, "nope")
+        assert refused.status_code == 429
+        waits.append(int(refused.headers["retry-after"]))
+        assert (await token(clocked, issuer_id, client_id, secret)).status_code == 429
+        clock.advance(seconds=waits[-1])
+    assert waits[:4] == [1, 2, 4, 8] and waits[-1] == 15 * 60
     assert (await token(clocked, issuer_id, client_id, secret)).status_code == 200
-    # The success cleared the counter: one new failure does not lock again.
+    # The success cleared the counter: one new failure does not throttle again.
     assert (await token(clocked, issuer_id, client_id, "nope")).status_code == 401
     assert (await token(clocked, issuer_id, client_id, secret)).status_code == 200
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -12,46 +15,104 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    # JSON file of NATS credentials by identity (authpi.messaging.auth); generated into data_dir
+    # with the embedded server. Unset with nats_url: no NATS authentication (development only).
+    nats_credentials_file: Path | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
-    # Base64 (urlsafe) 32-byte key-encryption key; generated into data_dir when unset.
+    # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
+    # unless configured otherwise; never on the public ports. Port 0 picks a free port.
+    ops_url: str = "http://127.0.0.1:0"
+    # Key-encryption keys, base64 (urlsafe) 32 bytes each, oldest first (the last one wraps):
+    # inline (AUTHPI_KEK) or in a file kept apart from the data (AUTHPI_KEK_FILE). With neither,
+    # `make run` generates one into data_dir: for development only, since a backup of the data
+    # folder then carries the key that protects it.
     kek: str | None = None
+    kek_file: Path | None = None
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     # Subject and schema namespace: lets many deployments (or test runs) share one NATS/PostgreSQL.
     namespace: str = "authpi"
     region: str = "default"
-    # Scales the Core API rate limits (core-api.md 2.5); load tests and CI raise it.
+    # Scales the rate limits of both ports (core-api.md 2.5); load tests and CI raise it.
     rate_limit_multiplier: float = 1.0
+    # Requests a minute per client address to the IdP token endpoints (token, introspect,
+    # revoke, keyinfo) in each process; discovery and JWKS get twice as many. 0 turns it off.
+    idp_rate_limit: int = 6000
+    # Proxies (CIDRs) whose forwarded header names the client; from any other peer it is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # The header those proxies append: `x-forwarded-for` or `forwarded` (RFC 7239).
+    forwarded_header: str = "x-forwarded-for"
     # Processes serving the IdP port in the all-in-one topology: the main process plus N-1 IdP
     # workers sharing its listening socket (DESIGN.md 5). 1 serves everything in one process.
     idp_workers: int = 1
     # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
     worker_header: bool = False
+    # Dead letters other than security events are swept once older than this.
+    dead_letter_retention_days: int = 30
 
     @property
     def bootstrap_path(self) -> Path:
         return self.data_dir / "bootstrap.json"
 
 
-def from_env(env: dict[str, str] | None = None) -> Settings:
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
     e = os.environ if env is None else env
     data_dir = Path(e.get("AUTHPI_DATA_DIR") or Path.cwd() / ".authpi").absolute()
     return Settings(
         data_dir=data_dir,
         database_url=e.get("AUTHPI_DATABASE_URL") or None,
         nats_url=e.get("AUTHPI_NATS_URL") or None,
+        nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
+        ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         kek=e.get("AUTHPI_KEK") or None,
+        kek_file=_kek_file(e),
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),
         log_level=e.get("AUTHPI_LOG_LEVEL", "info"),
         namespace=e.get("AUTHPI_NAMESPACE", "authpi"),
         region=e.get("AUTHPI_REGION", "default"),
         rate_limit_multiplier=float(e.get("AUTHPI_RATE_LIMIT_MULTIPLIER", "1")),
+        idp_rate_limit=_count(e.get("AUTHPI_IDP_RATE_LIMIT") or "6000", "AUTHPI_IDP_RATE_LIMIT"),
+        trusted_proxies=_networks(e.get("AUTHPI_TRUSTED_PROXIES", "")),
+        forwarded_header=_forwarded_header(e.get("AUTHPI_FORWARDED_HEADER") or "x-forwarded-for"),
         idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
+        dead_letter_retention_days=_positive_int(
+            e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
+        ),
     )
+
+
+def read_kek(settings: Settings) -> tuple[str, Path | None]:
+    """The key-encryption keys' text, and the file it was read from (None when inline). With
+    neither AUTHPI_KEK nor AUTHPI_KEK_FILE, a key is generated once into the data folder."""
+    if settings.kek:
+        return settings.kek, None
+    path = settings.kek_file
+    if path is None:
+        path = settings.data_dir / "kek"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode())
+    try:
+        return path.read_text(), path
+    except FileNotFoundError:
+        raise ValueError(f"AUTHPI_KEK_FILE {path} does not exist") from None
+
+
+def _kek_file(e: Mapping[str, str]) -> Path | None:
+    path = e.get("AUTHPI_KEK_FILE") or None
+    if path and e.get("AUTHPI_KEK"):
+        raise ValueError("set AUTHPI_KEK or AUTHPI_KEK_FILE, not both")
+    return Path(path).absolute() if path else None
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).absolute() if raw else None
 
 
 def _positive_int(raw: str, name: str) -> int:
@@ -61,6 +122,36 @@ def _positive_int(raw: str, name: str) -> int:
         raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _count(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}")
+    return value
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """AUTHPI_TRUSTED_PROXIES: CIDRs or addresses, separated by commas or spaces."""
+    items = tuple(item for item in raw.replace(",", " ").split() if item)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"AUTHPI_TRUSTED_PROXIES: not an IP network: {item!r}") from None
+    return items
+
+
+def _forwarded_header(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("x-forwarded-for", "forwarded"):
+        raise ValueError(
+            f"AUTHPI_FORWARDED_HEADER must be x-forwarded-for or forwarded, not {raw!r}"
+        )
     return value
 
 

@@ -4,10 +4,12 @@ configuration. Used for signing keys at rest and per-user PII keys (crypto-shred
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -33,24 +35,74 @@ def unseal(key: bytes, token: str, aad: bytes = b"") -> bytes:
     return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
 
 
-class Kek:
-    """The key-encryption key. Wraps data keys; never leaves the process."""
+class WrongKek(InvalidTag):
+    """No configured key-encryption key opens this wrapped key: fail closed, never guess. An
+    InvalidTag, as any other key that does not authenticate its ciphertext."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ValueError("the key-encryption key must be 32 bytes")
-        self._key = key
+
+def kek_id(key: bytes) -> str:
+    """A KEK's id, stored with every key it wraps: a digest of the key, so that ids need no
+    configuration and never name a different key."""
+    return "k" + hashlib.sha256(b"authpi.kek-id:" + key).hexdigest()[:12]
+
+
+class Kek:
+    """The key-encryption keys: wrap data keys, never leave the process. Several versions may
+    be loaded (oldest first): the newest wraps, every one unwraps. A wrapped key reads
+    `<kek id>:<sealed>`; a wrapped key without an id predates versions and is tried with each.
+    `derive` uses the first (oldest) key, so that derived secrets (username peppers, the
+    idempotency sealing key, personal-token signing keys) survive a rotation."""
+
+    def __init__(self, key: bytes, *older: bytes) -> None:
+        keys = [*older, key]
+        if any(len(k) != 32 for k in keys):
+            raise ValueError("a key-encryption key must be 32 bytes")
+        self._keys = {kek_id(k): k for k in keys}
+        self._root = keys[0]
+        self.current_id = kek_id(key)
+        self._current = key
 
     @classmethod
     def from_text(cls, text: str) -> Kek:
-        return cls(b64d(text))
+        """Base64 (urlsafe) keys, oldest first, separated by commas, spaces or lines; lines
+        starting with `#` are comments (the format of AUTHPI_KEK and of AUTHPI_KEK_FILE)."""
+        lines = [line.split("#", 1)[0] for line in text.splitlines()]
+        keys = [b64d(k) for k in " ".join(lines).replace(",", " ").split()]
+        if not keys:
+            raise ValueError("no key-encryption key given")
+        return cls(keys[-1], *keys[:-1])
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._keys)
 
     def wrap(self, dek: bytes, context: str) -> str:
-        return seal(self._key, dek, context.encode())
+        return f"{self.current_id}:{seal(self._current, dek, context.encode())}"
 
     def unwrap(self, wrapped: str, context: str) -> bytes:
-        return unseal(self._key, wrapped, context.encode())
+        kid, sep, sealed = wrapped.partition(":")
+        if not sep:  # before versions: whichever configured key made it
+            for key in self._keys.values():
+                with contextlib.suppress(InvalidTag):
+                    return unseal(key, wrapped, context.encode())
+            raise WrongKek(
+                "no configured key-encryption key opens this (unversioned) data key; "
+                "check AUTHPI_KEK / AUTHPI_KEK_FILE"
+            )
+        key = self._keys.get(kid)
+        if key is None:
+            raise WrongKek(
+                f"key-encryption key {kid} is not configured (configured: "
+                f"{', '.join(self._keys)}); add it to AUTHPI_KEK / AUTHPI_KEK_FILE"
+            )
+        try:
+            return unseal(key, sealed, context.encode())
+        except InvalidTag:
+            raise WrongKek(f"key-encryption key {kid} does not open this data key") from None
+
+    def is_current(self, wrapped: str) -> bool:
+        return wrapped.partition(":")[0] == self.current_id
 
     def derive(self, context: str) -> bytes:
         """A stable 32-byte secret for `context` (e.g. a per-issuer username pepper)."""
-        return hmac.new(self._key, context.encode(), hashlib.sha256).digest()
+        return hmac.new(self._root, context.encode(), hashlib.sha256).digest()

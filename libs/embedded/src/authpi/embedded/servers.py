@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -51,6 +52,7 @@ class EmbeddedPostgres:
             from pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(self.data_dir)
         if os.geteuid() == 0:
             # pgserver runs postgres as an unprivileged user, who must reach the data directory.
             _open_path_for_others(self.data_dir)
@@ -70,17 +72,88 @@ class EmbeddedPostgres:
         return uri
 
     def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.cleanup()  # type: ignore[attr-defined]
-            self._server = None
-            log.info("postgres.stopped")
+        if self._server is None:
+            return
+        with contextlib.suppress(Exception):
+            self._server.cleanup()  # type: ignore[attr-defined]
+            # pgserver caches one handle per data dir and keeps it when it did not stop the
+            # server; a later start in this process must not get that stale handle back.
+            type(self._server)._instances.pop(self.data_dir.resolve(), None)  # type: ignore[attr-defined]
+        self._server = None
+        # pgserver stops the server only when it counts no other handle on it; a server adopted
+        # after a crash may still run. Whoever started it, ours is the data dir's postmaster.
+        stop_postmaster(self.data_dir)
+        log.info("postgres.stopped")
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """pgserver counts the processes holding the server in `.handle_pids.json` and stops it
+    when the last one leaves. A process killed by SIGKILL never leaves, so every later stop
+    would leave the server running: drop the pids that no longer exist."""
+    path = data_dir / ".handle_pids.json"
+    try:
+        pids: list[int] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if _alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def stop_postmaster(data_dir: Path, timeout: float = 30.0) -> None:
+    """Stop the PostgreSQL server running on `data_dir` (by its postmaster.pid), if any: fast
+    shutdown (SIGINT), then immediate (SIGQUIT) if it lingers. Waits until it is gone."""
+    pid = postmaster_pid(data_dir)
+    if pid is None:
+        return
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        else:
+            return
+    log.error("postgres.stop_failed", pid=pid, data_dir=str(data_dir))
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid of the live postmaster serving `data_dir`, from its postmaster.pid; None when no
+    server runs there (no file, a stale file, or a pid now used by another program)."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not _alive(pid):
+        return None
+    with contextlib.suppress(OSError):
+        # Linux: the pid must still be a postgres process (pids are reused after a crash).
+        if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process (postgres runs as its own user under root)
+    return True
 
 
 @dataclass
 class EmbeddedNats:
+    """`config`: a nats-server configuration file (the generated users and permissions, see
+    authpi.messaging.auth); without one the server has no authorization (tests of that only)."""
+
     data_dir: Path
     port: int = 0
+    config: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 20.0) -> str:
@@ -95,6 +168,8 @@ class EmbeddedNats:
             binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
             "--http_port", "0", "-l", str(self.data_dir / "nats.log"),
         ]  # fmt: skip
+        if self.config is not None:
+            args += ["-c", str(self.config)]
         self._proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )

@@ -46,7 +46,7 @@ class Checkpoints:
         self._dead: LiteralString = render(
             sql.SQL(
                 "INSERT INTO {}.dead_letters (consumer, stream_seq, subject, event_id, error,"
-                " payload) VALUES (%s, %s, %s, %s, %s, %s)"
+                " payload, event_type, security) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(q)
         )
 
@@ -76,7 +76,13 @@ class Checkpoints:
         event_id: str | None,
         error: str,
         payload: bytes,
+        event_type: str | None = None,
+        security: bool = False,
     ) -> None:
         await conn.execute(
-            self._dead, [self.consumer, stream_seq, subject, event_id, error[:2000], payload]
-        )
+            self._dead,
+            [
+                self.consumer, stream_seq, subject, event_id, error[:2000], payload,
+                event_type, security,
+            ],
+        )  # fmt: skip

@@ -5,7 +5,8 @@ applied at most once in effect; a poison message is dead-lettered and terminated
 Exactly one consumer per projection runs at a time (a session advisory lock). On start it
 re-creates its durable consumer at the checkpointed stream sequence + 1: the database, not the
 server's ack state, says where to resume, so a crash between commit and ack or between fetch and
-commit never reorders or loses an event."""
+commit never reorders or loses an event. Every envelope's source is checked before it is applied
+(messaging.provenance); an untrusted one is dead-lettered like poison."""
 
 from __future__ import annotations
 
@@ -30,12 +31,16 @@ from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
 from authpi.eventstore.locks import acquire, consumer_lock
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
+from authpi.messaging.provenance import forgery
+from authpi.messaging.security import event_type_of_subject, is_security_event
 from authpi.observability import get_logger
 
 log = get_logger("authpi.consumer")
 
 SEQ_SOURCE = "*"  # checkpoint row holding the last handled stream sequence
 TRANSIENT = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
+# Told of each dead letter: (consumer, event type, event id). Alerts and metrics hang on it.
+DeadLetterHook = Callable[[str, str | None, str | None], None]
 
 
 class ProjectionConsumer:
@@ -49,6 +54,7 @@ class ProjectionConsumer:
         namespace: str = "authpi",
         batch_size: int = 500,
         after_commit: Callable[[int], None] | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.js = js
         self.pool = pool
@@ -58,6 +64,7 @@ class ProjectionConsumer:
         self.stream = events_stream(namespace)
         self.batch_size = batch_size
         self.after_commit = after_commit
+        self.on_dead_letter = on_dead_letter
         self.checkpoints = Checkpoints(projection.schema, projection.name)
         self.running = asyncio.Event()
         self.applied = 0
@@ -145,6 +152,8 @@ class ProjectionConsumer:
             events = [(msg, env, decode_event(env.data)) for msg, env in decoded]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return await self._apply_careful(msgs)
+        if any(forgery(msg.subject, env, self.namespace) for msg, env, _ in events):
+            return await self._apply_careful(msgs)
         try:
             return await self._apply_fast(events)
         except TRANSIENT:
@@ -187,7 +196,13 @@ class ProjectionConsumer:
             env = decode_envelope(msg.data)
             event = decode_event(env.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._reject(conn, msg, None, f"undecodable: {exc}")
+            await self._reject(conn, msg, None, None, f"undecodable: {exc}")
+            return False
+        reason = forgery(msg.subject, env, self.namespace)
+        if reason is not None:
+            # Before any checkpoint: a forged envelope's source, tx_id or position must never
+            # move the per-source cursor, or real events behind it would be skipped.
+            await self._reject(conn, msg, env.event_id, env.type, f"untrusted: {reason}")
             return False
         cp = cps.setdefault(env.source, Checkpoint(source=env.source))
         if cp.covers(env.tx_id, env.position):
@@ -198,7 +213,7 @@ class ProjectionConsumer:
         except TRANSIENT:
             raise
         except Exception as exc:
-            await self._reject(conn, msg, env.event_id, f"{type(exc).__name__}: {exc}")
+            await self._reject(conn, msg, env.event_id, env.type, f"{type(exc).__name__}: {exc}")
             return False
         finally:
             cp.last_seq = seq
@@ -206,14 +221,21 @@ class ProjectionConsumer:
         return True
 
     async def _reject(
-        self, conn: psycopg.AsyncConnection[Any], msg: Msg, event_id: str | None, error: str
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        msg: Msg,
+        event_id: str | None,
+        event_type: str | None,
+        error: str,
     ) -> None:
+        event_type = event_type or event_type_of_subject(msg.subject)
         log.error(
             "message.rejected",
             consumer=self.projection.name,
             stream_seq=msg.metadata.sequence.stream,
             subject=msg.subject,
             event_id=event_id,
+            event_type=event_type,
             error=error,
         )
         await self.checkpoints.dead_letter(
@@ -223,7 +245,11 @@ class ProjectionConsumer:
             event_id=event_id,
             error=error,
             payload=msg.data,
+            event_type=event_type,
+            security=is_security_event(event_type),
         )
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(self.projection.name, event_type, event_id)
 
 
 def to_stored(env: Envelope, event: Event) -> StoredEvent:

@@ -26,6 +26,7 @@ from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import events_of_type, events_stream
 from authpi.eventstore.sqltext import render
 from authpi.messaging.consumer import SEQ_SOURCE
+from authpi.messaging.provenance import forgery
 from authpi.observability import get_logger
 
 log = get_logger("authpi.follower")
@@ -57,7 +58,10 @@ class CacheFollower:
         self.apply = apply
         self.warm = asyncio.Event()
         self.last_seq = 0
+        self.failures = 0  # events this follower could not apply (each forces a reload)
         self._received = 0
+        self._broken = asyncio.Event()
+        self.rejected = 0  # untrusted envelopes seen (messaging.provenance)
         self._checkpoint: LiteralString = render(
             sql.SQL(
                 "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
@@ -66,8 +70,10 @@ class CacheFollower:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Worker task: load, follow until `stop`. A failure propagates to the supervisor,
-        which restarts the task: a reload from the projection, so nothing is lost."""
+        which restarts the task: a reload from the projection, so nothing is lost. An event the
+        cache cannot apply is such a failure: until the reload, `warm` is clear (not ready)."""
         self.warm.clear()
+        self._broken.clear()
         after = await self._load()
         self._received = 0  # messages this subscription has handled
         sub = await self.js.subscribe(
@@ -80,7 +86,7 @@ class CacheFollower:
         )
         try:
             log.info("follower.subscribed", consumer=self.consumer, from_seq=after + 1)
-            while not self.warm.is_set() and not stop.is_set():
+            while not self.warm.is_set() and not stop.is_set() and not self._broken.is_set():
                 info = await sub.consumer_info()
                 # Counted in messages delivered to this consumer: its delivered *stream* sequence
                 # also moves past events its filter skips, which never arrive here.
@@ -90,9 +96,11 @@ class CacheFollower:
                     log.info("follower.warm", consumer=self.consumer, last_seq=self.last_seq)
                     break
                 await asyncio.sleep(0.005)
-            await stop.wait()
+            await _first(stop, self._broken)
         finally:
             await sub.unsubscribe()
+        if self._broken.is_set() and not stop.is_set():
+            raise FollowerOutOfSync(f"{self.consumer}: an event could not be applied; reloading")
 
     async def _load(self) -> int:
         async with self.pool.connection() as conn, conn.transaction():
@@ -112,8 +120,48 @@ class CacheFollower:
                 "message.rejected", consumer=self.consumer, subject=msg.subject, error=str(exc)
             )
         else:
-            self.apply(env, event)
+            reason = forgery(msg.subject, env, self.namespace)
+            if reason is None:
+                self._apply(msg, env, event)
+            else:
+                self.rejected += 1
+                log.error(
+                    "message.rejected", consumer=self.consumer, subject=msg.subject,
+                    event_id=env.event_id, error=f"untrusted: {reason}",
+                )  # fmt: skip
         finally:
             # Even a rejected message counts as handled, or `warm` would wait for it forever.
             self._received += 1
             self.last_seq = msg.metadata.sequence.stream
+
+    def _apply(self, msg: Msg, env: Envelope, event: Event) -> None:
+        if self._broken.is_set():
+            return  # the cache is reloaded from the projection; later events come again
+        try:
+            self.apply(env, event)
+        except Exception:
+            # Not swallowed: a cache that skipped an event (a revocation, say) would serve
+            # stale answers. Count it, take the process out of readiness, reload.
+            self.failures += 1
+            self.warm.clear()
+            self._broken.set()
+            log.exception(
+                "follower.apply_failed",
+                consumer=self.consumer,
+                event_type=env.type,
+                event_id=env.event_id,
+                stream_seq=msg.metadata.sequence.stream,
+            )
+
+
+class FollowerOutOfSync(RuntimeError):
+    """A cache missed an event; its task fails so that the supervisor reloads it."""
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

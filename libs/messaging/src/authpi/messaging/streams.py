@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -14,6 +16,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from authpi.contracts.subjects import events_stream, facts_stream
+from authpi.messaging.auth import ADMIN, NatsAuth, inbox_prefix
 
 DEFINITIONS = Path(str(resources.files("authpi.messaging"))).parents[4] / "deploy" / "nats"
 
@@ -35,11 +38,27 @@ def _load(name: str, namespace: str) -> StreamConfig:
     )
 
 
-async def connect(url: str, name: str = "authpi") -> NATS:
+async def connect(
+    url: str, name: str = "authpi", *, auth: NatsAuth | None = None, identity: str = ADMIN
+) -> NATS:
+    """Connect as `identity` when `auth` holds credentials; without `auth`, as `url` says (a
+    server without authorization: development only)."""
+    options: dict[str, Any] = {}
+    if auth is not None:
+        cred = auth.get(identity)
+        parts = urlsplit(url)
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        options = {"user": cred.user, "password": cred.password}
+        options["inbox_prefix"] = inbox_prefix(identity)
     # nats.connect forwards untyped **options to Client.connect, which types reconnect_time_wait
     # as int although it takes seconds as a float.
     return await nats.connect(  # pyright: ignore[reportUnknownMemberType]
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+        **options,
     )
 
 

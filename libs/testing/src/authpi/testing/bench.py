@@ -28,7 +28,13 @@ from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import configure_logging
 from authpi.testing.infra import Infra, new_namespace, start_infra
-from authpi.testing.probe import PROBE_META, ProbeCommand, ProbeDecider, ProbeProjection
+from authpi.testing.probe import (
+    PROBE_META,
+    PROBE_SOURCE,
+    ProbeCommand,
+    ProbeDecider,
+    ProbeProjection,
+)
 
 # The latency load: 1,000 events/s as 200 commands/s of 5 events. One Python writer process
 # tops out near 900 single-event commands/s on this 2-core machine (bench figure
@@ -63,7 +69,7 @@ async def bench_appends(store: EventStore, seconds: float, batch: int, workers: 
 async def bench_relay(infra: Infra, store: EventStore, js: Any, ns: str, total: int) -> float:
     for i in range(total // 1000):
         await store.execute(f"r{i}", ProbeDecider(f"r{i}"), ProbeCommand(1000), PROBE_META)
-    relay = Relay(infra.dsn, store.schema, "bench", js, ns)
+    relay = Relay(infra.dsn, store.schema, PROBE_SOURCE, js, ns)
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(relay.run(stop))
@@ -87,7 +93,7 @@ async def bench_latency(
     probe = ProbeProjection(schema, name="bench-latency")
     async with pool.connection() as conn:
         await probe.create(conn)
-    relay = Relay(infra.dsn, schema, "lat", js, ns)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, ns)
     consumer = ProjectionConsumer(js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=ns)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]

@@ -159,6 +159,7 @@ async def serve_and_measure(seconds: float, max_requests: int, concurrency: int)
         _, creds, _ = await ensure_bootstrap(
             directory, settings, platform.api_url, platform.idp_url
         )
+        assert creds is not None, "a fresh namespace is bootstrapped"
         out = data_dir / "core-api.json"
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "authpi.testing.bench_core_api", "--load",

@@ -43,7 +43,7 @@ from urllib.parse import quote_plus
 import httpx
 import uvloop
 
-from authpi.testing.infra import new_namespace, start_infra
+from authpi.testing.infra import Infra, new_namespace, start_infra
 from authpi.testing.plugin import eventually
 
 ALGS = ("ES256", "EdDSA")
@@ -108,15 +108,19 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None]:
-    """`authpi up` on free ports against the benchmark's PostgreSQL and NATS."""
-    infra = start_infra()
+async def platform(
+    workers: int, data_dir: Path, servers: Infra | None = None
+) -> AsyncGenerator[Running, None]:
+    """`authpi up` on free ports against the benchmark's PostgreSQL and NATS (or `servers`,
+    e.g. a test session's, which stay up afterwards)."""
+    infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
         AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_IDP_WORKERS=str(workers), AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(workers),
+        AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
     log_path = data_dir / "authpi-up.log"
@@ -133,10 +137,11 @@ async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None
                 raise RuntimeError(f"authpi up did not start; see {log_path}")
             await asyncio.sleep(0.2)
         running = Running(proc, json.loads(boot.read_text()))
+        ops_url = json.loads((data_dir / ".authpi" / "runtime.json").read_text())["ops_url"]
         async with httpx.AsyncClient(timeout=5) as http:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{running.api_url}/readyz")).status_code == 200:
+                    if (await http.get(f"{ops_url}/readyz")).status_code == 200:
                         break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"authpi up is not ready; see {log_path}")
@@ -150,7 +155,8 @@ async def platform(workers: int, data_dir: Path) -> AsyncGenerator[Running, None
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        infra.close()
+        if servers is None:
+            infra.close()
 
 
 class Tenant:
@@ -199,7 +205,7 @@ async def _jwks_ready(http: httpx.AsyncClient, idp_url: str, issuer_id: str) -> 
 
 
 async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
-    """The token endpoint's answer for the client of `alg`, once the client is known (not 401)
+    """The token endpoint's answer for the client of `alg`, once the client is known (not 401/429)
     or the route is missing; a 200 is checked to be signed with `alg`."""
     client_id, secret = tenant.clients[alg]
     url = f"{running.idp_url}/{tenant.issuer_id}/token"
@@ -208,7 +214,7 @@ async def token_status(running: Running, tenant: Tenant, alg: str) -> int:
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             resp = await http.post(url, data=form)
-            if resp.status_code != 401 or time.monotonic() > deadline:
+            if resp.status_code not in (401, 429) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
     if resp.status_code == 200:

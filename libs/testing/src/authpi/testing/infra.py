@@ -1,5 +1,10 @@
 """Real PostgreSQL and NATS JetStream for tests and benchmarks: the servers named by
-AUTHPI_DATABASE_URL / AUTHPI_NATS_URL, else the embedded ones in a temporary directory."""
+AUTHPI_DATABASE_URL / AUTHPI_NATS_URL, else the embedded ones in a temporary directory.
+
+The embedded NATS enforces the generated per-service credentials for every namespace (each test
+has its own), so the whole suite runs on the production permissions. `nats_url` then carries the
+harness's own `admin` user, so tests that publish or declare streams directly keep working, and
+`nats_credentials` is the credentials file the platforms under test connect with."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
+from authpi.messaging import auth as nats_auth
 
 
 class Stoppable(Protocol):
@@ -24,6 +30,7 @@ class Infra:
     nats_url: str
     _stops: list[Stoppable] = field(default_factory=list[Stoppable])
     _tmp: Path | None = None
+    nats_credentials: Path | None = None
 
     def close(self) -> None:
         for server in reversed(self._stops):
@@ -37,6 +44,7 @@ def start_infra() -> Infra:
     nats_url = os.environ.get("AUTHPI_NATS_URL") or ""
     stops: list[Stoppable] = []
     tmp: Path | None = None
+    creds: Path | None = None
     if not dsn or not nats_url:
         # Short path: the PostgreSQL socket lives in it (107-byte limit).
         tmp = Path(tempfile.mkdtemp(prefix="authpi-t-", dir="/tmp"))
@@ -48,14 +56,15 @@ def start_infra() -> Infra:
             stops.append(pg)
         if not nats_url:
             assert tmp is not None
-            nats = EmbeddedNats(tmp / "nats")
-            nats_url = nats.start()
+            auth, creds, config = nats_auth.embedded(tmp, None)
+            nats = EmbeddedNats(tmp / "nats", config=config)
+            nats_url = auth.url_for(nats.start(), nats_auth.ADMIN)
             stops.append(nats)
     except BaseException:
         for server in reversed(stops):
             server.stop()
         raise
-    return Infra(dsn, nats_url, stops, tmp)
+    return Infra(dsn, nats_url, stops, tmp, creds)
 
 
 def new_namespace() -> str:

@@ -123,3 +123,6 @@ def probe_event(stream_id: str, n: int = 0) -> AccountUpdated:
 
 
 PROBE_META = Meta(account_id="acc_probe", trigger="system")
+# Probe events are directory events (AccountUpdated): their relay must carry the directory's name,
+# or every consumer refuses them as untrusted (authpi.messaging.provenance).
+PROBE_SOURCE = "directory"

@@ -1,9 +1,14 @@
-"""The litestar app factory shared by every port: request ids, error rendering, `/healthz`,
-`/readyz`, Prometheus `/metrics` and the generated `/openapi.json`."""
+"""The litestar app factory shared by every public port: request ids, error rendering, `/healthz`
+(liveness) and the generated `/openapi.json` (built once, then served from memory).
+
+Operations endpoints are not on the public ports: `build_ops_app` serves `/readyz` (readiness:
+what the dependencies answer) and Prometheus `/metrics` (every port's request counts, from one
+`Metrics` per process) on their own port (`AUTHPI_OPS_URL`, loopback by default)."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -14,22 +19,27 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from authpi.crypto.ids import ulid
-from authpi.observability import bind_contextvars, clear_contextvars
+from authpi.observability import bind_contextvars, clear_contextvars, get_logger
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
+from authpi.web.headers import is_safe, safe_value
 from authpi.web.openapi import ErrorDocs, document_responses
 from authpi.web.opts import ANONYMOUS
-from authpi.web.text import StorableTarget
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+# An incoming X-Request-Id is kept only when it is plainly an id: it is echoed as a header.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+log = get_logger("authpi.web")
 
 
 class Metrics:
-    def __init__(self, port_name: str) -> None:
+    """One per process: every port it serves counts into it, labelled with the port's name."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "authpi_http_requests_total",
@@ -40,10 +50,9 @@ class Metrics:
         self.latency = Histogram(
             "authpi_http_request_seconds", "HTTP latency", ["port"], registry=self.registry
         )
-        self.port_name = port_name
 
 
-def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
+def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
     """Assign a request id (or keep a sane incoming one), echo it as X-Request-Id, bind it to
     every log line, and count the request."""
 
@@ -54,7 +63,7 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
             "latin-1"
         )
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else None
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else None
         rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
         token = REQUEST_ID.set(rid)
         clear_contextvars()
@@ -66,6 +75,7 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                _escape_headers(message)
                 MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
             await send(message)
 
@@ -73,19 +83,31 @@ def request_context(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             await app(scope, receive, send_wrapper)
         finally:
             REQUEST_ID.reset(token)
-            metrics.requests.labels(metrics.port_name, scope["method"], str(status)).inc()
-            metrics.latency.labels(metrics.port_name).observe(time.perf_counter() - started)
+            metrics.requests.labels(port_name, scope["method"], str(status)).inc()
+            metrics.latency.labels(port_name).observe(time.perf_counter() - started)
 
     return middleware
+
+
+def _escape_headers(start: HTTPResponseStartEvent) -> None:
+    """No header value reaches the server with bytes it would refuse (authpi.web.headers)."""
+    headers = list(start.get("headers", ()))
+    for i, (name, value) in enumerate(headers):
+        if not is_safe(value):
+            log.warning("http.header_escaped", header=bytes(name).decode("latin-1"))
+            headers[i] = (name, safe_value(value))
+    start["headers"] = headers
 
 
 class WebApp:
     """The ASGI callable served on a port: the litestar app inside the request-context layer
     (outermost, so even routing errors carry a request id)."""
 
-    def __init__(self, app: Litestar, metrics: Metrics) -> None:
+    def __init__(self, app: Litestar, metrics: Metrics, name: str, ready: ReadyCheck) -> None:
         self.litestar = app
-        self._asgi = request_context(app, metrics)
+        self.metrics = metrics
+        self.ready = ready  # served by the ops port (`build_ops_app`), not by this one
+        self._asgi = request_context(app, metrics, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -104,12 +126,13 @@ def build_app(
     request_max_body_size: int = 1_048_576,
     dto: Any = None,
     dependencies: Mapping[str, Provide] | None = None,
+    metrics: Metrics | None = None,
 ) -> WebApp:
-    metrics = Metrics(name)
+    metrics = metrics or Metrics()
     app = Litestar(
-        route_handlers=[*_infrastructure_routes(metrics, ready), *route_handlers],
+        route_handlers=[*_public_routes(), *route_handlers],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[StorableTarget(), *middleware],
+        middleware=list(middleware),
         openapi_config=_openapi_config(openapi_title),
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
@@ -122,15 +145,47 @@ def build_app(
     )
     # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
     document_responses(app.openapi_schema, errors)
-    return WebApp(app, metrics)
+    return WebApp(app, metrics, name, ready)
 
 
-def _infrastructure_routes(metrics: Metrics, ready: ReadyCheck) -> list[Any]:
-    anonymous = {ANONYMOUS: True}
-
-    @get("/healthz", include_in_schema=False, sync_to_thread=False, opt=anonymous)
+def _healthz() -> Any:
+    @get("/healthz", include_in_schema=False, sync_to_thread=False, opt={ANONYMOUS: True})
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Public on every port (load balancers, probes)."""
         return {"status": "ok"}
+
+    return healthz
+
+
+def _public_routes() -> list[Any]:
+    # The machine-readable contract at the API root, the only anonymous Core API route
+    # (core-api.md 1.1, 1.2). Generated once, on first use: the routes never change.
+    document: list[bytes] = []
+
+    @get("/openapi.json", include_in_schema=False, sync_to_thread=False, opt={ANONYMOUS: True})
+    def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if not document:
+            document.append(msgspec.json.encode(request.app.openapi_schema.to_schema()))
+        return Response(document[0], media_type=MediaType.JSON)
+
+    return [_healthz(), openapi_json]
+
+
+def build_ops_app(metrics: Metrics, ready: ReadyCheck) -> WebApp:
+    """The operations port: `/healthz`, `/readyz` and `/metrics`, no schema, no credentials
+    (reachable only where `AUTHPI_OPS_URL` binds: the loopback interface by default)."""
+    app = Litestar(
+        route_handlers=_ops_routes(metrics, ready),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=None,
+        debug=False,
+        logging_config=None,
+    )
+    return WebApp(app, metrics, "ops", ready)
+
+
+def _ops_routes(metrics: Metrics, ready: ReadyCheck) -> list[Any]:
+    anonymous = {ANONYMOUS: True}
 
     @get("/readyz", include_in_schema=False, opt=anonymous)
     async def readyz() -> Response[dict[str, Any]]:
@@ -147,14 +202,7 @@ def _infrastructure_routes(metrics: Metrics, ready: ReadyCheck) -> list[Any]:
             generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST.split(";")[0]
         )
 
-    # The machine-readable contract at the API root, the only anonymous Core API route
-    # (core-api.md 1.1, 1.2).
-    @get("/openapi.json", include_in_schema=False, sync_to_thread=False, opt=anonymous)
-    def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
-        schema = request.app.openapi_schema.to_schema()
-        return Response(msgspec.json.encode(schema), media_type=MediaType.JSON)
-
-    return [healthz, readyz, metrics_route, openapi_json]
+    return [_healthz(), readyz, metrics_route]
 
 
 def _openapi_config(title: str) -> OpenAPIConfig:

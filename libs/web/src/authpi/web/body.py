@@ -7,7 +7,15 @@ Handlers declare `data: JSONBody[SomeRequest]` (litestar.params) and the Core AP
 * a body with a media type other than JSON -> 415 `invalid_content_type`;
 * malformed JSON, or a body that is not a JSON object -> 400 `invalid_request`;
 * wrong types or invalid values -> 422 with `fields` (dotted paths, e.g. `restrictions.scopes.0`);
-* unknown fields are ignored; over 1 MiB -> 413 (the app's body limit).
+* unknown fields are ignored; over 1 MiB -> 413 (the app's body limit);
+* nested deeper than 64 arrays/objects -> 400 `invalid_request` (`body.too_deep`), found by a
+  linear scan of the bytes before any parser sees them.
+
+The depth bound protects every JSON parser in the process: C decoders recurse once per level,
+and a dependency may raise Python's recursion limit far beyond what the C stack holds, so a
+body of 100,000 `[` would crash the process instead of failing. Every reader of a JSON request
+body (this DTO, the idempotency fingerprint, the IdP's JSON forms) calls `check_depth` or
+`decode_json` first.
 
 An absent body (the SDK's bodiless action POSTs: no body, no content-type) never reaches the
 decoder. For an optional body declare a default: `data: JSONBody[Block] = Block()` (the Struct
@@ -15,8 +23,10 @@ must be `frozen=True`); a required body that is absent is a 400."""
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Generator
+from itertools import accumulate, count
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -35,6 +45,34 @@ _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _WRONG_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 
 
+MAX_DEPTH = 64
+_ESCAPE = re.compile(rb"\\[\s\S]")  # `\x`: an escaped character, `\"` included
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# An opening bracket weighs 2, a closing one 0: the depth after the i-th bracket (1-based) is
+# the running sum of weights minus i.
+_WEIGHT = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects in `raw` nest deeper than `limit`. Linear in time, with no
+    recursion and no backtracking: escapes go first, then everything between quotes (strings),
+    then everything but brackets; malformed input is measured all the same."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    outside_strings = b"".join(_ESCAPE.sub(b"", raw).split(b'"')[::2])
+    weights = outside_strings.translate(_WEIGHT, _NOT_BRACKET)
+    return max(map(operator.sub, accumulate(weights), count(1)), default=0) > limit
+
+
+def check_depth(raw: bytes, limit: int = MAX_DEPTH) -> None:
+    """Refuse a body nested deeper than `limit` (400 `invalid_request`) before it is parsed."""
+    if too_deep(raw, limit):
+        raise InvalidRequest(
+            f"the request body nests arrays and objects deeper than {limit} levels",
+            reason="body.too_deep",
+        )
+
+
 def is_json(media_type: str) -> bool:
     return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
@@ -47,11 +85,12 @@ def decode_json(raw: bytes, type_: type[T], media_type: str) -> T:
         raise InvalidContentType(
             "the request body must be application/json", reason="body.content_type"
         )
+    check_depth(raw)
     try:
         return msgspec.json.decode(raw, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         raise _unprocessable(str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError):  # a string that is not UTF-8, too
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         raise InvalidRequest(
             "the request body is not valid JSON", reason="body.malformed"
         ) from None

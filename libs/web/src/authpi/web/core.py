@@ -32,11 +32,12 @@ from typing import Any
 
 from litestar.di import Provide
 
-from authpi.web.app import ReadyCheck, WebApp, build_app
+from authpi.web.app import Metrics, ReadyCheck, WebApp, build_app
 from authpi.web.body import JsonBody
 from authpi.web.openapi import CORE_ERRORS
 from authpi.web.pagination import page_query
 from authpi.web.principal import provide_principal
+from authpi.web.text import StorableTarget
 
 
 def provide(value: object) -> Provide:
@@ -56,7 +57,11 @@ def core_dependencies() -> dict[str, Provide]:
 
 
 def build_core_app(
-    *, route_handlers: Sequence[Any], ready: ReadyCheck, middleware: Sequence[Any]
+    *,
+    route_handlers: Sequence[Any],
+    ready: ReadyCheck,
+    middleware: Sequence[Any],
+    metrics: Metrics | None = None,
 ) -> WebApp:
     return build_app(
         name="core",
@@ -64,7 +69,9 @@ def build_core_app(
         ready=ready,
         openapi_title="AuthPI Core API",
         errors=CORE_ERRORS,
-        middleware=middleware,
+        # Ahead of the gateway's layers: unstorable ids and filters never reach PostgreSQL.
+        middleware=[StorableTarget(), *middleware],
         dto=JsonBody,
         dependencies=core_dependencies(),
+        metrics=metrics,
     )

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from authpi.web.headers import url_text
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _encode = msgspec.json.Encoder().encode
 
@@ -32,13 +34,20 @@ class RawResponse:
 
 class OAuthError(Exception):
     def __init__(
-        self, error: str, description: str, *, status: int = 400, basic: bool = False
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        basic: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.basic = basic  # the client tried HTTP Basic: answer with a Basic challenge
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
 
 def invalid_client(description: str = "Client authentication failed", **kw: Any) -> OAuthError:
@@ -49,7 +58,10 @@ def error_response(exc: OAuthError, realm: str) -> RawResponse:
     headers = dict(NO_STORE)
     if exc.status == 401:
         scheme = "Basic" if exc.basic or exc.error == "invalid_client" else "Bearer"
-        headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", error="{exc.error}"'
+        # The realm names the issuer from the request's path: escaped (authpi.web.headers).
+        headers["WWW-Authenticate"] = f'{scheme} realm="{url_text(realm)}", error="{exc.error}"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     body = _encode({"error": exc.error, "error_description": exc.description})
     return RawResponse(exc.status, body, headers)
 

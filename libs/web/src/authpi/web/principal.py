@@ -48,6 +48,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     scopes: frozenset[str]
     level: Level = "account"
     key_id: str | None = None
+    token_id: str | None = None  # personal tokens only
     user_id: str | None = None
     issuer_id: str | None = None
     ip: str | None = None
@@ -83,6 +84,17 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
                     self, account_id=m.account_id, org_id=m.org_id, scopes=m.scopes
                 )
         return None
+
+    def credential_id(self) -> str:
+        """The one credential (or console user) behind the request: what owns an idempotency
+        record (DESIGN.md 7), so that no principal is ever replayed another's response."""
+        match self.type:
+            case "api_key":
+                return f"api_key:{self.key_id}"
+            case "personal_token":
+                return f"personal_token:{self.token_id}"
+            case "user":
+                return f"user:{self.user_id}"
 
     def actor(self) -> Actor:
         """The event-metadata actor for writes made on behalf of this caller."""

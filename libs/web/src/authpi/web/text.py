@@ -57,8 +57,9 @@ def storable(text: str) -> bool:
 
 
 class StorableTarget(ASGIMiddleware):
-    """Refuse a routed request whose path parameters or query string hold unstorable text, before
-    any layer or handler can pass it to PostgreSQL (`/users/%00` once answered 500)."""
+    """On the Core API, refuse a routed request whose path parameters or query string hold
+    unstorable text before any layer or handler can pass it to PostgreSQL (`/users/%00` once
+    answered 500). The IdP port resolves issuers in memory and checks its form fields itself."""
 
     scopes = (ScopeType.HTTP,)
 

@@ -4,8 +4,10 @@ checked against the in-memory key cache; Bearer for JWTs and personal tokens, th
 key is never accepted as a Bearer token.
 
 Refusals: a missing, malformed or wrong credential, or a key that is not active or has expired ->
-401 `unauthorized_client` (a bad Bearer token -> 401 `invalid_token`); a source IP outside the
-key's allowlist -> 403 `access_denied`. Secrets are compared as SHA-256 digests in constant
+401 `unauthorized_client` (a bad Bearer token -> 401 `invalid_token`); an organization-level key
+whose organization is suspended, being deleted or deleted -> the same 401 (core-api.md 7, open
+point 11; `organizations.OrganizationStatuses`); a source IP outside the key's allowlist -> 403
+`access_denied`. Secrets are compared as SHA-256 digests in constant
 time; the previous digest of a rotated key still counts until its grace ends."""
 
 from __future__ import annotations
@@ -49,11 +51,22 @@ class Bearers:
         return await self.users.verify(token, client_ip)
 
 
+class OrganizationStatus(Protocol):
+    def status(self, org_id: str) -> str: ...
+
+
 class Authenticator:
-    def __init__(self, keys: ApiKeyCache, clock: Clock, bearer: BearerVerifier) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyCache,
+        clock: Clock,
+        bearer: BearerVerifier,
+        organizations: OrganizationStatus,
+    ) -> None:
         self._keys = keys
         self._clock = clock
         self._bearer = bearer
+        self._organizations = organizations
 
     async def authenticate(self, authorization: str | None, client_ip: str | None) -> Principal:
         scheme, _, value = (authorization or "").strip().partition(" ")
@@ -61,6 +74,7 @@ class Authenticator:
             case "basic":
                 key_id, secret = parse_basic(value.strip())
                 key = verify_key(await self._keys.lookup(key_id), secret, self._clock.now_ms())
+                check_organization(key, self._organizations)
                 check_source_ip(key, client_ip)
                 return principal_for(key, client_ip)
             case "bearer":
@@ -102,6 +116,23 @@ def secret_matches(key: CachedKey, secret: str, now_ms: int) -> bool:
     return current or previous
 
 
+def check_organization(key: CachedKey, organizations: OrganizationStatus) -> None:
+    """An organization-level key works only while its organization is active."""
+    if is_account_level(key):
+        return
+    status = organizations.status(key.org_id)
+    if status != "active":
+        raise _unauthorized(
+            f"the API key's organization is {status}", f"api_key.organization_{status}"
+        )
+
+
+def is_account_level(key: CachedKey) -> bool:
+    # An account-level key belongs to the account's backing organization, which shares the
+    # account id's suffix (core-api.md 1.7); any other organization makes it organization-level.
+    return key.org_id == "org_" + key.account_id.removeprefix("acc_")
+
+
 def check_source_ip(key: CachedKey, client_ip: str | None) -> None:
     if key.ip_allowlist is None:
         return
@@ -114,15 +145,12 @@ def check_source_ip(key: CachedKey, client_ip: str | None) -> None:
 
 
 def principal_for(key: CachedKey, client_ip: str | None) -> Principal:
-    # An account-level key belongs to the account's backing organization, which shares the
-    # account id's suffix (core-api.md 1.7); any other organization makes it organization-level.
-    backing_org = "org_" + key.account_id.removeprefix("acc_")
     return Principal(
         type="api_key",
         account_id=key.account_id,
         org_id=key.org_id,
         scopes=key.scopes,
-        level="account" if key.org_id == backing_org else "organization",
+        level="account" if is_account_level(key) else "organization",
         key_id=key.id,
         issuer_id=key.issuer_id,
         ip=client_ip,

@@ -1,4 +1,4 @@
-"""The `authpi` command: up, serve, bootstrap, replay, relay, proto."""
+"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, kek, proto."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -30,6 +31,19 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("projection")
     relay = sub.add_parser("relay", help="run one service schema's relay alone")
     relay.add_argument("--service", required=True)
+    dead = sub.add_parser("dead-letters", help="list or redrive rejected events")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_sub.add_parser("list", help="every dead letter, as JSON lines")
+    redrive = dead_sub.add_parser("redrive", help="re-apply dead letters; delete those applied")
+    redrive.add_argument("--consumer", help="only this consumer's (default: every consumer)")
+    redrive.add_argument("--id", type=int, action="append", dest="ids", help="only these rows")
+    kek = sub.add_parser("kek", help="key-encryption key maintenance")
+    kek_sub = kek.add_subparsers(dest="action", required=True)
+    kek_sub.add_parser("rotate", help="re-wrap every stored data key under the newest KEK")
+    relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
+    auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
+    auth.add_argument("--out", required=True, help="directory for the generated files")
+    sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -47,7 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         "serve": lambda: up(settings, only=args.service),
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
-        "relay": lambda: relay_only(settings, args.service),
+        "dead-letters": lambda: dead_letters(settings, args),
+        "kek": lambda: kek_rotate(settings),
+        "relay": lambda: relay_only(settings, args.service, args.schema),
+        "nats-auth": lambda: nats_auth_files(settings, args.out),
+        "streams": lambda: declare_streams(settings),
     }
     try:
         import uvloop
@@ -55,7 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    sys.exit(asyncio.run(runner[args.command]()) or 0)
+    from authpi.crypto.envelope import WrongKek
+
+    try:
+        sys.exit(asyncio.run(runner[args.command]()) or 0)
+    except WrongKek as exc:  # a misconfigured KEK: say which, start nothing
+        print(f"authpi {args.command}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -65,7 +89,6 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def up(settings: Settings, only: str | None = None) -> int:
-    from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform, all_modules
 
     always = ("directory", "gateway")  # the gateway fronts the Core API of every service
@@ -76,21 +99,44 @@ async def up(settings: Settings, only: str | None = None) -> int:
     if not await _start_unless_stopped(platform, stop):
         return 0
     try:
-        directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
-        path, _, created = await ensure_bootstrap(
-            directory, settings, platform.api_url, platform.idp_url
-        )
-        log.info("bootstrap.ready", file=str(path), created=created)
+        # Serving processes (`authpi serve`) never bootstrap: only `authpi up` may, once.
+        creds = await _bootstrap_first_start(platform, settings) if only is None else None
         workers = f" ({settings.idp_workers} IdP processes)" if settings.idp_workers > 1 else ""
         print(
             f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}{workers}",
             flush=True,
         )
-        print(f"Bootstrap credentials (account id, API key id and secret): {path}", flush=True)
+        if only is None:
+            _print_bootstrap_note(settings, creds)
         await stop.wait()
     finally:
         await platform.stop()
     return 0
+
+
+async def _bootstrap_first_start(platform: Any, settings: Settings) -> dict[str, Any] | None:
+    """`authpi up` on a database without an account creates it (the first `make run`). Any other
+    start finds the account and mints nothing; `authpi serve` never gets here."""
+    from authpi.gateway.bootstrap import ensure_bootstrap
+
+    directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
+    path, content, created = await ensure_bootstrap(
+        directory, settings, platform.api_url, platform.idp_url
+    )
+    log.info("bootstrap.ready", file=str(path), created=created, file_kept=content is not None)
+    return content
+
+
+def _print_bootstrap_note(settings: Settings, creds: dict[str, Any] | None) -> None:
+    path = settings.bootstrap_path
+    if creds is not None:
+        print(f"Bootstrap credentials (account id, API key id and secret): {path}", flush=True)
+    else:
+        print(
+            "Already bootstrapped: the first API key was shown once and is not minted again; "
+            "create keys through the Core API.",
+            flush=True,
+        )
 
 
 async def _start_unless_stopped(platform: Any, stop: asyncio.Event) -> bool:
@@ -125,14 +171,26 @@ async def _connect_running(settings: Settings) -> Settings:
         settings,
         database_url=settings.database_url or info["database_url"],
         nats_url=settings.nats_url or info["nats_url"],
+        nats_credentials_file=settings.nats_credentials_file
+        or _optional_path(info.get("nats_credentials_file")),
     )
 
 
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
+
+
 async def bootstrap(settings: Settings, as_json: bool) -> int:
+    """Create the first account and its API key, once per database. A bootstrapped database
+    gets nothing new: the secret was shown (and written) once, by the run that created it.
+    With --json the credentials are printed and not written to the data folder."""
     from authpi.gateway.bootstrap import ensure_bootstrap
     from authpi.gateway.platform import Platform
 
-    if not settings.bootstrap_path.exists():
+    content: dict[str, Any] | None = None
+    if settings.bootstrap_path.exists():
+        content = json.loads(settings.bootstrap_path.read_text())
+    else:
         target = await _connect_running(settings)
         platform = Platform(target, serve_http=False)
         await platform.prepare()
@@ -140,11 +198,21 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
             directory = next(
                 p.exports["directory"] for p in platform.parts if "directory" in p.exports
             )
-            await ensure_bootstrap(directory, settings, settings.api_url, settings.idp_url)
+            # With --json the secret goes to stdout only: no plaintext copy on the pod's disk.
+            _, content, _ = await ensure_bootstrap(
+                directory, settings, settings.api_url, settings.idp_url, write_file=not as_json
+            )
         finally:
             await platform.stop()
+    if content is None:
+        print(
+            "already bootstrapped: the first API key is not minted again; "
+            "create keys through the Core API",
+            file=sys.stderr,
+        )
+        return 1
     if as_json:
-        print(settings.bootstrap_path.read_text())
+        print(json.dumps(content, indent=2))
     else:
         print(f"Bootstrap credentials: {settings.bootstrap_path}")
     return 0
@@ -176,21 +244,111 @@ async def replay(settings: Settings, projection_name: str) -> int:
         await platform.stop()
 
 
-async def relay_only(settings: Settings, service: str) -> int:
+async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """`list` prints every schema's dead letters (JSON lines, payload omitted); `redrive`
+    re-applies them through their consumer's projection. Exit 1 when a redrive failed."""
+    from authpi.eventstore.deadletters import DeadLetters
+    from authpi.gateway.platform import Platform
+    from authpi.messaging.deadletters import redrive
+
+    target = await _connect_running(settings)
+    platform = Platform(target, serve_http=False)
+    await platform.prepare()
+    try:
+        assert platform.rt is not None
+        pool = platform.rt.pool
+        if args.action == "list":
+            async with pool.connection() as conn:
+                for module in platform.modules:
+                    for row in await DeadLetters(platform.rt.schema(module.name)).list(conn):
+                        out = msgspec.structs.asdict(row)
+                        out.pop("payload")
+                        out["recorded_at"] = row.recorded_at.isoformat()
+                        print(json.dumps(out), flush=True)
+            return 0
+        failed = 0
+        for parts in platform.parts:
+            for projection in parts.projections:
+                if args.consumer not in (None, projection.name):
+                    continue
+                result = await redrive(pool, projection, args.ids)
+                for dead_id in result.redriven:
+                    print(json.dumps({"id": dead_id, "consumer": projection.name, "ok": True}))
+                for dead_id, error in result.failed.items():
+                    print(json.dumps({"id": dead_id, "consumer": projection.name, "error": error}))
+                failed += len(result.failed)
+        return 1 if failed else 0
+    finally:
+        await platform.stop()
+
+
+async def kek_rotate(settings: Settings) -> int:
+    """Re-wrap the stored data keys under the newest configured KEK (the last one listed in
+    AUTHPI_KEK / AUTHPI_KEK_FILE). A key no configured KEK opens stops it: exit 1, no change
+    to that table."""
+    from authpi.gateway.kek import rewrap_all
+    from authpi.gateway.platform import Platform
+
+    target = await _connect_running(settings)
+    platform = Platform(target, serve_http=False)
+    await platform.prepare()
+    try:
+        assert platform.rt is not None
+        services = [m.name for m in platform.modules]
+        results = await rewrap_all(platform.rt.pool, platform.rt.kek, target.namespace, services)
+        for result in results:
+            print(json.dumps(msgspec.structs.asdict(result)), flush=True)
+        print(json.dumps({"current_kek": platform.rt.kek.current_id}), flush=True)
+        return 0
+    finally:
+        await platform.stop()
+
+
+async def nats_auth_files(settings: Settings, out: str) -> int:
+    """Users, permissions and per-deployment credentials for a NATS server that AuthPI does not
+    start itself (compose, Kubernetes); existing passwords are kept."""
+    from authpi.messaging import auth as nats_auth
+
+    nats_auth.write_deployment(Path(out), settings.namespace)
+    print(f"NATS users and credentials written to {out}")
+    return 0
+
+
+async def declare_streams(settings: Settings) -> int:
+    from authpi.messaging import auth as nats_auth
+    from authpi.messaging.streams import connect, ensure_streams
+
+    if not settings.nats_url:
+        raise SystemExit("authpi streams needs AUTHPI_NATS_URL")
+    path = settings.nats_credentials_file
+    nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
+    try:
+        await ensure_streams(nc.jetstream(), settings.namespace)
+    finally:
+        await nc.close()
+    return 0
+
+
+async def relay_only(settings: Settings, service: str, schema: str | None = None) -> int:
     """One relay in its own process (the distributed topology, and the relay crash test)."""
     from authpi.eventstore.relay import Relay
+    from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
 
     if not (settings.database_url and settings.nats_url):
         raise SystemExit("authpi relay needs AUTHPI_DATABASE_URL and AUTHPI_NATS_URL")
-    nc = await connect(settings.nats_url)
+    path = settings.nats_credentials_file
+    auth = nats_auth.load(path) if path else None
+    if auth is None or nats_auth.ADMIN in auth.credentials:
+        admin = await connect(settings.nats_url, auth=auth)
+        await ensure_streams(admin.jetstream(), settings.namespace)
+        await admin.close()
+    nc = await connect(settings.nats_url, auth=auth, identity=nats_auth.relay_identity(service))
     js = nc.jetstream()
-    await ensure_streams(js, settings.namespace)
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    relay = Relay(
-        settings.database_url, f"{settings.namespace}_{service}", service, js, settings.namespace
-    )
+    schema = schema or f"{settings.namespace}_{service}"
+    relay = Relay(settings.database_url, schema, service, js, settings.namespace)
     try:
         await relay.run(stop)
     finally:

@@ -16,12 +16,13 @@ from authpi.gateway.api_keys import ApiKeyCache
 from authpi.gateway.authn import Authenticator, Bearers
 from authpi.gateway.idempotency import IdempotencyStore
 from authpi.gateway.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
+from authpi.gateway.organizations import OrganizationStatuses
 from authpi.gateway.personal_tokens import PersonalTokenCache, PersonalTokenVerifier
 from authpi.gateway.projection import DirectoryProjection, PlatformKeysProjection
 from authpi.gateway.ratelimit import RateLimits, TokenBuckets
 from authpi.gateway.supervisor import supervise
 from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier
-from authpi.web.app import ReadyCheck, WebApp
+from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
 
@@ -39,6 +40,9 @@ class Gateway:
         self.platform_keys_projection = PlatformKeysProjection(schema)
         self.api_keys = ApiKeyCache(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
         self.accounts = AccountLookup(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
+        self.organizations = OrganizationStatuses(
+            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
+        )
         self.platform_keys = PlatformKeys(
             pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
         )
@@ -49,7 +53,7 @@ class Gateway:
             users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
             personal=PersonalTokenVerifier(self.personal_tokens, rt.clock),
         )
-        self.authenticator = Authenticator(self.api_keys, rt.clock, bearers)
+        self.authenticator = Authenticator(self.api_keys, rt.clock, bearers, self.organizations)
         self.idempotency = IdempotencyStore(rt.pool, schema, rt.clock, rt.kek)
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
 
@@ -63,6 +67,7 @@ class Gateway:
         return [
             ("gateway:api-keys", self.api_keys.run),
             ("gateway:accounts", self.accounts.run),
+            ("gateway:organizations", self.organizations.run),
             ("gateway:platform-keys", self.platform_keys.run),
             ("gateway:personal-tokens", self.personal_tokens.run),
         ]
@@ -71,6 +76,7 @@ class Gateway:
         return [
             self.api_keys.warm,
             self.accounts.warm,
+            self.organizations.warm,
             self.platform_keys.warm,
             self.personal_tokens.warm,
         ]
@@ -98,5 +104,9 @@ class Gateway:
             IdempotencyLayer(self.idempotency),
         ]
 
-    def core_app(self, route_handlers: Sequence[Any], ready: ReadyCheck) -> WebApp:
-        return build_core_app(route_handlers=route_handlers, ready=ready, middleware=self.layers())
+    def core_app(
+        self, route_handlers: Sequence[Any], ready: ReadyCheck, metrics: Metrics | None = None
+    ) -> WebApp:
+        return build_core_app(
+            route_handlers=route_handlers, ready=ready, middleware=self.layers(), metrics=metrics
+        )

@@ -1,6 +1,8 @@
 """Idempotency keys (core-api.md 2.4): the store behind the gateway's idempotency layer.
 
-A key is scoped per account and lives 24 h from first use. The first request claims it (state
+A key is scoped per account and, inside it, per principal (`Principal.credential_id`: one API
+key, one personal token or one console user), and lives 24 h from first use: a principal never
+gets a response that another principal's request produced. The first request claims it (state
 `in_progress`, with a lease so that a crashed attempt does not hold it for a day); a 2xx response
 completes it with the status, the replayed headers and the body (AES-GCM sealed by `replay_keys`:
 a response may hold a one-time secret, or a user's PII, which is sealed under that user's own
@@ -31,6 +33,7 @@ from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
 from authpi.gateway.replay_keys import ReplaySeal
 from authpi.observability import get_logger
+from authpi.web.body import check_depth
 
 log = get_logger("authpi.gateway.idempotency")
 
@@ -84,10 +87,12 @@ def resource_of(path_params: Mapping[str, Any], body: bytes) -> str | None:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
-    """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys)."""
+    """SHA-256 over method, path (no query) and the body as canonical JSON (sorted keys). A body
+    nested too deeply is refused (400) before it is parsed."""
+    check_depth(body)
     try:
         canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         canonical = body
     digest = hashlib.sha256(f"{method}\n{path}\n".encode())
     digest.update(canonical)
@@ -101,10 +106,10 @@ class IdempotencyStore:
         self._seal = ReplaySeal(schema, kek)
         t = sql.Identifier(schema, "idempotency_keys")
         self._claim = sql.SQL(
-            "INSERT INTO {0} AS k (scope_id, key, owner, fingerprint, state, lease_until,"
-            " expires_at, created_at) VALUES (%(scope_id)s, %(key)s, %(owner)s, %(fp)s,"
-            " 'in_progress', %(lease)s, %(expires)s, %(now)s)"
-            " ON CONFLICT (scope_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
+            "INSERT INTO {0} AS k (scope_id, principal_id, key, owner, fingerprint, state,"
+            " lease_until, expires_at, created_at) VALUES (%(scope_id)s, %(principal_id)s,"
+            " %(key)s, %(owner)s, %(fp)s, 'in_progress', %(lease)s, %(expires)s, %(now)s)"
+            " ON CONFLICT (scope_id, principal_id, key) DO UPDATE SET owner = EXCLUDED.owner,"
             " fingerprint = EXCLUDED.fingerprint, state = 'in_progress', status = NULL,"
             " headers = NULL, body = NULL, resource_id = NULL, lease_until = EXCLUDED.lease_until,"
             " expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
@@ -114,51 +119,52 @@ class IdempotencyStore:
         ).format(t)
         self._read = sql.SQL(
             "SELECT fingerprint, state, status, headers, body, resource_id FROM {}"
-            " WHERE scope_id = %s AND key = %s"
+            " WHERE scope_id = %s AND principal_id = %s AND key = %s"
         ).format(t)
         self._complete = sql.SQL(
             "UPDATE {} SET state = 'completed', status = %s, headers = %s::jsonb, body = %s,"
-            " resource_id = %s WHERE scope_id = %s AND key = %s AND owner = %s"
+            " resource_id = %s WHERE scope_id = %s AND principal_id = %s AND key = %s"
+            " AND owner = %s"
         ).format(t)
         self._release = sql.SQL(
-            "DELETE FROM {} WHERE scope_id = %s AND key = %s AND owner = %s"
+            "DELETE FROM {} WHERE scope_id = %s AND principal_id = %s AND key = %s AND owner = %s"
         ).format(t)
         self._sweep = sql.SQL("DELETE FROM {} WHERE expires_at <= %s").format(t)
         self._bodies = sql.SQL(
-            "SELECT key, body, resource_id FROM {} WHERE scope_id = %s AND body IS NOT NULL"
-            " ORDER BY key"
+            "SELECT principal_id, key, body, resource_id FROM {}"
+            " WHERE scope_id = %s AND body IS NOT NULL ORDER BY key, principal_id"
         ).format(t)
 
-    async def claim(self, scope_id: str, key: str, fp: str) -> Claim:
+    async def claim(self, scope_id: str, principal_id: str, key: str, fp: str) -> Claim:
         for _ in range(3):  # a released row between INSERT and SELECT: claim again
             owner = uuid.uuid4()
             now = self._clock.now_ms()
-            params = {"scope_id": scope_id, "key": key, "owner": owner, "fp": fp, "now": now,
-                      "lease": now + LEASE_MS, "expires": now + TTL_MS}  # fmt: skip
+            params = {"scope_id": scope_id, "principal_id": principal_id, "key": key,
+                      "owner": owner, "fp": fp, "now": now, "lease": now + LEASE_MS,
+                      "expires": now + TTL_MS}  # fmt: skip
             async with self._pool.connection() as conn:
                 cur = await conn.execute(self._claim, params)
                 if await cur.fetchone() is not None:
                     return Claimed(owner)
-                cur = await conn.execute(self._read, [scope_id, key])
+                cur = await conn.execute(self._read, [scope_id, principal_id, key])
                 row = await cur.fetchone()
                 if row is not None:
-                    return await self._existing(conn, scope_id, key, fp, row)
+                    return await self._existing(conn, _aad(scope_id, principal_id, key), fp, row)
         return InProgress()
 
-    async def _existing(
-        self, conn: Any, scope_id: str, key: str, fp: str, row: tuple[Any, ...]
-    ) -> Claim:
+    async def _existing(self, conn: Any, aad: bytes, fp: str, row: tuple[Any, ...]) -> Claim:
         stored_fp, state, status, headers, body, resource_id = row
         if stored_fp != fp:
             return Mismatch()
         if state != "completed":
             return InProgress()
-        plain = await self._seal.unseal(conn, body, _aad(scope_id, key), resource_id)
+        plain = await self._seal.unseal(conn, body, aad, resource_id)
         return Stored(status=status, headers=[(n, v) for n, v in headers], body=plain)
 
     async def complete(
         self,
         scope_id: str,
+        principal_id: str,
         key: str,
         owner: uuid.UUID,
         response: Stored,
@@ -167,22 +173,25 @@ class IdempotencyStore:
         body = response.body if len(response.body) <= MAX_STORED_BODY else b""
         headers = msgspec.json.encode(response.headers).decode()
         async with self._pool.connection() as conn:
-            sealed = await self._seal.seal(conn, body, _aad(scope_id, key), resource_id)
-            params = [response.status, headers, sealed, resource_id, scope_id, key, owner]
+            aad = _aad(scope_id, principal_id, key)
+            sealed = await self._seal.seal(conn, body, aad, resource_id)
+            params = [response.status, headers, sealed, resource_id, scope_id, principal_id, key,
+                      owner]  # fmt: skip
             await conn.execute(self._complete, params)
 
-    async def release(self, scope_id: str, key: str, owner: uuid.UUID) -> None:
+    async def release(self, scope_id: str, principal_id: str, key: str, owner: uuid.UUID) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute(self._release, [scope_id, key, owner])
+            await conn.execute(self._release, [scope_id, principal_id, key, owner])
 
     async def replay_bodies(self, scope_id: str) -> list[tuple[str, bytes]]:
-        """(key, clear body) of every stored replay of an account (support and tests)."""
+        """(key, clear body) of every stored replay of an account, all principals (support and
+        tests)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._bodies, [scope_id])
             rows = await cur.fetchall()
             return [
-                (key, await self._seal.unseal(conn, body, _aad(scope_id, key), resource_id))
-                for key, body, resource_id in rows
+                (key, await self._seal.unseal(conn, body, _aad(scope_id, who, key), resource_id))
+                for who, key, body, resource_id in rows
             ]
 
     async def sweep(self) -> int:
@@ -200,5 +209,5 @@ class IdempotencyStore:
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)
 
 
-def _aad(scope_id: str, key: str) -> bytes:
-    return f"{scope_id}\x00{key}".encode()
+def _aad(scope_id: str, principal_id: str, key: str) -> bytes:
+    return f"{scope_id}\x00{principal_id}\x00{key}".encode()

@@ -6,7 +6,8 @@ during its grace, the IP allowlist.
 
 Refusals, in the IdP's RFC 6749 form `{error, error_description}` (never the Core API envelope):
 - missing, malformed or wrong credentials, an unknown key, and any key that is not active
-  (blocked, revoked, expired) -> 401 `unauthorized_client` with a Basic challenge;
+  (blocked, revoked, expired, or of an organization that is suspended or deleted) -> 401
+  `unauthorized_client` with a Basic challenge;
 - a key of another issuer than the path's (an organization-level key of another customer
   issuer, or an account-level key, which belongs to AuthPI's own issuer, at a customer issuer's
   path) -> the same 401 as an unknown key, with the same work done: the answer reveals nothing
@@ -23,7 +24,13 @@ from litestar.params import FromPath
 from authpi.crypto.clock import Clock
 from authpi.errors import AccessDenied, Unauthorized
 from authpi.gateway.api_keys import ApiKeyCache, CachedKey
-from authpi.gateway.authn import check_source_ip, parse_basic, verify_key
+from authpi.gateway.authn import (
+    OrganizationStatus,
+    check_organization,
+    check_source_ip,
+    parse_basic,
+    verify_key,
+)
 from authpi.gateway.layers import client_ip
 from authpi.observability import get_logger
 from authpi.web.oauth import OAuthError, RawResponse, error_response, json_response
@@ -46,8 +53,11 @@ def key_object(key: CachedKey) -> dict[str, Any]:
 
 
 class KeyInfo:
-    def __init__(self, keys: ApiKeyCache, clock: Clock, idp_url: str) -> None:
+    def __init__(
+        self, keys: ApiKeyCache, clock: Clock, idp_url: str, organizations: OrganizationStatus
+    ) -> None:
         self.keys = keys
+        self.organizations = organizations
         self.clock = clock
         self.idp_url = idp_url.rstrip("/")
 
@@ -63,6 +73,7 @@ class KeyInfo:
             if found is not None and found.issuer_id != issuer_id:
                 found = None  # refused exactly as an unknown key
             key = verify_key(found, secret, self.clock.now_ms())
+            check_organization(key, self.organizations)
             check_source_ip(key, ip)
         except Unauthorized as exc:
             raise _unauthorized(exc.description) from None

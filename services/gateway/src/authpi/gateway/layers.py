@@ -89,7 +89,9 @@ class KeyInProgress(Conflict):
 
 class IdempotencyLayer(ASGIMiddleware):
     """POST and PATCH with an `Idempotency-Key`: run once, replay the stored 2xx response
-    (byte-identical, plus `Idempotent-Replayed: true`) after re-checking the route's guards."""
+    (byte-identical, plus `Idempotent-Replayed: true`). Records belong to one principal in one
+    account, and the route's guards (scopes) run before anything is claimed or replayed: a
+    credential that lost a scope gets 403, never the stored response."""
 
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = ANONYMOUS
@@ -107,16 +109,16 @@ class IdempotencyLayer(ASGIMiddleware):
                 "Idempotency-Key must be 1 to 256 characters", reason="idempotency.bad_key"
             )
         request: Request[Any, Any, Any] = Request(scope, receive)
+        await scope["route_handler"].authorize_connection(request)
         body = await request.body()  # cached on the scope: the handler reads it again
-        scope_id = principal_of(request).account_id
-        claim = await self.store.claim(
-            scope_id, key, fingerprint(scope["method"], scope["path"], body)
-        )
+        principal = principal_of(request)
+        owner_of = (principal.account_id, principal.credential_id())
+        fp = fingerprint(scope["method"], scope["path"], body)
+        claim = await self.store.claim(*owner_of, key, fp)
         match claim:
             case Claimed(owner):
-                await self._run_once(scope, receive, send, next_app, (scope_id, key, owner))
+                await self._run_once(scope, receive, send, next_app, (*owner_of, key, owner))
             case Stored():
-                await scope["route_handler"].authorize_connection(request)
                 await _replay(claim, send)
             case Mismatch():
                 raise Unprocessable(
@@ -136,7 +138,7 @@ class IdempotencyLayer(ASGIMiddleware):
         receive: Receive,
         send: Send,
         next_app: ASGIApp,
-        claim: tuple[str, str, uuid.UUID],
+        claim: tuple[str, str, str, uuid.UUID],
     ) -> None:
         async def settle(outcome: Stored | None) -> None:
             if outcome is None:

@@ -246,6 +246,7 @@ class PersonalTokenVerifier:
             org_id=org_of_account(found.account_id) or "",
             scopes=found.scopes,
             level="account",
+            token_id=found.id,
             user_id=found.user_id,
             issuer_id=found.issuer_id,
             ip=client_ip,

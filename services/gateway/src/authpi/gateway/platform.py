@@ -1,5 +1,6 @@
 """The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
-service's parts, one relay per service schema, every projection consumer, and the two HTTP ports.
+service's parts, one relay per service schema, every projection consumer, the two public HTTP
+ports and the operations port (`/readyz`, `/metrics`; `AUTHPI_OPS_URL`, loopback by default).
 The same code path as the distributed topology: events still go store -> relay -> JetStream.
 With `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
@@ -7,32 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import os
 import socket
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 import uvicorn
+from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.config import Settings
+from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
-from authpi.crypto.envelope import Kek, b64e, new_key
+from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.kek import check_kek
+from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
+from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
-from authpi.messaging.streams import connect, ensure_streams
+from authpi.messaging.deadletters import DeadLetterMonitor
+from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
-from authpi.web.app import WebApp, build_app
+from authpi.web.addresses import ClientAddresses, forwarded_clients
+from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
 from authpi.web.openapi import IDP_ERRORS
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -61,13 +70,18 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_config(app: Any, *, headers: Sequence[tuple[str, str]] = ()) -> uvicorn.Config:
+def http_config(
+    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
+) -> uvicorn.Config:
     """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
-    access log (the request-context layer counts requests), no `server: uvicorn` header."""
+    access log (the request-context layer counts requests), no `server: uvicorn` header.
+    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
+    default): the client address comes from the configured trusted proxies only."""
+    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
     return uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", loop="none", http="httptools",
-        timeout_keep_alive=30, timeout_graceful_shutdown=10, server_header=False,
-        headers=list(headers),
+        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
+        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        server_header=False, proxy_headers=False, headers=list(headers),
     )  # fmt: skip
 
 
@@ -92,15 +106,23 @@ async def start_server(server: HttpServer, sock: socket.socket, name: str) -> as
     return task
 
 
-def build_idp_app(parts: Sequence[ServiceParts], ready: Any) -> WebApp:
+def build_idp_app(
+    parts: Sequence[ServiceParts],
+    ready: Any,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics | None = None,
+) -> WebApp:
+    """The IdP port: every service's IdP routes behind the per-address rate limit."""
     routes = [r for p in parts for r in p.idp_routes]
+    per_minute = settings.idp_rate_limit
+    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
+    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
     return build_app(
-        name="idp",
-        route_handlers=routes,
-        ready=ready,
-        openapi_title="AuthPI IdP API",
+        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
         errors=IDP_ERRORS,
-    )
+        middleware=[limiter.middleware], metrics=metrics,
+    )  # fmt: skip
 
 
 def idp_headers(settings: Settings) -> list[tuple[str, str]]:
@@ -151,18 +173,26 @@ class Platform:
         self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
         self.idp_url = settings.idp_url
+        self.ops_url = settings.ops_url
+        self.metrics = Metrics()  # every port of this process counts into it
         self.rt: Runtime | None = None
         self._nats_url = ""
+        # NATS credentials by identity (None: the server has no authentication, development)
+        self.nats_auth: nats_auth.NatsAuth | None = None
+        self.nats_credentials: Path | None = None
+        self._connections: dict[str, NATS] = {}
+        self.runtimes: dict[str, Runtime] = {}
         self._kek_text: str | None = None
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
+        self.dead_letters: DeadLetterMonitor | None = None
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
         try:
             await self._prepare()
             assert self.rt is not None
-            self._start_background(self.rt)
+            await self._start_background(self.rt)
             await self._wait_running()
             self._write_runtime_file(self.rt.dsn, self._nats_url)
             if self.serve_http:
@@ -172,7 +202,7 @@ class Platform:
             await self.stop()
             raise
         log.info(
-            "platform.started", api_url=self.api_url, idp_url=self.idp_url,
+            "platform.started", api_url=self.api_url, idp_url=self.idp_url, ops_url=self.ops_url,
             loop=type(asyncio.get_running_loop()).__module__,
             idp_workers=self.settings.idp_workers if self.workers else 1,
         )  # fmt: skip
@@ -193,10 +223,20 @@ class Platform:
             pg = EmbeddedPostgres(s.data_dir / "postgres")
             dsn = await asyncio.to_thread(pg.start)
             self.stack.callback(pg.stop)
+        if s.nats_credentials_file is not None:
+            self.nats_auth = nats_auth.load(s.nats_credentials_file)
+            self.nats_credentials = s.nats_credentials_file
         if not nats_url:
-            nats = EmbeddedNats(s.data_dir / "nats")
+            # The embedded server enforces generated per-service credentials (mode 0600).
+            self.nats_auth, self.nats_credentials, config = nats_auth.embedded(
+                s.data_dir, s.namespace
+            )
+            nats = EmbeddedNats(s.data_dir / "nats", config=config)
             nats_url = await asyncio.to_thread(nats.start)
             self.stack.callback(nats.stop)
+        self._nats_url = nats_url
+        if self.nats_auth is None:
+            log.warning("nats.unauthenticated", hint="development only: set the credentials file")
         jsonb.install()
         pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
         await pool.open(wait=True)
@@ -205,40 +245,73 @@ class Platform:
             await conn.set_autocommit(True)
             for module in self.modules:
                 await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
-        nc = await connect(nats_url)
-        self.stack.push_async_callback(nc.close)
+        admin = self.nats_auth is None or nats_auth.ADMIN in self.nats_auth.credentials
+        nc = await self.nats(nats_auth.ADMIN if admin else self.modules[0].name)
         js = nc.jetstream()
-        await ensure_streams(js, s.namespace)
+        if admin:
+            await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
-        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, self._kek or self._load_kek())
+        kek = self._kek or self._load_kek()
+        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
-        self.parts = [await module.build(rt) for module in self.modules]
-        self._nats_url = nats_url
+        for module in self.modules:
+            # Each service part reads the bus as itself; its relay publishes as another identity.
+            own = await self.nats(module.name)
+            self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
+            self.parts.append(await module.build(self.runtimes[module.name]))
+        if self.nats_auth is not None:
+            for module, parts in zip(self.modules, self.parts, strict=True):
+                nats_auth.check_durables(module.name, [p.name for p in parts.projections])
+
+    async def nats(self, identity: str) -> NATS:
+        """A connection as `identity`; one shared connection when NATS has no authentication."""
+        key = identity if self.nats_auth is not None else ""
+        if key not in self._connections:
+            nc = await connect(
+                self._nats_url, f"authpi-{identity}", auth=self.nats_auth, identity=identity
+            )
+            self.stack.push_async_callback(nc.close)
+            self._connections[key] = nc
+        return self._connections[key]
+
+    @property
+    def nats_url(self) -> str:
+        return self._nats_url
 
     def _load_kek(self) -> Kek:
-        if self.settings.kek:
-            self._kek_text = self.settings.kek
-            return Kek.from_text(self.settings.kek)
-        path = self.settings.data_dir / "kek"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(b64e(new_key()))
-        self._kek_text = path.read_text().strip()
-        return Kek.from_text(self._kek_text)
+        text, path = read_kek(self.settings)
+        kek = Kek.from_text(text)
+        self._kek_text = text
+        if path is not None and path.is_relative_to(self.settings.data_dir):
+            # One backup of the data folder would carry both the ciphertexts and their key,
+            # and crypto-shredding would protect nothing. Development only.
+            log.warning(
+                "kek.in_data_dir", file=str(path),
+                hint="set AUTHPI_KEK_FILE (outside the data folder) or AUTHPI_KEK in production",
+            )  # fmt: skip
+        log.info("kek.loaded", current=kek.current_id, versions=len(kek.ids))
+        return kek
 
-    def _start_background(self, rt: Runtime) -> None:
+    async def _start_background(self, rt: Runtime) -> None:
+        monitor = DeadLetterMonitor(
+            rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
+            timedelta(days=self.settings.dead_letter_retention_days),
+        )  # fmt: skip
+        self.dead_letters = monitor
+        self._spawn("dead-letters", monitor.run)
         for module in self.modules:
-            relay = Relay(rt.dsn, rt.schema(module.name), module.name, rt.js, rt.namespace)
+            js = jetstream(await self.nats(nats_auth.relay_identity(module.name)))
+            relay = Relay(rt.dsn, rt.schema(module.name), module.name, js, rt.namespace)
             self.relays.append(relay)
             self._spawn(f"relay:{module.name}", relay.run)
-        for parts in self.parts:
+        for module, parts in zip(self.modules, self.parts, strict=True):
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
-                    js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=projection,
-                    namespace=rt.namespace,
+                    js=self.runtimes[module.name].js, pool=rt.pool, dsn=rt.dsn,
+                    projection=projection,
+                    namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
@@ -246,7 +319,10 @@ class Platform:
                 self._spawn(name, task)
 
     def _spawn(self, name: str, task: Any) -> None:
-        self.tasks.append(asyncio.create_task(supervise(name, task, self.stop_event), name=name))
+        failed = self.dead_letters.task_failed if self.dead_letters else None
+        self.tasks.append(
+            asyncio.create_task(supervise(name, task, self.stop_event, failed), name=name)
+        )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
         events = [(f"relay:{r.schema}", r.running) for r in self.relays]
@@ -276,6 +352,8 @@ class Platform:
             checks["database"] = True
         checks["nats"] = self.rt.nc.is_connected
         workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        # A cache follower that failed to apply an event is not warm until it has reloaded.
+        workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
             t.done() for t in self.tasks
         )
@@ -287,16 +365,21 @@ class Platform:
         gateway = next((p.exports["gateway"] for p in self.parts if "gateway" in p.exports), None)
         if gateway is None:
             raise RuntimeError("the Core API is served only with the gateway module")
-        return gateway.core_app(routes, self.ready)  # type: ignore[no-any-return]
+        return gateway.core_app(routes, self.ready, self.metrics)  # type: ignore[no-any-return]
 
     def idp_app(self) -> WebApp:
-        return build_idp_app(self.parts, self.process_ready)
+        return build_idp_app(
+            self.parts, self.process_ready, self.settings, self.clock, self.metrics
+        )
+
+    def ops_app(self) -> WebApp:
+        return build_ops_app(self.metrics, self.ready)
 
     def _bind_ports(self, s: Settings) -> Settings:
-        """Bind both ports before the services are built, so that a port chosen by the system
+        """Bind every port before the services are built, so that a port chosen by the system
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
-        for url in (s.api_url, s.idp_url):
+        for url in (s.api_url, s.idp_url, s.ops_url):
             sock = _bind(url)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
@@ -304,14 +387,23 @@ class Platform:
             if parts.port == 0:
                 url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
             bound.append(url)
-        self.api_url, self.idp_url = bound
-        self.settings = msgspec.structs.replace(s, api_url=bound[0], idp_url=bound[1])
+        self.api_url, self.idp_url, self.ops_url = bound
+        self.settings = msgspec.structs.replace(
+            s, api_url=bound[0], idp_url=bound[1], ops_url=bound[2]
+        )
         return self.settings
 
     async def _serve(self) -> None:
+        core, idp = self.core_app(), self.idp_app()
+        if self.dead_letters is not None:  # on the ops port's /metrics, with every port's counts
+            self.metrics.registry.register(self.dead_letters)
         configs = (
-            (http_config(self.core_app()), "api_url"),
-            (http_config(self.idp_app(), headers=idp_headers(self.settings)), "idp_url"),
+            (http_config(core, self.settings), "api_url"),
+            (
+                http_config(idp, self.settings, headers=idp_headers(self.settings)),
+                "idp_url",
+            ),
+            (http_config(self.ops_app(), self.settings), "ops_url"),
         )
         for sock, (config, attr) in zip(self._sockets, configs, strict=True):
             server = HttpServer(config)
@@ -327,8 +419,9 @@ class Platform:
         if self._kek_text is None:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
         resolved = msgspec.structs.replace(
-            self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text
-        )
+            self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text,
+            nats_credentials_file=self.nats_credentials,
+        )  # fmt: skip
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets[1],
             self.settings.idp_workers - 1,
@@ -339,7 +432,14 @@ class Platform:
         """Where a running deployment's servers are, for `authpi bootstrap` and `authpi replay`."""
         path = self.settings.data_dir / "runtime.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, {"database_url": dsn, "nats_url": nats_url, "pid": os.getpid()})
+        creds = str(self.nats_credentials) if self.nats_credentials else None
+        write_private(
+            path,
+            {
+                "database_url": dsn, "nats_url": nats_url, "nats_credentials_file": creds,
+                "pid": os.getpid(), "ops_url": self.ops_url,
+            },
+        )  # fmt: skip
         self.stack.callback(lambda: path.unlink(missing_ok=True))
 
     async def stop(self) -> None:

@@ -17,6 +17,10 @@ gateway-directory:
   cache (`personal_tokens.PersonalTokenCache`). Deleted tokens leave the view.
 - `user.created` (not active), `user.blocked`, `user.unblocked`, `user.deleted` ->
   inactive_users_view: the users whose personal tokens stop working. Active users have no row.
+- `organization.suspended`, `organization.reactivated`, `organization.updated` (with a status,
+  e.g. `deleting`), `organization.deleted` -> inactive_organizations_view: the organizations
+  whose organization-level API keys stop authenticating (`organizations.OrganizationStatuses`).
+  Active organizations have no row.
 - `user.deleted` also purges the idempotency records whose stored replay belongs to that user
   (a replay of a user create or update holds the user's email and profile) and destroys the
   user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7)."""
@@ -37,6 +41,10 @@ from authpi.contracts.directory import (
     ApiKeyDeleted,
     ApiKeyUnblocked,
     ApiKeyUpdated,
+    OrganizationDeleted,
+    OrganizationReactivated,
+    OrganizationSuspended,
+    OrganizationUpdated,
     PersonalTokenCreated,
     PersonalTokenDeleted,
     PersonalTokenUpdated,
@@ -64,6 +72,12 @@ PERSONAL_TOKEN_EVENTS = (
     "user.personal-token.deleted",
 )
 USER_EVENTS = ("user.created", "user.blocked", "user.unblocked", "user.deleted")
+ORGANIZATION_EVENTS = (
+    "organization.suspended",
+    "organization.reactivated",
+    "organization.updated",
+    "organization.deleted",
+)
 
 _json = msgspec.json.Encoder()
 _JSONB = frozenset({"scopes", "ip_allowlist"})
@@ -75,7 +89,13 @@ def _j(value: object) -> str:
 
 class DirectoryProjection:
     name = CONSUMER
-    event_types = (*API_KEY_EVENTS, *ACCOUNT_EVENTS, *PERSONAL_TOKEN_EVENTS, *USER_EVENTS)
+    event_types = (
+        *API_KEY_EVENTS,
+        *ACCOUNT_EVENTS,
+        *PERSONAL_TOKEN_EVENTS,
+        *USER_EVENTS,
+        *ORGANIZATION_EVENTS,
+    )
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -115,9 +135,17 @@ class DirectoryProjection:
             " WHERE u.version < excluded.version"
         )
         self._active = render("DELETE FROM {}.inactive_users_view WHERE id = %s AND version < %s")
+        self._inactive_org = render(
+            "INSERT INTO {0}.inactive_organizations_view AS o (id, status, version)"
+            " VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " version = excluded.version WHERE o.version < excluded.version"
+        )
+        self._active_org = render(
+            "DELETE FROM {}.inactive_organizations_view WHERE id = %s AND version < %s"
+        )
         self._reset = render(
             "TRUNCATE {0}.api_keys_view, {0}.accounts_view, {0}.personal_tokens_view,"
-            " {0}.inactive_users_view"
+            " {0}.inactive_users_view, {0}.inactive_organizations_view"
         )
         self._updates: dict[tuple[str, ...], str] = {}
 
@@ -161,6 +189,22 @@ class DirectoryProjection:
                 await conn.execute(self._inactive, [e.id, "deleted", version])
                 await conn.execute(self._purge, [e.id])
                 await conn.execute(self._replay_key, [e.id])
+            case (
+                OrganizationSuspended()
+                | OrganizationReactivated()
+                | OrganizationUpdated()
+                | OrganizationDeleted()
+            ):
+                await self._organization(conn, stored.stream_id, stored.event, version)
+
+    async def _organization(
+        self, conn: psycopg.AsyncConnection[Any], org_id: str, event: Any, version: int
+    ) -> None:
+        status = organization_status(event)
+        if status == "active":
+            await conn.execute(self._active_org, [org_id, version])
+        elif status is not None:
+            await conn.execute(self._inactive_org, [org_id, status, version])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Empty the views (replay). Purged idempotency records stay purged."""
@@ -204,6 +248,18 @@ def _key_changes(e: ApiKeyUpdated) -> dict[str, object]:
         values["secret_sha256"] = e.secret_sha256
         values["previous_valid_until"] = e.previous_valid_until
     return values
+
+
+def organization_status(event: object) -> str | None:
+    """The organization status an event sets, or None when it sets none."""
+    match event:
+        case OrganizationSuspended() | OrganizationReactivated():
+            return event.status
+        case OrganizationUpdated() if event.status is not None:
+            return event.status
+        case OrganizationDeleted():
+            return "deleted"
+    return None
 
 
 class PlatformKeysProjection:

@@ -1,10 +1,11 @@
 """The gateway as a service module. Its schema holds its projections, each run once per
-deployment: of the directory (API keys, account ids, personal tokens, inactive users:
-`gateway-directory`) and of the platform issuer's public signing keys (`gateway-platform-keys`,
-for console users' access tokens), plus ephemeral idempotency keys. Every process serving the
-Core API or the IdP API runs the API-key and personal-token caches, the account follower and the
-platform-key follower as worker tasks, and takes traffic only once they are warm. On the IdP
-port it serves `GET /{issuer_id}/keyinfo` from the API-key cache."""
+deployment: of the directory (API keys, account ids, personal tokens, inactive users and
+organizations: `gateway-directory`) and of the platform issuer's public signing keys
+(`gateway-platform-keys`, for console users' access tokens), plus ephemeral idempotency keys.
+Every process serving the Core API or the IdP API runs the API-key and personal-token caches,
+the account and organization-status followers and the platform-key follower as worker tasks,
+and takes traffic only once they are warm. On the IdP port it serves `GET /{issuer_id}/keyinfo`
+from the API-key cache."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 async def build(rt: Runtime) -> ServiceParts:
     gateway = Gateway(rt, limits=RateLimits().scaled(rt.settings.rate_limit_multiplier))
-    keyinfo = KeyInfo(gateway.api_keys, rt.clock, rt.settings.idp_url)
+    keyinfo = KeyInfo(gateway.api_keys, rt.clock, rt.settings.idp_url, gateway.organizations)
     return ServiceParts(
         name="gateway",
         idp_routes=keyinfo.routes(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from authpi.observability import get_logger
 from authpi.web.runtime import Task
@@ -10,7 +11,9 @@ from authpi.web.runtime import Task
 log = get_logger("authpi.supervisor")
 
 
-async def supervise(name: str, task: Task, stop: asyncio.Event) -> None:
+async def supervise(
+    name: str, task: Task, stop: asyncio.Event, on_failure: Callable[[str], None] | None = None
+) -> None:
     delay = 0.2
     while not stop.is_set():
         try:
@@ -20,6 +23,8 @@ async def supervise(name: str, task: Task, stop: asyncio.Event) -> None:
             raise
         except Exception:
             log.exception("task.crashed", task=name)
+            if on_failure is not None:
+                on_failure(name)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:

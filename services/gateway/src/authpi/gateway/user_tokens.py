@@ -55,6 +55,7 @@ from authpi.gateway.arrivals import Arrivals
 from authpi.gateway.projection import PLATFORM_KEYS_CONSUMER
 from authpi.messaging.follower import CacheFollower
 from authpi.observability import get_logger
+from authpi.web.body import too_deep
 from authpi.web.principal import AccountAccess, Principal
 
 log = get_logger("authpi.gateway.user_tokens")
@@ -270,7 +271,10 @@ def _header(token: str) -> dict[str, str]:
     if not all(_SEGMENT.fullmatch(s) for s in segments):
         raise _refused("the bearer token is not a JWT", "user_token.malformed")
     try:
-        header = _json_object.decode(base64url_decode(segments[0]))
+        raw = base64url_decode(segments[0])
+        if too_deep(raw):
+            raise ValueError("nested too deeply")
+        header = _json_object.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
         raise _refused("the bearer token is not a JWT", "user_token.malformed") from None
     if header.get("typ") != ACCESS_TOKEN_TYP:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 from psycopg import errors, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -47,7 +48,8 @@ from authpi.gateway.platform import (
     start_server,
 )
 from authpi.gateway.supervisor import supervise
-from authpi.messaging.streams import connect
+from authpi.messaging import auth as nats_auth
+from authpi.messaging.streams import connect, jetstream
 from authpi.observability import configure_logging, get_logger
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -234,14 +236,24 @@ class IdpWorker:
                 missing = await missing_migrations(conn, f"{s.namespace}_{module.name}", module)
                 if missing:
                     raise RuntimeError(f"{module.name}: migrations not applied: {missing}")
-        nc = await connect(s.nats_url, name=f"authpi-idp-worker-{os.getpid()}")
-        self.stack.push_async_callback(nc.close)
-        rt = Runtime(
-            s, s.database_url, pool, nc, nc.jetstream(), SystemClock(), RandomIds(),
-            Kek.from_text(s.kek),
-        )  # fmt: skip
-        self.rt = rt
-        self.parts = [await module.build(rt) for module in modules]
+        auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
+        kek = Kek.from_text(s.kek)
+        shared: NATS | None = None
+        for module in modules:
+            # Each service part follows the bus as its own identity, as in the main process
+            # (one shared connection when NATS has no authentication).
+            nc = shared or await connect(
+                s.nats_url, name=f"authpi-idp-worker-{os.getpid()}-{module.name}", auth=auth,
+                identity=module.name,
+            )  # fmt: skip
+            if nc is not shared:
+                self.stack.push_async_callback(nc.close)
+            shared = nc if auth is None else None
+            rt = Runtime(
+                s, s.database_url, pool, nc, jetstream(nc), SystemClock(), RandomIds(), kek
+            )
+            self.rt = self.rt or rt
+            self.parts.append(await module.build(rt))
         for parts in self.parts:
             for name, task in parts.worker_tasks:
                 self.tasks.append(
@@ -251,8 +263,8 @@ class IdpWorker:
         await asyncio.wait_for(asyncio.gather(*warm), START_TIMEOUT_S)
         sock = socket.socket(fileno=self.spec.fd)
         self.stack.callback(sock.close)
-        app = build_idp_app(self.parts, self.ready)
-        self.server = HttpServer(http_config(app, headers=idp_headers(s)))
+        app = build_idp_app(self.parts, self.ready, s, rt.clock)
+        self.server = HttpServer(http_config(app, s, headers=idp_headers(s)))
         self.tasks.append(await start_server(self.server, sock, "http:idp"))
         settle_heap()
 

@@ -1,16 +1,24 @@
-"""Client-secret lockout (idp-api.md 1.5, core-api.md 1.2 rule 9): 5 failed secrets within 15
-minutes lock the client for 15 minutes; while locked even the right secret is refused.
+"""Failed client authentication, throttled per (issuer, client id, source address) with backoff
+(idp-api.md 1.5 "Credential attempt throttling"). Client ids are public, so a lock on the client
+alone would let anyone lock out a client or an agent; keyed by source, the failures of one
+address never refuse the right secret from another. The first 4 failures are free; the 5th locks
+the pair for 1 s, and each failure after a lock has ended locks it again for twice as long, up to
+15 minutes (failures racing in while it is locked count, but do not lengthen it: a burst of
+concurrent requests is one lock, not a doubling per request). A success clears the pair, and a
+pair with no failure for 15 minutes starts again. Ids that do not exist count the same way, so the
+answers cannot tell which ids exist.
 
-The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket with a 15-minute
-TTL, shared by every worker process. Only a *failure* writes (a compare-and-set update, retried
-on conflict, so concurrent failures in several workers all count). Every worker watches the
-bucket and keeps the entries in memory, so the success path checks a dict and writes nothing;
-it clears a counter only when it sees one."""
+The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket shared by every
+worker process, under an opaque key (a digest of the triple). Only a *failure* writes (a
+compare-and-set update, retried on conflict, so concurrent failures in several workers all
+count). Every worker watches the bucket and keeps the entries in memory, so the success path
+checks a dict and writes nothing; it clears a counter only when it sees one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 import msgspec
 import nats.errors
@@ -25,17 +33,23 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from authpi.crypto.clock import Clock
+from authpi.crypto.ids import sha256_hex
 from authpi.observability import get_logger
+from authpi.web.addresses import address_key
 
 log = get_logger("authpi.token.lockout")
 
-MAX_FAILURES = 5
-WINDOW_MS = 15 * 60 * 1000
-LOCK_MS = 15 * 60 * 1000
+MAX_FAILURES = 5  # the failure that locks first
+BACKOFF_BASE_MS = 1000
+BACKOFF_MAX_MS = 15 * 60 * 1000
+FORGET_MS = 15 * 60 * 1000  # the bucket's TTL; no lock outlasts it
+PRUNE_EVERY_MS = 60 * 1000
 
 
 class Counter(msgspec.Struct, kw_only=True):
-    failures: list[int] = []  # Unix ms of recent failures
+    failures: int = 0
+    locks: int = 0  # locks so far: the backoff's exponent
+    last: int = 0  # Unix ms of the latest failure
     locked_until: int = 0
 
 
@@ -47,12 +61,18 @@ def bucket_name(namespace: str) -> str:
     return f"{namespace.replace('.', '_')}_client_lockouts"
 
 
-def key_for(issuer_id: str, client_id: str) -> str:
-    return f"{issuer_id}.{client_id}"
+def key_for(issuer_id: str, client_id: str, source: str | None) -> str:
+    """An opaque KV key: client ids and addresses as sent may hold any character."""
+    return sha256_hex(f"{issuer_id}\n{client_id}\n{address_key(source)}")[:40]
 
 
-def _safe(client_id: str) -> bool:
-    return 0 < len(client_id) <= 128 and all(c.isalnum() or c in "_-" for c in client_id)
+def lock_ms(locks: int) -> int:
+    """How long the `locks`-th lock lasts: 1 s, 2 s, 4 s ... 15 minutes."""
+    return min(BACKOFF_BASE_MS << min(locks - 1, 20), BACKOFF_MAX_MS)
+
+
+def _seconds(ms: int) -> int:
+    return max(1, math.ceil(ms / 1000))
 
 
 class Lockouts:
@@ -62,6 +82,7 @@ class Lockouts:
         self.clock = clock
         self.kv: KeyValue | None = None
         self._seen: dict[str, Counter] = {}
+        self._pruned = 0
         self.warm = asyncio.Event()
 
     async def open(self) -> KeyValue:
@@ -70,20 +91,24 @@ class Lockouts:
                 self.kv = await self.js.key_value(self.bucket)
             except BucketNotFoundError:
                 self.kv = await self.js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=LOCK_MS / 1000, history=1)
+                    KeyValueConfig(bucket=self.bucket, ttl=FORGET_MS / 1000, history=1)
                 )
         return self.kv
 
-    def locked(self, issuer_id: str, client_id: str) -> bool:
-        counter = self._seen.get(key_for(issuer_id, client_id))
-        return counter is not None and counter.locked_until > self.clock.now_ms()
+    def retry_after(self, issuer_id: str, client_id: str, source: str | None) -> int:
+        """Seconds until this pair may try again; 0 when it may now. Memory only."""
+        if not self._seen:
+            return 0
+        counter = self._seen.get(key_for(issuer_id, client_id, source))
+        if counter is None:
+            return 0
+        left = counter.locked_until - self.clock.now_ms()
+        return _seconds(left) if left > 0 else 0
 
-    async def failed(self, issuer_id: str, client_id: str) -> bool:
-        """Count one failure; True when the client is (now) locked."""
-        if not _safe(client_id):
-            return False  # not a client id we issue: nothing to lock
+    async def failed(self, issuer_id: str, client_id: str, source: str | None) -> int:
+        """Count one failure; the seconds the pair is now locked for (0: not locked)."""
         kv = await self.open()
-        key = key_for(issuer_id, client_id)
+        key = key_for(issuer_id, client_id, source)
         for _ in range(20):
             now = self.clock.now_ms()
             try:
@@ -91,10 +116,15 @@ class Lockouts:
                 counter, revision = _decode(entry.value or b"{}"), entry.revision
             except (KeyNotFoundError, KeyDeletedError):
                 counter, revision = Counter(), None
-            counter.failures = [t for t in counter.failures if t > now - WINDOW_MS] + [now]
-            if len(counter.failures) >= MAX_FAILURES and counter.locked_until <= now:
-                counter.locked_until = now + LOCK_MS
-                log.warning("client.locked", issuer_id=issuer_id, client_id=client_id)
+            if now - counter.last > FORGET_MS:
+                counter = Counter()
+            counter.failures += 1
+            counter.last = now
+            locked_for = 0
+            if counter.locked_until <= now and counter.failures >= MAX_FAILURES:
+                counter.locks += 1
+                locked_for = lock_ms(counter.locks)
+                counter.locked_until = now + locked_for
             try:
                 if revision is None:
                     await kv.create(key, _encode(counter))
@@ -103,19 +133,34 @@ class Lockouts:
             except KeyWrongLastSequenceError:
                 continue  # another worker counted a failure meanwhile: count on top of it
             self._seen[key] = counter
-            return counter.locked_until > now
-        return True  # a storm of concurrent failures: treat as locked
+            if locked_for:
+                log.warning(
+                    "client.throttled", issuer_id=issuer_id, client_id=client_id[:64],
+                    source=address_key(source), failures=counter.failures, lock_ms=locked_for,
+                )  # fmt: skip
+            left = counter.locked_until - now
+            return _seconds(left) if left > 0 else 0
+        return _seconds(BACKOFF_BASE_MS)  # a storm of concurrent failures: treat as locked
 
-    async def succeeded(self, issuer_id: str, client_id: str) -> None:
+    async def succeeded(self, issuer_id: str, client_id: str, source: str | None) -> None:
         """Forget earlier failures, if this worker has seen any (no write otherwise)."""
-        key = key_for(issuer_id, client_id)
-        counter = self._seen.get(key)
-        if counter is None or not counter.failures:
+        if not self._seen:
             return
-        self._seen.pop(key, None)
+        key = key_for(issuer_id, client_id, source)
+        if self._seen.pop(key, None) is None:
+            return
         kv = await self.open()
         with contextlib.suppress(Exception):
             await kv.delete(key)
+
+    def prune(self) -> None:
+        """Drop forgotten pairs from memory: the bucket's TTL removes them from NATS without
+        telling the watchers."""
+        now = self.clock.now_ms()
+        self._pruned = now
+        for key, counter in list(self._seen.items()):
+            if now - counter.last > FORGET_MS and counter.locked_until <= now:
+                del self._seen[key]
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Worker task: mirror the bucket in memory."""
@@ -123,6 +168,8 @@ class Lockouts:
         watcher = await kv.watchall()
         try:
             while not stop.is_set():
+                if self.clock.now_ms() - self._pruned > PRUNE_EVERY_MS:
+                    self.prune()
                 try:
                     entry = await watcher.updates(timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):

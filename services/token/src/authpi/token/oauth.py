@@ -9,7 +9,11 @@ accepted; any other media type is 415 `invalid_content_type`. A parameter sent t
 Client authentication (idp-api.md 5.2): `client_secret_basic` or `client_secret_post`, never both
 and never with two different ids. Secrets are compared as SHA-256 digests in constant time
 (DESIGN.md 6 explains why not Argon2); a rotated secret keeps working until its grace ends.
-Five failures in 15 minutes lock the client for 15 minutes (authpi.token.lockout)."""
+Failures are throttled per (client, source address) with backoff (authpi.token.lockout): a
+throttled pair gets 429 with Retry-After, before any look-up. Every other refusal, whether the
+id is unknown, of another issuer, inactive, public, or the secret wrong, is the same 401 after
+the same work (one digest compare, one counted failure), so answers and timing do not tell
+which client ids exist."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from authpi.token.agents import AgentEntry
 from authpi.token.clients import ClientEntry
 from authpi.token.entries import EntryCache
 from authpi.token.lockout import Lockouts
+from authpi.web.body import too_deep
 from authpi.web.oauth import OAuthError, invalid_client
 
 MAX_BODY = 64 * 1024
@@ -37,13 +42,19 @@ _json_body = msgspec.json.Decoder(dict[str, Any])
 
 class Form:
     """The parameters of one request; `get` refuses a parameter given twice. It also keeps the
-    request's Authorization header (client_secret_basic)."""
+    request's Authorization header (client_secret_basic) and client address (throttling)."""
 
-    __slots__ = ("_values", "authorization")
+    __slots__ = ("_values", "authorization", "source")
 
-    def __init__(self, values: dict[str, list[str]], authorization: str | None = None) -> None:
+    def __init__(
+        self,
+        values: dict[str, list[str]],
+        authorization: str | None = None,
+        source: str | None = None,
+    ) -> None:
         self._values = values
         self.authorization = authorization
+        self.source = source
 
     def get(self, name: str) -> str | None:
         values = self._values.get(name)
@@ -93,7 +104,8 @@ async def read_form(request: Request[Any, Any, Any]) -> Form:
             raise OAuthError("invalid_request", f"parameter {name!r} was given more than once")
         if any(not v.isprintable() for v in vals):
             raise OAuthError("invalid_request", f"parameter {name!r} has control characters")
-    return Form(values, authorization)
+    client = request.scope.get("client")
+    return Form(values, authorization, client[0] if client else None)
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -129,9 +141,11 @@ def _parse_form(body: bytes) -> list[tuple[str, str]]:
 
 
 def _parse_json(body: bytes) -> dict[str, str | list[str]]:
+    if too_deep(body):  # before any parser sees it (authpi.web.body)
+        raise OAuthError("invalid_request", "the body nests too deeply")
     try:
         raw = _json_body.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise OAuthError("invalid_request", "the body is not a JSON object") from exc
     if len(raw) > MAX_FIELDS:
         raise OAuthError("invalid_request", "too many parameters")
@@ -154,6 +168,7 @@ class Credentials(msgspec.Struct, frozen=True):
     client_id: str
     secret: str | None
     basic: bool
+    source: str | None = None  # the client address (authpi.web.addresses)
 
 
 def presented_credentials(form: Form) -> Credentials:
@@ -176,13 +191,20 @@ def presented_credentials(form: Form) -> Credentials:
             raise invalid_client("use one client authentication method, not two", basic=True)
         if body_id is not None and body_id != client_id:
             raise invalid_client("client_id does not match the Basic credentials", basic=True)
-        return Credentials(client_id, secret, True)
+        return Credentials(client_id, secret, True, form.source)
     if body_id is None:
         raise invalid_client("client authentication is required")
-    return Credentials(body_id, body_secret, False)
+    return Credentials(body_id, body_secret, False, form.source)
 
 
-LOCKED = "client locked after repeated failed authentication"
+THROTTLED = "too many failed authentication attempts; retry later"
+# Compared against when there is nothing to compare against, so that an unknown id costs the
+# same digest compare as a known one.
+_NO_DIGESTS = {"": "0" * 64}
+
+
+def throttled(retry_after: int) -> OAuthError:
+    return OAuthError("rate_limited", THROTTLED, status=429, retry_after=retry_after)
 
 
 class ClientAuthenticator:
@@ -201,19 +223,29 @@ class ClientAuthenticator:
     async def agent(self, issuer_id: str, creds: Credentials) -> tuple[AgentEntry, str]:
         """An active agent of this issuer and the id of the secret verifier that matched
         (platform.md 3.3: any of its secret verifiers), or invalid_client."""
+        self._unthrottled(issuer_id, creds)
         agent = self.agents.get(creds.client_id)
-        if agent is None or agent.issuer_id != issuer_id or agent.status != "active":
-            raise invalid_client(basic=creds.basic)
-        return agent, await self._verify(issuer_id, agent.id, creds, agent.secrets)
+        usable = agent is not None and agent.issuer_id == issuer_id and agent.status == "active"
+        verifier = await self._verify(issuer_id, creds, agent.secrets if agent and usable else {})
+        assert agent is not None  # _verify refuses an empty set of digests
+        return agent, verifier
 
     async def confidential(self, issuer_id: str, creds: Credentials) -> ClientEntry:
         """An active confidential client of this issuer whose secret matches, or invalid_client.
         Every refusal reads the same, so a caller learns nothing about which check failed."""
+        self._unthrottled(issuer_id, creds)
         client = self.clients.get(creds.client_id)
-        if client is None or client.issuer_id != issuer_id or client.status != "active":
-            raise invalid_client(basic=creds.basic)
-        if not client.confidential:
-            raise invalid_client(basic=creds.basic)
+        usable = (
+            client is not None
+            and client.issuer_id == issuer_id
+            and client.status == "active"
+            and client.confidential
+        )
+        await self._verify(issuer_id, creds, self._digests(client) if client and usable else {})
+        assert client is not None  # _verify refuses an empty set of digests
+        return client
+
+    def _digests(self, client: ClientEntry) -> dict[str, str]:
         digests = {"current": client.secret_sha256} if client.secret_sha256 else {}
         if (
             client.previous_sha256
@@ -221,26 +253,28 @@ class ClientAuthenticator:
             and client.previous_valid_until > self.clock.now_ms()
         ):
             digests["previous"] = client.previous_sha256  # the rotation grace
-        await self._verify(issuer_id, client.id, creds, digests)
-        return client
+        return digests
 
-    async def _verify(
-        self, issuer_id: str, subject_id: str, creds: Credentials, digests: dict[str, str]
-    ) -> str:
-        """Which of `digests` the presented secret matches, under the lockout: a locked subject
-        is refused even with the right secret; a miss counts one failure."""
-        if creds.secret is None or not digests:
+    def _unthrottled(self, issuer_id: str, creds: Credentials) -> None:
+        """A (client, source) pair in backoff is refused before anything is looked up."""
+        retry_after = self.lockouts.retry_after(issuer_id, creds.client_id, creds.source)
+        if retry_after:
+            raise throttled(retry_after)
+
+    async def _verify(self, issuer_id: str, creds: Credentials, digests: dict[str, str]) -> str:
+        """Which of `digests` the presented secret matches; a miss (no digests at all included:
+        an unknown or unusable id) counts one failure for the (client id, source) pair."""
+        if creds.secret is None:
             raise invalid_client(basic=creds.basic)
-        if self.lockouts.locked(issuer_id, subject_id):
-            raise invalid_client(LOCKED, basic=creds.basic)
         presented = sha256_hex(creds.secret)
         matched = None
-        for name, digest in digests.items():  # every one: no early exit to time
+        for name, digest in (digests or _NO_DIGESTS).items():  # every one: no early exit to time
             if hmac.compare_digest(presented, digest):
                 matched = name
-        if matched is not None:
-            await self.lockouts.succeeded(issuer_id, subject_id)
+        if matched is not None and digests:
+            await self.lockouts.succeeded(issuer_id, creds.client_id, creds.source)
             return matched
-        if await self.lockouts.failed(issuer_id, subject_id):
-            raise invalid_client(LOCKED, basic=creds.basic)
+        retry_after = await self.lockouts.failed(issuer_id, creds.client_id, creds.source)
+        if retry_after:
+            raise throttled(retry_after)
         raise invalid_client(basic=creds.basic)

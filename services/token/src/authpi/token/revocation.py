@@ -3,10 +3,15 @@
 A token verifies when its `kid` is one of the issuer's published keys, the signature holds with
 that key's algorithm, `iss` is this issuer's URL and it has not expired. Revoking appends
 `access-token.revoked` to the token service's store, with the deny-list row (an inline
-projection) in the same transaction, so the very next introspection, in any worker, sees it."""
+projection) in the same transaction, so the very next introspection, in any worker, sees it.
+A row is useless once its token has expired (verification refuses it first): a sweeper, once per
+deployment, deletes the rows past `exp` by the injected clock, so the deny-list holds only live
+tokens instead of growing forever."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import jwt
@@ -18,9 +23,12 @@ from authpi.contracts.base import Actor, Meta
 from authpi.contracts.token import AccessTokenRevoked
 from authpi.crypto.clock import Clock
 from authpi.eventstore.store import EventStore, StoredEvent, VersionConflict
+from authpi.observability import get_logger
 from authpi.token.api.discovery import issuer_url
 from authpi.token.cache import IssuerKeys
 from authpi.token.clients import ClientEntry
+
+log = get_logger("authpi.token.revocation")
 
 CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid", "org_id")
 
@@ -89,6 +97,13 @@ class RevokedTokensView:
         await conn.execute(self._reset)
 
 
+SWEEP_EVERY_S = 300.0
+# A row outlives its token by this much: another process whose clock lags ours may still take
+# the token for unexpired for a moment.
+SWEEP_MARGIN_MS = 5 * 60 * 1000
+SWEEP_BATCH = 10_000
+
+
 class Revocations:
     def __init__(self, pool: AsyncConnectionPool, store: EventStore, schema: str, clock: Clock):
         self.pool = pool
@@ -100,6 +115,34 @@ class Revocations:
             .format(sql.Identifier(schema))
             .as_string()
         )
+        self._sweep = (
+            sql.SQL(
+                "DELETE FROM {0}.revoked_tokens WHERE jti IN (SELECT jti FROM"
+                " {0}.revoked_tokens WHERE expires_at < %s LIMIT %s)"
+            )
+            .format(sql.Identifier(schema))
+            .as_string()
+        )
+
+    async def sweep(self) -> int:
+        """Delete the rows of tokens past `exp` (by the margin); how many went."""
+        cutoff = self.clock.now_ms() - SWEEP_MARGIN_MS
+        removed = 0
+        while True:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(self._sweep, [cutoff, SWEEP_BATCH])
+                removed += cur.rowcount
+            if cur.rowcount < SWEEP_BATCH:
+                return removed
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        """Background task, once per deployment: sweep, then wait."""
+        while not stop.is_set():
+            removed = await self.sweep()
+            if removed:
+                log.info("revoked_tokens.swept", removed=removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)
 
     async def is_revoked(self, jti: str) -> bool:
         async with self.pool.connection() as conn:

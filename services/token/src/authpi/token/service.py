@@ -3,8 +3,9 @@ their signing keys (creation, monthly rotation, JWKS), the discovery routes and 
 endpoints (token, introspection, revocation).
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
-following client.* events with its own ordered consumer), the lockout mirror and the fact
-publisher. Per deployment: the projections token-issuers and token-clients, and key rotation."""
+following client.* events with its own ordered consumer), the throttle mirror and the
+fact publisher. Per deployment: the projections token-issuers and token-clients, key rotation
+and the sweep of expired revocations."""
 
 from __future__ import annotations
 
@@ -69,7 +70,10 @@ async def build(rt: Runtime) -> ServiceParts:
         idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
         projections=[IssuersReaction(schema, keys), clients_view, agents_view],
         inline_projections=[keys.view, revocations.view],
-        tasks=[("token:key-rotation", keys.rotation_task)],
+        tasks=[
+            ("token:key-rotation", keys.rotation_task),
+            ("token:revocation-sweeper", revocations.run_sweeper),
+        ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", follower.run),
@@ -80,7 +84,7 @@ async def build(rt: Runtime) -> ServiceParts:
         warm=[cache.warm, follower.warm, agent_follower.warm, lockouts.warm],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
-            "clients": clients, "agents": agents, "facts": facts,
+            "clients": clients, "agents": agents, "facts": facts, "revocations": revocations,
         },
     )  # fmt: skip
 

@@ -275,20 +275,23 @@ class Directory:
         )
         return outcome.state
 
-    async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped:
+    async def bootstrap(self, owner_username: str = "owner@authpi.local") -> Bootstrapped | None:
         """Create the deployment's first account, its owner and an all-scopes API key, once.
-        Later calls mint a fresh key for that same account; never a second account."""
+        None when the deployment already has its account: a second call never mints a key (a
+        restarted pod with an empty data folder must not add another all-scopes credential)."""
+        if await self.bootstrapped_account() is not None:
+            return None
+        try:
+            return await self._bootstrap_new(owner_username)
+        except Conflict:
+            if await self.bootstrapped_account() is None:
+                raise
+            return None  # a concurrent start won the reservation
+
+    async def bootstrapped_account(self) -> str | None:
+        """The account the bootstrap reserved, if the deployment has been bootstrapped."""
         async with self.rt.pool.connection() as conn:
-            existing = await self.queries.reservation(conn, "bootstrap", "account")
-        if existing is None:
-            try:
-                return await self._bootstrap_new(owner_username)
-            except Conflict:
-                async with self.rt.pool.connection() as conn:
-                    existing = await self.queries.reservation(conn, "bootstrap", "account")
-                if existing is None:
-                    raise
-        return await self._bootstrap_key(existing)
+            return await self.queries.reservation(conn, "bootstrap", "account")
 
     async def _bootstrap_new(self, owner_username: str) -> Bootstrapped:
         ids, now = self.rt.ids, self.rt.clock.now_ms()
@@ -316,13 +319,3 @@ class Directory:
         reactions: list[Reaction] = [claim, *self.projections, inline(self.users_view)]
         await self.store.execute_all(steps, self._meta(account_id, trigger="system"), reactions)
         return Bootstrapped(account_id, key.key_id, key.secret, created_account=True)
-
-    async def _bootstrap_key(self, account_id: str) -> Bootstrapped:
-        async with self.rt.pool.connection() as conn:
-            org_id = await self.queries.account_org(conn, account_id)
-        assert org_id is not None, "bootstrap reservation without its account"
-        step, key = self._api_key_step(account_id, org_id, "bootstrap", list(ALL_SCOPES))
-        await self.store.execute_all(
-            [step], self._meta(account_id, trigger="system"), self.projections
-        )
-        return Bootstrapped(account_id, key.key_id, key.secret, created_account=False)

@@ -1,0 +1,84 @@
+"""KEK rotation: re-wrap every stored data key under the newest key-encryption key, so that
+the older ones can leave the configuration (`authpi kek rotate`). The wrapped keys are the
+per-user PII keys (directory), the signing keys' data keys (token) and the per-user replay keys
+(gateway); each is wrapped with a context string that its owner also uses to unwrap it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.crypto.envelope import Kek
+
+
+class Wrapped(msgspec.Struct, frozen=True):
+    service: str
+    table: str
+    key_column: str
+    value_column: str
+    context: str  # `{}` is the row's key (pii.py, token/keys.py)
+
+
+WRAPPED = [
+    Wrapped("directory", "pii_keys", "subject_id", "wrapped_key", "pii:{}"),
+    Wrapped("token", "signing_key_secrets", "kid", "wrapped_dek", "authpi.token.signing-key:{}"),
+    Wrapped("gateway", "replay_keys", "resource_id", "wrapped_key", "replay:{}"),
+]
+
+
+class Rewrapped(msgspec.Struct, frozen=True):
+    table: str
+    rewrapped: int
+    current: int
+
+
+async def rewrap_all(
+    pool: AsyncConnectionPool, kek: Kek, namespace: str, services: list[str]
+) -> list[Rewrapped]:
+    """One transaction per table; a key that no configured KEK opens aborts its table
+    (WrongKek) and changes nothing there."""
+    return [
+        await _rewrap(pool, kek, f"{namespace}_{w.service}", w)
+        for w in WRAPPED
+        if w.service in services
+    ]
+
+
+async def _rewrap(pool: AsyncConnectionPool, kek: Kek, schema: str, w: Wrapped) -> Rewrapped:
+    table = sql.Identifier(schema, w.table)
+    key_col, value_col = sql.Identifier(w.key_column), sql.Identifier(w.value_column)
+    select = sql.SQL("SELECT {}, {} FROM {} FOR UPDATE").format(key_col, value_col, table)
+    update = sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s").format(table, value_col, key_col)
+    done = current = 0
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(select)
+        rows: list[tuple[Any, ...]] = await cur.fetchall()
+        for key, wrapped in rows:
+            if kek.is_current(wrapped):
+                current += 1
+                continue
+            context = w.context.format(key)
+            await conn.execute(update, [kek.wrap(kek.unwrap(wrapped, context), context), key])
+            done += 1
+    return Rewrapped(table=f"{schema}.{w.table}", rewrapped=done, current=current)
+
+
+async def check_kek(
+    pool: AsyncConnectionPool, kek: Kek, namespace: str, services: list[str]
+) -> None:
+    """At start: one stored key of each kind must open, or the process refuses to start
+    (WrongKek) instead of failing later, request by request, with a misconfigured KEK."""
+    for w in WRAPPED:
+        if w.service not in services:
+            continue
+        table = sql.Identifier(f"{namespace}_{w.service}", w.table)
+        query = sql.SQL("SELECT {}, {} FROM {} LIMIT 1").format(
+            sql.Identifier(w.key_column), sql.Identifier(w.value_column), table
+        )
+        async with pool.connection() as conn:
+            row = await (await conn.execute(query)).fetchone()
+        if row is not None:
+            kek.unwrap(row[1], w.context.format(row[0]))

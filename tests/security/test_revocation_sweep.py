@@ -1,0 +1,104 @@
+"""`revoked_tokens` does not grow forever (issue 9, "Also fix"): the token service's sweeper
+deletes the rows of revoked tokens past `exp` (plus a margin for lagging clocks), by the injected
+clock; a revocation whose token is still live stays, and that token stays inactive.
+
+A platform of its own on a FixedClock; tokens are minted, revoked and introspected through real
+HTTP on the IdP port, and the table is read straight from PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest_asyncio
+from authpi_admin import AuthPIAdmin
+from psycopg import sql
+
+from authpi.crypto.clock import FixedClock
+from authpi.testing.plugin import eventually, running_platform
+from authpi.token.revocation import SWEEP_MARGIN_MS
+
+MINUTE_MS = 60_000
+
+
+@pytest_asyncio.fixture(scope="module")
+async def clocked(infra, tmp_path_factory):
+    clock = FixedClock(int(time.time() * 1000))
+    async with running_platform(infra, tmp_path_factory.mktemp("sweep"), clock) as platform:
+        yield platform, clock
+
+
+def token_part(platform):
+    return next(p for p in platform.handle.parts if p.name == "token")
+
+
+async def new_client(platform) -> tuple[str, str, str]:
+    """(issuer id, client id, secret) once the token service can sign for the client."""
+    admin = AuthPIAdmin(
+        api_key=(platform.api_key_id, platform.api_key_secret),
+        account_id=platform.account_id,
+        base_url=platform.api_url,
+        retries=False,
+    )
+    issuer = await admin.issuers.create({"name": "sweep"})
+    client = await admin.issuer(issuer.id).clients.create({"name": "svc", "type": "m2m"})
+    part = token_part(platform)
+
+    async def ready() -> bool:
+        keys = part.exports["key_cache"].get(issuer.id)
+        known = part.exports["clients"].get(client.id) is not None
+        return known and keys is not None and bool(keys.signers)
+
+    await eventually(ready)
+    return issuer.id, client.id, client.secret
+
+
+async def call(platform, issuer_id: str, endpoint: str, auth: tuple[str, str], **form) -> dict:
+    async with httpx.AsyncClient(timeout=30) as http:
+        resp = await http.post(f"{platform.idp_url}/{issuer_id}/{endpoint}", data=form, auth=auth)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def revoked_rows(platform, pool) -> set[str]:
+    query = sql.SQL("SELECT jti FROM {}.revoked_tokens").format(
+        sql.Identifier(f"{platform.namespace}_token")
+    )
+    async with pool.connection() as conn:
+        cur = await conn.execute(query)
+        return {row[0] for row in await cur.fetchall()}
+
+
+async def test_expired_revocations_are_swept_and_live_ones_stay(clocked, pool):
+    platform, clock = clocked
+    issuer_id, client_id, secret = await new_client(platform)
+    auth = (client_id, secret)
+    early = await call(platform, issuer_id, "token", auth, grant_type="client_credentials")
+    clock.advance(ms=20 * MINUTE_MS)
+    late = await call(platform, issuer_id, "token", auth, grant_type="client_credentials")
+    tokens = [early["access_token"], late["access_token"]]
+    jtis = [jwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens]
+    for token in tokens:
+        await call(platform, issuer_id, "revoke", auth, token=token)
+    assert set(jtis) <= await revoked_rows(platform, pool)
+
+    # Past the early token's exp (and the margin), still before the late one's.
+    early_exp = jwt.decode(tokens[0], options={"verify_signature": False})["exp"] * 1000
+    clock.advance(ms=early_exp + SWEEP_MARGIN_MS + MINUTE_MS - clock.now_ms())
+    late_exp = jwt.decode(tokens[1], options={"verify_signature": False})["exp"] * 1000
+    assert clock.now_ms() < late_exp
+    sweeper = token_part(platform).exports["revocations"]
+    assert await sweeper.sweep() >= 1
+
+    rows = await revoked_rows(platform, pool)
+    assert jtis[0] not in rows and jtis[1] in rows
+    assert await call(platform, issuer_id, "introspect", auth, token=tokens[0]) == {"active": False}
+    assert await call(platform, issuer_id, "introspect", auth, token=tokens[1]) == {"active": False}
+
+
+async def test_the_sweeper_runs_as_a_background_task(clocked):
+    platform, _ = clocked
+    names = [name for name, _ in token_part(platform).tasks]
+    assert "token:revocation-sweeper" in names
+    assert any(t.get_name() == "token:revocation-sweeper" for t in platform.handle.tasks)
