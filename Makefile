@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint fmt proto proto-check bench clean
+.PHONY: venv run test lint fmt proto proto-check bench fuzz clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,18 @@ bench: venv
 	$(BIN)/python -m authpi.testing.bench $(BENCH_ARGS)
 	$(BIN)/python -m authpi.testing.bench_core_api
 	$(BIN)/python -m authpi.testing.bench_tokens $(BENCH_TOKENS_ARGS)
+
+## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
+## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads
+## $(AUTHPI_DATA_DIR)/bootstrap.json (default .authpi/) and creates an issuer named `fuzz` in the
+## bootstrap account. Bounded: FUZZ_ARGS="--max-examples 20 --max-time 300" (per API) by default.
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+$(FUZZ_STAMP): requirements-fuzz.txt $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-fuzz.txt
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(BIN)/python -m authpi.testing.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -27,6 +27,7 @@ from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars, get_logger
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
 from authpi.web.headers import is_safe, safe_value
+from authpi.web.openapi import ErrorDocs, document_responses
 from authpi.web.opts import ANONYMOUS
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -118,6 +119,7 @@ def build_app(
     route_handlers: Sequence[Any],
     ready: ReadyCheck,
     openapi_title: str,
+    errors: ErrorDocs,
     middleware: Sequence[Any] = (),
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
@@ -141,6 +143,8 @@ def build_app(
         debug=False,
         logging_config=None,
     )
+    # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
+    document_responses(app.openapi_schema, errors)
     return WebApp(app, metrics, name, ready)
 
 

@@ -34,8 +34,10 @@ from litestar.di import Provide
 
 from authpi.web.app import Metrics, ReadyCheck, WebApp, build_app
 from authpi.web.body import JsonBody
+from authpi.web.openapi import CORE_ERRORS
 from authpi.web.pagination import page_query
 from authpi.web.principal import provide_principal
+from authpi.web.text import StorableTarget
 
 
 def provide(value: object) -> Provide:
@@ -66,7 +68,9 @@ def build_core_app(
         route_handlers=route_handlers,
         ready=ready,
         openapi_title="AuthPI Core API",
-        middleware=middleware,
+        errors=CORE_ERRORS,
+        # Ahead of the gateway's layers: unstorable ids and filters never reach PostgreSQL.
+        middleware=[StorableTarget(), *middleware],
         dto=JsonBody,
         dependencies=core_dependencies(),
         metrics=metrics,

@@ -26,6 +26,7 @@ from litestar.params import FromQuery
 
 from authpi.errors import FieldProblem, InvalidRequest
 from authpi.web.envelopes import Page
+from authpi.web.text import storable
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -95,7 +96,17 @@ def decode_cursor(collection: str, cursor: str) -> SortKey:
         values = []
     if len(values) < 2 or values[0] != collection:
         raise _bad("cursor", "invalid_value", "cursor is not a cursor of this list")
+    if not all(_sortable(v) for v in values[1:]):
+        # Only the server writes cursors; this one was forged, and PostgreSQL would refuse it.
+        raise _bad("cursor", "invalid_value", "cursor is invalid")
     return tuple(values[1:])
+
+
+def _sortable(value: str | int) -> bool:
+    """A sort-key value PostgreSQL can compare: a bigint, or text without NUL."""
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return storable(value)
 
 
 def paginate(

@@ -13,7 +13,6 @@ time; the previous digest of a rotated key still counts until its grace ends."""
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
 from typing import Protocol
 
@@ -87,8 +86,9 @@ class Authenticator:
 
 def parse_basic(value: str) -> tuple[str, str]:
     try:
+        # Header bytes arrive as latin-1 text; b64decode refuses non-ASCII with a ValueError.
         decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error and UnicodeDecodeError included
         raise _unauthorized("malformed Basic credentials", "auth.malformed") from None
     key_id, colon, secret = decoded.partition(":")
     if not colon or not key_id or not secret:

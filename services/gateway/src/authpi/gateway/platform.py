@@ -42,6 +42,7 @@ from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
+from authpi.web.openapi import IDP_ERRORS
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def build_idp_app(
     limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
     return build_app(
         name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
+        errors=IDP_ERRORS,
         middleware=[limiter.middleware], metrics=metrics,
     )  # fmt: skip
 

@@ -18,7 +18,6 @@ which client ids exist."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -182,7 +181,7 @@ def presented_credentials(form: Form) -> Credentials:
             raise invalid_client("unsupported Authorization scheme; use Basic", basic=True)
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # non-ASCII text, bad base64 or bad UTF-8
             raise invalid_client("malformed Basic credentials", basic=True) from exc
         raw_id, sep, raw_secret = decoded.partition(":")
         if not sep or not raw_id:
