@@ -50,7 +50,11 @@ class Gateway:
         self.personal_tokens = PersonalTokenCache(
             pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
         )
-        for cache in (self.api_keys, self.accounts, self.platform_keys, self.personal_tokens):
+        caches = (
+            self.api_keys, self.accounts, self.organizations, self.platform_keys,
+            self.personal_tokens,
+        )  # fmt: skip
+        for cache in caches:
             rt.sync.track(cache.follower)  # a Core API write waits for them (read-your-writes)
         self.sync = rt.sync
         bearers = Bearers(
