@@ -75,7 +75,7 @@ async def timed(
     """A platform of its own on a clock the test moves, asking the test's DNS server."""
     async with running_platform(infra, tmp_path, clock=clock) as running:
         domains = part(running, "account_domains")
-        domains.probe = DnsProbe("127.0.0.1", timeout_s=2, nameservers=[("127.0.0.1", zone[1])])
+        domains.probe = DnsProbe(timeout_s=2, nameservers=[("127.0.0.1", zone[1])])
         yield running
 
 

@@ -108,7 +108,7 @@ def _kek_file(e: Mapping[str, str]) -> Path | None:
     path = e.get("AUTHPI_KEK_FILE") or None
     if path and e.get("AUTHPI_KEK"):
         raise ValueError("set AUTHPI_KEK or AUTHPI_KEK_FILE, not both")
-    return Path(path).absolute() if path else None
+    return _path(path)
 
 
 def _path(raw: str | None) -> Path | None:
@@ -116,22 +116,20 @@ def _path(raw: str | None) -> Path | None:
 
 
 def _positive_int(raw: str, name: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
-    return value
+    return _int_at_least(raw, name, 1, "a positive integer")
 
 
 def _count(raw: str, name: str) -> int:
+    return _int_at_least(raw, name, 0, "a whole number")
+
+
+def _int_at_least(raw: str, name: str, minimum: int, kind: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise ValueError(f"{name} must be {kind}, not {raw!r}")
     return value
 
 

@@ -4,7 +4,6 @@ organizations, API keys (Core API resources), and the agents it learns from the 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from authpi.directory.api.accounts import accounts_router
 from authpi.directory.api.api_keys import api_keys_router
@@ -31,8 +30,8 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 async def build(rt: Runtime) -> ServiceParts:
     directory = Directory(rt)
-    # A custom domain verifies when it points at the hosted portal (the IdP host).
-    domains = AccountDomains(directory, DnsProbe(urlsplit(rt.settings.idp_url).hostname or ""))
+    # A custom domain verifies when its DNS publishes the account's TXT challenge.
+    domains = AccountDomains(directory, DnsProbe())
     users = Users(rt)
     personal_tokens = PersonalTokens(rt, users)
     issuers = Issuers(rt, account_reactions=directory.projections)
