@@ -4,7 +4,6 @@ late commits, many concurrent writers, duplicates, poison messages and replay.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
 import msgspec
@@ -17,7 +16,7 @@ from authpi.eventstore.relay import Relay
 from authpi.eventstore.replay import replay
 from authpi.eventstore.store import EventStore
 from authpi.messaging.consumer import ProjectionConsumer
-from authpi.testing.plugin import eventually
+from authpi.testing.plugin import eventually, running
 from authpi.testing.probe import (
     PROBE_META,
     PROBE_SOURCE,
@@ -46,18 +45,6 @@ async def applied(pool, schema: str) -> list[tuple[str, int, int]]:
             ).format(sql.Identifier(schema))
         )
         return await cur.fetchall()
-
-
-@contextlib.asynccontextmanager
-async def running(*runners):
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
-    try:
-        await asyncio.wait_for(asyncio.gather(*(r.running.wait() for r in runners)), 30)
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
 
 
 async def test_late_commit_with_lower_position_is_published_first(

@@ -5,7 +5,6 @@ cache follower that cannot apply an event says so, leaves readiness and reloads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor, redrive
 from authpi.messaging.follower import CacheFollower
-from authpi.testing.plugin import eventually
+from authpi.testing.plugin import eventually, running
 from authpi.testing.probe import (
     PROBE_META,
     PROBE_SOURCE,
@@ -52,18 +51,6 @@ class DeleteKey:
 
     def evolve(self, state: int, event: Event) -> int:
         return state + 1
-
-
-@contextlib.asynccontextmanager
-async def running(*runners):
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
-    try:
-        await asyncio.wait_for(asyncio.gather(*(r.running.wait() for r in runners)), 30)
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
 
 
 def _now_clock() -> FixedClock:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import pytest
@@ -156,6 +156,27 @@ def clock() -> FixedClock:
 
 
 T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """A relay or consumer: `run(stop)` until stopped, `running` once it has started."""
+
+    running: asyncio.Event
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def running(*runners: Runner) -> AsyncGenerator[None, None]:
+    """Run relays and consumers for the block's duration, once each has started."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.running.wait() for r in runners)), 30)
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
 
 
 async def eventually(
