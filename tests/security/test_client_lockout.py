@@ -17,6 +17,7 @@ from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
 from authpi.testing.plugin import eventually, running_platform
+from authpi.testing.tenants import part, signing_ready
 
 ATTACKER = "127.0.0.3"
 LEGITIMATE = "127.0.0.2"
@@ -31,10 +32,6 @@ async def clocked(infra, tmp_path_factory):
         yield platform, clock
 
 
-def token_part(platform):
-    return next(p for p in platform.handle.parts if p.name == "token")
-
-
 class Issuer:
     def __init__(self, platform, admin: AuthPIAdmin, issuer_id: str) -> None:
         self.platform = platform
@@ -47,7 +44,7 @@ class Issuer:
         made = await self.admin.issuer(self.id).clients.create(
             {"name": "svc", "type": "m2m", "settings": {"scopes": ["invoices:read"]}}
         )
-        cache = token_part(self.platform).exports["clients"]
+        cache = part(self.platform, "clients", "token")
 
         async def known() -> bool:
             return cache.get(made.id) is not None
@@ -60,7 +57,7 @@ class Issuer:
         verifier = (
             await self.admin.issuer(self.id).agent(made.id).verifiers.create({"type": "secret"})
         )
-        cache = token_part(self.platform).exports["agents"]
+        cache = part(self.platform, "agents", "token")
 
         async def known() -> bool:
             entry = cache.get(made.id)
@@ -95,13 +92,7 @@ async def issuer(clocked) -> Issuer:
         retries=False,
     )
     made = await admin.issuers.create({"name": "lockout"})
-    keys = token_part(platform).exports["key_cache"]
-
-    async def signing() -> bool:
-        entry = keys.get(made.id)
-        return entry is not None and bool(entry.signers)
-
-    await eventually(signing)
+    await signing_ready(platform, made.id)
     return Issuer(platform, admin, made.id)
 
 

@@ -18,6 +18,7 @@ from authpi_admin import AuthPIAdmin
 from authpi.crypto.clock import FixedClock
 from authpi.gateway.ratelimit import IdpRateLimits, TokenBuckets
 from authpi.testing.plugin import eventually, running_platform
+from authpi.testing.tenants import part, signing_ready
 from authpi.web.addresses import ClientAddresses, address_key
 
 PROXY = "127.0.0.2"
@@ -32,10 +33,6 @@ async def limited(infra, tmp_path_factory):
         yield platform
 
 
-def token_part(platform):
-    return next(p for p in platform.handle.parts if p.name == "token")
-
-
 @pytest_asyncio.fixture(scope="module")
 async def issuer_id(limited) -> str:
     """An issuer with signing keys, waited for in the key cache (no request spends a token)."""
@@ -46,13 +43,7 @@ async def issuer_id(limited) -> str:
         retries=False,
     )
     made = await admin.issuers.create({"name": "limits"})
-    keys = token_part(limited).exports["key_cache"]
-
-    async def signing() -> bool:
-        entry = keys.get(made.id)
-        return entry is not None and bool(entry.signers)
-
-    await eventually(signing)
+    await signing_ready(limited, made.id)
     return made.id
 
 
@@ -124,7 +115,7 @@ async def test_credential_throttle_keys_on_the_forwarded_client(limited, issuer_
         retries=False,
     )
     client = await admin.issuer(issuer_id).clients.create({"name": "svc", "type": "m2m"})
-    cache = token_part(limited).exports["clients"]
+    cache = part(limited, "clients", "token")
 
     async def known() -> bool:
         return cache.get(client.id) is not None

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
 from authpi.testing.plugin import eventually, running_platform
+from authpi.testing.tenants import part, signing_ready
 from authpi.token.revocation import SWEEP_MARGIN_MS
 
 MINUTE_MS = 60_000
@@ -43,14 +44,12 @@ async def new_client(platform) -> tuple[str, str, str]:
     )
     issuer = await admin.issuers.create({"name": "sweep"})
     client = await admin.issuer(issuer.id).clients.create({"name": "svc", "type": "m2m"})
-    part = token_part(platform)
+    await signing_ready(platform, issuer.id)
 
-    async def ready() -> bool:
-        keys = part.exports["key_cache"].get(issuer.id)
-        known = part.exports["clients"].get(client.id) is not None
-        return known and keys is not None and bool(keys.signers)
+    async def known() -> bool:
+        return part(platform, "clients", "token").get(client.id) is not None
 
-    await eventually(ready)
+    await eventually(known)
     return issuer.id, client.id, client.secret
 
 
@@ -88,7 +87,7 @@ async def test_expired_revocations_are_swept_and_live_ones_stay(clocked, pool):
     clock.advance(ms=early_exp + SWEEP_MARGIN_MS + MINUTE_MS - clock.now_ms())
     late_exp = jwt.decode(tokens[1], options={"verify_signature": False})["exp"] * 1000
     assert clock.now_ms() < late_exp
-    sweeper = token_part(platform).exports["revocations"]
+    sweeper = part(platform, "revocations", "token")
     assert await sweeper.sweep() >= 1
 
     rows = await revoked_rows(platform, pool)

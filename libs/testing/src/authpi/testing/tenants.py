@@ -19,14 +19,29 @@ from authpi.testing.plugin import RunningPlatform, eventually
 ADMIN = Actor(type="system")
 
 
-def part(platform: RunningPlatform, name: str) -> Any:
-    """The export `name` of the running platform's parts (e.g. the directory's handlers)."""
-    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
+def part(platform: RunningPlatform, name: str, service: str | None = None) -> Any:
+    """The export `name` of the running platform's parts (e.g. the directory's handlers); name
+    the `service` where several export the same name (`clients`, `agents`)."""
+    return next(
+        p.exports[name]
+        for p in platform.handle.parts
+        if name in p.exports and service in (None, p.name)
+    )
 
 
 def basic(key_id: str, secret: str) -> dict[str, str]:
     token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+async def signing_ready(platform: RunningPlatform, issuer_id: str) -> None:
+    """Wait until the token service's key cache holds the issuer's signing keys."""
+
+    async def signing() -> bool:
+        entry = part(platform, "key_cache", "token").get(issuer_id)
+        return entry is not None and bool(entry.signers)
+
+    await eventually(signing)
 
 
 async def key_ready(platform: RunningPlatform, key_id: str, secret: str) -> None:
