@@ -109,16 +109,38 @@ def record_written(events: Sequence[StoredEvent]) -> None:
 _meta_encoder = msgspec.json.Encoder()
 
 
+class InlineProjection(Protocol):
+    """A view the owning service keeps in the write transaction (read-your-writes). It declares
+    the event types it applies; the store routes each committed event to the views that name its
+    type, so a handler cannot forget one."""
+
+    @property
+    def event_types(self) -> Sequence[str]: ...
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None: ...
+
+
 class EventStore:
-    """The event store of one service schema."""
+    """The event store of one service schema, with that service's inline projections."""
 
     def __init__(
-        self, pool: AsyncConnectionPool, schema: str, service: str, ids: Ids | None = None
+        self,
+        pool: AsyncConnectionPool,
+        schema: str,
+        service: str,
+        ids: Ids | None = None,
+        projections: Sequence[InlineProjection] = (),
     ) -> None:
         self.pool = pool
         self.schema = schema
         self.service = service
         self.ids = ids or RandomIds()
+        self.projections = tuple(projections)
+        # event type -> the projections that apply it, in registration order
+        self._routes: dict[str, list[InlineProjection]] = {}
+        for projection in self.projections:
+            for event_type in projection.event_types:
+                self._routes.setdefault(event_type, []).append(projection)
         q = sql.Identifier(schema)
         self.sql_load: LiteralString = render(
             sql.SQL(
@@ -211,8 +233,9 @@ class EventStore:
         attempts: int = 3,
         prepare: Reaction | None = None,
     ) -> Outcome[S]:
-        """Load, fold, decide, append and run inline reactions (projections, reservations) in one
-        transaction. A VersionConflict is retried, then surfaces as Conflict."""
+        """Load, fold, decide, append, apply the registered inline projections and run the
+        command's own `reactions` (reservations, checks) in one transaction. A VersionConflict is
+        retried, then surfaces as Conflict."""
         outcomes = await self.execute_all(
             [Step(stream_id, decider, command)], meta, reactions, attempts, prepare
         )
@@ -270,10 +293,19 @@ class EventStore:
                 outcomes.append(Outcome(state, len(history) + len(stored), stored))
                 all_stored += stored
             if all_stored:
+                await self.project(conn, all_stored)
                 tx = Tx(conn, self, all_stored)
                 for reaction in reactions:
                     await reaction(tx)
             return outcomes
+
+    async def project(
+        self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
+    ) -> None:
+        """Apply each event to the registered projections that declare its type."""
+        for event in stored:
+            for projection in self._routes.get(event.type, ()):
+                await projection.apply(conn, event)
 
     async def read_state(self, stream_id: str, decider: Decider[C, S]) -> tuple[S, int]:
         async with self.pool.connection() as conn:
@@ -301,17 +333,3 @@ def _row_to_stored(r: tuple[Any, ...]) -> StoredEvent:
         meta=_meta_decoder.decode(r[8]),
         recorded_at=r[9],
     )
-
-
-class InlineProjection(Protocol):
-    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None: ...
-
-
-def inline(projection: InlineProjection) -> Reaction:
-    """Run a projection inside the write transaction (read-your-writes in the owning service)."""
-
-    async def react(tx: Tx) -> None:
-        for stored in tx.events:
-            await projection.apply(tx.conn, stored)
-
-    return react

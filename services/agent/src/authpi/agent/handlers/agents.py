@@ -42,7 +42,7 @@ from authpi.contracts.agent import (
 from authpi.contracts.base import SYSTEM, Actor, Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.errors import Conflict, NotFound
-from authpi.eventstore.store import EventStore, Reaction, Tx, inline
+from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.observability import get_logger
 from authpi.web.runtime import Runtime
 
@@ -80,9 +80,9 @@ class Agents:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.schema = rt.schema("agent")
-        self.store = EventStore(rt.pool, self.schema, "agent", rt.ids)
-        self.queries = AgentQueries(self.schema)
         self.view = AgentsView(self.schema)
+        self.store = EventStore(rt.pool, self.schema, "agent", rt.ids, [self.view])
+        self.queries = AgentQueries(self.schema)
         self.issuers = IssuerGate(rt, self.queries)
 
     def _meta(
@@ -229,7 +229,7 @@ class Agents:
             require_known_id(value)
         meta = self._meta(account_id, cmd.issuer_id, actor, agent_id=cmd.agent_id, **subject)
         reactions = [self._issuer_live(account_id, cmd.issuer_id), *(before or []),
-                     self._wallets, inline(self.view)]  # fmt: skip
+                     self._wallets]  # fmt: skip
         await self.store.execute(cmd.agent_id, agent, cmd, meta, reactions)
 
     def _issuer_live(self, account_id: str, issuer_id: str) -> Reaction:
@@ -278,7 +278,7 @@ class Agents:
                                   now=self.rt.clock.now_ms())  # fmt: skip
                 with contextlib.suppress(NotFound):
                     await self.store.execute(agent_id, agent, cmd, meta,
-                                             [self._wallets, inline(self.view)])  # fmt: skip
+                                             [self._wallets])  # fmt: skip
             async with self.rt.pool.connection() as conn:
                 await self.queries.cascade_done(conn, issuer_id)
             log.info("agents.issuer_cascaded", issuer_id=issuer_id, agents=len(agent_ids))

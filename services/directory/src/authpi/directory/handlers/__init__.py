@@ -25,6 +25,7 @@ from authpi.directory.domain.commands import (
     UnblockApiKey,
 )
 from authpi.directory.pii import Pii, PiiVault
+from authpi.directory.projections import inline_views
 from authpi.directory.projections.account_domains import AccountDomainsView
 from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
@@ -32,7 +33,7 @@ from authpi.directory.projections.users import UsersView
 from authpi.directory.queries import Queries
 from authpi.directory.queries_accounts import AccountQueries
 from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
-from authpi.eventstore.store import EventStore, Reaction, Step, Tx, inline
+from authpi.eventstore.store import EventStore, Reaction, Step, Tx
 from authpi.web.runtime import Runtime
 
 # The platform's own issuer: account owners and account-level keys belong to it (core-api.md 3.2).
@@ -90,7 +91,7 @@ class Directory:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
         self.vault = PiiVault(rt.kek, schema)
         self.queries = Queries(schema)
         self.account_queries = AccountQueries(schema)
@@ -99,12 +100,7 @@ class Directory:
         self.users_view = UsersView(schema)
         self.account_domains_view = AccountDomainsView(schema)
         # Every write to an account or key stream: the views, and the claims on domain hosts.
-        self.projections: list[Reaction] = [
-            inline(self.accounts_view),
-            inline(self.api_keys_view),
-            inline(self.account_domains_view),
-            claim_domains,
-        ]
+        self.projections: list[Reaction] = [claim_domains]
 
     def new_secret(self) -> str:
         return self.rt.ids.secret(32)
@@ -316,6 +312,6 @@ class Directory:
             await tx.reserve("bootstrap", "account", account_id)
             await self.vault.store(tx.conn, user_id, dek)
 
-        reactions: list[Reaction] = [claim, *self.projections, inline(self.users_view)]
+        reactions: list[Reaction] = [claim, *self.projections]
         await self.store.execute_all(steps, self._meta(account_id, trigger="system"), reactions)
         return Bootstrapped(account_id, key.key_id, key.secret, created_account=True)

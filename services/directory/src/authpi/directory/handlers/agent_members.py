@@ -29,7 +29,7 @@ from authpi.directory.domain.organization_commands import AddMember, DropDeparte
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.queries_agents import AgentQueries, AgentRow
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, StoredEvent, Tx, inline
+from authpi.eventstore.store import EventStore, StoredEvent, Tx
 from authpi.web.runtime import Runtime
 
 WAIT_S = 2.0  # how long an add waits for an agent the consumer has not brought yet
@@ -82,7 +82,7 @@ class AgentMembers:
                 raise _unknown()  # deleted meanwhile
 
         await self.store.execute(
-            cmd.ref.org_id, organization, cmd, meta, [inline(self.view)],
+            cmd.ref.org_id, organization, cmd, meta,
             prepare=agent_still_there,
         )  # fmt: skip
 
@@ -100,7 +100,7 @@ class AgentMembers:
         for org_id in org_ids:
             cmd = DropDepartedMember(org_id=org_id, member_id=agent.id, now=self.rt.clock.now_ms())
             meta = self._caused_by(stored, agent, org_id)
-            await self.store.execute(org_id, organization, cmd, meta, [inline(self.view)])
+            await self.store.execute(org_id, organization, cmd, meta)
 
     def _caused_by(self, stored: StoredEvent, agent: AgentDeleted, org_id: str) -> Meta:
         return Meta(

@@ -91,4 +91,4 @@ class Clients:
     async def _run(self, account_id: str, cmd: ClientCommand, actor: Actor) -> None:
         require_known_ids(cmd.client_id)
         meta = self.issuers.meta(account_id, cmd.issuer_id, actor, client_id=cmd.client_id)
-        await self.issuers.store.execute(cmd.client_id, client, cmd, meta, self.issuers.projections)
+        await self.issuers.store.execute(cmd.client_id, client, cmd, meta)

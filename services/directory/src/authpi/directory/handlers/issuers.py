@@ -21,11 +21,12 @@ from authpi.directory.domain.issuer_commands import (
     UpdateAuthMethod,
     UpdateIssuer,
 )
+from authpi.directory.projections import inline_views
 from authpi.directory.projections.clients import ClientsView
 from authpi.directory.projections.issuers import IssuersView
 from authpi.directory.queries_issuers import IssuerQueries
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, Reaction, Step, inline
+from authpi.eventstore.store import EventStore, Reaction, Step
 from authpi.web.runtime import Runtime
 
 
@@ -50,11 +51,10 @@ class Issuers:
         issuer releases."""
         self.rt = rt
         schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
         self.queries = IssuerQueries(schema)
         self.issuers_view = IssuersView(schema)
         self.clients_view = ClientsView(schema)
-        self.projections = [inline(self.issuers_view), inline(self.clients_view)]
         self.account_reactions = list(account_reactions)
 
     def meta(self, account_id: str, issuer_id: str, actor: Actor, **subject: str) -> Meta:
@@ -100,7 +100,7 @@ class Issuers:
         release = ReleaseIssuerDomains(account_id=account_id, issuer_id=issuer_id, now=now)
         steps.append(Step(account_id, account, release))
         meta = self.meta(account_id, issuer_id, actor)
-        await self.store.execute_all(steps, meta, [*self.projections, *self.account_reactions])
+        await self.store.execute_all(steps, meta, self.account_reactions)
 
     async def create_auth_method(
         self, account_id: str, issuer_id: str, fields: dict[str, Any], *, actor: Actor
@@ -130,4 +130,4 @@ class Issuers:
     async def _run(self, cmd: IssuerCommand, actor: Actor, **subject: str) -> None:
         require_known_ids(cmd.issuer_id, *subject.values())
         meta = self.meta(cmd.account_id, cmd.issuer_id, actor, **subject)
-        await self.store.execute(cmd.issuer_id, issuer, cmd, meta, self.projections)
+        await self.store.execute(cmd.issuer_id, issuer, cmd, meta)

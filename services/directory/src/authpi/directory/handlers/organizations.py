@@ -39,11 +39,11 @@ from authpi.directory.domain.organization_commands import (
     UpdateOrganization,
 )
 from authpi.directory.handlers.agent_members import AgentMembers
-from authpi.directory.projections.api_keys import ApiKeysView
+from authpi.directory.projections import inline_views
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.queries_organizations import OrganizationQueries
 from authpi.errors import FieldProblem, NotFound, Unprocessable
-from authpi.eventstore.store import EventStore, Step, inline
+from authpi.eventstore.store import EventStore, Step
 from authpi.web.runtime import Runtime
 
 # A cascade of children kept outside the organization's stream (e.g. invitations): it removes
@@ -77,11 +77,9 @@ class Organizations:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
         self.queries = OrganizationQueries(schema)
         self.view = OrganizationsView(schema)
-        self.projections = [inline(self.view)]
-        self.key_projections = [inline(self.view), inline(ApiKeysView(schema))]
         self.cascades: list[Cascade] = []
         self.agents = AgentMembers(rt, self.store, self.view)
 
@@ -98,7 +96,7 @@ class Organizations:
         """One command on the organization's stream; `subject` adds the ids of a membership or
         group to the events' subject (platform.md 6.3)."""
         meta = self._meta(ref, actor, **subject)
-        await self.store.execute(ref.org_id, organization, cmd, meta, self.projections)
+        await self.store.execute(ref.org_id, organization, cmd, meta)
 
     async def require_issuer(self, account_id: str, issuer_id: str) -> None:
         async with self.rt.pool.connection() as conn:
@@ -150,7 +148,7 @@ class Organizations:
         for cascade in self.cascades:
             await cascade(org_id, meta)
         cmd = FinishOrganizationDeletion(org_id=org_id, now=self.rt.clock.now_ms())
-        await self.store.execute(org_id, organization, cmd, meta, self.projections)
+        await self.store.execute(org_id, organization, cmd, meta)
 
     async def resume_deletions(self) -> list[str]:
         """Finish every cascade an earlier process left `deleting`; returns their ids."""
@@ -216,5 +214,5 @@ class Organizations:
             Step(ref.org_id, organization, RequireLiveOrganization(ref=ref)),
             Step(key_id, api_key, cmd),
         ]
-        await self.store.execute_all(steps, self._meta(ref, actor), self.key_projections)
+        await self.store.execute_all(steps, self._meta(ref, actor))
         return NewOrgApiKey(key_id=key_id, secret=secret, secret_hint=hint, created_at=now)

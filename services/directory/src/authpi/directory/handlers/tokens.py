@@ -25,10 +25,11 @@ from authpi.directory.domain.personal_token import (
     RevokePersonalToken,
 )
 from authpi.directory.handlers.users import Users
+from authpi.directory.projections import inline_views
 from authpi.directory.projections.personal_tokens import PersonalTokensView
 from authpi.directory.queries_users import TokenRow, UserQueries
 from authpi.errors import FieldProblem, NotFound, Unprocessable
-from authpi.eventstore.store import EventStore, Tx, inline
+from authpi.eventstore.store import EventStore, Tx
 from authpi.web.runtime import Runtime
 
 PREFIX = "ptk_"
@@ -117,7 +118,7 @@ class PersonalTokens:
         self.rt = rt
         self.users = users
         schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
         self.queries = UserQueries(schema)
         self.view = PersonalTokensView(schema)
 
@@ -168,7 +169,7 @@ class PersonalTokens:
             personal_token,
             cmd,
             self._meta(account_id, issuer_id, actor),
-            [inline(self.view), within_limit],
+            [within_limit],
         )
         return await self.get(account_id, token_id), token
 
@@ -206,7 +207,6 @@ class PersonalTokens:
             personal_token,
             cmd,
             self._meta(account_id, row.issuer_id, actor),
-            [inline(self.view)],
         )
         return await self.get(account_id, token_id)
 
@@ -224,7 +224,6 @@ class PersonalTokens:
             personal_token,
             cmd,
             self._meta(account_id, row.issuer_id, actor),
-            [inline(self.view)],
         )
 
     async def introspect(

@@ -12,10 +12,11 @@ from authpi.contracts.base import Actor, Meta
 from authpi.directory.domain import user
 from authpi.directory.domain.commands import CreateUser
 from authpi.directory.pii import Pii, PiiVault
+from authpi.directory.projections import inline_views
 from authpi.directory.projections.users import UsersView
 from authpi.directory.queries_users import IssuerCheck, UserQueries, UserRow
 from authpi.errors import Conflict, NotFound
-from authpi.eventstore.store import EventStore, Reaction, Tx, inline
+from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.web.etag import etag_of
 from authpi.web.metadata import merge_metadata
 from authpi.web.runtime import Runtime
@@ -48,7 +49,7 @@ class Users:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids)
+        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
         self.vault = PiiVault(rt.kek, schema)
         self.queries = UserQueries(schema)
         self.issuers = IssuerCheck(schema)
@@ -98,7 +99,7 @@ class Users:
             await tx.reserve(USERNAME_SCOPE, f"{issuer_id}:{username_hash}", user_id)
             await self.vault.store(tx.conn, user_id, dek)
 
-        reactions: list[Reaction] = [claim, inline(self.view)]
+        reactions: list[Reaction] = [claim]
         try:
             await self.store.execute(
                 user_id, user, cmd, self._meta(account_id, issuer_id, actor), reactions
@@ -131,7 +132,6 @@ class Users:
                     user,
                     cmd,
                     self._meta(account_id, issuer_id, actor),
-                    [inline(self.view)],
                 )
             except user.Stale:
                 continue
@@ -201,6 +201,6 @@ class Users:
             user,
             cmd,
             self._meta(account_id, issuer_id, actor),
-            [shred, inline(self.view)],
+            [shred],
         )
         await self.vault.vacuum(self.rt.pool)

@@ -1,1 +1,27 @@
-"""Directory read models."""
+"""Directory read models. `inline_views` is the directory's registry of inline projections: the
+event store applies each committed event to the views that declare its type."""
+
+from __future__ import annotations
+
+from authpi.directory.projections.account_domains import AccountDomainsView
+from authpi.directory.projections.accounts import AccountsView
+from authpi.directory.projections.api_keys import ApiKeysView
+from authpi.directory.projections.clients import ClientsView
+from authpi.directory.projections.issuers import IssuersView
+from authpi.directory.projections.organizations import OrganizationsView
+from authpi.directory.projections.personal_tokens import PersonalTokensView
+from authpi.directory.projections.users import UsersView
+from authpi.eventstore.store import InlineProjection
+
+
+def inline_views(schema: str) -> list[InlineProjection]:
+    return [
+        AccountsView(schema),
+        ApiKeysView(schema),
+        AccountDomainsView(schema),
+        UsersView(schema),
+        IssuersView(schema),
+        ClientsView(schema),
+        OrganizationsView(schema),
+        PersonalTokensView(schema),
+    ]
