@@ -15,8 +15,8 @@ import pytest
 from authpi.config import Settings
 from authpi.crypto.envelope import Kek, WrongKek, b64e, kek_id, new_key, seal
 from authpi.gateway.bootstrap import ensure_bootstrap
+from authpi.gateway.edge.replay_keys import ReplaySeal
 from authpi.gateway.platform import Platform
-from authpi.gateway.replay_keys import ReplaySeal
 from authpi.testing.infra import Infra, new_namespace
 from authpi.token.keys import unwrap_private
 

@@ -92,7 +92,7 @@ async def test_deletion_refuses_the_keys(platform, admin, org_key):
 
 async def test_the_gateway_view_survives_a_reload(platform, org_key, admin):
     """A process that starts after the suspension loads it from the gateway's own view."""
-    from authpi.gateway.organizations import OrganizationStatuses
+    from authpi.gateway.caches.organizations import OrganizationStatuses
 
     issuer_id, org_id, headers = org_key
     await admin.issuer(issuer_id).organizations.update(org_id, {"status": "suspended"})
@@ -104,7 +104,7 @@ async def test_the_gateway_view_survives_a_reload(platform, org_key, admin):
 
     async def loaded() -> bool:
         async with rt.pool.connection() as conn, conn.transaction():
-            await fresh._load(conn)
+            await fresh.load(conn)
         return fresh.status(org_id) == "suspended"
 
     await eventually(loaded)

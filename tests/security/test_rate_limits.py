@@ -16,7 +16,7 @@ import pytest_asyncio
 from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
-from authpi.gateway.ratelimit import IdpRateLimits, TokenBuckets
+from authpi.gateway.edge.ratelimit import IdpRateLimits, TokenBuckets
 from authpi.testing.plugin import eventually, running_platform
 from authpi.testing.tenants import part, signing_ready
 from authpi.web.addresses import ClientAddresses, address_key

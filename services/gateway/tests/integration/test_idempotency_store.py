@@ -10,7 +10,7 @@ from authpi.contracts.base import Meta
 from authpi.contracts.directory import UserDeleted
 from authpi.crypto.clock import FixedClock
 from authpi.eventstore.store import StoredEvent
-from authpi.gateway.idempotency import (
+from authpi.gateway.edge.idempotency import (
     TTL_MS,
     Claimed,
     IdempotencyStore,
@@ -18,7 +18,7 @@ from authpi.gateway.idempotency import (
     Stored,
     resource_of,
 )
-from authpi.gateway.projection import DirectoryProjection
+from authpi.gateway.reactions.directory import DirectoryReaction
 
 
 def store_for(platform, pool, clock: FixedClock) -> IdempotencyStore:
@@ -61,7 +61,7 @@ async def test_a_deleted_users_replays_are_purged_and_no_one_elses(platform, poo
         await store.complete(scope, "api_key:k", key, claim.owner, Stored(201, [], body), user_id)
     assert [k for k, _ in await store.replay_bodies(scope)] == ["create", "other", "update"]
 
-    projection = DirectoryProjection(f"{platform.namespace}_gateway")
+    projection = DirectoryReaction(f"{platform.namespace}_gateway")
     deleted = StoredEvent(
         position=1, tx_id=1, event_id=str(uuid.uuid4()), stream_id="usr_gone", stream_version=3,
         type="user.deleted", schema_version=1, event=UserDeleted(id="usr_gone", deleted_at=1),

@@ -9,7 +9,7 @@ import httpx
 
 from authpi.directory.api.me import get_me
 from authpi.gateway.core import Gateway
-from authpi.gateway.ratelimit import RateLimits
+from authpi.gateway.edge.ratelimit import RateLimits
 
 
 def basic(key_id: str, secret: str) -> dict[str, str]:

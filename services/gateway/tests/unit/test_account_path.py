@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from authpi.errors import AccessDenied, NotFound
-from authpi.gateway.accounts import check_account_path
+from authpi.gateway.edge.account_path import check_account_path
 from authpi.web.principal import AccountAccess, Principal
 
 

@@ -17,7 +17,7 @@ from authpi.contracts.directory import (
     ApiKeyUpdated,
 )
 from authpi.crypto.ids import RandomIds
-from authpi.gateway.api_keys import ApiKeyCache, evolve_key, networks
+from authpi.gateway.caches.api_keys import ApiKeyCache, evolve_key, networks
 
 CREATED = ApiKeyCreated(
     id="key_1",

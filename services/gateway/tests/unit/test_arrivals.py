@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from authpi.crypto.ids import RandomIds, base36, uuid7
-from authpi.gateway.arrivals import MINTED_WITHIN_MS, Arrivals, minted_at, wall_ms
+from authpi.gateway.caches.arrivals import MINTED_WITHIN_MS, Arrivals, minted_at, wall_ms
 
 GUARD_S = 10.0  # only keeps a broken test from hanging; no assertion is about time
 

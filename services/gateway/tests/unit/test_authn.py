@@ -9,8 +9,8 @@ import pytest
 
 from authpi.crypto.ids import sha256_hex
 from authpi.errors import AccessDenied, Unauthorized
-from authpi.gateway.api_keys import CachedKey, networks
-from authpi.gateway.authn import check_source_ip, parse_basic, principal_for, verify_key
+from authpi.gateway.caches.api_keys import CachedKey, networks
+from authpi.gateway.edge.authn import check_source_ip, parse_basic, principal_for, verify_key
 
 
 def key(**changes) -> CachedKey:

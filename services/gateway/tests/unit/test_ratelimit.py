@@ -6,7 +6,7 @@ import pytest
 
 from authpi.crypto.clock import FixedClock
 from authpi.errors import RateLimited
-from authpi.gateway.ratelimit import RateLimits, TokenBuckets
+from authpi.gateway.edge.ratelimit import RateLimits, TokenBuckets
 
 
 def test_a_full_minute_can_burst_then_refills_at_the_rate():

@@ -18,7 +18,8 @@ from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.ids import RandomIds
 from authpi.errors import InvalidToken
-from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier, core_scopes, memberships
+from authpi.gateway.caches.platform_keys import PlatformKeys
+from authpi.gateway.edge.user_tokens import UserTokenVerifier, core_scopes, memberships
 from authpi.token.keys import public_jwk
 
 IDP = "https://idp.test"
@@ -63,7 +64,7 @@ class Fixture:
         self.verifier = UserTokenVerifier(self.keys, self.clock, IDP)
         self.private = ec.generate_private_key(ec.SECP256R1())
         self.kid = str(RandomIds().event_uuid())
-        self.keys._apply(ENV, self.created(self.kid, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
+        self.keys.receive(ENV, self.created(self.kid, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
 
     def created(self, kid: str, issuer_id: str) -> SigningKeyCreated:
         return SigningKeyCreated(
@@ -98,14 +99,14 @@ async def test_a_retired_key_and_a_customer_issuers_key_are_refused():
     f = Fixture()
     token = f.token()
     await f.verifier.verify(token, None)
-    f.keys._apply(ENV, SigningKeyRetired(kid=f.kid, issuer_id=PLATFORM_ISSUER_ID, account_id="_",
+    f.keys.receive(ENV, SigningKeyRetired(kid=f.kid, issuer_id=PLATFORM_ISSUER_ID, account_id="_",
                                          retired_at=0))  # type: ignore[arg-type]  # fmt: skip
     with pytest.raises(InvalidToken) as refused:
         await f.verifier.verify(token, None)
     assert refused.value.reason == "user_token.retired_kid"
 
     customer_kid = str(RandomIds().event_uuid())
-    f.keys._apply(ENV, f.created(customer_kid, "i_customer"))  # type: ignore[arg-type]
+    f.keys.receive(ENV, f.created(customer_kid, "i_customer"))  # type: ignore[arg-type]
     assert f.keys.get(customer_kid) is None
     with pytest.raises(InvalidToken) as refused:
         await f.verifier.verify(f.token(customer_kid), None)
@@ -124,5 +125,5 @@ async def test_a_fresh_kid_is_awaited_until_its_event_arrives_and_others_are_ref
     pending = asyncio.create_task(f.verifier.verify(f.token(rotated), None))
     await asyncio.sleep(0)
     assert not pending.done()
-    f.keys._apply(ENV, f.created(rotated, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
+    f.keys.receive(ENV, f.created(rotated, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
     assert (await pending).user_id == "usr_1"

@@ -1,14 +1,18 @@
-"""CacheFollower: an in-memory cache in every process that serves HTTP (DESIGN.md 5).
+"""The one scaffold of every in-memory cache a process that serves HTTP keeps (DESIGN.md 5).
 
-It reads a consumer-fed projection together with that consumer's checkpoint in one snapshot,
-then follows the domain-event stream from the checkpoint's next sequence with its own ordered
-(ephemeral) JetStream consumer. Every event is then either in the loaded rows or delivered
-afterwards, never both and never neither: the projection's consumer writes its rows and its
-checkpoint in one transaction. `warm` is set once the follower has caught up with what the
-stream held when it subscribed, so a worker takes no traffic on a cold cache."""
+`FollowedCache` is the cache's side: what it loads from its consumer-fed projection and how it
+takes one followed event; it owns its `CacheFollower` and exposes the follower's `warm` flag and
+worker task (`run`). `CacheFollower` is the stream's side: it reads the projection together with
+that consumer's checkpoint in one snapshot, then follows the domain-event stream from the
+checkpoint's next sequence with its own ordered (ephemeral) JetStream consumer. Every event is
+then either in the loaded rows or delivered afterwards, never both and never neither: the
+projection's consumer writes its rows and its checkpoint in one transaction. `warm` is set once
+the follower has caught up with what the stream held when it subscribed, so a worker takes no
+traffic on a cold cache."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
@@ -40,8 +44,8 @@ class CacheFollower:
     def __init__(
         self,
         *,
-        pool: AsyncConnectionPool,
-        js: JetStreamContext,
+        pool: AsyncConnectionPool | None,
+        js: JetStreamContext | None,
         namespace: str,
         schema: str,
         consumer: str,
@@ -49,7 +53,8 @@ class CacheFollower:
         load: Loader,
         apply: Applier,
     ) -> None:
-        """`event_types` is one filter of the catalogue's types, e.g. `client.>`."""
+        """`event_types` is one filter of the catalogue's types, e.g. `client.>`. Without a pool
+        or a stream (a cache built for a unit test) the follower cannot run."""
         self.pool = pool
         self.js = js
         self.namespace = namespace
@@ -85,6 +90,7 @@ class CacheFollower:
         """Worker task: load, follow until `stop`. A failure propagates to the supervisor,
         which restarts the task: a reload from the projection, so nothing is lost. An event the
         cache cannot apply is such a failure: until the reload, `warm` is clear (not ready)."""
+        assert self.js is not None, "a follower needs a stream to follow"
         self.warm.clear()
         self._broken.clear()
         after = await self._load()
@@ -116,6 +122,7 @@ class CacheFollower:
             raise FollowerOutOfSync(f"{self.consumer}: an event could not be applied; reloading")
 
     async def _load(self) -> int:
+        assert self.pool is not None, "a follower needs the projection's database"
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur = await conn.execute(self._checkpoint, [self.consumer, SEQ_SOURCE])
@@ -168,6 +175,49 @@ class CacheFollower:
                 event_id=env.event_id,
                 stream_seq=msg.metadata.sequence.stream,
             )
+
+
+class FollowedCache(abc.ABC):
+    """Base of every in-memory cache: loaded from the projection `consumer` feeds, inside one
+    snapshot with that consumer's checkpoint (`load`), then kept current with the events of
+    `event_types` that follow (`receive`)."""
+
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool | None,
+        js: JetStreamContext | None,
+        namespace: str,
+        schema: str,
+        consumer: str,
+        event_types: str,
+    ) -> None:
+        self.follower = CacheFollower(
+            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
+            event_types=event_types, load=self.load, apply=self.receive,
+        )  # fmt: skip
+
+    @property
+    def warm(self) -> asyncio.Event:
+        """Set once the cache has caught up: a worker takes no traffic before."""
+        return self.follower.warm
+
+    @property
+    def last_seq(self) -> int:
+        """The last stream sequence handled (observability, tests)."""
+        return self.follower.last_seq
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Worker task (every process that serves HTTP): load, then follow until `stop`."""
+        await self.follower.run(stop)
+
+    @abc.abstractmethod
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Replace what the cache holds with the projection's rows (inside the snapshot)."""
+
+    @abc.abstractmethod
+    def receive(self, env: Envelope, event: Event) -> None:
+        """Apply one followed event. Raising takes the process out of readiness and reloads."""
 
 
 class FollowerOutOfSync(RuntimeError):

@@ -1,8 +1,8 @@
 """The gateway as a process part: the API-key and personal-token caches, the platform issuer's
 public keys (console users' access tokens), the account check, the idempotency store and the
 rate-limit buckets, and the Core API app built with them in front of every service's routes.
-What it knows of other services comes from its own projections (`gateway-directory`,
-`gateway-platform-keys`), never from their tables (DESIGN.md 2)."""
+What it knows of other services comes from its own reactions to their events
+(`gateway-directory`, `gateway-platform-keys`), never from their tables (DESIGN.md 2)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from authpi.gateway.accounts import AccountLookup
-from authpi.gateway.api_keys import ApiKeyCache
-from authpi.gateway.authn import Authenticator, Bearers
-from authpi.gateway.consistency import ReadYourWritesLayer
-from authpi.gateway.idempotency import IdempotencyStore
-from authpi.gateway.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
-from authpi.gateway.organizations import OrganizationStatuses
-from authpi.gateway.personal_tokens import PersonalTokenCache, PersonalTokenVerifier
-from authpi.gateway.projection import DirectoryProjection, PlatformKeysProjection
-from authpi.gateway.ratelimit import RateLimits, TokenBuckets
+from authpi.gateway.caches.accounts import AccountLookup
+from authpi.gateway.caches.api_keys import ApiKeyCache
+from authpi.gateway.caches.organizations import OrganizationStatuses
+from authpi.gateway.caches.personal_tokens import PersonalTokenCache
+from authpi.gateway.caches.platform_keys import PlatformKeys
+from authpi.gateway.edge.authn import Authenticator, Bearers
+from authpi.gateway.edge.consistency import ReadYourWritesLayer
+from authpi.gateway.edge.idempotency import IdempotencyStore
+from authpi.gateway.edge.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
+from authpi.gateway.edge.personal_tokens import PersonalTokenVerifier
+from authpi.gateway.edge.ratelimit import RateLimits, TokenBuckets
+from authpi.gateway.edge.user_tokens import UserTokenVerifier
+from authpi.gateway.reactions.directory import DirectoryReaction
+from authpi.gateway.reactions.platform_keys import PlatformKeysReaction
 from authpi.gateway.supervisor import supervise
-from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
@@ -37,8 +40,8 @@ class Gateway:
     ) -> None:
         schema = rt.schema("gateway")
         # Fed once per deployment; the caches below load them and follow the stream themselves.
-        self.projection = DirectoryProjection(schema)
-        self.platform_keys_projection = PlatformKeysProjection(schema)
+        self.directory_reaction = DirectoryReaction(schema)
+        self.platform_keys_reaction = PlatformKeysReaction(schema)
         self.api_keys = ApiKeyCache(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
         self.accounts = AccountLookup(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
         self.organizations = OrganizationStatuses(
@@ -66,9 +69,9 @@ class Gateway:
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
 
     @property
-    def projections(self) -> list[Any]:
+    def reactions(self) -> list[Any]:
         """The consumers run once per deployment."""
-        return [self.projection, self.platform_keys_projection]
+        return [self.directory_reaction, self.platform_keys_reaction]
 
     def worker_tasks(self) -> list[tuple[str, Task]]:
         """What every process that serves the Core API runs: the in-memory followers."""

@@ -32,8 +32,8 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
+from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.kek import check_kek
-from authpi.gateway.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.supervisor import supervise
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer

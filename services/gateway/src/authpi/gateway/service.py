@@ -1,5 +1,5 @@
-"""The gateway as a service module. Its schema holds its projections, each run once per
-deployment: of the directory (API keys, account ids, personal tokens, inactive users and
+"""The gateway as a service module. Its schema holds the views of its reactions, each run once
+per deployment: of the directory (API keys, account ids, personal tokens, inactive users and
 organizations: `gateway-directory`) and of the platform issuer's public signing keys
 (`gateway-platform-keys`, for console users' access tokens), plus ephemeral idempotency keys.
 Every process serving the Core API or the IdP API runs the API-key and personal-token caches,
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.gateway.api.keyinfo import KeyInfo
 from authpi.gateway.core import Gateway
-from authpi.gateway.keyinfo import KeyInfo
-from authpi.gateway.ratelimit import RateLimits
+from authpi.gateway.edge.ratelimit import RateLimits
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -25,7 +25,7 @@ async def build(rt: Runtime) -> ServiceParts:
     return ServiceParts(
         name="gateway",
         idp_routes=keyinfo.routes(),
-        projections=gateway.projections,
+        projections=gateway.reactions,
         tasks=[("gateway-idempotency-sweeper", gateway.idempotency.run_sweeper)],
         worker_tasks=gateway.worker_tasks(),
         warm=gateway.warm(),

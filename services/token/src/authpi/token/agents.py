@@ -18,7 +18,7 @@ from authpi.contracts.agent import (
     AgentVerifierRemoved,
 )
 from authpi.contracts.base import Event
-from authpi.token.entries import EntryCache, EntryProjection
+from authpi.messaging.entries import EntryProjection
 
 AGENT_EVENTS = "agent.>"
 AGENT_TOKEN_TTL = 300  # fixed (idp-api.md 2.3, 11.7)
@@ -85,7 +85,3 @@ def agents_projection(schema: str) -> EntryProjection[AgentEntry]:
         name="token-agents", schema=schema, table="agents_view", event_types=AGENTS_EVENT_TYPES,
         entry_type=AgentEntry, evolve=evolve,
     )  # fmt: skip
-
-
-def agents_cache() -> EntryCache[AgentEntry]:
-    return EntryCache(evolve)

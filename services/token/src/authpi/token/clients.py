@@ -18,7 +18,7 @@ from authpi.contracts.directory import (
     ClientUnblocked,
     ClientUpdated,
 )
-from authpi.token.entries import EntryCache, EntryProjection
+from authpi.messaging.entries import EntryProjection
 
 CLIENT_EVENTS = "client.>"
 
@@ -109,7 +109,3 @@ def clients_projection(schema: str) -> EntryProjection[ClientEntry]:
         name="token-clients", schema=schema, table="clients_view", event_types=CLIENTS_EVENT_TYPES,
         entry_type=ClientEntry, evolve=evolve,
     )  # fmt: skip
-
-
-def clients_cache() -> EntryCache[ClientEntry]:
-    return EntryCache(evolve)

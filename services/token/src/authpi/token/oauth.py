@@ -27,9 +27,9 @@ from litestar import Request
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import sha256_hex
+from authpi.messaging.entries import EntryCache
 from authpi.token.agents import AgentEntry
 from authpi.token.clients import ClientEntry
-from authpi.token.entries import EntryCache
 from authpi.token.lockout import Lockouts
 from authpi.web.body import too_deep
 from authpi.web.oauth import OAuthError, invalid_client

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from authpi.eventstore.store import EventStore
-from authpi.messaging.follower import CacheFollower
-from authpi.token.agents import AGENT_EVENTS, agents_cache, agents_projection
+from authpi.messaging.entries import EntryCache
+from authpi.token.agents import AGENT_EVENTS, agents_projection
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.cache import KeyCache
-from authpi.token.clients import CLIENT_EVENTS, clients_cache, clients_projection
+from authpi.token.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.facts import FactPublisher
 from authpi.token.grants import ClientCredentialsGrant
 from authpi.token.handlers import KeyRing
@@ -37,21 +37,13 @@ async def build(rt: Runtime) -> ServiceParts:
     keys = KeyRing(rt, schema)
     await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
-    clients = clients_cache()
     clients_view = clients_projection(schema)
-    follower = CacheFollower(
-        pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
-        consumer=clients_view.name, event_types=CLIENT_EVENTS,
-        load=lambda conn: clients_view.load_into(conn, clients), apply=clients.apply,
-    )  # fmt: skip
-    agents = agents_cache()
+    clients = EntryCache(
+        clients_view, CLIENT_EVENTS, pool=rt.pool, js=rt.js, namespace=rt.namespace
+    )
     agents_view = agents_projection(schema)
-    agent_follower = CacheFollower(
-        pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema,
-        consumer=agents_view.name, event_types=AGENT_EVENTS,
-        load=lambda conn: agents_view.load_into(conn, agents), apply=agents.apply,
-    )  # fmt: skip
-    for progress in (cache, follower, agent_follower):
+    agents = EntryCache(agents_view, AGENT_EVENTS, pool=rt.pool, js=rt.js, namespace=rt.namespace)
+    for progress in (cache, clients.follower, agents.follower):
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
     await lockouts.open()
@@ -78,12 +70,12 @@ async def build(rt: Runtime) -> ServiceParts:
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
-            ("token:clients", follower.run),
-            ("token:agents", agent_follower.run),
+            ("token:clients", clients.run),
+            ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
             ("token:facts", facts.run),
         ],
-        warm=[cache.warm, follower.warm, agent_follower.warm, lockouts.warm],
+        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": revocations,

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
-from authpi.gateway.replay_keys import ReplaySeal
+from authpi.gateway.edge.replay_keys import ReplaySeal
 from authpi.observability import get_logger
 from authpi.web.body import check_depth
 

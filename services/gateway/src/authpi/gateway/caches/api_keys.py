@@ -2,7 +2,7 @@
 
 Load: the gateway's own api_keys_view (fed by its `gateway-directory` projection consumer) with
 that consumer's checkpoint, in one snapshot; then follow `api-key.*` events from the checkpoint's
-next stream sequence with an ordered (ephemeral) JetStream consumer (`CacheFollower`). Every
+next stream sequence with an ordered (ephemeral) JetStream consumer (`FollowedCache`). Every
 event is in the loaded rows or delivered afterwards: the consumer writes rows and checkpoint in
 one transaction. The cache is warm once it has caught up; a worker serves no traffic before.
 It never reads the directory's tables (DESIGN.md 2).
@@ -20,7 +20,6 @@ authenticating until `previous_valid_until` (rotation grace, core-api.md 3.4).""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from typing import Any
 
@@ -30,7 +29,7 @@ from nats.js import JetStreamContext
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.contracts.base import Event
+from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import (
     ApiKeyBlocked,
     ApiKeyCreated,
@@ -38,9 +37,9 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
-from authpi.gateway.arrivals import Arrivals
-from authpi.gateway.projection import CONSUMER
-from authpi.messaging.follower import CacheFollower
+from authpi.gateway.caches.arrivals import Arrivals
+from authpi.gateway.reactions.directory import CONSUMER
+from authpi.messaging.follower import FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.api_keys")
@@ -136,7 +135,7 @@ def _updated(key: CachedKey, e: ApiKeyUpdated, version: int) -> CachedKey:
     return msgspec.structs.replace(key, **changes)
 
 
-class ApiKeyCache:
+class ApiKeyCache(FollowedCache):
     def __init__(
         self,
         *,
@@ -160,29 +159,10 @@ class ApiKeyCache:
             " FROM {}.api_keys_view"
         ).format(sql.Identifier(schema))
         self._load_one = sql.SQL("{} WHERE id = %s").format(self._load)
-        self.follower = CacheFollower(
-            pool=pool,
-            js=js,
-            namespace=namespace,
-            schema=schema,
-            consumer=consumer,
+        super().__init__(
+            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
             event_types="api-key.*",
-            load=self._load_all,
-            apply=lambda env, event: self.apply(env.stream_id, event, env.stream_version),
-        )
-
-    @property
-    def warm(self) -> asyncio.Event:
-        return self.follower.warm
-
-    @property
-    def last_seq(self) -> int:
-        """The last stream sequence applied (observability, tests)."""
-        return self.follower.last_seq
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Worker task: load, then follow until `stop` (every process that serves HTTP)."""
-        await self.follower.run(stop)
+        )  # fmt: skip
 
     def get(self, key_id: str) -> CachedKey | None:
         return self._keys.get(key_id)
@@ -238,8 +218,10 @@ class ApiKeyCache:
             row = await cur.fetchone()
         return None if row is None else _from_row(row)
 
-    async def _load_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Inside the follower's snapshot, beside the checkpoint read."""
+    def receive(self, env: Envelope, event: Event) -> None:
+        self.apply(env.stream_id, event, env.stream_version)
+
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         cur = await conn.execute(self._load)
         rows = await cur.fetchall()
         self._keys = {row[0]: _from_row(row) for row in rows if row[0] not in self._deleted}

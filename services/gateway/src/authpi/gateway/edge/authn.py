@@ -19,7 +19,7 @@ from typing import Protocol
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import digest_matches, sha256_hex
 from authpi.errors import AccessDenied, Unauthorized
-from authpi.gateway.api_keys import ApiKeyCache, CachedKey
+from authpi.gateway.caches.api_keys import ApiKeyCache, CachedKey
 from authpi.web.principal import Principal
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="AuthPI Core API"'}

@@ -2,14 +2,9 @@
 type `user`): JWTs issued by AuthPI's own issuer (`PLATFORM_ISSUER_ID`), verified here with that
 issuer's public keys only.
 
-Keys: `PlatformKeys` holds every public key of the platform issuer in memory. It loads the
-gateway's own platform_keys_view (fed by its `gateway-platform-keys` consumer from the token
-service's `signing-key.*` events) with that consumer's checkpoint, then follows the stream from
-there (`CacheFollower`), like the API-key cache. It never reads the token service's tables
-(DESIGN.md 2) and never holds a private key. A token naming a key id this process has not seen
-yet waits, bounded, when that id (a UUIDv7) was minted a moment ago: right after a rotation the
-token service signs with a key whose event may still be on its way (idp-api.md 13.3,
-unknown-kid handling). Any other unknown id is refused at once.
+Keys: the platform issuer's public keys, from the in-memory cache `caches.platform_keys`
+(never the token service's tables, DESIGN.md 2; never a private key). A token naming a key id
+this process has not seen yet waits there, bounded, when that id was minted a moment ago.
 
 Checks, in order; any failure is 401 `invalid_token` (the SDK refreshes on 401, so an expired
 token is never a 403):
@@ -33,146 +28,28 @@ administrator is given the catalogue scopes they need in their membership."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 import jwt
 import msgspec
-import psycopg
 from jwt.utils import base64url_decode
-from nats.js import JetStreamContext
-from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
-from authpi.contracts.base import Envelope, Event
 from authpi.contracts.console import PLATFORM_ISSUER_ID, account_of_org
 from authpi.contracts.scopes import ALL_SCOPES, is_known
-from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
 from authpi.crypto.clock import Clock
 from authpi.errors import InvalidToken
-from authpi.gateway.arrivals import Arrivals
-from authpi.gateway.projection import PLATFORM_KEYS_CONSUMER
-from authpi.messaging.follower import CacheFollower
-from authpi.observability import get_logger
+from authpi.gateway.caches.platform_keys import PlatformKey, PlatformKeys
 from authpi.web.body import too_deep
 from authpi.web.principal import AccountAccess, Principal
-
-log = get_logger("authpi.gateway.user_tokens")
 
 ALGORITHMS = frozenset({"ES256", "EdDSA", "RS256"})
 ACCESS_TOKEN_TYP = "at+jwt"
 OWNER = "owner"
 MAX_TOKEN_LENGTH = 8192
-MISS_WAIT_S = 2.0  # as for API keys (api_keys.MISS_WAIT_S)
-MAX_WAITING = 256
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _json_object = msgspec.json.Decoder(dict[str, Any])
-
-
-class PlatformKey(msgspec.Struct, frozen=True, kw_only=True):
-    kid: str
-    alg: str
-    key: Any  # the public key (cryptography), from the JWK
-    retired: bool = False
-
-
-def _public_key(kid: str, alg: str, jwk: dict[str, Any]) -> PlatformKey | None:
-    try:
-        parsed = jwt.PyJWK(jwk, algorithm=alg)
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-        log.error("platform_key.unusable", kid=kid, alg=alg, error=str(exc))
-        return None
-    return PlatformKey(kid=kid, alg=alg, key=parsed.key)
-
-
-def _arrival_id(kid: str) -> str:
-    # Key ids are UUIDv7 (`Ids.event_uuid`): as a `kid_<32 hex>` id, `Arrivals` reads their age.
-    return "kid_" + kid.replace("-", "")
-
-
-class PlatformKeys:
-    """The platform issuer's public keys, in every process that serves the Core API."""
-
-    def __init__(
-        self,
-        *,
-        pool: AsyncConnectionPool,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
-        consumer: str = PLATFORM_KEYS_CONSUMER,
-        miss_wait: float = MISS_WAIT_S,
-    ) -> None:
-        self._keys: dict[str, PlatformKey] = {}
-        self._retired: set[str] = set()
-        self._miss_wait = miss_wait
-        self._arrivals = Arrivals("kid", limit=MAX_WAITING)
-        self._load_query = sql.SQL(
-            "SELECT kid, alg, public_jwk, status FROM {}.platform_keys_view"
-        ).format(sql.Identifier(schema))
-        self.follower = CacheFollower(
-            pool=pool,
-            js=js,  # type: ignore[arg-type]
-            namespace=namespace,
-            schema=schema,
-            consumer=consumer,
-            event_types="signing-key.*",
-            load=self._load,
-            apply=self._apply,
-        )
-
-    @property
-    def warm(self) -> asyncio.Event:
-        return self.follower.warm
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Worker task: load, then follow `signing-key.*` until `stop`."""
-        await self.follower.run(stop)
-
-    def get(self, kid: str) -> PlatformKey | None:
-        return self._keys.get(kid)
-
-    async def lookup(self, kid: str) -> PlatformKey | None:
-        """The key, retired or not; awaited (bounded) when it may have been created a moment
-        ago; None when unknown."""
-        key = self._keys.get(kid)
-        if key is not None or kid in self._retired:
-            return key
-        if not kid.isprintable() or len(kid) > 64:
-            return None
-        await self._arrivals.wait(_arrival_id(kid), self._miss_wait, lambda: kid in self._keys)
-        return self._keys.get(kid)
-
-    async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Inside the follower's snapshot, beside the checkpoint read."""
-        cur = await conn.execute(self._load_query)
-        keys: dict[str, PlatformKey] = {}
-        for kid, alg, jwk, status in await cur.fetchall():
-            key = _public_key(kid, alg, jwk)
-            if key is not None:
-                keys[kid] = msgspec.structs.replace(key, retired=status == "retired")
-        self._keys = keys
-        self._arrivals.recheck()
-        log.info("platform_keys.loaded", keys=len(keys))
-
-    def _apply(self, env: Envelope, event: Event) -> None:
-        match event:
-            case SigningKeyCreated() if event.issuer_id == PLATFORM_ISSUER_ID:
-                if event.kid not in self._keys and event.kid not in self._retired:
-                    key = _public_key(event.kid, event.alg, event.public_jwk)
-                    if key is not None:
-                        self._keys[event.kid] = key
-                self._arrivals.arrived(_arrival_id(event.kid))
-            case SigningKeyRetired() if event.issuer_id == PLATFORM_ISSUER_ID:
-                self._retired.add(event.kid)
-                key = self._keys.get(event.kid)
-                if key is not None:
-                    self._keys[event.kid] = msgspec.structs.replace(key, retired=True)
-                self._arrivals.arrived(_arrival_id(event.kid))
-            case _:
-                pass  # another issuer's key
 
 
 class UserTokenVerifier:

@@ -1,5 +1,5 @@
-"""Personal access tokens on the Core API (core-api.md 1.2, 3.5: `Authorization: Bearer ptk_…`,
-type `personal_token`), checked from the gateway's own knowledge only (DESIGN.md 2).
+"""What the gateway knows of personal access tokens (core-api.md 1.2, 3.5), for the check in
+`edge.personal_tokens`: its own knowledge only (DESIGN.md 2).
 
 `PersonalTokenCache` holds, in every process that serves the Core API, every personal token the
 gateway's personal_tokens_view holds (digests, never tokens) and the users that are not active
@@ -8,21 +8,12 @@ them with that consumer's checkpoint in one snapshot, then follows `user.>` (per
 user events) from the next stream sequence, like the API-key cache. A token created a moment ago
 whose event has not arrived yet is awaited, bounded (`MISS_WAIT_S`, `MAX_WAITING`), when its id
 (a UUIDv7) is fresh; any other unknown token is refused at once. A revocation, a deletion or the
-owner's suspension takes effect once its event arrives (normally within milliseconds).
-
-The check: the token's `jti` (read from its claims, unverified) finds the stored token; the
-SHA-256 digest of the whole presented token must equal the stored digest (constant time). The
-token carries 256 random bits and its signature, so only the token the directory minted has
-that digest: no signing key is needed here. Then the token must be active and unexpired (by the
-injected clock), and its owner active. Any refusal is 401 `invalid_token` (the SDK refreshes on
-401). The principal acts on the token's account with the token's own scopes."""
+owner's suspension takes effect once its event arrives (normally within milliseconds)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import jwt
 import msgspec
 import psycopg
 from nats.js import JetStreamContext
@@ -30,7 +21,6 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
-from authpi.contracts.console import org_of_account
 from authpi.contracts.directory import (
     PersonalTokenCreated,
     PersonalTokenDeleted,
@@ -41,24 +31,15 @@ from authpi.contracts.directory import (
     UserDeleted,
     UserUnblocked,
 )
-from authpi.crypto.clock import Clock
-from authpi.crypto.ids import digest_matches, sha256_hex
-from authpi.errors import InvalidToken
-from authpi.gateway.arrivals import Arrivals
-from authpi.gateway.projection import CONSUMER
-from authpi.messaging.follower import CacheFollower
+from authpi.gateway.caches.arrivals import Arrivals
+from authpi.gateway.reactions.directory import CONSUMER
+from authpi.messaging.follower import FollowedCache
 from authpi.observability import get_logger
-from authpi.web.principal import Principal
 
 log = get_logger("authpi.gateway.personal_tokens")
 
-PREFIX = "ptk_"
-MAX_TOKEN_LENGTH = 8192
 MISS_WAIT_S = 2.0  # as for API keys (api_keys.MISS_WAIT_S)
 MAX_WAITING = 256
-CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-# Compared against when the token is unknown, so that refusals take the same work.
-_NO_TOKEN_DIGEST = sha256_hex("authpi: no such personal token")
 
 
 class CachedToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,11 +77,11 @@ def evolve_token(token: CachedToken | None, event: Event, version: int) -> Cache
             return msgspec.structs.replace(token, version=version)
 
 
-class PersonalTokenCache:
+class PersonalTokenCache(FollowedCache):
     def __init__(
         self,
         *,
-        pool: AsyncConnectionPool,
+        pool: AsyncConnectionPool | None,
         js: JetStreamContext | None,
         namespace: str,
         schema: str,
@@ -121,24 +102,10 @@ class PersonalTokenCache:
         self._load_users = sql.SQL("SELECT id, status, version FROM {}.inactive_users_view").format(
             q
         )
-        self.follower = CacheFollower(
-            pool=pool,
-            js=js,  # type: ignore[arg-type]
-            namespace=namespace,
-            schema=schema,
-            consumer=consumer,
+        super().__init__(
+            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
             event_types="user.>",
-            load=self._load,
-            apply=self._apply,
-        )
-
-    @property
-    def warm(self) -> asyncio.Event:
-        return self.follower.warm
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Worker task: load, then follow personal-token and user events until `stop`."""
-        await self.follower.run(stop)
+        )  # fmt: skip
 
     def get(self, jti: str) -> CachedToken | None:
         return self._tokens.get(jti)
@@ -159,8 +126,7 @@ class PersonalTokenCache:
         await self._arrivals.wait(jti, self._miss_wait, lambda: jti in self._tokens)
         return self._tokens.get(jti)
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Inside the follower's snapshot, beside the checkpoint read."""
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         cur = await conn.execute(self._load_tokens)
         tokens: dict[str, CachedToken] = {}
         for row in await cur.fetchall():
@@ -178,7 +144,7 @@ class PersonalTokenCache:
         self._arrivals.recheck()
         log.info("personal_tokens.loaded", tokens=len(tokens), inactive_users=len(self._inactive))
 
-    def _apply(self, env: Envelope, event: Event) -> None:
+    def receive(self, env: Envelope, event: Event) -> None:
         version = env.stream_version
         match event:
             case PersonalTokenCreated() | PersonalTokenUpdated() | PersonalTokenDeleted():
@@ -217,57 +183,3 @@ class PersonalTokenCache:
         current = self._inactive.get(user_id)
         if current is None or current[1] < version:
             self._inactive[user_id] = (status, version)
-
-
-class PersonalTokenVerifier:
-    """The gateway's `BearerVerifier` for `ptk_` tokens (see the module docstring)."""
-
-    def __init__(self, tokens: PersonalTokenCache, clock: Clock) -> None:
-        self.tokens = tokens
-        self.clock = clock
-
-    async def verify(self, token: str, client_ip: str | None) -> Principal:
-        jti = _token_id(token)
-        found = None if jti is None else await self.tokens.lookup(jti)
-        if found is None:
-            digest_matches(token, _NO_TOKEN_DIGEST)  # the same work as a known token
-            raise _refused("not_found" if jti else "invalid")
-        if not digest_matches(token, found.token_sha256):
-            raise _refused("invalid")
-        if found.status != "active":
-            raise _refused(found.status)
-        if found.expires_at is not None and found.expires_at <= self.clock.now_ms():
-            raise _refused("expired")
-        if self.tokens.owner_status(found.user_id) != "active":
-            raise _refused("suspended")
-        return Principal(
-            type="personal_token",
-            account_id=found.account_id,
-            org_id=org_of_account(found.account_id) or "",
-            scopes=found.scopes,
-            level="account",
-            token_id=found.id,
-            user_id=found.user_id,
-            issuer_id=found.issuer_id,
-            ip=client_ip,
-        )
-
-
-def _token_id(token: str) -> str | None:
-    """The `jti` claim of a `ptk_<jwt>` value (not verified here: the digest decides)."""
-    if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        claims = jwt.decode(token.removeprefix(PREFIX), options={"verify_signature": False})
-    except (jwt.PyJWTError, ValueError, TypeError):
-        return None
-    jti = claims.get("jti")
-    return jti if isinstance(jti, str) and jti else None
-
-
-def _refused(reason: str) -> InvalidToken:
-    return InvalidToken(
-        "the bearer token is not a valid personal token",
-        reason=f"personal_token.{reason}",
-        headers=dict(CHALLENGE),
-    )

@@ -17,9 +17,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from authpi.errors import Conflict, InvalidRequest, Unprocessable
-from authpi.gateway.accounts import AccountLookup, check_account_path
-from authpi.gateway.authn import Authenticator
-from authpi.gateway.idempotency import (
+from authpi.gateway.caches.accounts import AccountLookup
+from authpi.gateway.edge.account_path import check_account_path
+from authpi.gateway.edge.authn import Authenticator
+from authpi.gateway.edge.idempotency import (
     MAX_STORED_BODY,
     Claimed,
     IdempotencyStore,
@@ -29,7 +30,7 @@ from authpi.gateway.idempotency import (
     fingerprint,
     resource_of,
 )
-from authpi.gateway.ratelimit import TokenBuckets
+from authpi.gateway.edge.ratelimit import TokenBuckets
 from authpi.observability import bind_contextvars
 from authpi.web.opts import ANONYMOUS, RATE_CLASS, READ, WRITE, RateClass
 from authpi.web.principal import principal_of, set_principal

@@ -23,15 +23,15 @@ from litestar.params import FromPath
 
 from authpi.crypto.clock import Clock
 from authpi.errors import AccessDenied, Unauthorized
-from authpi.gateway.api_keys import ApiKeyCache, CachedKey
-from authpi.gateway.authn import (
+from authpi.gateway.caches.api_keys import ApiKeyCache, CachedKey
+from authpi.gateway.edge.authn import (
     OrganizationStatus,
     check_organization,
     check_source_ip,
     parse_basic,
     verify_key,
 )
-from authpi.gateway.layers import client_ip
+from authpi.gateway.edge.layers import client_ip
 from authpi.observability import get_logger
 from authpi.web.oauth import OAuthError, RawResponse, error_response, json_response
 

@@ -1,8 +1,5 @@
-"""What the gateway learns from other services' events, into its own schema (it never reads
-their tables, DESIGN.md 2): `gateway-directory` (below) and `gateway-platform-keys`
-(`PlatformKeysProjection`: the public keys of AuthPI's own issuer, for console users' tokens).
-
-gateway-directory:
+"""gateway-directory: what the gateway learns from the directory's events, into its own schema
+(it never reads the directory's tables, DESIGN.md 2):
 
 - `api-key.*` -> api_keys_view: what authentication and `/keyinfo` need (digests, never
   secrets; the name and creation time for the public key object, idp-api.md 10.1), with the
@@ -14,13 +11,13 @@ gateway-directory:
   changes nothing the gateway keeps, and accounts are never deleted).
 - `user.personal-token.*` -> personal_tokens_view: what checking a `ptk_` token needs (its
   digest, never the token; status, expiry, scopes, owner), with the same rules as the in-memory
-  cache (`personal_tokens.PersonalTokenCache`). Deleted tokens leave the view.
+  cache (`caches.personal_tokens.PersonalTokenCache`). Deleted tokens leave the view.
 - `user.created` (not active), `user.blocked`, `user.unblocked`, `user.deleted` ->
   inactive_users_view: the users whose personal tokens stop working. Active users have no row.
 - `organization.suspended`, `organization.reactivated`, `organization.updated` (with a status,
   e.g. `deleting`), `organization.deleted` -> inactive_organizations_view: the organizations
-  whose organization-level API keys stop authenticating (`organizations.OrganizationStatuses`).
-  Active organizations have no row.
+  whose organization-level API keys stop authenticating
+  (`caches.organizations.OrganizationStatuses`). Active organizations have no row.
 - `user.deleted` also purges the idempotency records whose stored replay belongs to that user
   (a replay of a user create or update holds the user's email and profile) and destroys the
   user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7)."""
@@ -33,7 +30,6 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.directory import (
     AccountCreated,
     ApiKeyBlocked,
@@ -53,11 +49,9 @@ from authpi.contracts.directory import (
     UserDeleted,
     UserUnblocked,
 )
-from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
 from authpi.eventstore.store import StoredEvent
 
 CONSUMER = "gateway-directory"
-PLATFORM_KEYS_CONSUMER = "gateway-platform-keys"
 API_KEY_EVENTS = (
     "api-key.created",
     "api-key.updated",
@@ -87,7 +81,7 @@ def _j(value: object) -> str:
     return _json.encode(value).decode()
 
 
-class DirectoryProjection:
+class DirectoryReaction:
     name = CONSUMER
     event_types = (
         *API_KEY_EVENTS,
@@ -260,43 +254,3 @@ def organization_status(event: object) -> str | None:
         case OrganizationDeleted():
             return "deleted"
     return None
-
-
-class PlatformKeysProjection:
-    """gateway-platform-keys: the public signing keys of AuthPI's own issuer (console users'
-    access tokens, core-api.md 1.2) from the token service's `signing-key.*` events, into
-    platform_keys_view. Keys of customer issuers are skipped: the Core API accepts no token of
-    theirs. A retired key stays in the view, marked retired. Each row keeps the stream version
-    of its last event; an event at or below it changes nothing."""
-
-    name = PLATFORM_KEYS_CONSUMER
-    event_types = ("signing-key.created", "signing-key.retired")
-
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(sql.Identifier(schema)).as_string()
-
-        self._insert = render(
-            "INSERT INTO {}.platform_keys_view (kid, alg, public_jwk, status, created_at, version)"
-            " VALUES (%s, %s, %s::jsonb, 'active', %s, %s) ON CONFLICT (kid) DO NOTHING"
-        )
-        self._retire = render(
-            "UPDATE {}.platform_keys_view SET status = 'retired', version = %s"
-            " WHERE kid = %s AND version < %s"
-        )
-        self._reset = render("TRUNCATE {}.platform_keys_view")
-
-    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
-        version = stored.stream_version
-        match stored.event:
-            case SigningKeyCreated() as e if e.issuer_id == PLATFORM_ISSUER_ID:
-                await conn.execute(
-                    self._insert, [e.kid, e.alg, _j(e.public_jwk), e.created_at, version]
-                )
-            case SigningKeyRetired() as e if e.issuer_id == PLATFORM_ISSUER_ID:
-                await conn.execute(self._retire, [version, e.kid, version])
-
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(self._reset)

@@ -11,7 +11,6 @@ tables (DESIGN.md 2)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import psycopg
@@ -20,8 +19,8 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
-from authpi.gateway.projection import CONSUMER, organization_status
-from authpi.messaging.follower import CacheFollower
+from authpi.gateway.reactions.directory import CONSUMER, organization_status
+from authpi.messaging.follower import FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.organizations")
@@ -29,7 +28,7 @@ log = get_logger("authpi.gateway.organizations")
 ACTIVE = "active"
 
 
-class OrganizationStatuses:
+class OrganizationStatuses(FollowedCache):
     def __init__(
         self,
         *,
@@ -43,36 +42,21 @@ class OrganizationStatuses:
         self._load_query = sql.SQL(
             "SELECT id, status, version FROM {}.inactive_organizations_view"
         ).format(sql.Identifier(schema))
-        self.follower = CacheFollower(
-            pool=pool,
-            js=js,
-            namespace=namespace,
-            schema=schema,
-            consumer=consumer,
+        super().__init__(
+            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
             event_types="organization.>",
-            load=self._load,
-            apply=self._apply,
-        )
-
-    @property
-    def warm(self) -> asyncio.Event:
-        return self.follower.warm
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Worker task: load, then follow organization events until `stop`."""
-        await self.follower.run(stop)
+        )  # fmt: skip
 
     def status(self, org_id: str) -> str:
         inactive = self._inactive.get(org_id)
         return ACTIVE if inactive is None else inactive[0]
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Inside the follower's snapshot, beside the checkpoint read."""
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         cur = await conn.execute(self._load_query)
         self._inactive = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
         log.info("organizations.loaded", inactive=len(self._inactive))
 
-    def _apply(self, env: Envelope, event: Event) -> None:
+    def receive(self, env: Envelope, event: Event) -> None:
         self.apply(env.stream_id, event, env.stream_version)
 
     def apply(self, org_id: str, event: Event, version: int) -> None:
