@@ -3,7 +3,7 @@
 `revoked` and `expired` are terminal. Actions on an existing key compare `If-Match` here, against
 the folded state, so that the check is atomic with the append (authpi.web.etag). An update emits
 one `api-key.updated` naming only what changed (nothing when nothing did); delete removes the key
-for good."""
+for good. The state follows the events by the one fold of the api-key events (`api_key_state`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from authpi.contracts.directory import (
     ApiKeyDeleted,
     ApiKeyUnblocked,
     ApiKeyUpdated,
+    api_key_state,
 )
 from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
 from authpi.directory.domain.commands import (
@@ -205,41 +206,11 @@ def _created(cmd: CreateApiKey) -> ApiKeyCreated:
 
 
 def evolve(state: ApiKey, event: Event) -> ApiKey:
-    match state, event:
-        case Absent(), ApiKeyCreated():
-            return Live(
-                id=event.id,
-                account_id=event.account_id,
-                status="active",
-                scopes=event.scopes,
-                expires_at=event.expires_at,
-                created_at=event.created_at,
-                name=event.name,
-                description=event.description,
-                tags=event.tags,
-                ip_allowlist=event.ip_allowlist,
-                metadata=event.metadata,
-            )
-        case Live(), ApiKeyUpdated():
-            return _updated(state, event)
-        case Live(), ApiKeyBlocked() | ApiKeyUnblocked():
-            return msgspec.structs.replace(state, status=event.status, updated_at=event.status_at)
-        case Live(), ApiKeyDeleted():
-            return Deleted(state.id)
-        case _:
-            return state
-
-
-def _updated(state: Live, event: ApiKeyUpdated) -> Live:
-    present = {"name": event.name, "tags": event.tags, "scopes": event.scopes,
-               "ip_allowlist": event.ip_allowlist, "metadata": event.metadata}  # fmt: skip
-    changes: dict[str, Any] = {k: v for k, v in present.items() if v is not None}
-    for nullable in ("description", "expires_at"):
-        if nullable in event.changed:
-            changes[nullable] = getattr(event, nullable)
-    return msgspec.structs.replace(
-        state,
-        **changes,
-        status=event.status or state.status,
-        updated_at=event.updated_at,
-    )
+    """By the one fold of the api-key events (`api_key_state`), keeping `Live`'s fields."""
+    if isinstance(state, Deleted):
+        return state
+    live = state if isinstance(state, Live) else None
+    key = api_key_state.evolve(live, event, None, into=Live)
+    if key is not None:
+        return key
+    return state if live is None else Deleted(live.id)

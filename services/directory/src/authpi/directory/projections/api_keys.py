@@ -1,9 +1,8 @@
 """api_keys_view: inline projection of ApiKey events (digests only, never secrets).
 
-`api-key.updated` carries only what changed: a field is written when its value is present;
-`description` and `expires_at` (nullable) when named in `changed`; a status with its time, reason
-and actor; a new secret digest moves the current one to `previous_sha256`, valid until
-`previous_valid_until` (rotation grace). The gateway's key cache applies the same rules."""
+An event on an existing key writes the columns `api_key_state.changes` names: the one fold of
+the api-key events, which the decider and the gateway's key cache and view use too (a new secret
+digest moves the current one to `previous_sha256`, valid until `previous_valid_until`)."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
+from authpi.contracts.directory.api_key_state import CARRIED, changes
 from authpi.eventstore.store import StoredEvent
 
 _json = msgspec.json.Encoder()
@@ -54,14 +54,6 @@ class ApiKeysView:
             .format(q)
             .as_string()
         )
-        self._status = (
-            sql.SQL(
-                "UPDATE {}.api_keys_view SET status = %s, status_at = %s, status_reason = %s,"
-                " status_by = %s, version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
-        )
         self._delete = sql.SQL("DELETE FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
         self._reset = sql.SQL("TRUNCATE {}.api_keys_view").format(q).as_string()
 
@@ -74,13 +66,7 @@ class ApiKeysView:
                      _j(e.scopes), _j(e.ip_allowlist), e.expires_at, _j(e.metadata),
                      e.secret_sha256, e.secret_hint, stored.stream_version, e.created_at],
                 )  # fmt: skip
-            case ApiKeyBlocked() | ApiKeyUnblocked() as e:
-                await conn.execute(
-                    self._status,
-                    [e.status, e.status_at, e.status_reason, e.status_by, stored.stream_version,
-                     e.status_at, e.id],
-                )  # fmt: skip
-            case ApiKeyUpdated() as e:
+            case ApiKeyUpdated() | ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 values = _assignments(e, stored.stream_version)
                 await conn.execute(self._update_query(values), [*values.values(), e.id])
             case ApiKeyDeleted() as e:
@@ -94,8 +80,9 @@ class ApiKeysView:
             sql.SQL("{} = %s{}").format(sql.Identifier(column), sql.SQL(_CASTS.get(column, "")))
             for column in values
         ]
-        if "secret_sha256" in values:  # right-hand sides read the row before the update
-            sets.insert(0, sql.SQL("previous_sha256 = secret_sha256"))
+        for field, source in CARRIED:  # right-hand sides read the row before the update
+            if source in values:
+                sets.insert(0, sql.SQL("{} = {}").format(*map(sql.Identifier, (field, source))))
         return sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s").format(
             sql.Identifier(self.schema), sql.SQL(", ").join(sets)
         )
@@ -104,22 +91,9 @@ class ApiKeysView:
 _CASTS = {"tags": "::jsonb", "scopes": "::jsonb", "ip_allowlist": "::jsonb", "metadata": "::jsonb"}
 
 
-def _assignments(e: ApiKeyUpdated, version: int) -> dict[str, object]:
-    """Column -> new value for one update, in a fixed order."""
-    values: dict[str, object] = {}
-    present = {"name": e.name, "tags": e.tags, "scopes": e.scopes,
-               "ip_allowlist": e.ip_allowlist, "metadata": e.metadata}  # fmt: skip
-    for column, value in present.items():
-        if value is not None:
-            values[column] = _j(value) if column in _CASTS else value
-    for column, value in (("description", e.description), ("expires_at", e.expires_at)):
-        if column in e.changed:
-            values[column] = value
-    if e.status is not None:
-        values.update(status=e.status, status_at=e.updated_at, status_reason=e.status_reason,
-                      status_by=e.status_by)  # fmt: skip
-    if e.secret_sha256 is not None:
-        values.update(secret_sha256=e.secret_sha256, secret_hint=e.secret_hint,
-                      previous_valid_until=e.previous_valid_until,
-                      last_rotated_at=e.updated_at)  # fmt: skip
-    return {**values, "version": version, "updated_at": e.updated_at}
+def _assignments(
+    e: ApiKeyUpdated | ApiKeyBlocked | ApiKeyUnblocked, version: int
+) -> dict[str, object]:
+    """Column -> new value for one change, in a fixed order."""
+    values = {c: _j(v) if c in _CASTS else v for c, v in changes(e).items()}
+    return {**values, "version": version}

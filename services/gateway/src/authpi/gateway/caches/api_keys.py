@@ -13,10 +13,8 @@ and at most `MAX_WAITING` requests at a time), for its event to arrive: a key cr
 ago works before its event has reached this process. Unknown, malformed or old ids are refused
 without waiting.
 
-`ApiKeyUpdated` carries only what changed: a field is applied when its value is present;
-`description` and `expires_at` (nullable) when named in `changed`; a status with its reason and
-actor; a new secret digest moves the current one to `previous_sha256`, which keeps
-authenticating until `previous_valid_until` (rotation grace, core-api.md 3.4)."""
+Events change a key by the one fold of the api-key events (`api_key_state` in the catalogue),
+which the directory's decider and views and the gateway's own view use too."""
 
 from __future__ import annotations
 
@@ -30,13 +28,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
-from authpi.contracts.directory import (
-    ApiKeyBlocked,
-    ApiKeyCreated,
-    ApiKeyDeleted,
-    ApiKeyUnblocked,
-    ApiKeyUpdated,
-)
+from authpi.contracts.directory import ApiKeyDeleted, api_key_state
 from authpi.gateway.caches.arrivals import Arrivals
 from authpi.gateway.reactions.directory import CONSUMER
 from authpi.messaging.follower import FollowedCache
@@ -83,56 +75,14 @@ def networks(entries: list[str]) -> tuple[Network, ...] | None:
     return tuple(parsed)
 
 
-def created(event: ApiKeyCreated, version: int) -> CachedKey:
-    return CachedKey(
-        id=event.id,
-        account_id=event.account_id,
-        org_id=event.org_id,
-        issuer_id=event.issuer_id,
-        name=event.name,
-        created_at=event.created_at,
-        status="active",
-        scopes=frozenset(event.scopes),
-        ip_allowlist=networks(event.ip_allowlist),
-        expires_at=event.expires_at,
-        secret_sha256=event.secret_sha256,
-        version=version,
-    )
+# How this cache holds the fields it keeps of `api_key_state.ApiKeyState`.
+CACHED = {"scopes": frozenset, "ip_allowlist": networks}
 
 
 def evolve_key(key: CachedKey | None, event: Event, version: int) -> CachedKey | None:
-    """The cached key after `event` (at stream `version`); replays of older events are no-ops."""
-    if key is None:
-        return created(event, version) if isinstance(event, ApiKeyCreated) else None
-    if version <= key.version:
-        return key
-    match event:
-        case ApiKeyUpdated():
-            return _updated(key, event, version)
-        case ApiKeyBlocked() | ApiKeyUnblocked():
-            return msgspec.structs.replace(key, status=event.status, version=version)
-        case ApiKeyDeleted():
-            return None
-    return msgspec.structs.replace(key, version=version)
-
-
-def _updated(key: CachedKey, e: ApiKeyUpdated, version: int) -> CachedKey:
-    changes: dict[str, Any] = {"version": version}
-    if e.name is not None:
-        changes["name"] = e.name
-    if e.status is not None:
-        changes["status"] = e.status
-    if e.scopes is not None:
-        changes["scopes"] = frozenset(e.scopes)
-    if e.ip_allowlist is not None:
-        changes["ip_allowlist"] = networks(e.ip_allowlist)
-    if "expires_at" in e.changed:
-        changes["expires_at"] = e.expires_at
-    if e.secret_sha256 is not None:
-        changes["previous_sha256"] = key.secret_sha256
-        changes["previous_valid_until"] = e.previous_valid_until
-        changes["secret_sha256"] = e.secret_sha256
-    return msgspec.structs.replace(key, **changes)
+    """The cached key after `event` (at stream `version`), by the one fold of the api-key events
+    (`api_key_state`); replays of older events are no-ops."""
+    return api_key_state.evolve(key, event, version, into=CachedKey, convert=CACHED)
 
 
 class ApiKeyCache(FollowedCache):

@@ -2,9 +2,9 @@
 (it never reads the directory's tables, DESIGN.md 2):
 
 - `api-key.*` -> api_keys_view: what authentication and `/keyinfo` need (digests, never
-  secrets; the name and creation time for the public key object, idp-api.md 10.1), with the
-  same rules as the in-memory cache (`api_keys.evolve_key`): `api-key.updated` writes a field
-  when its value is present, `expires_at` when named in `changed`, and a new digest moves the
+  secrets; the name and creation time for the public key object, idp-api.md 10.1), by the one
+  fold of the api-key events (`api_key_state`, as the in-memory cache): an event writes the
+  columns `api_key_state.changes` names that this view keeps, and a new digest moves the
   current one to `previous_sha256`. Each row keeps the stream version of its last event; an
   event at or below it changes nothing.
 - `account.created` -> accounts_view, for the `{account_id}` path check (`account.updated`
@@ -49,6 +49,7 @@ from authpi.contracts.directory import (
     UserDeleted,
     UserUnblocked,
 )
+from authpi.contracts.directory.api_key_state import CARRIED, changes
 from authpi.eventstore.store import StoredEvent
 
 CONSUMER = "gateway-directory"
@@ -75,6 +76,11 @@ ORGANIZATION_EVENTS = (
 
 _json = msgspec.json.Encoder()
 _JSONB = frozenset({"scopes", "ip_allowlist"})
+# What api_keys_view keeps of a key that an event can change (`api_key_state.changes`).
+_KEY_COLUMNS = frozenset(
+    {"name", "status", "scopes", "ip_allowlist", "expires_at", "secret_sha256",
+     "previous_valid_until"}
+)  # fmt: skip
 
 
 def _j(value: object) -> str:
@@ -102,9 +108,6 @@ class DirectoryReaction:
             " status, scopes, ip_allowlist, expires_at, secret_sha256, version) VALUES (%s, %s,"
             " %s, %s, %s, %s, 'active', %s::jsonb, %s::jsonb, %s, %s, %s)"
             " ON CONFLICT (id) DO NOTHING"
-        )
-        self._status = render(
-            "UPDATE {}.api_keys_view SET status = %s, version = %s WHERE id = %s AND version < %s"
         )
         self._delete_key = render("DELETE FROM {}.api_keys_view WHERE id = %s")
         self._insert_account = render(
@@ -152,9 +155,7 @@ class DirectoryReaction:
                     [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.created_at, _j(e.scopes),
                      _j(e.ip_allowlist), e.expires_at, e.secret_sha256, version],
                 )  # fmt: skip
-            case ApiKeyBlocked() | ApiKeyUnblocked() as e:
-                await conn.execute(self._status, [e.status, version, e.id, version])
-            case ApiKeyUpdated() as e:
+            case ApiKeyUpdated() | ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 values = _key_changes(e)
                 await conn.execute(
                     self._update_query(tuple(values)), [*values.values(), version, e.id, version]
@@ -213,8 +214,9 @@ class DirectoryReaction:
                 )
                 for c in columns
             ]
-            if "secret_sha256" in columns:  # right-hand sides read the row before the update
-                sets.insert(0, sql.SQL("previous_sha256 = secret_sha256"))
+            for field, source in CARRIED:  # right-hand sides read the row before the update
+                if source in columns:
+                    sets.insert(0, sql.SQL("{} = {}").format(*map(sql.Identifier, (field, source))))
             sets.append(sql.SQL("version = %s"))
             query = (
                 sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s AND version < %s")
@@ -225,23 +227,14 @@ class DirectoryReaction:
         return query
 
 
-def _key_changes(e: ApiKeyUpdated) -> dict[str, object]:
-    """Column -> new value, in a fixed order (the same rules as `api_keys.evolve_key`)."""
-    values: dict[str, object] = {}
-    if e.name is not None:
-        values["name"] = e.name
-    if e.status is not None:
-        values["status"] = e.status
-    if e.scopes is not None:
-        values["scopes"] = _j(e.scopes)
-    if e.ip_allowlist is not None:
-        values["ip_allowlist"] = _j(e.ip_allowlist)
-    if "expires_at" in e.changed:
-        values["expires_at"] = e.expires_at
-    if e.secret_sha256 is not None:
-        values["secret_sha256"] = e.secret_sha256
-        values["previous_valid_until"] = e.previous_valid_until
-    return values
+def _key_changes(e: ApiKeyUpdated | ApiKeyBlocked | ApiKeyUnblocked) -> dict[str, object]:
+    """Column -> new value, in a fixed order: what `api_key_state.changes` sets that the view
+    keeps."""
+    return {
+        column: _j(value) if column in _JSONB else value
+        for column, value in changes(e).items()
+        if column in _KEY_COLUMNS
+    }
 
 
 def organization_status(event: object) -> str | None:
