@@ -1,5 +1,6 @@
-"""Fixtures for the gateway's integration tests: the running platform's parts, and `serve` to run
-extra Core API apps (built by the platform's gateway) on real loopback ports."""
+"""Fixtures for the gateway's integration tests: the running platform's parts, an SDK client with
+the platform's own key (`admin`), and `serve` to run extra Core API apps (built by the platform's
+gateway) on real loopback ports."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
+from authpi_admin import AuthPIAdmin
 
-
-def part(platform, name: str):
-    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
+from authpi.testing.tenants import part
 
 
 @contextlib.asynccontextmanager
@@ -49,3 +49,14 @@ def gateway(platform):
 @pytest.fixture
 def serve():
     return serving
+
+
+@pytest.fixture
+async def admin(platform) -> AsyncIterator[AuthPIAdmin]:
+    """The SDK with the platform's own all-scopes key, on its account."""
+    key = (platform.api_key_id, platform.api_key_secret)
+    client = AuthPIAdmin(
+        api_key=key, account_id=platform.account_id, base_url=platform.api_url, retries=False
+    )
+    yield client
+    await client.close()

@@ -13,13 +13,9 @@ from authpi_admin.errors import AuthenticationError
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.testing.plugin import eventually
+from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 async def me(platform, headers: dict[str, str]) -> httpx.Response:

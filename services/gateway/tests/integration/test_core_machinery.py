@@ -22,6 +22,7 @@ from authpi.contracts.base import Actor, Meta
 from authpi.directory.domain import account, api_key
 from authpi.directory.domain.commands import CreateAccount
 from authpi.directory.handlers import Directory, StatusChange
+from authpi.testing.tenants import basic
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
 from authpi.web.guards import require_scope
@@ -31,11 +32,6 @@ from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
 
 ADMIN = Actor(type="system")
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 class CreateKey(msgspec.Struct, frozen=True, kw_only=True):

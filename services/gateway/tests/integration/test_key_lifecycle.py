@@ -3,7 +3,6 @@ stops authenticating within a second, expiry, rotation grace and IP allowlists a
 
 from __future__ import annotations
 
-import base64
 import time
 
 import httpx
@@ -11,13 +10,9 @@ import httpx
 from authpi.contracts.base import Actor
 from authpi.directory.handlers import KeyRestrictions
 from authpi.testing.plugin import eventually
+from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 async def status_of(platform, key_id: str, secret: str, **headers: str) -> int:

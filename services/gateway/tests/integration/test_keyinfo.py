@@ -4,38 +4,22 @@ every key that is not active, and every key of another issuer, gets the same RFC
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 
 import httpx
 import pytest
-from authpi_admin import AuthPIAdmin
 
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.directory.handlers import KeyRestrictions
 from authpi.testing.plugin import eventually
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+from authpi.testing.tenants import basic
 
 
 async def keyinfo(platform, issuer_id: str, headers: dict[str, str]) -> httpx.Response:
     async with httpx.AsyncClient(base_url=platform.idp_url) as http:
         return await http.get(f"/{issuer_id}/keyinfo", headers=headers)
-
-
-@pytest.fixture
-async def admin(platform):
-    key = (platform.api_key_id, platform.api_key_secret)
-    client = AuthPIAdmin(
-        api_key=key, account_id=platform.account_id, base_url=platform.api_url, retries=False
-    )
-    yield client
-    await client.close()
 
 
 @pytest.fixture

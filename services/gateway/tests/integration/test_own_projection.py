@@ -7,7 +7,6 @@ with what the running cache holds."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import time
@@ -18,7 +17,6 @@ import httpx
 import jwt
 import psycopg
 import pytest
-from authpi_admin import AuthPIAdmin
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,13 +26,9 @@ from authpi.directory.handlers import KeyRestrictions
 from authpi.gateway.caches.api_keys import CachedKey, networks
 from authpi.gateway.core import Gateway
 from authpi.testing.plugin import eventually
+from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @contextlib.asynccontextmanager
@@ -198,12 +192,8 @@ async def test_view_and_a_fresh_cache_agree_with_the_running_cache(
 
 
 async def test_bearer_tokens_need_no_privilege_on_the_directory_or_token_schema(
-    platform, pool, serve
+    platform, pool, serve, admin
 ):
-    key = (platform.api_key_id, platform.api_key_secret)
-    admin = AuthPIAdmin(
-        api_key=key, account_id=platform.account_id, base_url=platform.api_url, retries=False
-    )
     async with admin:
         issuer = (await admin.issuers.create({"name": f"own-{uuid.uuid4().hex[:6]}"})).id
         users = admin.issuer(issuer).users

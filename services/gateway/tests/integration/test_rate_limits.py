@@ -3,18 +3,12 @@ limits over the running platform."""
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 
 from authpi.directory.api.me import get_me
 from authpi.gateway.core import Gateway
 from authpi.gateway.edge.ratelimit import RateLimits
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+from authpi.testing.tenants import basic
 
 
 async def test_over_the_limit_is_429_with_retry_after(platform, serve):

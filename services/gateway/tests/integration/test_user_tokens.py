@@ -254,12 +254,8 @@ async def test_tokens_failing_a_check_are_401_invalid_token(platform):
         assert_invalid_token(resp)
 
 
-async def test_a_token_signed_by_a_customer_issuer_is_refused(platform):
-    key = (platform.api_key_id, platform.api_key_secret)
-    async with AuthPIAdmin(
-        api_key=key, account_id=platform.account_id, base_url=platform.api_url, retries=False
-    ) as admin:
-        customer = (await admin.issuers.create({"name": f"cust-{uuid.uuid4().hex[:6]}"})).id
+async def test_a_token_signed_by_a_customer_issuer_is_refused(platform, admin):
+    customer = (await admin.issuers.create({"name": f"cust-{uuid.uuid4().hex[:6]}"})).id
 
     async def signs() -> bool:
         try:
