@@ -93,14 +93,13 @@ async def test_deletion_refuses_the_keys(platform, admin, org_key):
 async def test_the_gateway_view_survives_a_reload(platform, org_key, admin):
     """A process that starts after the suspension loads it from the gateway's own view."""
     from authpi.gateway.caches.organizations import OrganizationStatuses
+    from authpi.messaging.follower import Feed
 
     issuer_id, org_id, headers = org_key
     await admin.issuer(issuer_id).organizations.update(org_id, {"status": "suspended"})
     await eventually(lambda: answers(platform, issuer_id, headers, 401))
     rt = platform.handle.rt
-    fresh = OrganizationStatuses(
-        pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=rt.schema("gateway")
-    )
+    fresh = OrganizationStatuses(Feed(rt.pool, rt.js, rt.namespace, rt.schema("gateway")))
 
     async def loaded() -> bool:
         async with rt.pool.connection() as conn, conn.transaction():

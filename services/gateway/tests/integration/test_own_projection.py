@@ -18,12 +18,13 @@ import jwt
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID, org_of_account
 from authpi.directory.handlers import KeyRestrictions
-from authpi.gateway.caches.api_keys import CachedKey, networks
+from authpi.gateway.caches.api_keys import CachedKey, from_row
 from authpi.gateway.core import Gateway
 from authpi.testing.plugin import eventually
 from authpi.testing.tenants import basic
@@ -120,25 +121,14 @@ async def test_gateway_needs_no_privilege_on_the_directory_schema(platform, pool
                 assert again.content == first.content
 
 
-def row_key(row: tuple) -> CachedKey:
-    return CachedKey(
-        id=row[0], account_id=row[1], org_id=row[2], issuer_id=row[3], status=row[4],
-        scopes=frozenset(row[5]), ip_allowlist=networks(row[6]), expires_at=row[7],
-        secret_sha256=row[8], previous_sha256=row[9], previous_valid_until=row[10],
-        version=row[11], name=row[12], created_at=row[13],
-    )  # fmt: skip
-
-
 async def view_row(platform, pool, key_id: str) -> CachedKey | None:
-    query = sql.SQL(
-        "SELECT id, account_id, org_id, issuer_id, status, scopes, ip_allowlist, expires_at,"
-        " secret_sha256, previous_sha256, previous_valid_until, version, name, created_at"
-        " FROM {} WHERE id = %s"
-    ).format(sql.Identifier(f"{platform.namespace}_gateway", "api_keys_view"))
+    query = sql.SQL("SELECT * FROM {} WHERE id = %s").format(
+        sql.Identifier(f"{platform.namespace}_gateway", "api_keys_view")
+    )
     async with pool.connection() as conn:
-        cur = await conn.execute(query, [key_id])
-        row = await cur.fetchone()
-    return None if row is None else row_key(row)
+        cur = conn.cursor(row_factory=dict_row)
+        row = await (await cur.execute(query, [key_id])).fetchone()
+    return None if row is None else from_row(row)
 
 
 async def test_view_and_a_fresh_cache_agree_with_the_running_cache(

@@ -18,6 +18,7 @@ from authpi.contracts.directory import (
 )
 from authpi.crypto.ids import RandomIds
 from authpi.gateway.caches.api_keys import ApiKeyCache, evolve_key, networks
+from authpi.messaging.follower import Feed
 
 CREATED = ApiKeyCreated(
     id="key_1",
@@ -97,7 +98,7 @@ def test_an_unparsable_allowlist_entry_matches_nothing():
 
 
 def test_deleted_keys_stay_deleted():
-    cache = ApiKeyCache(pool=None, js=None, namespace="t", schema="t_gateway")
+    cache = ApiKeyCache(Feed(None, None, "t", "t_gateway"))
     cache.apply("key_1", CREATED, 1)
     cache.apply("key_1", ApiKeyDeleted(id="key_1", deleted_at=2000), 2)
     assert cache.get("key_1") is None
@@ -109,7 +110,7 @@ class RacingCache(ApiKeyCache):
     """A cache whose view reads return staged rows, with an event landing during each read."""
 
     def __init__(self, rows, during_read) -> None:
-        super().__init__(pool=None, js=None, namespace="t", schema="t_gateway")
+        super().__init__(Feed(None, None, "t", "t_gateway"))
         self.rows = list(rows)
         self.during_read = list(during_read)
 

@@ -24,6 +24,7 @@ from authpi.crypto.ids import RandomIds, sha256_hex
 from authpi.errors import InvalidToken
 from authpi.gateway.caches.personal_tokens import PersonalTokenCache
 from authpi.gateway.edge.personal_tokens import PersonalTokenVerifier
+from authpi.messaging.follower import Feed
 
 TOKEN_ID = RandomIds().new("ptk")
 # A well-formed PAT shape: `ptk_` + a JWT whose claims carry the jti (the digest decides).
@@ -45,7 +46,7 @@ def created(**changes) -> PersonalTokenCreated:
 
 
 def setup(miss_wait: float = 0) -> tuple[PersonalTokenCache, PersonalTokenVerifier, FixedClock]:
-    cache = PersonalTokenCache(pool=None, js=None, namespace="t", schema="t", miss_wait=miss_wait)  # type: ignore[arg-type]
+    cache = PersonalTokenCache(Feed(None, None, "t", "t"), miss_wait=miss_wait)
     clock = FixedClock()
     return cache, PersonalTokenVerifier(cache, clock), clock
 
@@ -58,7 +59,7 @@ async def refusal(verifier: PersonalTokenVerifier, token: str = TOKEN) -> str:
 
 async def test_an_active_token_acts_on_its_account_with_its_scopes():
     cache, verifier, _ = setup()
-    cache.receive(env(1), created())  # type: ignore[arg-type]
+    cache.receive(env(1), created())
     principal = await verifier.verify(TOKEN, "127.0.0.1")
     assert (principal.type, principal.account_id, principal.org_id) == (
         "personal_token", "acc_a", "org_a"
@@ -70,7 +71,7 @@ async def test_an_active_token_acts_on_its_account_with_its_scopes():
 
 async def test_revoked_expired_and_deleted_tokens_are_refused():
     cache, verifier, clock = setup()
-    cache.receive(env(1), created(expires_at=clock.now_ms() + 1000))  # type: ignore[arg-type]
+    cache.receive(env(1), created(expires_at=clock.now_ms() + 1000))
     await verifier.verify(TOKEN, None)
     clock.advance(ms=1000)
     assert await refusal(verifier) == "personal_token.expired"
@@ -82,20 +83,20 @@ async def test_revoked_expired_and_deleted_tokens_are_refused():
                                               updated_at=0))  # type: ignore[arg-type]  # fmt: skip
     assert cache.get(TOKEN_ID).status == "revoked"  # an older event changes nothing
 
-    cache.receive(env(3), PersonalTokenDeleted(id=TOKEN_ID, deleted_at=0))  # type: ignore[arg-type]
-    cache.receive(env(1), created())  # type: ignore[arg-type]
+    cache.receive(env(3), PersonalTokenDeleted(id=TOKEN_ID, deleted_at=0))
+    cache.receive(env(1), created())
     assert cache.get(TOKEN_ID) is None  # deleted for good
     assert await refusal(verifier) == "personal_token.not_found"
 
 
 async def test_the_owners_status_follows_user_events():
     cache, verifier, _ = setup()
-    cache.receive(env(1), created())  # type: ignore[arg-type]
-    cache.receive(env(2), UserBlocked(id="usr_1", status="suspended", status_at=0))  # type: ignore[arg-type]
+    cache.receive(env(1), created())
+    cache.receive(env(2), UserBlocked(id="usr_1", status="suspended", status_at=0))
     assert await refusal(verifier) == "personal_token.suspended"
-    cache.receive(env(3), UserUnblocked(id="usr_1", status_at=0))  # type: ignore[arg-type]
+    cache.receive(env(3), UserUnblocked(id="usr_1", status_at=0))
     assert (await verifier.verify(TOKEN, None)).user_id == "usr_1"
-    cache.receive(env(4), UserDeleted(id="usr_1", deleted_at=0))  # type: ignore[arg-type]
+    cache.receive(env(4), UserDeleted(id="usr_1", deleted_at=0))
     assert await refusal(verifier) == "personal_token.suspended"
     assert cache.owner_status("usr_1") == "deleted"
 
@@ -115,5 +116,5 @@ async def test_a_token_created_a_moment_ago_is_awaited_until_its_event_arrives()
     await asyncio.sleep(0)
     assert not pending.done()
     fresh = created(id=token_id, jti=token_id, token_sha256=sha256_hex(token))
-    cache.receive(env(1), fresh)  # type: ignore[arg-type]
+    cache.receive(env(1), fresh)
     assert (await pending).account_id == "acc_a"

@@ -20,6 +20,7 @@ from authpi.crypto.ids import RandomIds
 from authpi.errors import InvalidToken
 from authpi.gateway.caches.platform_keys import PlatformKeys
 from authpi.gateway.edge.user_tokens import UserTokenVerifier, core_scopes, memberships
+from authpi.messaging.follower import Feed
 from authpi.token.keys import public_jwk
 
 IDP = "https://idp.test"
@@ -60,11 +61,11 @@ def test_malformed_organizations_are_refused(claim):
 class Fixture:
     def __init__(self) -> None:
         self.clock = FixedClock()
-        self.keys = PlatformKeys(pool=None, js=None, namespace="t", schema="t", miss_wait=0)  # type: ignore[arg-type]
+        self.keys = PlatformKeys(Feed(None, None, "t", "t"), miss_wait=0)
         self.verifier = UserTokenVerifier(self.keys, self.clock, IDP)
         self.private = ec.generate_private_key(ec.SECP256R1())
         self.kid = str(RandomIds().event_uuid())
-        self.keys.receive(ENV, self.created(self.kid, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
+        self.keys.receive(ENV, self.created(self.kid, PLATFORM_ISSUER_ID))
 
     def created(self, kid: str, issuer_id: str) -> SigningKeyCreated:
         return SigningKeyCreated(
@@ -106,7 +107,7 @@ async def test_a_retired_key_and_a_customer_issuers_key_are_refused():
     assert refused.value.reason == "user_token.retired_kid"
 
     customer_kid = str(RandomIds().event_uuid())
-    f.keys.receive(ENV, f.created(customer_kid, "i_customer"))  # type: ignore[arg-type]
+    f.keys.receive(ENV, f.created(customer_kid, "i_customer"))
     assert f.keys.get(customer_kid) is None
     with pytest.raises(InvalidToken) as refused:
         await f.verifier.verify(f.token(customer_kid), None)
@@ -125,5 +126,5 @@ async def test_a_fresh_kid_is_awaited_until_its_event_arrives_and_others_are_ref
     pending = asyncio.create_task(f.verifier.verify(f.token(rotated), None))
     await asyncio.sleep(0)
     assert not pending.done()
-    f.keys.receive(ENV, f.created(rotated, PLATFORM_ISSUER_ID))  # type: ignore[arg-type]
+    f.keys.receive(ENV, f.created(rotated, PLATFORM_ISSUER_ID))
     assert (await pending).user_id == "usr_1"

@@ -11,14 +11,12 @@ from typing import Any, Generic, LiteralString, Protocol, TypeVar
 
 import msgspec
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 
 
 class Entry(Protocol):
@@ -98,21 +96,11 @@ class EntryCache(FollowedCache, Generic[E]):
     """Per process: id -> entry, read on every request; loaded from `projection` with its
     consumer's checkpoint, then following `event_types` (a filter such as `client.>`)."""
 
-    def __init__(
-        self,
-        projection: EntryProjection[E],
-        event_types: str,
-        *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-    ) -> None:
+    def __init__(self, feed: Feed, projection: EntryProjection[E], event_types: str) -> None:
+        """`feed.schema` is the projection's."""
         self._projection = projection
         self._entries: dict[str, E] = {}
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=projection.schema,
-            consumer=projection.name, event_types=event_types,
-        )  # fmt: skip
+        super().__init__(feed, consumer=projection.name, event_types=event_types)
 
     def get(self, entry_id: str) -> E | None:
         return self._entries.get(entry_id)

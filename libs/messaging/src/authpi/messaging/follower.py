@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
 
@@ -177,24 +178,27 @@ class CacheFollower:
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """Where a cache loads and follows from: the pool of the database holding its projection
+    (in `schema`) and the deployment's stream. Without them (a unit test) it cannot run."""
+
+    pool: AsyncConnectionPool | None
+    js: JetStreamContext | None
+    namespace: str
+    schema: str
+
+
 class FollowedCache(abc.ABC):
     """Base of every in-memory cache: loaded from the projection `consumer` feeds, inside one
     snapshot with that consumer's checkpoint (`load`), then kept current with the events of
     `event_types` that follow (`receive`)."""
 
-    def __init__(
-        self,
-        *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
-        consumer: str,
-        event_types: str,
-    ) -> None:
+    def __init__(self, feed: Feed, *, consumer: str, event_types: str) -> None:
+        self.feed = feed
         self.follower = CacheFollower(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types=event_types, load=self.load, apply=self.receive,
+            pool=feed.pool, js=feed.js, namespace=feed.namespace, schema=feed.schema,
+            consumer=consumer, event_types=event_types, load=self.load, apply=self.receive,
         )  # fmt: skip
 
     @property

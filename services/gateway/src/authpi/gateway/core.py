@@ -26,6 +26,7 @@ from authpi.gateway.edge.user_tokens import UserTokenVerifier
 from authpi.gateway.reactions.directory import DirectoryReaction
 from authpi.gateway.reactions.platform_keys import PlatformKeysReaction
 from authpi.gateway.supervisor import supervise
+from authpi.messaging.follower import Feed
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
@@ -42,17 +43,12 @@ class Gateway:
         # Fed once per deployment; the caches below load them and follow the stream themselves.
         self.directory_reaction = DirectoryReaction(schema)
         self.platform_keys_reaction = PlatformKeysReaction(schema)
-        self.api_keys = ApiKeyCache(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
-        self.accounts = AccountLookup(pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema)
-        self.organizations = OrganizationStatuses(
-            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
-        )
-        self.platform_keys = PlatformKeys(
-            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
-        )
-        self.personal_tokens = PersonalTokenCache(
-            pool=rt.pool, js=rt.js, namespace=rt.namespace, schema=schema
-        )
+        feed = Feed(rt.pool, rt.js, rt.namespace, schema)
+        self.api_keys = ApiKeyCache(feed)
+        self.accounts = AccountLookup(feed)
+        self.organizations = OrganizationStatuses(feed)
+        self.platform_keys = PlatformKeys(feed)
+        self.personal_tokens = PersonalTokenCache(feed)
         caches = (
             self.api_keys, self.accounts, self.organizations, self.platform_keys,
             self.personal_tokens,

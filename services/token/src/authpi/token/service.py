@@ -13,6 +13,7 @@ from pathlib import Path
 
 from authpi.eventstore.store import EventStore
 from authpi.messaging.entries import EntryCache
+from authpi.messaging.follower import Feed
 from authpi.token.agents import AGENT_EVENTS, agents_projection
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
@@ -37,12 +38,11 @@ async def build(rt: Runtime) -> ServiceParts:
     keys = KeyRing(rt, schema)
     await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
+    feed = Feed(rt.pool, rt.js, rt.namespace, schema)
     clients_view = clients_projection(schema)
-    clients = EntryCache(
-        clients_view, CLIENT_EVENTS, pool=rt.pool, js=rt.js, namespace=rt.namespace
-    )
+    clients = EntryCache(feed, clients_view, CLIENT_EVENTS)
     agents_view = agents_projection(schema)
-    agents = EntryCache(agents_view, AGENT_EVENTS, pool=rt.pool, js=rt.js, namespace=rt.namespace)
+    agents = EntryCache(feed, agents_view, AGENT_EVENTS)
     for progress in (cache, clients.follower, agents.follower):
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)

@@ -148,8 +148,13 @@ def evolve(
     return msgspec.structs.replace(state, **kept)
 
 
+def shaped(into: type[S], values: Mapping[str, Any], convert: Conversions = NO_CONVERSIONS) -> S:
+    """A holder from stored values of its fields (a view's row, say), converted its way."""
+    return into(**{f: convert.get(f, _same)(values[f]) for f in into.__struct_fields__})
+
+
 def _shaped(into: type[S], key: ApiKeyState, convert: Conversions) -> S:
-    return into(**{f: convert.get(f, _same)(getattr(key, f)) for f in into.__struct_fields__})
+    return shaped(into, msgspec.structs.asdict(key), convert)
 
 
 def _same(value: Any) -> Any:

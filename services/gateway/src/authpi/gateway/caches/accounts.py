@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import AccountCreated
 from authpi.gateway.caches.arrivals import Arrivals
 from authpi.gateway.reactions.directory import CONSUMER
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 
 MISS_WAIT_S = 2.0  # as for API keys (api_keys.MISS_WAIT_S)
 MAX_WAITING = 256
@@ -28,25 +26,19 @@ class AccountLookup(FollowedCache):
 
     def __init__(
         self,
+        feed: Feed,
         *,
-        pool: AsyncConnectionPool,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
         consumer: str = CONSUMER,
         miss_wait: float = MISS_WAIT_S,
     ) -> None:
-        self._pool = pool
+        self._pool = feed.pool
         self._known: set[str] = set()
         self._miss_wait = miss_wait
         self._arrivals = Arrivals("acc", limit=MAX_WAITING)
         self._exists = sql.SQL("SELECT 1 FROM {}.accounts_view WHERE id = %s").format(
-            sql.Identifier(schema)
+            sql.Identifier(feed.schema)
         )
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types="account.created",
-        )  # fmt: skip
+        super().__init__(feed, consumer=consumer, event_types="account.created")
 
     async def exists(self, account_id: str) -> bool:
         if not account_id.isprintable() or len(account_id) > 64:

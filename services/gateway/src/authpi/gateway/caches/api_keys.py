@@ -19,19 +19,19 @@ which the directory's decider and views and the gateway's own view use too."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg.rows import dict_row
 
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import ApiKeyDeleted, api_key_state
 from authpi.gateway.caches.arrivals import Arrivals
 from authpi.gateway.reactions.directory import CONSUMER
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.api_keys")
@@ -88,31 +88,24 @@ def evolve_key(key: CachedKey | None, event: Event, version: int) -> CachedKey |
 class ApiKeyCache(FollowedCache):
     def __init__(
         self,
+        feed: Feed,
         *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
         consumer: str = CONSUMER,
         miss_wait: float = MISS_WAIT_S,
         arrivals: Arrivals | None = None,
     ) -> None:
-        self._pool = pool
+        self._pool = feed.pool
         self._keys: dict[str, CachedKey] = {}
         self._deleted: set[str] = set()
         self._floor: dict[str, int] = {}  # newest version seen for keys not in memory
         self._miss_wait = miss_wait
         self._arrivals = arrivals or Arrivals("key", limit=MAX_WAITING)
-        self._load = sql.SQL(
-            "SELECT id, account_id, org_id, issuer_id, status, scopes, ip_allowlist, expires_at,"
-            " secret_sha256, previous_sha256, previous_valid_until, version, name, created_at"
-            " FROM {}.api_keys_view"
-        ).format(sql.Identifier(schema))
+        self._load = sql.SQL("SELECT {} FROM {}.api_keys_view").format(
+            sql.SQL(", ").join(map(sql.Identifier, CachedKey.__struct_fields__)),
+            sql.Identifier(feed.schema),
+        )
         self._load_one = sql.SQL("{} WHERE id = %s").format(self._load)
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types="api-key.*",
-        )  # fmt: skip
+        super().__init__(feed, consumer=consumer, event_types="api-key.*")
 
     def get(self, key_id: str) -> CachedKey | None:
         return self._keys.get(key_id)
@@ -164,36 +157,22 @@ class ApiKeyCache(FollowedCache):
     async def _read_one(self, key_id: str) -> CachedKey | None:
         assert self._pool is not None
         async with self._pool.connection() as conn:
-            cur = await conn.execute(self._load_one, [key_id])
-            row = await cur.fetchone()
-        return None if row is None else _from_row(row)
+            cur = conn.cursor(row_factory=dict_row)
+            row = await (await cur.execute(self._load_one, [key_id])).fetchone()
+        return None if row is None else from_row(row)
 
     def receive(self, env: Envelope, event: Event) -> None:
         self.apply(env.stream_id, event, env.stream_version)
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        cur = await conn.execute(self._load)
+        cur = await conn.cursor(row_factory=dict_row).execute(self._load)
         rows = await cur.fetchall()
-        self._keys = {row[0]: _from_row(row) for row in rows if row[0] not in self._deleted}
+        self._keys = {r["id"]: from_row(r) for r in rows if r["id"] not in self._deleted}
         self._floor.clear()
         self._arrivals.recheck()
         log.info("api_keys.loaded", keys=len(self._keys))
 
 
-def _from_row(row: tuple[Any, ...]) -> CachedKey:
-    return CachedKey(
-        id=row[0],
-        account_id=row[1],
-        org_id=row[2],
-        issuer_id=row[3],
-        name=row[12],
-        created_at=row[13],
-        status=row[4],
-        scopes=frozenset(row[5]),
-        ip_allowlist=networks(row[6]),
-        expires_at=row[7],
-        secret_sha256=row[8],
-        previous_sha256=row[9],
-        previous_valid_until=row[10],
-        version=row[11],
-    )
+def from_row(row: Mapping[str, Any]) -> CachedKey:
+    """A key from its api_keys_view row (by column name)."""
+    return api_key_state.shaped(CachedKey, row, CACHED)

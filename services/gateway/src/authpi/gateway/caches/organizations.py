@@ -14,13 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
 from authpi.gateway.reactions.directory import CONSUMER, organization_status
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.organizations")
@@ -31,21 +29,15 @@ ACTIVE = "active"
 class OrganizationStatuses(FollowedCache):
     def __init__(
         self,
+        feed: Feed,
         *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
         consumer: str = CONSUMER,
     ) -> None:
         self._inactive: dict[str, tuple[str, int]] = {}  # org id -> (status, version)
         self._load_query = sql.SQL(
             "SELECT id, status, version FROM {}.inactive_organizations_view"
-        ).format(sql.Identifier(schema))
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types="organization.>",
-        )  # fmt: skip
+        ).format(sql.Identifier(feed.schema))
+        super().__init__(feed, consumer=consumer, event_types="organization.>")
 
     def status(self, org_id: str) -> str:
         inactive = self._inactive.get(org_id)

@@ -16,9 +16,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import (
@@ -33,7 +31,7 @@ from authpi.contracts.directory import (
 )
 from authpi.gateway.caches.arrivals import Arrivals
 from authpi.gateway.reactions.directory import CONSUMER
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.personal_tokens")
@@ -80,11 +78,8 @@ def evolve_token(token: CachedToken | None, event: Event, version: int) -> Cache
 class PersonalTokenCache(FollowedCache):
     def __init__(
         self,
+        feed: Feed,
         *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
         consumer: str = CONSUMER,
         miss_wait: float = MISS_WAIT_S,
     ) -> None:
@@ -94,7 +89,7 @@ class PersonalTokenCache(FollowedCache):
         self._inactive: dict[str, tuple[str, int]] = {}  # user id -> (status, version)
         self._miss_wait = miss_wait
         self._arrivals = Arrivals("ptk", limit=MAX_WAITING)
-        q = sql.Identifier(schema)
+        q = sql.Identifier(feed.schema)
         self._load_tokens = sql.SQL(
             "SELECT id, jti, account_id, issuer_id, user_id, scopes, expires_at, status,"
             " token_sha256, version FROM {}.personal_tokens_view"
@@ -102,10 +97,7 @@ class PersonalTokenCache(FollowedCache):
         self._load_users = sql.SQL("SELECT id, status, version FROM {}.inactive_users_view").format(
             q
         )
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types="user.>",
-        )  # fmt: skip
+        super().__init__(feed, consumer=consumer, event_types="user.>")
 
     def get(self, jti: str) -> CachedToken | None:
         return self._tokens.get(jti)

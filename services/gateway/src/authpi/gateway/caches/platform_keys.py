@@ -15,16 +15,14 @@ from typing import Any
 import jwt
 import msgspec
 import psycopg
-from nats.js import JetStreamContext
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
 from authpi.gateway.caches.arrivals import Arrivals
 from authpi.gateway.reactions.platform_keys import PLATFORM_KEYS_CONSUMER
-from authpi.messaging.follower import FollowedCache
+from authpi.messaging.follower import Feed, FollowedCache
 from authpi.observability import get_logger
 
 log = get_logger("authpi.gateway.platform_keys")
@@ -59,11 +57,8 @@ class PlatformKeys(FollowedCache):
 
     def __init__(
         self,
+        feed: Feed,
         *,
-        pool: AsyncConnectionPool | None,
-        js: JetStreamContext | None,
-        namespace: str,
-        schema: str,
         consumer: str = PLATFORM_KEYS_CONSUMER,
         miss_wait: float = MISS_WAIT_S,
     ) -> None:
@@ -73,11 +68,8 @@ class PlatformKeys(FollowedCache):
         self._arrivals = Arrivals("kid", limit=MAX_WAITING)
         self._load_query = sql.SQL(
             "SELECT kid, alg, public_jwk, status FROM {}.platform_keys_view"
-        ).format(sql.Identifier(schema))
-        super().__init__(
-            pool=pool, js=js, namespace=namespace, schema=schema, consumer=consumer,
-            event_types="signing-key.*",
-        )  # fmt: skip
+        ).format(sql.Identifier(feed.schema))
+        super().__init__(feed, consumer=consumer, event_types="signing-key.*")
 
     def get(self, kid: str) -> PlatformKey | None:
         return self._keys.get(kid)
