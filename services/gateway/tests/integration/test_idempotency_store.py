@@ -61,14 +61,14 @@ async def test_a_deleted_users_replays_are_purged_and_no_one_elses(platform, poo
         await store.complete(scope, "api_key:k", key, claim.owner, Stored(201, [], body), user_id)
     assert [k for k, _ in await store.replay_bodies(scope)] == ["create", "other", "update"]
 
-    projection = DirectoryReaction(f"{platform.namespace}_gateway")
+    reaction = DirectoryReaction(f"{platform.namespace}_gateway")
     deleted = StoredEvent(
         position=1, tx_id=1, event_id=str(uuid.uuid4()), stream_id="usr_gone", stream_version=3,
         type="user.deleted", schema_version=1, event=UserDeleted(id="usr_gone", deleted_at=1),
         meta=Meta(account_id=scope), recorded_at=1,
     )  # fmt: skip
     async with pool.connection() as conn, conn.transaction():
-        await projection.apply(conn, deleted)
+        await reaction.apply(conn, deleted)
     assert [k for k, _ in await store.replay_bodies(scope)] == ["other"]
 
 

@@ -195,7 +195,6 @@ class FollowedCache(abc.ABC):
     `event_types` that follow (`receive`)."""
 
     def __init__(self, feed: Feed, *, consumer: str, event_types: str) -> None:
-        self.feed = feed
         self.follower = CacheFollower(
             pool=feed.pool, js=feed.js, namespace=feed.namespace, schema=feed.schema,
             consumer=consumer, event_types=event_types, load=self.load, apply=self.receive,

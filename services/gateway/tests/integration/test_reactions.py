@@ -1,5 +1,5 @@
 """The gateway knows API keys, accounts, personal tokens and the platform issuer's public keys
-from its own projections (gateway-directory, gateway-platform-keys), never from the directory's
+from its own reactions (gateway-directory, gateway-platform-keys), never from the directory's
 or the token service's tables (DESIGN.md 2): a gateway whose database role has no privilege at
 all on their schemas authenticates keys, personal tokens and console users' tokens, follows
 revocations and suspensions and checks account paths; its views and a freshly loaded cache agree
