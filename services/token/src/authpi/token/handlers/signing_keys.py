@@ -154,10 +154,10 @@ class _IssuerKeys:
         else:
             self.plan, reason = plan(active, self.now), "rotated"
         self.secrets = {}
-        steps: list[Step[Any, Any]] = [
-            Step(kid, signing_key, cmd)
-            for kid, cmd in [await self._new_key(alg) for alg in self.plan.create]
-        ]
+        steps: list[Step[Any, Any]] = []
+        for alg in self.plan.create:
+            kid, create = await self._new_key(alg)
+            steps.append(Step(kid, signing_key, create))
         retire = RetireSigningKey(reason=reason, retired_at=self.now)
         steps += [Step(kid, signing_key, retire) for kid in self.plan.retire]
         return steps
