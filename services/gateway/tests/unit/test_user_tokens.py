@@ -21,7 +21,7 @@ from authpi.errors import InvalidToken
 from authpi.gateway.caches.platform_keys import PlatformKeys
 from authpi.gateway.edge.user_tokens import UserTokenVerifier, core_scopes, memberships
 from authpi.messaging.follower import Feed
-from authpi.token.keys import public_jwk
+from authpi.token.signing.keys import public_jwk
 
 IDP = "https://idp.test"
 ISS = f"{IDP}/{PLATFORM_ISSUER_ID}"
