@@ -8,7 +8,7 @@ from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.crypto.ids import sha256_hex
-from authpi.directory.handlers import StatusChange
+from authpi.directory.handlers.api_keys import StatusChange
 from authpi.errors import Conflict, NotFound, PreconditionFailed
 
 ADMIN = Actor(type="system")

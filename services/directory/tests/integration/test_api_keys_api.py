@@ -24,7 +24,7 @@ from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.testing.plugin import eventually
 
 ADMIN = Actor(type="system")

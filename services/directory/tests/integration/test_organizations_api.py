@@ -17,7 +17,8 @@ from authpi_admin.errors import (
 )
 from psycopg import sql
 
-from authpi.directory.domain.organization_commands import DeleteOrganization, OrgRef
+from authpi.directory.domain.commands.organization import DeleteOrganization, OrgRef
+from authpi.directory.projections.organizations import OrganizationsView
 from authpi.eventstore.replay import replay
 from authpi.testing.plugin import eventually
 
@@ -362,5 +363,6 @@ async def test_projection_rebuilds_to_the_same_rows(platform, pool, kit, admin, 
         return first if await snapshot() == first else None
 
     before = await eventually(settled)
-    await replay(platform.dsn, handler.view, {"directory": f"{platform.namespace}_directory"})
+    view = OrganizationsView(handler.store.schema)
+    await replay(platform.dsn, view, {"directory": f"{platform.namespace}_directory"})
     assert await snapshot() == before

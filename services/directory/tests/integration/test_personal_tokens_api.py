@@ -19,7 +19,7 @@ from authpi_admin.errors import (
 from authpi.contracts.base import Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key
-from authpi.directory.domain.commands import CreateApiKey
+from authpi.directory.domain.commands.api_key import CreateApiKey
 from authpi.testing.plugin import eventually
 
 

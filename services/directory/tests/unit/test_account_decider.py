@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authpi.contracts.directory import AccountCreated
 from authpi.directory.domain import account
-from authpi.directory.domain.commands import CreateAccount
+from authpi.directory.domain.commands.account import CreateAccount
 from authpi.errors import Conflict
 from authpi.testing.decider import DeciderSpec
 

@@ -18,9 +18,8 @@ from authpi.contracts.directory import (
     DomainSnapshot,
 )
 from authpi.directory.domain import account, hosts
-from authpi.directory.domain.account import UpdateAccount
-from authpi.directory.domain.account_domains import (
-    CLAIM_TTL_MS,
+from authpi.directory.domain.account_domains import CLAIM_TTL_MS, challenge_token
+from authpi.directory.domain.commands.account import (
     AddDomain,
     AssignDomain,
     DomainEdit,
@@ -28,8 +27,8 @@ from authpi.directory.domain.account_domains import (
     ReleaseIssuerDomains,
     RemoveDomain,
     UnassignDomain,
+    UpdateAccount,
     VerifyDomain,
-    challenge_token,
 )
 from authpi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from authpi.testing.decider import DeciderSpec

@@ -8,7 +8,7 @@ import pytest
 
 from authpi.contracts.directory import AccountCreated, AccountUpdated
 from authpi.directory.domain import account
-from authpi.directory.domain.account import UpdateAccount
+from authpi.directory.domain.commands.account import UpdateAccount
 from authpi.errors import NotFound, PreconditionFailed, Unprocessable
 from authpi.testing.decider import DeciderSpec
 

@@ -12,7 +12,7 @@ from authpi.contracts.directory import (
     ApiKeyUpdated,
 )
 from authpi.directory.domain import api_key
-from authpi.directory.domain.commands import (
+from authpi.directory.domain.commands.api_key import (
     BlockApiKey,
     CreateApiKey,
     RevokeApiKey,

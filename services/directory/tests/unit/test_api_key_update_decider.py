@@ -7,7 +7,7 @@ import msgspec
 
 from authpi.contracts.directory import ApiKeyCreated, ApiKeyDeleted, ApiKeyUpdated
 from authpi.directory.domain import api_key
-from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
+from authpi.directory.domain.commands.api_key import DeleteApiKey, UpdateApiKey
 from authpi.errors import (
     Conflict,
     InsufficientScope,

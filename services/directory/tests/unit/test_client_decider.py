@@ -14,7 +14,7 @@ from authpi.contracts.directory import (
     ClientUpdated,
 )
 from authpi.directory.domain import client
-from authpi.directory.domain.client_commands import (
+from authpi.directory.domain.commands.client import (
     CreateClient,
     DeleteClient,
     RotateClientSecret,

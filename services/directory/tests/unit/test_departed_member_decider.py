@@ -11,8 +11,8 @@ from authpi.contracts.directory import (
     OrganizationUpdated,
 )
 from authpi.directory.domain import organization
+from authpi.directory.domain.commands.organization import DropDepartedMember
 from authpi.directory.domain.org_members import member_type_of
-from authpi.directory.domain.organization_commands import DropDepartedMember
 from authpi.testing.decider import DeciderSpec
 
 AGENT = "agt_0192f0c4a1b27c3d8e9f0a1b2c3d4e5f"

@@ -14,7 +14,7 @@ from authpi.contracts.directory import (
     TokenPolicy,
 )
 from authpi.directory.domain import issuer
-from authpi.directory.domain.issuer_commands import (
+from authpi.directory.domain.commands.issuer import (
     CreateAuthMethod,
     CreateIssuer,
     DeleteAuthMethod,

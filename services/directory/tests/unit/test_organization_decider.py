@@ -15,7 +15,7 @@ from authpi.contracts.directory import (
     OrganizationUpdated,
 )
 from authpi.directory.domain import organization
-from authpi.directory.domain.organization_commands import (
+from authpi.directory.domain.commands.organization import (
     AddMember,
     CreateGroup,
     CreateOrganization,

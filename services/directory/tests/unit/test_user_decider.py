@@ -14,8 +14,8 @@ from authpi.contracts.directory import (
     UserUpdated,
 )
 from authpi.directory.domain import personal_token, user
-from authpi.directory.domain.commands import CreateUser
-from authpi.directory.domain.personal_token import DeletePersonalToken, RevokePersonalToken
+from authpi.directory.domain.commands.personal_token import DeletePersonalToken, RevokePersonalToken
+from authpi.directory.domain.commands.user import CreateUser
 from authpi.errors import Conflict, NotFound, PreconditionFailed
 from authpi.testing.decider import DeciderSpec
 
