@@ -129,6 +129,17 @@ def account_updated(**o: Any) -> AccountUpdated:
     return AccountUpdated(**_with({"id": "acc_1", "changed": [], "updated_at": T0 + 1}, o))
 
 
+def owned_account_created(**o: Any) -> AccountCreated:
+    """An account with an owner and one metadata entry."""
+    return account_created(**_with({"owner_user_id": "usr_1", "metadata": {"crm": "c1"}}, o))
+
+
+def owned_account_updated(**o: Any) -> AccountUpdated:
+    """An account.updated of the account of `owned_account_created`; name what changed."""
+    base = {"name": "Acme", "owner_user_id": "usr_1", "metadata": {"crm": "c1"}}
+    return account_updated(**_with(base, o))
+
+
 def domain_snapshot(**o: Any) -> DomainSnapshot:
     return DomainSnapshot(**_with({"host": HOST, "verified": False, "added_at": T0 + 1}, o))
 
@@ -141,6 +152,16 @@ def domain_verified(host: str = HOST, at: int = T0 + 2, primary: bool = False) -
     """The account.updated of a verification: the domain's snapshot, verified."""
     snapshot = domain_snapshot(host=host, verified=True, primary=primary)
     return account_updated(changed=["domains"], name="Acme", updated_at=at, domains=[snapshot])
+
+
+def primaries_set(first: bool, second: bool, at: int) -> AccountUpdated:
+    """The account.updated of a PATCH of the primary flags of HOST and b.example.com (added at
+    T0 + 1 and T0 + 2)."""
+    snapshots = [
+        domain_snapshot(primary=first),
+        domain_snapshot(host="b.example.com", added_at=T0 + 2, primary=second),
+    ]
+    return account_updated(changed=["domains"], name="Acme", updated_at=at, domains=snapshots)
 
 
 def domain_assigned(**o: Any) -> AccountDomainAssigned:
@@ -206,6 +227,12 @@ def api_key_created(**o: Any) -> ApiKeyCreated:
         "secret_sha256": "d1", "secret_hint": "h1", "created_at": T0,
     }  # fmt: skip
     return ApiKeyCreated(**_with(base, o))
+
+
+def scoped_api_key_created(**o: Any) -> ApiKeyCreated:
+    """A key with one scope and one metadata entry, and secret digest d."""
+    base = {"scopes": ["issuers:read"], "metadata": {"a": 1}, "secret_sha256": "d"}
+    return api_key_created(**_with({**base, "secret_hint": "h"}, o))
 
 
 def api_key_blocked(**o: Any) -> ApiKeyBlocked:
@@ -369,8 +396,8 @@ def web_client_created(**o: Any) -> ClientCreated:
 
 
 def client_updated(**o: Any) -> ClientUpdated:
-    base = {"id": "c_1", "issuer_id": "i_1", "changed": [], "name": "app", "config": client_config()}
-    return ClientUpdated(**_with({**base, "updated_at": T0 + 1}, o))
+    base = {"id": "c_1", "issuer_id": "i_1", "changed": [], "name": "app"}
+    return ClientUpdated(**_with({**base, "config": client_config(), "updated_at": T0 + 1}, o))
 
 
 def client_blocked(**o: Any) -> ClientBlocked:
@@ -454,6 +481,10 @@ def member_joined(**o: Any) -> OrganizationMembershipCreated:
 
 def agent_joined(**o: Any) -> OrganizationMembershipCreated:
     return member_joined(**_with({"member_id": AGENT, "member_type": "agent"}, o))
+
+
+def agent_left(**o: Any) -> OrganizationMembershipDeleted:
+    return membership_deleted(**_with({"member_id": AGENT, "member_type": "agent"}, o))
 
 
 def membership_updated(**o: Any) -> OrganizationMembershipUpdated:

@@ -17,16 +17,15 @@ from services.directory.tests.factories import (
     HOST,
     T0,
     account_created,
-    account_updated,
     add_domain,
     assign_domain,
     domain_added,
     domain_assigned,
     domain_removed,
-    domain_snapshot,
     domain_unassigned,
     domain_verified,
     expire_domain_claim,
+    primaries_set,
     release_issuer_domains,
     remove_domain,
     unassign_domain,
@@ -130,22 +129,13 @@ def test_a_deleted_issuer_releases_only_its_domains():
     DeciderSpec(account).when(cmd).then()
 
 
-def primaries(first: bool, second: bool, at: int) -> object:
-    """The account.updated of a PATCH of the primary flags of the two domains below."""
-    return account_updated(
-        changed=["domains"], name="Acme", updated_at=at,
-        domains=[domain_snapshot(primary=first),
-                 domain_snapshot(host="b.example.com", added_at=T0 + 2, primary=second)],
-    )  # fmt: skip
-
-
 def test_patch_sets_one_primary_and_clears_the_others():
     two = (domain_added(), domain_added(host="b.example.com", added_at=T0 + 2))
     cmd = update_account(domains=[DomainEdit(host=HOST, primary=True)])
-    first = primaries(True, False, T0 + 3)
+    first = primaries_set(True, False, T0 + 3)
     spec(*two).when(cmd).then(first)
     swap = update_account(domains=[DomainEdit(host="b.example.com", primary=True)])
-    spec(*two, first).when(swap).then(primaries(False, True, T0 + 4))
+    spec(*two, first).when(swap).then(primaries_set(False, True, T0 + 4))
     spec(*two, first).when(cmd).then()
 
 

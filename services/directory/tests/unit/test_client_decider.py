@@ -33,19 +33,15 @@ def spec() -> DeciderSpec:
 
 
 def test_m2m_defaults(spec):
-    spec.given().when(create_client()).then(client_created())
-    config = client_config()
-    assert config.scopes == [] and config.response_types == []
-    assert config.access_token_ttl == 1800 and config.response_signature_alg == "ES256"
+    # client_credentials only, no scopes or response types, 30-minute tokens signed with ES256.
+    spec.given().when(create_client()).then(client_created(config=client_config()))
 
 
 def test_spa_defaults_to_code_flow_and_user_scopes(spec):
+    # Public (no secret), authorization_code + refresh_token, `code`, openid profile email.
     spec.given().when(create_client("spa", redirect_uris=["https://a.test/cb"])).then(
-        spa_client_created()
+        spa_client_created(config=user_facing_config())
     )
-    config = user_facing_config()
-    assert config.grant_types == ["authorization_code", "refresh_token"]
-    assert config.response_types == ["code"] and config.scopes == ["openid", "profile", "email"]
 
 
 @pytest.mark.parametrize(
@@ -74,9 +70,7 @@ def test_unblock_and_repeat(spec):
     spec.given(client_created(), blocked).when(update_client(now=T0 + 5, status="active")).then(
         client_unblocked(status_at=T0 + 5)
     )
-    spec.given(client_created(), blocked).when(
-        update_client(now=T0 + 5, status="disabled")
-    ).then()
+    spec.given(client_created(), blocked).when(update_client(now=T0 + 5, status="disabled")).then()
 
 
 def test_settings_patch_merges(spec):
