@@ -30,18 +30,6 @@ from authpi.testing.plugin import eventually
 
 
 @pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
-@pytest.fixture
 async def org(admin, issuer):
     return await admin.issuer(issuer).organizations.create(
         {"name": "Agents team", "default_member_scopes": ["member"],

@@ -14,11 +14,6 @@ from authpi.errors import Conflict, NotFound, PreconditionFailed
 ADMIN = Actor(type="system")
 
 
-@pytest.fixture
-def directory(platform):
-    return next(p.exports["directory"] for p in platform.handle.parts if "directory" in p.exports)
-
-
 async def view_row(platform, pool, key_id: str) -> dict:
     query = sql.SQL(
         "SELECT status, status_reason, status_by, secret_sha256, previous_sha256,"

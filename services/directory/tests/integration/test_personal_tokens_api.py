@@ -24,18 +24,6 @@ from authpi.testing.plugin import eventually
 
 
 @pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
-@pytest.fixture
 async def user_id(admin, issuer):
     created = await admin.issuer(issuer).users.create(
         {"username_type": "email", "username": f"pat-{uuid.uuid4().hex[:10]}@example.com"}
