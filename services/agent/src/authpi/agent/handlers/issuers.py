@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from authpi.agent.queries import AgentQueries, IssuerRow
+from authpi.agent.queries.issuers import IssuerQueries, IssuerRow
 from authpi.errors import NotFound
 from authpi.web.runtime import Runtime
 
@@ -43,7 +43,7 @@ def require_known_id(value: str) -> None:
 
 
 class IssuerGate:
-    def __init__(self, rt: Runtime, queries: AgentQueries) -> None:
+    def __init__(self, rt: Runtime, queries: IssuerQueries) -> None:
         self.rt = rt
         self.queries = queries
 
