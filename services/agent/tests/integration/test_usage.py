@@ -9,22 +9,15 @@ import uuid
 from authpi.contracts.facts import FactBatch, MachineTokenIssued, encode_batch
 from authpi.contracts.subjects import fact_subject
 from authpi.testing.plugin import eventually
+from services.agent.tests.factories import token_issued
 
 
 def minted(tenant, agent_id: str | None, verifier_id: str | None, at: int) -> MachineTokenIssued:
-    return MachineTokenIssued(
-        account_id=tenant.account_id,
-        issuer_id=tenant.issuer_id,
-        client_id=agent_id or "c_x",
-        agent_id=agent_id,
-        verifier_id=verifier_id,
-        scope="a",
-        aud="https://api.test",
-        jti=uuid.uuid4().hex[:18],
-        issued_at=at,
-        expires_at=at + 300_000,
+    return token_issued(
+        agent_id, verifier_id, at, account_id=tenant.account_id, issuer_id=tenant.issuer_id,
+        scope="a", aud="https://api.test", jti=uuid.uuid4().hex[:18], expires_at=at + 300_000,
         dat_type="agent" if agent_id else None,
-    )
+    )  # fmt: skip
 
 
 async def publish(platform, facts: list[MachineTokenIssued], batch_id: str | None = None) -> str:
