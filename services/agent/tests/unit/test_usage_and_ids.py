@@ -3,7 +3,7 @@ issuer gate uses to wait for an issuer created a moment ago."""
 
 from __future__ import annotations
 
-from authpi.agent.handlers.issuers import minted_at
+from authpi.agent.domain.ids import minted_at
 from authpi.agent.reactions.usage import Tally, tally
 from authpi.crypto.ids import RandomIds
 from services.agent.tests.factories import token_issued

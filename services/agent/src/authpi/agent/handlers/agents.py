@@ -26,12 +26,12 @@ from authpi.agent.domain.commands import (
     RemoveVerifier,
     UpdateAgent,
 )
+from authpi.agent.domain.ids import require_known_id
 from authpi.agent.domain.proof import CHALLENGE_TTL_MS, EIP191, challenge_message, check_proof
 from authpi.agent.domain.wallets import Wallet, bad
-from authpi.agent.handlers.issuers import IssuerGate, require_known_id
 from authpi.agent.projections import inline_views
 from authpi.agent.queries.agents import AgentQueries, AgentRow
-from authpi.agent.queries.issuers import IssuerQueries
+from authpi.agent.queries.issuers import IssuerGate, IssuerQueries
 from authpi.agent.reactions.issuers import cascade_channel
 from authpi.contracts.agent import (
     AgentDeleted,
