@@ -18,7 +18,7 @@ from psycopg import sql
 from authpi.crypto.clock import FixedClock
 from authpi.testing.plugin import eventually, running_platform
 from authpi.testing.tenants import part, signing_ready
-from authpi.token.revocation import SWEEP_MARGIN_MS
+from authpi.token.projections.revoked_tokens import SWEEP_MARGIN_MS
 
 MINUTE_MS = 60_000
 
