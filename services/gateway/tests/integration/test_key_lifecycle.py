@@ -8,7 +8,7 @@ import time
 import httpx
 
 from authpi.contracts.base import Actor
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.testing.plugin import eventually
 from authpi.testing.tenants import basic
 

@@ -12,7 +12,7 @@ import pytest
 
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.testing.plugin import eventually
 from authpi.testing.tenants import basic
 

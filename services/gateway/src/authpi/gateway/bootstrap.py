@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from authpi.config import Settings
-from authpi.directory.handlers import Directory
+from authpi.directory.handlers.accounts import Directory
 from authpi.gateway.platform import write_private
 
 

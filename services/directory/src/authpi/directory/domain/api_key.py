@@ -20,13 +20,14 @@ from authpi.contracts.directory import (
     ApiKeyUpdated,
     api_key_state,
 )
-from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
-from authpi.directory.domain.commands import (
+from authpi.directory.domain.commands.api_key import (
     BlockApiKey,
     CreateApiKey,
+    DeleteApiKey,
     RevokeApiKey,
     RotateApiKey,
     UnblockApiKey,
+    UpdateApiKey,
 )
 from authpi.directory.domain.grant_subset import check_within
 from authpi.errors import Conflict, NotFound

@@ -6,9 +6,8 @@ digest moves the current one to `previous_sha256`, valid until `previous_valid_u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
-import msgspec
 import psycopg
 from psycopg import sql
 
@@ -20,13 +19,9 @@ from authpi.contracts.directory import (
     ApiKeyUpdated,
 )
 from authpi.contracts.directory.api_key_state import CARRIED, changes
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class ApiKeysView:
@@ -41,30 +36,27 @@ class ApiKeysView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL(
-                "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, name,"
-                " description, tags, scopes, ip_allowlist, expires_at, metadata, status,"
-                " secret_sha256,"
-                " secret_hint, version, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb,"
-                " %s::jsonb, %s::jsonb, %s, %s::jsonb, 'active', %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.api_keys_view (id, account_id, org_id, issuer_id, name,"
+            " description, tags, scopes, ip_allowlist, expires_at, metadata, status,"
+            " secret_sha256,"
+            " secret_hint, version, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb,"
+            " %s::jsonb, %s::jsonb, %s, %s::jsonb, 'active', %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._delete = sql.SQL("DELETE FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
-        self._reset = sql.SQL("TRUNCATE {}.api_keys_view").format(q).as_string()
+        self._delete = render("DELETE FROM {schema}.api_keys_view WHERE id = %s", schema=schema)
+        self._reset = render("TRUNCATE {schema}.api_keys_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
             case ApiKeyCreated() as e:
                 await conn.execute(
                     self._insert,
-                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.description, _j(e.tags),
-                     _j(e.scopes), _j(e.ip_allowlist), e.expires_at, _j(e.metadata),
-                     e.secret_sha256, e.secret_hint, stored.stream_version, e.created_at],
+                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.description,
+                     jsonb.dumps(e.tags), jsonb.dumps(e.scopes), jsonb.dumps(e.ip_allowlist),
+                     e.expires_at, jsonb.dumps(e.metadata), e.secret_sha256, e.secret_hint,
+                     stored.stream_version, e.created_at],
                 )  # fmt: skip
             case ApiKeyUpdated() | ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 values = _assignments(e, stored.stream_version)
@@ -75,7 +67,7 @@ class ApiKeysView:
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)
 
-    def _update_query(self, values: dict[str, object]) -> sql.Composed:
+    def _update_query(self, values: dict[str, object]) -> LiteralString:
         sets = [
             sql.SQL("{} = %s{}").format(sql.Identifier(column), sql.SQL(_CASTS.get(column, "")))
             for column in values
@@ -83,8 +75,10 @@ class ApiKeysView:
         for field, source in CARRIED:  # right-hand sides read the row before the update
             if source in values:
                 sets.insert(0, sql.SQL("{} = {}").format(*map(sql.Identifier, (field, source))))
-        return sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s").format(
-            sql.Identifier(self.schema), sql.SQL(", ").join(sets)
+        return render(
+            "UPDATE {schema}.api_keys_view SET {sets} WHERE id = %s",
+            schema=self.schema,
+            sets=sql.SQL(", ").join(sets),
         )
 
 
@@ -95,5 +89,5 @@ def _assignments(
     e: ApiKeyUpdated | ApiKeyBlocked | ApiKeyUnblocked, version: int
 ) -> dict[str, object]:
     """Column -> new value for one change, in a fixed order."""
-    values = {c: _j(v) if c in _CASTS else v for c, v in changes(e).items()}
+    values = {c: jsonb.dumps(v) if c in _CASTS else v for c, v in changes(e).items()}
     return {**values, "version": version}
