@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 
 from authpi.embedded.servers import free_port
-from authpi.gateway.bootstrap import ensure_bootstrap
+from authpi.platform.bootstrap import ensure_bootstrap
+from authpi.platform.testing.plugin import running_platform
 from authpi.testing.infra import Infra, new_namespace
-from authpi.testing.plugin import running_platform
 
 
 def _env(infra: Infra, data_dir: Path, namespace: str, api: int, idp: int) -> dict[str, str]:
@@ -38,7 +38,7 @@ async def _run_until_up(env: dict[str, str], *args: str) -> str:
     """Start `authpi <args>`, wait for its "AuthPI is up" line (printed once start-up, and any
     bootstrap, is over), stop it with SIGTERM; return everything it printed (stdout and logs)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", *args, env=env,
+        sys.executable, "-m", "authpi.platform.cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -104,7 +104,7 @@ async def test_bootstrap_command_on_bootstrapped_database_refuses(infra, tmp_pat
     (tmp_path / "data" / "bootstrap.json").unlink()
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", "bootstrap", "--json", env=env,
+        sys.executable, "-m", "authpi.platform.cli", "bootstrap", "--json", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -139,7 +139,7 @@ async def test_bootstrap_command_creates_once_and_prints_without_writing(infra, 
 
     async def bootstrap() -> tuple[int | None, bytes, bytes]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "bootstrap", "--json", env=env,
+            sys.executable, "-m", "authpi.platform.cli", "bootstrap", "--json", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -16,7 +16,8 @@ from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.ids import sha256_hex
-from authpi.testing.plugin import eventually, running_platform
+from authpi.platform.testing.plugin import running_platform
+from authpi.testing.plugin import eventually
 from authpi.token.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
 MINUTE_MS = 60_000

@@ -21,11 +21,11 @@ from authpi.gateway.organizations import OrganizationStatuses
 from authpi.gateway.personal_tokens import PersonalTokenCache, PersonalTokenVerifier
 from authpi.gateway.projection import DirectoryProjection, PlatformKeysProjection
 from authpi.gateway.ratelimit import RateLimits, TokenBuckets
-from authpi.gateway.supervisor import supervise
 from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
+from authpi.web.supervisor import supervise
 
 
 class Gateway:

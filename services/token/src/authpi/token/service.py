@@ -35,7 +35,6 @@ async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
     idp_base = rt.settings.idp_url
     keys = KeyRing(rt, schema)
-    await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
     clients = clients_cache()
     clients_view = clients_projection(schema)
@@ -54,7 +53,6 @@ async def build(rt: Runtime) -> ServiceParts:
     for progress in (cache, follower, agent_follower):
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
-    await lockouts.open()
     facts = FactPublisher(rt.js, rt.namespace)
     revocations = Revocations(
         rt.pool, EventStore(rt.pool, schema, "token", rt.ids), schema, rt.clock
@@ -84,6 +82,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:facts", facts.run),
         ],
         warm=[cache.warm, follower.warm, agent_follower.warm, lockouts.warm],
+        prepare=[keys.ensure_platform_issuer, lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": revocations,
