@@ -14,8 +14,9 @@ from pathlib import Path
 import psycopg
 
 from authpi.embedded.servers import free_port
-from authpi.platform.bootstrap import ensure_bootstrap
+from authpi.platform.bootstrap import AccountBootstrap, ensure_bootstrap
 from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part
 from authpi.testing.infra import Infra, new_namespace
 
 
@@ -131,6 +132,11 @@ async def test_second_ensure_bootstrap_returns_no_secret(infra, tmp_path):
         assert (content, created) == (None, False)
         assert not settings.bootstrap_path.exists()
         assert await _credentials(running.dsn, running.namespace) == (1, 1)
+
+
+async def test_directory_export_answers_what_bootstrap_needs(platform):
+    """The host reaches the directory through its two-method bootstrap protocol only."""
+    assert isinstance(part(platform, "directory"), AccountBootstrap)
 
 
 async def test_bootstrap_command_creates_once_and_prints_without_writing(infra, tmp_path):
