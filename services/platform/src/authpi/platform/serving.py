@@ -1,6 +1,7 @@
-"""What every process of the host serves HTTP with: uvicorn inside the process's own event loop
-on an already bound socket, and the IdP app (every service's IdP routes behind the per-address
-rate limit). Shared by the main process and the IdP workers."""
+"""What the host's processes serve HTTP with: uvicorn inside the process's own event loop on an
+already bound socket, and the two public apps built from the service parts (the Core API behind
+the gateway's layers, the IdP API behind the per-address rate limit). Shared by the main
+process, the IdP workers and the contract generator."""
 
 from __future__ import annotations
 
