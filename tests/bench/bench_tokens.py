@@ -67,7 +67,7 @@ end
 
 def signing_floor(seconds: float) -> dict[str, Any]:
     """Signs per second of one access token, in this process, per algorithm."""
-    from authpi.token.keys import generate, sign_jwt
+    from authpi.token.signing.keys import generate, sign_jwt
 
     results: dict[str, Any] = {}
     per_alg = seconds / len(ALGS)

@@ -109,3 +109,38 @@ async def test_concurrent_execute_on_one_stream_serialises_versions(pool, schema
         history = await store.load(conn, "hot")
     assert [e.stream_version for e in history] == list(range(1, len(wins) + 1))
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
+
+
+async def test_execute_all_works_out_its_steps_inside_the_transaction(pool, schema):
+    """Steps may depend on what is read under `prepare`'s lock; a retry works them out again."""
+    store = EventStore(pool, schema, "test")
+    seen: list[str] = []
+
+    async def lock(tx):
+        seen.append("prepare")
+
+    async def plan(tx):
+        seen.append("plan")
+        return [Step(s, ProbeDecider(s), ProbeCommand()) for s in ("p1", "p2")]
+
+    outcomes = await store.execute_all(plan, PROBE_META, prepare=lock)
+    assert seen == ["prepare", "plan"]
+    assert [len(o.events) for o in outcomes] == [1, 1]
+    async with pool.connection() as conn:
+        assert len(await store.load(conn, "p1")) == 1 and len(await store.load(conn, "p2")) == 1
+
+
+async def test_execute_all_in_a_callers_transaction_commits_or_rolls_back_with_it(pool, schema):
+    store = EventStore(pool, schema, "test")
+    steps = [Step("c1", ProbeDecider("c1"), ProbeCommand())]
+    with pytest.raises(RuntimeError):
+        async with pool.connection() as conn, conn.transaction():
+            await store.execute_all(steps, PROBE_META, conn=conn)
+            raise RuntimeError("the caller fails after the append")
+    async with pool.connection() as conn:
+        assert await store.load(conn, "c1") == []
+    async with pool.connection() as conn, conn.transaction():
+        outcomes = await store.execute_all(steps, PROBE_META, conn=conn)
+    assert [e.stream_version for e in outcomes[0].events] == [1]
+    async with pool.connection() as conn:
+        assert len(await store.load(conn, "c1")) == 1

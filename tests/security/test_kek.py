@@ -18,7 +18,7 @@ from authpi.gateway.replay_keys import ReplaySeal
 from authpi.platform.bootstrap import ensure_bootstrap
 from authpi.platform.host import Platform
 from authpi.testing.infra import Infra, new_namespace
-from authpi.token.keys import unwrap_private
+from authpi.token.signing.keys import unwrap_private
 
 
 def _settings(infra: Infra, data_dir: Path, namespace: str, kek_file: Path) -> Settings:

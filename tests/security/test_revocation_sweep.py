@@ -19,7 +19,7 @@ from authpi.crypto.clock import FixedClock
 from authpi.platform.testing.plugin import running_platform
 from authpi.platform.testing.tenants import part, signing_ready
 from authpi.testing.plugin import eventually
-from authpi.token.revocation import SWEEP_MARGIN_MS
+from authpi.token.projections.revoked_tokens import SWEEP_MARGIN_MS
 
 MINUTE_MS = 60_000
 

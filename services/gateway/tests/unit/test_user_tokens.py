@@ -19,7 +19,7 @@ from authpi.crypto.clock import FixedClock
 from authpi.crypto.ids import RandomIds
 from authpi.errors import InvalidToken
 from authpi.gateway.user_tokens import PlatformKeys, UserTokenVerifier, core_scopes, memberships
-from authpi.token.keys import public_jwk
+from authpi.token.signing.keys import public_jwk
 
 IDP = "https://idp.test"
 ISS = f"{IDP}/{PLATFORM_ISSUER_ID}"

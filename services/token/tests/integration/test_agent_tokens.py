@@ -55,27 +55,18 @@ class Issuer:
         return agent.id, verifier.id, verifier.secret
 
 
-async def new_issuer(platform) -> Issuer:
-    admin = AuthPIAdmin(
-        api_key=(platform.api_key_id, platform.api_key_secret),
-        account_id=platform.account_id,
-        base_url=platform.api_url,
-        retries=False,
-    )
-    made = await admin.issuers.create({"name": "agents"})
+@pytest.fixture
+def new_issuer(platform, issuer_with_keys):
+    async def make() -> Issuer:
+        admin, issuer_id = await issuer_with_keys(platform, "agents")
+        return Issuer(platform, admin, issuer_id)
 
-    async def has_keys() -> bool:
-        async with httpx.AsyncClient(timeout=30) as http:
-            resp = await http.get(f"{platform.idp_url}/{made.id}/jwks.json")
-        return resp.status_code == 200 and len(resp.json()["keys"]) == 3
-
-    await eventually(has_keys)
-    return Issuer(platform, admin, made.id)
+    return make
 
 
 @pytest.fixture
-async def issuer(platform) -> Issuer:
-    return await new_issuer(platform)
+async def issuer(new_issuer) -> Issuer:
+    return await new_issuer()
 
 
 async def test_sdk_agent_token_verifies_with_300s_and_narrowed_scope(issuer):
@@ -152,9 +143,9 @@ async def test_removed_verifier_and_deleted_agent_stop_within_a_second(issuer):
     await eventually(second_refused, timeout=1.0)
 
 
-async def test_another_issuers_agent_is_refused(issuer, platform):
+async def test_another_issuers_agent_is_refused(issuer, new_issuer):
     agent_id, _, secret = await issuer.agent(["tickets:read"])
-    other = await new_issuer(platform)
+    other = await new_issuer()
     resp = await other.token(agent_id, secret)
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
     wrong = await issuer.token(agent_id, "agts_" + "x" * 43)

@@ -18,6 +18,7 @@ from authpi_admin import AuthPIAdmin
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError
 
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -68,32 +69,18 @@ class Tenant:
         return jwt.PyJWKClient(config["jwks_uri"], cache_keys=False)
 
 
-async def new_tenant(platform) -> Tenant:
-    admin = AuthPIAdmin(
-        api_key=(platform.api_key_id, platform.api_key_secret),
-        account_id=platform.account_id,
-        base_url=platform.api_url,
-        retries=False,
-    )
-    issuer = await admin.issuers.create({"name": "machines"})
+@pytest.fixture
+def new_tenant(platform, issuer_with_keys):
+    async def make() -> Tenant:
+        admin, issuer_id = await issuer_with_keys(platform, "machines")
+        return Tenant(platform, admin, issuer_id)
 
-    async def has_keys() -> bool:
-        async with httpx.AsyncClient(timeout=30) as http:
-            resp = await http.get(f"{platform.idp_url}/{issuer.id}/jwks.json")
-        return resp.status_code == 200 and len(resp.json()["keys"]) == 3
-
-    await eventually(has_keys)
-    return Tenant(platform, admin, issuer.id)
+    return make
 
 
 @pytest.fixture
-async def tenant(platform) -> Tenant:
-    return await new_tenant(platform)
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
+async def tenant(new_tenant) -> Tenant:
+    return await new_tenant()
 
 
 async def verify(tenant: Tenant, token: str) -> tuple[dict, dict]:
@@ -147,9 +134,9 @@ async def test_wider_scope_is_invalid_scope(tenant):
     assert caught.value.error == "invalid_scope"
 
 
-async def test_client_of_issuer_a_is_unknown_at_issuer_b(tenant, platform):
+async def test_client_of_issuer_a_is_unknown_at_issuer_b(tenant, new_tenant):
     client_id, secret = await tenant.m2m()
-    other = await new_tenant(platform)
+    other = await new_tenant()
     resp = await other.token({"client_id": client_id, "client_secret": secret})
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
 
@@ -213,7 +200,7 @@ async def test_rotated_secret_works_at_once_and_old_one_during_grace(tenant):
     assert (await tenant.token({"client_id": client_id, "client_secret": old})).status_code == 200
 
 
-async def test_introspection_sees_only_own_tokens_and_revocation(tenant, platform):
+async def test_introspection_sees_only_own_tokens_and_revocation(tenant, new_tenant):
     a_id, a_secret = await tenant.m2m()
     b_id, b_secret = await tenant.m2m()
     token = (await tenant.token({"client_id": a_id, "client_secret": a_secret})).json()[
@@ -231,7 +218,7 @@ async def test_introspection_sees_only_own_tokens_and_revocation(tenant, platfor
         "introspect", data={"token": "x.y.z"}, headers=basic(a_id, a_secret)
     )
     assert garbage.json() == {"active": False}
-    other = await new_tenant(platform)
+    other = await new_tenant()
     c_id, c_secret = await other.m2m()
     cross = await other.post("introspect", data={"token": token}, headers=basic(c_id, c_secret))
     assert cross.json() == {"active": False}

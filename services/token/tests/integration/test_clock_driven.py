@@ -12,13 +12,13 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
-from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.ids import sha256_hex
 from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part
 from authpi.testing.plugin import eventually
-from authpi.token.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
+from authpi.token.domain.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
 MINUTE_MS = 60_000
 
@@ -31,27 +31,9 @@ async def clocked(infra, tmp_path_factory):
 
 
 @pytest_asyncio.fixture(scope="module")
-async def issuer(clocked):
+async def issuer(clocked, issuer_with_keys):
     platform, _ = clocked
-    admin = AuthPIAdmin(
-        api_key=(platform.api_key_id, platform.api_key_secret),
-        account_id=platform.account_id,
-        base_url=platform.api_url,
-        retries=False,
-    )
-    made = await admin.issuers.create({"name": "clocked"})
-
-    async def has_keys() -> bool:
-        return len((await jwks(platform, made.id)).get("keys", [])) == 3
-
-    await eventually(has_keys)
-    return admin, made.id
-
-
-async def jwks(platform, issuer_id: str) -> dict:
-    async with httpx.AsyncClient(timeout=30) as http:
-        resp = await http.get(f"{platform.idp_url}/{issuer_id}/jwks.json")
-    return resp.json() if resp.status_code == 200 else {}
+    return await issuer_with_keys(platform, "clocked")
 
 
 async def new_client(clocked, issuer) -> tuple[str, str]:
@@ -62,7 +44,7 @@ async def new_client(clocked, issuer) -> tuple[str, str]:
     client = await admin.issuer(issuer_id).clients.create({"name": "svc", "type": "m2m"})
 
     async def known() -> bool:
-        return token_clients(platform).get(client.id) is not None
+        return part(platform, "clients", "token").get(client.id) is not None
 
     await eventually(known)
     return client.id, client.secret
@@ -93,10 +75,6 @@ async def introspect(clocked, issuer_id: str, client_id: str, secret: str, tok: 
     return resp.json()
 
 
-def token_clients(platform):
-    return next(p.exports["clients"] for p in platform.handle.parts if p.name == "token")
-
-
 async def test_previous_secret_stops_after_the_15_minute_grace(clocked, issuer):
     platform, clock = clocked
     admin, issuer_id = issuer
@@ -104,7 +82,7 @@ async def test_previous_secret_stops_after_the_15_minute_grace(clocked, issuer):
     rotated = await admin.issuer(issuer_id).clients.rotate_secret(client_id)
 
     async def new_secret_known() -> bool:
-        entry = token_clients(platform).get(client_id)
+        entry = part(platform, "clients", "token").get(client_id)
         return entry is not None and entry.secret_sha256 == sha256_hex(rotated.secret)
 
     await eventually(new_secret_known)
@@ -157,7 +135,7 @@ def verify(tok: str, keys: dict) -> dict:
     )
 
 
-async def test_endpoint_token_outlives_rotations_for_44_days(clocked, issuer):
+async def test_endpoint_token_outlives_rotations_for_44_days(clocked, issuer, jwks_of):
     platform, clock = clocked
     _, issuer_id = issuer
     keys = next(p.exports["keys"] for p in platform.handle.parts if "keys" in p.exports)
@@ -171,7 +149,7 @@ async def test_endpoint_token_outlives_rotations_for_44_days(clocked, issuer):
         await keys.rotate(clock.now_ms(), [issuer_id])
 
     async def published(expected: int) -> dict | None:
-        doc = await jwks(platform, issuer_id)
+        doc = await jwks_of(platform, issuer_id)
         return doc if len(doc.get("keys", [])) == expected else None
 
     await rotate_at(next_rotation_after(born) + MINUTE_MS)
@@ -181,7 +159,7 @@ async def test_endpoint_token_outlives_rotations_for_44_days(clocked, issuer):
     while next_rotation_after(clock.now_ms()) <= born + 44 * DAY_MS:
         await rotate_at(next_rotation_after(clock.now_ms()) + MINUTE_MS)
     clock.advance(ms=born + 44 * DAY_MS - clock.now_ms())
-    doc = await jwks(platform, issuer_id)
+    doc = await jwks_of(platform, issuer_id)
     assert old_kid in {k["kid"] for k in doc["keys"]}
     assert len(doc["keys"]) % 3 == 0 and len(doc["keys"]) >= 6
     assert verify(old, doc)["sub"] == client_id
@@ -190,7 +168,7 @@ async def test_endpoint_token_outlives_rotations_for_44_days(clocked, issuer):
     await rotate_at(next_rotation_after(clock.now_ms()) + MINUTE_MS)
 
     async def old_kid_gone() -> dict | None:
-        doc = await jwks(platform, issuer_id)
+        doc = await jwks_of(platform, issuer_id)
         return doc if old_kid not in {k["kid"] for k in doc.get("keys", [])} else None
 
     doc = await eventually(old_kid_gone)

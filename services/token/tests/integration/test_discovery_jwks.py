@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
+from authpi.platform.testing.tenants import part
 from authpi.testing.plugin import eventually
-from authpi.token.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
+from authpi.token.domain.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
 ALGS = ("ES256", "EdDSA", "RS256")
 KEY_SHAPES = {
@@ -42,10 +43,6 @@ SPEC_FIELDS = {
 }  # fmt: skip
 
 
-def part(platform, name: str):
-    return next(p.exports[name] for p in platform.handle.parts if name in p.exports)
-
-
 def core(platform) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=platform.api_url,
@@ -56,25 +53,6 @@ def core(platform) -> httpx.AsyncClient:
 
 def idp(platform) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=platform.idp_url, timeout=30)
-
-
-async def jwks_of(platform, issuer_id: str) -> dict:
-    async with idp(platform) as client:
-        resp = await client.get(f"/{issuer_id}/jwks.json")
-    return resp.json() if resp.status_code == 200 else {}
-
-
-async def new_issuer(platform, name: str = "Token tests") -> str:
-    async with core(platform) as client:
-        resp = await client.post(f"/v1/accounts/{platform.account_id}/issuers", json={"name": name})
-    assert resp.status_code == 201, resp.text
-    issuer_id = resp.json()["data"]["id"]
-
-    async def has_three_keys() -> bool:
-        return len((await jwks_of(platform, issuer_id)).get("keys", [])) == 3
-
-    await eventually(has_three_keys)
-    return issuer_id
 
 
 async def discovered_jwks(platform, issuer_id: str) -> dict:
@@ -101,8 +79,9 @@ async def token_events(platform, pool) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-async def issuer_id(platform) -> str:
-    return await new_issuer(platform)
+async def issuer_id(platform, issuer_with_keys) -> str:
+    _, issuer_id = await issuer_with_keys(platform, "Token tests")
+    return issuer_id
 
 
 async def test_discovery_lists_every_spec_field_with_the_issuer_url(platform, issuer_id):
@@ -183,7 +162,9 @@ async def test_tokens_above_the_21_day_cap_are_refused(platform, issuer_id):
     assert signer.sign(issuer_id, {"sub": "usr_1", "iat": 0, "exp": 21 * 86_400})
 
 
-async def test_rotation_publishes_new_keys_and_drops_keys_after_the_overlap(platform, issuer_id):
+async def test_rotation_publishes_new_keys_and_drops_keys_after_the_overlap(
+    platform, issuer_id, jwks_of
+):
     keys, signer = part(platform, "keys"), part(platform, "signer")
     first = {k["kid"] for k in (await jwks_of(platform, issuer_id))["keys"]}
     clock = FixedClock(int(time.time() * 1000))
@@ -289,8 +270,8 @@ async def test_unknown_issuer_is_404_in_the_idp_error_format(platform):
             assert body["error"] == "not_found" and body["error_description"]
 
 
-async def test_deleted_issuer_loses_its_keys_and_endpoints(platform, pool):
-    issuer_id = await new_issuer(platform, "Short-lived")
+async def test_deleted_issuer_loses_its_keys_and_endpoints(platform, pool, issuer_with_keys):
+    _, issuer_id = await issuer_with_keys(platform, "Short-lived")
     async with core(platform) as client:
         resp = await client.delete(f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}")
     assert resp.status_code == 204, resp.text
@@ -312,7 +293,7 @@ async def test_deleted_issuer_loses_its_keys_and_endpoints(platform, pool):
     assert len(retired) == 3 and all("issuer_deleted" in data for data in retired)
 
 
-async def test_platform_issuer_has_keys_and_discovery(platform):
+async def test_platform_issuer_has_keys_and_discovery(platform, jwks_of):
     """AuthPI's own issuer (console users' tokens) exists without any directory event."""
     from authpi.contracts.console import PLATFORM_ISSUER_ID
 

@@ -14,24 +14,15 @@ from authpi.contracts.agent import (
 from authpi.contracts.directory import (
     ClientBlocked,
     ClientConfig,
-    ClientCreated,
     ClientDeleted,
     ClientSecretRotated,
     ClientUnblocked,
     ClientUpdated,
 )
-from authpi.token import agents, clients
+from authpi.token.caches import agents, clients
+from services.token.tests.factories import client_created
 
 ACC = "acc_1"
-
-
-def client_created() -> ClientCreated:
-    return ClientCreated(
-        id="c_1", issuer_id="i_1", name="svc", client_type="m2m", confidential=True,
-        config=ClientConfig(grant_types=["client_credentials"], scopes=["a:read"],
-                            access_token_ttl=900, response_signature_alg="EdDSA"),
-        secret_sha256="d1", secret_hint="abcd", created_at=1,
-    )  # fmt: skip
 
 
 def test_client_fold_follows_the_lifecycle():

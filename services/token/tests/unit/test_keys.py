@@ -8,14 +8,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from authpi.crypto.envelope import Kek, new_key
-from authpi.token.keys import (
-    ALGORITHMS,
-    generate,
-    public_jwk,
-    sign_jwt,
-    unwrap_private,
-    wrap_private,
-)
+from authpi.token.domain.signing_key import ALGORITHMS
+from authpi.token.signing.keys import generate, public_jwk, sign_jwt, unwrap_private, wrap_private
 
 EXPECTED = {
     "ES256": {"kty": "EC", "crv": "P-256"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from authpi.token.rotation import DAY_MS, KeyAge, last_rotation_at, next_rotation_after, plan
+from authpi.token.domain.rotation import DAY_MS, KeyAge, last_rotation_at, next_rotation_after, plan
 
 
 def ms(*args: int) -> int:

@@ -76,6 +76,10 @@ class Step(Generic[C, S]):
     command: C
 
 
+# The steps of one transaction, or a function that works them out inside it (execute_all).
+Steps = Sequence[Step[Any, Any]] | Callable[[Tx], Awaitable[Sequence[Step[Any, Any]]]]
+
+
 @dataclass(frozen=True)
 class Outcome(Generic[S]):
     state: S
@@ -243,16 +247,25 @@ class EventStore:
 
     async def execute_all(
         self,
-        steps: Sequence[Step[Any, Any]],
+        steps: Steps,
         meta: Meta,
         reactions: Sequence[Reaction] = (),
         attempts: int = 3,
         prepare: Reaction | None = None,
+        conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> list[Outcome[Any]]:
         """`execute` over several streams in one transaction. Every stream is loaded before the
         first INSERT: the relay's ordering relies on it (STYLE.md 6). `prepare` runs first in
         the transaction, before any load: reads, checks and advisory locks only, never a write
-        nor a row lock (either gives the transaction its id before the loads)."""
+        nor a row lock (either gives the transaction its id before the loads).
+
+        `steps` may be a function that works them out inside the transaction, right after
+        `prepare` and under the same rules (e.g. a plan read under an advisory lock); a retry
+        runs it again. With `conn`, everything runs once inside the caller's open transaction
+        on that connection (a consumer applying an event): the caller commits and owns the
+        retry, so a VersionConflict reaches it and nothing is recorded here."""
+        if conn is not None:
+            return await self._run(conn, steps, meta, reactions, prepare)
         for _ in range(attempts):
             try:
                 outcomes = await self._execute_once(steps, meta, reactions, prepare)
@@ -271,7 +284,7 @@ class EventStore:
 
     async def _execute_once(
         self,
-        steps: Sequence[Step[Any, Any]],
+        steps: Steps,
         meta: Meta,
         reactions: Sequence[Reaction],
         prepare: Reaction | None,
@@ -279,25 +292,36 @@ class EventStore:
         # Pipeline mode: BEGIN travels with the first load and COMMIT with the last write, so a
         # command costs two round trips instead of four.
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            if prepare is not None:
-                await prepare(Tx(conn, self))
-            histories = [await self.load(conn, step.stream_id) for step in steps]
-            outcomes: list[Outcome[Any]] = []
-            all_stored: list[StoredEvent] = []
-            for step, history in zip(steps, histories, strict=True):
-                state = fold(step.decider, history)
-                new_events = step.decider.decide(step.command, state)
-                stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
-                for event in new_events:
-                    state = step.decider.evolve(state, event)
-                outcomes.append(Outcome(state, len(history) + len(stored), stored))
-                all_stored += stored
-            if all_stored:
-                await self.project(conn, all_stored)
-                tx = Tx(conn, self, all_stored)
-                for reaction in reactions:
-                    await reaction(tx)
-            return outcomes
+            return await self._run(conn, steps, meta, reactions, prepare)
+
+    async def _run(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        steps: Steps,
+        meta: Meta,
+        reactions: Sequence[Reaction],
+        prepare: Reaction | None,
+    ) -> list[Outcome[Any]]:
+        if prepare is not None:
+            await prepare(Tx(conn, self))
+        planned = await steps(Tx(conn, self)) if callable(steps) else steps
+        histories = [await self.load(conn, step.stream_id) for step in planned]
+        outcomes: list[Outcome[Any]] = []
+        all_stored: list[StoredEvent] = []
+        for step, history in zip(planned, histories, strict=True):
+            state = fold(step.decider, history)
+            new_events = step.decider.decide(step.command, state)
+            stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
+            for event in new_events:
+                state = step.decider.evolve(state, event)
+            outcomes.append(Outcome(state, len(history) + len(stored), stored))
+            all_stored += stored
+        if all_stored:
+            await self.project(conn, all_stored)
+            tx = Tx(conn, self, all_stored)
+            for reaction in reactions:
+                await reaction(tx)
+        return outcomes
 
     async def project(
         self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]

@@ -13,19 +13,27 @@ from pathlib import Path
 
 from authpi.eventstore.store import EventStore
 from authpi.messaging.follower import CacheFollower
-from authpi.token.agents import AGENT_EVENTS, agents_cache, agents_projection
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
-from authpi.token.cache import KeyCache
-from authpi.token.clients import CLIENT_EVENTS, clients_cache, clients_projection
-from authpi.token.facts import FactPublisher
-from authpi.token.grants import ClientCredentialsGrant
-from authpi.token.handlers import KeyRing
-from authpi.token.lockout import Lockouts
-from authpi.token.oauth import ClientAuthenticator
+from authpi.token.caches.agents import AGENT_EVENTS, agents_cache, agents_projection
+from authpi.token.caches.clients import CLIENT_EVENTS, clients_cache, clients_projection
+from authpi.token.caches.issuer_keys import KeyCache
+from authpi.token.caches.lockouts import Lockouts
+from authpi.token.endpoints.client_auth import ClientAuthenticator
+from authpi.token.endpoints.introspection import IntrospectionEndpoint
+from authpi.token.endpoints.revocation import RevocationEndpoint
+from authpi.token.endpoints.token import TokenEndpoint
+from authpi.token.grants.client_credentials import ClientCredentialsGrant
+from authpi.token.handlers.revoked_tokens import Revocations
+from authpi.token.handlers.signing_keys import KeyRing
+from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
+from authpi.token.projections.signing_keys import SigningKeysView
+from authpi.token.publishing.facts import FactPublisher
+from authpi.token.queries.keys import Sql
+from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.reactions.issuers import IssuersReaction
-from authpi.token.revocation import Revocations, TokenVerifier
-from authpi.token.signing import TokenSigner
+from authpi.token.signing.signer import TokenSigner
+from authpi.token.signing.verifier import TokenVerifier
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -34,8 +42,12 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
     idp_base = rt.settings.idp_url
-    keys = KeyRing(rt, schema)
-    cache = KeyCache(rt.pool, rt.dsn, rt.kek, keys.sql)
+    # The inline projections: the store applies each committed event to those naming its type.
+    views = [SigningKeysView(schema), RevokedTokensView(schema)]
+    store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
+    queries = Sql(schema)
+    keys = KeyRing(rt, store, queries)
+    cache = KeyCache(rt.pool, rt.dsn, rt.kek, queries)
     clients = clients_cache()
     clients_view = clients_projection(schema)
     follower = CacheFollower(
@@ -54,25 +66,24 @@ async def build(rt: Runtime) -> ServiceParts:
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
     facts = FactPublisher(rt.js, rt.namespace)
-    revocations = Revocations(
-        rt.pool, EventStore(rt.pool, schema, "token", rt.ids), schema, rt.clock
-    )
+    auth = ClientAuthenticator(clients, agents, lockouts, rt.clock)
+    verifier = TokenVerifier(idp_base, rt.clock)
+    sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
     machine = MachineEndpoints(
         idp_base=idp_base,
         keys=cache,
-        auth=ClientAuthenticator(clients, agents, lockouts, rt.clock),
-        client_credentials=ClientCredentialsGrant(idp_base, rt.clock, facts),
-        verifier=TokenVerifier(idp_base, rt.clock),
-        revocations=revocations,
+        token=TokenEndpoint(auth, ClientCredentialsGrant(idp_base, rt.clock, facts)),
+        introspection=IntrospectionEndpoint(auth, verifier, RevokedTokens(rt.pool, schema)),
+        revocation=RevocationEndpoint(auth, verifier, Revocations(store), rt.clock),
     )
     return ServiceParts(
         name="token",
         idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
         projections=[IssuersReaction(schema, keys), clients_view, agents_view],
-        inline_projections=[keys.view, revocations.view],
+        inline_projections=list(views),
         tasks=[
             ("token:key-rotation", keys.rotation_task),
-            ("token:revocation-sweeper", revocations.run_sweeper),
+            ("token:revocation-sweeper", sweeper.run_sweeper),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
@@ -85,7 +96,7 @@ async def build(rt: Runtime) -> ServiceParts:
         prepare=[keys.ensure_platform_issuer, lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
-            "clients": clients, "agents": agents, "facts": facts, "revocations": revocations,
+            "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,
         },
     )  # fmt: skip
 

@@ -1,121 +1,25 @@
 """IdP discovery routes (idp-api.md 3, 13.2, 13.4): the OpenID Provider metadata, the same
 document as OAuth authorization-server metadata (RFC 8414, both at the issuer path and at the
-RFC's well-known prefix), and the issuer's JWKS. All answer from the in-memory key cache."""
+RFC's well-known prefix), and the issuer's JWKS. The documents come from the protocol endpoints
+(authpi.token.endpoints.discovery, .jwks); this module only maps them to litestar routes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.params import FromPath
 
-from authpi.errors import NotFound
-from authpi.token.cache import IssuerKeys, KeyCache
-
-DISCOVERY_CACHE = "public, max-age=3600"
-JWKS_CACHE = "public, max-age=600, stale-while-revalidate=86400"
-BASE_SCOPES = ["openid", "profile", "email", "phone", "address", "offline_access"]
-CLAIMS = [
-    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "jti",
-    "name", "given_name", "family_name", "picture", "locale",
-    "email", "email_verified", "phone_number", "phone_number_verified", "address",
-    "organizations", "org_id",
-]  # fmt: skip
-
-
-class OpenIDConfiguration(msgspec.Struct, frozen=True, kw_only=True):
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    userinfo_endpoint: str
-    jwks_uri: str
-    introspection_endpoint: str
-    revocation_endpoint: str
-    end_session_endpoint: str
-    check_session_iframe: str
-    response_types_supported: list[str]
-    response_modes_supported: list[str]
-    grant_types_supported: list[str]
-    subject_types_supported: list[str]
-    id_token_signing_alg_values_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
-    introspection_endpoint_auth_methods_supported: list[str]
-    revocation_endpoint_auth_methods_supported: list[str]
-    code_challenge_methods_supported: list[str]
-    scopes_supported: list[str]
-    claims_supported: list[str]
-    prompt_values_supported: list[str]
-    claims_parameter_supported: bool
-    request_parameter_supported: bool
-    request_uri_parameter_supported: bool
-    frontchannel_logout_supported: bool
-    frontchannel_logout_session_supported: bool
-    backchannel_logout_supported: bool
-    backchannel_logout_session_supported: bool
-    authorization_response_iss_parameter_supported: bool
-
-
-class IssuerJWKS(msgspec.Struct, frozen=True):
-    keys: list[dict[str, Any]]
-
-
-def issuer_url(configured_base: str, issuer_id: str) -> str:
-    """AUTHPI_IDP_URL + /{issuer_id}, no trailing slash (idp-api.md 1.2)."""
-    return f"{configured_base.rstrip('/')}/{issuer_id}"
-
-
-def discovery_document(issuer: str, entry: IssuerKeys) -> OpenIDConfiguration:
-    scopes = BASE_SCOPES + [s for s in entry.available_scopes if s not in BASE_SCOPES]
-    return OpenIDConfiguration(
-        issuer=issuer,
-        authorization_endpoint=f"{issuer}/authorize",
-        token_endpoint=f"{issuer}/token",
-        userinfo_endpoint=f"{issuer}/userinfo",
-        jwks_uri=f"{issuer}/jwks.json",
-        introspection_endpoint=f"{issuer}/introspect",
-        revocation_endpoint=f"{issuer}/revoke",
-        end_session_endpoint=f"{issuer}/logout",
-        check_session_iframe=f"{issuer}/check-session.html",
-        response_types_supported=["code"],
-        response_modes_supported=["query"],
-        grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
-        subject_types_supported=["public"],
-        id_token_signing_alg_values_supported=list(entry.signing_algs),
-        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post", "none"],
-        introspection_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
-        revocation_endpoint_auth_methods_supported=[
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        code_challenge_methods_supported=["S256"],
-        scopes_supported=scopes,
-        claims_supported=list(CLAIMS),
-        prompt_values_supported=["none", "login", "consent", "select_account"],
-        claims_parameter_supported=False,
-        request_parameter_supported=False,
-        request_uri_parameter_supported=False,
-        frontchannel_logout_supported=True,
-        frontchannel_logout_session_supported=True,
-        backchannel_logout_supported=True,
-        backchannel_logout_session_supported=True,
-        authorization_response_iss_parameter_supported=False,
-    )
+from authpi.token.caches.issuer_keys import KeyCache
+from authpi.token.endpoints import discovery
+from authpi.token.endpoints.discovery import OpenIDConfiguration
+from authpi.token.endpoints.jwks import IssuerJWKS, jwks_answer
 
 
 def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
-    def known(issuer_id: str) -> IssuerKeys:
-        entry = cache.get(issuer_id)
-        if entry is None:
-            raise NotFound(f"unknown issuer {issuer_id!r}", reason="token.unknown_issuer")
-        return entry
-
     def metadata(issuer_id: str) -> Response[OpenIDConfiguration]:
-        entry = known(issuer_id)
-        doc = discovery_document(issuer_url(configured_base, issuer_id), entry)
-        headers = {"Cache-Control": DISCOVERY_CACHE, "Access-Control-Allow-Origin": "*"}
-        return Response(doc, headers=headers, media_type=MediaType.JSON)
+        doc = discovery.metadata(cache, configured_base, issuer_id)
+        return Response(doc, headers=dict(discovery.HEADERS), media_type=MediaType.JSON)
 
     @get(
         "/{issuer_id:str}/.well-known/openid-configuration",
@@ -150,14 +54,9 @@ def discovery_routes(cache: KeyCache, configured_base: str) -> list[Any]:
 
     @get("/{issuer_id:str}/jwks.json", operation_id="getIssuerJwks", sync_to_thread=False)
     def jwks(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Response[IssuerJWKS]:
-        entry = known(issuer_id)
-        headers = {
-            "Cache-Control": JWKS_CACHE,
-            "ETag": entry.jwks_etag,
-            "Access-Control-Allow-Origin": "*",
-        }
-        if request.headers.get("if-none-match") == entry.jwks_etag:
-            return Response(b"", status_code=304, headers=headers)
-        return Response(entry.jwks, headers=headers, media_type=MediaType.JSON)  # type: ignore[arg-type]
+        answer = jwks_answer(cache, issuer_id, request.headers.get("if-none-match"))
+        if answer.not_modified:
+            return Response(b"", status_code=304, headers=answer.headers)
+        return Response(answer.document, headers=answer.headers, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     return [openid_configuration, oauth_metadata, oauth_metadata_rfc8414, jwks]

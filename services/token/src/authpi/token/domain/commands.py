@@ -19,3 +19,14 @@ class CreateSigningKey(msgspec.Struct, frozen=True, kw_only=True):
 class RetireSigningKey(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     retired_at: int
+
+
+class RevokeToken(msgspec.Struct, frozen=True, kw_only=True):
+    """Put a token on the deny-list until it expires (RFC 7009)."""
+
+    jti: str
+    issuer_id: str
+    client_id: str
+    token_type: str
+    expires_at: int
+    revoked_at: int

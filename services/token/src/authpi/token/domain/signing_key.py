@@ -28,6 +28,9 @@ class Retired(msgspec.Struct, frozen=True, kw_only=True):
     issuer_id: str
 
 
+# The published algorithms (idp-api.md 13.1): every issuer keeps a key of each.
+ALGORITHMS = ("ES256", "EdDSA", "RS256")
+
 SigningKey = Absent | Active | Retired
 INITIAL: SigningKey = Absent()
 SigningKeyCommand = CreateSigningKey | RetireSigningKey

@@ -13,7 +13,7 @@ from psycopg import sql
 from authpi.contracts.base import Meta
 from authpi.contracts.directory import IssuerCreated, IssuerDeleted, IssuerUpdated
 from authpi.eventstore.store import StoredEvent
-from authpi.token.handlers import KeyRing
+from authpi.token.handlers.signing_keys import KeyRing
 
 _json = msgspec.json.Encoder()
 
@@ -54,15 +54,15 @@ class IssuersReaction:
             case IssuerCreated() | IssuerUpdated() as e:
                 await conn.execute(self._upsert, _row(e, stored.recorded_at))
                 plan = await self.keys.ensure(conn, e.id, e.account_id, _caused_by(stored, e.id))
-                if plan.empty:
-                    # No key changed (so KeyRing sent no notice), but status, scopes and
-                    # lifetimes did: every key cache reloads the issuer.
-                    await conn.execute(self.keys.sql.notify, [self.keys.sql.channel, e.id])
             case IssuerDeleted() as e:
                 await conn.execute(self._delete, [e.id])
-                await self.keys.retire_all(conn, e.id, _caused_by(stored, e.id))
+                plan = await self.keys.retire_all(conn, e.id, _caused_by(stored, e.id))
             case _:
                 return
+        if plan.empty:
+            # No key changed (so KeyRing sent no notice), but the issuer did (status, scopes,
+            # lifetimes, or its deletion): every key cache reloads it.
+            await conn.execute(self.keys.sql.notify, [self.keys.sql.channel, e.id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

@@ -8,9 +8,9 @@ from typing import Any
 
 from authpi.crypto.clock import Clock
 from authpi.errors import NotFound
-from authpi.token.cache import KeyCache
-from authpi.token.keys import sign_jwt
-from authpi.token.rotation import MAX_TOKEN_TTL_S
+from authpi.token.caches.issuer_keys import KeyCache
+from authpi.token.domain.rotation import MAX_TOKEN_TTL_S
+from authpi.token.signing.keys import sign_jwt
 
 
 class TokenLifetimeTooLong(ValueError):

@@ -15,7 +15,6 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from authpi.crypto.envelope import Kek, new_key, seal, unseal
 
-ALGORITHMS = ("ES256", "EdDSA", "RS256")
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 _PUBLIC_FIELDS = {
     "EC": ("kty", "crv", "x", "y"),

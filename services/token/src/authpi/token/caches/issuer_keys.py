@@ -25,8 +25,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.envelope import Kek
 from authpi.messaging.sync import type_matches
-from authpi.token.keys import PrivateKey, unwrap_private
-from authpi.token.queries import Sql
+from authpi.token.queries.keys import Sql
+from authpi.token.signing.keys import PrivateKey, unwrap_private
 
 FENCE = "fence:"  # a notice payload that is no issuer id: a read-your-writes fence
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from authpi.token.keys import ALGORITHMS
+from authpi.token.domain.signing_key import ALGORITHMS
 
 DAY_MS = 86_400_000
 OVERLAP_MS = 45 * DAY_MS

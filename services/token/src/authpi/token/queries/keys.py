@@ -29,7 +29,7 @@ class Sql:
             " ON CONFLICT (id) DO NOTHING"
         )
         # The stream sequence token-issuers has applied, with a fence notice on the key channel
-        # (read-your-writes, cache.KeyCache.reach).
+        # (read-your-writes, caches.issuer_keys.KeyCache.reach).
         self.issuers_fence = render(
             "SELECT last_seq, pg_notify(%s, %s) FROM {}.checkpoints"
             " WHERE consumer = 'token-issuers' AND source = '*'"

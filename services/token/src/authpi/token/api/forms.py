@@ -1,0 +1,110 @@
+"""Reading the parameters of a machine-endpoint request off the wire (/token, /introspect,
+/revoke): the HTTP side of idp-api.md 1.5 and RFC 6749 section 3.2, before any protocol code runs.
+
+Form encoding is canonical and JSON is accepted; any other media type is 415
+`invalid_content_type`. Bodies are capped at 64 KiB, which no legitimate request comes near. The
+parameter rules themselves (no repeats, no control characters) are the protocol's
+(authpi.token.endpoints.params)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from litestar import Request
+
+from authpi.token.endpoints.errors import InvalidContentType, InvalidRequest
+from authpi.token.endpoints.params import REPEATABLE, Form, checked_form
+from authpi.web.body import too_deep
+
+MAX_BODY = 64 * 1024
+MAX_FIELDS = 64
+_json_body = msgspec.json.Decoder(dict[str, Any])
+
+
+def _headers(scope: Any) -> tuple[str, str | None, str | None]:
+    """(media type, content-length, authorization) from one pass over the raw headers."""
+    media, length, authorization = "", None, None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        elif name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    return media, length, authorization
+
+
+async def read_form(request: Request[Any, Any, Any]) -> Form:
+    media, length, authorization = _headers(request.scope)
+    if media not in ("application/x-www-form-urlencoded", "application/json"):
+        raise InvalidContentType("use Content-Type: application/x-www-form-urlencoded")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise InvalidRequest("request body too large", status=413)
+    body = await _read_body(request.receive)
+    values: dict[str, list[str]] = {}
+    if media == "application/json":
+        for name, value in _parse_json(body).items():
+            values[name] = value if isinstance(value, list) else [value]
+    else:
+        for name, value in _parse_form(body):
+            values.setdefault(name, []).append(value)
+    client = request.scope.get("client")
+    return checked_form(values, authorization, client[0] if client else None)
+
+
+async def _read_body(receive: Any) -> bytes:
+    """The request body straight from the ASGI channel, refused as soon as it passes MAX_BODY
+    (a chunked body has no Content-Length to check first)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise InvalidRequest("the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InvalidRequest("request body too large", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _parse_form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        text = body.decode("utf-8")
+        return parse_qsl(
+            text,
+            keep_blank_values=False,
+            strict_parsing=False,
+            max_num_fields=MAX_FIELDS,
+            errors="strict",
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("the body is not valid form encoding") from exc
+
+
+def _parse_json(body: bytes) -> dict[str, str | list[str]]:
+    if too_deep(body):  # before any parser sees it (authpi.web.body)
+        raise InvalidRequest("the body nests too deeply")
+    try:
+        raw = _json_body.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("the body is not a JSON object") from exc
+    if len(raw) > MAX_FIELDS:
+        raise InvalidRequest("too many parameters")
+    out: dict[str, str | list[str]] = {}
+    for name, value in raw.items():
+        if isinstance(value, str):
+            out[name] = value
+        elif (
+            name in REPEATABLE
+            and isinstance(value, list)
+            and all(isinstance(v, str) for v in value)
+        ):
+            out[name] = value
+        else:
+            raise InvalidRequest(f"parameter {name!r} must be a string")
+    return out

@@ -1,0 +1,61 @@
+"""The introspection endpoint (RFC 7662 sections 2.1, 2.2; idp-api.md 7): a confidential client
+learns whether one of its own tokens is active, and its claims. A token of another client, one
+that does not verify, has expired or was revoked is `{"active": false}` and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from authpi.token.caches.issuer_keys import IssuerKeys
+from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_credentials
+from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.params import Form
+from authpi.token.queries.revoked_tokens import RevokedTokens
+from authpi.token.signing.verifier import TokenVerifier
+
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class Introspection(msgspec.Struct, frozen=True, kw_only=True):
+    """RFC 7662 section 2.2; a claim the token does not carry is left out."""
+
+    active: bool
+    iss: str | Unset = UNSET
+    sub: str | Unset = UNSET
+    aud: str | list[str] | Unset = UNSET
+    exp: int | Unset = UNSET
+    iat: int | Unset = UNSET
+    jti: str | Unset = UNSET
+    client_id: str | Unset = UNSET
+    scope: str | Unset = UNSET
+    sid: str | Unset = UNSET
+    org_id: str | Unset = UNSET
+    token_type: str | Unset = UNSET
+    organizations: Any = UNSET
+
+
+INACTIVE = Introspection(active=False)
+
+
+class IntrospectionEndpoint:
+    def __init__(
+        self, auth: ClientAuthenticator, verifier: TokenVerifier, revoked: RevokedTokens
+    ) -> None:
+        self.auth = auth
+        self.verifier = verifier
+        self.revoked = revoked
+
+    async def answer(self, issuer: IssuerKeys, form: Form) -> Introspection:
+        client = await self.auth.confidential(issuer.issuer_id, presented_credentials(form))
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("token is required")
+        claims = self.verifier.verify(issuer, token)
+        if claims is None or claims.get("client_id") != client.id:
+            return INACTIVE
+        if await self.revoked.is_revoked(str(claims.get("jti", ""))):
+            return INACTIVE
+        return Introspection(active=True, **claims)

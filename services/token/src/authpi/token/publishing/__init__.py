@@ -1,0 +1,1 @@
+"""What the token service publishes outside the event store: batched runtime facts."""

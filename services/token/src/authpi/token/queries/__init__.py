@@ -1,0 +1,1 @@
+"""Read-side SQL over the token service's own tables."""

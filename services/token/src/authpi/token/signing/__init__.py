@@ -1,0 +1,1 @@
+"""Signing-key material, signing and verification of the tokens this service issues."""
