@@ -9,7 +9,7 @@ import pytest
 from psycopg import sql
 
 from authpi.directory.domain import account
-from authpi.directory.domain.commands import CreateAccount
+from authpi.directory.domain.commands.account import CreateAccount
 from authpi.errors import Conflict, VersionConflict
 from authpi.eventstore.store import EventStore, Step
 from authpi.testing.probe import PROBE_META, ProbeCommand, ProbeDecider, probe_event

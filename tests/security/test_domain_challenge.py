@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from authpi.crypto.clock import FixedClock
-from authpi.directory.dns import DnsProbe
+from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.platform.testing.plugin import RunningPlatform, running_platform
 from authpi.platform.testing.tenants import count_events, new_account, part
 from authpi.testing.infra import Infra

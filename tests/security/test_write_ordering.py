@@ -17,7 +17,7 @@ from authpi_admin.errors import ApiError
 from nats.js.api import DeliverPolicy
 from psycopg import sql
 
-from authpi.agent.projections.memberships import MembershipsReaction
+from authpi.agent.reactions.memberships import MembershipsReaction
 from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.directory import OrganizationMembershipCreated, OrganizationMembershipDeleted
 from authpi.contracts.subjects import events_of_type, events_stream

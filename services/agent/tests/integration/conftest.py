@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
-from psycopg import sql
 
+from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
 from authpi.platform.testing.tenants import (
@@ -82,14 +82,11 @@ async def new_tenant(platform, issuer_fields: dict[str, Any] | None = None) -> T
     return Tenant(platform, account_id, key, issuer.id)
 
 
-def schema_of(platform, service: str = SERVICE) -> sql.Identifier:
-    return tenants.schema_of(platform, service)
-
-
 async def stored_events(platform, pool, stream_id: str) -> list[dict[str, Any]]:
-    query = sql.SQL(
-        "SELECT type, data, meta FROM {}.events WHERE stream_id = %s ORDER BY position"
-    ).format(schema_of(platform))
+    query = render(
+        "SELECT type, data, meta FROM {schema}.events WHERE stream_id = %s ORDER BY position",
+        schema=f"{platform.namespace}_{SERVICE}",
+    )
     async with pool.connection() as conn:
         cur = await conn.execute(query, [stream_id])
         return [{"type": t, "data": d, "meta": m} for t, d, m in await cur.fetchall()]

@@ -9,8 +9,8 @@ from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ForbiddenError, NotFoundError
 
 from authpi.testing.plugin import eventually
+from services.agent.tests.factories import BASE
 
-BASE = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
 WALLET = {"type": "wallet", "credential": {"address": f"eip155:8453:{BASE}"}}
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from authpi.testing.plugin import eventually
-
-BASE = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
+from services.agent.tests.factories import BASE
 
 
 async def resolve(tenant, account_id: str, **params: str) -> list[dict]:

@@ -6,25 +6,24 @@ from __future__ import annotations
 
 import uuid
 
+from authpi.agent.reactions.usage import UsageReaction
+from authpi.agent.service import MIGRATIONS
 from authpi.contracts.facts import FactBatch, MachineTokenIssued, encode_batch
 from authpi.contracts.subjects import fact_subject
-from authpi.testing.plugin import eventually
+from authpi.eventstore.migrations import migrate
+from authpi.eventstore.sqltext import render
+from authpi.messaging.facts import FactConsumer
+from authpi.messaging.streams import ensure_streams, jetstream
+from authpi.testing.plugin import eventually, running
+from services.agent.tests.factories import token_issued
 
 
 def minted(tenant, agent_id: str | None, verifier_id: str | None, at: int) -> MachineTokenIssued:
-    return MachineTokenIssued(
-        account_id=tenant.account_id,
-        issuer_id=tenant.issuer_id,
-        client_id=agent_id or "c_x",
-        agent_id=agent_id,
-        verifier_id=verifier_id,
-        scope="a",
-        aud="https://api.test",
-        jti=uuid.uuid4().hex[:18],
-        issued_at=at,
-        expires_at=at + 300_000,
+    return token_issued(
+        agent_id, verifier_id, at, account_id=tenant.account_id, issuer_id=tenant.issuer_id,
+        scope="a", aud="https://api.test", jti=uuid.uuid4().hex[:18], expires_at=at + 300_000,
         dat_type="agent" if agent_id else None,
-    )
+    )  # fmt: skip
 
 
 async def publish(platform, facts: list[MachineTokenIssued], batch_id: str | None = None) -> str:
@@ -69,3 +68,55 @@ async def test_an_undecodable_batch_is_set_aside_and_later_ones_count(tenant, pl
         return (await tenant.verifiers(agent.id).list()).data[0].usage_count == 1
 
     await eventually(counted)
+
+
+async def counts(pool, schema: str) -> dict[str, tuple[int, int | None]]:
+    query = render(
+        "SELECT verifier_id, usage_count, last_used_at FROM {schema}.verifier_usage", schema=schema
+    )
+    async with pool.connection() as conn:
+        cur = await conn.execute(query)
+        return {v: (n, at) for v, n, at in await cur.fetchall()}
+
+
+async def test_a_restarted_consumer_counts_each_batch_once(infra, pool, nc, namespace):
+    """The runtime resumes after the stream sequence stored with the counts, so batches counted
+    before a restart are not counted again, and those published meanwhile are."""
+    schema = f"{namespace}_agent"
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await migrate(conn, schema, MIGRATIONS)
+        await conn.execute(
+            render(
+                "INSERT INTO {schema}.verifier_usage (verifier_id, agent_id)"
+                " VALUES ('avf_1', 'agt_1')",
+                schema=schema,
+            )
+        )
+    js = jetstream(nc)
+    await ensure_streams(js, namespace)
+
+    async def publish_one(at: int) -> None:
+        batch = FactBatch(batch_id=uuid.uuid4().hex, facts=[token_issued("agt_1", "avf_1", at)])
+        subject = fact_subject("machine.token.issued", namespace)
+        await js.publish(subject, encode_batch(batch), headers={"Nats-Msg-Id": batch.batch_id})
+
+    def consumer() -> FactConsumer:
+        reaction = UsageReaction(schema)
+        return FactConsumer(
+            js=js, pool=pool, dsn=infra.dsn, projection=reaction, namespace=namespace
+        )
+
+    await publish_one(10)
+    await publish_one(20)
+    async with running(consumer()):
+        await eventually(lambda: _counted(pool, schema, 2))
+    await publish_one(30)
+    async with running(consumer()):
+        await publish_one(40)  # counted after the others: a recount would show by then
+        await eventually(lambda: _counted(pool, schema, 4))
+    assert await counts(pool, schema) == {"avf_1": (4, 40)}
+
+
+async def _counted(pool, schema: str, n: int) -> bool:
+    return (await counts(pool, schema)).get("avf_1", (0, None))[0] >= n

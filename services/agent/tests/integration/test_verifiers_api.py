@@ -13,16 +13,7 @@ from authpi_admin.errors import ConflictError, NotFoundError
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-BASE = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
-SOLANA = "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
-
-
-def wallet(address: str = BASE, network: str = "eip155:8453", **extra: str) -> dict:
-    return {
-        "type": "wallet",
-        "name": "treasury",
-        "credential": {"network": network, "address": address, **extra},
-    }
+from services.agent.tests.factories import BASE, SOLANA, wallet
 
 
 async def test_a_secret_is_shown_once_and_stored_as_a_digest(tenant, platform, pool, kit):

@@ -3,36 +3,21 @@ issuer gate uses to wait for an issuer created a moment ago."""
 
 from __future__ import annotations
 
-from authpi.agent.handlers.issuers import minted_at
+from authpi.agent.domain.ids import minted_at
 from authpi.agent.reactions.usage import Tally, tally
-from authpi.contracts.facts import MachineTokenIssued
 from authpi.crypto.ids import RandomIds
-
-
-def fact(agent_id: str | None, verifier_id: str | None, at: int) -> MachineTokenIssued:
-    return MachineTokenIssued(
-        account_id="acc_x",
-        issuer_id="i_x",
-        client_id=agent_id or "c_x",
-        agent_id=agent_id,
-        verifier_id=verifier_id,
-        scope="",
-        aud="a",
-        jti="j",
-        issued_at=at,
-        expires_at=at + 1,
-    )
+from services.agent.tests.factories import token_issued
 
 
 def test_tally_counts_agent_facts_per_verifier_with_the_latest_time():
     tallies: dict[str, Tally] = {}
     tally(
         [
-            fact("agt_1", "avf_1", 5),
-            fact("agt_1", "avf_1", 3),
-            fact(None, None, 9),
-            fact("agt_1", None, 9),
-            fact("agt_2", "avf_2", 7),
+            token_issued("agt_1", "avf_1", 5),
+            token_issued("agt_1", "avf_1", 3),
+            token_issued(None, None, 9),
+            token_issued("agt_1", None, 9),
+            token_issued("agt_2", "avf_2", 7),
         ],
         tallies,
     )

@@ -7,10 +7,9 @@ import pytest
 
 from authpi.agent.domain import wallets
 from authpi.errors import InvalidRequest
+from services.agent.tests.factories import BASE, SOLANA
 
-BASE = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
 SOLANA_NET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
-SOLANA = "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
 
 
 @pytest.mark.parametrize("address", [BASE, BASE.lower(), "0x" + BASE[2:].upper()])

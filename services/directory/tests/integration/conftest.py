@@ -1,5 +1,6 @@
 """Shared set-up of the directory's API tests: SDK clients, scoped keys, an issuer to work in,
-and read-only probes of the database. Tests reach these helpers through the `kit` fixture."""
+and read-only probes of the database. Tests reach these helpers through the `kit` fixture, and
+the common fixtures (`admin`, `issuer`, `directory`) by name."""
 
 from __future__ import annotations
 
@@ -26,8 +27,12 @@ def admin_for(platform, key_id: str, secret: str, account_id: str | None = None)
     )
 
 
+def bootstrap_key(platform) -> tuple[str, str]:
+    return (platform.api_key_id, platform.api_key_secret)
+
+
 def bootstrap_admin(platform) -> AuthPIAdmin:
-    return admin_for(platform, platform.api_key_id, platform.api_key_secret)
+    return admin_for(platform, *bootstrap_key(platform))
 
 
 async def key_with(platform, scopes: list[str], account_id: str | None = None):
@@ -46,6 +51,13 @@ async def new_issuer(admin: AuthPIAdmin) -> str:
     return created.id
 
 
+async def new_user(admin: AuthPIAdmin, issuer: str) -> str:
+    user = await admin.issuer(issuer).users.create(
+        {"username_type": "email", "username": f"m-{uuid.uuid4().hex[:10]}@example.com"}
+    )
+    return user.id
+
+
 def schema_of(platform, service: str = SERVICE) -> sql.Identifier:
     return tenants.schema_of(platform, service)
 
@@ -57,6 +69,15 @@ async def events_of(platform, pool, stream_id: str) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(query, [stream_id])
         return [r[0] for r in await cur.fetchall()]
+
+
+async def stored_events(platform, pool, stream_id: str) -> list[dict]:
+    query = sql.SQL(
+        "SELECT type, data, meta FROM {}.events WHERE stream_id = %s ORDER BY position"
+    ).format(schema_of(platform))
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, [stream_id])
+        return [{"type": t, "data": d, "meta": m} for t, d, m in await cur.fetchall()]
 
 
 async def count_events(platform, pool) -> int:
@@ -72,3 +93,23 @@ async def places_holding(platform, pool, needle: str) -> list[str]:
 def kit():
     """This module's helpers (test modules are not importable under importlib mode)."""
     return sys.modules[__name__]
+
+
+@pytest.fixture
+async def admin(platform):
+    """An SDK client with the bootstrap key."""
+    client = bootstrap_admin(platform)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def issuer(admin):
+    """A new issuer of the bootstrap account to work in."""
+    return await new_issuer(admin)
+
+
+@pytest.fixture
+def directory(platform):
+    """The directory's account and API-key handler of the running platform."""
+    return part(platform, SERVICE)

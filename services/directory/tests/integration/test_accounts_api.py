@@ -5,29 +5,18 @@ rule, scopes, tenant isolation and bad input that never 500s nor appends an even
 from __future__ import annotations
 
 import asyncio
-import base64
 
 import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ForbiddenError, PreconditionFailedError, ValidationError
-from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
+from authpi.platform.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 PLATFORM_ISSUER = "i_authpi0000000000000000000"
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-@pytest.fixture
-def directory(platform):
-    return next(p.exports["directory"] for p in platform.handle.parts if "directory" in p.exports)
 
 
 class Tenant:
@@ -58,15 +47,6 @@ async def new_tenant(platform, directory, name: str = "Acme") -> Tenant:
 @pytest.fixture
 async def tenant(platform, directory) -> Tenant:
     return await new_tenant(platform, directory)
-
-
-async def all_events(platform, pool) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}.events").format(
-        sql.Identifier(f"{platform.namespace}_directory")
-    )
-    async with pool.connection() as conn:
-        cur = await conn.execute(query)
-        return (await cur.fetchone())[0]
 
 
 async def test_list_returns_exactly_the_callers_account(tenant):
@@ -127,20 +107,20 @@ async def test_sdk_update_merges_metadata_and_is_read_back_at_once(tenant):
         assert cleared.metadata.model_dump() == {}
 
 
-async def test_owner_must_be_a_user_of_the_account(platform, pool):
+async def test_owner_must_be_a_user_of_the_account(platform, pool, kit):
     async with httpx.AsyncClient(
         base_url=platform.api_url, headers=basic(platform.api_key_id, platform.api_key_secret)
     ) as http:
         path = f"/v1/accounts/{platform.account_id}"
         owner = (await http.get(path)).json()["data"]["owner_user_id"]
         assert owner.startswith("usr_")
-        before = await all_events(platform, pool)
+        before = await kit.count_events(platform, pool)
         resp = await http.patch(path, json={"owner_user_id": "usr_" + "0" * 25})
         assert resp.status_code == 422
         assert resp.json()["fields"][0]["field"] == "owner_user_id"
         same = await http.patch(path, json={"owner_user_id": owner})
         assert same.status_code == 200 and same.json()["data"]["owner_user_id"] == owner
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
 async def test_two_patches_racing_on_one_etag_one_wins_one_412(tenant):
@@ -170,10 +150,10 @@ def lacking(scope: str) -> list[str]:
      ("account:write", "PATCH", "/{id}")],
 )  # fmt: skip
 async def test_a_key_lacking_exactly_the_scope_is_refused(
-    tenant, directory, platform, pool, scope, method, suffix
+    tenant, directory, platform, pool, scope, method, suffix, kit
 ):
     weak = await directory.create_api_key(tenant.account_id, "weak", lacking(scope), actor=ADMIN)
-    before = await all_events(platform, pool)
+    before = await kit.count_events(platform, pool)
     body = {"name": "Nope"} if method == "PATCH" else None
     async with tenant.http((weak.key_id, weak.secret)) as http:
         resp = await http.request(
@@ -181,12 +161,12 @@ async def test_a_key_lacking_exactly_the_scope_is_refused(
         )
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"] == "insufficient_scope" and scope in resp.text
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_sdk_sees_forbidden_for_another_account(tenant, platform, directory, pool):
+async def test_sdk_sees_forbidden_for_another_account(tenant, platform, directory, pool, kit):
     other = await new_tenant(platform, directory, "Other")
-    before = await all_events(platform, pool)
+    before = await kit.count_events(platform, pool)
     async with tenant.sdk() as admin:
         with pytest.raises(ForbiddenError):
             await admin.accounts.get(other.account_id)
@@ -195,7 +175,7 @@ async def test_sdk_sees_forbidden_for_another_account(tenant, platform, director
     async with tenant.http() as http:
         assert (await http.get(f"/v1/accounts/acc_{'z' * 25}")).status_code == 404
         assert (await http.patch(f"/v1/accounts/acc_{'z' * 25}", json={})).status_code == 404
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
 BAD_PATCHES = [
@@ -215,35 +195,37 @@ BAD_PATCHES = [
 
 
 @pytest.mark.parametrize(("raw", "status"), BAD_PATCHES)
-async def test_bad_patch_bodies_are_refused_without_events(tenant, platform, pool, raw, status):
-    before = await all_events(platform, pool)
+async def test_bad_patch_bodies_are_refused_without_events(
+    tenant, platform, pool, raw, status, kit
+):
+    before = await kit.count_events(platform, pool)
     async with tenant.http() as http:
         resp = await http.patch(
             tenant.path, content=raw, headers={"Content-Type": "application/json"}
         )
     assert resp.status_code == status, resp.text
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_oversized_metadata_is_a_validation_error(tenant, platform, pool):
-    before = await all_events(platform, pool)
+async def test_oversized_metadata_is_a_validation_error(tenant, platform, pool, kit):
+    before = await kit.count_events(platform, pool)
     async with tenant.sdk() as admin:
         with pytest.raises(ValidationError) as caught:
             await admin.accounts.update(tenant.account_id, {"metadata": {"x": "y" * 9000}})
     assert caught.value.status_code == 422 and caught.value.fields[0]["field"] == "metadata"
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_unknown_fields_are_ignored_and_unicode_names_round_trip(tenant, platform, pool):
+async def test_unknown_fields_are_ignored_and_unicode_names_round_trip(tenant, platform, pool, kit):
     async with tenant.sdk() as admin:
         updated = await admin.accounts.update(
             tenant.account_id, {"name": "Société 株式会社 🚀", "plan": "gold"}
         )
         assert updated.organization.name == "Société 株式会社 🚀"
-        before = await all_events(platform, pool)
+        before = await kit.count_events(platform, pool)
         same = await admin.accounts.update(tenant.account_id, {"name": "Société 株式会社 🚀"})
     assert same._etag == updated._etag
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
 @pytest.mark.parametrize(

@@ -21,23 +21,12 @@ from authpi.contracts.agent import AgentDeleted
 from authpi.contracts.base import SYSTEM, Meta
 from authpi.contracts.catalogue import decode_event
 from authpi.directory.domain import organization
-from authpi.directory.domain.organization_commands import OrgRef, UpdateMember
+from authpi.directory.domain.commands.organization import OrgRef, UpdateMember
+from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.reactions.agents import AgentsReaction
 from authpi.eventstore.replay import replay
 from authpi.eventstore.store import StoredEvent, fold
 from authpi.testing.plugin import eventually
-
-
-@pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
 
 
 @pytest.fixture
@@ -323,7 +312,7 @@ async def test_membership_drop_retries_after_a_concurrent_write_to_the_organizat
         events = organization.decide(cmd, fold(organization, history))
         meta = Meta(account_id=platform.account_id, issuer_id=issuer)
         for stored in await organizations.store.append(blocker, org.id, len(history), events, meta):
-            await organizations.view.apply(blocker, stored)
+            await OrganizationsView(organizations.store.schema).apply(blocker, stored)
 
         async def react() -> None:
             async with pool.connection() as conn, conn.pipeline(), conn.transaction():

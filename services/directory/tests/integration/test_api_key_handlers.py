@@ -8,15 +8,10 @@ from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.crypto.ids import sha256_hex
-from authpi.directory.handlers import StatusChange
+from authpi.directory.handlers.api_keys import StatusChange
 from authpi.errors import Conflict, NotFound, PreconditionFailed
 
 ADMIN = Actor(type="system")
-
-
-@pytest.fixture
-def directory(platform):
-    return next(p.exports["directory"] for p in platform.handle.parts if "directory" in p.exports)
 
 
 async def view_row(platform, pool, key_id: str) -> dict:

@@ -6,7 +6,6 @@ gateway's key cache following every lifecycle event within a second."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 
 import httpx
@@ -24,21 +23,12 @@ from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
 
 ADMIN = Actor(type="system")
 DAY_MS = 24 * 3600 * 1000
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-@pytest.fixture
-def directory(platform):
-    return next(p.exports["directory"] for p in platform.handle.parts if "directory" in p.exports)
 
 
 class Tenant:
@@ -85,15 +75,6 @@ async def count_events(platform, pool, event_type: str, account_id: str | None =
     ).format(sql.Identifier(f"{platform.namespace}_directory"))
     async with pool.connection() as conn:
         cur = await conn.execute(query, [event_type, account_id, account_id])
-        return (await cur.fetchone())[0]
-
-
-async def all_events(platform, pool) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}.events").format(
-        sql.Identifier(f"{platform.namespace}_directory")
-    )
-    async with pool.connection() as conn:
-        cur = await conn.execute(query)
         return (await cur.fetchone())[0]
 
 
@@ -336,9 +317,11 @@ def key_routes(keys_path: str, key_id: str) -> list[tuple[str, str, dict | None]
     ]
 
 
-async def test_other_accounts_paths_are_403_and_their_keys_404(tenant, platform, directory, pool):
+async def test_other_accounts_paths_are_403_and_their_keys_404(
+    tenant, platform, directory, pool, kit
+):
     other = await new_tenant(platform, directory, "other")
-    before = await all_events(platform, pool)
+    before = await kit.count_events(platform, pool)
     async with tenant.http() as http:
         for method, path, body in key_routes(other.keys_path, other.key_id):
             resp = await http.request(method, path, json=body)
@@ -350,7 +333,7 @@ async def test_other_accounts_paths_are_403_and_their_keys_404(tenant, platform,
             assert resp.status_code == 404, (method, path, resp.text)
         unknown = f"/v1/accounts/acc_{'z' * 25}/api-keys"
         assert (await http.get(unknown)).status_code == 404
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
     assert await me_status(platform, other.key_id, other.secret) == 200
 
 
@@ -376,26 +359,28 @@ def lacking(scope: str) -> list[str]:
 
 @pytest.mark.parametrize(("scope", "method", "suffix"), SCOPED_ROUTES)
 async def test_a_key_lacking_exactly_the_scope_is_refused(
-    tenant, directory, platform, pool, scope, method, suffix
+    tenant, directory, platform, pool, scope, method, suffix, kit
 ):
     target = await directory.create_api_key(tenant.account_id, "target", [], actor=ADMIN)
     weak = await directory.create_api_key(tenant.account_id, "weak", lacking(scope), actor=ADMIN)
     path = tenant.keys_path + suffix.format(key=target.key_id)
     body = {"name": "x", "restrictions": {}} if method in ("POST", "PATCH") else None
-    before = await all_events(platform, pool)
+    before = await kit.count_events(platform, pool)
     async with tenant.http((weak.key_id, weak.secret)) as http:
         resp = await http.request(method, path, json=body if suffix in ("", "/{key}") else None)
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"] == "insufficient_scope"
     assert scope in resp.json()["error_description"]
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_a_caller_cannot_grant_scopes_it_does_not_hold(tenant, directory, platform, pool):
+async def test_a_caller_cannot_grant_scopes_it_does_not_hold(
+    tenant, directory, platform, pool, kit
+):
     creator = await directory.create_api_key(
         tenant.account_id, "creator", ["api-keys:write", "issuers:read"], actor=ADMIN
     )
-    before = await all_events(platform, pool)
+    before = await kit.count_events(platform, pool)
     async with tenant.sdk((creator.key_id, creator.secret)) as admin:
         with pytest.raises(ForbiddenError) as refused:
             await admin.api_keys.create(
@@ -408,7 +393,7 @@ async def test_a_caller_cannot_grant_scopes_it_does_not_hold(tenant, directory, 
         assert ok.restrictions["scopes"] == ["issuers:read"]
         with pytest.raises(ForbiddenError):
             await admin.api_keys.update(ok.id, {"restrictions": {"scopes": ["webhooks:read"]}})
-    assert await all_events(platform, pool) == before + 1
+    assert await kit.count_events(platform, pool) == before + 1
 
 
 # Bad input never 500s and never appends
@@ -437,19 +422,21 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize(("raw", "status"), BAD_CREATES)
-async def test_bad_create_bodies_are_refused_without_events(tenant, platform, pool, raw, status):
-    before = await all_events(platform, pool)
+async def test_bad_create_bodies_are_refused_without_events(
+    tenant, platform, pool, raw, status, kit
+):
+    before = await kit.count_events(platform, pool)
     async with tenant.http() as http:
         resp = await http.post(
             tenant.keys_path, content=raw, headers={"Content-Type": "application/json"}
         )
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_oversized_metadata_is_422(tenant, platform, pool):
-    before = await all_events(platform, pool)
+async def test_oversized_metadata_is_422(tenant, platform, pool, kit):
+    before = await kit.count_events(platform, pool)
     body = {"name": "big", "restrictions": {}, "metadata": {"blob": "x" * 9000}}
     async with tenant.http() as http:
         resp = await http.post(tenant.keys_path, json=body)
@@ -461,7 +448,7 @@ async def test_oversized_metadata_is_422(tenant, platform, pool):
         more = {"metadata": {f"j{i}": i for i in range(30)}}  # 60 keys once merged
         resp = await http.patch(f"{tenant.keys_path}/{key['data']['id']}", json=more)
     assert resp.status_code == 422
-    assert await all_events(platform, pool) == before + 2
+    assert await kit.count_events(platform, pool) == before + 2
 
 
 async def test_unknown_fields_are_ignored_and_unicode_round_trips(tenant):
@@ -502,24 +489,24 @@ async def test_bad_key_ids_are_404(tenant, key_id):
         {"status_reason": "r" * 1001, "status": "blocked"},
     ],
 )
-async def test_bad_patch_bodies_are_422_without_events(tenant, platform, pool, body):
+async def test_bad_patch_bodies_are_422_without_events(tenant, platform, pool, body, kit):
     async with tenant.http() as http:
         key = (await http.post(tenant.keys_path, json={"name": "p", "restrictions": {}})).json()
-        before = await all_events(platform, pool)
+        before = await kit.count_events(platform, pool)
         resp = await http.patch(f"{tenant.keys_path}/{key['data']['id']}", json=body)
     assert resp.status_code == 422, resp.text
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
-async def test_a_patch_that_changes_nothing_appends_nothing(tenant, platform, pool):
+async def test_a_patch_that_changes_nothing_appends_nothing(tenant, platform, pool, kit):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create({"name": "same", "restrictions": {"scopes": []}})
-        before = await all_events(platform, pool)
+        before = await kit.count_events(platform, pool)
         same = await admin.api_keys.update(
             key.id, {"name": "same", "restrictions": {"scopes": []}, "status": "active"}
         )
     assert same._etag == key._etag
-    assert await all_events(platform, pool) == before
+    assert await kit.count_events(platform, pool) == before
 
 
 # The gateway follows every lifecycle event (revoked/blocked/deleted stop within a second)
@@ -613,7 +600,7 @@ async def test_caller_supplied_secret_authenticates(tenant, platform):
     assert await me_status(platform, key.id, secret) == 200
 
 
-async def test_block_and_revoke_record_their_optional_reason(tenant, platform, pool):
+async def test_block_and_revoke_record_their_optional_reason(tenant, platform, pool, kit):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create({"name": "why", "restrictions": {}})
         blocked = await admin.api_keys.block(key.id, {"status_reason": "audit", "status_by": "ops"})
@@ -623,11 +610,11 @@ async def test_block_and_revoke_record_their_optional_reason(tenant, platform, p
             "ops",
         )
         assert blocked.status_at == blocked.updated_at
-        before = await all_events(platform, pool)
+        before = await kit.count_events(platform, pool)
         async with tenant.http() as http:
             bad = await http.post(
                 f"{tenant.keys_path}/{key.id}/revoke", json={"status_reason": ["no"]}
             )
-        assert bad.status_code == 422 and await all_events(platform, pool) == before
+        assert bad.status_code == 422 and await kit.count_events(platform, pool) == before
         revoked = await admin.api_keys.revoke(key.id)
         assert revoked.status == "revoked" and revoked._etag == f'"{revoked.updated_at}"'

@@ -7,7 +7,6 @@ scopes, and malformed input that is refused without a 500 and without an event."
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 
 import httpx
@@ -20,18 +19,13 @@ from authpi_admin.errors import (
     PreconditionFailedError,
     ValidationError,
 )
-from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
+from authpi.platform.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 GRACE_MS = 15 * 60 * 1000
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 class Tenant:
@@ -83,15 +77,6 @@ async def tenant(platform, kit) -> Tenant:
     return await new_tenant(platform, kit)
 
 
-async def stored_events(platform, pool, stream_id: str) -> list[dict]:
-    query = sql.SQL(
-        "SELECT type, data, meta FROM {}.events WHERE stream_id = %s ORDER BY position"
-    ).format(sql.Identifier(f"{platform.namespace}_directory"))
-    async with pool.connection() as conn:
-        cur = await conn.execute(query, [stream_id])
-        return [{"type": t, "data": d, "meta": m} for t, d, m in await cur.fetchall()]
-
-
 def sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -116,7 +101,7 @@ async def test_confidential_client_gets_a_secret_once(tenant, platform, pool, ki
         body = (await http.get(f"{tenant.clients_path}/{created.id}")).json()["data"]
     assert "secret" not in body
     assert await kit.places_holding(platform, pool, created.secret) == []
-    (event,) = await stored_events(platform, pool, created.id)
+    (event,) = await kit.stored_events(platform, pool, created.id)
     assert event["data"]["secret_sha256"] == sha256(created.secret)
 
 
@@ -130,7 +115,7 @@ async def test_public_client_has_no_secret_and_cannot_rotate(tenant):
         await clients.rotate_secret(spa.id)
 
 
-async def test_events_carry_what_the_token_endpoint_needs(tenant, platform, pool):
+async def test_events_carry_what_the_token_endpoint_needs(tenant, platform, pool, kit):
     clients = tenant.clients()
     settings = {
         "scopes": ["invoices:read"],
@@ -140,7 +125,7 @@ async def test_events_carry_what_the_token_endpoint_needs(tenant, platform, pool
         "organizations": {"mode": "allowlist", "allowlist": ["org_a1"]},
     }
     m2m = await clients.create({"name": "billing", "type": "m2m", "settings": settings})
-    (event,) = await stored_events(platform, pool, m2m.id)
+    (event,) = await kit.stored_events(platform, pool, m2m.id)
     data, meta = event["data"], event["meta"]
     assert meta["account_id"] == tenant.account_id and meta["issuer_id"] == tenant.issuer_id
     assert data["issuer_id"] == tenant.issuer_id and data["status"] == "active"
@@ -164,7 +149,7 @@ async def test_rotation_returns_a_new_secret_and_keeps_the_previous_digest_15_mi
     assert rotated.secret and rotated.secret != created.secret
     after = await clients.get(created.id)
     assert after.secret_rotated_at is not None and after._etag == rotated._etag
-    event = (await stored_events(platform, pool, created.id))[-1]
+    event = (await kit.stored_events(platform, pool, created.id))[-1]
     assert event["type"] == "client.secret.rotated"
     data = event["data"]
     assert data["secret_sha256"] == sha256(rotated.secret)
@@ -195,7 +180,7 @@ async def test_list_all_pages_and_filters(tenant):
         await clients.list(status="gone")
 
 
-async def test_update_merges_settings_and_status_emits_block_events(tenant, platform, pool):
+async def test_update_merges_settings_and_status_emits_block_events(tenant, platform, pool, kit):
     clients = tenant.clients()
     web = await clients.create(
         {
@@ -214,7 +199,7 @@ async def test_update_merges_settings_and_status_emits_block_events(tenant, plat
     again = await clients.update(web.id, {"status": "disabled"})
     assert again._etag == disabled._etag
     await clients.update(web.id, {"status": "active"})
-    types = [e["type"] for e in await stored_events(platform, pool, web.id)]
+    types = [e["type"] for e in await kit.stored_events(platform, pool, web.id)]
     assert types == ["client.created", "client.updated", "client.blocked", "client.unblocked"]
     with pytest.raises(ValidationError):
         await clients.update(web.id, {"type": "spa"})
@@ -260,7 +245,7 @@ async def test_loopback_http_and_native_schemes_are_accepted(tenant):
     assert native.settings["openid"]["application_type"] == "native"
 
 
-async def test_deleted_client_is_gone_and_delete_is_repeatable(tenant, platform, pool):
+async def test_deleted_client_is_gone_and_delete_is_repeatable(tenant, platform, pool, kit):
     clients = tenant.clients()
     client = await clients.create({"name": "temp", "type": "m2m"})
     await clients.delete(client.id, if_match=client._etag)
@@ -272,7 +257,7 @@ async def test_deleted_client_is_gone_and_delete_is_repeatable(tenant, platform,
     ):
         with pytest.raises(NotFoundError):
             await call
-    types = [e["type"] for e in await stored_events(platform, pool, client.id)]
+    types = [e["type"] for e in await kit.stored_events(platform, pool, client.id)]
     assert types == ["client.created", "client.deleted"]
     with pytest.raises(NotFoundError):
         await clients.delete("c_doesnotexist")

@@ -19,17 +19,12 @@ from authpi_admin.errors import (
     PreconditionFailedError,
     ValidationError,
 )
-from psycopg import sql
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
+from authpi.platform.testing.tenants import basic
 
 ADMIN = Actor(type="system")
-
-
-def basic(key_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 class Tenant:
@@ -70,16 +65,7 @@ async def tenant(platform, kit) -> Tenant:
     return await new_tenant(platform, kit)
 
 
-async def stored_events(platform, pool, stream_id: str) -> list[dict]:
-    query = sql.SQL(
-        "SELECT type, data, meta FROM {}.events WHERE stream_id = %s ORDER BY position"
-    ).format(sql.Identifier(f"{platform.namespace}_directory"))
-    async with pool.connection() as conn:
-        cur = await conn.execute(query, [stream_id])
-        return [{"type": t, "data": d, "meta": m} for t, d, m in await cur.fetchall()]
-
-
-async def test_create_get_update_delete_round_trip(tenant, platform, pool):
+async def test_create_get_update_delete_round_trip(tenant, platform, pool, kit):
     admin = tenant.sdk()
     created = await admin.issuers.create({"name": "acme-prod", "available_scopes": ["openid"]})
     assert created.id.startswith("i_") and created.account_id == tenant.account_id
@@ -100,12 +86,12 @@ async def test_create_get_update_delete_round_trip(tenant, platform, pool):
     await admin.issuers.delete(created.id, if_match=updated._etag)
     with pytest.raises(NotFoundError):
         await admin.issuers.get(created.id)
-    types = [e["type"] for e in await stored_events(platform, pool, created.id)]
+    types = [e["type"] for e in await kit.stored_events(platform, pool, created.id)]
     assert types == ["issuer.created", "issuer.updated", "issuer.deleted"]
 
 
 async def test_settings_carry_token_lifetimes_and_signing_algorithms_into_events(
-    tenant, platform, pool
+    tenant, platform, pool, kit
 ):
     admin = tenant.sdk()
     settings = {
@@ -129,7 +115,7 @@ async def test_settings_carry_token_lifetimes_and_signing_algorithms_into_events
     await admin.issuers.update(
         issuer.id, {"settings": {"access": {"tokens": {"id_token_ttl": 900}}}}
     )
-    events = await stored_events(platform, pool, issuer.id)
+    events = await kit.stored_events(platform, pool, issuer.id)
     created, updated = events[0]["data"], events[1]["data"]
     assert created["tokens"]["access_token_ttl"] == 600
     assert created["tokens"]["session_max_age"] == 86400
@@ -201,7 +187,7 @@ async def test_readiness_needs_a_login_method_and_a_client(tenant):
     assert ready == [issuer.id]
 
 
-async def test_auth_methods_crud_and_rules(tenant, platform, pool):
+async def test_auth_methods_crud_and_rules(tenant, platform, pool, kit):
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "methods"})
     methods = admin.issuer(issuer.id).auth_methods
@@ -228,7 +214,7 @@ async def test_auth_methods_crud_and_rules(tenant, platform, pool):
     await methods.delete(google.id)
     with pytest.raises(NotFoundError):
         await methods.get(google.id)
-    types = [e["type"] for e in await stored_events(platform, pool, issuer.id)]
+    types = [e["type"] for e in await kit.stored_events(platform, pool, issuer.id)]
     assert types[1:] == [
         "issuer.auth-method.created",
         "issuer.auth-method.created",
@@ -237,14 +223,14 @@ async def test_auth_methods_crud_and_rules(tenant, platform, pool):
     ]
 
 
-async def test_deleting_an_issuer_deletes_its_clients_and_methods(tenant, platform, pool):
+async def test_deleting_an_issuer_deletes_its_clients_and_methods(tenant, platform, pool, kit):
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "doomed"})
     scope = admin.issuer(issuer.id)
     await scope.auth_methods.create({"type": "password"})
     client = await scope.clients.create({"name": "svc", "type": "m2m"})
     await scope.delete()
-    assert [e["type"] for e in await stored_events(platform, pool, client.id)] == [
+    assert [e["type"] for e in await kit.stored_events(platform, pool, client.id)] == [
         "client.created",
         "client.deleted",
     ]
@@ -260,12 +246,12 @@ async def test_deleting_an_issuer_deletes_its_clients_and_methods(tenant, platfo
             await call
 
 
-async def test_unchanged_patch_appends_no_event(tenant, platform, pool):
+async def test_unchanged_patch_appends_no_event(tenant, platform, pool, kit):
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "stable", "metadata": {"a": 1}})
     same = await admin.issuers.update(issuer.id, {"name": "stable", "metadata": {"a": 1}})
     assert same.updated_at is None and same._etag == issuer._etag
-    assert len(await stored_events(platform, pool, issuer.id)) == 1
+    assert len(await kit.stored_events(platform, pool, issuer.id)) == 1
 
 
 async def test_concurrent_patches_with_one_etag_one_wins(tenant):

@@ -21,18 +21,6 @@ KEYS_SCOPES = [
 
 
 @pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
-@pytest.fixture
 async def http(platform):
     auth = (platform.api_key_id, platform.api_key_secret)
     async with httpx.AsyncClient(base_url=platform.api_url, auth=auth, timeout=30) as client:

@@ -11,18 +11,6 @@ from psycopg import sql
 from authpi.crypto.ids import sha256_hex
 
 
-@pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
 def keys_url(platform, issuer: str, org_id: str) -> str:
     return (f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}"
             f"/organizations/{org_id}/api-keys")  # fmt: skip

@@ -4,7 +4,6 @@ SDK: add/list/get/update/remove, group CRUD, paging, filters, preconditions and 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -18,18 +17,6 @@ from psycopg import sql
 
 
 @pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
-@pytest.fixture
 async def org(admin, issuer):
     return await admin.issuer(issuer).organizations.create(
         {"name": "Team", "default_member_scopes": ["member"],
@@ -37,20 +24,9 @@ async def org(admin, issuer):
     )  # fmt: skip
 
 
-async def new_user(admin, issuer: str) -> str:
-    user = await admin.issuer(issuer).users.create(
-        {"username_type": "email", "username": f"m-{uuid.uuid4().hex[:10]}@example.com"}
-    )
-    return user.id
-
-
-def basic(platform) -> tuple[str, str]:
-    return (platform.api_key_id, platform.api_key_secret)
-
-
 async def test_add_get_update_remove_member(platform, pool, kit, admin, issuer, org):
     members = admin.issuer(issuer).organization(org.id).members
-    user_id = await new_user(admin, issuer)
+    user_id = await kit.new_user(admin, issuer)
     added = await members.create({"member_id": user_id, "user_title": "Engineer"})
     assert (added.org_id, added.member_id, added.member_type) == (org.id, user_id, "user")
     assert added.scopes == ["member"] and added.status == "active" and added.groups == []
@@ -78,21 +54,21 @@ async def test_add_get_update_remove_member(platform, pool, kit, admin, issuer, 
     assert subject == {"org_id": org.id, "member_id": user_id, "member_type": "user"}
 
 
-async def test_get_single_member(platform, admin, issuer, org):
-    user_id = await new_user(admin, issuer)
+async def test_get_single_member(platform, admin, issuer, org, kit):
+    user_id = await kit.new_user(admin, issuer)
     await admin.issuer(issuer).organization(org.id).members.create({"member_id": user_id})
     url = (f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}"
            f"/organizations/{org.id}/members/{user_id}")  # fmt: skip
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.get(url)
         assert resp.status_code == 200 and resp.json()["data"]["member_id"] == user_id
         assert resp.headers["ETag"]
         assert (await http.get(url[: -len(user_id)] + "usr_none")).status_code == 404
 
 
-async def test_members_page_and_filter(admin, issuer, org):
+async def test_members_page_and_filter(admin, issuer, org, kit):
     members = admin.issuer(issuer).organization(org.id).members
-    ids = [await new_user(admin, issuer) for _ in range(3)]
+    ids = [await kit.new_user(admin, issuer) for _ in range(3)]
     for user_id in ids:
         await members.create({"member_id": user_id})
     await members.update(ids[0], {"scopes": ["member", "projects:write"]})
@@ -106,9 +82,9 @@ async def test_member_refusals(platform, pool, kit, admin, issuer):
     orgs = admin.issuer(issuer).organizations
     small = await orgs.create({"name": "Small", "max_members": 1})
     members = admin.issuer(issuer).organization(small.id).members
-    first, second = await new_user(admin, issuer), await new_user(admin, issuer)
+    first, second = await kit.new_user(admin, issuer), await kit.new_user(admin, issuer)
     await members.create({"member_id": first})
-    stranger = await new_user(admin, await kit.new_issuer(admin))
+    stranger = await kit.new_user(admin, await kit.new_issuer(admin))
     before = await kit.count_events(platform, pool)
     with pytest.raises(ConflictError):
         await members.create({"member_id": first})
@@ -127,9 +103,9 @@ async def test_member_refusals(platform, pool, kit, admin, issuer):
     assert await kit.count_events(platform, pool) == before
 
 
-async def test_concurrent_member_patches_with_one_etag_one_wins(admin, issuer, org):
+async def test_concurrent_member_patches_with_one_etag_one_wins(admin, issuer, org, kit):
     members = admin.issuer(issuer).organization(org.id).members
-    user_id = await new_user(admin, issuer)
+    user_id = await kit.new_user(admin, issuer)
     added = await members.create({"member_id": user_id})
     results = await asyncio.gather(
         members.update(user_id, {"user_title": "A"}, if_match=added._etag),
@@ -151,7 +127,7 @@ async def test_group_crud_and_delete_leaves_memberships(platform, pool, kit, adm
     with pytest.raises(PreconditionFailedError):
         await scope.groups.delete(group.id, if_match=group._etag)
 
-    user_id = await new_user(admin, issuer)
+    user_id = await kit.new_user(admin, issuer)
     member = await scope.members.create({"member_id": user_id, "groups": [group.id]})
     assert member.groups == [group.id]
     await scope.groups.delete(group.id)
@@ -175,21 +151,21 @@ async def test_malformed_group_is_422_without_an_event(platform, pool, kit, issu
     before = await kit.count_events(platform, pool)
     url = (f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}"
            f"/organizations/{org.id}/groups")  # fmt: skip
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.post(url, content=body, headers={"Content-Type": "application/json"})
     assert resp.status_code == 422, resp.text
     assert await kit.count_events(platform, pool) == before
 
 
-async def test_members_of_a_suspended_organization_are_still_managed(admin, issuer, org):
+async def test_members_of_a_suspended_organization_are_still_managed(admin, issuer, org, kit):
     await admin.issuer(issuer).organizations.update(org.id, {"status": "suspended"})
     members = admin.issuer(issuer).organization(org.id).members
-    user_id = await new_user(admin, issuer)
+    user_id = await kit.new_user(admin, issuer)
     assert (await members.create({"member_id": user_id})).status == "active"
 
 
-async def test_create_by_user_makes_it_a_member_with_every_scope(admin, issuer):
-    user_id = await new_user(admin, issuer)
+async def test_create_by_user_makes_it_a_member_with_every_scope(admin, issuer, kit):
+    user_id = await kit.new_user(admin, issuer)
     org = await admin.issuer(issuer).organizations.create(
         {"name": "Founded", "scopes": ["owner", "member"], "by_user_id": user_id}
     )

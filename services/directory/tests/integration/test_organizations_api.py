@@ -5,7 +5,6 @@ tenant isolation and scopes of every organization route family."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -17,36 +16,14 @@ from authpi_admin.errors import (
 )
 from psycopg import sql
 
-from authpi.directory.domain.organization_commands import DeleteOrganization, OrgRef
+from authpi.directory.domain.commands.organization import DeleteOrganization, OrgRef
+from authpi.directory.projections.organizations import OrganizationsView
 from authpi.eventstore.replay import replay
 from authpi.testing.plugin import eventually
 
 
-@pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
 def orgs_url(platform, issuer: str) -> str:
     return f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}/organizations"
-
-
-def basic(platform) -> tuple[str, str]:
-    return (platform.api_key_id, platform.api_key_secret)
-
-
-async def new_user(admin, issuer: str) -> str:
-    user = await admin.issuer(issuer).users.create(
-        {"username_type": "email", "username": f"m-{uuid.uuid4().hex[:10]}@example.com"}
-    )
-    return user.id
 
 
 async def view_rows(platform, pool, table: str, org_id: str) -> int:
@@ -125,7 +102,7 @@ async def test_suspend_and_reactivate_are_status_events(platform, pool, kit, adm
     ]  # fmt: skip
 
 
-async def test_boolean_filters_select_matching_organizations(platform, admin, issuer):
+async def test_boolean_filters_select_matching_organizations(platform, admin, issuer, kit):
     orgs = admin.issuer(issuer).organizations
     sso = await orgs.create({"name": "SSO", "sso": {"enabled": True, "sso_only": True}})
     mfa = await orgs.create({"name": "MFA", "security": {"mfa_required": True}})
@@ -134,7 +111,7 @@ async def test_boolean_filters_select_matching_organizations(platform, admin, is
     assert [o.id async for o in orgs.list_all(sso_only="true")] == [sso.id]
     assert [o.id async for o in orgs.list_all(mfa_required="true")] == [mfa.id]
     assert [o.id async for o in orgs.list_all(invitation_enabled="false")] == [closed.id]
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         for query in ({"sso_enabled": "yes"}, {"status": "deleting"}, {"limit": "0"}):
             resp = await http.get(orgs_url(platform, issuer), params=query)
             assert resp.status_code == 400, (query, resp.text)
@@ -187,7 +164,7 @@ async def test_malformed_create_is_refused_without_an_event(
     platform, pool, kit, issuer, body, status
 ):
     before = await kit.count_events(platform, pool)
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.post(
             orgs_url(platform, issuer), content=body, headers={"Content-Type": "application/json"}
         )
@@ -198,7 +175,7 @@ async def test_malformed_create_is_refused_without_an_event(
 async def test_oversized_metadata_and_bad_patch_are_422(platform, pool, kit, admin, issuer):
     org = await admin.issuer(issuer).organizations.create({"name": "Strict"})
     before = await kit.count_events(platform, pool)
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         url = f"{orgs_url(platform, issuer)}/{org.id}"
         big = {"metadata": {f"k{i}": "v" * 200 for i in range(49)}}
         assert (await http.patch(url, json=big)).status_code == 422
@@ -214,14 +191,14 @@ async def test_unicode_names_round_trip(admin, issuer):
     assert (await orgs.get(org.id)).name == "Société Générale 株式会社 🚀"
 
 
-async def test_unknown_issuer_and_bad_ids_are_404(platform, admin, issuer):
+async def test_unknown_issuer_and_bad_ids_are_404(platform, admin, issuer, kit):
     with pytest.raises(NotFoundError):
         await admin.issuer("i_" + "0" * 25).organizations.create({"name": "Nowhere"})
     with pytest.raises(NotFoundError):
         await admin.issuer("i_" + "0" * 25).organizations.list()
     with pytest.raises(NotFoundError):
         await admin.issuer(issuer).organizations.get("org_" + "0" * 25)
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.get(f"{orgs_url(platform, issuer)}/org%00x")
         assert resp.status_code == 404
 
@@ -230,7 +207,7 @@ async def test_interrupted_delete_cascade_is_resumed(platform, pool, kit, admin,
     orgs = admin.issuer(issuer).organizations
     handler = kit.part(platform, "organizations")
     org = await orgs.create({"name": "Doomed"})
-    user_id = await new_user(admin, issuer)
+    user_id = await kit.new_user(admin, issuer)
     await admin.issuer(issuer).organization(org.id).members.create({"member_id": user_id})
     await admin.issuer(issuer).organization(org.id).groups.create({"name": "Admins"})
 
@@ -336,7 +313,9 @@ async def test_projection_rebuilds_to_the_same_rows(platform, pool, kit, admin, 
     kept, gone = await orgs.create({"name": "Kept"}), await orgs.create({"name": "Gone"})
     scope = admin.issuer(issuer).organization(kept.id)
     group = await scope.groups.create({"name": "Team"})
-    await scope.members.create({"member_id": await new_user(admin, issuer), "groups": [group.id]})
+    await scope.members.create(
+        {"member_id": await kit.new_user(admin, issuer), "groups": [group.id]}
+    )
     await scope.groups.delete(group.id)
     await orgs.update(kept.id, {"status": "suspended"})
     await orgs.delete(gone.id)
@@ -362,5 +341,6 @@ async def test_projection_rebuilds_to_the_same_rows(platform, pool, kit, admin, 
         return first if await snapshot() == first else None
 
     before = await eventually(settled)
-    await replay(platform.dsn, handler.view, {"directory": f"{platform.namespace}_directory"})
+    view = OrganizationsView(handler.store.schema)
+    await replay(platform.dsn, view, {"directory": f"{platform.namespace}_directory"})
     assert await snapshot() == before

@@ -19,20 +19,8 @@ from authpi_admin.errors import (
 from authpi.contracts.base import Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key
-from authpi.directory.domain.commands import CreateApiKey
+from authpi.directory.domain.commands.api_key import CreateApiKey
 from authpi.testing.plugin import eventually
-
-
-@pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
 
 
 @pytest.fixture

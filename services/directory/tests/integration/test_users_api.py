@@ -20,28 +20,12 @@ from authpi.crypto.ids import sha256_hex
 from authpi.testing.plugin import eventually
 
 
-@pytest.fixture
-async def admin(platform, kit):
-    client = kit.bootstrap_admin(platform)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def issuer(kit, admin):
-    return await kit.new_issuer(admin)
-
-
 def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
 
 
 def users_url(platform, issuer: str) -> str:
     return f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}/users"
-
-
-def basic(platform) -> tuple[str, str]:
-    return (platform.api_key_id, platform.api_key_secret)
 
 
 async def replays_holding(platform, kit, needle: str) -> list[str]:
@@ -270,7 +254,7 @@ async def test_bad_create_bodies_are_refused_without_events(
     platform, pool, kit, issuer, body, status, field
 ):
     before = await kit.count_events(platform, pool)
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.post(
             users_url(platform, issuer),
             content=body,
@@ -284,7 +268,7 @@ async def test_bad_create_bodies_are_refused_without_events(
 
 async def test_oversized_metadata_and_bad_queries_are_refused(platform, pool, kit, issuer):
     big = {f"k{i}": "x" * 200 for i in range(45)}
-    async with httpx.AsyncClient(auth=basic(platform)) as http:
+    async with httpx.AsyncClient(auth=kit.bootstrap_key(platform)) as http:
         resp = await http.post(
             users_url(platform, issuer),
             json={"username_type": "email", "username": email(), "metadata": big},

@@ -1,33 +1,21 @@
-"""The Account decider through DeciderSpec."""
+"""The Account decider's creation through DeciderSpec."""
 
 from __future__ import annotations
 
-from authpi.contracts.directory import AccountCreated
 from authpi.directory.domain import account
-from authpi.directory.domain.commands import CreateAccount
 from authpi.errors import Conflict
 from authpi.testing.decider import DeciderSpec
-
-
-def create(account_id: str = "acc_1") -> CreateAccount:
-    return CreateAccount(
-        account_id=account_id, org_id="org_1", name="Acme", owner_user_id=None, now=5
-    )
-
-
-def created(account_id: str = "acc_1") -> AccountCreated:
-    return AccountCreated(
-        id=account_id, org_id="org_1", name="Acme", owner_user_id=None, created_at=5
-    )
+from services.directory.tests.factories import account_created, create_account
 
 
 def test_create_on_absent_account_emits_created():
-    DeciderSpec(account).given().when(create()).then(created())
+    DeciderSpec(account).given().when(create_account()).then(account_created())
 
 
 def test_repeated_create_is_satisfied_without_events():
-    DeciderSpec(account).given(created()).when(create()).then()
+    DeciderSpec(account).given(account_created()).when(create_account()).then()
 
 
 def test_create_with_other_id_on_existing_stream_is_a_conflict():
-    DeciderSpec(account).given(created()).when(create("acc_2")).raises(Conflict)
+    spec = DeciderSpec(account).given(account_created())
+    spec.when(create_account(account_id="acc_2")).raises(Conflict)

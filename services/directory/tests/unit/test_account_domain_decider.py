@@ -8,181 +8,135 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from authpi.contracts.directory import (
-    AccountCreated,
-    AccountDomainAdded,
-    AccountDomainAssigned,
-    AccountDomainRemoved,
-    AccountDomainUnassigned,
-    AccountUpdated,
-    DomainSnapshot,
-)
 from authpi.directory.domain import account, hosts
-from authpi.directory.domain.account import UpdateAccount
-from authpi.directory.domain.account_domains import (
-    CLAIM_TTL_MS,
-    AddDomain,
-    AssignDomain,
-    DomainEdit,
-    ExpireDomainClaim,
-    ReleaseIssuerDomains,
-    RemoveDomain,
-    UnassignDomain,
-    VerifyDomain,
-    challenge_token,
-)
+from authpi.directory.domain.account_domains import CLAIM_TTL_MS, challenge_token
+from authpi.directory.domain.commands.account import DomainEdit
 from authpi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from authpi.testing.decider import DeciderSpec
-
-T0 = 1_781_222_400_000
-HOST = "auth.example.com"
-
-
-def created() -> AccountCreated:
-    return AccountCreated(id="acc_1", org_id="org_1", name="Acme", owner_user_id=None,
-                          created_at=T0)  # fmt: skip
-
-
-def added(host: str = HOST, at: int = T0 + 1) -> AccountDomainAdded:
-    return AccountDomainAdded(account_id="acc_1", host=host, added_at=at)
-
-
-def verified(host: str = HOST, at: int = T0 + 2, primary: bool = False) -> AccountUpdated:
-    snapshot = DomainSnapshot(host=host, verified=True, primary=primary, added_at=T0 + 1)
-    return AccountUpdated(id="acc_1", changed=["domains"], name="Acme", updated_at=at,
-                          domains=[snapshot])  # fmt: skip
-
-
-def assigned(issuer: str = "i_1", at: int = T0 + 3) -> AccountDomainAssigned:
-    return AccountDomainAssigned(account_id="acc_1", host=HOST, issuer_id=issuer, assigned_at=at)
+from services.directory.tests.factories import (
+    HOST,
+    T0,
+    account_created,
+    add_domain,
+    assign_domain,
+    domain_added,
+    domain_assigned,
+    domain_removed,
+    domain_unassigned,
+    domain_verified,
+    expire_domain_claim,
+    primaries_set,
+    release_issuer_domains,
+    remove_domain,
+    unassign_domain,
+    update_account,
+    verify_domain,
+)
 
 
 def spec(*events) -> DeciderSpec:
-    return DeciderSpec(account).given(created(), *events)
+    return DeciderSpec(account).given(account_created(), *events)
 
 
 def test_add_emits_an_unverified_domain_and_moves_the_etag():
-    s = spec()
-    s.when(AddDomain(account_id="acc_1", host=HOST, now=T0)).then(added(at=T0 + 1))
-    after = account.evolve(s.state(), added())
+    spec().when(add_domain()).then(domain_added())
+    after = spec(domain_added()).state()
     assert after.etag == f'"{T0 + 1}"' and after.domains[0].verified is False
 
 
 def test_the_same_host_twice_is_a_conflict():
-    spec(added()).when(AddDomain(account_id="acc_1", host=HOST, now=T0)).raises(Conflict)
+    spec(domain_added()).when(add_domain()).raises(Conflict)
 
 
 def test_the_twenty_first_domain_is_refused():
-    twenty = [added(f"d{i}.example.com") for i in range(20)]
-    s = spec(*twenty).when(AddDomain(account_id="acc_1", host="one-more.example.com", now=T0))
-    error = s.raises(Unprocessable)
+    twenty = [domain_added(host=f"d{i}.example.com") for i in range(20)]
+    error = spec(*twenty).when(add_domain(host="one-more.example.com")).raises(Unprocessable)
     assert error.fields[0].field == "host"
 
 
-def verify(published: frozenset[str], now: int = T0) -> VerifyDomain:
-    return VerifyDomain(account_id="acc_1", host=HOST, now=now, published=published)
-
-
 def test_verify_needs_the_accounts_txt_challenge_and_happens_once():
-    spec(added()).when(verify(frozenset())).raises(Conflict)
+    spec(domain_added()).when(verify_domain(published=frozenset())).raises(Conflict)
     others = frozenset({challenge_token("acc_2", HOST), challenge_token("acc_1", "x.example")})
-    spec(added()).when(verify(others)).raises(Conflict)
-    ok = verify(frozenset({"v=spf1 -all", challenge_token("acc_1", HOST)}))
-    spec(added()).when(ok).then(verified())
-    spec(added(), verified()).when(ok).then()
+    spec(domain_added()).when(verify_domain(published=others)).raises(Conflict)
+    ok = verify_domain(published=frozenset({"v=spf1 -all", challenge_token("acc_1", HOST)}))
+    spec(domain_added()).when(ok).then(domain_verified())
+    spec(domain_added(), domain_verified()).when(ok).then()
 
 
 def test_an_unverified_claim_lapses_after_its_ttl():
     mine = frozenset({challenge_token("acc_1", HOST)})
     lapsed = T0 + 1 + CLAIM_TTL_MS
-    spec(added()).when(verify(mine, now=lapsed)).raises(Conflict)
-    spec(added()).when(verify(mine, now=lapsed - 1)).then(verified(at=lapsed - 1))
-    expire = ExpireDomainClaim(account_id="acc_1", host=HOST, now=lapsed - 1)
-    spec(added()).when(expire).raises(Conflict)
-    spec(added(), verified()).when(expire).raises(Conflict)
-    expire = ExpireDomainClaim(account_id="acc_1", host=HOST, now=lapsed)
-    spec(added()).when(expire).then(
-        AccountDomainRemoved(account_id="acc_1", host=HOST, verified=False, removed_at=lapsed)
-    )
+    spec(domain_added()).when(verify_domain(published=mine, now=lapsed)).raises(Conflict)
+    early = verify_domain(published=mine, now=lapsed - 1)
+    spec(domain_added()).when(early).then(domain_verified(at=lapsed - 1))
+    expire = expire_domain_claim(now=lapsed - 1)
+    spec(domain_added()).when(expire).raises(Conflict)
+    spec(domain_added(), domain_verified()).when(expire).raises(Conflict)
+    expire = expire_domain_claim(now=lapsed)
+    spec(domain_added()).when(expire).then(domain_removed(removed_at=lapsed))
 
 
 def test_assign_requires_a_verified_domain():
-    cmd = AssignDomain(account_id="acc_1", host=HOST, issuer_id="i_1", now=T0)
-    spec(added()).when(cmd).raises(Conflict)
-    spec(added(), verified()).when(cmd).then(assigned())
-    spec(added(), verified(), assigned()).when(cmd).then()
+    cmd = assign_domain()
+    spec(domain_added()).when(cmd).raises(Conflict)
+    spec(domain_added(), domain_verified()).when(cmd).then(domain_assigned())
+    spec(domain_added(), domain_verified(), domain_assigned()).when(cmd).then()
 
 
 def test_moving_a_domain_unassigns_it_from_the_first_issuer():
-    cmd = AssignDomain(account_id="acc_1", host=HOST, issuer_id="i_2", now=T0)
-    spec(added(), verified(), assigned()).when(cmd).then(
-        AccountDomainUnassigned(account_id="acc_1", host=HOST, issuer_id="i_1",
-                                unassigned_at=T0 + 4),
-        AccountDomainAssigned(account_id="acc_1", host=HOST, issuer_id="i_2",
-                              assigned_at=T0 + 4),
-    )  # fmt: skip
+    cmd = assign_domain(issuer_id="i_2")
+    spec(domain_added(), domain_verified(), domain_assigned()).when(cmd).then(
+        domain_unassigned(), domain_assigned(issuer_id="i_2", assigned_at=T0 + 4)
+    )
 
 
 def test_removing_an_assigned_domain_unassigns_it_first():
-    cmd = RemoveDomain(account_id="acc_1", host=HOST, now=T0)
-    spec(added(), verified(), assigned()).when(cmd).then(
-        AccountDomainUnassigned(account_id="acc_1", host=HOST, issuer_id="i_1",
-                                unassigned_at=T0 + 4),
-        AccountDomainRemoved(account_id="acc_1", host=HOST, verified=True, removed_at=T0 + 4),
-    )  # fmt: skip
+    spec(domain_added(), domain_verified(), domain_assigned()).when(remove_domain()).then(
+        domain_unassigned(), domain_removed(verified=True)
+    )
 
 
 def test_unassigning_an_unassigned_domain_emits_nothing():
-    spec(added()).when(UnassignDomain(account_id="acc_1", host=HOST, now=T0)).then()
+    spec(domain_added()).when(unassign_domain()).then()
 
 
 @pytest.mark.parametrize(
     "cmd",
     [
-        RemoveDomain(account_id="acc_1", host="other.example.com", now=T0),
-        UnassignDomain(account_id="acc_1", host="other.example.com", now=T0),
-        VerifyDomain(account_id="acc_1", host="other.example.com", now=T0),
-        AssignDomain(account_id="acc_1", host="other.example.com", issuer_id="i_1", now=T0),
+        remove_domain(host="other.example.com"),
+        unassign_domain(host="other.example.com"),
+        verify_domain(host="other.example.com"),
+        assign_domain(host="other.example.com"),
     ],
 )
 def test_an_unknown_host_is_not_found_even_with_a_stale_if_match(cmd):
-    spec(added()).when(msgspec.structs.replace(cmd, if_match='"1"')).raises(NotFound)
+    spec(domain_added()).when(msgspec.structs.replace(cmd, if_match='"1"')).raises(NotFound)
 
 
 def test_a_stale_if_match_is_412():
-    cmd = RemoveDomain(account_id="acc_1", host=HOST, now=T0, if_match=f'"{T0}"')
-    spec(added()).when(cmd).raises(PreconditionFailed)
+    spec(domain_added()).when(remove_domain(if_match=f'"{T0}"')).raises(PreconditionFailed)
 
 
 def test_another_accounts_stream_is_not_found():
-    cmd = AddDomain(account_id="acc_2", host=HOST, now=T0)
-    spec().when(cmd).raises(NotFound)
+    spec().when(add_domain(account_id="acc_2")).raises(NotFound)
 
 
 def test_a_deleted_issuer_releases_only_its_domains():
-    cmd = ReleaseIssuerDomains(account_id="acc_1", issuer_id="i_1", now=T0)
-    spec(added(), verified(), assigned()).when(cmd).then(
-        AccountDomainUnassigned(account_id="acc_1", host=HOST, issuer_id="i_1",
-                                unassigned_at=T0 + 4),
-    )  # fmt: skip
-    other = ReleaseIssuerDomains(account_id="acc_1", issuer_id="i_9", now=T0)
-    spec(added(), verified(), assigned()).when(other).then()
+    cmd = release_issuer_domains()
+    spec(domain_added(), domain_verified(), domain_assigned()).when(cmd).then(domain_unassigned())
+    other = release_issuer_domains(issuer_id="i_9")
+    spec(domain_added(), domain_verified(), domain_assigned()).when(other).then()
     DeciderSpec(account).when(cmd).then()
 
 
 def test_patch_sets_one_primary_and_clears_the_others():
-    s = spec(added(), added("b.example.com", T0 + 2))
-    cmd = UpdateAccount(account_id="acc_1", now=T0, domains=[DomainEdit(host=HOST, primary=True)])
-    [event] = account.decide(cmd, s.state())
-    assert event.changed == ["domains"]
-    assert [(d.host, d.primary) for d in event.domains] == [(HOST, True), ("b.example.com", False)]
-    state = account.evolve(s.state(), event)
-    swap = UpdateAccount(
-        account_id="acc_1", now=T0, domains=[DomainEdit(host="b.example.com", primary=True)]
-    )
-    [event] = account.decide(swap, state)
-    assert [(d.host, d.primary) for d in event.domains] == [(HOST, False), ("b.example.com", True)]
-    assert account.decide(cmd, state) == []
+    two = (domain_added(), domain_added(host="b.example.com", added_at=T0 + 2))
+    cmd = update_account(domains=[DomainEdit(host=HOST, primary=True)])
+    first = primaries_set(True, False, T0 + 3)
+    spec(*two).when(cmd).then(first)
+    swap = update_account(domains=[DomainEdit(host="b.example.com", primary=True)])
+    spec(*two, first).when(swap).then(primaries_set(False, True, T0 + 4))
+    spec(*two, first).when(cmd).then()
 
 
 @pytest.mark.parametrize(
@@ -194,8 +148,8 @@ def test_patch_sets_one_primary_and_clears_the_others():
     ],
 )
 def test_bad_domain_edits_are_422(edits):
-    s = spec(added(), added("b.example.com", T0 + 2))
-    s.when(UpdateAccount(account_id="acc_1", now=T0, domains=edits)).raises(Unprocessable)
+    s = spec(domain_added(), domain_added(host="b.example.com", added_at=T0 + 2))
+    s.when(update_account(domains=edits)).raises(Unprocessable)
 
 
 @pytest.mark.parametrize(

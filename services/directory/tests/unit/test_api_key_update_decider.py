@@ -3,11 +3,7 @@ terminal keys refuse status changes, metadata merge, If-Match (core-api.md 2.3, 
 
 from __future__ import annotations
 
-import msgspec
-
-from authpi.contracts.directory import ApiKeyCreated, ApiKeyDeleted, ApiKeyUpdated
 from authpi.directory.domain import api_key
-from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
 from authpi.errors import (
     Conflict,
     InsufficientScope,
@@ -16,111 +12,100 @@ from authpi.errors import (
     Unprocessable,
 )
 from authpi.testing.decider import DeciderSpec
-
-T0 = 1_781_222_400_000
-
-
-def created(**changes) -> ApiKeyCreated:
-    fields = dict(
-        id="key_1", account_id="acc_a", org_id="org_a", issuer_id="i_x", name="k",
-        scopes=["issuers:read"], metadata={"a": 1}, secret_sha256="d", secret_hint="h",
-        created_at=T0,
-    )  # fmt: skip
-    return ApiKeyCreated(**{**fields, **changes})
+from services.directory.tests.factories import (
+    T0,
+    api_key_deleted,
+    api_key_updated,
+    delete_api_key,
+    scoped_api_key_created,
+    update_api_key,
+)
 
 
-def patch(**fields) -> UpdateApiKey:
-    return UpdateApiKey(**{"key_id": "key_1", "account_id": "acc_a", "now": T0, **fields})
+def spec(*events) -> DeciderSpec:
+    return DeciderSpec(api_key).given(*(events or (scoped_api_key_created(),)))
 
 
 def test_update_carries_only_the_changed_fields():
-    DeciderSpec(api_key).given(created()).when(
-        patch(name="k", scopes=["issuers:write"], description=None, tags=["ci"])
+    spec().when(
+        update_api_key(name="k", scopes=["issuers:write"], description=None, tags=["ci"])
     ).then(
-        ApiKeyUpdated(
-            id="key_1", changed=["tags", "scopes"], tags=["ci"], scopes=["issuers:write"],
-            updated_at=T0 + 1,
-        )
+        api_key_updated(changed=["tags", "scopes"], tags=["ci"], scopes=["issuers:write"])
     )  # fmt: skip
 
 
 def test_nullable_fields_are_named_when_cleared():
-    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10, description="d"))
-    [event] = api_key.decide(patch(expires_at=None, description=None), spec.state())
-    assert event.changed == ["description", "expires_at"]
-    state = api_key.evolve(spec.state(), event)
+    given = scoped_api_key_created(expires_at=T0 + 10, description="d")
+    cleared = api_key_updated(changed=["description", "expires_at"])
+    spec(given).when(update_api_key(expires_at=None, description=None)).then(cleared)
+    state = spec(given, cleared).state()
     assert state.expires_at is None and state.description is None
 
 
 def test_status_moves_between_active_and_blocked_with_reason():
-    spec = DeciderSpec(api_key).given(created())
-    [event] = api_key.decide(patch(status="blocked", status_reason="r"), spec.state())
-    assert (event.status, event.status_reason, event.changed) == ("blocked", "r", ["status"])
-    blocked = api_key.evolve(spec.state(), event)
-    assert blocked.status == "blocked"
-    assert api_key.decide(patch(status="blocked"), blocked) == []
-    [back] = api_key.decide(patch(status="active", now=T0 + 5), blocked)
-    assert back.status == "active"
+    blocked = api_key_updated(changed=["status"], status="blocked", status_reason="r")
+    spec().when(update_api_key(status="blocked", status_reason="r")).then(blocked)
+    assert spec(scoped_api_key_created(), blocked).state().status == "blocked"
+    spec(scoped_api_key_created(), blocked).when(update_api_key(status="blocked")).then()
+    spec(scoped_api_key_created(), blocked).when(update_api_key(status="active", now=T0 + 5)).then(
+        api_key_updated(changed=["status"], status="active", updated_at=T0 + 5)
+    )
 
 
 def test_status_change_of_an_expired_key_is_a_conflict():
-    spec = DeciderSpec(api_key).given(created(expires_at=T0 - 1))
-    spec.when(patch(status="blocked")).raises(Conflict)
+    spec(scoped_api_key_created(expires_at=T0 - 1)).when(update_api_key(status="blocked")).raises(
+        Conflict
+    )
 
 
 def test_metadata_merges_and_over_limit_is_refused():
-    spec = DeciderSpec(api_key).given(created())
-    [event] = api_key.decide(patch(metadata={"b": 2, "a": None}), spec.state())
-    assert event.metadata == {"b": 2}
-    spec.when(patch(metadata={f"k{i}": i for i in range(50)})).raises(Unprocessable)
+    spec().when(update_api_key(metadata={"b": 2, "a": None})).then(
+        api_key_updated(changed=["metadata"], metadata={"b": 2})
+    )
+    many = {f"k{i}": i for i in range(50)}
+    spec().when(update_api_key(metadata=many)).raises(Unprocessable)
 
 
 def test_a_patch_that_changes_nothing_emits_nothing():
-    DeciderSpec(api_key).given(created()).when(patch(name="k", metadata={"a": 1})).then()
+    spec().when(update_api_key(name="k", metadata={"a": 1})).then()
 
 
 def test_stale_if_match_is_412_and_other_account_is_404():
-    spec = DeciderSpec(api_key).given(created())
-    spec.when(patch(name="x", if_match='"1"')).raises(PreconditionFailed)
-    other = msgspec.structs.replace(patch(name="x"), account_id="acc_b")
-    spec.when(other).raises(NotFound)
+    spec().when(update_api_key(name="x", if_match='"1"')).raises(PreconditionFailed)
+    spec().when(update_api_key(name="x", account_id="acc_b")).raises(NotFound)
 
 
 def test_delete_emits_deleted_then_the_key_is_gone():
-    spec = DeciderSpec(api_key).given(created())
-    cmd = DeleteApiKey(key_id="key_1", account_id="acc_a", now=T0)
-    spec.when(cmd).then(ApiKeyDeleted(id="key_1", deleted_at=T0 + 1))
-    DeciderSpec(api_key).given(created(), ApiKeyDeleted(id="key_1", deleted_at=T0 + 1)).when(
-        cmd
-    ).raises(NotFound)
+    spec().when(delete_api_key()).then(api_key_deleted())
+    spec(scoped_api_key_created(), api_key_deleted()).when(delete_api_key()).raises(NotFound)
 
 
 def test_reviving_an_expired_key_is_a_conflict():
     # `expired` is derived from `expires_at` and the command's clock (core-api.md 3.4: terminal).
-    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
-    spec.when(patch(expires_at=None, now=T0 + 10)).raises(Conflict)
-    spec.when(patch(expires_at=T0 + 1_000_000, now=T0 + 11)).raises(Conflict)
-    spec.when(patch(scopes=["issuers:write"], now=T0 + 11)).raises(Conflict)
+    expiring = spec(scoped_api_key_created(expires_at=T0 + 10))
+    expiring.when(update_api_key(expires_at=None, now=T0 + 10)).raises(Conflict)
+    expiring.when(update_api_key(expires_at=T0 + 1_000_000, now=T0 + 11)).raises(Conflict)
+    expiring.when(update_api_key(scopes=["issuers:write"], now=T0 + 11)).raises(Conflict)
 
 
 def test_descriptive_fields_of_an_expired_key_stay_editable():
-    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
-    [event] = api_key.decide(patch(name="old ci", now=T0 + 20), spec.state())
-    assert event.changed == ["name"]
+    spec(scoped_api_key_created(expires_at=T0 + 10)).when(
+        update_api_key(name="old ci", now=T0 + 20)
+    ).then(api_key_updated(changed=["name"], name="old ci", updated_at=T0 + 20))
 
 
 def test_extending_a_key_before_it_expires_is_allowed():
-    spec = DeciderSpec(api_key).given(created(expires_at=T0 + 10))
-    [event] = api_key.decide(patch(expires_at=None, now=T0 + 9), spec.state())
-    assert event.changed == ["expires_at"]
+    spec(scoped_api_key_created(expires_at=T0 + 10)).when(
+        update_api_key(expires_at=None, now=T0 + 9)
+    ).then(api_key_updated(changed=["expires_at"], updated_at=T0 + 9))
 
 
 def test_acting_on_a_key_with_scopes_the_caller_lacks_is_refused():
-    spec = DeciderSpec(api_key).given(created(scopes=["issuers:write", "api-keys:read"]))
+    strict = spec(scoped_api_key_created(scopes=["issuers:write", "api-keys:read"]))
     weak = frozenset({"api-keys:manage", "api-keys:read"})
-    spec.when(patch(name="x", held=weak)).raises(InsufficientScope)
-    spec.when(DeleteApiKey(key_id="key_1", account_id="acc_a", now=T0, held=weak)).raises(
-        InsufficientScope
-    )
+    strict.when(update_api_key(name="x", held=weak)).raises(InsufficientScope)
+    strict.when(delete_api_key(held=weak)).raises(InsufficientScope)
     strong = frozenset({"api-keys:manage", "issuers:write"})
-    assert api_key.decide(patch(name="x", held=strong), spec.state()) != []
+    strict.when(update_api_key(name="x", held=strong)).then(
+        api_key_updated(changed=["name"], name="x")
+    )

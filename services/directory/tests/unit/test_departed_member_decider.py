@@ -3,70 +3,45 @@ DeciderSpec: it drops the membership once, and decides nothing when there is not
 
 from __future__ import annotations
 
-from authpi.contracts.directory import (
-    OrganizationCreated,
-    OrganizationDeleted,
-    OrganizationMembershipCreated,
-    OrganizationMembershipDeleted,
-    OrganizationUpdated,
-)
 from authpi.directory.domain import organization
 from authpi.directory.domain.org_members import member_type_of
-from authpi.directory.domain.organization_commands import DropDepartedMember
 from authpi.testing.decider import DeciderSpec
-
-AGENT = "agt_0192f0c4a1b27c3d8e9f0a1b2c3d4e5f"
+from services.directory.tests.factories import (
+    AGENT,
+    agent_joined,
+    agent_left,
+    drop_departed_member,
+    organization_created,
+    organization_deleted,
+    organization_deleting,
+)
 
 
 def spec() -> DeciderSpec:
     return DeciderSpec(organization)
 
 
-def created() -> OrganizationCreated:
-    return OrganizationCreated(
-        id="org_1", issuer_id="i_1", account_id="acc_1", name="Acme", created_at=10
-    )
-
-
-def agent_joined() -> OrganizationMembershipCreated:
-    return OrganizationMembershipCreated(
-        org_id="org_1", issuer_id="i_1", member_id=AGENT, member_type="agent",
-        scopes=["member"], joined_at=20,
-    )  # fmt: skip
-
-
-def drop() -> DropDepartedMember:
-    return DropDepartedMember(org_id="org_1", member_id=AGENT, now=50)
-
-
 def test_departed_agent_membership_is_deleted():
-    spec().given(created(), agent_joined()).when(drop()).then(
-        OrganizationMembershipDeleted(
-            org_id="org_1", issuer_id="i_1", member_id=AGENT, member_type="agent", deleted_at=50
-        )
+    spec().given(organization_created(), agent_joined()).when(drop_departed_member()).then(
+        agent_left()
     )
 
 
 def test_departed_member_already_gone_decides_nothing():
-    dropped = OrganizationMembershipDeleted(
-        org_id="org_1", issuer_id="i_1", member_id=AGENT, member_type="agent", deleted_at=50
-    )
-    spec().given(created(), agent_joined(), dropped).when(drop()).then()
-    spec().given(created()).when(drop()).then()
+    given = (organization_created(), agent_joined(), agent_left())
+    spec().given(*given).when(drop_departed_member()).then()
+    spec().given(organization_created()).when(drop_departed_member()).then()
 
 
 def test_departed_member_of_a_missing_or_deleted_organization_decides_nothing():
-    spec().given().when(drop()).then()
-    deleted = OrganizationDeleted(id="org_1", issuer_id="i_1", deleted_at=40)
-    spec().given(created(), agent_joined(), deleted).when(drop()).then()
+    spec().given().when(drop_departed_member()).then()
+    given = (organization_created(), agent_joined(), organization_deleted())
+    spec().given(*given).when(drop_departed_member()).then()
 
 
 def test_departed_member_of_a_deleting_organization_is_left_to_the_cascade():
-    deleting = OrganizationUpdated(
-        id="org_1", issuer_id="i_1", account_id="acc_1", name="Acme", changed=["status"],
-        status="deleting", updated_at=30,
-    )  # fmt: skip
-    spec().given(created(), agent_joined(), deleting).when(drop()).then()
+    given = (organization_created(), agent_joined(), organization_deleting())
+    spec().given(*given).when(drop_departed_member()).then()
 
 
 def test_member_type_follows_the_id_prefix():

@@ -20,8 +20,9 @@ from psycopg import sql
 
 from authpi.contracts.base import Actor, Meta
 from authpi.directory.domain import account, api_key
-from authpi.directory.domain.commands import CreateAccount
-from authpi.directory.handlers import Directory, StatusChange
+from authpi.directory.domain.commands.account import CreateAccount
+from authpi.directory.handlers.accounts import Directory
+from authpi.directory.handlers.api_keys import StatusChange
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
 from authpi.web.guards import require_scope

@@ -9,7 +9,7 @@ import time
 import httpx
 
 from authpi.contracts.base import Actor
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.testing.plugin import eventually
 
 ADMIN = Actor(type="system")

@@ -14,7 +14,7 @@ from authpi_admin import AuthPIAdmin
 
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.testing.plugin import eventually
 
 

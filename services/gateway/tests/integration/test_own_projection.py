@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID, org_of_account
-from authpi.directory.handlers import KeyRestrictions
+from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.gateway.api_keys import CachedKey, networks
 from authpi.gateway.core import Gateway
 from authpi.testing.plugin import eventually

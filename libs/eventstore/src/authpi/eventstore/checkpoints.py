@@ -6,7 +6,6 @@ from typing import Any, LiteralString
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.eventstore.sqltext import render
 
@@ -25,29 +24,25 @@ class Checkpoint(msgspec.Struct, kw_only=True):
 class Checkpoints:
     def __init__(self, schema: str, consumer: str) -> None:
         self.consumer = consumer
-        q = sql.Identifier(schema)
         self._load: LiteralString = render(
-            sql.SQL(
-                "SELECT source, last_seq, last_tx::text, last_position FROM {}.checkpoints"
-                " WHERE consumer = %s FOR UPDATE"
-            ).format(q)
+            "SELECT source, last_seq, last_tx::text, last_position FROM {schema}.checkpoints"
+            " WHERE consumer = %s FOR UPDATE",
+            schema=schema,
         )
         self._save: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {}.checkpoints (consumer, source, last_seq, last_tx, last_position)"
-                " VALUES (%s, %s, %s, %s::xid8, %s) ON CONFLICT (consumer, source) DO UPDATE SET"
-                " last_seq = excluded.last_seq, last_tx = excluded.last_tx,"
-                " last_position = excluded.last_position, updated_at = now()"
-            ).format(q)
+            "INSERT INTO {schema}.checkpoints (consumer, source, last_seq, last_tx, last_position)"
+            " VALUES (%s, %s, %s, %s::xid8, %s) ON CONFLICT (consumer, source) DO UPDATE SET"
+            " last_seq = excluded.last_seq, last_tx = excluded.last_tx,"
+            " last_position = excluded.last_position, updated_at = now()",
+            schema=schema,
         )
         self._clear: LiteralString = render(
-            sql.SQL("DELETE FROM {}.checkpoints WHERE consumer = %s").format(q)
+            "DELETE FROM {schema}.checkpoints WHERE consumer = %s", schema=schema
         )
         self._dead: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {}.dead_letters (consumer, stream_seq, subject, event_id, error,"
-                " payload, event_type, security) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(q)
+            "INSERT INTO {schema}.dead_letters (consumer, stream_seq, subject, event_id, error,"
+            " payload, event_type, security) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            schema=schema,
         )
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, Checkpoint]:

@@ -8,7 +8,6 @@ from typing import Any, LiteralString
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.eventstore.sqltext import render
 
@@ -36,32 +35,30 @@ class DeadLetterCount(msgspec.Struct, frozen=True, kw_only=True):
 class DeadLetters:
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
         self._list: LiteralString = render(
-            sql.SQL(
-                "SELECT id, consumer, stream_seq, subject, event_id, event_type, security, error,"
-                " payload, recorded_at FROM {}.dead_letters"
-                " WHERE (%(consumer)s::text IS NULL OR consumer = %(consumer)s)"
-                " AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s)) ORDER BY id"
-            ).format(q)
+            "SELECT id, consumer, stream_seq, subject, event_id, event_type, security, error,"
+            " payload, recorded_at FROM {schema}.dead_letters"
+            " WHERE (%(consumer)s::text IS NULL OR consumer = %(consumer)s)"
+            " AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s)) ORDER BY id",
+            schema=schema,
         )
         self._delete: LiteralString = render(
-            sql.SQL("DELETE FROM {}.dead_letters WHERE id = %s").format(q)
+            "DELETE FROM {schema}.dead_letters WHERE id = %s", schema=schema
         )
         self._fail: LiteralString = render(
-            sql.SQL("UPDATE {}.dead_letters SET error = %s WHERE id = %s").format(q)
+            "UPDATE {schema}.dead_letters SET error = %s WHERE id = %s", schema=schema
         )
         self._counts: LiteralString = render(
-            sql.SQL(
-                "SELECT consumer, coalesce(event_type, ''), security, count(*)"
-                " FROM {}.dead_letters GROUP BY 1, 2, 3"
-            ).format(q)
+            "SELECT consumer, coalesce(event_type, ''), security, count(*)"
+            " FROM {schema}.dead_letters GROUP BY 1, 2, 3",
+            schema=schema,
         )
         # Security events stay until an operator redrives them: sweeping one would hide, for
         # good, a revocation or deletion that some projection never applied. Everything else
         # is diagnostic only and goes once it is older than the retention.
         self._sweep: LiteralString = render(
-            sql.SQL("DELETE FROM {}.dead_letters WHERE recorded_at < %s AND NOT security").format(q)
+            "DELETE FROM {schema}.dead_letters WHERE recorded_at < %s AND NOT security",
+            schema=schema,
         )
 
     async def list(

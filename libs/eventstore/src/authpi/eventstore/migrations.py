@@ -7,7 +7,8 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+
+from authpi.eventstore.sqltext import render
 
 BASE_DIR = Path(str(resources.files("authpi.eventstore") / "sql"))
 
@@ -29,29 +30,26 @@ async def migrate(
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext('authpi.migrate:' || %s))", [schema]
         )
-        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        await conn.execute(render("CREATE SCHEMA IF NOT EXISTS {schema}", schema=schema))
         await conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.schema_migrations"
-                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            ).format(sql.Identifier(schema))
+            render(
+                "CREATE TABLE IF NOT EXISTS {schema}.schema_migrations"
+                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                schema=schema,
+            )
         )
         cur = await conn.execute(
-            sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(schema))
+            render("SELECT name FROM {schema}.schema_migrations", schema=schema)
         )
         done = {row[0] for row in await cur.fetchall()}
         for kind, path in plan:
             name = f"{kind}/{path.name}"
             if name in done:
                 continue
-            await conn.execute(
-                sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
-            )
+            await conn.execute(render("SET LOCAL search_path TO {schema}", schema=schema))
             await conn.execute(path.read_text())  # type: ignore[arg-type]
             await conn.execute(
-                sql.SQL("INSERT INTO {}.schema_migrations (name) VALUES (%s)").format(
-                    sql.Identifier(schema)
-                ),
+                render("INSERT INTO {schema}.schema_migrations (name) VALUES (%s)", schema=schema),
                 [name],
             )
             applied.append(name)

@@ -17,7 +17,6 @@ import msgspec
 import psycopg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from psycopg import sql
 
 from authpi.contracts.subjects import subject_for
 from authpi.eventstore.locks import acquire, relay_lock
@@ -72,43 +71,39 @@ class Relay:
         self.on_sequence = on_sequence
         self.published = 0
         self.running = asyncio.Event()
-        q = sql.Identifier(schema)
-        events = sql.Identifier(schema, "events")
         self._sql_read: LiteralString = render(
-            sql.SQL(
-                "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
-                " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
-                " meta->>'account_id', meta::text, data::text"
-                " FROM {} AS e"
-                " WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
-                "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-                # e.tx_id, not the text column of the same name in the select list
-                " ORDER BY e.tx_id, e.position LIMIT %s"
-            ).format(events)
+            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+            " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
+            " meta->>'account_id', meta::text, data::text"
+            " FROM {schema}.events AS e"
+            " WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
+            "   AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            # e.tx_id, not the text column of the same name in the select list
+            " ORDER BY e.tx_id, e.position LIMIT %s",
+            schema=schema,
         )
         # Committed rows past the cursor that the snapshot xmin still holds back: another
         # transaction (of any schema) is in flight. No notice comes when it ends, so the relay
         # looks again shortly instead of waiting for the next notice or poll.
         self._sql_held: LiteralString = render(
-            sql.SQL(
-                "SELECT EXISTS (SELECT 1 FROM {} AS e WHERE (e.tx_id, e.position) > (%s::xid8, %s))"
-            ).format(events)
+            "SELECT EXISTS (SELECT 1 FROM {schema}.events AS e"
+            " WHERE (e.tx_id, e.position) > (%s::xid8, %s))",
+            schema=schema,
         )
         self._sql_cursor: LiteralString = render(
-            sql.SQL("SELECT tx_id::text, position FROM {}.relay_cursor").format(q)
+            "SELECT tx_id::text, position FROM {schema}.relay_cursor", schema=schema
         )
         self._sql_store: LiteralString = render(
-            sql.SQL(
-                "UPDATE {}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()"
-            ).format(q)
+            "UPDATE {schema}.relay_cursor SET tx_id = %s::xid8, position = %s, updated_at = now()",
+            schema=schema,
         )
+        self._sql_listen: LiteralString = render("LISTEN {channel}", channel=f"{schema}_events")
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
             if not await acquire(listen, relay_lock(self.schema), stop=stop):
                 return
-            channel = sql.Identifier(f"{self.schema}_events")
-            await listen.execute(sql.SQL("LISTEN {}").format(channel))
+            await listen.execute(self._sql_listen)
             wake = asyncio.Event()
             listener = asyncio.create_task(self._listen(listen, wake))
             try:

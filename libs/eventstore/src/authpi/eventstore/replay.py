@@ -12,12 +12,12 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.base import Meta
 from authpi.contracts.catalogue import decode_event
 from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
 from authpi.eventstore.locks import acquire, consumer_lock
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
 
@@ -64,14 +64,15 @@ async def _rebuild(
         if "*" in old:
             new["*"] = old["*"]
         for source, schema in sources.items():
-            query = sql.SQL(
+            query = render(
                 "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
                 " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
-                " meta::text, data::text FROM {} AS e"
+                " meta::text, data::text FROM {schema}.events AS e"
                 " WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
                 " AND (cardinality(%s::text[]) = 0 OR e.type = ANY(%s::text[]))"
-                " ORDER BY e.tx_id, e.position"  # the xid8 column, not its text rendering
-            ).format(sql.Identifier(schema, "events"))
+                " ORDER BY e.tx_id, e.position",  # the xid8 column, not its text rendering
+                schema=schema,
+            )
             cur = conn.cursor(name=f"replay_{source}")
             cur.itersize = chunk
             await cur.execute(query, [types, types])

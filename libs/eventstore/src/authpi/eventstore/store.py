@@ -11,14 +11,14 @@ from typing import Any, Generic, LiteralString, Protocol, TypeVar
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Event, Meta
-from authpi.contracts.catalogue import decode_event, encode
+from authpi.contracts.catalogue import decode_event
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.errors import Conflict, VersionConflict
+from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
 
 S = TypeVar("S")
@@ -110,9 +110,6 @@ def record_written(events: Sequence[StoredEvent]) -> None:
         written.extend(events)
 
 
-_meta_encoder = msgspec.json.Encoder()
-
-
 class InlineProjection(Protocol):
     """A view the owning service keeps in the write transaction (read-your-writes). It declares
     the event types it applies; the store routes each committed event to the views that name its
@@ -145,36 +142,31 @@ class EventStore:
         for projection in self.projections:
             for event_type in projection.event_types:
                 self._routes.setdefault(event_type, []).append(projection)
-        q = sql.Identifier(schema)
         self.sql_load: LiteralString = render(
-            sql.SQL(
-                "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
-                " schema_version, data::text, meta::text,"
-                " (extract(epoch from recorded_at) * 1000)::bigint"
-                " FROM {}.events WHERE stream_id = %s AND stream_version > %s"
-                " ORDER BY stream_version"
-            ).format(q)
+            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+            " schema_version, data::text, meta::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint"
+            " FROM {schema}.events WHERE stream_id = %s AND stream_version > %s"
+            " ORDER BY stream_version",
+            schema=schema,
         )
         # One statement for the whole batch: every event of a command in one round trip.
         self.sql_append: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {}.events (event_id, stream_id, stream_version, type, schema_version,"
-                " data, meta) SELECT e, %s, v, t, 1, d, %s::jsonb FROM unnest("
-                "%s::uuid[], %s::int[], %s::text[], %s::jsonb[]) AS u(e, v, t, d)"
-                " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint"
-            ).format(q)
+            "INSERT INTO {schema}.events (event_id, stream_id, stream_version, type,"
+            " schema_version, data, meta) SELECT e, %s, v, t, 1, d, %s::jsonb FROM unnest("
+            "%s::uuid[], %s::int[], %s::text[], %s::jsonb[]) AS u(e, v, t, d)"
+            " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint",
+            schema=schema,
         )
         self.sql_reserve: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {0}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
-                " ON CONFLICT (scope, key) DO UPDATE SET owner = {0}.reservations.owner"
-                " RETURNING owner"
-            ).format(q)
+            "INSERT INTO {schema}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
+            " ON CONFLICT (scope, key) DO UPDATE SET owner = {schema}.reservations.owner"
+            " RETURNING owner",
+            schema=schema,
         )
         self.sql_release: LiteralString = render(
-            sql.SQL(
-                "DELETE FROM {}.reservations WHERE scope = %s AND key = %s AND owner = %s"
-            ).format(q)
+            "DELETE FROM {schema}.reservations WHERE scope = %s AND key = %s AND owner = %s",
+            schema=schema,
         )
 
     async def load(
@@ -199,8 +191,8 @@ class EventStore:
         event_ids = [str(self.ids.event_uuid()) for _ in events]
         versions = list(range(expected_version + 1, expected_version + 1 + len(events)))
         types = [str(e.__struct_config__.tag) for e in events]
-        payloads = [encode(e).decode() for e in events]
-        meta_json = _meta_encoder.encode(meta).decode()
+        payloads = [jsonb.dumps(e) for e in events]
+        meta_json = jsonb.dumps(meta)
         try:
             cur = await conn.execute(
                 self.sql_append, [stream_id, meta_json, event_ids, versions, types, payloads]

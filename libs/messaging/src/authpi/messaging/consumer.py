@@ -1,6 +1,8 @@
-"""The projection consumer loop: a durable pull consumer with explicit ack on the domain-event
-stream. Each batch is applied in one transaction together with its checkpoint, so an event is
-applied at most once in effect; a poison message is dead-lettered and terminated.
+"""The consumer runtime: durable pull consumers with explicit ack. Each batch is applied in one
+transaction together with its checkpoint, so a message is applied at most once in effect; a
+poison message is dead-lettered and terminated. `DurableConsumer` is the loop every consumer
+shares; `ProjectionConsumer` feeds a projection from the domain-event stream, and
+`messaging.facts.FactConsumer` one from the FACTS stream.
 
 Exactly one consumer per projection runs at a time (a session advisory lock). On start it
 re-creates its durable consumer at the checkpointed stream sequence + 1: the database, not the
@@ -44,7 +46,151 @@ TRANSIENT = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
 DeadLetterHook = Callable[[str, str | None, str | None], None]
 
 
-class ProjectionConsumer:
+class DurableConsumer:
+    """The runtime every durable pull consumer shares: one copy per deployment (the lock), bound
+    at the checkpointed stream sequence + 1, fetching in batches, retrying transient failures in
+    place, settling each message by its verdict. What a batch means is `_apply_batch`'s."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        pool: AsyncConnectionPool,
+        dsn: str,
+        durable: str,
+        schema: str,
+        stream: str,
+        batch_size: int,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        self.js = js
+        self.pool = pool
+        self.dsn = dsn
+        self.durable = durable
+        self.schema = schema
+        self.stream = stream
+        self.batch_size = batch_size
+        self.on_dead_letter = on_dead_letter
+        self.checkpoints = Checkpoints(schema, durable)
+        self.running = asyncio.Event()
+
+    def _filters(self) -> list[str]:
+        """The subjects the durable consumer is bound to."""
+        raise NotImplementedError
+
+    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+        """Apply `msgs` with the checkpoint in one transaction; one verdict (ack?) per message."""
+        raise NotImplementedError
+
+    def _starting(self, last_seq: int) -> None:
+        """Told the checkpointed stream sequence it resumes after."""
+
+    def _committed(self, msgs: list[Msg]) -> None:
+        """Told of each batch once it is committed, before its messages are settled."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
+            if not await acquire(lock, consumer_lock(self.schema, self.durable), stop=stop):
+                return
+            sub = await self._bind()
+            self.running.set()
+            log.info("consumer.started", consumer=self.durable)
+            try:
+                await self._loop(sub, stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        async with self.pool.connection() as conn, conn.transaction():
+            cps = await self.checkpoints.load(conn)
+        start = cps[SEQ_SOURCE].last_seq + 1 if SEQ_SOURCE in cps else 1
+        self._starting(start - 1)
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(self.stream, self.durable)
+        # add_consumer also takes untyped **params (none passed here).
+        await self.js.add_consumer(  # pyright: ignore[reportUnknownMemberType]
+            self.stream,
+            ConsumerConfig(
+                durable_name=self.durable,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=60,
+                max_ack_pending=self.batch_size * 4,
+                filter_subjects=self._filters(),
+            ),
+        )
+        return await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+
+    async def _loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        busy = False
+        while not stop.is_set():
+            try:
+                # Busy: take what is there now (no_wait, short linger). Idle: wait for one
+                # message, so a lone one is applied at once instead of waiting for a batch.
+                if busy:
+                    msgs = await sub.fetch(self.batch_size, timeout=0.01)
+                else:
+                    msgs = await sub.fetch(1, timeout=1.0)
+            except (TimeoutError, NatsTimeoutError):
+                busy = False
+                continue
+            busy = True
+            await self.handle(msgs, stop)
+
+    async def handle(self, msgs: list[Msg], stop: asyncio.Event) -> None:
+        delay = 0.05
+        while True:
+            try:
+                verdicts = await self._apply_batch(msgs)
+                break
+            except TRANSIENT as exc:
+                if stop.is_set():
+                    raise
+                log.warning("consumer.retrying", consumer=self.durable, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._committed(msgs)
+        for msg, ok in zip(msgs, verdicts, strict=True):
+            await (msg.ack() if ok else msg.term())
+
+    async def _reject(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        msg: Msg,
+        event_id: str | None,
+        event_type: str | None,
+        error: str,
+    ) -> None:
+        event_type = event_type or event_type_of_subject(msg.subject)
+        log.error(
+            "message.rejected",
+            consumer=self.durable,
+            stream_seq=msg.metadata.sequence.stream,
+            subject=msg.subject,
+            event_id=event_id,
+            event_type=event_type,
+            error=error,
+        )
+        await self.checkpoints.dead_letter(
+            conn,
+            stream_seq=msg.metadata.sequence.stream,
+            subject=msg.subject,
+            event_id=event_id,
+            error=error,
+            payload=msg.data,
+            event_type=event_type,
+            security=is_security_event(event_type),
+        )
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(self.durable, event_type, event_id)
+
+
+class ProjectionConsumer(DurableConsumer):
+    """A projection fed by the domain-event stream: every envelope is checked for provenance,
+    then applied once per source in (tx_id, position) order."""
+
     def __init__(
         self,
         *,
@@ -57,17 +203,13 @@ class ProjectionConsumer:
         after_commit: Callable[[int], None] | None = None,
         on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
-        self.js = js
-        self.pool = pool
-        self.dsn = dsn
+        super().__init__(
+            js=js, pool=pool, dsn=dsn, durable=projection.name, schema=projection.schema,
+            stream=events_stream(namespace), batch_size=batch_size, on_dead_letter=on_dead_letter,
+        )  # fmt: skip
         self.projection = projection
         self.namespace = namespace
-        self.stream = events_stream(namespace)
-        self.batch_size = batch_size
         self.after_commit = after_commit
-        self.on_dead_letter = on_dead_letter
-        self.checkpoints = Checkpoints(projection.schema, projection.name)
-        self.running = asyncio.Event()
         self.applied = 0
         self.applied_seq = Watermark()  # the stream sequence applied (read-your-writes, sync.py)
 
@@ -92,77 +234,14 @@ class ProjectionConsumer:
             return [all_events(self.namespace)]
         return [events_of_type(t, self.namespace) for t in types]
 
-    async def run(self, stop: asyncio.Event) -> None:
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
-            key = consumer_lock(self.projection.schema, self.projection.name)
-            if not await acquire(lock, key, stop=stop):
-                return
-            sub = await self._bind()
-            self.running.set()
-            log.info("consumer.started", consumer=self.projection.name)
-            try:
-                await self._loop(sub, stop)
-            finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+    def _starting(self, last_seq: int) -> None:
+        self.applied_seq.reset(last_seq)
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        async with self.pool.connection() as conn, conn.transaction():
-            cps = await self.checkpoints.load(conn)
-        start = cps[SEQ_SOURCE].last_seq + 1 if SEQ_SOURCE in cps else 1
-        self.applied_seq.reset(start - 1)
-        name = self.projection.name
-        with contextlib.suppress(NotFoundError):
-            await self.js.delete_consumer(self.stream, name)
-        # add_consumer also takes untyped **params (none passed here).
-        await self.js.add_consumer(  # pyright: ignore[reportUnknownMemberType]
-            self.stream,
-            ConsumerConfig(
-                durable_name=name,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=60,
-                max_ack_pending=self.batch_size * 4,
-                filter_subjects=self._filters(),
-            ),
-        )
-        return await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
-
-    async def _loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
-        busy = False
-        while not stop.is_set():
-            try:
-                # Busy: take what is there now (no_wait, short linger). Idle: wait for one
-                # message, so a lone event is applied at once instead of waiting for a batch.
-                if busy:
-                    msgs = await sub.fetch(self.batch_size, timeout=0.01)
-                else:
-                    msgs = await sub.fetch(1, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                busy = False
-                continue
-            busy = True
-            await self.handle(msgs, stop)
-
-    async def handle(self, msgs: list[Msg], stop: asyncio.Event) -> None:
-        delay = 0.05
-        while True:
-            try:
-                verdicts = await self._apply_batch(msgs)
-                break
-            except TRANSIENT as exc:
-                if stop.is_set():
-                    raise
-                log.warning("consumer.retrying", consumer=self.projection.name, error=str(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def _committed(self, msgs: list[Msg]) -> None:
         if msgs:
             self.applied_seq.advance(msgs[-1].metadata.sequence.stream)
         if self.after_commit is not None:
             self.after_commit(len(msgs))
-        for msg, ok in zip(msgs, verdicts, strict=True):
-            await (msg.ack() if ok else msg.term())
 
     async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
         """The whole batch in one pipelined transaction; if any message fails, roll it back and
@@ -239,37 +318,6 @@ class ProjectionConsumer:
             cp.last_seq = seq
         cp.last_tx, cp.last_position = env.tx_id, env.position
         return True
-
-    async def _reject(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        msg: Msg,
-        event_id: str | None,
-        event_type: str | None,
-        error: str,
-    ) -> None:
-        event_type = event_type or event_type_of_subject(msg.subject)
-        log.error(
-            "message.rejected",
-            consumer=self.projection.name,
-            stream_seq=msg.metadata.sequence.stream,
-            subject=msg.subject,
-            event_id=event_id,
-            event_type=event_type,
-            error=error,
-        )
-        await self.checkpoints.dead_letter(
-            conn,
-            stream_seq=msg.metadata.sequence.stream,
-            subject=msg.subject,
-            event_id=event_id,
-            error=error,
-            payload=msg.data,
-            event_type=event_type,
-            security=is_security_event(event_type),
-        )
-        if self.on_dead_letter is not None:
-            self.on_dead_letter(self.projection.name, event_type, event_id)
 
 
 def to_stored(env: Envelope, event: Event) -> StoredEvent:

@@ -18,7 +18,6 @@ import psycopg
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Envelope, Event
@@ -65,9 +64,8 @@ class CacheFollower:
         self._broken = asyncio.Event()
         self.rejected = 0  # untrusted envelopes seen (messaging.provenance)
         self._checkpoint: LiteralString = render(
-            sql.SQL(
-                "SELECT last_seq FROM {}.checkpoints WHERE consumer = %s AND source = %s"
-            ).format(sql.Identifier(schema))
+            "SELECT last_seq FROM {schema}.checkpoints WHERE consumer = %s AND source = %s",
+            schema=schema,
         )
 
     @property

@@ -8,7 +8,6 @@ import time
 from typing import Any, LiteralString
 
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.base import Event, Meta
 from authpi.contracts.directory import AccountUpdated
@@ -35,27 +34,25 @@ class ProbeProjection:
         self.schema = schema
         self.name = name
         self.fail_on = fail_on  # stream id whose events are rejected as poison
-        q = sql.Identifier(schema)
         self._upsert: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
-                " applied_at_us) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE"
-                " SET applied_count = {}.probe_applied.applied_count + 1"
-            ).format(q, q)
+            "INSERT INTO {schema}.probe_applied (event_id, stream_id, stream_version,"
+            " recorded_at_ms, applied_at_us) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id)"
+            " DO UPDATE SET applied_count = {schema}.probe_applied.applied_count + 1",
+            schema=schema,
         )
         self._upsert_many: LiteralString = render(
-            sql.SQL(
-                "INSERT INTO {}.probe_applied (event_id, stream_id, stream_version, recorded_at_ms,"
-                " applied_at_us) SELECT e, s, v, r, %s FROM unnest(%s::text[], %s::text[],"
-                " %s::int[], %s::bigint[]) WITH ORDINALITY AS u(e, s, v, r, ord) ORDER BY ord"
-                " ON CONFLICT (event_id) DO UPDATE"
-                " SET applied_count = {}.probe_applied.applied_count + 1"
-            ).format(q, q)
+            "INSERT INTO {schema}.probe_applied (event_id, stream_id, stream_version,"
+            " recorded_at_ms, applied_at_us) SELECT e, s, v, r, %s FROM unnest(%s::text[],"
+            " %s::text[], %s::int[], %s::bigint[]) WITH ORDINALITY AS u(e, s, v, r, ord)"
+            " ORDER BY ord ON CONFLICT (event_id) DO UPDATE"
+            " SET applied_count = {schema}.probe_applied.applied_count + 1",
+            schema=schema,
         )
-        self._reset: LiteralString = render(sql.SQL("TRUNCATE {}.probe_applied").format(q))
+        self._reset: LiteralString = render("TRUNCATE {schema}.probe_applied", schema=schema)
+        self._create: LiteralString = render(DDL, schema=schema)
 
     async def create(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(self.schema)))
+        await conn.execute(self._create)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         if self.fail_on is not None and stored.stream_id == self.fail_on:

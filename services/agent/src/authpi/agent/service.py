@@ -8,9 +8,10 @@ from pathlib import Path
 
 from authpi.agent.api.routes import agents_router
 from authpi.agent.handlers.agents import Agents
-from authpi.agent.projections.issuers import IssuersReaction
-from authpi.agent.projections.memberships import MembershipsReaction
-from authpi.agent.reactions.usage import VerifierUsage
+from authpi.agent.reactions.issuers import IssuersReaction
+from authpi.agent.reactions.memberships import MembershipsReaction
+from authpi.agent.reactions.usage import UsageReaction
+from authpi.messaging.facts import FactConsumer
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -19,12 +20,14 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 async def build(rt: Runtime) -> ServiceParts:
     agents = Agents(rt)
     schema = rt.schema("agent")
-    usage = VerifierUsage(js=rt.js, pool=rt.pool, dsn=rt.dsn, schema=schema, namespace=rt.namespace)
+    usage = FactConsumer(
+        js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=UsageReaction(schema), namespace=rt.namespace
+    )
     return ServiceParts(
         name="agent",
         core_routes=[agents_router(agents)],
         projections=[IssuersReaction(schema), MembershipsReaction(schema)],
-        inline_projections=[agents.view],
+        inline_projections=agents.views,
         tasks=[
             ("agent:issuer-cascade", agents.cascade_task),
             ("agent:verifier-usage", usage.run),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.directory.api.accounts import accounts_router
 from authpi.directory.api.api_keys import api_keys_router
 from authpi.directory.api.domains import domains_router
@@ -14,29 +15,35 @@ from authpi.directory.api.org_api_key_items import org_api_key_items_router
 from authpi.directory.api.organization_routes import organizations_router
 from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
-from authpi.directory.dns import DnsProbe
-from authpi.directory.handlers import Directory
+from authpi.directory.handlers.account_domains import AccountDomains
+from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.clients import Clients
-from authpi.directory.handlers.domains import AccountDomains
 from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.organizations import Organizations
-from authpi.directory.handlers.tokens import PersonalTokens
+from authpi.directory.handlers.personal_tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
+from authpi.directory.projections import inline_views
 from authpi.directory.reactions.agents import AgentsReaction
+from authpi.eventstore.store import EventStore
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 async def build(rt: Runtime) -> ServiceParts:
-    directory = Directory(rt)
+    schema = rt.schema("directory")
+    # One store for every handler, with the directory's inline views: each committed event
+    # reaches the views that declare its type, whichever handler wrote it.
+    views = inline_views(schema)
+    store = EventStore(rt.pool, schema, "directory", rt.ids, views)
+    directory = Directory(rt, store)
     # A custom domain verifies when its DNS publishes the account's TXT challenge.
     domains = AccountDomains(directory, DnsProbe())
-    users = Users(rt)
-    personal_tokens = PersonalTokens(rt, users)
-    issuers = Issuers(rt, account_reactions=directory.projections)
+    users = Users(rt, store)
+    personal_tokens = PersonalTokens(rt, store, users)
+    issuers = Issuers(rt, store, account_reactions=directory.projections)
     clients = Clients(issuers)
-    organizations = Organizations(rt)
+    organizations = Organizations(rt, store)
     return ServiceParts(
         name="directory",
         core_routes=[
@@ -50,17 +57,8 @@ async def build(rt: Runtime) -> ServiceParts:
             organizations_router(organizations),
             org_api_key_items_router(directory, organizations),
         ],
-        projections=[AgentsReaction(rt.schema("directory"), organizations.agents)],
-        inline_projections=[
-            directory.accounts_view,
-            directory.account_domains_view,
-            directory.api_keys_view,
-            directory.users_view,
-            personal_tokens.view,
-            issuers.issuers_view,
-            issuers.clients_view,
-            organizations.view,
-        ],
+        projections=[AgentsReaction(schema, organizations.agents)],
+        inline_projections=list(views),
         tasks=[("directory:organization-cascade", organizations.cascade_task)],
         exports={
             "directory": directory,

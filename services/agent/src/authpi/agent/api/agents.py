@@ -27,7 +27,7 @@ from authpi.agent.domain import wallets
 from authpi.agent.domain.agent import STATUSES
 from authpi.agent.domain.wallets import Wallet
 from authpi.agent.handlers.agents import Agents
-from authpi.agent.queries import AgentFilters, AgentRow
+from authpi.agent.queries.agents import AgentFilters, AgentRow
 from authpi.errors import FieldProblem, InvalidRequest
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from authpi.agent.queries import AgentFields, AgentRow, MembershipRow, VerifierRow
+from authpi.agent.queries.agents import AgentFields, AgentRow, MembershipRow, VerifierRow
 from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.metadata import check_metadata
 from authpi.web.text import check_storable

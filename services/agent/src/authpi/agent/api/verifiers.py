@@ -24,7 +24,7 @@ from authpi.agent.api.models import (
 from authpi.agent.domain import wallets
 from authpi.agent.domain.wallets import Wallet, bad
 from authpi.agent.handlers.agents import Agents, Proof, VerifierSpec
-from authpi.agent.queries import VerifierRow
+from authpi.agent.queries.agents import VerifierRow
 from authpi.errors import InsufficientScope, NotFound
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of

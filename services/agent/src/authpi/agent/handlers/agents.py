@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.agent.domain import agent
 from authpi.agent.domain.commands import (
@@ -27,12 +26,13 @@ from authpi.agent.domain.commands import (
     RemoveVerifier,
     UpdateAgent,
 )
+from authpi.agent.domain.ids import require_known_id
 from authpi.agent.domain.proof import CHALLENGE_TTL_MS, EIP191, challenge_message, check_proof
 from authpi.agent.domain.wallets import Wallet, bad
-from authpi.agent.handlers.issuers import IssuerGate, require_known_id
-from authpi.agent.projections.agents import AgentsView
-from authpi.agent.projections.issuers import cascade_channel
-from authpi.agent.queries import AgentQueries, AgentRow
+from authpi.agent.projections import inline_views
+from authpi.agent.queries.agents import AgentQueries, AgentRow
+from authpi.agent.queries.issuers import IssuerGate, IssuerQueries
+from authpi.agent.reactions.issuers import cascade_channel
 from authpi.contracts.agent import (
     AgentDeleted,
     AgentVerifierAdded,
@@ -42,6 +42,7 @@ from authpi.contracts.agent import (
 from authpi.contracts.base import SYSTEM, Actor, Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.errors import Conflict, NotFound
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.observability import get_logger
 from authpi.web.runtime import Runtime
@@ -80,10 +81,11 @@ class Agents:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.schema = rt.schema("agent")
-        self.view = AgentsView(self.schema)
-        self.store = EventStore(rt.pool, self.schema, "agent", rt.ids, [self.view])
+        self.views = inline_views(self.schema)
+        self.store = EventStore(rt.pool, self.schema, "agent", rt.ids, self.views)
         self.queries = AgentQueries(self.schema)
-        self.issuers = IssuerGate(rt, self.queries)
+        self.issuer_queries = IssuerQueries(self.schema)
+        self.issuers = IssuerGate(rt, self.issuer_queries)
 
     def _meta(
         self, account_id: str, issuer_id: str, actor: Actor, trigger: str = "api", **subject: str
@@ -234,7 +236,9 @@ class Agents:
 
     def _issuer_live(self, account_id: str, issuer_id: str) -> Reaction:
         async def check(tx: Tx) -> None:
-            cur = await tx.conn.execute(self.queries.live_issuer_for_share, [issuer_id, account_id])
+            cur = await tx.conn.execute(
+                self.issuer_queries.live_issuer_for_share, [issuer_id, account_id]
+            )
             if await cur.fetchone() is None:
                 raise NotFound("no such issuer", reason="issuer.not_found")
 
@@ -268,7 +272,7 @@ class Agents:
         """Delete the agents of every issuer the directory deleted; repeatable. Returns the
         issuers finished."""
         async with self.rt.pool.connection() as conn:
-            pending = await self.queries.pending_cascades(conn)
+            pending = await self.issuer_queries.pending_cascades(conn)
         for issuer_id, account_id in pending:
             async with self.rt.pool.connection() as conn:
                 agent_ids = await self.queries.agent_ids_of_issuer(conn, issuer_id)
@@ -280,14 +284,14 @@ class Agents:
                     await self.store.execute(agent_id, agent, cmd, meta,
                                              [self._wallets])  # fmt: skip
             async with self.rt.pool.connection() as conn:
-                await self.queries.cascade_done(conn, issuer_id)
+                await self.issuer_queries.cascade_done(conn, issuer_id)
             log.info("agents.issuer_cascaded", issuer_id=issuer_id, agents=len(agent_ids))
         return [issuer_id for issuer_id, _ in pending]
 
     async def cascade_task(self, stop: asyncio.Event) -> None:
         """Background task: finish cascades at start-up, on each notice of the agent-issuers
         consumer, and now and then."""
-        channel = sql.SQL("LISTEN {}").format(sql.Identifier(cascade_channel(self.schema)))
+        channel = render("LISTEN {channel}", channel=cascade_channel(self.schema))
         async with await psycopg.AsyncConnection.connect(self.rt.dsn, autocommit=True) as conn:
             await conn.execute(channel)
             while not stop.is_set():

@@ -1,1 +1,12 @@
-"""The agent service's read models: inline (agent streams) and consumer-fed (directory events)."""
+"""The agent service's own views. `inline_views` is its registry of inline projections: the event
+store applies each committed event to the views that declare its type, and `authpi replay`
+rebuilds them from the same list."""
+
+from __future__ import annotations
+
+from authpi.agent.projections.agents import AgentsView
+from authpi.messaging.projection import Projection
+
+
+def inline_views(schema: str) -> list[Projection]:
+    return [AgentsView(schema)]

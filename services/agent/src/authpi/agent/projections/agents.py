@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.agent import (
     AgentCreated,
@@ -17,13 +15,9 @@ from authpi.contracts.agent import (
     AgentVerifierAdded,
     AgentVerifierRemoved,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class AgentsView:
@@ -38,40 +32,52 @@ class AgentsView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q=q).as_string()
-
         self._insert = render(
-            "INSERT INTO {q}.agents_view (id, account_id, issuer_id, name, description, model,"
+            "INSERT INTO {schema}.agents_view (id, account_id, issuer_id, name, description, model,"
             " provider, version, status, status_reason, status_by, scopes, metadata,"
             " stream_version, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
         self._update = render(
-            "UPDATE {q}.agents_view SET name = %s, description = %s, model = %s, provider = %s,"
-            " version = %s, status = %s, status_at = %s, status_reason = %s, status_by = %s,"
+            "UPDATE {schema}.agents_view SET name = %s, description = %s, model = %s,"
+            " provider = %s, version = %s, status = %s, status_at = %s, status_reason = %s,"
+            " status_by = %s,"
             " scopes = %s::jsonb, metadata = %s::jsonb, stream_version = %s, updated_at = %s"
-            " WHERE id = %s"
+            " WHERE id = %s",
+            schema=schema,
         )
-        self._delete = render("DELETE FROM {q}.agents_view WHERE id = %s")
+        self._delete = render("DELETE FROM {schema}.agents_view WHERE id = %s", schema=schema)
         self._add_verifier = render(
-            "INSERT INTO {q}.agent_verifiers_view (id, agent_id, issuer_id, type, status, name,"
-            " description, credential, secret_sha256, network, lookup_address, created_at)"
+            "INSERT INTO {schema}.agent_verifiers_view (id, agent_id, issuer_id, type, status,"
+            " name, description, credential, secret_sha256, network, lookup_address, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
         self._add_usage = render(
-            "INSERT INTO {q}.verifier_usage (verifier_id, agent_id) VALUES (%s, %s)"
-            " ON CONFLICT (verifier_id) DO NOTHING"
+            "INSERT INTO {schema}.verifier_usage (verifier_id, agent_id) VALUES (%s, %s)"
+            " ON CONFLICT (verifier_id) DO NOTHING",
+            schema=schema,
         )
-        self._remove_verifier = render("DELETE FROM {q}.agent_verifiers_view WHERE id = %s")
-        self._remove_usage = render("DELETE FROM {q}.verifier_usage WHERE verifier_id = %s")
-        self._drop_verifiers = render("DELETE FROM {q}.agent_verifiers_view WHERE agent_id = %s")
-        self._drop_usage = render("DELETE FROM {q}.verifier_usage WHERE agent_id = %s")
-        self._drop_challenges = render("DELETE FROM {q}.wallet_challenges WHERE agent_id = %s")
-        self._reset = render("TRUNCATE {q}.agents_view, {q}.agent_verifiers_view")
+        self._remove_verifier = render(
+            "DELETE FROM {schema}.agent_verifiers_view WHERE id = %s", schema=schema
+        )
+        self._remove_usage = render(
+            "DELETE FROM {schema}.verifier_usage WHERE verifier_id = %s", schema=schema
+        )
+        self._drop_verifiers = render(
+            "DELETE FROM {schema}.agent_verifiers_view WHERE agent_id = %s", schema=schema
+        )
+        self._drop_usage = render(
+            "DELETE FROM {schema}.verifier_usage WHERE agent_id = %s", schema=schema
+        )
+        self._drop_challenges = render(
+            "DELETE FROM {schema}.wallet_challenges WHERE agent_id = %s", schema=schema
+        )
+        self._reset = render(
+            "TRUNCATE {schema}.agents_view, {schema}.agent_verifiers_view", schema=schema
+        )
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -79,13 +85,14 @@ class AgentsView:
                 await conn.execute(self._insert, [
                     e.id, stored.meta.account_id, e.issuer_id, e.name, e.description, e.model,
                     e.provider, e.version, e.status, e.status_reason, e.status_by,
-                    _j(e.scopes), _j(e.metadata), stored.stream_version,
+                    jsonb.dumps(e.scopes), jsonb.dumps(e.metadata), stored.stream_version,
                     e.created_at])  # fmt: skip
             case AgentUpdated() as e:
                 await conn.execute(self._update, [
                     e.name, e.description, e.model, e.provider, e.version, e.status,
-                    e.status_at, e.status_reason, e.status_by, _j(e.scopes), _j(e.metadata),
-                    stored.stream_version, e.updated_at, e.id])  # fmt: skip
+                    e.status_at, e.status_reason, e.status_by, jsonb.dumps(e.scopes),
+                    jsonb.dumps(e.metadata), stored.stream_version, e.updated_at,
+                    e.id])  # fmt: skip
             case AgentDeleted() as e:
                 for statement in (self._delete, self._drop_verifiers, self._drop_usage,
                                   self._drop_challenges):  # fmt: skip
@@ -93,7 +100,7 @@ class AgentsView:
             case AgentVerifierAdded() as e:
                 await conn.execute(self._add_verifier, [
                     e.verifier_id, e.agent_id, e.issuer_id, e.verifier_type, e.status, e.name,
-                    e.description, _j(e.credential), e.secret_sha256, e.network,
+                    e.description, jsonb.dumps(e.credential), e.secret_sha256, e.network,
                     e.lookup_address, e.created_at])  # fmt: skip
                 await conn.execute(self._add_usage, [e.verifier_id, e.agent_id])
             case AgentVerifierRemoved() as e:

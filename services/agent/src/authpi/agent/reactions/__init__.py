@@ -1,1 +1,2 @@
-"""Consumers of other services' messages that are not projections of events."""
+"""Consumers of other services' messages: the directory's issuer and organization events, and
+the token service's `machine.token.issued` facts."""

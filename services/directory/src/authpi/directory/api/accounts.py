@@ -12,18 +12,14 @@ from litestar import Response, Router, get, patch
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.scopes import grants
 from authpi.directory.api.pages import rendered
 from authpi.directory.domain import hosts
-from authpi.directory.domain.account import UpdateAccount
-from authpi.directory.domain.account_domains import (
-    CLAIM_TTL_MS,
-    DomainEdit,
-    challenge_name,
-    challenge_token,
-)
-from authpi.directory.handlers import PLATFORM_ISSUER_ID, Directory
-from authpi.directory.queries_accounts import AccountRow, DomainRow
+from authpi.directory.domain.account_domains import CLAIM_TTL_MS, challenge_name, challenge_token
+from authpi.directory.domain.commands.account import DomainEdit, UpdateAccount
+from authpi.directory.handlers.accounts import Directory
+from authpi.directory.queries.accounts import AccountRow, DomainRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one

@@ -15,17 +15,13 @@ from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.scopes import is_known
 from authpi.directory.api.pages import rendered
-from authpi.directory.domain.api_key_commands import UpdateApiKey
-from authpi.directory.handlers import (
-    PLATFORM_ISSUER_ID,
-    Directory,
-    KeyDetails,
-    KeyRestrictions,
-    StatusChange,
-)
-from authpi.directory.queries_accounts import KeyFilters, KeyRow
+from authpi.directory.domain.commands.api_key import UpdateApiKey
+from authpi.directory.handlers.accounts import Directory
+from authpi.directory.handlers.api_keys import KeyDetails, KeyRestrictions, StatusChange
+from authpi.directory.queries.accounts import KeyFilters, KeyRow
 from authpi.errors import FieldProblem, InsufficientScope, InvalidRequest, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one

@@ -15,7 +15,7 @@ from litestar.params import FromPath, JSONBody
 from authpi.directory.api.issuers import ISSUER, Name, issuer_row
 from authpi.directory.domain.checks import secret_free
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
-from authpi.directory.queries_issuers import MethodRow
+from authpi.directory.queries.issuers import MethodRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of

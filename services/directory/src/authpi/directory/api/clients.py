@@ -17,7 +17,7 @@ from authpi.directory.api.pages import rendered
 from authpi.directory.domain.client_settings import redirect_problem, to_settings
 from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.issuers import require_known_ids
-from authpi.directory.queries_issuers import ClientFilters, ClientRow
+from authpi.directory.queries.issuers import ClientFilters, ClientRow
 from authpi.errors import FieldProblem, InvalidRequest, NotFound, Unprocessable
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of

@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody
 
 from authpi.directory.api.accounts import AccountDomain, AccountOut, account_response
 from authpi.directory.domain import hosts
-from authpi.directory.handlers.domains import AccountDomains
+from authpi.directory.handlers.account_domains import AccountDomains
 from authpi.errors import FieldProblem, InvalidRequest, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content

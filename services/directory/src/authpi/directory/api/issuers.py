@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from authpi.directory.api.pages import rendered
 from authpi.directory.domain.issuer_settings import ACCESS_MODES
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
-from authpi.directory.queries_issuers import IssuerFilters, IssuerRow
+from authpi.directory.queries.issuers import IssuerFilters, IssuerRow
 from authpi.errors import FieldProblem, InvalidRequest, NotFound, Unprocessable
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of

@@ -29,9 +29,9 @@ from authpi.directory.api.api_keys import (
     status_change,
 )
 from authpi.directory.api.organization_common import ORG, live_ref
-from authpi.directory.handlers import Directory
+from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.organizations import Organizations
-from authpi.directory.queries_accounts import KeyRow
+from authpi.directory.queries.accounts import KeyRow
 from authpi.errors import NotFound
 from authpi.web.core import provide
 from authpi.web.envelopes import One, no_content

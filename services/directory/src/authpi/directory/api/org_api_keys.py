@@ -28,7 +28,7 @@ from authpi.directory.api.organization_models import (
     OrgApiKeyItem,
 )
 from authpi.directory.handlers.organizations import Organizations, OrgKeySpec
-from authpi.directory.queries_organizations import KeyFilters
+from authpi.directory.queries.organizations import KeyFilters
 from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.envelopes import One, Page, one
 from authpi.web.etag import etag_of

@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from authpi.directory.api.organization_common import ORG, check_body, check_id, live_ref, org_ref
 from authpi.directory.api.organization_models import CreateGroupBody, Group, UpdateGroupBody
-from authpi.directory.domain.organization_commands import CreateGroup, DeleteGroup, UpdateGroup
+from authpi.directory.domain.commands.organization import CreateGroup, DeleteGroup, UpdateGroup
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import NotFound
 from authpi.web.envelopes import One, Page, no_content, one

@@ -22,8 +22,8 @@ from authpi.directory.api.organization_common import (
     text_query,
 )
 from authpi.directory.api.organization_models import AddMemberBody, Membership, UpdateMemberBody
+from authpi.directory.domain.commands.organization import AddMember, RemoveMember, UpdateMember
 from authpi.directory.domain.org_members import member_type_of
-from authpi.directory.domain.organization_commands import AddMember, RemoveMember, UpdateMember
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import NotFound
 from authpi.web.envelopes import One, Page, no_content, one

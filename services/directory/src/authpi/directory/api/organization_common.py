@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from authpi.directory.api.organization_models import Organization
-from authpi.directory.domain.organization_commands import OrgRef
+from authpi.directory.domain.commands.organization import OrgRef
 from authpi.directory.handlers.organizations import Organizations
 from authpi.errors import FieldProblem, InvalidRequest, NotFound
 from authpi.web.metadata import check_metadata

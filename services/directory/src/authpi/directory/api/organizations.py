@@ -28,13 +28,13 @@ from authpi.directory.api.organization_models import (
     OrganizationListItem,
     UpdateOrganizationBody,
 )
-from authpi.directory.domain.organization_commands import (
+from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     Profile,
     UpdateOrganization,
 )
 from authpi.directory.handlers.organizations import Organizations
-from authpi.directory.queries_organizations import OrgFilters
+from authpi.directory.queries.organizations import OrgFilters
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope

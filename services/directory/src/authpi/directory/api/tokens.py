@@ -13,8 +13,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.contracts.scopes import is_known
 from authpi.directory.api.pages import rendered
-from authpi.directory.handlers.tokens import NewToken, PersonalTokens, effective_status
-from authpi.directory.queries_users import TokenRow
+from authpi.directory.handlers.personal_tokens import NewToken, PersonalTokens, effective_status
+from authpi.directory.queries.users import TokenRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.users import NewUser, UserChanges, Users
-from authpi.directory.queries_users import UserIndexRow, UserRow
+from authpi.directory.queries.users import UserIndexRow, UserRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one

@@ -13,37 +13,21 @@ import msgspec
 from authpi.contracts.base import Event
 from authpi.contracts.directory import AccountCreated, AccountUpdated, DomainSnapshot
 from authpi.directory.domain import account_domains
-from authpi.directory.domain.account_domains import (
+from authpi.directory.domain.account_domains import DomainCommand, Domains
+from authpi.directory.domain.commands.account import (
     AddDomain,
     AssignDomain,
-    DomainCommand,
-    DomainEdit,
-    Domains,
+    CreateAccount,
     ExpireDomainClaim,
     ReleaseIssuerDomains,
     RemoveDomain,
     UnassignDomain,
+    UpdateAccount,
     VerifyDomain,
 )
-from authpi.directory.domain.commands import CreateAccount
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 from authpi.web.metadata import check_metadata, merge_metadata
-
-
-class UpdateAccount(msgspec.Struct, frozen=True, kw_only=True):
-    """PATCH /v1/accounts/{id}: UNSET keeps a field; `metadata` follows the merge rule (2.6).
-    The owner arrives already checked against the account's users by the handler."""
-
-    account_id: str
-    now: int
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    description: str | msgspec.UnsetType | None = msgspec.UNSET
-    logo_url: str | msgspec.UnsetType | None = msgspec.UNSET
-    owner_user_id: str | msgspec.UnsetType = msgspec.UNSET
-    metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
-    domains: list[DomainEdit] | msgspec.UnsetType = msgspec.UNSET
-    if_match: str | None = None
 
 
 class Absent(msgspec.Struct, frozen=True):

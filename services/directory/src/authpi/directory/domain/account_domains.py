@@ -20,6 +20,16 @@ from authpi.contracts.directory import (
     AccountDomainUnassigned,
     DomainSnapshot,
 )
+from authpi.directory.domain.commands.account import (
+    AddDomain,
+    AssignDomain,
+    DomainEdit,
+    ExpireDomainClaim,
+    ReleaseIssuerDomains,
+    RemoveDomain,
+    UnassignDomain,
+    VerifyDomain,
+)
 from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.web.etag import check_if_match
 
@@ -28,72 +38,6 @@ MAX_DOMAINS = 20  # core-api.md 3.3; the 21st is a 422
 CLAIM_TTL_MS = 7 * 24 * 3600 * 1000
 CHALLENGE_LABEL = "_authpi-challenge"
 Domains = tuple[DomainSnapshot, ...]
-
-
-class AddDomain(msgspec.Struct, frozen=True, kw_only=True):
-    account_id: str
-    host: str  # already normalised by the API (lower-case FQDN)
-    now: int
-
-
-class RemoveDomain(msgspec.Struct, frozen=True, kw_only=True):
-    account_id: str
-    host: str
-    now: int
-    if_match: str | None = None
-
-
-class AssignDomain(msgspec.Struct, frozen=True, kw_only=True):
-    """The handler has checked that `issuer_id` is a live issuer of the account."""
-
-    account_id: str
-    host: str
-    issuer_id: str
-    now: int
-    if_match: str | None = None
-
-
-class UnassignDomain(msgspec.Struct, frozen=True, kw_only=True):
-    account_id: str
-    host: str
-    now: int
-    if_match: str | None = None
-
-
-class VerifyDomain(msgspec.Struct, frozen=True, kw_only=True):
-    """`published`: the TXT values the handler's DNS lookup of `challenge_name(host)` saw before
-    the transaction began."""
-
-    account_id: str
-    host: str
-    now: int
-    published: frozenset[str] = frozenset()
-    if_match: str | None = None
-
-
-class ExpireDomainClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """Another account wants `host`: this account's claim on it ends if it is unverified and
-    older than `CLAIM_TTL_MS`, and stands (409) otherwise."""
-
-    account_id: str
-    host: str
-    now: int
-
-
-class ReleaseIssuerDomains(msgspec.Struct, frozen=True, kw_only=True):
-    """An issuer is being deleted: the domains assigned to it are unassigned in the same
-    transaction."""
-
-    account_id: str
-    issuer_id: str
-    now: int
-
-
-class DomainEdit(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of `domains` in PATCH /v1/accounts/{id}: only the primary flag is editable."""
-
-    host: str
-    primary: bool
 
 
 DomainCommand = (

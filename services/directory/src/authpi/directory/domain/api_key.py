@@ -19,13 +19,14 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
-from authpi.directory.domain.api_key_commands import DeleteApiKey, UpdateApiKey
-from authpi.directory.domain.commands import (
+from authpi.directory.domain.commands.api_key import (
     BlockApiKey,
     CreateApiKey,
+    DeleteApiKey,
     RevokeApiKey,
     RotateApiKey,
     UnblockApiKey,
+    UpdateApiKey,
 )
 from authpi.directory.domain.grant_subset import check_within
 from authpi.errors import Conflict, NotFound

@@ -11,7 +11,7 @@ import msgspec
 from authpi.contracts.base import Event
 from authpi.contracts.directory import AuthMethodCreated, AuthMethodDeleted, AuthMethodUpdated
 from authpi.directory.domain.checks import deep_merge, limited_size, secret_free
-from authpi.directory.domain.issuer_commands import (
+from authpi.directory.domain.commands.issuer import (
     CreateAuthMethod,
     DeleteAuthMethod,
     UpdateAuthMethod,

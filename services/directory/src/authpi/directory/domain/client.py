@@ -20,8 +20,7 @@ from authpi.contracts.directory import (
     ClientUpdated,
 )
 from authpi.directory.domain import client_settings
-from authpi.directory.domain.client_commands import (
-    ClientCommand,
+from authpi.directory.domain.commands.client import (
     CreateClient,
     DeleteClient,
     RotateClientSecret,
@@ -64,6 +63,7 @@ class Live(msgspec.Struct, frozen=True, kw_only=True):
 Client = Absent | Live
 INITIAL: Client = Absent()
 # What an existing client accepts: every command but CreateClient.
+ClientCommand = CreateClient | UpdateClient | DeleteClient | RotateClientSecret
 LiveCommand = UpdateClient | DeleteClient | RotateClientSecret
 _FIELDS = ("name", "description", "logo_url", "config", "metadata")
 

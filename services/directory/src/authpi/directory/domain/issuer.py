@@ -21,12 +21,11 @@ from authpi.contracts.directory import (
 from authpi.directory.domain import auth_methods, issuer_settings
 from authpi.directory.domain.auth_methods import Method
 from authpi.directory.domain.checks import deep_merge
-from authpi.directory.domain.issuer_commands import (
+from authpi.directory.domain.commands.issuer import (
     CreateAuthMethod,
     CreateIssuer,
     DeleteAuthMethod,
     DeleteIssuer,
-    IssuerCommand,
     UpdateAuthMethod,
     UpdateIssuer,
 )
@@ -71,6 +70,10 @@ class Deleted(msgspec.Struct, frozen=True):
 Issuer = Absent | Live | Deleted
 INITIAL: Issuer = Absent()
 # What an existing issuer accepts: every command but CreateIssuer.
+IssuerCommand = (
+    CreateIssuer | UpdateIssuer | DeleteIssuer | CreateAuthMethod | UpdateAuthMethod
+    | DeleteAuthMethod
+)  # fmt: skip
 LiveCommand = UpdateIssuer | DeleteIssuer | CreateAuthMethod | UpdateAuthMethod | DeleteAuthMethod
 _FIELDS = ("name", "description", "links", "available_scopes", "status", "settings", "metadata")
 

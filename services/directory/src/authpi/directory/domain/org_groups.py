@@ -12,18 +12,15 @@ from authpi.contracts.directory import (
     OrganizationGroupDeleted,
     OrganizationGroupUpdated,
 )
-from authpi.directory.domain.organization_commands import (
-    CreateGroup,
-    DeleteGroup,
-    GroupCommand,
-    UpdateGroup,
-)
+from authpi.directory.domain.commands.organization import CreateGroup, DeleteGroup, UpdateGroup
 from authpi.directory.domain.organization_state import Group, Org
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, strictly_after
 from authpi.web.metadata import merge_metadata
 
 _FIELDS = ("name", "description", "scopes", "metadata")
+
+GroupCommand = CreateGroup | UpdateGroup | DeleteGroup
 
 
 def decide(cmd: GroupCommand, org: Org) -> list[Event]:

@@ -14,10 +14,9 @@ from authpi.contracts.directory import (
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
 )
-from authpi.directory.domain.organization_commands import (
+from authpi.directory.domain.commands.organization import (
     AddMember,
     DropDepartedMember,
-    MemberCommand,
     RemoveMember,
     UpdateMember,
 )
@@ -34,6 +33,9 @@ def member_type_of(member_id: str) -> str:
     inferred from the prefix); a member stored with the other type cannot exist, since an add
     looks the id up among the users or the agents of the issuer."""
     return "agent" if member_id.startswith("agt_") else "user"
+
+
+MemberCommand = AddMember | UpdateMember | RemoveMember | DropDepartedMember
 
 
 def decide(cmd: MemberCommand, org: Org) -> list[Event]:

@@ -25,7 +25,7 @@ from authpi.contracts.directory import (
     OrganizationUpdated,
 )
 from authpi.directory.domain import org_groups, org_members
-from authpi.directory.domain.organization_commands import (
+from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     AddMember,
     CreateGroup,
@@ -34,7 +34,6 @@ from authpi.directory.domain.organization_commands import (
     DeleteOrganization,
     DropDepartedMember,
     FinishOrganizationDeletion,
-    OrganizationCommand,
     Profile,
     RemoveMember,
     RequireLiveOrganization,
@@ -54,6 +53,14 @@ from authpi.web.etag import check_if_match
 from authpi.web.metadata import merge_metadata
 
 INITIAL: Organization = Absent()
+OrgCommand = (
+    CreateOrganization
+    | UpdateOrganization
+    | DeleteOrganization
+    | FinishOrganizationDeletion
+    | RequireLiveOrganization
+)
+OrganizationCommand = OrgCommand | org_members.MemberCommand | org_groups.GroupCommand
 _MERGED = ("metadata", "custom_fields")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from authpi.directory.domain.organization_commands import OrgRef, Profile
+from authpi.directory.domain.commands.organization import OrgRef, Profile
 from authpi.errors import NotFound
 from authpi.web.etag import etag_of, strictly_after
 

@@ -5,8 +5,6 @@ removes it. Revoke and delete obey the grant-subset rule (grant_subset.py). Acti
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from authpi.contracts.base import Event
@@ -15,44 +13,14 @@ from authpi.contracts.directory import (
     PersonalTokenDeleted,
     PersonalTokenUpdated,
 )
+from authpi.directory.domain.commands.personal_token import (
+    CreatePersonalToken,
+    DeletePersonalToken,
+    RevokePersonalToken,
+)
 from authpi.directory.domain.grant_subset import check_within
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
-
-
-class CreatePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
-    token_id: str
-    account_id: str
-    issuer_id: str
-    user_id: str
-    name: str
-    token_sha256: str
-    token_hint: str
-    now: int
-    description: str | None = None
-    tags: list[str] = []
-    scopes: list[str] = []
-    audience: str | None = None
-    expires_at: int | None = None
-    metadata: dict[str, Any] = {}
-
-
-class RevokePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
-    token_id: str
-    account_id: str
-    now: int
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
-
-
-class DeletePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
-    token_id: str
-    account_id: str
-    now: int
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class Absent(msgspec.Struct, frozen=True):

@@ -17,37 +17,11 @@ from authpi.contracts.directory import (
     UserUnblocked,
     UserUpdated,
 )
-from authpi.directory.domain.commands import CreateUser
+from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 
 BLOCKING = ("suspended", "disabled")
-
-
-class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
-    """A PATCH, prepared by the handler from the version it read (`based_on`, the ETag it saw):
-    a field left None is unchanged; `pii` is the complete re-sealed snapshot."""
-
-    user_id: str
-    issuer_id: str
-    now: int
-    based_on: str
-    pii: str | None = None
-    pii_changed: list[str] = []
-    username_hash: str | None = None
-    scopes: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    status: str | None = None
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-
-
-class DeleteUser(msgspec.Struct, frozen=True, kw_only=True):
-    user_id: str
-    issuer_id: str
-    now: int
-    if_match: str | None = None
 
 
 class Absent(msgspec.Struct, frozen=True):

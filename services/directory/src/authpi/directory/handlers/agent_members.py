@@ -25,9 +25,8 @@ import psycopg
 from authpi.contracts.agent import AgentDeleted
 from authpi.contracts.base import SYSTEM, Meta
 from authpi.directory.domain import organization
-from authpi.directory.domain.organization_commands import AddMember, DropDepartedMember, OrgRef
-from authpi.directory.projections.organizations import OrganizationsView
-from authpi.directory.queries_agents import AgentQueries, AgentRow
+from authpi.directory.domain.commands.organization import AddMember, DropDepartedMember, OrgRef
+from authpi.directory.queries.agents import AgentQueries, AgentRow
 from authpi.errors import NotFound
 from authpi.eventstore.store import EventStore, StoredEvent, Tx
 from authpi.web.runtime import Runtime
@@ -58,10 +57,9 @@ def _unknown() -> NotFound:
 
 
 class AgentMembers:
-    def __init__(self, rt: Runtime, store: EventStore, view: OrganizationsView) -> None:
+    def __init__(self, rt: Runtime, store: EventStore) -> None:
         self.rt = rt
         self.store = store
-        self.view = view
         self.queries = AgentQueries(store.schema)
 
     async def require_agent(self, ref: OrgRef, agent_id: str) -> None:

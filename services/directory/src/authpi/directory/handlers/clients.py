@@ -10,14 +10,14 @@ import msgspec
 from authpi.contracts.base import Actor
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import client
-from authpi.directory.domain.client_commands import (
-    ClientCommand,
+from authpi.directory.domain.client import ClientCommand
+from authpi.directory.domain.client_settings import CONFIDENTIAL
+from authpi.directory.domain.commands.client import (
     CreateClient,
     DeleteClient,
     RotateClientSecret,
     UpdateClient,
 )
-from authpi.directory.domain.client_settings import CONFIDENTIAL
 from authpi.directory.handlers.issuers import Issuers, require_known_ids
 from authpi.errors import NotFound
 

@@ -10,21 +10,18 @@ from typing import Any
 
 from authpi.contracts.base import Actor, Meta
 from authpi.directory.domain import account, client, issuer
-from authpi.directory.domain.account_domains import ReleaseIssuerDomains
-from authpi.directory.domain.client_commands import DeleteClient
-from authpi.directory.domain.issuer_commands import (
+from authpi.directory.domain.commands.account import ReleaseIssuerDomains
+from authpi.directory.domain.commands.client import DeleteClient
+from authpi.directory.domain.commands.issuer import (
     CreateAuthMethod,
     CreateIssuer,
     DeleteAuthMethod,
     DeleteIssuer,
-    IssuerCommand,
     UpdateAuthMethod,
     UpdateIssuer,
 )
-from authpi.directory.projections import inline_views
-from authpi.directory.projections.clients import ClientsView
-from authpi.directory.projections.issuers import IssuersView
-from authpi.directory.queries_issuers import IssuerQueries
+from authpi.directory.domain.issuer import IssuerCommand
+from authpi.directory.queries.issuers import IssuerQueries
 from authpi.errors import NotFound
 from authpi.eventstore.store import EventStore, Reaction, Step
 from authpi.web.runtime import Runtime
@@ -46,15 +43,14 @@ def _encodable(value: str) -> bool:
 
 
 class Issuers:
-    def __init__(self, rt: Runtime, account_reactions: Sequence[Reaction] = ()) -> None:
-        """`account_reactions`: the directory's account projections, for the domains a deleted
-        issuer releases."""
+    def __init__(
+        self, rt: Runtime, store: EventStore, account_reactions: Sequence[Reaction] = ()
+    ) -> None:
+        """`account_reactions`: the reactions of every write to an account stream (the domain
+        host claims), for the domains a deleted issuer releases."""
         self.rt = rt
-        schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
-        self.queries = IssuerQueries(schema)
-        self.issuers_view = IssuersView(schema)
-        self.clients_view = ClientsView(schema)
+        self.store = store
+        self.queries = IssuerQueries(store.schema)
         self.account_reactions = list(account_reactions)
 
     def meta(self, account_id: str, issuer_id: str, actor: Actor, **subject: str) -> Meta:

@@ -20,16 +20,14 @@ import msgspec
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key, organization
-from authpi.directory.domain.commands import CreateApiKey
-from authpi.directory.domain.org_members import member_type_of
-from authpi.directory.domain.organization_commands import (
+from authpi.directory.domain.commands.api_key import CreateApiKey
+from authpi.directory.domain.commands.organization import (
     AddMember,
     CreateGroup,
     CreateOrganization,
     DeleteGroup,
     DeleteOrganization,
     FinishOrganizationDeletion,
-    OrganizationCommand,
     OrgRef,
     Profile,
     RemoveMember,
@@ -38,10 +36,10 @@ from authpi.directory.domain.organization_commands import (
     UpdateMember,
     UpdateOrganization,
 )
+from authpi.directory.domain.org_members import member_type_of
+from authpi.directory.domain.organization import OrganizationCommand
 from authpi.directory.handlers.agent_members import AgentMembers
-from authpi.directory.projections import inline_views
-from authpi.directory.projections.organizations import OrganizationsView
-from authpi.directory.queries_organizations import OrganizationQueries
+from authpi.directory.queries.organizations import OrganizationQueries
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Step
 from authpi.web.runtime import Runtime
@@ -74,14 +72,12 @@ class OrgKeySpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Organizations:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, store: EventStore) -> None:
         self.rt = rt
-        schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
-        self.queries = OrganizationQueries(schema)
-        self.view = OrganizationsView(schema)
+        self.store = store
+        self.queries = OrganizationQueries(store.schema)
         self.cascades: list[Cascade] = []
-        self.agents = AgentMembers(rt, self.store, self.view)
+        self.agents = AgentMembers(rt, store)
 
     def _meta(self, ref: OrgRef, actor: Actor | None, trigger: str = "api", **subject: str) -> Meta:
         return Meta(

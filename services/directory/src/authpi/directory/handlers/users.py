@@ -9,12 +9,10 @@ from typing import Any
 import msgspec
 
 from authpi.contracts.base import Actor, Meta
+from authpi.directory.adapters.pii_vault import Pii, PiiVault
 from authpi.directory.domain import user
-from authpi.directory.domain.commands import CreateUser
-from authpi.directory.pii import Pii, PiiVault
-from authpi.directory.projections import inline_views
-from authpi.directory.projections.users import UsersView
-from authpi.directory.queries_users import IssuerCheck, UserQueries, UserRow
+from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
+from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
 from authpi.errors import Conflict, NotFound
 from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.web.etag import etag_of
@@ -46,14 +44,13 @@ class UserChanges(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Users:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, store: EventStore) -> None:
         self.rt = rt
-        schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
+        self.store = store
+        schema = store.schema
         self.vault = PiiVault(rt.kek, schema)
         self.queries = UserQueries(schema)
         self.issuers = IssuerCheck(schema)
-        self.view = UsersView(schema)
 
     def _meta(self, account_id: str, issuer_id: str, actor: Actor) -> Meta:
         return Meta(
@@ -140,7 +137,7 @@ class Users:
 
     async def _update_command(
         self, row: UserRow, changes: UserChanges, if_match: str | None
-    ) -> user.UpdateUser:
+    ) -> UpdateUser:
         old = Pii(
             username=row.username or "",
             profile=row.profile,
@@ -162,7 +159,7 @@ class Users:
             if dek is None:
                 raise NotFound("the user was deleted", reason="user.deleted")
             sealed = self.vault.seal(dek, row.id, new)
-        return user.UpdateUser(
+        return UpdateUser(
             user_id=row.id,
             issuer_id=row.issuer_id,
             now=self.rt.clock.now_ms(),
@@ -188,7 +185,7 @@ class Users:
         row = await self._row(user_id)
         if row is None or (row.account_id, row.issuer_id) != (account_id, issuer_id):
             raise NotFound("no such user", reason="user.not_found")
-        cmd = user.DeleteUser(
+        cmd = DeleteUser(
             user_id=user_id, issuer_id=issuer_id, now=self.rt.clock.now_ms(), if_match=if_match
         )
 

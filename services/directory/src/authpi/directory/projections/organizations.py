@@ -23,7 +23,7 @@ from authpi.contracts.directory import (
     OrganizationSuspended,
     OrganizationUpdated,
 )
-from authpi.directory.domain.organization_commands import PROFILE_FIELDS
+from authpi.directory.domain.commands.organization import PROFILE_FIELDS
 from authpi.eventstore.store import StoredEvent
 
 _json = msgspec.json.Encoder()

@@ -1,7 +1,7 @@
 """users_view: inline projection of User events. It keeps a user's PII only as the sealed
 snapshot its latest event carries (`pii`: AES-GCM under the user's own data key, DESIGN.md 7), so
 no row version PostgreSQL ever writes (live, dead tuple, WAL, backup) holds a clear value; reads
-decrypt it (`queries_users`). Deletion drops the snapshot in the transaction that destroys the
+decrypt it (`queries.users`). Deletion drops the snapshot in the transaction that destroys the
 key, and a replay after deletion writes only ciphertext whose key is gone."""
 
 from __future__ import annotations

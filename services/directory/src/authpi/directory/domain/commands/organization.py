@@ -151,15 +151,3 @@ class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str
     now: int
     if_match: str | None = None
-
-
-MemberCommand = AddMember | UpdateMember | RemoveMember | DropDepartedMember
-GroupCommand = CreateGroup | UpdateGroup | DeleteGroup
-OrgCommand = (
-    CreateOrganization
-    | UpdateOrganization
-    | DeleteOrganization
-    | FinishOrganizationDeletion
-    | RequireLiveOrganization
-)
-OrganizationCommand = OrgCommand | MemberCommand | GroupCommand

@@ -19,15 +19,13 @@ from authpi.contracts.base import Actor, Meta
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import digest_matches, sha256_hex
 from authpi.directory.domain import personal_token
-from authpi.directory.domain.personal_token import (
+from authpi.directory.domain.commands.personal_token import (
     CreatePersonalToken,
     DeletePersonalToken,
     RevokePersonalToken,
 )
 from authpi.directory.handlers.users import Users
-from authpi.directory.projections import inline_views
-from authpi.directory.projections.personal_tokens import PersonalTokensView
-from authpi.directory.queries_users import TokenRow, UserQueries
+from authpi.directory.queries.users import TokenRow, UserQueries
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Tx
 from authpi.web.runtime import Runtime
@@ -114,13 +112,11 @@ def effective_status(row: TokenRow, now: int) -> str:
 
 
 class PersonalTokens:
-    def __init__(self, rt: Runtime, users: Users) -> None:
+    def __init__(self, rt: Runtime, store: EventStore, users: Users) -> None:
         self.rt = rt
         self.users = users
-        schema = rt.schema("directory")
-        self.store = EventStore(rt.pool, schema, "directory", rt.ids, inline_views(schema))
-        self.queries = UserQueries(schema)
-        self.view = PersonalTokensView(schema)
+        self.store = store
+        self.queries = UserQueries(store.schema)
 
     def _meta(self, account_id: str, issuer_id: str | None, actor: Actor) -> Meta:
         return Meta(

@@ -1,6 +1,6 @@
 """The write path of account domains (core-api.md 3.3): add, remove, assign to an issuer,
 unassign, verify. Every command runs on the account's stream with the directory's account
-projections and the host claim (handlers/__init__.py). Verification reads the host's TXT
+reactions and the host claim (handlers/accounts.py). Verification reads the host's TXT
 challenge before the transaction begins and passes what it saw to the decider. Adding a host
 that another account claimed, unverified, for longer than the claim lasts first ends that claim
 (on that account's stream), then adds it here."""
@@ -8,18 +8,18 @@ that another account claimed, unverified, for longer than the claim lasts first 
 from __future__ import annotations
 
 from authpi.contracts.base import Actor, Meta
-from authpi.directory.dns import DomainProbe
+from authpi.directory.adapters.dns_probe import DomainProbe
 from authpi.directory.domain import account
-from authpi.directory.domain.account_domains import (
+from authpi.directory.domain.account_domains import challenge_name
+from authpi.directory.domain.commands.account import (
     AddDomain,
     AssignDomain,
     ExpireDomainClaim,
     RemoveDomain,
     UnassignDomain,
     VerifyDomain,
-    challenge_name,
 )
-from authpi.directory.handlers import Directory
+from authpi.directory.handlers.accounts import Directory
 from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 

@@ -79,9 +79,3 @@ class DeleteAuthMethod(msgspec.Struct, frozen=True, kw_only=True):
     method_id: str
     now: int
     if_match: str | None = None
-
-
-IssuerCommand = (
-    CreateIssuer | UpdateIssuer | DeleteIssuer | CreateAuthMethod | UpdateAuthMethod
-    | DeleteAuthMethod
-)  # fmt: skip

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from authpi.directory.pii import PiiVault
+from authpi.directory.adapters.pii_vault import PiiVault
 from authpi.web.pagination import SortKey, time_id_key
 
 

@@ -1,4 +1,5 @@
-"""Directory commands (internal; never published). Times and ids are decided by the handler."""
+"""Commands editing an existing API key (internal; never published): PATCH and DELETE of
+core-api.md 3.4. UNSET keeps a field; times are decided by the handler."""
 
 from __future__ import annotations
 
@@ -7,13 +8,30 @@ from typing import Any
 import msgspec
 
 
-class CreateAccount(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
     account_id: str
-    org_id: str
-    name: str
-    owner_user_id: str | None
     now: int
-    metadata: dict[str, Any] = {}
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    scopes: list[str] | msgspec.UnsetType = msgspec.UNSET
+    ip_allowlist: list[str] | msgspec.UnsetType = msgspec.UNSET
+    expires_at: int | msgspec.UnsetType | None = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET  # "active" | "blocked"
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
+
+
+class DeleteApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    account_id: str
+    now: int
+    if_match: str | None = None
+    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,20 +48,6 @@ class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     scopes: list[str] = []
     ip_allowlist: list[str] = []
     expires_at: int | None = None
-    metadata: dict[str, Any] = {}
-
-
-class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
-    user_id: str
-    issuer_id: str
-    username_hash: str
-    pii: str
-    now: int
-    method: str = "api"
-    region: str = "default"
-    store_id: str = "default"
-    username_type: str = "email"
-    scopes: list[str] = []
     metadata: dict[str, Any] = {}
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import IssuerCreated, IssuerDeleted, IssuerUpdated
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 
@@ -36,27 +36,25 @@ class IssuersReaction:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.channel = cascade_channel(schema)
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q=q).as_string()
-
         self._upsert = render(
-            "INSERT INTO {q}.issuers_view (id, account_id, status, wallet_proof, updated_at)"
+            "INSERT INTO {schema}.issuers_view (id, account_id, status, wallet_proof, updated_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " status = excluded.status, wallet_proof = excluded.wallet_proof,"
-            " updated_at = excluded.updated_at WHERE {q}.issuers_view.status <> 'deleted'"
+            " updated_at = excluded.updated_at WHERE {schema}.issuers_view.status <> 'deleted'",
+            schema=schema,
         )
         self._deleted = render(
-            "INSERT INTO {q}.issuers_view (id, account_id, status, updated_at)"
+            "INSERT INTO {schema}.issuers_view (id, account_id, status, updated_at)"
             " VALUES (%s, %s, 'deleted', %s) ON CONFLICT (id) DO UPDATE SET status = 'deleted',"
-            " updated_at = excluded.updated_at"
+            " updated_at = excluded.updated_at",
+            schema=schema,
         )
         self._queue = render(
-            "INSERT INTO {q}.issuer_cascades (issuer_id, account_id, requested_at)"
-            " VALUES (%s, %s, %s) ON CONFLICT (issuer_id) DO NOTHING"
+            "INSERT INTO {schema}.issuer_cascades (issuer_id, account_id, requested_at)"
+            " VALUES (%s, %s, %s) ON CONFLICT (issuer_id) DO NOTHING",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {q}.issuers_view")
+        self._reset = render("TRUNCATE {schema}.issuers_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

@@ -1,25 +1,19 @@
-"""Read-side SQL over the agent service's own tables. Agent lists are newest first by
+"""Read-side SQL over agents, their verifiers and usage, wallet challenges and the agents'
+organization memberships (the agent service's own tables). Agent lists are newest first by
 (created_at, id); filters are bound parameters of constant statements (a null filter selects
 everything). Every agent query is scoped by account and issuer, so an id of another tenant
 names nothing."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
 
+from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
-
-
-class IssuerRow(msgspec.Struct, kw_only=True):
-    id: str
-    account_id: str
-    status: str
-    wallet_proof: str | None
 
 
 class AgentFields(msgspec.Struct, kw_only=True):
@@ -92,18 +86,18 @@ _AGENTS = """
 SELECT a.id, a.account_id, a.issuer_id, a.name, a.description, a.model, a.provider, a.version,
   a.status, a.status_at, a.status_reason, a.status_by, a.scopes, a.metadata, a.created_at,
   a.updated_at,
-  coalesce((SELECT jsonb_agg(DISTINCT v.type ORDER BY v.type) FROM {s}.agent_verifiers_view v
+  coalesce((SELECT jsonb_agg(DISTINCT v.type ORDER BY v.type) FROM {schema}.agent_verifiers_view v
             WHERE v.agent_id = a.id), '[]'::jsonb) AS verifiers
-FROM {s}.agents_view a
+FROM {schema}.agents_view a
 WHERE a.account_id = %(account_id)s AND a.issuer_id = %(issuer_id)s
   AND (%(agent_id)s::text IS NULL OR a.id = %(agent_id)s)
   AND (%(status)s::text IS NULL OR a.status = %(status)s)
   AND (%(model)s::text IS NULL OR a.model = %(model)s)
   AND (%(provider)s::text IS NULL OR a.provider = %(provider)s)
   AND (%(has_verifiers)s::boolean IS NULL OR %(has_verifiers)s = EXISTS (
-       SELECT 1 FROM {s}.agent_verifiers_view v WHERE v.agent_id = a.id))
+       SELECT 1 FROM {schema}.agent_verifiers_view v WHERE v.agent_id = a.id))
   AND (%(network)s::text IS NULL OR EXISTS (
-       SELECT 1 FROM {s}.agent_verifiers_view v
+       SELECT 1 FROM {schema}.agent_verifiers_view v
        WHERE v.agent_id = a.id AND v.issuer_id = a.issuer_id AND v.type = 'wallet'
          AND v.status = 'active' AND v.network = %(network)s
          AND v.lookup_address = %(lookup_address)s))
@@ -115,8 +109,8 @@ LIMIT %(limit)s
 _VERIFIERS = """
 SELECT v.id, v.agent_id, v.type, v.status, v.name, v.description, v.credential,
   coalesce(u.usage_count, 0) AS usage_count, u.last_used_at, v.created_at, v.updated_at
-FROM {s}.agent_verifiers_view v
-LEFT JOIN {s}.verifier_usage u ON u.verifier_id = v.id
+FROM {schema}.agent_verifiers_view v
+LEFT JOIN {schema}.verifier_usage u ON u.verifier_id = v.id
 WHERE v.agent_id = %(agent_id)s AND v.issuer_id = %(issuer_id)s
   AND (%(verifier_id)s::text IS NULL OR v.id = %(verifier_id)s)
 ORDER BY v.created_at, v.id
@@ -125,8 +119,8 @@ ORDER BY v.created_at, v.id
 _WALLET_VERIFIER = """
 SELECT v.id, v.agent_id, v.type, v.status, v.name, v.description, v.credential,
   coalesce(u.usage_count, 0) AS usage_count, u.last_used_at, v.created_at, v.updated_at
-FROM {s}.agent_verifiers_view v
-LEFT JOIN {s}.verifier_usage u ON u.verifier_id = v.id
+FROM {schema}.agent_verifiers_view v
+LEFT JOIN {schema}.verifier_usage u ON u.verifier_id = v.id
 WHERE v.issuer_id = %(issuer_id)s AND v.type = 'wallet' AND v.status = 'active'
   AND v.network = %(network)s AND v.lookup_address = %(lookup_address)s
 """
@@ -136,49 +130,35 @@ _MEMBERSHIPS = """
 SELECT m.org_id, m.agent_id AS member_id, m.issuer_id, m.status, m.status_reason, m.status_by,
   m.scopes, m.groups, m.user_title, m.metadata, m.joined_at, m.updated_at,
   coalesce(o.status, 'active') AS organization_status
-FROM {s}.agent_memberships_view m
-LEFT JOIN {s}.organizations_seen o ON o.id = m.org_id
+FROM {schema}.agent_memberships_view m
+LEFT JOIN {schema}.organizations_seen o ON o.id = m.org_id
 WHERE m.agent_id = ANY(%(agent_ids)s)
   AND coalesce(o.status, 'active') NOT IN ('deleting', 'deleted')
 ORDER BY m.joined_at, m.org_id
 """
 
-_ISSUER = "SELECT id, account_id, status, wallet_proof FROM {s}.issuers_view WHERE id = %s"
-
-_LIVE_ISSUER_FOR_SHARE = """
-SELECT 1 FROM {s}.issuers_view
-WHERE id = %s AND account_id = %s AND status <> 'deleted' FOR SHARE
-"""
-
-_AGENT_IDS_OF_ISSUER = "SELECT id FROM {s}.agents_view WHERE issuer_id = %s ORDER BY id"
-
-_PENDING_CASCADES = "SELECT issuer_id, account_id FROM {s}.issuer_cascades ORDER BY requested_at"
-
-_CASCADE_DONE = """
-WITH done AS (DELETE FROM {s}.issuer_cascades WHERE issuer_id = %(issuer_id)s)
-DELETE FROM {s}.wallet_challenges WHERE issuer_id = %(issuer_id)s
-"""
+_AGENT_IDS_OF_ISSUER = "SELECT id FROM {schema}.agents_view WHERE issuer_id = %s ORDER BY id"
 
 _COUNT_USE = """
-UPDATE {s}.verifier_usage SET usage_count = usage_count + 1,
+UPDATE {schema}.verifier_usage SET usage_count = usage_count + 1,
   last_used_at = greatest(coalesce(last_used_at, 0), %(at)s)
 WHERE verifier_id = %(verifier_id)s
 """
 
 _NEW_CHALLENGE = """
-WITH swept AS (DELETE FROM {s}.wallet_challenges WHERE expires_at < %(now)s)
-INSERT INTO {s}.wallet_challenges (nonce, agent_id, issuer_id, network, expires_at)
+WITH swept AS (DELETE FROM {schema}.wallet_challenges WHERE expires_at < %(now)s)
+INSERT INTO {schema}.wallet_challenges (nonce, agent_id, issuer_id, network, expires_at)
 VALUES (%(nonce)s, %(agent_id)s, %(issuer_id)s, %(network)s, %(expires_at)s)
 """
 
 _TAKE_CHALLENGE = """
-DELETE FROM {s}.wallet_challenges
+DELETE FROM {schema}.wallet_challenges
 WHERE nonce = %(nonce)s AND agent_id = %(agent_id)s AND network = %(network)s
   AND expires_at >= %(now)s
 RETURNING nonce
 """
 
-_RELEASE_WALLETS = "DELETE FROM {s}.reservations WHERE scope = %s AND owner = ANY(%s)"
+_RELEASE_WALLETS = "DELETE FROM {schema}.reservations WHERE scope = %s AND owner = ANY(%s)"
 
 
 def _after(after: SortKey | None) -> dict[str, Any]:
@@ -188,29 +168,15 @@ def _after(after: SortKey | None) -> dict[str, Any]:
 
 class AgentQueries:
     def __init__(self, schema: str) -> None:
-        s = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(s=s).as_string()
-
-        self._agents = render(_AGENTS)
-        self._verifiers = render(_VERIFIERS)
-        self._wallet_verifier = render(_WALLET_VERIFIER)
-        self._memberships = render(_MEMBERSHIPS)
-        self._issuer = render(_ISSUER)
-        self.live_issuer_for_share = render(_LIVE_ISSUER_FOR_SHARE)
-        self._agent_ids_of_issuer = render(_AGENT_IDS_OF_ISSUER)
-        self._pending_cascades = render(_PENDING_CASCADES)
-        self._cascade_done = render(_CASCADE_DONE)
-        self._count_use = render(_COUNT_USE)
-        self._new_challenge = render(_NEW_CHALLENGE)
-        self.take_challenge = render(_TAKE_CHALLENGE)
-        self.release_wallets = render(_RELEASE_WALLETS)
-
-    async def issuer(self, conn: psycopg.AsyncConnection[Any], issuer_id: str) -> IssuerRow | None:
-        cur = conn.cursor(row_factory=class_row(IssuerRow))
-        await cur.execute(self._issuer, [issuer_id])
-        return await cur.fetchone()
+        self._agents = render(_AGENTS, schema=schema)
+        self._verifiers = render(_VERIFIERS, schema=schema)
+        self._wallet_verifier = render(_WALLET_VERIFIER, schema=schema)
+        self._memberships = render(_MEMBERSHIPS, schema=schema)
+        self._agent_ids_of_issuer = render(_AGENT_IDS_OF_ISSUER, schema=schema)
+        self._count_use = render(_COUNT_USE, schema=schema)
+        self._new_challenge = render(_NEW_CHALLENGE, schema=schema)
+        self.take_challenge: LiteralString = render(_TAKE_CHALLENGE, schema=schema)
+        self.release_wallets: LiteralString = render(_RELEASE_WALLETS, schema=schema)
 
     async def agents(
         self,
@@ -266,13 +232,6 @@ class AgentQueries:
     ) -> list[str]:
         cur = await conn.execute(self._agent_ids_of_issuer, [issuer_id])
         return [str(r[0]) for r in await cur.fetchall()]
-
-    async def pending_cascades(self, conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str]]:
-        cur = await conn.execute(self._pending_cascades)
-        return [(str(r[0]), str(r[1])) for r in await cur.fetchall()]
-
-    async def cascade_done(self, conn: psycopg.AsyncConnection[Any], issuer_id: str) -> None:
-        await conn.execute(self._cascade_done, {"issuer_id": issuer_id})
 
     async def count_use(
         self, conn: psycopg.AsyncConnection[Any], verifier_id: str, at: int

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     MembershipSnapshot,
@@ -27,13 +25,9 @@ from authpi.contracts.directory import (
     OrganizationSuspended,
     OrganizationUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class MembershipsReaction:
@@ -52,44 +46,53 @@ class MembershipsReaction:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q=q).as_string()
-
         self._org = render(
-            "INSERT INTO {q}.organizations_seen AS o (id, issuer_id, status, version)"
+            "INSERT INTO {schema}.organizations_seen AS o (id, issuer_id, status, version)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-            " version = excluded.version WHERE o.version < excluded.version RETURNING 1"
+            " version = excluded.version WHERE o.version < excluded.version RETURNING 1",
+            schema=schema,
         )
         # The version gate: moves the organization's version, or says the event is stale.
         self._newer = render(
-            "UPDATE {q}.organizations_seen SET version = %s WHERE id = %s AND version < %s"
-            " RETURNING 1"
+            "UPDATE {schema}.organizations_seen SET version = %s WHERE id = %s AND version < %s"
+            " RETURNING 1",
+            schema=schema,
         )
-        self._seen = render("SELECT 1 FROM {q}.organizations_seen WHERE id = %s")
-        self._org_status = render("UPDATE {q}.organizations_seen SET status = %s WHERE id = %s")
+        self._seen = render(
+            "SELECT 1 FROM {schema}.organizations_seen WHERE id = %s", schema=schema
+        )
+        self._org_status = render(
+            "UPDATE {schema}.organizations_seen SET status = %s WHERE id = %s", schema=schema
+        )
         self._org_gone = render(
-            "UPDATE {q}.organizations_seen SET status = 'deleted' WHERE id = %s"
+            "UPDATE {schema}.organizations_seen SET status = 'deleted' WHERE id = %s",
+            schema=schema,
         )
-        self._org_members_gone = render("DELETE FROM {q}.agent_memberships_view WHERE org_id = %s")
+        self._org_members_gone = render(
+            "DELETE FROM {schema}.agent_memberships_view WHERE org_id = %s", schema=schema
+        )
         self._group_gone = render(
-            "UPDATE {q}.agent_memberships_view SET groups = groups - %s WHERE org_id = %s"
+            "UPDATE {schema}.agent_memberships_view SET groups = groups - %s WHERE org_id = %s",
+            schema=schema,
         )
         self._member = render(
-            "INSERT INTO {q}.agent_memberships_view (org_id, agent_id, issuer_id, status,"
+            "INSERT INTO {schema}.agent_memberships_view (org_id, agent_id, issuer_id, status,"
             " status_reason, status_by, scopes, groups, user_title, metadata, joined_at,"
             " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s::jsonb,"
             " %s, %s) ON CONFLICT (org_id, agent_id) DO UPDATE SET status = excluded.status,"
             " status_reason = excluded.status_reason, status_by = excluded.status_by,"
             " scopes = excluded.scopes, groups = excluded.groups,"
             " user_title = excluded.user_title, metadata = excluded.metadata,"
-            " updated_at = excluded.updated_at"
+            " updated_at = excluded.updated_at",
+            schema=schema,
         )
         self._member_gone = render(
-            "DELETE FROM {q}.agent_memberships_view WHERE org_id = %s AND agent_id = %s"
+            "DELETE FROM {schema}.agent_memberships_view WHERE org_id = %s AND agent_id = %s",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {q}.agent_memberships_view, {q}.organizations_seen")
+        self._reset = render(
+            "TRUNCATE {schema}.agent_memberships_view, {schema}.organizations_seen", schema=schema
+        )
 
     async def _is_newer(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> bool:
         version, org_id = stored.stream_version, stored.stream_id
@@ -132,5 +135,6 @@ class MembershipsReaction:
 def _member_row(e: MembershipSnapshot, joined_at: int, updated_at: int | None) -> list[Any]:
     return [
         e.org_id, e.member_id, e.issuer_id, e.status, e.status_reason, e.status_by,
-        _j(e.scopes), _j(e.groups), e.user_title, _j(e.metadata), joined_at, updated_at,
+        jsonb.dumps(e.scopes), jsonb.dumps(e.groups), e.user_title, jsonb.dumps(e.metadata),
+        joined_at, updated_at,
     ]  # fmt: skip

@@ -55,6 +55,3 @@ class RotateClientSecret(msgspec.Struct, frozen=True, kw_only=True):
     now: int
     grace_ms: int = 900_000  # the previous secret stays valid 15 minutes (core-api.md 3.8)
     if_match: str | None = None
-
-
-ClientCommand = CreateClient | UpdateClient | DeleteClient | RotateClientSecret

@@ -1,4 +1,5 @@
-"""Read-side SQL over the directory's own tables."""
+"""Small lookups the write path makes before a command: a reservation's owner, an account's
+backing organization, the number of accounts."""
 
 from __future__ import annotations
 

@@ -1,0 +1,79 @@
+"""Projections of high-volume facts (DESIGN.md 3): the FACTS stream carries batches of facts
+(`FactBatch`), published with `Nats-Msg-Id` = batch id and never stored as events. A
+`FactConsumer` runs one on the consumer runtime (messaging.consumer): every fetch is applied in
+one transaction together with the last stream sequence, so a batch counts exactly once; one that
+does not decode is dead-lettered and terminated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+import psycopg
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.facts import Fact, decode_batch
+from authpi.contracts.subjects import fact_subject, facts_stream
+from authpi.eventstore.checkpoints import Checkpoint
+from authpi.messaging.consumer import SEQ_SOURCE, DeadLetterHook, DurableConsumer
+
+
+class FactProjection(Protocol):
+    name: str  # durable consumer name, `<service>-<purpose>` (STYLE.md 3)
+    schema: str  # schema holding its tables and checkpoints
+    fact_types: tuple[str, ...]  # the fact types it consumes
+
+    async def apply_facts(self, conn: psycopg.AsyncConnection[Any], facts: Sequence[Fact]) -> None:
+        """Apply the facts of one fetch inside the caller's transaction (with the checkpoint)."""
+        ...
+
+
+class FactConsumer(DurableConsumer):
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        pool: AsyncConnectionPool,
+        dsn: str,
+        projection: FactProjection,
+        namespace: str = "authpi",
+        batch_size: int = 200,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        super().__init__(
+            js=js, pool=pool, dsn=dsn, durable=projection.name, schema=projection.schema,
+            stream=facts_stream(namespace), batch_size=batch_size, on_dead_letter=on_dead_letter,
+        )  # fmt: skip
+        self.projection = projection
+        self.namespace = namespace
+
+    def _filters(self) -> list[str]:
+        return [fact_subject(t, self.namespace) for t in self.projection.fact_types]
+
+    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+        facts: list[Fact] = []
+        verdicts: list[bool] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            cps = await self.checkpoints.load(conn)
+            cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq <= cp.last_seq:
+                    verdicts.append(True)  # applied before a crash, redelivered
+                    continue
+                cp.last_seq = seq
+                try:
+                    batch = decode_batch(msg.data)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    await self._reject(conn, msg, None, None, f"undecodable: {exc}")
+                    verdicts.append(False)
+                    continue
+                facts.extend(batch.facts)
+                verdicts.append(True)
+            if facts:
+                await self.projection.apply_facts(conn, facts)
+            await self.checkpoints.save(conn, cps)
+        return verdicts

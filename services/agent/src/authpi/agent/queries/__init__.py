@@ -1,0 +1,1 @@
+"""Read-side SQL over the agent service's own tables, one module per area."""

@@ -1,0 +1,1 @@
+"""Directory commands (internal; never published), one module per aggregate."""

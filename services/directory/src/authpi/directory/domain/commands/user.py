@@ -1,0 +1,48 @@
+"""Commands of the User aggregate (internal; never published). PII arrives sealed by the
+handler; times and ids are decided by the handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    issuer_id: str
+    username_hash: str
+    pii: str
+    now: int
+    method: str = "api"
+    region: str = "default"
+    store_id: str = "default"
+    username_type: str = "email"
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
+    """A PATCH, prepared by the handler from the version it read (`based_on`, the ETag it saw):
+    a field left None is unchanged; `pii` is the complete re-sealed snapshot."""
+
+    user_id: str
+    issuer_id: str
+    now: int
+    based_on: str
+    pii: str | None = None
+    pii_changed: list[str] = []
+    username_hash: str | None = None
+    scopes: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    status_by: str | None = None
+    if_match: str | None = None
+
+
+class DeleteUser(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    issuer_id: str
+    now: int
+    if_match: str | None = None

@@ -1,0 +1,1 @@
+"""Read-side SQL over the directory's own tables, one module per area."""
