@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.crypto.envelope import Kek, new_key, seal, unseal
+from authpi.eventstore.sqltext import render
 
 
 class Pii(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -40,19 +40,14 @@ _pii_decoder = msgspec.json.Decoder(Pii)
 class PiiVault:
     def __init__(self, kek: Kek, schema: str) -> None:
         self.kek = kek
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL("INSERT INTO {}.pii_keys (subject_id, wrapped_key) VALUES (%s, %s)")
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.pii_keys (subject_id, wrapped_key) VALUES (%s, %s)", schema=schema
         )
-        self._select = sql.SQL("SELECT wrapped_key FROM {}.pii_keys WHERE subject_id = %s").format(
-            q
+        self._select = render(
+            "SELECT wrapped_key FROM {schema}.pii_keys WHERE subject_id = %s", schema=schema
         )
-        self._delete = (
-            sql.SQL("DELETE FROM {}.pii_keys WHERE subject_id = %s").format(q).as_string()
-        )
-        self._vacuum = sql.SQL("VACUUM {}.pii_keys").format(q).as_string()
+        self._delete = render("DELETE FROM {schema}.pii_keys WHERE subject_id = %s", schema=schema)
+        self._vacuum = render("VACUUM {schema}.pii_keys", schema=schema)
 
     def username_hash(self, issuer_id: str, username: str) -> str:
         pepper = self.kek.derive(f"username-pepper:{issuer_id}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     AccountDomainAdded,
@@ -16,6 +15,7 @@ from authpi.contracts.directory import (
     AccountDomainUnassigned,
     AccountUpdated,
 )
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 
@@ -31,27 +31,26 @@ class AccountDomainsView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
         self._insert = render(
-            "INSERT INTO {}.account_domains_view (host, account_id, verified, added_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (host) DO NOTHING"
+            "INSERT INTO {schema}.account_domains_view (host, account_id, verified, added_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (host) DO NOTHING",
+            schema=schema,
         )
         self._delete = render(
-            "DELETE FROM {}.account_domains_view WHERE host = %s AND account_id = %s"
+            "DELETE FROM {schema}.account_domains_view WHERE host = %s AND account_id = %s",
+            schema=schema,
         )
         self._assign = render(
-            "UPDATE {}.account_domains_view SET assigned_issuer_id = %s, assigned_at = %s"
-            " WHERE host = %s AND account_id = %s"
+            "UPDATE {schema}.account_domains_view SET assigned_issuer_id = %s, assigned_at = %s"
+            " WHERE host = %s AND account_id = %s",
+            schema=schema,
         )
         self._flags = render(
-            "UPDATE {}.account_domains_view SET verified = %s, is_primary = %s,"
-            " assigned_issuer_id = %s, assigned_at = %s WHERE host = %s AND account_id = %s"
+            "UPDATE {schema}.account_domains_view SET verified = %s, is_primary = %s,"
+            " assigned_issuer_id = %s, assigned_at = %s WHERE host = %s AND account_id = %s",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {}.account_domains_view")
+        self._reset = render("TRUNCATE {schema}.account_domains_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import AccountCreated, AccountUpdated
 from authpi.directory.domain.account_domains import at_of
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 
@@ -28,31 +28,23 @@ class AccountsView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL(
-                "INSERT INTO {}.accounts_view (id, org_id, name, owner_user_id, metadata, version,"
-                " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.accounts_view (id, org_id, name, owner_user_id, metadata,"
+            " version, created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._update = (
-            sql.SQL(
-                "UPDATE {}.accounts_view SET name = coalesce(%s, name), description = %s,"
-                " logo_url = %s, owner_user_id = coalesce(%s, owner_user_id),"
-                " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._update = render(
+            "UPDATE {schema}.accounts_view SET name = coalesce(%s, name), description = %s,"
+            " logo_url = %s, owner_user_id = coalesce(%s, owner_user_id),"
+            " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._touch = (
-            sql.SQL("UPDATE {}.accounts_view SET version = %s, updated_at = %s WHERE id = %s")
-            .format(q)
-            .as_string()
+        self._touch = render(
+            "UPDATE {schema}.accounts_view SET version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._reset = sql.SQL("TRUNCATE {}.accounts_view").format(q).as_string()
+        self._reset = render("TRUNCATE {schema}.accounts_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -60,13 +52,13 @@ class AccountsView:
                 await conn.execute(
                     self._insert,
                     [e.id, e.org_id, e.name, e.owner_user_id,
-                     msgspec.json.encode(e.metadata).decode(), stored.stream_version, e.created_at],
+                     jsonb.dumps(e.metadata), stored.stream_version, e.created_at],
                 )  # fmt: skip
             case AccountUpdated() as e:
                 await conn.execute(
                     self._update,
                     [e.name, e.description, e.logo_url, e.owner_user_id,
-                     msgspec.json.encode(e.metadata).decode(), stored.stream_version, e.updated_at,
+                     jsonb.dumps(e.metadata), stored.stream_version, e.updated_at,
                      e.id],
                 )  # fmt: skip
             case event if (at := at_of(event)) is not None:

@@ -7,9 +7,8 @@ and actor; a new secret digest moves the current one to `previous_sha256`, valid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
-import msgspec
 import psycopg
 from psycopg import sql
 
@@ -20,13 +19,9 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class ApiKeysView:
@@ -41,38 +36,32 @@ class ApiKeysView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL(
-                "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, name,"
-                " description, tags, scopes, ip_allowlist, expires_at, metadata, status,"
-                " secret_sha256,"
-                " secret_hint, version, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb,"
-                " %s::jsonb, %s::jsonb, %s, %s::jsonb, 'active', %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.api_keys_view (id, account_id, org_id, issuer_id, name,"
+            " description, tags, scopes, ip_allowlist, expires_at, metadata, status,"
+            " secret_sha256,"
+            " secret_hint, version, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb,"
+            " %s::jsonb, %s::jsonb, %s, %s::jsonb, 'active', %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._status = (
-            sql.SQL(
-                "UPDATE {}.api_keys_view SET status = %s, status_at = %s, status_reason = %s,"
-                " status_by = %s, version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._status = render(
+            "UPDATE {schema}.api_keys_view SET status = %s, status_at = %s, status_reason = %s,"
+            " status_by = %s, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._delete = sql.SQL("DELETE FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
-        self._reset = sql.SQL("TRUNCATE {}.api_keys_view").format(q).as_string()
+        self._delete = render("DELETE FROM {schema}.api_keys_view WHERE id = %s", schema=schema)
+        self._reset = render("TRUNCATE {schema}.api_keys_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
             case ApiKeyCreated() as e:
                 await conn.execute(
                     self._insert,
-                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.description, _j(e.tags),
-                     _j(e.scopes), _j(e.ip_allowlist), e.expires_at, _j(e.metadata),
-                     e.secret_sha256, e.secret_hint, stored.stream_version, e.created_at],
+                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.description,
+                     jsonb.dumps(e.tags), jsonb.dumps(e.scopes), jsonb.dumps(e.ip_allowlist),
+                     e.expires_at, jsonb.dumps(e.metadata), e.secret_sha256, e.secret_hint,
+                     stored.stream_version, e.created_at],
                 )  # fmt: skip
             case ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 await conn.execute(
@@ -89,15 +78,17 @@ class ApiKeysView:
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)
 
-    def _update_query(self, values: dict[str, object]) -> sql.Composed:
+    def _update_query(self, values: dict[str, object]) -> LiteralString:
         sets = [
             sql.SQL("{} = %s{}").format(sql.Identifier(column), sql.SQL(_CASTS.get(column, "")))
             for column in values
         ]
         if "secret_sha256" in values:  # right-hand sides read the row before the update
             sets.insert(0, sql.SQL("previous_sha256 = secret_sha256"))
-        return sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s").format(
-            sql.Identifier(self.schema), sql.SQL(", ").join(sets)
+        return render(
+            "UPDATE {schema}.api_keys_view SET {sets} WHERE id = %s",
+            schema=self.schema,
+            sets=sql.SQL(", ").join(sets),
         )
 
 
@@ -111,7 +102,7 @@ def _assignments(e: ApiKeyUpdated, version: int) -> dict[str, object]:
                "ip_allowlist": e.ip_allowlist, "metadata": e.metadata}  # fmt: skip
     for column, value in present.items():
         if value is not None:
-            values[column] = _j(value) if column in _CASTS else value
+            values[column] = jsonb.dumps(value) if column in _CASTS else value
     for column, value in (("description", e.description), ("expires_at", e.expires_at)):
         if column in e.changed:
             values[column] = value

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     ClientBlocked,
@@ -18,13 +16,9 @@ from authpi.contracts.directory import (
     ClientUnblocked,
     ClientUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class ClientsView:
@@ -40,32 +34,31 @@ class ClientsView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
         self._insert = render(
-            "INSERT INTO {}.clients_view (id, issuer_id, name, type, confidential, description,"
-            " logo_url, status, config, metadata, secret_sha256, secret_hint, version,"
+            "INSERT INTO {schema}.clients_view (id, issuer_id, name, type, confidential,"
+            " description, logo_url, status, config, metadata, secret_sha256, secret_hint, version,"
             " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s,"
-            " %s, %s) ON CONFLICT (id) DO NOTHING"
+            " %s, %s) ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
         self._update = render(
-            "UPDATE {}.clients_view SET name = %s, description = %s, logo_url = %s,"
+            "UPDATE {schema}.clients_view SET name = %s, description = %s, logo_url = %s,"
             " config = %s::jsonb, metadata = %s::jsonb, version = %s, updated_at = %s"
-            " WHERE id = %s"
+            " WHERE id = %s",
+            schema=schema,
         )
         self._status = render(
-            "UPDATE {}.clients_view SET status = %s, status_at = %s, status_reason = %s,"
-            " status_by = %s, version = %s, updated_at = %s WHERE id = %s"
+            "UPDATE {schema}.clients_view SET status = %s, status_at = %s, status_reason = %s,"
+            " status_by = %s, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
         self._rotate = render(
-            "UPDATE {}.clients_view SET previous_sha256 = %s, previous_valid_until = %s,"
+            "UPDATE {schema}.clients_view SET previous_sha256 = %s, previous_valid_until = %s,"
             " secret_sha256 = %s, secret_hint = %s, secret_rotated_at = %s, version = %s,"
-            " updated_at = %s WHERE id = %s"
+            " updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {}.clients_view")
+        self._reset = render("TRUNCATE {schema}.clients_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         v = stored.stream_version
@@ -73,12 +66,12 @@ class ClientsView:
             case ClientCreated() as e:
                 await conn.execute(self._insert, [
                     e.id, e.issuer_id, e.name, e.client_type, e.confidential, e.description,
-                    e.logo_url, e.status, _j(e.config), _j(e.metadata), e.secret_sha256,
-                    e.secret_hint, v, e.created_at])  # fmt: skip
+                    e.logo_url, e.status, jsonb.dumps(e.config), jsonb.dumps(e.metadata),
+                    e.secret_sha256, e.secret_hint, v, e.created_at])  # fmt: skip
             case ClientUpdated() as e:
                 await conn.execute(self._update, [
-                    e.name, e.description, e.logo_url, _j(e.config), _j(e.metadata), v,
-                    e.updated_at, e.id])  # fmt: skip
+                    e.name, e.description, e.logo_url, jsonb.dumps(e.config),
+                    jsonb.dumps(e.metadata), v, e.updated_at, e.id])  # fmt: skip
             case ClientBlocked() | ClientUnblocked() as e:
                 await conn.execute(self._status, [
                     e.status, e.status_at, e.status_reason, e.status_by, v, e.status_at,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     AuthMethodCreated,
@@ -18,14 +16,9 @@ from authpi.contracts.directory import (
     IssuerDeleted,
     IssuerUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
-
 
 _ISSUER_COLUMNS = (
     "id, account_id, name, description, links, available_scopes, status, status_at, settings,"
@@ -54,49 +47,52 @@ class IssuersView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
         self._insert = render(
-            f"INSERT INTO {{}}.issuers_view ({_ISSUER_COLUMNS}) VALUES ({_ISSUER_VALUES})"
-            " ON CONFLICT (id) DO NOTHING"
+            f"INSERT INTO {{schema}}.issuers_view ({_ISSUER_COLUMNS}) VALUES ({_ISSUER_VALUES})"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
         self._update = render(
-            "UPDATE {}.issuers_view SET name = %s, description = %s, links = %s::jsonb,"
+            "UPDATE {schema}.issuers_view SET name = %s, description = %s, links = %s::jsonb,"
             " available_scopes = %s::jsonb, status = %s, status_at = %s, settings = %s::jsonb,"
             " tokens = %s::jsonb, access_mode = %s, branding_configured = %s,"
-            " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s"
+            " metadata = %s::jsonb, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._delete = render("DELETE FROM {}.issuers_view WHERE id = %s")
+        self._delete = render("DELETE FROM {schema}.issuers_view WHERE id = %s", schema=schema)
         self._delete_methods = render(
-            "DELETE FROM {}.issuer_auth_methods_view WHERE issuer_id = %s"
+            "DELETE FROM {schema}.issuer_auth_methods_view WHERE issuer_id = %s", schema=schema
         )
         self._upsert_method = render(
-            f"INSERT INTO {{}}.issuer_auth_methods_view ({_METHOD_COLUMNS}) VALUES (%s, %s, %s,"
-            " %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            f"INSERT INTO {{schema}}.issuer_auth_methods_view ({_METHOD_COLUMNS}) VALUES (%s, %s,"
+            " %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " name = excluded.name, enabled = excluded.enabled, login = excluded.login,"
             " signup = excluded.signup, settings = excluded.settings,"
-            " metadata = excluded.metadata, updated_at = excluded.updated_at"
+            " metadata = excluded.metadata, updated_at = excluded.updated_at",
+            schema=schema,
         )
-        self._delete_method = render("DELETE FROM {}.issuer_auth_methods_view WHERE id = %s")
-        self._reset = render("TRUNCATE {0}.issuers_view, {0}.issuer_auth_methods_view")
+        self._delete_method = render(
+            "DELETE FROM {schema}.issuer_auth_methods_view WHERE id = %s", schema=schema
+        )
+        self._reset = render(
+            "TRUNCATE {schema}.issuers_view, {schema}.issuer_auth_methods_view", schema=schema
+        )
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
             case IssuerCreated() as e:
                 await conn.execute(self._insert, [
-                    e.id, e.account_id, e.name, e.description, _j(e.links),
-                    _j(e.available_scopes), e.status, None, _j(e.settings), _j(e.tokens),
-                    _access_mode(e.settings), _branding(e.settings), _j(e.metadata),
-                    stored.stream_version, e.created_at, None])  # fmt: skip
+                    e.id, e.account_id, e.name, e.description, jsonb.dumps(e.links),
+                    jsonb.dumps(e.available_scopes), e.status, None, jsonb.dumps(e.settings),
+                    jsonb.dumps(e.tokens), _access_mode(e.settings), _branding(e.settings),
+                    jsonb.dumps(e.metadata), stored.stream_version, e.created_at,
+                    None])  # fmt: skip
             case IssuerUpdated() as e:
                 await conn.execute(self._update, [
-                    e.name, e.description, _j(e.links), _j(e.available_scopes), e.status,
-                    e.status_at, _j(e.settings), _j(e.tokens), _access_mode(e.settings),
-                    _branding(e.settings), _j(e.metadata), stored.stream_version, e.updated_at,
-                    e.id])  # fmt: skip
+                    e.name, e.description, jsonb.dumps(e.links), jsonb.dumps(e.available_scopes),
+                    e.status, e.status_at, jsonb.dumps(e.settings), jsonb.dumps(e.tokens),
+                    _access_mode(e.settings), _branding(e.settings), jsonb.dumps(e.metadata),
+                    stored.stream_version, e.updated_at, e.id])  # fmt: skip
             case IssuerDeleted() as e:
                 await conn.execute(self._delete, [e.id])
                 await conn.execute(self._delete_methods, [e.id])
@@ -116,7 +112,7 @@ class IssuersView:
     ) -> None:
         await conn.execute(self._upsert_method, [
             e.id, e.issuer_id, e.method_type, e.provider, e.name, e.enabled, e.login, e.signup,
-            _j(e.settings), _j(e.metadata), created_at, updated_at])  # fmt: skip
+            jsonb.dumps(e.settings), jsonb.dumps(e.metadata), created_at, updated_at])  # fmt: skip
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

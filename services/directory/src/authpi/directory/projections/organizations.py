@@ -4,9 +4,8 @@ the organization's memberships and groups; a deleted group leaves every membersh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
-import msgspec
 import psycopg
 from psycopg import sql
 
@@ -24,9 +23,10 @@ from authpi.contracts.directory import (
     OrganizationUpdated,
 )
 from authpi.directory.domain.commands.organization import PROFILE_FIELDS
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
-_json = msgspec.json.Encoder()
 _JSON_COLUMNS = frozenset(
     {"default_member_scopes", "address", "business_details", "contact", "social_links",
      "scopes", "security", "sso", "custom_fields", "metadata", "groups"}
@@ -38,7 +38,7 @@ _GROUP_COLUMNS = ("name", "description", "scopes", "metadata")
 
 def _value(column: str, value: object) -> object:
     if column in _JSON_COLUMNS and value is not None:
-        return _json.encode(value).decode()
+        return jsonb.dumps(value)
     return value
 
 
@@ -46,26 +46,24 @@ def _placeholder(column: str) -> sql.Composable:
     return sql.SQL("%s::jsonb" if column in _JSON_COLUMNS else "%s")
 
 
-def _insert(schema: str, table: str, columns: tuple[str, ...]) -> str:
-    return (
-        sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING")
-        .format(
-            sql.Identifier(schema, table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.SQL(", ").join(_placeholder(c) for c in columns),
-        )
-        .as_string()
+def _insert(schema: str, table: str, columns: tuple[str, ...]) -> LiteralString:
+    return render(
+        "INSERT INTO {schema}.{table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING",
+        schema=schema,
+        table=table,
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(_placeholder(c) for c in columns),
     )
 
 
-def _update(schema: str, table: str, columns: tuple[str, ...], where: str) -> str:
+def _update(
+    schema: str, table: str, columns: tuple[str, ...], where: LiteralString
+) -> LiteralString:
     sets = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), _placeholder(c)) for c in columns
     )
-    return (
-        sql.SQL("UPDATE {} SET {} WHERE " + where)
-        .format(sql.Identifier(schema, table), sets)
-        .as_string()
+    return render(
+        "UPDATE {schema}.{table} SET {sets} WHERE " + where, schema=schema, table=table, sets=sets
     )
 
 
@@ -104,46 +102,35 @@ class OrganizationsView:
         )
         self._group_insert = _insert(s, "groups_view", _GROUP_INSERT)
         self._group_update = _update(s, "groups_view", (*_GROUP_COLUMNS, "updated_at"), "id = %s")
-        q = sql.Identifier(s)
-        self._tombstone = (
-            sql.SQL(
-                "UPDATE {}.organizations_view SET status = 'deleted', status_at = %s,"
-                " status_reason = NULL, status_by = NULL, name = NULL, description = NULL,"
-                " logo_url = NULL, invitation_message = NULL, address = NULL,"
-                " business_details = '{{}}', contact = '{{}}', social_links = '[]',"
-                " custom_fields = '{{}}', metadata = '{{}}', scopes = '[]',"
-                " default_member_scopes = '[]', security = '{{}}', sso = '{{}}',"
-                " version = %s, updated_at = %s"
-                " WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._tombstone = render(
+            "UPDATE {schema}.organizations_view SET status = 'deleted', status_at = %s,"
+            " status_reason = NULL, status_by = NULL, name = NULL, description = NULL,"
+            " logo_url = NULL, invitation_message = NULL, address = NULL,"
+            " business_details = '{{}}', contact = '{{}}', social_links = '[]',"
+            " custom_fields = '{{}}', metadata = '{{}}', scopes = '[]',"
+            " default_member_scopes = '[]', security = '{{}}', sso = '{{}}',"
+            " version = %s, updated_at = %s"
+            " WHERE id = %s",
+            schema=schema,
         )
-        self._drop_members = (
-            sql.SQL("DELETE FROM {}.members_view WHERE org_id = %s").format(q).as_string()
+        self._drop_members = render(
+            "DELETE FROM {schema}.members_view WHERE org_id = %s", schema=schema
         )
-        self._drop_groups = (
-            sql.SQL("DELETE FROM {}.groups_view WHERE org_id = %s").format(q).as_string()
+        self._drop_groups = render(
+            "DELETE FROM {schema}.groups_view WHERE org_id = %s", schema=schema
         )
-        self._member_delete = (
-            sql.SQL("DELETE FROM {}.members_view WHERE org_id = %s AND member_id = %s")
-            .format(q)
-            .as_string()
+        self._member_delete = render(
+            "DELETE FROM {schema}.members_view WHERE org_id = %s AND member_id = %s", schema=schema
         )
-        self._group_delete = (
-            sql.SQL("DELETE FROM {}.groups_view WHERE id = %s").format(q).as_string()
+        self._group_delete = render("DELETE FROM {schema}.groups_view WHERE id = %s", schema=schema)
+        self._ungroup = render(
+            "UPDATE {schema}.members_view SET groups = groups - %s WHERE org_id = %s"
+            " AND groups ? %s",
+            schema=schema,
         )
-        self._ungroup = (
-            sql.SQL(
-                "UPDATE {}.members_view SET groups = groups - %s WHERE org_id = %s AND groups ? %s"
-            )
-            .format(q)
-            .as_string()
-        )
-        self._reset = (
-            sql.SQL("TRUNCATE {0}.organizations_view, {0}.members_view, {0}.groups_view")
-            .format(q)
-            .as_string()
+        self._reset = render(
+            "TRUNCATE {schema}.organizations_view, {schema}.members_view, {schema}.groups_view",
+            schema=schema,
         )
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:

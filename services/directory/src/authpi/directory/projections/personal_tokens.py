@@ -5,22 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     PersonalTokenCreated,
     PersonalTokenDeleted,
     PersonalTokenUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class PersonalTokensView:
@@ -33,31 +27,24 @@ class PersonalTokensView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL(
-                "INSERT INTO {}.personal_tokens_view (id, account_id, issuer_id, user_id, name,"
-                " description, tags, scopes, audience, expires_at, metadata, jti, token_sha256,"
-                " token_hint, status, version, created_at) VALUES (%s, %s, %s, %s, %s, %s,"
-                " %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s, %s, %s, 'active', %s, %s)"
-                " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.personal_tokens_view (id, account_id, issuer_id, user_id, name,"
+            " description, tags, scopes, audience, expires_at, metadata, jti, token_sha256,"
+            " token_hint, status, version, created_at) VALUES (%s, %s, %s, %s, %s, %s,"
+            " %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s, %s, %s, 'active', %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._status = (
-            sql.SQL(
-                "UPDATE {}.personal_tokens_view SET status = coalesce(%s, status),"
-                " status_at = %s, status_reason = %s, status_by = %s, version = %s,"
-                " updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._status = render(
+            "UPDATE {schema}.personal_tokens_view SET status = coalesce(%s, status),"
+            " status_at = %s, status_reason = %s, status_by = %s, version = %s,"
+            " updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._delete = (
-            sql.SQL("DELETE FROM {}.personal_tokens_view WHERE id = %s").format(q).as_string()
+        self._delete = render(
+            "DELETE FROM {schema}.personal_tokens_view WHERE id = %s", schema=schema
         )
-        self._reset = sql.SQL("TRUNCATE {}.personal_tokens_view").format(q).as_string()
+        self._reset = render("TRUNCATE {schema}.personal_tokens_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -71,11 +58,11 @@ class PersonalTokensView:
                         e.user_id,
                         e.name,
                         e.description,
-                        _j(e.tags),
-                        _j(e.scopes),
+                        jsonb.dumps(e.tags),
+                        jsonb.dumps(e.scopes),
                         e.audience,
                         e.expires_at,
-                        _j(e.metadata),
+                        jsonb.dumps(e.metadata),
                         e.jti,
                         e.token_sha256,
                         e.token_hint,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.directory import (
     UserBlocked,
@@ -19,13 +17,9 @@ from authpi.contracts.directory import (
     UserUnblocked,
     UserUpdated,
 )
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class UsersView:
@@ -34,45 +28,32 @@ class UsersView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = (
-            sql.SQL(
-                "INSERT INTO {}.users_view (id, account_id, issuer_id, username_hash,"
-                " username_type, status, region, store_id, pii, scopes, metadata, version,"
-                " created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING"
-            )
-            .format(q)
-            .as_string()
+        self._insert = render(
+            "INSERT INTO {schema}.users_view (id, account_id, issuer_id, username_hash,"
+            " username_type, status, region, store_id, pii, scopes, metadata, version,"
+            " created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._update = (
-            sql.SQL(
-                "UPDATE {}.users_view SET pii = coalesce(%s, pii),"
-                " username_hash = coalesce(%s, username_hash),"
-                " scopes = coalesce(%s::jsonb, scopes), metadata = coalesce(%s::jsonb, metadata),"
-                " version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._update = render(
+            "UPDATE {schema}.users_view SET pii = coalesce(%s, pii),"
+            " username_hash = coalesce(%s, username_hash),"
+            " scopes = coalesce(%s::jsonb, scopes), metadata = coalesce(%s::jsonb, metadata),"
+            " version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._status = (
-            sql.SQL(
-                "UPDATE {}.users_view SET status = %s, status_at = %s, status_reason = %s,"
-                " status_by = %s, version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._status = render(
+            "UPDATE {schema}.users_view SET status = %s, status_at = %s, status_reason = %s,"
+            " status_by = %s, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._delete = (
-            sql.SQL(
-                "UPDATE {}.users_view SET status = 'deleted', status_at = %s, deleted_at = %s,"
-                " pii = NULL, version = %s, updated_at = %s WHERE id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._delete = render(
+            "UPDATE {schema}.users_view SET status = 'deleted', status_at = %s, deleted_at = %s,"
+            " pii = NULL, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
         )
-        self._reset = sql.SQL("TRUNCATE {}.users_view").format(q).as_string()
+        self._reset = render("TRUNCATE {schema}.users_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         v = stored.stream_version
@@ -90,15 +71,15 @@ class UsersView:
                         e.region,
                         e.store_id,
                         e.pii,
-                        _j(e.scopes),
-                        _j(e.metadata),
+                        jsonb.dumps(e.scopes),
+                        jsonb.dumps(e.metadata),
                         v,
                         e.created_at,
                     ],
                 )
             case UserUpdated() as e:
-                scopes = None if e.scopes is None else _j(e.scopes)
-                metadata = None if e.metadata is None else _j(e.metadata)
+                scopes = None if e.scopes is None else jsonb.dumps(e.scopes)
+                metadata = None if e.metadata is None else jsonb.dumps(e.metadata)
                 await conn.execute(
                     self._update,
                     [e.pii, e.username_hash, scopes, metadata, v, e.updated_at, e.id],

@@ -9,8 +9,9 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
+
+from authpi.eventstore.sqltext import render
 
 # A key expiring within this window needs attention (core-api.md 3.4 `readiness`).
 READY_HORIZON_MS = 14 * 24 * 3600 * 1000
@@ -78,6 +79,7 @@ _ACCESS = (
     "  WHERE s NOT LIKE '%%:read') THEN 'read'"
     " ELSE 'other' END"
 )
+
 _READINESS = (
     f"CASE WHEN ({_STATUS}) = 'active' AND jsonb_array_length(scopes) > 0"
     " AND (expires_at IS NULL OR expires_at > %(soon)s) THEN 'ready' ELSE 'attention' END"
@@ -94,86 +96,60 @@ _ACCOUNT_COLUMNS = (
 
 class AccountQueries:
     def __init__(self, schema: str) -> None:
-        q = sql.Identifier(schema)
-        self._account = (
-            sql.SQL("SELECT " + _ACCOUNT_COLUMNS + " FROM {}.accounts_view WHERE id = %(id)s")
-            .format(q)
-            .as_string()
+        self._account = render(
+            "SELECT " + _ACCOUNT_COLUMNS + " FROM {schema}.accounts_view WHERE id = %(id)s",
+            schema=schema,
         )
-        self._accounts = (
-            sql.SQL(
-                "SELECT " + _ACCOUNT_COLUMNS + " FROM {}.accounts_view WHERE id = ANY(%(ids)s)"
-                " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
-                " %(after_id)s::text)) ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            )
-            .format(q)
-            .as_string()
+        self._accounts = render(
+            "SELECT " + _ACCOUNT_COLUMNS + " FROM {schema}.accounts_view WHERE id = ANY(%(ids)s)"
+            " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
+            " %(after_id)s::text)) ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            schema=schema,
         )
-        self._key = (
-            sql.SQL(
-                "SELECT " + _KEY_COLUMNS + " FROM {}.api_keys_view"
-                " WHERE id = %(id)s AND account_id = %(account)s"
-            )
-            .format(q)
-            .as_string()
+        self._key = render(
+            "SELECT " + _KEY_COLUMNS + " FROM {schema}.api_keys_view"
+            " WHERE id = %(id)s AND account_id = %(account)s",
+            schema=schema,
         )
-        self._keys = (
-            sql.SQL(
-                "SELECT " + _KEY_COLUMNS + " FROM {0}.api_keys_view WHERE account_id = %(account)s"
-                " AND org_id = (SELECT org_id FROM {0}.accounts_view WHERE id = %(account)s)"
-                " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
-                " %(after_id)s::text))"
-                " AND (%(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0)"
-                " AND (%(status)s::text IS NULL OR " + _STATUS + " = %(status)s)"
-                " AND (%(access)s::text IS NULL OR " + _ACCESS + " = %(access)s)"
-                " AND (%(readiness)s::text IS NULL OR " + _READINESS + " = %(readiness)s)"
-                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            )
-            .format(q)
-            .as_string()
+        self._keys = render(
+            "SELECT " + _KEY_COLUMNS + " FROM {schema}.api_keys_view WHERE account_id = %(account)s"
+            " AND org_id = (SELECT org_id FROM {schema}.accounts_view WHERE id = %(account)s)"
+            " AND (%(after_at)s::bigint IS NULL OR (created_at, id) < (%(after_at)s,"
+            " %(after_id)s::text))"
+            " AND (%(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0)"
+            " AND (%(status)s::text IS NULL OR " + _STATUS + " = %(status)s)"
+            " AND (%(access)s::text IS NULL OR " + _ACCESS + " = %(access)s)"
+            " AND (%(readiness)s::text IS NULL OR " + _READINESS + " = %(readiness)s)"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            schema=schema,
         )
-        self._domains = (
-            sql.SQL(
-                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
-                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
-                " WHERE account_id = ANY(%(ids)s) ORDER BY added_at, host"
-            )
-            .format(q)
-            .as_string()
+        self._domains = render(
+            "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+            " assigned_issuer_id, assigned_at FROM {schema}.account_domains_view"
+            " WHERE account_id = ANY(%(ids)s) ORDER BY added_at, host",
+            schema=schema,
         )
-        self._domain = (
-            sql.SQL(
-                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
-                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
-                " WHERE account_id = %(account)s AND host = %(host)s"
-            )
-            .format(q)
-            .as_string()
+        self._domain = render(
+            "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+            " assigned_issuer_id, assigned_at FROM {schema}.account_domains_view"
+            " WHERE account_id = %(account)s AND host = %(host)s",
+            schema=schema,
         )
-        self._domain_owner = (
-            sql.SQL(
-                "SELECT account_id, host, verified, is_primary AS primary, added_at,"
-                " assigned_issuer_id, assigned_at FROM {}.account_domains_view"
-                " WHERE host = %(host)s"
-            )
-            .format(q)
-            .as_string()
+        self._domain_owner = render(
+            "SELECT account_id, host, verified, is_primary AS primary, added_at,"
+            " assigned_issuer_id, assigned_at FROM {schema}.account_domains_view"
+            " WHERE host = %(host)s",
+            schema=schema,
         )
-        self._issuer = (
-            sql.SQL(
-                "SELECT 1 FROM {}.issuers_view WHERE id = %(issuer)s"
-                " AND account_id = %(account)s AND status <> 'deleted'"
-            )
-            .format(q)
-            .as_string()
+        self._issuer = render(
+            "SELECT 1 FROM {schema}.issuers_view WHERE id = %(issuer)s"
+            " AND account_id = %(account)s AND status <> 'deleted'",
+            schema=schema,
         )
-        self._account_user = (
-            sql.SQL(
-                "SELECT 1 FROM {}.users_view WHERE id = %(user)s AND account_id = %(account)s"
-                " AND issuer_id = %(issuer)s AND status <> 'deleted'"
-            )
-            .format(q)
-            .as_string()
+        self._account_user = render(
+            "SELECT 1 FROM {schema}.users_view WHERE id = %(user)s AND account_id = %(account)s"
+            " AND issuer_id = %(issuer)s AND status <> 'deleted'",
+            schema=schema,
         )
 
     async def account(self, conn: psycopg.AsyncConnection[Any], account_id: str) -> AccountRow:

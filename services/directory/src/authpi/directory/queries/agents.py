@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
+
+from authpi.eventstore.sqltext import render
 
 
 class AgentRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -20,19 +21,15 @@ class AgentRow(msgspec.Struct, frozen=True, kw_only=True):
 
 class AgentQueries:
     def __init__(self, schema: str) -> None:
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q=q).as_string()
-
-        select = "SELECT id, account_id, issuer_id, status FROM {q}.agents_view WHERE id = %s"
-        self._agent = render(select)
+        select = "SELECT id, account_id, issuer_id, status FROM {schema}.agents_view WHERE id = %s"
+        self._agent = render(select, schema=schema)
         # Held until the write commits: the directory-agents consumer marks the agent deleted
         # (and reads its memberships) only before or after, never in between.
-        self._agent_for_share = render(select + " FOR SHARE")
+        self._agent_for_share = render(select + " FOR SHARE", schema=schema)
         self._memberships = render(
-            "SELECT org_id FROM {q}.members_view WHERE member_id = %s AND member_type = 'agent'"
-            " ORDER BY org_id"
+            "SELECT org_id FROM {schema}.members_view WHERE member_id = %s"
+            " AND member_type = 'agent' ORDER BY org_id",
+            schema=schema,
         )
 
     async def agent(

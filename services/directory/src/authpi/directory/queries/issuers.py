@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
 
+from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
 
 
@@ -92,14 +92,14 @@ SELECT * FROM (
     coalesce(m.login, 0)::int AS enabled_login_method_count,
     coalesce(m.signup, 0)::int AS enabled_signup_method_count,
     jsonb_array_length(i.available_scopes) AS available_scope_count,
-    CASE WHEN coalesce(m.login, 0) > 0 AND EXISTS (SELECT 1 FROM {s}.clients_view c
+    CASE WHEN coalesce(m.login, 0) > 0 AND EXISTS (SELECT 1 FROM {schema}.clients_view c
       WHERE c.issuer_id = i.id AND c.status <> 'deleted') THEN 'ready' ELSE 'incomplete' END
       AS readiness
-  FROM {s}.issuers_view i
+  FROM {schema}.issuers_view i
   LEFT JOIN LATERAL (
     SELECT count(*) AS total, count(*) FILTER (WHERE enabled AND login) AS login,
       count(*) FILTER (WHERE enabled AND signup) AS signup
-    FROM {s}.issuer_auth_methods_view WHERE issuer_id = i.id) m ON true
+    FROM {schema}.issuer_auth_methods_view WHERE issuer_id = i.id) m ON true
   WHERE i.account_id = %(account_id)s AND (%(issuer_id)s::text IS NULL OR i.id = %(issuer_id)s)
 ) x
 WHERE (%(q)s::text IS NULL OR x.name ILIKE %(q)s ESCAPE '\\')
@@ -114,7 +114,7 @@ LIMIT %(limit)s
 _METHODS = """
 SELECT id, issuer_id, type, provider, name, enabled, login, signup, settings, metadata,
   created_at, updated_at
-FROM {s}.issuer_auth_methods_view
+FROM {schema}.issuer_auth_methods_view
 WHERE issuer_id = %(issuer_id)s AND (%(method_id)s::text IS NULL OR id = %(method_id)s)
 ORDER BY created_at, id
 """
@@ -126,7 +126,7 @@ SELECT * FROM (
     CASE WHEN status = 'active' AND (NOT config->'grant_types' ? 'authorization_code'
       OR jsonb_array_length(config->'redirect_uris') > 0) THEN 'ready' ELSE 'incomplete' END
       AS readiness
-  FROM {s}.clients_view
+  FROM {schema}.clients_view
   WHERE issuer_id = %(issuer_id)s AND (%(client_id)s::text IS NULL OR id = %(client_id)s)
 ) x
 WHERE (CASE WHEN %(status)s::text IS NULL THEN x.status <> 'deleted'
@@ -142,7 +142,7 @@ LIMIT %(limit)s
 """
 
 _LIVE_CLIENT_IDS = """
-SELECT id FROM {s}.clients_view WHERE issuer_id = %s AND status <> 'deleted' ORDER BY id
+SELECT id FROM {schema}.clients_view WHERE issuer_id = %s AND status <> 'deleted' ORDER BY id
 """
 
 
@@ -161,15 +161,10 @@ def _after(after: SortKey | None) -> dict[str, Any]:
 
 class IssuerQueries:
     def __init__(self, schema: str) -> None:
-        s = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(s=s).as_string()
-
-        self._issuers = render(_ISSUERS)
-        self._methods = render(_METHODS)
-        self._clients = render(_CLIENTS)
-        self._live_client_ids = render(_LIVE_CLIENT_IDS)
+        self._issuers = render(_ISSUERS, schema=schema)
+        self._methods = render(_METHODS, schema=schema)
+        self._clients = render(_CLIENTS, schema=schema)
+        self._live_client_ids = render(_LIVE_CLIENT_IDS, schema=schema)
 
     async def issuers(
         self,

@@ -6,23 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from authpi.eventstore.sqltext import render
 
 
 class Queries:
     def __init__(self, schema: str) -> None:
-        q = sql.Identifier(schema)
-        self._reservation = (
-            sql.SQL("SELECT owner FROM {}.reservations WHERE scope = %s AND key = %s")
-            .format(q)
-            .as_string()
+        self._reservation = render(
+            "SELECT owner FROM {schema}.reservations WHERE scope = %s AND key = %s", schema=schema
         )
-        self._account = (
-            sql.SQL("SELECT id, org_id FROM {}.accounts_view WHERE id = %s").format(q).as_string()
+        self._account = render(
+            "SELECT id, org_id FROM {schema}.accounts_view WHERE id = %s", schema=schema
         )
-        self._count_accounts = (
-            sql.SQL("SELECT count(*) FROM {}.accounts_view").format(q).as_string()
-        )
+        self._count_accounts = render("SELECT count(*) FROM {schema}.accounts_view", schema=schema)
 
     async def reservation(
         self, conn: psycopg.AsyncConnection[Any], scope: str, key: str

@@ -4,11 +4,10 @@ Lists are newest first by (created_at or joined_at, id); rows map straight to wi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
 
 from authpi.directory.api.organization_models import (
@@ -18,6 +17,7 @@ from authpi.directory.api.organization_models import (
     OrganizationListItem,
     OrgApiKeyItem,
 )
+from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
 
 
@@ -50,7 +50,7 @@ _LIST_COLUMNS = (
     " o.invitation_enabled, o.max_members, o.default_member_scopes, o.created_at, o.updated_at"
 )
 _STATS = (
-    "jsonb_build_object('n_members', (SELECT count(*) FROM {s}.members_view m"
+    "jsonb_build_object('n_members', (SELECT count(*) FROM {schema}.members_view m"
     " WHERE m.org_id = o.id)) AS stats"
 )
 _AFTER = (
@@ -76,18 +76,15 @@ _READY = (
     "(status = 'active' AND scopes <> '[]'::jsonb"
     " AND (expires_at IS NULL OR expires_at > %(ready_until)s::bigint))"
 )
+
 _READINESS = (
     f" AND (%(readiness)s::text IS NULL OR (%(readiness)s = 'ready' AND {_READY})"
     f" OR (%(readiness)s = 'attention' AND NOT {_READY}))"
 )
 
 
-def _flag(expr: str, name: str) -> str:
+def _flag(expr: LiteralString, name: LiteralString) -> LiteralString:
     return f" AND (%({name})s::boolean IS NULL OR coalesce({expr}, false) = %({name})s::boolean)"
-
-
-def _render(template: str, schema: str) -> str:
-    return sql.SQL(template).format(s=sql.Identifier(schema)).as_string()
 
 
 def _after(after: SortKey | None) -> dict[str, Any]:
@@ -97,16 +94,15 @@ def _after(after: SortKey | None) -> dict[str, Any]:
 
 class OrganizationQueries:
     def __init__(self, schema: str) -> None:
-        s = "{s}"
         live = " AND o.status IN ('active', 'suspended')"
-        self._org = _render(
-            f"SELECT {_ORG_COLUMNS}, {_STATS} FROM {s}.organizations_view o"
+        self._org = render(
+            f"SELECT {_ORG_COLUMNS}, {_STATS} FROM {{schema}}.organizations_view o"
             " WHERE o.id = %(org_id)s AND o.account_id = %(account_id)s"
             f" AND o.issuer_id = %(issuer_id)s{live}",
-            schema,
+            schema=schema,
         )
-        self._orgs = _render(
-            f"SELECT {_LIST_COLUMNS}, {_STATS} FROM {s}.organizations_view o"
+        self._orgs = render(
+            f"SELECT {_LIST_COLUMNS}, {_STATS} FROM {{schema}}.organizations_view o"
             " WHERE o.account_id = %(account_id)s AND o.issuer_id = %(issuer_id)s"
             " AND (o.status = %(status)s OR (%(status)s::text IS NULL"
             " AND o.status IN ('active', 'suspended')))"
@@ -116,44 +112,44 @@ class OrganizationQueries:
             + _flag("o.invitation_enabled", "invitation_enabled")
             + _AFTER.format(at="o.created_at", id="o.id")
             + " ORDER BY o.created_at DESC, o.id DESC LIMIT %(limit)s",
-            schema,
+            schema=schema,
         )
         member_columns = (
             "org_id, member_id, member_type, issuer_id, status, status_reason, status_by, scopes,"
             " groups, user_title, metadata, joined_at, updated_at"
         )
-        self._member = _render(
-            f"SELECT {member_columns} FROM {s}.members_view"
+        self._member = render(
+            f"SELECT {member_columns} FROM {{schema}}.members_view"
             " WHERE org_id = %(org_id)s AND member_id = %(member_id)s",
-            schema,
+            schema=schema,
         )
-        self._members = _render(
-            f"SELECT {member_columns} FROM {s}.members_view WHERE org_id = %(org_id)s"
+        self._members = render(
+            f"SELECT {member_columns} FROM {{schema}}.members_view WHERE org_id = %(org_id)s"
             " AND (%(status)s::text IS NULL OR status = %(status)s)"
             " AND (%(scope)s::text IS NULL OR scopes ? %(scope)s)"
             + _AFTER.format(at="joined_at", id="member_id")
             + " ORDER BY joined_at DESC, member_id DESC LIMIT %(limit)s",
-            schema,
+            schema=schema,
         )
         group_columns = (
             "id, org_id, issuer_id, name, description, scopes, metadata, created_at, updated_at"
         )
-        self._group = _render(
-            f"SELECT {group_columns} FROM {s}.groups_view"
+        self._group = render(
+            f"SELECT {group_columns} FROM {{schema}}.groups_view"
             " WHERE org_id = %(org_id)s AND id = %(group_id)s",
-            schema,
+            schema=schema,
         )
-        self._groups = _render(
-            f"SELECT {group_columns} FROM {s}.groups_view WHERE org_id = %(org_id)s"
+        self._groups = render(
+            f"SELECT {group_columns} FROM {{schema}}.groups_view WHERE org_id = %(org_id)s"
             + _AFTER.format(at="created_at", id="id")
             + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            schema,
+            schema=schema,
         )
-        self._keys = _render(
+        self._keys = render(
             f"SELECT id, org_id, coalesce(issuer_id, '') AS issuer_id, {_KEY_STATUS} AS status,"
             " name, description,"
             " tags, scopes, ip_allowlist, expires_at, secret_hint, last_rotated_at, status_at,"
-            f" created_at, updated_at FROM {s}.api_keys_view"
+            f" created_at, updated_at FROM {{schema}}.api_keys_view"
             " WHERE account_id = %(account_id)s AND org_id = %(org_id)s"
             f" AND (%(status)s::text IS NULL OR {_KEY_STATUS} = %(status)s)"
             " AND (%(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0)"
@@ -161,21 +157,22 @@ class OrganizationQueries:
             + _READINESS
             + _AFTER.format(at="created_at", id="id")
             + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            schema,
+            schema=schema,
         )
-        self._deleting = _render(
-            f"SELECT id FROM {s}.organizations_view WHERE status = 'deleting' ORDER BY id", schema
+        self._deleting = render(
+            "SELECT id FROM {schema}.organizations_view WHERE status = 'deleting' ORDER BY id",
+            schema=schema,
         )
-        self._issuer = _render(
-            f"SELECT 1 FROM {s}.issuers_view WHERE id = %(issuer_id)s"
+        self._issuer = render(
+            "SELECT 1 FROM {schema}.issuers_view WHERE id = %(issuer_id)s"
             " AND account_id = %(account_id)s AND status <> 'deleted'",
-            schema,
+            schema=schema,
         )
-        self._user = _render(
-            f"SELECT 1 FROM {s}.users_view WHERE id = %(user_id)s"
+        self._user = render(
+            "SELECT 1 FROM {schema}.users_view WHERE id = %(user_id)s"
             " AND account_id = %(account_id)s AND issuer_id = %(issuer_id)s"
             " AND status <> 'deleted'",
-            schema,
+            schema=schema,
         )
 
     async def organization(

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from authpi.directory.adapters.pii_vault import PiiVault
+from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
 
 
@@ -78,10 +78,8 @@ class IssuerCheck:
     until that table exists no issuer does."""
 
     def __init__(self, schema: str) -> None:
-        self._exists = (
-            sql.SQL("SELECT 1 FROM {}.issuers_view WHERE id = %s AND account_id = %s")
-            .format(sql.Identifier(schema))
-            .as_string()
+        self._exists = render(
+            "SELECT 1 FROM {schema}.issuers_view WHERE id = %s AND account_id = %s", schema=schema
         )
 
     async def exists(self, pool: Any, account_id: str, issuer_id: str) -> bool:
@@ -98,63 +96,45 @@ _STATUS_FILTER = "AND (%(status)s::text IS NULL AND status <> 'deleted' OR statu
 
 class UserQueries:
     def __init__(self, schema: str) -> None:
-        q = sql.Identifier(schema)
         # One round trip: the row with its sealed PII and the user's wrapped data key.
-        self._user = (
-            sql.SQL(
-                "SELECT u.*, k.wrapped_key FROM {0}.users_view u"
-                " LEFT JOIN {0}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s"
-            )
-            .format(q)
-            .as_string()
+        self._user = render(
+            "SELECT u.*, k.wrapped_key FROM {schema}.users_view u"
+            " LEFT JOIN {schema}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s",
+            schema=schema,
         )
-        self._users = (
-            sql.SQL(
-                "SELECT "
-                + _INDEX_COLUMNS
-                + " FROM {}.users_view WHERE issuer_id = %(issuer)s "
-                + _STATUS_FILTER
-                + " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
-                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            )
-            .format(q)
-            .as_string()
+        self._users = render(
+            "SELECT "
+            + _INDEX_COLUMNS
+            + " FROM {schema}.users_view WHERE issuer_id = %(issuer)s "
+            + _STATUS_FILTER
+            + " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            schema=schema,
         )
-        self._token = (
-            sql.SQL("SELECT * FROM {}.personal_tokens_view WHERE id = %s").format(q).as_string()
+        self._token = render(
+            "SELECT * FROM {schema}.personal_tokens_view WHERE id = %s", schema=schema
         )
-        self._tokens = (
-            sql.SQL(
-                "SELECT * FROM {}.personal_tokens_view WHERE user_id = %(user)s"
-                " AND (%(status)s::text IS NULL OR status = %(status)s)"
-                " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
-                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            )
-            .format(q)
-            .as_string()
+        self._tokens = render(
+            "SELECT * FROM {schema}.personal_tokens_view WHERE user_id = %(user)s"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(at)s::bigint IS NULL OR (created_at, id) < (%(at)s, %(id)s))"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            schema=schema,
         )
-        self._token_by_jti = (
-            sql.SQL(
-                "SELECT t.*, u.status AS user_status FROM {0}.personal_tokens_view t"
-                " LEFT JOIN {0}.users_view u ON u.id = t.user_id WHERE t.jti = %s"
-            )
-            .format(q)
-            .as_string()
+        self._token_by_jti = render(
+            "SELECT t.*, u.status AS user_status FROM {schema}.personal_tokens_view t"
+            " LEFT JOIN {schema}.users_view u ON u.id = t.user_id WHERE t.jti = %s",
+            schema=schema,
         )
-        self._lock_user = (
-            sql.SQL("SELECT 1 FROM {}.users_view WHERE id = %s FOR UPDATE").format(q).as_string()
+        self._lock_user = render(
+            "SELECT 1 FROM {schema}.users_view WHERE id = %s FOR UPDATE", schema=schema
         )
-        self._active_tokens = (
-            sql.SQL(
-                "SELECT count(*) FROM {}.personal_tokens_view WHERE user_id = %s"
-                " AND status = 'active' AND (expires_at IS NULL OR expires_at > %s)"
-            )
-            .format(q)
-            .as_string()
+        self._active_tokens = render(
+            "SELECT count(*) FROM {schema}.personal_tokens_view WHERE user_id = %s"
+            " AND status = 'active' AND (expires_at IS NULL OR expires_at > %s)",
+            schema=schema,
         )
-        self._api_key = (
-            sql.SQL("SELECT * FROM {}.api_keys_view WHERE id = %s").format(q).as_string()
-        )
+        self._api_key = render("SELECT * FROM {schema}.api_keys_view WHERE id = %s", schema=schema)
 
     async def user(
         self, conn: psycopg.AsyncConnection[Any], user_id: str, vault: PiiVault

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.agent import AgentCreated, AgentDeleted, AgentUpdated
 from authpi.directory.handlers.agent_members import AgentMembers
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 
@@ -24,25 +24,21 @@ class AgentsReaction:
     def __init__(self, schema: str, members: AgentMembers) -> None:
         self.schema = schema
         self.members = members
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q=q).as_string()
-
         insert = (
-            "INSERT INTO {q}.agents_view (id, account_id, issuer_id, status, version, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            "INSERT INTO {schema}.agents_view (id, account_id, issuer_id, status, version,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " status = excluded.status, version = excluded.version,"
             " updated_at = excluded.updated_at"
         )
         # Only a newer event moves a live agent; a deleted one stays deleted. Either way the row
         # is locked (ON CONFLICT DO UPDATE locks it even when the WHERE is false).
         self._upsert = render(
-            insert + " WHERE {q}.agents_view.version < excluded.version"
-            " AND {q}.agents_view.status <> 'deleted'"
+            insert + " WHERE {schema}.agents_view.version < excluded.version"
+            " AND {schema}.agents_view.status <> 'deleted'",
+            schema=schema,
         )
-        self._deleted = render(insert)
-        self._reset = render("TRUNCATE {q}.agents_view")
+        self._deleted = render(insert, schema=schema)
+        self._reset = render("TRUNCATE {schema}.agents_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

@@ -19,7 +19,6 @@ from typing import Any
 import jwt
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -127,7 +126,7 @@ class KeyCache:
         """Background task: LISTEN first, then load everything, then reload on each notice, so
         that no change between the load and the first notice is missed."""
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.sql.channel)))
+            await conn.execute(self.sql.listen)
             await self.load_all()
             self.warm.set()
             while not stop.is_set():

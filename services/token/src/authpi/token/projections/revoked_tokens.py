@@ -12,11 +12,11 @@ import contextlib
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.token import AccessTokenRevoked
 from authpi.crypto.clock import Clock
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.observability import get_logger
 
@@ -35,12 +35,12 @@ class RevokedTokensView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-        self._insert = sql.SQL(
-            "INSERT INTO {}.revoked_tokens (jti, issuer_id, client_id, token_type, expires_at,"
-            " revoked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (jti) DO NOTHING"
-        ).format(q)
-        self._reset = sql.SQL("TRUNCATE {}.revoked_tokens").format(q)
+        self._insert = render(
+            "INSERT INTO {schema}.revoked_tokens (jti, issuer_id, client_id, token_type,"
+            " expires_at, revoked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (jti) DO NOTHING",
+            schema=schema,
+        )
+        self._reset = render("TRUNCATE {schema}.revoked_tokens", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         e = stored.event
@@ -60,13 +60,10 @@ class RevokedTokensSweeper:
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
         self.clock = clock
-        self._sweep = (
-            sql.SQL(
-                "DELETE FROM {0}.revoked_tokens WHERE jti IN (SELECT jti FROM"
-                " {0}.revoked_tokens WHERE expires_at < %s LIMIT %s)"
-            )
-            .format(sql.Identifier(schema))
-            .as_string()
+        self._sweep = render(
+            "DELETE FROM {schema}.revoked_tokens WHERE jti IN (SELECT jti FROM"
+            " {schema}.revoked_tokens WHERE expires_at < %s LIMIT %s)",
+            schema=schema,
         )
 
     async def sweep(self) -> int:

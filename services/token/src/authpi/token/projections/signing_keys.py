@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-
-_json = msgspec.json.Encoder()
 
 
 class SigningKeysView:
@@ -21,20 +19,18 @@ class SigningKeysView:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
         self._insert = render(
-            "INSERT INTO {}.signing_keys_view (kid, issuer_id, account_id, alg, public_jwk,"
+            "INSERT INTO {schema}.signing_keys_view (kid, issuer_id, account_id, alg, public_jwk,"
             " status, created_at) VALUES (%s, %s, %s, %s, %s::jsonb, 'active', %s)"
-            " ON CONFLICT (kid) DO NOTHING"
+            " ON CONFLICT (kid) DO NOTHING",
+            schema=schema,
         )
         self._retire = render(
-            "UPDATE {}.signing_keys_view SET status = 'retired', retired_at = %s WHERE kid = %s"
+            "UPDATE {schema}.signing_keys_view SET status = 'retired', retired_at = %s"
+            " WHERE kid = %s",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {}.signing_keys_view")
+        self._reset = render("TRUNCATE {schema}.signing_keys_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -46,7 +42,7 @@ class SigningKeysView:
                         e.issuer_id,
                         e.account_id,
                         e.alg,
-                        _json.encode(e.public_jwk).decode(),
+                        jsonb.dumps(e.public_jwk),
                         e.created_at,
                     ],
                 )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
+
+from authpi.eventstore.sqltext import render
 
 
 class RevokedTokens:
     def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
         self.pool = pool
-        self._is_revoked = (
-            sql.SQL("SELECT 1 FROM {}.revoked_tokens WHERE jti = %s")
-            .format(sql.Identifier(schema))
-            .as_string()
+        self._is_revoked = render(
+            "SELECT 1 FROM {schema}.revoked_tokens WHERE jti = %s", schema=schema
         )
 
     async def is_revoked(self, jti: str) -> bool:

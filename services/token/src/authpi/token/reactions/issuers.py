@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.base import Meta
 from authpi.contracts.directory import IssuerCreated, IssuerDeleted, IssuerUpdated
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.token.handlers.signing_keys import KeyRing
-
-_json = msgspec.json.Encoder()
 
 _COLUMNS = (
     "id, account_id, status, available_scopes, access_token_ttl, refresh_token_ttl,"
@@ -30,24 +28,20 @@ class IssuersReaction:
     def __init__(self, schema: str, keys: KeyRing) -> None:
         self.schema = schema
         self.keys = keys
-        q = sql.Identifier(schema)
-
-        def render(text: str) -> str:
-            return sql.SQL(text).format(q).as_string()
-
         self._upsert = render(
-            f"INSERT INTO {{}}.issuers_view ({_COLUMNS}) VALUES (%s, %s, %s, %s::jsonb, %s, %s,"
-            " %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            f"INSERT INTO {{schema}}.issuers_view ({_COLUMNS}) VALUES (%s, %s, %s, %s::jsonb, %s,"
+            " %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " status = excluded.status, available_scopes = excluded.available_scopes,"
             " access_token_ttl = excluded.access_token_ttl,"
             " refresh_token_ttl = excluded.refresh_token_ttl,"
             " id_token_ttl = excluded.id_token_ttl, session_max_age = excluded.session_max_age,"
             " session_idle_timeout = excluded.session_idle_timeout,"
             " signing_algs = excluded.signing_algs, default_alg = excluded.default_alg,"
-            " updated_at = excluded.updated_at"
+            " updated_at = excluded.updated_at",
+            schema=schema,
         )
-        self._delete = render("DELETE FROM {}.issuers_view WHERE id = %s")
-        self._reset = render("TRUNCATE {}.issuers_view")
+        self._delete = render("DELETE FROM {schema}.issuers_view WHERE id = %s", schema=schema)
+        self._reset = render("TRUNCATE {schema}.issuers_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -74,13 +68,13 @@ def _row(e: IssuerCreated | IssuerUpdated, recorded_at: int) -> list[Any]:
         e.id,
         e.account_id,
         e.status,
-        _json.encode(e.available_scopes).decode(),
+        jsonb.dumps(e.available_scopes),
         t.access_token_ttl,
         t.refresh_token_ttl,
         t.id_token_ttl,
         t.session_max_age,
         t.session_idle_timeout,
-        _json.encode(t.signing_algs).decode(),
+        jsonb.dumps(t.signing_algs),
         t.default_signature_alg,
         recorded_at,
     ]
