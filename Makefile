@@ -43,9 +43,9 @@ proto-check: venv
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 bench: venv
-	$(BIN)/python -m authpi.testing.bench $(BENCH_ARGS)
-	$(BIN)/python -m authpi.testing.bench_core_api
-	$(BIN)/python -m authpi.testing.bench_tokens $(BENCH_TOKENS_ARGS)
+	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.bench_core_api
+	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads

@@ -66,7 +66,15 @@ async def test_relay_killed_mid_batch_then_restarted_loses_and_duplicates_nothin
     for i in range(30):
         await store.execute(f"k{i}", ProbeDecider(f"k{i}"), ProbeCommand(1000), PROBE_META)
         total += 1000
-    relay_cmd = ("-m", "authpi.gateway.cli", "relay", "--service", PROBE_SOURCE, "--schema", schema)
+    relay_cmd = (
+        "-m",
+        "authpi.platform.cli",
+        "relay",
+        "--service",
+        PROBE_SOURCE,
+        "--schema",
+        schema,
+    )
     proc = await _spawn(*relay_cmd, env=_env(infra, namespace))
 
     async def some_published():

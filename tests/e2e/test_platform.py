@@ -50,7 +50,7 @@ async def _up(data_dir, api_port: int, idp_port: int, ops_port: int) -> asyncio.
         AUTHPI_LOG_FORMAT="json",
     )
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", "up", env=env,
+        sys.executable, "-m", "authpi.platform.cli", "up", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authpi.testing.plugin import RunningPlatform
-from authpi.testing.tenants import places_holding
+from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.tenants import places_holding
 
 
 @pytest.fixture

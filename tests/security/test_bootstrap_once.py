@@ -14,9 +14,10 @@ from pathlib import Path
 import psycopg
 
 from authpi.embedded.servers import free_port
-from authpi.gateway.bootstrap import ensure_bootstrap
+from authpi.platform.bootstrap import AccountBootstrap, ensure_bootstrap
+from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part
 from authpi.testing.infra import Infra, new_namespace
-from authpi.testing.plugin import running_platform
 
 
 def _env(infra: Infra, data_dir: Path, namespace: str, api: int, idp: int) -> dict[str, str]:
@@ -38,7 +39,7 @@ async def _run_until_up(env: dict[str, str], *args: str) -> str:
     """Start `authpi <args>`, wait for its "AuthPI is up" line (printed once start-up, and any
     bootstrap, is over), stop it with SIGTERM; return everything it printed (stdout and logs)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", *args, env=env,
+        sys.executable, "-m", "authpi.platform.cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -104,7 +105,7 @@ async def test_bootstrap_command_on_bootstrapped_database_refuses(infra, tmp_pat
     (tmp_path / "data" / "bootstrap.json").unlink()
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", "bootstrap", "--json", env=env,
+        sys.executable, "-m", "authpi.platform.cli", "bootstrap", "--json", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -133,13 +134,18 @@ async def test_second_ensure_bootstrap_returns_no_secret(infra, tmp_path):
         assert await _credentials(running.dsn, running.namespace) == (1, 1)
 
 
+async def test_directory_export_answers_what_bootstrap_needs(platform):
+    """The host reaches the directory through its two-method bootstrap protocol only."""
+    assert isinstance(part(platform, "directory"), AccountBootstrap)
+
+
 async def test_bootstrap_command_creates_once_and_prints_without_writing(infra, tmp_path):
     namespace, api, idp = new_namespace(), free_port(), free_port()
     env = _env(infra, tmp_path / "data", namespace, api, idp)
 
     async def bootstrap() -> tuple[int | None, bytes, bytes]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "bootstrap", "--json", env=env,
+            sys.executable, "-m", "authpi.platform.cli", "bootstrap", "--json", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -16,8 +16,9 @@ import pytest_asyncio
 from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
-from authpi.testing.plugin import eventually, running_platform
-from authpi.testing.tenants import part, signing_ready
+from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part, signing_ready
+from authpi.testing.plugin import eventually
 
 ATTACKER = "127.0.0.3"
 LEGITIMATE = "127.0.0.2"

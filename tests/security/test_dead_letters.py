@@ -27,7 +27,6 @@ from authpi.eventstore.checkpoints import Checkpoints
 from authpi.eventstore.deadletters import DeadLetters
 from authpi.eventstore.relay import Relay
 from authpi.eventstore.store import EventStore
-from authpi.gateway.supervisor import supervise
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor, redrive
 from authpi.messaging.follower import CacheFollower
@@ -39,6 +38,7 @@ from authpi.testing.probe import (
     ProbeDecider,
     ProbeProjection,
 )
+from authpi.web.supervisor import supervise
 
 
 class DeleteKey:
@@ -248,7 +248,7 @@ async def _cli(platform, *args: str) -> str:
         AUTHPI_LOG_FORMAT="json",
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", *args, env=env,
+        sys.executable, "-m", "authpi.platform.cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -22,9 +22,9 @@ import pytest
 
 from authpi.crypto.clock import FixedClock
 from authpi.directory.adapters.dns_probe import DnsProbe
+from authpi.platform.testing.plugin import RunningPlatform, running_platform
+from authpi.platform.testing.tenants import count_events, new_account, part
 from authpi.testing.infra import Infra
-from authpi.testing.plugin import RunningPlatform, running_platform
-from authpi.testing.tenants import count_events, new_account, part
 
 DAY = 24 * 3600 * 1000
 

@@ -37,7 +37,7 @@ async def _up(data_dir: Path) -> asyncio.subprocess.Process:
     log = data_dir.parent / "up.log"
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "up", env=_env(data_dir),
+            sys.executable, "-m", "authpi.platform.cli", "up", env=_env(data_dir),
             stdout=asyncio.subprocess.PIPE, stderr=err, start_new_session=True,
         )  # fmt: skip
     assert proc.stdout is not None

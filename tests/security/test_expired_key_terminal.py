@@ -13,9 +13,9 @@ import pytest
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
+from authpi.platform.testing.plugin import RunningPlatform, running_platform
+from authpi.platform.testing.tenants import key_ready, schema_of
 from authpi.testing.infra import Infra
-from authpi.testing.plugin import RunningPlatform, running_platform
-from authpi.testing.tenants import key_ready, schema_of
 
 MINUTE = 60_000
 

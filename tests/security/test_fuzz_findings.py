@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authpi.testing.plugin import RunningPlatform, eventually
+from authpi.platform.testing.plugin import RunningPlatform
+from authpi.testing.plugin import eventually
 
 # Header values travel as bytes; these are not ASCII, so not base64 either.
 NON_ASCII_BASIC = b"Basic \xff\xfe"

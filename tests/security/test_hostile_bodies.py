@@ -18,8 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from authpi.testing.bench_tokens import Running
-from authpi.testing.bench_tokens import platform as platform_process
+from authpi.platform.testing.process import Running, platform_process
 from authpi.testing.plugin import eventually
 
 DEEP = {

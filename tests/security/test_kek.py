@@ -14,9 +14,9 @@ import pytest
 
 from authpi.config import Settings
 from authpi.crypto.envelope import Kek, WrongKek, b64e, kek_id, new_key, seal
-from authpi.gateway.bootstrap import ensure_bootstrap
 from authpi.gateway.edge.replay_keys import ReplaySeal
-from authpi.gateway.platform import Platform
+from authpi.platform.bootstrap import ensure_bootstrap
+from authpi.platform.host import Platform
 from authpi.testing.infra import Infra, new_namespace
 from authpi.token.signing.keys import unwrap_private
 
@@ -55,7 +55,7 @@ async def _rotate(infra: Infra, data_dir: Path, namespace: str, kek_file: Path):
         AUTHPI_KEK_FILE=str(kek_file), AUTHPI_LOG_FORMAT="json",
     )  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authpi.gateway.cli", "kek", "rotate", env=env,
+        sys.executable, "-m", "authpi.platform.cli", "kek", "rotate", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)

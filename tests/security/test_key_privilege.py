@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.testing.plugin import RunningPlatform
-from authpi.testing.tenants import ADMIN, key_ready, new_account, part, schema_of
+from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.tenants import ADMIN, key_ready, new_account, part, schema_of
 
 WEAK_ACCOUNT_SCOPES = ["api-keys:manage", "api-keys:read"]
 WEAK_ORG_SCOPES = ["issuers.organizations.api-keys:write", "issuers.organizations.api-keys:delete"]

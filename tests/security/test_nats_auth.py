@@ -33,8 +33,9 @@ from authpi.contracts.subjects import events_stream, subject_for
 from authpi.crypto.ids import sha256_hex
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, jetstream
-from authpi.testing.plugin import RunningPlatform, eventually, running_platform
-from authpi.testing.tenants import basic, key_ready, part
+from authpi.platform.testing.plugin import RunningPlatform, running_platform
+from authpi.platform.testing.tenants import basic, key_ready, part
+from authpi.testing.plugin import eventually
 
 HUGE = 2**62
 

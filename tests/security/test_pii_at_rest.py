@@ -21,8 +21,9 @@ import psycopg
 import pytest
 
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
+from authpi.platform.testing.plugin import RunningPlatform, running_platform
 from authpi.testing.infra import Infra
-from authpi.testing.plugin import RunningPlatform, eventually, running_platform
+from authpi.testing.plugin import eventually
 
 
 def _scan(files: Iterable[Path], needles: Iterable[str]) -> dict[str, list[str]]:

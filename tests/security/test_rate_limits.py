@@ -17,8 +17,9 @@ from authpi_admin import AuthPIAdmin
 
 from authpi.crypto.clock import FixedClock
 from authpi.gateway.edge.ratelimit import IdpRateLimits, TokenBuckets
-from authpi.testing.plugin import eventually, running_platform
-from authpi.testing.tenants import part, signing_ready
+from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part, signing_ready
+from authpi.testing.plugin import eventually
 from authpi.web.addresses import ClientAddresses, address_key
 
 PROXY = "127.0.0.2"

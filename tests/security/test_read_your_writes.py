@@ -210,7 +210,7 @@ async def up_with_idp_workers(infra: Infra, tmp_path: Path) -> AsyncIterator[Ten
     )  # fmt: skip
     with open(tmp_path / "authpi-up.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "up", env=env,
+            sys.executable, "-m", "authpi.platform.cli", "up", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     try:

@@ -16,8 +16,9 @@ from authpi_admin import AuthPIAdmin
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
-from authpi.testing.plugin import eventually, running_platform
-from authpi.testing.tenants import part, signing_ready
+from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part, signing_ready
+from authpi.testing.plugin import eventually
 from authpi.token.projections.revoked_tokens import SWEEP_MARGIN_MS
 
 MINUTE_MS = 60_000

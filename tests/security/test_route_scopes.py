@@ -17,8 +17,8 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from authpi.contracts.scopes import ALL_SCOPES, CATALOGUE, grants
-from authpi.testing.plugin import RunningPlatform
-from authpi.testing.tenants import ADMIN, basic, key_ready, part
+from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
 from authpi.web.guards import required_scopes
 
 RESOURCES = frozenset(scope.rpartition(":")[0] for scope in CATALOGUE)

@@ -13,9 +13,11 @@ import pytest
 from authpi_admin import AuthPIAdmin
 
 from authpi.eventstore.sqltext import render
-from authpi.testing import tenants
-from authpi.testing.tenants import ADMIN, basic, key_ready, part
-from authpi.testing.tenants import places_holding as places_holding  # for tests, through `kit`
+from authpi.platform.testing import tenants
+from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
+from authpi.platform.testing.tenants import (
+    places_holding as places_holding,  # for tests, through `kit`
+)
 
 SERVICE = "agent"
 

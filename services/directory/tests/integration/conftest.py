@@ -12,8 +12,8 @@ from authpi_admin import AuthPIAdmin
 from psycopg import sql
 
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.testing import tenants
-from authpi.testing.tenants import ADMIN, part
+from authpi.platform.testing import tenants
+from authpi.platform.testing.tenants import ADMIN, part
 
 SERVICE = "directory"
 

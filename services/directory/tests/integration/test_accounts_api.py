@@ -13,7 +13,7 @@ from authpi_admin.errors import ForbiddenError, PreconditionFailedError, Validat
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
-from authpi.testing.tenants import basic
+from authpi.platform.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 PLATFORM_ISSUER = "i_authpi0000000000000000000"

@@ -24,8 +24,8 @@ from psycopg import sql
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.directory.handlers.api_keys import KeyRestrictions
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 DAY_MS = 24 * 3600 * 1000

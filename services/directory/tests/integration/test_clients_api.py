@@ -22,7 +22,7 @@ from authpi_admin.errors import (
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.testing.tenants import basic
+from authpi.platform.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 GRACE_MS = 15 * 60 * 1000

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from authpi_admin import AuthPIAdmin
 
-from authpi.testing.tenants import part
+from authpi.platform.testing.tenants import part
 
 
 @contextlib.asynccontextmanager

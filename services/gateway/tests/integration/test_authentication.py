@@ -12,8 +12,8 @@ from authpi_admin.errors import AuthenticationError
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 

@@ -23,7 +23,7 @@ from authpi.directory.domain import account, api_key
 from authpi.directory.domain.commands.account import CreateAccount
 from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.api_keys import StatusChange
-from authpi.testing.tenants import basic
+from authpi.platform.testing.tenants import basic
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
 from authpi.web.guards import require_scope

@@ -95,7 +95,7 @@ async def deployment(infra: Infra, tmp_path: Path) -> AsyncIterator[Deployment]:
     )  # fmt: skip
     with open(tmp_path / "authpi-up.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "up", env=env,
+            sys.executable, "-m", "authpi.platform.cli", "up", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     up = Deployment(proc, data_dir)

@@ -9,8 +9,8 @@ import httpx
 
 from authpi.contracts.base import Actor
 from authpi.directory.handlers.api_keys import KeyRestrictions
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 

@@ -13,8 +13,8 @@ import pytest
 from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.directory.handlers.api_keys import KeyRestrictions
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 
 async def keyinfo(platform, issuer_id: str, headers: dict[str, str]) -> httpx.Response:

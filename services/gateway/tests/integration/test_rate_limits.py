@@ -8,7 +8,7 @@ import httpx
 from authpi.directory.api.me import get_me
 from authpi.gateway.core import Gateway
 from authpi.gateway.edge.ratelimit import RateLimits
-from authpi.testing.tenants import basic
+from authpi.platform.testing.tenants import basic
 
 
 async def test_over_the_limit_is_429_with_retry_after(platform, serve):

@@ -26,8 +26,8 @@ from authpi.contracts.console import PLATFORM_ISSUER_ID, org_of_account
 from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.gateway.caches.api_keys import CachedKey, from_row
 from authpi.gateway.core import Gateway
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 ADMIN = Actor(type="system")
 

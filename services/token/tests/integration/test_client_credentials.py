@@ -18,8 +18,8 @@ from authpi_admin import AuthPIAdmin
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError
 
+from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import basic
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -15,8 +15,9 @@ import pytest_asyncio
 
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.ids import sha256_hex
-from authpi.testing.plugin import eventually, running_platform
-from authpi.testing.tenants import part
+from authpi.platform.testing.plugin import running_platform
+from authpi.platform.testing.tenants import part
+from authpi.testing.plugin import eventually
 from authpi.token.domain.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
 MINUTE_MS = 60_000

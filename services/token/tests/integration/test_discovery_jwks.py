@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
+from authpi.platform.testing.tenants import part
 from authpi.testing.plugin import eventually
-from authpi.testing.tenants import part
 from authpi.token.domain.rotation import DAY_MS, OVERLAP_MS, next_rotation_after
 
 ALGS = ("ES256", "EdDSA", "RS256")

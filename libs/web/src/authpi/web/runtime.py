@@ -73,6 +73,12 @@ class ServiceParts:
     warm: list[asyncio.Event] = field(default_factory=list[asyncio.Event])
     # Shared objects other parts of the same process may use (e.g. the API-key cache).
     exports: dict[str, Any] = field(default_factory=dict[str, Any])
+    # One-off I/O the parts need before any task runs or any port serves (a row, a bucket), run
+    # by every process right after `build`. `build` itself does no I/O: the contracts (OpenAPI)
+    # are built from the parts of an unconnected Runtime.
+    prepare: list[Callable[[], Awaitable[object]]] = field(
+        default_factory=list[Callable[[], Awaitable[object]]]
+    )
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from authpi.gateway.edge.ratelimit import RateLimits, TokenBuckets
 from authpi.gateway.edge.user_tokens import UserTokenVerifier
 from authpi.gateway.reactions.directory import DirectoryReaction
 from authpi.gateway.reactions.platform_keys import PlatformKeysReaction
-from authpi.gateway.supervisor import supervise
 from authpi.messaging.follower import Feed
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
+from authpi.web.supervisor import supervise
 
 
 class Gateway:

@@ -48,7 +48,6 @@ async def build(rt: Runtime) -> ServiceParts:
     store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
     queries = Sql(schema)
     keys = KeyRing(rt, store, queries)
-    await keys.ensure_platform_issuer()
     cache = KeyCache(rt.pool, rt.dsn, rt.kek, queries)
     feed = Feed(rt.pool, rt.js, rt.namespace, schema)
     clients_view = clients_projection(schema)
@@ -58,7 +57,6 @@ async def build(rt: Runtime) -> ServiceParts:
     for progress in (cache, clients.follower, agents.follower):
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
-    await lockouts.open()
     facts = FactPublisher(rt.js, rt.namespace)
     auth = ClientAuthenticator(clients, agents, lockouts, rt.clock)
     verifier = TokenVerifier(idp_base, rt.clock)
@@ -87,6 +85,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:facts", facts.run),
         ],
         warm=[cache.warm, clients.warm, agents.warm, lockouts.warm],
+        prepare=[keys.ensure_platform_issuer, lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,

@@ -25,8 +25,11 @@ import uvloop
 
 from authpi.config import Settings
 from authpi.observability import configure_logging
-from authpi.testing.bench import pct
+from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
+from authpi.platform.host import Platform
 from authpi.testing.infra import new_namespace, start_infra
+from tests.bench.bench import pct
+from tests.bench.bench_tokens import run_wrk, wrk_script
 
 SCENARIOS = (
     "healthz", "me", "create_api_key", "list_api_keys", "create_user", "get_user", "list_users",
@@ -142,9 +145,6 @@ async def load(args: argparse.Namespace) -> None:
 
 
 async def serve_and_measure(seconds: float, max_requests: int, concurrency: int) -> dict[str, Any]:
-    from authpi.gateway.bootstrap import ensure_bootstrap
-    from authpi.gateway.platform import Platform
-
     infra = start_infra()
     data_dir = Path(tempfile.mkdtemp(prefix="authpi-bench-api-"))
     settings = Settings(
@@ -155,14 +155,13 @@ async def serve_and_measure(seconds: float, max_requests: int, concurrency: int)
     platform = Platform(settings)
     try:
         await platform.start()
-        directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
         _, creds, _ = await ensure_bootstrap(
-            directory, settings, platform.api_url, platform.idp_url
+            account_bootstrap(platform.parts), settings, platform.api_url, platform.idp_url
         )
         assert creds is not None, "a fresh namespace is bootstrapped"
         out = data_dir / "core-api.json"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.testing.bench_core_api", "--load",
+            sys.executable, "-m", "tests.bench.bench_core_api", "--load",
             "--url", platform.api_url, "--account-id", creds["account_id"],
             "--key-id", creds["api_key_id"], "--secret", creds["api_key_secret"],
             "--seconds", str(seconds), "--max-requests", str(max_requests),
@@ -181,8 +180,6 @@ async def serve_and_measure(seconds: float, max_requests: int, concurrency: int)
 async def wrk_reads(api_url: str, creds: dict[str, Any], target: Target) -> dict[str, Any]:
     """The read scenarios again with wrk (C, two threads, 16 connections): the httpx load
     generator tops out near 500 to 1,000 requests/s on this machine, well below the server."""
-    from authpi.testing.bench_tokens import run_wrk, wrk_script
-
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (Debian package `wrk`)"}

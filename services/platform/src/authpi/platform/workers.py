@@ -38,20 +38,20 @@ from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import RandomIds
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import BASE_DIR
-from authpi.gateway.platform import (
+from authpi.messaging import auth as nats_auth
+from authpi.messaging.streams import connect, jetstream
+from authpi.observability import configure_logging, get_logger
+from authpi.platform.modules import all_modules, prepared
+from authpi.platform.serving import (
     HttpServer,
-    all_modules,
     build_idp_app,
     http_config,
     idp_headers,
     settle_heap,
     start_server,
 )
-from authpi.gateway.supervisor import supervise
-from authpi.messaging import auth as nats_auth
-from authpi.messaging.streams import connect, jetstream
-from authpi.observability import configure_logging, get_logger
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
+from authpi.web.supervisor import supervise
 
 log = get_logger("authpi.idp_worker")
 
@@ -157,7 +157,7 @@ class WorkerPool:
         payload = msgspec.json.encode(spec, enc_hook=str)  # Path -> str
         # Spawned from the event-loop (main) thread: PR_SET_PDEATHSIG follows the spawning thread.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.workers",
+            sys.executable, "-m", "authpi.platform.workers",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             pass_fds=(self._sock.fileno(),),
         )  # fmt: skip
@@ -254,7 +254,7 @@ class IdpWorker:
                 shared_sync=self.rt.sync if self.rt else None,
             )  # fmt: skip
             self.rt = self.rt or rt
-            self.parts.append(await module.build(rt))
+            self.parts.append(await prepared(module, rt))
         for parts in self.parts:
             for name, task in parts.worker_tasks:
                 self.tasks.append(

@@ -1,19 +1,31 @@
 """`authpi proto`: the generated contracts in proto/ — one JSON Schema per event type, the
-AsyncAPI document of the subjects, and the OpenAPI documents of both ports (DESIGN.md 4)."""
+AsyncAPI document of the subjects, and the OpenAPI documents of both ports (DESIGN.md 4). Built
+from the event catalogue and the services' route declarations alone: no server is started or
+reached."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
+from nats.aio.client import Client as NATS
+from psycopg_pool import AsyncConnectionPool
 
+from authpi.config import Settings
 from authpi.contracts.base import Envelope
 from authpi.contracts.catalogue import EVENT_TYPES
+from authpi.crypto.clock import SystemClock
+from authpi.crypto.envelope import Kek
+from authpi.crypto.ids import RandomIds
+from authpi.platform.modules import all_modules
+from authpi.platform.serving import build_core_api_app, build_idp_app
+from authpi.web.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[5]
 PROTO = ROOT / "proto"
@@ -71,30 +83,30 @@ def asyncapi() -> str:
     return yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100)
 
 
-def openapi_documents(platform: Any) -> dict[str, str]:
-    core = platform.core_app().litestar.openapi_schema.to_schema()
-    idp = platform.idp_app().litestar.openapi_schema.to_schema()
-    return {"openapi/core-api.json": _dump(core), "openapi/idp-api.json": _dump(idp)}
+def offline_runtime() -> Runtime:
+    """A Runtime that is never connected: a pool that is not opened, a NATS client that never
+    dials, and a KEK that wraps nothing. Enough for every service's `build` (which does no
+    I/O), so the apps and their OpenAPI documents come from the route declarations alone."""
+    settings = Settings(data_dir=Path("/nonexistent"))
+    pool = AsyncConnectionPool("", open=False)
+    nc = NATS()
+    return Runtime(
+        settings, "", pool, nc, nc.jetstream(), SystemClock(), RandomIds(),
+        Kek(secrets.token_bytes(32)),
+    )  # fmt: skip
 
 
-async def _with_platform() -> dict[str, str]:
-    from authpi.config import from_env
-    from authpi.gateway.platform import Platform
-    from authpi.testing.infra import new_namespace, start_infra
+async def _not_ready() -> dict[str, bool]:
+    return {}
 
-    infra = start_infra()
-    try:
-        settings = msgspec.structs.replace(
-            from_env(), database_url=infra.dsn, nats_url=infra.nats_url, namespace=new_namespace()
-        )
-        platform = Platform(settings, serve_http=False)
-        await platform.prepare()
-        try:
-            return openapi_documents(platform)
-        finally:
-            await platform.stop()
-    finally:
-        infra.close()
+
+async def openapi_documents() -> dict[str, str]:
+    """Both ports' OpenAPI documents, from the apps of every module's unprepared parts."""
+    rt = offline_runtime()
+    parts = [await module.build(rt) for module in all_modules()]
+    core = build_core_api_app(parts, _not_ready).litestar.openapi_schema.to_schema()
+    idp = build_idp_app(parts, _not_ready, rt.settings, rt.clock).litestar.openapi_schema
+    return {"openapi/core-api.json": _dump(core), "openapi/idp-api.json": _dump(idp.to_schema())}
 
 
 def render(openapi: dict[str, str]) -> dict[str, str]:
@@ -117,7 +129,7 @@ def drift(files: dict[str, str]) -> list[str]:
 
 
 def run(write: bool) -> int:
-    files = render(asyncio.run(_with_platform()))
+    files = render(asyncio.run(openapi_documents()))
     if write:
         for path in PROTO.rglob("*"):
             if path.is_file() and path.relative_to(PROTO).as_posix() not in files:

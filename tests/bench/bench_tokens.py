@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote_plus
@@ -43,7 +40,7 @@ from urllib.parse import quote_plus
 import httpx
 import uvloop
 
-from authpi.testing.infra import Infra, new_namespace, start_infra
+from authpi.platform.testing.process import Running, platform_process
 from authpi.testing.plugin import eventually
 
 ALGS = ("ES256", "EdDSA")
@@ -94,69 +91,6 @@ def signing_floor(seconds: float) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         results[alg] = {"signs_per_s": round(count / elapsed), "us_per_sign": elapsed / count * 1e6}
     return results
-
-
-# --- the platform ------------------------------------------------------------------------------
-
-
-class Running:
-    def __init__(self, proc: asyncio.subprocess.Process, creds: dict[str, str]) -> None:
-        self.proc = proc
-        self.creds = creds
-        self.api_url = creds["api_url"]
-        self.idp_url = creds["idp_url"]
-
-
-@contextlib.asynccontextmanager
-async def platform(
-    workers: int, data_dir: Path, servers: Infra | None = None
-) -> AsyncGenerator[Running, None]:
-    """`authpi up` on free ports against the benchmark's PostgreSQL and NATS (or `servers`,
-    e.g. a test session's, which stay up afterwards)."""
-    infra = servers or start_infra()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
-    env.update(
-        AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
-        AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
-        AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(workers),
-        AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
-        AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
-    )  # fmt: skip
-    log_path = data_dir / "authpi-up.log"
-    with open(log_path, "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.gateway.cli", "up", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-    try:
-        boot = data_dir / ".authpi" / "bootstrap.json"
-        deadline = time.monotonic() + 180
-        while not boot.exists():
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"authpi up did not start; see {log_path}")
-            await asyncio.sleep(0.2)
-        running = Running(proc, json.loads(boot.read_text()))
-        ops_url = json.loads((data_dir / ".authpi" / "runtime.json").read_text())["ops_url"]
-        async with httpx.AsyncClient(timeout=5) as http:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{ops_url}/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"authpi up is not ready; see {log_path}")
-                await asyncio.sleep(0.2)
-        yield running
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        if servers is None:
-            infra.close()
 
 
 class Tenant:
@@ -326,7 +260,7 @@ async def half_load(
 async def measure(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="authpi-bench-tokens-"))
     try:
-        async with platform(args.workers, work) as running:
+        async with platform_process(args.workers, work) as running:
             tenant = await set_up(running)
             statuses = {alg: await token_status(running, tenant, alg) for alg in SUBJECTS}
             token_ok = all(code == 200 for code in statuses.values())

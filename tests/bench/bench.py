@@ -104,7 +104,7 @@ async def bench_latency(
     writers, out_dir = 1, Path(tempfile.mkdtemp(prefix="authpi-bench-"))
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.testing.bench", "--writer", "--dsn", infra.dsn,
+            sys.executable, "-m", "tests.bench.bench", "--writer", "--dsn", infra.dsn,
             "--schema", schema, "--rate", str(rate / writers / PER_COMMAND),
             "--seconds", str(seconds), "--per-command", str(PER_COMMAND),
             "--prefix", f"w{w}-", "--out", str(out_dir / f"w{w}.json"),

@@ -5,16 +5,51 @@ deployment has its account, no start and no command mints another key."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from authpi.config import Settings
-from authpi.directory.handlers.accounts import Directory
-from authpi.gateway.platform import write_private
+from authpi.platform.files import write_private
+from authpi.web.runtime import ServiceParts
+
+
+class FirstAccount(Protocol):
+    """The deployment's first account and its all-scopes API key, as just created."""
+
+    @property
+    def account_id(self) -> str: ...
+
+    @property
+    def api_key_id(self) -> str: ...
+
+    @property
+    def api_key_secret(self) -> str: ...
+
+
+@runtime_checkable
+class AccountBootstrap(Protocol):
+    """What bootstrap needs of the directory (its `directory` export satisfies it)."""
+
+    async def bootstrap(self) -> FirstAccount | None:
+        """Create the first account and key, once; None when the deployment already has it."""
+        ...
+
+    async def bootstrapped_account(self) -> str | None:
+        """The id of the account the bootstrap created, if any."""
+        ...
+
+
+def account_bootstrap(parts: Sequence[ServiceParts]) -> AccountBootstrap:
+    """The directory's side of bootstrap among a process's service parts."""
+    directory: AccountBootstrap = next(
+        p.exports["directory"] for p in parts if "directory" in p.exports
+    )
+    return directory
 
 
 async def ensure_bootstrap(
-    directory: Directory,
+    directory: AccountBootstrap,
     settings: Settings,
     api_url: str,
     idp_url: str,

@@ -14,7 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.testing.plugin import RunningPlatform, eventually
+from authpi.platform.testing.plugin import RunningPlatform
+from authpi.testing.plugin import eventually
 
 ADMIN = Actor(type="system")
 

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = from_env()
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "proto":
-        from authpi.gateway.proto import run as proto_run
+        from authpi.platform.proto import run as proto_run
 
         sys.exit(proto_run(write=args.write))
     runner: dict[str, Any] = {
@@ -89,7 +89,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def up(settings: Settings, only: str | None = None) -> int:
-    from authpi.gateway.platform import Platform, all_modules
+    from authpi.platform.host import Platform
+    from authpi.platform.modules import all_modules
 
     always = ("directory", "gateway")  # the gateway fronts the Core API of every service
     modules = [m for m in all_modules() if only is None or m.name in (only, *always)]
@@ -117,11 +118,10 @@ async def up(settings: Settings, only: str | None = None) -> int:
 async def _bootstrap_first_start(platform: Any, settings: Settings) -> dict[str, Any] | None:
     """`authpi up` on a database without an account creates it (the first `make run`). Any other
     start finds the account and mints nothing; `authpi serve` never gets here."""
-    from authpi.gateway.bootstrap import ensure_bootstrap
+    from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
 
-    directory = next(p.exports["directory"] for p in platform.parts if "directory" in p.exports)
     path, content, created = await ensure_bootstrap(
-        directory, settings, platform.api_url, platform.idp_url
+        account_bootstrap(platform.parts), settings, platform.api_url, platform.idp_url
     )
     log.info("bootstrap.ready", file=str(path), created=created, file_kept=content is not None)
     return content
@@ -148,7 +148,7 @@ async def _start_unless_stopped(platform: Any, stop: asyncio.Event) -> bool:
     stopping.cancel()
     if starting.done():
         starting.result()
-        from authpi.gateway.platform import settle_heap
+        from authpi.platform.serving import settle_heap
 
         settle_heap()
         return True
@@ -184,8 +184,8 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
     """Create the first account and its API key, once per database. A bootstrapped database
     gets nothing new: the secret was shown (and written) once, by the run that created it.
     With --json the credentials are printed and not written to the data folder."""
-    from authpi.gateway.bootstrap import ensure_bootstrap
-    from authpi.gateway.platform import Platform
+    from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
+    from authpi.platform.host import Platform
 
     content: dict[str, Any] | None = None
     if settings.bootstrap_path.exists():
@@ -195,12 +195,13 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
         platform = Platform(target, serve_http=False)
         await platform.prepare()
         try:
-            directory = next(
-                p.exports["directory"] for p in platform.parts if "directory" in p.exports
-            )
             # With --json the secret goes to stdout only: no plaintext copy on the pod's disk.
             _, content, _ = await ensure_bootstrap(
-                directory, settings, settings.api_url, settings.idp_url, write_file=not as_json
+                account_bootstrap(platform.parts),
+                settings,
+                settings.api_url,
+                settings.idp_url,
+                write_file=not as_json,
             )
         finally:
             await platform.stop()
@@ -220,7 +221,7 @@ async def bootstrap(settings: Settings, as_json: bool) -> int:
 
 async def replay(settings: Settings, projection_name: str) -> int:
     from authpi.eventstore.replay import replay as run_replay
-    from authpi.gateway.platform import Platform
+    from authpi.platform.host import Platform
 
     target = await _connect_running(settings)
     platform = Platform(target, serve_http=False)
@@ -248,8 +249,8 @@ async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     """`list` prints every schema's dead letters (JSON lines, payload omitted); `redrive`
     re-applies them through their consumer's projection. Exit 1 when a redrive failed."""
     from authpi.eventstore.deadletters import DeadLetters
-    from authpi.gateway.platform import Platform
     from authpi.messaging.deadletters import redrive
+    from authpi.platform.host import Platform
 
     target = await _connect_running(settings)
     platform = Platform(target, serve_http=False)
@@ -287,7 +288,7 @@ async def kek_rotate(settings: Settings) -> int:
     AUTHPI_KEK / AUTHPI_KEK_FILE). A key no configured KEK opens stops it: exit 1, no change
     to that table."""
     from authpi.gateway.kek import rewrap_all
-    from authpi.gateway.platform import Platform
+    from authpi.platform.host import Platform
 
     target = await _connect_running(settings)
     platform = Platform(target, serve_http=False)

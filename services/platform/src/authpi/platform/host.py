@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
-import json
 import os
 import socket
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-import uvicorn
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
@@ -32,119 +29,29 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
-from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.gateway.kek import check_kek
-from authpi.gateway.supervisor import supervise
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
-from authpi.web.addresses import ClientAddresses, forwarded_clients
-from authpi.web.app import Metrics, WebApp, build_app, build_ops_app
-from authpi.web.openapi import IDP_ERRORS
+from authpi.platform.files import write_private
+from authpi.platform.modules import all_modules, prepared
+from authpi.platform.serving import (
+    HttpServer,
+    bind,
+    build_core_api_app,
+    build_idp_app,
+    http_config,
+    idp_headers,
+    start_server,
+)
+from authpi.platform.workers import WorkerPool
+from authpi.web.app import Metrics, WebApp, build_ops_app
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
-
-if TYPE_CHECKING:
-    from authpi.gateway.workers import WorkerPool
+from authpi.web.supervisor import supervise
 
 log = get_logger("authpi.platform")
-
-
-def all_modules() -> list[ServiceModule]:
-    from authpi.agent.service import MODULE as AGENT
-    from authpi.billing.service import MODULE as BILLING
-    from authpi.directory.service import MODULE as DIRECTORY
-    from authpi.gateway.service import MODULE as GATEWAY
-    from authpi.token.service import MODULE as TOKEN
-    from authpi.webhook.service import MODULE as WEBHOOK
-
-    return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK, GATEWAY]
-
-
-class HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the platform owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def, override]
-        yield
-
-
-def http_config(
-    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
-) -> uvicorn.Config:
-    """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
-    access log (the request-context layer counts requests), no `server: uvicorn` header.
-    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
-    default): the client address comes from the configured trusted proxies only."""
-    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
-    return uvicorn.Config(
-        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
-        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
-        server_header=False, proxy_headers=False, headers=list(headers),
-    )  # fmt: skip
-
-
-def settle_heap() -> None:
-    """After start-up: move everything built so far out of the collector's sight and collect
-    the young generation less often. Request handling allocates many short-lived objects; with
-    the default thresholds the collector keeps re-walking the long-lived caches and modules,
-    which shows up as latency spikes."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
-
-
-async def start_server(server: HttpServer, sock: socket.socket, name: str) -> asyncio.Task[None]:
-    """Serve on an already bound socket; return once uvicorn accepts connections."""
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError(f"{name} stopped while starting")
-        await asyncio.sleep(0.01)
-    return task
-
-
-def build_idp_app(
-    parts: Sequence[ServiceParts],
-    ready: Any,
-    settings: Settings,
-    clock: Clock,
-    metrics: Metrics | None = None,
-) -> WebApp:
-    """The IdP port: every service's IdP routes behind the per-address rate limit."""
-    routes = [r for p in parts for r in p.idp_routes]
-    per_minute = settings.idp_rate_limit
-    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
-    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
-    return build_app(
-        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
-        errors=IDP_ERRORS,
-        middleware=[limiter.middleware], metrics=metrics,
-    )  # fmt: skip
-
-
-def idp_headers(settings: Settings) -> list[tuple[str, str]]:
-    """`X-Authpi-Worker: <pid>` on IdP responses when `worker_header` is on (tests, debugging)."""
-    return [("X-Authpi-Worker", str(os.getpid()))] if settings.worker_header else []
-
-
-def _bind(url: str) -> socket.socket:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and without it
-    # a response written in two parts waits out the client's delayed ACK (~40 ms) under the
-    # standard loop. uvloop sets it anyway; TCP_NODELAY here is inherited by accepted sockets.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 class Platform:
@@ -260,7 +167,7 @@ class Platform:
             # Each service part reads the bus as itself; its relay publishes as another identity.
             own = await self.nats(module.name)
             self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
-            self.parts.append(await module.build(self.runtimes[module.name]))
+            self.parts.append(await prepared(module, self.runtimes[module.name]))
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
@@ -368,12 +275,7 @@ class Platform:
         return checks
 
     def core_app(self) -> WebApp:
-        """The Core API behind the gateway's layers; never served without them."""
-        routes = [r for p in self.parts for r in p.core_routes]
-        gateway = next((p.exports["gateway"] for p in self.parts if "gateway" in p.exports), None)
-        if gateway is None:
-            raise RuntimeError("the Core API is served only with the gateway module")
-        return gateway.core_app(routes, self.ready, self.metrics)  # type: ignore[no-any-return]
+        return build_core_api_app(self.parts, self.ready, self.metrics)
 
     def idp_app(self) -> WebApp:
         return build_idp_app(
@@ -388,7 +290,7 @@ class Platform:
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
         for url in (s.api_url, s.idp_url, s.ops_url):
-            sock = _bind(url)
+            sock = bind(url)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
             parts = urlsplit(url)
@@ -422,8 +324,6 @@ class Platform:
         """IdP workers 2..N on the IdP socket, with this deployment's servers and KEK."""
         if self.settings.idp_workers <= 1:
             return
-        from authpi.gateway.workers import WorkerPool
-
         if self._kek_text is None:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
         resolved = msgspec.structs.replace(
@@ -463,13 +363,3 @@ class Platform:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.stack.aclose()
         log.info("platform.stopped")
-
-
-def write_private(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON readable by the owner only (0600), atomically."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)

@@ -1,0 +1,122 @@
+"""What the host's processes serve HTTP with: uvicorn inside the process's own event loop on an
+already bound socket, and the two public apps built from the service parts (the Core API behind
+the gateway's layers, the IdP API behind the per-address rate limit). Shared by the main
+process, the IdP workers and the contract generator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from authpi.config import Settings
+from authpi.crypto.clock import Clock
+from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
+from authpi.web.addresses import ClientAddresses, forwarded_clients
+from authpi.web.app import Metrics, WebApp, build_app
+from authpi.web.openapi import IDP_ERRORS
+from authpi.web.runtime import ServiceParts
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the platform owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        yield
+
+
+def http_config(
+    app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
+) -> uvicorn.Config:
+    """uvicorn for a port served inside the process's own (uvloop) event loop: httptools, no
+    access log (the request-context layer counts requests), no `server: uvicorn` header.
+    uvicorn's own proxy-header handling is off (it trusts X-Forwarded-For from 127.0.0.1 by
+    default): the client address comes from the configured trusted proxies only."""
+    addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
+    return uvicorn.Config(
+        forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
+        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        server_header=False, proxy_headers=False, headers=list(headers),
+    )  # fmt: skip
+
+
+def settle_heap() -> None:
+    """After start-up: move everything built so far out of the collector's sight and collect
+    the young generation less often. Request handling allocates many short-lived objects; with
+    the default thresholds the collector keeps re-walking the long-lived caches and modules,
+    which shows up as latency spikes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
+async def start_server(server: HttpServer, sock: socket.socket, name: str) -> asyncio.Task[None]:
+    """Serve on an already bound socket; return once uvicorn accepts connections."""
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"{name} stopped while starting")
+        await asyncio.sleep(0.01)
+    return task
+
+
+def build_idp_app(
+    parts: Sequence[ServiceParts],
+    ready: Any,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics | None = None,
+) -> WebApp:
+    """The IdP port: every service's IdP routes behind the per-address rate limit."""
+    routes = [r for p in parts for r in p.idp_routes]
+    per_minute = settings.idp_rate_limit
+    limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
+    limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
+    return build_app(
+        name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
+        errors=IDP_ERRORS,
+        middleware=[limiter.middleware], metrics=metrics,
+    )  # fmt: skip
+
+
+def idp_headers(settings: Settings) -> list[tuple[str, str]]:
+    """`X-Authpi-Worker: <pid>` on IdP responses when `worker_header` is on (tests, debugging)."""
+    return [("X-Authpi-Worker", str(os.getpid()))] if settings.worker_header else []
+
+
+def bind(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and without it
+    # a response written in two parts waits out the client's delayed ACK (~40 ms) under the
+    # standard loop. uvloop sets it anyway; TCP_NODELAY here is inherited by accepted sockets.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_core_api_app(
+    parts: Sequence[ServiceParts], ready: Any, metrics: Metrics | None = None
+) -> WebApp:
+    """The Core API: every service's Core API routes behind the gateway's layers; never served
+    without them."""
+    routes = [r for p in parts for r in p.core_routes]
+    gateway = next((p.exports["gateway"] for p in parts if "gateway" in p.exports), None)
+    if gateway is None:
+        raise RuntimeError("the Core API is served only with the gateway module")
+    return gateway.core_app(routes, ready, metrics)  # type: ignore[no-any-return]

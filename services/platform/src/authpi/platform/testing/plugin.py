@@ -1,0 +1,100 @@
+"""pytest fixtures of a whole platform (loaded with `-p authpi.platform.testing.plugin`, after
+`authpi.testing.plugin`, whose `infra` they run on): the all-in-one platform, bootstrapped, in
+this process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from authpi.config import Settings
+from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
+from authpi.platform.host import Platform
+from authpi.testing.infra import Infra, new_namespace
+
+
+class RunningPlatform(msgspec.Struct, kw_only=True):
+    """The all-in-one platform as the e2e tests see it: URLs and the bootstrap credentials."""
+
+    api_url: str
+    idp_url: str
+    ops_url: str  # /readyz and /metrics (loopback only)
+    account_id: str
+    api_key_id: str
+    api_key_secret: str
+    namespace: str
+    dsn: str
+    nats_url: str
+    # The credentials file the platform's NATS connections use (None: no NATS authentication).
+    nats_credentials: Path | None = None
+    handle: Any = None  # the Platform object, for tests that need to reach inside
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    infra: Infra,
+    data_dir: Path,
+    clock: Any = None,
+    *,
+    embedded_nats: bool = False,
+    **overrides: Any,
+) -> AsyncGenerator[RunningPlatform, None]:
+    """An all-in-one platform of its own (own namespace, free ports), bootstrapped; `clock`
+    (e.g. a FixedClock) drives everything time-based in it; `overrides` replace Settings fields
+    (e.g. `trusted_proxies`). `embedded_nats`: its own NATS server in `data_dir`, with the
+    credentials and permissions `make run` generates."""
+    ns = new_namespace()
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=infra.dsn,
+        nats_url=None if embedded_nats else infra.nats_url,
+        nats_credentials_file=None if embedded_nats else infra.nats_credentials,
+        api_url="http://127.0.0.1:0",
+        idp_url="http://127.0.0.1:0",
+        ops_url="http://127.0.0.1:0",
+        namespace=ns,
+        # One client IP runs every suite; the limits themselves are tested on their own app.
+        rate_limit_multiplier=1000.0,
+    )
+    settings = msgspec.structs.replace(settings, **overrides)
+    running = Platform(settings, clock=clock)
+    await running.start()
+    try:
+        _, creds, _ = await ensure_bootstrap(
+            account_bootstrap(running.parts), settings, running.api_url, running.idp_url
+        )
+        assert creds is not None, "a fresh namespace is bootstrapped"
+        yield RunningPlatform(
+            api_url=running.api_url,
+            idp_url=running.idp_url,
+            ops_url=running.ops_url,
+            account_id=creds["account_id"],
+            api_key_id=creds["api_key_id"],
+            api_key_secret=creds["api_key_secret"],
+            namespace=ns,
+            dsn=infra.dsn,
+            nats_url=running.nats_url,
+            nats_credentials=running.nats_credentials,
+            handle=running,
+        )
+    finally:
+        await running.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def platform(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningPlatform]:
+    """One all-in-one platform for the session, on the system clock. The test client stands
+    where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
+    allowlist tests rely on it). Untrusted peers are tested on platforms of their own."""
+    async with running_platform(
+        infra, tmp_path_factory.mktemp("platform"), trusted_proxies=("127.0.0.1/32",)
+    ) as running:
+        yield running

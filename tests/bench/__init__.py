@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): run from the repository root as `python -m tests.bench.<name>`."""
