@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import sql
 
@@ -50,6 +49,8 @@ from authpi.contracts.directory import (
     UserUnblocked,
 )
 from authpi.contracts.directory.api_key_state import CARRIED, changes
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 CONSUMER = "gateway-directory"
@@ -74,17 +75,12 @@ ORGANIZATION_EVENTS = (
     "organization.deleted",
 )
 
-_json = msgspec.json.Encoder()
 _JSONB = frozenset({"scopes", "ip_allowlist"})
 # What api_keys_view keeps of a key that an event can change (`api_key_state.changes`).
 _KEY_COLUMNS = frozenset(
     {"name", "status", "scopes", "ip_allowlist", "expires_at", "secret_sha256",
      "previous_valid_until"}
 )  # fmt: skip
-
-
-def _j(value: object) -> str:
-    return _json.encode(value).decode()
 
 
 class DirectoryReaction:
@@ -100,49 +96,64 @@ class DirectoryReaction:
     def __init__(self, schema: str) -> None:
         self.schema = schema
 
-        def render(text: str) -> str:
-            return sql.SQL(text).format(sql.Identifier(schema)).as_string()
-
         self._insert_key = render(
-            "INSERT INTO {}.api_keys_view (id, account_id, org_id, issuer_id, name, created_at,"
-            " status, scopes, ip_allowlist, expires_at, secret_sha256, version) VALUES (%s, %s,"
-            " %s, %s, %s, %s, 'active', %s::jsonb, %s::jsonb, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {schema}.api_keys_view (id, account_id, org_id, issuer_id, name,"
+            " created_at, status, scopes, ip_allowlist, expires_at, secret_sha256, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'active', %s::jsonb, %s::jsonb, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._delete_key = render("DELETE FROM {}.api_keys_view WHERE id = %s")
+        self._delete_key = render("DELETE FROM {schema}.api_keys_view WHERE id = %s", schema=schema)
         self._insert_account = render(
-            "INSERT INTO {}.accounts_view (id, org_id, created_at) VALUES (%s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {schema}.accounts_view (id, org_id, created_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
-        self._purge = render("DELETE FROM {}.idempotency_keys WHERE resource_id = %s")
-        self._replay_key = render("DELETE FROM {}.replay_keys WHERE resource_id = %s")
+        self._purge = render(
+            "DELETE FROM {schema}.idempotency_keys WHERE resource_id = %s", schema=schema
+        )
+        self._replay_key = render(
+            "DELETE FROM {schema}.replay_keys WHERE resource_id = %s", schema=schema
+        )
         self._insert_token = render(
-            "INSERT INTO {}.personal_tokens_view (id, jti, account_id, issuer_id, user_id, scopes,"
-            " expires_at, status, token_sha256, version) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
-            " %s, 'active', %s, %s) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {schema}.personal_tokens_view (id, jti, account_id, issuer_id, user_id,"
+            " scopes, expires_at, status, token_sha256, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, 'active', %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
         )
         self._token_status = render(
-            "UPDATE {}.personal_tokens_view SET status = %s, version = %s"
-            " WHERE id = %s AND version < %s"
+            "UPDATE {schema}.personal_tokens_view SET status = %s, version = %s"
+            " WHERE id = %s AND version < %s",
+            schema=schema,
         )
-        self._delete_token = render("DELETE FROM {}.personal_tokens_view WHERE id = %s")
+        self._delete_token = render(
+            "DELETE FROM {schema}.personal_tokens_view WHERE id = %s", schema=schema
+        )
         self._inactive = render(
-            "INSERT INTO {0}.inactive_users_view AS u (id, status, version) VALUES (%s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version"
-            " WHERE u.version < excluded.version"
-        )
-        self._active = render("DELETE FROM {}.inactive_users_view WHERE id = %s AND version < %s")
-        self._inactive_org = render(
-            "INSERT INTO {0}.inactive_organizations_view AS o (id, status, version)"
+            "INSERT INTO {schema}.inactive_users_view AS u (id, status, version)"
             " VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-            " version = excluded.version WHERE o.version < excluded.version"
+            " version = excluded.version WHERE u.version < excluded.version",
+            schema=schema,
+        )
+        self._active = render(
+            "DELETE FROM {schema}.inactive_users_view WHERE id = %s AND version < %s", schema=schema
+        )
+        self._inactive_org = render(
+            "INSERT INTO {schema}.inactive_organizations_view AS o (id, status, version)"
+            " VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " version = excluded.version WHERE o.version < excluded.version",
+            schema=schema,
         )
         self._active_org = render(
-            "DELETE FROM {}.inactive_organizations_view WHERE id = %s AND version < %s"
+            "DELETE FROM {schema}.inactive_organizations_view WHERE id = %s AND version < %s",
+            schema=schema,
         )
         self._reset = render(
-            "TRUNCATE {0}.api_keys_view, {0}.accounts_view, {0}.personal_tokens_view,"
-            " {0}.inactive_users_view, {0}.inactive_organizations_view"
+            "TRUNCATE {schema}.api_keys_view, {schema}.accounts_view,"
+            " {schema}.personal_tokens_view, {schema}.inactive_users_view,"
+            " {schema}.inactive_organizations_view",
+            schema=schema,
         )
         self._updates: dict[tuple[str, ...], str] = {}
 
@@ -152,8 +163,9 @@ class DirectoryReaction:
             case ApiKeyCreated() as e:
                 await conn.execute(
                     self._insert_key,
-                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.created_at, _j(e.scopes),
-                     _j(e.ip_allowlist), e.expires_at, e.secret_sha256, version],
+                    [e.id, e.account_id, e.org_id, e.issuer_id, e.name, e.created_at,
+                     jsonb.dumps(e.scopes), jsonb.dumps(e.ip_allowlist), e.expires_at,
+                     e.secret_sha256, version],
                 )  # fmt: skip
             case ApiKeyUpdated() | ApiKeyBlocked() | ApiKeyUnblocked() as e:
                 values = _key_changes(e)
@@ -167,7 +179,7 @@ class DirectoryReaction:
             case PersonalTokenCreated() as e:
                 await conn.execute(
                     self._insert_token,
-                    [e.id, e.jti, e.account_id, e.issuer_id, e.user_id, _j(e.scopes),
+                    [e.id, e.jti, e.account_id, e.issuer_id, e.user_id, jsonb.dumps(e.scopes),
                      e.expires_at, e.token_sha256, version],
                 )  # fmt: skip
             case PersonalTokenUpdated() as e if e.status is not None:
@@ -218,10 +230,10 @@ class DirectoryReaction:
                 if source in columns:
                     sets.insert(0, sql.SQL("{} = {}").format(*map(sql.Identifier, (field, source))))
             sets.append(sql.SQL("version = %s"))
-            query = (
-                sql.SQL("UPDATE {}.api_keys_view SET {} WHERE id = %s AND version < %s")
-                .format(sql.Identifier(self.schema), sql.SQL(", ").join(sets))
-                .as_string()
+            query = render(
+                "UPDATE {schema}.api_keys_view SET {sets} WHERE id = %s AND version < %s",
+                schema=self.schema,
+                sets=sql.SQL(", ").join(sets),
             )
             self._updates[columns] = query
         return query
@@ -231,7 +243,7 @@ def _key_changes(e: ApiKeyUpdated | ApiKeyBlocked | ApiKeyUnblocked) -> dict[str
     """Column -> new value, in a fixed order: what `api_key_state.changes` sets that the view
     keeps."""
     return {
-        column: _j(value) if column in _JSONB else value
+        column: jsonb.dumps(value) if column in _JSONB else value
         for column, value in changes(e).items()
         if column in _KEY_COLUMNS
     }

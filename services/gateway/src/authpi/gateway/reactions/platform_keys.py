@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.token import SigningKeyCreated, SigningKeyRetired
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 PLATFORM_KEYS_CONSUMER = "gateway-platform-keys"
-
-_json = msgspec.json.Encoder()
 
 
 class PlatformKeysReaction:
@@ -32,24 +30,23 @@ class PlatformKeysReaction:
     def __init__(self, schema: str) -> None:
         self.schema = schema
 
-        def render(text: str) -> str:
-            return sql.SQL(text).format(sql.Identifier(schema)).as_string()
-
         self._insert = render(
-            "INSERT INTO {}.platform_keys_view (kid, alg, public_jwk, status, created_at, version)"
-            " VALUES (%s, %s, %s::jsonb, 'active', %s, %s) ON CONFLICT (kid) DO NOTHING"
+            "INSERT INTO {schema}.platform_keys_view (kid, alg, public_jwk, status, created_at,"
+            " version) VALUES (%s, %s, %s::jsonb, 'active', %s, %s) ON CONFLICT (kid) DO NOTHING",
+            schema=schema,
         )
         self._retire = render(
-            "UPDATE {}.platform_keys_view SET status = 'retired', version = %s"
-            " WHERE kid = %s AND version < %s"
+            "UPDATE {schema}.platform_keys_view SET status = 'retired', version = %s"
+            " WHERE kid = %s AND version < %s",
+            schema=schema,
         )
-        self._reset = render("TRUNCATE {}.platform_keys_view")
+        self._reset = render("TRUNCATE {schema}.platform_keys_view", schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         version = stored.stream_version
         match stored.event:
             case SigningKeyCreated() as e if e.issuer_id == PLATFORM_ISSUER_ID:
-                jwk = _json.encode(e.public_jwk).decode()
+                jwk = jsonb.dumps(e.public_jwk)
                 await conn.execute(self._insert, [e.kid, e.alg, jwk, e.created_at, version])
             case SigningKeyRetired() as e if e.issuer_id == PLATFORM_ISSUER_ID:
                 await conn.execute(self._retire, [version, e.kid, version])

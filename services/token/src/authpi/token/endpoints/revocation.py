@@ -8,7 +8,7 @@ from typing import Any
 
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.clock import Clock
-from authpi.token.caches.clients import ClientEntry
+from authpi.token.reactions.clients import ClientEntry
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.commands import RevokeToken
 from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_credentials

@@ -1,1 +1,0 @@
-"""What the token service publishes outside the event store: batched runtime facts."""
