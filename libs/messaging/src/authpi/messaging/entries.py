@@ -7,13 +7,13 @@ projection is what a worker loads at start; the cache then follows the stream
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, LiteralString, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from authpi.contracts.base import Envelope, Event
+from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.follower import Feed, FollowedCache
@@ -30,12 +30,6 @@ class Entry(Protocol):
 
 E = TypeVar("E", bound=Entry)
 Fold = Callable[[E | None, Event, int, str], E | None]
-_encode = msgspec.json.Encoder().encode
-
-
-def _raw(value: Any) -> bytes:
-    """jsonb arrives decoded by psycopg; re-encode it for the typed decoder."""
-    return value if isinstance(value, bytes) else _encode(value)
 
 
 class EntryProjection(Generic[E]):
@@ -56,28 +50,25 @@ class EntryProjection(Generic[E]):
         self.event_types = event_types
         self._evolve = evolve
         self._decode = msgspec.json.Decoder(entry_type).decode
-        q, t = sql.Identifier(schema), sql.Identifier(table)
-
-        def text(query: LiteralString) -> LiteralString:
-            return render(sql.SQL(query).format(q, t))
-
-        self._get: LiteralString = text("SELECT data FROM {}.{} WHERE id = %s")
-        self._upsert: LiteralString = text(
-            "INSERT INTO {}.{} (id, issuer_id, data, version) VALUES (%s, %s, %s, %s)"
+        names = {"schema": schema, "table": table}
+        self._get = render("SELECT data FROM {schema}.{table} WHERE id = %s", **names)
+        self._upsert = render(
+            "INSERT INTO {schema}.{table} (id, issuer_id, data, version) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET issuer_id = excluded.issuer_id,"
-            " data = excluded.data, version = excluded.version"
+            " data = excluded.data, version = excluded.version",
+            **names,
         )
-        self._all: LiteralString = text("SELECT data FROM {}.{}")
-        self._reset: LiteralString = text("TRUNCATE {}.{}")
+        self._all = render("SELECT data FROM {schema}.{table}", **names)
+        self._reset = render("TRUNCATE {schema}.{table}", **names)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         cur = await conn.execute(self._get, [stored.stream_id])
         row = await cur.fetchone()
-        current = None if row is None else self._decode(_raw(row[0]))
+        current = None if row is None else self._decode(jsonb.raw(row[0]))
         entry = self._evolve(current, stored.event, stored.stream_version, stored.meta.account_id)
         if entry is not None and entry is not current:
             await conn.execute(
-                self._upsert, [entry.id, entry.issuer_id, _encode(entry).decode(), entry.version]
+                self._upsert, [entry.id, entry.issuer_id, jsonb.dumps(entry), entry.version]
             )
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -86,7 +77,7 @@ class EntryProjection(Generic[E]):
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, E]:
         cur = await conn.execute(self._all)
         rows = await cur.fetchall()
-        return {e.id: e for e in (self._decode(_raw(r[0])) for r in rows)}
+        return {e.id: e for e in (self._decode(jsonb.raw(r[0])) for r in rows)}
 
     def fold(self, current: E | None, env: Envelope, event: Event) -> E | None:
         return self._evolve(current, event, env.stream_version, env.meta.account_id)

@@ -287,8 +287,8 @@ async def kek_rotate(settings: Settings) -> int:
     """Re-wrap the stored data keys under the newest configured KEK (the last one listed in
     AUTHPI_KEK / AUTHPI_KEK_FILE). A key no configured KEK opens stops it: exit 1, no change
     to that table."""
-    from authpi.gateway.kek import rewrap_all
     from authpi.platform.host import Platform
+    from authpi.platform.kek import rewrap_all
 
     target = await _connect_running(settings)
     platform = Platform(target, serve_http=False)

@@ -29,13 +29,13 @@ from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
-from authpi.gateway.kek import check_kek
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.platform.files import write_private
+from authpi.platform.kek import check_kek
 from authpi.platform.modules import all_modules, prepared
 from authpi.platform.serving import (
     HttpServer,

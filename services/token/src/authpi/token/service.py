@@ -14,10 +14,9 @@ from pathlib import Path
 from authpi.eventstore.store import EventStore
 from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
+from authpi.token.adapters.facts import FactPublisher
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
-from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
-from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.endpoints.client_auth import ClientAuthenticator
@@ -29,9 +28,10 @@ from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.signing_keys import KeyRing
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
 from authpi.token.projections.signing_keys import SigningKeysView
-from authpi.token.adapters.facts import FactPublisher
 from authpi.token.queries.keys import Sql
 from authpi.token.queries.revoked_tokens import RevokedTokens
+from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
+from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
 from authpi.token.signing.signer import TokenSigner
 from authpi.token.signing.verifier import TokenVerifier

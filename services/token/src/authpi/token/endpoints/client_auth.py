@@ -20,11 +20,11 @@ import msgspec
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import sha256_hex
-from authpi.token.reactions.agents import AgentEntry
-from authpi.token.reactions.clients import ClientEntry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.endpoints.errors import InvalidClient, Throttled
 from authpi.token.endpoints.params import Form
+from authpi.token.reactions.agents import AgentEntry
+from authpi.token.reactions.clients import ClientEntry
 
 T_co = TypeVar("T_co", covariant=True)
 

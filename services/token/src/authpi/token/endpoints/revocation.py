@@ -8,13 +8,13 @@ from typing import Any
 
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.clock import Clock
-from authpi.token.reactions.clients import ClientEntry
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.commands import RevokeToken
 from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_credentials
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.params import Form
 from authpi.token.handlers.revoked_tokens import Revocations
+from authpi.token.reactions.clients import ClientEntry
 from authpi.token.signing.verifier import TokenVerifier
 
 

@@ -15,8 +15,7 @@ import msgspec
 
 from authpi.contracts.facts import MachineTokenIssued
 from authpi.crypto.clock import Clock
-from authpi.token.reactions.agents import AGENT_TOKEN_TTL, AgentEntry
-from authpi.token.reactions.clients import ClientEntry
+from authpi.token.adapters.facts import FactPublisher
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.rotation import MAX_TOKEN_TTL_S
 from authpi.token.endpoints.discovery import issuer_url
@@ -24,7 +23,8 @@ from authpi.token.endpoints.errors import TemporarilyUnavailable
 from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import TokenResponse, new_jti
 from authpi.token.grants.checks import audience, grant_enabled, requested_scopes
-from authpi.token.adapters.facts import FactPublisher
+from authpi.token.reactions.agents import AGENT_TOKEN_TTL, AgentEntry
+from authpi.token.reactions.clients import ClientEntry
 from authpi.token.signing.keys import sign_jwt
 
 GRANT = "client_credentials"

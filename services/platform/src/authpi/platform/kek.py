@@ -19,7 +19,7 @@ class Wrapped(msgspec.Struct, frozen=True):
     table: str
     key_column: str
     value_column: str
-    context: str  # `{}` is the row's key (pii.py, token/keys.py)
+    context: str  # `{}` is the row's key (directory adapters/pii_vault.py, token signing/keys.py)
 
 
 WRAPPED = [
