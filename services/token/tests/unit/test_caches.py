@@ -19,7 +19,7 @@ from authpi.contracts.directory import (
     ClientUnblocked,
     ClientUpdated,
 )
-from authpi.token.caches import agents, clients
+from authpi.token.reactions import agents, clients
 from services.token.tests.factories import client_created
 
 ACC = "acc_1"
