@@ -42,6 +42,7 @@ from authpi.platform.serving import (
     bind,
     build_core_api_app,
     build_idp_app,
+    connection_checks,
     http_config,
     idp_headers,
     start_server,
@@ -258,14 +259,9 @@ class Platform:
 
     async def process_ready(self) -> dict[str, bool]:
         """This process only: what the IdP port reports, as every IdP worker does for itself."""
-        checks = {"database": False, "nats": False, "consumers": False}
+        checks = await connection_checks(self.rt)
         if self.rt is None:
             return checks
-        with contextlib.suppress(Exception):
-            async with self.rt.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-            checks["database"] = True
-        checks["nats"] = self.rt.nc.is_connected
         workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
         # A cache follower that failed to apply an event is not warm until it has reloaded.
         workers += [e for p in self.parts for e in p.warm]

@@ -22,7 +22,7 @@ from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app
 from authpi.web.openapi import IDP_ERRORS
-from authpi.web.runtime import ServiceParts
+from authpi.web.runtime import Runtime, ServiceParts
 
 
 class HttpServer(uvicorn.Server):
@@ -120,3 +120,17 @@ def build_core_api_app(
     if gateway is None:
         raise RuntimeError("the Core API is served only with the gateway module")
     return gateway.core_app(routes, ready, metrics)  # type: ignore[no-any-return]
+
+
+async def connection_checks(rt: Runtime | None) -> dict[str, bool]:
+    """The readiness checks every serving process shares: PostgreSQL answers and NATS is
+    connected. `consumers` starts False; the caller fills it in."""
+    checks = {"database": False, "nats": False, "consumers": False}
+    if rt is None:
+        return checks
+    with contextlib.suppress(Exception):
+        async with rt.pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        checks["database"] = True
+    checks["nats"] = rt.nc.is_connected
+    return checks

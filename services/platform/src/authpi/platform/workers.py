@@ -45,6 +45,7 @@ from authpi.platform.modules import all_modules, prepared
 from authpi.platform.serving import (
     HttpServer,
     build_idp_app,
+    connection_checks,
     http_config,
     idp_headers,
     settle_heap,
@@ -275,14 +276,9 @@ class IdpWorker:
         settle_heap()
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"database": False, "nats": False, "consumers": False}
+        checks = await connection_checks(self.rt)
         if self.rt is None:
             return checks
-        with contextlib.suppress(Exception):
-            async with self.rt.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-            checks["database"] = True
-        checks["nats"] = self.rt.nc.is_connected
         warm = all(e.is_set() for p in self.parts for e in p.warm)
         checks["consumers"] = warm and not any(t.done() for t in self.tasks)
         return checks
