@@ -7,7 +7,7 @@ projection is what a worker loads at start; the cache then follows the stream
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, LiteralString, Protocol, TypeVar
 
 import msgspec
 import psycopg
@@ -51,15 +51,17 @@ class EntryProjection(Generic[E]):
         self._evolve = evolve
         self._decode = msgspec.json.Decoder(entry_type).decode
         names = {"schema": schema, "table": table}
-        self._get = render("SELECT data FROM {schema}.{table} WHERE id = %s", **names)
-        self._upsert = render(
+        self._get: LiteralString = render(
+            "SELECT data FROM {schema}.{table} WHERE id = %s", **names
+        )
+        self._upsert: LiteralString = render(
             "INSERT INTO {schema}.{table} (id, issuer_id, data, version) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET issuer_id = excluded.issuer_id,"
             " data = excluded.data, version = excluded.version",
             **names,
         )
-        self._all = render("SELECT data FROM {schema}.{table}", **names)
-        self._reset = render("TRUNCATE {schema}.{table}", **names)
+        self._all: LiteralString = render("SELECT data FROM {schema}.{table}", **names)
+        self._reset: LiteralString = render("TRUNCATE {schema}.{table}", **names)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         cur = await conn.execute(self._get, [stored.stream_id])

@@ -17,6 +17,7 @@ from authpi.config import Settings
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids
+from authpi.messaging.facts import FactProjection
 from authpi.messaging.projection import Projection
 from authpi.messaging.sync import Sync
 
@@ -62,6 +63,8 @@ class ServiceParts:
     idp_routes: list[Any] = field(default_factory=list[Any])
     # Fed by JetStream consumers (one per projection and deployment).
     projections: list[Projection] = field(default_factory=list[Projection])
+    # Fed by the FACTS stream in batches (one consumer per fact projection and deployment).
+    fact_projections: list[FactProjection] = field(default_factory=list[FactProjection])
     # Applied in the write transaction; listed here so `authpi replay` can rebuild them.
     inline_projections: list[Projection] = field(default_factory=list[Projection])
     # Singletons: run once per deployment (the supervising process).

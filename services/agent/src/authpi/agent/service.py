@@ -11,7 +11,6 @@ from authpi.agent.handlers.agents import Agents
 from authpi.agent.reactions.issuers import IssuersReaction
 from authpi.agent.reactions.memberships import MembershipsReaction
 from authpi.agent.reactions.usage import UsageReaction
-from authpi.messaging.facts import FactConsumer
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -20,19 +19,14 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 async def build(rt: Runtime) -> ServiceParts:
     agents = Agents(rt)
     schema = rt.schema("agent")
-    usage = FactConsumer(
-        js=rt.js, pool=rt.pool, dsn=rt.dsn, projection=UsageReaction(schema), namespace=rt.namespace
-    )
     return ServiceParts(
         name="agent",
         core_routes=[agents_router(agents)],
         projections=[IssuersReaction(schema), MembershipsReaction(schema)],
         inline_projections=agents.views,
-        tasks=[
-            ("agent:issuer-cascade", agents.cascade_task),
-            ("agent:verifier-usage", usage.run),
-        ],
-        exports={"agents": agents, "agent_usage": usage},
+        fact_projections=[UsageReaction(schema)],
+        tasks=[("agent:issuer-cascade", agents.cascade_task)],
+        exports={"agents": agents},
     )
 
 

@@ -32,6 +32,7 @@ from authpi.eventstore.relay import Relay
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
+from authpi.messaging.facts import FactConsumer
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.platform.files import write_private
@@ -76,7 +77,7 @@ class Platform:
         self.stack = contextlib.AsyncExitStack()
         self.tasks: list[asyncio.Task[None]] = []
         self.relays: list[Relay] = []
-        self.consumers: list[ProjectionConsumer] = []
+        self.consumers: list[ProjectionConsumer | FactConsumer] = []
         self.parts: list[ServiceParts] = []
         self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
@@ -228,6 +229,13 @@ class Platform:
                 self.consumers.append(consumer)
                 rt.sync.track(consumer)
                 self._spawn(f"consumer:{projection.name}", consumer.run)
+            for facts in parts.fact_projections:
+                fact_consumer = FactConsumer(
+                    js=self.runtimes[module.name].js, pool=rt.pool, dsn=rt.dsn, projection=facts,
+                    namespace=rt.namespace, on_dead_letter=monitor.record,
+                )  # fmt: skip
+                self.consumers.append(fact_consumer)
+                self._spawn(f"consumer:{facts.name}", fact_consumer.run)
             for name, task in [*parts.tasks, *parts.worker_tasks]:
                 self._spawn(name, task)
         self._spawn("sync", rt.sync.run)
