@@ -308,3 +308,75 @@ def test_an_import_cycle_is_caught_and_type_checking_imports_are_not(tmp_path):
     assert import_cycles(*scan(tmp_path)) == [
         ["authpi.alpha.a", "authpi.alpha.b", "authpi.alpha.c"]
     ]
+
+
+# The protocol core and every domain package stay free of the web framework (STYLE.md 5, 13):
+# the `api/` layer adapts requests and responses.
+FRAMEWORK_FREE = ("authpi.token.grants", "authpi.token.endpoints")
+WEB_FRAMEWORKS = frozenset({"litestar", "starlette", "uvicorn"})
+
+
+def external_imports(source: str) -> set[str]:
+    """The top-level names of the non-`authpi` packages a module imports, wherever it does."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names - {"authpi"}
+
+
+def reaches_web_framework(
+    modules: Mapping[str, Module], found: Iterable[Import], roots: Iterable[str]
+) -> dict[str, list[str]]:
+    """For each module reachable from `roots` over `authpi` imports that imports a web
+    framework: the chain of modules that leads to it."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for imp in found:
+        target = _owner(imp.target, modules)
+        if target is not None and not imp.type_checking:
+            graph[imp.source].add(target.name)
+    chains: dict[str, list[str]] = {name: [name] for name in roots}
+    queue = list(chains)
+    while queue:
+        name = queue.pop(0)
+        for nxt in sorted(graph[name]):
+            if nxt not in chains:
+                chains[nxt] = [*chains[name], nxt]
+                queue.append(nxt)
+    return {
+        name: chain
+        for name, chain in sorted(chains.items())
+        if external_imports(modules[name].path.read_text()) & WEB_FRAMEWORKS
+    }
+
+
+def _core(modules: Mapping[str, Module]) -> list[str]:
+    prefixes = (*FRAMEWORK_FREE, *(f"{m.package}.domain" for m in modules.values()))
+    return sorted(
+        name for name in modules if any(name == p or name.startswith(f"{p}.") for p in prefixes)
+    )
+
+
+def test_protocol_and_domain_code_never_reach_the_web_framework(tree):
+    modules, found = tree
+    core = _core(modules)
+    assert any(name.startswith("authpi.token.grants.") for name in core)
+    assert reaches_web_framework(modules, found, core) == {}
+
+
+def test_a_grant_reaching_the_web_framework_is_caught(tmp_path):
+    _write(
+        tmp_path,
+        {
+            "services/token/src/authpi/token/__init__.py": "",
+            "services/token/src/authpi/token/grants/__init__.py": "",
+            "services/token/src/authpi/token/grants/code.py": "from authpi.token.api import x\n",
+            "services/token/src/authpi/token/api.py": "from litestar import post\nx = post\n",
+        },
+    )
+    modules, found = scan(tmp_path)
+    assert reaches_web_framework(modules, found, _core(modules)) == {
+        "authpi.token.api": ["authpi.token.grants.code", "authpi.token.api"]
+    }
