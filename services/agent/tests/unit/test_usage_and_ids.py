@@ -3,9 +3,8 @@ issuer gate uses to wait for an issuer created a moment ago."""
 
 from __future__ import annotations
 
-from authpi.agent.domain.ids import minted_at
 from authpi.agent.reactions.usage import Tally, tally
-from authpi.crypto.ids import RandomIds
+from authpi.crypto.ids import RandomIds, minted_at
 from services.agent.tests.factories import token_issued
 
 
@@ -30,7 +29,7 @@ def test_tally_counts_agent_facts_per_verifier_with_the_latest_time():
 def test_minted_at_reads_base36_uuidv7_ids_only():
     ids = RandomIds()
     issuer_id = ids.new("i")
-    assert abs(minted_at(issuer_id) - __import__("time").time() * 1000) < 5_000
-    assert minted_at("i_" + "0" * 25) is None  # not a UUIDv7
-    assert minted_at("i_nope") is None and minted_at(ids.new("agt")) is None
-    assert minted_at("i_" + "z" * 25) is None
+    assert abs(minted_at(issuer_id, "i") - __import__("time").time() * 1000) < 5_000
+    assert minted_at("i_" + "0" * 25, "i") is None  # not a UUIDv7
+    assert minted_at("i_nope", "i") is None and minted_at(ids.new("agt"), "i") is None
+    assert minted_at("i_" + "z" * 25, "i") is None

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import secrets
 import time
 import uuid
@@ -20,6 +21,30 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 BASE36_PREFIXES = frozenset({"acc", "i", "c", "usr", "org", "wh", "inv", "s", "grp", "ver", "req"})
 HEX_PREFIXES = frozenset({"agt", "key", "ptk"})
+
+
+_HEX_BODY = re.compile(r"[0-9a-f]{32}")
+_BASE36_BODY = re.compile(r"[0-9a-z]{25}")
+
+
+def minted_at(public_id: str, prefix: str) -> int | None:
+    """The creation time (epoch ms) of a `<prefix>_…` id minted here as a UUIDv7, else None: 32
+    hex digits or 25 base36 characters, and only the format its prefix has when it is a public
+    id's (HEX_PREFIXES, BASE36_PREFIXES; other prefixes, such as key ids read as `kid_…`, may use
+    either). Lets a miss on a fresh id wait for its event while a random or old id is refused at
+    once."""
+    head, sep, body = public_id.partition("_")
+    if not sep or head != prefix:
+        return None
+    if _HEX_BODY.fullmatch(body) and prefix not in BASE36_PREFIXES:
+        value = int(body, 16)
+    elif _BASE36_BODY.fullmatch(body) and prefix not in HEX_PREFIXES:
+        value = int(body, 36)
+    else:
+        return None
+    if value >> 128 or (value >> 76) & 0xF != 7 or (value >> 62) & 0b11 != 0b10:
+        return None  # not a UUIDv7
+    return value >> 80
 
 
 def uuid7(ms: int, rand: bytes) -> int:

@@ -16,7 +16,8 @@ import msgspec
 import psycopg
 from psycopg.rows import class_row
 
-from authpi.agent.domain.ids import minted_at, require_known_id
+from authpi.agent.domain.ids import require_known_id
+from authpi.crypto.ids import minted_at
 from authpi.errors import NotFound
 from authpi.eventstore.sqltext import render
 from authpi.web.runtime import Runtime
@@ -85,7 +86,7 @@ class IssuerGate:
         return row
 
     def _fresh(self, issuer_id: str) -> bool:
-        minted = minted_at(issuer_id)
+        minted = minted_at(issuer_id, "i")
         now = self.rt.clock.now_ms()
         return minted is not None and now - FRESH_MS <= minted <= now + FRESH_MS
 

@@ -16,7 +16,6 @@ the lock sees the agent deleted."""
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import msgspec
@@ -24,6 +23,7 @@ import psycopg
 
 from authpi.contracts.agent import AgentDeleted
 from authpi.contracts.base import SYSTEM, Meta
+from authpi.crypto.ids import minted_at
 from authpi.directory.domain import organization
 from authpi.directory.domain.commands.organization import AddMember, DropDepartedMember, OrgRef
 from authpi.directory.queries.agents import AgentQueries, AgentRow
@@ -32,15 +32,13 @@ from authpi.eventstore.store import EventStore, StoredEvent, Tx
 from authpi.web.runtime import Runtime
 
 WAIT_S = 2.0  # how long an add waits for an agent the consumer has not brought yet
-_AGENT_ID = re.compile(r"agt_([0-9a-f]{32})")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 
 
 def freshly_minted(agent_id: str) -> bool:
-    """Whether the id has the shape the agent service mints (`agt_` + a UUIDv7 in hex), so that
-    it may be on its way here; anything else is unknown at once."""
-    match = _AGENT_ID.fullmatch(agent_id)
-    return match is not None and (int(match[1], 16) >> 76) & 0xF == 7
+    """Whether the id has the shape the agent service mints (`agt_` + a UUIDv7), so that it may
+    be on its way here; anything else is unknown at once."""
+    return minted_at(agent_id, "agt") is not None
 
 
 def _belongs(row: AgentRow | None, ref: OrgRef) -> bool:

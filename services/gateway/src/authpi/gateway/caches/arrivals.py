@@ -10,33 +10,13 @@ A waiter is woken by the ordered consumer's callback, never by polling."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 
+from authpi.crypto.ids import minted_at
+
 MINTED_WITHIN_MS = 5 * 60 * 1000  # an id older than this is not "a moment ago"
 CLOCK_SKEW_MS = 60 * 1000
-_HEX = re.compile(r"[0-9a-f]{32}")
-_BASE36 = re.compile(r"[0-9a-z]{25}")
-
-
-def minted_at(public_id: str, prefix: str) -> int | None:
-    """The creation time (ms) of a well-formed `<prefix>_…` id, else None (platform.md 1.3:
-    `key_` is a UUIDv7 in 32 hex digits, `acc_` one in 25 base36 characters)."""
-    head, sep, body = public_id.partition("_")
-    if not sep or head != prefix:
-        return None
-    if _HEX.fullmatch(body):
-        value = int(body, 16)
-    elif _BASE36.fullmatch(body):
-        value = int(body, 36)
-        if value >> 128:
-            return None
-    else:
-        return None
-    if (value >> 76) & 0xF != 7 or (value >> 62) & 0b11 != 0b10:
-        return None  # not a UUIDv7
-    return value >> 80
 
 
 def wall_ms() -> int:
