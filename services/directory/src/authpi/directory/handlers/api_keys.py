@@ -127,12 +127,7 @@ class ApiKeys:
         self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
         held: frozenset[str] | None = None,
     ) -> api_key.ApiKey:  # fmt: skip
-        c = change or StatusChange()
-        cmd = BlockApiKey(
-            key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
-            status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
-        )  # fmt: skip
-        return await self._api_key_action(cmd, actor)
+        return await self._status_change(BlockApiKey, account_id, key_id, actor, change, held)
 
     async def unblock_api_key(
         self, account_id: str, key_id: str, *, actor: Actor, if_match: str | None = None,
@@ -148,8 +143,14 @@ class ApiKeys:
         self, account_id: str, key_id: str, *, actor: Actor, change: StatusChange | None = None,
         held: frozenset[str] | None = None,
     ) -> api_key.ApiKey:  # fmt: skip
+        return await self._status_change(RevokeApiKey, account_id, key_id, actor, change, held)
+
+    async def _status_change(
+        self, kind: type[BlockApiKey] | type[RevokeApiKey], account_id: str, key_id: str,
+        actor: Actor, change: StatusChange | None, held: frozenset[str] | None,
+    ) -> api_key.ApiKey:  # fmt: skip
         c = change or StatusChange()
-        cmd = RevokeApiKey(
+        cmd = kind(
             key_id=key_id, account_id=account_id, now=self.rt.clock.now_ms(),
             status_reason=c.status_reason, status_by=c.status_by, if_match=c.if_match, held=held,
         )  # fmt: skip
