@@ -50,6 +50,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_header: bool = False
     # Dead letters other than security events are swept once older than this.
     dead_letter_retention_days: int = 30
+    # Argon2id cost of user passwords (OWASP minimum by default: 19 MiB, 2 passes, 1 lane).
+    # Hashes made with other parameters still verify, and are rehashed on the next sign-in.
+    argon2_memory_kib: int = 19_456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
 
     @property
     def bootstrap_path(self) -> Path:
@@ -82,7 +87,17 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dead_letter_retention_days=_positive_int(
             e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
         ),
-    )
+        argon2_memory_kib=_int_at_least(
+            e.get("AUTHPI_ARGON2_MEMORY_KIB") or "19456", "AUTHPI_ARGON2_MEMORY_KIB", 8,
+            "a number of KiB of at least 8",
+        ),
+        argon2_time_cost=_positive_int(
+            e.get("AUTHPI_ARGON2_TIME_COST") or "2", "AUTHPI_ARGON2_TIME_COST"
+        ),
+        argon2_parallelism=_positive_int(
+            e.get("AUTHPI_ARGON2_PARALLELISM") or "1", "AUTHPI_ARGON2_PARALLELISM"
+        ),
+    )  # fmt: skip
 
 
 def read_kek(settings: Settings) -> tuple[str, Path | None]:

@@ -61,9 +61,10 @@ class FactPublisher:
 
     async def flush(self) -> None:
         while self._buffer:
-            facts = self._buffer[: self.batch_size]
+            chunk = self._buffer[: self.batch_size]
+            facts = _one_type(chunk)
             batch = FactBatch(batch_id=os.urandom(12).hex(), facts=facts)
-            subject = fact_subject(facts[0].__struct_config__.tag, self.namespace)  # type: ignore[arg-type]
+            subject = fact_subject(_tag(facts[0]), self.namespace)
             for attempt in range(5):
                 try:
                     await self.js.publish(
@@ -75,5 +76,20 @@ class FactPublisher:
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 return  # still in the buffer; the next tick retries
-            del self._buffer[: len(facts)]
+            if len(facts) == len(chunk):
+                del self._buffer[: len(facts)]
+            else:
+                sent = {id(f) for f in facts}
+                self._buffer[: len(chunk)] = [f for f in chunk if id(f) not in sent]
             self.published += len(facts)
+
+
+def _tag(fact: Fact) -> str:
+    return str(fact.__struct_config__.tag)
+
+
+def _one_type(facts: list[Fact]) -> list[Fact]:
+    """The facts of the first one's type: a batch travels on the subject of its type, which is
+    what consumers filter on."""
+    tag = _tag(facts[0])
+    return [f for f in facts if _tag(f) == tag]
