@@ -9,9 +9,10 @@ import msgspec
 from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import DirectoryEvent
+from authpi.contracts.sessions import SessionsEvent
 from authpi.contracts.token import TokenEvent
 
-AnyEvent = DirectoryEvent | TokenEvent | AgentEvent
+AnyEvent = DirectoryEvent | TokenEvent | AgentEvent | SessionsEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
