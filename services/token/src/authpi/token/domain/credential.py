@@ -64,7 +64,8 @@ def decide(cmd: CredentialCommand, state: Credential) -> list[Event]:
                 verifier_id=state.verifier_id or cmd.verifier_id, sealed_hash=cmd.sealed_hash,
                 reset_at=cmd.at,
             )  # fmt: skip
-            return [reset, *_verified(cmd.issuer_id, cmd.user_id, cmd.email_username, state, cmd.at)]
+            verified = _verified(cmd.issuer_id, cmd.user_id, cmd.email_username, state, cmd.at)
+            return [reset, *verified]
         case RequestLoginLink():
             return [
                 UserLoginLinkRequested(

@@ -30,6 +30,7 @@ from authpi.crypto.passwords import Passwords, policy_problem
 from authpi.errors import Conflict
 from authpi.observability import get_logger
 from authpi.token.adapters.facts import FactPublisher
+from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import (
     ConsumeLoginLink,
@@ -42,10 +43,12 @@ from authpi.token.domain.credential_commands import (
     SetPassword,
     VerifyEmail,
 )
+from authpi.token.endpoints.authorize import Device, FlowGone
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.pages import branding
-from authpi.token.portal.ports import Device, Interactions, Mailer, MailMessage, People, Registry
+from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 
 log = get_logger("authpi.token.portal")
@@ -157,6 +160,7 @@ def message(title: str, text: str, status: int = 200, **extra: Any) -> Page:
     )  # fmt: skip
 
 
+BLOCKED = message("Account unavailable", "This account is blocked. Contact an administrator.", 403)
 ISSUER_GONE = message(
     "Not found", "This sign-in page does not exist or is no longer available.", 404
 )
@@ -213,10 +217,8 @@ class Portal:
             return None
         try:
             return await self.interactions.flow(visit.issuer_id, visit.flow_id)
-        except Exception as exc:  # FlowGone, whatever the authorize module names it
-            if type(exc).__name__ in ("FlowGone", "FlowGoneError"):
-                raise FlowGoneError() from exc
-            raise
+        except FlowGone as exc:
+            raise FlowGoneError() from exc
 
     # Sign-in
 
@@ -268,7 +270,7 @@ class Portal:
         await self.lockouts.succeeded(issuer.id, username_hash)
         if user.status != "active":
             await self._failed(issuer, user.id, username_hash, "user_blocked", visit)
-            return message("Account unavailable", "This account is blocked. Contact an administrator.", 403)  # fmt: skip
+            return BLOCKED
         await self._rehash_if_needed(issuer, user.id, stored[1], password, visit)
         await self.credentials.record(
             RecordVerification(
@@ -651,7 +653,7 @@ class Portal:
         meta = self._meta(issuer, visit, user_id)
         if user is None or user.status != "active":
             await self._failed(issuer, user_id, "", "user_blocked", visit, "magic_link")
-            return message("Account unavailable", "This account is blocked. Contact an administrator.", 403)  # fmt: skip
+            return BLOCKED
         visit = msgspec.structs.replace(visit, flow_id=redeemed.token.flow_id)
         try:
             flow = await self.flow(visit)

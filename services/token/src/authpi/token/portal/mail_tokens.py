@@ -127,5 +127,3 @@ class MailTokens:
             cur = conn.cursor(row_factory=class_row(MailToken))
             await cur.execute(self._get, [sha256_hex(token), purpose, issuer_id])
             return await cur.fetchone()
-
-

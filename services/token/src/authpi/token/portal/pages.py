@@ -98,9 +98,9 @@ class Pages:
         self, template: str, status: int, brand: Branding, context: Mapping[str, Any]
     ) -> Rendered:
         nonce = b64e(os.urandom(18))
-        html = self.env.get_template(template).render(
-            {"brand": brand, "nonce": nonce, **context}
-        )
+        values = {"brand": brand, "nonce": nonce, "title": "", "error": None, "notice": None}
+        values.update(context)
+        html = self.env.get_template(template).render(values)
         return Rendered(status=status, html=html, headers=security_headers(nonce, brand))
 
 

@@ -1,20 +1,11 @@
-"""What the portal needs from the rest of the platform, as protocols: the authorization flow
-and op sessions (authpi.token.endpoints.authorize), the token service's view of users
-(authpi.token.queries.people), user sign-up in the directory (authpi.token.adapters.registry)
-and outgoing mail (authpi.web.mail). The portal is written against these shapes only."""
+"""What the portal needs from the authorization flow (authpi.token.endpoints.authorize
+`Interactions`) and from outgoing mail (authpi.web.mail), as protocols."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any, Protocol
 
 import msgspec
-import psycopg
-
-
-class Device(msgspec.Struct, frozen=True, kw_only=True):
-    user_agent: str | None = None
-    ip: str | None = None
 
 
 class FlowView(Protocol):
@@ -59,40 +50,6 @@ class Interactions(Protocol):
     ) -> Any: ...
     async def login_without_flow(
         self, issuer_id: str, *, user_id: str, method: str, device: Any, cookie: str | None
-    ) -> Any: ...
-
-
-class UserView(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def issuer_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def username_type(self) -> str: ...
-
-
-class People(Protocol):
-    async def user(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> Any: ...
-    async def user_by_username(
-        self, conn: psycopg.AsyncConnection[Any], issuer_id: str, username: str
-    ) -> Any: ...
-    def username_hash(self, issuer_id: str, username: str) -> str: ...
-    async def claims(
-        self, conn: psycopg.AsyncConnection[Any], user: Any, scopes: Collection[str]
-    ) -> dict[str, Any]: ...
-
-
-class Registry(Protocol):
-    async def register(
-        self,
-        *,
-        account_id: str,
-        issuer_id: str,
-        username_type: str,
-        username: str,
-        profile: dict[str, Any],
     ) -> Any: ...
 
 
