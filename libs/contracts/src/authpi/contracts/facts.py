@@ -25,20 +25,7 @@ class MachineTokenIssued(msgspec.Struct, frozen=True, kw_only=True, tag="machine
     dat_type: str | None = None
 
 
-class HumanSignIn(msgspec.Struct, frozen=True, kw_only=True, tag="human.sign-in"):
-    """A person signed in through the hosted portal (password or login link): billing counts
-    active users and sign-ins from these, without reading any service's tables."""
-
-    account_id: str
-    issuer_id: str
-    user_id: str
-    client_id: str | None = None  # None: a sign-in outside an authorization request
-    method: str  # password | magic_link
-    session_id: str | None = None  # the op session, when the sign-in opened or reused one
-    at: int  # Unix ms
-
-
-Fact = MachineTokenIssued | HumanSignIn
+Fact = MachineTokenIssued
 
 
 class FactBatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -61,10 +61,9 @@ class FactPublisher:
 
     async def flush(self) -> None:
         while self._buffer:
-            chunk = self._buffer[: self.batch_size]
-            facts = _one_type(chunk)
+            facts = self._buffer[: self.batch_size]
             batch = FactBatch(batch_id=os.urandom(12).hex(), facts=facts)
-            subject = fact_subject(_tag(facts[0]), self.namespace)
+            subject = fact_subject(facts[0].__struct_config__.tag, self.namespace)  # type: ignore[arg-type]
             for attempt in range(5):
                 try:
                     await self.js.publish(
@@ -76,20 +75,5 @@ class FactPublisher:
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 return  # still in the buffer; the next tick retries
-            if len(facts) == len(chunk):
-                del self._buffer[: len(facts)]
-            else:
-                sent = {id(f) for f in facts}
-                self._buffer[: len(chunk)] = [f for f in chunk if id(f) not in sent]
+            del self._buffer[: len(facts)]
             self.published += len(facts)
-
-
-def _tag(fact: Fact) -> str:
-    return str(fact.__struct_config__.tag)
-
-
-def _one_type(facts: list[Fact]) -> list[Fact]:
-    """The facts of the first one's type: a batch travels on the subject of its type, which is
-    what consumers filter on."""
-    tag = _tag(facts[0])
-    return [f for f in facts if _tag(f) == tag]

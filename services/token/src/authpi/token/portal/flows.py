@@ -22,14 +22,12 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor, Meta
-from authpi.contracts.facts import HumanSignIn
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import seal, unseal
 from authpi.crypto.ids import Ids
 from authpi.crypto.passwords import Passwords, policy_problem
 from authpi.errors import Conflict
 from authpi.observability import get_logger
-from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import (
@@ -183,7 +181,6 @@ class Portal:
         passwords: Passwords,
         hash_key: bytes,
         lockouts: Lockouts,
-        facts: FactPublisher,
         clock: Clock,
         ids: Ids,
         interactions: Interactions,
@@ -199,7 +196,6 @@ class Portal:
         self.passwords = passwords
         self._hash_key = hash_key
         self.lockouts = lockouts
-        self.facts = facts
         self.clock = clock
         self.ids = ids
         self.interactions = interactions
@@ -336,13 +332,6 @@ class Portal:
                 issuer.id, user_id=user_id, method=method, device=visit.device,
                 cookie=visit.session_cookie,
             )  # fmt: skip
-        self.facts.add(
-            HumanSignIn(
-                account_id=issuer.account_id, issuer_id=issuer.id, user_id=user_id,
-                client_id=flow.client_id if flow is not None else None, method=method,
-                session_id=getattr(outcome, "session_id", None), at=self.clock.now_ms(),
-            )
-        )  # fmt: skip
         return Redirect(
             location=outcome.redirect,
             set_session=outcome.set_cookie,
