@@ -13,7 +13,8 @@ of two concurrent refreshes of one token exactly one appends it and the other, r
 the token already rotated: a replay. The family's end (`refresh-family.revoked`) is appended to
 the stream of its *current* token (read from the refresh_families view inside the transaction),
 so it conflicts with a concurrent rotation of that same token: either the rotation wins and the
-retried revocation ends the next token, or the revocation wins and the rotation finds the family
+retried revocation ends the next token (a revocation that finds its token already rotated is
+retried too: StaleGeneration), or the revocation wins and the rotation finds the family
 revoked. No refresh can slip past a revocation.
 
 States of one token's stream: Unused (no event, or only the family's start), Rotated, Revoked."""
@@ -28,6 +29,12 @@ from authpi.contracts.sessions import (
     RefreshFamilyStarted,
     RefreshTokenRotated,
 )
+from authpi.errors import VersionConflict
+
+
+class StaleGeneration(VersionConflict):
+    """A family's end was aimed at a token that has just been rotated: the store retries the
+    transaction, which reads the family's new current token."""
 
 
 class StartFamily(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +128,10 @@ def decide(cmd: RefreshCommand, state: RefreshToken) -> list[Event]:
                     revoked_at=cmd.revoked_at,
                 )
             ]
+        case RevokeFamily(), Rotated():
+            # The view named this token current, but a rotation committed in between: the
+            # command is planned again from the view, which now names the next token.
+            raise StaleGeneration(f"refresh:{cmd.jti}", 1)
         case _:
             # Rotating a rotated token is a replay, rotating a revoked one refused: the caller
             # tells them apart by the state. A revocation of a token already rotated or revoked

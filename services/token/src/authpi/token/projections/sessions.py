@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -95,19 +95,37 @@ class SessionsView:
                 await conn.execute(
                     self._insert,
                     [
-                        e.session_id, e.issuer_id, e.account_id, e.user_id, e.session_type,
-                        e.client_id, e.op_session_id, e.status, e.created_at,
-                        e.authentication.method, e.authentication.authenticated_at,
-                        jsonb.dumps(e.device), e.idle_timeout, e.cookie_sha256, e.created_at,
-                        e.created_at, e.expires_at,
+                        e.session_id,
+                        e.issuer_id,
+                        e.account_id,
+                        e.user_id,
+                        e.session_type,
+                        e.client_id,
+                        e.op_session_id,
+                        e.status,
+                        e.created_at,
+                        e.authentication.method,
+                        e.authentication.authenticated_at,
+                        jsonb.dumps(e.device),
+                        e.idle_timeout,
+                        e.cookie_sha256,
+                        e.created_at,
+                        e.created_at,
+                        e.expires_at,
                     ],
-                )  # fmt: skip
+                )
             case SessionUpdated() as e:
                 await conn.execute(
                     self._status,
-                    [e.status, e.updated_at, e.status_reason, e.status_by, e.updated_at,
-                     e.session_id],
-                )  # fmt: skip
+                    [
+                        e.status,
+                        e.updated_at,
+                        e.status_reason,
+                        e.status_by,
+                        e.updated_at,
+                        e.session_id,
+                    ],
+                )
             case SessionExpired() as e:
                 await conn.execute(
                     self._status,
@@ -116,9 +134,16 @@ class SessionsView:
             case SessionTerminated() as e:
                 await conn.execute(
                     self._terminated,
-                    [e.revoked_at, e.revoked_reason, e.status_by, e.revoked_reason, e.revoked_at,
-                     e.revoked_at, e.session_id],
-                )  # fmt: skip
+                    [
+                        e.revoked_at,
+                        e.revoked_reason,
+                        e.status_by,
+                        e.revoked_reason,
+                        e.revoked_at,
+                        e.revoked_at,
+                        e.session_id,
+                    ],
+                )
             case SessionCompromised() as e:
                 await conn.execute(
                     self._compromised,
@@ -168,10 +193,20 @@ class RefreshFamiliesView:
             case RefreshFamilyStarted() as e:
                 await conn.execute(
                     self._insert,
-                    [e.family_id, e.issuer_id, e.client_id, e.user_id, e.session_id, e.jti,
-                     jsonb.dumps(e.scopes), jsonb.dumps(e.resources), e.org_id, e.auth_time,
-                     e.started_at],
-                )  # fmt: skip
+                    [
+                        e.family_id,
+                        e.issuer_id,
+                        e.client_id,
+                        e.user_id,
+                        e.session_id,
+                        e.jti,
+                        jsonb.dumps(e.scopes),
+                        jsonb.dumps(e.resources),
+                        e.org_id,
+                        e.auth_time,
+                        e.started_at,
+                    ],
+                )
             case RefreshTokenRotated() as e:
                 await conn.execute(self._rotated, [e.next_jti, e.rotated_at, e.family_id])
             case RefreshFamilyRevoked() as e:
@@ -221,7 +256,7 @@ class EphemeralSweeper:
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
         self.clock = clock
-        self._sweeps = [
+        self._sweeps: list[LiteralString] = [
             render("DELETE FROM {schema}.login_flows WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
         ]
