@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.crypto.passwords import Passwords
 from authpi.eventstore.store import EventStore
 from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
@@ -20,20 +21,34 @@ from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry, UserArrivals
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
+from authpi.token.api.portal import PortalRoutes
 from authpi.token.caches.issuer_keys import KeyCache
-from authpi.token.caches.lockouts import Lockouts
+from authpi.token.caches.lockouts import CREDENTIAL_POLICY, Lockouts
+from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.client_auth import ClientAuthenticator
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
 from authpi.token.endpoints.token import TokenEndpoint
 from authpi.token.grants.client_credentials import ClientCredentialsGrant
+from authpi.token.grants.codes import Codes, Flows
+from authpi.token.handlers.consents import Consents
+from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
+from authpi.token.handlers.sessions import Sessions
 from authpi.token.handlers.signing_keys import KeyRing
+from authpi.token.portal.csrf import Csrf
+from authpi.token.portal.flows import Portal
+from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.pages import Pages
+from authpi.token.projections.credentials import CredentialsView
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
+from authpi.token.projections.sessions import ConsentsView, RefreshFamiliesView, SessionsView
 from authpi.token.projections.signing_keys import SigningKeysView
 from authpi.token.queries.keys import Sql
 from authpi.token.queries.people import People
+from authpi.token.queries.portal import PortalQueries
 from authpi.token.queries.revoked_tokens import RevokedTokens
+from authpi.token.queries.sessions import SessionQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
@@ -49,7 +64,10 @@ async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
     idp_base = rt.settings.idp_url
     # The inline projections: the store applies each committed event to those naming its type.
-    views = [SigningKeysView(schema), RevokedTokensView(schema)]
+    views = [
+        SigningKeysView(schema), RevokedTokensView(schema), SessionsView(schema),
+        RefreshFamiliesView(schema), ConsentsView(schema), CredentialsView(schema),
+    ]  # fmt: skip
     store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
     queries = Sql(schema)
     keys = KeyRing(rt, store, queries)
@@ -70,6 +88,29 @@ async def build(rt: Runtime) -> ServiceParts:
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
     # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
     registry = Registry(rt.pool, people, arrivals)
+    session_queries = SessionQueries(rt.pool, schema)
+    interactions = Interactions(
+        idp_base=idp_base, clock=rt.clock, issuers=cache, clients=clients,
+        flows=Flows(rt.pool, schema), codes=Codes(rt.pool, schema),
+        sessions=Sessions(store, session_queries, rt.ids, rt.clock), queries=session_queries,
+        consents=Consents(store, session_queries, rt.clock), people=people,
+    )  # fmt: skip
+    credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
+    mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
+    portal = Portal(
+        idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
+        credentials=Credentials(store), mail_tokens=mail_tokens,
+        passwords=Passwords(
+            memory_kib=rt.settings.argon2_memory_kib, time_cost=rt.settings.argon2_time_cost,
+            parallelism=rt.settings.argon2_parallelism,
+        ),
+        hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
+        clock=rt.clock, ids=rt.ids, interactions=interactions, people=people,
+        registry=registry, mailer=rt.mailer,
+    )  # fmt: skip
+    portal_http = PortalRoutes(
+        portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
+    )
     machine = MachineEndpoints(
         idp_base=idp_base,
         keys=cache,
@@ -79,7 +120,7 @@ async def build(rt: Runtime) -> ServiceParts:
     )
     return ServiceParts(
         name="token",
-        idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
+        idp_routes=[*discovery_routes(cache, idp_base), *machine.routes(), *portal_http.routes()],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
         projections=[
@@ -90,17 +131,19 @@ async def build(rt: Runtime) -> ServiceParts:
         tasks=[
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
+            ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", clients.run),
             ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
+            ("token:credential-lockouts", credential_lockouts.follow),
             ("token:facts", facts.run),
             ("token:user-arrivals", arrivals.follow),
         ],
-        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm],
-        prepare=[keys.ensure_platform_issuer, lockouts.open],
+        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm],
+        prepare=[keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from litestar import Request, get, post
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
 from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
-from authpi.token.endpoints.authorize import Device
+from authpi.token.endpoints.authorize import Device, ErrorPage, cookie_header
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
@@ -41,7 +40,6 @@ log = get_logger("authpi.token.portal")
 
 SESSION_COOKIE = "authpi_session"
 MAX_FIELD_CHARS = 4096
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 Step = Callable[[Visit, IssuerRow, dict[str, str]], Awaitable[Answer]]
 
@@ -65,26 +63,17 @@ class HtmlResponse:
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-def secure_cookies(idp_base: str) -> bool:
-    parts = urlsplit(idp_base)
-    return not (parts.scheme == "http" and (parts.hostname or "") in LOOPBACK)
-
-
 class PortalRoutes:
     def __init__(self, *, portal: Portal, pages: Pages, csrf: Csrf, idp_base: str) -> None:
         self.portal = portal
         self.pages = pages
         self.csrf = csrf
-        self.secure = secure_cookies(idp_base)
+        self.idp_base = idp_base
 
-    def cookie(self, issuer_id: str, name: str, value: str, max_age: int | None = None) -> str:
-        parts = [f"{name}={value}", f"Path=/{quote(issuer_id, safe='')}", "HttpOnly"]
-        parts.append("SameSite=Lax")
-        if self.secure:
-            parts.append("Secure")
-        if max_age is not None:
-            parts.append(f"Max-Age={max_age}")
-        return "; ".join(parts)
+    def csrf_cookie(self, issuer_id: str, value: str) -> str:
+        """Set with the op session cookie's attributes (path, HttpOnly, SameSite, Secure)."""
+        session = cookie_header(self.idp_base, issuer_id, value)
+        return CSRF_COOKIE + session.removeprefix(SESSION_COOKIE)
 
     async def serve(
         self, request: Request[Any, Any, Any], issuer_id: str, step: Step, *, form: bool
@@ -94,7 +83,7 @@ class PortalRoutes:
         new_cookies: list[str] = []
         if not Csrf.usable(csrf_cookie):
             csrf_cookie = Csrf.new_cookie()
-            new_cookies.append(self.cookie(issuer_id, CSRF_COOKIE, csrf_cookie))
+            new_cookies.append(self.csrf_cookie(issuer_id, csrf_cookie))
         assert csrf_cookie is not None
         flow_id = _bounded(request.query_params.get("flow"))
         client = request.scope.get("client")
@@ -128,6 +117,8 @@ class PortalRoutes:
             answer = await step(visit, issuer, fields)
         except FlowGoneError:
             answer = FLOW_GONE
+        except ErrorPage as exc:  # e.g. the client was disabled while the user signed in
+            answer = message("Sign-in unavailable", exc.description, exc.status)
         if isinstance(answer, Redirect):
             return self.redirect(issuer_id, answer, new_cookies, 303 if form else 302)
         return self.page(
@@ -158,9 +149,9 @@ class PortalRoutes:
         self, issuer_id: str, answer: Redirect, cookies: list[str], status: int
     ) -> HtmlResponse:
         if answer.set_session:
-            cookies = [*cookies, self.cookie(issuer_id, SESSION_COOKIE, answer.set_session)]
+            cookies = [*cookies, cookie_header(self.idp_base, issuer_id, answer.set_session)]
         elif answer.clear_session:
-            cookies = [*cookies, self.cookie(issuer_id, SESSION_COOKIE, "", max_age=0)]
+            cookies = [*cookies, cookie_header(self.idp_base, issuer_id, None)]
         headers = {"Location": answer.location, "Cache-Control": "no-store"}
         return HtmlResponse(status, b"", headers, cookies)
 

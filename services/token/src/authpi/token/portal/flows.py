@@ -220,6 +220,10 @@ class Portal:
 
     async def login_form(self, visit: Visit, issuer: IssuerRow) -> Page:
         flow = await self.flow(visit)
+        if flow is None and visit.session_cookie:
+            session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
+            if session is not None:
+                return message("You are signed in", "You can return to your application.")
         return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
 
     def _login_page(
@@ -677,7 +681,13 @@ class Portal:
         return f"{self.idp_base}/{quote(issuer_id, safe='')}/{path}?{urlencode({'token': token})}"
 
     async def _mail(self, to: str, subject: str, text: str) -> None:
-        await self.mailer.send(MailMessage(to=to, subject=subject, text=text))
+        """Send, or log that it failed and carry on: the page a person sees must not depend on
+        the mail server (a refused reset request would tell that the account exists). Never
+        logs the address, the body or the token."""
+        try:
+            await self.mailer.send(MailMessage(to=to, subject=subject, text=text))
+        except Exception as exc:
+            log.warning("mail.failed", subject=subject, error=type(exc).__name__)
 
     def _seal(self, user_id: str, argon2_hash: str) -> str:
         return seal(self._hash_key, argon2_hash.encode(), user_id.encode())

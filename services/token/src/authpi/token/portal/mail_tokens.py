@@ -5,6 +5,8 @@ requests racing with the same link cannot both succeed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Literal
 
 import msgspec
@@ -24,7 +26,8 @@ LIFETIMES_MS: dict[str, int] = {
     "password-reset": 30 * MINUTE_MS,
     "login-link": 15 * MINUTE_MS,
 }
-MAX_TOKEN_CHARS = 128  # ours are 43; anything longer is not one of ours
+MAX_TOKEN_CHARS = 128
+SWEEP_EVERY_S = 3600.0  # ours are 43; anything longer is not one of ours
 
 
 class MailToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +122,14 @@ class MailTokens:
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._sweep, [self.clock.now_ms() - older_than_ms])
             return cur.rowcount
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        """Background task, once per deployment: drop tokens a day past their expiry (kept that
+        long so that a late click is told the link expired, not that it is unknown)."""
+        while not stop.is_set():
+            await self.sweep()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)
 
     async def _find(self, purpose: Purpose, issuer_id: str, token: str) -> MailToken | None:
         if not token or len(token) > MAX_TOKEN_CHARS:
