@@ -52,6 +52,7 @@ from authpi.platform.serving import (
     settle_heap,
     start_server,
 )
+from authpi.web.mail import SmtpMailer
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.web.supervisor import supervise
 
@@ -89,7 +90,7 @@ class WorkerPool:
     def __init__(
         self, settings: Settings, modules: list[str], sock: socket.socket, count: int
     ) -> None:
-        self._settings = settings
+        self.settings = settings  # resolved: the servers, KEK and SMTP every worker uses
         self._modules = modules
         # A descriptor of our own: uvicorn may close the main process' socket object first.
         self._sock = sock.dup()
@@ -153,7 +154,7 @@ class WorkerPool:
 
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         spec = WorkerSpec(
-            settings=self._settings, modules=self._modules, fd=self._sock.fileno(),
+            settings=self.settings, modules=self._modules, fd=self._sock.fileno(),
             parent_pid=os.getpid(),
         )  # fmt: skip
         payload = msgspec.json.encode(spec, enc_hook=str)  # Path -> str
@@ -226,8 +227,8 @@ class IdpWorker:
 
     async def start(self) -> None:
         s = self.settings
-        if not (s.database_url and s.nats_url and s.kek):
-            raise RuntimeError("an IdP worker needs the resolved database, NATS and KEK")
+        if not (s.database_url and s.nats_url and s.kek and s.smtp_url):
+            raise RuntimeError("an IdP worker needs the resolved database, NATS, KEK and SMTP")
         modules = [m for m in all_modules() if m.name in self.spec.modules]
         jsonb.install()
         pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=8, open=False, timeout=10)
@@ -240,6 +241,8 @@ class IdpWorker:
                     raise RuntimeError(f"{module.name}: migrations not applied: {missing}")
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
+        # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink.
+        mailer = SmtpMailer(s.smtp_url, s.mail_from)
         shared: NATS | None = None
         for module in modules:
             # Each service part follows the bus as its own identity, as in the main process
@@ -253,7 +256,7 @@ class IdpWorker:
             shared = nc if auth is None else None
             rt = Runtime(
                 s, s.database_url, pool, nc, jetstream(nc), SystemClock(), RandomIds(), kek,
-                shared_sync=self.rt.sync if self.rt else None,
+                shared_sync=self.rt.sync if self.rt else None, mailer=mailer,
             )  # fmt: skip
             self.rt = self.rt or rt
             self.parts.append(await prepared(module, rt))
