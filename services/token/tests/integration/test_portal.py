@@ -40,13 +40,20 @@ class Browser:
         return await self.http.get(url, params=params or None)
 
     async def submit(
-        self, path: str, data: dict[str, str], csrf: str | None = "page", **params: str
+        self,
+        path: str,
+        data: dict[str, str],
+        csrf: str | None = "page",
+        csrf_from: str | None = None,
+        **params: str,
     ) -> httpx.Response:
         """POST a form the way the page would: with the csrf field of the page just loaded
-        (`csrf="page"`), a given value, or none at all (None)."""
+        (`csrf="page"`; of page `csrf_from` when the page itself shows no form), a given value,
+        or none at all (None)."""
         url = path if path.startswith("http") else f"{self.base}{path}"
         if csrf == "page":
-            page = await self.http.get(url, params=params or None)
+            source = f"{self.base}{csrf_from}" if csrf_from else url
+            page = await self.http.get(source, params=params or None)
             found = _CSRF.search(page.text)
             assert found, page.text
             csrf = found.group(1)
@@ -75,8 +82,11 @@ async def portal_issuer(
     return admin, issuer_id
 
 
-async def sign_up(b: Browser, address: str, password: str = PASSWORD) -> httpx.Response:
-    return await b.submit("/signup", {"email": address, "password": password, "name": "Ada"})
+async def sign_up(
+    b: Browser, address: str, password: str = PASSWORD, csrf_from: str | None = None
+) -> httpx.Response:
+    form = {"email": address, "password": password, "name": "Ada"}
+    return await b.submit("/signup", form, csrf_from=csrf_from)
 
 
 async def users_of(admin: AuthPIAdmin, issuer_id: str) -> list[Any]:
@@ -232,7 +242,9 @@ async def test_signup_policies_refuse_with_a_clear_page(platform, issuer_with_ke
     admin, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
     async with Browser(platform, issuer_id) as b:
         page = await b.get("/signup")
-        posted = await sign_up(b, email())
+        posted = await sign_up(
+            b, email(), csrf_from="/password/forgot"
+        )  # the refusal shows no form
         login = await b.get("/login")
     assert page.status_code == 403 and posted.status_code == 403
     assert ("invitation" if mode == "invite_only" else "Contact an administrator") in page.text
@@ -269,7 +281,9 @@ async def test_password_reset_changes_the_password_once(platform, tenant, mailbo
         token = link.split("token=", 1)[1]
         done = await b.submit(link, {"token": token, "password": new_password})
         assert done.status_code == 200 and "Password changed" in done.text
-        reused = await b.submit(f"{b.base}/password/reset", {"token": token, "password": "x" * 12})
+        reused = await b.submit(
+            "/password/reset", {"token": token, "password": "x" * 12}, csrf_from="/password/forgot"
+        )
         assert reused.status_code == 410
     async with Browser(platform, issuer_id) as b:
         old = await b.submit("/login", {"email": address, "password": PASSWORD})
