@@ -14,6 +14,7 @@ import pytest
 
 from authpi.config import Settings
 from authpi.crypto.envelope import Kek, WrongKek, b64e, kek_id, new_key, seal
+from authpi.crypto.pii import region_store
 from authpi.gateway.edge.replay_keys import ReplaySeal
 from authpi.platform.bootstrap import ensure_bootstrap
 from authpi.platform.host import Platform
@@ -30,10 +31,11 @@ def _settings(infra: Infra, data_dir: Path, namespace: str, kek_file: Path) -> S
 
 
 async def _wrapped(dsn: str, namespace: str) -> dict[str, list[tuple[str, str, str]]]:
-    """Every stored wrapped key: PII keys and signing keys' data keys (and their ciphertext)."""
+    """Every stored wrapped key: PII keys (in the region's PII key store) and signing keys' data
+    keys (and their ciphertext), and the gateway's replay keys."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute(
-            f"SELECT subject_id, wrapped_key, '' FROM {namespace}_directory.pii_keys"
+            f"SELECT subject_id, wrapped_key, '' FROM {region_store(namespace)}.pii_keys"
         )
         pii = [tuple(r) for r in await cur.fetchall()]
         cur = await conn.execute(

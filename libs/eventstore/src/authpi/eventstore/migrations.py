@@ -1,5 +1,6 @@
 """Forward-only SQL migrations per service schema: the event-store base, then the service's own
-numbered files. Each file runs once, in its own transaction, recorded in `schema_migrations`."""
+numbered files. Each file runs once, in its own transaction, recorded in `schema_migrations`.
+A schema that holds no events (the region's PII key store) takes its own files only."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ def _files(directory: Path) -> list[Path]:
 
 
 async def migrate(
-    conn: psycopg.AsyncConnection, schema: str, service_dir: Path | None
+    conn: psycopg.AsyncConnection,
+    schema: str,
+    service_dir: Path | None,
+    *,
+    event_store: bool = True,
 ) -> list[str]:
     """Apply pending migrations to `schema`; return the names applied. Serialised by an advisory
-    lock so that concurrent starters are harmless."""
+    lock so that concurrent starters are harmless. `event_store=False`: no event-store base."""
     applied: list[str] = []
-    plan = [("eventstore", f) for f in _files(BASE_DIR)]
+    plan = [("eventstore", f) for f in _files(BASE_DIR)] if event_store else []
     if service_dir is not None and service_dir.exists():
         plan += [("service", f) for f in _files(service_dir)]
     async with conn.transaction():

@@ -33,7 +33,13 @@ SERVICES = ("directory", "token", "agent", "billing", "webhook", "gateway")
 # every projection it runs is listed (see `check_durables`).
 DURABLES: dict[str, tuple[str, ...]] = {
     "directory": ("directory-agents",),
-    "token": ("token-issuers", "token-clients", "token-agents"),
+    "token": (
+        "token-issuers",
+        "token-clients",
+        "token-agents",
+        "token-users",
+        "token-organizations",
+    ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": (),
     "webhook": (),

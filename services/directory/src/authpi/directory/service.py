@@ -64,6 +64,8 @@ async def build(rt: Runtime) -> ServiceParts:
             "directory": directory,
             "account_domains": domains,
             "users": users,
+            # Signup (authpi.contracts.directory.UserRegistry), wired into the token service.
+            "user_registry": users,
             "personal_tokens": personal_tokens,
             "issuers": issuers,
             "clients": clients,

@@ -296,7 +296,9 @@ async def kek_rotate(settings: Settings) -> int:
     try:
         assert platform.rt is not None
         services = [m.name for m in platform.modules]
-        results = await rewrap_all(platform.rt.pool, platform.rt.kek, target.namespace, services)
+        results = await rewrap_all(
+            platform.rt.pool, platform.rt.kek, target.namespace, services, target.region
+        )
         for result in results:
             print(json.dumps(msgspec.structs.asdict(result)), flush=True)
         print(json.dumps({"current_kek": platform.rt.kek.current_id}), flush=True)

@@ -25,6 +25,8 @@ from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
+from authpi.crypto.pii import MIGRATIONS as PII_MIGRATIONS
+from authpi.crypto.pii import region_store
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import migrate
@@ -37,7 +39,7 @@ from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.platform.files import write_private
 from authpi.platform.kek import check_kek
-from authpi.platform.modules import all_modules, prepared
+from authpi.platform.modules import all_modules, prepared, wire
 from authpi.platform.serving import (
     HttpServer,
     bind,
@@ -152,6 +154,10 @@ class Platform:
         self.stack.push_async_callback(pool.close)
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
+            # The region's PII key store first: the services' migrations may move keys into it.
+            await migrate(
+                conn, region_store(s.namespace, s.region), PII_MIGRATIONS, event_store=False
+            )
             for module in self.modules:
                 await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
         admin = self.nats_auth is None or nats_auth.ADMIN in self.nats_auth.credentials
@@ -162,7 +168,7 @@ class Platform:
         if self.serve_http:
             s = self._bind_ports(s)
         kek = self._kek or self._load_kek()
-        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules])
+        await check_kek(pool, kek, s.namespace, [m.name for m in self.modules], s.region)
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
         self.rt = rt
         for module in self.modules:
@@ -170,6 +176,7 @@ class Platform:
             own = await self.nats(module.name)
             self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
             self.parts.append(await prepared(module, self.runtimes[module.name]))
+        wire(self.parts)
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])

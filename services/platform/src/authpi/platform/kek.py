@@ -1,7 +1,8 @@
 """KEK rotation: re-wrap every stored data key under the newest key-encryption key, so that
 the older ones can leave the configuration (`authpi kek rotate`). The wrapped keys are the
-per-user PII keys (directory), the signing keys' data keys (token) and the per-user replay keys
-(gateway); each is wrapped with a context string that its owner also uses to unwrap it."""
+per-user PII keys (the region's PII key store, `authpi.crypto.pii`), the signing keys' data keys
+(token) and the per-user replay keys (gateway); each is wrapped with a context string that its
+owner also uses to unwrap it."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.envelope import Kek
+from authpi.crypto.pii import DEFAULT_REGION, region_store
+
+# Not a service: the region's PII key store, present whatever services a process runs.
+REGION_STORE = "pii"
 
 
 class Wrapped(msgspec.Struct, frozen=True):
-    service: str
+    service: str  # the owning service's schema, or REGION_STORE
     table: str
     key_column: str
     value_column: str
-    context: str  # `{}` is the row's key (directory adapters/pii_vault.py, token signing/keys.py)
+    context: str  # `{}` is the row's key (crypto/pii.py key_context, token signing/keys.py)
 
 
 WRAPPED = [
-    Wrapped("directory", "pii_keys", "subject_id", "wrapped_key", "pii:{}"),
+    Wrapped(REGION_STORE, "pii_keys", "subject_id", "wrapped_key", "pii:{}"),
     Wrapped("token", "signing_key_secrets", "kid", "wrapped_dek", "authpi.token.signing-key:{}"),
     Wrapped("gateway", "replay_keys", "resource_id", "wrapped_key", "replay:{}"),
 ]
@@ -35,15 +40,29 @@ class Rewrapped(msgspec.Struct, frozen=True):
     current: int
 
 
+def _schema(w: Wrapped, namespace: str, region: str) -> str:
+    if w.service == REGION_STORE:
+        return region_store(namespace, region)
+    return f"{namespace}_{w.service}"
+
+
+def _present(w: Wrapped, services: list[str]) -> bool:
+    return w.service == REGION_STORE or w.service in services
+
+
 async def rewrap_all(
-    pool: AsyncConnectionPool, kek: Kek, namespace: str, services: list[str]
+    pool: AsyncConnectionPool,
+    kek: Kek,
+    namespace: str,
+    services: list[str],
+    region: str = DEFAULT_REGION,
 ) -> list[Rewrapped]:
     """One transaction per table; a key that no configured KEK opens aborts its table
     (WrongKek) and changes nothing there."""
     return [
-        await _rewrap(pool, kek, f"{namespace}_{w.service}", w)
+        await _rewrap(pool, kek, _schema(w, namespace, region), w)
         for w in WRAPPED
-        if w.service in services
+        if _present(w, services)
     ]
 
 
@@ -67,14 +86,18 @@ async def _rewrap(pool: AsyncConnectionPool, kek: Kek, schema: str, w: Wrapped) 
 
 
 async def check_kek(
-    pool: AsyncConnectionPool, kek: Kek, namespace: str, services: list[str]
+    pool: AsyncConnectionPool,
+    kek: Kek,
+    namespace: str,
+    services: list[str],
+    region: str = DEFAULT_REGION,
 ) -> None:
     """At start: one stored key of each kind must open, or the process refuses to start
     (WrongKek) instead of failing later, request by request, with a misconfigured KEK."""
     for w in WRAPPED:
-        if w.service not in services:
+        if not _present(w, services):
             continue
-        table = sql.Identifier(f"{namespace}_{w.service}", w.table)
+        table = sql.Identifier(_schema(w, namespace, region), w.table)
         query = sql.SQL("SELECT {}, {} FROM {} LIMIT 1").format(
             sql.Identifier(w.key_column), sql.Identifier(w.value_column), table
         )

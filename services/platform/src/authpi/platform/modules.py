@@ -1,9 +1,13 @@
-"""Every service module the host runs, in start order."""
+"""Every service module the host runs, in start order, and the wiring between the parts of one
+process (the only place where one service's export reaches another service)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from authpi.agent.service import MODULE as AGENT
 from authpi.billing.service import MODULE as BILLING
+from authpi.contracts.directory import UserRegistry
 from authpi.directory.service import MODULE as DIRECTORY
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
@@ -22,3 +26,14 @@ async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
     for step in parts.prepare:
         await step()
     return parts
+
+
+def wire(parts: Sequence[ServiceParts]) -> None:
+    """Connect the process's parts once all are built (the main process and every IdP worker):
+    the token service's signup registry to the directory's UserRegistry, in-process."""
+    exports = {p.name: p.exports for p in parts}
+    registry = exports.get("token", {}).get("registry")
+    directory = exports.get("directory", {}).get("user_registry")
+    if registry is not None and directory is not None:
+        assert isinstance(directory, UserRegistry)
+        registry.connect(directory)

@@ -6,9 +6,10 @@ singleton tasks, both ports) starts N-1 IdP workers. Each inherits the IdP liste
 spreads new connections over every process blocked on the socket.
 
 A worker connects to the deployment's PostgreSQL and NATS, checks (never applies) migrations,
-builds every module's ServiceParts with the same Runtime shape, runs ONLY the worker tasks (the
-in-memory caches, each following its own ordered consumer), waits until all are warm and then
-serves the IdP app. No relay, projection consumer or singleton task runs in a worker.
+builds every module's ServiceParts with the same Runtime shape (wired together as in the main
+process, `modules.wire`), runs ONLY the worker tasks (the in-memory caches, each following its
+own ordered consumer), waits until all are warm and then serves the IdP app. No relay,
+projection consumer or singleton task runs in a worker.
 
 What a worker needs, the KEK included, reaches it on its stdin as one JSON document: never on
 the command line nor in its environment. It reports `ready` on its stdout (a pipe to the main
@@ -41,7 +42,7 @@ from authpi.eventstore.migrations import BASE_DIR
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, jetstream
 from authpi.observability import configure_logging, get_logger
-from authpi.platform.modules import all_modules, prepared
+from authpi.platform.modules import all_modules, prepared, wire
 from authpi.platform.serving import (
     HttpServer,
     build_idp_app,
@@ -256,6 +257,7 @@ class IdpWorker:
             )  # fmt: skip
             self.rt = self.rt or rt
             self.parts.append(await prepared(module, rt))
+        wire(self.parts)
         for parts in self.parts:
             for name, task in parts.worker_tasks:
                 self.tasks.append(

@@ -1,10 +1,12 @@
 """The token service as a process part: the issuers and clients it learns from directory events,
 their signing keys (creation, monthly rotation, JWKS), the discovery routes and the machine
-endpoints (token, introspection, revocation).
+endpoints (token, introspection, revocation); the people of each issuer (users, organizations,
+memberships) learnt from directory events, their claims, and signup through the directory.
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
 following client.* events with its own ordered consumer), the throttle mirror and the
-fact publisher. Per deployment: the projections token-issuers and token-clients, key rotation
+fact publisher, the signup waiters' LISTEN connection. Per deployment: the projections
+token-issuers, token-clients, token-agents, token-users and token-organizations, key rotation
 and the sweep of expired revocations."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from authpi.eventstore.store import EventStore
 from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
 from authpi.token.adapters.facts import FactPublisher
+from authpi.token.adapters.registry import Registry, UserArrivals
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.caches.issuer_keys import KeyCache
@@ -29,10 +32,12 @@ from authpi.token.handlers.signing_keys import KeyRing
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
 from authpi.token.projections.signing_keys import SigningKeysView
 from authpi.token.queries.keys import Sql
+from authpi.token.queries.people import People
 from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
+from authpi.token.reactions.people import OrganizationsReaction, UsersReaction, users_channel
 from authpi.token.signing.signer import TokenSigner
 from authpi.token.signing.verifier import TokenVerifier
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
@@ -61,6 +66,10 @@ async def build(rt: Runtime) -> ServiceParts:
     auth = ClientAuthenticator(clients, agents, lockouts, rt.clock)
     verifier = TokenVerifier(idp_base, rt.clock)
     sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
+    people = People(schema, rt.kek, rt.namespace)
+    arrivals = UserArrivals(rt.dsn, users_channel(schema))
+    # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
+    registry = Registry(rt.pool, people, arrivals)
     machine = MachineEndpoints(
         idp_base=idp_base,
         keys=cache,
@@ -71,7 +80,12 @@ async def build(rt: Runtime) -> ServiceParts:
     return ServiceParts(
         name="token",
         idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
-        projections=[IssuersReaction(schema, keys), clients_view, agents_view],
+        # Tracked by the host for read-your-writes: a Core API write to a user, organization or
+        # membership answers once token-users / token-organizations have applied it.
+        projections=[
+            IssuersReaction(schema, keys), clients_view, agents_view, UsersReaction(schema),
+            OrganizationsReaction(schema),
+        ],
         inline_projections=list(views),
         tasks=[
             ("token:key-rotation", keys.rotation_task),
@@ -83,12 +97,14 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
             ("token:facts", facts.run),
+            ("token:user-arrivals", arrivals.follow),
         ],
         warm=[cache.warm, clients.warm, agents.warm, lockouts.warm],
         prepare=[keys.ensure_platform_issuer, lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,
+            "people": people, "registry": registry,
         },
     )  # fmt: skip
 

@@ -1,10 +1,11 @@
 """User events (platform.md 6.3, 1.7). PII (username, profile, custom fields, addresses) travels
 only as ciphertext under the user's own data key (DESIGN.md 7): `pii` is a sealed snapshot of all
-of it, so destroying the key makes every copy unreadable. Lookups use `username_hash`."""
+of it, so destroying the key makes every copy unreadable. Lookups use `username_hash`.
+`UserRegistry` is how another service (the login portal's signup) asks for a new user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from authpi.contracts.base import Event
 
@@ -68,3 +69,26 @@ class UserDeleted(Event, frozen=True, kw_only=True, tag="user.deleted"):
 
 
 UserEvent = UserCreated | UserUpdated | UserBlocked | UserUnblocked | UserDeleted
+
+
+@runtime_checkable
+class UserRegistry(Protocol):
+    """Signup (idp-api.md 12.6): a command on the directory's User aggregate that the token
+    service's login portal calls. The directory implements it (its `user_registry` export); the
+    platform host wires it into the token service, in-process in the all-in-one topology."""
+
+    async def register(
+        self,
+        *,
+        account_id: str,
+        issuer_id: str,
+        username_type: str,
+        username: str,
+        profile: dict[str, Any],
+        method: str = "signup",
+    ) -> str:
+        """Create an active user (`user.created` with `method`) and return its id once the
+        event is committed. Raises authpi.errors.Conflict (reason `user.username`) when the
+        issuer already has that username, Unprocessable for a username its type refuses and
+        NotFound for an issuer the account does not have."""
+        ...

@@ -4,7 +4,6 @@ User returns the full object while the user exists."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from authpi.directory.api.pages import rendered
-from authpi.directory.handlers.users import NewUser, UserChanges, Users
+from authpi.directory.handlers.users import NewUser, UserChanges, Users, normalized_username
 from authpi.directory.queries.users import UserIndexRow, UserRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
 from authpi.web.core import provide
@@ -36,8 +35,6 @@ Scopes = Annotated[list[Scope], msgspec.Meta(max_length=100)]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
 By = Annotated[str, msgspec.Meta(max_length=200)]
 DisplayName = Annotated[str, msgspec.Meta(max_length=200)]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class UserCreate(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,13 +182,7 @@ def new_user(data: UserCreate) -> NewUser:
 
 
 def _normalized(kind: str, username: str) -> str:
-    if kind == "email":
-        if not _EMAIL.match(username):
-            raise _unprocessable("username", "invalid_value", "username must be an email address")
-        return username.lower()
-    if kind == "phone" and not _PHONE.match(username):
-        raise _unprocessable("username", "invalid_value", "username must be an E.164 phone number")
-    return username
+    return normalized_username(kind, username)
 
 
 def _check_objects(profile: Any, custom_fields: Any, metadata: Any) -> None:

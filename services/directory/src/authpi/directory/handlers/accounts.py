@@ -11,7 +11,7 @@ from authpi.contracts.base import Actor
 from authpi.contracts.console import PLATFORM_ISSUER_ID
 from authpi.contracts.directory import AccountDomainAdded, AccountDomainRemoved
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.directory.adapters.pii_vault import Pii, PiiVault
+from authpi.crypto.pii import Pii, PiiVault, region_store
 from authpi.directory.domain import account, user
 from authpi.directory.domain.commands.account import CreateAccount, UpdateAccount
 from authpi.directory.domain.commands.user import CreateUser
@@ -48,7 +48,7 @@ class Directory(ApiKeys):
 
     def __init__(self, rt: Runtime, store: EventStore) -> None:
         super().__init__(rt, store)
-        self.vault = PiiVault(rt.kek, store.schema)
+        self.vault = PiiVault(rt.kek, region_store(rt.namespace, rt.settings.region))
         self.account_queries = AccountQueries(store.schema)
         # Every write to an account stream: the claims on domain hosts.
         self.projections: list[Reaction] = [claim_domains]

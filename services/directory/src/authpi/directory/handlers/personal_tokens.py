@@ -116,7 +116,7 @@ class PersonalTokens:
         self.rt = rt
         self.users = users
         self.store = store
-        self.queries = UserQueries(store.schema)
+        self.queries = UserQueries(store.schema, users.vault.schema)
 
     def _meta(self, account_id: str, issuer_id: str | None, actor: Actor) -> Meta:
         return Meta(

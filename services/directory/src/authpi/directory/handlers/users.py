@@ -1,25 +1,53 @@
 """The write path of users (core-api.md 3.9). PII is sealed here, under a fresh per-user data key,
 before anything reaches the decider or the store (DESIGN.md 7); deleting a user destroys that key
-and releases its username in the same transaction as `user.deleted`."""
+and releases its username in the same transaction as `user.deleted`. The keys live in the
+region's PII key store (`authpi.crypto.pii`). `Users.register` is the directory's side of signup
+(`authpi.contracts.directory.UserRegistry`), called by the token service's login portal."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
 from authpi.contracts.base import Actor, Meta
-from authpi.directory.adapters.pii_vault import Pii, PiiVault
+from authpi.crypto.pii import Pii, PiiVault, region_store
 from authpi.directory.domain import user
 from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
 from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
-from authpi.errors import Conflict, NotFound
+from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.web.etag import etag_of
-from authpi.web.metadata import merge_metadata
+from authpi.web.metadata import check_metadata, merge_metadata
 from authpi.web.runtime import Runtime
 
 USERNAME_SCOPE = "username"
+USERNAME_TYPES = ("email", "unique-name", "phone")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+MAX_USERNAME = 320
+
+
+def _unprocessable(field: str, code: str, message: str) -> Unprocessable:
+    problem = FieldProblem(field=field, code=code, message=message)
+    return Unprocessable(message, reason=f"user.{field}", fields=[problem])
+
+
+def normalized_username(kind: str, username: str) -> str:
+    """A username as stored and hashed: trimmed; emails lower-cased, phones E.164."""
+    username = username.strip()
+    if not username:
+        raise _unprocessable("username", "required", "username is required")
+    if len(username) > MAX_USERNAME:
+        raise _unprocessable("username", "too_long", "username is too long")
+    if kind == "email":
+        if not _EMAIL.match(username):
+            raise _unprocessable("username", "invalid_value", "username must be an email address")
+        return username.lower()
+    if kind == "phone" and not _PHONE.match(username):
+        raise _unprocessable("username", "invalid_value", "username must be an E.164 phone number")
+    return username
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,14 +76,17 @@ class Users:
         self.rt = rt
         self.store = store
         schema = store.schema
-        self.vault = PiiVault(rt.kek, schema)
-        self.queries = UserQueries(schema)
+        # The keys live in the region's PII key store, shared with the token service (which
+        # only reads them); this directory writes users of its own region.
+        self.vault = PiiVault(rt.kek, region_store(rt.namespace, rt.settings.region))
+        self.queries = UserQueries(schema, self.vault.schema)
         self.issuers = IssuerCheck(schema)
 
-    def _meta(self, account_id: str, issuer_id: str, actor: Actor) -> Meta:
+    def _meta(self, account_id: str, issuer_id: str, actor: Actor, trigger: str = "api") -> Meta:
         return Meta(
-            account_id=account_id, issuer_id=issuer_id, actor=actor, region=self.rt.settings.region
-        )
+            account_id=account_id, issuer_id=issuer_id, actor=actor, trigger=trigger,
+            region=self.rt.settings.region,
+        )  # fmt: skip
 
     async def require_issuer(self, account_id: str, issuer_id: str) -> None:
         if not await self.issuers.exists(self.rt.pool, account_id, issuer_id):
@@ -75,6 +106,37 @@ class Users:
             return await self.queries.user(conn, user_id, self.vault)
 
     async def create(self, account_id: str, issuer_id: str, new: NewUser, actor: Actor) -> UserRow:
+        user_id = await self._create(
+            account_id, issuer_id, new, self._meta(account_id, issuer_id, actor)
+        )
+        return await self.get(account_id, issuer_id, user_id)
+
+    async def register(
+        self,
+        *,
+        account_id: str,
+        issuer_id: str,
+        username_type: str,
+        username: str,
+        profile: dict[str, Any],
+        method: str = "signup",
+    ) -> str:
+        """Signup through the issuer's login portal (UserRegistry): an active user with no
+        scopes, `user.created` with `method`, triggered by the IdP runtime."""
+        if username_type not in USERNAME_TYPES:
+            raise _unprocessable("username_type", "invalid_value", "unknown username type")
+        check_metadata(profile, "profile")
+        new = NewUser(
+            username_type=username_type,
+            username=normalized_username(username_type, username),
+            profile=profile,
+        )
+        meta = self._meta(account_id, issuer_id, Actor(type="user"), trigger="idp")
+        return await self._create(account_id, issuer_id, new, meta, method=method)
+
+    async def _create(
+        self, account_id: str, issuer_id: str, new: NewUser, meta: Meta, method: str = "api"
+    ) -> str:
         await self.require_issuer(account_id, issuer_id)
         user_id = self.rt.ids.new("usr")
         dek = self.vault.new_key()
@@ -89,6 +151,7 @@ class Users:
             scopes=new.scopes,
             metadata=new.metadata,
             now=self.rt.clock.now_ms(),
+            method=method,
             region=self.rt.settings.region,
         )
 
@@ -98,16 +161,14 @@ class Users:
 
         reactions: list[Reaction] = [claim]
         try:
-            await self.store.execute(
-                user_id, user, cmd, self._meta(account_id, issuer_id, actor), reactions
-            )
+            await self.store.execute(user_id, user, cmd, meta, reactions)
         except Conflict as exc:
             if exc.reason != f"reservation.{USERNAME_SCOPE}":
                 raise
             raise Conflict(
                 "a user with this username already exists in the issuer", reason="user.username"
             ) from None
-        return await self.get(account_id, issuer_id, user_id)
+        return user_id
 
     async def update(
         self,

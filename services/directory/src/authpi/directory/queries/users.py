@@ -1,5 +1,6 @@
 """Read-side SQL over users_view and personal_tokens_view, and the issuer check every route under
-`/issuers/{issuer_id}` starts with (`IssuerCheck`: the one place that knows where issuers live)."""
+`/issuers/{issuer_id}` starts with (`IssuerCheck`: the one place that knows where issuers live).
+A user's data key is read from the region's PII key store (`authpi.crypto.pii`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from authpi.directory.adapters.pii_vault import PiiVault
+from authpi.crypto.pii import PiiVault
 from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
 
@@ -95,12 +96,15 @@ _STATUS_FILTER = "AND (%(status)s::text IS NULL AND status <> 'deleted' OR statu
 
 
 class UserQueries:
-    def __init__(self, schema: str) -> None:
-        # One round trip: the row with its sealed PII and the user's wrapped data key.
+    def __init__(self, schema: str, pii_store: str) -> None:
+        # One round trip: the row with its sealed PII and the user's wrapped data key, from the
+        # region's PII key store (`pii_store`, the schema of the vault `user` is given).
+        self._pii_store = pii_store
         self._user = render(
             "SELECT u.*, k.wrapped_key FROM {schema}.users_view u"
-            " LEFT JOIN {schema}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s",
+            " LEFT JOIN {pii}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s",
             schema=schema,
+            pii=pii_store,
         )
         self._users = render(
             "SELECT "
@@ -140,6 +144,8 @@ class UserQueries:
         self, conn: psycopg.AsyncConnection[Any], user_id: str, vault: PiiVault
     ) -> UserRow | None:
         """The user with its PII decrypted on read; nothing of it is stored in clear."""
+        if vault.schema != self._pii_store:
+            raise ValueError("the vault is not the PII key store these queries read")
         row = await _one(conn, self._user, [user_id])
         if row is None:
             return None

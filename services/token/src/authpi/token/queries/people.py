@@ -1,0 +1,249 @@
+"""Read-side SQL over the people the token service learnt from the directory (reactions/people):
+users, their claims (idp-api.md 6, 11.6, 14 #17) and their organizations.
+
+PII is opened on read only: users_view keeps the sealed snapshot of the user's latest event, and
+its data key comes from the region's PII key store (`authpi.crypto.pii`, looked up by the user's
+region). A deleted user has neither snapshot nor key, so its claims carry no PII at all."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+
+from authpi.contracts.directory import OrganizationRestriction
+from authpi.crypto.envelope import Kek
+from authpi.crypto.pii import Pii, PiiVault, region_store
+from authpi.crypto.pii import username_hash as hash_username
+from authpi.eventstore.sqltext import render
+
+_USER_COLUMNS = (
+    "id, issuer_id, account_id, status, username_type, username_hash, scopes, created_at,"
+    " updated_at"
+)
+# Claims a user's custom fields never replace (registered JWT claims, OIDC standard claims and
+# what the token service itself puts in tokens).
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "acr", "amr", "azp",
+     "sid", "at_hash", "c_hash", "scope", "client_id", "org_id", "organizations", "dat",
+     "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+     "profile", "picture", "website", "email", "email_verified", "gender", "birthdate",
+     "zoneinfo", "locale", "phone_number", "phone_number_verified", "address", "updated_at",
+     "created_at"}
+)  # fmt: skip
+_ADDRESS_FIELDS = {
+    "formatted": ("formatted",),
+    "street_address": ("street_address", "street", "line1"),
+    "locality": ("locality", "city"),
+    "region": ("region", "state"),
+    "postal_code": ("postal_code", "zip", "postcode"),
+    "country": ("country", "country_code"),
+}
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    issuer_id: str
+    account_id: str
+    status: str
+    username_type: str
+    username_hash: str
+    scopes: list[str]
+    created_at: int
+    updated_at: int | None
+
+
+class People:
+    def __init__(self, schema: str, kek: Kek, namespace: str) -> None:
+        self.kek = kek
+        self.namespace = namespace
+        self._vaults: dict[str, PiiVault] = {}
+        self._user = render(
+            f"SELECT {_USER_COLUMNS} FROM {{schema}}.users_view WHERE id = %s", schema=schema
+        )
+        self._by_hash = render(
+            f"SELECT {_USER_COLUMNS} FROM {{schema}}.users_view"
+            " WHERE issuer_id = %s AND username_hash = %s AND status <> 'deleted'"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            schema=schema,
+        )
+        self._sealed = render(
+            "SELECT region, pii FROM {schema}.users_view WHERE id = %s", schema=schema
+        )
+        # Written by the credentials projection; no row means not verified.
+        self._email_verified = render(
+            "SELECT email_verified FROM {schema}.credentials_view WHERE user_id = %s",
+            schema=schema,
+        )
+        self._organizations = render(
+            "SELECT m.org_id, m.user_title, m.scopes, m.joined_at"
+            " FROM {schema}.memberships_view m"
+            " JOIN {schema}.organizations_view o ON o.id = m.org_id"
+            " WHERE m.member_id = %(user)s AND m.status = 'active' AND o.status = 'active'"
+            " AND (%(only)s::text[] IS NULL OR m.org_id = ANY(%(only)s::text[]))"
+            " AND (%(selected)s::text IS NULL OR m.org_id = %(selected)s)"
+            " ORDER BY m.joined_at, m.org_id",
+            schema=schema,
+        )
+
+    def vault(self, region: str) -> PiiVault:
+        """The PII key store of `region` (the per-region lookup, DESIGN.md 7)."""
+        if region not in self._vaults:
+            self._vaults[region] = PiiVault(self.kek, region_store(self.namespace, region))
+        return self._vaults[region]
+
+    def username_hash(self, issuer_id: str, username: str) -> str:
+        """The directory's lookup key of a username (same per-issuer pepper)."""
+        return hash_username(self.kek, issuer_id, username)
+
+    async def user(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> UserRecord | None:
+        """The user in any status (deleted ones included: callers decide what a status means)."""
+        row = await _one(conn, self._user, [user_id])
+        return None if row is None else msgspec.convert(row, UserRecord)
+
+    async def user_by_username(
+        self, conn: psycopg.AsyncConnection[Any], issuer_id: str, username: str
+    ) -> UserRecord | None:
+        """The issuer's user (not deleted) with this username, whatever its case or blanks."""
+        row = await _one(conn, self._by_hash, [issuer_id, self.username_hash(issuer_id, username)])
+        return None if row is None else msgspec.convert(row, UserRecord)
+
+    async def pii(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> Pii | None:
+        """The user's PII, opened with its data key; None once the user is deleted."""
+        row = await _one(conn, self._sealed, [user_id])
+        if row is None or row["pii"] is None:
+            return None
+        return await self.vault(row["region"]).open_stored(conn, user_id, row["pii"])
+
+    async def claims(
+        self, conn: psycopg.AsyncConnection[Any], user: UserRecord, scopes: Collection[str]
+    ) -> dict[str, Any]:
+        """The user's claims for the granted `scopes` (idp-api.md 6): `sub`; profile, email,
+        phone and address claims by scope; the user's custom fields beside them (never in place
+        of a standard claim); `created_at` / `updated_at` in Unix seconds (14 #17)."""
+        claims: dict[str, Any] = {"sub": user.id}
+        pii = await self.pii(conn, user.id)
+        if pii is not None:
+            for name, value in pii.custom_fields.items():
+                if name not in RESERVED_CLAIMS:
+                    claims[name] = value
+            if "profile" in scopes:
+                claims.update(_profile_claims(pii.profile))
+            if "email" in scopes:
+                email = _email(user, pii)
+                if email is not None:
+                    claims["email"] = email
+                    claims["email_verified"] = (
+                        user.username_type == "email" and await self._verified(conn, user.id)
+                    )
+            if "phone" in scopes:
+                phone = _phone(user, pii)
+                if phone is not None:
+                    claims["phone_number"] = phone
+                    claims["phone_number_verified"] = False
+            if "address" in scopes:
+                address = _address(pii)
+                if address:
+                    claims["address"] = address
+        claims["created_at"] = user.created_at // 1000
+        claims["updated_at"] = (user.updated_at or user.created_at) // 1000
+        return claims
+
+    async def _verified(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> bool:
+        try:
+            async with conn.transaction():  # a savepoint: a missing table aborts nothing else
+                cur = await conn.execute(self._email_verified, [user_id])
+                row = await cur.fetchone()
+        except psycopg.errors.UndefinedTable:
+            return False
+        return bool(row and row[0])
+
+    async def organizations(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+    ) -> list[dict[str, Any]]:
+        """The organizations claim (idp-api.md 11.6): the user's active memberships of active
+        organizations, the client's restriction applied, only `selected` when given."""
+        if restriction.mode == "none":
+            return []
+        only = list(restriction.allowlist) if restriction.mode == "allowlist" else None
+        params = {"user": user_id, "only": only, "selected": selected}
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(self._organizations, params)
+        return [
+            {
+                "id": r["org_id"],
+                "title": r["user_title"],
+                "scopes": list(r["scopes"]),
+                "joined_at": r["joined_at"] // 1000,
+            }
+            for r in await cur.fetchall()
+        ]
+
+    async def is_active_member(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        org_id: str,
+        restriction: OrganizationRestriction,
+    ) -> bool:
+        """Whether `org_id` may be the selected organization of the user's tokens."""
+        return bool(await self.organizations(conn, user_id, restriction, org_id))
+
+
+def _profile_claims(profile: dict[str, Any]) -> dict[str, Any]:
+    first, last = _text(profile.get("first_name")), _text(profile.get("last_name"))
+    name = _text(profile.get("display_name")) or " ".join(p for p in (first, last) if p) or None
+    claims = {
+        "name": name,
+        "given_name": first,
+        "family_name": last,
+        "picture": _text(profile.get("picture")),
+        "locale": _text(profile.get("locale")),
+    }
+    return {k: v for k, v in claims.items() if v}
+
+
+def _email(user: UserRecord, pii: Pii) -> str | None:
+    if user.username_type == "email":
+        return pii.username
+    return _text(pii.profile.get("email"))
+
+
+def _phone(user: UserRecord, pii: Pii) -> str | None:
+    if user.username_type == "phone":
+        return pii.username
+    return _text(pii.profile.get("phone_number"))
+
+
+def _address(pii: Pii) -> dict[str, str]:
+    """The OIDC structured address: the user's first address, else the profile's `address`."""
+    source: Any = pii.addresses[0] if pii.addresses else pii.profile.get("address")
+    if isinstance(source, str):
+        return {"formatted": source} if source.strip() else {}
+    if not isinstance(source, dict):
+        return {}
+    address: dict[str, str] = {}
+    for claim, keys in _ADDRESS_FIELDS.items():
+        value = next((source[k] for k in keys if _text(source.get(k))), None)
+        if value is not None:
+            address[claim] = str(value)
+    return address
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+async def _one(
+    conn: psycopg.AsyncConnection[Any], query: str, params: Any
+) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return await cur.fetchone()

@@ -1,0 +1,188 @@
+"""token-users and token-organizations: the token service learns the people of its issuers from
+the directory's events into its own tables (it never reads the directory's): users (status,
+username hash, scopes and the sealed PII snapshot, never a clear value), organizations (status)
+and their user memberships (status, scopes, title, join time). Human login, ID tokens, userinfo
+and the organizations claim read them (`queries.people`).
+
+Each applied user event notifies `users_channel(schema)` with the user's id in the same commit,
+so that a signup (`adapters.registry`) can answer as soon as this service sees the new user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from authpi.contracts.directory import (
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationMembershipCreated,
+    OrganizationMembershipDeleted,
+    OrganizationMembershipUpdated,
+    OrganizationReactivated,
+    OrganizationSuspended,
+    OrganizationUpdated,
+    UserBlocked,
+    UserCreated,
+    UserDeleted,
+    UserUnblocked,
+    UserUpdated,
+)
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
+from authpi.eventstore.store import StoredEvent
+
+USER_MEMBER = "user"
+
+
+def users_channel(schema: str) -> str:
+    """The NOTIFY channel of token-users: the payload is the id of the user just applied."""
+    return f"{schema}_users"
+
+
+class UsersReaction:
+    name = "token-users"
+    event_types = ("user.created", "user.updated", "user.blocked", "user.unblocked", "user.deleted")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.channel = users_channel(schema)
+        self._insert = render(
+            "INSERT INTO {schema}.users_view (id, issuer_id, account_id, username_hash,"
+            " username_type, status, region, pii, scopes, version, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            schema=schema,
+        )
+        self._update = render(
+            "UPDATE {schema}.users_view SET pii = coalesce(%s, pii),"
+            " username_hash = coalesce(%s, username_hash),"
+            " username_type = coalesce(%s, username_type),"
+            " scopes = coalesce(%s::jsonb, scopes), version = %s, updated_at = %s"
+            " WHERE id = %s AND status <> 'deleted'",
+            schema=schema,
+        )
+        self._status = render(
+            "UPDATE {schema}.users_view SET status = %s, version = %s, updated_at = %s"
+            " WHERE id = %s AND status <> 'deleted'",
+            schema=schema,
+        )
+        self._delete = render(
+            "UPDATE {schema}.users_view SET status = 'deleted', pii = NULL, version = %s,"
+            " updated_at = %s WHERE id = %s",
+            schema=schema,
+        )
+        self._notify = "SELECT pg_notify(%s, %s)"
+        self._reset = render("TRUNCATE {schema}.users_view", schema=schema)
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        v = stored.stream_version
+        match stored.event:
+            case UserCreated() as e:
+                await conn.execute(
+                    self._insert,
+                    [e.id, e.issuer_id, stored.meta.account_id, e.username_hash, e.username_type,
+                     e.status, e.region, e.pii, jsonb.dumps(e.scopes), v, e.created_at],
+                )  # fmt: skip
+            case UserUpdated() as e:
+                scopes = None if e.scopes is None else jsonb.dumps(e.scopes)
+                await conn.execute(
+                    self._update,
+                    [e.pii, e.username_hash, e.username_type, scopes, v, e.updated_at, e.id],
+                )
+            case UserBlocked() | UserUnblocked() as e:
+                await conn.execute(self._status, [e.status, v, e.status_at, e.id])
+            case UserDeleted() as e:
+                await conn.execute(self._delete, [v, e.deleted_at, e.id])
+            case _:
+                return
+        await conn.execute(self._notify, [self.channel, stored.stream_id])
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+class OrganizationsReaction:
+    """Organizations and their user memberships: one consumer, since both share the
+    organization's stream and `organization.deleted` removes the memberships."""
+
+    name = "token-organizations"
+    event_types = (
+        "organization.created",
+        "organization.updated",
+        "organization.suspended",
+        "organization.reactivated",
+        "organization.deleted",
+        "organization.membership.created",
+        "organization.membership.updated",
+        "organization.membership.deleted",
+    )
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self._org_insert = render(
+            "INSERT INTO {schema}.organizations_view (id, issuer_id, status, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s) ON CONFLICT (id) DO NOTHING",
+            schema=schema,
+        )
+        self._org_status = render(
+            "UPDATE {schema}.organizations_view SET status = %s, version = %s, updated_at = %s"
+            " WHERE id = %s",
+            schema=schema,
+        )
+        self._org_delete = render(
+            "DELETE FROM {schema}.organizations_view WHERE id = %s", schema=schema
+        )
+        self._org_members_delete = render(
+            "DELETE FROM {schema}.memberships_view WHERE org_id = %s", schema=schema
+        )
+        self._member_upsert = render(
+            "INSERT INTO {schema}.memberships_view (org_id, member_id, issuer_id, status, scopes,"
+            " user_title, joined_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (org_id, member_id) DO NOTHING",
+            schema=schema,
+        )
+        self._member_update = render(
+            "UPDATE {schema}.memberships_view SET status = %s, scopes = %s::jsonb,"
+            " user_title = %s, updated_at = %s WHERE org_id = %s AND member_id = %s",
+            schema=schema,
+        )
+        self._member_delete = render(
+            "DELETE FROM {schema}.memberships_view WHERE org_id = %s AND member_id = %s",
+            schema=schema,
+        )
+        self._reset = render(
+            "TRUNCATE {schema}.organizations_view, {schema}.memberships_view", schema=schema
+        )
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        v = stored.stream_version
+        match stored.event:
+            case OrganizationCreated() as e:
+                await conn.execute(self._org_insert, [e.id, e.issuer_id, v, e.created_at])
+            case OrganizationUpdated() as e if e.status is not None:
+                await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
+            case OrganizationSuspended() | OrganizationReactivated() as e:
+                await conn.execute(self._org_status, [e.status, v, e.status_at, e.id])
+            case OrganizationDeleted() as e:
+                await conn.execute(self._org_delete, [e.id])
+                await conn.execute(self._org_members_delete, [e.id])
+            case OrganizationMembershipCreated() as e if e.member_type == USER_MEMBER:
+                await conn.execute(
+                    self._member_upsert,
+                    [e.org_id, e.member_id, e.issuer_id, e.status, jsonb.dumps(e.scopes),
+                     e.user_title, e.joined_at],
+                )  # fmt: skip
+            case OrganizationMembershipUpdated() as e if e.member_type == USER_MEMBER:
+                await conn.execute(
+                    self._member_update,
+                    [e.status, jsonb.dumps(e.scopes), e.user_title, e.updated_at, e.org_id,
+                     e.member_id],
+                )  # fmt: skip
+            case OrganizationMembershipDeleted() as e:
+                await conn.execute(self._member_delete, [e.org_id, e.member_id])
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
