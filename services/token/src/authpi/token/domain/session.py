@@ -25,6 +25,7 @@ from authpi.contracts.sessions import (
     SessionUpdated,
 )
 from authpi.errors import Conflict, NotFound
+from authpi.web.etag import check_if_match, etag_of
 
 
 class CreateSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,11 +49,13 @@ class SuspendSession(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     by: str | None = None
     at: int
+    if_match: str | None = None  # core-api.md 2.3, compared with the state
 
 
 class ReactivateSession(msgspec.Struct, frozen=True, kw_only=True):
     by: str | None = None
     at: int
+    if_match: str | None = None  # core-api.md 2.3, compared with the state
 
 
 class RevokeSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +63,7 @@ class RevokeSession(msgspec.Struct, frozen=True, kw_only=True):
     by: str | None = None
     cascade_from: str | None = None
     at: int
+    if_match: str | None = None  # core-api.md 2.3, compared with the state
     # A cascade (or a bulk end) skips sessions that already ended, instead of refusing.
     lenient: bool = False
 
@@ -96,6 +100,12 @@ class Live(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     client_id: str | None
     status: str  # active | suspended | revoked | expired
+    created_at: int
+    updated_at: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.created_at, self.updated_at)
 
 
 Session = NoSession | Live
@@ -108,6 +118,8 @@ def decide(cmd: SessionCommand, state: Session) -> list[Event]:
         return _create(cmd) if isinstance(state, NoSession) else []
     if isinstance(state, NoSession):
         raise NotFound("session not found", reason="session.not_found")
+    if isinstance(cmd, SuspendSession | ReactivateSession | RevokeSession):
+        check_if_match(cmd.if_match, state.etag)
     match cmd:
         case SuspendSession():
             if state.status == "suspended":
@@ -216,12 +228,15 @@ def evolve(state: Session, event: Event) -> Session:
                 type=e.session_type,
                 client_id=e.client_id,
                 status=e.status,
+                created_at=e.created_at,
             )
         case Live(), SessionUpdated() as e:
-            return msgspec.structs.replace(state, status=e.status)
-        case Live(), SessionTerminated():
-            return msgspec.structs.replace(state, status="revoked")
-        case Live(), SessionExpired():
-            return msgspec.structs.replace(state, status="expired")
+            return msgspec.structs.replace(state, status=e.status, updated_at=e.updated_at)
+        case Live(), SessionTerminated() as e:
+            return msgspec.structs.replace(state, status="revoked", updated_at=e.revoked_at)
+        case Live(), SessionExpired() as e:
+            return msgspec.structs.replace(state, status="expired", updated_at=e.expired_at)
+        case Live(), SessionCompromised() as e:
+            return msgspec.structs.replace(state, updated_at=e.compromised_at)
         case _:
             return state

@@ -15,8 +15,8 @@ from authpi.contracts.base import Meta
 from authpi.eventstore.store import EventStore, Step, Tx
 from authpi.token.domain import refresh_family
 from authpi.token.domain.refresh_family import Rotate, Rotated
-from authpi.token.handlers.sessions import refresh_stream
-from authpi.token.queries.sessions import FamilyRow, SessionQueries, SessionRow
+from authpi.token.handlers.sessions import family_end, refresh_stream
+from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
 Check = Callable[[psycopg.AsyncConnection[Any], FamilyRow, SessionRow | None], Awaitable[T]]
@@ -81,3 +81,28 @@ class RefreshFamilies:
                 raise Replayed(family)
             raise FamilyEnded()
         return family, checked
+
+
+class FamilyRevocations:
+    """RFC 7009 for refresh tokens (idp-api.md 7.2): revoking one ends its whole family."""
+
+    def __init__(self, store: EventStore, queries: SessionQueries) -> None:
+        self.store = store
+        self.queries = queries
+
+    async def revoke(
+        self, *, issuer_id: str, family_id: str, client_id: str, reason: str, now: int, meta: Meta
+    ) -> None:
+        async def plan(tx: Tx) -> list[Step[Any, Any]]:
+            family = await self.queries.family(tx.conn, family_id)
+            if (
+                family is None
+                or family.issuer_id != issuer_id
+                or family.client_id != client_id
+                or family.status != "active"
+            ):
+                return []
+            ref = FamilyRef(family.id, family.session_id, family.current_jti, family.issuer_id)
+            return [family_end(ref, reason, now)]
+
+        await self.store.execute_all(plan, meta)

@@ -200,6 +200,7 @@ class Sessions:
         by: str | None,
         meta: Meta,
         lenient: bool = False,
+        if_match: str | None = None,
     ) -> list[Outcome[Any]]:
         """Revoke a session; an op session takes its rp sessions with it, and every refresh
         family of an ended session ends too."""
@@ -209,7 +210,7 @@ class Sessions:
             row = await self.queries.session(tx.conn, session_id)
             if row is None or row.issuer_id != issuer_id:
                 raise NotFound("session not found", reason="session.not_found")
-            cmd = RevokeSession(reason=reason, by=by, at=now, lenient=lenient)
+            cmd = RevokeSession(reason=reason, by=by, at=now, lenient=lenient, if_match=if_match)
             steps: list[Step[Any, Any]] = [Step(session_stream(session_id), session, cmd)]
             ended = [session_id]
             if row.type == "op":
@@ -224,21 +225,29 @@ class Sessions:
         return await self.store.execute_all(plan, meta)
 
     async def suspend(
-        self, issuer_id: str, session_id: str, *, reason: str | None, by: str | None, meta: Meta
+        self,
+        issuer_id: str,
+        session_id: str,
+        *,
+        reason: str | None,
+        by: str | None,
+        meta: Meta,
+        if_match: str | None = None,
     ) -> None:
-        await self._one(
-            issuer_id,
-            session_id,
-            SuspendSession(reason=reason, by=by, at=self.clock.now_ms()),
-            meta,
-        )
+        cmd = SuspendSession(reason=reason, by=by, at=self.clock.now_ms(), if_match=if_match)
+        await self._one(issuer_id, session_id, cmd, meta)
 
     async def reactivate(
-        self, issuer_id: str, session_id: str, *, by: str | None, meta: Meta
+        self,
+        issuer_id: str,
+        session_id: str,
+        *,
+        by: str | None,
+        meta: Meta,
+        if_match: str | None = None,
     ) -> None:
-        await self._one(
-            issuer_id, session_id, ReactivateSession(by=by, at=self.clock.now_ms()), meta
-        )
+        cmd = ReactivateSession(by=by, at=self.clock.now_ms(), if_match=if_match)
+        await self._one(issuer_id, session_id, cmd, meta)
 
     async def _one(self, issuer_id: str, session_id: str, cmd: Any, meta: Meta) -> None:
         async def plan(tx: Tx) -> list[Step[Any, Any]]:

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from authpi.crypto.clock import Clock
 from authpi.eventstore.sqltext import render
 
 MAX_LIVE_SESSIONS = 50
@@ -217,3 +218,20 @@ class SessionQueries:
         if row is None:
             return None
         return SessionSettings(account_id=row[0], max_age=row[1], idle_timeout=row[2])
+
+
+class Liveness:
+    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25)."""
+
+    def __init__(self, queries: SessionQueries, clock: Clock) -> None:
+        self.queries = queries
+        self.clock = clock
+
+    async def refresh_live(self, family_id: str, jti: str) -> bool:
+        async with self.queries.pool.connection() as conn:
+            family = await self.queries.family(conn, family_id)
+        return family is not None and family.status == "active" and family.current_jti == jti
+
+    async def session_live(self, session_id: str) -> bool:
+        row = await self.queries.session(None, session_id)
+        return row is not None and row.usable(self.clock.now_ms())

@@ -23,19 +23,7 @@ class TokenVerifier:
     def verify(self, issuer: IssuerKeys, token: str) -> dict[str, Any] | None:
         """The token's public claims, or None for anything not a live token of this issuer."""
         decoded = self.decode(issuer, token)
-        if decoded is None:
-            return None
-        header, claims = decoded
-        out = {name: claims[name] for name in CLAIMS if name in claims}
-        if header.get("typ") == "at+jwt":
-            out["token_type"] = "access_token"
-        elif "fid" in claims:
-            out["token_type"] = "refresh_token"
-        else:
-            out["token_type"] = "id_token"
-        if "organizations" in claims:
-            out["organizations"] = claims["organizations"]
-        return out
+        return None if decoded is None else public_claims(*decoded)
 
     def decode(
         self, issuer: IssuerKeys, token: str, *, expired_ok: bool = False
@@ -68,3 +56,18 @@ class TokenVerifier:
         if not expired_ok and int(claims["exp"]) <= self.clock.now_ms() // 1000:
             return None
         return header, claims
+
+
+def public_claims(header: dict[str, Any], claims: dict[str, Any]) -> dict[str, Any]:
+    """The claims introspection may show, with the token's type (idp-api.md 14 #21): an access
+    token has `typ: at+jwt`, a refresh token a family id, anything else is an ID token."""
+    out = {name: claims[name] for name in CLAIMS if name in claims}
+    if header.get("typ") == "at+jwt":
+        out["token_type"] = "access_token"
+    elif "fid" in claims:
+        out["token_type"] = "refresh_token"
+    else:
+        out["token_type"] = "id_token"
+    if "organizations" in claims:
+        out["organizations"] = claims["organizations"]
+    return out
