@@ -270,6 +270,7 @@ async def test_password_reset_changes_the_password_once(platform, tenant, mailbo
     new_password = "a brand new passphrase"
     async with Browser(platform, issuer_id) as b:
         await sign_up(b, address)
+        assert "You are signed in" in (await b.get("/login")).text
         asked = await b.submit("/password/forgot", {"email": address})
         unknown = await b.submit("/password/forgot", {"email": email()})
         assert asked.status_code == unknown.status_code == 200
@@ -285,6 +286,8 @@ async def test_password_reset_changes_the_password_once(platform, tenant, mailbo
             "/password/reset", {"token": token, "password": "x" * 12}, csrf_from="/password/forgot"
         )
         assert reused.status_code == 410
+        # the reset signed this browser (and any other) out
+        assert 'id="password"' in (await b.get("/login")).text
     async with Browser(platform, issuer_id) as b:
         old = await b.submit("/login", {"email": address, "password": PASSWORD})
         new = await b.submit("/login", {"email": address, "password": new_password})

@@ -89,10 +89,11 @@ async def build(rt: Runtime) -> ServiceParts:
     # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
     registry = Registry(rt.pool, people, arrivals)
     session_queries = SessionQueries(rt.pool, schema)
+    sessions = Sessions(store, session_queries, rt.ids, rt.clock)
     interactions = Interactions(
         idp_base=idp_base, clock=rt.clock, issuers=cache, clients=clients,
         flows=Flows(rt.pool, schema), codes=Codes(rt.pool, schema),
-        sessions=Sessions(store, session_queries, rt.ids, rt.clock), queries=session_queries,
+        sessions=sessions, queries=session_queries,
         consents=Consents(store, session_queries, rt.clock), people=people,
     )  # fmt: skip
     credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
@@ -105,7 +106,8 @@ async def build(rt: Runtime) -> ServiceParts:
             parallelism=rt.settings.argon2_parallelism,
         ),
         hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
-        clock=rt.clock, ids=rt.ids, interactions=interactions, people=people,
+        clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
+        session_queries=session_queries, people=people,
         registry=registry, mailer=rt.mailer,
     )  # fmt: skip
     portal_http = PortalRoutes(

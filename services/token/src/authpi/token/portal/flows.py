@@ -43,11 +43,13 @@ from authpi.token.domain.credential_commands import (
 )
 from authpi.token.endpoints.authorize import Device, FlowGone
 from authpi.token.handlers.credentials import Credentials
+from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
+from authpi.token.queries.sessions import SessionQueries
 
 log = get_logger("authpi.token.portal")
 
@@ -184,6 +186,8 @@ class Portal:
         clock: Clock,
         ids: Ids,
         interactions: Interactions,
+        sessions: Sessions,
+        session_queries: SessionQueries,
         people: People,
         registry: Registry,
         mailer: Mailer,
@@ -199,6 +203,8 @@ class Portal:
         self.clock = clock
         self.ids = ids
         self.interactions = interactions
+        self.sessions = sessions
+        self.session_queries = session_queries
         self.people = people
         self.registry = registry
         self.mailer = mailer
@@ -598,11 +604,25 @@ class Portal:
             self._meta(issuer, visit, user_id),
         )  # fmt: skip
         await self.mail_tokens.void("password-reset", user_id)
+        await self._end_sessions(issuer, user_id, visit)
         if user is not None:
             await self.lockouts.succeeded(issuer.id, user.username_hash)
         page = message("Password changed", "Your password has been changed. You can now sign in.")
         link = {"href": links(issuer.id, redeemed.token.flow_id)["login"], "label": "Sign in"}
         return msgspec.structs.replace(page, context={**page.context, "link": link})
+
+    async def _end_sessions(self, issuer: IssuerRow, user_id: str, visit: Visit) -> None:
+        """After a reset, every browser signed in as the user is signed out (their rp sessions
+        and refresh families end with their op sessions): whoever knew the old password loses
+        what it gave them."""
+        now = self.clock.now_ms()
+        async with self.pool.connection() as conn:
+            live = await self.session_queries.live_of_type(conn, issuer.id, user_id, "op", now)
+        for session_id in live:
+            await self.sessions.revoke(
+                issuer.id, session_id, reason="password_reset", by=user_id,
+                meta=self._meta(issuer, visit, user_id), lenient=True,
+            )  # fmt: skip
 
     # Login links
 
