@@ -9,11 +9,15 @@ import html
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
+from authpi.errors import ServerError
+from authpi.platform.host import Platform
 from authpi.platform.mailsink import MailSink
 from authpi.platform.testing.plugin import running_platform
-from authpi.web.mail import MailMessage, SmtpMailer
+from authpi.web.mail import MailMessage, NoMailer, SmtpMailer
 
 
 def _mailer(platform):
@@ -117,3 +121,16 @@ async def test_idp_workers_send_through_the_same_sink(infra, tmp_path):
         sink = other.handle.mail_sink
         assert sink is not None and other.handle.workers.healthy()
         assert other.handle.workers.settings.smtp_url == sink.url
+
+
+async def test_no_sink_when_the_core_api_listens_beyond_loopback(tmp_path):
+    """Reset and login links must never show on a network-facing port: without AUTHPI_SMTP_URL
+    such a deployment sends no mail at all, and says so."""
+    platform = Platform(Settings(data_dir=tmp_path))
+    platform.api_url = "http://192.0.2.10:8000"  # what _bind_ports leaves for a public address
+    with capture_logs() as logs:
+        mailer = await platform.open_mailer(platform.settings)
+    assert isinstance(mailer, NoMailer) and platform.mail_sink is None
+    assert [e["event"] for e in logs] == ["mail.not_configured"]
+    with pytest.raises(ServerError):
+        await mailer.send(MailMessage(to="a@x.test", subject="s", text="t"))

@@ -84,16 +84,16 @@ def _starttls(query: str, implicit_tls: bool, credentials: bool, host: str) -> S
     if len(values) > 1 or (values and values[0] not in _START_TLS):
         raise ValueError("AUTHPI_SMTP_URL: starttls must be require, auto or off")
     # A password goes to a remote server only over TLS: STARTTLS is required unless said otherwise.
-    chosen: StartTls = "require" if credentials and not _is_loopback(host) else "auto"
+    chosen: StartTls = "require" if credentials and not is_loopback_host(host) else "auto"
     for mode in _START_TLS:
         if values and values[0] == mode:
             chosen = mode
-    if credentials and chosen != "require" and not _is_loopback(host):
+    if credentials and chosen != "require" and not is_loopback_host(host):
         raise ValueError("AUTHPI_SMTP_URL: credentials over smtp:// need ?starttls=require")
     return chosen
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:

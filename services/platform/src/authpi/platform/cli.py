@@ -107,14 +107,14 @@ async def up(settings: Settings, only: str | None = None) -> int:
             f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}{workers}",
             flush=True,
         )
+        if only is None:
+            _print_bootstrap_note(settings, creds)
         if platform.mail_sink is not None:
             print(
                 f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "
                 f"{platform.api_url}/dev/mail",
                 flush=True,
             )
-        if only is None:
-            _print_bootstrap_note(settings, creds)
         await stop.wait()
     finally:
         await platform.stop()

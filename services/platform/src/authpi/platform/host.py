@@ -53,7 +53,7 @@ from authpi.platform.serving import (
 )
 from authpi.platform.workers import WorkerPool
 from authpi.web.app import Metrics, WebApp, build_ops_app
-from authpi.web.mail import Mailer, NoMailer, SmtpMailer
+from authpi.web.mail import Mailer, NoMailer, SmtpMailer, is_loopback_host
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.web.supervisor import supervise
 
@@ -182,7 +182,7 @@ class Platform:
             s = self._bind_ports(s)
         kek = self._kek or self._load_kek()
         await check_kek(pool, kek, s.namespace, [m.name for m in self.modules], s.region)
-        mailer = await self._mailer(s)
+        mailer = await self.open_mailer(s)
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek, mailer=mailer)
         self.rt = rt
         for module in self.modules:
@@ -195,12 +195,21 @@ class Platform:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
 
-    async def _mailer(self, s: Settings) -> Mailer:
-        """SMTP to AUTHPI_SMTP_URL; without it, a serving process starts the development sink and
-        sends there. One-off commands (bootstrap, replay) send no mail."""
+    async def open_mailer(self, s: Settings) -> Mailer:
+        """SMTP to AUTHPI_SMTP_URL. Without it, a serving process whose Core API listens on
+        loopback (`make run`, tests) starts the development sink and sends there; anywhere else
+        the sink's /dev/mail would show reset and login links to the network, so no mail is sent
+        (a warning says so). One-off commands (bootstrap, replay) send no mail."""
         if s.smtp_url:
             return SmtpMailer(s.smtp_url, s.mail_from)
         if not self.serve_http:
+            return NoMailer()
+        if not is_loopback_host(urlsplit(self.api_url).hostname or ""):
+            log.warning(
+                "mail.not_configured",
+                hint="set AUTHPI_SMTP_URL: no mail is sent (the development mail sink runs only "
+                "when the Core API listens on a loopback address)",
+            )
             return NoMailer()
         sink = MailSink(self.clock)
         await asyncio.to_thread(sink.start)

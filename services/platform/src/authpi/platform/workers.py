@@ -54,7 +54,7 @@ from authpi.platform.serving import (
     settle_heap,
     start_server,
 )
-from authpi.web.mail import SmtpMailer
+from authpi.web.mail import mailer_for
 from authpi.web.runtime import Runtime, ServiceParts
 from authpi.web.supervisor import supervise
 
@@ -229,8 +229,8 @@ class IdpWorker:
 
     async def start(self) -> None:
         s = self.settings
-        if not (s.database_url and s.nats_url and s.kek and s.smtp_url):
-            raise RuntimeError("an IdP worker needs the resolved database, NATS, KEK and SMTP")
+        if not (s.database_url and s.nats_url and s.kek):
+            raise RuntimeError("an IdP worker needs the resolved database, NATS and KEK")
         modules = [m for m in all_modules() if m.name in self.spec.modules]
         jsonb.install()
         pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=8, open=False, timeout=10)
@@ -249,8 +249,8 @@ class IdpWorker:
                 raise RuntimeError(f"PII key store: migrations not applied: {missing}")
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
-        # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink.
-        mailer = SmtpMailer(s.smtp_url, s.mail_from)
+        # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink (none: no mail).
+        mailer = mailer_for(s.smtp_url, s.mail_from)
         shared: NATS | None = None
         for module in modules:
             # Each service part follows the bus as its own identity, as in the main process
