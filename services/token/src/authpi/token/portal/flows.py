@@ -26,7 +26,7 @@ from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import seal, unseal
 from authpi.crypto.ids import Ids
 from authpi.crypto.passwords import Passwords, policy_problem
-from authpi.errors import Conflict
+from authpi.errors import Conflict, TemporarilyUnavailable, Unprocessable
 from authpi.observability import get_logger
 from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
@@ -400,6 +400,16 @@ class Portal:
             return self._signup_page(
                 visit, flow, email=email, name=name, status=409, allowed=True,
                 error="An account with this email already exists. Sign in instead.",
+            )  # fmt: skip
+        except Unprocessable:
+            return self._signup_page(
+                visit, flow, email=email, name=name, status=400, allowed=True,
+                error="Check your name and email: they contain characters we cannot store.",
+            )  # fmt: skip
+        except TemporarilyUnavailable:
+            return self._signup_page(
+                visit, flow, email=email, name=name, status=503, allowed=True,
+                error="We could not create your account just now. Try again in a moment.",
             )  # fmt: skip
         now = self.clock.now_ms()
         await self.credentials.execute(
