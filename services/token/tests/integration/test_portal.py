@@ -309,3 +309,80 @@ async def test_login_link_signs_in_once(platform, tenant, mailbox: Mailbox):
         again = await b.get(link)
     assert first.status_code == 302 and "authpi_session=" in first.headers["set-cookie"]
     assert again.status_code == 410 and "already been used" in again.text
+
+
+async def authorization(platform, admin: AuthPIAdmin, issuer_id: str) -> tuple[str, str]:
+    """A web client of the issuer, once the token service knows it: (client id, redirect URI)."""
+    redirect_uri = "https://app.example.com/callback"
+    client = await admin.issuer(issuer_id).clients.create(
+        {
+            "name": "Acme <b>Dashboard</b>",
+            "type": "web",
+            "settings": {
+                "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scopes": ["openid", "profile", "email"],
+            },
+        }
+    )
+
+    async def known() -> bool:
+        async with Browser(platform, issuer_id) as b:
+            return (await start(b, client.id, redirect_uri)).status_code == 302
+
+    await eventually(known)
+    return client.id, redirect_uri
+
+
+async def start(b: Browser, client_id: str, redirect_uri: str) -> httpx.Response:
+    return await b.get(
+        "/authorize", response_type="code", client_id=client_id, redirect_uri=redirect_uri,
+        scope="openid email", state="st-1",
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method="S256",
+    )  # fmt: skip
+
+
+async def test_authorization_goes_through_login_and_consent(platform, tenant):
+    admin, issuer_id = tenant
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    async with Browser(platform, issuer_id) as b:
+        to_login = await start(b, client_id, redirect_uri)
+        login_url = to_login.headers["location"]
+        assert "/login?flow=" in login_url
+        page = await b.get(login_url)
+        assert "Acme &lt;b&gt;Dashboard&lt;/b&gt;" in page.text and "<b>" not in page.text
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        assert signed_in.status_code == 303
+        consent_url = signed_in.headers["location"]
+        assert "/consent?flow=" in consent_url
+        consent = await b.get(consent_url)
+        assert 'id="allow"' in consent.text and 'id="deny"' in consent.text
+        assert "email" in consent.text
+        replay = await b.submit(consent_url, {"decision": "allow"}, csrf=None)
+        assert replay.status_code == 403  # no CSRF field: nothing decided
+        allowed = await b.submit(consent_url, {"decision": "allow"})
+        assert allowed.status_code == 303
+        back = allowed.headers["location"]
+        assert back.startswith(f"{redirect_uri}?code=") and "state=st-1" in back
+        assert "session_state=" in back
+        again = await start(b, client_id, redirect_uri)  # consent remembered, session reused
+    assert again.status_code == 302 and again.headers["location"].startswith(redirect_uri)
+    assert "code=" in again.headers["location"]
+
+
+async def test_denied_consent_returns_access_denied(platform, tenant):
+    admin, issuer_id = tenant
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    async with Browser(platform, issuer_id) as b:
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        denied = await b.submit(signed_in.headers["location"], {"decision": "deny"})
+    assert denied.status_code == 303
+    assert denied.headers["location"].startswith(f"{redirect_uri}?error=access_denied")
