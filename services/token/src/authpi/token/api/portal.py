@@ -18,7 +18,7 @@ from litestar.params import FromPath
 
 from authpi.observability import get_logger
 from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
-from authpi.token.endpoints.authorize import Device, ErrorPage, cookie_header
+from authpi.token.endpoints.authorize import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
@@ -115,7 +115,7 @@ class PortalRoutes:
                 return self.page(issuer_id, issuer, refused, csrf_cookie, new_cookies)
         try:
             answer = await step(visit, issuer, fields)
-        except FlowGoneError:
+        except (FlowGoneError, FlowGone):  # expired, or already completed (a replayed POST)
             answer = FLOW_GONE
         except ErrorPage as exc:  # e.g. the client was disabled while the user signed in
             answer = message("Sign-in unavailable", exc.description, exc.status)
