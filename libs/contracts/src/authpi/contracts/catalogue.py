@@ -9,10 +9,9 @@ import msgspec
 from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import DirectoryEvent
-from authpi.contracts.sessions import SessionsEvent
 from authpi.contracts.token import TokenEvent
 
-AnyEvent = DirectoryEvent | TokenEvent | AgentEvent | SessionsEvent
+AnyEvent = DirectoryEvent | TokenEvent | AgentEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]

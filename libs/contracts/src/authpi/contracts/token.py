@@ -9,6 +9,7 @@ from typing import Any
 
 from authpi.contracts.base import Event
 from authpi.contracts.credentials import AttemptEvent, CredentialEvent
+from authpi.contracts.sessions import SessionsEvent
 
 
 class SigningKeyCreated(Event, frozen=True, kw_only=True, tag="signing-key.created"):
@@ -44,4 +45,6 @@ class AccessTokenRevoked(Event, frozen=True, kw_only=True, tag="access-token.rev
 
 
 SigningKeyEvent = SigningKeyCreated | SigningKeyRetired
-TokenEvent = SigningKeyEvent | AccessTokenRevoked | CredentialEvent | AttemptEvent
+# Human login's events live in contracts.sessions (sessions, refresh families, consents) and
+# contracts.credentials (passwords, mailed links, sign-in attempts).
+TokenEvent = SigningKeyEvent | AccessTokenRevoked | SessionsEvent | CredentialEvent | AttemptEvent
