@@ -359,6 +359,9 @@ async def test_authorization_goes_through_login_and_consent(platform, tenant):
         assert signed_in.status_code == 303
         consent_url = signed_in.headers["location"]
         assert "/consent?flow=" in consent_url
+        async with Browser(platform, issuer_id) as stranger:  # no session: sign in first
+            elsewhere = await stranger.get(consent_url)
+        assert elsewhere.status_code == 302 and "/login?flow=" in elsewhere.headers["location"]
         consent = await b.get(consent_url)
         assert 'id="allow"' in consent.text and 'id="deny"' in consent.text
         assert "email" in consent.text

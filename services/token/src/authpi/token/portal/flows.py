@@ -454,10 +454,12 @@ class Portal:
 
     # Consent
 
-    async def consent_form(self, visit: Visit, issuer: IssuerRow) -> Page:
+    async def consent_form(self, visit: Visit, issuer: IssuerRow) -> Answer:
         flow = await self.flow(visit)
         if flow is None:
             return FLOW_GONE
+        if await self.interactions.browser_session(issuer.id, visit.session_cookie) is None:
+            return Redirect(location=links(issuer.id, visit.flow_id)["login"])
         return Page(
             template="consent.html",
             context={
