@@ -389,3 +389,18 @@ async def test_denied_consent_returns_access_denied(platform, tenant):
         denied = await b.submit(signed_in.headers["location"], {"decision": "deny"})
     assert denied.status_code == 303
     assert denied.headers["location"].startswith(f"{redirect_uri}?error=access_denied")
+
+
+async def test_signup_inside_an_authorization_continues_it(platform, tenant, mailbox: Mailbox):
+    admin, issuer_id = tenant
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        flow_id = login_url.split("flow=", 1)[1]
+        login = await b.get(login_url)
+        assert f'href="/{issuer_id}/signup?flow={flow_id}"' in login.text
+        created = await b.submit("/signup", {"email": address, "password": PASSWORD}, flow=flow_id)
+        assert created.status_code == 303
+        assert f"/consent?flow={flow_id}" in created.headers["location"]
+    await mailbox.wait_for(to=address, subject_contains="Verify your email")
