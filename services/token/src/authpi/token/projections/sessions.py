@@ -118,6 +118,8 @@ class SessionsView:
                         e.expires_at,
                     ],
                 )
+                if e.op_session_id is not None:  # a sign-in through SSO is op activity too
+                    await conn.execute(self._op_active, [e.created_at, e.op_session_id])
             case SessionUpdated() as e:
                 await conn.execute(
                     self._status,
