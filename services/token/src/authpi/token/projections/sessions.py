@@ -87,6 +87,10 @@ class SessionsView:
             " refresh_token_issued_at = %s, last_activity_at = %s,"
             " refresh_count = refresh_count + 1 WHERE id = %s"
         )
+        self._op_active = q(
+            "UPDATE {schema}.sessions_view SET last_activity_at = GREATEST(last_activity_at, %s)"
+            " WHERE id = %s"
+        )
         self._reset = q("TRUNCATE {schema}.sessions_view")
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
@@ -114,6 +118,8 @@ class SessionsView:
                         e.expires_at,
                     ],
                 )
+                if e.op_session_id is not None:  # a sign-in through SSO is op activity too
+                    await conn.execute(self._op_active, [e.created_at, e.op_session_id])
             case SessionUpdated() as e:
                 await conn.execute(
                     self._status,
