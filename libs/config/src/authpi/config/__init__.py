@@ -6,7 +6,9 @@ import base64
 import ipaddress
 import os
 from collections.abc import Mapping
+from email.utils import getaddresses
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -50,6 +52,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_header: bool = False
     # Dead letters other than security events are swept once older than this.
     dead_letter_retention_days: int = 30
+    # Outgoing mail: smtp://[user:password@]host[:port][?starttls=require|auto|off] or
+    # smtps://… (authpi.web.mail). Unset: `make run` captures mail in the development sink and
+    # shows it at the Core API's /dev/mail.
+    smtp_url: str | None = None
+    mail_from: str = "AuthPI <no-reply@localhost>"
 
     @property
     def bootstrap_path(self) -> Path:
@@ -82,6 +89,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dead_letter_retention_days=_positive_int(
             e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
         ),
+        smtp_url=_smtp_url(e.get("AUTHPI_SMTP_URL") or None),
+        mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
     )
 
 
@@ -151,6 +160,29 @@ def _forwarded_header(raw: str) -> str:
             f"AUTHPI_FORWARDED_HEADER must be x-forwarded-for or forwarded, not {raw!r}"
         )
     return value
+
+
+def _smtp_url(raw: str | None) -> str | None:
+    """Only the form here; authpi.web.mail.SmtpTarget reads the rest (credentials, STARTTLS)."""
+    if raw is None:
+        return None
+    parts = urlsplit(raw.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1:
+        raise ValueError("AUTHPI_SMTP_URL must be smtp://host[:port] or smtps://host[:port]")
+    return raw.strip()
+
+
+def _mail_from(raw: str) -> str:
+    pairs = getaddresses([raw])
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        raise ValueError(
+            f"AUTHPI_MAIL_FROM must be one address, e.g. 'Name <a@b.example>': {raw!r}"
+        )
+    return raw.strip()
 
 
 def _flag(raw: str) -> bool:

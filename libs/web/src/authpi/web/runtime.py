@@ -20,6 +20,7 @@ from authpi.crypto.ids import Ids
 from authpi.messaging.facts import FactProjection
 from authpi.messaging.projection import Projection
 from authpi.messaging.sync import Sync
+from authpi.web.mail import Mailer, NoMailer
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -38,6 +39,9 @@ class Runtime:
     # per process: the runtimes of its service parts (`dataclasses.replace`, or built with
     # `shared_sync`) share the first one's.
     shared_sync: Sync | None = None
+    # Outgoing mail (authpi.web.mail), built by the host without I/O: SMTP to AUTHPI_SMTP_URL or
+    # the development sink. Processes that never send mail keep the refusing default.
+    mailer: Mailer = field(default_factory=NoMailer)
 
     def __post_init__(self) -> None:
         if self.shared_sync is None:

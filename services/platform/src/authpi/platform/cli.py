@@ -109,6 +109,12 @@ async def up(settings: Settings, only: str | None = None) -> int:
         )
         if only is None:
             _print_bootstrap_note(settings, creds)
+        if platform.mail_sink is not None:
+            print(
+                f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "
+                f"{platform.api_url}/dev/mail",
+                flush=True,
+            )
         await stop.wait()
     finally:
         await platform.stop()

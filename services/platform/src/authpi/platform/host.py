@@ -39,6 +39,7 @@ from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.platform.files import write_private
 from authpi.platform.kek import check_kek
+from authpi.platform.mailsink import MailSink
 from authpi.platform.modules import all_modules, prepared, wire
 from authpi.platform.serving import (
     HttpServer,
@@ -52,6 +53,7 @@ from authpi.platform.serving import (
 )
 from authpi.platform.workers import WorkerPool
 from authpi.web.app import Metrics, WebApp, build_ops_app
+from authpi.web.mail import Mailer, NoMailer, SmtpMailer, is_loopback_host
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.web.supervisor import supervise
 
@@ -97,6 +99,9 @@ class Platform:
         self._sockets: list[socket.socket] = []
         self.workers: WorkerPool | None = None
         self.dead_letters: DeadLetterMonitor | None = None
+        # The development mail sink, when no AUTHPI_SMTP_URL is set and this process serves.
+        self.mail_sink: MailSink | None = None
+        self.smtp_url = settings.smtp_url  # the sink's once it runs; IdP workers send there too
 
     async def start(self) -> None:
         """Everything: prepare, then relays, consumers, background tasks and the HTTP ports."""
@@ -117,6 +122,12 @@ class Platform:
             loop=type(asyncio.get_running_loop()).__module__,
             idp_workers=self.settings.idp_workers if self.workers else 1,
         )  # fmt: skip
+        if self.mail_sink is not None:
+            log.info(
+                "mail.captured", read_at=f"{self.api_url}/dev/mail", smtp_url=self.mail_sink.url,
+                hint="mail is captured by the development sink, not delivered; "
+                "set AUTHPI_SMTP_URL to deliver it",
+            )  # fmt: skip
 
     async def prepare(self) -> None:
         """Servers, migrations and service parts only: for one-off commands beside a running
@@ -171,7 +182,8 @@ class Platform:
             s = self._bind_ports(s)
         kek = self._kek or self._load_kek()
         await check_kek(pool, kek, s.namespace, [m.name for m in self.modules], s.region)
-        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek)
+        mailer = await self.open_mailer(s)
+        rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek, mailer=mailer)
         self.rt = rt
         for module in self.modules:
             # Each service part reads the bus as itself; its relay publishes as another identity.
@@ -182,6 +194,29 @@ class Platform:
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
+
+    async def open_mailer(self, s: Settings) -> Mailer:
+        """SMTP to AUTHPI_SMTP_URL. Without it, a serving process whose Core API listens on
+        loopback (`make run`, tests) starts the development sink and sends there; anywhere else
+        the sink's /dev/mail would show reset and login links to the network, so no mail is sent
+        (a warning says so). One-off commands (bootstrap, replay) send no mail."""
+        if s.smtp_url:
+            return SmtpMailer(s.smtp_url, s.mail_from)
+        if not self.serve_http:
+            return NoMailer()
+        if not is_loopback_host(urlsplit(self.api_url).hostname or ""):
+            log.warning(
+                "mail.not_configured",
+                hint="set AUTHPI_SMTP_URL: no mail is sent (the development mail sink runs only "
+                "when the Core API listens on a loopback address)",
+            )
+            return NoMailer()
+        sink = MailSink(self.clock)
+        await asyncio.to_thread(sink.start)
+        self.stack.push_async_callback(asyncio.to_thread, sink.stop)
+        self.mail_sink = sink
+        self.smtp_url = sink.url
+        return SmtpMailer(sink.url, s.mail_from)
 
     async def nats(self, identity: str) -> NATS:
         """A connection as `identity`; one shared connection when NATS has no authentication."""
@@ -288,7 +323,8 @@ class Platform:
         return checks
 
     def core_app(self) -> WebApp:
-        return build_core_api_app(self.parts, self.ready, self.metrics)
+        extra = self.mail_sink.routes() if self.mail_sink is not None else []
+        return build_core_api_app(self.parts, self.ready, self.metrics, extra_routes=extra)
 
     def idp_app(self) -> WebApp:
         return build_idp_app(
@@ -341,7 +377,7 @@ class Platform:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
         resolved = msgspec.structs.replace(
             self.settings, database_url=dsn, nats_url=self._nats_url, kek=self._kek_text,
-            nats_credentials_file=self.nats_credentials,
+            nats_credentials_file=self.nats_credentials, smtp_url=self.smtp_url,
         )  # fmt: skip
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets[1],

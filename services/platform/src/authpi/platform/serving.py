@@ -111,11 +111,15 @@ def bind(url: str) -> socket.socket:
 
 
 def build_core_api_app(
-    parts: Sequence[ServiceParts], ready: Any, metrics: Metrics | None = None
+    parts: Sequence[ServiceParts],
+    ready: Any,
+    metrics: Metrics | None = None,
+    *,
+    extra_routes: Sequence[Any] = (),
 ) -> WebApp:
     """The Core API: every service's Core API routes behind the gateway's layers; never served
-    without them."""
-    routes = [r for p in parts for r in p.core_routes]
+    without them. `extra_routes`: the host's own (the development mail sink's /dev/mail)."""
+    routes = [*(r for p in parts for r in p.core_routes), *extra_routes]
     gateway = next((p.exports["gateway"] for p in parts if "gateway" in p.exports), None)
     if gateway is None:
         raise RuntimeError("the Core API is served only with the gateway module")

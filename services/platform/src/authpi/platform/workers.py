@@ -54,6 +54,7 @@ from authpi.platform.serving import (
     settle_heap,
     start_server,
 )
+from authpi.web.mail import mailer_for
 from authpi.web.runtime import Runtime, ServiceParts
 from authpi.web.supervisor import supervise
 
@@ -91,7 +92,7 @@ class WorkerPool:
     def __init__(
         self, settings: Settings, modules: list[str], sock: socket.socket, count: int
     ) -> None:
-        self._settings = settings
+        self.settings = settings  # resolved: the servers, KEK and SMTP every worker uses
         self._modules = modules
         # A descriptor of our own: uvicorn may close the main process' socket object first.
         self._sock = sock.dup()
@@ -155,7 +156,7 @@ class WorkerPool:
 
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         spec = WorkerSpec(
-            settings=self._settings, modules=self._modules, fd=self._sock.fileno(),
+            settings=self.settings, modules=self._modules, fd=self._sock.fileno(),
             parent_pid=os.getpid(),
         )  # fmt: skip
         payload = msgspec.json.encode(spec, enc_hook=str)  # Path -> str
@@ -248,6 +249,8 @@ class IdpWorker:
                 raise RuntimeError(f"PII key store: migrations not applied: {missing}")
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
+        # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink (none: no mail).
+        mailer = mailer_for(s.smtp_url, s.mail_from)
         shared: NATS | None = None
         for module in modules:
             # Each service part follows the bus as its own identity, as in the main process
@@ -261,7 +264,7 @@ class IdpWorker:
             shared = nc if auth is None else None
             rt = Runtime(
                 s, s.database_url, pool, nc, jetstream(nc), SystemClock(), RandomIds(), kek,
-                shared_sync=self.rt.sync if self.rt else None,
+                shared_sync=self.rt.sync if self.rt else None, mailer=mailer,
             )  # fmt: skip
             self.rt = self.rt or rt
             self.parts.append(await prepared(module, rt))

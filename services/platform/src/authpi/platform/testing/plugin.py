@@ -1,6 +1,6 @@
 """pytest fixtures of a whole platform (loaded with `-p authpi.platform.testing.plugin`, after
 `authpi.testing.plugin`, whose `infra` they run on): the all-in-one platform, bootstrapped, in
-this process."""
+this process; its captured mail (`mailbox`); a headless Chromium (`browser`, testing/browser.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ import pytest_asyncio
 from authpi.config import Settings
 from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
 from authpi.platform.host import Platform
+from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
+from authpi.platform.testing.mail import Mailbox
 from authpi.testing.infra import Infra, new_namespace
+
+# The browser fixtures and their report hook, registered through this plugin.
+__all__ = [
+    "RunningPlatform", "browser", "chromium", "mailbox", "platform", "pytest_runtest_makereport",
+    "running_platform",
+]  # fmt: skip
 
 
 class RunningPlatform(msgspec.Struct, kw_only=True):
@@ -98,3 +106,9 @@ async def platform(
         infra, tmp_path_factory.mktemp("platform"), trusted_proxies=("127.0.0.1/32",)
     ) as running:
         yield running
+
+
+@pytest.fixture
+def mailbox(platform: RunningPlatform) -> Mailbox:
+    """The mail the session's platform sent, read from its development mail sink over HTTP."""
+    return Mailbox(platform.api_url)
