@@ -119,7 +119,6 @@ async def test_public_client_with_the_sdk_exchange_code_and_revoked_refresh(tena
         # Revoking the refresh token (the public client authenticates with its id) ends it.
         assert second.tokens.refresh_token is not None
         await sdk.revoke_token(second.tokens.refresh_token, "refresh_token")
-        assert (await t.introspect(second.tokens.refresh_token))["active"] is False
         with pytest.raises(RefreshError) as refused:
             await sdk.refresh(second)
         assert refused.value.error == "invalid_grant"

@@ -6,76 +6,30 @@ screenshot under tests/artifacts/ for a person to look at."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 from authpi_idp import IdpClient
 from authpi_idp.errors import RefreshError
-from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from authpi.platform.testing.login import (
     PASSWORD,
     SCOPES,
     LoginTenant,
+    click,
+    fill,
     landing_server,
     login_tenant,
     new_email,
+    page_state,
     query_of,
 )
 from authpi.testing.plugin import eventually
 
 NEW_PASSWORD = "a brand new passphrase 42"
 WAIT_S = 30
-
-
-def fill(fields: dict[str, str], submit: str = "submit") -> Callable[[WebDriver], None]:
-    """Type into the page's fields (by id) and click `submit`, then wait until the browser has
-    left the page (the clicked button is gone from the document)."""
-
-    def steps(d: WebDriver) -> None:
-        for field_id, value in fields.items():
-            element = d.find_element(By.ID, field_id)
-            element.clear()
-            element.send_keys(value)
-        button = d.find_element(By.ID, submit)
-        button.click()
-        WebDriverWait(d, WAIT_S).until(ec.staleness_of(button))
-
-    return steps
-
-
-def click(element_id: str) -> Callable[[WebDriver], None]:
-    def steps(d: WebDriver) -> None:
-        link = d.find_element(By.ID, element_id)
-        link.click()
-        WebDriverWait(d, WAIT_S).until(ec.staleness_of(link))
-
-    return steps
-
-
-def page_state(d: WebDriver) -> dict[str, Any]:
-    """What a person sees: URL, title, heading, alerts, and whether a JavaScript alert is open."""
-    try:
-        d.switch_to.alert  # noqa: B018 (raises when there is none)
-        alert_open = True
-    except NoAlertPresentException:
-        alert_open = False
-    headings = d.find_elements(By.TAG_NAME, "h1")
-    alerts = d.find_elements(By.CSS_SELECTOR, ".alert")
-    return {
-        "url": d.current_url,
-        "title": d.title,
-        "h1": headings[0].text if headings else "",
-        "alerts": [a.text for a in alerts],
-        "alert_open": alert_open,
-        "text": d.find_element(By.TAG_NAME, "body").text,
-    }
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -19,6 +19,11 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 from authpi_admin import AuthPIAdmin
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from authpi.platform.testing.plugin import RunningPlatform
 from authpi.testing.plugin import eventually
@@ -76,7 +81,8 @@ class LoginTenant:
             return await http.post(f"{self.issuer_url}/token", data=data)
 
     async def introspect(self, token: str) -> dict[str, Any]:
-        """What the issuer says of `token`, asked by the confidential client."""
+        """What the issuer says of `token`, asked by the confidential client (introspection
+        answers only about the asking client's own tokens: any other is `active: false`)."""
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.post(
                 f"{self.issuer_url}/introspect",
@@ -371,3 +377,58 @@ async def until(check: Any, timeout: float = 30.0) -> Any:
         return await asyncio.to_thread(check)
 
     return await eventually(probe, timeout=timeout)
+
+
+# Steps for the headless Chromium (run them with `await browser.run(step)`)
+
+WAIT_S = 30
+
+
+def fill(fields: dict[str, str], submit: str = "submit") -> Callable[[WebDriver], None]:
+    """Type into the page's fields (by id) and click the button `submit`, then wait until the
+    browser has left the page (the clicked button is gone from the document)."""
+
+    def steps(d: WebDriver) -> None:
+        for field_id, value in fields.items():
+            element = d.find_element(By.ID, field_id)
+            element.clear()
+            element.send_keys(value)
+        button = d.find_element(By.ID, submit)
+        button.click()
+        WebDriverWait(d, WAIT_S).until(ec.staleness_of(button))
+
+    return steps
+
+
+def click(element_id: str) -> Callable[[WebDriver], None]:
+    """Click the link or button `element_id` and wait until the browser has left the page."""
+
+    def steps(d: WebDriver) -> None:
+        element = d.find_element(By.ID, element_id)
+        element.click()
+        WebDriverWait(d, WAIT_S).until(ec.staleness_of(element))
+
+    return steps
+
+
+def alert_open(d: WebDriver) -> bool:
+    """Whether a JavaScript dialog (alert, confirm, prompt) is showing."""
+    try:
+        d.switch_to.alert  # noqa: B018 (raises when there is none)
+    except NoAlertPresentException:
+        return False
+    return True
+
+
+def page_state(d: WebDriver) -> dict[str, Any]:
+    """What a person sees: URL, title, heading, the page's alert boxes and body text, and
+    whether a JavaScript dialog is open."""
+    headings = d.find_elements(By.TAG_NAME, "h1")
+    return {
+        "url": d.current_url,
+        "title": d.title,
+        "h1": headings[0].text if headings else "",
+        "alerts": [a.text for a in d.find_elements(By.CSS_SELECTOR, ".alert")],
+        "alert_open": alert_open(d),
+        "text": d.find_element(By.TAG_NAME, "body").text,
+    }
