@@ -404,3 +404,21 @@ async def test_signup_inside_an_authorization_continues_it(platform, tenant, mai
         assert created.status_code == 303
         assert f"/consent?flow={flow_id}" in created.headers["location"]
     await mailbox.wait_for(to=address, subject_contains="Verify your email")
+
+
+async def test_requested_mail_stops_after_five_in_fifteen_minutes(
+    platform, tenant, mailbox: Mailbox
+):
+    _, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+        await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        answers = [await b.submit("/password/forgot", {"email": address}) for _ in range(7)]
+        link = await b.submit("/login-link", {"email": address})
+    assert all(a.status_code == 200 and "If an account exists" in a.text for a in answers)
+    assert link.status_code == 200 and "If an account exists" in link.text
+    for _ in range(5):
+        await mailbox.wait_for(to=address, subject_contains="Reset your")
+    requested = [m for m in await mailbox.messages(address) if "Verify" not in m.subject]
+    assert len(requested) == 5

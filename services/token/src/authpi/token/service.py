@@ -26,7 +26,7 @@ from authpi.token.api.oidc import OidcEndpoints
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.caches.issuer_keys import KeyCache
-from authpi.token.caches.lockouts import CREDENTIAL_POLICY, Lockouts
+from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
 from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
@@ -183,6 +183,7 @@ async def build(rt: Runtime) -> ServiceParts:
     # The hosted login portal: credentials (an inline view of their events), their lockout,
     # one-time mail tokens, and the pages.
     credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
+    mail_throttle = Lockouts(rt.js, rt.namespace, rt.clock, MAIL_POLICY)
     mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
     portal = Portal(
         idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
@@ -192,6 +193,7 @@ async def build(rt: Runtime) -> ServiceParts:
             parallelism=rt.settings.argon2_parallelism,
         ),
         hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
+        mail_throttle=mail_throttle,
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
         session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
     )  # fmt: skip
@@ -224,11 +226,18 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
             ("token:credential-lockouts", credential_lockouts.follow),
+            ("token:mail-throttle", mail_throttle.follow),
             ("token:facts", facts.run),
             ("token:user-arrivals", arrivals.follow),
         ],
-        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm],
-        prepare=[keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open],
+        warm=[
+            cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm,
+            mail_throttle.warm,
+        ],
+        prepare=[
+            keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open,
+            mail_throttle.open,
+        ],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,

@@ -9,7 +9,8 @@ Rules kept here:
   whether or not an account exists.
 - 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
   (issuer, username hash); a locked credential gets a page that says so, not a 429.
-- The user's status is checked only after the password is right, so it does not leak either."""
+- The user's status is checked only after the password is right, so it does not leak either.
+- Mail sent on request (reset, login link) is limited to 5 per address in 15 minutes."""
 
 from __future__ import annotations
 
@@ -183,6 +184,7 @@ class Portal:
         passwords: Passwords,
         hash_key: bytes,
         lockouts: Lockouts,
+        mail_throttle: Lockouts,
         clock: Clock,
         ids: Ids,
         interactions: Interactions,
@@ -200,6 +202,7 @@ class Portal:
         self.passwords = passwords
         self._hash_key = hash_key
         self.lockouts = lockouts
+        self.mail_throttle = mail_throttle
         self.clock = clock
         self.ids = ids
         self.interactions = interactions
@@ -558,7 +561,7 @@ class Portal:
                 visit, kind="forgot", email=email, error="Enter a valid email address.", status=400
             )
         user = await self._active_user(issuer.id, email)
-        if user is not None:
+        if user is not None and await self._mail_allowed(issuer.id, email):
             token, expires_at = await self.mail_tokens.issue("password-reset", issuer.id, user.id)
             await self.credentials.execute(
                 RequestPasswordReset(
@@ -647,7 +650,7 @@ class Portal:
                 status=400,
             )  # fmt: skip
         user = await self._active_user(issuer.id, email)
-        if user is not None:
+        if user is not None and await self._mail_allowed(issuer.id, email):
             token, expires_at = await self.mail_tokens.issue(
                 "login-link", issuer.id, user.id, visit.flow_id
             )
@@ -708,6 +711,15 @@ class Portal:
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
         return user if user is not None and user.status == "active" else None
+
+    async def _mail_allowed(self, issuer_id: str, email: str) -> bool:
+        """Count one requested mail to `email`; False once 5 went out within 15 minutes (the
+        page answers the same either way)."""
+        username_hash = self.people.username_hash(issuer_id, email)
+        if self.mail_throttle.retry_after(issuer_id, username_hash):
+            return False
+        await self.mail_throttle.failed(issuer_id, username_hash)
+        return True
 
     def _link(self, issuer_id: str, path: str, token: str) -> str:
         return f"{self.idp_base}/{quote(issuer_id, safe='')}/{path}?{urlencode({'token': token})}"
