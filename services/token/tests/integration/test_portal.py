@@ -6,11 +6,15 @@ development mail sink over HTTP, as a person would read their inbox."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from authpi_admin import AuthPIAdmin
 
@@ -422,3 +426,51 @@ async def test_requested_mail_stops_after_five_in_fifteen_minutes(
         await mailbox.wait_for(to=address, subject_contains="Reset your")
     requested = [m for m in await mailbox.messages(address) if "Verify" not in m.subject]
     assert len(requested) == 5
+
+
+async def test_verified_address_reaches_the_id_token(platform, tenant, mailbox: Mailbox):
+    admin, issuer_id = tenant
+    redirect_uri = "http://127.0.0.1/callback"
+    spa = await admin.issuer(issuer_id).clients.create(
+        {"name": "SPA", "type": "spa", "settings": {
+            "redirect_uris": [redirect_uri], "scopes": ["openid", "email"]}}
+    )  # fmt: skip
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    params = {
+        "response_type": "code", "client_id": spa.id, "redirect_uri": redirect_uri,
+        "scope": "openid email", "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    address = email()
+
+    async def email_verified(b: Browser) -> bool:
+        first = await b.get("/authorize", **params)
+        location = first.headers["location"]
+        if "/login?flow=" in location:
+            first = await b.submit(location, {"email": address, "password": PASSWORD})
+            location = first.headers["location"]
+        if "/consent?flow=" in location:
+            location = (await b.submit(location, {"decision": "allow"})).headers["location"]
+        code = parse_qs(urlsplit(location).query)["code"][0]
+        tokens = await b.http.post(
+            f"{b.base}/token",
+            data={"grant_type": "authorization_code", "code": code, "client_id": spa.id,
+                  "redirect_uri": redirect_uri, "code_verifier": verifier},
+        )  # fmt: skip
+        assert tokens.status_code == 200, tokens.text
+        claims = jwt.decode(tokens.json()["id_token"], options={"verify_signature": False})
+        assert claims["email"] == address
+        return claims["email_verified"]
+
+    async with Browser(platform, issuer_id) as b:
+
+        async def known() -> bool:
+            return (await b.get("/authorize", **params)).status_code == 302
+
+        await eventually(known)
+        await sign_up(b, address)
+        assert await email_verified(b) is False
+        mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        assert (await b.get(mail.link("/verify-email?token="))).status_code == 200
+        assert await email_verified(b) is True
