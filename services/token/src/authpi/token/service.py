@@ -188,6 +188,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
+            ("token:session-expiry", sessions.run_expiry),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
