@@ -218,6 +218,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
+            ("token:session-expiry", sessions.run_expiry),
             ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
         worker_tasks=[

@@ -119,6 +119,12 @@ class SessionQueries:
             " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
             " ORDER BY created_at, id"
         )
+        self._lapsed = q(
+            "SELECT id, CASE WHEN expires_at <= %(now)s THEN 'max_age' ELSE 'idle' END"
+            " FROM {schema}.sessions_view WHERE status IN ('active', 'suspended')"
+            " AND (expires_at <= %(now)s OR last_activity_at + idle_timeout * 1000::bigint"
+            " <= %(now)s) ORDER BY expires_at LIMIT %(limit)s"
+        )
         self._rp_of_op = q(
             "SELECT id FROM {schema}.sessions_view WHERE op_session_id = %s"
             " AND status IN ('active', 'suspended')"
@@ -145,6 +151,12 @@ class SessionQueries:
             "SELECT account_id, session_max_age, session_idle_timeout FROM {schema}.issuers_view"
             " WHERE id = %s"
         )
+
+    async def lapsed(self, now: int, limit: int) -> list[tuple[str, str]]:
+        """(session id, `max_age` | `idle`) of live sessions past a lifetime, oldest first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._lapsed, {"now": now, "limit": limit})
+            return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def session(self, conn: Conn | None, session_id: str) -> SessionRow | None:
         if conn is None:
