@@ -141,6 +141,7 @@ async def build(rt: Runtime) -> ServiceParts:
             sessions=sessions,
             people=people,
             facts=facts,
+            pool=rt.pool,
         ),
     )
     machine = MachineEndpoints(
