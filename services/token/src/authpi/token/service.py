@@ -151,6 +151,7 @@ async def build(rt: Runtime) -> ServiceParts:
             sessions=sessions,
             people=people,
             facts=facts,
+            pool=rt.pool,
         ),
     )
     machine = MachineEndpoints(
