@@ -309,10 +309,66 @@ async def test_login_link_signs_in_once(platform, tenant, mailbox: Mailbox):
         assert asked.status_code == 200 and "If an account exists" in asked.text
         mail = await mailbox.wait_for(to=address, subject_contains="sign-in link")
         link = mail.link("/login-link/callback?token=")
-        first = await b.get(link)
-        again = await b.get(link)
-    assert first.status_code == 302 and "authpi_session=" in first.headers["set-cookie"]
+        token = link.split("token=", 1)[1]
+        async with Browser(platform, issuer_id) as scanner:  # a mail scanner prefetches it
+            prefetched = [await scanner.get(link), await scanner.get(link)]
+        assert [p.status_code for p in prefetched] == [200, 200]
+        assert all("authpi_session" not in p.headers.get("set-cookie", "") for p in prefetched)
+        confirm = await b.get(link)
+        assert confirm.status_code == 200 and f"Continue as {address}" in confirm.text
+        assert "authpi_session" not in confirm.headers.get("set-cookie", "")
+        without_csrf = await b.submit(link, {"token": token}, csrf=None)
+        assert without_csrf.status_code == 403
+        first = await b.submit(link, {"token": token})
+        again = await b.submit(link, {"token": token}, csrf_from="/password/forgot")
+        shown_again = await b.get(link)
+    assert first.status_code == 303 and "authpi_session=" in first.headers["set-cookie"]
     assert again.status_code == 410 and "already been used" in again.text
+    assert shown_again.status_code == 410 and "already been used" in shown_again.text
+
+
+async def test_reset_link_survives_a_prefetch(platform, tenant, mailbox: Mailbox):
+    _, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    async with Browser(platform, issuer_id) as b:
+        await b.submit("/password/forgot", {"email": address})
+        link = (await mailbox.wait_for(to=address, subject_contains="Reset your")).link(
+            "/password/reset?token="
+        )
+        async with Browser(platform, issuer_id) as scanner:
+            for _ in range(2):
+                assert (await scanner.get(link)).status_code == 200
+        token = link.split("token=", 1)[1]
+        done = await b.submit(link, {"token": token, "password": "a brand new passphrase"})
+    assert done.status_code == 200 and "Password changed" in done.text
+
+
+def _same_page(text: str, address: str) -> str:
+    """A page with what legitimately differs between two answers taken out: the address the
+    person typed (echoed in the form) and the per-response CSP nonce."""
+    return re.sub(r'nonce="[^"]+"', 'nonce=""', text.replace(address, "ADDRESS"))
+
+
+@pytest.mark.parametrize("path", ["/password/forgot", "/login-link"])
+async def test_mail_forms_answer_the_same_for_known_and_unknown_addresses(
+    platform, tenant, mailbox: Mailbox, path
+):
+    _, issuer_id = tenant
+    known, unknown = email(), email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, known)
+    async with Browser(platform, issuer_id) as b:
+        for_known = await b.submit(path, {"email": known})
+        for_unknown = await b.submit(path, {"email": unknown})
+    assert for_known.status_code == for_unknown.status_code == 200
+    assert _same_page(for_known.text, known) == _same_page(for_unknown.text, unknown)
+    assert set(for_known.headers.keys()) == set(for_unknown.headers.keys())
+    assert for_known.headers.get("set-cookie") == for_unknown.headers.get("set-cookie")
+    # the known address gets its mail after the answer; the unknown one gets nothing
+    await mailbox.wait_for(to=known, subject_contains="Reset" if "forgot" in path else "sign-in")
+    assert await mailbox.messages(unknown) == []
 
 
 async def authorization(platform, admin: AuthPIAdmin, issuer_id: str) -> tuple[str, str]:

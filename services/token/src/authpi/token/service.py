@@ -49,6 +49,7 @@ from authpi.token.handlers.signing_keys import KeyRing
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Portal
 from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import Pages
 from authpi.token.projections.credentials import CredentialsView
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
@@ -186,6 +187,7 @@ async def build(rt: Runtime) -> ServiceParts:
     credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
     mail_throttle = Lockouts(rt.js, rt.namespace, rt.clock, MAIL_POLICY)
     mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
+    outbox = Outbox()
     portal = Portal(
         idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
         credentials=Credentials(store), mail_tokens=mail_tokens,
@@ -197,6 +199,7 @@ async def build(rt: Runtime) -> ServiceParts:
         mail_throttle=mail_throttle,
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
         session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
+        outbox=outbox,
     )  # fmt: skip
     portal_http = PortalRoutes(
         portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
@@ -229,6 +232,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:lockouts", lockouts.follow),
             ("token:credential-lockouts", credential_lockouts.follow),
             ("token:mail-throttle", mail_throttle.follow),
+            ("token:portal-outbox", outbox.run),
             ("token:facts", facts.run),
             ("token:user-arrivals", arrivals.follow),
         ],
