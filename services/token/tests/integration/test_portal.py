@@ -530,3 +530,50 @@ async def test_verified_address_reaches_the_id_token(platform, tenant, mailbox: 
         mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
         assert (await b.get(mail.link("/verify-email?token="))).status_code == 200
         assert await email_verified(b) is True
+
+
+async def test_required_verification_holds_the_authorization_until_verified(
+    platform, issuer_with_keys, admin_of, mailbox: Mailbox
+):
+    settings = {"access": {"mode": "open", "require_verified_email": True}}
+    admin, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        flow_id = login_url.split("flow=", 1)[1]
+        created = await b.submit("/signup", {"email": address, "password": PASSWORD}, flow=flow_id)
+        assert created.status_code == 200 and "Verify your email" in created.text
+        assert "authpi_session" not in created.headers.get("set-cookie", "")
+        first_mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        held = [
+            await b.submit(login_url, {"email": address, "password": PASSWORD}) for _ in range(6)
+        ]
+        for answer in held:
+            assert answer.status_code == 403 and "sent a verification link" in answer.text
+            assert "authpi_session" not in answer.headers.get("set-cookie", "")
+        for _ in range(5):  # sent again on each sign-in, within the requested-mail limit
+            await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        assert len(await mailbox.messages(address)) == 6
+        verified = await b.get(first_mail.link("/verify-email?token="))
+        assert verified.status_code == 200 and "Email verified" in verified.text
+        assert f'href="/{issuer_id}/login?flow={flow_id}"' in verified.text
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+    assert signed_in.status_code == 303 and "authpi_session=" in signed_in.headers["set-cookie"]
+    assert f"/consent?flow={flow_id}" in signed_in.headers["location"]
+
+
+async def test_a_login_link_proves_the_address_a_required_verification_asks_for(
+    platform, issuer_with_keys, admin_of, mailbox: Mailbox
+):
+    settings = {"access": {"mode": "open", "require_verified_email": True}}
+    _, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+        await b.submit("/login-link", {"email": address})
+        link = (await mailbox.wait_for(to=address, subject_contains="sign-in link")).link(
+            "/login-link/callback?token="
+        )
+        used = await b.submit(link, {"token": link.split("token=", 1)[1]})
+    assert used.status_code == 303 and "authpi_session=" in used.headers["set-cookie"]
