@@ -25,6 +25,12 @@ _SESSION_COLUMNS = (
 )
 
 
+_FAMILY_COLUMNS = (
+    "id", "issuer_id", "client_id", "user_id", "session_id", "current_jti", "scopes",
+    "resources", "org_id", "auth_time", "status",
+)  # fmt: skip
+
+
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     issuer_id: str
@@ -119,6 +125,12 @@ class SessionQueries:
             " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
             " ORDER BY created_at, id"
         )
+        self._lapsed = q(
+            "SELECT id, CASE WHEN expires_at <= %(now)s THEN 'max_age' ELSE 'idle' END"
+            " FROM {schema}.sessions_view WHERE status IN ('active', 'suspended')"
+            " AND (expires_at <= %(now)s OR last_activity_at + idle_timeout * 1000::bigint"
+            " <= %(now)s) ORDER BY expires_at LIMIT %(limit)s"
+        )
         self._rp_of_op = q(
             "SELECT id FROM {schema}.sessions_view WHERE op_session_id = %s"
             " AND status IN ('active', 'suspended')"
@@ -135,6 +147,12 @@ class SessionQueries:
             "SELECT id, issuer_id, client_id, user_id, session_id, current_jti, scopes,"
             " resources, org_id, auth_time, status FROM {schema}.refresh_families WHERE id = %s"
         )
+        family_cols = [f"f.{c}" for c in _FAMILY_COLUMNS]
+        session_cols = [f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(",")]
+        self._family_session = q(
+            f"SELECT {', '.join(family_cols + session_cols)} FROM {{schema}}.refresh_families f"
+            " LEFT JOIN {schema}.sessions_view s ON s.id = f.session_id WHERE f.id = %s"
+        )
         self._family_current = q(
             "SELECT current_jti, session_id, status FROM {schema}.refresh_families WHERE id = %s"
         )
@@ -145,6 +163,12 @@ class SessionQueries:
             "SELECT account_id, session_max_age, session_idle_timeout FROM {schema}.issuers_view"
             " WHERE id = %s"
         )
+
+    async def lapsed(self, now: int, limit: int) -> list[tuple[str, str]]:
+        """(session id, `max_age` | `idle`) of live sessions past a lifetime, oldest first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._lapsed, {"now": now, "limit": limit})
+            return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def session(self, conn: Conn | None, session_id: str) -> SessionRow | None:
         if conn is None:
@@ -193,6 +217,22 @@ class SessionQueries:
         await cur.execute(self._family, [family_id])
         row = await cur.fetchone()
         return msgspec.convert(row, FamilyRow) if row else None
+
+    async def family_and_session(
+        self, conn: Conn, family_id: str
+    ) -> tuple[FamilyRow | None, SessionRow | None]:
+        """A family and its session in one statement (the refresh's only read)."""
+        cur = await conn.execute(self._family_session, [family_id])
+        row = await cur.fetchone()
+        if row is None:
+            return None, None
+        n = len(_FAMILY_COLUMNS)
+        family = msgspec.convert(dict(zip(_FAMILY_COLUMNS, row[:n], strict=True)), FamilyRow)
+        if row[n] is None:
+            return family, None
+        names = [c.strip() for c in _SESSION_COLUMNS.split(",")]
+        session = msgspec.convert(dict(zip(names, row[n:], strict=True)), SessionRow)
+        return family, session
 
     async def family_current(self, conn: Conn, family_id: str) -> tuple[str, str, str] | None:
         """(current jti, session id, status) of a family."""
