@@ -573,3 +573,18 @@ async def test_userinfo_errors(tenant: Tenant):
         )
         assert post.status_code == 200 and post.json()["sub"] == tenant.user_id
     await sdk.close()
+
+
+async def test_a_user_no_longer_active_loses_refresh_userinfo_and_introspection(tenant: Tenant):
+    web, agent, _ = await login_with_sdk(tenant, web=True)
+    assert (await introspect(tenant, agent.tokens.access_token))["active"] is True
+    await tenant.admin.issuer(tenant.issuer_id).users.update(
+        tenant.user_id, {"status": "suspended"}
+    )
+    assert (await introspect(tenant, agent.tokens.access_token)) == {"active": False}
+    with pytest.raises(OAuthError):
+        await web.get_user_info(agent)
+    with pytest.raises(RefreshError) as refused:
+        await web.refresh(agent)
+    assert refused.value.error == "invalid_grant"
+    await web.close()
