@@ -588,3 +588,22 @@ async def test_a_user_no_longer_active_loses_refresh_userinfo_and_introspection(
         await web.refresh(agent)
     assert refused.value.error == "invalid_grant"
     await web.close()
+
+
+async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"], "redirect_uri": SPA_CB,
+            "client_id": tenant.spa_id, "code_verifier": verifier}  # fmt: skip
+    results = await asyncio.gather(*(token(tenant, data) for _ in range(4)))
+    won = [r for r in results if r.status_code == 200]
+    assert len(won) == 1
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code != 200)
+    rt = won[0].json()["refresh_token"]  # the replays revoked what the winner got
+    refresh = await token(
+        tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": rt}
+    )
+    assert refresh.json()["error"] == "invalid_grant"
