@@ -607,3 +607,28 @@ async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
         tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": rt}
     )
     assert refresh.json()["error"] == "invalid_grant"
+
+
+async def test_prompt_login_and_consent_and_a_login_without_flow(tenant: Tenant):
+    sdk, _, cookie = await login_with_sdk(tenant)
+    first_sid = cookie.partition(".")[0]
+    # prompt=consent shows the consent page although consent exists
+    forced = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(forced.url + "&prompt=consent", cookie)
+    assert "/consent?flow=" in resp.headers["location"]
+    # prompt=login asks for credentials again and opens a new op session
+    relog = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(relog.url + "&prompt=login", cookie)
+    assert "/login?flow=" in resp.headers["location"]
+    callback, new_cookie = await sign_in(tenant, relog.url + "&prompt=login", cookie=cookie)
+    assert "code" in callback and new_cookie and new_cookie.partition(".")[0] != first_sid
+    # a portal sign-in with no authorization behind it: an op session and the portal's page
+    outcome = await tenant.interactions.login_without_flow(
+        tenant.issuer_id, user_id=tenant.user_id, method="login_link", device=Device(),
+        cookie=None,
+    )  # fmt: skip
+    assert outcome.set_cookie and outcome.redirect == f"{tenant.issuer_url}/login"
+    session = await tenant.interactions.browser_session(tenant.issuer_id, outcome.set_cookie)
+    assert session is not None and session.auth_method == "login_link"
+    assert await tenant.interactions.browser_session(tenant.issuer_id, "s_x.forged") is None
+    await sdk.close()
