@@ -2,11 +2,16 @@
 -- its own migrations, which the host runs before the services'): the keys are shared by the
 -- region's services (the token service reads them to open the sealed PII it projects), while
 -- the directory stays the only one to create and destroy them. Existing keys are copied as they
--- are (same wrapping, same context), then the directory's own table goes.
+-- are (same wrapping, same context), then the directory's own table goes. The host names the
+-- store of its region in the session setting `authpi.pii_store`; without it, the store of the
+-- region `default` next to this schema.
 DO $move$
 DECLARE
     own    text := current_schema();
-    region text := left(current_schema(), length(current_schema()) - length('_directory')) || '_pii';
+    region text := coalesce(
+        nullif(current_setting('authpi.pii_store', true), ''),
+        left(current_schema(), length(current_schema()) - length('_directory')) || '_pii'
+    );
 BEGIN
     IF right(own, length('_directory')) <> '_directory' THEN
         RAISE EXCEPTION 'not a directory schema: %', own;

@@ -1,7 +1,7 @@
 """The per-user PII keys move from the directory's schema into the region's PII key store
 (migration 0009): on a fresh database the directory never keeps a key table, and on one that
 already holds keys every key moves unchanged (same wrapping, so it still opens the user's PII)
-before the directory's table is dropped."""
+before the directory's table is dropped, into the store of the host's region."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ async def test_a_fresh_database_keeps_keys_only_in_the_region_store(pool, namesp
         assert await migrate(conn, directory, MIGRATIONS) == []  # forward-only, once
 
 
-async def test_existing_keys_move_to_the_region_store(pool, namespace, tmp_path: Path):
-    directory, store = f"{namespace}_directory", region_store(namespace)
+@pytest.mark.parametrize("region", ["default", "eu"])
+async def test_existing_keys_move_to_the_region_store(pool, namespace, tmp_path: Path, region):
+    directory, store = f"{namespace}_directory", region_store(namespace, region)
     before = tmp_path / "migrations"
     before.mkdir()
     for path in sorted(MIGRATIONS.glob("[0-9]*.sql")):
@@ -65,7 +66,12 @@ async def test_existing_keys_move_to_the_region_store(pool, namespace, tmp_path:
         )
         rows = sorted(await old.fetchall())
 
-        assert await migrate(conn, directory, MIGRATIONS) == [f"service/{MOVE}"]
+        if region != "default":  # the host names its region's store
+            await conn.execute("SELECT set_config('authpi.pii_store', %s, false)", [store])
+        try:
+            assert await migrate(conn, directory, MIGRATIONS) == [f"service/{MOVE}"]
+        finally:
+            await conn.execute("RESET authpi.pii_store")
 
         assert not await _table(conn, directory, "pii_keys")
         moved = await conn.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -16,6 +17,7 @@ from authpi.crypto.pii import region_store
 from authpi.errors import Conflict, NotFound, Unprocessable
 from authpi.platform.testing.tenants import part, schema_of
 from authpi.testing.plugin import eventually
+from authpi.token.reactions.people import users_channel
 
 ALL = OrganizationRestriction()
 NONE = OrganizationRestriction(mode="none")
@@ -270,3 +272,15 @@ async def test_signup_conflicts_with_a_core_api_user_and_refuses_bad_input(
             account_id=platform.account_id, issuer_id="i_unknown", username_type="email",
             username=email(), profile={},
         )  # fmt: skip
+
+
+async def test_token_users_notifies_each_user_it_applies(platform, admin, issuer):
+    """What signup waits on: token-users announces the id of each user it applies."""
+    channel = users_channel(f"{platform.namespace}_token")
+    async with await psycopg.AsyncConnection.connect(platform.dsn, autocommit=True) as listen:
+        await listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        users = admin.issuer(issuer).users
+        created = await users.create({"username_type": "email", "username": email()})
+        await users.update(created.id, {"status": "suspended"})
+        seen = [n.payload async for n in listen.notifies(timeout=10.0, stop_after=2)]
+    assert seen == [created.id, created.id]

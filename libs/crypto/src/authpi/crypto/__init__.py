@@ -1,1 +1,1 @@
-"""Keys, digests, identifiers and the injected clock."""
+"""Keys, digests, identifiers, the injected clock and the region's PII key store (`pii`)."""

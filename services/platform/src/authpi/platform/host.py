@@ -165,12 +165,14 @@ class Platform:
         self.stack.push_async_callback(pool.close)
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
-            # The region's PII key store first: the services' migrations may move keys into it.
-            await migrate(
-                conn, region_store(s.namespace, s.region), PII_MIGRATIONS, event_store=False
-            )
+            # The region's PII key store first: the services' migrations may move keys into it
+            # (they find it by the session setting `authpi.pii_store`).
+            store = region_store(s.namespace, s.region)
+            await migrate(conn, store, PII_MIGRATIONS, event_store=False)
+            await conn.execute("SELECT set_config('authpi.pii_store', %s, false)", [store])
             for module in self.modules:
                 await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
+            await conn.execute("RESET authpi.pii_store")
         admin = self.nats_auth is None or nats_auth.ADMIN in self.nats_auth.credentials
         nc = await self.nats(nats_auth.ADMIN if admin else self.modules[0].name)
         js = nc.jetstream()

@@ -37,6 +37,8 @@ from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import RandomIds
+from authpi.crypto.pii import MIGRATIONS as PII_MIGRATIONS
+from authpi.crypto.pii import region_store
 from authpi.eventstore import jsonb
 from authpi.eventstore.migrations import BASE_DIR
 from authpi.messaging import auth as nats_auth
@@ -53,7 +55,7 @@ from authpi.platform.serving import (
     start_server,
 )
 from authpi.web.mail import mailer_for
-from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
+from authpi.web.runtime import Runtime, ServiceParts
 from authpi.web.supervisor import supervise
 
 log = get_logger("authpi.idp_worker")
@@ -236,9 +238,15 @@ class IdpWorker:
         self.stack.push_async_callback(pool.close)
         async with pool.connection() as conn:
             for module in modules:
-                missing = await missing_migrations(conn, f"{s.namespace}_{module.name}", module)
+                missing = await missing_migrations(
+                    conn, f"{s.namespace}_{module.name}", module.migrations
+                )
                 if missing:
                     raise RuntimeError(f"{module.name}: migrations not applied: {missing}")
+            store = region_store(s.namespace, s.region)
+            missing = await missing_migrations(conn, store, PII_MIGRATIONS, event_store=False)
+            if missing:
+                raise RuntimeError(f"PII key store: migrations not applied: {missing}")
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
         # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink (none: no mail).
@@ -304,13 +312,15 @@ def _migration_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def missing_migrations(conn: Any, schema: str, module: ServiceModule) -> list[str]:
+async def missing_migrations(
+    conn: Any, schema: str, migrations: Path, *, event_store: bool = True
+) -> list[str]:
     """The migrations of `schema` that the main process has not applied (it applies them all
     before any worker starts, so a non-empty answer means the worker runs against another
     deployment or newer code)."""
-    wanted = [f"eventstore/{n}" for n in _migration_files(BASE_DIR)]
-    if module.migrations.exists():
-        wanted += [f"service/{n}" for n in _migration_files(module.migrations)]
+    wanted = [f"eventstore/{n}" for n in _migration_files(BASE_DIR)] if event_store else []
+    if migrations.exists():
+        wanted += [f"service/{n}" for n in _migration_files(migrations)]
     try:
         async with conn.transaction():
             cur = await conn.execute(

@@ -21,6 +21,7 @@ from authpi.eventstore.store import EventStore, Reaction, Tx
 from authpi.web.etag import etag_of
 from authpi.web.metadata import check_metadata, merge_metadata
 from authpi.web.runtime import Runtime
+from authpi.web.text import check_storable
 
 USERNAME_SCOPE = "username"
 USERNAME_TYPES = ("email", "unique-name", "phone")
@@ -125,6 +126,7 @@ class Users:
         scopes, `user.created` with `method`, triggered by the IdP runtime."""
         if username_type not in USERNAME_TYPES:
             raise _unprocessable("username_type", "invalid_value", "unknown username type")
+        check_storable({"username": username, "profile": profile})
         check_metadata(profile, "profile")
         new = NewUser(
             username_type=username_type,
