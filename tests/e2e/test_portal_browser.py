@@ -18,6 +18,7 @@ from authpi.platform.testing.login import (
     PASSWORD,
     SCOPES,
     LoginTenant,
+    PortalBrowser,
     click,
     fill,
     landing_server,
@@ -204,3 +205,55 @@ async def test_error_pages_in_chromium(tenant: LoginTenant, browser):
     invalid = await browser.run(page_state)
     assert invalid["h1"] == "Invalid link"
     await browser.screenshot("reset-invalid-link")
+
+    # A form posted after its CSRF cookie is gone (e.g. cookies cleared in another tab).
+    await browser.get(f"{t.issuer_url}/login")
+    await browser.run(lambda d: d.delete_all_cookies())
+    await browser.run(fill({"email": "someone@example.com", "password": PASSWORD}))
+    refused = await browser.run(page_state)
+    assert refused["h1"] == "Request refused", refused
+    await browser.screenshot("csrf-refused")
+
+    # A logout link without the ID token hint, as a person might follow it.
+    await browser.get(f"{t.issuer_url}/logout")
+    logout = await browser.run(page_state)
+    assert "id_token_hint" in logout["text"]
+    await browser.screenshot("logout-without-hint")
+
+
+async def test_login_link_from_an_authorization_in_chromium(
+    tenant: LoginTenant, site, browser, mailbox
+):
+    t = tenant
+    email = new_email("link")
+    async with PortalBrowser() as b:
+        assert (await b.sign_up(t.issuer_url, email, PASSWORD)).status_code == 303
+    app = IdpClient(issuer_url=t.issuer_url, client_id=t.spa_id, redirect_uri=t.redirect_uri)
+    async with app:
+        auth = app.create_authorization_url(scopes=SCOPES)
+        await browser.get(auth.url)
+        await browser.run(click("login-link"))
+        asked = await browser.run(page_state)
+        assert asked["h1"] == "Sign in with a link"
+        await browser.screenshot("login-link-request")
+        await browser.run(fill({"email": email}))
+        assert any("If an account exists" in a for a in (await browser.run(page_state))["alerts"])
+
+        mail = await mailbox.wait_for(to=email, subject_contains="sign-in link")
+        await browser.get(mail.link("/login-link/callback?token="))
+        confirm = await browser.run(page_state)
+        assert confirm["h1"] == "Continue signing in" and email in confirm["text"]
+        assert "Acme Notes" in confirm["text"]
+        await browser.screenshot("login-link-confirm")
+        await browser.run(click("continue"))
+        assert (await browser.run(page_state))["h1"] == "Allow access?"
+        await browser.run(click("allow"))
+
+        landed_url = await eventually(
+            lambda: _landed(site, "/callback", auth.state), timeout=WAIT_S
+        )
+        agent = await app.exchange_callback(landed_url, auth)
+        assert agent.email == email
+        # The link worked once: opening it again says so.
+        await browser.get(mail.link("/login-link/callback?token="))
+        assert (await browser.run(page_state))["h1"] == "Link already used"
