@@ -611,3 +611,76 @@ async def test_markup_in_names_and_branding_is_inert_in_chromium(platform, brows
             assert state["brand"] == EVIL and EVIL in state["title"]
     finally:
         await t.admin.close()
+
+
+# Host headers
+
+
+SPOOFED = {
+    "Host": "evil.example.com",
+    "X-Forwarded-Host": "evil.example.com",
+    "X-Forwarded-Proto": "https",
+    "Forwarded": "host=evil.example.com;proto=https",
+}
+
+
+async def test_mailed_links_and_issuer_urls_ignore_spoofed_host_headers(
+    tenant: LoginTenant, mailbox
+):
+    t = tenant
+    email = new_email("host")
+    async with PortalBrowser() as b:
+        b.http.headers.update(SPOOFED)
+        created = await b.sign_up(t.issuer_url, email, PASSWORD)
+        assert created.status_code == 303
+        assert created.headers["location"].startswith((t.issuer_url, f"/{t.issuer_id}/"))
+        reset = await b.submit(f"{t.issuer_url}/password/forgot", {"email": email})
+        link = await b.submit(f"{t.issuer_url}/login-link", {"email": email})
+        assert reset.status_code == link.status_code == 200
+        _, challenge = pkce()
+        started = await b.get(
+            authorize_url(t, t.spa_id, code_challenge=challenge, code_challenge_method="S256",
+                          prompt="login")
+        )  # fmt: skip
+        assert started.headers["location"].startswith((t.issuer_url, f"/{t.issuer_id}/"))
+        discovery = (await b.get(f"{t.issuer_url}/.well-known/openid-configuration")).json()
+    assert discovery["issuer"] == t.issuer_url
+    assert "evil" not in str(discovery)
+    for subject in ("Verify your email", "Reset your", "sign-in link"):
+        mail = await mailbox.wait_for(to=email, subject_contains=subject)
+        assert mail.links() and all(u.startswith(f"{t.issuer_url}/") for u in mail.links()), (
+            subject,
+            mail.links(),
+        )
+
+
+async def test_markup_in_request_parameters_is_not_reflected(tenant: LoginTenant):
+    t = tenant
+    _, challenge = pkce()
+    async with PortalBrowser() as b:
+        unknown_client = await b.get(
+            f"{t.issuer_url}/authorize?"
+            + urlencode({"response_type": "code", "client_id": EVIL, "redirect_uri": EVIL,
+                         "scope": EVIL, "state": EVIL})
+        )  # fmt: skip
+        bad_redirect = await b.get(
+            authorize_url(t, t.spa_id, redirect_uri=f"https://x.example.com/{EVIL}",
+                          state=EVIL, code_challenge=challenge, code_challenge_method="S256")
+        )  # fmt: skip
+        portal = [
+            await b.get(f"{t.issuer_url}/login?flow={EVIL}"),
+            await b.get(f"{t.issuer_url}/password/reset?token={EVIL}"),
+            await b.get(f"{t.issuer_url}/verify-email?token={EVIL}"),
+            await b.get(f"{t.issuer_url}/login-link/callback?token={EVIL}"),
+        ]
+        # Where the request is valid enough to go back to the client, the state travels in the
+        # redirect's query, encoded.
+        redirected = await b.get(authorize_url(t, t.spa_id, state=EVIL))
+    for page in (unknown_client, bad_redirect, *portal):
+        assert page.status_code >= 400 and "location" not in page.headers
+        assert page.headers["content-type"].startswith("text/html")
+        assert_inert(page.text)
+    assert redirected.status_code == 302
+    location = redirected.headers["location"]
+    assert location.startswith(f"{t.redirect_uri}?") and query_of(location)["state"] == EVIL
+    assert "<" not in location and '"' not in location
