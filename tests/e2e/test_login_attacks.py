@@ -684,3 +684,44 @@ async def test_markup_in_request_parameters_is_not_reflected(tenant: LoginTenant
     location = redirected.headers["location"]
     assert location.startswith(f"{t.redirect_uri}?") and query_of(location)["state"] == EVIL
     assert "<" not in location and '"' not in location
+
+
+# A user suspended while signed in
+
+
+async def test_a_suspended_user_is_out_everywhere_at_once(tenant: LoginTenant, person: str):
+    t = tenant
+    [user] = (await t.admin.issuer(t.issuer_id).users.list()).data
+    async with PortalBrowser() as b:
+        tokens = await signed_in(t, b, person, t.web_id)
+        await t.admin.issuer(t.issuer_id).users.update(user.user_id, {"status": "suspended"})
+
+        async def known_suspended() -> bool:
+            return (await t.introspect(tokens.access_token))["active"] is False
+
+        await eventually(known_suspended)
+        assert (await t.introspect(tokens.refresh_token))["active"] is False
+        assert oauth_error(await refresh(t, t.web_id, tokens.refresh_token)) == "invalid_grant"
+        async with httpx.AsyncClient(timeout=30) as http:
+            info = await http.get(
+                f"{t.issuer_url}/userinfo",
+                headers={"Authorization": f"Bearer {tokens.access_token}"},
+            )
+        assert info.status_code == 401
+        # The browser's session does not sign the suspended user in to anything.
+        _, challenge = pkce()
+        again = await b.get(
+            authorize_url(t, t.web_id, code_challenge=challenge, code_challenge_method="S256")
+        )
+        assert again.status_code in (302, 400, 403)
+        assert "code" not in query_of(again.headers.get("location", "")), again.headers
+        quiet = await b.get(
+            authorize_url(t, t.web_id, code_challenge=challenge, code_challenge_method="S256",
+                          prompt="none")
+        )  # fmt: skip
+        assert "code" not in query_of(quiet.headers.get("location", "")), quiet.headers
+    async with PortalBrowser() as b:
+        page = await b.submit(f"{t.issuer_url}/login", {"email": person, "password": PASSWORD})
+        assert page.status_code == 403 and "authpi_session" not in page.headers.get(
+            "set-cookie", ""
+        )
