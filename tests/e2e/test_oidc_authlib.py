@@ -191,3 +191,58 @@ async def test_authlib_code_flow_with_pkce_refresh_userinfo_and_logout(tenant: L
         # The browser is signed out: a new authorization asks for the password again.
         again = await person.get(url)
         assert again.status_code == 302 and "/login?flow=" in again.headers["location"]
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+async def test_authlib_confidential_client_refresh_introspect_and_revoke(
+    tenant: LoginTenant, auth_method: str
+):
+    t = tenant
+    email = new_email("authlib-web")
+    async with PortalBrowser() as b:
+        assert (await b.sign_up(t.issuer_url, email, PASSWORD)).status_code == 303
+    meta = await t.discovery()
+    assert auth_method in meta["token_endpoint_auth_methods_supported"]
+    assert auth_method in meta["revocation_endpoint_auth_methods_supported"]
+    async with (
+        AsyncOAuth2Client(
+            client_id=t.web_id, client_secret=t.web_secret, token_endpoint_auth_method=auth_method,
+            revocation_endpoint_auth_method=auth_method, scope=" ".join(SCOPES),
+            redirect_uri=t.redirect_uri, code_challenge_method="S256", timeout=30,
+        ) as client,
+        PortalBrowser() as person,
+    ):  # fmt: skip
+        verifier = generate_token(64)
+        url, state = client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=generate_token(24)
+        )
+        callback = await person.authorize(url, email, PASSWORD, redirect_uri=t.redirect_uri)
+        token = await client.fetch_token(
+            meta["token_endpoint"], authorization_response=callback, state=state,
+            code_verifier=verifier,
+        )  # fmt: skip
+        rotated = await client.refresh_token(
+            meta["token_endpoint"], refresh_token=token["refresh_token"]
+        )
+        assert rotated["refresh_token"] != token["refresh_token"]
+
+        seen = await client.introspect_token(
+            meta["introspection_endpoint"], token=rotated["refresh_token"]
+        )
+        assert seen.status_code == 200 and seen.json()["active"] is True
+        assert seen.json()["client_id"] == t.web_id
+
+        revoked = await client.revoke_token(
+            meta["revocation_endpoint"], token=rotated["refresh_token"],
+            token_type_hint="refresh_token",
+        )  # fmt: skip
+        assert revoked.status_code == 200
+        after = await client.introspect_token(
+            meta["introspection_endpoint"], token=rotated["refresh_token"]
+        )
+        assert after.json() == {"active": False}
+        with pytest.raises(OAuthError) as refused:
+            await client.refresh_token(
+                meta["token_endpoint"], refresh_token=rotated["refresh_token"]
+            )
+        assert refused.value.error == "invalid_grant"

@@ -127,9 +127,7 @@ async def test_cors_only_for_the_public_clients_registered_origins(tenant: Login
         assert "authorization" in headers.get("access-control-allow-headers", "").lower()
 
 
-async def test_spa_in_chromium_exchanges_its_code_with_fetch(
-    tenant: LoginTenant, site, browser
-):
+async def test_spa_in_chromium_exchanges_its_code_with_fetch(tenant: LoginTenant, site, browser):
     t = tenant
     email = new_email("spa")
     async with PortalBrowser() as b:
