@@ -676,6 +676,15 @@ async def test_markup_in_request_parameters_is_not_reflected(tenant: LoginTenant
         # Where the request is valid enough to go back to the client, the state travels in the
         # redirect's query, encoded.
         redirected = await b.get(authorize_url(t, t.spa_id, state=EVIL))
+        # A login hint is shown back in the sign-in form.
+        hinted = await b.get(
+            authorize_url(t, t.spa_id, login_hint=EVIL, code_challenge=challenge,
+                          code_challenge_method="S256")
+        )  # fmt: skip
+        login = await b.get(urlsplit_join(t, hinted.headers["location"]))
+    assert login.status_code == 200
+    assert_inert(login.text)
+    assert form_of(login.text, str(login.url)).fields["email"] == EVIL
     for page in (unknown_client, bad_redirect, *portal):
         assert page.status_code >= 400 and "location" not in page.headers
         assert page.headers["content-type"].startswith("text/html")
@@ -725,3 +734,25 @@ async def test_a_suspended_user_is_out_everywhere_at_once(tenant: LoginTenant, p
         assert page.status_code == 403 and "authpi_session" not in page.headers.get(
             "set-cookie", ""
         )
+
+
+async def test_logout_by_form_post_checks_the_same(tenant: LoginTenant, person: str):
+    t = tenant
+    async with PortalBrowser() as b:
+        tokens = await signed_in(t, b, person, t.spa_id)
+        evil = await b.post(
+            f"{t.issuer_url}/logout",
+            {
+                "id_token_hint": tokens.id_token,
+                "post_logout_redirect_uri": "https://evil.example.com/",
+            },
+        )
+        assert evil.status_code == 400 and "location" not in evil.headers
+        done = await b.post(
+            f"{t.issuer_url}/logout",
+            {"id_token_hint": tokens.id_token, "post_logout_redirect_uri": t.post_logout_uri,
+             "state": "posted"},
+        )  # fmt: skip
+    assert done.status_code in (302, 303)
+    assert done.headers["location"] == f"{t.post_logout_uri}?state=posted"
+    assert oauth_error(await refresh(t, t.spa_id, tokens.refresh_token)) == "invalid_grant"
