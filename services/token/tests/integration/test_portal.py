@@ -18,8 +18,16 @@ import jwt
 import pytest
 from authpi_admin import AuthPIAdmin
 
+from authpi.contracts.base import Meta
+from authpi.crypto.envelope import seal, unseal
+from authpi.crypto.passwords import Passwords
+from authpi.eventstore.store import EventStore
 from authpi.platform.testing.mail import Mailbox
 from authpi.testing.plugin import eventually
+from authpi.token.domain.credential_commands import SetPassword
+from authpi.token.handlers.credentials import Credentials
+from authpi.token.projections.credentials import CredentialsView
+from authpi.token.queries.portal import PortalQueries
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -577,3 +585,52 @@ async def test_a_login_link_proves_the_address_a_required_verification_asks_for(
         )
         used = await b.submit(link, {"token": link.split("token=", 1)[1]})
     assert used.status_code == 303 and "authpi_session=" in used.headers["set-cookie"]
+
+
+async def test_sign_in_rehashes_a_password_hashed_under_other_parameters(platform, tenant):
+    """A credential stored under weaker Argon2id parameters (written through the credential
+    handler, as an older deployment's settings would have) still signs in; the sign-in stores a
+    hash under the deployment's current parameters, and the password keeps working."""
+    admin, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    (listed,) = await users_of(admin, issuer_id)
+    user_id = listed.user_id
+    rt = platform.handle.runtimes["token"]
+    schema = f"{platform.namespace}_token"
+    key = rt.kek.derive("credential-password")
+    credentials = Credentials(
+        EventStore(rt.pool, schema, "token", rt.ids, projections=[CredentialsView(schema)])
+    )
+    old = Passwords(memory_kib=8192, time_cost=1).hash_now(PASSWORD)
+    await credentials.execute(
+        SetPassword(
+            issuer_id=issuer_id, user_id=user_id, verifier_id=rt.ids.new("vrf"),
+            sealed_hash=seal(key, old.encode(), user_id.encode()), at=rt.clock.now_ms(),
+        ),
+        Meta(account_id=platform.account_id, issuer_id=issuer_id, subject={"user_id": user_id}),
+    )  # fmt: skip
+
+    async def stored() -> str:
+        async with rt.pool.connection() as conn:
+            row = await PortalQueries(schema).credential(conn, user_id)
+        assert row is not None and row.password_hash is not None
+        return unseal(key, row.password_hash, user_id.encode()).decode()
+
+    assert await stored() == old
+    s = platform.handle.settings
+    current = (
+        f"$argon2id$v=19$m={s.argon2_memory_kib},t={s.argon2_time_cost},p={s.argon2_parallelism}$"
+    )
+    assert not old.startswith(current)
+    async with Browser(platform, issuer_id) as b:
+        first = await b.submit("/login", {"email": address, "password": PASSWORD})
+    rehashed = await stored()
+    assert first.status_code == 303
+    assert rehashed != old and rehashed.startswith(current)
+    async with Browser(platform, issuer_id) as b:
+        wrong = await b.submit("/login", {"email": address, "password": "not the password"})
+        again = await b.submit("/login", {"email": address, "password": PASSWORD})
+    assert again.status_code == 303 and wrong.status_code == 401
+    assert await stored() == rehashed  # nothing to do the second time
