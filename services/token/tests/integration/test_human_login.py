@@ -632,3 +632,17 @@ async def test_prompt_login_and_consent_and_a_login_without_flow(tenant: Tenant)
     assert session is not None and session.auth_method == "login_link"
     assert await tenant.interactions.browser_session(tenant.issuer_id, "s_x.forged") is None
     await sdk.close()
+
+
+async def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_token(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.web_id, response_type="code", scope="openid",
+        code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"],
+            "client_id": tenant.web_id, "client_secret": tenant.web_secret,
+            "code_verifier": verifier}  # fmt: skip
+    wrong = await token(tenant, {**data, "redirect_uri": WEB_CB + "/other"})
+    assert wrong.json()["error"] == "invalid_grant"
+    assert (await token(tenant, data)).status_code == 200

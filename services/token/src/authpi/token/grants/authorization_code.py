@@ -123,7 +123,7 @@ class AuthorizationCodeGrant:
         grant = stored.grant
         if stored.expires_at <= now:
             raise InvalidGrant("Code expired")
-        if redirect_uri != grant.redirect_uri:
+        if redirect_uri != grant.redirect_uri and (grant.redirect_uri_given or redirect_uri):
             raise InvalidGrant("redirect_uri does not match the authorization request")
         _check_pkce(grant.code_challenge, verifier)
         aud = token_audience(form, grant.resources, client.id)
