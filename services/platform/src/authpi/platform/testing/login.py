@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -324,7 +324,7 @@ class Landing:
     URLs it was asked for."""
 
     url: str  # http://127.0.0.1:<port>
-    requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list[str])
 
     async def wait_for(self, path: str, timeout: float = 30.0) -> str:
         """The first request to `path` (its full URL, query included)."""
@@ -335,11 +335,13 @@ class Landing:
                     return url
             return None
 
-        return await eventually(arrived, timeout=timeout)
+        found = await eventually(arrived, timeout=timeout)
+        assert found is not None
+        return found
 
 
 @contextmanager
-def landing_server() -> Iterator[Landing]:
+def landing_server() -> Generator[Landing]:
     landing = Landing(url="")
 
     class Handler(BaseHTTPRequestHandler):
