@@ -299,7 +299,7 @@ async def test_refresh_reuse_two_generations_back_ends_the_family(tenant: LoginT
     )
 
 
-async def test_one_issuers_tokens_and_flows_mean_nothing_at_another(platform):
+async def test_one_issuers_tokens_and_flows_mean_nothing_at_another(platform, mailbox):
     a = await login_tenant(platform, name="issuer-a")
     b_tenant = await login_tenant(platform, name="issuer-b")
     try:
@@ -324,6 +324,28 @@ async def test_one_issuers_tokens_and_flows_mean_nothing_at_another(platform):
                 page = await b.get(f"{b_tenant.issuer_url}/{path}?flow={flow}")
                 assert page.status_code in (400, 404), (path, page.status_code)
                 assert "location" not in page.headers
+            # A's op session cookie, carried over to B's path by hand.
+            session = b.cookie("authpi_session")
+            assert session is not None
+        async with PortalBrowser() as thief:
+            thief.http.cookies.set("authpi_session", session, path=f"/{b_tenant.issuer_id}")
+            _, challenge = pkce()
+            silent = await thief.get(
+                authorize_url(b_tenant, b_tenant.spa_id, code_challenge=challenge,
+                              code_challenge_method="S256", prompt="none", state="x1")
+            )  # fmt: skip
+        assert query_of(silent.headers["location"])["error"] == "login_required"
+        # A's mailed reset link, pointed at B.
+        async with PortalBrowser() as b:
+            asked = await b.submit(f"{a.issuer_url}/password/forgot", {"email": email})
+            assert asked.status_code == 200
+        link = (await mailbox.wait_for(to=email, subject_contains="Reset your")).link(
+            "/password/reset?token="
+        )
+        async with PortalBrowser() as b:
+            moved = await b.get(link.replace(a.issuer_id, b_tenant.issuer_id))
+            assert moved.status_code == 404 and 'id="password"' not in moved.text
+            assert (await b.get(link)).status_code == 200  # still good where it belongs
         async with httpx.AsyncClient(timeout=30) as http:
             info = await http.get(
                 f"{b_tenant.issuer_url}/userinfo",
