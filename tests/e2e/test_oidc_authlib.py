@@ -15,6 +15,8 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, InvalidClaimError
 from joserfc.jwk import KeySet
@@ -91,6 +93,9 @@ async def test_authlib_code_flow_with_pkce_refresh_userinfo_and_logout(tenant: L
         )
         meta = discovery.json()
         assert meta["issuer"] == t.issuer_url
+        OpenIDProviderMetadata(meta).validate()  # OIDC Discovery 1.0, as Authlib reads it
+        AuthorizationServerMetadata(meta).validate()  # RFC 8414
+        assert "none" in meta["token_endpoint_auth_methods_supported"]  # public clients
         assert "S256" in meta["code_challenge_methods_supported"]
         assert "plain" not in meta["code_challenge_methods_supported"]
         jwks = (await client.request("GET", meta["jwks_uri"], withhold_token=True)).json()
