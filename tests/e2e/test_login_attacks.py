@@ -11,6 +11,7 @@ tests; these are the variants around them, each signed in through the hosted por
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -778,3 +779,34 @@ async def test_logout_by_form_post_checks_the_same(tenant: LoginTenant, person: 
     assert done.status_code in (302, 303)
     assert done.headers["location"] == f"{t.post_logout_uri}?state=posted"
     assert oauth_error(await refresh(t, t.spa_id, tokens.refresh_token)) == "invalid_grant"
+
+
+# Racing sign-ups
+
+
+async def test_racing_sign_ups_for_one_address_make_one_account_with_one_password(
+    tenant: LoginTenant,
+):
+    t = tenant
+    email = new_email("race")
+
+    async def sign_up(i: int) -> tuple[str, int]:
+        password = f"racing password number {i}"
+        async with PortalBrowser() as b:
+            address = email if i % 2 == 0 else email.upper()
+            answer = await b.sign_up(t.issuer_url, address, password)
+        return password, answer.status_code
+
+    results = await asyncio.gather(*(sign_up(i) for i in range(6)))
+    assert sorted(status for _, status in results) == [303] + [409] * 5, results
+    assert len((await t.admin.issuer(t.issuer_id).users.list()).data) == 1
+    [winner] = [password for password, status in results if status == 303]
+    losers = [password for password, status in results if status != 303]
+    async with PortalBrowser() as b:
+        ok = await b.submit(f"{t.issuer_url}/login", {"email": email, "password": winner})
+        assert ok.status_code == 303  # the account's password is the winner's...
+    for password in losers:  # ...and no refused sign-up changed it
+        async with PortalBrowser() as b:
+            form = {"email": email, "password": password}
+            refused = await b.submit(f"{t.issuer_url}/login", form)
+        assert refused.status_code == 401
