@@ -443,11 +443,14 @@ async def test_login_csrf_with_another_browsers_field_or_another_flows_field(
             bare = await cookieless.post(
                 victim_form.action, data={**credentials, "csrf": victim_form.fields["csrf"]}
             )
+        # No field at all, from the victim's own browser (its cookie is sent).
+        no_field = await victim.post(victim_form.action, credentials)
         # A GET-looking login: credentials in the query string of a POST without any body.
         query_only = await victim.post(f"{victim_form.action}&{urlencode(credentials)}", {})
 
         for label, refused in (("crossed", crossed), ("other flow", other_flow),
-                               ("no cookie", bare), ("query only", query_only)):  # fmt: skip
+                               ("no cookie", bare), ("no field", no_field),
+                               ("query only", query_only)):  # fmt: skip
             # 403 for a field that does not match; 400 when there is no form body to check
             assert refused.status_code in (400, 403), (label, refused.status_code)
             assert "Request refused" in refused.text or label == "query only", label
