@@ -573,3 +573,76 @@ async def test_userinfo_errors(tenant: Tenant):
         )
         assert post.status_code == 200 and post.json()["sub"] == tenant.user_id
     await sdk.close()
+
+
+async def test_a_user_no_longer_active_loses_refresh_userinfo_and_introspection(tenant: Tenant):
+    web, agent, _ = await login_with_sdk(tenant, web=True)
+    assert (await introspect(tenant, agent.tokens.access_token))["active"] is True
+    await tenant.admin.issuer(tenant.issuer_id).users.update(
+        tenant.user_id, {"status": "suspended"}
+    )
+    assert (await introspect(tenant, agent.tokens.access_token)) == {"active": False}
+    with pytest.raises(OAuthError):
+        await web.get_user_info(agent)
+    with pytest.raises(RefreshError) as refused:
+        await web.refresh(agent)
+    assert refused.value.error == "invalid_grant"
+    await web.close()
+
+
+async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"], "redirect_uri": SPA_CB,
+            "client_id": tenant.spa_id, "code_verifier": verifier}  # fmt: skip
+    results = await asyncio.gather(*(token(tenant, data) for _ in range(4)))
+    won = [r for r in results if r.status_code == 200]
+    assert len(won) == 1
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code != 200)
+    rt = won[0].json()["refresh_token"]  # the replays revoked what the winner got
+    refresh = await token(
+        tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": rt}
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+async def test_prompt_login_and_consent_and_a_login_without_flow(tenant: Tenant):
+    sdk, _, cookie = await login_with_sdk(tenant)
+    first_sid = cookie.partition(".")[0]
+    # prompt=consent shows the consent page although consent exists
+    forced = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(forced.url + "&prompt=consent", cookie)
+    assert "/consent?flow=" in resp.headers["location"]
+    # prompt=login asks for credentials again and opens a new op session
+    relog = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(relog.url + "&prompt=login", cookie)
+    assert "/login?flow=" in resp.headers["location"]
+    callback, new_cookie = await sign_in(tenant, relog.url + "&prompt=login", cookie=cookie)
+    assert "code" in callback and new_cookie and new_cookie.partition(".")[0] != first_sid
+    # a portal sign-in with no authorization behind it: an op session and the portal's page
+    outcome = await tenant.interactions.login_without_flow(
+        tenant.issuer_id, user_id=tenant.user_id, method="login_link", device=Device(),
+        cookie=None,
+    )  # fmt: skip
+    assert outcome.set_cookie and outcome.redirect == f"{tenant.issuer_url}/login"
+    session = await tenant.interactions.browser_session(tenant.issuer_id, outcome.set_cookie)
+    assert session is not None and session.auth_method == "login_link"
+    assert await tenant.interactions.browser_session(tenant.issuer_id, "s_x.forged") is None
+    await sdk.close()
+
+
+async def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_token(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.web_id, response_type="code", scope="openid",
+        code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"],
+            "client_id": tenant.web_id, "client_secret": tenant.web_secret,
+            "code_verifier": verifier}  # fmt: skip
+    wrong = await token(tenant, {**data, "redirect_uri": WEB_CB + "/other"})
+    assert wrong.json()["error"] == "invalid_grant"
+    assert (await token(tenant, data)).status_code == 200

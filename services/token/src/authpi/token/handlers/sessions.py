@@ -6,7 +6,7 @@ transaction.
   secret's SHA-256 is kept. A user has at most 50 live sessions of a type: opening the 51st
   expires the oldest (`evicted`).
 * `start_rp`: a code exchange opens the client's rp session and starts its refresh family, in one
-  transaction.
+  transaction, which also consumes the code.
 * `revoke`: an op session takes its rp sessions with it; every refresh family of an ended session
   is revoked in the same transaction (no refresh after a revocation, not even a concurrent one:
   see domain.refresh_family).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from authpi.contracts.base import Meta
@@ -24,7 +25,7 @@ from authpi.contracts.sessions import Device
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids, base62_secret
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, Outcome, Step, Tx
+from authpi.eventstore.store import EventStore, Outcome, Reaction, Step, Tx
 from authpi.observability import get_logger
 from authpi.token.domain import refresh_family, session
 from authpi.token.domain.refresh_family import RevokeFamily, StartFamily
@@ -139,9 +140,10 @@ class Sessions:
         session_id: str,
         family: StartFamily | None,
         meta: Meta,
+        reactions: Sequence[Reaction] = (),
     ) -> int:
         """The client's rp session (and its refresh family) for a code exchange; its absolute
-        expiry (ms)."""
+        expiry (ms). `reactions` run in the same transaction (the code's consumption)."""
         now = self.clock.now_ms()
         settings = await self.queries.settings(None, op.issuer_id)
         max_age = settings.max_age if settings else DEFAULT_MAX_AGE_S
@@ -173,7 +175,7 @@ class Sessions:
                 steps.append(Step(refresh_stream(family.jti), refresh_family, family))
             return steps
 
-        await self.store.execute_all(plan, meta)
+        await self.store.execute_all(plan, meta, reactions)
         return expires_at
 
     async def _evictions(

@@ -261,11 +261,13 @@ class SessionQueries:
 
 
 class Liveness:
-    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25)."""
+    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25): a token is inactive once its
+    session is revoked, suspended or lapsed, or its user is no longer active."""
 
-    def __init__(self, queries: SessionQueries, clock: Clock) -> None:
+    def __init__(self, queries: SessionQueries, clock: Clock, people: Any = None) -> None:
         self.queries = queries
         self.clock = clock
+        self.people = people  # authpi.token.queries.people.People
 
     async def refresh_live(self, family_id: str, jti: str) -> bool:
         async with self.queries.pool.connection() as conn:
@@ -273,5 +275,11 @@ class Liveness:
         return family is not None and family.status == "active" and family.current_jti == jti
 
     async def session_live(self, session_id: str) -> bool:
-        row = await self.queries.session(None, session_id)
-        return row is not None and row.usable(self.clock.now_ms())
+        async with self.queries.pool.connection() as conn:
+            row = await self.queries.session(conn, session_id)
+            if row is None or not row.usable(self.clock.now_ms()):
+                return False
+            if self.people is None:
+                return True
+            user = await self.people.user(conn, row.user_id)
+        return user is not None and user.status == "active"
