@@ -21,8 +21,9 @@ from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ConflictError, NotFoundError
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError, RefreshError
+from psycopg import sql
 
-from authpi.platform.testing.tenants import part
+from authpi.platform.testing.tenants import part, schema_of
 from authpi.token.endpoints.authorize import Device, Outcome
 
 SPA_CB = "https://spa.example.com/callback"
@@ -312,7 +313,7 @@ async def test_loopback_redirect_with_any_port(tenant: Tenant):
     assert resp.status_code == 200
 
 
-async def test_code_replay_revokes_the_first_tokens(tenant: Tenant):
+async def test_code_replay_revokes_the_first_tokens(tenant: Tenant, pool):
     sdk = tenant.sdk(web=True)
     auth = sdk.create_authorization_url(scopes=["openid", "profile"])
     callback, _ = await sign_in(tenant, auth.url)
@@ -328,6 +329,15 @@ async def test_code_replay_revokes_the_first_tokens(tenant: Tenant):
     sid = claims(agent.tokens.access_token)["sid"]
     session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(sid)
     assert session.status == "revoked" and session.compromised_reason == "code_reuse"
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {}.events WHERE type = 'auth.flow.replay-attempt'"
+                " AND data->>'issuer_id' = %s AND data->>'artifact' = 'code'"
+            ).format(schema_of(tenant.platform, "token")),
+            [tenant.issuer_id],
+        )
+        assert (await cur.fetchone()) == (1,)
     await sdk.close()
 
 
