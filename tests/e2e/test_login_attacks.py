@@ -813,3 +813,35 @@ async def test_racing_sign_ups_for_one_address_make_one_account_with_one_passwor
             form = {"email": email, "password": password}
             refused = await b.submit(f"{t.issuer_url}/login", form)
         assert refused.status_code == 401
+
+
+# Silent authorizations
+
+
+async def test_a_silent_authorization_never_grants_consent_or_skips_max_age(
+    tenant: LoginTenant, person: str
+):
+    t = tenant
+    async with PortalBrowser() as b:
+        await signed_in(t, b, person, t.spa_id)  # signed in, consented to the SPA only
+        _, challenge = pkce()
+        pkce_params = {"code_challenge": challenge, "code_challenge_method": "S256"}
+        # The web client was never allowed: prompt=none must not answer with a code.
+        silent = await b.get(authorize_url(t, t.web_id, prompt="none", state="q1", **pkce_params))
+        got = query_of(silent.headers["location"])
+        assert silent.headers["location"].startswith(f"{t.redirect_uri}?")
+        assert (got.get("error"), got.get("state")) in (
+            ("consent_required", "q1"), ("interaction_required", "q1")
+        ), got  # fmt: skip
+        assert "code" not in got
+        # max_age=0 wants a fresh sign-in: the login page, not a code from the old session.
+        fresh = await b.get(authorize_url(t, t.spa_id, max_age="0", **pkce_params))
+        assert "/login?flow=" in fresh.headers["location"], fresh.headers["location"]
+        # ...and with prompt=none it cannot be had silently.
+        quiet = await b.get(
+            authorize_url(t, t.spa_id, max_age="0", prompt="none", state="q2", **pkce_params)
+        )
+        assert query_of(quiet.headers["location"]).get("error") == "login_required"
+        # The consented client still signs in silently.
+        ok = await b.get(authorize_url(t, t.spa_id, prompt="none", **pkce_params))
+        assert "code" in query_of(ok.headers["location"]), ok.headers["location"]
