@@ -31,6 +31,7 @@ from authpi.platform.testing.login import (
     PortalBrowser,
     alert_open,
     click,
+    client_ready,
     fill,
     form_of,
     login_tenant,
@@ -221,7 +222,12 @@ def variants(registered: str) -> list[tuple[str, str]]:
 
 async def test_redirect_uri_variants_get_a_page_never_a_redirect(tenant: LoginTenant):
     _, challenge = pkce()
-    for label, uri in variants(tenant.redirect_uri):
+    other_uri = "https://other.example.com/cb"
+    other = await tenant.admin.issuer(tenant.issuer_id).clients.create(
+        {"name": "Other", "type": "spa", "settings": {"redirect_uris": [other_uri]}}
+    )
+    await client_ready(tenant.issuer_url, other.id, other_uri)  # registered, for that client
+    for label, uri in [*variants(tenant.redirect_uri), ("another client's URI", other_uri)]:
         async with PortalBrowser() as b:
             page = await b.get(
                 authorize_url(tenant, tenant.spa_id, redirect_uri=uri, code_challenge=challenge,
@@ -230,7 +236,7 @@ async def test_redirect_uri_variants_get_a_page_never_a_redirect(tenant: LoginTe
         assert page.status_code == 400, (label, page.status_code, page.headers.get("location"))
         assert "location" not in page.headers, label
         assert page.headers["content-type"].startswith("text/html"), label
-        assert "evil.example.com" not in page.text, label
+        assert "evil.example.com" not in page.text and other_uri not in page.text, label
         assert "set-cookie" not in {k.lower() for k in page.headers}, label
 
 
