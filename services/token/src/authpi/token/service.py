@@ -211,7 +211,8 @@ async def build(rt: Runtime) -> ServiceParts:
         core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
         idp_routes=[
             *discovery_routes(cache, idp_base), *machine.routes(),
-            *authorize_routes(interactions, idp_base), *oidc.routes(), *portal_http.routes(),
+            *authorize_routes(interactions, idp_base, portal_http), *oidc.routes(portal_http),
+            *portal_http.routes(),
         ],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
