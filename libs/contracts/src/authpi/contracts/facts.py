@@ -25,7 +25,36 @@ class MachineTokenIssued(msgspec.Struct, frozen=True, kw_only=True, tag="machine
     dat_type: str | None = None
 
 
-Fact = MachineTokenIssued
+class HumanSignIn(msgspec.Struct, frozen=True, kw_only=True, tag="human.sign-in"):
+    """A code exchange started a new rp session: one sign-in of a user to a client."""
+
+    account_id: str
+    issuer_id: str
+    client_id: str
+    user_id: str
+    session_id: str
+    op_session_id: str
+    method: str
+    signed_in_at: int  # Unix ms
+
+
+class SessionTokenRefreshed(
+    msgspec.Struct, frozen=True, kw_only=True, tag="session.token-refreshed"
+):
+    """A refresh grant succeeded (platform.md 6.3: a high-volume fact, not a stored event)."""
+
+    account_id: str
+    issuer_id: str
+    client_id: str
+    user_id: str
+    session_id: str
+    refresh_count: int | None = None
+    jti: str
+    scope: str
+    access_token_issued_at: int  # Unix ms
+
+
+Fact = MachineTokenIssued | HumanSignIn | SessionTokenRefreshed
 
 
 class FactBatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from authpi.contracts.base import Event
+from authpi.contracts.sessions import SessionsEvent
 
 
 class SigningKeyCreated(Event, frozen=True, kw_only=True, tag="signing-key.created"):
@@ -42,4 +43,5 @@ class AccessTokenRevoked(Event, frozen=True, kw_only=True, tag="access-token.rev
 
 
 SigningKeyEvent = SigningKeyCreated | SigningKeyRetired
-TokenEvent = SigningKeyEvent | AccessTokenRevoked
+# Human login's events (sessions, refresh families, consents) live in contracts.sessions.
+TokenEvent = SigningKeyEvent | AccessTokenRevoked | SessionsEvent

@@ -18,22 +18,43 @@ from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry, UserArrivals
+from authpi.token.api.authorize import authorize_routes
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
+from authpi.token.api.oidc import OidcEndpoints
+from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import Lockouts
+from authpi.token.endpoints.authorize import Interactions
+from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
+from authpi.token.endpoints.consents import ConsentsEndpoint
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
+from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
 from authpi.token.endpoints.token import TokenEndpoint
+from authpi.token.endpoints.userinfo import BearerCheck, UserInfoEndpoint
+from authpi.token.grants.authorization_code import AuthorizationCodeGrant
 from authpi.token.grants.client_credentials import ClientCredentialsGrant
+from authpi.token.grants.codes import Codes, Flows
+from authpi.token.grants.refresh_token import RefreshTokenGrant
+from authpi.token.handlers.consents import Consents
+from authpi.token.handlers.refresh_families import FamilyRevocations, RefreshFamilies
 from authpi.token.handlers.revoked_tokens import Revocations
+from authpi.token.handlers.sessions import Sessions
 from authpi.token.handlers.signing_keys import KeyRing
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
+from authpi.token.projections.sessions import (
+    ConsentsView,
+    EphemeralSweeper,
+    RefreshFamiliesView,
+    SessionsView,
+)
 from authpi.token.projections.signing_keys import SigningKeysView
 from authpi.token.queries.keys import Sql
 from authpi.token.queries.people import People
 from authpi.token.queries.revoked_tokens import RevokedTokens
+from authpi.token.queries.sessions import Liveness, SessionQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
@@ -49,7 +70,13 @@ async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("token")
     idp_base = rt.settings.idp_url
     # The inline projections: the store applies each committed event to those naming its type.
-    views = [SigningKeysView(schema), RevokedTokensView(schema)]
+    views = [
+        SigningKeysView(schema),
+        RevokedTokensView(schema),
+        SessionsView(schema),
+        RefreshFamiliesView(schema),
+        ConsentsView(schema),
+    ]
     store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
     queries = Sql(schema)
     keys = KeyRing(rt, store, queries)
@@ -70,16 +97,86 @@ async def build(rt: Runtime) -> ServiceParts:
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
     # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
     registry = Registry(rt.pool, people, arrivals)
+    # Human login: sessions, refresh families and consents (inline views of their events), the
+    # ephemeral login flows and codes, the grants, and the OIDC endpoints.
+    session_queries = SessionQueries(rt.pool, schema)
+    sessions = Sessions(store, session_queries, rt.ids, rt.clock)
+    families = RefreshFamilies(store, session_queries)
+    consents = Consents(store, session_queries, rt.clock)
+    revocations = Revocations(store)
+    codes = Codes(rt.pool, schema)
+    interactions = Interactions(
+        idp_base=idp_base,
+        clock=rt.clock,
+        issuers=cache,
+        clients=clients,
+        flows=Flows(rt.pool, schema),
+        codes=codes,
+        sessions=sessions,
+        queries=session_queries,
+        consents=consents,
+        people=people,
+    )
+    revoked = RevokedTokens(rt.pool, schema)
+    bearer = BearerCheck(verifier, revoked, session_queries, people, rt.clock)
+    token = TokenEndpoint(
+        auth,
+        ClientCredentialsGrant(idp_base, rt.clock, facts),
+        AuthorizationCodeGrant(
+            idp_base=idp_base,
+            clock=rt.clock,
+            ids=rt.ids,
+            codes=codes,
+            sessions=sessions,
+            queries=session_queries,
+            people=people,
+            revocations=revocations,
+            facts=facts,
+        ),
+        RefreshTokenGrant(
+            idp_base=idp_base,
+            clock=rt.clock,
+            verifier=verifier,
+            families=families,
+            sessions=sessions,
+            people=people,
+            facts=facts,
+        ),
+    )
     machine = MachineEndpoints(
         idp_base=idp_base,
         keys=cache,
-        token=TokenEndpoint(auth, ClientCredentialsGrant(idp_base, rt.clock, facts)),
-        introspection=IntrospectionEndpoint(auth, verifier, RevokedTokens(rt.pool, schema)),
-        revocation=RevocationEndpoint(auth, verifier, Revocations(store), rt.clock),
+        token=token,
+        introspection=IntrospectionEndpoint(
+            auth, verifier, revoked, Liveness(session_queries, rt.clock)
+        ),
+        revocation=RevocationEndpoint(
+            auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
+        ),
     )
+    oidc = OidcEndpoints(
+        idp_base=idp_base,
+        keys=cache,
+        clients=clients,
+        userinfo=UserInfoEndpoint(bearer, people, clients),
+        logout=LogoutEndpoint(
+            idp_base=idp_base,
+            verifier=verifier,
+            clients=clients,
+            sessions=sessions,
+            queries=session_queries,
+        ),
+        check_session=CheckSessionEndpoint(interactions, clients),
+        consents=ConsentsEndpoint(bearer, consents),
+    )
+    ephemeral = EphemeralSweeper(rt.pool, schema, rt.clock)
     return ServiceParts(
         name="token",
-        idp_routes=[*discovery_routes(cache, idp_base), *machine.routes()],
+        core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
+        idp_routes=[
+            *discovery_routes(cache, idp_base), *machine.routes(),
+            *authorize_routes(interactions, idp_base), *oidc.routes(),
+        ],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
         projections=[
@@ -90,6 +187,7 @@ async def build(rt: Runtime) -> ServiceParts:
         tasks=[
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
+            ("token:login-sweeper", ephemeral.run_sweeper),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
@@ -104,7 +202,7 @@ async def build(rt: Runtime) -> ServiceParts:
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,
-            "people": people, "registry": registry,
+            "people": people, "registry": registry, "interactions": interactions,
         },
     )  # fmt: skip
 

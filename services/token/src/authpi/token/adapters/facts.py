@@ -61,7 +61,13 @@ class FactPublisher:
 
     async def flush(self) -> None:
         while self._buffer:
-            facts = self._buffer[: self.batch_size]
+            # One fact type per batch: consumers filter on the batch's subject.
+            tag = self._buffer[0].__struct_config__.tag
+            facts: list[Fact] = []
+            for fact in self._buffer[: self.batch_size]:
+                if fact.__struct_config__.tag != tag:
+                    break
+                facts.append(fact)
             batch = FactBatch(batch_id=os.urandom(12).hex(), facts=facts)
             subject = fact_subject(facts[0].__struct_config__.tag, self.namespace)  # type: ignore[arg-type]
             for attempt in range(5):

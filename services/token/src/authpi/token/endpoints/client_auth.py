@@ -111,6 +111,21 @@ class ClientAuthenticator:
         assert client is not None  # _verify refuses an empty set of digests
         return client
 
+    async def client(self, issuer_id: str, creds: Credentials) -> ClientEntry:
+        """A public client by its id alone (it has no secret; PKCE binds its codes), else a
+        confidential client by its secret (idp-api.md 5.2): the user-facing grants."""
+        client = self.clients.get(creds.client_id)
+        if (
+            client is not None
+            and not client.confidential
+            and client.issuer_id == issuer_id
+            and client.status == "active"
+            and creds.secret is None
+        ):
+            self._unthrottled(issuer_id, creds)
+            return client
+        return await self.confidential(issuer_id, creds)
+
     def _digests(self, client: ClientEntry) -> dict[str, str]:
         digests = {"current": client.secret_sha256} if client.secret_sha256 else {}
         if (

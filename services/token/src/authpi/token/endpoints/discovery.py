@@ -96,10 +96,11 @@ def discovery_document(issuer: str, entry: IssuerKeys) -> OpenIDConfiguration:
         claims_parameter_supported=False,
         request_parameter_supported=False,
         request_uri_parameter_supported=False,
-        frontchannel_logout_supported=True,
-        frontchannel_logout_session_supported=True,
-        backchannel_logout_supported=True,
-        backchannel_logout_session_supported=True,
+        # Not implemented: RP-initiated logout ends the sessions, no channel notifies clients.
+        frontchannel_logout_supported=False,
+        frontchannel_logout_session_supported=False,
+        backchannel_logout_supported=False,
+        backchannel_logout_session_supported=False,
         authorization_response_iss_parameter_supported=False,
     )
 

@@ -44,6 +44,26 @@ class UnsupportedGrantType(OAuthError):
         super().__init__("unsupported_grant_type", description)
 
 
+class InvalidGrant(OAuthError):
+    """RFC 6749 section 5.2: a code or refresh token that is invalid, expired, revoked, used,
+    or issued to another client or redirect URI."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__("invalid_grant", description)
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 section 3.1: a Bearer token that is missing, malformed, expired or revoked."""
+
+    def __init__(self, description: str = "the access token is invalid") -> None:
+        super().__init__("invalid_token", description, status=401)
+
+
+class InsufficientScope(OAuthError):
+    def __init__(self, description: str) -> None:
+        super().__init__("insufficient_scope", description, status=403)
+
+
 class InvalidScope(OAuthError):
     def __init__(self, description: str) -> None:
         super().__init__("invalid_scope", description)

@@ -4,7 +4,7 @@ that does not verify, has expired or was revoked is `{"active": false}` and noth
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -13,7 +13,7 @@ from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_cr
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.params import Form
 from authpi.token.queries.revoked_tokens import RevokedTokens
-from authpi.token.signing.verifier import TokenVerifier
+from authpi.token.signing.verifier import TokenVerifier, public_claims
 
 Unset = msgspec.UnsetType
 UNSET = msgspec.UNSET
@@ -40,22 +40,49 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True):
 INACTIVE = Introspection(active=False)
 
 
+class LiveState(Protocol):
+    """Whether a user token's session (and, for a refresh token, its family) still holds."""
+
+    async def refresh_live(self, family_id: str, jti: str) -> bool: ...
+
+    async def session_live(self, session_id: str) -> bool: ...
+
+
 class IntrospectionEndpoint:
     def __init__(
-        self, auth: ClientAuthenticator, verifier: TokenVerifier, revoked: RevokedTokens
+        self,
+        auth: ClientAuthenticator,
+        verifier: TokenVerifier,
+        revoked: RevokedTokens,
+        live: LiveState | None = None,
     ) -> None:
         self.auth = auth
         self.verifier = verifier
         self.revoked = revoked
+        self.live = live
 
     async def answer(self, issuer: IssuerKeys, form: Form) -> Introspection:
         client = await self.auth.confidential(issuer.issuer_id, presented_credentials(form))
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        claims = self.verifier.verify(issuer, token)
+        decoded = self.verifier.decode(issuer, token)
+        claims = public_claims(*decoded) if decoded is not None else None
         if claims is None or claims.get("client_id") != client.id:
+            return INACTIVE
+        if claims["token_type"] == "id_token":
             return INACTIVE
         if await self.revoked.is_revoked(str(claims.get("jti", ""))):
             return INACTIVE
+        sid = claims.get("sid")
+        if self.live is not None and isinstance(sid, str):
+            # idp-api.md 14 #25: a token of a revoked, suspended or lapsed session is inactive;
+            # a refresh token also once rotated or its family ended.
+            if claims["token_type"] == "refresh_token":
+                assert decoded is not None
+                fid = decoded[1].get("fid")
+                if not await self.live.refresh_live(str(fid), str(claims.get("jti"))):
+                    return INACTIVE
+            if not await self.live.session_live(sid):
+                return INACTIVE
         return Introspection(active=True, **claims)

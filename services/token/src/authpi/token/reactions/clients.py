@@ -7,16 +7,20 @@ version is a replay and changes nothing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from authpi.contracts.base import Event
 from authpi.contracts.directory import (
     ClientBlocked,
+    ClientConfig,
     ClientCreated,
     ClientDeleted,
     ClientSecretRotated,
     ClientUnblocked,
     ClientUpdated,
+    OrganizationRestriction,
 )
 from authpi.messaging.entries import EntryProjection
 
@@ -38,6 +42,32 @@ class ClientEntry(msgspec.Struct, frozen=True, kw_only=True):
     previous_sha256: str | None = None
     previous_valid_until: int | None = None
     version: int
+    # Human login (authorization_code, refresh_token, logout); defaults for entries stored
+    # before these fields existed.
+    name: str = ""
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    refresh_token_ttl: int = 604_800
+    id_token_ttl: int = 1800
+    organizations: OrganizationRestriction = OrganizationRestriction()
+
+
+def _config(c: ClientConfig) -> dict[str, Any]:
+    """The entry fields a client's config sets."""
+    return {
+        "grant_types": frozenset(c.grant_types),
+        "scopes": tuple(c.scopes),
+        "audiences": tuple(c.audiences),
+        "access_token_ttl": c.access_token_ttl,
+        "alg": c.response_signature_alg,
+        "redirect_uris": tuple(c.redirect_uris),
+        "post_logout_redirect_uris": tuple(c.post_logout_redirect_uris),
+        "response_types": tuple(c.response_types),
+        "refresh_token_ttl": c.refresh_token_ttl,
+        "id_token_ttl": c.id_token_ttl,
+        "organizations": c.organizations,
+    }
 
 
 def evolve(
@@ -47,34 +77,22 @@ def evolve(
         return entry
     match event:
         case ClientCreated() as e:
-            c = e.config
             return ClientEntry(
                 id=e.id,
                 issuer_id=e.issuer_id,
                 account_id=account_id,
                 status=e.status,
                 confidential=e.confidential,
-                grant_types=frozenset(c.grant_types),
-                scopes=tuple(c.scopes),
-                audiences=tuple(c.audiences),
-                access_token_ttl=c.access_token_ttl,
-                alg=c.response_signature_alg,
+                name=e.name,
                 secret_sha256=e.secret_sha256,
                 version=version,
+                **_config(e.config),
             )
     if entry is None:
         return None
     match event:
-        case ClientUpdated(config=c):
-            return msgspec.structs.replace(
-                entry,
-                grant_types=frozenset(c.grant_types),
-                scopes=tuple(c.scopes),
-                audiences=tuple(c.audiences),
-                access_token_ttl=c.access_token_ttl,
-                alg=c.response_signature_alg,
-                version=version,
-            )
+        case ClientUpdated() as e:
+            return msgspec.structs.replace(entry, name=e.name, version=version, **_config(e.config))
         case ClientSecretRotated() as e:
             return msgspec.structs.replace(
                 entry,

@@ -22,6 +22,14 @@ class TokenVerifier:
 
     def verify(self, issuer: IssuerKeys, token: str) -> dict[str, Any] | None:
         """The token's public claims, or None for anything not a live token of this issuer."""
+        decoded = self.decode(issuer, token)
+        return None if decoded is None else public_claims(*decoded)
+
+    def decode(
+        self, issuer: IssuerKeys, token: str, *, expired_ok: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(header, every claim) of a token of this issuer whose signature holds; None when it
+        does not verify or, unless `expired_ok` (a logout's id_token_hint), has expired."""
         if len(token) > 8192:
             return None
         try:
@@ -45,10 +53,21 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
-        if int(claims["exp"]) <= self.clock.now_ms() // 1000:
+        if not expired_ok and int(claims["exp"]) <= self.clock.now_ms() // 1000:
             return None
-        out = {name: claims[name] for name in CLAIMS if name in claims}
-        out["token_type"] = "access_token" if header.get("typ") == "at+jwt" else "refresh_token"
-        if "organizations" in claims:
-            out["organizations"] = claims["organizations"]
-        return out
+        return header, claims
+
+
+def public_claims(header: dict[str, Any], claims: dict[str, Any]) -> dict[str, Any]:
+    """The claims introspection may show, with the token's type (idp-api.md 14 #21): an access
+    token has `typ: at+jwt`, a refresh token a family id, anything else is an ID token."""
+    out = {name: claims[name] for name in CLAIMS if name in claims}
+    if header.get("typ") == "at+jwt":
+        out["token_type"] = "access_token"
+    elif "fid" in claims:
+        out["token_type"] = "refresh_token"
+    else:
+        out["token_type"] = "id_token"
+    if "organizations" in claims:
+        out["organizations"] = claims["organizations"]
+    return out

@@ -1,0 +1,78 @@
+"""GET /{issuer_id}/authorize as a litestar route (protocol: authpi.token.endpoints.authorize):
+reads the query and the op session cookie, and turns the Outcome into a 302 (with the cookie
+when a session was opened) or an ErrorPage into an HTML error page (400, 404). Never cached."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Request, Response, get
+from litestar.params import FromPath
+
+from authpi.observability import get_logger
+from authpi.token.endpoints.authorize import (
+    COOKIE,
+    Device,
+    ErrorPage,
+    Interactions,
+    Outcome,
+    cookie_header,
+)
+
+log = get_logger("authpi.token.api")
+MAX_QUERY = 16 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def query_values(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
+    raw = request.scope.get("query_string", b"")
+    if len(raw) > MAX_QUERY:
+        raise ErrorPage("invalid_request", "the request is too large")
+    values: dict[str, list[str]] = {}
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=False, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ErrorPage("invalid_request", "the query is not valid") from exc
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    return values
+
+
+def device_of(request: Request[Any, Any, Any]) -> Device:
+    client = request.scope.get("client")
+    agent = request.headers.get("user-agent")
+    return Device(user_agent=agent[:512] if agent else None, ip=client[0] if client else None)
+
+
+def redirect(outcome: Outcome, idp_base: str, issuer_id: str) -> Response[bytes]:
+    headers = {**NO_STORE, "Location": outcome.redirect}
+    if outcome.set_cookie is not None:
+        headers["Set-Cookie"] = cookie_header(idp_base, issuer_id, outcome.set_cookie)
+    elif outcome.clear_cookie:
+        headers["Set-Cookie"] = cookie_header(idp_base, issuer_id, None)
+    return Response(b"", status_code=302, headers=headers)
+
+
+def error_page(exc: ErrorPage) -> Response[str]:
+    body = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Sign-in error</title></head>'
+        f"<body><h1>Sign-in error</h1><p><code>{html.escape(exc.error)}</code></p>"
+        f"<p>{html.escape(exc.description)}</p></body></html>"
+    )
+    return Response(body, status_code=exc.status, media_type="text/html", headers=NO_STORE)
+
+
+def authorize_routes(interactions: Interactions, idp_base: str) -> list[Any]:
+    @get("/{issuer_id:str}/authorize", operation_id="authorize")
+    async def authorize(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Response[Any]:
+        try:
+            outcome = await interactions.authorize(
+                issuer_id, query_values(request), request.cookies.get(COOKIE), device_of(request)
+            )
+        except ErrorPage as exc:
+            return error_page(exc)
+        return redirect(outcome, idp_base, issuer_id)
+
+    return [authorize]

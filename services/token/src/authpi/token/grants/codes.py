@@ -1,0 +1,180 @@
+"""Authorization codes and login flows (idp-api.md 4.4): ephemeral rows, not state worth events.
+
+A code is 32 random bytes (base62); only its SHA-256 is stored, with everything it is bound to
+(client, exact redirect URI, PKCE challenge, scopes, nonce, resources, selected org, op session,
+user and auth_time). It lives 60 seconds and is used once: `consume` marks it used in one
+conditional UPDATE, together with the ids of what the exchange is about to issue (rp session,
+refresh family, access-token jti), so a second presentation finds exactly which tokens to
+revoke."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.crypto.ids import base62_secret
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
+
+CODE_TTL_S = 60
+
+
+class CodeGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """What a code is bound to."""
+
+    issuer_id: str
+    account_id: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str | None
+    scopes: list[str]
+    nonce: str | None
+    resources: list[str]
+    org: str | None
+    op_session_id: str
+    user_id: str
+    auth_time: int  # Unix ms of the user's authentication
+    auth_method: str
+    device: dict[str, str] = {}
+
+
+class StoredCode(msgspec.Struct, frozen=True, kw_only=True):
+    grant: CodeGrant
+    expires_at: int
+    used_at: int | None
+    session_id: str | None
+    family_id: str | None
+    access_jti: str | None
+    access_expires_at: int | None
+
+
+class Issued(msgspec.Struct, frozen=True, kw_only=True):
+    """The ids an exchange will issue, recorded when it consumes the code."""
+
+    session_id: str
+    family_id: str | None
+    access_jti: str
+    access_expires_at: int
+
+
+def code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+_grant = msgspec.json.Decoder(CodeGrant)
+
+
+class Codes:
+    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
+        self.pool = pool
+
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._insert = q(
+            "INSERT INTO {schema}.authorization_codes (code_sha256, issuer_id, client_id, data,"
+            " expires_at) VALUES (%s, %s, %s, %s::jsonb, %s)"
+        )
+        self._read = q(
+            "SELECT data::text, expires_at, used_at, session_id, family_id, access_jti,"
+            " access_expires_at FROM {schema}.authorization_codes"
+            " WHERE code_sha256 = %s AND issuer_id = %s"
+        )
+        self._consume = q(
+            "UPDATE {schema}.authorization_codes SET used_at = %s, session_id = %s,"
+            " family_id = %s, access_jti = %s, access_expires_at = %s"
+            " WHERE code_sha256 = %s AND used_at IS NULL"
+        )
+
+    async def issue(
+        self, conn: psycopg.AsyncConnection[Any] | None, grant: CodeGrant, now: int
+    ) -> str:
+        code = base62_secret(32)
+        params = [
+            code_digest(code),
+            grant.issuer_id,
+            grant.client_id,
+            jsonb.dumps(grant),
+            now + CODE_TTL_S * 1000,
+        ]
+        if conn is None:
+            async with self.pool.connection() as own:
+                await own.execute(self._insert, params)
+        else:
+            await conn.execute(self._insert, params)
+        return code
+
+    async def read(self, issuer_id: str, code: str) -> StoredCode | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._read, [code_digest(code), issuer_id])
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return StoredCode(
+            grant=_grant.decode(row[0]),
+            expires_at=row[1],
+            used_at=row[2],
+            session_id=row[3],
+            family_id=row[4],
+            access_jti=row[5],
+            access_expires_at=row[6],
+        )
+
+    async def consume(self, code: str, issued: Issued, now: int) -> bool:
+        """Mark the code used, recording what is issued from it; False when another request
+        used it first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                self._consume,
+                [
+                    now,
+                    issued.session_id,
+                    issued.family_id,
+                    issued.access_jti,
+                    issued.access_expires_at,
+                    code_digest(code),
+                ],
+            )
+            return cur.rowcount == 1
+
+
+class Flows:
+    """Login flows: a validated /authorize request waiting for the user (30 minutes)."""
+
+    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
+        self.pool = pool
+
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._insert = q(
+            "INSERT INTO {schema}.login_flows (id, issuer_id, data, expires_at)"
+            " VALUES (%s, %s, %s::jsonb, %s)"
+        )
+        self._read = q(
+            "SELECT data::text FROM {schema}.login_flows WHERE id = %s AND issuer_id = %s"
+            " AND expires_at > %s"
+        )
+        self._delete = q("DELETE FROM {schema}.login_flows WHERE id = %s AND issuer_id = %s")
+
+    async def save(
+        self, flow_id: str, issuer_id: str, data: msgspec.Struct, expires_at: int
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self._insert, [flow_id, issuer_id, jsonb.dumps(data), expires_at])
+
+    async def load(self, flow_id: str, issuer_id: str, now: int) -> str | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._read, [flow_id, issuer_id, now])
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def finish(self, flow_id: str, issuer_id: str) -> bool:
+        """Delete the flow; False when it was already finished (a replayed continuation)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._delete, [flow_id, issuer_id])
+            return cur.rowcount == 1

@@ -1,0 +1,179 @@
+"""The refresh_token grant (RFC 6749 section 6; idp-api.md 5.4, 11.4, 12.3, 14 #6, #7, #33).
+
+The token must verify (signature, `iss`, `exp`), be a refresh token (no `typ`, a family id) of
+the authenticating client. One transaction then reads the family and its rp session, checks
+them (family active, session active and within its absolute and idle lifetimes, user active),
+re-reads the user's claims and memberships, appends the rotation and updates the views
+(handlers.refresh_families; why it stays this lean is in domain.refresh_family).
+
+* Rotation on every use; the new refresh token keeps the family's full grant.
+* `scope` may narrow this access token (a subset of the grant), never widen (`invalid_scope`).
+* `resource` picks one of the granted resources (`invalid_target` otherwise); without it, the
+  family's first resource.
+* Selected org: the family's `org_id` marker keeps issuing selected-org tokens; memberships are
+  re-read, so a suspended org or membership disappears from `organizations` at once.
+* Reuse of a rotated token: `invalid_grant`, and the family and its rp session end
+  (`session.compromised`). Two concurrent refreshes of one token: exactly one wins.
+* A session found past its absolute or idle lifetime is expired on the spot (`session.expired`).
+
+Every refusal is `invalid_grant`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from authpi.contracts.facts import SessionTokenRefreshed
+from authpi.crypto.clock import Clock
+from authpi.errors import NotFound
+from authpi.token.adapters.facts import FactPublisher
+from authpi.token.caches.issuer_keys import IssuerKeys
+from authpi.token.endpoints.discovery import issuer_url
+from authpi.token.endpoints.errors import InvalidGrant, InvalidRequest, InvalidScope
+from authpi.token.endpoints.params import Form
+from authpi.token.grants.access_token import new_jti
+from authpi.token.grants.authorization_code import client_meta, token_audience
+from authpi.token.grants.checks import grant_enabled
+from authpi.token.grants.id_token import PeopleReader, Subject, UserTokenResponse, mint, refresh_exp
+from authpi.token.handlers.refresh_families import FamilyEnded, RefreshFamilies, Replayed
+from authpi.token.handlers.sessions import Sessions
+from authpi.token.queries.sessions import FamilyRow, SessionRow
+from authpi.token.reactions.clients import ClientEntry
+from authpi.token.signing.verifier import TokenVerifier
+
+GRANT = "refresh_token"
+
+
+class SessionLapsed(Exception):
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.session_id = session_id
+        self.reason = reason
+
+
+def narrowed(raw: str | None, grant: list[str]) -> list[str]:
+    if raw is None:
+        return list(grant)
+    wanted = list(dict.fromkeys(raw.split()))
+    extra = [s for s in wanted if s not in grant]
+    if extra:
+        raise InvalidScope(f"scope was not granted: {extra[0]}")
+    return wanted
+
+
+class RefreshTokenGrant:
+    def __init__(
+        self,
+        *,
+        idp_base: str,
+        clock: Clock,
+        verifier: TokenVerifier,
+        families: RefreshFamilies,
+        sessions: Sessions,
+        people: PeopleReader,
+        facts: FactPublisher,
+    ) -> None:
+        self.idp_base = idp_base
+        self.clock = clock
+        self.verifier = verifier
+        self.families = families
+        self.sessions = sessions
+        self.people = people
+        self.facts = facts
+
+    async def issue(self, issuer: IssuerKeys, client: ClientEntry, form: Form) -> UserTokenResponse:
+        grant_enabled(GRANT, client.grant_types)
+        token = form.get("refresh_token")
+        if not token:
+            raise InvalidRequest("refresh_token is required")
+        decoded = self.verifier.decode(issuer, token)
+        if decoded is None:
+            raise InvalidGrant("Refresh token expired or invalid")
+        header, claims = decoded
+        if header.get("typ") is not None or not isinstance(claims.get("fid"), str):
+            raise InvalidGrant("not a refresh token")
+        if claims.get("client_id") != client.id:
+            raise InvalidGrant("the refresh token was issued to another client")
+        jti, family_id = str(claims.get("jti")), claims["fid"]
+        now = self.clock.now_ms()
+        meta = client_meta(issuer, client, str(claims.get("sub")))
+
+        async def check(
+            conn: psycopg.AsyncConnection[Any], family: FamilyRow, session: SessionRow | None
+        ) -> tuple[Subject, SessionRow]:
+            if family.client_id != client.id:
+                raise InvalidGrant("the refresh token was issued to another client")
+            if session is None or session.status != "active":
+                raise InvalidGrant(f"the session is {session.status if session else 'gone'}")
+            lapsed = session.lapsed(now)
+            if lapsed is not None:
+                raise SessionLapsed(session.id, lapsed)
+            user = await self.people.user(conn, family.user_id)
+            if user is None or user.status != "active":
+                raise InvalidGrant("the user is not active")
+            scopes = narrowed(form.get("scope"), family.scopes)
+            aud = token_audience(form, family.resources, client.id)
+            orgs = await self.people.organizations(
+                conn, family.user_id, client.organizations, family.org_id
+            )
+            profile = await self.people.claims(conn, user, scopes) if "openid" in scopes else {}
+            who = Subject(
+                user_id=family.user_id,
+                sid=family.session_id,
+                scopes=scopes,
+                grant_scopes=family.scopes,
+                aud=aud,
+                org_id=family.org_id,
+                organizations=orgs,
+                claims=profile,
+                auth_time=family.auth_time,
+            )
+            return who, session
+
+        next_jti = new_jti()
+        try:
+            family, (who, session) = await self.families.rotate(
+                issuer_id=issuer.issuer_id,
+                family_id=family_id,
+                jti=jti,
+                next_jti=next_jti,
+                now=now,
+                check=check,
+                meta=meta,
+            )
+        except Replayed as replay:
+            await self.sessions.compromise(
+                replay.family.session_id, reason="refresh_token_reuse", jti=jti, meta=meta
+            )
+            raise InvalidGrant("Token revoked") from None
+        except FamilyEnded:
+            raise InvalidGrant("Token revoked") from None
+        except SessionLapsed as lapsed:
+            try:
+                await self.sessions.expire(lapsed.session_id, lapsed.reason, meta)
+            except NotFound:
+                pass
+            raise InvalidGrant("the session has expired") from None
+        minted = mint(
+            issuer_url(self.idp_base, issuer.issuer_id),
+            issuer,
+            client,
+            who,
+            now_ms=now,
+            refresh=(next_jti, family.id, refresh_exp(client, now // 1000, session.expires_at)),
+        )
+        self.facts.add(
+            SessionTokenRefreshed(
+                account_id=issuer.account_id,
+                issuer_id=issuer.issuer_id,
+                client_id=client.id,
+                user_id=who.user_id,
+                session_id=who.sid,
+                refresh_count=session.refresh_count + 1,
+                jti=next_jti,
+                scope=" ".join(who.scopes),
+                access_token_issued_at=now,
+            )
+        )
+        return minted.response

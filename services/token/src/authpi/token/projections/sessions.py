@@ -1,0 +1,285 @@
+"""The inline projections of human login, applied in the write transaction (read-your-writes):
+
+* sessions_view: every op and rp session (Core API PublicSession, refresh checks, the browser's
+  op session). A rotation updates the rp session's activity and refresh count here, so that a
+  refresh never appends to the (long-lived) session stream.
+* refresh_families: per family, its current jti, grant (scopes, resources, selected org), session
+  and status: what a refresh checks before it rotates.
+* consents_view: the scopes each user consented to per client.
+
+Also the sweeper of the ephemeral tables (login flows, authorization codes) past their expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.sessions import (
+    RefreshFamilyRevoked,
+    RefreshFamilyStarted,
+    RefreshTokenRotated,
+    SessionCompromised,
+    SessionCreated,
+    SessionExpired,
+    SessionTerminated,
+    SessionUpdated,
+    UserConsentGranted,
+    UserConsentRevoked,
+)
+from authpi.crypto.clock import Clock
+from authpi.eventstore import jsonb
+from authpi.eventstore.sqltext import render
+from authpi.eventstore.store import StoredEvent
+from authpi.observability import get_logger
+
+log = get_logger("authpi.token.sessions")
+
+SWEEP_EVERY_S = 60.0
+SWEEP_MARGIN_MS = 60_000
+
+
+class SessionsView:
+    name = "token-sessions"
+    event_types = (
+        "session.created",
+        "session.updated",
+        "session.terminated",
+        "session.expired",
+        "session.compromised",
+        "refresh-family.started",
+        "refresh-token.rotated",
+    )
+
+    def __init__(self, schema: str) -> None:
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._insert = q(
+            "INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
+            " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
+            " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        self._status = q(
+            "UPDATE {schema}.sessions_view SET status = %s, status_at = %s, status_reason = %s,"
+            " status_by = %s, updated_at = %s WHERE id = %s"
+        )
+        self._terminated = q(
+            "UPDATE {schema}.sessions_view SET status = 'revoked', status_at = %s,"
+            " status_reason = %s, status_by = %s, revoked_reason = %s, revoked_at = %s,"
+            " updated_at = %s WHERE id = %s"
+        )
+        self._compromised = q(
+            "UPDATE {schema}.sessions_view SET compromised_at = %s, compromised_reason = %s,"
+            " updated_at = %s WHERE id = %s"
+        )
+        self._issued = q(
+            "UPDATE {schema}.sessions_view SET access_token_issued_at = %s,"
+            " refresh_token_issued_at = %s, last_activity_at = %s WHERE id = %s"
+        )
+        self._refreshed = q(
+            "UPDATE {schema}.sessions_view SET access_token_issued_at = %s,"
+            " refresh_token_issued_at = %s, last_activity_at = %s,"
+            " refresh_count = refresh_count + 1 WHERE id = %s"
+        )
+        self._op_active = q(
+            "UPDATE {schema}.sessions_view SET last_activity_at = GREATEST(last_activity_at, %s)"
+            " WHERE id = %s"
+        )
+        self._reset = q("TRUNCATE {schema}.sessions_view")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case SessionCreated() as e:
+                await conn.execute(
+                    self._insert,
+                    [
+                        e.session_id,
+                        e.issuer_id,
+                        e.account_id,
+                        e.user_id,
+                        e.session_type,
+                        e.client_id,
+                        e.op_session_id,
+                        e.status,
+                        e.created_at,
+                        e.authentication.method,
+                        e.authentication.authenticated_at,
+                        jsonb.dumps(e.device),
+                        e.idle_timeout,
+                        e.cookie_sha256,
+                        e.created_at,
+                        e.created_at,
+                        e.expires_at,
+                    ],
+                )
+                if e.op_session_id is not None:  # a sign-in through SSO is op activity too
+                    await conn.execute(self._op_active, [e.created_at, e.op_session_id])
+            case SessionUpdated() as e:
+                await conn.execute(
+                    self._status,
+                    [
+                        e.status,
+                        e.updated_at,
+                        e.status_reason,
+                        e.status_by,
+                        e.updated_at,
+                        e.session_id,
+                    ],
+                )
+            case SessionExpired() as e:
+                await conn.execute(
+                    self._status,
+                    ["expired", e.expired_at, e.reason, "system", e.expired_at, e.session_id],
+                )
+            case SessionTerminated() as e:
+                await conn.execute(
+                    self._terminated,
+                    [
+                        e.revoked_at,
+                        e.revoked_reason,
+                        e.status_by,
+                        e.revoked_reason,
+                        e.revoked_at,
+                        e.revoked_at,
+                        e.session_id,
+                    ],
+                )
+            case SessionCompromised() as e:
+                await conn.execute(
+                    self._compromised,
+                    [e.compromised_at, e.compromised_reason, e.compromised_at, e.session_id],
+                )
+            case RefreshFamilyStarted() as e:
+                await conn.execute(
+                    self._issued, [e.started_at, e.started_at, e.started_at, e.session_id]
+                )
+            case RefreshTokenRotated() as e:
+                await conn.execute(
+                    self._refreshed, [e.rotated_at, e.rotated_at, e.rotated_at, e.session_id]
+                )
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+class RefreshFamiliesView:
+    name = "token-refresh-families"
+    event_types = ("refresh-family.started", "refresh-token.rotated", "refresh-family.revoked")
+
+    def __init__(self, schema: str) -> None:
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._insert = q(
+            "INSERT INTO {schema}.refresh_families (id, issuer_id, client_id, user_id,"
+            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, 'active', %s)"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        self._rotated = q(
+            "UPDATE {schema}.refresh_families SET current_jti = %s, rotated_at = %s,"
+            " generation = generation + 1 WHERE id = %s"
+        )
+        self._revoked = q(
+            "UPDATE {schema}.refresh_families SET status = 'revoked', revoked_reason = %s,"
+            " revoked_at = %s WHERE id = %s"
+        )
+        self._reset = q("TRUNCATE {schema}.refresh_families")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case RefreshFamilyStarted() as e:
+                await conn.execute(
+                    self._insert,
+                    [
+                        e.family_id,
+                        e.issuer_id,
+                        e.client_id,
+                        e.user_id,
+                        e.session_id,
+                        e.jti,
+                        jsonb.dumps(e.scopes),
+                        jsonb.dumps(e.resources),
+                        e.org_id,
+                        e.auth_time,
+                        e.started_at,
+                    ],
+                )
+            case RefreshTokenRotated() as e:
+                await conn.execute(self._rotated, [e.next_jti, e.rotated_at, e.family_id])
+            case RefreshFamilyRevoked() as e:
+                await conn.execute(self._revoked, [e.reason, e.revoked_at, e.family_id])
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+class ConsentsView:
+    name = "token-consents"
+    event_types = ("user.consent.granted", "user.consent.revoked")
+
+    def __init__(self, schema: str) -> None:
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._upsert = q(
+            "INSERT INTO {schema}.consents_view (issuer_id, user_id, client_id, scopes,"
+            " granted_at) VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT (user_id, client_id)"
+            " DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at"
+        )
+        self._delete = q("DELETE FROM {schema}.consents_view WHERE user_id = %s AND client_id = %s")
+        self._reset = q("TRUNCATE {schema}.consents_view")
+
+    async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        match stored.event:
+            case UserConsentGranted() as e:
+                await conn.execute(
+                    self._upsert,
+                    [e.issuer_id, e.user_id, e.client_id, jsonb.dumps(e.scopes), e.granted_at],
+                )
+            case UserConsentRevoked() as e:
+                await conn.execute(self._delete, [e.user_id, e.client_id])
+            case _:
+                return
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(self._reset)
+
+
+class EphemeralSweeper:
+    """Deletes login flows and authorization codes past their expiry (by a margin)."""
+
+    def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
+        self.pool = pool
+        self.clock = clock
+        self._sweeps: list[LiteralString] = [
+            render("DELETE FROM {schema}.login_flows WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
+        ]
+
+    async def sweep(self) -> int:
+        cutoff = self.clock.now_ms() - SWEEP_MARGIN_MS
+        removed = 0
+        async with self.pool.connection() as conn:
+            for statement in self._sweeps:
+                cur = await conn.execute(statement, [cutoff])
+                removed += cur.rowcount
+        return removed
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            removed = await self.sweep()
+            if removed:
+                log.info("login_artefacts.swept", removed=removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY_S)

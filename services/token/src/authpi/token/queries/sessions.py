@@ -1,0 +1,237 @@
+"""Read-side SQL of human login: sessions (sessions_view), refresh families and consents. Each
+method takes an open connection, so that a handler can read inside its own transaction (the
+event store's `prepare` and step planning), or opens one from the pool."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.crypto.clock import Clock
+from authpi.eventstore.sqltext import render
+
+MAX_LIVE_SESSIONS = 50
+
+_SESSION_COLUMNS = (
+    "id, issuer_id, account_id, user_id, type, client_id, op_session_id, status, status_at,"
+    " status_reason, status_by, auth_method, auth_time, device, idle_timeout, cookie_sha256,"
+    " last_activity_at, access_token_issued_at, refresh_token_issued_at, refresh_count,"
+    " compromised_at, compromised_reason, revoked_reason, revoked_at, created_at, updated_at,"
+    " expires_at"
+)
+
+
+class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    issuer_id: str
+    account_id: str
+    user_id: str
+    type: str
+    client_id: str | None
+    op_session_id: str | None
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    auth_method: str
+    auth_time: int
+    device: dict[str, Any]
+    idle_timeout: int
+    cookie_sha256: str | None
+    last_activity_at: int
+    access_token_issued_at: int | None
+    refresh_token_issued_at: int | None
+    refresh_count: int
+    compromised_at: int | None
+    compromised_reason: str | None
+    revoked_reason: str | None
+    revoked_at: int | None
+    created_at: int
+    updated_at: int | None
+    expires_at: int
+
+    def usable(self, now: int) -> bool:
+        """Active, and within both its absolute and its idle lifetime (idp-api.md 11.1)."""
+        return self.status == "active" and not self.lapsed(now)
+
+    def lapsed(self, now: int) -> str | None:
+        """`max_age` or `idle` once the session is past that limit (absolute wins), else None."""
+        if now >= self.expires_at:
+            return "max_age"
+        if now >= self.last_activity_at + self.idle_timeout * 1000:
+            return "idle"
+        return None
+
+
+class FamilyRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    issuer_id: str
+    client_id: str
+    user_id: str
+    session_id: str
+    current_jti: str
+    scopes: list[str]
+    resources: list[str]
+    org_id: str | None
+    auth_time: int
+    status: str
+
+
+class FamilyRef(NamedTuple):
+    id: str
+    session_id: str
+    current_jti: str
+    issuer_id: str
+
+
+class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    max_age: int  # seconds
+    idle_timeout: int  # seconds
+
+
+_session = msgspec.convert
+Conn = psycopg.AsyncConnection[Any]
+
+
+class SessionQueries:
+    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
+        self.pool = pool
+
+        def q(text: str) -> Any:
+            return render(text, schema=schema)  # type: ignore[arg-type]
+
+        self._session = q(f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE id = %s")
+        self._user_sessions = q(
+            f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE issuer_id = %s"
+            " AND user_id = %s ORDER BY created_at DESC, id DESC LIMIT 500"
+        )
+        self._user_sessions_status = q(
+            f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE issuer_id = %s"
+            " AND user_id = %s AND status = %s ORDER BY created_at DESC, id DESC LIMIT 500"
+        )
+        self._live_of_type = q(
+            "SELECT id FROM {schema}.sessions_view WHERE issuer_id = %s AND user_id = %s"
+            " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
+            " ORDER BY created_at, id"
+        )
+        self._rp_of_op = q(
+            "SELECT id FROM {schema}.sessions_view WHERE op_session_id = %s"
+            " AND status IN ('active', 'suspended')"
+        )
+        self._active_families_of = q(
+            "SELECT id, session_id, current_jti, issuer_id FROM {schema}.refresh_families"
+            " WHERE session_id = ANY(%s) AND status = 'active'"
+        )
+        self._active_families_of_client = q(
+            "SELECT id, session_id, current_jti, issuer_id FROM {schema}.refresh_families"
+            " WHERE issuer_id = %s AND user_id = %s AND client_id = %s AND status = 'active'"
+        )
+        self._family = q(
+            "SELECT id, issuer_id, client_id, user_id, session_id, current_jti, scopes,"
+            " resources, org_id, auth_time, status FROM {schema}.refresh_families WHERE id = %s"
+        )
+        self._family_current = q(
+            "SELECT current_jti, session_id, status FROM {schema}.refresh_families WHERE id = %s"
+        )
+        self._consent = q(
+            "SELECT scopes FROM {schema}.consents_view WHERE user_id = %s AND client_id = %s"
+        )
+        self._settings = q(
+            "SELECT account_id, session_max_age, session_idle_timeout FROM {schema}.issuers_view"
+            " WHERE id = %s"
+        )
+
+    async def session(self, conn: Conn | None, session_id: str) -> SessionRow | None:
+        if conn is None:
+            async with self.pool.connection() as own:
+                return await self.session(own, session_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(self._session, [session_id])
+        row = await cur.fetchone()
+        return msgspec.convert(row, SessionRow) if row else None
+
+    async def user_sessions(
+        self, issuer_id: str, user_id: str, status: str | None = None
+    ) -> list[SessionRow]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            if status is None:
+                await cur.execute(self._user_sessions, [issuer_id, user_id])
+            else:
+                await cur.execute(self._user_sessions_status, [issuer_id, user_id, status])
+            return [msgspec.convert(r, SessionRow) for r in await cur.fetchall()]
+
+    async def live_of_type(
+        self, conn: Conn, issuer_id: str, user_id: str, type_: str, now: int
+    ) -> list[str]:
+        """The user's live sessions of one type, oldest first."""
+        cur = await conn.execute(self._live_of_type, [issuer_id, user_id, type_, now])
+        return [r[0] for r in await cur.fetchall()]
+
+    async def rp_sessions_of(self, conn: Conn, op_session_id: str) -> list[str]:
+        cur = await conn.execute(self._rp_of_op, [op_session_id])
+        return [r[0] for r in await cur.fetchall()]
+
+    async def active_families_of(self, conn: Conn, session_ids: list[str]) -> list[FamilyRef]:
+        """The sessions' active families."""
+        cur = await conn.execute(self._active_families_of, [session_ids])
+        return [FamilyRef(*r) for r in await cur.fetchall()]
+
+    async def active_families_of_client(
+        self, conn: Conn, issuer_id: str, user_id: str, client_id: str
+    ) -> list[FamilyRef]:
+        cur = await conn.execute(self._active_families_of_client, [issuer_id, user_id, client_id])
+        return [FamilyRef(*r) for r in await cur.fetchall()]
+
+    async def family(self, conn: Conn, family_id: str) -> FamilyRow | None:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(self._family, [family_id])
+        row = await cur.fetchone()
+        return msgspec.convert(row, FamilyRow) if row else None
+
+    async def family_current(self, conn: Conn, family_id: str) -> tuple[str, str, str] | None:
+        """(current jti, session id, status) of a family."""
+        cur = await conn.execute(self._family_current, [family_id])
+        row = await cur.fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def consented_scopes(self, conn: Conn | None, user_id: str, client_id: str) -> set[str]:
+        if conn is None:
+            async with self.pool.connection() as own:
+                return await self.consented_scopes(own, user_id, client_id)
+        cur = await conn.execute(self._consent, [user_id, client_id])
+        row = await cur.fetchone()
+        return set(row[0]) if row else set()
+
+    async def settings(self, conn: Conn | None, issuer_id: str) -> SessionSettings | None:
+        """The issuer's session lifetimes (issuers_view, learnt from issuer events)."""
+        if conn is None:
+            async with self.pool.connection() as own:
+                return await self.settings(own, issuer_id)
+        cur = await conn.execute(self._settings, [issuer_id])
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return SessionSettings(account_id=row[0], max_age=row[1], idle_timeout=row[2])
+
+
+class Liveness:
+    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25)."""
+
+    def __init__(self, queries: SessionQueries, clock: Clock) -> None:
+        self.queries = queries
+        self.clock = clock
+
+    async def refresh_live(self, family_id: str, jti: str) -> bool:
+        async with self.queries.pool.connection() as conn:
+            family = await self.queries.family(conn, family_id)
+        return family is not None and family.status == "active" and family.current_jti == jti
+
+    async def session_live(self, session_id: str) -> bool:
+        row = await self.queries.session(None, session_id)
+        return row is not None and row.usable(self.clock.now_ms())

@@ -1,0 +1,524 @@
+"""Human login end to end over HTTP: /authorize, the portal's part (Interactions, called here as
+the portal does), the code exchange and refresh with the official `authpi-idp` SDK, userinfo,
+logout; then each attack in its own test, and the Core API session routes through the official
+`authpi-admin` SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import jwt
+import pytest
+from authpi_admin import AuthPIAdmin
+from authpi_admin.errors import ConflictError, NotFoundError
+from authpi_idp import IdpClient
+from authpi_idp.errors import OAuthError, RefreshError
+
+from authpi.platform.testing.tenants import part
+from authpi.token.endpoints.authorize import Device, Outcome
+
+SPA_CB = "https://spa.example.com/callback"
+WEB_CB = "https://web.example.com/cb"
+LOGOUT_CB = "https://spa.example.com/bye"
+
+
+@dataclass
+class Tenant:
+    platform: Any
+    admin: AuthPIAdmin
+    issuer_id: str
+    issuer_url: str
+    spa_id: str
+    web_id: str
+    web_secret: str
+    user_id: str
+    interactions: Any
+
+    def sdk(self, *, web: bool = False, redirect_uri: str | None = None) -> IdpClient:
+        return IdpClient(
+            issuer_url=self.issuer_url,
+            client_id=self.web_id if web else self.spa_id,
+            client_secret=self.web_secret if web else None,
+            redirect_uri=redirect_uri or (WEB_CB if web else SPA_CB),
+        )
+
+
+async def make_tenant(platform: Any, admin_of: Any) -> Tenant:
+    admin = admin_of(platform)
+    issuer = await admin.issuers.create({"name": f"login-{uuid.uuid4().hex[:8]}"})
+    scope = admin.issuer(issuer.id)
+    spa = await scope.clients.create(
+        {
+            "name": "Single page app", "type": "spa",
+            "settings": {
+                "redirect_uris": [SPA_CB, "http://127.0.0.1/native"],
+                "post_logout_redirect_uris": [LOGOUT_CB],
+                "scopes": ["openid", "profile", "email"],
+            },
+        }
+    )  # fmt: skip
+    web = await scope.clients.create(
+        {"name": "Web app", "type": "web", "settings": {"redirect_uris": [WEB_CB]}}
+    )
+    user = await scope.users.create(
+        {
+            "username_type": "email", "username": f"u-{uuid.uuid4().hex[:8]}@example.com",
+            "profile": {"first_name": "Grace", "last_name": "Hopper"},
+        }
+    )  # fmt: skip
+    return Tenant(
+        platform=platform, admin=admin, issuer_id=issuer.id,
+        issuer_url=f"{platform.idp_url}/{issuer.id}", spa_id=spa.id, web_id=web.id,
+        web_secret=web.secret, user_id=user.id,
+        interactions=part(platform, "interactions", "token"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def tenant(platform, admin_of):
+    made = await make_tenant(platform, admin_of)
+    yield made
+    await made.admin.close()
+
+
+async def authorize(url: str, cookie: str | None = None) -> httpx.Response:
+    cookies = {"authpi_session": cookie} if cookie else None
+    async with httpx.AsyncClient(timeout=30, cookies=cookies) as http:
+        return await http.get(url, follow_redirects=False)
+
+
+def query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def sign_in(
+    t: Tenant, url: str, *, user_id: str | None = None, cookie: str | None = None
+) -> tuple[dict[str, str], str | None]:
+    """Drive one authorization as a browser and the portal would: /authorize, then (if the
+    login page is asked for) authenticate, then (if asked) consent. (callback query, cookie)."""
+    resp = await authorize(url, cookie)
+    assert resp.status_code == 302, resp.text
+    location = resp.headers["location"]
+    if "/login?" in location:
+        flow = await t.interactions.flow(t.issuer_id, query(location)["flow"])
+        outcome: Outcome = await t.interactions.authenticated(
+            flow, user_id=user_id or t.user_id, method="password",
+            device=Device(user_agent="pytest", ip="127.0.0.1"), cookie=cookie,
+        )  # fmt: skip
+        cookie = outcome.set_cookie or cookie
+        location = outcome.redirect
+        if "/consent?" in location:
+            outcome = await t.interactions.consented(
+                flow, user_id=user_id or t.user_id, granted=True, cookie=cookie
+            )
+            location = outcome.redirect
+    return query(location), cookie
+
+
+def claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(32)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+def raw_url(t: Tenant, **params: str) -> str:
+    return f"{t.issuer_url}/authorize?{urlencode(params)}"
+
+
+async def token(t: Tenant, data: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(f"{t.issuer_url}/token", data=data)
+
+
+async def introspect(t: Tenant, tok: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        resp = await http.post(
+            f"{t.issuer_url}/introspect",
+            data={"token": tok, "client_id": t.web_id, "client_secret": t.web_secret},
+        )
+    return resp.json()
+
+
+async def login_with_sdk(t: Tenant, *, web: bool = False, **kw: Any) -> tuple[IdpClient, Any, str]:
+    sdk = t.sdk(web=web)
+    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"], **kw)
+    callback, cookie = await sign_in(t, auth.url)
+    agent = await sdk.exchange_callback(urlencode(callback), auth)
+    assert cookie is not None
+    return sdk, agent, cookie
+
+
+async def test_login_refresh_userinfo_logout(tenant: Tenant):
+    t = tenant
+    sdk = t.sdk()
+    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"])
+    first = await authorize(auth.url)
+    assert first.status_code == 302
+    assert first.headers["location"].startswith(f"{t.issuer_url}/login?flow=flw_")
+    callback, cookie = await sign_in(t, auth.url)
+    assert callback["state"] == auth.state and "session_state" in callback
+    assert cookie is not None and cookie.startswith("s_")
+
+    agent = await sdk.exchange_callback(urlencode(callback), auth)  # checks the nonce too
+    assert agent.id == t.user_id
+    idt, at, rt = (claims(agent.tokens.id_token), claims(agent.tokens.access_token),
+                   claims(agent.tokens.refresh_token))  # fmt: skip
+    assert idt["nonce"] == auth.nonce and idt["aud"] == idt["azp"] == t.spa_id
+    assert idt["sid"] == at["sid"] == rt["sid"] and idt["sid"].startswith("s_")
+    assert idt["name"] == "Grace Hopper" and idt["organizations"] == []
+    assert "at_hash" in idt and abs(idt["auth_time"] - idt["iat"]) <= 5
+    assert jwt.get_unverified_header(agent.tokens.id_token).get("typ") is None
+    assert jwt.get_unverified_header(agent.tokens.refresh_token).get("typ") is None
+    assert jwt.get_unverified_header(agent.tokens.access_token)["typ"] == "at+jwt"
+    assert at["dat"] == {"type": "identity"} and at["auth_time"] == at["iat"]
+    assert rt["scope"] == "openid profile email" and "fid" in rt and "auth_time" not in rt
+    assert rt["exp"] - rt["iat"] <= 7 * 86400
+
+    refreshed = await sdk.refresh(agent)
+    assert refreshed.id == t.user_id
+    assert refreshed.tokens.refresh_token != agent.tokens.refresh_token
+    assert claims(refreshed.tokens.id_token)["auth_time"] == idt["auth_time"]
+    assert "nonce" not in claims(refreshed.tokens.id_token)
+    narrowed = await token(t, {"grant_type": "refresh_token", "client_id": t.spa_id,
+                               "refresh_token": refreshed.tokens.refresh_token,
+                               "scope": "openid"})  # fmt: skip
+    assert narrowed.status_code == 200 and narrowed.json()["scope"] == "openid"
+    assert claims(narrowed.json()["refresh_token"])["scope"] == "openid profile email"
+    wider = await token(t, {"grant_type": "refresh_token", "client_id": t.spa_id,
+                            "refresh_token": narrowed.json()["refresh_token"],
+                            "scope": "openid phone"})  # fmt: skip
+    assert wider.json()["error"] == "invalid_scope"
+
+    info = await sdk.get_user_info(refreshed)
+    assert info.sub == t.user_id and info.given_name == "Grace"
+
+    session = await t.admin.issuer(t.issuer_id).sessions.get(idt["sid"])
+    assert session.type == "rp" and session.status == "active" and session.refresh_count == 2
+    assert session.client and session.client["id"] == t.spa_id
+
+    # SSO: the browser's op session signs in again without the login page.
+    auth2 = sdk.create_authorization_url(scopes=["openid", "profile", "email"])
+    again = await authorize(auth2.url, cookie)
+    assert again.status_code == 302 and "code" in query(again.headers["location"])
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        out = await http.get(
+            f"{t.issuer_url}/logout",
+            params={"id_token_hint": agent.tokens.id_token, "post_logout_redirect_uri": LOGOUT_CB,
+                    "state": "bye-1"},
+        )  # fmt: skip
+    assert out.status_code == 302 and out.headers["location"] == f"{LOGOUT_CB}?state=bye-1"
+    assert "authpi_session=;" in out.headers["set-cookie"]
+    assert "Max-Age=0" in out.headers["set-cookie"]
+    with pytest.raises(RefreshError):
+        await sdk.refresh(refreshed)
+    with pytest.raises(OAuthError):
+        await sdk.get_user_info(refreshed)
+    op = await t.admin.issuer(t.issuer_id).sessions.get(session.op_session_id)
+    assert op.status == "revoked" and op.revoked_reason == "logout"
+    after = await authorize(auth2.url, cookie)  # the op session is gone
+    assert "/login?flow=" in after.headers["location"]
+    await sdk.close()
+
+
+async def test_prompt_none_without_a_session_is_login_required(tenant: Tenant):
+    _, challenge = pkce()
+    resp = await authorize(raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", state="s1", code_challenge=challenge, code_challenge_method="S256",
+        prompt="none",
+    ))  # fmt: skip
+    got = query(resp.headers["location"])
+    assert resp.headers["location"].startswith(SPA_CB)
+    assert (got["error"], got["state"]) == ("login_required", "s1")
+
+
+async def test_missing_pkce_and_plain_pkce_are_refused(tenant: Tenant):
+    base = {"client_id": tenant.spa_id, "redirect_uri": SPA_CB, "response_type": "code",
+            "scope": "openid", "state": "s2"}  # fmt: skip
+    missing = await authorize(raw_url(tenant, **base))
+    assert query(missing.headers["location"])["error"] == "invalid_request"
+    _, challenge = pkce()
+    plain = await authorize(raw_url(tenant, **base, code_challenge=challenge,
+                                    code_challenge_method="plain"))  # fmt: skip
+    got = query(plain.headers["location"])
+    assert (got["error"], got["state"]) == ("invalid_request", "s2")
+
+
+async def test_wrong_code_verifier_is_invalid_grant(tenant: Tenant):
+    verifier, challenge = pkce()
+    url = raw_url(
+        tenant,
+        client_id=tenant.spa_id,
+        redirect_uri=SPA_CB,
+        response_type="code",
+        scope="openid",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    callback, _ = await sign_in(tenant, url)
+    wrong = await token(tenant, {"grant_type": "authorization_code", "code": callback["code"],
+                                 "redirect_uri": SPA_CB, "client_id": tenant.spa_id,
+                                 "code_verifier": pkce()[0]})  # fmt: skip
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    right = await token(tenant, {"grant_type": "authorization_code", "code": callback["code"],
+                                 "redirect_uri": SPA_CB, "client_id": tenant.spa_id,
+                                 "code_verifier": verifier})  # fmt: skip
+    assert right.status_code == 200  # a failed check does not burn the code
+
+
+async def test_redirect_uri_off_by_one_character(tenant: Tenant):
+    _, challenge = pkce()
+    page = await authorize(raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB + "x", response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    assert page.status_code == 400 and "location" not in page.headers
+    assert page.headers["content-type"].startswith("text/html")
+    # At /token, the URI must be the identical string.
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    resp = await token(tenant, {"grant_type": "authorization_code", "code": callback["code"],
+                                "redirect_uri": SPA_CB[:-1], "client_id": tenant.spa_id,
+                                "code_verifier": verifier})  # fmt: skip
+    assert resp.json()["error"] == "invalid_grant"
+
+
+async def test_loopback_redirect_with_any_port(tenant: Tenant):
+    verifier, challenge = pkce()
+    native = "http://127.0.0.1:53117/native"
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=native, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    resp = await token(tenant, {"grant_type": "authorization_code", "code": callback["code"],
+                                "redirect_uri": native, "client_id": tenant.spa_id,
+                                "code_verifier": verifier})  # fmt: skip
+    assert resp.status_code == 200
+
+
+async def test_code_replay_revokes_the_first_tokens(tenant: Tenant):
+    sdk = tenant.sdk(web=True)
+    auth = sdk.create_authorization_url(scopes=["openid", "profile"])
+    callback, _ = await sign_in(tenant, auth.url)
+    agent = await sdk.exchange_callback(urlencode(callback), auth)
+    assert (await introspect(tenant, agent.tokens.access_token))["active"] is True
+    with pytest.raises(OAuthError) as replay:
+        await sdk.exchange_code(callback["code"], auth.code_verifier)
+    assert replay.value.error == "invalid_grant"
+    assert (await introspect(tenant, agent.tokens.access_token)) == {"active": False}
+    assert (await introspect(tenant, agent.tokens.refresh_token)) == {"active": False}
+    with pytest.raises(RefreshError):
+        await sdk.refresh(agent)
+    sid = claims(agent.tokens.access_token)["sid"]
+    session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(sid)
+    assert session.status == "revoked" and session.compromised_reason == "code_reuse"
+    await sdk.close()
+
+
+async def test_refresh_reuse_revokes_the_family_and_session(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    rotated = await sdk.refresh(agent)
+    with pytest.raises(RefreshError) as reuse:
+        await sdk.refresh(agent)  # the first refresh token again
+    assert reuse.value.error == "invalid_grant"
+    with pytest.raises(RefreshError):
+        await sdk.refresh(rotated)  # the family is over
+    session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(
+        claims(agent.tokens.access_token)["sid"]
+    )
+    assert session.status == "revoked" and session.compromised
+    assert session.compromised_reason == "refresh_token_reuse"
+    await sdk.close()
+
+
+async def test_concurrent_refreshes_of_one_token_exactly_one_wins(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    data = {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+            "refresh_token": agent.tokens.refresh_token}  # fmt: skip
+    results = await asyncio.gather(*(token(tenant, data) for _ in range(6)))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200, 400, 400, 400, 400, 400]
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
+    await sdk.close()
+
+
+async def test_cross_issuer_code_and_refresh_are_refused(platform, admin_of, tenant: Tenant):
+    other = await make_tenant(platform, admin_of)
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    stolen = await token(other, {"grant_type": "authorization_code", "code": callback["code"],
+                                 "redirect_uri": SPA_CB, "client_id": other.spa_id,
+                                 "code_verifier": verifier})  # fmt: skip
+    assert stolen.json()["error"] == "invalid_grant"
+    own = await token(tenant, {"grant_type": "authorization_code", "code": callback["code"],
+                               "redirect_uri": SPA_CB, "client_id": tenant.spa_id,
+                               "code_verifier": verifier})  # fmt: skip
+    assert own.status_code == 200
+    refresh = own.json()["refresh_token"]
+    elsewhere = await token(other, {"grant_type": "refresh_token", "client_id": other.spa_id,
+                                    "refresh_token": refresh})  # fmt: skip
+    assert elsewhere.json()["error"] == "invalid_grant"
+    still = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                 "refresh_token": refresh})  # fmt: skip
+    assert still.status_code == 200
+    await other.admin.close()
+
+
+async def test_logout_never_redirects_to_an_unregistered_uri(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    async with httpx.AsyncClient(timeout=30) as http:
+        evil = await http.get(
+            f"{tenant.issuer_url}/logout",
+            params={"id_token_hint": agent.tokens.id_token,
+                    "post_logout_redirect_uri": "https://evil.example.com/bye"},
+        )  # fmt: skip
+        assert evil.status_code == 400 and "location" not in evil.headers
+        missing = await http.get(f"{tenant.issuer_url}/logout")
+        assert missing.status_code == 400
+        plain = await http.get(
+            f"{tenant.issuer_url}/logout", params={"id_token_hint": agent.tokens.id_token}
+        )
+    assert plain.status_code == 302
+    assert plain.headers["location"] == f"{tenant.issuer_url}/signed-out"
+    await sdk.close()
+
+
+async def test_session_revoke_stops_refresh_at_once(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    sid = claims(agent.tokens.access_token)["sid"]
+    revoked = await tenant.admin.issuer(tenant.issuer_id).sessions.revoke(sid, {"reason": "test"})
+    assert revoked.status == "revoked" and revoked.revoked_reason == "test"
+    with pytest.raises(RefreshError) as refused:
+        await sdk.refresh(agent)
+    assert refused.value.error == "invalid_grant"
+    await sdk.close()
+
+
+async def test_org_suspension_and_selected_org(tenant: Tenant):
+    scope = tenant.admin.issuer(tenant.issuer_id)
+    acme = await scope.organizations.create({"name": "Acme", "scopes": ["member"]})
+    beta = await scope.organizations.create({"name": "Beta"})
+    gamma = await scope.organizations.create({"name": "Gamma"})
+    for org in (acme, beta, gamma):
+        await scope.organization(org.id).members.create(
+            {"member_id": tenant.user_id, "scopes": ["member"]}
+        )
+    await scope.organization(gamma.id).members.update(tenant.user_id, {"status": "suspended"})
+
+    sdk, agent, cookie = await login_with_sdk(tenant)
+    orgs = {o["id"] for o in claims(agent.tokens.access_token)["organizations"]}
+    assert orgs == {acme.id, beta.id}  # the suspended membership is left out
+
+    await scope.organizations.update(beta.id, {"status": "suspended"})
+    refreshed = await sdk.refresh(agent)
+    assert [o["id"] for o in claims(refreshed.tokens.access_token)["organizations"]] == [acme.id]
+    info = await sdk.get_user_info(refreshed)
+    assert [o.id for o in info.organizations or []] == [acme.id]
+
+    # Selected-org issuance: only that org, with org_id, kept on refresh.
+    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"], org=acme.id)
+    callback, _ = await sign_in(tenant, auth.url, cookie=cookie)
+    selected = await sdk.exchange_callback(urlencode(callback), auth)
+    at = claims(selected.tokens.access_token)
+    assert at["org_id"] == acme.id and [o["id"] for o in at["organizations"]] == [acme.id]
+    assert claims(selected.tokens.id_token)["org_id"] == acme.id
+    assert claims(selected.tokens.refresh_token)["org_id"] == acme.id
+    again = await sdk.refresh(selected)
+    assert claims(again.tokens.access_token)["org_id"] == acme.id
+    assert (await sdk.get_user_info(again)).org_id == acme.id
+
+    # An org the user is not an active member of: access_denied after login.
+    denied = sdk.create_authorization_url(scopes=["openid"], org=gamma.id)
+    callback, _ = await sign_in(tenant, denied.url, cookie=cookie)
+    assert callback["error"] == "access_denied"
+    await sdk.close()
+
+
+async def test_core_api_session_routes(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    scope = tenant.admin.issuer(tenant.issuer_id)
+    sid = claims(agent.tokens.access_token)["sid"]
+    rp = await scope.sessions.get(sid)
+    listed = await scope.user(tenant.user_id).sessions.list()
+    assert {s.id for s in listed.data} == {sid, rp.op_session_id}
+    assert [
+        s.id for s in (await scope.user(tenant.user_id).sessions.list(status="revoked")).data
+    ] == []
+
+    suspended = await scope.sessions.suspend(sid, {"reason": "investigation"})
+    assert suspended.status == "suspended" and suspended.status_reason == "investigation"
+    with pytest.raises(RefreshError):
+        await sdk.refresh(agent)  # a suspended session does not refresh
+    assert (await scope.sessions.reactivate(sid)).status == "active"
+    refreshed = await sdk.refresh(agent)
+
+    revoked = await scope.sessions.revoke(rp.op_session_id)  # the op session: cascade
+    assert revoked.status == "revoked"
+    assert (await scope.sessions.get(sid)).status == "revoked"
+    again = await scope.sessions.revoke(rp.op_session_id)
+    assert again.status == "revoked"  # unchanged, 200
+    with pytest.raises(ConflictError):
+        await scope.sessions.reactivate(sid)
+    with pytest.raises(RefreshError):
+        await sdk.refresh(refreshed)
+    with pytest.raises(NotFoundError):
+        await scope.sessions.get("s_doesnotexist")
+    await sdk.close()
+
+
+async def test_consent_withdrawal(tenant: Tenant):
+    sdk, agent, cookie = await login_with_sdk(tenant)
+    async with httpx.AsyncClient(timeout=30) as http:
+        resp = await http.delete(
+            f"{tenant.issuer_url}/consents/{tenant.spa_id}",
+            headers={"Authorization": f"Bearer {agent.tokens.access_token}"},
+        )
+        assert resp.status_code == 200 and resp.json() == {"revoked": True}
+        anonymous = await http.delete(f"{tenant.issuer_url}/consents/{tenant.spa_id}")
+        assert anonymous.status_code == 401
+    with pytest.raises(RefreshError):
+        await sdk.refresh(agent)  # no silent renewal
+    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"])
+    resp = await authorize(auth.url, cookie)
+    assert "/consent?flow=" in resp.headers["location"]  # asked again
+    await sdk.close()
+
+
+async def test_check_session(tenant: Tenant):
+    sdk = tenant.sdk()
+    auth = sdk.create_authorization_url(scopes=["openid"])
+    callback, cookie = await sign_in(tenant, auth.url)
+    body = {"client_id": tenant.spa_id, "session_state": callback["session_state"],
+            "origin": "https://spa.example.com"}  # fmt: skip
+    async with httpx.AsyncClient(timeout=30) as http:
+        page = await http.get(f"{tenant.issuer_url}/check-session.html")
+        assert page.status_code == 200 and "postMessage" in page.text
+        valid = await http.post(f"{tenant.issuer_url}/check-session", json=body,
+                                cookies={"authpi_session": cookie or ""})  # fmt: skip
+        assert valid.json() == {"valid": True}
+        nobody = await http.post(f"{tenant.issuer_url}/check-session", json=body)
+        assert nobody.json() == {"valid": False}
+        probe = await http.post(f"{tenant.issuer_url}/check-session",
+                                json={**body, "origin": "https://evil.example.com"},
+                                cookies={"authpi_session": cookie or ""})  # fmt: skip
+        assert probe.status_code == 403
+    await sdk.close()
