@@ -45,6 +45,7 @@ proto-check: venv
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
+	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content

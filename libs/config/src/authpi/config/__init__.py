@@ -52,6 +52,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_header: bool = False
     # Dead letters other than security events are swept once older than this.
     dead_letter_retention_days: int = 30
+    # Argon2id cost of user passwords (OWASP minimum by default: 19 MiB, 2 passes, 1 lane).
+    # Hashes made with other parameters still verify, and are rehashed on the next sign-in.
+    argon2_memory_kib: int = 19_456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
     # Outgoing mail: smtp://[user:password@]host[:port][?starttls=require|auto|off] or
     # smtps://… (authpi.web.mail). Unset: `make run` captures mail in the development sink and
     # shows it at the Core API's /dev/mail.
@@ -89,9 +94,19 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dead_letter_retention_days=_positive_int(
             e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
         ),
+        argon2_memory_kib=_int_at_least(
+            e.get("AUTHPI_ARGON2_MEMORY_KIB") or "19456", "AUTHPI_ARGON2_MEMORY_KIB", 8,
+            "a number of KiB of at least 8",
+        ),
+        argon2_time_cost=_positive_int(
+            e.get("AUTHPI_ARGON2_TIME_COST") or "2", "AUTHPI_ARGON2_TIME_COST"
+        ),
+        argon2_parallelism=_positive_int(
+            e.get("AUTHPI_ARGON2_PARALLELISM") or "1", "AUTHPI_ARGON2_PARALLELISM"
+        ),
         smtp_url=_smtp_url(e.get("AUTHPI_SMTP_URL") or None),
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
-    )
+    )  # fmt: skip
 
 
 def read_kek(settings: Settings) -> tuple[str, Path | None]:

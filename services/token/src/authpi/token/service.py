@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.crypto.passwords import Passwords
 from authpi.eventstore.store import EventStore
 from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
@@ -22,9 +23,10 @@ from authpi.token.api.authorize import authorize_routes
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.api.oidc import OidcEndpoints
+from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.caches.issuer_keys import KeyCache
-from authpi.token.caches.lockouts import Lockouts
+from authpi.token.caches.lockouts import CREDENTIAL_POLICY, Lockouts
 from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
@@ -39,10 +41,16 @@ from authpi.token.grants.client_credentials import ClientCredentialsGrant
 from authpi.token.grants.codes import Codes, Flows
 from authpi.token.grants.refresh_token import RefreshTokenGrant
 from authpi.token.handlers.consents import Consents
+from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.refresh_families import FamilyRevocations, RefreshFamilies
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.handlers.signing_keys import KeyRing
+from authpi.token.portal.csrf import Csrf
+from authpi.token.portal.flows import Portal
+from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.pages import Pages
+from authpi.token.projections.credentials import CredentialsView
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
 from authpi.token.projections.sessions import (
     ConsentsView,
@@ -53,6 +61,7 @@ from authpi.token.projections.sessions import (
 from authpi.token.projections.signing_keys import SigningKeysView
 from authpi.token.queries.keys import Sql
 from authpi.token.queries.people import People
+from authpi.token.queries.portal import PortalQueries
 from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
@@ -76,6 +85,7 @@ async def build(rt: Runtime) -> ServiceParts:
         SessionsView(schema),
         RefreshFamiliesView(schema),
         ConsentsView(schema),
+        CredentialsView(schema),
     ]
     store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
     queries = Sql(schema)
@@ -170,12 +180,30 @@ async def build(rt: Runtime) -> ServiceParts:
         consents=ConsentsEndpoint(bearer, consents),
     )
     ephemeral = EphemeralSweeper(rt.pool, schema, rt.clock)
+    # The hosted login portal: credentials (an inline view of their events), their lockout,
+    # one-time mail tokens, and the pages.
+    credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
+    mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
+    portal = Portal(
+        idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
+        credentials=Credentials(store), mail_tokens=mail_tokens,
+        passwords=Passwords(
+            memory_kib=rt.settings.argon2_memory_kib, time_cost=rt.settings.argon2_time_cost,
+            parallelism=rt.settings.argon2_parallelism,
+        ),
+        hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
+        clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
+        session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
+    )  # fmt: skip
+    portal_http = PortalRoutes(
+        portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
+    )
     return ServiceParts(
         name="token",
         core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
         idp_routes=[
             *discovery_routes(cache, idp_base), *machine.routes(),
-            *authorize_routes(interactions, idp_base), *oidc.routes(),
+            *authorize_routes(interactions, idp_base), *oidc.routes(), *portal_http.routes(),
         ],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
@@ -188,17 +216,19 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
+            ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", clients.run),
             ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
+            ("token:credential-lockouts", credential_lockouts.follow),
             ("token:facts", facts.run),
             ("token:user-arrivals", arrivals.follow),
         ],
-        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm],
-        prepare=[keys.ensure_platform_issuer, lockouts.open],
+        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm],
+        prepare=[keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,

@@ -1,24 +1,33 @@
-"""Failed client authentication, throttled per (issuer, client id, source address) with backoff
-(idp-api.md 1.5 "Credential attempt throttling"). Client ids are public, so a lock on the client
-alone would let anyone lock out a client or an agent; keyed by source, the failures of one
-address never refuse the right secret from another. The first 4 failures are free; the 5th locks
-the pair for 1 s, and each failure after a lock has ended locks it again for twice as long, up to
-15 minutes (failures racing in while it is locked count, but do not lengthen it: a burst of
-concurrent requests is one lock, not a doubling per request). A success clears the pair, and a
-pair with no failure for 15 minutes starts again. Ids that do not exist count the same way, so the
-answers cannot tell which ids exist.
+"""Failed credential verifications, throttled in a NATS KV bucket shared by every worker
+process (idp-api.md 1.5 "Credential attempt throttling"). One machinery, two policies:
 
-The counters are ephemeral data (DESIGN.md 3), so they live in a NATS KV bucket shared by every
-worker process, under an opaque key (a digest of the triple). Only a *failure* writes (a
-compare-and-set update, retried on conflict, so concurrent failures in several workers all
-count). Every worker watches the bucket and keeps the entries in memory, so the success path
-checks a dict and writes nothing; it clears a counter only when it sees one."""
+- `CLIENT_POLICY` (client secrets at the token endpoints): keyed by (issuer, client id, source
+  address). Client ids are public, so a lock on the client alone would let anyone lock out a
+  client or an agent; keyed by source, the failures of one address never refuse the right
+  secret from another. The first 4 failures are free; the 5th locks the pair for 1 s, and each
+  failure after a lock has ended locks it again for twice as long, up to 15 minutes.
+- `CREDENTIAL_POLICY` (user passwords and one-time codes in the hosted portal): keyed by
+  (issuer, username hash), not by source address, as the spec says: 5 failures lock that
+  credential for 15 minutes.
+
+Failures racing in while a key is locked count, but do not lengthen the lock (a burst of
+concurrent requests is one lock, not a doubling per request). A success clears the key, and a
+key with no failure for 15 minutes starts again. Names that do not exist count the same way, so
+the answers cannot tell which exist.
+
+The counters are ephemeral data (DESIGN.md 3), so they live in NATS KV under an opaque key (a
+digest of the parts). Only a *failure* writes (a compare-and-set update, retried on conflict, so
+concurrent failures in several workers all count). Every worker watches the bucket and keeps the
+entries in memory, so the success path checks a dict and writes nothing; it clears a counter
+only when it sees one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 import nats.errors
@@ -57,18 +66,40 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Counter).decode
 
 
-def bucket_name(namespace: str) -> str:
-    return f"{namespace.replace('.', '_')}_client_lockouts"
-
-
-def key_for(issuer_id: str, client_id: str, source: str | None) -> str:
-    """An opaque KV key: client ids and addresses as sent may hold any character."""
-    return sha256_hex(f"{issuer_id}\n{client_id}\n{address_key(source)}")[:40]
-
-
 def lock_ms(locks: int) -> int:
-    """How long the `locks`-th lock lasts: 1 s, 2 s, 4 s ... 15 minutes."""
+    """How long the `locks`-th lock of a client lasts: 1 s, 2 s, 4 s ... 15 minutes."""
     return min(BACKOFF_BASE_MS << min(locks - 1, 20), BACKOFF_MAX_MS)
+
+
+def fixed_lock_ms(locks: int) -> int:
+    """Every lock of a user credential lasts 15 minutes (idp-api.md 1.5)."""
+    return BACKOFF_MAX_MS
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    bucket_suffix: str  # the bucket is `<namespace>_<suffix>` (messaging.auth.KV_BUCKETS)
+    log_event: str
+    lock_ms: Callable[[int], int]
+    max_failures: int = MAX_FAILURES
+    forget_ms: int = FORGET_MS  # the bucket's TTL: a key without failure that long starts again
+    by_source: bool = True  # the source address is part of the key
+
+
+CLIENT_POLICY = LockoutPolicy("client_lockouts", "client.throttled", lock_ms)
+CREDENTIAL_POLICY = LockoutPolicy(
+    "credential_lockouts", "credential.locked", fixed_lock_ms, by_source=False
+)
+
+
+def bucket_name(namespace: str, policy: LockoutPolicy = CLIENT_POLICY) -> str:
+    return f"{namespace.replace('.', '_')}_{policy.bucket_suffix}"
+
+
+def key_for(issuer_id: str, name: str, source: str | None, by_source: bool = True) -> str:
+    """An opaque KV key: client ids and addresses as sent may hold any character."""
+    where = address_key(source) if by_source else "-"
+    return sha256_hex(f"{issuer_id}\n{name}\n{where}")[:40]
 
 
 def _seconds(ms: int) -> int:
@@ -76,9 +107,19 @@ def _seconds(ms: int) -> int:
 
 
 class Lockouts:
-    def __init__(self, js: JetStreamContext, namespace: str, clock: Clock) -> None:
+    """The counters of one policy. `name` is what is verified (a client id, a username hash);
+    `source` the client address, ignored by policies not keyed by source."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        namespace: str,
+        clock: Clock,
+        policy: LockoutPolicy = CLIENT_POLICY,
+    ) -> None:
         self.js = js
-        self.bucket = bucket_name(namespace)
+        self.policy = policy
+        self.bucket = bucket_name(namespace, policy)
         self.clock = clock
         self.kv: KeyValue | None = None
         self._seen: dict[str, Counter] = {}
@@ -91,24 +132,28 @@ class Lockouts:
                 self.kv = await self.js.key_value(self.bucket)
             except BucketNotFoundError:
                 self.kv = await self.js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=FORGET_MS / 1000, history=1)
+                    KeyValueConfig(bucket=self.bucket, ttl=self.policy.forget_ms / 1000, history=1)
                 )
         return self.kv
 
-    def retry_after(self, issuer_id: str, client_id: str, source: str | None) -> int:
-        """Seconds until this pair may try again; 0 when it may now. Memory only."""
+    def _key(self, issuer_id: str, name: str, source: str | None) -> str:
+        return key_for(issuer_id, name, source, self.policy.by_source)
+
+    def retry_after(self, issuer_id: str, name: str, source: str | None = None) -> int:
+        """Seconds until this key may try again; 0 when it may now. Memory only."""
         if not self._seen:
             return 0
-        counter = self._seen.get(key_for(issuer_id, client_id, source))
+        counter = self._seen.get(self._key(issuer_id, name, source))
         if counter is None:
             return 0
         left = counter.locked_until - self.clock.now_ms()
         return _seconds(left) if left > 0 else 0
 
-    async def failed(self, issuer_id: str, client_id: str, source: str | None) -> int:
-        """Count one failure; the seconds the pair is now locked for (0: not locked)."""
+    async def failed(self, issuer_id: str, name: str, source: str | None = None) -> int:
+        """Count one failure; the seconds the key is now locked for (0: not locked)."""
         kv = await self.open()
-        key = key_for(issuer_id, client_id, source)
+        policy = self.policy
+        key = self._key(issuer_id, name, source)
         for _ in range(20):
             now = self.clock.now_ms()
             try:
@@ -116,14 +161,14 @@ class Lockouts:
                 counter, revision = _decode(entry.value or b"{}"), entry.revision
             except (KeyNotFoundError, KeyDeletedError):
                 counter, revision = Counter(), None
-            if now - counter.last > FORGET_MS:
+            if now - counter.last > policy.forget_ms:
                 counter = Counter()
             counter.failures += 1
             counter.last = now
             locked_for = 0
-            if counter.locked_until <= now and counter.failures >= MAX_FAILURES:
+            if counter.locked_until <= now and counter.failures >= policy.max_failures:
                 counter.locks += 1
-                locked_for = lock_ms(counter.locks)
+                locked_for = policy.lock_ms(counter.locks)
                 counter.locked_until = now + locked_for
             try:
                 if revision is None:
@@ -135,18 +180,18 @@ class Lockouts:
             self._seen[key] = counter
             if locked_for:
                 log.warning(
-                    "client.throttled", issuer_id=issuer_id, client_id=client_id[:64],
+                    policy.log_event, issuer_id=issuer_id, name=name[:64],
                     source=address_key(source), failures=counter.failures, lock_ms=locked_for,
                 )  # fmt: skip
             left = counter.locked_until - now
             return _seconds(left) if left > 0 else 0
         return _seconds(BACKOFF_BASE_MS)  # a storm of concurrent failures: treat as locked
 
-    async def succeeded(self, issuer_id: str, client_id: str, source: str | None) -> None:
+    async def succeeded(self, issuer_id: str, name: str, source: str | None = None) -> None:
         """Forget earlier failures, if this worker has seen any (no write otherwise)."""
         if not self._seen:
             return
-        key = key_for(issuer_id, client_id, source)
+        key = self._key(issuer_id, name, source)
         if self._seen.pop(key, None) is None:
             return
         kv = await self.open()
@@ -159,7 +204,7 @@ class Lockouts:
         now = self.clock.now_ms()
         self._pruned = now
         for key, counter in list(self._seen.items()):
-            if now - counter.last > FORGET_MS and counter.locked_until <= now:
+            if now - counter.last > self.policy.forget_ms and counter.locked_until <= now:
                 del self._seen[key]
 
     async def follow(self, stop: asyncio.Event) -> None:

@@ -17,7 +17,8 @@ from authpi.token.handlers.signing_keys import KeyRing
 
 _COLUMNS = (
     "id, account_id, status, available_scopes, access_token_ttl, refresh_token_ttl,"
-    " id_token_ttl, session_max_age, session_idle_timeout, signing_algs, default_alg, updated_at"
+    " id_token_ttl, session_max_age, session_idle_timeout, signing_algs, default_alg, updated_at,"
+    " name, settings"
 )
 
 
@@ -30,14 +31,15 @@ class IssuersReaction:
         self.keys = keys
         self._upsert = render(
             f"INSERT INTO {{schema}}.issuers_view ({_COLUMNS}) VALUES (%s, %s, %s, %s::jsonb, %s,"
-            " %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET"
             " status = excluded.status, available_scopes = excluded.available_scopes,"
             " access_token_ttl = excluded.access_token_ttl,"
             " refresh_token_ttl = excluded.refresh_token_ttl,"
             " id_token_ttl = excluded.id_token_ttl, session_max_age = excluded.session_max_age,"
             " session_idle_timeout = excluded.session_idle_timeout,"
             " signing_algs = excluded.signing_algs, default_alg = excluded.default_alg,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, name = excluded.name,"
+            " settings = excluded.settings",
             schema=schema,
         )
         self._delete = render("DELETE FROM {schema}.issuers_view WHERE id = %s", schema=schema)
@@ -77,6 +79,8 @@ def _row(e: IssuerCreated | IssuerUpdated, recorded_at: int) -> list[Any]:
         jsonb.dumps(t.signing_algs),
         t.default_signature_alg,
         recorded_at,
+        e.name,
+        jsonb.dumps(e.settings),
     ]
 
 

@@ -1,0 +1,742 @@
+"""What each portal page does, without the web framework: sign-in with a password, sign-up
+under the issuer's signup policy, consent, email verification, password reset and login links
+(idp-api.md 10.3, 12.6). Each step answers a `Page` to render or a `Redirect` to follow; the
+api layer (authpi.token.api.portal) turns them into HTTP.
+
+Rules kept here:
+- Answers never tell which usernames exist: an unknown username costs one Argon2id verification
+  like a known one, counts towards the same lockout, and the mail-sending forms answer the same
+  whether or not an account exists.
+- 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
+  (issuer, username hash); a locked credential gets a page that says so, not a 429.
+- The user's status is checked only after the password is right, so it does not leak either."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+
+from authpi.contracts.base import Actor, Meta
+from authpi.crypto.clock import Clock
+from authpi.crypto.envelope import seal, unseal
+from authpi.crypto.ids import Ids
+from authpi.crypto.passwords import Passwords, policy_problem
+from authpi.errors import Conflict, TemporarilyUnavailable, Unprocessable
+from authpi.observability import get_logger
+from authpi.token.adapters.registry import Registry
+from authpi.token.caches.lockouts import Lockouts
+from authpi.token.domain.credential_commands import (
+    ConsumeLoginLink,
+    RecordReplay,
+    RecordVerification,
+    RehashPassword,
+    RequestLoginLink,
+    RequestPasswordReset,
+    ResetPassword,
+    SetPassword,
+    VerifyEmail,
+)
+from authpi.token.endpoints.authorize import Device, FlowGone
+from authpi.token.handlers.credentials import Credentials
+from authpi.token.handlers.sessions import Sessions
+from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.pages import branding
+from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.queries.people import People
+from authpi.token.queries.portal import IssuerRow, PortalQueries
+from authpi.token.queries.sessions import SessionQueries
+
+log = get_logger("authpi.token.portal")
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}")
+MAX_EMAIL_CHARS = 254
+MAX_NAME_CHARS = 200
+SIGNUP_MODES = ("open", "invite_only", "approval", "closed")
+
+LOCKED = "Too many failed attempts. This account is locked for 15 minutes; try again later."
+INVALID = "The email or password is incorrect."
+SENT = "If an account exists for that address, we have sent it an email. Check your inbox."
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    template: str
+    status: int = 200
+    context: dict[str, Any] = {}
+
+
+class Redirect(msgspec.Struct, frozen=True, kw_only=True):
+    location: str
+    set_session: str | None = None  # the new op session cookie value
+    clear_session: bool = False
+
+
+Answer = Page | Redirect
+
+
+class Visit(msgspec.Struct, frozen=True, kw_only=True):
+    """One browser request to the portal: the issuer, the authorization flow it belongs to (if
+    any), the op session cookie and the device it comes from."""
+
+    issuer_id: str
+    flow_id: str | None = None
+    session_cookie: str | None = None
+    device: Device = Device()
+
+
+class FlowGoneError(Exception):
+    """The authorization request expired or never existed."""
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def valid_email(email: str) -> bool:
+    return len(email) <= MAX_EMAIL_CHARS and bool(_EMAIL.fullmatch(email))
+
+
+def signup_mode(settings: Mapping[str, Any]) -> str:
+    """settings.access.mode (core-api.md 3.7); an issuer that says nothing is open."""
+    access = settings.get("access")
+    mode = access.get("mode") if isinstance(access, Mapping) else None
+    if mode is None:
+        return "open"
+    return mode if mode in SIGNUP_MODES else "closed"
+
+
+def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
+    access = settings.get("access")
+    raw = access.get("allowed_domains") if isinstance(access, Mapping) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        return []  # malformed: allow nothing rather than everything
+    return [d.strip().lower().lstrip("@") for d in raw if isinstance(d, str) and d.strip()]
+
+
+def signup_refusal(settings: Mapping[str, Any]) -> str | None:
+    """Why this issuer takes no sign-ups at all; None when it does."""
+    match signup_mode(settings):
+        case "open":
+            return None
+        case "invite_only":
+            return "Sign-up is by invitation only. Ask an administrator to invite you."
+        case "approval":
+            return "Sign-up is not available here at the moment. Contact an administrator."
+        case _:
+            return "Sign-up is closed. Contact an administrator for access."
+
+
+def domain_refusal(settings: Mapping[str, Any], email: str) -> str | None:
+    domains = allowed_domains(settings)
+    if domains is None:
+        return None
+    if email.rpartition("@")[2] in domains:
+        return None
+    return "Sign-up is limited to addresses of approved domains."
+
+
+def links(issuer_id: str, flow_id: str | None) -> dict[str, str]:
+    base = f"/{quote(issuer_id, safe='')}"
+    query = f"?{urlencode({'flow': flow_id})}" if flow_id else ""
+    return {
+        "login": f"{base}/login{query}",
+        "signup": f"{base}/signup{query}",
+        "forgot": f"{base}/password/forgot{query}",
+        "login_link": f"{base}/login-link{query}",
+        "consent": f"{base}/consent{query}",
+    }
+
+
+def message(title: str, text: str, status: int = 200, **extra: Any) -> Page:
+    return Page(
+        template="message.html", status=status,
+        context={"title": title, "message": text, "link": None, **extra},
+    )  # fmt: skip
+
+
+BLOCKED = message("Account unavailable", "This account is blocked. Contact an administrator.", 403)
+ISSUER_GONE = message(
+    "Not found", "This sign-in page does not exist or is no longer available.", 404
+)
+FLOW_GONE = message(
+    "This sign-in request has expired",
+    "Return to the application you came from and start again.",
+    400,
+)
+
+
+class Portal:
+    def __init__(
+        self,
+        *,
+        idp_base: str,
+        pool: AsyncConnectionPool,
+        queries: PortalQueries,
+        credentials: Credentials,
+        mail_tokens: MailTokens,
+        passwords: Passwords,
+        hash_key: bytes,
+        lockouts: Lockouts,
+        clock: Clock,
+        ids: Ids,
+        interactions: Interactions,
+        sessions: Sessions,
+        session_queries: SessionQueries,
+        people: People,
+        registry: Registry,
+        mailer: Mailer,
+    ) -> None:
+        self.idp_base = idp_base
+        self.pool = pool
+        self.queries = queries
+        self.credentials = credentials
+        self.mail_tokens = mail_tokens
+        self.passwords = passwords
+        self._hash_key = hash_key
+        self.lockouts = lockouts
+        self.clock = clock
+        self.ids = ids
+        self.interactions = interactions
+        self.sessions = sessions
+        self.session_queries = session_queries
+        self.people = people
+        self.registry = registry
+        self.mailer = mailer
+
+    async def issuer(self, issuer_id: str) -> IssuerRow | None:
+        async with self.pool.connection() as conn:
+            row = await self.queries.issuer(conn, issuer_id)
+        return row if row is not None and row.status == "active" else None
+
+    async def flow(self, visit: Visit) -> Any:
+        if visit.flow_id is None:
+            return None
+        try:
+            return await self.interactions.flow(visit.issuer_id, visit.flow_id)
+        except FlowGone as exc:
+            raise FlowGoneError() from exc
+
+    # Sign-in
+
+    async def login_form(self, visit: Visit, issuer: IssuerRow) -> Page:
+        flow = await self.flow(visit)
+        if flow is None and visit.session_cookie:
+            session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
+            if session is not None:
+                return message("You are signed in", "You can return to your application.")
+        return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
+
+    def _login_page(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        *,
+        email: str = "",
+        error: str | None = None,
+        status: int = 200,
+    ) -> Page:
+        return Page(
+            template="login.html", status=status,
+            context={
+                "title": "Sign in", "email": email, "error": error, "notice": None,
+                "client_name": flow.client_name if flow else None,
+                "signup_open": signup_refusal(issuer.settings) is None,
+                "links": links(visit.issuer_id, visit.flow_id),
+            },
+        )  # fmt: skip
+
+    async def login(self, visit: Visit, issuer: IssuerRow, email: str, password: str) -> Answer:
+        flow = await self.flow(visit)
+        email = normalise_email(email)
+        if not email or not password:
+            return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
+        username_hash = self.people.username_hash(issuer.id, email)
+        if self.lockouts.retry_after(issuer.id, username_hash):
+            await self._failed(issuer, None, username_hash, "locked", visit)
+            return self._login_page(visit, issuer, flow, email=email, error=LOCKED, status=403)
+        user, stored = await self._password_of(issuer.id, email)
+        if user is None or stored is None or len(password.encode("utf-8", "replace")) > 1024:
+            ok = await self.passwords.verify_decoy(password)
+        else:
+            ok = await self.passwords.verify(self._unseal(user.id, stored[1]), password)
+        if not ok:
+            user_id = user.id if user is not None else None
+            await self._failed(issuer, user_id, username_hash, "invalid_credentials", visit)
+            locked = await self.lockouts.failed(issuer.id, username_hash)
+            error = LOCKED if locked else INVALID
+            return self._login_page(visit, issuer, flow, email=email, error=error, status=401)
+        assert user is not None and stored is not None
+        await self.lockouts.succeeded(issuer.id, username_hash)
+        if user.status != "active":
+            await self._failed(issuer, user.id, username_hash, "user_blocked", visit)
+            return BLOCKED
+        await self._rehash_if_needed(issuer, user.id, stored[1], password, visit)
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
+                verifier_id=stored[0], client_id=flow.client_id if flow else None,
+                at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    async def _password_of(self, issuer_id: str, email: str) -> tuple[Any, tuple[str, str] | None]:
+        """The user and its (verifier id, sealed hash), when it has a password."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user_by_username(conn, issuer_id, email)
+            if user is None:
+                return None, None
+            cred = await self.queries.credential(conn, user.id)
+        if cred is None or cred.password_hash is None or cred.verifier_id is None:
+            return user, None
+        return user, (cred.verifier_id, cred.password_hash)
+
+    async def _rehash_if_needed(
+        self, issuer: IssuerRow, user_id: str, sealed: str, password: str, visit: Visit
+    ) -> None:
+        if not self.passwords.needs_rehash(self._unseal(user_id, sealed)):
+            return
+        new = self._seal(user_id, await self.passwords.hash(password))
+        await self.credentials.execute(
+            RehashPassword(
+                issuer_id=issuer.id, user_id=user_id, sealed_hash=new, at=self.clock.now_ms()
+            ),
+            self._meta(issuer, visit, user_id),
+        )
+
+    async def _failed(
+        self,
+        issuer: IssuerRow,
+        user_id: str | None,
+        username_hash: str,
+        reason: str,
+        visit: Visit,
+        method: str = "password",
+    ) -> None:
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user_id, succeeded=False, method=method,
+                reason=reason, username_hash=username_hash, at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+
+    async def _signed_in(
+        self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
+    ) -> Redirect:
+        if flow is not None:
+            outcome = await self.interactions.authenticated(
+                flow, user_id=user_id, method=method, device=visit.device,
+                cookie=visit.session_cookie,
+            )  # fmt: skip
+        else:
+            outcome = await self.interactions.login_without_flow(
+                issuer.id, user_id=user_id, method=method, device=visit.device,
+                cookie=visit.session_cookie,
+            )  # fmt: skip
+        return Redirect(
+            location=outcome.redirect,
+            set_session=outcome.set_cookie,
+            clear_session=outcome.clear_cookie,
+        )
+
+    # Sign-up
+
+    async def signup_form(self, visit: Visit, issuer: IssuerRow) -> Page:
+        flow = await self.flow(visit)
+        refusal = signup_refusal(issuer.settings)
+        return self._signup_page(visit, flow, error=refusal, status=403 if refusal else 200)
+
+    def _signup_page(
+        self,
+        visit: Visit,
+        flow: Any,
+        *,
+        email: str = "",
+        name: str = "",
+        error: str | None = None,
+        status: int = 200,
+        allowed: bool | None = None,
+    ) -> Page:
+        return Page(
+            template="signup.html", status=status,
+            context={
+                "title": "Create your account", "email": email, "name": name, "error": error,
+                "notice": None, "client_name": flow.client_name if flow else None,
+                "allowed": allowed if allowed is not None else status != 403,
+                "links": links(visit.issuer_id, visit.flow_id),
+            },
+        )  # fmt: skip
+
+    async def signup(
+        self, visit: Visit, issuer: IssuerRow, email: str, password: str, name: str
+    ) -> Answer:
+        flow = await self.flow(visit)
+        refusal = signup_refusal(issuer.settings)
+        if refusal:
+            return self._signup_page(visit, flow, error=refusal, status=403)
+        email, name = normalise_email(email), name.strip()
+        problem = self._signup_problem(issuer, email, password, name)
+        if problem is not None:
+            status = 403 if problem.startswith("Sign-up is limited") else 400
+            return self._signup_page(
+                visit, flow, email=email, name=name, error=problem, status=status, allowed=True
+            )
+        profile: dict[str, Any] = {"display_name": name} if name else {}
+        try:
+            user = await self.registry.register(
+                account_id=issuer.account_id, issuer_id=issuer.id, username_type="email",
+                username=email, profile=profile,
+            )  # fmt: skip
+        except Conflict:
+            return self._signup_page(
+                visit, flow, email=email, name=name, status=409, allowed=True,
+                error="An account with this email already exists. Sign in instead.",
+            )  # fmt: skip
+        except Unprocessable:
+            return self._signup_page(
+                visit, flow, email=email, name=name, status=400, allowed=True,
+                error="Check your name and email: they contain characters we cannot store.",
+            )  # fmt: skip
+        except TemporarilyUnavailable:
+            return self._signup_page(
+                visit, flow, email=email, name=name, status=503, allowed=True,
+                error="We could not create your account just now. Try again in a moment.",
+            )  # fmt: skip
+        now = self.clock.now_ms()
+        await self.credentials.execute(
+            SetPassword(
+                issuer_id=issuer.id, user_id=user.id, verifier_id=self.ids.new("vrf"),
+                sealed_hash=self._seal(user.id, await self.passwords.hash(password)), at=now,
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        await self._send_verification(issuer, user.id, email)
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
+                client_id=flow.client_id if flow else None, at=now,
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    def _signup_problem(
+        self, issuer: IssuerRow, email: str, password: str, name: str
+    ) -> str | None:
+        if not valid_email(email):
+            return "Enter a valid email address."
+        refusal = domain_refusal(issuer.settings, email)
+        if refusal:
+            return refusal
+        if len(name) > MAX_NAME_CHARS or any(ord(c) < 0x20 for c in name):
+            return "Enter a shorter name."
+        return policy_problem(password)
+
+    async def _send_verification(self, issuer: IssuerRow, user_id: str, email: str) -> None:
+        token, _ = await self.mail_tokens.issue("verify-email", issuer.id, user_id)
+        link = self._link(issuer.id, "verify-email", token)
+        brand = _brand_name(issuer)
+        await self._mail(
+            email,
+            f"Verify your email for {brand}",
+            f"Welcome to {brand}.\n\nConfirm your email address by opening this link:\n\n{link}\n\n"
+            "If you did not create an account, you can ignore this message.\n",
+        )
+
+    # Consent
+
+    async def consent_form(self, visit: Visit, issuer: IssuerRow) -> Answer:
+        flow = await self.flow(visit)
+        if flow is None:
+            return FLOW_GONE
+        if await self.interactions.browser_session(issuer.id, visit.session_cookie) is None:
+            return Redirect(location=links(issuer.id, visit.flow_id)["login"])
+        return Page(
+            template="consent.html",
+            context={
+                "title": "Allow access", "client_name": flow.client_name,
+                "scopes": list(flow.scopes), "error": None, "notice": None,
+            },
+        )  # fmt: skip
+
+    async def consent(self, visit: Visit, issuer: IssuerRow, decision: str) -> Answer:
+        flow = await self.flow(visit)
+        if flow is None:
+            return FLOW_GONE
+        session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
+        if session is None:
+            return Redirect(location=links(issuer.id, visit.flow_id)["login"])
+        outcome = await self.interactions.consented(
+            flow, user_id=session.user_id, granted=decision == "allow",
+            cookie=visit.session_cookie,
+        )  # fmt: skip
+        return Redirect(
+            location=outcome.redirect,
+            set_session=outcome.set_cookie,
+            clear_session=outcome.clear_cookie,
+        )
+
+    # Email verification (idp-api.md 10.3)
+
+    async def verify_email(self, visit: Visit, issuer: IssuerRow, token: str) -> Page:
+        redeemed = await self.mail_tokens.redeem("verify-email", issuer.id, token)
+        if redeemed.status != "ok" or redeemed.token is None:
+            return await self._bad_link(visit, issuer, "verify_email", redeemed.status)
+        user_id = redeemed.token.user_id
+        meta = self._meta(issuer, visit, user_id)
+        await self.credentials.execute(
+            VerifyEmail(issuer_id=issuer.id, user_id=user_id, at=self.clock.now_ms()), meta
+        )
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user_id, succeeded=True, method="email_link",
+                at=self.clock.now_ms(),
+            ),
+            meta,
+        )  # fmt: skip
+        return message("Email verified", "Thank you: your email address is verified.")
+
+    async def _bad_link(self, visit: Visit, issuer: IssuerRow, flow: str, status: str) -> Page:
+        if status == "used":
+            await self.credentials.record(
+                RecordReplay(
+                    issuer_id=issuer.id, client_id=None, flow=flow, artifact="link",
+                    at=self.clock.now_ms(),
+                ),
+                self._meta(issuer, visit, None),
+            )  # fmt: skip
+            return message("Link already used", "This link has already been used.", 410)
+        if status == "expired":
+            return message("Link expired", "This link has expired. Request a new one.", 410)
+        return message("Invalid link", "This link is not valid.", 404)
+
+    # Password reset
+
+    def email_form(
+        self,
+        visit: Visit,
+        *,
+        kind: str,
+        email: str = "",
+        error: str | None = None,
+        notice: str | None = None,
+        status: int = 200,
+    ) -> Page:
+        title, lead, button = {
+            "forgot": (
+                "Reset your password",
+                "Enter your email and we will send you a link to choose a new password.",
+                "Send reset link",
+            ),
+            "login-link": (
+                "Sign in with a link",
+                "Enter your email and we will send you a link that signs you in.",
+                "Email me a link",
+            ),
+        }[kind]
+        return Page(
+            template="email_form.html", status=status,
+            context={
+                "title": title, "lead": lead, "button": button, "email": email,
+                "error": error, "notice": notice, "links": links(visit.issuer_id, visit.flow_id),
+            },
+        )  # fmt: skip
+
+    async def forgot(self, visit: Visit, issuer: IssuerRow, email: str) -> Page:
+        email = normalise_email(email)
+        if not valid_email(email):
+            return self.email_form(
+                visit, kind="forgot", email=email, error="Enter a valid email address.", status=400
+            )
+        user = await self._active_user(issuer.id, email)
+        if user is not None:
+            token, expires_at = await self.mail_tokens.issue("password-reset", issuer.id, user.id)
+            await self.credentials.execute(
+                RequestPasswordReset(
+                    issuer_id=issuer.id, user_id=user.id, expires_at=expires_at,
+                    at=self.clock.now_ms(),
+                ),
+                self._meta(issuer, visit, user.id),
+            )  # fmt: skip
+            link = self._link(issuer.id, "password/reset", token)
+            await self._mail(
+                email,
+                f"Reset your {_brand_name(issuer)} password",
+                "Someone asked to reset the password of your account. To choose a new password,"
+                f" open this link within 30 minutes:\n\n{link}\n\n"
+                "If it was not you, ignore this message: your password stays the same.\n",
+            )
+        return self.email_form(visit, kind="forgot", email=email, notice=SENT)
+
+    async def reset_form(self, visit: Visit, issuer: IssuerRow, token: str) -> Page:
+        found = await self.mail_tokens.peek("password-reset", issuer.id, token)
+        if found.status != "ok":
+            return await self._bad_link(visit, issuer, "password_reset", found.status)
+        return self._reset_page(token)
+
+    def _reset_page(self, token: str, error: str | None = None, status: int = 200) -> Page:
+        return Page(
+            template="reset.html", status=status,
+            context={
+                "title": "Choose a new password", "token": token, "error": error,
+                "notice": None,
+            },
+        )  # fmt: skip
+
+    async def reset(self, visit: Visit, issuer: IssuerRow, token: str, password: str) -> Page:
+        found = await self.mail_tokens.peek("password-reset", issuer.id, token)
+        if found.status != "ok":
+            return await self._bad_link(visit, issuer, "password_reset", found.status)
+        problem = policy_problem(password)
+        if problem is not None:
+            return self._reset_page(token, problem, 400)
+        sealed_for = await self.passwords.hash(password)
+        redeemed = await self.mail_tokens.redeem("password-reset", issuer.id, token)
+        if redeemed.status != "ok" or redeemed.token is None:
+            return await self._bad_link(visit, issuer, "password_reset", redeemed.status)
+        user_id = redeemed.token.user_id
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+        await self.credentials.execute(
+            ResetPassword(
+                issuer_id=issuer.id, user_id=user_id, verifier_id=self.ids.new("vrf"),
+                sealed_hash=self._seal(user_id, sealed_for),
+                email_username=user is not None and user.username_type == "email",
+                at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+        await self.mail_tokens.void("password-reset", user_id)
+        await self._end_sessions(issuer, user_id, visit)
+        if user is not None:
+            await self.lockouts.succeeded(issuer.id, user.username_hash)
+        page = message("Password changed", "Your password has been changed. You can now sign in.")
+        link = {"href": links(issuer.id, redeemed.token.flow_id)["login"], "label": "Sign in"}
+        return msgspec.structs.replace(page, context={**page.context, "link": link})
+
+    async def _end_sessions(self, issuer: IssuerRow, user_id: str, visit: Visit) -> None:
+        """After a reset, every browser signed in as the user is signed out (their rp sessions
+        and refresh families end with their op sessions): whoever knew the old password loses
+        what it gave them."""
+        now = self.clock.now_ms()
+        async with self.pool.connection() as conn:
+            live = await self.session_queries.live_of_type(conn, issuer.id, user_id, "op", now)
+        for session_id in live:
+            await self.sessions.revoke(
+                issuer.id, session_id, reason="password_reset", by=user_id,
+                meta=self._meta(issuer, visit, user_id), lenient=True,
+            )  # fmt: skip
+
+    # Login links
+
+    async def request_login_link(self, visit: Visit, issuer: IssuerRow, email: str) -> Page:
+        flow = await self.flow(visit)
+        email = normalise_email(email)
+        if not valid_email(email):
+            return self.email_form(
+                visit, kind="login-link", email=email, error="Enter a valid email address.",
+                status=400,
+            )  # fmt: skip
+        user = await self._active_user(issuer.id, email)
+        if user is not None:
+            token, expires_at = await self.mail_tokens.issue(
+                "login-link", issuer.id, user.id, visit.flow_id
+            )
+            await self.credentials.execute(
+                RequestLoginLink(
+                    issuer_id=issuer.id, user_id=user.id,
+                    client_id=flow.client_id if flow else None, expires_at=expires_at,
+                    at=self.clock.now_ms(),
+                ),
+                self._meta(issuer, visit, user.id),
+            )  # fmt: skip
+            link = self._link(issuer.id, "login-link/callback", token)
+            await self._mail(
+                email,
+                f"Your sign-in link for {_brand_name(issuer)}",
+                f"Open this link within 15 minutes to sign in:\n\n{link}\n\n"
+                "The link works once. If you did not ask for it, ignore this message.\n",
+            )
+        return self.email_form(visit, kind="login-link", email=email, notice=SENT)
+
+    async def login_link(self, visit: Visit, issuer: IssuerRow, token: str) -> Answer:
+        redeemed = await self.mail_tokens.redeem("login-link", issuer.id, token)
+        if redeemed.status != "ok" or redeemed.token is None:
+            return await self._bad_link(visit, issuer, "login_link", redeemed.status)
+        user_id = redeemed.token.user_id
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+        meta = self._meta(issuer, visit, user_id)
+        if user is None or user.status != "active":
+            await self._failed(issuer, user_id, "", "user_blocked", visit, "magic_link")
+            return BLOCKED
+        visit = msgspec.structs.replace(visit, flow_id=redeemed.token.flow_id)
+        try:
+            flow = await self.flow(visit)
+        except FlowGoneError:  # the authorization expired meanwhile: sign in to the portal only
+            visit = msgspec.structs.replace(visit, flow_id=None)
+            flow = None
+        now = self.clock.now_ms()
+        await self.credentials.execute(
+            ConsumeLoginLink(
+                issuer_id=issuer.id, user_id=user_id, session_id=None,
+                email_username=user.username_type == "email", at=now,
+            ),
+            meta,
+        )  # fmt: skip
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user_id, succeeded=True, method="magic_link",
+                client_id=flow.client_id if flow else None, at=now,
+            ),
+            meta,
+        )  # fmt: skip
+        return await self._signed_in(visit, issuer, flow, user_id, "magic_link")
+
+    # Helpers
+
+    async def _active_user(self, issuer_id: str, email: str) -> Any:
+        async with self.pool.connection() as conn:
+            user = await self.people.user_by_username(conn, issuer_id, email)
+        return user if user is not None and user.status == "active" else None
+
+    def _link(self, issuer_id: str, path: str, token: str) -> str:
+        return f"{self.idp_base}/{quote(issuer_id, safe='')}/{path}?{urlencode({'token': token})}"
+
+    async def _mail(self, to: str, subject: str, text: str) -> None:
+        """Send, or log that it failed and carry on: the page a person sees must not depend on
+        the mail server (a refused reset request would tell that the account exists). Never
+        logs the address, the body or the token."""
+        try:
+            await self.mailer.send(MailMessage(to=to, subject=subject, text=text))
+        except Exception as exc:
+            log.warning("mail.failed", subject=subject, error=type(exc).__name__)
+
+    def _seal(self, user_id: str, argon2_hash: str) -> str:
+        return seal(self._hash_key, argon2_hash.encode(), user_id.encode())
+
+    def _unseal(self, user_id: str, sealed: str) -> str:
+        return unseal(self._hash_key, sealed, user_id.encode()).decode()
+
+    def _meta(self, issuer: IssuerRow, visit: Visit, user_id: str | None) -> Meta:
+        actor = Actor(
+            type="user", user_id=user_id, ip=visit.device.ip, user_agent=visit.device.user_agent
+        ) if user_id else Actor(type="system", ip=visit.device.ip)  # fmt: skip
+        subject = {"user_id": user_id} if user_id else {}
+        return Meta(
+            account_id=issuer.account_id, issuer_id=issuer.id, actor=actor, trigger="idp",
+            subject=subject,
+        )  # fmt: skip
+
+
+def _brand_name(issuer: IssuerRow) -> str:
+    return branding(issuer.name, issuer.settings).name

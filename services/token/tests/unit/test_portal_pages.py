@@ -1,0 +1,129 @@
+"""Portal rendering: issuer branding reduced to safe values (an escaped name, an https logo URL,
+a hex colour), every value escaped, strict security headers, and the CSRF field bound to the
+flow and the browser's cookie."""
+
+from __future__ import annotations
+
+import pytest
+
+from authpi.token.portal.csrf import Csrf
+from authpi.token.portal.flows import Page, links, message
+from authpi.token.portal.pages import DEFAULT_COLOR, Pages, branding, safe_color, safe_logo_url
+
+EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+@pytest.fixture(scope="module")
+def pages() -> Pages:
+    return Pages()
+
+
+def login_context(**extra) -> dict:
+    return {
+        "title": "Sign in", "email": "", "error": None, "notice": None, "client_name": None,
+        "signup_open": True, "links": links("i_1", "f_1"), "csrf": "c", "action": "/i_1/login",
+        **extra,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["#fff", "#A0b1C2"],
+)
+def test_hex_colours_are_kept(value):
+    assert safe_color(value) == value.lower()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["red", "#ffff", "#fff;}body{background:url(x)", "expression(alert(1))", "", None, 7],
+)
+def test_anything_but_a_hex_colour_is_dropped(value):
+    assert safe_color(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://cdn.example.com/logo.png",
+        "javascript:alert(1)",
+        "data:image/svg+xml,<svg onload=alert(1)>",
+        'https://cdn.example.com/a"onerror="alert(1)',
+        "https://user:pw@cdn.example.com/logo.png",
+        "https://cdn.example.com;script-src */x.png",
+        "https:///nohost.png",
+        "//cdn.example.com/logo.png",
+    ],
+)
+def test_logo_urls_other_than_plain_https_are_dropped(value):
+    assert safe_logo_url(value) is None
+
+
+def test_https_logo_url_is_kept():
+    assert safe_logo_url("https://cdn.example.com:8443/l.png?v=1") == (
+        "https://cdn.example.com:8443/l.png?v=1"
+    )
+
+
+def test_branding_falls_back_to_the_issuer_name_and_default_colour():
+    brand = branding("acme-prod", {"branding": {"primary_color": "blue", "logo_url": "x"}})
+    assert (brand.name, brand.logo_url, brand.primary_color) == ("acme-prod", None, DEFAULT_COLOR)
+
+
+def test_script_in_branding_and_values_is_escaped(pages):
+    brand = branding(EVIL, {"branding": {"display_name": EVIL, "primary_color": EVIL}})
+    rendered = pages.render(
+        "login.html", 200, brand, login_context(email=EVIL, error=EVIL, client_name=EVIL)
+    )
+    assert "<script>" not in rendered.html
+    assert "<img src=x" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
+    assert f"--primary: {DEFAULT_COLOR};" in rendered.html
+
+
+def test_every_template_escapes_its_values(pages):
+    brand = branding("acme", {})
+    common = {"csrf": "c", "action": EVIL, "error": EVIL, "notice": EVIL, "title": EVIL}
+    signup = {"email": EVIL, "name": EVIL, "client_name": EVIL, "allowed": True}
+    form = {"lead": EVIL, "button": EVIL, "email": EVIL}
+    for page in (
+        message(EVIL, EVIL, link={"href": EVIL, "label": EVIL}),
+        Page(template="consent.html", context={"client_name": EVIL, "scopes": [EVIL]}),
+        Page(template="reset.html", context={"token": EVIL}),
+        Page(template="signup.html", context={**signup, "links": links("i_1", None)}),
+        Page(template="email_form.html", context={**form, "links": links("i_1", None)}),
+    ):
+        html = pages.render(page.template, 200, brand, {**common, **page.context}).html
+        assert "<script>" not in html, page.template
+        assert "<img src=x" not in html, page.template
+
+
+def test_pages_carry_a_strict_policy(pages):
+    brand = branding("acme", {"branding": {"logo_url": "https://cdn.example.com/l.png"}})
+    rendered = pages.render("login.html", 200, brand, login_context())
+    policy = rendered.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "script-src" not in policy  # no script may run at all (default-src 'none')
+    assert "img-src 'self' data: https://cdn.example.com" in policy
+    assert rendered.headers["X-Frame-Options"] == "DENY"
+    assert rendered.headers["Cache-Control"] == "no-store"
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert f'<style nonce="{nonce}">' in rendered.html
+
+
+def test_login_page_has_the_ids_a_browser_test_drives(pages):
+    html = pages.render("login.html", 200, branding("acme", {}), login_context()).html
+    for element in ('id="email"', 'id="password"', 'id="submit"', 'name="csrf"'):
+        assert element in html
+
+
+def test_csrf_field_is_bound_to_the_flow_and_the_cookie():
+    csrf = Csrf(b"k" * 32)
+    cookie = Csrf.new_cookie()
+    field = csrf.field("f_1", cookie)
+    assert csrf.valid("f_1", cookie, field)
+    assert not csrf.valid("f_2", cookie, field)
+    assert not csrf.valid("f_1", Csrf.new_cookie(), field)
+    assert not csrf.valid("f_1", None, field)
+    assert not csrf.valid("f_1", cookie, None)
+    assert not Csrf(b"j" * 32).valid("f_1", cookie, field)
