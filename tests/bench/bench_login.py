@@ -69,6 +69,29 @@ MAX_EXCHANGES_PER_USER = 45  # under the 50 live rp sessions a user keeps (older
 CODE_WINDOW_S = 50.0  # mint and exchange a stock within this (codes live 60 s)
 SAMPLE_EVERY = 200
 
+# `--profile DIR`: every Python process of the server loads this (PYTHONPATH) and runs cProfile on
+# its main thread (the event loop) between SIGUSR1 and SIGUSR2, dumping DIR/<tag>-<pid>.prof,
+# where <tag> is the scenario named in DIR/tag. Figures of a profiled run are not the bench's.
+PROFILE_HOOK = """
+import os, signal
+_dir = os.environ.get("BENCH_PROFILE_DIR")
+if _dir:
+    import cProfile
+    _state = {}
+    def _start(signum, frame):
+        _state["p"] = cProfile.Profile()
+        _state["p"].enable()
+    def _stop(signum, frame):
+        prof = _state.pop("p", None)
+        if prof is not None:
+            prof.disable()
+            with open(os.path.join(_dir, "tag")) as f:
+                tag = f.read().strip()
+            prof.dump_stats(os.path.join(_dir, f"{tag}-{os.getpid()}.prof"))
+    signal.signal(signal.SIGUSR1, _start)
+    signal.signal(signal.SIGUSR2, _stop)
+"""
+
 
 class TokenBody(msgspec.Struct):
     access_token: str
@@ -108,6 +131,21 @@ class Bench:
         self.users: list[LoginUser] = []
         self.cpu: ServerCpu | None = None
         self.samples: list[TokenBody] = []
+        self.profiled: list[int] = []  # server pids to profile (--profile)
+
+    def profile(self, tag: str | None) -> None:
+        """Start (a tag) or stop (None) cProfile in the server's Python processes."""
+        if not self.profiled or not self.args.profile:
+            return
+        import signal
+
+        if tag is not None:
+            (Path(self.args.profile) / "tag").write_text(tag)
+        for pid in self.profiled:
+            try:
+                os.kill(pid, signal.SIGUSR1 if tag is not None else signal.SIGUSR2)
+            except ProcessLookupError:
+                pass
 
     @property
     def server_cpu(self) -> ServerCpu:
@@ -309,7 +347,9 @@ class Bench:
         count = int(min(budget - probe_n, by_time, exchange_rate * self.args.seconds * 1.2))
         stock, minted = await self.mint(count, probe_n)
         oldest = time.monotonic() - minted.summary()["seconds"]
+        self.profile("exchange")
         stats, cpu = await self.exchange(stock, families)
+        self.profile(None)
         result = stats.summary()
         result["stock"] = count
         result["oldest_code_age_at_end_s"] = round(time.monotonic() - oldest, 1)
@@ -378,7 +418,9 @@ class Bench:
         tokens, checks = spare[:c], spare[c : c + 8]
         await self.refresh_run(tokens, 1.0, 0.0)  # warm-up
         before = self.server_cpu.sample()
+        self.profile("refresh")
         top = await self.refresh_run(tokens, self.args.seconds, 0.0)
+        self.profile(None)
         cpu = ServerCpu.delta(before, self.server_cpu.sample())
         result: dict[str, Any] = {"max": top.summary()}
         result["max"]["server_cpu_s"] = cpu
@@ -478,9 +520,11 @@ class Bench:
                 stats.latencies.append(took)
 
         before = self.server_cpu.sample()
+        self.profile("login")
         stats.start()
         await asyncio.gather(*(worker(c) for c in conns))
         stats.stop()
+        self.profile(None)
         cpu = ServerCpu.delta(before, self.server_cpu.sample())
         await close_all(conns)
         result = stats.summary()
@@ -519,11 +563,20 @@ class Bench:
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if args.profile:
+        hook = Path(args.profile).resolve()
+        hook.mkdir(parents=True, exist_ok=True)
+        (hook / "sitecustomize.py").write_text(PROFILE_HOOK)
+        os.environ["BENCH_PROFILE_DIR"] = str(hook)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(hook), os.environ.get("PYTHONPATH")) if p
+        )
     async with human_login_platform(workers=args.workers, users=0) as (running, tenant):
         bench = Bench(tenant, args)
         bench.cpu = ServerCpu(running.proc.pid)
         results["set_up"] = await bench.set_up_users()
         results["server_pids"] = _pids(running)
+        bench.profiled = [p for p in results["server_pids"] if _is_python(p)]
         families: dict[int, str] = {}
         if "codes" in args.only or "refresh" in args.only:
             results["codes"] = await bench.codes(families)
@@ -532,6 +585,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         if "login" in args.only:
             results["login"] = await bench.logins()
         results["sampled_tokens"] = await bench.verify_samples()
+    if args.profile:
+        requests = {
+            "exchange": results.get("codes", {}).get("exchange", {}).get("ok", 0),
+            "refresh": results.get("refresh", {}).get("max", {}).get("ok", 0),
+            "login": results.get("login", {}).get("ok", 0),
+        }
+        results["profile"] = {
+            tag: profile_summary(args.profile, tag, n) for tag, n in requests.items() if n
+        }
     return results
 
 
@@ -539,6 +601,55 @@ def _pids(running: Running) -> list[int]:
     import psutil
 
     return [running.proc.pid, *(p.pid for p in psutil.Process(running.proc.pid).children(True))]
+
+
+def profile_summary(directory: str, tag: str, requests: int, top: int = 25) -> dict[str, Any]:
+    """The merged cProfile of the server's processes for one scenario: the functions of the
+    project and of its libraries by own time and by cumulative time (coroutine time counts only
+    while it runs, not while it awaits), and the SQL statements and commands per request."""
+    import glob
+    import io
+    import pstats
+
+    files = sorted(glob.glob(os.path.join(directory, f"{tag}-*.prof")))
+    if not files or not requests:
+        return {}
+    stats = pstats.Stats(*files, stream=io.StringIO())
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    rows: list[tuple[str, int, float, float]] = []
+    statements = commands = 0
+    for (filename, line, func), (primitive, _n, tottime, cumtime, _callers) in raw.items():
+        if filename.endswith("psycopg/_cursor_base.py") and func == "_start_query":
+            statements += primitive
+        if filename.endswith("psycopg/_connection_base.py") and func == "_exec_command":
+            commands += primitive
+        short = re.sub(r".*/(site-packages|src|lib/python3\.\d+)/", "", filename)
+        rows.append((f"{short}:{line}({func})", primitive, tottime, cumtime))
+    total = sum(r[2] for r in rows) or 1.0
+
+    def table(key: int) -> list[str]:
+        ordered = sorted(rows, key=lambda r: r[key], reverse=True)[:top]
+        return [
+            f"{r[key] / total:6.1%} {r[key] * 1000 / requests:7.3f} ms/req  {r[0]}" for r in ordered
+        ]
+
+    return {
+        "requests": requests,
+        "profiled_seconds_in_python": round(total, 2),
+        "sql_statements_per_request": round(statements / requests, 1),
+        "sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)": round(commands / requests, 1),
+        "by_own_time": table(2),
+        "by_cumulative_time": table(3),
+    }
+
+
+def _is_python(pid: int) -> bool:
+    import psutil
+
+    try:
+        return "python" in psutil.Process(pid).name()
+    except psutil.Error:
+        return False
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
@@ -570,6 +681,18 @@ def _print(results: dict[str, Any]) -> None:
     if "login" in http:
         print(_line("password login", http["login"]))
     print(f"sampled tokens: {http['sampled_tokens']}")
+    for tag, prof in http.get("profile", {}).items():
+        if not prof:
+            continue
+        print(f"\nprofile {tag}: {prof['requests']} requests, SQL statements/request"
+              f" {prof['sql_statements_per_request']}, commands/request"
+              f" {prof['sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)']}")  # fmt: skip
+        print("  by cumulative time:")
+        for row in prof["by_cumulative_time"]:
+            print(f"    {row}")
+        print("  by own time:")
+        for row in prof["by_own_time"][:12]:
+            print(f"    {row}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -588,6 +711,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--only", default="codes,refresh,login", help="comma-separated: codes, refresh, login"
     )
     parser.add_argument("--out", default="bench-results/login.json")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="cProfile the server's processes per scenario into DIR"
+    )
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
     from authpi.config import from_env
