@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import time
 from collections.abc import Iterable
@@ -174,11 +175,13 @@ class Stats:
 
 
 class Pacer:
-    """Holds one connection to `interval` seconds between request starts (0: closed loop)."""
+    """Holds one connection to `interval` seconds between request starts (0: closed loop). The
+    first start is at a random offset within one interval, so that the connections do not
+    arrive together in bursts."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.next = time.perf_counter()
+        self.next = time.perf_counter() + random.uniform(0.0, max(interval, 0.0))
 
     async def wait(self) -> None:
         if self.interval <= 0:
