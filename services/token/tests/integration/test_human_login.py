@@ -522,3 +522,88 @@ async def test_check_session(tenant: Tenant):
                                 cookies={"authpi_session": cookie or ""})  # fmt: skip
         assert probe.status_code == 403
     await sdk.close()
+
+
+async def test_revoking_a_refresh_token_ends_its_family(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)  # a public client revokes by its id
+    rotated = await sdk.refresh(agent)
+    await sdk.revoke_token(rotated.tokens.refresh_token, "refresh_token")
+    with pytest.raises(RefreshError):
+        await sdk.refresh(rotated)
+    # Introspection (a confidential client's, of its own tokens): a web login's refresh token
+    # is active, then not once revoked; the access token stays active until `exp`.
+    web, web_agent, _ = await login_with_sdk(tenant, web=True)
+    refresh_info = await introspect(tenant, web_agent.tokens.refresh_token)
+    assert refresh_info["active"] is True and refresh_info["token_type"] == "refresh_token"
+    assert refresh_info["sid"] == claims(web_agent.tokens.access_token)["sid"]
+    assert (await introspect(tenant, web_agent.tokens.id_token)) == {"active": False}
+    await web.revoke_token(web_agent.tokens.refresh_token)
+    assert (await introspect(tenant, web_agent.tokens.refresh_token)) == {"active": False}
+    assert (await introspect(tenant, web_agent.tokens.access_token))["active"] is True
+    await sdk.close()
+    await web.close()
+
+
+async def test_userinfo_errors(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    async with httpx.AsyncClient(timeout=30) as http:
+        none = await http.get(f"{tenant.issuer_url}/userinfo")
+        assert none.status_code == 401 and none.json()["error"] == "invalid_token"
+        assert none.headers["www-authenticate"].startswith("Bearer ")
+        garbage = await http.get(
+            f"{tenant.issuer_url}/userinfo", headers={"Authorization": "Bearer abc"}
+        )
+        assert garbage.status_code == 401
+        # an ID or refresh token is no access token
+        idt = await http.get(
+            f"{tenant.issuer_url}/userinfo",
+            headers={"Authorization": f"Bearer {agent.tokens.id_token}"},
+        )
+        assert idt.status_code == 401
+        narrowed = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                        "refresh_token": agent.tokens.refresh_token,
+                                        "scope": "profile"})  # fmt: skip
+        no_openid = await http.get(
+            f"{tenant.issuer_url}/userinfo",
+            headers={"Authorization": f"Bearer {narrowed.json()['access_token']}"},
+        )
+        assert no_openid.status_code == 403 and no_openid.json()["error"] == "insufficient_scope"
+        post = await http.post(
+            f"{tenant.issuer_url}/userinfo", data={"access_token": agent.tokens.access_token}
+        )
+        assert post.status_code == 200 and post.json()["sub"] == tenant.user_id
+    await sdk.close()
+
+
+async def test_a_user_no_longer_active_loses_refresh_userinfo_and_introspection(tenant: Tenant):
+    web, agent, _ = await login_with_sdk(tenant, web=True)
+    assert (await introspect(tenant, agent.tokens.access_token))["active"] is True
+    await tenant.admin.issuer(tenant.issuer_id).users.update(
+        tenant.user_id, {"status": "suspended"}
+    )
+    assert (await introspect(tenant, agent.tokens.access_token)) == {"active": False}
+    with pytest.raises(OAuthError):
+        await web.get_user_info(agent)
+    with pytest.raises(RefreshError) as refused:
+        await web.refresh(agent)
+    assert refused.value.error == "invalid_grant"
+    await web.close()
+
+
+async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.spa_id, redirect_uri=SPA_CB, response_type="code",
+        scope="openid", code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"], "redirect_uri": SPA_CB,
+            "client_id": tenant.spa_id, "code_verifier": verifier}  # fmt: skip
+    results = await asyncio.gather(*(token(tenant, data) for _ in range(4)))
+    won = [r for r in results if r.status_code == 200]
+    assert len(won) == 1
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code != 200)
+    rt = won[0].json()["refresh_token"]  # the replays revoked what the winner got
+    refresh = await token(
+        tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": rt}
+    )
+    assert refresh.json()["error"] == "invalid_grant"

@@ -151,6 +151,7 @@ async def build(rt: Runtime) -> ServiceParts:
             sessions=sessions,
             people=people,
             facts=facts,
+            pool=rt.pool,
         ),
     )
     machine = MachineEndpoints(
@@ -158,7 +159,7 @@ async def build(rt: Runtime) -> ServiceParts:
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
-            auth, verifier, revoked, Liveness(session_queries, rt.clock)
+            auth, verifier, revoked, Liveness(session_queries, rt.clock, people)
         ),
         revocation=RevocationEndpoint(
             auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
@@ -217,6 +218,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
             ("token:mail-token-sweeper", mail_tokens.run_sweeper),
+            ("token:session-expiry", sessions.run_expiry),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),

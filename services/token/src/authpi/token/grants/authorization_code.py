@@ -6,9 +6,9 @@ verifier (43-128 characters of RFC 7636, else `invalid_request`) hashes to the s
 challenge, and is refused when no challenge was sent; the op session is still usable and the
 user still active; a selected org is still an active membership.
 
-Then the code is consumed (single use, one conditional UPDATE that also records what is about
-to be issued), the client's rp session and its refresh family are opened in one transaction, and
-the tokens are minted. A second presentation of the code fails and revokes what the first one
+Then one transaction opens the client's rp session and its refresh family and consumes the code
+(single use: a conditional UPDATE that also records what is issued, see grants.codes), and the
+tokens are minted. A second presentation of the code fails and revokes what the first one
 issued: the rp session (compromised) with its refresh family, and the access token's jti on the
 deny-list."""
 
@@ -35,7 +35,7 @@ from authpi.token.endpoints.errors import InvalidGrant, InvalidRequest, InvalidT
 from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.checks import grant_enabled
-from authpi.token.grants.codes import CodeGrant, Codes, Issued, StoredCode
+from authpi.token.grants.codes import CodeGrant, Codes, CodeUsed, Issued, StoredCode
 from authpi.token.grants.id_token import (
     PeopleReader,
     Subject,
@@ -139,9 +139,6 @@ class AuthorizationCodeGrant:
             access_jti=access_jti,
             access_expires_at=access_exp * 1000,
         )
-        if not await self.codes.consume(code, issued, now):
-            await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
-            raise InvalidGrant("authorization code already used")
         start = None
         if family_id is not None and refresh_jti is not None:
             start = StartFamily(
@@ -157,13 +154,18 @@ class AuthorizationCodeGrant:
                 auth_time=who.auth_time,
                 started_at=now,
             )
-        session_expires = await self.sessions.start_rp(
-            op=op,
-            client_id=client.id,
-            session_id=who.sid,
-            family=start,
-            meta=client_meta(issuer, client, grant.user_id),
-        )
+        try:
+            session_expires = await self.sessions.start_rp(
+                op=op,
+                client_id=client.id,
+                session_id=who.sid,
+                family=start,
+                meta=client_meta(issuer, client, grant.user_id),
+                reactions=[self.codes.consumption(code, issued, now)],
+            )
+        except CodeUsed:
+            await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
+            raise InvalidGrant("authorization code already used") from None
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
             issuer,
@@ -238,7 +240,7 @@ class AuthorizationCodeGrant:
                     stored.session_id, reason="code_reuse", jti=None, meta=meta
                 )
             except NotFound:
-                pass  # the first exchange has not opened its session yet
+                pass  # nothing was issued from it
         if stored.access_jti is not None and stored.access_expires_at is not None:
             await self.revocations.revoke(
                 RevokeToken(

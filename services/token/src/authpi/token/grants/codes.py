@@ -2,10 +2,11 @@
 
 A code is 32 random bytes (base62); only its SHA-256 is stored, with everything it is bound to
 (client, exact redirect URI, PKCE challenge, scopes, nonce, resources, selected org, op session,
-user and auth_time). It lives 60 seconds and is used once: `consume` marks it used in one
-conditional UPDATE, together with the ids of what the exchange is about to issue (rp session,
-refresh family, access-token jti), so a second presentation finds exactly which tokens to
-revoke."""
+user and auth_time). It lives 60 seconds and is used once: the exchange's transaction (the one
+that opens the rp session and the refresh family) marks it used in one conditional UPDATE,
+together with the ids of what it issues (rp session, refresh family, access-token jti). A
+concurrent second exchange waits on that row, finds it used and rolls back; any later
+presentation finds exactly which tokens to revoke, already committed."""
 
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.crypto.ids import base62_secret
 from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
+from authpi.eventstore.store import Reaction, Tx
 
 CODE_TTL_S = 60
+
+
+class CodeUsed(Exception):
+    """The code was consumed by another exchange."""
 
 
 class CodeGrant(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,7 +93,7 @@ class Codes:
         self._consume = q(
             "UPDATE {schema}.authorization_codes SET used_at = %s, session_id = %s,"
             " family_id = %s, access_jti = %s, access_expires_at = %s"
-            " WHERE code_sha256 = %s AND used_at IS NULL"
+            " WHERE code_sha256 = %s AND used_at IS NULL RETURNING 1"
         )
 
     async def issue(
@@ -124,11 +130,13 @@ class Codes:
             access_expires_at=row[6],
         )
 
-    async def consume(self, code: str, issued: Issued, now: int) -> bool:
-        """Mark the code used, recording what is issued from it; False when another request
-        used it first."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
+    def consumption(self, code: str, issued: Issued, now: int) -> Reaction:
+        """A reaction of the exchange's transaction: mark the code used, recording what is
+        issued from it. When another request used it first (its transaction holds the row until
+        it commits), CodeUsed rolls this one back: nothing is issued twice."""
+
+        async def consume(tx: Tx) -> None:
+            cur = await tx.conn.execute(
                 self._consume,
                 [
                     now,
@@ -139,7 +147,10 @@ class Codes:
                     code_digest(code),
                 ],
             )
-            return cur.rowcount == 1
+            if await cur.fetchone() is None:  # fetched: rowcount is unknown in pipeline mode
+                raise CodeUsed()
+
+        return consume
 
 
 class Flows:

@@ -1,10 +1,12 @@
 """The refresh_token grant (RFC 6749 section 6; idp-api.md 5.4, 11.4, 12.3, 14 #6, #7, #33).
 
 The token must verify (signature, `iss`, `exp`), be a refresh token (no `typ`, a family id) of
-the authenticating client. One transaction then reads the family and its rp session, checks
-them (family active, session active and within its absolute and idle lifetimes, user active),
-re-reads the user's claims and memberships, appends the rotation and updates the views
-(handlers.refresh_families; why it stays this lean is in domain.refresh_family).
+the authenticating client. One transaction then reads the family and its rp session in one
+statement, checks them (family active, the presented token its current one, session active and
+within its absolute and idle lifetimes), appends the rotation and updates the views
+(handlers.refresh_families; why it stays this lean is in domain.refresh_family). Meanwhile, on a
+second connection, the user's status, claims and memberships are re-read; an inactive user gets
+`invalid_grant`.
 
 * Rotation on every use; the new refresh token keeps the family's full grant.
 * `scope` may narrow this access token (a subset of the grant), never widen (`invalid_scope`).
@@ -20,10 +22,13 @@ Every refusal is `invalid_grant`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
-import psycopg
+from psycopg_pool import AsyncConnectionPool
 
+from authpi.contracts.base import Meta
 from authpi.contracts.facts import SessionTokenRefreshed
 from authpi.crypto.clock import Clock
 from authpi.errors import NotFound
@@ -73,7 +78,9 @@ class RefreshTokenGrant:
         sessions: Sessions,
         people: PeopleReader,
         facts: FactPublisher,
+        pool: AsyncConnectionPool,
     ) -> None:
+        self.pool = pool
         self.idp_base = idp_base
         self.clock = clock
         self.verifier = verifier
@@ -96,12 +103,15 @@ class RefreshTokenGrant:
         if claims.get("client_id") != client.id:
             raise InvalidGrant("the refresh token was issued to another client")
         jti, family_id = str(claims.get("jti")), claims["fid"]
+        user_id = str(claims.get("sub"))
+        org_id = claims.get("org_id") if isinstance(claims.get("org_id"), str) else None
+        # The token is signed: its `scope` is the family's full grant, its `org_id` the marker.
+        grant = str(claims.get("scope", "")).split()
+        scopes = narrowed(form.get("scope"), grant)
         now = self.clock.now_ms()
-        meta = client_meta(issuer, client, str(claims.get("sub")))
+        meta = client_meta(issuer, client, user_id)
 
-        async def check(
-            conn: psycopg.AsyncConnection[Any], family: FamilyRow, session: SessionRow | None
-        ) -> tuple[Subject, SessionRow]:
+        def check(family: FamilyRow, session: SessionRow | None) -> tuple[SessionRow, str]:
             if family.client_id != client.id:
                 raise InvalidGrant("the refresh token was issued to another client")
             if session is None or session.status != "active":
@@ -109,52 +119,33 @@ class RefreshTokenGrant:
             lapsed = session.lapsed(now)
             if lapsed is not None:
                 raise SessionLapsed(session.id, lapsed)
-            user = await self.people.user(conn, family.user_id)
-            if user is None or user.status != "active":
-                raise InvalidGrant("the user is not active")
-            scopes = narrowed(form.get("scope"), family.scopes)
-            aud = token_audience(form, family.resources, client.id)
-            orgs = await self.people.organizations(
-                conn, family.user_id, client.organizations, family.org_id
-            )
-            profile = await self.people.claims(conn, user, scopes) if "openid" in scopes else {}
-            who = Subject(
-                user_id=family.user_id,
-                sid=family.session_id,
-                scopes=scopes,
-                grant_scopes=family.scopes,
-                aud=aud,
-                org_id=family.org_id,
-                organizations=orgs,
-                claims=profile,
-                auth_time=family.auth_time,
-            )
-            return who, session
+            return session, token_audience(form, family.resources, client.id)
 
         next_jti = new_jti()
-        try:
-            family, (who, session) = await self.families.rotate(
-                issuer_id=issuer.issuer_id,
-                family_id=family_id,
-                jti=jti,
-                next_jti=next_jti,
-                now=now,
-                check=check,
-                meta=meta,
-            )
-        except Replayed as replay:
-            await self.sessions.compromise(
-                replay.family.session_id, reason="refresh_token_reuse", jti=jti, meta=meta
-            )
-            raise InvalidGrant("Token revoked") from None
-        except FamilyEnded:
-            raise InvalidGrant("Token revoked") from None
-        except SessionLapsed as lapsed:
-            try:
-                await self.sessions.expire(lapsed.session_id, lapsed.reason, meta)
-            except NotFound:
-                pass
-            raise InvalidGrant("the session has expired") from None
+        # The user's current data is read on its own connection while the rotation commits: the
+        # write transaction stays one read, one append and two view updates.
+        rotation, person = await asyncio.gather(
+            self.families.rotate(
+                issuer_id=issuer.issuer_id, family_id=family_id, jti=jti, next_jti=next_jti,
+                now=now, check=check, meta=meta,
+            ),
+            self._person(user_id, client, org_id, scopes),
+            return_exceptions=True,
+        )  # fmt: skip
+        if isinstance(rotation, BaseException):
+            await self._refused(rotation, jti, meta)
+            raise rotation
+        if isinstance(person, BaseException):
+            raise person
+        family, (session, aud) = rotation
+        if person is None:
+            raise InvalidGrant("the user is not active")
+        orgs, profile = person
+        who = Subject(
+            user_id=user_id, sid=family.session_id, scopes=scopes, grant_scopes=family.scopes,
+            aud=aud, org_id=family.org_id, organizations=orgs, claims=profile,
+            auth_time=family.auth_time,
+        )  # fmt: skip
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
             issuer,
@@ -177,3 +168,31 @@ class RefreshTokenGrant:
             )
         )
         return minted.response
+
+    async def _person(
+        self, user_id: str, client: ClientEntry, org_id: str | None, scopes: list[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+        """The user's organizations and claims, re-read on every refresh; None unless the user
+        is active."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            if user is None or user.status != "active":
+                return None
+            orgs = await self.people.organizations(conn, user_id, client.organizations, org_id)
+            profile = await self.people.claims(conn, user, scopes) if "openid" in scopes else {}
+        return orgs, profile
+
+    async def _refused(self, exc: BaseException, jti: str, meta: Meta) -> None:
+        """What a refused rotation leaves behind: a replay ends the family and the session, a
+        lapsed session is expired; the grant then answers `invalid_grant`."""
+        if isinstance(exc, Replayed):
+            await self.sessions.compromise(
+                exc.family.session_id, reason="refresh_token_reuse", jti=jti, meta=meta
+            )
+            raise InvalidGrant("Token revoked") from None
+        if isinstance(exc, FamilyEnded):
+            raise InvalidGrant("Token revoked") from None
+        if isinstance(exc, SessionLapsed):
+            with contextlib.suppress(NotFound):
+                await self.sessions.expire(exc.session_id, exc.reason, meta)
+            raise InvalidGrant("the session has expired") from None

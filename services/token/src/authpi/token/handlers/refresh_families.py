@@ -1,15 +1,13 @@
 """The write path of refresh-token rotation (idp-api.md 5.4, 12.3): one transaction per refresh
-that reads the family and its session (the refresh_families and sessions_view rows, through the
-caller's `check`), appends `refresh-token.rotated` to the presented token's own stream and lets
-the inline views move the family's current jti and the session's activity. Why one stream per
-token, and how that makes reuse detection exact, is in domain.refresh_family."""
+that reads the family and its session in one statement (judged by the caller's `check`),
+appends `refresh-token.rotated` to the presented token's own stream and lets the inline views
+move the family's current jti and the session's activity. Why one stream per token, and how
+that makes reuse detection exact, is in domain.refresh_family."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
-
-import psycopg
 
 from authpi.contracts.base import Meta
 from authpi.eventstore.store import EventStore, Step, Tx
@@ -19,7 +17,7 @@ from authpi.token.handlers.sessions import family_end, refresh_stream
 from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
-Check = Callable[[psycopg.AsyncConnection[Any], FamilyRow, SessionRow | None], Awaitable[T]]
+Check = Callable[[FamilyRow, SessionRow | None], T]
 
 
 class FamilyEnded(Exception):
@@ -56,13 +54,12 @@ class RefreshFamilies:
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             seen.clear()
-            family = await self.queries.family(tx.conn, family_id)
+            family, session = await self.queries.family_and_session(tx.conn, family_id)
             if family is None or family.issuer_id != issuer_id or family.status != "active":
                 raise FamilyEnded()
             if family.current_jti != jti:
                 raise Replayed(family)
-            session = await self.queries.session(tx.conn, family.session_id)
-            seen.append((family, await check(tx.conn, family, session)))
+            seen.append((family, check(family, session)))
             cmd = Rotate(
                 family_id=family_id,
                 issuer_id=issuer_id,

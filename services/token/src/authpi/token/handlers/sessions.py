@@ -6,7 +6,7 @@ transaction.
   secret's SHA-256 is kept. A user has at most 50 live sessions of a type: opening the 51st
   expires the oldest (`evicted`).
 * `start_rp`: a code exchange opens the client's rp session and starts its refresh family, in one
-  transaction.
+  transaction, which also consumes the code.
 * `revoke`: an op session takes its rp sessions with it; every refresh family of an ended session
   is revoked in the same transaction (no refresh after a revocation, not even a concurrent one:
   see domain.refresh_family).
@@ -14,7 +14,10 @@ transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from authpi.contracts.base import Meta
@@ -22,7 +25,8 @@ from authpi.contracts.sessions import Device
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids, base62_secret
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, Outcome, Step, Tx
+from authpi.eventstore.store import EventStore, Outcome, Reaction, Step, Tx
+from authpi.observability import get_logger
 from authpi.token.domain import refresh_family, session
 from authpi.token.domain.refresh_family import RevokeFamily, StartFamily
 from authpi.token.domain.session import (
@@ -40,6 +44,8 @@ from authpi.token.queries.sessions import (
     SessionRow,
 )
 
+log = get_logger("authpi.token.sessions")
+EXPIRY_EVERY_S = 60.0
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_IDLE_S = 12 * 3600
 
@@ -134,9 +140,10 @@ class Sessions:
         session_id: str,
         family: StartFamily | None,
         meta: Meta,
+        reactions: Sequence[Reaction] = (),
     ) -> int:
         """The client's rp session (and its refresh family) for a code exchange; its absolute
-        expiry (ms)."""
+        expiry (ms). `reactions` run in the same transaction (the code's consumption)."""
         now = self.clock.now_ms()
         settings = await self.queries.settings(None, op.issuer_id)
         max_age = settings.max_age if settings else DEFAULT_MAX_AGE_S
@@ -168,7 +175,7 @@ class Sessions:
                 steps.append(Step(refresh_stream(family.jti), refresh_family, family))
             return steps
 
-        await self.store.execute_all(plan, meta)
+        await self.store.execute_all(plan, meta, reactions)
         return expires_at
 
     async def _evictions(
@@ -267,6 +274,33 @@ class Sessions:
             return [step, *await self._family_ends(tx, [session_id], "session_ended", now)]
 
         await self.store.execute_all(plan, meta)
+
+    async def expire_lapsed(self, batch: int = 500) -> int:
+        """Expire every live session found past its absolute or idle lifetime (a refresh would
+        refuse it anyway; this makes the status say so); how many."""
+        expired = 0
+        while True:
+            lapsed = await self.queries.lapsed(self.clock.now_ms(), batch)
+            for session_id, reason in lapsed:
+                meta = Meta(account_id=await self._account(session_id), trigger="system")
+                await self.expire(session_id, reason, meta)
+                expired += 1
+            if len(lapsed) < batch:
+                return expired
+
+    async def _account(self, session_id: str) -> str:
+        row = await self.queries.session(None, session_id)
+        return row.account_id if row else ""
+
+    async def run_expiry(self, stop: asyncio.Event) -> None:
+        """Background task, once per deployment: expire lapsed sessions every minute."""
+        while not stop.is_set():
+            try:
+                await self.expire_lapsed()
+            except Exception:  # the next round retries; a refresh refuses lapsed ones anyway
+                log.exception("sessions.expiry_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=EXPIRY_EVERY_S)
 
     async def compromise(
         self, session_id: str, *, reason: str, jti: str | None, meta: Meta

@@ -25,6 +25,12 @@ _SESSION_COLUMNS = (
 )
 
 
+_FAMILY_COLUMNS = (
+    "id", "issuer_id", "client_id", "user_id", "session_id", "current_jti", "scopes",
+    "resources", "org_id", "auth_time", "status",
+)  # fmt: skip
+
+
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     issuer_id: str
@@ -119,6 +125,12 @@ class SessionQueries:
             " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
             " ORDER BY created_at, id"
         )
+        self._lapsed = q(
+            "SELECT id, CASE WHEN expires_at <= %(now)s THEN 'max_age' ELSE 'idle' END"
+            " FROM {schema}.sessions_view WHERE status IN ('active', 'suspended')"
+            " AND (expires_at <= %(now)s OR last_activity_at + idle_timeout * 1000::bigint"
+            " <= %(now)s) ORDER BY expires_at LIMIT %(limit)s"
+        )
         self._rp_of_op = q(
             "SELECT id FROM {schema}.sessions_view WHERE op_session_id = %s"
             " AND status IN ('active', 'suspended')"
@@ -135,6 +147,12 @@ class SessionQueries:
             "SELECT id, issuer_id, client_id, user_id, session_id, current_jti, scopes,"
             " resources, org_id, auth_time, status FROM {schema}.refresh_families WHERE id = %s"
         )
+        family_cols = [f"f.{c}" for c in _FAMILY_COLUMNS]
+        session_cols = [f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(",")]
+        self._family_session = q(
+            f"SELECT {', '.join(family_cols + session_cols)} FROM {{schema}}.refresh_families f"
+            " LEFT JOIN {schema}.sessions_view s ON s.id = f.session_id WHERE f.id = %s"
+        )
         self._family_current = q(
             "SELECT current_jti, session_id, status FROM {schema}.refresh_families WHERE id = %s"
         )
@@ -145,6 +163,12 @@ class SessionQueries:
             "SELECT account_id, session_max_age, session_idle_timeout FROM {schema}.issuers_view"
             " WHERE id = %s"
         )
+
+    async def lapsed(self, now: int, limit: int) -> list[tuple[str, str]]:
+        """(session id, `max_age` | `idle`) of live sessions past a lifetime, oldest first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._lapsed, {"now": now, "limit": limit})
+            return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def session(self, conn: Conn | None, session_id: str) -> SessionRow | None:
         if conn is None:
@@ -194,6 +218,22 @@ class SessionQueries:
         row = await cur.fetchone()
         return msgspec.convert(row, FamilyRow) if row else None
 
+    async def family_and_session(
+        self, conn: Conn, family_id: str
+    ) -> tuple[FamilyRow | None, SessionRow | None]:
+        """A family and its session in one statement (the refresh's only read)."""
+        cur = await conn.execute(self._family_session, [family_id])
+        row = await cur.fetchone()
+        if row is None:
+            return None, None
+        n = len(_FAMILY_COLUMNS)
+        family = msgspec.convert(dict(zip(_FAMILY_COLUMNS, row[:n], strict=True)), FamilyRow)
+        if row[n] is None:
+            return family, None
+        names = [c.strip() for c in _SESSION_COLUMNS.split(",")]
+        session = msgspec.convert(dict(zip(names, row[n:], strict=True)), SessionRow)
+        return family, session
+
     async def family_current(self, conn: Conn, family_id: str) -> tuple[str, str, str] | None:
         """(current jti, session id, status) of a family."""
         cur = await conn.execute(self._family_current, [family_id])
@@ -221,11 +261,13 @@ class SessionQueries:
 
 
 class Liveness:
-    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25)."""
+    """Introspection's view of user tokens (idp-api.md 7.1, 14 #25): a token is inactive once its
+    session is revoked, suspended or lapsed, or its user is no longer active."""
 
-    def __init__(self, queries: SessionQueries, clock: Clock) -> None:
+    def __init__(self, queries: SessionQueries, clock: Clock, people: Any = None) -> None:
         self.queries = queries
         self.clock = clock
+        self.people = people  # authpi.token.queries.people.People
 
     async def refresh_live(self, family_id: str, jti: str) -> bool:
         async with self.queries.pool.connection() as conn:
@@ -233,5 +275,11 @@ class Liveness:
         return family is not None and family.status == "active" and family.current_jti == jti
 
     async def session_live(self, session_id: str) -> bool:
-        row = await self.queries.session(None, session_id)
-        return row is not None and row.usable(self.clock.now_ms())
+        async with self.queries.pool.connection() as conn:
+            row = await self.queries.session(conn, session_id)
+            if row is None or not row.usable(self.clock.now_ms()):
+                return False
+            if self.people is None:
+                return True
+            user = await self.people.user(conn, row.user_id)
+        return user is not None and user.status == "active"
