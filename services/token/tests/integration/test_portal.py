@@ -6,11 +6,15 @@ development mail sink over HTTP, as a person would read their inbox."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from authpi_admin import AuthPIAdmin
 
@@ -305,10 +309,66 @@ async def test_login_link_signs_in_once(platform, tenant, mailbox: Mailbox):
         assert asked.status_code == 200 and "If an account exists" in asked.text
         mail = await mailbox.wait_for(to=address, subject_contains="sign-in link")
         link = mail.link("/login-link/callback?token=")
-        first = await b.get(link)
-        again = await b.get(link)
-    assert first.status_code == 302 and "authpi_session=" in first.headers["set-cookie"]
+        token = link.split("token=", 1)[1]
+        async with Browser(platform, issuer_id) as scanner:  # a mail scanner prefetches it
+            prefetched = [await scanner.get(link), await scanner.get(link)]
+        assert [p.status_code for p in prefetched] == [200, 200]
+        assert all("authpi_session" not in p.headers.get("set-cookie", "") for p in prefetched)
+        confirm = await b.get(link)
+        assert confirm.status_code == 200 and f"Continue as {address}" in confirm.text
+        assert "authpi_session" not in confirm.headers.get("set-cookie", "")
+        without_csrf = await b.submit(link, {"token": token}, csrf=None)
+        assert without_csrf.status_code == 403
+        first = await b.submit(link, {"token": token})
+        again = await b.submit(link, {"token": token}, csrf_from="/password/forgot")
+        shown_again = await b.get(link)
+    assert first.status_code == 303 and "authpi_session=" in first.headers["set-cookie"]
     assert again.status_code == 410 and "already been used" in again.text
+    assert shown_again.status_code == 410 and "already been used" in shown_again.text
+
+
+async def test_reset_link_survives_a_prefetch(platform, tenant, mailbox: Mailbox):
+    _, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    async with Browser(platform, issuer_id) as b:
+        await b.submit("/password/forgot", {"email": address})
+        link = (await mailbox.wait_for(to=address, subject_contains="Reset your")).link(
+            "/password/reset?token="
+        )
+        async with Browser(platform, issuer_id) as scanner:
+            for _ in range(2):
+                assert (await scanner.get(link)).status_code == 200
+        token = link.split("token=", 1)[1]
+        done = await b.submit(link, {"token": token, "password": "a brand new passphrase"})
+    assert done.status_code == 200 and "Password changed" in done.text
+
+
+def _same_page(text: str, address: str) -> str:
+    """A page with what legitimately differs between two answers taken out: the address the
+    person typed (echoed in the form) and the per-response CSP nonce."""
+    return re.sub(r'nonce="[^"]+"', 'nonce=""', text.replace(address, "ADDRESS"))
+
+
+@pytest.mark.parametrize("path", ["/password/forgot", "/login-link"])
+async def test_mail_forms_answer_the_same_for_known_and_unknown_addresses(
+    platform, tenant, mailbox: Mailbox, path
+):
+    _, issuer_id = tenant
+    known, unknown = email(), email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, known)
+    async with Browser(platform, issuer_id) as b:
+        for_known = await b.submit(path, {"email": known})
+        for_unknown = await b.submit(path, {"email": unknown})
+    assert for_known.status_code == for_unknown.status_code == 200
+    assert _same_page(for_known.text, known) == _same_page(for_unknown.text, unknown)
+    assert set(for_known.headers.keys()) == set(for_unknown.headers.keys())
+    assert for_known.headers.get("set-cookie") == for_unknown.headers.get("set-cookie")
+    # the known address gets its mail after the answer; the unknown one gets nothing
+    await mailbox.wait_for(to=known, subject_contains="Reset" if "forgot" in path else "sign-in")
+    assert await mailbox.messages(unknown) == []
 
 
 async def authorization(platform, admin: AuthPIAdmin, issuer_id: str) -> tuple[str, str]:
@@ -404,3 +464,69 @@ async def test_signup_inside_an_authorization_continues_it(platform, tenant, mai
         assert created.status_code == 303
         assert f"/consent?flow={flow_id}" in created.headers["location"]
     await mailbox.wait_for(to=address, subject_contains="Verify your email")
+
+
+async def test_requested_mail_stops_after_five_in_fifteen_minutes(
+    platform, tenant, mailbox: Mailbox
+):
+    _, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+        await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        answers = [await b.submit("/password/forgot", {"email": address}) for _ in range(7)]
+        link = await b.submit("/login-link", {"email": address})
+    assert all(a.status_code == 200 and "If an account exists" in a.text for a in answers)
+    assert link.status_code == 200 and "If an account exists" in link.text
+    for _ in range(5):
+        await mailbox.wait_for(to=address, subject_contains="Reset your")
+    requested = [m for m in await mailbox.messages(address) if "Verify" not in m.subject]
+    assert len(requested) == 5
+
+
+async def test_verified_address_reaches_the_id_token(platform, tenant, mailbox: Mailbox):
+    admin, issuer_id = tenant
+    redirect_uri = "http://127.0.0.1/callback"
+    spa = await admin.issuer(issuer_id).clients.create(
+        {"name": "SPA", "type": "spa", "settings": {
+            "redirect_uris": [redirect_uri], "scopes": ["openid", "email"]}}
+    )  # fmt: skip
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    params = {
+        "response_type": "code", "client_id": spa.id, "redirect_uri": redirect_uri,
+        "scope": "openid email", "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    address = email()
+
+    async def email_verified(b: Browser) -> bool:
+        first = await b.get("/authorize", **params)
+        location = first.headers["location"]
+        if "/login?flow=" in location:
+            first = await b.submit(location, {"email": address, "password": PASSWORD})
+            location = first.headers["location"]
+        if "/consent?flow=" in location:
+            location = (await b.submit(location, {"decision": "allow"})).headers["location"]
+        code = parse_qs(urlsplit(location).query)["code"][0]
+        tokens = await b.http.post(
+            f"{b.base}/token",
+            data={"grant_type": "authorization_code", "code": code, "client_id": spa.id,
+                  "redirect_uri": redirect_uri, "code_verifier": verifier},
+        )  # fmt: skip
+        assert tokens.status_code == 200, tokens.text
+        claims = jwt.decode(tokens.json()["id_token"], options={"verify_signature": False})
+        assert claims["email"] == address
+        return claims["email_verified"]
+
+    async with Browser(platform, issuer_id) as b:
+
+        async def known() -> bool:
+            return (await b.get("/authorize", **params)).status_code == 302
+
+        await eventually(known)
+        await sign_up(b, address)
+        assert await email_verified(b) is False
+        mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        assert (await b.get(mail.link("/verify-email?token="))).status_code == 200
+        assert await email_verified(b) is True

@@ -48,7 +48,9 @@ DURABLES: dict[str, tuple[str, ...]] = {
 FACT_DURABLES: dict[str, tuple[str, ...]] = {"agent": ("agent-verifier-usage",)}
 FACT_PUBLISHERS = ("token",)
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
-KV_BUCKETS: dict[str, tuple[str, ...]] = {"token": ("client_lockouts", "credential_lockouts")}
+KV_BUCKETS: dict[str, tuple[str, ...]] = {
+    "token": ("client_lockouts", "credential_lockouts", "mail_throttle"),
+}
 
 
 class Credential(msgspec.Struct, frozen=True):

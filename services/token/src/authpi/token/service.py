@@ -26,7 +26,7 @@ from authpi.token.api.oidc import OidcEndpoints
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.caches.issuer_keys import KeyCache
-from authpi.token.caches.lockouts import CREDENTIAL_POLICY, Lockouts
+from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
 from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
@@ -49,6 +49,7 @@ from authpi.token.handlers.signing_keys import KeyRing
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Portal
 from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import Pages
 from authpi.token.projections.credentials import CredentialsView
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
@@ -159,7 +160,7 @@ async def build(rt: Runtime) -> ServiceParts:
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
-            auth, verifier, revoked, Liveness(session_queries, rt.clock, people)
+            auth, verifier, revoked, Liveness(session_queries, rt.clock)
         ),
         revocation=RevocationEndpoint(
             auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
@@ -184,7 +185,9 @@ async def build(rt: Runtime) -> ServiceParts:
     # The hosted login portal: credentials (an inline view of their events), their lockout,
     # one-time mail tokens, and the pages.
     credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
+    mail_throttle = Lockouts(rt.js, rt.namespace, rt.clock, MAIL_POLICY)
     mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
+    outbox = Outbox()
     portal = Portal(
         idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
         credentials=Credentials(store), mail_tokens=mail_tokens,
@@ -193,8 +196,10 @@ async def build(rt: Runtime) -> ServiceParts:
             parallelism=rt.settings.argon2_parallelism,
         ),
         hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
+        mail_throttle=mail_throttle,
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
         session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
+        outbox=outbox,
     )  # fmt: skip
     portal_http = PortalRoutes(
         portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
@@ -217,8 +222,8 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:key-rotation", keys.rotation_task),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
-            ("token:mail-token-sweeper", mail_tokens.run_sweeper),
             ("token:session-expiry", sessions.run_expiry),
+            ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
         worker_tasks=[
             ("token:key-cache", cache.follow),
@@ -226,11 +231,19 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:agents", agents.run),
             ("token:lockouts", lockouts.follow),
             ("token:credential-lockouts", credential_lockouts.follow),
+            ("token:mail-throttle", mail_throttle.follow),
+            ("token:portal-outbox", outbox.run),
             ("token:facts", facts.run),
             ("token:user-arrivals", arrivals.follow),
         ],
-        warm=[cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm],
-        prepare=[keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open],
+        warm=[
+            cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm,
+            mail_throttle.warm,
+        ],
+        prepare=[
+            keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open,
+            mail_throttle.open,
+        ],
         exports={
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,

@@ -2,7 +2,8 @@
 query, a bounded form body), check CSRF on every POST, hand over to authpi.token.portal.flows,
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
 /signup, /consent, /verify-email, /password/forgot, /password/reset, /login-link,
-/login-link/callback, /signed-out, /error.
+/login-link/callback, /signed-out, /error. A GET never uses up a mailed login or reset link
+(authpi.token.portal.flows says why and how).
 
 Cookies: `authpi_session` (the op session, idp-api.md 14 #30) and `authpi_csrf` (the CSRF double
 submit), both HttpOnly, SameSite=Lax and path-scoped to the issuer; Secure unless the IdP URL is
@@ -200,6 +201,9 @@ class PortalRoutes:
         async def link_request(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.request_login_link(v, i, f.get("email", ""))
 
+        async def link_confirm(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.login_link_confirm(v, i, f.get("token", ""))
+
         async def link_callback(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.login_link(v, i, f.get("token", ""))
 
@@ -244,7 +248,7 @@ class PortalRoutes:
             *pair("/password/forgot", "password_forgot", forgot_form, forgot),
             *pair("/password/reset", "password_reset", reset_form, reset),
             *pair("/login-link", "login_link", link_form, link_request),
-            *pair("/login-link/callback", "login_link_callback", link_callback, None),
+            *pair("/login-link/callback", "login_link_callback", link_confirm, link_callback),
             *pair("/signed-out", "signed_out", signed_out, None),
             *pair("/error", "error", error, None),
         ]  # fmt: skip

@@ -9,6 +9,8 @@ process (idp-api.md 1.5 "Credential attempt throttling"). One machinery, two pol
 - `CREDENTIAL_POLICY` (user passwords and one-time codes in the hosted portal): keyed by
   (issuer, username hash), not by source address, as the spec says: 5 failures lock that
   credential for 15 minutes.
+- `MAIL_POLICY` (mail sent on request by the portal): the same keys and limits, counting mails
+  sent instead of failures.
 
 Failures racing in while a key is locked count, but do not lengthen the lock (a burst of
 concurrent requests is one lock, not a doubling per request). A success clears the key, and a
@@ -90,6 +92,10 @@ CLIENT_POLICY = LockoutPolicy("client_lockouts", "client.throttled", lock_ms)
 CREDENTIAL_POLICY = LockoutPolicy(
     "credential_lockouts", "credential.locked", fixed_lock_ms, by_source=False
 )
+# Mail the portal sends on request (password reset, login link), counted per (issuer, username
+# hash): the 5th mail within 15 minutes is the last until they have passed, so nobody can flood
+# an inbox (or the mail server's reputation) through the forms.
+MAIL_POLICY = LockoutPolicy("mail_throttle", "mail.throttled", fixed_lock_ms, by_source=False)
 
 
 def bucket_name(namespace: str, policy: LockoutPolicy = CLIENT_POLICY) -> str:

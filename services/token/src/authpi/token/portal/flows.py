@@ -9,10 +9,29 @@ Rules kept here:
   whether or not an account exists.
 - 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
   (issuer, username hash); a locked credential gets a page that says so, not a 429.
-- The user's status is checked only after the password is right, so it does not leak either."""
+- The user's status is checked only after the password is right, so it does not leak either.
+- Mail sent on request (reset, login link) is limited to 5 per address in 15 minutes.
+- The mail-sending forms (forgot password, login link) answer before anything about the address
+  is looked up: the lookup, the one-time token, its event and the mail are a job for the outbox
+  (portal.outbox), queued the same way for every well-formed address, so neither the page nor
+  its timing depends on whether an account exists. Sign-up's verification mail goes the same
+  way, so a slow mail server never holds up a page.
+- Opening a mailed link with GET never signs anyone in and never uses up a login link or a reset
+  link: mail scanners fetch links before the person reads the mail. A login link shows a
+  confirm page ("Continue as ...") whose CSRF-protected POST uses the link and signs in; a reset
+  link shows the form whose POST uses it. A verify-email link does verify on GET, deliberately:
+  verification signs no one in and changes nothing but the flag, and a fetch of the link, by the
+  person or by their mail provider's scanner, proves the mailbox received it, which is all that
+  verification claims. Its page then leads back to sign-in (and to the authorization the person
+  signed up in, while it lasts), never straight into a session.
+- An issuer with settings.access.require_verified_email (default false) completes no sign-in of
+  a user whose address is unverified: a right password gets a page that says a verification
+  link was sent (it is sent again, within the requested-mail limit) and the authorization waits
+  until the person verifies and signs in again. A login link proves the address itself."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -45,10 +64,11 @@ from authpi.token.endpoints.authorize import Device, FlowGone
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
+from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
 from authpi.token.queries.people import People
-from authpi.token.queries.portal import IssuerRow, PortalQueries
+from authpi.token.queries.portal import CredentialRow, IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
 
 log = get_logger("authpi.token.portal")
@@ -119,6 +139,16 @@ def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
     return [d.strip().lower().lstrip("@") for d in raw if isinstance(d, str) and d.strip()]
 
 
+def require_verified_email(settings: Mapping[str, Any]) -> bool:
+    """settings.access.require_verified_email: false when absent; a value that is not a boolean
+    requires verification (a malformed setting fails closed)."""
+    access = settings.get("access")
+    value = access.get("require_verified_email") if isinstance(access, Mapping) else None
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    return True
+
+
 def signup_refusal(settings: Mapping[str, Any]) -> str | None:
     """Why this issuer takes no sign-ups at all; None when it does."""
     match signup_mode(settings):
@@ -183,6 +213,7 @@ class Portal:
         passwords: Passwords,
         hash_key: bytes,
         lockouts: Lockouts,
+        mail_throttle: Lockouts,
         clock: Clock,
         ids: Ids,
         interactions: Interactions,
@@ -191,6 +222,7 @@ class Portal:
         people: People,
         registry: Registry,
         mailer: Mailer,
+        outbox: Outbox,
     ) -> None:
         self.idp_base = idp_base
         self.pool = pool
@@ -200,6 +232,7 @@ class Portal:
         self.passwords = passwords
         self._hash_key = hash_key
         self.lockouts = lockouts
+        self.mail_throttle = mail_throttle
         self.clock = clock
         self.ids = ids
         self.interactions = interactions
@@ -208,6 +241,8 @@ class Portal:
         self.people = people
         self.registry = registry
         self.mailer = mailer
+        self.outbox = outbox
+        self._throttle_step = asyncio.Lock()
 
     async def issuer(self, issuer_id: str) -> IssuerRow | None:
         async with self.pool.connection() as conn:
@@ -261,43 +296,70 @@ class Portal:
         if self.lockouts.retry_after(issuer.id, username_hash):
             await self._failed(issuer, None, username_hash, "locked", visit)
             return self._login_page(visit, issuer, flow, email=email, error=LOCKED, status=403)
-        user, stored = await self._password_of(issuer.id, email)
-        if user is None or stored is None or len(password.encode("utf-8", "replace")) > 1024:
+        user, cred = await self._credential_of(issuer.id, email)
+        if (
+            user is None
+            or cred is None
+            or cred.password_hash is None
+            or cred.verifier_id is None
+            or len(password.encode("utf-8", "replace")) > 1024
+        ):
             ok = await self.passwords.verify_decoy(password)
         else:
-            ok = await self.passwords.verify(self._unseal(user.id, stored[1]), password)
+            ok = await self.passwords.verify(self._unseal(user.id, cred.password_hash), password)
         if not ok:
             user_id = user.id if user is not None else None
             await self._failed(issuer, user_id, username_hash, "invalid_credentials", visit)
             locked = await self.lockouts.failed(issuer.id, username_hash)
             error = LOCKED if locked else INVALID
             return self._login_page(visit, issuer, flow, email=email, error=error, status=401)
-        assert user is not None and stored is not None
+        assert user is not None and cred is not None and cred.password_hash is not None
         await self.lockouts.succeeded(issuer.id, username_hash)
         if user.status != "active":
             await self._failed(issuer, user.id, username_hash, "user_blocked", visit)
             return BLOCKED
-        await self._rehash_if_needed(issuer, user.id, stored[1], password, visit)
+        await self._rehash_if_needed(issuer, user.id, cred.password_hash, password, visit)
+        if require_verified_email(issuer.settings) and not cred.email_verified:
+            await self._failed(issuer, user.id, username_hash, "email_unverified", visit)
+            return self._verification_pending(visit, issuer, user, email)
         await self.credentials.record(
             RecordVerification(
                 issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
-                verifier_id=stored[0], client_id=flow.client_id if flow else None,
+                verifier_id=cred.verifier_id, client_id=flow.client_id if flow else None,
                 at=self.clock.now_ms(),
             ),
             self._meta(issuer, visit, user.id),
         )  # fmt: skip
         return await self._signed_in(visit, issuer, flow, user.id, "password")
 
-    async def _password_of(self, issuer_id: str, email: str) -> tuple[Any, tuple[str, str] | None]:
-        """The user and its (verifier id, sealed hash), when it has a password."""
+    async def _credential_of(self, issuer_id: str, email: str) -> tuple[Any, CredentialRow | None]:
+        """The user behind `email` and its credential row (None: no user, or no row)."""
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
             if user is None:
                 return None, None
-            cred = await self.queries.credential(conn, user.id)
-        if cred is None or cred.password_hash is None or cred.verifier_id is None:
-            return user, None
-        return user, (cred.verifier_id, cred.password_hash)
+            return user, await self.queries.credential(conn, user.id)
+
+    def _verification_pending(self, visit: Visit, issuer: IssuerRow, user: Any, email: str) -> Page:
+        """The issuer requires a verified address before sign-in completes: mail the link again
+        (within the requested-mail limit) and say so. Nothing continues until the address is
+        verified and the person signs in again."""
+        if user.username_type == "email" and email:
+            self.outbox.submit(
+                "verify-email", lambda: self._resend_verification(issuer, user.id, email, visit)
+            )
+            text = (
+                f"{issuer_name(issuer)} needs a verified email address before you can sign in."
+                f" We have sent a verification link to {email}. Open it, then sign in again."
+            )
+        else:
+            text = (
+                f"{issuer_name(issuer)} needs a verified email address before you can sign in,"
+                " and this account has none. Contact an administrator."
+            )
+        page = message("Verify your email to continue", text, 403)
+        link = {"href": links(issuer.id, visit.flow_id)["login"], "label": "Back to sign in"}
+        return msgspec.structs.replace(page, context={**page.context, "link": link})
 
     async def _rehash_if_needed(
         self, issuer: IssuerRow, user_id: str, sealed: str, password: str, visit: Visit
@@ -419,7 +481,18 @@ class Portal:
             ),
             self._meta(issuer, visit, user.id),
         )  # fmt: skip
-        await self._send_verification(issuer, user.id, email)
+        self.outbox.submit(
+            "verify-email",
+            lambda: self._send_verification(issuer, user.id, email, visit.flow_id),
+        )
+        if require_verified_email(issuer.settings):
+            page = message(
+                "Verify your email to continue",
+                f"Your account is created. We have sent a verification link to {email}:"
+                " open it, then sign in.",
+            )
+            link = {"href": links(issuer.id, visit.flow_id)["login"], "label": "Sign in"}
+            return msgspec.structs.replace(page, context={**page.context, "link": link})
         await self.credentials.record(
             RecordVerification(
                 issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
@@ -441,16 +514,28 @@ class Portal:
             return "Enter a shorter name."
         return policy_problem(password)
 
-    async def _send_verification(self, issuer: IssuerRow, user_id: str, email: str) -> None:
-        token, _ = await self.mail_tokens.issue("verify-email", issuer.id, user_id)
+    async def _send_verification(
+        self, issuer: IssuerRow, user_id: str, email: str, flow_id: str | None
+    ) -> None:
+        """A verify-email link (run by the outbox). It remembers the authorization the person
+        came from, so that the verified page can lead back to it."""
+        token, _ = await self.mail_tokens.issue("verify-email", issuer.id, user_id, flow_id)
         link = self._link(issuer.id, "verify-email", token)
-        brand = _brand_name(issuer)
+        brand = issuer_name(issuer)
         await self._mail(
             email,
             f"Verify your email for {brand}",
             f"Welcome to {brand}.\n\nConfirm your email address by opening this link:\n\n{link}\n\n"
             "If you did not create an account, you can ignore this message.\n",
         )
+
+    async def _resend_verification(
+        self, issuer: IssuerRow, user_id: str, email: str, visit: Visit
+    ) -> None:
+        """Again after a sign-in that needs a verified address, within the requested-mail
+        limit (5 per address in 15 minutes)."""
+        if await self._mail_allowed(issuer.id, email):
+            await self._send_verification(issuer, user_id, email, visit.flow_id)
 
     # Consent
 
@@ -503,9 +588,19 @@ class Portal:
             ),
             meta,
         )  # fmt: skip
-        return message("Email verified", "Thank you: your email address is verified.")
+        page = message("Email verified", "Thank you: your email address is verified.")
+        link = {"href": links(issuer.id, None)["login"], "label": "Sign in"}
+        if redeemed.token.flow_id is not None:
+            try:  # lead back to the authorization the person signed up in, while it lasts
+                await self.interactions.flow(issuer.id, redeemed.token.flow_id)
+                href = links(issuer.id, redeemed.token.flow_id)["login"]
+                link = {"href": href, "label": "Continue signing in"}
+            except FlowGone:
+                pass
+        return msgspec.structs.replace(page, context={**page.context, "link": link})
 
     async def _bad_link(self, visit: Visit, issuer: IssuerRow, flow: str, status: str) -> Page:
+        """A link that could not be used; presenting a used one again is recorded as a replay."""
         if status == "used":
             await self.credentials.record(
                 RecordReplay(
@@ -514,6 +609,11 @@ class Portal:
                 ),
                 self._meta(issuer, visit, None),
             )  # fmt: skip
+        return self._link_problem(status)
+
+    @staticmethod
+    def _link_problem(status: str) -> Page:
+        if status == "used":
             return message("Link already used", "This link has already been used.", 410)
         if status == "expired":
             return message("Link expired", "This link has expired. Request a new one.", 410)
@@ -557,30 +657,36 @@ class Portal:
             return self.email_form(
                 visit, kind="forgot", email=email, error="Enter a valid email address.", status=400
             )
-        user = await self._active_user(issuer.id, email)
-        if user is not None:
-            token, expires_at = await self.mail_tokens.issue("password-reset", issuer.id, user.id)
-            await self.credentials.execute(
-                RequestPasswordReset(
-                    issuer_id=issuer.id, user_id=user.id, expires_at=expires_at,
-                    at=self.clock.now_ms(),
-                ),
-                self._meta(issuer, visit, user.id),
-            )  # fmt: skip
-            link = self._link(issuer.id, "password/reset", token)
-            await self._mail(
-                email,
-                f"Reset your {_brand_name(issuer)} password",
-                "Someone asked to reset the password of your account. To choose a new password,"
-                f" open this link within 30 minutes:\n\n{link}\n\n"
-                "If it was not you, ignore this message: your password stays the same.\n",
-            )
+        self.outbox.submit("password-reset", lambda: self._send_reset(visit, issuer, email))
         return self.email_form(visit, kind="forgot", email=email, notice=SENT)
+
+    async def _send_reset(self, visit: Visit, issuer: IssuerRow, email: str) -> None:
+        """Run by the outbox for every well-formed address: a reset link to an active account,
+        within the requested-mail limit; nothing otherwise."""
+        user = await self._active_user(issuer.id, email)
+        if user is None or not await self._mail_allowed(issuer.id, email):
+            return
+        token, expires_at = await self.mail_tokens.issue("password-reset", issuer.id, user.id)
+        await self.credentials.execute(
+            RequestPasswordReset(
+                issuer_id=issuer.id, user_id=user.id, expires_at=expires_at,
+                at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        link = self._link(issuer.id, "password/reset", token)
+        await self._mail(
+            email,
+            f"Reset your {issuer_name(issuer)} password",
+            "Someone asked to reset the password of your account. To choose a new password,"
+            f" open this link within 30 minutes:\n\n{link}\n\n"
+            "If it was not you, ignore this message: your password stays the same.\n",
+        )
 
     async def reset_form(self, visit: Visit, issuer: IssuerRow, token: str) -> Page:
         found = await self.mail_tokens.peek("password-reset", issuer.id, token)
         if found.status != "ok":
-            return await self._bad_link(visit, issuer, "password_reset", found.status)
+            return self._link_problem(found.status)  # looked at, not presented: no replay
         return self._reset_page(token)
 
     def _reset_page(self, token: str, error: str | None = None, status: int = 200) -> Page:
@@ -646,29 +752,68 @@ class Portal:
                 visit, kind="login-link", email=email, error="Enter a valid email address.",
                 status=400,
             )  # fmt: skip
-        user = await self._active_user(issuer.id, email)
-        if user is not None:
-            token, expires_at = await self.mail_tokens.issue(
-                "login-link", issuer.id, user.id, visit.flow_id
-            )
-            await self.credentials.execute(
-                RequestLoginLink(
-                    issuer_id=issuer.id, user_id=user.id,
-                    client_id=flow.client_id if flow else None, expires_at=expires_at,
-                    at=self.clock.now_ms(),
-                ),
-                self._meta(issuer, visit, user.id),
-            )  # fmt: skip
-            link = self._link(issuer.id, "login-link/callback", token)
-            await self._mail(
-                email,
-                f"Your sign-in link for {_brand_name(issuer)}",
-                f"Open this link within 15 minutes to sign in:\n\n{link}\n\n"
-                "The link works once. If you did not ask for it, ignore this message.\n",
-            )
+        client_id = flow.client_id if flow else None
+        self.outbox.submit(
+            "login-link", lambda: self._send_login_link(visit, issuer, email, client_id)
+        )
         return self.email_form(visit, kind="login-link", email=email, notice=SENT)
 
+    async def _send_login_link(
+        self, visit: Visit, issuer: IssuerRow, email: str, client_id: str | None
+    ) -> None:
+        """Run by the outbox for every well-formed address: a login link to an active account,
+        within the requested-mail limit; nothing otherwise."""
+        user = await self._active_user(issuer.id, email)
+        if user is None or not await self._mail_allowed(issuer.id, email):
+            return
+        token, expires_at = await self.mail_tokens.issue(
+            "login-link", issuer.id, user.id, visit.flow_id
+        )
+        await self.credentials.execute(
+            RequestLoginLink(
+                issuer_id=issuer.id, user_id=user.id, client_id=client_id,
+                expires_at=expires_at, at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        link = self._link(issuer.id, "login-link/callback", token)
+        await self._mail(
+            email,
+            f"Your sign-in link for {issuer_name(issuer)}",
+            f"Open this link within 15 minutes to sign in:\n\n{link}\n\n"
+            "The link works once. If you did not ask for it, ignore this message.\n",
+        )
+
+    async def login_link_confirm(self, visit: Visit, issuer: IssuerRow, token: str) -> Page:
+        """The page a login link opens: who is about to sign in and a button that does it. The
+        link is only looked at here; the button's POST uses it. A mail scanner that fetches
+        links before the person reads the mail thus leaves it working."""
+        found = await self.mail_tokens.peek("login-link", issuer.id, token)
+        if found.status != "ok" or found.token is None:
+            return self._link_problem(found.status)
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, found.token.user_id)
+            if user is None or user.status != "active":
+                return BLOCKED
+            address = (await self.people.claims(conn, user, ["email"])).get("email")
+        client_name = None
+        if found.token.flow_id is not None:
+            try:
+                flow = await self.interactions.flow(issuer.id, found.token.flow_id)
+                client_name = flow.client_name
+            except FlowGone:
+                pass
+        return Page(
+            template="confirm.html",
+            context={
+                "title": "Continue signing in", "token": token, "error": None, "notice": None,
+                "address": address if isinstance(address, str) else None,
+                "client_name": client_name,
+            },
+        )  # fmt: skip
+
     async def login_link(self, visit: Visit, issuer: IssuerRow, token: str) -> Answer:
+        """The confirm page's POST: use the link once and sign in."""
         redeemed = await self.mail_tokens.redeem("login-link", issuer.id, token)
         if redeemed.status != "ok" or redeemed.token is None:
             return await self._bad_link(visit, issuer, "login_link", redeemed.status)
@@ -686,13 +831,16 @@ class Portal:
             visit = msgspec.structs.replace(visit, flow_id=None)
             flow = None
         now = self.clock.now_ms()
-        await self.credentials.execute(
+        state = await self.credentials.execute(
             ConsumeLoginLink(
                 issuer_id=issuer.id, user_id=user_id, session_id=None,
                 email_username=user.username_type == "email", at=now,
             ),
             meta,
         )  # fmt: skip
+        if require_verified_email(issuer.settings) and not state.email_verified:
+            await self._failed(issuer, user_id, "", "email_unverified", visit, "magic_link")
+            return self._verification_pending(visit, issuer, user, "")
         await self.credentials.record(
             RecordVerification(
                 issuer_id=issuer.id, user_id=user_id, succeeded=True, method="magic_link",
@@ -708,6 +856,16 @@ class Portal:
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
         return user if user is not None and user.status == "active" else None
+
+    async def _mail_allowed(self, issuer_id: str, email: str) -> bool:
+        """Count one requested mail to `email`; False once 5 went out within 15 minutes (the
+        page answers the same either way)."""
+        username_hash = self.people.username_hash(issuer_id, email)
+        async with self._throttle_step:  # the outbox's workers count one at a time
+            if self.mail_throttle.retry_after(issuer_id, username_hash):
+                return False
+            await self.mail_throttle.failed(issuer_id, username_hash)
+        return True
 
     def _link(self, issuer_id: str, path: str, token: str) -> str:
         return f"{self.idp_base}/{quote(issuer_id, safe='')}/{path}?{urlencode({'token': token})}"
@@ -738,5 +896,5 @@ class Portal:
         )  # fmt: skip
 
 
-def _brand_name(issuer: IssuerRow) -> str:
+def issuer_name(issuer: IssuerRow) -> str:
     return branding(issuer.name, issuer.settings).name
