@@ -60,6 +60,8 @@ from tests.bench.loadgen import (
     ServerCpu,
     Stats,
     close_all,
+    db_counters,
+    db_per_request,
     open_all,
     per_request_ms,
 )
@@ -347,14 +349,17 @@ class Bench:
         count = int(min(budget - probe_n, by_time, exchange_rate * self.args.seconds * 1.2))
         stock, minted = await self.mint(count, probe_n)
         oldest = time.monotonic() - minted.summary()["seconds"]
+        db = await db_counters(self.server_cpu.dsn)
         self.profile("exchange")
         stats, cpu = await self.exchange(stock, families)
         self.profile(None)
+        db_after = await db_counters(self.server_cpu.dsn)
         result = stats.summary()
         result["stock"] = count
         result["oldest_code_age_at_end_s"] = round(time.monotonic() - oldest, 1)
         result["server_cpu_s"] = cpu
         result["server_cpu_ms_per_request"] = per_request_ms(cpu, stats.summary()["ok"])
+        result["database_per_request"] = db_per_request(db, db_after, stats.summary()["ok"])
         result["probe"] = {"codes": probe_n, "ok_per_s": probe.summary()["ok_per_s"]}
         replays = await self.replay_codes([code for _, code in list(stock)[:5]])
         return {"exchange": result, "mint_with_session": minted.summary(), "code_replay": replays}
@@ -417,12 +422,15 @@ class Bench:
             raise RuntimeError(f"{len(spare)} families for {c} connections and the checks")
         tokens, checks = spare[:c], spare[c : c + 8]
         await self.refresh_run(tokens, 1.0, 0.0)  # warm-up
+        db = await db_counters(self.server_cpu.dsn)
         before = self.server_cpu.sample()
         self.profile("refresh")
         top = await self.refresh_run(tokens, self.args.seconds, 0.0)
         self.profile(None)
         cpu = ServerCpu.delta(before, self.server_cpu.sample())
+        db_after = await db_counters(self.server_cpu.dsn)
         result: dict[str, Any] = {"max": top.summary()}
+        result["max"]["database_per_request"] = db_per_request(db, db_after, top.summary()["ok"])
         result["max"]["server_cpu_s"] = cpu
         result["max"]["server_cpu_ms_per_request"] = per_request_ms(cpu, top.summary()["ok"])
         target = top.summary()["ok_per_s"] / 2
@@ -519,19 +527,23 @@ class Bench:
                     continue
                 stats.latencies.append(took)
 
+        db = await db_counters(self.server_cpu.dsn)
         before = self.server_cpu.sample()
+        deadline = time.perf_counter() + seconds
         self.profile("login")
         stats.start()
         await asyncio.gather(*(worker(c) for c in conns))
         stats.stop()
         self.profile(None)
         cpu = ServerCpu.delta(before, self.server_cpu.sample())
+        db_after = await db_counters(self.server_cpu.dsn)
         await close_all(conns)
         result = stats.summary()
         result["connections"] = self.args.login_connections
         result["stock_exhausted"] = exhausted
         result["server_cpu_s"] = cpu
         result["server_cpu_ms_per_request"] = per_request_ms(cpu, stats.summary()["ok"])
+        result["database_per_request"] = db_per_request(db, db_after, stats.summary()["ok"])
         return result
 
     # --- token verification (off the hot path) --------------------------------------------------
@@ -657,12 +669,16 @@ def _line(name: str, r: dict[str, Any]) -> str:
     spent = r.get("server_cpu_s", {})
     secs = r["seconds"] or 1.0
     server = sum(v for k, v in spent.items() if k in ("authpi", "postgres", "nats")) / secs
+    db = r.get("database_per_request") or {}
     return (
         f"{name:20} {r['ok_per_s']:>8.1f}/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
         f"  errors {r['errors']}"
         + (f"  server CPU {cpu:.2f} ms/req ({server:.2f} cores;"
            f" others {spent.get('others', 0.0) / secs:.2f})" if cpu is not None else "")
         + f"  generator {r['generator_cpu_share_of_one_core']:.0%} of a core"
+        + (f"  DB per request: {db['commits']} commits, {db['returned'] + db['fetched']:.0f}"
+           f" rows read, {db['inserted'] + db['updated'] + db['deleted']:.1f} rows written"
+           if db else "")
     )  # fmt: skip
 
 

@@ -223,6 +223,7 @@ class ServerCpu:
             dsn = psutil.Process(platform_pid).environ().get("AUTHPI_DATABASE_URL", "")
         except psutil.Error:
             dsn = ""
+        self.dsn = dsn
         found = re.search(r"(/tmp/authpi-t-[^/&?\s]+)", unquote(dsn))
         if found is not None:
             for proc in psutil.process_iter(["cmdline"]):
@@ -278,3 +279,33 @@ async def open_all(host: str, port: int, count: int) -> list[Conn]:
 
 async def close_all(conns: Iterable[Conn]) -> None:
     await asyncio.gather(*(c.close() for c in conns))
+
+
+DB_COUNTERS = (
+    "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated,"
+    " tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+)
+DB_FIELDS = ("commits", "rollbacks", "returned", "fetched", "inserted", "updated", "deleted")
+
+
+async def db_counters(dsn: str) -> dict[str, int]:
+    """PostgreSQL's own counters of the platform's database (pg_stat_database): transactions
+    and rows. Backends report them at most once a second, hence the pause before reading."""
+    import psycopg
+
+    if not dsn:
+        return {}
+    await asyncio.sleep(1.5)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(DB_COUNTERS)
+        row = await cur.fetchone()
+    return dict(zip(DB_FIELDS, row or (), strict=False))
+
+
+def db_per_request(
+    before: dict[str, int], after: dict[str, int], requests: int
+) -> dict[str, float]:
+    if not requests or not before or not after:
+        return {}
+    return {k: round((after[k] - before[k] - (1 if k == "commits" else 0)) / requests, 2)
+            for k in DB_FIELDS}  # fmt: skip
