@@ -288,24 +288,46 @@ DB_COUNTERS = (
 DB_FIELDS = ("commits", "rollbacks", "returned", "fetched", "inserted", "updated", "deleted")
 
 
-async def db_counters(dsn: str) -> dict[str, int]:
-    """PostgreSQL's own counters of the platform's database (pg_stat_database): transactions
-    and rows. Backends report them at most once a second, hence the pause before reading."""
+TABLE_SCANS = (
+    "SELECT schemaname || '.' || relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0)"
+    " FROM pg_stat_user_tables"
+)
+
+
+async def db_counters(dsn: str) -> dict[str, Any]:
+    """PostgreSQL's own counters of the platform's database (pg_stat_database: transactions and
+    rows; pg_stat_user_tables: scans per table). An idle backend reports what it counted
+    within 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL), hence the pause before reading."""
     import psycopg
 
     if not dsn:
         return {}
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(11.0)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         cur = await conn.execute(DB_COUNTERS)
         row = await cur.fetchone()
-    return dict(zip(DB_FIELDS, row or (), strict=False))
+        found: dict[str, Any] = dict(zip(DB_FIELDS, row or (), strict=False))
+        cur = await conn.execute(TABLE_SCANS)
+        found["tables"] = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
+    return found
 
 
-def db_per_request(
-    before: dict[str, int], after: dict[str, int], requests: int
-) -> dict[str, float]:
+def db_per_request(before: dict[str, Any], after: dict[str, Any], requests: int) -> dict[str, Any]:
+    """Per request: commits and rows, and the tables most read by sequential scans (with their
+    index scans), which is where a missing index shows."""
     if not requests or not before or not after:
         return {}
-    return {k: round((after[k] - before[k] - (1 if k == "commits" else 0)) / requests, 2)
-            for k in DB_FIELDS}  # fmt: skip
+    out: dict[str, Any] = {
+        k: round((after[k] - before[k] - (1 if k == "commits" else 0)) / requests, 2)
+        for k in DB_FIELDS
+    }
+    scans: list[tuple[int, str, float, float]] = []
+    for table, (seq, rows, idx) in after["tables"].items():
+        b_seq, b_rows, b_idx = before["tables"].get(table, (0, 0, 0))
+        scans.append((rows - b_rows, table, (seq - b_seq) / requests, (idx - b_idx) / requests))
+    out["seq_scanned_tables"] = {
+        t: {"seq_rows": round(r / requests, 1), "seq_scans": round(s, 2), "idx_scans": round(i, 2)}
+        for r, t, s, i in sorted(scans, reverse=True)[:5]
+        if r > 0
+    }
+    return out
