@@ -734,7 +734,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.only = set(args.only.split(","))
     from authpi.config import from_env
 
-    s = from_env()
+    # The server's parameters: the platform is started without this shell's AUTHPI_* variables
+    # (authpi.platform.testing.process), so it runs the defaults.
+    s = from_env({k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")})
     results: dict[str, Any] = {
         "idp_workers": args.workers, "cpus": os.cpu_count(),
         "argon2": {"memory_kib": s.argon2_memory_kib, "time_cost": s.argon2_time_cost,
