@@ -21,8 +21,9 @@ from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ConflictError, NotFoundError
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError, RefreshError
+from psycopg import sql
 
-from authpi.platform.testing.tenants import part
+from authpi.platform.testing.tenants import part, schema_of
 from authpi.token.endpoints.authorize import Device, Outcome
 
 SPA_CB = "https://spa.example.com/callback"
@@ -312,7 +313,7 @@ async def test_loopback_redirect_with_any_port(tenant: Tenant):
     assert resp.status_code == 200
 
 
-async def test_code_replay_revokes_the_first_tokens(tenant: Tenant):
+async def test_code_replay_revokes_the_first_tokens(tenant: Tenant, pool):
     sdk = tenant.sdk(web=True)
     auth = sdk.create_authorization_url(scopes=["openid", "profile"])
     callback, _ = await sign_in(tenant, auth.url)
@@ -328,6 +329,15 @@ async def test_code_replay_revokes_the_first_tokens(tenant: Tenant):
     sid = claims(agent.tokens.access_token)["sid"]
     session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(sid)
     assert session.status == "revoked" and session.compromised_reason == "code_reuse"
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {}.events WHERE type = 'auth.flow.replay-attempt'"
+                " AND data->>'issuer_id' = %s AND data->>'artifact' = 'code'"
+            ).format(schema_of(tenant.platform, "token")),
+            [tenant.issuer_id],
+        )
+        assert (await cur.fetchone()) == (1,)
     await sdk.close()
 
 
@@ -413,43 +423,73 @@ async def test_session_revoke_stops_refresh_at_once(tenant: Tenant):
     await sdk.close()
 
 
-async def test_org_suspension_and_selected_org(tenant: Tenant):
-    scope = tenant.admin.issuer(tenant.issuer_id)
-    acme = await scope.organizations.create({"name": "Acme", "scopes": ["member"]})
-    beta = await scope.organizations.create({"name": "Beta"})
-    gamma = await scope.organizations.create({"name": "Gamma"})
-    for org in (acme, beta, gamma):
+async def member_of(t: Tenant, *names: str) -> list[str]:
+    """New organizations of the tenant's issuer with the user as an active member."""
+    scope = t.admin.issuer(t.issuer_id)
+    ids = []
+    for name in names:
+        org = await scope.organizations.create({"name": name, "scopes": ["member"]})
         await scope.organization(org.id).members.create(
-            {"member_id": tenant.user_id, "scopes": ["member"]}
+            {"member_id": t.user_id, "scopes": ["member"]}
         )
-    await scope.organization(gamma.id).members.update(tenant.user_id, {"status": "suspended"})
+        ids.append(org.id)
+    return ids
 
-    sdk, agent, cookie = await login_with_sdk(tenant)
-    orgs = {o["id"] for o in claims(agent.tokens.access_token)["organizations"]}
-    assert orgs == {acme.id, beta.id}  # the suspended membership is left out
 
-    await scope.organizations.update(beta.id, {"status": "suspended"})
+def org_ids(token_: str) -> list[str]:
+    return sorted(o["id"] for o in claims(token_)["organizations"])
+
+
+async def test_a_suspended_membership_is_left_out(tenant: Tenant):
+    active, paused = await member_of(tenant, "Active", "Paused")
+    scope = tenant.admin.issuer(tenant.issuer_id)
+    await scope.organization(paused).members.update(tenant.user_id, {"status": "suspended"})
+    sdk, agent, _ = await login_with_sdk(tenant)
+    assert org_ids(agent.tokens.access_token) == [active]
+    assert org_ids(agent.tokens.id_token) == [active]
+    assert [o.id for o in (await sdk.get_user_info(agent)).organizations or []] == [active]
+    await sdk.close()
+
+
+async def test_org_suspension_removes_the_org_at_the_next_refresh(tenant: Tenant):
+    acme, beta = await member_of(tenant, "Acme", "Beta")
+    sdk, agent, _ = await login_with_sdk(tenant)
+    assert org_ids(agent.tokens.access_token) == sorted([acme, beta])
+    await tenant.admin.issuer(tenant.issuer_id).organizations.update(beta, {"status": "suspended"})
     refreshed = await sdk.refresh(agent)
-    assert [o["id"] for o in claims(refreshed.tokens.access_token)["organizations"]] == [acme.id]
-    info = await sdk.get_user_info(refreshed)
-    assert [o.id for o in info.organizations or []] == [acme.id]
+    assert org_ids(refreshed.tokens.access_token) == [acme]
+    assert org_ids(refreshed.tokens.id_token) == [acme]
+    assert "organizations" not in claims(refreshed.tokens.refresh_token)
+    assert [o.id for o in (await sdk.get_user_info(refreshed)).organizations or []] == [acme]
+    await sdk.close()
 
-    # Selected-org issuance: only that org, with org_id, kept on refresh.
-    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"], org=acme.id)
+
+async def test_a_selected_org_token_carries_only_that_org(tenant: Tenant):
+    acme, _beta, gamma = await member_of(tenant, "Acme", "Beta", "Gamma")
+    scope = tenant.admin.issuer(tenant.issuer_id)
+    await scope.organization(gamma).members.update(tenant.user_id, {"status": "suspended"})
+    sdk, _, cookie = await login_with_sdk(tenant)
+    auth = sdk.create_authorization_url(scopes=["openid", "profile", "email"], org=acme)
     callback, _ = await sign_in(tenant, auth.url, cookie=cookie)
     selected = await sdk.exchange_callback(urlencode(callback), auth)
     at = claims(selected.tokens.access_token)
-    assert at["org_id"] == acme.id and [o["id"] for o in at["organizations"]] == [acme.id]
-    assert claims(selected.tokens.id_token)["org_id"] == acme.id
-    assert claims(selected.tokens.refresh_token)["org_id"] == acme.id
+    assert at["org_id"] == acme and org_ids(selected.tokens.access_token) == [acme]
+    assert claims(selected.tokens.id_token)["org_id"] == acme
+    assert claims(selected.tokens.refresh_token)["org_id"] == acme  # the marker only
     again = await sdk.refresh(selected)
-    assert claims(again.tokens.access_token)["org_id"] == acme.id
-    assert (await sdk.get_user_info(again)).org_id == acme.id
-
-    # An org the user is not an active member of: access_denied after login.
-    denied = sdk.create_authorization_url(scopes=["openid"], org=gamma.id)
+    assert claims(again.tokens.access_token)["org_id"] == acme
+    assert org_ids(again.tokens.access_token) == [acme]
+    info = await sdk.get_user_info(again)
+    assert info.org_id == acme and [o.id for o in info.organizations or []] == [acme]
+    # an org the user is not an active member of: access_denied after login
+    denied = sdk.create_authorization_url(scopes=["openid"], org=gamma)
     callback, _ = await sign_in(tenant, denied.url, cookie=cookie)
-    assert callback["error"] == "access_denied"
+    assert callback["error"] == "access_denied" and callback["state"] == denied.state
+    # the selected org suspended later: refresh goes on, with no organization (14 #13)
+    await scope.organizations.update(acme, {"status": "suspended"})
+    later = await sdk.refresh(again)
+    assert claims(later.tokens.access_token)["org_id"] == acme
+    assert org_ids(later.tokens.access_token) == []
     await sdk.close()
 
 
@@ -607,3 +647,42 @@ async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
         tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": rt}
     )
     assert refresh.json()["error"] == "invalid_grant"
+
+
+async def test_prompt_login_and_consent_and_a_login_without_flow(tenant: Tenant):
+    sdk, _, cookie = await login_with_sdk(tenant)
+    first_sid = cookie.partition(".")[0]
+    # prompt=consent shows the consent page although consent exists
+    forced = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(forced.url + "&prompt=consent", cookie)
+    assert "/consent?flow=" in resp.headers["location"]
+    # prompt=login asks for credentials again and opens a new op session
+    relog = sdk.create_authorization_url(scopes=["openid"])
+    resp = await authorize(relog.url + "&prompt=login", cookie)
+    assert "/login?flow=" in resp.headers["location"]
+    callback, new_cookie = await sign_in(tenant, relog.url + "&prompt=login", cookie=cookie)
+    assert "code" in callback and new_cookie and new_cookie.partition(".")[0] != first_sid
+    # a portal sign-in with no authorization behind it: an op session and the portal's page
+    outcome = await tenant.interactions.login_without_flow(
+        tenant.issuer_id, user_id=tenant.user_id, method="login_link", device=Device(),
+        cookie=None,
+    )  # fmt: skip
+    assert outcome.set_cookie and outcome.redirect == f"{tenant.issuer_url}/login"
+    session = await tenant.interactions.browser_session(tenant.issuer_id, outcome.set_cookie)
+    assert session is not None and session.auth_method == "login_link"
+    assert await tenant.interactions.browser_session(tenant.issuer_id, "s_x.forged") is None
+    await sdk.close()
+
+
+async def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_token(tenant: Tenant):
+    verifier, challenge = pkce()
+    callback, _ = await sign_in(tenant, raw_url(
+        tenant, client_id=tenant.web_id, response_type="code", scope="openid",
+        code_challenge=challenge, code_challenge_method="S256",
+    ))  # fmt: skip
+    data = {"grant_type": "authorization_code", "code": callback["code"],
+            "client_id": tenant.web_id, "client_secret": tenant.web_secret,
+            "code_verifier": verifier}  # fmt: skip
+    wrong = await token(tenant, {**data, "redirect_uri": WEB_CB + "/other"})
+    assert wrong.json()["error"] == "invalid_grant"
+    assert (await token(tenant, data)).status_code == 200

@@ -18,8 +18,16 @@ import jwt
 import pytest
 from authpi_admin import AuthPIAdmin
 
+from authpi.contracts.base import Meta
+from authpi.crypto.envelope import seal, unseal
+from authpi.crypto.passwords import Passwords
+from authpi.eventstore.store import EventStore
 from authpi.platform.testing.mail import Mailbox
 from authpi.testing.plugin import eventually
+from authpi.token.domain.credential_commands import SetPassword
+from authpi.token.handlers.credentials import Credentials
+from authpi.token.projections.credentials import CredentialsView
+from authpi.token.queries.portal import PortalQueries
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -530,3 +538,99 @@ async def test_verified_address_reaches_the_id_token(platform, tenant, mailbox: 
         mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
         assert (await b.get(mail.link("/verify-email?token="))).status_code == 200
         assert await email_verified(b) is True
+
+
+async def test_required_verification_holds_the_authorization_until_verified(
+    platform, issuer_with_keys, admin_of, mailbox: Mailbox
+):
+    settings = {"access": {"mode": "open", "require_verified_email": True}}
+    admin, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        flow_id = login_url.split("flow=", 1)[1]
+        created = await b.submit("/signup", {"email": address, "password": PASSWORD}, flow=flow_id)
+        assert created.status_code == 200 and "Verify your email" in created.text
+        assert "authpi_session" not in created.headers.get("set-cookie", "")
+        first_mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        held = [
+            await b.submit(login_url, {"email": address, "password": PASSWORD}) for _ in range(6)
+        ]
+        for answer in held:
+            assert answer.status_code == 403 and "sent a verification link" in answer.text
+            assert "authpi_session" not in answer.headers.get("set-cookie", "")
+        for _ in range(5):  # sent again on each sign-in, within the requested-mail limit
+            await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        assert len(await mailbox.messages(address)) == 6
+        verified = await b.get(first_mail.link("/verify-email?token="))
+        assert verified.status_code == 200 and "Email verified" in verified.text
+        assert f'href="/{issuer_id}/login?flow={flow_id}"' in verified.text
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+    assert signed_in.status_code == 303 and "authpi_session=" in signed_in.headers["set-cookie"]
+    assert f"/consent?flow={flow_id}" in signed_in.headers["location"]
+
+
+async def test_a_login_link_proves_the_address_a_required_verification_asks_for(
+    platform, issuer_with_keys, admin_of, mailbox: Mailbox
+):
+    settings = {"access": {"mode": "open", "require_verified_email": True}}
+    _, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+        await b.submit("/login-link", {"email": address})
+        link = (await mailbox.wait_for(to=address, subject_contains="sign-in link")).link(
+            "/login-link/callback?token="
+        )
+        used = await b.submit(link, {"token": link.split("token=", 1)[1]})
+    assert used.status_code == 303 and "authpi_session=" in used.headers["set-cookie"]
+
+
+async def test_sign_in_rehashes_a_password_hashed_under_other_parameters(platform, tenant):
+    """A credential stored under weaker Argon2id parameters (written through the credential
+    handler, as an older deployment's settings would have) still signs in; the sign-in stores a
+    hash under the deployment's current parameters, and the password keeps working."""
+    admin, issuer_id = tenant
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)
+    (listed,) = await users_of(admin, issuer_id)
+    user_id = listed.user_id
+    rt = platform.handle.runtimes["token"]
+    schema = f"{platform.namespace}_token"
+    key = rt.kek.derive("credential-password")
+    credentials = Credentials(
+        EventStore(rt.pool, schema, "token", rt.ids, projections=[CredentialsView(schema)])
+    )
+    old = Passwords(memory_kib=8192, time_cost=1).hash_now(PASSWORD)
+    await credentials.execute(
+        SetPassword(
+            issuer_id=issuer_id, user_id=user_id, verifier_id=rt.ids.new("vrf"),
+            sealed_hash=seal(key, old.encode(), user_id.encode()), at=rt.clock.now_ms(),
+        ),
+        Meta(account_id=platform.account_id, issuer_id=issuer_id, subject={"user_id": user_id}),
+    )  # fmt: skip
+
+    async def stored() -> str:
+        async with rt.pool.connection() as conn:
+            row = await PortalQueries(schema).credential(conn, user_id)
+        assert row is not None and row.password_hash is not None
+        return unseal(key, row.password_hash, user_id.encode()).decode()
+
+    assert await stored() == old
+    s = platform.handle.settings
+    current = (
+        f"$argon2id$v=19$m={s.argon2_memory_kib},t={s.argon2_time_cost},p={s.argon2_parallelism}$"
+    )
+    assert not old.startswith(current)
+    async with Browser(platform, issuer_id) as b:
+        first = await b.submit("/login", {"email": address, "password": PASSWORD})
+    rehashed = await stored()
+    assert first.status_code == 303
+    assert rehashed != old and rehashed.startswith(current)
+    async with Browser(platform, issuer_id) as b:
+        wrong = await b.submit("/login", {"email": address, "password": "not the password"})
+        again = await b.submit("/login", {"email": address, "password": PASSWORD})
+    assert again.status_code == 303 and wrong.status_code == 401
+    assert await stored() == rehashed  # nothing to do the second time

@@ -94,8 +94,11 @@ def test_a_client_of_another_issuer_is_unknown():
 
 def test_the_single_registered_uri_is_used_when_none_is_given():
     single = msgspec.structs.replace(SPA, redirect_uris=("https://only.example.com/cb",))
-    _, uri = client_and_redirect("i_1", good(redirect_uri="-"), lambda _: single)
+    f = good(redirect_uri="-")
+    client, uri = client_and_redirect("i_1", f, lambda _: single)
     assert uri == "https://only.example.com/cb"
+    assert validate(ISSUER, client, uri, f).redirect_uri_given is False
+    assert run(good()).redirect_uri_given is True
 
 
 def test_loopback_port_relaxation_rfc8252():

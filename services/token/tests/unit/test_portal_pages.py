@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from authpi.token.portal.csrf import Csrf
-from authpi.token.portal.flows import Page, links, message
+from authpi.token.portal.flows import Page, links, message, require_verified_email
 from authpi.token.portal.pages import DEFAULT_COLOR, Pages, branding, safe_color, safe_logo_url
 
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -127,3 +127,18 @@ def test_csrf_field_is_bound_to_the_flow_and_the_cookie():
     assert not csrf.valid("f_1", None, field)
     assert not csrf.valid("f_1", cookie, None)
     assert not Csrf(b"j" * 32).valid("f_1", cookie, field)
+
+
+@pytest.mark.parametrize(
+    ("settings", "required"),
+    [
+        ({}, False),
+        ({"access": {}}, False),
+        ({"access": {"require_verified_email": False}}, False),
+        ({"access": {"require_verified_email": True}}, True),
+        ({"access": {"require_verified_email": "no"}}, True),  # malformed: fails closed
+        ({"access": "nonsense"}, False),
+    ],
+)
+def test_require_verified_email_setting(settings, required):
+    assert require_verified_email(settings) is required

@@ -130,6 +130,7 @@ async def build(rt: Runtime) -> ServiceParts:
     )
     revoked = RevokedTokens(rt.pool, schema)
     bearer = BearerCheck(verifier, revoked, session_queries, people, rt.clock)
+    credentials = Credentials(store)
     token = TokenEndpoint(
         auth,
         ClientCredentialsGrant(idp_base, rt.clock, facts),
@@ -143,6 +144,7 @@ async def build(rt: Runtime) -> ServiceParts:
             people=people,
             revocations=revocations,
             facts=facts,
+            attempts=credentials,
         ),
         RefreshTokenGrant(
             idp_base=idp_base,
@@ -190,7 +192,7 @@ async def build(rt: Runtime) -> ServiceParts:
     outbox = Outbox()
     portal = Portal(
         idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
-        credentials=Credentials(store), mail_tokens=mail_tokens,
+        credentials=credentials, mail_tokens=mail_tokens,
         passwords=Passwords(
             memory_kib=rt.settings.argon2_memory_kib, time_cost=rt.settings.argon2_time_cost,
             parallelism=rt.settings.argon2_parallelism,

@@ -77,6 +77,8 @@ class Flow(msgspec.Struct, frozen=True, kw_only=True):
     resources: list[str]
     login_hint: str | None
     expires_at: int  # Unix ms
+    # RFC 6749 4.1.3: /token must repeat redirect_uri only when /authorize named it.
+    redirect_uri_given: bool = True
 
 
 class OpSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +142,7 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     org: str | None
     resources: list[str]
     login_hint: str | None
+    redirect_uri_given: bool = True
 
 
 def redirect_uri_matches(registered: tuple[str, ...] | list[str], presented: str) -> bool:
@@ -247,6 +250,7 @@ def _validate(issuer: IssuerKeys, client: ClientEntry, redirect_uri: str, form: 
         org=org,
         resources=_resources(client, form.all("resource")),
         login_hint=form.get("login_hint"),
+        redirect_uri_given=form.get("redirect_uri") is not None,
     )
 
 
@@ -605,6 +609,7 @@ class Interactions:
             account_id=session.account_id,
             client_id=flow.client_id,
             redirect_uri=flow.redirect_uri,
+            redirect_uri_given=flow.redirect_uri_given,
             code_challenge=flow.code_challenge,
             scopes=flow.scopes,
             nonce=flow.nonce,

@@ -10,7 +10,7 @@ Then one transaction opens the client's rp session and its refresh family and co
 (single use: a conditional UPDATE that also records what is issued, see grants.codes), and the
 tokens are minted. A second presentation of the code fails and revokes what the first one
 issued: the rp session (compromised) with its refresh family, and the access token's jti on the
-deny-list."""
+deny-list; the replay itself is recorded (`auth.flow.replay-attempt`, artifact `code`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from authpi.errors import NotFound
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.commands import RevokeToken
+from authpi.token.domain.credential_commands import RecordReplay
 from authpi.token.domain.refresh_family import StartFamily
 from authpi.token.domain.rotation import MAX_TOKEN_TTL_S
 from authpi.token.endpoints.discovery import issuer_url
@@ -43,6 +44,7 @@ from authpi.token.grants.id_token import (
     mint,
     refresh_exp,
 )
+from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.queries.sessions import SessionQueries
@@ -93,7 +95,9 @@ class AuthorizationCodeGrant:
         people: PeopleReader,
         revocations: Revocations,
         facts: FactPublisher,
+        attempts: Credentials | None = None,
     ) -> None:
+        self.attempts = attempts
         self.idp_base = idp_base
         self.clock = clock
         self.ids = ids
@@ -123,7 +127,7 @@ class AuthorizationCodeGrant:
         grant = stored.grant
         if stored.expires_at <= now:
             raise InvalidGrant("Code expired")
-        if redirect_uri != grant.redirect_uri:
+        if redirect_uri != grant.redirect_uri and (grant.redirect_uri_given or redirect_uri):
             raise InvalidGrant("redirect_uri does not match the authorization request")
         _check_pkce(grant.code_challenge, verifier)
         aud = token_audience(form, grant.resources, client.id)
@@ -234,6 +238,14 @@ class AuthorizationCodeGrant:
         if stored is None:
             return
         meta = client_meta(issuer, client, stored.grant.user_id)
+        if self.attempts is not None:  # platform.md: auth.flow.replay-attempt
+            await self.attempts.record(
+                RecordReplay(
+                    issuer_id=issuer.issuer_id, client_id=client.id, flow="authorization",
+                    artifact="code", at=self.clock.now_ms(),
+                ),
+                meta,
+            )  # fmt: skip
         if stored.session_id is not None:
             try:
                 await self.sessions.compromise(

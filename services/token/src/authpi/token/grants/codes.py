@@ -46,6 +46,7 @@ class CodeGrant(msgspec.Struct, frozen=True, kw_only=True):
     auth_time: int  # Unix ms of the user's authentication
     auth_method: str
     device: dict[str, str] = {}
+    redirect_uri_given: bool = True  # /authorize named it: /token must repeat it
 
 
 class StoredCode(msgspec.Struct, frozen=True, kw_only=True):
