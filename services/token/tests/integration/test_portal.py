@@ -127,6 +127,18 @@ async def test_signup_without_or_with_a_wrong_csrf_changes_nothing(platform, ten
     assert await users_of(admin, issuer_id) == []
 
 
+async def test_signed_out_and_refused_pages_lead_somewhere(platform, tenant):
+    _, issuer_id = tenant
+    async with Browser(platform, issuer_id) as b:
+        signed_out = await b.get("/signed-out")
+        await b.get("/login")
+        refused = await b.submit("/login", {"email": "a@example.com", "password": "x"}, csrf=None)
+    assert signed_out.status_code == 200
+    assert f'href="/{issuer_id}/login" id="continue"' in signed_out.text
+    assert refused.status_code == 403 and "Nothing was changed" in refused.text
+    assert f'href="/{issuer_id}/login" id="continue">Try again' in refused.text
+
+
 async def test_login_without_csrf_is_refused_before_any_check(platform, tenant):
     _, issuer_id = tenant
     address = email()

@@ -90,6 +90,9 @@ def test_every_template_escapes_its_values(pages):
         message(EVIL, EVIL, link={"href": EVIL, "label": EVIL}),
         Page(template="consent.html", context={"client_name": EVIL, "scopes": [EVIL]}),
         Page(template="reset.html", context={"token": EVIL}),
+        Page(
+            template="confirm.html", context={"token": EVIL, "address": EVIL, "client_name": EVIL}
+        ),
         Page(template="signup.html", context={**signup, "links": links("i_1", None)}),
         Page(template="email_form.html", context={**form, "links": links("i_1", None)}),
     ):
@@ -142,3 +145,27 @@ def test_csrf_field_is_bound_to_the_flow_and_the_cookie():
 )
 def test_require_verified_email_setting(settings, required):
     assert require_verified_email(settings) is required
+
+
+def test_consent_names_what_each_scope_allows(pages):
+    context = {"csrf": "c", "action": "/i_1/consent", "client_name": "Acme", "scopes": [
+        "openid", "email", "billing:read"]}  # fmt: skip
+    html = pages.render("consent.html", 200, branding("acme", {}), context).html
+    assert "See your email address" in html and "Confirm who you are" in html
+    assert "Use the \u201cbilling:read\u201d permission" in html
+
+
+def test_confirm_page_names_the_account_and_posts_the_token(pages):
+    context = {"csrf": "c", "action": "/i_1/login-link/callback?token=t", "token": "t",
+               "address": "ada@example.com", "client_name": None}  # fmt: skip
+    html = pages.render("confirm.html", 200, branding("acme", {}), context).html
+    assert "Continue as ada@example.com" in html
+    assert '<form method="post"' in html and 'name="token" value="t"' in html
+
+
+def test_without_a_logo_the_brand_shows_its_initial(pages):
+    html = pages.render("login.html", 200, branding("acme", {}), login_context()).html
+    assert '<span class="mark" aria-hidden="true">a</span>' in html
+    with_logo = branding("acme", {"branding": {"logo_url": "https://cdn.example.com/l.png"}})
+    html = pages.render("login.html", 200, with_logo, login_context()).html
+    assert 'class="mark"' not in html and 'src="https://cdn.example.com/l.png"' in html

@@ -32,6 +32,7 @@ from authpi.token.portal.flows import (
     Portal,
     Redirect,
     Visit,
+    links,
     message,
 )
 from authpi.token.portal.pages import Branding, Pages, branding
@@ -110,8 +111,9 @@ class PortalRoutes:
                 log.warning("portal.csrf_refused", issuer_id=issuer_id)
                 refused = message(
                     "Request refused",
-                    "This form expired or was sent from elsewhere. Go back, reload and try again.",
+                    "This form expired or was sent from elsewhere. Nothing was changed.",
                     403,
+                    link={"href": _self(request), "label": "Try again"},
                 )
                 return self.page(issuer_id, issuer, refused, csrf_cookie, new_cookies)
         try:
@@ -208,10 +210,18 @@ class PortalRoutes:
             return await p.login_link(v, i, f.get("token", ""))
 
         async def signed_out(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
-            return message("Signed out", "You have been signed out.")
+            return message(
+                "You are signed out",
+                "You can close this window, or sign in again.",
+                link={"href": links(i.id, None)["login"], "label": "Sign in again"},
+            )
 
         async def error(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
-            return message("Something went wrong", "Return to the application and try again.")
+            return message(
+                "Something went wrong",
+                "We could not complete this request. Return to the application you came from"
+                " and try again.",
+            )
 
         def pair(path: str, op: str, show: Step, submit: Step | None) -> list[Any]:
             @get(

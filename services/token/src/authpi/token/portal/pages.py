@@ -78,6 +78,22 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+SCOPES = {
+    "openid": "Confirm who you are",
+    "profile": "See your name and profile picture",
+    "email": "See your email address",
+    "phone": "See your phone number",
+    "address": "See your postal address",
+    "offline_access": "Stay connected while you are not using it",
+}
+
+
+def scope_text(scope: str) -> str:
+    """What a scope lets the client do, in words a person reads on the consent page; a scope
+    the portal does not know is named as it is."""
+    return SCOPES.get(scope, f"Use the \u201c{scope}\u201d permission")
+
+
 class Rendered(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     html: str
@@ -93,6 +109,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.globals["scope_text"] = scope_text
 
     def render(
         self, template: str, status: int, brand: Branding, context: Mapping[str, Any]
