@@ -42,6 +42,8 @@ proto-check: venv
 
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
+## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
+## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
