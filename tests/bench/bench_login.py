@@ -134,9 +134,12 @@ class Bench:
         self.cpu: ServerCpu | None = None
         self.samples: list[TokenBody] = []
         self.profiled: list[int] = []  # server pids to profile (--profile)
+        self.perf_proc: Any = None
 
     def profile(self, tag: str | None) -> None:
-        """Start (a tag) or stop (None) cProfile in the server's Python processes."""
+        """Start (a tag) or stop (None) cProfile in the server's Python processes, and `perf
+        record` of every server process (--perf)."""
+        self.perf(tag)
         if not self.profiled or not self.args.profile:
             return
         import signal
@@ -148,6 +151,29 @@ class Bench:
                 os.kill(pid, signal.SIGUSR1 if tag is not None else signal.SIGUSR2)
             except ProcessLookupError:
                 pass
+
+    def perf(self, tag: str | None) -> None:
+        """`perf record` (sampling, low overhead) of the server's processes during one run:
+        the time by shared object (the interpreter, libpq, OpenSSL, Argon2, PostgreSQL, the
+        kernel) complements cProfile, which cannot see C and inflates call-heavy Python."""
+        import signal
+        import subprocess
+
+        if not self.args.perf:
+            return
+        if tag is None:
+            if self.perf_proc is not None:
+                self.perf_proc.send_signal(signal.SIGINT)
+                self.perf_proc.wait(60)
+                self.perf_proc = None
+            return
+        pids = [str(p) for p in self.server_cpu.server_pids()]
+        out = Path(self.args.perf) / f"{tag}.data"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.perf_proc = subprocess.Popen(
+            ["perf", "record", "-q", "-F", "499", "-o", str(out), "-p", ",".join(pids)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     @property
     def server_cpu(self) -> ServerCpu:
@@ -597,6 +623,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         if "login" in args.only:
             results["login"] = await bench.logins()
         results["sampled_tokens"] = await bench.verify_samples()
+    if args.perf:
+        results["perf"] = {
+            tag: perf_summary(os.path.join(args.perf, f"{tag}.data"))
+            for tag in ("exchange", "refresh", "login")
+            if os.path.exists(os.path.join(args.perf, f"{tag}.data"))
+        }
     if args.profile:
         requests = {
             "exchange": results.get("codes", {}).get("exchange", {}).get("ok", 0),
@@ -613,6 +645,21 @@ def _pids(running: Running) -> list[int]:
     import psutil
 
     return [running.proc.pid, *(p.pid for p in psutil.Process(running.proc.pid).children(True))]
+
+
+def perf_summary(data: str, top: int = 20) -> dict[str, Any]:
+    """Samples of a `perf record` by shared object, and the hottest symbols."""
+    import subprocess
+
+    def report(sort: str) -> list[str]:
+        out = subprocess.run(
+            ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
+             "--percent-limit", "0.5", "-q"],
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        return [" ".join(line.split()) for line in out.splitlines() if line.strip()][:top]
+
+    return {"by_process_and_object": report("comm,dso"), "by_symbol": report("dso,sym")}
 
 
 def profile_summary(directory: str, tag: str, requests: int, top: int = 25) -> dict[str, Any]:
@@ -645,9 +692,17 @@ def profile_summary(directory: str, tag: str, requests: int, top: int = 25) -> d
             f"{r[key] / total:6.1%} {r[key] * 1000 / requests:7.3f} ms/req  {r[0]}" for r in ordered
         ]
 
+    packages: dict[str, float] = {}
+    for where, _n, tottime, _c in rows:
+        head = where.split("/", 1)[0] if "/" in where else where.split(":", 1)[0]
+        if head == "authpi":
+            head = "/".join(where.split("/")[:2])  # authpi/token, authpi/eventstore, ...
+        packages[head] = packages.get(head, 0.0) + tottime
+    by_package = sorted(packages.items(), key=lambda kv: kv[1], reverse=True)[:15]
     return {
         "requests": requests,
         "profiled_seconds_in_python": round(total, 2),
+        "own_time_by_package": {k: f"{v / total:.1%}" for k, v in by_package},
         "sql_statements_per_request": round(statements / requests, 1),
         "sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)": round(commands / requests, 1),
         "by_own_time": table(2),
@@ -697,12 +752,20 @@ def _print(results: dict[str, Any]) -> None:
     if "login" in http:
         print(_line("password login", http["login"]))
     print(f"sampled tokens: {http['sampled_tokens']}")
+    for tag, perf in http.get("perf", {}).items():
+        print(f"\nperf {tag}, by process and object:")
+        for row in perf["by_process_and_object"]:
+            print(f"    {row}")
+        print("  by symbol:")
+        for row in perf["by_symbol"]:
+            print(f"    {row}")
     for tag, prof in http.get("profile", {}).items():
         if not prof:
             continue
         print(f"\nprofile {tag}: {prof['requests']} requests, SQL statements/request"
               f" {prof['sql_statements_per_request']}, commands/request"
               f" {prof['sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)']}")  # fmt: skip
+        print(f"  own time by package: {prof['own_time_by_package']}")
         print("  by cumulative time:")
         for row in prof["by_cumulative_time"]:
             print(f"    {row}")
@@ -727,6 +790,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--only", default="codes,refresh,login", help="comma-separated: codes, refresh, login"
     )
     parser.add_argument("--out", default="bench-results/login.json")
+    parser.add_argument(
+        "--perf", metavar="DIR", help="perf record the server's processes per scenario into DIR"
+    )
     parser.add_argument(
         "--profile", metavar="DIR", help="cProfile the server's processes per scenario into DIR"
     )

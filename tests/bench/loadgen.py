@@ -231,6 +231,16 @@ class ServerCpu:
                 if cmd and cmd[0].endswith("/postgres") and any(found.group(1) in a for a in cmd):
                     self.roots.append(proc)
 
+    def server_pids(self) -> list[int]:
+        """authpi (and its workers), NATS and PostgreSQL: not this process."""
+        pids = [p.pid for p in self.me.children(recursive=True)]
+        for root in self.roots:
+            try:
+                pids += [root.pid, *(c.pid for c in root.children(recursive=True))]
+            except psutil.Error:
+                continue
+        return pids
+
     def sample(self) -> dict[int, tuple[str, float]]:
         seen: dict[int, tuple[str, float]] = {}
         procs: list[psutil.Process] = list(self.me.children(recursive=True))
