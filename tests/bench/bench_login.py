@@ -28,7 +28,14 @@ Checks of every response: status, the answer's shape (tokens, a new refresh toke
 family, a code for the request's state, the cookies). Signatures and claims of a sample of the
 tokens are verified against the issuer's JWKS after each run (not on the hot path of the
 generator). Server CPU is utime+stime of the server's processes (authpi, PostgreSQL, NATS) per
-checked response."""
+checked response, beside what the rest of the machine spent meanwhile (`others`: on a shared
+machine the rates are floors, the CPU per request is the steadier figure). PostgreSQL's own
+counters give commits and rows per request.
+
+Where the time goes: `--perf DIR` samples the server's processes with `perf record` per scenario
+(by process and shared object: interpreter, PostgreSQL, OpenSSL, Argon2, kernel); `--profile DIR`
+runs cProfile in the server's Python processes per scenario (SQL statements and transaction
+commands per request, functions by own and cumulative time). Neither run's rates are the bench's."""
 
 from __future__ import annotations
 
