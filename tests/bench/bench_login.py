@@ -85,9 +85,36 @@ PROFILE_HOOK = """
 import os, signal
 _dir = os.environ.get("BENCH_PROFILE_DIR")
 if _dir:
-    import cProfile
+    import collections, cProfile, json, re
     _state = {}
+    _sql = collections.Counter()
+    def _text(query):
+        if isinstance(query, bytes):
+            query = query.decode("utf-8", "replace")
+        elif not isinstance(query, str):
+            query = repr(query)
+        query = re.sub(r"\\s+", " ", query).strip()
+        return re.sub(r"\\bt[0-9a-f]{10}_", "", query)[:110]
+    def _count(kind, query):
+        if "p" in _state:
+            _sql[kind + " " + _text(query)] += 1
+    def _patch():
+        from psycopg import _connection_base, _cursor_base
+        run = _cursor_base.BaseCursor._execute_gen
+        command = _connection_base.BaseConnection._exec_command
+        def execute_gen(self, query, *args, **kwargs):
+            _count("SQL", query)
+            return run(self, query, *args, **kwargs)
+        def exec_command(self, cmd, *args, **kwargs):
+            _count("CMD", cmd)
+            return command(self, cmd, *args, **kwargs)
+        _cursor_base.BaseCursor._execute_gen = execute_gen
+        _connection_base.BaseConnection._exec_command = exec_command
     def _start(signum, frame):
+        if not _state.get("patched"):
+            _patch()
+            _state["patched"] = True
+        _sql.clear()
         _state["p"] = cProfile.Profile()
         _state["p"].enable()
     def _stop(signum, frame):
@@ -97,6 +124,8 @@ if _dir:
             with open(os.path.join(_dir, "tag")) as f:
                 tag = f.read().strip()
             prof.dump_stats(os.path.join(_dir, f"{tag}-{os.getpid()}.prof"))
+            with open(os.path.join(_dir, f"{tag}-{os.getpid()}.sql.json"), "w") as f:
+                json.dump(dict(_sql), f)
     signal.signal(signal.SIGUSR1, _start)
     signal.signal(signal.SIGUSR2, _stop)
 """
@@ -706,9 +735,19 @@ def profile_summary(directory: str, tag: str, requests: int, top: int = 25) -> d
             head = "/".join(where.split("/")[:2])  # authpi/token, authpi/eventstore, ...
         packages[head] = packages.get(head, 0.0) + tottime
     by_package = sorted(packages.items(), key=lambda kv: kv[1], reverse=True)[:15]
+    counted: dict[str, int] = {}
+    for path in glob.glob(os.path.join(directory, f"{tag}-*.sql.json")):
+        for text, n in json.loads(Path(path).read_text()).items():
+            counted[text] = counted.get(text, 0) + n
+    sql = [
+        f"{n / requests:6.2f}/req  {text}"
+        for text, n in sorted(counted.items(), key=lambda kv: kv[1], reverse=True)
+        if n / requests >= 0.05
+    ]
     return {
         "requests": requests,
         "profiled_seconds_in_python": round(total, 2),
+        "sql_per_request": sql,
         "own_time_by_package": {k: f"{v / total:.1%}" for k, v in by_package},
         "sql_statements_per_request": round(statements / requests, 1),
         "sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)": round(commands / requests, 1),
@@ -773,6 +812,9 @@ def _print(results: dict[str, Any]) -> None:
               f" {prof['sql_statements_per_request']}, commands/request"
               f" {prof['sql_commands_per_request (BEGIN/COMMIT/SAVEPOINT...)']}")  # fmt: skip
         print(f"  own time by package: {prof['own_time_by_package']}")
+        print("  SQL statements (SQL) and transaction commands (CMD) per request:")
+        for row in prof.get("sql_per_request", []):
+            print(f"    {row}")
         print("  by cumulative time:")
         for row in prof["by_cumulative_time"]:
             print(f"    {row}")
