@@ -647,10 +647,10 @@ class Portal:
                 flow = await self.interactions.flow(issuer.id, redeemed.token.flow_id)
                 href = links(issuer.id, redeemed.token.flow_id)["login"]
                 link = {"href": href, "label": f"Continue to {flow.client_name}"}
-            except FlowGone:  # it expired: the application starts a new one
+            except FlowGone:  # finished or expired: the application starts a new one
                 text += (
-                    " The sign-in you started has expired: go back to the application you came"
-                    " from and sign in there."
+                    " If the application you signed up for still asks you to sign in, go back"
+                    " to it and sign in there."
                 )
         page = message("Email verified", text)
         return msgspec.structs.replace(page, context={**page.context, "link": link})
