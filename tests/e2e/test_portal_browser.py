@@ -118,7 +118,18 @@ async def test_signup_verify_consent_reset_login_logout_in_chromium(
         await browser.get(f"{t.issuer_url}/login")
         signed_in = await browser.run(page_state)
         assert signed_in["h1"] == "You are signed in", signed_in
+        assert "Go back to the application you want to use" in signed_in["text"]
+        await browser.screenshot("signed-in")
         await browser.run(lambda d: d.delete_all_cookies())  # e.g. another device
+        # Signing up again with the address: the answer any sign-up gets, and a mail to it.
+        await browser.get(f"{t.issuer_url}/signup")
+        await browser.run(fill({"name": "Someone Else", "email": email, "password": NEW_PASSWORD}))
+        taken = await browser.run(page_state)
+        assert taken["h1"] == "Check your email", taken
+        assert "already" not in taken["text"]
+        await browser.screenshot("signup-address-taken")
+        await mailbox.wait_for(to=email, subject_contains="tried to sign up")
+        await browser.run(lambda d: d.delete_all_cookies())
         await browser.get(f"{t.issuer_url}/login")
         await browser.run(click("forgot"))
         forgot = await browser.run(page_state)

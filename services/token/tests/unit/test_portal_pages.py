@@ -95,7 +95,7 @@ def test_every_template_escapes_its_values(pages):
     form = {"lead": EVIL, "button": EVIL, "email": EVIL}
     for page in (
         message(EVIL, EVIL, link={"href": EVIL, "label": EVIL}),
-        message(EVIL, EVIL, detail=EVIL, secondary={"href": EVIL, "label": EVIL}),
+        message(EVIL, EVIL, detail=EVIL, secondary={"href": EVIL, "label": EVIL}, sent_to=EVIL),
         Page(template="consent.html", context={"client_name": EVIL, "scopes": [EVIL]}),
         Page(
             template="consent.html",

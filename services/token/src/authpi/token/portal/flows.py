@@ -514,8 +514,8 @@ class Portal:
         just created or the address already had one (the owner then gets a mail about it)."""
         page = message(
             "Check your email",
-            f"We have sent a message to {email}. Open the link in it to verify your address,"
-            " then sign in.",
+            "We have sent you a message. Open the link in it to verify your address, then sign in.",
+            sent_to=email,
         )
         link = {"href": links(issuer.id, visit.flow_id)["login"], "label": "Sign in"}
         return msgspec.structs.replace(page, context={**page.context, "link": link})
