@@ -25,6 +25,7 @@ from authpi.token.api.machine import MachineEndpoints
 from authpi.token.api.oidc import OidcEndpoints
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
+from authpi.token.api.sso import sso_routes
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
 from authpi.token.endpoints.authorize import Interactions
@@ -34,6 +35,7 @@ from authpi.token.endpoints.consents import ConsentsEndpoint
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
+from authpi.token.endpoints.sso import PortalOrigin, SsoDiscoveryEndpoint
 from authpi.token.endpoints.token import TokenEndpoint
 from authpi.token.endpoints.userinfo import BearerCheck, UserInfoEndpoint
 from authpi.token.grants.authorization_code import AuthorizationCodeGrant
@@ -65,6 +67,7 @@ from authpi.token.queries.people import People
 from authpi.token.queries.portal import PortalQueries
 from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
+from authpi.token.queries.sso import SsoQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
@@ -203,8 +206,15 @@ async def build(rt: Runtime) -> ServiceParts:
         session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
         outbox=outbox,
     )  # fmt: skip
+    # SSO discovery answers the portal only: its pages carry a portal-origin token.
+    origin = PortalOrigin(rt.kek.derive("portal-origin"), rt.clock)
+    sso = SsoDiscoveryEndpoint(idp_base, origin, SsoQueries(rt.pool, schema))
     portal_http = PortalRoutes(
-        portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
+        portal=portal,
+        pages=Pages(),
+        csrf=Csrf(rt.kek.derive("portal-csrf")),
+        idp_base=idp_base,
+        origin=origin,
     )
     return ServiceParts(
         name="token",
@@ -212,6 +222,7 @@ async def build(rt: Runtime) -> ServiceParts:
         idp_routes=[
             *discovery_routes(cache, idp_base), *machine.routes(),
             *authorize_routes(interactions, idp_base), *oidc.routes(), *portal_http.routes(),
+            *sso_routes(cache, sso, idp_base),
         ],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
@@ -250,6 +261,7 @@ async def build(rt: Runtime) -> ServiceParts:
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,
             "people": people, "registry": registry, "interactions": interactions,
+            "portal_origin": origin,
         },
     )  # fmt: skip
 
