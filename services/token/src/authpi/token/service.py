@@ -20,6 +20,7 @@ from authpi.messaging.follower import Feed
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry, UserArrivals
 from authpi.token.api.authorize import authorize_routes
+from authpi.token.api.cors import cors_routes
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.api.oidc import OidcEndpoints
@@ -32,6 +33,7 @@ from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
 from authpi.token.endpoints.consents import ConsentsEndpoint
+from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
@@ -160,8 +162,11 @@ async def build(rt: Runtime) -> ServiceParts:
             pool=rt.pool,
         ),
     )
+    # CORS of /token, /revoke and /userinfo: the origins of the public clients' redirect URIs.
+    cors = CorsOrigins(clients)
     machine = MachineEndpoints(
         idp_base=idp_base,
+        cors=cors,
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
@@ -173,6 +178,7 @@ async def build(rt: Runtime) -> ServiceParts:
     )
     oidc = OidcEndpoints(
         idp_base=idp_base,
+        cors=cors,
         keys=cache,
         clients=clients,
         userinfo=UserInfoEndpoint(bearer, people, clients),
@@ -220,6 +226,7 @@ async def build(rt: Runtime) -> ServiceParts:
         name="token",
         core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
         idp_routes=[
+            *cors_routes(cors),  # before the routes of the same paths: their OPTIONS
             *discovery_routes(cache, idp_base), *machine.routes(),
             *authorize_routes(interactions, idp_base), *oidc.routes(), *portal_http.routes(),
             *sso_routes(cache, sso, idp_base),
