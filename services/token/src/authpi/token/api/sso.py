@@ -37,7 +37,11 @@ def sso_routes(keys: KeyCache, endpoint: SsoDiscoveryEndpoint, idp_base: str) ->
         operation_id="discoverSso",
         summary="Discover SSO for an email (portal only)",
         description="Requires the Authpi-Portal header issued by the hosted login portal.",
-        responses={200: ResponseSpec(data_container=SsoDiscovery, description="The answer")},
+        responses={
+            200: ResponseSpec(
+                data_container=SsoDiscovery, description="The answer", generate_examples=False
+            )
+        },
     )
     async def discover(
         issuer_id: FromPath[str],
