@@ -21,10 +21,19 @@ CREDENTIALED = {
 DOCUMENTS = ("/{issuer_id:str}/.well-known/openid-configuration", "/{issuer_id:str}/jwks.json")
 
 
+def origin_of(scope: Any) -> str | None:
+    """The Origin header from the raw headers (the token endpoint never builds litestar's
+    header mapping)."""
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return value.decode("latin-1")
+    return None
+
+
 def add_cors(
     raw: RawResponse, cors: CorsOrigins, request: Request[Any, Any, Any], issuer_id: str
 ) -> RawResponse:
-    origin = request.headers.get("origin")
+    origin = origin_of(request.scope)
     if origin is not None:
         for name, value in cors.response_headers(issuer_id, origin).items():
             raw.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
