@@ -42,11 +42,14 @@ proto-check: venv
 
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
+## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
+## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
+	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads
