@@ -170,7 +170,7 @@ async def build(rt: Runtime) -> ServiceParts:
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
-            auth, verifier, revoked, Liveness(session_queries, rt.clock)
+            auth, verifier, revoked, Liveness(session_queries, rt.clock, people)
         ),
         revocation=RevocationEndpoint(
             auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
