@@ -680,3 +680,49 @@ async def test_sign_in_rehashes_a_password_hashed_under_other_parameters(platfor
         again = await b.submit("/login", {"email": address, "password": PASSWORD})
     assert again.status_code == 303 and wrong.status_code == 401
     assert await stored() == rehashed  # nothing to do the second time
+
+
+async def test_a_session_older_than_the_verification_requirement_does_not_authorize(
+    platform, tenant, mailbox: Mailbox
+):
+    """An op session opened while the issuer did not require a verified address is not reused
+    by /authorize once it does: the browser is sent to sign in, where the portal asks for the
+    address to be verified (and mails the link); prompt=none answers login_required."""
+    admin, issuer_id = tenant
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)  # signed in, address not verified
+        first = await start(b, client_id, redirect_uri)
+        consent_url = first.headers["location"]
+        assert "/consent?flow=" in consent_url
+        allowed = await b.submit(consent_url, {"decision": "allow"})
+        assert allowed.headers["location"].startswith(f"{redirect_uri}?code=")
+        settings = {"access": {"mode": "open", "require_verified_email": True}}
+        await admin.issuers.update(issuer_id, {"settings": settings})
+
+        async def held() -> bool:
+            answer = await start(b, client_id, redirect_uri)
+            return "/login?flow=" in answer.headers.get("location", "")
+
+        await eventually(held)
+        silent = await b.get(
+            "/authorize", response_type="code", client_id=client_id, redirect_uri=redirect_uri,
+            scope="openid email", state="st-2", prompt="none",
+            code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            code_challenge_method="S256",
+        )  # fmt: skip
+        assert silent.status_code == 302
+        silent_query = parse_qs(urlsplit(silent.headers["location"]).query)
+        assert silent_query["error"] == ["login_required"] and silent_query["state"] == ["st-2"]
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        pending = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        assert pending.status_code == 403 and "sent a verification link" in pending.text
+        mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        link = mail.link("/verify-email?token=")
+        assert (await b.get(link)).status_code == 200
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"].startswith(f"{redirect_uri}?code=")
+        again = await start(b, client_id, redirect_uri)  # verified: the session is reused
+    assert again.headers["location"].startswith(f"{redirect_uri}?code=")

@@ -16,6 +16,7 @@ from litestar.params import FromPath, FromQuery
 
 from authpi.observability import get_logger
 from authpi.token.api.authorize import error_page, query_values, redirect
+from authpi.token.api.cors import add_cors
 from authpi.token.api.forms import read_form
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.caches.issuer_keys import IssuerKeys, KeyCache
@@ -26,6 +27,7 @@ from authpi.token.endpoints.check_session import (
     frame_ancestors,
 )
 from authpi.token.endpoints.consents import ConsentsEndpoint
+from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.endpoints.errors import InvalidRequest, ServerError, UnknownIssuer
 from authpi.token.endpoints.logout import LogoutEndpoint
@@ -49,7 +51,9 @@ class OidcEndpoints:
         check_session: CheckSessionEndpoint,
         consents: ConsentsEndpoint,
         clients: Any,
+        cors: CorsOrigins | None = None,
     ) -> None:
+        self.cors = cors  # /userinfo answers the origins of public clients
         self.idp_base = idp_base
         self.keys = keys
         self.userinfo = userinfo
@@ -85,7 +89,8 @@ class OidcEndpoints:
                 form = await read_form(request) if request.method == "POST" else None
                 return await oidc.userinfo.answer(issuer, authorization, form)
 
-            return await oidc.guarded(issuer_id, work)
+            raw = await oidc.guarded(issuer_id, work)
+            return raw if oidc.cors is None else add_cors(raw, oidc.cors, request, issuer_id)
 
         @get("/{issuer_id:str}/userinfo", operation_id="getUserInfo")
         async def userinfo_get(

@@ -21,6 +21,7 @@ from authpi.observability import get_logger
 from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
 from authpi.token.endpoints.authorize import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.sso import PortalOrigin
 from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import (
@@ -71,11 +72,20 @@ class HtmlResponse:
 
 
 class PortalRoutes:
-    def __init__(self, *, portal: Portal, pages: Pages, csrf: Csrf, idp_base: str) -> None:
+    def __init__(
+        self,
+        *,
+        portal: Portal,
+        pages: Pages,
+        csrf: Csrf,
+        idp_base: str,
+        origin: PortalOrigin | None = None,
+    ) -> None:
         self.portal = portal
         self.pages = pages
         self.csrf = csrf
         self.idp_base = idp_base
+        self.origin = origin  # issues the sign-in page's Authpi-Portal value (SSO discovery)
 
     def csrf_cookie(self, issuer_id: str, value: str) -> str:
         """Set with the op session cookie's attributes (path, HttpOnly, SameSite, Secure)."""
@@ -149,6 +159,8 @@ class PortalRoutes:
             "action": action,  # a form posts back to its page's URL, query included
             **page.context,
         }
+        if self.origin is not None and page.template == "login.html":
+            context["portal_origin"] = self.origin.issue(issuer_id)
         rendered = self.pages.render(page.template, page.status, brand, context)
         headers = {"Content-Type": "text/html; charset=utf-8", **rendered.headers}
         return HtmlResponse(rendered.status, rendered.html.encode(), headers, cookies)

@@ -68,7 +68,7 @@ from authpi.token.domain.credential_commands import (
     SetPassword,
     VerifyEmail,
 )
-from authpi.token.endpoints.authorize import Device, FlowGone
+from authpi.token.endpoints.authorize import Device, FlowGone, access_requires_verified_email
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
@@ -150,11 +150,7 @@ def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
 def require_verified_email(settings: Mapping[str, Any]) -> bool:
     """settings.access.require_verified_email: false when absent; a value that is not a boolean
     requires verification (a malformed setting fails closed)."""
-    access = settings.get("access")
-    value = access.get("require_verified_email") if isinstance(access, Mapping) else None
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    return True
+    return access_requires_verified_email(settings.get("access"))
 
 
 def signup_refusal(settings: Mapping[str, Any]) -> str | None:
