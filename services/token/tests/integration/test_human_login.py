@@ -408,7 +408,11 @@ async def test_logout_never_redirects_to_an_unregistered_uri(tenant: Tenant):
             f"{tenant.issuer_url}/logout", params={"id_token_hint": agent.tokens.id_token}
         )
     assert plain.status_code == 302
-    assert plain.headers["location"] == f"{tenant.issuer_url}/signed-out"
+    # The hosted signed-out page, naming the client so it can offer the client's own registered
+    # post-logout destination; never anything taken from the request.
+    assert plain.headers["location"] == (
+        f"{tenant.issuer_url}/signed-out?client_id={claims(agent.tokens.id_token)['aud']}"
+    )
     await sdk.close()
 
 
