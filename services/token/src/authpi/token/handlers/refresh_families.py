@@ -6,8 +6,10 @@ that makes reuse detection exact, is in domain.refresh_family."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+import psycopg
 
 from authpi.contracts.base import Meta
 from authpi.eventstore.store import EventStore, Step, Tx
@@ -17,7 +19,9 @@ from authpi.token.handlers.sessions import family_end, refresh_stream
 from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
+R = TypeVar("R")
 Check = Callable[[FamilyRow, SessionRow | None], T]
+Read = Callable[[psycopg.AsyncConnection[Any]], Awaitable[R]]
 
 
 class FamilyEnded(Exception):
@@ -47,10 +51,13 @@ class RefreshFamilies:
         now: int,
         check: Check[T],
         meta: Meta,
-    ) -> tuple[FamilyRow, T]:
+        read: Read[R],
+    ) -> tuple[FamilyRow, T, R]:
         """Rotate `jti` to `next_jti` once `check` (reads and refusals, inside the transaction)
-        passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over."""
-        seen: list[tuple[FamilyRow, T]] = []
+        passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over.
+        `read` then reads (or refuses) in the same transaction, before the append: what the
+        tokens say of the user, read with the rotation and no second transaction."""
+        seen: list[tuple[FamilyRow, T, R]] = []
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             seen.clear()
@@ -59,7 +66,8 @@ class RefreshFamilies:
                 raise FamilyEnded()
             if family.current_jti != jti:
                 raise Replayed(family)
-            seen.append((family, check(family, session)))
+            checked = check(family, session)
+            seen.append((family, checked, await read(tx.conn)))
             cmd = Rotate(
                 family_id=family_id,
                 issuer_id=issuer_id,
@@ -71,13 +79,13 @@ class RefreshFamilies:
             return [Step(refresh_stream(jti), refresh_family, cmd)]
 
         outcome = (await self.store.execute_all(plan, meta))[0]
-        family, checked = seen[-1]
+        family, checked, found = seen[-1]
         if not outcome.events:
             # A concurrent refresh of the same token won the stream (we were retried).
             if isinstance(outcome.state, Rotated):
                 raise Replayed(family)
             raise FamilyEnded()
-        return family, checked
+        return family, checked, found
 
 
 class FamilyRevocations:
