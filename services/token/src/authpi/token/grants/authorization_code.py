@@ -215,12 +215,14 @@ class AuthorizationCodeGrant:
     async def _subject(
         self, conn: Conn, client: ClientEntry, grant: CodeGrant, aud: str, sid: str, now: int
     ) -> tuple[SessionRow, Subject]:
+        # Both statements in one round trip (the transaction is in pipeline mode).
+        receive = await self.people.send_person(
+            conn, grant.user_id, client.organizations, grant.org, grant.scopes
+        )
         op = await self.queries.session(conn, grant.op_session_id)
         if op is None or not op.usable(now):
             raise InvalidGrant("the session has ended")
-        person = await self.people.person(
-            conn, grant.user_id, client.organizations, grant.org, grant.scopes
-        )
+        person = await receive()
         if person is None or person.user.status != "active":
             raise InvalidGrant("the user is not active")
         if grant.org is not None and not person.organizations:

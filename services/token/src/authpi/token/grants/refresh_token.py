@@ -23,6 +23,7 @@ Every refusal is `invalid_grant`."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -127,13 +128,21 @@ class RefreshTokenGrant:
                 raise SessionLapsed(session.id, lapsed)
             return session, token_audience(form, family.resources, client.id)
 
-        async def person(conn: Conn) -> Any:
+        async def person(conn: Conn) -> Callable[[], Awaitable[Any]]:
             # The user's status, claims and memberships as they are now, read in the rotation's
-            # own transaction (one statement): an inactive user rotates nothing.
-            found = await self.people.person(conn, user_id, client.organizations, org_id, scopes)
-            if found is None or found.user.status != "active":
-                raise InvalidGrant("the user is not active")
-            return found
+            # own transaction (one statement, sent with the family's read): an inactive user
+            # rotates nothing.
+            receive = await self.people.send_person(
+                conn, user_id, client.organizations, org_id, scopes
+            )
+
+            async def active() -> Any:
+                found = await receive()
+                if found is None or found.user.status != "active":
+                    raise InvalidGrant("the user is not active")
+                return found
+
+            return active
 
         next_jti = new_jti()
         try:

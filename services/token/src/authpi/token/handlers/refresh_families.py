@@ -21,7 +21,7 @@ from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, 
 T = TypeVar("T")
 R = TypeVar("R")
 Check = Callable[[FamilyRow, SessionRow | None], T]
-Read = Callable[[psycopg.AsyncConnection[Any]], Awaitable[R]]
+Read = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Callable[[], Awaitable[R]]]]
 
 
 class FamilyEnded(Exception):
@@ -55,19 +55,21 @@ class RefreshFamilies:
     ) -> tuple[FamilyRow, T, R]:
         """Rotate `jti` to `next_jti` once `check` (reads and refusals, inside the transaction)
         passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over.
-        `read` then reads (or refuses) in the same transaction, before the append: what the
-        tokens say of the user, read with the rotation and no second transaction."""
+        `read` sends a read of the same transaction before the family's (one round trip for
+        both) and returns the function that takes its answer (or refuses) once the family is
+        checked: what the tokens say of the user, read with the rotation."""
         seen: list[tuple[FamilyRow, T, R]] = []
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             seen.clear()
+            answer = await read(tx.conn)
             family, session = await self.queries.family_and_session(tx.conn, family_id)
             if family is None or family.issuer_id != issuer_id or family.status != "active":
                 raise FamilyEnded()
             if family.current_jti != jti:
                 raise Replayed(family)
             checked = check(family, session)
-            seen.append((family, checked, await read(tx.conn)))
+            seen.append((family, checked, await answer()))
             cmd = Rotate(
                 family_id=family_id,
                 issuer_id=issuer_id,

@@ -7,7 +7,7 @@ region). A deleted user has neither snapshot nor key, so its claims carry no PII
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgspec
@@ -159,6 +159,18 @@ class People:
     ) -> Person | None:
         """The user (any status), its organizations claim (as `organizations`) and its claims
         for `scopes` (empty without `openid`), read in one statement."""
+        return await (await self.send_person(conn, user_id, restriction, selected, scopes))()
+
+    async def send_person(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+        scopes: Collection[str],
+    ) -> Callable[[], Awaitable[Person | None]]:
+        """`person` in two halves: the statement is sent now and its answer read by the returned
+        function, so that in pipeline mode it shares a round trip with the next read."""
         only = list(restriction.allowlist) if restriction.mode == "allowlist" else None
         params = {
             "user": user_id,
@@ -167,26 +179,30 @@ class People:
             "selected": selected,
         }
         cur = await conn.execute(self._person, params)
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        n = len(_USER_FIELDS)
-        user = msgspec.convert(dict(zip(_USER_FIELDS, row[:n], strict=True)), UserRecord)
-        region, sealed, wrapped, verified, orgs = row[n:]
-        claims: dict[str, Any] = {}
-        if "openid" in scopes:
-            pii: Pii | None = None
-            if sealed is not None:
-                if region == DEFAULT_REGION:
-                    pii = self.vault(region).open_wrapped(wrapped, user_id, sealed)
-                else:
-                    pii = await self.vault(region).open_stored(conn, user_id, sealed)
-            claims = _claims(user, pii, bool(verified), scopes)
-        organizations = [
-            {"id": o[0], "title": o[1], "scopes": list(o[2]), "joined_at": o[3] // 1000}
-            for o in (_orgs.decode(orgs) if orgs else [])
-        ]
-        return Person(user=user, organizations=organizations, claims=claims)
+
+        async def receive() -> Person | None:
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            n = len(_USER_FIELDS)
+            user = msgspec.convert(dict(zip(_USER_FIELDS, row[:n], strict=True)), UserRecord)
+            region, sealed, wrapped, verified, orgs = row[n:]
+            claims: dict[str, Any] = {}
+            if "openid" in scopes:
+                pii: Pii | None = None
+                if sealed is not None:
+                    if region == DEFAULT_REGION:
+                        pii = self.vault(region).open_wrapped(wrapped, user_id, sealed)
+                    else:
+                        pii = await self.vault(region).open_stored(conn, user_id, sealed)
+                claims = _claims(user, pii, bool(verified), scopes)
+            organizations = [
+                {"id": o[0], "title": o[1], "scopes": list(o[2]), "joined_at": o[3] // 1000}
+                for o in (_orgs.decode(orgs) if orgs else [])
+            ]
+            return Person(user=user, organizations=organizations, claims=claims)
+
+        return receive
 
     async def claims(
         self, conn: psycopg.AsyncConnection[Any], user: UserRecord, scopes: Collection[str]
