@@ -83,6 +83,8 @@ async def test_signup_verify_consent_reset_login_logout_in_chromium(
         consent = await browser.run(page_state)
         assert urlsplit(consent["url"]).path == f"/{t.issuer_id}/consent", consent
         assert consent["h1"] == "Allow access?" and "Acme Notes" in consent["text"]
+        assert f"Signed in as {email}" in consent["text"]
+        assert "Not you? Use another account" in consent["text"]
         await browser.screenshot("consent")
         await browser.run(click("allow"))
 
@@ -116,7 +118,18 @@ async def test_signup_verify_consent_reset_login_logout_in_chromium(
         await browser.get(f"{t.issuer_url}/login")
         signed_in = await browser.run(page_state)
         assert signed_in["h1"] == "You are signed in", signed_in
+        assert "Go back to the application you want to use" in signed_in["text"]
+        await browser.screenshot("signed-in")
         await browser.run(lambda d: d.delete_all_cookies())  # e.g. another device
+        # Signing up again with the address: the answer any sign-up gets, and a mail to it.
+        await browser.get(f"{t.issuer_url}/signup")
+        await browser.run(fill({"name": "Someone Else", "email": email, "password": NEW_PASSWORD}))
+        taken = await browser.run(page_state)
+        assert taken["h1"] == "Check your email", taken
+        assert "already" not in taken["text"]
+        await browser.screenshot("signup-address-taken")
+        await mailbox.wait_for(to=email, subject_contains="tried to sign up")
+        await browser.run(lambda d: d.delete_all_cookies())
         await browser.get(f"{t.issuer_url}/login")
         await browser.run(click("forgot"))
         forgot = await browser.run(page_state)
@@ -125,6 +138,9 @@ async def test_signup_verify_consent_reset_login_logout_in_chromium(
         await browser.run(fill({"email": email}))
         asked = await browser.run(page_state)
         assert any("If an account exists" in a for a in asked["alerts"]), asked
+        assert not await browser.run(lambda d: d.find_elements(By.TAG_NAME, "form"))
+        again = await browser.run(lambda d: d.find_element(By.ID, "again").get_attribute("href"))
+        assert urlsplit(again).path == f"/{t.issuer_id}/password/forgot"
         await browser.screenshot("reset-requested")
         mail = await mailbox.wait_for(to=email, subject_contains="Reset your")
         await browser.get(mail.link("/password/reset?token="))
@@ -159,6 +175,13 @@ async def test_signup_verify_consent_reset_login_logout_in_chromium(
         out = await browser.run(page_state)
         assert urlsplit(out["url"]).path == f"/{t.issuer_id}/signed-out", out
         assert "signed out" in out["h1"].lower()
+        back = await browser.run(
+            lambda d: [
+                (e.text, e.get_attribute("href")) for e in d.find_elements(By.ID, "continue")
+            ]
+        )
+        assert len(back) == 1 and back[0][0].startswith("Return to Acme Notes"), back
+        assert back[0][1] == t.post_logout_uri  # the client's registered URI, nothing else
         await browser.screenshot("signed-out")
         with pytest.raises(RefreshError):
             await app.refresh(agent)
@@ -188,7 +211,9 @@ async def test_error_pages_in_chromium(tenant: LoginTenant, browser):
     await browser.get(bad)
     page = await browser.run(page_state)
     assert urlsplit(page["url"]).path == f"/{t.issuer_id}/authorize"
-    assert page["h1"], page
+    assert page["h1"] == "Sign-in error", page
+    assert "This sign-in link is not valid for this application" in page["text"]
+    assert "redirect_uri" in page["text"]
     await browser.screenshot("authorize-error")
 
     await browser.get(f"{t.issuer_url}/error")
@@ -217,6 +242,7 @@ async def test_error_pages_in_chromium(tenant: LoginTenant, browser):
     # A logout link without the ID token hint, as a person might follow it.
     await browser.get(f"{t.issuer_url}/logout")
     logout = await browser.run(page_state)
+    assert logout["h1"] == "Sign-out failed", logout
     assert "id_token_hint" in logout["text"]
     await browser.screenshot("logout-without-hint")
 

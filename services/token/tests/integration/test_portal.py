@@ -173,14 +173,47 @@ async def test_signup_signs_in_and_mails_a_verification_link_good_once(
     assert [u.status for u in await users_of(admin, issuer_id)] == ["active"]
 
 
-async def test_duplicate_signup_is_refused_with_a_clear_page(platform, tenant):
-    _, issuer_id = tenant
+async def test_duplicate_signup_creates_nothing_and_tells_the_owner(
+    platform, tenant, mailbox: Mailbox
+):
+    admin, issuer_id = tenant
     address = email()
     async with Browser(platform, issuer_id) as b:
         assert (await sign_up(b, address)).status_code == 303
     async with Browser(platform, issuer_id) as b:
-        again = await sign_up(b, address.upper())
-    assert again.status_code == 409 and "already exists" in again.text
+        again = await sign_up(b, address.upper(), "another password entirely")
+    assert again.status_code == 200 and "Check your email" in again.text
+    assert "already" not in again.text and "authpi_session" not in again.headers.get(
+        "set-cookie", ""
+    )
+    mail = await mailbox.wait_for(to=address, subject_contains="tried to sign up")
+    assert f"/{issuer_id}/login" in mail.text and f"/{issuer_id}/password/forgot" in mail.text
+    assert len(await users_of(admin, issuer_id)) == 1
+    async with Browser(platform, issuer_id) as b:  # the owner's password is untouched
+        taken = await b.submit(
+            "/login", {"email": address, "password": "another password entirely"}
+        )
+        kept = await b.submit("/login", {"email": address, "password": PASSWORD})
+    assert kept.status_code == 303 and taken.status_code == 401
+
+
+async def test_a_taken_address_answers_like_a_new_one_when_verification_is_required(
+    platform, issuer_with_keys, admin_of, mailbox: Mailbox
+):
+    settings = {"access": {"mode": "open", "require_verified_email": True}}
+    admin, issuer_id = await portal_issuer(platform, issuer_with_keys, admin_of, settings)
+    taken, new = email(), email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, taken)
+    async with Browser(platform, issuer_id) as b:
+        for_taken = await sign_up(b, taken)
+        for_new = await sign_up(b, new)
+    assert for_taken.status_code == for_new.status_code == 200
+    assert _same_page(for_taken.text, taken) == _same_page(for_new.text, new)
+    assert set(for_taken.headers.keys()) == set(for_new.headers.keys())
+    await mailbox.wait_for(to=taken, subject_contains="tried to sign up")
+    await mailbox.wait_for(to=new, subject_contains="Verify your email")
+    assert len(await users_of(admin, issuer_id)) == 2
 
 
 async def test_weak_password_is_refused(platform, tenant):
@@ -335,7 +368,8 @@ async def test_login_link_signs_in_once(platform, tenant, mailbox: Mailbox):
         assert [p.status_code for p in prefetched] == [200, 200]
         assert all("authpi_session" not in p.headers.get("set-cookie", "") for p in prefetched)
         confirm = await b.get(link)
-        assert confirm.status_code == 200 and f"Continue as {address}" in confirm.text
+        assert confirm.status_code == 200
+        assert f'Continue as <span class="address">{address}</span>' in confirm.text
         assert "authpi_session" not in confirm.headers.get("set-cookie", "")
         without_csrf = await b.submit(link, {"token": token}, csrf=None)
         assert without_csrf.status_code == 403
@@ -563,7 +597,7 @@ async def test_required_verification_holds_the_authorization_until_verified(
         login_url = (await start(b, client_id, redirect_uri)).headers["location"]
         flow_id = login_url.split("flow=", 1)[1]
         created = await b.submit("/signup", {"email": address, "password": PASSWORD}, flow=flow_id)
-        assert created.status_code == 200 and "Verify your email" in created.text
+        assert created.status_code == 200 and "Check your email" in created.text
         assert "authpi_session" not in created.headers.get("set-cookie", "")
         first_mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
         held = [
@@ -646,3 +680,49 @@ async def test_sign_in_rehashes_a_password_hashed_under_other_parameters(platfor
         again = await b.submit("/login", {"email": address, "password": PASSWORD})
     assert again.status_code == 303 and wrong.status_code == 401
     assert await stored() == rehashed  # nothing to do the second time
+
+
+async def test_a_session_older_than_the_verification_requirement_does_not_authorize(
+    platform, tenant, mailbox: Mailbox
+):
+    """An op session opened while the issuer did not require a verified address is not reused
+    by /authorize once it does: the browser is sent to sign in, where the portal asks for the
+    address to be verified (and mails the link); prompt=none answers login_required."""
+    admin, issuer_id = tenant
+    client_id, redirect_uri = await authorization(platform, admin, issuer_id)
+    address = email()
+    async with Browser(platform, issuer_id) as b:
+        await sign_up(b, address)  # signed in, address not verified
+        first = await start(b, client_id, redirect_uri)
+        consent_url = first.headers["location"]
+        assert "/consent?flow=" in consent_url
+        allowed = await b.submit(consent_url, {"decision": "allow"})
+        assert allowed.headers["location"].startswith(f"{redirect_uri}?code=")
+        settings = {"access": {"mode": "open", "require_verified_email": True}}
+        await admin.issuers.update(issuer_id, {"settings": settings})
+
+        async def held() -> bool:
+            answer = await start(b, client_id, redirect_uri)
+            return "/login?flow=" in answer.headers.get("location", "")
+
+        await eventually(held)
+        silent = await b.get(
+            "/authorize", response_type="code", client_id=client_id, redirect_uri=redirect_uri,
+            scope="openid email", state="st-2", prompt="none",
+            code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            code_challenge_method="S256",
+        )  # fmt: skip
+        assert silent.status_code == 302
+        silent_query = parse_qs(urlsplit(silent.headers["location"]).query)
+        assert silent_query["error"] == ["login_required"] and silent_query["state"] == ["st-2"]
+        login_url = (await start(b, client_id, redirect_uri)).headers["location"]
+        pending = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        assert pending.status_code == 403 and "sent a verification link" in pending.text
+        mail = await mailbox.wait_for(to=address, subject_contains="Verify your email")
+        link = mail.link("/verify-email?token=")
+        assert (await b.get(link)).status_code == 200
+        signed_in = await b.submit(login_url, {"email": address, "password": PASSWORD})
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"].startswith(f"{redirect_uri}?code=")
+        again = await start(b, client_id, redirect_uri)  # verified: the session is reused
+    assert again.headers["location"].startswith(f"{redirect_uri}?code=")

@@ -8,7 +8,14 @@ import pytest
 
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Page, links, message, require_verified_email
-from authpi.token.portal.pages import DEFAULT_COLOR, Pages, branding, safe_color, safe_logo_url
+from authpi.token.portal.pages import (
+    DEFAULT_COLOR,
+    NEUTRAL_MARK,
+    Pages,
+    branding,
+    safe_color,
+    safe_logo_url,
+)
 
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 
@@ -88,7 +95,16 @@ def test_every_template_escapes_its_values(pages):
     form = {"lead": EVIL, "button": EVIL, "email": EVIL}
     for page in (
         message(EVIL, EVIL, link={"href": EVIL, "label": EVIL}),
+        message(EVIL, EVIL, detail=EVIL, secondary={"href": EVIL, "label": EVIL}, sent_to=EVIL),
         Page(template="consent.html", context={"client_name": EVIL, "scopes": [EVIL]}),
+        Page(
+            template="consent.html",
+            context={"client_name": EVIL, "scopes": [EVIL], "account": EVIL},
+        ),
+        Page(
+            template="email_form.html",
+            context={**form, "links": links("i_1", None), "sent": True, "again": EVIL},
+        ),
         Page(template="reset.html", context={"token": EVIL}),
         Page(
             template="confirm.html", context={"token": EVIL, "address": EVIL, "client_name": EVIL}
@@ -159,7 +175,7 @@ def test_confirm_page_names_the_account_and_posts_the_token(pages):
     context = {"csrf": "c", "action": "/i_1/login-link/callback?token=t", "token": "t",
                "address": "ada@example.com", "client_name": None}  # fmt: skip
     html = pages.render("confirm.html", 200, branding("acme", {}), context).html
-    assert "Continue as ada@example.com" in html
+    assert 'Continue as <span class="address">ada@example.com</span>' in html
     assert '<form method="post"' in html and 'name="token" value="t"' in html
 
 
@@ -169,3 +185,68 @@ def test_without_a_logo_the_brand_shows_its_initial(pages):
     with_logo = branding("acme", {"branding": {"logo_url": "https://cdn.example.com/l.png"}})
     html = pages.render("login.html", 200, with_logo, login_context()).html
     assert 'class="mark"' not in html and 'src="https://cdn.example.com/l.png"' in html
+
+
+@pytest.mark.parametrize(
+    ("name", "mark"),
+    [
+        ("acme", "a"),
+        ('"Quoted" Corp', "Q"),
+        ("(beta) portal", "b"),
+        ("\u00c9cole", "\u00c9"),
+        ("42 Labs", "4"),
+        ("--", NEUTRAL_MARK),
+        ("\u2014 \u2014", NEUTRAL_MARK),
+    ],
+)
+def test_the_monogram_is_the_first_letter_or_digit(pages, name, mark):
+    brand = branding(name, {})
+    assert brand.mark == mark
+    html = pages.render("login.html", 200, brand, login_context()).html
+    assert f'<span class="mark" aria-hidden="true">{mark}</span>' in html
+
+
+def test_a_sent_mail_form_shows_only_the_confirmation_and_a_send_again_link(pages):
+    context = {
+        "csrf": "c", "action": "/i_1/password/forgot", "title": "Reset your password",
+        "lead": "Enter your email", "button": "Send reset link", "email": "",
+        "notice": "If an account exists for that address, we have sent it an email.",
+        "links": links("i_1", "f_1"), "sent": True, "again": links("i_1", "f_1")["forgot"],
+    }  # fmt: skip
+    html = pages.render("email_form.html", 200, branding("acme", {}), context).html
+    assert "we have sent it an email" in html
+    assert "<form" not in html and 'id="submit"' not in html and 'id="email"' not in html
+    assert '<a href="/i_1/password/forgot?flow=f_1" id="again">send again</a>' in html
+    unsent = pages.render("email_form.html", 200, branding("acme", {}), {**context, "sent": False})
+    assert 'id="submit"' in unsent.html and 'id="again"' not in unsent.html
+
+
+def test_consent_says_who_is_signed_in_and_offers_another_account(pages):
+    context = {"csrf": "c", "action": "/i_1/consent?flow=f_1", "client_name": "Acme",
+               "scopes": ["openid"], "account": "ada@example.com"}  # fmt: skip
+    html = pages.render("consent.html", 200, branding("acme", {}), context).html
+    assert 'Signed in as <strong class="address">ada@example.com</strong>' in html
+    assert 'name="decision" value="switch"' in html and "Not you? Use another account" in html
+    # the switch posts the consent form (one form, its CSRF field) with decision=switch
+    assert (
+        html.count("<form") == 1
+        and '<form method="post" action="/i_1/consent?flow=f_1" id="decide">' in html
+    )
+    assert 'form="decide" id="switch"' in html
+
+
+def test_a_message_shows_its_technical_detail_in_small_print(pages):
+    page = message("Sign-in error", "This sign-in link is not valid", 400, detail="x: <b>y</b>")
+    html = pages.render(page.template, 400, branding("acme", {}), page.context).html
+    assert (
+        '<p class="detail" id="detail">Technical detail: <code>x: &lt;b&gt;y&lt;/b&gt;</code>'
+        in html
+    )
+
+
+def test_addresses_may_break_anywhere_but_other_text_keeps_its_words(pages):
+    html = pages.render("login.html", 200, branding("acme", {}), login_context()).html
+    assert ".address { overflow-wrap: anywhere; word-break: break-all; }" in html
+    assert "word-break: break-all" not in html.replace(
+        ".address { overflow-wrap: anywhere; word-break: break-all; }", ""
+    )

@@ -93,18 +93,26 @@ class EntryCache(FollowedCache, Generic[E]):
         """`feed.schema` is the projection's."""
         self._projection = projection
         self._entries: dict[str, E] = {}
+        # Moves on every load and applied event: indexes derived from the entries (e.g. the
+        # CORS origins of clients) know when to rebuild.
+        self.generation = 0
         super().__init__(feed, consumer=projection.name, event_types=event_types)
 
     def get(self, entry_id: str) -> E | None:
         return self._entries.get(entry_id)
 
+    def entries(self) -> list[E]:
+        return list(self._entries.values())
+
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._entries = await self._projection.load(conn)
+        self.generation += 1
 
     def receive(self, env: Envelope, event: Event) -> None:
         entry = self._projection.fold(self._entries.get(env.stream_id), env, event)
         if entry is not None:
             self._entries[env.stream_id] = entry
+            self.generation += 1
 
     def __len__(self) -> int:
         return len(self._entries)

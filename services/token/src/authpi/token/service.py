@@ -20,20 +20,24 @@ from authpi.messaging.follower import Feed
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry, UserArrivals
 from authpi.token.api.authorize import authorize_routes
+from authpi.token.api.cors import cors_routes
 from authpi.token.api.discovery import discovery_routes
 from authpi.token.api.machine import MachineEndpoints
 from authpi.token.api.oidc import OidcEndpoints
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
+from authpi.token.api.sso import sso_routes
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
 from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
 from authpi.token.endpoints.consents import ConsentsEndpoint
+from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
+from authpi.token.endpoints.sso import PortalOrigin, SsoDiscoveryEndpoint
 from authpi.token.endpoints.token import TokenEndpoint
 from authpi.token.endpoints.userinfo import BearerCheck, UserInfoEndpoint
 from authpi.token.grants.authorization_code import AuthorizationCodeGrant
@@ -65,6 +69,7 @@ from authpi.token.queries.people import People
 from authpi.token.queries.portal import PortalQueries
 from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
+from authpi.token.queries.sso import SsoQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
 from authpi.token.reactions.issuers import IssuersReaction
@@ -157,12 +162,15 @@ async def build(rt: Runtime) -> ServiceParts:
             pool=rt.pool,
         ),
     )
+    # CORS of /token, /revoke and /userinfo: the origins of the public clients' redirect URIs.
+    cors = CorsOrigins(clients)
     machine = MachineEndpoints(
         idp_base=idp_base,
+        cors=cors,
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
-            auth, verifier, revoked, Liveness(session_queries, rt.clock)
+            auth, verifier, revoked, Liveness(session_queries, rt.clock, people)
         ),
         revocation=RevocationEndpoint(
             auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
@@ -170,6 +178,7 @@ async def build(rt: Runtime) -> ServiceParts:
     )
     oidc = OidcEndpoints(
         idp_base=idp_base,
+        cors=cors,
         keys=cache,
         clients=clients,
         userinfo=UserInfoEndpoint(bearer, people, clients),
@@ -203,15 +212,24 @@ async def build(rt: Runtime) -> ServiceParts:
         session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
         outbox=outbox,
     )  # fmt: skip
+    # SSO discovery answers the portal only: its pages carry a portal-origin token.
+    origin = PortalOrigin(rt.kek.derive("portal-origin"), rt.clock)
+    sso = SsoDiscoveryEndpoint(idp_base, origin, SsoQueries(rt.pool, schema))
     portal_http = PortalRoutes(
-        portal=portal, pages=Pages(), csrf=Csrf(rt.kek.derive("portal-csrf")), idp_base=idp_base
+        portal=portal,
+        pages=Pages(),
+        csrf=Csrf(rt.kek.derive("portal-csrf")),
+        idp_base=idp_base,
+        origin=origin,
     )
     return ServiceParts(
         name="token",
         core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
         idp_routes=[
+            *cors_routes(cors),  # before the routes of the same paths: their OPTIONS
             *discovery_routes(cache, idp_base), *machine.routes(),
-            *authorize_routes(interactions, idp_base), *oidc.routes(), *portal_http.routes(),
+            *authorize_routes(interactions, idp_base, portal_http), *oidc.routes(portal_http),
+            *portal_http.routes(), *sso_routes(cache, sso, idp_base),
         ],
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
@@ -250,6 +268,7 @@ async def build(rt: Runtime) -> ServiceParts:
             "keys": keys, "key_cache": cache, "signer": TokenSigner(cache, rt.clock),
             "clients": clients, "agents": agents, "facts": facts, "revocations": sweeper,
             "people": people, "registry": registry, "interactions": interactions,
+            "portal_origin": origin,
         },
     )  # fmt: skip
 

@@ -148,6 +148,27 @@ class OrganizationGroupDeleted(Event, frozen=True, kw_only=True, tag="organizati
     deleted_at: int
 
 
+class OrganizationSsoDomainVerified(
+    Event, frozen=True, kw_only=True, tag="organization.sso.domain-verified"
+):
+    """An SSO domain of the organization passed its DNS check (core-api.md 3.16): addresses of
+    that domain may be routed to the organization's SSO connection."""
+
+    org_id: str
+    issuer_id: str
+    domain: str
+    verified_at: int
+
+
+class OrganizationSsoDomainDeleted(
+    Event, frozen=True, kw_only=True, tag="organization.sso.domain-deleted"
+):
+    org_id: str
+    issuer_id: str
+    domain: str
+    deleted_at: int
+
+
 OrganizationEvent = (
     OrganizationCreated
     | OrganizationUpdated
@@ -160,4 +181,6 @@ OrganizationEvent = (
     | OrganizationGroupCreated
     | OrganizationGroupUpdated
     | OrganizationGroupDeleted
+    | OrganizationSsoDomainVerified
+    | OrganizationSsoDomainDeleted
 )

@@ -19,7 +19,11 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 from authpi_admin import AuthPIAdmin
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -390,11 +394,25 @@ def fill(fields: dict[str, str], submit: str = "submit") -> Callable[[WebDriver]
     """Type into the page's fields (by id) and click the button `submit`, then wait until the
     browser has left the page (the clicked button is gone from the document)."""
 
+    def typed(d: WebDriver) -> bool:
+        # A page still settling (the document of a redirect replacing the one just found) makes
+        # an element stale between find and type: type the whole form again on the new document.
+        # Nothing is submitted before every field is typed, so a retry never sends twice.
+        try:
+            for field_id, value in fields.items():
+                element = d.find_element(By.ID, field_id)
+                element.clear()
+                element.send_keys(value)
+        except StaleElementReferenceException:
+            return False
+        except WebDriverException as exc:
+            if "does not belong to the document" not in str(exc):
+                raise
+            return False
+        return True
+
     def steps(d: WebDriver) -> None:
-        for field_id, value in fields.items():
-            element = d.find_element(By.ID, field_id)
-            element.clear()
-            element.send_keys(value)
+        WebDriverWait(d, WAIT_S).until(typed)
         button = d.find_element(By.ID, submit)
         button.click()
         WebDriverWait(d, WAIT_S).until(ec.staleness_of(button))

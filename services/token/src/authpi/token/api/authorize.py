@@ -1,6 +1,8 @@
 """GET /{issuer_id}/authorize as a litestar route (protocol: authpi.token.endpoints.authorize):
 reads the query and the op session cookie, and turns the Outcome into a 302 (with the cookie
-when a session was opened) or an ErrorPage into an HTML error page (400, 404). Never cached."""
+when a session was opened) or an ErrorPage into the portal's error page (400, 404) with the
+issuer's branding and the portal's security headers. The error page never redirects: it is what
+an unknown client or an unregistered redirect URI gets. Never cached."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
+from authpi.token.api.portal import PortalRoutes
 from authpi.token.endpoints.authorize import (
     COOKIE,
     Device,
@@ -55,7 +58,26 @@ def redirect(outcome: Outcome, idp_base: str, issuer_id: str) -> Response[bytes]
     return Response(b"", status_code=302, headers=headers)
 
 
+INVALID_LINK = "This sign-in link is not valid for this application"
+
+
+async def authorize_problem(
+    portal: PortalRoutes, issuer_id: str, exc: ErrorPage
+) -> Response[bytes]:
+    """The person followed a link the application built wrongly (or someone else built): say so
+    in words, with the protocol's error code and description in small print."""
+    return await portal.problem(
+        issuer_id,
+        title="Sign-in error",
+        text=f"{INVALID_LINK}. Return to the application and try again; if this keeps"
+        " happening, contact its support.",
+        detail=f"{exc.error}: {exc.description}",
+        status=exc.status,
+    )
+
+
 def error_page(exc: ErrorPage) -> Response[str]:
+    """A bare error page, for the check-session iframe of an unknown issuer only."""
     body = (
         '<!doctype html><html><head><meta charset="utf-8"><title>Sign-in error</title></head>'
         f"<body><h1>Sign-in error</h1><p><code>{html.escape(exc.error)}</code></p>"
@@ -64,7 +86,7 @@ def error_page(exc: ErrorPage) -> Response[str]:
     return Response(body, status_code=exc.status, media_type="text/html", headers=NO_STORE)
 
 
-def authorize_routes(interactions: Interactions, idp_base: str) -> list[Any]:
+def authorize_routes(interactions: Interactions, idp_base: str, portal: PortalRoutes) -> list[Any]:
     @get("/{issuer_id:str}/authorize", operation_id="authorize")
     async def authorize(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Response[Any]:
         try:
@@ -72,7 +94,7 @@ def authorize_routes(interactions: Interactions, idp_base: str) -> list[Any]:
                 issuer_id, query_values(request), request.cookies.get(COOKIE), device_of(request)
             )
         except ErrorPage as exc:
-            return error_page(exc)
+            return await authorize_problem(portal, issuer_id, exc)
         return redirect(outcome, idp_base, issuer_id)
 
     return [authorize]

@@ -14,8 +14,10 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
+from authpi.token.api.cors import add_cors
 from authpi.token.api.forms import read_form
 from authpi.token.caches.issuer_keys import IssuerKeys, KeyCache
+from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.endpoints.errors import ServerError, UnknownIssuer
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
@@ -38,8 +40,10 @@ class MachineEndpoints:
         token: TokenEndpoint,
         introspection: IntrospectionEndpoint,
         revocation: RevocationEndpoint,
+        cors: CorsOrigins | None = None,
     ) -> None:
         self.idp_base = idp_base
+        self.cors = cors  # /token and /revoke answer the origins of public clients
         self.keys = keys
         self.token = token
         self.introspection = introspection
@@ -52,6 +56,12 @@ class MachineEndpoints:
         return entry
 
     async def answer(
+        self, request: Request[Any, Any, Any], issuer_id: str, endpoint: Answer
+    ) -> RawResponse:
+        raw = await self._answer(request, issuer_id, endpoint)
+        return raw if self.cors is None else add_cors(raw, self.cors, request, issuer_id)
+
+    async def _answer(
         self, request: Request[Any, Any, Any], issuer_id: str, endpoint: Answer
     ) -> RawResponse:
         try:
@@ -77,7 +87,8 @@ class MachineEndpoints:
         async def introspect(
             request: Request[Any, Any, Any], issuer_id: FromPath[str]
         ) -> RawResponse:
-            return await endpoints.answer(request, issuer_id, endpoints.introspection.answer)
+            # Confidential clients only (idp-api.md 14 #22): no CORS.
+            return await endpoints._answer(request, issuer_id, endpoints.introspection.answer)
 
         @post("/{issuer_id:str}/revoke", operation_id="revoke", status_code=200)
         async def revoke(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> RawResponse:

@@ -1,7 +1,9 @@
 """The OIDC routes of an issuer beside the machine endpoints: /userinfo (GET, POST), /logout
 (GET, POST), /check-session.html and /check-session, and DELETE /consents/{client_id}. Each
 reads the request, hands it to its protocol endpoint and encodes the answer; errors are RFC 6749
-/ RFC 6750 bodies (`error`, `error_description`) with a Bearer challenge on 401."""
+/ RFC 6750 bodies (`error`, `error_description`) with a Bearer challenge on 401, except on
+/logout: a browser navigation, whose errors are the portal's HTML error page (400) with the
+portal's security headers."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from litestar.params import FromPath, FromQuery
 
 from authpi.observability import get_logger
 from authpi.token.api.authorize import error_page, query_values, redirect
+from authpi.token.api.cors import add_cors
 from authpi.token.api.forms import read_form
+from authpi.token.api.portal import PortalRoutes
 from authpi.token.caches.issuer_keys import IssuerKeys, KeyCache
 from authpi.token.endpoints.authorize import COOKIE, ErrorPage
 from authpi.token.endpoints.check_session import (
@@ -23,6 +27,7 @@ from authpi.token.endpoints.check_session import (
     frame_ancestors,
 )
 from authpi.token.endpoints.consents import ConsentsEndpoint
+from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.endpoints.errors import InvalidRequest, ServerError, UnknownIssuer
 from authpi.token.endpoints.logout import LogoutEndpoint
@@ -46,7 +51,9 @@ class OidcEndpoints:
         check_session: CheckSessionEndpoint,
         consents: ConsentsEndpoint,
         clients: Any,
+        cors: CorsOrigins | None = None,
     ) -> None:
+        self.cors = cors  # /userinfo answers the origins of public clients
         self.idp_base = idp_base
         self.keys = keys
         self.userinfo = userinfo
@@ -72,7 +79,7 @@ class OidcEndpoints:
             log.exception("oauth.server_error", issuer_id=issuer_id)
             return error_response(ServerError(), issuer_url(self.idp_base, issuer_id))
 
-    def routes(self) -> list[Any]:
+    def routes(self, portal: PortalRoutes) -> list[Any]:
         oidc = self
 
         async def userinfo_answer(request: Request[Any, Any, Any], issuer_id: str) -> RawResponse:
@@ -82,7 +89,8 @@ class OidcEndpoints:
                 form = await read_form(request) if request.method == "POST" else None
                 return await oidc.userinfo.answer(issuer, authorization, form)
 
-            return await oidc.guarded(issuer_id, work)
+            raw = await oidc.guarded(issuer_id, work)
+            return raw if oidc.cors is None else add_cors(raw, oidc.cors, request, issuer_id)
 
         @get("/{issuer_id:str}/userinfo", operation_id="getUserInfo")
         async def userinfo_get(
@@ -104,12 +112,15 @@ class OidcEndpoints:
                 else:
                     form = checked_form(query_values(request))
                 outcome = await oidc.logout.answer(issuer, form)
-            except ErrorPage as exc:
-                return error_page(exc)
-            except OAuthError as exc:
-                raw = error_response(exc, issuer_url(oidc.idp_base, issuer_id))
-                headers = {k.decode(): v.decode() for k, v in raw.headers}
-                return Response(raw.body, status_code=raw.status, headers=headers)
+            except (ErrorPage, OAuthError) as exc:
+                return await portal.problem(
+                    issuer_id,
+                    title="Sign-out failed",
+                    text="We could not sign you out from this link. Return to the application"
+                    " and sign out there, or close your browser.",
+                    detail=f"{exc.error}: {exc.description}",
+                    status=exc.status,
+                )
             return redirect(outcome, oidc.idp_base, issuer_id)
 
         @get("/{issuer_id:str}/logout", operation_id="logout")

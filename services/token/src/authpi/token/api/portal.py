@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
 from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
 from authpi.token.endpoints.authorize import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.sso import PortalOrigin
 from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import (
@@ -32,7 +33,6 @@ from authpi.token.portal.flows import (
     Portal,
     Redirect,
     Visit,
-    links,
     message,
 )
 from authpi.token.portal.pages import Branding, Pages, branding
@@ -60,17 +60,32 @@ class HtmlResponse:
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ] + [(b"set-cookie", c.encode("latin-1")) for c in cookies]
 
+    def response(self) -> Response[bytes]:
+        """The same, as a litestar Response, for handlers that answer either this or another
+        Response (/authorize, /logout). Only for pages without cookies."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers}
+        return Response(self.body, status_code=self.status, headers=headers)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class PortalRoutes:
-    def __init__(self, *, portal: Portal, pages: Pages, csrf: Csrf, idp_base: str) -> None:
+    def __init__(
+        self,
+        *,
+        portal: Portal,
+        pages: Pages,
+        csrf: Csrf,
+        idp_base: str,
+        origin: PortalOrigin | None = None,
+    ) -> None:
         self.portal = portal
         self.pages = pages
         self.csrf = csrf
         self.idp_base = idp_base
+        self.origin = origin  # issues the sign-in page's Authpi-Portal value (SSO discovery)
 
     def csrf_cookie(self, issuer_id: str, value: str) -> str:
         """Set with the op session cookie's attributes (path, HttpOnly, SameSite, Secure)."""
@@ -100,7 +115,7 @@ class PortalRoutes:
         issuer = await self.portal.issuer(issuer_id)
         if issuer is None:
             return self.page(issuer_id, None, ISSUER_GONE, csrf_cookie, new_cookies)
-        fields = {k: v for k, v in request.query_params.items() if k in ("token",)}
+        fields = {k: v for k, v in request.query_params.items() if k in ("token", "client_id")}
         if form:
             try:
                 fields = await _read_portal_form(request)
@@ -144,9 +159,22 @@ class PortalRoutes:
             "action": action,  # a form posts back to its page's URL, query included
             **page.context,
         }
+        if self.origin is not None and page.template == "login.html":
+            context["portal_origin"] = self.origin.issue(issuer_id)
         rendered = self.pages.render(page.template, page.status, brand, context)
         headers = {"Content-Type": "text/html; charset=utf-8", **rendered.headers}
         return HtmlResponse(rendered.status, rendered.html.encode(), headers, cookies)
+
+    async def problem(
+        self, issuer_id: str, *, title: str, text: str, detail: str | None, status: int
+    ) -> Response[bytes]:
+        """An error page outside the portal's own routes (/authorize, /logout): the portal's
+        message page with the issuer's branding and every header a portal page sends. `detail`
+        is the technical reason, in small print; like everything else it is escaped."""
+        issuer = await self.portal.issuer(issuer_id)
+        page = message(title, text, status, detail=detail)
+        csrf_cookie = Csrf.new_cookie()  # the page has no form: nothing is set or checked
+        return self.page(issuer_id, issuer, page, csrf_cookie, []).response()
 
     def redirect(
         self, issuer_id: str, answer: Redirect, cookies: list[str], status: int
@@ -210,11 +238,7 @@ class PortalRoutes:
             return await p.login_link(v, i, f.get("token", ""))
 
         async def signed_out(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
-            return message(
-                "You are signed out",
-                "You can close this window, or sign in again.",
-                link={"href": links(i.id, None)["login"], "label": "Sign in again"},
-            )
+            return p.signed_out(i, f.get("client_id"))
 
         async def error(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return message(

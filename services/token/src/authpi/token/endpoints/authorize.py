@@ -22,7 +22,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -335,6 +335,15 @@ def needs_login(
     return max_age is not None and now - session.auth_time > max_age * 1000
 
 
+def access_requires_verified_email(access: object) -> bool:
+    """An issuer's settings.access.require_verified_email: false when absent; a value that is not
+    a boolean requires verification (a malformed setting fails closed)."""
+    value = access.get("require_verified_email") if isinstance(access, Mapping) else None
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    return True
+
+
 def new_flow_id() -> str:
     return f"flw_{base62_secret(16)}"
 
@@ -428,6 +437,13 @@ class Interactions:
             **msgspec.structs.asdict(req),
         )
         session = await self.browser_session(issuer_id, cookie)
+        if session is not None and not await self._address_ok(issuer_id, session.user_id):
+            # An op session opened before the issuer required a verified address: it does not
+            # carry the user past that requirement. The portal's sign-in asks for the address
+            # to be verified (and mails the link) before it continues the authorization.
+            if "none" in flow.prompt:
+                return self._error(flow, "login_required", "the user must verify their email")
+            session = None
         if "none" in flow.prompt:
             if session is None or needs_login(session, [], flow.max_age, now):
                 return self._error(flow, "login_required", "the user is not signed in")
@@ -568,6 +584,16 @@ class Interactions:
             expires_at=expires_at,
         )
         return session, value
+
+    async def _address_ok(self, issuer_id: str, user_id: str) -> bool:
+        """False when the issuer requires a verified address (settings.access.
+        require_verified_email) and the user's is not verified."""
+        async with self.queries.pool.connection() as conn:
+            check = await self.queries.email_check(conn, issuer_id, user_id)
+        if check is None:
+            return True  # an unknown issuer was refused before this
+        access, verified = check
+        return verified or not access_requires_verified_email(access)
 
     async def _proceed(
         self, flow: Flow, client: ClientEntry, session: OpSession, *, interactive: bool, saved: bool

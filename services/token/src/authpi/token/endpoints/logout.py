@@ -6,8 +6,10 @@ expired one is accepted). Its `aud` names the client and its `sid` the rp sessio
 op (SSO) session is revoked with every rp session linked to it (`session.terminated`), and the
 op session cookie is cleared. A `post_logout_redirect_uri` must exactly match one of the client's
 registered post-logout URIs (no loopback relaxation); it then receives `state`. Without one, the
-browser goes to the hosted signed-out page. Front- and back-channel logout are not implemented
-(discovery says so). Already issued access tokens live until `exp`."""
+browser goes to the hosted signed-out page, told the client (`client_id`, the hint's verified
+`aud`) so that it can offer the way back to one of that client's registered post-logout URIs.
+Front- and back-channel logout are not implemented (discovery says so). Already issued access
+tokens live until `exp`."""
 
 from __future__ import annotations
 
@@ -60,7 +62,8 @@ class LogoutEndpoint:
         if isinstance(sid, str):
             await self._end(issuer, client, sid, str(claims.get("sub")))
         if redirect_uri is None:
-            target = portal_url(self.idp_base, issuer.issuer_id, "signed-out")
+            signed_out = portal_url(self.idp_base, issuer.issuer_id, "signed-out")
+            target = with_query(signed_out, {"client_id": client.id})
         else:
             target = with_query(redirect_uri, {"state": state}) if state else redirect_uri
         return Outcome(redirect=target, clear_cookie=True)

@@ -10,6 +10,14 @@ Rules kept here:
 - 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
   (issuer, username hash); a locked credential gets a page that says so, not a 429.
 - The user's status is checked only after the password is right, so it does not leak either.
+- Sign-up does not tell whether an address has an account: when it has one, nothing is created,
+  the page is the same "Check your email" page a new account gets when the issuer requires a
+  verified address, and the address's owner gets a mail (through the outbox, within the
+  requested-mail limit) saying someone tried to sign up with it, with links to sign in and to
+  reset the password. An issuer that does not require a verified address signs a new account in
+  at once, which a taken address cannot be; such an issuer keeps that difference (sign-up then
+  leads straight into the application), and one that must not reveal its users sets
+  settings.access.require_verified_email.
 - Mail sent on request (reset, login link) is limited to 5 per address in 15 minutes.
 - The mail-sending forms (forgot password, login link) answer before anything about the address
   is looked up: the lookup, the one-time token, its event and the mail are a job for the outbox
@@ -60,7 +68,7 @@ from authpi.token.domain.credential_commands import (
     SetPassword,
     VerifyEmail,
 )
-from authpi.token.endpoints.authorize import Device, FlowGone
+from authpi.token.endpoints.authorize import Device, FlowGone, access_requires_verified_email
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
@@ -142,11 +150,7 @@ def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
 def require_verified_email(settings: Mapping[str, Any]) -> bool:
     """settings.access.require_verified_email: false when absent; a value that is not a boolean
     requires verification (a malformed setting fails closed)."""
-    access = settings.get("access")
-    value = access.get("require_verified_email") if isinstance(access, Mapping) else None
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    return True
+    return access_requires_verified_email(settings.get("access"))
 
 
 def signup_refusal(settings: Mapping[str, Any]) -> str | None:
@@ -264,7 +268,12 @@ class Portal:
         if flow is None and visit.session_cookie:
             session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
             if session is not None:
-                return message("You are signed in", "You can return to your application.")
+                return message(
+                    "You are signed in",
+                    f"You are signed in to {issuer_name(issuer)}. Go back to the application you"
+                    " want to use and choose to sign in there: it continues without asking for"
+                    " your password again.",
+                )
         return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
 
     def _login_page(
@@ -458,11 +467,11 @@ class Portal:
                 account_id=issuer.account_id, issuer_id=issuer.id, username_type="email",
                 username=email, profile=profile,
             )  # fmt: skip
-        except Conflict:
-            return self._signup_page(
-                visit, flow, email=email, name=name, status=409, allowed=True,
-                error="An account with this email already exists. Sign in instead.",
-            )  # fmt: skip
+        except Conflict:  # the address has an account: answer as for a new one, mail its owner
+            self.outbox.submit(
+                "signup-taken", lambda: self._send_signup_taken(visit, issuer, email)
+            )
+            return self._check_your_email(issuer, visit, email)
         except Unprocessable:
             return self._signup_page(
                 visit, flow, email=email, name=name, status=400, allowed=True,
@@ -486,13 +495,7 @@ class Portal:
             lambda: self._send_verification(issuer, user.id, email, visit.flow_id),
         )
         if require_verified_email(issuer.settings):
-            page = message(
-                "Verify your email to continue",
-                f"Your account is created. We have sent a verification link to {email}:"
-                " open it, then sign in.",
-            )
-            link = {"href": links(issuer.id, visit.flow_id)["login"], "label": "Sign in"}
-            return msgspec.structs.replace(page, context={**page.context, "link": link})
+            return self._check_your_email(issuer, visit, email)
         await self.credentials.record(
             RecordVerification(
                 issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
@@ -501,6 +504,34 @@ class Portal:
             self._meta(issuer, visit, user.id),
         )  # fmt: skip
         return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    def _check_your_email(self, issuer: IssuerRow, visit: Visit, email: str) -> Page:
+        """What a sign-up answers when it does not sign in: the same page whether the account was
+        just created or the address already had one (the owner then gets a mail about it)."""
+        page = message(
+            "Check your email",
+            "We have sent you a message. Open the link in it to verify your address, then sign in.",
+            sent_to=email,
+        )
+        link = {"href": links(issuer.id, visit.flow_id)["login"], "label": "Sign in"}
+        return msgspec.structs.replace(page, context={**page.context, "link": link})
+
+    async def _send_signup_taken(self, visit: Visit, issuer: IssuerRow, email: str) -> None:
+        """Run by the outbox when a sign-up named an address that has an account: tell its owner,
+        with the ways in, within the requested-mail limit. Nothing is created or changed."""
+        if not await self._mail_allowed(issuer.id, email):
+            return
+        login = f"{self.idp_base}{links(issuer.id, visit.flow_id)['login']}"
+        forgot = f"{self.idp_base}{links(issuer.id, visit.flow_id)['forgot']}"
+        await self._mail(
+            email,
+            f"Someone tried to sign up for {issuer_name(issuer)} with your address",
+            f"Someone tried to create a {issuer_name(issuer)} account with this email address,"
+            " which already has an account. No new account was created and nothing changed.\n\n"
+            f"If it was you, sign in instead:\n\n{login}\n\n"
+            f"If you forgot your password, choose a new one:\n\n{forgot}\n\n"
+            "If it was not you, you can ignore this message.\n",
+        )
 
     def _signup_problem(
         self, issuer: IssuerRow, email: str, password: str, name: str
@@ -543,15 +574,26 @@ class Portal:
         flow = await self.flow(visit)
         if flow is None:
             return FLOW_GONE
-        if await self.interactions.browser_session(issuer.id, visit.session_cookie) is None:
+        session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
+        if session is None:
             return Redirect(location=links(issuer.id, visit.flow_id)["login"])
         return Page(
             template="consent.html",
             context={
                 "title": "Allow access", "client_name": flow.client_name,
                 "scopes": list(flow.scopes), "error": None, "notice": None,
+                "account": await self._address_of(session.user_id),
             },
         )  # fmt: skip
+
+    async def _address_of(self, user_id: str) -> str | None:
+        """The email address a signed-in person knows their account by, if it has one."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            if user is None:
+                return None
+            address = (await self.people.claims(conn, user, ["email"])).get("email")
+        return address if isinstance(address, str) else None
 
     async def consent(self, visit: Visit, issuer: IssuerRow, decision: str) -> Answer:
         flow = await self.flow(visit)
@@ -560,6 +602,12 @@ class Portal:
         session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
         if session is None:
             return Redirect(location=links(issuer.id, visit.flow_id)["login"])
+        if decision == "switch":  # "Not you?": end this browser's session, sign in afresh
+            await self.sessions.revoke(
+                issuer.id, session.id, reason="logout", by=session.user_id,
+                meta=self._meta(issuer, visit, session.user_id), lenient=True,
+            )  # fmt: skip
+            return Redirect(location=links(issuer.id, visit.flow_id)["login"], clear_session=True)
         outcome = await self.interactions.consented(
             flow, user_id=session.user_id, granted=decision == "allow",
             cookie=visit.session_cookie,
@@ -588,16 +636,53 @@ class Portal:
             ),
             meta,
         )  # fmt: skip
-        page = message("Email verified", "Thank you: your email address is verified.")
+        text = "Thank you: your email address is verified."
         link = {"href": links(issuer.id, None)["login"], "label": "Sign in"}
         if redeemed.token.flow_id is not None:
             try:  # lead back to the authorization the person signed up in, while it lasts
-                await self.interactions.flow(issuer.id, redeemed.token.flow_id)
+                flow = await self.interactions.flow(issuer.id, redeemed.token.flow_id)
                 href = links(issuer.id, redeemed.token.flow_id)["login"]
-                link = {"href": href, "label": "Continue signing in"}
-            except FlowGone:
-                pass
+                link = {"href": href, "label": f"Continue to {flow.client_name}"}
+            except FlowGone:  # finished or expired: the application starts a new one
+                text += (
+                    " If the application you signed up for still asks you to sign in, go back"
+                    " to it and sign in there."
+                )
+        page = message("Email verified", text)
         return msgspec.structs.replace(page, context={**page.context, "link": link})
+
+    # Signed out
+
+    def signed_out(self, issuer: IssuerRow, client_id: str | None) -> Page:
+        """The page after a logout without a post_logout_redirect_uri. `client_id` is the client
+        the logout's ID token was issued to; the way back to it is only ever one of its
+        registered post-logout URIs, never a URL from the request."""
+        page = message(
+            "You are signed out", "You can close this window, or sign in again.",
+            link={"href": links(issuer.id, None)["login"], "label": "Sign in again"},
+        )  # fmt: skip
+        client = self._client(issuer.id, client_id)
+        if client is None or not client.post_logout_redirect_uris:
+            return page
+        name = client.name or "the application"
+        back = {"href": client.post_logout_redirect_uris[0], "label": f"Return to {name}"}
+        return msgspec.structs.replace(
+            page,
+            context={
+                **page.context,
+                "message": f"You are signed out of {name}. You can close this window.",
+                "link": back,
+                "secondary": {"href": links(issuer.id, None)["login"], "label": "Sign in again"},
+            },
+        )
+
+    def _client(self, issuer_id: str, client_id: str | None) -> Any:
+        if not client_id or len(client_id) > 256:
+            return None
+        client = self.interactions.clients.get(client_id)
+        if client is None or client.issuer_id != issuer_id or client.status != "active":
+            return None
+        return client
 
     async def _bad_link(self, visit: Visit, issuer: IssuerRow, flow: str, status: str) -> Page:
         """A link that could not be used; presenting a used one again is recorded as a replay."""
@@ -648,6 +733,10 @@ class Portal:
             context={
                 "title": title, "lead": lead, "button": button, "email": email,
                 "error": error, "notice": notice, "links": links(visit.issuer_id, visit.flow_id),
+                "sent": notice is not None,
+                "again": links(visit.issuer_id, visit.flow_id)[
+                    "forgot" if kind == "forgot" else "login_link"
+                ],
             },
         )  # fmt: skip
 
@@ -658,7 +747,7 @@ class Portal:
                 visit, kind="forgot", email=email, error="Enter a valid email address.", status=400
             )
         self.outbox.submit("password-reset", lambda: self._send_reset(visit, issuer, email))
-        return self.email_form(visit, kind="forgot", email=email, notice=SENT)
+        return self.email_form(visit, kind="forgot", notice=SENT)
 
     async def _send_reset(self, visit: Visit, issuer: IssuerRow, email: str) -> None:
         """Run by the outbox for every well-formed address: a reset link to an active account,
@@ -756,7 +845,7 @@ class Portal:
         self.outbox.submit(
             "login-link", lambda: self._send_login_link(visit, issuer, email, client_id)
         )
-        return self.email_form(visit, kind="login-link", email=email, notice=SENT)
+        return self.email_form(visit, kind="login-link", notice=SENT)
 
     async def _send_login_link(
         self, visit: Visit, issuer: IssuerRow, email: str, client_id: str | None

@@ -34,6 +34,20 @@ class Branding(msgspec.Struct, frozen=True, kw_only=True):
     logo_url: str | None = None
     primary_color: str = DEFAULT_COLOR
 
+    @property
+    def mark(self) -> str:
+        """The monogram shown without a logo: the name's first letter or digit (a name that
+        starts with a quote or a bracket is not shown as that punctuation), or a neutral mark
+        when the name has none."""
+        return monogram(self.name)
+
+
+NEUTRAL_MARK = "\u2022"
+
+
+def monogram(name: str) -> str:
+    return next((c for c in name if c.isalnum()), NEUTRAL_MARK)
+
 
 def branding(issuer_name: str, settings: Mapping[str, Any]) -> Branding:
     raw = settings.get("branding")
@@ -115,7 +129,10 @@ class Pages:
         self, template: str, status: int, brand: Branding, context: Mapping[str, Any]
     ) -> Rendered:
         nonce = b64e(os.urandom(18))
-        values = {"brand": brand, "nonce": nonce, "title": "", "error": None, "notice": None}
+        values = {
+            "brand": brand, "nonce": nonce, "title": "", "error": None, "notice": None,
+            "detail": None, "secondary": None,
+        }  # fmt: skip
         values.update(context)
         html = self.env.get_template(template).render(values)
         return Rendered(status=status, html=html, headers=security_headers(nonce, brand))

@@ -40,6 +40,8 @@ class OpSessionView(Protocol):
 
 
 class Interactions(Protocol):
+    @property
+    def clients(self) -> Any: ...  # the issuer's clients by id (Known[ClientEntry])
     async def flow(self, issuer_id: str, flow_id: str) -> Any: ...
     async def browser_session(self, issuer_id: str, cookie: str | None) -> Any: ...
     async def authenticated(

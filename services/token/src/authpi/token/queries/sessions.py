@@ -169,12 +169,26 @@ class SessionQueries:
             "SELECT account_id, session_max_age, session_idle_timeout FROM {schema}.issuers_view"
             " WHERE id = %s"
         )
+        self._email_check = q(
+            "SELECT i.settings -> 'access', coalesce(c.email_verified, false)"
+            " FROM {schema}.issuers_view i LEFT JOIN {schema}.credentials_view c"
+            " ON c.user_id = %s WHERE i.id = %s"
+        )
 
     async def lapsed(self, now: int, limit: int) -> list[tuple[str, str]]:
         """(session id, `max_age` | `idle`) of live sessions past a lifetime, oldest first."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._lapsed, {"now": now, "limit": limit})
             return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def email_check(
+        self, conn: Conn, issuer_id: str, user_id: str
+    ) -> tuple[Any, bool] | None:
+        """(the issuer's settings.access, whether the user's address is verified), or None for
+        an unknown issuer."""
+        cur = await conn.execute(self._email_check, [user_id, issuer_id])
+        row = await cur.fetchone()
+        return (row[0], bool(row[1])) if row else None
 
     async def session(self, conn: Conn | None, session_id: str) -> SessionRow | None:
         if conn is None:

@@ -20,6 +20,8 @@ from authpi.contracts.directory import (
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDomainDeleted,
+    OrganizationSsoDomainVerified,
     OrganizationSuspended,
     OrganizationUpdated,
     UserBlocked,
@@ -33,6 +35,23 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 USER_MEMBER = "user"
+CONNECTION_TYPES = frozenset({"oidc", "saml"})
+
+
+def normalise_domain(domain: str) -> str:
+    """A DNS name as discovery compares it: lower case, no trailing dot."""
+    return domain.strip().rstrip(".").lower()
+
+
+def sso_columns(sso: dict[str, Any]) -> tuple[bool, bool, str | None]:
+    """(enabled, sso_only, connection type) of an organization's `sso` object (core-api.md
+    3.12): a flag that is not literally true is false; an unknown connection type is none."""
+    kind = sso.get("connection_type")
+    return (
+        sso.get("enabled") is True,
+        sso.get("sso_only") is True,
+        kind if isinstance(kind, str) and kind in CONNECTION_TYPES else None,
+    )
 
 
 def users_channel(schema: str) -> str:
@@ -103,8 +122,9 @@ class UsersReaction:
 
 
 class OrganizationsReaction:
-    """Organizations and their user memberships: one consumer, since both share the
-    organization's stream and `organization.deleted` removes the memberships."""
+    """Organizations (status and SSO settings), their user memberships and their verified SSO
+    domains: one consumer, since all share the organization's stream and `organization.deleted`
+    removes the memberships and domains."""
 
     name = "token-organizations"
     event_types = (
@@ -116,19 +136,39 @@ class OrganizationsReaction:
         "organization.membership.created",
         "organization.membership.updated",
         "organization.membership.deleted",
+        "organization.sso.domain-verified",
+        "organization.sso.domain-deleted",
     )
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self._org_insert = render(
-            "INSERT INTO {schema}.organizations_view (id, issuer_id, status, version, updated_at)"
-            " VALUES (%s, %s, 'active', %s, %s) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
+            " sso_only, sso_connection_type, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            schema=schema,
+        )
+        self._org_sso = render(
+            "UPDATE {schema}.organizations_view SET sso_enabled = %s, sso_only = %s,"
+            " sso_connection_type = %s, version = %s, updated_at = %s WHERE id = %s",
             schema=schema,
         )
         self._org_status = render(
             "UPDATE {schema}.organizations_view SET status = %s, version = %s, updated_at = %s"
             " WHERE id = %s",
             schema=schema,
+        )
+        self._domain_insert = render(
+            "INSERT INTO {schema}.sso_domains_view (issuer_id, domain, org_id, verified_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            schema=schema,
+        )
+        self._domain_delete = render(
+            "DELETE FROM {schema}.sso_domains_view WHERE org_id = %s AND domain = %s",
+            schema=schema,
+        )
+        self._org_domains_delete = render(
+            "DELETE FROM {schema}.sso_domains_view WHERE org_id = %s", schema=schema
         )
         self._org_delete = render(
             "DELETE FROM {schema}.organizations_view WHERE id = %s", schema=schema
@@ -152,21 +192,35 @@ class OrganizationsReaction:
             schema=schema,
         )
         self._reset = render(
-            "TRUNCATE {schema}.organizations_view, {schema}.memberships_view", schema=schema
+            "TRUNCATE {schema}.organizations_view, {schema}.memberships_view,"
+            " {schema}.sso_domains_view",
+            schema=schema,
         )
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         v = stored.stream_version
         match stored.event:
             case OrganizationCreated() as e:
-                await conn.execute(self._org_insert, [e.id, e.issuer_id, v, e.created_at])
-            case OrganizationUpdated() as e if e.status is not None:
-                await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
+                await conn.execute(
+                    self._org_insert, [e.id, e.issuer_id, *sso_columns(e.sso), v, e.created_at]
+                )
+            case OrganizationUpdated() as e:
+                await conn.execute(self._org_sso, [*sso_columns(e.sso), v, e.updated_at, e.id])
+                if e.status is not None:
+                    await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:
                 await conn.execute(self._org_status, [e.status, v, e.status_at, e.id])
             case OrganizationDeleted() as e:
                 await conn.execute(self._org_delete, [e.id])
                 await conn.execute(self._org_members_delete, [e.id])
+                await conn.execute(self._org_domains_delete, [e.id])
+            case OrganizationSsoDomainVerified() as e:
+                await conn.execute(
+                    self._domain_insert,
+                    [e.issuer_id, normalise_domain(e.domain), e.org_id, e.verified_at],
+                )
+            case OrganizationSsoDomainDeleted() as e:
+                await conn.execute(self._domain_delete, [e.org_id, normalise_domain(e.domain)])
             case OrganizationMembershipCreated() as e if e.member_type == USER_MEMBER:
                 await conn.execute(
                     self._member_upsert,
