@@ -107,7 +107,12 @@ class Relay:
             wake = asyncio.Event()
             listener = asyncio.create_task(self._listen(listen, wake))
             try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                # Never prepared: a generic plan of the cursor comparisons (parameters unknown)
+                # scans the whole events table for `_sql_held`; planned with the cursor's
+                # values, both statements walk events_commit_order from the cursor.
+                async with await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, prepare_threshold=None
+                ) as conn:
                     cur = await conn.execute(self._sql_cursor)
                     row = await cur.fetchone()
                     assert row is not None

@@ -50,6 +50,9 @@ class IssuerKeys(msgspec.Struct, frozen=True, kw_only=True):
     jwks_etag: str
     signers: dict[str, Signer]  # alg -> the newest key of that algorithm
     public: dict[str, Any] = {}  # kid -> PyJWK of every published key (verification)
+    # Session lifetimes in seconds (issuers_view, the same row): a code exchange needs them.
+    session_max_age: int = 7 * 24 * 3600
+    session_idle_timeout: int = 12 * 3600
 
 
 class KeyCache:
@@ -164,6 +167,8 @@ class KeyCache:
             jwks_etag=f'"{hashlib.sha256(jwks).hexdigest()[:32]}"',
             signers=signers,
             public={k[0]: jwt.PyJWK(k[3]) for k in keys},
+            session_max_age=row[7],
+            session_idle_timeout=row[8],
         )
 
     def _forget(self, old: IssuerKeys | None, signers: dict[str, Signer]) -> None:

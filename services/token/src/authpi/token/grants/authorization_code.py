@@ -18,13 +18,13 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Any
 
 from authpi.contracts.base import Actor, Meta
 from authpi.contracts.facts import HumanSignIn
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids
 from authpi.errors import NotFound
+from authpi.eventstore.store import Tx
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.commands import RevokeToken
@@ -38,6 +38,7 @@ from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.checks import grant_enabled
 from authpi.token.grants.codes import CodeGrant, Codes, CodeUsed, Issued, StoredCode
 from authpi.token.grants.id_token import (
+    Conn,
     PeopleReader,
     Subject,
     UserTokenResponse,
@@ -47,7 +48,7 @@ from authpi.token.grants.id_token import (
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
-from authpi.token.queries.sessions import SessionQueries
+from authpi.token.queries.sessions import SessionQueries, SessionRow, SessionSettings
 from authpi.token.reactions.clients import ClientEntry
 
 GRANT = "authorization_code"
@@ -131,14 +132,14 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("redirect_uri does not match the authorization request")
         _check_pkce(grant.code_challenge, verifier)
         aud = token_audience(form, grant.resources, client.id)
-        who, op = await self._subject(client, grant, aud, now)
+        sid = self.ids.new("s")
         refresh = "refresh_token" in client.grant_types
         family_id = f"rtf_{self.ids.secret(12)}" if refresh else None
         refresh_jti = new_jti() if refresh else None
         access_jti = new_jti()
         access_exp = now // 1000 + min(client.access_token_ttl, MAX_TOKEN_TTL_S)
         issued = Issued(
-            session_id=who.sid,
+            session_id=sid,
             family_id=family_id,
             access_jti=access_jti,
             access_expires_at=access_exp * 1000,
@@ -150,26 +151,41 @@ class AuthorizationCodeGrant:
                 issuer_id=issuer.issuer_id,
                 client_id=client.id,
                 user_id=grant.user_id,
-                session_id=who.sid,
+                session_id=sid,
                 jti=refresh_jti,
                 scopes=grant.scopes,
                 resources=grant.resources,
                 org_id=grant.org,
-                auth_time=who.auth_time,
+                auth_time=grant.auth_time // 1000,
                 started_at=now,
             )
+        read: list[tuple[SessionRow, Subject]] = []
+
+        async def subject(tx: Tx) -> SessionRow:
+            # First in the exchange's transaction: the op session and the user, as they are now.
+            read.clear()
+            read.append(await self._subject(tx.conn, client, grant, aud, sid, now))
+            return read[-1][0]
+
+        settings = SessionSettings(
+            account_id=issuer.account_id,
+            max_age=issuer.session_max_age,
+            idle_timeout=issuer.session_idle_timeout,
+        )
         try:
             session_expires = await self.sessions.start_rp(
-                op=op,
+                op=subject,
                 client_id=client.id,
-                session_id=who.sid,
+                session_id=sid,
                 family=start,
                 meta=client_meta(issuer, client, grant.user_id),
+                settings=settings,
                 reactions=[self.codes.consumption(code, issued, now)],
             )
         except CodeUsed:
             await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
             raise InvalidGrant("authorization code already used") from None
+        op, who = read[-1]
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
             issuer,
@@ -197,39 +213,33 @@ class AuthorizationCodeGrant:
         return minted.response
 
     async def _subject(
-        self, client: ClientEntry, grant: CodeGrant, aud: str, now: int
-    ) -> tuple[Subject, Any]:
-        async with self.queries.pool.connection() as conn:
-            op = await self.queries.session(conn, grant.op_session_id)
-            if op is None or not op.usable(now):
-                raise InvalidGrant("the session has ended")
-            user = await self.people.user(conn, grant.user_id)
-            if user is None or user.status != "active":
-                raise InvalidGrant("the user is not active")
-            if grant.org is not None and not await self.people.is_active_member(
-                conn, grant.user_id, grant.org, client.organizations
-            ):
-                raise InvalidGrant("the selected organization is not available")
-            orgs = await self.people.organizations(
-                conn, grant.user_id, client.organizations, grant.org
-            )
-            claims = (
-                await self.people.claims(conn, user, grant.scopes)
-                if "openid" in grant.scopes
-                else {}
-            )
+        self, conn: Conn, client: ClientEntry, grant: CodeGrant, aud: str, sid: str, now: int
+    ) -> tuple[SessionRow, Subject]:
+        # Both statements in one round trip (the transaction is in pipeline mode).
+        receive = await self.people.send_person(
+            conn, grant.user_id, client.organizations, grant.org, grant.scopes
+        )
+        op = await self.queries.session(conn, grant.op_session_id)
+        if op is None or not op.usable(now):
+            raise InvalidGrant("the session has ended")
+        person = await receive()
+        if person is None or person.user.status != "active":
+            raise InvalidGrant("the user is not active")
+        if grant.org is not None and not person.organizations:
+            # The selected org is no longer an active membership the client may see.
+            raise InvalidGrant("the selected organization is not available")
         who = Subject(
             user_id=grant.user_id,
-            sid=self.ids.new("s"),
+            sid=sid,
             scopes=grant.scopes,
             grant_scopes=grant.scopes,
             aud=aud,
             org_id=grant.org,
-            organizations=orgs,
-            claims=claims,
+            organizations=person.organizations,
+            claims=person.claims,
             auth_time=grant.auth_time // 1000,
         )
-        return who, op
+        return op, who
 
     async def _replayed(
         self, issuer: IssuerKeys, client: ClientEntry, stored: StoredCode | None

@@ -65,6 +65,24 @@ class PeopleReader(Protocol):
         self, conn: Conn, user_id: str, org_id: str, restriction: OrganizationRestriction
     ) -> bool: ...
 
+    async def person(
+        self,
+        conn: Conn,
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+        scopes: Collection[str],
+    ) -> Any: ...
+
+    async def send_person(
+        self,
+        conn: Conn,
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+        scopes: Collection[str],
+    ) -> Any: ...
+
 
 class UserTokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """RFC 6749 section 5.1 with the OIDC `id_token`."""

@@ -22,8 +22,8 @@ Every refusal is `invalid_grant`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -40,7 +40,14 @@ from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.authorization_code import client_meta, token_audience
 from authpi.token.grants.checks import grant_enabled
-from authpi.token.grants.id_token import PeopleReader, Subject, UserTokenResponse, mint, refresh_exp
+from authpi.token.grants.id_token import (
+    Conn,
+    PeopleReader,
+    Subject,
+    UserTokenResponse,
+    mint,
+    refresh_exp,
+)
 from authpi.token.handlers.refresh_families import FamilyEnded, RefreshFamilies, Replayed
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.queries.sessions import FamilyRow, SessionRow
@@ -121,30 +128,35 @@ class RefreshTokenGrant:
                 raise SessionLapsed(session.id, lapsed)
             return session, token_audience(form, family.resources, client.id)
 
+        async def person(conn: Conn) -> Callable[[], Awaitable[Any]]:
+            # The user's status, claims and memberships as they are now, read in the rotation's
+            # own transaction (one statement, sent with the family's read): an inactive user
+            # rotates nothing.
+            receive = await self.people.send_person(
+                conn, user_id, client.organizations, org_id, scopes
+            )
+
+            async def active() -> Any:
+                found = await receive()
+                if found is None or found.user.status != "active":
+                    raise InvalidGrant("the user is not active")
+                return found
+
+            return active
+
         next_jti = new_jti()
-        # The user's current data is read on its own connection while the rotation commits: the
-        # write transaction stays one read, one append and two view updates.
-        rotation, person = await asyncio.gather(
-            self.families.rotate(
+        try:
+            family, (session, aud), found = await self.families.rotate(
                 issuer_id=issuer.issuer_id, family_id=family_id, jti=jti, next_jti=next_jti,
-                now=now, check=check, meta=meta,
-            ),
-            self._person(user_id, client, org_id, scopes),
-            return_exceptions=True,
-        )  # fmt: skip
-        if isinstance(rotation, BaseException):
-            await self._refused(rotation, jti, meta)
-            raise rotation
-        if isinstance(person, BaseException):
-            raise person
-        family, (session, aud) = rotation
-        if person is None:
-            raise InvalidGrant("the user is not active")
-        orgs, profile = person
+                now=now, check=check, meta=meta, read=person,
+            )  # fmt: skip
+        except (Replayed, FamilyEnded, SessionLapsed) as exc:
+            await self._refused(exc, jti, meta)
+            raise
         who = Subject(
             user_id=user_id, sid=family.session_id, scopes=scopes, grant_scopes=family.scopes,
-            aud=aud, org_id=family.org_id, organizations=orgs, claims=profile,
-            auth_time=family.auth_time,
+            aud=aud, org_id=family.org_id, organizations=found.organizations,
+            claims=found.claims, auth_time=family.auth_time,
         )  # fmt: skip
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
@@ -168,19 +180,6 @@ class RefreshTokenGrant:
             )
         )
         return minted.response
-
-    async def _person(
-        self, user_id: str, client: ClientEntry, org_id: str | None, scopes: list[str]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-        """The user's organizations and claims, re-read on every refresh; None unless the user
-        is active."""
-        async with self.pool.connection() as conn:
-            user = await self.people.user(conn, user_id)
-            if user is None or user.status != "active":
-                return None
-            orgs = await self.people.organizations(conn, user_id, client.organizations, org_id)
-            profile = await self.people.claims(conn, user, scopes) if "openid" in scopes else {}
-        return orgs, profile
 
     async def _refused(self, exc: BaseException, jti: str, meta: Meta) -> None:
         """What a refused rotation leaves behind: a replay ends the family and the session, a

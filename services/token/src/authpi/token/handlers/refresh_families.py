@@ -6,8 +6,10 @@ that makes reuse detection exact, is in domain.refresh_family."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+import psycopg
 
 from authpi.contracts.base import Meta
 from authpi.eventstore.store import EventStore, Step, Tx
@@ -17,7 +19,9 @@ from authpi.token.handlers.sessions import family_end, refresh_stream
 from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
+R = TypeVar("R")
 Check = Callable[[FamilyRow, SessionRow | None], T]
+Read = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Callable[[], Awaitable[R]]]]
 
 
 class FamilyEnded(Exception):
@@ -47,19 +51,25 @@ class RefreshFamilies:
         now: int,
         check: Check[T],
         meta: Meta,
-    ) -> tuple[FamilyRow, T]:
+        read: Read[R],
+    ) -> tuple[FamilyRow, T, R]:
         """Rotate `jti` to `next_jti` once `check` (reads and refusals, inside the transaction)
-        passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over."""
-        seen: list[tuple[FamilyRow, T]] = []
+        passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over.
+        `read` sends a read of the same transaction before the family's (one round trip for
+        both) and returns the function that takes its answer (or refuses) once the family is
+        checked: what the tokens say of the user, read with the rotation."""
+        seen: list[tuple[FamilyRow, T, R]] = []
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             seen.clear()
+            answer = await read(tx.conn)
             family, session = await self.queries.family_and_session(tx.conn, family_id)
             if family is None or family.issuer_id != issuer_id or family.status != "active":
                 raise FamilyEnded()
             if family.current_jti != jti:
                 raise Replayed(family)
-            seen.append((family, check(family, session)))
+            checked = check(family, session)
+            seen.append((family, checked, await answer()))
             cmd = Rotate(
                 family_id=family_id,
                 issuer_id=issuer_id,
@@ -71,13 +81,13 @@ class RefreshFamilies:
             return [Step(refresh_stream(jti), refresh_family, cmd)]
 
         outcome = (await self.store.execute_all(plan, meta))[0]
-        family, checked = seen[-1]
+        family, checked, found = seen[-1]
         if not outcome.events:
             # A concurrent refresh of the same token won the stream (we were retried).
             if isinstance(outcome.state, Rotated):
                 raise Replayed(family)
             raise FamilyEnded()
-        return family, checked
+        return family, checked, found
 
 
 class FamilyRevocations:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from authpi.contracts.base import Meta
@@ -42,12 +42,17 @@ from authpi.token.queries.sessions import (
     FamilyRef,
     SessionQueries,
     SessionRow,
+    SessionSettings,
 )
 
 log = get_logger("authpi.token.sessions")
 EXPIRY_EVERY_S = 60.0
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_IDLE_S = 12 * 3600
+
+
+# Reads and checks the op session of a code exchange inside its transaction.
+OpReader = Callable[[Tx], Awaitable[SessionRow]]
 
 
 def session_stream(session_id: str) -> str:
@@ -135,38 +140,41 @@ class Sessions:
     async def start_rp(
         self,
         *,
-        op: SessionRow,
+        op: OpReader,
         client_id: str,
         session_id: str,
         family: StartFamily | None,
         meta: Meta,
+        settings: SessionSettings,
         reactions: Sequence[Reaction] = (),
     ) -> int:
         """The client's rp session (and its refresh family) for a code exchange; its absolute
-        expiry (ms). `reactions` run in the same transaction (the code's consumption)."""
+        expiry (ms). `op` reads and checks the op session first in the transaction (with
+        whatever else the exchange reads there); `reactions` run in the same transaction (the
+        code's consumption). `settings`: the issuer's session lifetimes (the caller has them
+        from the key cache, which follows issuer events)."""
         now = self.clock.now_ms()
-        settings = await self.queries.settings(None, op.issuer_id)
-        max_age = settings.max_age if settings else DEFAULT_MAX_AGE_S
-        idle = settings.idle_timeout if settings else DEFAULT_IDLE_S
-        expires_at = now + max_age * 1000
-        create = CreateSession(
-            session_id=session_id,
-            issuer_id=op.issuer_id,
-            account_id=op.account_id,
-            user_id=op.user_id,
-            type="rp",
-            client_id=client_id,
-            op_session_id=op.id,
-            auth_method=op.auth_method,
-            auth_time=op.auth_time,
-            device=Device(**{k: v for k, v in op.device.items() if k in ("user_agent", "ip")}),
-            idle_timeout=idle,
-            expires_at=expires_at,
-            created_at=now,
-        )
+        idle = settings.idle_timeout
+        expires_at = now + settings.max_age * 1000
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
-            evicted = await self._evictions(tx, op.issuer_id, op.user_id, "rp", now)
+            row = await op(tx)
+            create = CreateSession(
+                session_id=session_id,
+                issuer_id=row.issuer_id,
+                account_id=row.account_id,
+                user_id=row.user_id,
+                type="rp",
+                client_id=client_id,
+                op_session_id=row.id,
+                auth_method=row.auth_method,
+                auth_time=row.auth_time,
+                device=Device(**{k: v for k, v in row.device.items() if k in ("user_agent", "ip")}),
+                idle_timeout=idle,
+                expires_at=expires_at,
+                created_at=now,
+            )
+            evicted = await self._evictions(tx, row.issuer_id, row.user_id, "rp", now)
             steps: list[Step[Any, Any]] = [
                 *evicted,
                 Step(session_stream(session_id), session, create),
@@ -182,8 +190,9 @@ class Sessions:
         self, tx: Tx, issuer_id: str, user_id: str, type_: str, now: int
     ) -> list[Step[Any, Any]]:
         """Expire the oldest live sessions so that the new one is at most the 50th."""
-        live = await self.queries.live_of_type(tx.conn, issuer_id, user_id, type_, now)
-        excess = live[: max(0, len(live) - MAX_LIVE_SESSIONS + 1)]
+        excess = await self.queries.evictable(
+            tx.conn, issuer_id, user_id, type_, now, MAX_LIVE_SESSIONS - 1
+        )
         if not excess:
             return []
         steps: list[Step[Any, Any]] = [

@@ -7,7 +7,7 @@ region). A deleted user has neither snapshot nor key, so its claims carry no PII
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgspec
@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from authpi.contracts.directory import OrganizationRestriction
 from authpi.crypto.envelope import Kek
-from authpi.crypto.pii import Pii, PiiVault, region_store
+from authpi.crypto.pii import DEFAULT_REGION, Pii, PiiVault, region_store
 from authpi.crypto.pii import username_hash as hash_username
 from authpi.eventstore.sqltext import render
 
@@ -34,6 +34,8 @@ RESERVED_CLAIMS = frozenset(
      "zoneinfo", "locale", "phone_number", "phone_number_verified", "address", "updated_at",
      "created_at"}
 )  # fmt: skip
+_USER_FIELDS = [c.strip() for c in _USER_COLUMNS.split(",")]
+_orgs = msgspec.json.Decoder(list[tuple[str, str | None, list[Any], int]])
 _ADDRESS_FIELDS = {
     "formatted": ("formatted",),
     "street_address": ("street_address", "street", "line1"),
@@ -54,6 +56,14 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     scopes: list[str]
     created_at: int
     updated_at: int | None
+
+
+class Person(msgspec.Struct, frozen=True, kw_only=True):
+    """What a token grant reads of its user in one statement (`People.person`)."""
+
+    user: UserRecord
+    organizations: list[dict[str, Any]]
+    claims: dict[str, Any]
 
 
 class People:
@@ -88,6 +98,27 @@ class People:
             " ORDER BY m.joined_at, m.org_id",
             schema=schema,
         )
+        # A grant's whole read of its user in one statement: the user, its sealed PII with the
+        # data key of the default region's store (a user of another region fetches its key from
+        # that region's store), the email-verified flag and the organizations claim.
+        self._person = render(
+            "SELECT u.id, u.issuer_id, u.account_id, u.status, u.username_type, u.username_hash,"
+            " u.scopes, u.created_at, u.updated_at, u.region, u.pii, k.wrapped_key,"
+            " c.email_verified,"
+            " CASE WHEN %(orgs)s THEN (SELECT json_agg(json_build_array(m.org_id, m.user_title,"
+            " m.scopes, m.joined_at) ORDER BY m.joined_at, m.org_id)::text"
+            " FROM {schema}.memberships_view m"
+            " JOIN {schema}.organizations_view o ON o.id = m.org_id"
+            " WHERE m.member_id = u.id AND m.status = 'active' AND o.status = 'active'"
+            " AND (%(only)s::text[] IS NULL OR m.org_id = ANY(%(only)s::text[]))"
+            " AND (%(selected)s::text IS NULL OR m.org_id = %(selected)s)) END"
+            " FROM {schema}.users_view u"
+            " LEFT JOIN {pii}.pii_keys k ON k.subject_id = u.id"
+            " LEFT JOIN {schema}.credentials_view c ON c.user_id = u.id"
+            " WHERE u.id = %(user)s",
+            schema=schema,
+            pii=region_store(namespace, DEFAULT_REGION),
+        )
 
     def vault(self, region: str) -> PiiVault:
         """The PII key store of `region` (the per-region lookup, DESIGN.md 7)."""
@@ -118,47 +149,76 @@ class People:
             return None
         return await self.vault(row["region"]).open_stored(conn, user_id, row["pii"])
 
+    async def person(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+        scopes: Collection[str],
+    ) -> Person | None:
+        """The user (any status), its organizations claim (as `organizations`) and its claims
+        for `scopes` (empty without `openid`), read in one statement."""
+        return await (await self.send_person(conn, user_id, restriction, selected, scopes))()
+
+    async def send_person(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_id: str,
+        restriction: OrganizationRestriction,
+        selected: str | None,
+        scopes: Collection[str],
+    ) -> Callable[[], Awaitable[Person | None]]:
+        """`person` in two halves: the statement is sent now and its answer read by the returned
+        function, so that in pipeline mode it shares a round trip with the next read."""
+        only = list(restriction.allowlist) if restriction.mode == "allowlist" else None
+        params = {
+            "user": user_id,
+            "orgs": restriction.mode != "none",
+            "only": only,
+            "selected": selected,
+        }
+        cur = await conn.execute(self._person, params)
+
+        async def receive() -> Person | None:
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            n = len(_USER_FIELDS)
+            user = msgspec.convert(dict(zip(_USER_FIELDS, row[:n], strict=True)), UserRecord)
+            region, sealed, wrapped, verified, orgs = row[n:]
+            claims: dict[str, Any] = {}
+            if "openid" in scopes:
+                pii: Pii | None = None
+                if sealed is not None:
+                    if region == DEFAULT_REGION:
+                        pii = self.vault(region).open_wrapped(wrapped, user_id, sealed)
+                    else:
+                        pii = await self.vault(region).open_stored(conn, user_id, sealed)
+                claims = _claims(user, pii, bool(verified), scopes)
+            organizations = [
+                {"id": o[0], "title": o[1], "scopes": list(o[2]), "joined_at": o[3] // 1000}
+                for o in (_orgs.decode(orgs) if orgs else [])
+            ]
+            return Person(user=user, organizations=organizations, claims=claims)
+
+        return receive
+
     async def claims(
         self, conn: psycopg.AsyncConnection[Any], user: UserRecord, scopes: Collection[str]
     ) -> dict[str, Any]:
         """The user's claims for the granted `scopes` (idp-api.md 6): `sub`; profile, email,
         phone and address claims by scope; the user's custom fields beside them (never in place
         of a standard claim); `created_at` / `updated_at` in Unix seconds (14 #17)."""
-        claims: dict[str, Any] = {"sub": user.id}
         pii = await self.pii(conn, user.id)
-        if pii is not None:
-            for name, value in pii.custom_fields.items():
-                if name not in RESERVED_CLAIMS:
-                    claims[name] = value
-            if "profile" in scopes:
-                claims.update(_profile_claims(pii.profile))
-            if "email" in scopes:
-                email = _email(user, pii)
-                if email is not None:
-                    claims["email"] = email
-                    claims["email_verified"] = (
-                        user.username_type == "email" and await self._verified(conn, user.id)
-                    )
-            if "phone" in scopes:
-                phone = _phone(user, pii)
-                if phone is not None:
-                    claims["phone_number"] = phone
-                    claims["phone_number_verified"] = False
-            if "address" in scopes:
-                address = _address(pii)
-                if address:
-                    claims["address"] = address
-        claims["created_at"] = user.created_at // 1000
-        claims["updated_at"] = (user.updated_at or user.created_at) // 1000
-        return claims
+        verified = False
+        if pii is not None and "email" in scopes and user.username_type == "email":
+            verified = await self._verified(conn, user.id)
+        return _claims(user, pii, verified, scopes)
 
     async def _verified(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> bool:
-        try:
-            async with conn.transaction():  # a savepoint: a missing table aborts nothing else
-                cur = await conn.execute(self._email_verified, [user_id])
-                row = await cur.fetchone()
-        except psycopg.errors.UndefinedTable:
-            return False
+        cur = await conn.execute(self._email_verified, [user_id])
+        row = await cur.fetchone()
         return bool(row and row[0])
 
     async def organizations(
@@ -195,6 +255,36 @@ class People:
     ) -> bool:
         """Whether `org_id` may be the selected organization of the user's tokens."""
         return bool(await self.organizations(conn, user_id, restriction, org_id))
+
+
+def _claims(
+    user: UserRecord, pii: Pii | None, verified: bool, scopes: Collection[str]
+) -> dict[str, Any]:
+    """The claims of `claims`, from the opened PII and the email-verified flag."""
+    claims: dict[str, Any] = {"sub": user.id}
+    if pii is not None:
+        for name, value in pii.custom_fields.items():
+            if name not in RESERVED_CLAIMS:
+                claims[name] = value
+        if "profile" in scopes:
+            claims.update(_profile_claims(pii.profile))
+        if "email" in scopes:
+            email = _email(user, pii)
+            if email is not None:
+                claims["email"] = email
+                claims["email_verified"] = user.username_type == "email" and verified
+        if "phone" in scopes:
+            phone = _phone(user, pii)
+            if phone is not None:
+                claims["phone_number"] = phone
+                claims["phone_number_verified"] = False
+        if "address" in scopes:
+            address = _address(pii)
+            if address:
+                claims["address"] = address
+    claims["created_at"] = user.created_at // 1000
+    claims["updated_at"] = (user.updated_at or user.created_at) // 1000
+    return claims
 
 
 def _profile_claims(profile: dict[str, Any]) -> dict[str, Any]:

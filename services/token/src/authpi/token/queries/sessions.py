@@ -125,6 +125,12 @@ class SessionQueries:
             " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
             " ORDER BY created_at, id"
         )
+        # Only the live sessions beyond the `keep` newest: usually none, so nothing to read.
+        self._evictable = q(
+            "SELECT id FROM {schema}.sessions_view WHERE issuer_id = %s AND user_id = %s"
+            " AND type = %s AND status IN ('active', 'suspended') AND expires_at > %s"
+            " ORDER BY created_at DESC, id DESC OFFSET %s"
+        )
         self._lapsed = q(
             "SELECT id, CASE WHEN expires_at <= %(now)s THEN 'max_age' ELSE 'idle' END"
             " FROM {schema}.sessions_view WHERE status IN ('active', 'suspended')"
@@ -210,6 +216,13 @@ class SessionQueries:
         """The user's live sessions of one type, oldest first."""
         cur = await conn.execute(self._live_of_type, [issuer_id, user_id, type_, now])
         return [r[0] for r in await cur.fetchall()]
+
+    async def evictable(
+        self, conn: Conn, issuer_id: str, user_id: str, type_: str, now: int, keep: int
+    ) -> list[str]:
+        """The user's live sessions of one type but the `keep` newest, oldest first."""
+        cur = await conn.execute(self._evictable, [issuer_id, user_id, type_, now, keep])
+        return [r[0] for r in reversed(await cur.fetchall())]
 
     async def rp_sessions_of(self, conn: Conn, op_session_id: str) -> list[str]:
         cur = await conn.execute(self._rp_of_op, [op_session_id])
