@@ -24,7 +24,7 @@ from authpi_idp.errors import OAuthError, RefreshError
 from psycopg import sql
 
 from authpi.platform.testing.tenants import part, schema_of
-from authpi.token.endpoints.authorize import Device, Outcome
+from authpi.token.endpoints.flow import Device, Outcome
 
 SPA_CB = "https://spa.example.com/callback"
 WEB_CB = "https://web.example.com/cb"

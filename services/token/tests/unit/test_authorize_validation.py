@@ -9,8 +9,6 @@ import pytest
 
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.endpoints.authorize import (
-    ErrorPage,
-    OpSession,
     RedirectError,
     client_and_redirect,
     error_redirect,
@@ -18,6 +16,7 @@ from authpi.token.endpoints.authorize import (
     redirect_uri_matches,
     validate,
 )
+from authpi.token.endpoints.flow import ErrorPage, OpSession
 from authpi.token.endpoints.params import Form
 from authpi.token.reactions.clients import ClientEntry
 

@@ -10,8 +10,8 @@ import hashlib
 import msgspec
 import pytest
 
-from authpi.token.endpoints.authorize import cookie_header, session_state
 from authpi.token.endpoints.errors import InvalidGrant, InvalidScope, InvalidTarget
+from authpi.token.endpoints.flow import cookie_header, session_state
 from authpi.token.endpoints.params import Form
 from authpi.token.grants.authorization_code import VERIFIER, _check_pkce, s256, token_audience
 from authpi.token.grants.id_token import at_hash, refresh_exp

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from authpi.token.portal.common import Page, links, message, require_verified_email
 from authpi.token.portal.csrf import Csrf
-from authpi.token.portal.flows import Page, links, message, require_verified_email
 from authpi.token.portal.pages import (
     DEFAULT_COLOR,
     NEUTRAL_MARK,

@@ -29,11 +29,11 @@ from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.api.sso import sso_routes
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
-from authpi.token.endpoints.authorize import Interactions
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
 from authpi.token.endpoints.consents import ConsentsEndpoint
 from authpi.token.endpoints.cors import CorsOrigins
+from authpi.token.endpoints.interactions import Interactions
 from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint

@@ -1,8 +1,9 @@
-"""GET /{issuer_id}/authorize as a litestar route (protocol: authpi.token.endpoints.authorize):
-reads the query and the op session cookie, and turns the Outcome into a 302 (with the cookie
-when a session was opened) or an ErrorPage into the portal's error page (400, 404) with the
-issuer's branding and the portal's security headers. The error page never redirects: it is what
-an unknown client or an unregistered redirect URI gets. Never cached."""
+"""GET /{issuer_id}/authorize as a litestar route (protocol: authpi.token.endpoints.authorize
+checks the request, authpi.token.endpoints.interactions carries it on): reads the query and the
+op session cookie, and turns the Outcome into a 302 (with the cookie when a session was opened)
+or an ErrorPage into the portal's error page (400, 404) with the issuer's branding and the
+portal's security headers. The error page never redirects: it is what an unknown client or an
+unregistered redirect URI gets. Never cached."""
 
 from __future__ import annotations
 
@@ -15,14 +16,8 @@ from litestar.params import FromPath
 
 from authpi.observability import get_logger
 from authpi.token.api.portal import PortalRoutes
-from authpi.token.endpoints.authorize import (
-    COOKIE,
-    Device,
-    ErrorPage,
-    Interactions,
-    Outcome,
-    cookie_header,
-)
+from authpi.token.endpoints.flow import COOKIE, Device, ErrorPage, Outcome, cookie_header
+from authpi.token.endpoints.interactions import Interactions
 
 log = get_logger("authpi.token.api")
 MAX_QUERY = 16 * 1024

@@ -20,7 +20,6 @@ from authpi.token.api.cors import add_cors
 from authpi.token.api.forms import read_form
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.caches.issuer_keys import IssuerKeys, KeyCache
-from authpi.token.endpoints.authorize import COOKIE, ErrorPage
 from authpi.token.endpoints.check_session import (
     CheckSessionEndpoint,
     check_session_page,
@@ -30,6 +29,7 @@ from authpi.token.endpoints.consents import ConsentsEndpoint
 from authpi.token.endpoints.cors import CorsOrigins
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.endpoints.errors import InvalidRequest, ServerError, UnknownIssuer
+from authpi.token.endpoints.flow import COOKIE, ErrorPage
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.params import checked_form
 from authpi.token.endpoints.userinfo import UserInfoEndpoint

@@ -3,7 +3,7 @@ query, a bounded form body), check CSRF on every POST, hand over to authpi.token
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
 /signup, /consent, /verify-email, /password/forgot, /password/reset, /login-link,
 /login-link/callback, /signed-out, /error. A GET never uses up a mailed login or reset link
-(authpi.token.portal.flows says why and how).
+(authpi.token.portal.recovery says why and how).
 
 Cookies: `authpi_session` (the op session, idp-api.md 14 #30) and `authpi_csrf` (the CSRF double
 submit), both HttpOnly, SameSite=Lax and path-scoped to the issuer; Secure unless the IdP URL is
@@ -19,22 +19,22 @@ from litestar.params import FromPath
 
 from authpi.observability import get_logger
 from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
-from authpi.token.endpoints.authorize import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.flow import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.sso import PortalOrigin
-from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
-from authpi.token.portal.csrf import Csrf
-from authpi.token.portal.flows import (
+from authpi.token.portal.common import (
     FLOW_GONE,
     ISSUER_GONE,
     Answer,
     FlowGoneError,
     Page,
-    Portal,
     Redirect,
     Visit,
     message,
 )
+from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
+from authpi.token.portal.csrf import Csrf
+from authpi.token.portal.flows import Portal
 from authpi.token.portal.pages import Branding, Pages, branding
 from authpi.token.queries.portal import IssuerRow
 

@@ -14,8 +14,9 @@ import hmac
 import json
 
 from authpi.token.caches.issuer_keys import IssuerKeys
-from authpi.token.endpoints.authorize import Interactions, Known, origin_of, session_state
 from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.flow import Known, origin_of, session_state
+from authpi.token.endpoints.interactions import Interactions
 from authpi.token.reactions.clients import ClientEntry
 from authpi.web.oauth import OAuthError
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 from authpi.contracts.base import Actor, Meta
 from authpi.errors import NotFound
 from authpi.token.caches.issuer_keys import IssuerKeys
-from authpi.token.endpoints.authorize import Known, Outcome, portal_url, with_query
+from authpi.token.endpoints.authorize import with_query
 from authpi.token.endpoints.errors import InvalidRequest
+from authpi.token.endpoints.flow import Known, Outcome
+from authpi.token.endpoints.interactions import portal_url
 from authpi.token.endpoints.params import Form
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.queries.sessions import SessionQueries

@@ -1,4 +1,4 @@
-"""What the portal needs from the authorization flow (authpi.token.endpoints.authorize
+"""What the portal needs from the authorization flow (authpi.token.endpoints.interactions
 `Interactions`) and from outgoing mail (authpi.web.mail), as protocols."""
 
 from __future__ import annotations

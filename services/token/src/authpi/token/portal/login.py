@@ -1,0 +1,136 @@
+"""Sign-in with a password (idp-api.md 12.6): the login form, the password check, the lockout
+and the verified-email check.
+
+- Answers never tell which usernames exist: an unknown username costs one Argon2id verification
+  like a known one and counts towards the same lockout.
+- 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
+  (issuer, username hash); a locked credential gets a page that says so, not a 429.
+- The user's status is checked only after the password is right, so it does not leak either.
+- An issuer with settings.access.require_verified_email (default false) completes no sign-in of
+  a user whose address is unverified: a right password gets a page that says a verification
+  link was sent (it is sent again, within the requested-mail limit) and the authorization waits
+  until the person verifies and signs in again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authpi.token.domain.credential_commands import RecordVerification, RehashPassword
+from authpi.token.portal.common import (
+    BLOCKED,
+    Answer,
+    Page,
+    Visit,
+    issuer_name,
+    links,
+    message,
+    normalise_email,
+    require_verified_email,
+)
+from authpi.token.portal.signup import signup_refusal
+from authpi.token.portal.verification import VerificationFlows
+from authpi.token.queries.portal import CredentialRow, IssuerRow
+
+LOCKED = "Too many failed attempts. This account is locked for 15 minutes; try again later."
+INVALID = "The email or password is incorrect."
+
+
+class LoginFlows(VerificationFlows):
+    async def login_form(self, visit: Visit, issuer: IssuerRow) -> Page:
+        flow = await self.flow(visit)
+        if flow is None and visit.session_cookie:
+            session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
+            if session is not None:
+                return message(
+                    "You are signed in",
+                    f"You are signed in to {issuer_name(issuer)}. Go back to the application you"
+                    " want to use and choose to sign in there: it continues without asking for"
+                    " your password again.",
+                )
+        return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
+
+    def _login_page(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        *,
+        email: str = "",
+        error: str | None = None,
+        status: int = 200,
+    ) -> Page:
+        return Page(
+            template="login.html", status=status,
+            context={
+                "title": "Sign in", "email": email, "error": error, "notice": None,
+                "client_name": flow.client_name if flow else None,
+                "signup_open": signup_refusal(issuer.settings) is None,
+                "links": links(visit.issuer_id, visit.flow_id),
+            },
+        )  # fmt: skip
+
+    async def login(self, visit: Visit, issuer: IssuerRow, email: str, password: str) -> Answer:
+        flow = await self.flow(visit)
+        email = normalise_email(email)
+        if not email or not password:
+            return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
+        username_hash = self.people.username_hash(issuer.id, email)
+        if self.lockouts.retry_after(issuer.id, username_hash):
+            await self._failed(issuer, None, username_hash, "locked", visit)
+            return self._login_page(visit, issuer, flow, email=email, error=LOCKED, status=403)
+        user, cred = await self._credential_of(issuer.id, email)
+        if (
+            user is None
+            or cred is None
+            or cred.password_hash is None
+            or cred.verifier_id is None
+            or len(password.encode("utf-8", "replace")) > 1024
+        ):
+            ok = await self.passwords.verify_decoy(password)
+        else:
+            ok = await self.passwords.verify(self._unseal(user.id, cred.password_hash), password)
+        if not ok:
+            user_id = user.id if user is not None else None
+            await self._failed(issuer, user_id, username_hash, "invalid_credentials", visit)
+            locked = await self.lockouts.failed(issuer.id, username_hash)
+            error = LOCKED if locked else INVALID
+            return self._login_page(visit, issuer, flow, email=email, error=error, status=401)
+        assert user is not None and cred is not None and cred.password_hash is not None
+        await self.lockouts.succeeded(issuer.id, username_hash)
+        if user.status != "active":
+            await self._failed(issuer, user.id, username_hash, "user_blocked", visit)
+            return BLOCKED
+        await self._rehash_if_needed(issuer, user.id, cred.password_hash, password, visit)
+        if require_verified_email(issuer.settings) and not cred.email_verified:
+            await self._failed(issuer, user.id, username_hash, "email_unverified", visit)
+            return self._verification_pending(visit, issuer, user, email)
+        await self.credentials.record(
+            RecordVerification(
+                issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
+                verifier_id=cred.verifier_id, client_id=flow.client_id if flow else None,
+                at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user.id),
+        )  # fmt: skip
+        return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    async def _credential_of(self, issuer_id: str, email: str) -> tuple[Any, CredentialRow | None]:
+        """The user behind `email` and its credential row (None: no user, or no row)."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user_by_username(conn, issuer_id, email)
+            if user is None:
+                return None, None
+            return user, await self.queries.credential(conn, user.id)
+
+    async def _rehash_if_needed(
+        self, issuer: IssuerRow, user_id: str, sealed: str, password: str, visit: Visit
+    ) -> None:
+        if not self.passwords.needs_rehash(self._unseal(user_id, sealed)):
+            return
+        new = self._seal(user_id, await self.passwords.hash(password))
+        await self.credentials.execute(
+            RehashPassword(
+                issuer_id=issuer.id, user_id=user_id, sealed_hash=new, at=self.clock.now_ms()
+            ),
+            self._meta(issuer, visit, user_id),
+        )
