@@ -21,7 +21,6 @@ from authpi.platform.testing.login import (
     PortalBrowser,
     click,
     fill,
-    landing_server,
     login_tenant,
     new_email,
     page_state,
@@ -31,13 +30,6 @@ from authpi.testing.plugin import eventually
 
 NEW_PASSWORD = "a brand new passphrase 42"
 WAIT_S = 30
-
-
-@pytest.fixture
-async def site():
-    """The application's pages on loopback: where the browser lands after the portal."""
-    with landing_server() as landing:
-        yield landing
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from authpi.platform.testing.login import (
     PortalBrowser,
     click,
     fill,
-    landing_server,
     login_tenant,
     new_email,
     query_of,
@@ -60,12 +59,6 @@ def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-@pytest.fixture
-async def site():
-    with landing_server() as landing:
-        yield landing
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ secret is never part of the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,22 @@ async def _reason(request: Request[Any, Any, Any]) -> str | None:
     return reason
 
 
+async def _change(
+    admin: SessionAdmin,
+    principal: Principal,
+    account_id: str,
+    issuer_id: str,
+    session_id: str,
+    act: Callable[[str | None, Meta], Awaitable[Any]],
+) -> Response[One[PublicSession]]:
+    """One status change of a session (revoke, suspend, reactivate): the session must be the
+    account's and the issuer's, the change is recorded as the principal's, and the answer is the
+    session as it now stands."""
+    row = await admin.session(account_id, issuer_id, session_id)
+    await act(_by(principal), _meta(principal, account_id, issuer_id, row.user_id))
+    return admin.answer(await admin.session(account_id, issuer_id, session_id))
+
+
 @get(SESSION, operation_id="getSession", summary="Get Session", tags=TAGS, guards=READ)
 async def get_session(
     account_id: FromPath[str],
@@ -176,13 +193,13 @@ async def revoke_session(
     admin: NamedDependency[SessionAdmin],
     if_match: IfMatch = None,
 ) -> Response[One[PublicSession]]:
-    reason = await _reason(request)
-    row = await admin.session(account_id, issuer_id, session_id)
-    await admin.sessions.revoke(
-        issuer_id, session_id, reason=reason or "admin", by=_by(principal),
-        meta=_meta(principal, account_id, issuer_id, row.user_id), if_match=if_match,
+    reason = await _reason(request) or "admin"
+    return await _change(
+        admin, principal, account_id, issuer_id, session_id,
+        lambda by, meta: admin.sessions.revoke(
+            issuer_id, session_id, reason=reason, by=by, meta=meta, if_match=if_match
+        ),
     )  # fmt: skip
-    return admin.answer(await admin.session(account_id, issuer_id, session_id))
 
 
 @post(SESSION + "/suspend", operation_id="suspendSession", summary="Suspend Session", tags=TAGS,
@@ -197,12 +214,12 @@ async def suspend_session(
     if_match: IfMatch = None,
 ) -> Response[One[PublicSession]]:
     reason = await _reason(request)
-    row = await admin.session(account_id, issuer_id, session_id)
-    await admin.sessions.suspend(
-        issuer_id, session_id, reason=reason, by=_by(principal),
-        meta=_meta(principal, account_id, issuer_id, row.user_id), if_match=if_match,
+    return await _change(
+        admin, principal, account_id, issuer_id, session_id,
+        lambda by, meta: admin.sessions.suspend(
+            issuer_id, session_id, reason=reason, by=by, meta=meta, if_match=if_match
+        ),
     )  # fmt: skip
-    return admin.answer(await admin.session(account_id, issuer_id, session_id))
 
 
 @post(SESSION + "/reactivate", operation_id="reactivateSession", summary="Reactivate Session",
@@ -215,12 +232,12 @@ async def reactivate_session(
     admin: NamedDependency[SessionAdmin],
     if_match: IfMatch = None,
 ) -> Response[One[PublicSession]]:
-    row = await admin.session(account_id, issuer_id, session_id)
-    await admin.sessions.reactivate(
-        issuer_id, session_id, by=_by(principal),
-        meta=_meta(principal, account_id, issuer_id, row.user_id), if_match=if_match,
+    return await _change(
+        admin, principal, account_id, issuer_id, session_id,
+        lambda by, meta: admin.sessions.reactivate(
+            issuer_id, session_id, by=by, meta=meta, if_match=if_match
+        ),
     )  # fmt: skip
-    return admin.answer(await admin.session(account_id, issuer_id, session_id))
 
 
 @get(USER_SESSIONS, operation_id="listUserSessions", summary="List User Sessions", tags=TAGS,
