@@ -690,3 +690,19 @@ async def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_token(tenan
     wrong = await token(tenant, {**data, "redirect_uri": WEB_CB + "/other"})
     assert wrong.json()["error"] == "invalid_grant"
     assert (await token(tenant, data)).status_code == 200
+
+
+async def test_check_session_refuses_huge_and_deeply_nested_bodies(tenant: Tenant):
+    async with httpx.AsyncClient(timeout=30) as http:
+        huge = await http.post(
+            f"{tenant.issuer_url}/check-session",
+            content=b'{"client_id": "' + b"x" * 200_000 + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
+        deep = await http.post(
+            f"{tenant.issuer_url}/check-session",
+            content=b"[" * 2000 + b"]" * 2000,
+            headers={"Content-Type": "application/json"},
+        )
+    assert huge.status_code == 413 and huge.json()["error"] == "invalid_request"
+    assert deep.status_code == 400 and deep.json()["error"] == "invalid_request"

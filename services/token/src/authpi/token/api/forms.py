@@ -40,23 +40,31 @@ async def read_form(request: Request[Any, Any, Any]) -> Form:
     media, length, authorization = _headers(request.scope)
     if media not in ("application/x-www-form-urlencoded", "application/json"):
         raise InvalidContentType("use Content-Type: application/x-www-form-urlencoded")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise InvalidRequest("request body too large", status=413)
-    body = await _read_body(request.receive)
+    body = await read_body(request.receive, length)
     values: dict[str, list[str]] = {}
     if media == "application/json":
         for name, value in _parse_json(body).items():
             values[name] = value if isinstance(value, list) else [value]
     else:
-        for name, value in _parse_form(body):
+        for name, value in parse_form(body):
             values.setdefault(name, []).append(value)
     client = request.scope.get("client")
     return checked_form(values, authorization, client[0] if client else None)
 
 
-async def _read_body(receive: Any) -> bytes:
-    """The request body straight from the ASGI channel, refused as soon as it passes MAX_BODY
-    (a chunked body has no Content-Length to check first)."""
+def content_length(scope: Any) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.decode("latin-1")
+    return None
+
+
+async def read_body(receive: Any, length: str | None, limit: int = MAX_BODY) -> bytes:
+    """The request body straight from the ASGI channel: refused by its Content-Length before a
+    byte is read, and as soon as it passes `limit` (a chunked body has no length to check
+    first). Every IdP route that reads a body reads it here."""
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise InvalidRequest("request body too large", status=413)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -65,14 +73,14 @@ async def _read_body(receive: Any) -> bytes:
             raise InvalidRequest("the client went away")
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise InvalidRequest("request body too large", status=413)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _parse_form(body: bytes) -> list[tuple[str, str]]:
+def parse_form(body: bytes) -> list[tuple[str, str]]:
     try:
         text = body.decode("utf-8")
         return parse_qsl(

@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery
 from authpi.observability import get_logger
 from authpi.token.api.authorize import error_page, query_values, redirect
 from authpi.token.api.cors import add_cors
-from authpi.token.api.forms import read_form
+from authpi.token.api.forms import content_length, read_body, read_form
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.caches.issuer_keys import IssuerKeys, KeyCache
 from authpi.token.endpoints.check_session import (
@@ -156,9 +156,9 @@ class OidcEndpoints:
             request: Request[Any, Any, Any], issuer_id: FromPath[str]
         ) -> RawResponse:
             async def work(issuer: IssuerKeys) -> dict[str, Any]:
-                body = await request.body()
-                if len(body) > 8192 or too_deep(body):
-                    raise InvalidRequest("the body is too large")
+                body = await read_body(request.receive, content_length(request.scope), 8192)
+                if too_deep(body):
+                    raise InvalidRequest("the body nests too deeply")
                 try:
                     data = _json_object.decode(body)
                 except msgspec.DecodeError as exc:

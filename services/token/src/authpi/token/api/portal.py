@@ -18,7 +18,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from authpi.observability import get_logger
-from authpi.token.api.forms import MAX_BODY, _parse_form, _read_body
+from authpi.token.api.forms import content_length, parse_form, read_body
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.flow import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.sso import PortalOrigin
@@ -304,11 +304,9 @@ async def _read_portal_form(request: Request[Any, Any, Any]) -> dict[str, str]:
     media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise InvalidRequest("use a form")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise InvalidRequest("request body too large", status=413)
     fields: dict[str, str] = {}
-    for name, value in _parse_form(await _read_body(request.receive)):
+    body = await read_body(request.receive, content_length(request.scope))
+    for name, value in parse_form(body):
         if len(value) > MAX_FIELD_CHARS:
             raise InvalidRequest(f"{name} too long")
         fields.setdefault(name, value)
