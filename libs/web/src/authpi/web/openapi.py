@@ -43,6 +43,8 @@ class ErrorDocs(msgspec.Struct, frozen=True, kw_only=True):
     default: str  # the schema of every error status
     statuses: tuple[int, ...] = ()  # documented on every operation
     if_match: str | None = None  # the 412 schema of operations taking If-Match
+    # Operations a browser navigates to (tagged so) answer errors with an HTML page, not JSON.
+    page_tag: str | None = None
 
 
 CORE_ERRORS = ErrorDocs(
@@ -64,6 +66,8 @@ CORE_ERRORS = ErrorDocs(
     if_match="PreconditionFailedError",
 )
 
+BROWSER_PAGES = "Browser pages"
+
 IDP_ERRORS = ErrorDocs(
     schemas={
         "OAuthError": Schema(
@@ -74,6 +78,7 @@ IDP_ERRORS = ErrorDocs(
     },
     default="OAuthError",
     statuses=(400,),
+    page_tag=BROWSER_PAGES,
 )
 
 
@@ -97,10 +102,12 @@ def _document(operation: Operation, docs: ErrorDocs) -> None:
     for code, response in kept.items():
         if code == "204" and isinstance(response, OpenAPIResponse):
             response.content = None
-    errors = {str(status): _response(status, docs.default) for status in docs.statuses}
+    page = docs.page_tag is not None and docs.page_tag in (operation.tags or [])
+    respond = _page if page else _response
+    errors = {str(status): respond(status, docs.default) for status in docs.statuses}
     if docs.if_match is not None and _takes_if_match(operation):
-        errors["412"] = _response(412, docs.if_match)
-    errors["default"] = _response(None, docs.default)
+        errors["412"] = respond(412, docs.if_match)
+    errors["default"] = respond(None, docs.default)
     operation.responses = {**kept, **errors}
 
 
@@ -115,3 +122,10 @@ def _response(status: int | None, schema: str) -> OpenAPIResponse:
     return OpenAPIResponse(
         description=description, content={"application/json": OpenAPIMediaType(schema=ref)}
     )
+
+
+def _page(status: int | None, schema: str) -> OpenAPIResponse:
+    """An error shown to a person as an HTML page (`schema` does not apply to it)."""
+    description = HTTPStatus(status).phrase if status is not None else "Error"
+    html = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+    return OpenAPIResponse(description=description, content={"text/html": html})

@@ -18,6 +18,7 @@ from authpi.observability import get_logger
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.endpoints.flow import COOKIE, Device, ErrorPage, Outcome, cookie_header
 from authpi.token.endpoints.interactions import Interactions
+from authpi.web.openapi import BROWSER_PAGES
 
 log = get_logger("authpi.token.api")
 MAX_QUERY = 16 * 1024
@@ -82,7 +83,7 @@ def error_page(exc: ErrorPage) -> Response[str]:
 
 
 def authorize_routes(interactions: Interactions, idp_base: str, portal: PortalRoutes) -> list[Any]:
-    @get("/{issuer_id:str}/authorize", operation_id="authorize")
+    @get("/{issuer_id:str}/authorize", operation_id="authorize", tags=[BROWSER_PAGES])
     async def authorize(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Response[Any]:
         try:
             outcome = await interactions.authorize(

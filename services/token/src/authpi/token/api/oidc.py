@@ -35,6 +35,7 @@ from authpi.token.endpoints.params import checked_form
 from authpi.token.endpoints.userinfo import UserInfoEndpoint
 from authpi.web.body import too_deep
 from authpi.web.oauth import OAuthError, RawResponse, error_response, json_response
+from authpi.web.openapi import BROWSER_PAGES
 
 log = get_logger("authpi.token.api")
 _json_object = msgspec.json.Decoder(dict[str, Any])
@@ -123,15 +124,24 @@ class OidcEndpoints:
                 )
             return redirect(outcome, oidc.idp_base, issuer_id)
 
-        @get("/{issuer_id:str}/logout", operation_id="logout")
+        @get("/{issuer_id:str}/logout", operation_id="logout", tags=[BROWSER_PAGES])
         async def logout_get(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Any:
             return await logout_answer(request, issuer_id)
 
-        @post("/{issuer_id:str}/logout", operation_id="postLogout", status_code=302)
+        @post(
+            "/{issuer_id:str}/logout",
+            operation_id="postLogout",
+            status_code=302,
+            tags=[BROWSER_PAGES],
+        )
         async def logout_post(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> Any:
             return await logout_answer(request, issuer_id)
 
-        @get("/{issuer_id:str}/check-session.html", operation_id="checkSessionIframe")
+        @get(
+            "/{issuer_id:str}/check-session.html",
+            operation_id="checkSessionIframe",
+            tags=[BROWSER_PAGES],
+        )
         async def check_session_html(
             issuer_id: FromPath[str], client_id: FromQuery[str | None] = None
         ) -> Response[str]:
