@@ -107,6 +107,16 @@ def test_composed_message_refuses_header_injection():
         mailer.compose(MailMessage(to="a@x.test", subject="Hi\r\nBcc: b@x.test", text="."))
 
 
+@pytest.mark.parametrize(
+    "to",
+    ["a@x.test,b@evil.test", "a@x.test; b@evil.test", "Eve <e@evil.test>", "a\x00b@x.test",
+     "undisclosed:;", "a@x.test\r\nBcc: b@evil.test"],
+)  # fmt: skip
+def test_composed_message_refuses_anything_but_one_plain_recipient(to: str):
+    with pytest.raises(ValueError):
+        SmtpMailer("smtp://127.0.0.1:2525").compose(MailMessage(to=to, subject="Hi", text="."))
+
+
 def test_transient_failures_are_connection_problems_and_4xx_replies():
     assert transient(ConnectionRefusedError())
     assert transient(aiosmtplib.SMTPServerDisconnected("gone"))

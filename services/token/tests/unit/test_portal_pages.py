@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from authpi.token.portal.common import Page, links, message, require_verified_email
+from authpi.token.portal.common import (
+    Page,
+    links,
+    message,
+    require_verified_email,
+    valid_email,
+)
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.pages import (
     DEFAULT_COLOR,
@@ -250,3 +256,18 @@ def test_addresses_may_break_anywhere_but_other_text_keeps_its_words(pages):
     assert "word-break: break-all" not in html.replace(
         ".address { overflow-wrap: anywhere; word-break: break-all; }", ""
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["a@x.test,b@evil.test", "a;b@x.test", "Eve <e@x.test>", "a\x00b@x.test", "a\x7fb@x.test",
+     "a b@x.test", "(a)@x.test", "a@x"],
+)  # fmt: skip
+def test_an_address_list_or_control_characters_are_not_an_email(raw: str):
+    assert not valid_email(raw)
+
+
+def test_plain_and_international_addresses_are_emails():
+    assert valid_email("alice.smith+tag@example.com")
+    assert valid_email("élise@bücher.de")
+

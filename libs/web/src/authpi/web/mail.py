@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -159,7 +160,11 @@ class SmtpMailer:
 
     def compose(self, message: MailMessage) -> EmailMessage:
         """The MIME message: text/plain, or multipart/alternative with the HTML part. Header
-        values with line breaks are refused (ValueError) by the email package's policy."""
+        values with line breaks are refused (ValueError) by the email package's policy, and a
+        recipient that is not one plain address (a list, a display name, a group, control
+        characters) is refused too: `To` must never widen a message meant for one person."""
+        if not _single_address(message.to):
+            raise ValueError("the recipient must be one plain email address")
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = message.to
@@ -174,10 +179,19 @@ class SmtpMailer:
     async def _deliver(self, mail: EmailMessage) -> None:
         t = self.target
         await aiosmtplib.send(
-            mail, hostname=t.host, port=t.port, username=t.username, password=t.password,
+            mail, recipients=[str(mail["To"])], hostname=t.host, port=t.port,
+            username=t.username, password=t.password,
             use_tls=t.implicit_tls, start_tls=_START_TLS[t.starttls],
             tls_context=self._tls_context, timeout=self.timeout_s,
         )  # fmt: skip
+
+
+_ATOM = r"[^@\s\x00-\x1f\x7f,;:<>()\[\]\\\"]"
+_ADDRESS = re.compile(rf"{_ATOM}{{1,64}}@{_ATOM}{{1,253}}")
+
+
+def _single_address(to: str) -> bool:
+    return len(to) <= 254 and _ADDRESS.fullmatch(to) is not None
 
 
 class NoMailer:

@@ -38,7 +38,11 @@ from authpi.token.queries.sessions import SessionQueries
 
 log = get_logger("authpi.token.portal")
 
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}")
+# One plain address: no whitespace, control characters or the separators of an address list
+# (the mailer refuses those too; here the person gets a form error instead).
+_ATOM = r"[^@\s\x00-\x1f\x7f,;:<>()\[\]\\\"]"
+_LABEL = r"[^@\s.\x00-\x1f\x7f,;:<>()\[\]\\\"]"
+_EMAIL = re.compile(rf"{_ATOM}{{1,64}}@{_ATOM}{{1,253}}\.{_LABEL}{{1,63}}")
 MAX_EMAIL_CHARS = 254
 
 
