@@ -270,4 +270,3 @@ def test_an_address_list_or_control_characters_are_not_an_email(raw: str):
 def test_plain_and_international_addresses_are_emails():
     assert valid_email("alice.smith+tag@example.com")
     assert valid_email("élise@bücher.de")
-
