@@ -62,6 +62,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # shows it at the Core API's /dev/mail.
     smtp_url: str | None = None
     mail_from: str = "AuthPI <no-reply@localhost>"
+    # Webhook targets (platform.md 7.1 URL rules, the SSRF guard). By default only https URLs whose
+    # host resolves to public addresses. Development (`make run`) allows plain http and loopback
+    # or private targets, and says so in its start-up log; production leaves both off.
+    webhooks_allow_insecure: bool = False
+    webhooks_allow_private: bool = False
 
     @property
     def bootstrap_path(self) -> Path:
@@ -106,6 +111,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         smtp_url=_smtp_url(e.get("AUTHPI_SMTP_URL") or None),
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
+        webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
+        webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
     )  # fmt: skip
 
 

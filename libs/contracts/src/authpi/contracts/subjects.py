@@ -34,3 +34,14 @@ def all_events(namespace: str = "authpi") -> str:
 
 def events_of_type(event_type: str, namespace: str = "authpi") -> str:
     return f"{namespace}.evt.*.{event_type}"
+
+
+def public_subject(account_id: str, event_type: str, namespace: str = "authpi") -> str:
+    """`<ns>.public.<account_id>.<event type>`: the integrators' stream (platform.md 6.1 shape)."""
+    if not _TOKEN.match(account_id):
+        raise ValueError(f"account id {account_id!r} is not a subject token")
+    return f"{namespace}.public.{account_id}.{event_type}"
+
+
+def public_stream(namespace: str = "authpi") -> str:
+    return f"{namespace.upper().replace('.', '_').replace('-', '_')}_PUBLIC"
