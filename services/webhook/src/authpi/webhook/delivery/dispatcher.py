@@ -70,6 +70,9 @@ class Dispatcher:
         self.clock = clock
         self.delays = tuple(delays)
         self.per_webhook = per_webhook
+        # Claimed per webhook ahead of its free slots, so that claims come in batches; a
+        # webhook is claimed for again once it has drained to half of this.
+        self.prefetch = per_webhook * 4
         self.total = total
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -136,6 +139,7 @@ class Dispatcher:
                             await t
                     await self._flush()  # outcomes already known are written, not redone
             finally:
+                await self.sender.close()
                 await self._pool.close()
                 self._pool = None
 
@@ -156,7 +160,7 @@ class Dispatcher:
         """Webhooks not to claim for: their slots are full, or their circuit is open."""
         skip = {w for w, c in self._circuits.items() if c.open}
         for w in set(self._inflight) | set(self._queued):
-            if self._inflight.get(w, 0) + len(self._queued.get(w, ())) >= self.per_webhook:
+            if self._held_by(w) > self.prefetch // 2:
                 skip.add(w)
         return sorted(skip)
 
@@ -172,7 +176,7 @@ class Dispatcher:
             if room > 0:
                 async with self.pool.connection() as conn:
                     claimed = await self.store.claim(
-                        conn, self.clock.now_ms(), skip, self.per_webhook, room
+                        conn, self.clock.now_ms(), skip, self.prefetch, room
                     )
                 await self._dispatch(claimed)
             if claimed and len(claimed) == room:
@@ -216,6 +220,9 @@ class Dispatcher:
         if queue is not None and not queue:
             del self._queued[webhook_id]
 
+    def _held_by(self, webhook_id: str) -> int:
+        return self._inflight.get(webhook_id, 0) + len(self._queued.get(webhook_id, ()))
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -248,7 +255,8 @@ class Dispatcher:
             else:
                 self._busy -= 1
                 self._pump(webhook_id)
-            self._wake.set()
+            if self._held_by(webhook_id) == self.prefetch // 2 or self._busy == 0:
+                self._wake.set()  # drained to the low-water mark: claim for it again
 
     def _record(self, c: Claimed, target: Target, outcome: Outcome) -> None:
         now = self.clock.now_ms()

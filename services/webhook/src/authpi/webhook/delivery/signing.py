@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 
 def signature(secret: str, t: int, body: bytes) -> str:
-    return hmac.new(secret.encode(), str(t).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), str(t).encode() + b"." + body, hashlib.sha256).hex()
 
 
 def signature_header(secrets: Sequence[str], t: int, body: bytes) -> str:

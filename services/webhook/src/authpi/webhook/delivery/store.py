@@ -161,7 +161,7 @@ class Store:
     async def claim(
         self, conn: Conn, now_ms: int, skip: list[str], per_webhook: int, n: int
     ) -> list[Claimed]:
-        params = {"now": now_ms, "skip": skip, "scan": max(n * 4, 1000), "per": per_webhook, "n": n}
+        params = {"now": now_ms, "skip": skip, "scan": n * 2, "per": per_webhook, "n": n}
         cur = await conn.execute(self._claim, params)
         rows = [_claimed(r) for r in await cur.fetchall()]
         rows.sort(key=lambda c: (c.next_attempt_at or 0, c.seq))
