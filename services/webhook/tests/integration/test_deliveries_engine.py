@@ -14,12 +14,11 @@ import hmac
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import pytest
 import pytest_asyncio
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
@@ -116,9 +115,16 @@ class Webhooks:
         self._ids = itertools.count()
 
     async def add(self, url: str, account_id: str = ACCOUNT, **kw: Any) -> Target:
-        fields: dict[str, Any] = {"id": f"wh_{uuid.uuid4().hex[:20]}", "account_id": account_id,
-                                  "url": url, "status": "active", "auth_type": "signature",
-                                  "events": None, "subjects": None, **kw}  # fmt: skip
+        fields: dict[str, Any] = {
+            "id": f"wh_{uuid.uuid4().hex[:20]}",
+            "account_id": account_id,
+            "url": url,
+            "status": "active",
+            "auth_type": "signature",
+            "events": None,
+            "subjects": None,
+            **kw,
+        }
         target = msgspec.convert(fields, Target)
         self.by_id[target.id] = target
         await self._notify(target.id)
@@ -170,30 +176,54 @@ class Engine:
         self.seq = itertools.count(1)
 
     def fanout(self) -> FanOut:
-        return FanOut(self.infra.dsn, self.schema, self.webhooks, self.clock, RandomIds(),
-                      poll_interval=0.2)  # fmt: skip
+        return FanOut(
+            self.infra.dsn, self.schema, self.webhooks, self.clock, RandomIds(), poll_interval=0.2
+        )
 
     def dispatcher(
-        self, *, allow_private: bool = True, timeout_s: float = 5.0, delays: tuple[int, ...] = (0,),
-        per_webhook: int = 4, total: int = 64,
-    ) -> Dispatcher:  # fmt: skip
+        self,
+        *,
+        allow_private: bool = True,
+        timeout_s: float = 5.0,
+        delays: tuple[int, ...] = (0,),
+        per_webhook: int = 4,
+        total: int = 64,
+    ) -> Dispatcher:
         sender = Sender(lambda ip: address_allowed(ip, allow_private), timeout_s=timeout_s)
-        return Dispatcher(self.infra.dsn, self.schema, self.webhooks, sender, self.clock,
-                          delays=delays, per_webhook=per_webhook, total=total,
-                          poll_interval=0.2, jitter=lambda: 0.0)  # fmt: skip
+        return Dispatcher(
+            self.infra.dsn,
+            self.schema,
+            self.webhooks,
+            sender,
+            self.clock,
+            delays=delays,
+            per_webhook=per_webhook,
+            total=total,
+            poll_interval=0.2,
+            jitter=lambda: 0.0,
+        )
 
     async def emit(
         self, event_type: str = "user.created", account_id: str = ACCOUNT, **subject: str
     ) -> str:
         event_id = f"evt_{uuid.uuid4().hex[:26].upper()}"
         now = int(time.time() * 1000)
-        event = {"spec": "1", "id": event_id, "type": event_type, "source": "com.authpi/v1",
-                 "subject": {"account_id": account_id, **subject}, "timestamp": now,
-                 "data": {"n": next(self.seq)}}  # fmt: skip
+        event = {
+            "spec": "1",
+            "id": event_id,
+            "type": event_type,
+            "source": "com.authpi/v1",
+            "subject": {"account_id": account_id, **subject},
+            "timestamp": now,
+            "data": {"n": next(self.seq)},
+        }
         async with self.pool.connection() as conn:
             await conn.execute(
-                render("INSERT INTO {schema}.audit_events (id, account_id, type, occurred_at, event)"
-                       " VALUES (%s, %s, %s, %s, %s::jsonb)", schema=self.schema),  # fmt: skip
+                render(
+                    "INSERT INTO {schema}.audit_events (id, account_id, type, occurred_at, event)"
+                    " VALUES (%s, %s, %s, %s, %s::jsonb)",
+                    schema=self.schema,
+                ),
                 [event_id, account_id, event_type, now, msgspec.json.encode(event).decode()],
             )
             await conn.commit()
@@ -207,12 +237,21 @@ class Engine:
             return rows
 
     async def deliveries(self, webhook_id: str) -> list[dict[str, Any]]:
-        cols = ("id", "event_id", "status", "attempt_count", "held", "last_error",
-                "last_response_status", "next_attempt_at")  # fmt: skip
+        cols = (
+            "id",
+            "event_id",
+            "status",
+            "attempt_count",
+            "held",
+            "last_error",
+            "last_response_status",
+            "next_attempt_at",
+        )
         rows = await self.rows(
             "SELECT " + ", ".join(cols) + " FROM {schema}.deliveries WHERE webhook_id = %s"
-            " ORDER BY seq", webhook_id,
-        )  # fmt: skip
+            " ORDER BY seq",
+            webhook_id,
+        )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     async def attempts(self, delivery_id: str) -> list[tuple[Any, ...]]:
@@ -255,7 +294,9 @@ async def running(*runners: Any) -> AsyncIterator[None]:
 # -- tests ------------------------------------------------------------------------------------
 
 
-async def test_event_is_delivered_signed_once_per_webhook(engine: Engine, receiver: Receiver) -> None:
+async def test_event_is_delivered_signed_once_per_webhook(
+    engine: Engine, receiver: Receiver
+) -> None:
     hook = await engine.webhooks.add(receiver.url("ok"))
     async with running(engine.fanout(), engine.dispatcher()):
         event_id = await engine.emit(issuer_id="i_1")
@@ -285,16 +326,20 @@ async def test_500_three_times_then_200_is_one_delivery_with_four_attempts(
     assert delivery["attempt_count"] == 4
     attempts = await engine.attempts(delivery["id"])
     assert [(a[0], a[1], a[2], a[3]) for a in attempts] == [
-        (1, False, 500, "http_500"), (2, False, 500, "http_500"), (3, False, 500, "http_500"),
+        (1, False, 500, "http_500"),
+        (2, False, 500, "http_500"),
+        (3, False, 500, "http_500"),
         (4, True, 200, None),
-    ]  # fmt: skip
+    ]
     assert attempts[0][4] == "ok"  # the response body is kept
     received = receiver.endpoints["flaky"].received
     assert [h["X-Webhook-Attempt"] for h, _ in received] == ["1", "2", "3", "4"]
     assert {h["X-Webhook-Id"] for h, _ in received} == {delivery["id"]}  # stable across retries
 
 
-async def test_budget_exhausted_leaves_the_delivery_failed(engine: Engine, receiver: Receiver) -> None:
+async def test_budget_exhausted_leaves_the_delivery_failed(
+    engine: Engine, receiver: Receiver
+) -> None:
     hook = await engine.webhooks.add(receiver.url("down", statuses=[503]), max_attempts=3)
     async with running(engine.fanout(), engine.dispatcher()):
         await engine.emit()
@@ -320,11 +365,11 @@ async def test_connection_refused_is_a_connect_error(engine: Engine, receiver: R
     assert delivery["last_error"] == "connect_error" and delivery["attempt_count"] == 2
 
 
-async def test_a_forbidden_address_is_never_connected_to(engine: Engine, receiver: Receiver) -> None:
+async def test_a_forbidden_address_is_never_connected_to(
+    engine: Engine, receiver: Receiver
+) -> None:
     literal = await engine.webhooks.add(receiver.url("private"), max_attempts=1)
-    named = await engine.webhooks.add(
-        f"http://localhost:{receiver.port}/private", max_attempts=1
-    )
+    named = await engine.webhooks.add(f"http://localhost:{receiver.port}/private", max_attempts=1)
     async with running(engine.fanout(), engine.dispatcher(allow_private=False)):
         await engine.emit()
         [a] = await engine.settled(literal.id, 1, "failed")
@@ -356,7 +401,9 @@ async def test_fanout_matches_filters_and_accounts_and_never_duplicates(
         await eventually(lambda: _cursor_moved(engine))
     assert again.created == 0
     assert len(await engine.deliveries(every.id)) == 2
-    events = [msgspec.json.decode(b)["data"]["type"] for _, b in receiver.endpoints["every"].received]
+    events = [
+        msgspec.json.decode(b)["data"]["type"] for _, b in receiver.endpoints["every"].received
+    ]
     assert events == ["user.created", "user.deleted"]  # in event order
 
 
@@ -383,16 +430,22 @@ async def test_breaker_opens_holds_probes_and_closes(engine: Engine, receiver: R
         await engine.settled(hook.id, 4, "succeeded")
     assert ("close_circuit", hook.id) in engine.webhooks.calls
     assert engine.webhooks.by_id[hook.id].status == "active"
-    received = [msgspec.json.decode(b)["data"]["data"]["n"] for _, b in receiver.endpoints["breaker"].received]
+    received = [
+        msgspec.json.decode(b)["data"]["data"]["n"]
+        for _, b in receiver.endpoints["breaker"].received
+    ]
     # The probe took the oldest held delivery; its success released the others in event order.
     assert received[-4:] == [1, 2, 3, 4]
 
 
 async def test_failing_too_long_disables_and_fails_held(engine: Engine, receiver: Receiver) -> None:
     hook = await engine.webhooks.add(
-        receiver.url("dead", statuses=[500]), failure_threshold=2, probe_interval_seconds=60,
-        disable_after_seconds=1, max_attempts=20,
-    )  # fmt: skip
+        receiver.url("dead", statuses=[500]),
+        failure_threshold=2,
+        probe_interval_seconds=60,
+        disable_after_seconds=1,
+        max_attempts=20,
+    )
     async with running(engine.fanout(), engine.dispatcher(delays=(0,), per_webhook=1)):
         await engine.emit()
         await engine.emit()
@@ -455,4 +508,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-

@@ -79,9 +79,15 @@ def test_rotation_signs_with_every_active_secret_newest_first() -> None:
 
 
 def _target(**kw: object) -> Target:
-    base: dict[str, object] = {"id": "wh_abc123xyz", "account_id": "acc_7k2m9x4p1q8w5e3r6t0y2u4i7",
-                               "url": "https://example.test/hook", "status": "active",
-                               "auth_type": "bearer+signature", "events": None, "subjects": None}  # fmt: skip
+    base: dict[str, object] = {
+        "id": "wh_abc123xyz",
+        "account_id": "acc_7k2m9x4p1q8w5e3r6t0y2u4i7",
+        "url": "https://example.test/hook",
+        "status": "active",
+        "auth_type": "bearer+signature",
+        "events": None,
+        "subjects": None,
+    }
     base.update(kw)
     return msgspec.convert(base, Target)
 
@@ -89,16 +95,25 @@ def _target(**kw: object) -> Target:
 def test_body_is_the_cloudevents_envelope_of_the_worked_example() -> None:
     event = msgspec.json.decode(BODY)["data"]
     attempt = Attempt(
-        delivery_id="dlv_01JZ8Q4M3T7V2K9X5B6N1R0C4D", event_id=event["id"],
-        event_type="user.created", occurred_at=1781950530123,
-        event=msgspec.json.encode(event), attempt=1,
-    )  # fmt: skip
+        delivery_id="dlv_01JZ8Q4M3T7V2K9X5B6N1R0C4D",
+        event_id=event["id"],
+        event_type="user.created",
+        occurred_at=1781950530123,
+        event=msgspec.json.encode(event),
+        attempt=1,
+    )
     assert body_of("wh_abc123xyz", attempt) == BODY
 
 
 def test_headers_carry_ids_attempt_signature_and_bearer() -> None:
-    attempt = Attempt(delivery_id="dlv_1", event_id="evt_1", event_type="user.created",
-                      occurred_at=0, event=b"{}", attempt=3)  # fmt: skip
+    attempt = Attempt(
+        delivery_id="dlv_1",
+        event_id="evt_1",
+        event_type="user.created",
+        occurred_at=0,
+        event=b"{}",
+        attempt=3,
+    )
     creds = Credentials(signature_secrets=[SECRET], bearer_token="tok")
     headers = headers_of(_target(), creds, attempt, BODY, 1781950530)
     assert headers["Content-Type"] == "application/json"
@@ -115,8 +130,14 @@ def test_headers_carry_ids_attempt_signature_and_bearer() -> None:
 
 def test_default_schedule_is_the_spec_with_ten_percent_jitter() -> None:
     assert [retry_delay_ms(n, DEFAULT_DELAYS, 0.0) for n in range(1, 8)] == [
-        60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000,
-    ]  # fmt: skip
+        60_000,
+        300_000,
+        1_800_000,
+        7_200_000,
+        21_600_000,
+        43_200_000,
+        86_400_000,
+    ]
     assert retry_delay_ms(1, DEFAULT_DELAYS, 0.1) == 66_000
     assert retry_delay_ms(1, DEFAULT_DELAYS, -0.1) == 54_000
     assert retry_delay_ms(1, DEFAULT_DELAYS, 5.0) == 66_000  # jitter is clamped to ±10 %

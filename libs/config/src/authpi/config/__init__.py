@@ -228,9 +228,7 @@ def _delays(raw: str) -> tuple[int, ...]:
     """AUTHPI_WEBHOOKS_RETRY_DELAYS: comma-separated whole seconds (0 or more each)."""
     if not raw.strip():
         return (60, 300, 1800, 7200, 21600, 43200, 86400)
-    return tuple(
-        _count(part.strip(), "AUTHPI_WEBHOOKS_RETRY_DELAYS") for part in raw.split(",")
-    )
+    return tuple(_count(part.strip(), "AUTHPI_WEBHOOKS_RETRY_DELAYS") for part in raw.split(","))
 
 
 def _seconds(raw: str, name: str) -> float:

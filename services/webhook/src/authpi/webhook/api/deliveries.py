@@ -57,14 +57,22 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, row: DeliveryRow) -> DeliveryOut:
         return cls(
-            id=row.id, webhook_id=row.webhook_id, event_id=row.event_id,
-            event_type=row.event_type, status=row.status, attempt_count=row.attempt_count,
-            first_attempted_at=row.first_attempted_at, last_attempted_at=row.last_attempted_at,
-            next_attempt_at=row.next_attempt_at, retry_workflow_id=None,
-            attempt_budget=row.attempt_budget, last_error=row.last_error,
-            last_response_status=row.last_response_status, created_at=row.created_at,
+            id=row.id,
+            webhook_id=row.webhook_id,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            status=row.status,
+            attempt_count=row.attempt_count,
+            first_attempted_at=row.first_attempted_at,
+            last_attempted_at=row.last_attempted_at,
+            next_attempt_at=row.next_attempt_at,
+            retry_workflow_id=None,
+            attempt_budget=row.attempt_budget,
+            last_error=row.last_error,
+            last_response_status=row.last_response_status,
+            created_at=row.created_at,
             updated_at=row.updated_at,
-        )  # fmt: skip
+        )
 
 
 class RedeliveredOut(DeliveryOut, frozen=True, kw_only=True):
@@ -85,8 +93,11 @@ class Requeued(msgspec.Struct, frozen=True):
 
 
 def _bad(field: str, code: str, message: str) -> InvalidRequest:
-    return InvalidRequest(message, reason=f"delivery.{field}",
-                          fields=[FieldProblem(field=field, code=code, message=message)])  # fmt: skip
+    return InvalidRequest(
+        message,
+        reason=f"delivery.{field}",
+        fields=[FieldProblem(field=field, code=code, message=message)],
+    )
 
 
 def _ms(name: str, value: float | None) -> int | None:
@@ -97,8 +108,13 @@ def _ms(name: str, value: float | None) -> int | None:
     return int(value)
 
 
-@get(DELIVERIES, operation_id="listWebhookDeliveries", summary="List Webhook Deliveries",
-     tags=TAGS, guards=READ)  # fmt: skip
+@get(
+    DELIVERIES,
+    operation_id="listWebhookDeliveries",
+    summary="List Webhook Deliveries",
+    tags=TAGS,
+    guards=READ,
+)
 async def list_deliveries(
     account_id: FromPath[str],
     webhook_id: FromPath[str],
@@ -113,7 +129,10 @@ async def list_deliveries(
     if status is not None and status not in STATUSES:
         raise _bad("status", "invalid_value", f"status must be one of {', '.join(STATUSES)}")
     filters = DeliveryFilters(
-        event_type=event_type, status=status, after=_ms("after", after), before=_ms("before", before)
+        event_type=event_type,
+        status=status,
+        after=_ms("after", after),
+        before=_ms("before", before),
     )
     key = page.after_time_id(COLLECTION)
     async with deliveries.pool.connection() as conn:
@@ -121,12 +140,18 @@ async def list_deliveries(
         rows = await deliveries.queries.deliveries(
             conn, account_id, webhook_id, filters, key, page.fetch_limit
         )
-    return paginate([DeliveryOut.of(r) for r in rows], page, COLLECTION,
-                    lambda d: (d.created_at, d.id))  # fmt: skip
+    return paginate(
+        [DeliveryOut.of(r) for r in rows], page, COLLECTION, lambda d: (d.created_at, d.id)
+    )
 
 
-@post(REDELIVER_ONE, operation_id="redeliverWebhookDelivery",
-      summary="Redeliver a Webhook Delivery", tags=TAGS, guards=MANAGE)  # fmt: skip
+@post(
+    REDELIVER_ONE,
+    operation_id="redeliverWebhookDelivery",
+    summary="Redeliver a Webhook Delivery",
+    tags=TAGS,
+    guards=MANAGE,
+)
 async def redeliver_one(
     account_id: FromPath[str],
     webhook_id: FromPath[str],
@@ -140,8 +165,13 @@ async def redeliver_one(
     return one(out, etag=etag(row))
 
 
-@post(REDELIVER_MANY, operation_id="redeliverWebhookDeliveries",
-      summary="Redeliver Failed Webhook Deliveries", tags=TAGS, guards=MANAGE)  # fmt: skip
+@post(
+    REDELIVER_MANY,
+    operation_id="redeliverWebhookDeliveries",
+    summary="Redeliver Failed Webhook Deliveries",
+    tags=TAGS,
+    guards=MANAGE,
+)
 async def redeliver_many(
     account_id: FromPath[str],
     webhook_id: FromPath[str],
@@ -167,8 +197,9 @@ async def redeliver_many(
             raise _bad("event_types", "invalid_value", "event_types must not be empty")
         for i, name in enumerate(data.event_types):
             if name not in WEBHOOK_EVENT_TYPE_SET:
-                raise _bad(f"event_types[{i}]", "unknown_event_type",
-                           f"{name!r} is not an event type")  # fmt: skip
+                raise _bad(
+                    f"event_types[{i}]", "unknown_event_type", f"{name!r} is not an event type"
+                )
     count = await deliveries.requeue(account_id, webhook_id, after, before, data.event_types)
     return one(Requeued(requeued=count))
 

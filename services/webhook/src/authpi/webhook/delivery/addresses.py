@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 
-_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_METADATA = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
 
 
 def address_allowed(ip: str, allow_private: bool) -> bool:

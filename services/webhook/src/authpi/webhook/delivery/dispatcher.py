@@ -18,7 +18,7 @@ import contextlib
 import random
 from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -98,7 +98,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pool: AsyncConnectionPool | None = None
-        self._listen_sql = [
+        self._listen_sql: list[LiteralString] = [
             render("LISTEN {c}", c=f"{schema}_deliveries"),
             render("LISTEN {c}", c=f"{schema}_webhooks"),
         ]
@@ -241,9 +241,13 @@ class Dispatcher:
             else:
                 creds = await self._creds(webhook_id)
                 attempt = Attempt(
-                    delivery_id=c.id, event_id=c.event_id, event_type=c.event_type,
-                    occurred_at=c.occurred_at, event=c.event, attempt=c.attempt_count + 1,
-                )  # fmt: skip
+                    delivery_id=c.id,
+                    event_id=c.event_id,
+                    event_type=c.event_type,
+                    occurred_at=c.occurred_at,
+                    event=c.event,
+                    attempt=c.attempt_count + 1,
+                )
                 outcome = await self.sender.send(target, creds, attempt)
             self._record(c, target, outcome)
         finally:
@@ -262,20 +266,29 @@ class Dispatcher:
         now = self.clock.now_ms()
         self.attempts += 1
         circuit, action = on_attempt(
-            self._circuits.get(target.id, Circuit()), outcome.success,
-            target.failure_threshold, target.probe_interval_seconds * 1000, now,
-        )  # fmt: skip
+            self._circuits.get(target.id, Circuit()),
+            outcome.success,
+            target.failure_threshold,
+            target.probe_interval_seconds * 1000,
+            now,
+        )
         self._set_circuit(target.id, circuit)
         nxt = after_attempt(
             outcome, c.scheduled_attempts + 1, c.attempt_budget, now, self.delays, self.jitter()
         )
         self._results.append(
             Result(
-                id=c.id, attempted_at=now - outcome.duration_ms, duration_ms=outcome.duration_ms,
-                success=outcome.success, response_status=outcome.response_status,
-                error=outcome.error, response_body=outcome.response_body, status=nxt.status,
-                next_attempt_at=nxt.next_attempt_at, hold=circuit.open,
-            )  # fmt: skip
+                id=c.id,
+                attempted_at=now - outcome.duration_ms,
+                duration_ms=outcome.duration_ms,
+                success=outcome.success,
+                response_status=outcome.response_status,
+                error=outcome.error,
+                response_body=outcome.response_body,
+                status=nxt.status,
+                next_attempt_at=nxt.next_attempt_at,
+                hold=circuit.open,
+            )
         )
         self._results_ready.set()
         if action == "open":
@@ -356,8 +369,14 @@ class Dispatcher:
             await _wait(asyncio.Event(), stop, min(self.poll_interval, 0.25))
 
     async def _probe(self, target: Target, circuit: Circuit, now: int) -> None:
-        self._set_circuit(target.id, Circuit(failures=circuit.failures, opened_at=circuit.opened_at,
-                                             probe_at=now + target.probe_interval_seconds * 1000))  # fmt: skip
+        self._set_circuit(
+            target.id,
+            Circuit(
+                failures=circuit.failures,
+                opened_at=circuit.opened_at,
+                probe_at=now + target.probe_interval_seconds * 1000,
+            ),
+        )
         async with self.pool.connection() as conn:
             await self.store.hold(conn, target.id)  # any straggler created before the open
             c = await self.store.claim_probe(conn, target.id)
@@ -374,8 +393,9 @@ class Dispatcher:
         log.info("webhook.circuit_expired", webhook_id=target.id)
         async with self._locks[target.id]:
             async with self.pool.connection() as conn:
-                await self.store.end(conn, target.id, "failed", self.clock.now_ms(),
-                                     error="circuit_open_expired")  # fmt: skip
+                await self.store.end(
+                    conn, target.id, "failed", self.clock.now_ms(), error="circuit_open_expired"
+                )
             self._set_circuit(target.id, Circuit())
             self._circuits.pop(target.id, None)
             await self.registry.disable_failing(target.account_id, target.id)
@@ -403,7 +423,9 @@ class Dispatcher:
     async def _refresh(self, webhook_id: str) -> None:
         async with self.pool.connection() as conn:
             target = await self.registry.target(conn, webhook_id)
-        await self._apply_target(webhook_id, target, self._targets.get(webhook_id), self.clock.now_ms())
+        await self._apply_target(
+            webhook_id, target, self._targets.get(webhook_id), self.clock.now_ms()
+        )
 
     async def _apply_target(
         self, webhook_id: str, target: Target | None, old: Target | None, now: int
@@ -421,7 +443,9 @@ class Dispatcher:
                 return
             self._targets[webhook_id] = target
             circuit = self._circuits.get(webhook_id, Circuit())
-            if target.status == "active" and (circuit.open or (old is not None and old.status == "failing")):
+            if target.status == "active" and (
+                circuit.open or (old is not None and old.status == "failing")
+            ):
                 # Closed by a probe or by an operator (PATCH status active): release, in order.
                 self._set_circuit(webhook_id, Circuit())
                 async with self.pool.connection() as conn:
@@ -429,8 +453,9 @@ class Dispatcher:
                 self._wake.set()
             elif target.status == "failing" and not circuit.open:
                 probe_at = now + target.probe_interval_seconds * 1000
-                self._set_circuit(webhook_id, Circuit(failures=circuit.failures, opened_at=now,
-                                                      probe_at=probe_at))  # fmt: skip
+                self._set_circuit(
+                    webhook_id, Circuit(failures=circuit.failures, opened_at=now, probe_at=probe_at)
+                )
                 async with self.pool.connection() as conn:
                     await self.store.hold(conn, webhook_id)
         if self._dirty_circuits:

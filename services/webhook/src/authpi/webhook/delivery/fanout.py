@@ -7,7 +7,7 @@ deliveries are created held: the breaker's probes release them (7.7)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 
@@ -39,7 +39,7 @@ class FanOut(Tailer):
         self.clock = clock
         self.ids = ids
         self.created = 0  # deliveries this process created (observability, tests)
-        self._sql_insert = render(
+        self._sql_insert: LiteralString = render(
             "INSERT INTO {schema}.deliveries (id, webhook_id, account_id, event_id, event_type,"
             "  audit_seq, occurred_at, status, attempt_budget, next_attempt_at, held, created_at)"
             " SELECT r.id, r.webhook_id, r.account_id, r.event_id, r.event_type, r.audit_seq,"
@@ -82,7 +82,7 @@ class FanOut(Tailer):
         if not cols:
             return
         cur = await conn.execute(self._sql_insert, {"now": self.clock.now_ms(), **cols})
-        self.created += max(cur.rowcount, 0)
+        self.created += max(int(cur.rowcount or 0), 0)
 
 
 def _any_subjects(targets: list[Target]) -> bool:

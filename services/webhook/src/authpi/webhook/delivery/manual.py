@@ -5,7 +5,7 @@ attempt of one delivery (reusing its delivery and event ids, freshly signed, cou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -36,7 +36,7 @@ class Deliveries:
         self.clock = clock
         self.queries = DeliveryQueries(schema)
         self.store = Store(schema)
-        self._requeue = render(
+        self._requeue: LiteralString = render(
             "WITH q AS (UPDATE {schema}.deliveries SET status = 'pending', scheduled_attempts = 0,"
             "  next_attempt_at = %(now)s, held = %(held)s, claimed = false,"
             "  updated_at = greatest(%(now)s, coalesce(updated_at, created_at) + 1)"

@@ -1,22 +1,19 @@
 """One delivery attempt over HTTP (platform.md 7.4-7.6): the CloudEvents envelope around the
-public event, the headers, the signature, and a POST through a keep-alive pool with a 10 s limit
-and no redirects followed. The host is resolved on every new connection and only addresses the
-SSRF guard accepts are connected to; a literal address is checked before anything is sent."""
+public event, the headers, the signature, and a POST through a keep-alive pool (delivery.http)
+with a 10 s limit and no redirects followed (a 3xx is a failed attempt). The host is resolved on
+every new connection and only addresses the SSRF guard accepts are connected to."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import msgspec
-from aiohttp.abc import AbstractResolver, ResolveResult
-from yarl import URL
 
+from authpi.webhook.delivery.http import Client, HttpError
 from authpi.webhook.delivery.registry import Credentials, Target
 from authpi.webhook.delivery.signing import signature_header
 from authpi.webhook.domain.delivery import BODY_LIMIT, Outcome, http_outcome
@@ -85,124 +82,42 @@ def headers_of(
     return headers
 
 
-class ForbiddenAddress(OSError):
-    """The host resolved only to addresses the SSRF guard refuses."""
-
-
-class CheckedResolver(AbstractResolver):
-    """Resolves like the system does, then keeps only the addresses the guard accepts: the
-    connection is made to an address that was checked, never to a second lookup's answer."""
-
-    def __init__(self, allowed: Callable[[str], bool]) -> None:
-        self._allowed = allowed
-        self._inner = aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        kept = [r for r in found if self._allowed(r["host"])]
-        if not kept:
-            raise ForbiddenAddress(f"{host} resolves to no permitted address")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 class Sender:
-    """One per process: a keep-alive pool shared by every webhook (aiohttp, opened lazily in the
-    running loop)."""
+    """One per process: a keep-alive pool shared by every webhook."""
 
     def __init__(
         self,
         allowed: Callable[[str], bool],
         *,
         timeout_s: float = 10.0,
-        max_connections: int = 512,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self.allowed = allowed
         self.timeout_s = timeout_s
-        self.max_connections = max_connections
         self.wall = wall
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections,
-                limit_per_host=0,
-                resolver=CheckedResolver(self.allowed),
-                ttl_dns_cache=10,
-                keepalive_timeout=30,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                trust_env=False,
-                skip_auto_headers=("Accept-Encoding", "Accept"),
-            )
-        return self._session
+        self._client = Client(allowed)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def send(self, target: Target, creds: Credentials, a: Attempt) -> Outcome:
         started = time.monotonic()
         body = body_of(target.id, a)
         headers = headers_of(target, creds, a, body, int(self.wall()))
         try:
-            url = URL(target.url)
-            host = url.raw_host or ""
-            if _is_literal(host) and not self.allowed(host):
-                return _failed("forbidden_address", started)
-            try:
-                return await self._post(url, body, headers, started)
-            except aiohttp.ServerDisconnectedError:
-                # A pooled connection the receiver had closed: once more on a fresh one.
-                return await self._post(url, body, headers, started)
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._client.post(target.url, headers, body, BODY_LIMIT + 1)
+        except TimeoutError:
             return _failed("timeout", started)
-        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError):
+        except HttpError as e:
+            return _failed(e.kind, started)
+        except ssl.SSLError:
             return _failed("tls_error", started)
-        except aiohttp.ClientConnectorError as e:
-            forbidden = isinstance(e.os_error, ForbiddenAddress)
-            return _failed("forbidden_address" if forbidden else "connect_error", started)
-        except (aiohttp.ClientError, OSError, ValueError):
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError):
             return _failed("connect_error", started)
-
-    async def _post(
-        self, url: URL, body: bytes, headers: dict[str, str], started: float
-    ) -> Outcome:
-        async with self._client().post(
-            url, data=body, headers=headers, allow_redirects=False
-        ) as resp:
-            kept = bytearray()
-            while len(kept) <= BODY_LIMIT:
-                chunk = await resp.content.read(BODY_LIMIT + 1 - len(kept))
-                if not chunk:
-                    break
-                kept += chunk
-            return http_outcome(
-                resp.status,
-                bytes(kept),
-                resp.headers.get("Retry-After"),
-                int(self.wall() * 1000),
-                _ms_since(started),
-            )
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+        return http_outcome(
+            response.status, response.body, response.retry_after, int(self.wall() * 1000),
+            _ms_since(started),
+        )  # fmt: skip
 
 
 def _failed(error: str, started: float) -> Outcome:

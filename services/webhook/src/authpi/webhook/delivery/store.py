@@ -59,7 +59,7 @@ def _claimed(r: tuple[Any, ...]) -> Claimed:
 class Store:
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        self._recover = render(
+        self._recover: LiteralString = render(
             "UPDATE {schema}.deliveries SET claimed = false WHERE claimed", schema=schema
         )
         self._claim: LiteralString = render(
@@ -156,7 +156,7 @@ class Store:
     async def recover(self, conn: Conn) -> int:
         """At start: the previous dispatcher's claims lapse; their attempts are made again."""
         cur = await conn.execute(self._recover)
-        return max(cur.rowcount, 0)
+        return max(int(cur.rowcount or 0), 0)
 
     async def claim(
         self, conn: Conn, now_ms: int, skip: list[str], per_webhook: int, n: int
@@ -207,7 +207,7 @@ class Store:
         params = {"status": status, "error": error, "now": now_ms, "webhook_id": webhook_id,
                   "ids": ids}  # fmt: skip
         cur = await conn.execute(self._end, params)
-        return max(cur.rowcount, 0)
+        return max(int(cur.rowcount or 0), 0)
 
     async def circuits(self, conn: Conn) -> dict[str, Circuit]:
         cur = await conn.execute(self._circuits)

@@ -41,7 +41,9 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
     success: bool
     response_status: int | None = None
-    error: str | None = None  # timeout | connect_error | tls_error | forbidden_address | http_<code>
+    error: str | None = (
+        None  # timeout | connect_error | tls_error | forbidden_address | http_<code>
+    )
     response_body: str | None = None
     retry_after_s: float | None = None  # a 429/503's Retry-After, in seconds from the response
     duration_ms: int = 0
@@ -67,7 +69,9 @@ def truncate_body(body: bytes) -> str | None:
     if not body:
         return None
     # Cut at the byte limit without splitting a UTF-8 sequence; undecodable bytes are replaced.
-    text = body[:BODY_LIMIT].decode("utf-8", errors="ignore" if len(body) > BODY_LIMIT else "replace")
+    text = body[:BODY_LIMIT].decode(
+        "utf-8", errors="ignore" if len(body) > BODY_LIMIT else "replace"
+    )
     while len(text.encode()) > BODY_LIMIT:
         text = text[:-1]
     return text.replace("\x00", "\ufffd")
@@ -151,7 +155,9 @@ def on_attempt(
     if circuit.open:
         return msgspec.structs.replace(circuit, failures=failures), "none"
     if failures >= threshold:
-        return Circuit(failures=failures, opened_at=now_ms, probe_at=now_ms + probe_interval_ms), "open"
+        return Circuit(
+            failures=failures, opened_at=now_ms, probe_at=now_ms + probe_interval_ms
+        ), "open"
     return msgspec.structs.replace(circuit, failures=failures), "none"
 
 

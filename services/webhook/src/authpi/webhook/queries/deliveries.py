@@ -59,7 +59,7 @@ _COLUMNS: LiteralString = (
 
 class DeliveryQueries:
     def __init__(self, schema: str) -> None:
-        self._list = render(
+        self._list: LiteralString = render(
             "SELECT " + _COLUMNS + " FROM {schema}.deliveries"
             " WHERE webhook_id = %(webhook_id)s AND account_id = %(account_id)s"
             "   AND (%(event_type)s::text IS NULL OR event_type = %(event_type)s)"
@@ -70,18 +70,18 @@ class DeliveryQueries:
             " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
             schema=schema,
         )
-        self._one = render(
+        self._one: LiteralString = render(
             "SELECT " + _COLUMNS + " FROM {schema}.deliveries"
             " WHERE id = %s AND webhook_id = %s AND account_id = %s",
             schema=schema,
         )
-        self._attempts = render(
+        self._attempts: LiteralString = render(
             "SELECT delivery_id, attempt, attempted_at, duration_ms, success, response_status,"
             " error, response_body, manual FROM {schema}.delivery_attempts"
             " WHERE delivery_id = %s ORDER BY attempt",
             schema=schema,
         )
-        self._event = render(
+        self._event: LiteralString = render(
             "SELECT event::text::bytea FROM {schema}.audit_events WHERE id = %s", schema=schema
         )
 
@@ -95,10 +95,13 @@ class DeliveryQueries:
         limit: int,
     ) -> list[DeliveryRow]:
         params: dict[str, Any] = {
-            "account_id": account_id, "webhook_id": webhook_id, "limit": limit,
-            "c_at": after_key[0] if after_key else None, "c_id": after_key[1] if after_key else None,
+            "account_id": account_id,
+            "webhook_id": webhook_id,
+            "limit": limit,
+            "c_at": after_key[0] if after_key else None,
+            "c_id": after_key[1] if after_key else None,
             **msgspec.structs.asdict(filters),
-        }  # fmt: skip
+        }
         async with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
             await cur.execute(self._list, params)
             return await cur.fetchall()
