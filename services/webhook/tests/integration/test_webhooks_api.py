@@ -5,6 +5,7 @@ checked, errors in the spec's format, and secrets never in an event."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from authpi_admin.errors import (
     NotFoundError,
@@ -13,6 +14,7 @@ from authpi_admin.errors import (
 )
 
 from authpi.contracts.public import WEBHOOK_EVENT_TYPES
+from authpi.eventstore.sqltext import render
 from authpi.webhook.queries.webhooks import credentials, target, targets
 
 SECRET_LEN = len("whs_") + 43
@@ -315,3 +317,20 @@ async def test_bad_list_status_and_cursor_are_400(tenant):
         assert (await http.get(tenant.path, params={"status": "paused"})).status_code == 400
         assert (await http.get(tenant.path, params={"cursor": "xyz"})).status_code == 400
         assert (await http.get(tenant.path, params={"limit": 0})).status_code == 400
+
+
+async def test_every_change_notifies_the_delivery_engine_with_the_webhook_id(tenant, platform, kit):
+    channel = render("LISTEN {channel}", channel=f"{kit.schema(platform)}_webhooks")
+    async with await psycopg.AsyncConnection.connect(platform.dsn, autocommit=True) as conn:
+        await conn.execute(channel)
+        hooks = tenant.webhooks()
+        created = await hooks.create(kit.body())
+        await hooks.update(created.id, {"status": "disabled"})
+        await hooks.delete(created.id)
+        seen: list[str] = []
+        async for notice in conn.notifies(timeout=30):
+            if notice.payload == created.id:
+                seen.append(notice.payload)
+            if len(seen) == 3:
+                break
+    assert seen == [created.id] * 3
