@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,17 +24,17 @@ import pytest_asyncio
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
+from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.ids import RandomIds
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.sqltext import render
 from authpi.testing.infra import Infra
 from authpi.testing.plugin import eventually
-from authpi.webhook.delivery.addresses import address_allowed
 from authpi.webhook.delivery.dispatcher import Dispatcher
 from authpi.webhook.delivery.fanout import FanOut
 from authpi.webhook.delivery.registry import Conn, Credentials, Target
-from authpi.webhook.delivery.sender import Sender
+from authpi.webhook.delivery.sender import Sender, address_guard
 from authpi.webhook.service import MIGRATIONS
 
 SECRET = "whs_" + "A" * 43
@@ -123,6 +124,10 @@ class Webhooks:
             "auth_type": "signature",
             "events": None,
             "subjects": None,
+            "max_attempts": 8,
+            "failure_threshold": 20,
+            "probe_interval_seconds": 900,
+            "disable_after_seconds": 259200,
             **kw,
         }
         target = msgspec.convert(fields, Target)
@@ -189,7 +194,12 @@ class Engine:
         per_webhook: int = 4,
         total: int = 64,
     ) -> Dispatcher:
-        sender = Sender(lambda ip: address_allowed(ip, allow_private), timeout_s=timeout_s)
+        policy = Settings(
+            data_dir=Path("/nonexistent"),
+            webhooks_allow_insecure=True,
+            webhooks_allow_private=allow_private,
+        )
+        sender = Sender(address_guard(policy), timeout_s=timeout_s)
         return Dispatcher(
             self.infra.dsn,
             self.schema,

