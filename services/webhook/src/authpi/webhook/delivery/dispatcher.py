@@ -82,6 +82,17 @@ class Dispatcher:
         self.running = asyncio.Event()
         self.attempts = 0  # attempts finished by this process (observability, tests)
 
+        self._reset()
+        self._pool: AsyncConnectionPool | None = None
+        self._listen_sql: list[LiteralString] = [
+            render("LISTEN {c}", c=f"{schema}_deliveries"),
+            render("LISTEN {c}", c=f"{schema}_webhooks"),
+        ]
+        self._webhooks_channel = f"{schema}_webhooks"
+
+    def _reset(self) -> None:
+        """The state of one run: a run that failed and is started again begins from scratch
+        (its claims are recovered from the table, its outcomes not yet written are redone)."""
         self._targets: dict[str, Target] = {}
         self._credentials: dict[str, tuple[Credentials, int]] = {}
         self._circuits: dict[str, Circuit] = {}
@@ -91,18 +102,11 @@ class Dispatcher:
         self._queued: dict[str, deque[Claimed]] = defaultdict(deque)
         self._busy = 0  # attempts in flight plus claimed ones waiting for a slot
         self._results: list[Result] = []
-        self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
         self._results_ready = asyncio.Event()
         self._changes: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._pool: AsyncConnectionPool | None = None
-        self._listen_sql: list[LiteralString] = [
-            render("LISTEN {c}", c=f"{schema}_deliveries"),
-            render("LISTEN {c}", c=f"{schema}_webhooks"),
-        ]
-        self._webhooks_channel = f"{schema}_webhooks"
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -113,6 +117,7 @@ class Dispatcher:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
             if not await acquire(listen, f"authpi.dispatcher:{self.schema}", stop=stop):
                 return
+            self._reset()
             for sql in self._listen_sql:
                 await listen.execute(sql)
             self._pool = AsyncConnectionPool(
