@@ -302,3 +302,22 @@ async def test_redelivery_needs_webhooks_manage(tenant, receiver, pool) -> None:
     with pytest.raises(ApiError) as denied:
         await reader.webhook(webhook_id).deliveries.redeliver(delivery.id)
     assert denied.value.status_code == 403
+
+
+async def test_another_accounts_webhook_has_no_deliveries_to_show(
+    tenant, dev, receiver, pool
+) -> None:
+    _, url = receiver.url()
+    webhook_id, _ = await tenant.webhook(url)
+    await tenant.emit(pool)
+    [delivery] = await tenant.settled(webhook_id, 1, "succeeded")
+    account_id, key = await tenants.new_account(dev, "another tenant")
+    other = Tenant(dev, account_id, key)
+    for call in (
+        other.sdk().webhook(webhook_id).deliveries.list(),
+        other.sdk().webhook(webhook_id).deliveries.redeliver(delivery.id),
+        other.sdk().webhook(webhook_id).redeliver.create({"after": 0, "before": 1}),
+    ):
+        with pytest.raises(ApiError) as hidden:
+            await call
+        assert hidden.value.status_code == 404

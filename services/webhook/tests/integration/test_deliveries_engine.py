@@ -69,6 +69,9 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         ep = self.endpoints[request.match_info["path"]]
+        if ep.statuses[0] in (301, 302, 307, 308):
+            ep.received.append((dict(request.headers), await request.read()))
+            raise web.HTTPFound(f"http://127.0.0.1:{self.port}/elsewhere")
         body = await request.read()
         ep.received.append((dict(request.headers), body))
         started = time.monotonic()
@@ -364,6 +367,19 @@ async def test_a_slow_endpoint_times_out(engine: Engine, receiver: Receiver) -> 
         await engine.emit()
         [delivery] = await engine.settled(hook.id, 1, "failed")
     assert delivery["last_error"] == "timeout" and delivery["last_response_status"] is None
+
+
+async def test_a_redirect_is_a_failed_attempt_and_not_followed(
+    engine: Engine, receiver: Receiver
+) -> None:
+    elsewhere = receiver.url("elsewhere")
+    hook = await engine.webhooks.add(receiver.url("moved", statuses=[302]), max_attempts=1)
+    async with running(engine.fanout(), engine.dispatcher()):
+        await engine.emit()
+        [delivery] = await engine.settled(hook.id, 1, "failed")
+    assert delivery["last_error"] == "http_302" and delivery["last_response_status"] == 302
+    assert len(receiver.endpoints["moved"].received) == 1
+    assert receiver.endpoints["elsewhere"].received == [] and elsewhere
 
 
 async def test_connection_refused_is_a_connect_error(engine: Engine, receiver: Receiver) -> None:

@@ -9,6 +9,7 @@ general client's per-request cost dominates; it sends what 7.4 needs and nothing
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -175,6 +176,7 @@ class Client:
         return self._tls
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(url: str) -> tuple[Origin, str, str]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

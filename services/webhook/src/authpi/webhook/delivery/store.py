@@ -89,10 +89,10 @@ class Store:
             schema=schema,
         )
         self._write: LiteralString = render(
-            "WITH r AS (SELECT * FROM unnest(%(id)s::text[], %(attempted_at)s::bigint[],"
-            "   %(duration_ms)s::int[], %(success)s::bool[], %(response_status)s::int[],"
-            "   %(error)s::text[], %(response_body)s::text[], %(status)s::text[],"
-            "   %(next_attempt_at)s::bigint[], %(hold)s::bool[], %(manual)s::bool[])"
+            "WITH r AS (SELECT * FROM unnest(%(id)b::text[], %(attempted_at)b::bigint[],"
+            "   %(duration_ms)b::int[], %(success)b::bool[], %(response_status)b::int[],"
+            "   %(error)b::text[], %(response_body)b::text[], %(status)b::text[],"
+            "   %(next_attempt_at)b::bigint[], %(hold)b::bool[], %(manual)b::bool[])"
             "   AS r(id, attempted_at, duration_ms, success, response_status, error,"
             "   response_body, status, next_attempt_at, hold, manual)),"
             " u AS (UPDATE {schema}.deliveries AS d SET"
