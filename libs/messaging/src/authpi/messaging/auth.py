@@ -42,10 +42,15 @@ DURABLES: dict[str, tuple[str, ...]] = {
     ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": (),
-    "webhook": (),
+    "webhook": ("webhook-audit",),
     "gateway": ("gateway-directory", "gateway-platform-keys"),
 }
-FACT_DURABLES: dict[str, tuple[str, ...]] = {"agent": ("agent-verifier-usage",)}
+FACT_DURABLES: dict[str, tuple[str, ...]] = {
+    "agent": ("agent-verifier-usage",),
+    "webhook": ("webhook-audit-facts",),
+}
+# Services that publish the public stream (`<ns>.public.>`, the integrators' events).
+PUBLIC_PUBLISHERS = ("webhook",)
 FACT_PUBLISHERS = ("token",)
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
@@ -161,6 +166,8 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
         ]
     if service in FACT_PUBLISHERS:
         allow.append(f"{ns}.fact.>")
+    if service in PUBLIC_PUBLISHERS:
+        allow.append(f"{ns}.public.>")
     for suffix in KV_BUCKETS.get(service, ()):
         bucket = f"{namespace.replace('.', '_')}_{suffix}" if namespace else "*"
         stream = f"KV_{bucket}" if namespace else "*"
