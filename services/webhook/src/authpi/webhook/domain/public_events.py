@@ -77,19 +77,35 @@ _WEBHOOK_SUBJECT = (("webhook_id", "id"), ("webhook_id", "webhook_id"))
 
 RULES: dict[str, Rule] = {
     # Sessions and tokens
-    "session.created": Rule(_SESSION, (("type", "session_type"), "status", "authentication",
-                            "device", "location", "op_session_id", "client_id", "idle_timeout",
-                            "expires_at", "created_at")),  # fmt: skip
-    "session.updated": Rule(_SESSION, ("status", "changed", "status_reason", "status_by",
-                                       "updated_at")),  # fmt: skip
+    "session.created": Rule(
+        _SESSION,
+        (
+            ("type", "session_type"),
+            "status",
+            "authentication",
+            "device",
+            "location",
+            "op_session_id",
+            "client_id",
+            "idle_timeout",
+            "expires_at",
+            "created_at",
+        ),
+    ),  # fmt: skip
+    "session.updated": Rule(
+        _SESSION, ("status", "changed", "status_reason", "status_by", "updated_at")
+    ),  # fmt: skip
     "session.expired": Rule(_SESSION, ("reason", "expired_at")),
-    "session.terminated": Rule(_SESSION, ("revoked_reason", "status_by", "cascade_from",
-                                          "revoked_at")),  # fmt: skip
+    "session.terminated": Rule(
+        _SESSION, ("revoked_reason", "status_by", "cascade_from", "revoked_at")
+    ),  # fmt: skip
     "session.compromised": Rule(_SESSION, ("compromised_reason", "jti", "compromised_at")),
     # Users
     "user.created": Rule((("user_id", "id"),), _USER_SNAPSHOT),
-    "user.updated": Rule((("user_id", "id"),), ("id", "issuer_id", "changed", "username_type",
-                                                "scopes", "metadata", "updated_at")),  # fmt: skip
+    "user.updated": Rule(
+        (("user_id", "id"),),
+        ("id", "issuer_id", "changed", "username_type", "scopes", "metadata", "updated_at"),
+    ),  # fmt: skip
     "user.deleted": Rule((("user_id", "id"),), ("id", "deleted_at")),
     "user.blocked": Rule((("user_id", "id"),), _STATUS),
     "user.unblocked": Rule((("user_id", "id"),), _STATUS),
@@ -98,61 +114,113 @@ RULES: dict[str, Rule] = {
         ("method", "verifier_id", "client_id", "at"),
     ),
     "user.verification.failed": Rule(_USER, ("method", "reason", "username_hash", "at")),
-    "user.password.changed": Rule((*_USER, ("verifier_id", "verifier_id")),
-                                  ("verifier_id", "changed_at")),  # fmt: skip
+    "user.password.changed": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("verifier_id", "changed_at")
+    ),  # fmt: skip
     "user.password.reset-requested": Rule(_USER, ("channel", "expires_at", "requested_at")),
     "user.password.reset": Rule(_USER, ("verifier_id", "reset_at")),
-    "user.login-link.requested": Rule((*_USER, ("client_id", "client_id")),
-                                      ("expires_at", "client_id", "requested_at")),  # fmt: skip
-    "user.login-link.consumed": Rule((*_USER, ("session_id", "session_id")),
-                                     ("session_id", "consumed_at")),  # fmt: skip
-    "user.verifier.created": Rule((*_USER, ("verifier_id", "verifier_id")),
-                                  (_TYPE, "name", "created_at")),  # fmt: skip
+    "user.login-link.requested": Rule(
+        (*_USER, ("client_id", "client_id")), ("expires_at", "client_id", "requested_at")
+    ),  # fmt: skip
+    "user.login-link.consumed": Rule(
+        (*_USER, ("session_id", "session_id")), ("session_id", "consumed_at")
+    ),  # fmt: skip
+    "user.verifier.created": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), (_TYPE, "name", "created_at")
+    ),  # fmt: skip
     "user.email.verified": Rule(_USER, ("username_type", "verified_at")),
     "user.consent.granted": Rule((*_USER, ("client_id", "client_id")), ("scopes", "granted_at")),
     "user.consent.revoked": Rule((*_USER, ("client_id", "client_id")), ("scopes", "revoked_at")),
     "user.personal-token.created": Rule(
         (*_USER, ("token_id", "id")),
-        ("id", "user_id", "name", "description", "tags", "scopes", "audience", "expires_at",
-         "metadata", "jti", "token_hint", "created_at"),
+        (
+            "id",
+            "user_id",
+            "name",
+            "description",
+            "tags",
+            "scopes",
+            "audience",
+            "expires_at",
+            "metadata",
+            "jti",
+            "token_hint",
+            "created_at",
+        ),
     ),  # fmt: skip
-    "user.personal-token.updated": Rule((*_USER, ("token_id", "id")),
-                                        ("id", "user_id", "changed", "status", "status_reason",
-                                         "status_by", "updated_at")),  # fmt: skip
-    "user.personal-token.deleted": Rule((*_USER, ("token_id", "id")),
-                                        ("id", "user_id", "deleted_at")),  # fmt: skip
+    "user.personal-token.updated": Rule(
+        (*_USER, ("token_id", "id")),
+        ("id", "user_id", "changed", "status", "status_reason", "status_by", "updated_at"),
+    ),  # fmt: skip
+    "user.personal-token.deleted": Rule(
+        (*_USER, ("token_id", "id")), ("id", "user_id", "deleted_at")
+    ),  # fmt: skip
     # Clients, API keys, issuers
     "client.created": Rule((("client_id", "id"),), (*_CLIENT_SNAPSHOT, "created_at")),
-    "client.updated": Rule((("client_id", "id"),), ("id", "issuer_id", "changed", "name",
-                           "description", "logo_url", "config", "metadata", "updated_at")),  # fmt: skip
-    "client.secret.rotated": Rule((("client_id", "id"),), ("id", "secret_hint",
-                                  "secret_rotated_at", "previous_valid_until")),  # fmt: skip
+    "client.updated": Rule(
+        (("client_id", "id"),),
+        (
+            "id",
+            "issuer_id",
+            "changed",
+            "name",
+            "description",
+            "logo_url",
+            "config",
+            "metadata",
+            "updated_at",
+        ),
+    ),  # fmt: skip
+    "client.secret.rotated": Rule(
+        (("client_id", "id"),), ("id", "secret_hint", "secret_rotated_at", "previous_valid_until")
+    ),  # fmt: skip
     "client.blocked": Rule((("client_id", "id"),), _STATUS),
     "client.unblocked": Rule((("client_id", "id"),), _STATUS),
     "client.deleted": Rule((("client_id", "id"),), ("id", "deleted_at")),
-    "api-key.created": Rule((("key_id", "id"), ("org_id", "org_id")),
-                            (*_KEY_SNAPSHOT, "created_at")),  # fmt: skip
-    "api-key.updated": Rule((("key_id", "id"), ("org_id", "org_id")),
-                            ("id", "changed", "name", "description", "tags", "scopes",
-                             "ip_allowlist", "expires_at", "metadata", "status", "status_reason",
-                             "status_by", "secret_hint", "previous_valid_until",
-                             "updated_at")),  # fmt: skip
+    "api-key.created": Rule(
+        (("key_id", "id"), ("org_id", "org_id")), (*_KEY_SNAPSHOT, "created_at")
+    ),  # fmt: skip
+    "api-key.updated": Rule(
+        (("key_id", "id"), ("org_id", "org_id")),
+        (
+            "id",
+            "changed",
+            "name",
+            "description",
+            "tags",
+            "scopes",
+            "ip_allowlist",
+            "expires_at",
+            "metadata",
+            "status",
+            "status_reason",
+            "status_by",
+            "secret_hint",
+            "previous_valid_until",
+            "updated_at",
+        ),
+    ),  # fmt: skip
     "api-key.deleted": Rule((("key_id", "id"), ("org_id", "org_id")), ("id", "deleted_at")),
     "api-key.blocked": Rule((("key_id", "id"), ("org_id", "org_id")), _STATUS),
     "api-key.unblocked": Rule((("key_id", "id"), ("org_id", "org_id")), _STATUS),
     "issuer.created": Rule((("issuer_id", "id"),), (*_ISSUER_SNAPSHOT, "created_at")),
-    "issuer.updated": Rule((("issuer_id", "id"),), (*_ISSUER_SNAPSHOT, "changed", "status_at",
-                                                    "updated_at")),  # fmt: skip
+    "issuer.updated": Rule(
+        (("issuer_id", "id"),), (*_ISSUER_SNAPSHOT, "changed", "status_at", "updated_at")
+    ),  # fmt: skip
     "issuer.deleted": Rule((("issuer_id", "id"),), ("id", "deleted_at")),
-    "issuer.auth-method.created": Rule((("auth_method_id", "id"),),
-                                       (*_AUTH_METHOD, "created_at")),  # fmt: skip
-    "issuer.auth-method.updated": Rule((("auth_method_id", "id"),),
-                                       (*_AUTH_METHOD, "changed", "updated_at")),  # fmt: skip
+    "issuer.auth-method.created": Rule(
+        (("auth_method_id", "id"),), (*_AUTH_METHOD, "created_at")
+    ),  # fmt: skip
+    "issuer.auth-method.updated": Rule(
+        (("auth_method_id", "id"),), (*_AUTH_METHOD, "changed", "updated_at")
+    ),  # fmt: skip
     "issuer.auth-method.deleted": Rule((("auth_method_id", "id"),), ("id", "deleted_at")),
     # Organizations
     "organization.created": Rule((("org_id", "id"),), (*_ORG_SNAPSHOT, "created_at")),
-    "organization.updated": Rule((("org_id", "id"),), (*_ORG_SNAPSHOT, "changed", "status",
-                                 "status_reason", "status_by", "updated_at")),  # fmt: skip
+    "organization.updated": Rule(
+        (("org_id", "id"),),
+        (*_ORG_SNAPSHOT, "changed", "status", "status_reason", "status_by", "updated_at"),
+    ),  # fmt: skip
     "organization.deleted": Rule((("org_id", "id"),), ("id", "deleted_at")),
     "organization.suspended": Rule((("org_id", "id"),), _STATUS),
     "organization.reactivated": Rule((("org_id", "id"),), _STATUS),
@@ -168,31 +236,61 @@ RULES: dict[str, Rule] = {
         (("org_id", "org_id"), ("member_id", "member_id"), ("member_type", "member_type")),
         ("org_id", "member_id", "member_type", "deleted_at"),
     ),
-    "organization.group.created": Rule((("org_id", "org_id"), ("group_id", "id")),
-                                       (*_GROUP, "created_at")),  # fmt: skip
-    "organization.group.updated": Rule((("org_id", "org_id"), ("group_id", "id")),
-                                       (*_GROUP, "changed", "updated_at")),  # fmt: skip
-    "organization.group.deleted": Rule((("org_id", "org_id"), ("group_id", "id")),
-                                       ("id", "org_id", "deleted_at")),  # fmt: skip
+    "organization.group.created": Rule(
+        (("org_id", "org_id"), ("group_id", "id")), (*_GROUP, "created_at")
+    ),  # fmt: skip
+    "organization.group.updated": Rule(
+        (("org_id", "org_id"), ("group_id", "id")), (*_GROUP, "changed", "updated_at")
+    ),  # fmt: skip
+    "organization.group.deleted": Rule(
+        (("org_id", "org_id"), ("group_id", "id")), ("id", "org_id", "deleted_at")
+    ),  # fmt: skip
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),
     # Agents
     "agent.created": Rule((("agent_id", "id"),), (*_AGENT_SNAPSHOT, "created_at")),
-    "agent.updated": Rule((("agent_id", "id"),), (*_AGENT_SNAPSHOT, "changed", "status_at",
-                                                  "updated_at")),  # fmt: skip
-    "agent.deleted": Rule((("agent_id", "id"),), ("id", "name", "agent", "verifier_ids",
-                                                  "deleted_at")),  # fmt: skip
-    "agent.verifier.added": Rule((("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
-                                 ("verifier_id", _TYPE, "status", "name", "description",
-                                  "credential", "proof", "agent", "created_at")),  # fmt: skip
-    "agent.verifier.removed": Rule((("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
-                                   ("verifier_id", _TYPE, "network", "agent",
-                                    "removed_at")),  # fmt: skip
+    "agent.updated": Rule(
+        (("agent_id", "id"),), (*_AGENT_SNAPSHOT, "changed", "status_at", "updated_at")
+    ),  # fmt: skip
+    "agent.deleted": Rule(
+        (("agent_id", "id"),), ("id", "name", "agent", "verifier_ids", "deleted_at")
+    ),  # fmt: skip
+    "agent.verifier.added": Rule(
+        (("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
+        (
+            "verifier_id",
+            _TYPE,
+            "status",
+            "name",
+            "description",
+            "credential",
+            "proof",
+            "agent",
+            "created_at",
+        ),
+    ),  # fmt: skip
+    "agent.verifier.removed": Rule(
+        (("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
+        ("verifier_id", _TYPE, "network", "agent", "removed_at"),
+    ),  # fmt: skip
     # Account
-    "account.created": Rule((), ("id", "org_id", "name", "owner_user_id", "metadata",
-                                 "created_at")),  # fmt: skip
-    "account.updated": Rule((), ("id", "changed", "name", "description", "logo_url",
-                                 "owner_user_id", "metadata", "domains", "updated_at")),  # fmt: skip
+    "account.created": Rule(
+        (), ("id", "org_id", "name", "owner_user_id", "metadata", "created_at")
+    ),  # fmt: skip
+    "account.updated": Rule(
+        (),
+        (
+            "id",
+            "changed",
+            "name",
+            "description",
+            "logo_url",
+            "owner_user_id",
+            "metadata",
+            "domains",
+            "updated_at",
+        ),
+    ),  # fmt: skip
     "account.domain.added": Rule((), ("host", "verified", "added_at")),
     "account.domain.removed": Rule((), ("host", "verified", "removed_at")),
     "account.domain.assigned": Rule((), ("host", "issuer_id", "assigned_at")),
@@ -201,13 +299,16 @@ RULES: dict[str, Rule] = {
     "webhook.created": Rule(_WEBHOOK_SUBJECT, _WEBHOOK_SNAPSHOT),
     "webhook.updated": Rule(_WEBHOOK_SUBJECT, (*_WEBHOOK_SNAPSHOT, "changed")),
     "webhook.deleted": Rule(_WEBHOOK_SUBJECT, ("id", "url", "deleted_at")),
-    "webhook.paused": Rule(_WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by",
-                                              "status_at", "updated_at")),  # fmt: skip
-    "webhook.resumed": Rule(_WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by",
-                                               "status_at", "updated_at")),  # fmt: skip
+    "webhook.paused": Rule(
+        _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
+    ),  # fmt: skip
+    "webhook.resumed": Rule(
+        _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
+    ),  # fmt: skip
     # Auth flows
-    "auth.flow.replay-attempt": Rule((("client_id", "client_id"),),
-                                     ("flow", "artifact", "client_id", "at")),  # fmt: skip
+    "auth.flow.replay-attempt": Rule(
+        (("client_id", "client_id"),), ("flow", "artifact", "client_id", "at")
+    ),  # fmt: skip
 }
 
 # Keys dropped from nested free-form settings (issuer settings, SSO configuration) at any depth.
@@ -305,7 +406,9 @@ def from_fact(fact: Fact) -> PublicEvent | None:
                 "aud": fact.aud, "jti": fact.jti, "expires_at": fact.expires_at,
                 "dat_type": fact.dat_type, "verifier_id": fact.verifier_id,
             }  # fmt: skip
-            return _fact_event("machine.token.issued", fact.issued_at, fact.jti, subject, auth, data)
+            return _fact_event(
+                "machine.token.issued", fact.issued_at, fact.jti, subject, auth, data
+            )
         case SessionTokenRefreshed():
             subject = {"account_id": fact.account_id, "issuer_id": fact.issuer_id,
                        "user_id": fact.user_id, "session_id": fact.session_id,

@@ -16,7 +16,9 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.webhook.domain.public_events import from_stored
 
-_COLUMNS = "id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id, event"
+_COLUMNS = (
+    "id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id, event"
+)
 _INSERT_ONE = (
     "INSERT INTO {schema}.audit_events (" + _COLUMNS + ")"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING"
