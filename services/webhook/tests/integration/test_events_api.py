@@ -158,7 +158,7 @@ async def test_filters_select_matching_events(tenant, platform, pool):
             "types+issuer": (
                 {"event_types": "client.created,user.created", "issuer_id": "i_2"},
                 [ids[2]],
-            ),  # fmt: skip
+            ),
         }
         for name, (params, expected) in cases.items():
             got, _ = await read_all(
@@ -278,7 +278,8 @@ async def test_bad_queries_are_400(tenant, platform, pool):
         foreign = (await list_page(other_http, other.path, limit=1))["next_cursor"]
         desc_cursor = _cursor(f"events:desc:{tenant.account_id}", 5, 1)
         bad = [
-            {"cursor": "not-a-cursor"}, {"cursor": foreign}, {"cursor": desc_cursor, "order": "asc"},
+            {"cursor": "not-a-cursor"}, {"cursor": foreign},
+            {"cursor": desc_cursor, "order": "asc"},
             {"cursor": _cursor(f"events:desc:{tenant.account_id}", "x", 1)},
             {"limit": 0}, {"limit": 101}, {"event_types": "user.nope"}, {"order": "sideways"},
             {"after": "soon"}, {"user_id": ""},

@@ -24,9 +24,10 @@ from authpi.webhook.domain.public_events import (
 )
 
 EVENT_ID = "01900000-0000-7000-8000-000000000001"
+ACTOR = Actor(type="api_key", key_id="key_1", ip="10.0.0.1")
 META = Meta(
-    account_id="acc_a", issuer_id="i_meta", actor=Actor(type="api_key", key_id="key_1", ip="10.0.0.1"),
-    trigger="api", request_id="req_1", correlation_id="cor_1",
+    account_id="acc_a", issuer_id="i_meta", actor=ACTOR, trigger="api", request_id="req_1",
+    correlation_id="cor_1",
 )  # fmt: skip
 # Payload fields whose values must never appear in a public event.
 SEALED = re.compile(r"^(pii|sealed_hash|cookie_sha256|lookup_address)$|sha256")
@@ -151,6 +152,8 @@ def test_refresh_fact_becomes_public_event():
 
 
 def test_other_facts_are_not_public():
-    fact = HumanSignIn(account_id="acc_a", issuer_id="i", client_id="c", user_id="u",
-                       session_id="s", op_session_id="o", method="password", signed_in_at=1)  # fmt: skip
+    fact = HumanSignIn(
+        account_id="acc_a", issuer_id="i", client_id="c", user_id="u", session_id="s",
+        op_session_id="o", method="password", signed_in_at=1,
+    )  # fmt: skip
     assert from_fact(fact) is None

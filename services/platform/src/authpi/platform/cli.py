@@ -354,8 +354,11 @@ async def integrators(settings: Settings, args: argparse.Namespace) -> int:
     elif not ints.revoke(settings, args.user, args.account):
         raise SystemExit(f"no credential {args.user!r}")
     if not ints.apply(settings):
-        print("No embedded NATS server runs here: it reads the credentials when it starts; for "
-              "a NATS server of your own, regenerate with `authpi nats-auth`.", file=sys.stderr)  # fmt: skip
+        note = (
+            "No embedded NATS server runs here: it reads the credentials when it starts; for "
+            "a NATS server of your own, regenerate with `authpi nats-auth`."
+        )
+        print(note, file=sys.stderr)
     return 0
 
 

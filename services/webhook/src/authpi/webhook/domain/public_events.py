@@ -75,6 +75,7 @@ _WEBHOOK_SNAPSHOT = ("id", "name", "description", "url", "events", "subjects", "
                      "updated_at")  # fmt: skip
 _WEBHOOK_SUBJECT = (("webhook_id", "id"), ("webhook_id", "webhook_id"))
 
+# fmt: off
 RULES: dict[str, Rule] = {
     # Sessions and tokens
     "session.created": Rule(
@@ -91,21 +92,21 @@ RULES: dict[str, Rule] = {
             "expires_at",
             "created_at",
         ),
-    ),  # fmt: skip
+    ),
     "session.updated": Rule(
         _SESSION, ("status", "changed", "status_reason", "status_by", "updated_at")
-    ),  # fmt: skip
+    ),
     "session.expired": Rule(_SESSION, ("reason", "expired_at")),
     "session.terminated": Rule(
         _SESSION, ("revoked_reason", "status_by", "cascade_from", "revoked_at")
-    ),  # fmt: skip
+    ),
     "session.compromised": Rule(_SESSION, ("compromised_reason", "jti", "compromised_at")),
     # Users
     "user.created": Rule((("user_id", "id"),), _USER_SNAPSHOT),
     "user.updated": Rule(
         (("user_id", "id"),),
         ("id", "issuer_id", "changed", "username_type", "scopes", "metadata", "updated_at"),
-    ),  # fmt: skip
+    ),
     "user.deleted": Rule((("user_id", "id"),), ("id", "deleted_at")),
     "user.blocked": Rule((("user_id", "id"),), _STATUS),
     "user.unblocked": Rule((("user_id", "id"),), _STATUS),
@@ -116,18 +117,18 @@ RULES: dict[str, Rule] = {
     "user.verification.failed": Rule(_USER, ("method", "reason", "username_hash", "at")),
     "user.password.changed": Rule(
         (*_USER, ("verifier_id", "verifier_id")), ("verifier_id", "changed_at")
-    ),  # fmt: skip
+    ),
     "user.password.reset-requested": Rule(_USER, ("channel", "expires_at", "requested_at")),
     "user.password.reset": Rule(_USER, ("verifier_id", "reset_at")),
     "user.login-link.requested": Rule(
         (*_USER, ("client_id", "client_id")), ("expires_at", "client_id", "requested_at")
-    ),  # fmt: skip
+    ),
     "user.login-link.consumed": Rule(
         (*_USER, ("session_id", "session_id")), ("session_id", "consumed_at")
-    ),  # fmt: skip
+    ),
     "user.verifier.created": Rule(
         (*_USER, ("verifier_id", "verifier_id")), (_TYPE, "name", "created_at")
-    ),  # fmt: skip
+    ),
     "user.email.verified": Rule(_USER, ("username_type", "verified_at")),
     "user.consent.granted": Rule((*_USER, ("client_id", "client_id")), ("scopes", "granted_at")),
     "user.consent.revoked": Rule((*_USER, ("client_id", "client_id")), ("scopes", "revoked_at")),
@@ -147,14 +148,14 @@ RULES: dict[str, Rule] = {
             "token_hint",
             "created_at",
         ),
-    ),  # fmt: skip
+    ),
     "user.personal-token.updated": Rule(
         (*_USER, ("token_id", "id")),
         ("id", "user_id", "changed", "status", "status_reason", "status_by", "updated_at"),
-    ),  # fmt: skip
+    ),
     "user.personal-token.deleted": Rule(
         (*_USER, ("token_id", "id")), ("id", "user_id", "deleted_at")
-    ),  # fmt: skip
+    ),
     # Clients, API keys, issuers
     "client.created": Rule((("client_id", "id"),), (*_CLIENT_SNAPSHOT, "created_at")),
     "client.updated": Rule(
@@ -170,16 +171,16 @@ RULES: dict[str, Rule] = {
             "metadata",
             "updated_at",
         ),
-    ),  # fmt: skip
+    ),
     "client.secret.rotated": Rule(
         (("client_id", "id"),), ("id", "secret_hint", "secret_rotated_at", "previous_valid_until")
-    ),  # fmt: skip
+    ),
     "client.blocked": Rule((("client_id", "id"),), _STATUS),
     "client.unblocked": Rule((("client_id", "id"),), _STATUS),
     "client.deleted": Rule((("client_id", "id"),), ("id", "deleted_at")),
     "api-key.created": Rule(
         (("key_id", "id"), ("org_id", "org_id")), (*_KEY_SNAPSHOT, "created_at")
-    ),  # fmt: skip
+    ),
     "api-key.updated": Rule(
         (("key_id", "id"), ("org_id", "org_id")),
         (
@@ -199,28 +200,28 @@ RULES: dict[str, Rule] = {
             "previous_valid_until",
             "updated_at",
         ),
-    ),  # fmt: skip
+    ),
     "api-key.deleted": Rule((("key_id", "id"), ("org_id", "org_id")), ("id", "deleted_at")),
     "api-key.blocked": Rule((("key_id", "id"), ("org_id", "org_id")), _STATUS),
     "api-key.unblocked": Rule((("key_id", "id"), ("org_id", "org_id")), _STATUS),
     "issuer.created": Rule((("issuer_id", "id"),), (*_ISSUER_SNAPSHOT, "created_at")),
     "issuer.updated": Rule(
         (("issuer_id", "id"),), (*_ISSUER_SNAPSHOT, "changed", "status_at", "updated_at")
-    ),  # fmt: skip
+    ),
     "issuer.deleted": Rule((("issuer_id", "id"),), ("id", "deleted_at")),
     "issuer.auth-method.created": Rule(
         (("auth_method_id", "id"),), (*_AUTH_METHOD, "created_at")
-    ),  # fmt: skip
+    ),
     "issuer.auth-method.updated": Rule(
         (("auth_method_id", "id"),), (*_AUTH_METHOD, "changed", "updated_at")
-    ),  # fmt: skip
+    ),
     "issuer.auth-method.deleted": Rule((("auth_method_id", "id"),), ("id", "deleted_at")),
     # Organizations
     "organization.created": Rule((("org_id", "id"),), (*_ORG_SNAPSHOT, "created_at")),
     "organization.updated": Rule(
         (("org_id", "id"),),
         (*_ORG_SNAPSHOT, "changed", "status", "status_reason", "status_by", "updated_at"),
-    ),  # fmt: skip
+    ),
     "organization.deleted": Rule((("org_id", "id"),), ("id", "deleted_at")),
     "organization.suspended": Rule((("org_id", "id"),), _STATUS),
     "organization.reactivated": Rule((("org_id", "id"),), _STATUS),
@@ -238,23 +239,23 @@ RULES: dict[str, Rule] = {
     ),
     "organization.group.created": Rule(
         (("org_id", "org_id"), ("group_id", "id")), (*_GROUP, "created_at")
-    ),  # fmt: skip
+    ),
     "organization.group.updated": Rule(
         (("org_id", "org_id"), ("group_id", "id")), (*_GROUP, "changed", "updated_at")
-    ),  # fmt: skip
+    ),
     "organization.group.deleted": Rule(
         (("org_id", "org_id"), ("group_id", "id")), ("id", "org_id", "deleted_at")
-    ),  # fmt: skip
+    ),
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),
     # Agents
     "agent.created": Rule((("agent_id", "id"),), (*_AGENT_SNAPSHOT, "created_at")),
     "agent.updated": Rule(
         (("agent_id", "id"),), (*_AGENT_SNAPSHOT, "changed", "status_at", "updated_at")
-    ),  # fmt: skip
+    ),
     "agent.deleted": Rule(
         (("agent_id", "id"),), ("id", "name", "agent", "verifier_ids", "deleted_at")
-    ),  # fmt: skip
+    ),
     "agent.verifier.added": Rule(
         (("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
         (
@@ -268,15 +269,15 @@ RULES: dict[str, Rule] = {
             "agent",
             "created_at",
         ),
-    ),  # fmt: skip
+    ),
     "agent.verifier.removed": Rule(
         (("agent_id", "agent_id"), ("verifier_id", "verifier_id")),
         ("verifier_id", _TYPE, "network", "agent", "removed_at"),
-    ),  # fmt: skip
+    ),
     # Account
     "account.created": Rule(
         (), ("id", "org_id", "name", "owner_user_id", "metadata", "created_at")
-    ),  # fmt: skip
+    ),
     "account.updated": Rule(
         (),
         (
@@ -290,7 +291,7 @@ RULES: dict[str, Rule] = {
             "domains",
             "updated_at",
         ),
-    ),  # fmt: skip
+    ),
     "account.domain.added": Rule((), ("host", "verified", "added_at")),
     "account.domain.removed": Rule((), ("host", "verified", "removed_at")),
     "account.domain.assigned": Rule((), ("host", "issuer_id", "assigned_at")),
@@ -301,15 +302,23 @@ RULES: dict[str, Rule] = {
     "webhook.deleted": Rule(_WEBHOOK_SUBJECT, ("id", "url", "deleted_at")),
     "webhook.paused": Rule(
         _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
-    ),  # fmt: skip
+    ),
     "webhook.resumed": Rule(
         _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
-    ),  # fmt: skip
+    ),
     # Auth flows
     "auth.flow.replay-attempt": Rule(
         (("client_id", "client_id"),), ("flow", "artifact", "client_id", "at")
-    ),  # fmt: skip
+    ),
 }
+# fmt: on
+
+# The data fields of the public facts (platform.md 6.3), all fields of the fact Structs.
+FACT_DATA: dict[str, tuple[str, ...]] = {
+    "machine.token.issued": ("grant_type", "client_id", "scope", "aud", "jti", "expires_at",
+                             "dat_type", "verifier_id"),
+    "session.token-refreshed": ("refresh_count", "jti", "scope", "access_token_issued_at"),
+}  # fmt: skip
 
 # Keys dropped from nested free-form settings (issuer settings, SSO configuration) at any depth.
 _SECRET_KEY = re.compile(
@@ -401,11 +410,7 @@ def from_fact(fact: Fact) -> PublicEvent | None:
             else:
                 subject["client_id"] = fact.client_id
                 auth = {"type": "client", "client_id": fact.client_id}
-            data: dict[str, Any] = {
-                "grant_type": fact.grant_type, "client_id": fact.client_id, "scope": fact.scope,
-                "aud": fact.aud, "jti": fact.jti, "expires_at": fact.expires_at,
-                "dat_type": fact.dat_type, "verifier_id": fact.verifier_id,
-            }  # fmt: skip
+            data = {k: getattr(fact, k) for k in FACT_DATA["machine.token.issued"]}
             return _fact_event(
                 "machine.token.issued", fact.issued_at, fact.jti, subject, auth, data
             )
@@ -414,8 +419,7 @@ def from_fact(fact: Fact) -> PublicEvent | None:
                        "user_id": fact.user_id, "session_id": fact.session_id,
                        "client_id": fact.client_id}  # fmt: skip
             auth = {"type": "client", "client_id": fact.client_id, "user_id": fact.user_id}
-            data = {"refresh_count": fact.refresh_count, "jti": fact.jti, "scope": fact.scope,
-                    "access_token_issued_at": fact.access_token_issued_at}  # fmt: skip
+            data = {k: getattr(fact, k) for k in FACT_DATA["session.token-refreshed"]}
             at = fact.access_token_issued_at
             return _fact_event("session.token-refreshed", at, fact.jti, subject, auth, data)
         case _:
