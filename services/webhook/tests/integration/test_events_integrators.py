@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -26,6 +30,8 @@ from authpi.platform.testing import tenants
 from authpi.platform.testing.plugin import RunningPlatform, running_platform
 from authpi.testing.plugin import eventually
 from authpi.webhook.public import integrators as ints
+
+EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "integrator_consumer.py"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -130,6 +136,10 @@ async def test_integrator_reads_only_its_own_accounts_public_events(secured):
         await nc_a.close()
         await nc_b.close()
 
+    # The README's example consumer, run as documented, prints B's events.
+    line = await run_example(secured, cred_b, pw_b, b_id)
+    assert json.loads(line)["subject"]["account_id"] == b_id
+
     assert ints.revoke(settings, cred_a.user)
     assert ints.apply(settings)
     assert [c.user for c in ints.listed(settings, a_id)] == []
@@ -143,6 +153,22 @@ async def test_integrator_reads_only_its_own_accounts_public_events(secured):
         return False
 
     assert await eventually(locked_out)
+
+
+async def run_example(p: RunningPlatform, cred: IntegratorCredential, password: str,
+                      account_id: str) -> str:  # fmt: skip
+    env = {**os.environ, "NATS_URL": p.nats_url, "AUTHPI_NAMESPACE": p.namespace,
+           "AUTHPI_INTEGRATOR_USER": cred.user, "AUTHPI_INTEGRATOR_PASSWORD": password,
+           "AUTHPI_ACCOUNT_ID": account_id}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        return (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
 async def _try_connect(p: RunningPlatform, user: str, password: str, errors: list[str]) -> Any:
