@@ -157,3 +157,17 @@ def test_other_facts_are_not_public():
         op_session_id="o", method="password", signed_in_at=1,
     )  # fmt: skip
     assert from_fact(fact) is None
+
+
+def test_webhook_snapshot_keeps_hints_only():
+    payload = {"id": "wh_1", "account_id": "acc_a", "name": "n", "url": "https://x.test/h",
+               "status": "active", "created_at": 1, "events": None,
+               "auth": {"type": "bearer+signature", "signature_secret_hint": "...abcdef",
+                        "bearer_token_hint": "...123456", "signature_secret": "whs_x",
+                        "bearer_token": "tok"}}  # fmt: skip
+    public = from_stored("webhook.created", EVENT_ID, payload, META, 1)
+    assert public is not None
+    assert public.subject == {"account_id": "acc_a", "issuer_id": "i_meta", "webhook_id": "wh_1"}
+    assert public.data["auth"] == {"type": "bearer+signature",
+                                   "signature_secret_hint": "...abcdef",
+                                   "bearer_token_hint": "...123456"}  # fmt: skip

@@ -69,11 +69,10 @@ _MEMBERSHIP = ("org_id", "member_id", "member_type", "status", "status_reason", 
 _GROUP = ("id", "org_id", "name", "description", "scopes", "metadata")
 _AGENT_SNAPSHOT = ("id", "name", "description", "model", "provider", "version", "status",
                    "status_reason", "status_by", "scopes", "metadata")  # fmt: skip
-_WEBHOOK_SNAPSHOT = ("id", "name", "description", "url", "events", "subjects", "status",
-                     "status_reason", "status_by", "auth_type", "retry", "circuit_breaker",
-                     "signature_secret_hint", "bearer_token_hint", "metadata", "created_at",
-                     "updated_at")  # fmt: skip
-_WEBHOOK_SUBJECT = (("webhook_id", "id"), ("webhook_id", "webhook_id"))
+_WEBHOOK_SNAPSHOT = ("id", "account_id", "name", "description", "url", "status",
+                     "status_reason", "status_by", "status_at", "auth", "events", "subjects",
+                     "retry", "circuit_breaker", "metadata")  # fmt: skip
+_WEBHOOK_SUBJECT = (("webhook_id", "id"),)
 
 # fmt: off
 RULES: dict[str, Rule] = {
@@ -297,15 +296,13 @@ RULES: dict[str, Rule] = {
     "account.domain.assigned": Rule((), ("host", "issuer_id", "assigned_at")),
     "account.domain.unassigned": Rule((), ("host", "issuer_id", "unassigned_at")),
     # Webhooks (the webhook service's own events): snapshots without secrets, hints only.
-    "webhook.created": Rule(_WEBHOOK_SUBJECT, _WEBHOOK_SNAPSHOT),
-    "webhook.updated": Rule(_WEBHOOK_SUBJECT, (*_WEBHOOK_SNAPSHOT, "changed")),
-    "webhook.deleted": Rule(_WEBHOOK_SUBJECT, ("id", "url", "deleted_at")),
-    "webhook.paused": Rule(
-        _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
+    "webhook.created": Rule(_WEBHOOK_SUBJECT, (*_WEBHOOK_SNAPSHOT, "created_at")),
+    "webhook.updated": Rule(
+        _WEBHOOK_SUBJECT, (*_WEBHOOK_SNAPSHOT, "changed", "rotated", "updated_at")
     ),
-    "webhook.resumed": Rule(
-        _WEBHOOK_SUBJECT, ("id", "status", "status_reason", "status_by", "status_at", "updated_at")
-    ),
+    "webhook.deleted": Rule(_WEBHOOK_SUBJECT, ("id", "name", "url", "deleted_at")),
+    "webhook.paused": Rule(_WEBHOOK_SUBJECT, _STATUS),
+    "webhook.resumed": Rule(_WEBHOOK_SUBJECT, _STATUS),
     # Auth flows
     "auth.flow.replay-attempt": Rule(
         (("client_id", "client_id"),), ("flow", "artifact", "client_id", "at")
@@ -324,7 +321,7 @@ FACT_DATA: dict[str, tuple[str, ...]] = {
 _SECRET_KEY = re.compile(
     r"secret|password|private|sha256|sealed|(^|_)(token|key|credentials?)$", re.IGNORECASE
 )
-_SCRUBBED = frozenset({"settings", "sso", "security"})
+_SCRUBBED = frozenset({"settings", "sso", "security", "auth"})
 _HINT = re.compile(r"_hint$")
 
 
