@@ -120,6 +120,13 @@ async def up(settings: Settings, only: str | None = None) -> int:
         )
         if only is None:
             _print_bootstrap_note(settings, creds)
+        if settings.webhooks_allow_insecure or settings.webhooks_allow_private:
+            print(
+                "WARNING: webhooks may target plain http and loopback/private addresses "
+                "(AUTHPI_WEBHOOKS_ALLOW_INSECURE / AUTHPI_WEBHOOKS_ALLOW_PRIVATE): development "
+                "only, never in production",
+                flush=True,
+            )
         if platform.mail_sink is not None:
             print(
                 f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "

@@ -1,1 +1,1 @@
-"""Domain of the webhook service."""
+"""Pure deciders and rules of the webhook service (the Webhook aggregate, URL rules)."""

@@ -1,1 +1,1 @@
-"""Queries of the webhook service."""
+"""Read-side SQL over the webhook service's own tables."""
