@@ -93,6 +93,7 @@ class Tenant:
         )
 
     async def webhook(self, url: str, **fields: Any) -> tuple[str, str]:
+        fields.setdefault("events", ["user.created", "user.deleted"])
         created = await self.sdk().webhooks.create(
             {"name": "deliveries", "url": url, "auth": {"type": "signature"}, **fields}
         )
@@ -165,6 +166,20 @@ async def test_an_event_is_delivered_signed_and_listed(tenant, receiver, pool) -
     [(headers, body)] = receiver.received[path]
     assert verify(body, headers["X-Webhook-Signature"], secret)
     assert headers["X-Webhook-Id"] == delivery.id
+
+
+async def test_a_domain_event_reaches_the_webhook_through_the_audit_log(tenant, receiver) -> None:
+    path, url = receiver.url()
+    webhook_id, secret = await tenant.webhook(url, events=["issuer.created"])
+    issuer = await tenant.sdk().issuers.create({"name": f"hooked-{uuid.uuid4().hex[:6]}"})
+    [delivery] = await tenant.settled(webhook_id, 1, "succeeded")
+    assert delivery.event_type == "issuer.created"
+    [(headers, body)] = receiver.received[path]
+    assert verify(body, headers["X-Webhook-Signature"], secret)
+    event = msgspec.json.decode(body)["data"]
+    assert event["type"] == "issuer.created" and event["id"] == delivery.event_id
+    assert event["subject"]["account_id"] == tenant.account_id
+    assert issuer.id in msgspec.json.encode(event).decode()
 
 
 async def test_500_three_times_then_200_is_one_record_with_four_attempts(

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks_timeout_seconds: float = 10.0
     webhooks_concurrency: int = 16
     webhooks_concurrency_total: int = 512
+    # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
+    events_retention_days: int = 90
 
     @property
     def bootstrap_path(self) -> Path:
@@ -126,6 +128,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         webhooks_concurrency=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[0],
         webhooks_concurrency_total=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[1],
+        events_retention_days=_positive_int(
+            e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
+        ),
     )  # fmt: skip
 
 
