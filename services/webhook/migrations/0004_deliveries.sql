@@ -49,6 +49,9 @@ CREATE TABLE delivery_attempts (
     manual          boolean NOT NULL DEFAULT false,
     PRIMARY KEY (delivery_id, attempt)
 );
+-- Response bodies are kept for 30 days (7.8, OP-17): the sweep finds the old ones here.
+CREATE INDEX delivery_attempts_bodies ON delivery_attempts (attempted_at)
+    WHERE response_body IS NOT NULL;
 
 -- The circuit breaker's memory per webhook (7.7): consecutive failed attempts across
 -- deliveries, when the circuit opened, when the next probe is due.

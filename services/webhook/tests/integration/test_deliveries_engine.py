@@ -35,6 +35,7 @@ from authpi.webhook.delivery.dispatcher import Dispatcher
 from authpi.webhook.delivery.fanout import FanOut
 from authpi.webhook.delivery.registry import Conn, Credentials, Target
 from authpi.webhook.delivery.sender import Sender, address_guard
+from authpi.webhook.delivery.store import Store
 from authpi.webhook.service import MIGRATIONS
 
 SECRET = "whs_" + "A" * 43
@@ -534,3 +535,20 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_response_bodies_are_forgotten_after_their_retention(
+    engine: Engine, receiver: Receiver
+) -> None:
+    hook = await engine.webhooks.add(receiver.url("kept"))
+    async with running(engine.fanout(), engine.dispatcher()):
+        await engine.emit()
+        [delivery] = await engine.settled(hook.id, 1, "succeeded")
+    [(_, _, _, _, body)] = await engine.attempts(delivery["id"])
+    assert body == "ok"
+    store = Store(engine.schema)
+    async with engine.pool.connection() as conn:
+        assert await store.forget_bodies(conn, int(time.time() * 1000) - 86_400_000) == 0
+        assert await store.forget_bodies(conn, int(time.time() * 1000) + 1) == 1
+    [(_, success, status, _, body)] = await engine.attempts(delivery["id"])
+    assert (success, status, body) == (True, 200, None)

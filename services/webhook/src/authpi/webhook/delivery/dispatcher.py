@@ -44,6 +44,8 @@ from authpi.webhook.domain.delivery import (
 log = get_logger("authpi.webhook.dispatcher")
 
 CREDENTIALS_TTL_MS = 60_000  # a rotated-out secret stops signing within a minute of its expiry
+BODY_RETENTION_MS = 30 * 86_400_000  # response bodies are kept 30 days (platform.md 7.8)
+SWEEP_INTERVAL_MS = 3_600_000
 
 
 class Dispatcher:
@@ -361,8 +363,14 @@ class Dispatcher:
         self._wake.set()
 
     async def _breaker_loop(self, stop: asyncio.Event) -> None:
+        swept_at = 0
         while not stop.is_set():
             now = self.clock.now_ms()
+            if now - swept_at >= SWEEP_INTERVAL_MS:
+                swept_at = now
+                async with self.pool.connection() as conn:
+                    while await self.store.forget_bodies(conn, now - BODY_RETENTION_MS):
+                        pass
             for webhook_id, circuit in list(self._circuits.items()):
                 target = self._targets.get(webhook_id)
                 if target is None or not circuit.open:

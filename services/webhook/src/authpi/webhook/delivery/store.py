@@ -141,6 +141,13 @@ class Store:
             "   AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))",
             schema=schema,
         )
+        self._forget_bodies: LiteralString = render(
+            "UPDATE {schema}.delivery_attempts SET response_body = NULL"
+            " WHERE (delivery_id, attempt) IN (SELECT delivery_id, attempt"
+            "  FROM {schema}.delivery_attempts WHERE response_body IS NOT NULL"
+            "  AND attempted_at < %s LIMIT 5000)",
+            schema=schema,
+        )
         self._circuits: LiteralString = render(
             "SELECT webhook_id, failures, opened_at, probe_at FROM {schema}.webhook_circuits",
             schema=schema,
@@ -207,6 +214,11 @@ class Store:
         params = {"status": status, "error": error, "now": now_ms, "webhook_id": webhook_id,
                   "ids": ids}  # fmt: skip
         cur = await conn.execute(self._end, params)
+        return max(int(cur.rowcount or 0), 0)
+
+    async def forget_bodies(self, conn: Conn, before_ms: int) -> int:
+        """Response bodies older than `before_ms` are dropped, 5,000 at a time."""
+        cur = await conn.execute(self._forget_bodies, [before_ms])
         return max(int(cur.rowcount or 0), 0)
 
     async def circuits(self, conn: Conn) -> dict[str, Circuit]:
