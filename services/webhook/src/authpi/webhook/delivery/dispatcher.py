@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, LiteralString
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -233,7 +234,14 @@ class Dispatcher:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A breaker transition that failed is tried again: the next attempt's outcome or
+            # probe decides anew; an attempt's outcome that was not written is made again.
+            log.error("dispatcher.task_failed", exc_info=task.exception())
 
     # -- attempts -----------------------------------------------------------------------------
 
@@ -375,7 +383,15 @@ class Dispatcher:
                 target = self._targets.get(webhook_id)
                 if target is None or not circuit.open:
                     continue
-                if expired(circuit, target.disable_after_seconds * 1000, now):
+                if target.status != "failing":
+                    # Opened here, but the webhook never became failing (the transition
+                    # failed): open it again; nothing is failed for a webhook still active.
+                    if circuit.opened_at is not None and now - circuit.opened_at > 5_000:
+                        self._spawn(self._open(target))
+                        self._set_circuit(
+                            webhook_id, msgspec.structs.replace(circuit, opened_at=now)
+                        )
+                elif expired(circuit, target.disable_after_seconds * 1000, now):
                     await self._expire(target)
                 elif probe_due(circuit, now) and webhook_id not in self._probing:
                     await self._probe(target, circuit, now)
