@@ -29,11 +29,8 @@ def delivery_parts(rt: Runtime, webhooks: Webhooks) -> DeliveryParts:
     registry = ViewRegistry(schema, rt.kek, webhooks)
 
     def sender() -> Sender:
-        return Sender(
-            address_guard(settings),
-            timeout_s=settings.webhooks_timeout_seconds,
-            wall=lambda: rt.clock.now_ms() / 1000,
-        )
+        # Signatures carry the real time: receivers check it against their own clocks (7.5).
+        return Sender(address_guard(settings), timeout_s=settings.webhooks_timeout_seconds)
 
     deliveries = Deliveries(rt.pool, schema, registry, sender(), rt.clock)
     fanout = FanOut(rt.dsn, schema, registry, rt.clock, rt.ids)
