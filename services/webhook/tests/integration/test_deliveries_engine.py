@@ -52,6 +52,7 @@ class Endpoint:
 
     statuses: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def status(self) -> int:
@@ -78,7 +79,7 @@ class Receiver:
         started = time.monotonic()
         while time.monotonic() - started < ep.delay:  # a test may cut the delay short
             await asyncio.sleep(0.05)
-        return web.Response(status=ep.status(), text="ok")
+        return web.Response(status=ep.status(), text="ok", headers=ep.headers)
 
 
 @pytest_asyncio.fixture
@@ -360,6 +361,24 @@ async def test_budget_exhausted_leaves_the_delivery_failed(
         [delivery] = await engine.settled(hook.id, 1, "failed")
     assert delivery["attempt_count"] == 3 and delivery["last_error"] == "http_503"
     assert delivery["last_response_status"] == 503 and delivery["next_attempt_at"] is None
+
+
+async def test_retry_after_on_503_postpones_the_next_attempt(
+    engine: Engine, receiver: Receiver
+) -> None:
+    url = receiver.url("busy", statuses=[503], headers={"Retry-After": "3600"})
+    hook = await engine.webhooks.add(url)
+    async with running(engine.fanout(), engine.dispatcher(delays=(1,))):
+        await engine.emit()
+        [delivery] = await eventually(lambda: _attempted_list(engine, hook.id))
+    assert delivery["status"] == "pending" and delivery["attempt_count"] == 1
+    wait_ms = delivery["next_attempt_at"] - int(time.time() * 1000)
+    assert 3_500_000 < wait_ms <= 3_600_000
+
+
+async def _attempted_list(engine: Engine, webhook_id: str) -> list[dict[str, Any]] | None:
+    found = await engine.deliveries(webhook_id)
+    return found if found and found[0]["attempt_count"] > 0 else None
 
 
 async def test_a_slow_endpoint_times_out(engine: Engine, receiver: Receiver) -> None:
