@@ -23,7 +23,7 @@ import msgspec
 MAX_HEAD = 64 * 1024  # status line and headers
 DRAIN_LIMIT = 64 * 1024  # a longer body is not read to its end: the connection is closed
 IDLE_S = 20.0  # idle connections older than this are not reused
-MAX_IDLE_PER_ORIGIN = 256
+MAX_IDLE_PER_ORIGIN = 1024  # above the overall concurrency: a busy origin keeps its connections
 
 
 class HttpError(Exception):
