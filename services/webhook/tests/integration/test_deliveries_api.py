@@ -336,3 +336,36 @@ async def test_another_accounts_webhook_has_no_deliveries_to_show(
         with pytest.raises(ApiError) as hidden:
             await call
         assert hidden.value.status_code == 404
+
+
+async def test_down_for_good_then_failing_disabled_and_redelivered_after_reenabling(
+    tenant, receiver, pool
+) -> None:
+    path, url = receiver.url([500])
+    webhook_id, secret = await tenant.webhook(
+        url,
+        retry={"max_attempts": 20},
+        circuit_breaker={
+            "failure_threshold": 2,
+            "probe_interval_seconds": 1,
+            "disable_after_seconds": 2,
+        },
+    )
+    await tenant.emit(pool)
+
+    async def status(wanted: str) -> Any:
+        got = await tenant.sdk().webhooks.get(webhook_id)
+        return got if got.status == wanted else None
+
+    await eventually(lambda: status("failing"))
+    disabled = await eventually(lambda: status("disabled"))
+    assert disabled.status_by == "system" and disabled.status_reason == "circuit_open_expired"
+    [failed] = await tenant.settled(webhook_id, 1, "failed")
+    receiver.scripts[path] = [200]
+    await tenant.sdk().webhooks.update(webhook_id, {"status": "active"})
+    window = {"after": failed.created_at - 1000, "before": failed.created_at + 1000}
+    assert await tenant.sdk().webhook(webhook_id).redeliver.create(window) == {"requeued": 1}
+    [done] = await tenant.settled(webhook_id, 1, "succeeded")
+    headers, body = receiver.received[path][-1]
+    assert headers["X-Webhook-Id"] == done.id == failed.id
+    assert verify(body, headers["X-Webhook-Signature"], secret)
