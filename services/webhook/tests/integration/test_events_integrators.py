@@ -208,6 +208,9 @@ async def _survives_a_replay(
     before = await creds.listed(None, revoked=True)
     view = next(v for v in creds.store.projections if v.name == "webhook-integrator-credentials")
     assert p.handle.rt is not None
+    # Replay reads below the snapshot's xmin (late commits are never skipped): wait until every
+    # write so far is below it (other transactions of a shared server may hold it back).
+    await eventually(lambda: _settled(p, creds.store.schema))
     count = await replay(p.handle.rt.dsn, view, {"webhook": creds.store.schema})
     assert count >= 3
     assert await creds.listed(None, revoked=True) == before
@@ -239,6 +242,16 @@ async def test_a_former_credentials_file_is_imported_once(secured):
     path.write_bytes(msgspec.json.encode({user: legacy}))
     assert await creds.import_file(path) == 0
     assert len(await creds.listed(acc_id)) == 1
+
+
+async def _settled(p: RunningPlatform, schema: str) -> bool:
+    assert p.handle.rt is not None
+    async with p.handle.rt.pool.connection() as conn:
+        cur = await conn.execute(
+            f'SELECT max(tx_id) < pg_snapshot_xmin(pg_current_snapshot()) FROM "{schema}".events'
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
 
 
 async def _closed(nc: NATS) -> bool:
@@ -275,3 +288,40 @@ async def _fetch_one(sub: Any) -> bool:
             await msg.ack()
         return bool(msgs)
     return False
+
+
+async def test_the_cli_issues_and_revokes_through_the_running_deployment(secured):
+    """`authpi integrators add|list|revoke` as an operator runs them beside `make run`: each
+    writes an event; the running host's embedded server follows (another process's NOTIFY)."""
+    acc_id, _ = await tenants.new_account(secured, "integrator cli")
+    added = json.loads(await cli(secured, "add", "--account", acc_id, "--name", "etl"))
+    assert added["id"].startswith("intc_") and added["account_id"] == acc_id
+    assert added["filter_subject"] == f"{secured.namespace}.public.{acc_id}.>"
+    nc = await eventually(lambda: _try_connect(secured, added["user"], added["password"], []))
+    await nc.close()
+    [listed] = [
+        json.loads(x) for x in (await cli(secured, "list", "--account", acc_id)).splitlines()
+    ]
+    assert listed["id"] == added["id"] and "password" not in listed
+    await cli(secured, "revoke", added["id"], "--account", acc_id)
+    assert await cli(secured, "list", "--account", acc_id) == ""
+
+    async def refused_now() -> bool:
+        return await refused(connect(secured, added["user"], added["password"], []))
+
+    assert await eventually(refused_now)
+
+
+async def cli(p: RunningPlatform, *args: str) -> str:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("AUTHPI_DATABASE_URL", "AUTHPI_NATS_URL")
+    }
+    env.update(AUTHPI_DATA_DIR=str(p.handle.settings.data_dir), AUTHPI_NAMESPACE=p.namespace,
+               AUTHPI_LOG_LEVEL="warning")  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "authpi"), "integrators", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return out.decode().strip()
