@@ -67,6 +67,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # or private targets, and says so in its start-up log; production leaves both off.
     webhooks_allow_insecure: bool = False
     webhooks_allow_private: bool = False
+    # Billing (platform.md 5): whether writes of accounts out of prepaid credit are refused with a
+    # 402 (`gated` accounts). Off by default for a self-hosted deployment: every account is then
+    # `ungated` (OP-9). The rate card is versioned JSON (authpi.billing.domain.rates), inline or
+    # in a file; unset, the documented rates of 5.5. `billing_metering` off stops the metering
+    # consumer (usage is then not charged); `billing_close_grace_s` is how long after an hour
+    # ends its usage is closed into ledger entries.
+    billing_enforcement: bool = False
+    billing_rates: str | None = None
+    billing_rates_file: Path | None = None
+    billing_metering: bool = True
+    billing_close_grace_s: int = 120
 
     @property
     def bootstrap_path(self) -> Path:
@@ -113,6 +124,14 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
         webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
         webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
+        billing_enforcement=_flag(e.get("AUTHPI_BILLING_ENFORCEMENT", "")),
+        billing_rates=e.get("AUTHPI_BILLING_RATES") or None,
+        billing_rates_file=_path(e.get("AUTHPI_BILLING_RATES_FILE")),
+        billing_metering=e.get("AUTHPI_BILLING_METERING", "on").strip().lower()
+        not in ("0", "false", "no", "off"),
+        billing_close_grace_s=_count(
+            e.get("AUTHPI_BILLING_CLOSE_GRACE_S") or "120", "AUTHPI_BILLING_CLOSE_GRACE_S"
+        ),
     )  # fmt: skip
 
 
