@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from authpi.billing.domain.commands import RecordUsage
 from authpi.billing.domain.rates import HOUR_MS, OPERATIONS, RateCard, period_bounds, period_of
 from authpi.billing.handlers.ledger import USAGE_SCOPE, Ledger
+from authpi.errors import Conflict
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import Tx
 from authpi.observability import get_logger
@@ -66,7 +67,7 @@ class Metering:
         for row in rows:
             try:
                 await self.close_hour(row)
-            except HourMoved:
+            except (HourMoved, Conflict):  # grown since read, or closed by another closer
                 continue
             closed += 1
         return closed
@@ -85,12 +86,12 @@ class Metering:
         )  # fmt: skip
 
         async def close(tx: Tx) -> None:
-            await tx.reserve(USAGE_SCOPE, f"{row.account_id}|{row.dimension}|{row.hour}", entry_id)
             cur = await tx.conn.execute(
                 self._close, [entry_id, row.account_id, row.dimension, row.hour, row.count]
             )
             if await cur.fetchone() is None:
                 raise HourMoved(f"{row.account_id} {row.dimension} {row.hour}")
+            await tx.reserve(USAGE_SCOPE, f"{row.account_id}|{row.dimension}|{row.hour}", entry_id)
 
         await self.ledger.run(row.account_id, cmd, reactions=(close,))
         return entry_id
