@@ -67,7 +67,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # or private targets, and says so in its start-up log; production leaves both off.
     webhooks_allow_insecure: bool = False
     webhooks_allow_private: bool = False
-<<<<<<< HEAD
     # Billing (platform.md 5): whether writes of accounts out of prepaid credit are refused with a
     # 402 (`gated` accounts). Off by default for a self-hosted deployment: every account is then
     # `ungated` (OP-9). The rate card is versioned JSON (authpi.billing.domain.rates), inline or
@@ -79,10 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     billing_rates_file: Path | None = None
     billing_metering: bool = True
     billing_close_grace_s: int = 120
-=======
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
->>>>>>> main
 
     @property
     def bootstrap_path(self) -> Path:
@@ -129,7 +126,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
         webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
         webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
-<<<<<<< HEAD
         billing_enforcement=_flag(e.get("AUTHPI_BILLING_ENFORCEMENT", "")),
         billing_rates=e.get("AUTHPI_BILLING_RATES") or None,
         billing_rates_file=_path(e.get("AUTHPI_BILLING_RATES_FILE")),
@@ -137,10 +133,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         not in ("0", "false", "no", "off"),
         billing_close_grace_s=_count(
             e.get("AUTHPI_BILLING_CLOSE_GRACE_S") or "120", "AUTHPI_BILLING_CLOSE_GRACE_S"
-=======
+        ),
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
->>>>>>> main
         ),
     )  # fmt: skip
 

@@ -42,27 +42,17 @@ DURABLES: dict[str, tuple[str, ...]] = {
     ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": (),
-<<<<<<< HEAD
-    "webhook": (),
+    "webhook": ("webhook-audit",),
     "gateway": ("gateway-directory", "gateway-platform-keys", "gateway-billing"),
 }
 FACT_DURABLES: dict[str, tuple[str, ...]] = {
     "agent": ("agent-verifier-usage",),
     "billing": ("billing-metering",),
-}
-FACT_PUBLISHERS = ("token", "gateway")
-=======
-    "webhook": ("webhook-audit",),
-    "gateway": ("gateway-directory", "gateway-platform-keys"),
-}
-FACT_DURABLES: dict[str, tuple[str, ...]] = {
-    "agent": ("agent-verifier-usage",),
     "webhook": ("webhook-audit-facts",),
 }
 # Services that publish the public stream (`<ns>.public.>`, the integrators' events).
 PUBLIC_PUBLISHERS = ("webhook",)
-FACT_PUBLISHERS = ("token",)
->>>>>>> main
+FACT_PUBLISHERS = ("token", "gateway")
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
     "token": ("client_lockouts", "credential_lockouts", "mail_throttle"),
