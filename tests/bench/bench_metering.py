@@ -62,9 +62,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 platforms: dict[str, tuple[Running, bytes, str]] = {}
                 for mode, folder in (("off", off_dir), ("on", on_dir)):
                     running = await stack.enter_async_context(
-                        platform_process(
-                            1, Path(folder), infra, {"AUTHPI_BILLING_METERING": mode}
-                        )  # fmt: skip
+                        platform_process(1, Path(folder), infra, {"AUTHPI_BILLING_METERING": mode})
                     )
                     tenant = await set_up(running)
                     status = await token_status(running, tenant, ALG)
@@ -74,7 +72,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     form = (f"grant_type=client_credentials&client_id={quote_plus(client_id)}"
                             f"&client_secret={quote_plus(secret)}").encode()  # fmt: skip
                     platforms[mode] = (running, form, tenant.issuer_id)
-                for mode, (running, form, issuer) in platforms.items():  # warm both up
+                for running, form, issuer in platforms.values():  # warm both up
                     await window(running, form, issuer, args.connections, 2.0)
                 for _ in range(args.rounds):
                     for mode in ("off", "on"):

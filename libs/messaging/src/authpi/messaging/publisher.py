@@ -1,8 +1,9 @@
 """Batched runtime facts (DESIGN.md 3): a hot path (the token endpoint, the gateway's API-key
 check) adds a fact to memory and returns; a worker task publishes the buffer to the FACTS stream
 as one message every few milliseconds (or sooner when it fills). Nothing on the request path
-waits for NATS. A batch that fails to publish is retried with the same Nats-Msg-Id, so a retry after a lost ack is not counted twice.
-The buffer is bounded: if NATS stays away, the oldest facts are dropped and counted."""
+waits for NATS. A batch that fails to publish is retried with the same Nats-Msg-Id, so a retry
+after a lost ack is not counted twice. The buffer is bounded: if NATS stays away, the oldest
+facts are dropped and counted."""
 
 from __future__ import annotations
 
