@@ -29,6 +29,7 @@ from authpi.billing.domain.commands import (
 from authpi.billing.domain.rates import billing_mode
 from authpi.billing.projections import inline_views
 from authpi.billing.queries.ledger import LedgerQueries
+from authpi.billing.queries.methods import MethodRow, x402_method
 from authpi.contracts.base import SYSTEM, Actor, Meta
 from authpi.contracts.billing import Settlement, TopupResult
 from authpi.errors import Conflict
@@ -204,6 +205,12 @@ class Ledger:
     async def remove_method(self, account_id: str, method_id: str, *, actor: Actor) -> None:
         cmd = RemoveMethod(method_id=method_id, now=self.rt.clock.now_ms())
         await self.run(account_id, cmd, actor=actor, trigger="api")
+
+    async def x402_method(self, account_id: str) -> MethodRow | None:
+        """The account's enabled x402 method, if any: what a 402 challenge asks for (its
+        `topup_amount`) and whom it accepts (its `payer`); the x402 side's method lookup."""
+        async with self.rt.pool.connection() as conn:
+            return await x402_method(conn, self.schema, account_id)
 
     async def state(self, account_id: str) -> tuple[ledger.Ledger, int]:
         return await self.store.read_state(stream_of(account_id), ledger)
