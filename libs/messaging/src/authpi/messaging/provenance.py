@@ -26,7 +26,7 @@ from authpi.contracts.billing import BillingEvent
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.subjects import subject_for
 from authpi.contracts.token import TokenEvent
-from authpi.contracts.webhook import WebhookEvent
+from authpi.contracts.webhook import WebhookServiceEvent
 
 
 def _owners() -> dict[str, str]:
@@ -35,7 +35,7 @@ def _owners() -> dict[str, str]:
         ("directory", DirectoryEvent),
         ("token", TokenEvent),
         ("agent", AgentEvent),
-        ("webhook", WebhookEvent),
+        ("webhook", WebhookServiceEvent),
         ("billing", BillingEvent),
     ):
         for cls in get_args(union):

@@ -46,6 +46,9 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         "payment-method.added",
         "payment-method.updated",
         "payment-method.removed",
+        # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
+        "integrator-credential.issued",
+        "integrator-credential.revoked",
     }
 )
 
