@@ -18,6 +18,7 @@ from authpi_admin.generated.resources.usage import UsageResource
 from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import basic, part
+from authpi.testing.plugin import eventually as _eventually
 
 USDC_BASE_SEPOLIA = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 
@@ -70,3 +71,6 @@ def kit():
 @pytest.fixture
 async def tenant(platform) -> Tenant:
     return await new_tenant(platform)
+
+
+eventually = _eventually

@@ -176,3 +176,20 @@ async def test_a_closed_hour_is_never_charged_twice(pool, billing):
 async def _entries(ledger: Ledger, account: str):
     async with ledger.rt.pool.connection() as conn:
         return await ledger.queries.entries(conn, account, None, 100)
+
+
+async def test_a_lapsed_usage_credit_expires_on_an_idle_account(pool, billing):
+    rt = billing
+    ledger = Ledger(rt)
+    account = f"acc_{uuid.uuid4().hex[:25]}"
+    now = rt.clock.now_ms()
+    grant = await ledger.grant(account, 700, "trial", expires_at=now - 1)
+    metering = Metering(ledger, RateCard(version="v", rates={}), grace_s=0)
+    assert await metering.expire_due() == 1
+    assert await metering.expire_due() == 0  # swept already
+    entries = await _entries(ledger, account)
+    assert [(e.type, e.amount, e.related_entry_id) for e in entries] == [
+        ("expiry", -700, grant), ("grant", 700, None)
+    ]  # fmt: skip
+    await ledger.expire_grants(account)  # nothing left to expire
+    assert len(await _entries(ledger, account)) == 2

@@ -175,3 +175,35 @@ async def test_the_explicit_topup_route_pays_and_is_idempotent(gated, kit):
     async with httpx.AsyncClient(base_url=platform.api_url, headers=basic(*tenant.key)) as http:
         challenge = await http.post(f"/v1/accounts/{tenant.account_id}/credits/topups")
     assert challenge.status_code == 402 and "payment-required" in challenge.headers
+
+
+async def test_idp_traffic_is_never_blocked_by_billing(gated, kit):
+    platform, _ = gated
+    tenant = await kit.new_tenant(platform)
+    base = f"/v1/accounts/{tenant.account_id}"
+    payment = b64({"nonce": "0x" + os.urandom(32).hex(), "value": 1_000_000})
+    async with tenant.http() as http:
+        issuer = await http.post(f"{base}/issuers", json={"name": "idp"},
+                                 headers={"X-PAYMENT": payment})  # fmt: skip
+        assert issuer.status_code == 201, issuer.text
+        issuer_id = issuer.json()["data"]["id"]
+        client = await http.post(
+            f"{base}/issuers/{issuer_id}/clients",
+            json={"name": "m2m", "type": "m2m",
+                  "settings": {"grant_types": ["client_credentials"], "scopes": ["a:read"]}},
+        )  # fmt: skip
+        assert client.status_code == 201, client.text
+        created = client.json()["data"]
+    await kit.ledger_of(platform).adjust(tenant.account_id, -5_000_000, "correction")
+    form = {"grant_type": "client_credentials", "client_id": created["id"],
+            "client_secret": created["secret"]}  # fmt: skip
+
+    async def token() -> httpx.Response | None:
+        async with httpx.AsyncClient(base_url=platform.idp_url) as idp:
+            answer = await idp.post(f"/{issuer_id}/token", data=form)
+        return answer if answer.status_code == 200 else None
+
+    assert "access_token" in (await kit.eventually(token)).json()
+    async with tenant.http() as http:
+        blocked = await http.post(f"{base}/issuers", json={"name": "more"})
+    assert blocked.status_code == 402

@@ -35,6 +35,14 @@ RETURNING hour
 """
 
 
+# Accounts with a usage credit that lapsed in (since, now]: their unused remainder expires.
+_LAPSED = """
+SELECT DISTINCT account_id FROM {schema}.ledger_entries_view
+WHERE type = 'grant' AND expires_at > %s AND expires_at <= %s
+"""
+EXPIRY_LOOKBACK_MS = 40 * 24 * 3_600_000
+
+
 class OpenHour(msgspec.Struct, kw_only=True):
     account_id: str
     dimension: str
@@ -55,6 +63,8 @@ class Metering:
         schema = ledger.schema
         self._due = render(_DUE, schema=schema)
         self._close = render(_CLOSE, schema=schema)
+        self._lapsed = render(_LAPSED, schema=schema)
+        self._expired_through: int | None = None
 
     async def close_due(self, now: int | None = None, limit: int = 500) -> int:
         """Close every hour that ended at least the grace period before `now`; how many."""
@@ -96,11 +106,26 @@ class Metering:
         await self.ledger.run(row.account_id, cmd, reactions=(close,))
         return entry_id
 
+    async def expire_due(self, now: int | None = None) -> int:
+        """Expire the unused remainder of usage credits that lapsed since the last sweep (a
+        lapsed grant also expires at the account's next usage entry; this covers idle accounts).
+        Expiring an already expired or fully used grant records nothing."""
+        now = self.ledger.rt.clock.now_ms() if now is None else now
+        since = now - EXPIRY_LOOKBACK_MS if self._expired_through is None else self._expired_through
+        async with self.ledger.rt.pool.connection() as conn:
+            cur = await conn.execute(self._lapsed, [since, now])
+            accounts = [str(row[0]) for row in await cur.fetchall()]
+        for account_id in accounts:
+            await self.ledger.expire_grants(account_id)
+        self._expired_through = now
+        return len(accounts)
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Singleton task: close due hours, then wait."""
+        """Singleton task: close due hours and expire lapsed credits, then wait."""
         while not stop.is_set():
             try:
                 await self.close_due()
+                await self.expire_due()
             except (psycopg.OperationalError, OSError) as exc:
                 log.warning("usage.close_failed", error=str(exc))
             with contextlib.suppress(TimeoutError):
