@@ -142,3 +142,19 @@ async def test_billing_routes_need_credits_scopes(platform, tenant):
     with pytest.raises(ApiError) as refused:
         await reader.payment_methods.create({"network": "eip155:84532", "asset": USDC})
     assert refused.value.status_code == 403
+
+
+async def test_identity_lifecycle_is_metered(tenant):
+    issuer = await tenant.admin.issuers.create({"name": "lifecycle"})
+    for i in range(3):
+        await tenant.admin.issuer(issuer.id).users.create(
+            {"username": f"user{i}@lifecycle.test", "username_type": "email"}
+        )
+
+    async def counted():
+        estimate = await tenant.usage.estimate()
+        lines = [line for line in estimate.lines if line["dimension"] == "identity_lifecycle"]
+        return lines if sum(line["count"] for line in lines) >= 3 else None
+
+    lines = await eventually(counted)
+    assert sum(line[f"amount_{MU}usd"] for line in lines) == 0  # free in the documented card

@@ -41,7 +41,7 @@ DURABLES: dict[str, tuple[str, ...]] = {
         "token-organizations",
     ),
     "agent": ("agent-issuers", "agent-memberships"),
-    "billing": (),
+    "billing": ("billing-lifecycle",),
     "webhook": ("webhook-audit",),
     "gateway": ("gateway-directory", "gateway-platform-keys", "gateway-billing"),
 }

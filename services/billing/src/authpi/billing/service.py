@@ -13,8 +13,10 @@ from authpi.billing.domain.rates import load_rates
 from authpi.billing.handlers.ledger import Ledger
 from authpi.billing.handlers.metering import Metering
 from authpi.billing.handlers.payments import PaymentsPort
+from authpi.billing.reactions.lifecycle import LifecycleReaction
 from authpi.billing.reactions.metering import MeteringReaction
 from authpi.messaging.facts import FactProjection
+from authpi.messaging.projection import Projection
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts, Task
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -28,14 +30,17 @@ async def build(rt: Runtime) -> ServiceParts:
     metering = Metering(ledger, rates, grace_s=settings.billing_close_grace_s)
     schema = rt.schema("billing")
     facts: list[FactProjection] = []
+    projections: list[Projection] = []
     tasks: list[tuple[str, Task]] = []
     if settings.billing_metering:
         facts.append(MeteringReaction(schema, rt.clock))
+        projections.append(LifecycleReaction(schema, rt.clock))
         tasks.append(("billing:usage-closer", metering.run))
     return ServiceParts(
         name="billing",
         core_routes=[billing_router(ledger, port, rates)],
         inline_projections=ledger.views,
+        projections=projections,
         fact_projections=facts,
         tasks=tasks,
         exports={"ledger": ledger, "metering": metering, "payments_port": port, "rates": rates},

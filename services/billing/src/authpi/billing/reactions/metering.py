@@ -8,7 +8,7 @@ counts in the next open hour instead (one usage entry per dimension and hour, ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -19,7 +19,7 @@ from authpi.eventstore.sqltext import render
 
 Key = tuple[str, str, int]  # account, dimension, hour
 
-_ADD = """
+ADD_USAGE = """
 INSERT INTO {schema}.usage_hours AS u (account_id, dimension, hour, count)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
 ON CONFLICT (account_id, dimension, hour) DO UPDATE SET count = u.count + excluded.count
@@ -51,22 +51,29 @@ class MeteringReaction:
     def __init__(self, schema: str, clock: Clock) -> None:
         self.schema = schema
         self.clock = clock
-        self._add = render(_ADD, schema=schema)
+        self._add = render(ADD_USAGE, schema=schema)
 
     async def apply_facts(self, conn: psycopg.AsyncConnection[Any], facts: Sequence[Fact]) -> None:
-        pending = tally(facts)
-        floor = hour_of(self.clock.now_ms())
-        while pending:
-            keys = sorted(pending)  # one lock order for every writer of these rows
-            cur = await conn.execute(
-                self._add,
-                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                 [pending[k] for k in keys]],
-            )  # fmt: skip
-            done = {(a, d, int(h)) for a, d, h in await cur.fetchall()}
-            moved: dict[Key, int] = {}
-            for key in keys:
-                if key not in done:  # that hour is closed: count it in a later, open one
-                    later = (key[0], key[1], max(floor, key[2] + HOUR_MS))
-                    moved[later] = moved.get(later, 0) + pending[key]
-            pending = moved
+        await add_counts(conn, self._add, tally(facts), hour_of(self.clock.now_ms()))
+
+
+async def add_counts(
+    conn: psycopg.AsyncConnection[Any], statement: LiteralString, counts: dict[Key, int], floor: int
+) -> None:
+    """Add `counts` to their usage hours; the count of an hour already closed goes to a later
+    open one (at least `floor`, the current hour)."""
+    pending = counts
+    while pending:
+        keys = sorted(pending)  # one lock order for every writer of these rows
+        cur = await conn.execute(
+            statement,
+            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+             [pending[k] for k in keys]],
+        )  # fmt: skip
+        done = {(a, d, int(h)) for a, d, h in await cur.fetchall()}
+        moved: dict[Key, int] = {}
+        for key in keys:
+            if key not in done:
+                later = (key[0], key[1], max(floor, key[2] + HOUR_MS))
+                moved[later] = moved.get(later, 0) + pending[key]
+        pending = moved
