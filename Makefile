@@ -48,6 +48,8 @@ proto-check: venv
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
+## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
+## e.g. "--seconds 8 --rounds 3 --connections 16"
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
