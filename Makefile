@@ -48,12 +48,15 @@ proto-check: venv
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
+## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
+## e.g. "--seconds 8 --rounds 3 --connections 16"
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
+	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads

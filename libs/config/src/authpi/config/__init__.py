@@ -74,6 +74,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks_timeout_seconds: float = 10.0
     webhooks_concurrency: int = 16
     webhooks_concurrency_total: int = 512
+    # Billing (platform.md 5): whether writes of accounts out of prepaid credit are refused with a
+    # 402 (`gated` accounts). Off by default for a self-hosted deployment: every account is then
+    # `ungated` (OP-9). The rate card is versioned JSON (authpi.billing.domain.rates), inline or
+    # in a file; unset, the documented rates of 5.5. `billing_metering` off stops the metering
+    # consumer (usage is then not charged); `billing_close_grace_s` is how long after an hour
+    # ends its usage is closed into ledger entries.
+    billing_enforcement: bool = False
+    billing_rates: str | None = None
+    billing_rates_file: Path | None = None
+    billing_metering: bool = True
+    billing_close_grace_s: int = 120
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
 
@@ -128,6 +139,14 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         webhooks_concurrency=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[0],
         webhooks_concurrency_total=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[1],
+        billing_enforcement=_flag(e.get("AUTHPI_BILLING_ENFORCEMENT", "")),
+        billing_rates=e.get("AUTHPI_BILLING_RATES") or None,
+        billing_rates_file=_path(e.get("AUTHPI_BILLING_RATES_FILE")),
+        billing_metering=e.get("AUTHPI_BILLING_METERING", "on").strip().lower()
+        not in ("0", "false", "no", "off"),
+        billing_close_grace_s=_count(
+            e.get("AUTHPI_BILLING_CLOSE_GRACE_S") or "120", "AUTHPI_BILLING_CLOSE_GRACE_S"
+        ),
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
         ),

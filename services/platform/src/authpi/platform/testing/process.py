@@ -28,10 +28,14 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def platform_process(
-    workers: int, data_dir: Path, servers: Infra | None = None
+    workers: int,
+    data_dir: Path,
+    servers: Infra | None = None,
+    settings: dict[str, str] | None = None,
 ) -> AsyncGenerator[Running, None]:
     """`authpi up` on free ports, with `workers` IdP processes, against PostgreSQL and NATS of its
-    own (or `servers`, e.g. a test session's, which stay up afterwards)."""
+    own (or `servers`, e.g. a test session's, which stay up afterwards); `settings` adds AUTHPI_*
+    variables (e.g. AUTHPI_BILLING_METERING)."""
     infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
@@ -42,6 +46,7 @@ async def platform_process(
         AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
+    env.update(settings or {})
     log_path = data_dir / "authpi-up.log"
     with open(log_path, "wb") as log:
         proc = await asyncio.create_subprocess_exec(
