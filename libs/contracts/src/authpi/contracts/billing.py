@@ -71,7 +71,7 @@ class PaymentMethodSnapshot(Event, frozen=True, kw_only=True):
     """The x402 payment method object (platform.md 5.3)."""
 
     id: str
-    type: str = "x402"
+    kind: str = "x402"  # the method object's `type` (the event's own `type` is its tag)
     enabled: bool
     network: str
     asset: str
@@ -82,7 +82,9 @@ class PaymentMethodSnapshot(Event, frozen=True, kw_only=True):
     removed_at: int | None = None
 
 
-class PaymentMethodAdded(PaymentMethodSnapshot, frozen=True, kw_only=True, tag="payment-method.added"):
+class PaymentMethodAdded(
+    PaymentMethodSnapshot, frozen=True, kw_only=True, tag="payment-method.added"
+):
     pass
 
 
