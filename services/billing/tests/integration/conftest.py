@@ -14,7 +14,6 @@ from authpi.billing.x402.chain import Chain, Settler
 from authpi.embedded.anvil import DEV_KEYS, EmbeddedAnvil
 from authpi.eventstore.migrations import migrate
 from authpi.testing.infra import new_namespace
-
 from services.billing.tests.x402kit import ChainKit
 
 

@@ -13,7 +13,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.billing.x402.chain import Chain
 from authpi.billing.x402.payments import Payments
-from authpi.billing.x402.wire import V2_RESPONSE, V1_RESPONSE, Requirement, decode_header, read_payment
+from authpi.billing.x402.wire import (
+    V1_RESPONSE,
+    V2_RESPONSE,
+    Requirement,
+    decode_header,
+    read_payment,
+)
 from authpi.embedded.anvil import DEV_KEYS
 from services.billing.tests.x402kit import ChainKit, Method, header, make_payments, sign
 
@@ -37,7 +43,9 @@ async def balance(kit: ChainKit, address: str) -> int:
 async def test_challenge_has_both_versions(
     pool: AsyncConnectionPool, billing_schema: str, chain_kit: ChainKit
 ) -> None:
-    payments, _ = make_payments(pool, billing_schema, chain_kit, method=Method(topup_amount=2_000_000))
+    payments, _ = make_payments(
+        pool, billing_schema, chain_kit, method=Method(topup_amount=2_000_000)
+    )
     challenge = await payments.challenge(ACCOUNT, URL)
     v2 = decode_header(challenge.header_v2)
     assert v2["x402Version"] == 2 and v2["resource"]["url"] == URL
@@ -49,7 +57,9 @@ async def test_challenge_has_both_versions(
     v1 = challenge.body_v1["accepts"][0]
     assert challenge.body_v1["x402Version"] == 1
     assert (v1["maxAmountRequired"], v1["resource"], v1["payTo"]) == (
-        "2000000", URL, chain_kit.treasury
+        "2000000",
+        URL,
+        chain_kit.treasury,
     )
 
 

@@ -56,7 +56,9 @@ def vector_payment(**changes: Any) -> Payment:
 def test_spec_vector_hashes_and_signer() -> None:
     payment = vector_payment()
     message = signable(VECTOR_REQ, payment)
-    assert message.header.hex() == "71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818"
+    assert (
+        message.header.hex() == "71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818"
+    )
     assert message.body.hex() == "49ad644555c7bdf3ea4fc022a4940ae5589b230b1dde0065c5504fa19bbe39a4"
     assert digest_of(message).hex() == (
         "f256992871671abcb27ff92885a7afa46218724e5fc0bac35d050115aa1d22e6"
@@ -140,8 +142,9 @@ def test_a_good_payment_of_either_version_verifies() -> None:
 
 def test_header_round_trip() -> None:
     document = signed()
-    assert read_payment(decode_header(encode_header(document))).signature == (
-        document["payload"]["signature"]
+    assert (
+        read_payment(decode_header(encode_header(document))).signature
+        == (document["payload"]["signature"])
     )
 
 

@@ -105,7 +105,7 @@ class EmbeddedAnvil:
             self.url, body.encode(), {"Content-Type": "application/json"}
         )
         with contextlib.suppress(OSError, ValueError):
-            with urllib.request.urlopen(request, timeout=0.5) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=0.5) as response:
                 return "result" in json.loads(response.read())
         return False
 

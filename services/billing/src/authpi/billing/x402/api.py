@@ -103,8 +103,13 @@ class FacilitatorService:
             await self.facilitator.verify(payment, req, self.clock.now_ms() // 1000)
             tx_hash = await self.facilitator.settle(payment, req)
         except Refusal as refusal:
-            return settlement_response(success=False, payer=refusal.payer or payer,
-                                       transaction="", network=network, reason=refusal.reason)  # fmt: skip
+            return settlement_response(
+                success=False,
+                payer=refusal.payer or payer,
+                transaction="",
+                network=network,
+                reason=refusal.reason,
+            )
         return settlement_response(success=True, payer=payer, transaction=tx_hash, network=network)
 
 

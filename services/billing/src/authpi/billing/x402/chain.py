@@ -260,7 +260,9 @@ class Settler:
     async def deploy_token(self, name: str = "USD Coin", version: str = "2") -> str:
         """Deploy the EIP-3009 test token (its deployer may mint); its address."""
         bytecode = bytes.fromhex(token_artifact()["bytecode"][2:])
-        receipt = await self.transact(None, bytecode + encode(["string", "string"], [name, version]))
+        receipt = await self.transact(
+            None, bytecode + encode(["string", "string"], [name, version])
+        )
         return to_checksum_address(str(receipt["contractAddress"]))
 
     async def mint(self, token: str, to: str, value: int) -> None:

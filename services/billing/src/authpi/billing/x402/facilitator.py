@@ -72,7 +72,9 @@ class LocalFacilitator:
             )
         except RpcError as exc:
             raise Refusal(
-                "invalid_transaction_state", f"settlement refused: {exc.message}", payer=payment.payer
+                "invalid_transaction_state",
+                f"settlement refused: {exc.message}",
+                payer=payment.payer,
             ) from exc
         except ChainUnavailable as exc:
             raise Refusal(

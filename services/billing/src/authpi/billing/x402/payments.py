@@ -211,7 +211,9 @@ class Payments:
         try:
             if isinstance(facilitator, LocalFacilitator):
                 tx_hash = await facilitator.send(payment, req)
-                await store.mark(conn, self.schema, key, "sent", self.clock.now_ms(), tx_hash=tx_hash)
+                await store.mark(
+                    conn, self.schema, key, "sent", self.clock.now_ms(), tx_hash=tx_hash
+                )
                 return await facilitator.confirm(payment, tx_hash)
             return await facilitator.settle(payment, req)
         except Refusal as refusal:

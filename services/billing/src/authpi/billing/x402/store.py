@@ -35,7 +35,7 @@ class PaymentRow(msgspec.Struct, kw_only=True):
 _WHERE = " WHERE network = %s AND asset = %s AND payer = %s AND nonce = %s"
 _COLUMNS = (
     "network, asset, payer, nonce, account_id, method_id, pay_to, value::bigint AS value, version,"
-    ' auth AS authorization, signature, status, tx_hash, entry_id, created_at'
+    " auth AS authorization, signature, status, tx_hash, entry_id, created_at"
 )
 
 

@@ -134,7 +134,9 @@ def decode_header(value: str) -> dict[str, Any]:
         raw = base64.b64decode(value.strip() + "=" * (-len(value.strip()) % 4), validate=False)
         decoded = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise Refusal("invalid_payload", "the payment header is not base64 JSON", status=400)
+        raise Refusal(
+            "invalid_payload", "the payment header is not base64 JSON", status=400
+        ) from None
     if not isinstance(decoded, dict):
         raise Refusal("invalid_payload", "the payment header is not a JSON object", status=400)
     return decoded  # type: ignore[return-value]
@@ -255,7 +257,9 @@ def _authorization(auth: Mapping[str, Any]) -> Authorization:
 
     nonce = auth.get("nonce")
     if not isinstance(nonce, str) or not _HEX32.match(nonce):
-        raise Refusal("invalid_payload", "`authorization.nonce` must be 32 bytes of 0x hex", status=400)
+        raise Refusal(
+            "invalid_payload", "`authorization.nonce` must be 32 bytes of 0x hex", status=400
+        )
     return Authorization(
         from_=address("from"),
         to=address("to"),
