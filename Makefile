@@ -74,6 +74,7 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
+	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads

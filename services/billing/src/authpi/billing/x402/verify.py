@@ -9,10 +9,12 @@ The on-chain steps (balance, nonce state, simulation, settlement) are the chain 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_account import Account
-from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.messages import SignableMessage
 from eth_utils.crypto import keccak
 
 from authpi.billing.x402.wire import SCHEME, Payment, Refusal, Requirement, chain_id_of
@@ -62,9 +64,45 @@ def typed_data(req: Requirement, payment: Payment) -> dict[str, Any]:
     }
 
 
+TRANSFER_TYPEHASH = keccak(
+    text="TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
+    "uint256 validBefore,bytes32 nonce)"
+)
+DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+
+
+@lru_cache(maxsize=64)
+def domain_separator(name: str, version: str, chain_id: int, contract: str) -> bytes:
+    return keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [DOMAIN_TYPEHASH, keccak(text=name), keccak(text=version), chain_id, contract],
+        )
+    )
+
+
 def signable(req: Requirement, payment: Payment) -> SignableMessage:
-    """EIP-712 message: `header` is the domain separator, `body` the struct hash."""
-    return encode_typed_data(full_message=typed_data(req, payment))
+    """EIP-712 message (EIP-191 version 0x01): `header` is the domain separator of `req`'s
+    token, `body` the struct hash of the authorization (platform.md 5.8 step 6)."""
+    auth = payment.authorization
+    struct_hash = keccak(
+        encode(
+            ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes32"],
+            [
+                TRANSFER_TYPEHASH,
+                auth.from_,
+                auth.to,
+                auth.value,
+                auth.valid_after,
+                auth.valid_before,
+                bytes.fromhex(auth.nonce[2:]),
+            ],
+        )
+    )
+    header = domain_separator(req.name, req.version, chain_id_of(req.network), req.asset.lower())
+    return SignableMessage(version=b"\x01", header=header, body=struct_hash)
 
 
 def digest_of(message: SignableMessage) -> bytes:
