@@ -5,20 +5,30 @@ and the billing service's exports. Tests reach these through the `kit` fixture."
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from authpi_admin import AuthPIAdmin
 from authpi_admin.generated.resources.invoices import InvoicesResource
 from authpi_admin.generated.resources.payment_methods import PaymentMethodsResource
 from authpi_admin.generated.resources.usage import UsageResource
+from psycopg_pool import AsyncConnectionPool
 
+from authpi.billing.service import MIGRATIONS
+from authpi.billing.x402.chain import Chain, Settler
+from authpi.embedded.anvil import DEV_KEYS, EmbeddedAnvil
+from authpi.eventstore.migrations import migrate
 from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import basic, part
+from authpi.testing.infra import new_namespace
 from authpi.testing.plugin import eventually as _eventually
+from services.billing.tests.x402kit import ChainKit
 
 USDC_BASE_SEPOLIA = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 
@@ -74,3 +84,28 @@ async def tenant(platform) -> Tenant:
 
 
 eventually = _eventually
+
+
+@pytest_asyncio.fixture(scope="session")
+async def chain_kit() -> AsyncIterator[ChainKit]:
+    """One Anvil per session with the EIP-3009 token deployed."""
+    anvil = EmbeddedAnvil()
+    url = await asyncio.to_thread(anvil.start)
+    chain = Chain(url)
+    deployer = Settler.from_key(chain, DEV_KEYS[0])
+    token = await deployer.deploy_token("USD Coin", "2")
+    try:
+        yield ChainKit(url=url, token=token, deployer=deployer)
+    finally:
+        await chain.aclose()
+        anvil.stop()
+
+
+@pytest_asyncio.fixture
+async def billing_schema(pool: AsyncConnectionPool) -> str:
+    """A fresh billing schema of its own (the x402 payment store's tests)."""
+    name = f"{new_namespace()}_billing"
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await migrate(conn, name, MIGRATIONS)
+    return name

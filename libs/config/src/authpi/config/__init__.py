@@ -85,6 +85,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     billing_rates_file: Path | None = None
     billing_metering: bool = True
     billing_close_grace_s: int = 120
+    # x402 top-ups (platform.md 5.6-5.9): the EVM node settlements go through (JSON-RPC), the one
+    # network (CAIP-2) and token they are taken in with its EIP-712 domain name and version, the
+    # treasury that receives them, and the settlement key that pays gas (inline or in a file;
+    # configuration only, never an event). `billing_facilitator_url`: an external facilitator's
+    # base URL to verify and settle instead of this service (OP-12). `billing_local_chain`
+    # (`make run` opt-in): start Anvil, deploy the EIP-3009 test token, and use both.
+    billing_rpc_url: str | None = None
+    billing_network: str = "eip155:8453"
+    billing_asset: str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+    billing_asset_name: str = "USD Coin"
+    billing_asset_version: str = "2"
+    billing_pay_to: str | None = None
+    billing_settlement_key: str | None = None
+    billing_settlement_key_file: Path | None = None
+    billing_facilitator_url: str | None = None
+    billing_local_chain: bool = False
+    billing_max_timeout_s: int = 300
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
 
@@ -146,6 +163,19 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         not in ("0", "false", "no", "off"),
         billing_close_grace_s=_count(
             e.get("AUTHPI_BILLING_CLOSE_GRACE_S") or "120", "AUTHPI_BILLING_CLOSE_GRACE_S"
+        ),
+        billing_rpc_url=e.get("AUTHPI_BILLING_RPC_URL") or None,
+        billing_network=e.get("AUTHPI_BILLING_NETWORK") or "eip155:8453",
+        billing_asset=e.get("AUTHPI_BILLING_ASSET") or "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+        billing_asset_name=e.get("AUTHPI_BILLING_ASSET_NAME") or "USD Coin",
+        billing_asset_version=e.get("AUTHPI_BILLING_ASSET_VERSION") or "2",
+        billing_pay_to=e.get("AUTHPI_BILLING_PAY_TO") or None,
+        billing_settlement_key=e.get("AUTHPI_BILLING_SETTLEMENT_KEY") or None,
+        billing_settlement_key_file=_path(e.get("AUTHPI_BILLING_SETTLEMENT_KEY_FILE")),
+        billing_facilitator_url=e.get("AUTHPI_BILLING_FACILITATOR_URL") or None,
+        billing_local_chain=_flag(e.get("AUTHPI_BILLING_LOCAL_CHAIN", "")),
+        billing_max_timeout_s=_positive_int(
+            e.get("AUTHPI_BILLING_MAX_TIMEOUT_S") or "300", "AUTHPI_BILLING_MAX_TIMEOUT_S"
         ),
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
