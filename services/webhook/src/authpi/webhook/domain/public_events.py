@@ -49,6 +49,10 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
         "integrator-credential.issued",
         "integrator-credential.revoked",
+        # Team notes: audit only, not in the webhook catalogue (core-api.md 3.20)
+        "note.created",
+        "note.updated",
+        "note.deleted",
     }
 )
 
