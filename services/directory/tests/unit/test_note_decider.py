@@ -71,7 +71,7 @@ def test_content_change_keeps_first_seen_times_and_adds_new_ones(spec):
                 NoteReference(ref_type="user", ref_id="usr_x", ref_issuer_id="i_2", created_at=at),
                 NoteReference(ref_type="webhook", ref_id="wh_1", created_at=T0),
             ],
-        )  # fmt: skip
+        )
     )
 
 
