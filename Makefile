@@ -44,12 +44,16 @@ proto-check: venv
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
+## bench_webhooks (deliveries/s, commit to first attempt) takes BENCH_WEBHOOKS_ARGS, e.g. "--hooks 20
+## --events 1000"; bench_events (Events API pages at 1M stored events) BENCH_EVENTS_ARGS "--events N"
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
+	$(BIN)/python -m tests.bench.bench_webhooks $(BENCH_WEBHOOKS_ARGS)
+	$(BIN)/python -m tests.bench.bench_events $(BENCH_EVENTS_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads
