@@ -79,10 +79,14 @@ async def load(dsn: str, schema: str, account: str, total: int, per_tx: int) -> 
         for first in range(0, total, per_tx):
             async with conn.transaction(), conn.cursor() as cur:
                 copy_sql = f'COPY "{schema}".audit_events ({columns}) FROM STDIN'
+                lines: list[str] = []
+                for i in range(first, min(total, first + per_tx)):
+                    owner = account if rng.random() < 0.9 else "acc_benchother"
+                    row = _row(rng, owner, int(start_ms + i * step))
+                    # COPY text format: the values hold no tab, newline or backslash.
+                    lines.append("\t".join("\\N" if v is None else str(v) for v in row))
                 async with cur.copy(copy_sql) as copy:
-                    for i in range(first, min(total, first + per_tx)):
-                        owner = account if rng.random() < 0.9 else "acc_benchother"
-                        await copy.write_row(_row(rng, owner, int(start_ms + i * step)))
+                    await copy.write("\n".join(lines) + "\n")
         await conn.execute(
             f'UPDATE "{schema}".audit_cursors SET (tx_id, seq) = (SELECT tx_id, seq'
             f' FROM "{schema}".audit_events ORDER BY tx_id DESC, seq DESC LIMIT 1)'
