@@ -1,7 +1,7 @@
 """The Events API pages through 10,000 events with no gap and no repeat while writes continue
-(platform.md 8): the events are users created through the Core API, many at a time (each is one
-`user.created` committed in the directory's store and carried to the audit log), and a writer
-keeps creating more while a reader pages through them with the official SDK.
+(platform.md 8): the events are users created through the directory's write path, many at a time
+(each is one `user.created` committed in its store and carried to the audit log), and a writer
+keeps creating more through the Core API while a reader pages through them with the official SDK.
 
 Newest first, a page walk that starts while writes go on sees one contiguous run of the final
 listing that reaches back to the oldest event. Oldest first (`order=asc`, the tailing order), a
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 
 import httpx
 
-from authpi.directory.api.users import UserCreate, new_user
-from authpi.platform.testing.tenants import ADMIN, part
-from authpi.platform.testing.webhooks import create_users, new_issuer
+from authpi.platform.testing.webhooks import create_users, new_issuer, store_users
 from authpi.testing.plugin import eventually
 
 EVENTS = 10_000
@@ -59,7 +56,7 @@ async def _ascending(http: httpx.AsyncClient, path: str, issuer: str, cursor: st
 async def test_paging_ten_thousand_events_while_writes_continue(admin, hooks_platform):
     p = hooks_platform
     issuer = await new_issuer(admin, "paging")
-    preloaded = await _preload(hooks_platform, issuer, EVENTS)
+    preloaded = await store_users(hooks_platform, issuer, EVENTS)
     await eventually(lambda: _at_least(admin, issuer, EVENTS), timeout=120, interval=0.5)
 
     stop = asyncio.Event()
@@ -100,25 +97,6 @@ async def test_paging_ten_thousand_events_while_writes_continue(admin, hooks_pla
     # in order, each event exactly once.
     assert len(rest) > 0
     assert tail + rest == list(reversed(final))
-
-
-async def _preload(platform, issuer: str, count: int) -> set[str]:
-    """`count` users through the directory's write path (the handler the Core API route calls:
-    one `user.created` committed in its store each), many at a time, without the HTTP and SDK
-    overhead of the same calls through the API."""
-    users = part(platform, "users")
-    tag = secrets.token_hex(4)
-    todo = iter(range(count))
-    made: set[str] = set()
-
-    async def worker() -> None:
-        for i in todo:
-            body = UserCreate(username_type="email", username=f"p-{tag}-{i}@example.test")
-            row = await users.create(platform.account_id, issuer, new_user(body), ADMIN)
-            made.add(row.id)
-
-    await asyncio.gather(*(worker() for _ in range(32)))
-    return made
 
 
 async def _at_least(admin, issuer: str, n: int) -> bool:

@@ -11,8 +11,10 @@ import contextlib
 import httpx
 from authpi_admin.errors import ForbiddenError, NotFoundError
 
+from authpi.platform.testing.process import platform_process
 from authpi.platform.testing.tenants import new_account
 from authpi.platform.testing.webhooks import (
+    WEBHOOK_ENV,
     all_deliveries,
     create_users,
     new_issuer,
@@ -26,9 +28,16 @@ from authpi.testing.receiver import WebhookReceiver
 EVENTS, ENDPOINTS = 1_000, 20
 
 
-async def test_a_thousand_events_to_twenty_endpoints_one_blackholed(admin):
-    issuer = await new_issuer(admin, "fanout")
+async def test_a_thousand_events_to_twenty_endpoints_one_blackholed(infra, tmp_path):
     async with contextlib.AsyncExitStack() as stack:
+        up = await stack.enter_async_context(
+            platform_process(1, tmp_path, infra, extra_env=WEBHOOK_ENV)
+        )
+        c = up.creds
+        admin = await stack.enter_async_context(
+            sdk(c["api_url"], c["account_id"], (c["api_key_id"], c["api_key_secret"]))
+        )
+        issuer = await new_issuer(admin, "fanout")
         receivers = [
             await stack.enter_async_context(WebhookReceiver(keep=True)) for _ in range(ENDPOINTS)
         ]

@@ -86,9 +86,8 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.receiver.connections.add(transport)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
+        self.receiver.connections.add(self.transport)
         self.receiver.accepted += 1
 
     def connection_lost(self, exc: Exception | None) -> None:

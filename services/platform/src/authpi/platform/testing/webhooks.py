@@ -104,6 +104,32 @@ async def create_users(
     return made
 
 
+async def store_users(
+    platform: Any, issuer_id: str, count: int, *, concurrency: int = 32, account_id: str = ""
+) -> set[str]:
+    """`count` users through the directory's write path in this process (the handler the Core
+    API route calls: one `user.created` committed in its store each, carried to the audit log
+    like any other), many at a time, without the HTTP and SDK cost of the same calls (the
+    platform shares this process's one core with the test)."""
+    from authpi.directory.api.users import UserCreate, new_user
+    from authpi.platform.testing.tenants import ADMIN, part
+
+    users = part(platform, "users")
+    account = account_id or platform.account_id
+    tag = secrets.token_hex(4)
+    todo = iter(range(count))
+    made: set[str] = set()
+
+    async def worker() -> None:
+        for i in todo:
+            body = UserCreate(username_type="email", username=f"s-{tag}-{i}@example.test")
+            row = await users.create(account, issuer_id, new_user(body), ADMIN)
+            made.add(row.id)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    return made
+
+
 def user_of(received: Any) -> str:
     """The user a received `user.created` delivery is about (its event's subject)."""
     return received.json()["data"]["subject"]["user_id"]
