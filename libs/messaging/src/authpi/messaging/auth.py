@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from authpi.contracts.subjects import events_stream, facts_stream
+from authpi.contracts.subjects import events_stream, facts_stream, public_stream
 from authpi.messaging.provenance import owned_types
 
 ADMIN = "admin"
@@ -42,10 +42,15 @@ DURABLES: dict[str, tuple[str, ...]] = {
     ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": (),
-    "webhook": (),
+    "webhook": ("webhook-audit",),
     "gateway": ("gateway-directory", "gateway-platform-keys"),
 }
-FACT_DURABLES: dict[str, tuple[str, ...]] = {"agent": ("agent-verifier-usage",)}
+FACT_DURABLES: dict[str, tuple[str, ...]] = {
+    "agent": ("agent-verifier-usage",),
+    "webhook": ("webhook-audit-facts",),
+}
+# Services that publish the public stream (`<ns>.public.>`, the integrators' events).
+PUBLIC_PUBLISHERS = ("webhook",)
 FACT_PUBLISHERS = ("token",)
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
@@ -161,6 +166,8 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
         ]
     if service in FACT_PUBLISHERS:
         allow.append(f"{ns}.fact.>")
+    if service in PUBLIC_PUBLISHERS:
+        allow.append(f"{ns}.public.>")
     for suffix in KV_BUCKETS.get(service, ()):
         bucket = f"{namespace.replace('.', '_')}_{suffix}" if namespace else "*"
         stream = f"KV_{bucket}" if namespace else "*"
@@ -179,12 +186,69 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
     return allow
 
 
-def server_config(auth: NatsAuth, namespace: str | None) -> str:
-    """nats-server configuration (JSON is valid nats-server syntax): one user per identity."""
+# Integrators' credentials (issue 12): one NATS user per credential, each bound to one account's
+# public subjects. The file holds bcrypt hashes only (nats-server verifies them); the password is
+# shown once, by `authpi integrators add`.
+INTEGRATORS_FILE = "nats-integrators.json"
+
+
+class IntegratorCredential(msgspec.Struct, frozen=True, kw_only=True):
+    user: str  # also the name of its one durable consumer on the public stream
+    account_id: str
+    password_bcrypt: str
+    name: str = ""
+    created_at: int = 0  # Unix ms
+
+
+def public_filter(account_id: str, namespace: str) -> str:
+    return f"{namespace}.public.{account_id}.>"
+
+
+def integrator_permissions(cred: IntegratorCredential, namespace: str | None) -> dict[str, Any]:
+    """Only its own durable consumer, on the public stream, filtered to its own account's
+    subjects: create it (nats-py names the filter in the subject:
+    `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, and the server checks that it is the
+    consumer's filter), read its info, delete it, pull from it and ack its messages, and its own
+    inbox. No plain subscription to any event subject, no other consumer, no other filter."""
+    ns = namespace or "*"
+    stream = public_stream(namespace) if namespace else "*"
+    name = cred.user
+    allow = [
+        f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{public_filter(cred.account_id, ns)}",
+        f"$JS.API.CONSUMER.INFO.{stream}.{name}",
+        f"$JS.API.CONSUMER.DELETE.{stream}.{name}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}",
+        f"$JS.ACK.{stream}.{name}.>",
+    ]
+    return {"publish": {"allow": allow}, "subscribe": {"allow": [f"{inbox_prefix(name)}.>"]}}
+
+
+def load_integrators(path: Path) -> dict[str, IntegratorCredential]:
+    if not path.exists():
+        return {}
+    return msgspec.json.decode(path.read_bytes(), type=dict[str, IntegratorCredential])
+
+
+def save_integrators(path: Path, creds: dict[str, IntegratorCredential]) -> None:
+    write_private(path, msgspec.json.encode(creds).decode())
+
+
+def server_config(
+    auth: NatsAuth,
+    namespace: str | None,
+    integrators: dict[str, IntegratorCredential] | None = None,
+) -> str:
+    """nats-server configuration (JSON is valid nats-server syntax): one user per identity, and
+    one per integrator credential (its bcrypt hash as the password)."""
     users = [
         {"user": cred.user, "password": cred.password, "permissions": permissions(name, namespace)}
         for name, cred in auth.credentials.items()
     ]
+    users += [
+        {"user": c.user, "password": c.password_bcrypt,
+         "permissions": integrator_permissions(c, namespace)}
+        for c in (integrators or {}).values()
+    ]  # fmt: skip
     return json.dumps({"authorization": {"users": users}}, indent=2)
 
 
@@ -205,7 +269,8 @@ def embedded(data_dir: Path, namespace: str | None) -> tuple[NatsAuth, Path, Pat
     creds_path = data_dir / "nats-credentials.json"
     auth = generate(creds_path)
     config = data_dir / "nats.conf"
-    write_private(config, server_config(auth, namespace))
+    integrators = load_integrators(data_dir / INTEGRATORS_FILE)
+    write_private(config, server_config(auth, namespace, integrators))
     return auth, creds_path, config
 
 
@@ -223,7 +288,8 @@ def write_deployment(out: Path, namespace: str) -> NatsAuth:
     stream declarer's (credentials-admin.json) and one file per deployment
     (credentials-<service>.json) holding only what that deployment connects as."""
     auth = generate(out / "credentials.json")
-    users = json.loads(server_config(auth, namespace))["authorization"]
+    integrators = load_integrators(out / INTEGRATORS_FILE)
+    users = json.loads(server_config(auth, namespace, integrators))["authorization"]
     write_private(out / "nats-auth.conf", "authorization: " + json.dumps(users, indent=2) + "\n")
     subsets = {"admin": [ADMIN], **{s: deployment_identities(s) for s in SERVICES}}
     for name, wanted in subsets.items():

@@ -44,6 +44,16 @@ def main(argv: list[str] | None = None) -> None:
     auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
     auth.add_argument("--out", required=True, help="directory for the generated files")
     sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
+    ints = sub.add_parser("integrators", help="NATS credentials to read an account's events")
+    ints_sub = ints.add_subparsers(dest="action", required=True)
+    ints_add = ints_sub.add_parser("add", help="a new credential (its password is shown once)")
+    ints_add.add_argument("--account", required=True, help="acc_…")
+    ints_add.add_argument("--name", default="", help="a label for the credential")
+    ints_list = ints_sub.add_parser("list", help="credentials, as JSON lines (no passwords)")
+    ints_list.add_argument("--account", help="only this account's")
+    ints_revoke = ints_sub.add_parser("revoke", help="remove a credential at once")
+    ints_revoke.add_argument("user", help="the credential's user (int_…)")
+    ints_revoke.add_argument("--account", help="refuse unless it is this account's")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -66,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         "relay": lambda: relay_only(settings, args.service, args.schema),
         "nats-auth": lambda: nats_auth_files(settings, args.out),
         "streams": lambda: declare_streams(settings),
+        "integrators": lambda: integrators(settings, args),
     }
     try:
         import uvloop
@@ -109,6 +120,13 @@ async def up(settings: Settings, only: str | None = None) -> int:
         )
         if only is None:
             _print_bootstrap_note(settings, creds)
+        if settings.webhooks_allow_insecure or settings.webhooks_allow_private:
+            print(
+                "WARNING: webhooks may target plain http and loopback/private addresses "
+                "(AUTHPI_WEBHOOKS_ALLOW_INSECURE / AUTHPI_WEBHOOKS_ALLOW_PRIVATE): development "
+                "only, never in production",
+                flush=True,
+            )
         if platform.mail_sink is not None:
             print(
                 f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "
@@ -320,6 +338,34 @@ async def nats_auth_files(settings: Settings, out: str) -> int:
 
     nats_auth.write_deployment(Path(out), settings.namespace)
     print(f"NATS users and credentials written to {out}")
+    return 0
+
+
+async def integrators(settings: Settings, args: argparse.Namespace) -> int:
+    """`authpi integrators add|list|revoke` (README "Integrator subscriptions")."""
+    import time
+
+    from authpi.webhook.public import integrators as ints
+
+    if args.action == "list":
+        for cred in ints.listed(settings, args.account):
+            print(json.dumps(ints.recipe(cred, None, settings.namespace)))
+        return 0
+    if args.action == "add":
+        try:
+            cred, password = ints.add(settings, args.account, args.name, int(time.time() * 1000))
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        print(json.dumps(ints.recipe(cred, password, settings.namespace), indent=2))
+        print("The password is shown once; store it now.", file=sys.stderr)
+    elif not ints.revoke(settings, args.user, args.account):
+        raise SystemExit(f"no credential {args.user!r}")
+    if not ints.apply(settings):
+        note = (
+            "No embedded NATS server runs here: it reads the credentials when it starts; for "
+            "a NATS server of your own, regenerate with `authpi nats-auth`."
+        )
+        print(note, file=sys.stderr)
     return 0
 
 
