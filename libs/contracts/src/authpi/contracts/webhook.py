@@ -6,7 +6,13 @@ bearer token; those are wrapped with the KEK in the service's `webhook_secrets` 
 in the same transaction. Status changes are `webhook.paused` (an admin disables the endpoint, or
 the circuit breaker opens, or a failing endpoint is disabled by the system) and
 `webhook.resumed` (re-enabled, or the breaker closes); `webhook.updated` never changes the
-status. The account is in the metadata, and in the snapshot (the Webhook object shows it)."""
+status. The account is in the metadata, and in the snapshot (the Webhook object shows it).
+
+The IntegratorCredential aggregate (issue 12) is the webhook service's too: an account's NATS user
+for the public event stream. Its events are internal (never public events, never delivered):
+`integrator-credential.issued` carries the password's bcrypt hash, a digest nats-server checks
+itself, never the password; `integrator-credential.revoked` ends it. Who did it is the envelope's
+actor, as for every event."""
 
 from __future__ import annotations
 
@@ -89,3 +95,32 @@ class WebhookResumed(WebhookStatusChange, frozen=True, kw_only=True, tag="webhoo
 
 
 WebhookEvent = WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookPaused | WebhookResumed
+
+
+class IntegratorCredentialIssued(Event, frozen=True, kw_only=True,
+                                 tag="integrator-credential.issued"):  # fmt: skip
+    """A NATS user that may read `account_id`'s public events only (its own durable consumer,
+    named `user`, filtered to the account's public subjects)."""
+
+    id: str  # intc_…
+    account_id: str
+    user: str  # the NATS user name: a subject token, also the name of its durable consumer
+    password_bcrypt: str  # bcrypt digest of the password (shown once, never stored in clear)
+    name: str = ""
+    issued_at: int
+
+
+class IntegratorCredentialRevoked(Event, frozen=True, kw_only=True,
+                                  tag="integrator-credential.revoked"):  # fmt: skip
+    """Final: the NATS server stops accepting the user at its next reload."""
+
+    id: str
+    account_id: str
+    user: str
+    revoked_at: int
+
+
+IntegratorCredentialEvent = IntegratorCredentialIssued | IntegratorCredentialRevoked
+
+# Every event type the webhook service owns (the catalogue and the relay's permissions).
+WebhookServiceEvent = WebhookEvent | IntegratorCredentialEvent

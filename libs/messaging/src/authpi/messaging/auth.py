@@ -187,8 +187,9 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
 
 
 # Integrators' credentials (issue 12): one NATS user per credential, each bound to one account's
-# public subjects. The file holds bcrypt hashes only (nats-server verifies them); the password is
-# shown once, by `authpi integrators add`.
+# public subjects, with its password's bcrypt digest (nats-server verifies it). They are events of
+# the webhook service (IntegratorCredential); the server's users are rendered from its view. The
+# file below is where they were kept before: read only to import it once.
 INTEGRATORS_FILE = "nats-integrators.json"
 
 
@@ -224,13 +225,10 @@ def integrator_permissions(cred: IntegratorCredential, namespace: str | None) ->
 
 
 def load_integrators(path: Path) -> dict[str, IntegratorCredential]:
+    """The former file of integrator credentials (user -> credential), to import it."""
     if not path.exists():
         return {}
     return msgspec.json.decode(path.read_bytes(), type=dict[str, IntegratorCredential])
-
-
-def save_integrators(path: Path, creds: dict[str, IntegratorCredential]) -> None:
-    write_private(path, msgspec.json.encode(creds).decode())
 
 
 def server_config(
@@ -265,13 +263,28 @@ def check_durables(service: str, names: list[str]) -> None:
 
 def embedded(data_dir: Path, namespace: str | None) -> tuple[NatsAuth, Path, Path]:
     """Credentials and the nats-server configuration for an embedded server, in `data_dir`
-    (both 0600): (credentials, credentials file, configuration file)."""
+    (both 0600): (credentials, credentials file, configuration file). It starts with the
+    services' identities only; the webhook service then renders the integrators' users from its
+    view (`write_embedded`) and has the server reload, before the host serves."""
     creds_path = data_dir / "nats-credentials.json"
     auth = generate(creds_path)
     config = data_dir / "nats.conf"
-    integrators = load_integrators(data_dir / INTEGRATORS_FILE)
-    write_private(config, server_config(auth, namespace, integrators))
+    write_private(config, server_config(auth, namespace))
     return auth, creds_path, config
+
+
+def write_embedded(
+    data_dir: Path, namespace: str | None, integrators: dict[str, IntegratorCredential]
+) -> bool:
+    """The embedded server's configuration with these integrator users; False (nothing
+    written) when the file already says exactly that."""
+    auth = generate(data_dir / "nats-credentials.json")
+    config = data_dir / "nats.conf"
+    text = server_config(auth, namespace, integrators)
+    if config.exists() and config.read_text() == text:
+        return False
+    write_private(config, text)
+    return True
 
 
 def deployment_identities(service: str) -> list[str]:
@@ -282,13 +295,16 @@ def deployment_identities(service: str) -> list[str]:
     return [*modules, *(relay_identity(m) for m in modules)]
 
 
-def write_deployment(out: Path, namespace: str) -> NatsAuth:
+def write_deployment(
+    out: Path, namespace: str, integrators: dict[str, IntegratorCredential] | None = None
+) -> NatsAuth:
     """For compose and Kubernetes: the server's `authorization` block (nats-auth.conf, to
-    include from nats.conf), every credential (credentials.json, kept across runs), the
-    stream declarer's (credentials-admin.json) and one file per deployment
-    (credentials-<service>.json) holding only what that deployment connects as."""
+    include from nats.conf; with `integrators`, the active integrator credentials that
+    `authpi nats-auth` reads from the webhook service's view), every credential
+    (credentials.json, kept across runs), the stream declarer's (credentials-admin.json) and
+    one file per deployment (credentials-<service>.json) holding only what that deployment
+    connects as."""
     auth = generate(out / "credentials.json")
-    integrators = load_integrators(out / INTEGRATORS_FILE)
     users = json.loads(server_config(auth, namespace, integrators))["authorization"]
     write_private(out / "nats-auth.conf", "authorization: " + json.dumps(users, indent=2) + "\n")
     subsets = {"admin": [ADMIN], **{s: deployment_identities(s) for s in SERVICES}}

@@ -88,3 +88,25 @@ class DisableFailing(msgspec.Struct, frozen=True, kw_only=True):
 
 SystemCommand = OpenCircuit | CloseCircuit | DisableFailing
 WebhookCommand = CreateWebhook | UpdateWebhook | DeleteWebhook | SystemCommand
+
+
+class IssueIntegratorCredential(msgspec.Struct, frozen=True, kw_only=True):
+    """The handler mints the id and the user and hashes the password; only the digest is here."""
+
+    credential_id: str
+    account_id: str
+    user: str
+    password_bcrypt: str
+    name: str = ""
+    now: int
+
+
+class RevokeIntegratorCredential(msgspec.Struct, frozen=True, kw_only=True):
+    """`account_id` None: any account's (the operator's CLI); otherwise only that account's."""
+
+    credential_id: str
+    account_id: str | None = None
+    now: int
+
+
+IntegratorCredentialCommand = IssueIntegratorCredential | RevokeIntegratorCredential

@@ -42,6 +42,9 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         "refresh-token.rotated",
         "refresh-family.revoked",
         "credential.password.rehashed",
+        # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
+        "integrator-credential.issued",
+        "integrator-credential.revoked",
     }
 )
 

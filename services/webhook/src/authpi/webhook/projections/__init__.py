@@ -5,8 +5,9 @@ rebuilds them from the same list."""
 from __future__ import annotations
 
 from authpi.messaging.projection import Projection
+from authpi.webhook.projections.integrators import IntegratorCredentialsView
 from authpi.webhook.projections.webhooks import WebhooksView
 
 
 def inline_views(schema: str) -> list[Projection]:
-    return [WebhooksView(schema)]
+    return [WebhooksView(schema), IntegratorCredentialsView(schema)]
