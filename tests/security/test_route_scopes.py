@@ -36,6 +36,9 @@ EXCEPTIONS: dict[str, str | None] = {
     # 5.2: `issuers.agents:write` grants "add/remove verifiers"; verifiers have no scope of their
     # own, and removing one changes the agent.
     "removeAgentVerifier": "issuers.agents:write",
+    # 5.2: `webhooks:manage` grants "plus redelivery and secret regeneration".
+    "redeliverWebhookDelivery": "webhooks:manage",
+    "redeliverWebhookDeliveries": "webhooks:manage",
 }
 
 

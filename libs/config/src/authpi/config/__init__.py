@@ -67,6 +67,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # or private targets, and says so in its start-up log; production leaves both off.
     webhooks_allow_insecure: bool = False
     webhooks_allow_private: bool = False
+    # Webhook delivery (platform.md 7.6): the waits in seconds after attempts 1, 2, … (the last
+    # one repeats for longer budgets; each gets ±10 % jitter), the limit of one attempt, and the
+    # attempts in flight per webhook and in all (AUTHPI_WEBHOOKS_CONCURRENCY=`per,total`).
+    webhooks_retry_delays: tuple[int, ...] = (60, 300, 1800, 7200, 21600, 43200, 86400)
+    webhooks_timeout_seconds: float = 10.0
+    webhooks_concurrency: int = 16
+    webhooks_concurrency_total: int = 512
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
 
@@ -115,6 +122,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
         webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
         webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
+        webhooks_retry_delays=_delays(e.get("AUTHPI_WEBHOOKS_RETRY_DELAYS") or ""),
+        webhooks_timeout_seconds=_seconds(
+            e.get("AUTHPI_WEBHOOKS_TIMEOUT_SECONDS") or "10", "AUTHPI_WEBHOOKS_TIMEOUT_SECONDS"
+        ),
+        webhooks_concurrency=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[0],
+        webhooks_concurrency_total=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[1],
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
         ),
@@ -214,3 +227,32 @@ def _mail_from(raw: str) -> str:
 
 def _flag(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _delays(raw: str) -> tuple[int, ...]:
+    """AUTHPI_WEBHOOKS_RETRY_DELAYS: comma-separated whole seconds (0 or more each)."""
+    if not raw.strip():
+        return (60, 300, 1800, 7200, 21600, 43200, 86400)
+    return tuple(_count(part.strip(), "AUTHPI_WEBHOOKS_RETRY_DELAYS") for part in raw.split(","))
+
+
+def _seconds(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 300:
+        raise ValueError(f"{name} must be a number of seconds in (0, 300], not {raw!r}")
+    return value
+
+
+def _concurrency(raw: str) -> tuple[int, int]:
+    """AUTHPI_WEBHOOKS_CONCURRENCY: `per_webhook` or `per_webhook,total` (default 16,512)."""
+    if not raw.strip():
+        return 16, 512
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) > 2:
+        raise ValueError("AUTHPI_WEBHOOKS_CONCURRENCY is `per_webhook` or `per_webhook,total`")
+    per = _positive_int(parts[0], "AUTHPI_WEBHOOKS_CONCURRENCY")
+    total = _positive_int(parts[1], "AUTHPI_WEBHOOKS_CONCURRENCY") if len(parts) == 2 else 512
+    return per, max(per, total)

@@ -1,7 +1,8 @@
 """The webhook service as a process part: webhooks on the Core API (platform.md 7) with their
 inline view; the audit log (platform.md 6.1, 8) built from every domain event and the public
 facts, the Events API over it and its retention; the public stream integrators read, and their
-NATS credentials (event-sourced; an embedded NATS server's users are rendered from their view)."""
+NATS credentials (event-sourced; an embedded NATS server's users are rendered from their view);
+and the delivery engine (fan-out, dispatcher, the delivery log and redelivery routes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.webhook.api import events
 from authpi.webhook.api.webhooks import webhooks_router
 from authpi.webhook.audit_retention import AuditRetention
+from authpi.webhook.delivery.parts import delivery_parts
 from authpi.webhook.handlers.integrators import IntegratorCredentials
 from authpi.webhook.handlers.webhooks import Webhooks
 from authpi.webhook.public.integrators import EmbeddedAuthorization
@@ -30,6 +32,7 @@ async def build(rt: Runtime) -> ServiceParts:
     reader = events.EventsReader(rt.pool, schema)
     retention = AuditRetention(rt.pool, schema, rt.clock, rt.settings.events_retention_days)
     relay = PublicStreamRelay(rt.dsn, schema, rt.js, rt.namespace)
+    delivery = delivery_parts(rt, webhooks)
     integrators = IntegratorCredentials(rt, webhooks.store)
     tasks = [("webhook:audit-retention", retention.run), ("webhook:public-stream", relay.run)]
     warm = []
@@ -38,12 +41,13 @@ async def build(rt: Runtime) -> ServiceParts:
         authorization = EmbeddedAuthorization(rt.dsn, rt.settings, schema, integrators)
         tasks.append((authorization.name, authorization.run))
         warm.append(authorization.ready)
+    tasks += delivery.tasks
     events_router = Router(
         "/", route_handlers=events.ROUTES, dependencies={"events_reader": provide(reader)}
     )
     return ServiceParts(
         name="webhook",
-        core_routes=[webhooks_router(webhooks), events_router],
+        core_routes=[webhooks_router(webhooks), events_router, *delivery.routes],
         projections=[AuditReaction(schema)],
         fact_projections=[AuditFactsReaction(schema)],
         inline_projections=webhooks.views,
@@ -51,7 +55,7 @@ async def build(rt: Runtime) -> ServiceParts:
         warm=warm,
         exports={"webhooks": webhooks, "events_reader": reader, "public_relay": relay,
                  "audit_retention": retention, "integrators": integrators,
-                 "integrators_nats": authorization},
+                 "integrators_nats": authorization, "deliveries": delivery.deliveries},
     )  # fmt: skip
 
 

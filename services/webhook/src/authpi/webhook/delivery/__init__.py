@@ -1,0 +1,1 @@
+"""The webhook delivery engine: fan-out from the audit log, the dispatcher, the sender."""
