@@ -9,8 +9,9 @@ platform is started again on the same data. 90 % of the rows belong to the boots
 (20 issuers, 20,000 users, 100 clients, 20 event types, 30 days); the rest to another account.
 
 Each scenario reads its first page and then follows `next_cursor`, one request at a time, through
-raw HTTP (the client's parsing is not the server's latency). Figures: printed and written to
-bench-results/events.json."""
+raw HTTP (the client's parsing is not the server's latency); `window_first_pages` reads only the
+first page of one-day `after`/`before` windows at 50 depths of the 30 days. Figures: printed and
+written to bench-results/events.json."""
 
 from __future__ import annotations
 
@@ -119,6 +120,25 @@ async def scenario(http: httpx.AsyncClient, path: str, params: dict[str, Any], p
     }  # fmt: skip
 
 
+async def first_pages(http: httpx.AsyncClient, path: str, limit: int, now: int, count: int):
+    """First pages of one-day `after`/`before` windows at `count` different depths of the log:
+    each starts from the window's end, not from a cursor."""
+    latencies: list[float] = []
+    for i in range(count):
+        before = now - DAY_MS - (i * 28 * DAY_MS) // count
+        started = time.perf_counter()
+        resp = await http.get(
+            path, params={"limit": limit, "after": before - DAY_MS, "before": before}
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        if resp.status_code != 200:
+            return {"error": resp.status_code, "body": resp.text[:300]}
+    return {
+        "pages": len(latencies), "p50_ms": round(pct(latencies, 0.5), 2),
+        "p99_ms": round(pct(latencies, 0.99), 2), "max_ms": round(max(latencies), 2),
+    }  # fmt: skip
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     infra = start_infra()
     tmp = Path(tempfile.mkdtemp(prefix="authpi-bench-events-"))
@@ -158,6 +178,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 results[name] = await scenario(
                     http, path, {"limit": args.limit, **params}, args.pages
                 )
+            results["window_first_pages"] = await first_pages(http, path, args.limit, now, 50)
     finally:
         infra.close()
     return results
