@@ -1,7 +1,9 @@
 """Fan-out, seen from outside: 1,000 events to 20 endpoints of which one is blackholed (it accepts
 connections and never answers) reach every live endpoint, while the blackholed one has not even
 been offered most of its deliveries yet, so it held up nobody; and one account's webhooks never
-receive another account's events (platform.md 7.10)."""
+receive another account's events (platform.md 7.10). The fan-out test runs `authpi up` as a
+process of its own (its delivery engine on its own core, the 20 receivers in this one) and creates
+the 1,000 users through the Core API with the SDK."""
 
 from __future__ import annotations
 
