@@ -188,6 +188,17 @@ class EventStore:
             " (extract(epoch from recorded_at) * 1000)::bigint",
             schema=schema,
         )
+        # Several streams' events of one command (execute_all) in one statement; any taken
+        # version fails the statement (VersionConflict), as `sql_append` does.
+        self.sql_append_streams: LiteralString = render(
+            "INSERT INTO {schema}.events (event_id, stream_id, stream_version, type,"
+            " schema_version, data, meta) SELECT e, s, v, t, 1, d, m FROM unnest("
+            "%s::uuid[], %s::text[], %s::int[], %s::text[], %s::jsonb[], %s::jsonb[])"
+            " AS u(e, s, v, t, d, m)"
+            " RETURNING event_id::text, position, tx_id::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint",
+            schema=schema,
+        )
         self.sql_load_many: LiteralString = render(
             "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
             " schema_version, data::text, meta::text,"
@@ -241,20 +252,62 @@ class EventStore:
         # Rows go in stream order, so that two such statements that meet on two streams wait for
         # each other in one order (no deadlock between group commits).
         order = sorted(range(len(appends)), key=lambda k: appends[k][0])
-        appends = [appends[k] for k in order]
-        event_ids = [str(self.ids.event_uuid()) for _ in appends]
-        stream_ids = [a[0] for a in appends]
-        versions = [a[1] + 1 for a in appends]
-        types = [str(a[2].__struct_config__.tag) for a in appends]
-        payloads = [jsonb.dumps(a[2]) for a in appends]
-        metas = [jsonb.dumps(a[3]) for a in appends]
+        rows = [(a[0], a[1] + 1, a[2], a[3]) for a in (appends[k] for k in order)]
+        stored = await self._append_rows(conn, self.sql_append_each, rows)
+        in_order: list[StoredEvent | None] = [None] * len(stored)
+        for k, event in zip(order, stored, strict=True):
+            in_order[k] = event
+        return in_order
+
+    async def append_streams(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        appends: Sequence[tuple[str, int, Sequence[Event]]],
+        meta: Meta,
+    ) -> list[list[StoredEvent]]:
+        """`append` to several distinct streams in one statement, (stream id, expected version,
+        events) each; a taken version raises VersionConflict for them all."""
+        rows = [
+            (stream_id, version + 1 + k, event, meta)
+            for stream_id, version, events in appends
+            for k, event in enumerate(events)
+        ]
+        try:
+            stored = await self._append_rows(conn, self.sql_append_streams, rows)
+        except psycopg.errors.UniqueViolation as exc:
+            raise VersionConflict(appends[0][0], appends[0][1]) from exc
+        out: list[list[StoredEvent]] = []
+        at = 0
+        for _, _, events in appends:
+            out.append([e for e in stored[at : at + len(events)] if e is not None])
+            at += len(events)
+        return out
+
+    async def _append_rows(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        statement: LiteralString,
+        rows: Sequence[tuple[str, int, Event, Meta]],
+    ) -> list[StoredEvent | None]:
+        """Insert (stream id, version, event, meta) rows in their order, in one statement; a row
+        the statement skipped (ON CONFLICT) is None."""
+        event_ids = [str(self.ids.event_uuid()) for _ in rows]
+        types = [str(r[2].__struct_config__.tag) for r in rows]
         cur = await conn.execute(
-            self.sql_append_each, [event_ids, stream_ids, versions, types, payloads, metas]
+            statement,
+            [
+                event_ids,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                types,
+                [jsonb.dumps(r[2]) for r in rows],
+                [jsonb.dumps(r[3]) for r in rows],
+            ],
         )
         inserted = {row[0]: row for row in await cur.fetchall()}
         stored: list[StoredEvent | None] = []
-        for event_id, (stream_id, _, event, meta), version, type_ in zip(
-            event_ids, appends, versions, types, strict=True
+        for event_id, (stream_id, version, event, meta), type_ in zip(
+            event_ids, rows, types, strict=True
         ):
             row = inserted.get(event_id)
             stored.append(
@@ -273,10 +326,7 @@ class EventStore:
                     recorded_at=row[3],
                 )
             )
-        in_order: list[StoredEvent | None] = [None] * len(stored)
-        for k, event in zip(order, stored, strict=True):
-            in_order[k] = event
-        return in_order
+        return stored
 
     async def append(
         self,
@@ -353,7 +403,7 @@ class EventStore:
     async def execute_all(
         self,
         steps: Steps,
-        meta: Meta,
+        meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction] = (),
         attempts: int = 3,
         prepare: Reaction | None = None,
@@ -368,7 +418,9 @@ class EventStore:
         `prepare` and under the same rules (e.g. a plan read under an advisory lock); a retry
         runs it again. With `conn`, everything runs once inside the caller's open transaction
         on that connection (a consumer applying an event): the caller commits and owns the
-        retry, so a VersionConflict reaches it and nothing is recorded here."""
+        retry, so a VersionConflict reaches it and nothing is recorded here. `meta` may be a
+        function, called once the steps are planned (a command whose subject is only known from
+        what it read in its transaction)."""
         if conn is not None:
             return await self._run(conn, steps, meta, reactions, prepare)
         for _ in range(attempts):
@@ -461,7 +513,7 @@ class EventStore:
     async def _execute_once(
         self,
         steps: Steps,
-        meta: Meta,
+        meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction],
         prepare: Reaction | None,
     ) -> list[Outcome[Any]]:
@@ -474,24 +526,49 @@ class EventStore:
         self,
         conn: psycopg.AsyncConnection[Any],
         steps: Steps,
-        meta: Meta,
+        planned_meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction],
         prepare: Reaction | None,
     ) -> list[Outcome[Any]]:
         if prepare is not None:
             await prepare(Tx(conn, self))
         planned = await steps(Tx(conn, self)) if callable(steps) else steps
-        histories = [await self.load(conn, step.stream_id) for step in planned]
-        outcomes: list[Outcome[Any]] = []
-        all_stored: list[StoredEvent] = []
-        for step, history in zip(planned, histories, strict=True):
-            state = fold(step.decider, history)
-            new_events = step.decider.decide(step.command, state)
-            stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
-            for event in new_events:
-                state = step.decider.evolve(state, event)
-            outcomes.append(Outcome(state, len(history) + len(stored), stored))
-            all_stored += stored
+        meta = planned_meta() if callable(planned_meta) else planned_meta
+        stream_ids = [step.stream_id for step in planned]
+        distinct = len(set(stream_ids)) == len(stream_ids) > 1
+        if distinct:  # every stream in one statement, then every event in one
+            loaded = await self.load_many(conn, stream_ids)
+            histories = [loaded[s] for s in stream_ids]
+            decided: list[tuple[Any, list[Event]]] = []
+            for step, history in zip(planned, histories, strict=True):
+                state = fold(step.decider, history)
+                decided.append((state, step.decider.decide(step.command, state)))
+            writes = [
+                (step.stream_id, len(history), new_events)
+                for step, history, (_, new_events) in zip(planned, histories, decided, strict=True)
+                if new_events
+            ]
+            written = iter(await self.append_streams(conn, writes, meta) if writes else [])
+            outcomes: list[Outcome[Any]] = []
+            all_stored: list[StoredEvent] = []
+            for step, history, (state, new_events) in zip(planned, histories, decided, strict=True):
+                stored = next(written) if new_events else []
+                for event in new_events:
+                    state = step.decider.evolve(state, event)
+                outcomes.append(Outcome(state, len(history) + len(stored), stored))
+                all_stored += stored
+        else:
+            histories = [await self.load(conn, step.stream_id) for step in planned]
+            outcomes = []
+            all_stored = []
+            for step, history in zip(planned, histories, strict=True):
+                state = fold(step.decider, history)
+                new_events = step.decider.decide(step.command, state)
+                stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
+                for event in new_events:
+                    state = step.decider.evolve(state, event)
+                outcomes.append(Outcome(state, len(history) + len(stored), stored))
+                all_stored += stored
         if all_stored:
             await self.project(conn, all_stored)
             tx = Tx(conn, self, all_stored)
