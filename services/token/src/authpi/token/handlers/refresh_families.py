@@ -30,8 +30,9 @@ T = TypeVar("T")
 Check = Callable[[FamilyRow, SessionRow | None, Person | None], T]
 
 MAX_BATCH = 64  # refreshes per transaction
-MAX_IN_FLIGHT = 2  # rotation transactions at once per process
+MAX_IN_FLIGHT = 1  # rotation transactions at once per process
 ATTEMPTS = 3
+LINGER_TURNS = 2  # event-loop turns a transaction waits for more refreshes before it starts
 
 
 class FamilyEnded(Exception):
@@ -114,16 +115,22 @@ class RefreshFamilies:
 
     def _kick(self) -> None:
         while self._queue and self._in_flight < self.max_in_flight:
-            batch: list[_Rotation[Any]] = []
-            while self._queue and len(batch) < self.max_batch:
-                batch.append(self._queue.popleft())
             self._in_flight += 1
-            task = asyncio.create_task(self._commit(batch))
+            task = asyncio.create_task(self._commit())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _commit(self, batch: list[_Rotation[Any]]) -> None:
+    async def _commit(self) -> None:
+        batch: list[_Rotation[Any]] = []
         try:
+            # Let the requests that are ready to run reach the queue first: when the process is
+            # busy they join this transaction instead of each paying for one of their own.
+            for _ in range(LINGER_TURNS):
+                await asyncio.sleep(0)
+            while self._queue and len(batch) < self.max_batch:
+                batch.append(self._queue.popleft())
+            if not batch:
+                return
             seen: list[tuple[FamilyRow, Any] | None] = []
 
             async def plan(tx: Tx) -> list[Planned]:
