@@ -17,7 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## make run: the all-in-one platform (embedded PostgreSQL + NATS JetStream unless AUTHPI_*_URL set)
+# Development allows webhooks to plain-http and loopback/private receivers (and says so when it
+# starts); production leaves both unset, so only https to public addresses is allowed.
 run: venv
+	AUTHPI_WEBHOOKS_ALLOW_INSECURE=$${AUTHPI_WEBHOOKS_ALLOW_INSECURE-1} \
+	AUTHPI_WEBHOOKS_ALLOW_PRIVATE=$${AUTHPI_WEBHOOKS_ALLOW_PRIVATE-1} \
 	$(BIN)/authpi up
 
 ## make test: the whole suite against real PostgreSQL and NATS JetStream

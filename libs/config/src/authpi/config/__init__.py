@@ -67,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # or private targets, and says so in its start-up log; production leaves both off.
     webhooks_allow_insecure: bool = False
     webhooks_allow_private: bool = False
+    # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
+    events_retention_days: int = 90
 
     @property
     def bootstrap_path(self) -> Path:
@@ -113,6 +115,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
         webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
         webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
+        events_retention_days=_positive_int(
+            e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
+        ),
     )  # fmt: skip
 
 

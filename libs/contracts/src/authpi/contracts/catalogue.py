@@ -10,8 +10,9 @@ from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope, Event
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.token import TokenEvent
+from authpi.contracts.webhook import WebhookServiceEvent
 
-AnyEvent = DirectoryEvent | TokenEvent | AgentEvent
+AnyEvent = DirectoryEvent | TokenEvent | AgentEvent | WebhookServiceEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]

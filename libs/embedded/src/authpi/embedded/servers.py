@@ -167,6 +167,7 @@ class EmbeddedNats:
         args = [
             binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
             "--http_port", "0", "-l", str(self.data_dir / "nats.log"),
+            "-P", str(self.data_dir / PID_FILE),
         ]  # fmt: skip
         if self.config is not None:
             args += ["-c", str(self.config)]
@@ -187,6 +188,10 @@ class EmbeddedNats:
         self.stop()
         raise RuntimeError("nats-server did not start in time")
 
+    def reload(self) -> bool:
+        """Have the server re-read its configuration (users and permissions)."""
+        return reload_nats(self.data_dir)
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
@@ -197,6 +202,23 @@ class EmbeddedNats:
                 self._proc.wait(5)
             log.info("nats.stopped")
         self._proc = None
+
+
+PID_FILE = "nats.pid"
+
+
+def reload_nats(data_dir: Path) -> bool:
+    """SIGHUP the embedded nats-server running in `data_dir` (its pid file), which re-reads its
+    configuration file without dropping connections; False when none runs there."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+        # A stale pid file may name another process by now: signal only a nats-server.
+        if b"nats-server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _runtime_dir() -> str:

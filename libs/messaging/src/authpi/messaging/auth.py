@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from authpi.contracts.subjects import events_stream, facts_stream
+from authpi.contracts.subjects import events_stream, facts_stream, public_stream
 from authpi.messaging.provenance import owned_types
 
 ADMIN = "admin"
@@ -42,10 +42,15 @@ DURABLES: dict[str, tuple[str, ...]] = {
     ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": (),
-    "webhook": (),
+    "webhook": ("webhook-audit",),
     "gateway": ("gateway-directory", "gateway-platform-keys"),
 }
-FACT_DURABLES: dict[str, tuple[str, ...]] = {"agent": ("agent-verifier-usage",)}
+FACT_DURABLES: dict[str, tuple[str, ...]] = {
+    "agent": ("agent-verifier-usage",),
+    "webhook": ("webhook-audit-facts",),
+}
+# Services that publish the public stream (`<ns>.public.>`, the integrators' events).
+PUBLIC_PUBLISHERS = ("webhook",)
 FACT_PUBLISHERS = ("token",)
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
@@ -161,6 +166,8 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
         ]
     if service in FACT_PUBLISHERS:
         allow.append(f"{ns}.fact.>")
+    if service in PUBLIC_PUBLISHERS:
+        allow.append(f"{ns}.public.>")
     for suffix in KV_BUCKETS.get(service, ()):
         bucket = f"{namespace.replace('.', '_')}_{suffix}" if namespace else "*"
         stream = f"KV_{bucket}" if namespace else "*"
@@ -179,12 +186,67 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
     return allow
 
 
-def server_config(auth: NatsAuth, namespace: str | None) -> str:
-    """nats-server configuration (JSON is valid nats-server syntax): one user per identity."""
+# Integrators' credentials (issue 12): one NATS user per credential, each bound to one account's
+# public subjects, with its password's bcrypt digest (nats-server verifies it). They are events of
+# the webhook service (IntegratorCredential); the server's users are rendered from its view. The
+# file below is where they were kept before: read only to import it once.
+INTEGRATORS_FILE = "nats-integrators.json"
+
+
+class IntegratorCredential(msgspec.Struct, frozen=True, kw_only=True):
+    user: str  # also the name of its one durable consumer on the public stream
+    account_id: str
+    password_bcrypt: str
+    name: str = ""
+    created_at: int = 0  # Unix ms
+
+
+def public_filter(account_id: str, namespace: str) -> str:
+    return f"{namespace}.public.{account_id}.>"
+
+
+def integrator_permissions(cred: IntegratorCredential, namespace: str | None) -> dict[str, Any]:
+    """Only its own durable consumer, on the public stream, filtered to its own account's
+    subjects: create it (nats-py names the filter in the subject:
+    `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, and the server checks that it is the
+    consumer's filter), read its info, delete it, pull from it and ack its messages, and its own
+    inbox. No plain subscription to any event subject, no other consumer, no other filter."""
+    ns = namespace or "*"
+    stream = public_stream(namespace) if namespace else "*"
+    name = cred.user
+    allow = [
+        f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{public_filter(cred.account_id, ns)}",
+        f"$JS.API.CONSUMER.INFO.{stream}.{name}",
+        f"$JS.API.CONSUMER.DELETE.{stream}.{name}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}",
+        f"$JS.ACK.{stream}.{name}.>",
+    ]
+    return {"publish": {"allow": allow}, "subscribe": {"allow": [f"{inbox_prefix(name)}.>"]}}
+
+
+def load_integrators(path: Path) -> dict[str, IntegratorCredential]:
+    """The former file of integrator credentials (user -> credential), to import it."""
+    if not path.exists():
+        return {}
+    return msgspec.json.decode(path.read_bytes(), type=dict[str, IntegratorCredential])
+
+
+def server_config(
+    auth: NatsAuth,
+    namespace: str | None,
+    integrators: dict[str, IntegratorCredential] | None = None,
+) -> str:
+    """nats-server configuration (JSON is valid nats-server syntax): one user per identity, and
+    one per integrator credential (its bcrypt hash as the password)."""
     users = [
         {"user": cred.user, "password": cred.password, "permissions": permissions(name, namespace)}
         for name, cred in auth.credentials.items()
     ]
+    users += [
+        {"user": c.user, "password": c.password_bcrypt,
+         "permissions": integrator_permissions(c, namespace)}
+        for c in (integrators or {}).values()
+    ]  # fmt: skip
     return json.dumps({"authorization": {"users": users}}, indent=2)
 
 
@@ -201,12 +263,28 @@ def check_durables(service: str, names: list[str]) -> None:
 
 def embedded(data_dir: Path, namespace: str | None) -> tuple[NatsAuth, Path, Path]:
     """Credentials and the nats-server configuration for an embedded server, in `data_dir`
-    (both 0600): (credentials, credentials file, configuration file)."""
+    (both 0600): (credentials, credentials file, configuration file). It starts with the
+    services' identities only; the webhook service then renders the integrators' users from its
+    view (`write_embedded`) and has the server reload, before the host serves."""
     creds_path = data_dir / "nats-credentials.json"
     auth = generate(creds_path)
     config = data_dir / "nats.conf"
     write_private(config, server_config(auth, namespace))
     return auth, creds_path, config
+
+
+def write_embedded(
+    data_dir: Path, namespace: str | None, integrators: dict[str, IntegratorCredential]
+) -> bool:
+    """The embedded server's configuration with these integrator users; False (nothing
+    written) when the file already says exactly that."""
+    auth = generate(data_dir / "nats-credentials.json")
+    config = data_dir / "nats.conf"
+    text = server_config(auth, namespace, integrators)
+    if config.exists() and config.read_text() == text:
+        return False
+    write_private(config, text)
+    return True
 
 
 def deployment_identities(service: str) -> list[str]:
@@ -217,13 +295,17 @@ def deployment_identities(service: str) -> list[str]:
     return [*modules, *(relay_identity(m) for m in modules)]
 
 
-def write_deployment(out: Path, namespace: str) -> NatsAuth:
+def write_deployment(
+    out: Path, namespace: str, integrators: dict[str, IntegratorCredential] | None = None
+) -> NatsAuth:
     """For compose and Kubernetes: the server's `authorization` block (nats-auth.conf, to
-    include from nats.conf), every credential (credentials.json, kept across runs), the
-    stream declarer's (credentials-admin.json) and one file per deployment
-    (credentials-<service>.json) holding only what that deployment connects as."""
+    include from nats.conf; with `integrators`, the active integrator credentials that
+    `authpi nats-auth` reads from the webhook service's view), every credential
+    (credentials.json, kept across runs), the stream declarer's (credentials-admin.json) and
+    one file per deployment (credentials-<service>.json) holding only what that deployment
+    connects as."""
     auth = generate(out / "credentials.json")
-    users = json.loads(server_config(auth, namespace))["authorization"]
+    users = json.loads(server_config(auth, namespace, integrators))["authorization"]
     write_private(out / "nats-auth.conf", "authorization: " + json.dumps(users, indent=2) + "\n")
     subsets = {"admin": [ADMIN], **{s: deployment_identities(s) for s in SERVICES}}
     for name, wanted in subsets.items():

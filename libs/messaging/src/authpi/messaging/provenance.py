@@ -25,6 +25,7 @@ from authpi.contracts.base import Envelope
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.subjects import subject_for
 from authpi.contracts.token import TokenEvent
+from authpi.contracts.webhook import WebhookServiceEvent
 
 
 def _owners() -> dict[str, str]:
@@ -33,6 +34,7 @@ def _owners() -> dict[str, str]:
         ("directory", DirectoryEvent),
         ("token", TokenEvent),
         ("agent", AgentEvent),
+        ("webhook", WebhookServiceEvent),
     ):
         for cls in get_args(union):
             owners[cls.__struct_config__.tag] = service

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from authpi.contracts.subjects import events_stream, facts_stream
+from authpi.contracts.subjects import events_stream, facts_stream, public_stream
 from authpi.messaging.auth import ADMIN, NatsAuth, inbox_prefix
 
 DEFINITIONS = Path(str(resources.files("authpi.messaging"))).parents[4] / "deploy" / "nats"
@@ -24,7 +24,8 @@ DEFINITIONS = Path(str(resources.files("authpi.messaging"))).parents[4] / "deplo
 def _load(name: str, namespace: str) -> StreamConfig:
     raw = (DEFINITIONS / name).read_text()
     raw = raw.replace("{NS}_EVENTS", events_stream(namespace))
-    raw = raw.replace("{NS}_FACTS", facts_stream(namespace)).replace("{ns}", namespace)
+    raw = raw.replace("{NS}_FACTS", facts_stream(namespace))
+    raw = raw.replace("{NS}_PUBLIC", public_stream(namespace)).replace("{ns}", namespace)
     spec = json.loads(raw)
     return StreamConfig(
         name=spec["name"],
@@ -68,7 +69,7 @@ def jetstream(nc: NATS) -> JetStreamContext:
 
 
 async def ensure_streams(js: JetStreamContext, namespace: str) -> None:
-    for file in ("events-stream.json", "facts-stream.json"):
+    for file in ("events-stream.json", "facts-stream.json", "public-stream.json"):
         config = _load(file, namespace)
         assert config.name is not None  # _load always names the stream
         # update_stream and add_stream take untyped **params besides the config (none passed).

@@ -44,6 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
     auth.add_argument("--out", required=True, help="directory for the generated files")
     sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
+    ints = sub.add_parser("integrators", help="NATS credentials to read an account's events")
+    ints_sub = ints.add_subparsers(dest="action", required=True)
+    ints_add = ints_sub.add_parser("add", help="a new credential (its password is shown once)")
+    ints_add.add_argument("--account", required=True, help="acc_…")
+    ints_add.add_argument("--name", default="", help="a label for the credential")
+    ints_list = ints_sub.add_parser("list", help="credentials, as JSON lines (no passwords)")
+    ints_list.add_argument("--account", help="only this account's")
+    ints_list.add_argument("--revoked", action="store_true", help="revoked ones too")
+    ints_revoke = ints_sub.add_parser("revoke", help="remove a credential at once")
+    ints_revoke.add_argument("user", help="the credential's id (intc_…) or user (int_…)")
+    ints_revoke.add_argument("--account", help="refuse unless it is this account's")
+    ints_import = ints_sub.add_parser("import", help="import a former nats-integrators.json")
+    ints_import.add_argument("file")
     proto = sub.add_parser("proto", help="generate or check proto/ contracts")
     mode = proto.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
@@ -66,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         "relay": lambda: relay_only(settings, args.service, args.schema),
         "nats-auth": lambda: nats_auth_files(settings, args.out),
         "streams": lambda: declare_streams(settings),
+        "integrators": lambda: integrators(settings, args),
     }
     try:
         import uvloop
@@ -109,6 +123,13 @@ async def up(settings: Settings, only: str | None = None) -> int:
         )
         if only is None:
             _print_bootstrap_note(settings, creds)
+        if settings.webhooks_allow_insecure or settings.webhooks_allow_private:
+            print(
+                "WARNING: webhooks may target plain http and loopback/private addresses "
+                "(AUTHPI_WEBHOOKS_ALLOW_INSECURE / AUTHPI_WEBHOOKS_ALLOW_PRIVATE): development "
+                "only, never in production",
+                flush=True,
+            )
         if platform.mail_sink is not None:
             print(
                 f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "
@@ -315,11 +336,70 @@ async def kek_rotate(settings: Settings) -> int:
 
 async def nats_auth_files(settings: Settings, out: str) -> int:
     """Users, permissions and per-deployment credentials for a NATS server that AuthPI does not
-    start itself (compose, Kubernetes); existing passwords are kept."""
+    start itself (compose, Kubernetes); existing passwords are kept. The integrators' users are
+    rendered from the webhook service's view when AUTHPI_DATABASE_URL is set."""
     from authpi.messaging import auth as nats_auth
 
-    nats_auth.write_deployment(Path(out), settings.namespace)
-    print(f"NATS users and credentials written to {out}")
+    integrators: dict[str, nats_auth.IntegratorCredential] | None = None
+    if settings.database_url:
+        import psycopg
+
+        from authpi.webhook.public.integrators import active_credentials
+
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            integrators = await active_credentials(conn, f"{settings.namespace}_webhook")
+    if (Path(out) / nats_auth.INTEGRATORS_FILE).exists():
+        print(
+            f"{out}/{nats_auth.INTEGRATORS_FILE} is no longer read: import it once with "
+            "`authpi integrators import FILE`",
+            file=sys.stderr,
+        )
+    nats_auth.write_deployment(Path(out), settings.namespace, integrators)
+    count = "no" if integrators is None else len(integrators)
+    print(f"NATS users and credentials written to {out} ({count} integrator users)")
+    return 0
+
+
+async def integrators(settings: Settings, args: argparse.Namespace) -> int:
+    """`authpi integrators add|list|revoke|import` (README "Integrator subscriptions"): events of
+    the webhook service, written beside the running deployment; its embedded NATS server (if
+    any) reloads its users when the view changes."""
+    from authpi.errors import AuthpiError
+    from authpi.platform.host import Platform
+    from authpi.webhook.handlers.integrators import CLI, IntegratorCredentials
+    from authpi.webhook.public.integrators import recipe
+
+    target = await _connect_running(settings)
+    platform = Platform(target, serve_http=False)
+    await platform.prepare()
+    try:
+        creds: IntegratorCredentials = next(
+            p.exports["integrators"] for p in platform.parts if "integrators" in p.exports
+        )
+        ns = settings.namespace
+        if args.action == "list":
+            for row in await creds.listed(args.account, revoked=args.revoked):
+                print(json.dumps(recipe(row, None, ns)))
+            return 0
+        if args.action == "import":
+            count = await creds.import_file(Path(args.file))
+            print(f"imported {count} credentials from {args.file}", file=sys.stderr)
+        elif args.action == "add":
+            issued = await creds.issue(args.account, args.name, actor=CLI, trigger="system")
+            print(json.dumps(recipe(issued.credential, issued.password, ns), indent=2))
+            print("The password is shown once; store it now.", file=sys.stderr)
+        else:
+            await creds.revoke(args.user, account_id=args.account, actor=CLI, trigger="system")
+    except AuthpiError as exc:
+        raise SystemExit(f"authpi integrators {args.action}: {exc.description}") from None
+    finally:
+        await platform.stop()
+    if settings.nats_url:
+        note = (
+            "With a NATS server of your own, render its users again with `authpi nats-auth "
+            '--out DIR` and have it reload (deploy/README.md, "NATS users").'
+        )
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -122,11 +122,25 @@ class Platform:
             loop=type(asyncio.get_running_loop()).__module__,
             idp_workers=self.settings.idp_workers if self.workers else 1,
         )  # fmt: skip
+        self._warn_unrestricted_webhooks()
         if self.mail_sink is not None:
             log.info(
                 "mail.captured", read_at=f"{self.api_url}/dev/mail", smtp_url=self.mail_sink.url,
                 hint="mail is captured by the development sink, not delivered; "
                 "set AUTHPI_SMTP_URL to deliver it",
+            )  # fmt: skip
+
+    def _warn_unrestricted_webhooks(self) -> None:
+        """`make run` lets webhooks reach plain-http and loopback or private targets
+        (platform.md 7.1); a deployment that does so says it at every start."""
+        insecure = self.settings.webhooks_allow_insecure
+        private = self.settings.webhooks_allow_private
+        if insecure or private:
+            log.warning(
+                "webhooks.targets_unrestricted", allow_insecure=insecure, allow_private=private,
+                hint="development only: webhooks may be sent over plain http and/or to "
+                "loopback and private addresses; unset AUTHPI_WEBHOOKS_ALLOW_INSECURE and "
+                "AUTHPI_WEBHOOKS_ALLOW_PRIVATE in production",
             )  # fmt: skip
 
     async def prepare(self) -> None:

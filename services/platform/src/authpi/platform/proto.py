@@ -20,12 +20,19 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.config import Settings
 from authpi.contracts.base import Envelope
 from authpi.contracts.catalogue import EVENT_TYPES
+from authpi.contracts.facts import FactBatch, MachineTokenIssued, SessionTokenRefreshed
+from authpi.contracts.public import PublicEvent
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import RandomIds
 from authpi.platform.modules import all_modules
 from authpi.platform.serving import build_core_api_app, build_idp_app
 from authpi.web.runtime import Runtime
+from authpi.webhook.domain.public_events import FACT_DATA, RULES
+
+PUBLIC_FACTS: dict[str, type[msgspec.Struct]] = {
+    "machine.token.issued": MachineTokenIssued, "session.token-refreshed": SessionTokenRefreshed,
+}  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[5]
 PROTO = ROOT / "proto"
@@ -43,6 +50,87 @@ def event_schemas() -> dict[str, str]:
         f"events/{event_type}.json": _dump(msgspec.json.schema(cls))
         for event_type, cls in sorted(EVENT_TYPES.items())
     }
+
+
+def _public_schema(event_type: str, source: dict[str, Any], fields: list[tuple[str, str]]) -> str:
+    """The public event of `event_type` (platform.md 6.1): the PublicEvent shape with its `type`
+    fixed and `data` holding exactly the translator's allow-listed fields, typed as in `source`
+    (the stored event's or fact's JSON Schema)."""
+    defs: dict[str, Any] = dict(source.get("$defs", {}))
+    ref = source.get("$ref", "")
+    # The stored shape itself stays out: only the definitions its public fields refer to.
+    own = defs.pop(ref.rsplit("/", 1)[-1], source)
+    props: dict[str, Any] = own.get("properties", {})
+    public = msgspec.json.schema(PublicEvent)
+    defs.update(public.get("$defs", {}))
+    shape = dict(defs.pop("PublicEvent"))
+    data = {name: props[field] for name, field in fields if field in props}
+    shape["properties"] = {
+        **shape["properties"],
+        "type": {"const": event_type},
+        "data": {"type": "object", "properties": data, "additionalProperties": False},
+    }
+    return _dump({"title": f"public {event_type}", **shape, "$defs": defs})
+
+
+def public_event_schemas() -> dict[str, str]:
+    """One schema per public type that exists: stored events with a translation rule, and the
+    public facts."""
+    out: dict[str, str] = {}
+    for event_type, cls in sorted(EVENT_TYPES.items()):
+        rule = RULES.get(event_type)
+        if rule is not None:
+            fields = [(e, e) if isinstance(e, str) else e for e in rule.data]
+            source = msgspec.json.schema(cls)
+            out[f"events/public/{event_type}.json"] = _public_schema(event_type, source, fields)
+    for event_type, fact in PUBLIC_FACTS.items():
+        fields = [(f, f) for f in FACT_DATA[event_type]]
+        source = msgspec.json.schema(fact)
+        out[f"events/public/{event_type}.json"] = _public_schema(event_type, source, fields)
+    return out
+
+
+def _public_channels() -> tuple[dict[str, Any], dict[str, Any]]:
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    types = sorted({*(t for t in EVENT_TYPES if t in RULES), *PUBLIC_FACTS})
+    for event_type in types:
+        name = "public_" + event_type.replace(".", "_").replace("-", "_")
+        channels[name] = {
+            "address": f"authpi.public.{{account_id}}.{event_type}",
+            "description": "Integrators' stream (AUTHPI_PUBLIC): the public event object, read "
+            "through a durable consumer filtered to authpi.public.<account_id>.>",
+            "parameters": {"account_id": {"description": "acc_…"}},
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        }
+        messages[name] = {
+            "name": f"public {event_type}",
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {"Nats-Msg-Id": {"type": "string", "description": "evt_ id"}},
+            },
+            "payload": {"$ref": f"./events/public/{event_type}.json"},
+        }
+    return channels, messages
+
+
+def _fact_channels() -> tuple[dict[str, Any], dict[str, Any]]:
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for event_type in sorted(PUBLIC_FACTS):
+        name = "fact_" + event_type.replace(".", "_").replace("-", "_")
+        channels[name] = {
+            "address": f"authpi.fact.{event_type}",
+            "description": "Internal FACTS stream (AUTHPI_FACTS): batches of high-volume facts",
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        }
+        messages[name] = {
+            "name": f"fact {event_type}",
+            "contentType": "application/json",
+            "payload": {"$ref": "#/components/schemas/FactBatch"},
+        }
+    return channels, messages
 
 
 def asyncapi() -> str:
@@ -68,17 +156,23 @@ def asyncapi() -> str:
                 "properties": {"data": {"$ref": f"./events/{event_type}.json"}},
             },
         }
+    for extra in (_public_channels(), _fact_channels()):
+        channels.update(extra[0])
+        messages.update(extra[1])
+    schemas = {**envelope.get("$defs", {}), **msgspec.json.schema(FactBatch).get("$defs", {})}
     doc = {
         "asyncapi": "3.0.0",
         "info": {
             "title": "AuthPI domain events",
             "version": "1.0.0",
             "description": "One JetStream stream (AUTHPI_EVENTS) of committed domain events, "
-            "published by each service's relay in commit order; Nats-Msg-Id is the event id.",
+            "published by each service's relay in commit order; Nats-Msg-Id is the event id. "
+            "The public stream (AUTHPI_PUBLIC) carries the public event object of every public "
+            "type, per account, for integrators; the FACTS stream batches high-volume facts.",
         },
         "defaultContentType": "application/json",
         "channels": channels,
-        "components": {"messages": messages, "schemas": envelope.get("$defs", {})},
+        "components": {"messages": messages, "schemas": schemas},
     }
     return yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100)
 
@@ -110,7 +204,7 @@ async def openapi_documents() -> dict[str, str]:
 
 
 def render(openapi: dict[str, str]) -> dict[str, str]:
-    return {**event_schemas(), "asyncapi.yaml": asyncapi(), **openapi}
+    return {**event_schemas(), **public_event_schemas(), "asyncapi.yaml": asyncapi(), **openapi}
 
 
 def drift(files: dict[str, str]) -> list[str]:

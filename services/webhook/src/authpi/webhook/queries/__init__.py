@@ -1,0 +1,1 @@
+"""Read-side SQL over the webhook service's own tables."""
