@@ -1,12 +1,12 @@
 """The refresh_token grant (RFC 6749 section 6; idp-api.md 5.4, 11.4, 12.3, 14 #6, #7, #33).
 
 The token must verify (signature, `iss`, `exp`), be a refresh token (no `typ`, a family id) of
-the authenticating client. One transaction then reads the family and its rp session in one
-statement, checks them (family active, the presented token its current one, session active and
-within its absolute and idle lifetimes), appends the rotation and updates the views
-(handlers.refresh_families; why it stays this lean is in domain.refresh_family). Meanwhile, on a
-second connection, the user's status, claims and memberships are re-read; an inactive user gets
-`invalid_grant`.
+the authenticating client. One transaction, shared with the refreshes that arrive meanwhile
+(a group commit, handlers.refresh_families), then reads the family, its rp session and the
+user's status, claims and memberships, checks them (family active, the presented token its
+current one, session active and within its absolute and idle lifetimes, user active, else
+`invalid_grant`), appends the rotation and updates the views (why it stays this lean is in
+domain.refresh_family).
 
 * Rotation on every use; the new refresh token keeps the family's full grant.
 * `scope` may narrow this access token (a subset of the grant), never widen (`invalid_scope`).
