@@ -4,10 +4,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NPM_DIR := $(VENV)/npm
+NPM_STAMP := $(NPM_DIR)/.installed
+ANVIL_VERSION := 1.7.1
+SOLC_VERSION := 0.8.37
 
-.PHONY: venv run test lint fmt proto proto-check bench fuzz clean
+.PHONY: venv chain-tools contracts run test lint fmt proto proto-check bench fuzz clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(NPM_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +19,22 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
 	PIP_CONSTRAINT=$(CURDIR)/requirements.txt $(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+## The local chain's tools, from npm into the venv (no lock file): Anvil (the package ships the
+## binary; the billing service starts it on a free port for tests and, opted in, for `make run`)
+## and the Solidity compiler used by `make contracts`.
+$(NPM_STAMP):
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm install --prefix . --no-save --no-package-lock --no-audit --no-fund \
+		--loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION) solc@$(SOLC_VERSION)
+	touch $(NPM_STAMP)
+
+chain-tools: $(NPM_STAMP)
+
+## make contracts: compile the EIP-3009 test token (services/billing/contracts) into the
+## committed ABI + bytecode (services/billing/src/authpi/billing/x402/AuthpiUsd.json)
+contracts: $(NPM_STAMP)
+	node services/billing/contracts/build.cjs $(CURDIR)/$(NPM_DIR)/node_modules
 
 ## make run: the all-in-one platform (embedded PostgreSQL + NATS JetStream unless AUTHPI_*_URL set)
 # Development allows webhooks to plain-http and loopback/private receivers (and says so when it
@@ -48,6 +68,8 @@ proto-check: venv
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
+## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
+## e.g. "--seconds 8 --rounds 3 --connections 16"
 ## bench_webhooks (deliveries/s, commit to first attempt) takes BENCH_WEBHOOKS_ARGS, e.g. "--hooks 20
 ## --events 1000"; bench_events (Events API pages at 1M stored events) BENCH_EVENTS_ARGS "--events N"
 bench: venv
@@ -56,6 +78,8 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
+	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
+	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)
 	$(BIN)/python -m tests.bench.bench_webhooks $(BENCH_WEBHOOKS_ARGS)
 	$(BIN)/python -m tests.bench.bench_events $(BENCH_EVENTS_ARGS)
 

@@ -148,14 +148,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     env = {**WEBHOOK_ENV, **{f"AUTHPI_{n}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}}
     results: dict[str, Any] = {"events": args.events}
     try:
-        async with platform_process(1, tmp, infra, namespace=ns, extra_env=env) as up:
+        async with platform_process(1, tmp, infra, namespace=ns, settings=env) as up:
             creds = up.creds  # migrated and bootstrapped; stopped again to load
         account = creds["account_id"]
         results["load_seconds"] = round(
             await load(infra.dsn, schema, account, args.events, 10_000), 1
         )
         async with (
-            platform_process(1, tmp, infra, namespace=ns, extra_env=env) as up,
+            platform_process(1, tmp, infra, namespace=ns, settings=env) as up,
             httpx.AsyncClient(
                 base_url=up.api_url,
                 auth=(creds["api_key_id"], creds["api_key_secret"]),

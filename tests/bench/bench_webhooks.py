@@ -196,7 +196,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     arrivals = Arrivals()
     receivers = [WebhookReceiver(keep=False) for _ in range(args.hooks)]
     try:
-        async with platform_process(1, tmp, infra, namespace=ns, extra_env=WEBHOOK_ENV) as up:
+        async with platform_process(1, tmp, infra, namespace=ns, settings=WEBHOOK_ENV) as up:
             c = up.creds
             account = c["account_id"]
             for i, r in enumerate(receivers):

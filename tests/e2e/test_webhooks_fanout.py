@@ -33,7 +33,7 @@ EVENTS, ENDPOINTS = 1_000, 20
 async def test_a_thousand_events_to_twenty_endpoints_one_blackholed(infra, tmp_path):
     async with contextlib.AsyncExitStack() as stack:
         up = await stack.enter_async_context(
-            platform_process(1, tmp_path, infra, extra_env=WEBHOOK_ENV)
+            platform_process(1, tmp_path, infra, settings=WEBHOOK_ENV)
         )
         c = up.creds
         admin = await stack.enter_async_context(

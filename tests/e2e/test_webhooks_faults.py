@@ -115,7 +115,7 @@ async def test_sigkill_while_deliveries_are_in_flight(infra, tmp_path: Path):
                 r.blackholed = True  # later requests stay open: in flight at the kill
 
         r.on_request = blackhole_after_some
-        async with platform_process(1, tmp_path, infra, namespace=ns, extra_env=env) as up:
+        async with platform_process(1, tmp_path, infra, namespace=ns, settings=env) as up:
             c = up.creds
             admin = sdk(c["api_url"], c["account_id"], (c["api_key_id"], c["api_key_secret"]))
             async with admin:
@@ -131,7 +131,7 @@ async def test_sigkill_while_deliveries_are_in_flight(infra, tmp_path: Path):
         r.blackholed = False
         await r.close_idle()
 
-        async with platform_process(1, tmp_path, infra, namespace=ns, extra_env=env) as up:
+        async with platform_process(1, tmp_path, infra, namespace=ns, settings=env) as up:
             c = up.creds
             admin = sdk(c["api_url"], c["account_id"], (c["api_key_id"], c["api_key_secret"]))
             async with admin:

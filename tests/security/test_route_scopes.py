@@ -39,6 +39,16 @@ EXCEPTIONS: dict[str, str | None] = {
     # 5.2: `webhooks:manage` grants "plus redelivery and secret regeneration".
     "redeliverWebhookDelivery": "webhooks:manage",
     "redeliverWebhookDeliveries": "webhooks:manage",
+    # 5.2: billing has `credits:read` / `credits:write` only ("billing, only if implemented"):
+    # usage, its estimate and invoices are reads of it, payment methods writes (removing one
+    # too: the catalogue has no `credits:delete`).
+    "getAccountUsage": "credits:read",
+    "getAccountUsageEstimate": "credits:read",
+    "listAccountInvoices": "credits:read",
+    "createAccountPaymentMethod": "credits:write",
+    "updateAccountPaymentMethod": "credits:write",
+    "deleteAccountPaymentMethod": "credits:write",
+    "createAccountStripeSetupIntent": "credits:write",
 }
 
 

@@ -74,6 +74,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks_timeout_seconds: float = 10.0
     webhooks_concurrency: int = 16
     webhooks_concurrency_total: int = 512
+    # Billing (platform.md 5): whether writes of accounts out of prepaid credit are refused with a
+    # 402 (`gated` accounts). Off by default for a self-hosted deployment: every account is then
+    # `ungated` (OP-9). The rate card is versioned JSON (authpi.billing.domain.rates), inline or
+    # in a file; unset, the documented rates of 5.5. `billing_metering` off stops the metering
+    # consumer (usage is then not charged); `billing_close_grace_s` is how long after an hour
+    # ends its usage is closed into ledger entries.
+    billing_enforcement: bool = False
+    billing_rates: str | None = None
+    billing_rates_file: Path | None = None
+    billing_metering: bool = True
+    billing_close_grace_s: int = 120
+    # x402 top-ups (platform.md 5.6-5.9): the EVM node settlements go through (JSON-RPC), the one
+    # network (CAIP-2) and token they are taken in with its EIP-712 domain name and version, the
+    # treasury that receives them, and the settlement key that pays gas (inline or in a file;
+    # configuration only, never an event). `billing_facilitator_url`: an external facilitator's
+    # base URL to verify and settle instead of this service (OP-12). `billing_local_chain`
+    # (`make run` opt-in): start Anvil, deploy the EIP-3009 test token, and use both.
+    billing_rpc_url: str | None = None
+    billing_network: str = "eip155:8453"
+    billing_asset: str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+    billing_asset_name: str = "USD Coin"
+    billing_asset_version: str = "2"
+    billing_pay_to: str | None = None
+    billing_settlement_key: str | None = None
+    billing_settlement_key_file: Path | None = None
+    billing_facilitator_url: str | None = None
+    billing_local_chain: bool = False
+    billing_max_timeout_s: int = 300
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
 
@@ -128,6 +156,27 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         webhooks_concurrency=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[0],
         webhooks_concurrency_total=_concurrency(e.get("AUTHPI_WEBHOOKS_CONCURRENCY") or "")[1],
+        billing_enforcement=_flag(e.get("AUTHPI_BILLING_ENFORCEMENT", "")),
+        billing_rates=e.get("AUTHPI_BILLING_RATES") or None,
+        billing_rates_file=_path(e.get("AUTHPI_BILLING_RATES_FILE")),
+        billing_metering=e.get("AUTHPI_BILLING_METERING", "on").strip().lower()
+        not in ("0", "false", "no", "off"),
+        billing_close_grace_s=_count(
+            e.get("AUTHPI_BILLING_CLOSE_GRACE_S") or "120", "AUTHPI_BILLING_CLOSE_GRACE_S"
+        ),
+        billing_rpc_url=e.get("AUTHPI_BILLING_RPC_URL") or None,
+        billing_network=e.get("AUTHPI_BILLING_NETWORK") or "eip155:8453",
+        billing_asset=e.get("AUTHPI_BILLING_ASSET") or "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+        billing_asset_name=e.get("AUTHPI_BILLING_ASSET_NAME") or "USD Coin",
+        billing_asset_version=e.get("AUTHPI_BILLING_ASSET_VERSION") or "2",
+        billing_pay_to=e.get("AUTHPI_BILLING_PAY_TO") or None,
+        billing_settlement_key=e.get("AUTHPI_BILLING_SETTLEMENT_KEY") or None,
+        billing_settlement_key_file=_path(e.get("AUTHPI_BILLING_SETTLEMENT_KEY_FILE")),
+        billing_facilitator_url=e.get("AUTHPI_BILLING_FACILITATOR_URL") or None,
+        billing_local_chain=_flag(e.get("AUTHPI_BILLING_LOCAL_CHAIN", "")),
+        billing_max_timeout_s=_positive_int(
+            e.get("AUTHPI_BILLING_MAX_TIMEOUT_S") or "300", "AUTHPI_BILLING_MAX_TIMEOUT_S"
+        ),
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
         ),

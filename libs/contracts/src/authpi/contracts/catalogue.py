@@ -8,11 +8,12 @@ import msgspec
 
 from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope, Event
+from authpi.contracts.billing import BillingEvent
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.token import TokenEvent
 from authpi.contracts.webhook import WebhookServiceEvent
 
-AnyEvent = DirectoryEvent | TokenEvent | AgentEvent | WebhookServiceEvent
+AnyEvent = DirectoryEvent | TokenEvent | AgentEvent | WebhookServiceEvent | BillingEvent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]

@@ -54,7 +54,16 @@ class SessionTokenRefreshed(
     access_token_issued_at: int  # Unix ms
 
 
-Fact = MachineTokenIssued | HumanSignIn | SessionTokenRefreshed
+class ApiKeyVerified(msgspec.Struct, frozen=True, kw_only=True, tag="api-key.verified"):
+    """The gateway accepted an API key on a Core API request (metered as
+    `api_key_verification`, platform.md 5.5)."""
+
+    account_id: str
+    key_id: str
+    verified_at: int  # Unix ms
+
+
+Fact = MachineTokenIssued | HumanSignIn | SessionTokenRefreshed | ApiKeyVerified
 
 
 class FactBatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -78,6 +78,27 @@ class Conflict(AuthpiError):
     error, status = "conflict", 409
 
 
+class PaymentRequired(AuthpiError):
+    """402 (platform.md 5.6): a write of a gated account out of prepaid credit, or a payment that
+    failed. The body is an AuthPI error and, with `accepts`, an x402 v1 challenge; the v2
+    challenge travels in the `PAYMENT-REQUIRED` header (in `headers`)."""
+
+    error, status, retryable = "payment_required", 402, True
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        reason: str = "",
+        x402_version: int | None = None,
+        accepts: list[dict[str, object]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description, reason=reason, headers=headers)
+        self.x402_version = x402_version
+        self.accepts = accepts
+
+
 class PreconditionFailed(AuthpiError):
     error, status = "precondition_failed", 412
 

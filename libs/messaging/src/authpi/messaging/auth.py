@@ -32,7 +32,7 @@ SERVICES = ("directory", "token", "agent", "billing", "webhook", "gateway")
 # A durable that is missing here is refused by the server; the platform checks at start-up that
 # every projection it runs is listed (see `check_durables`).
 DURABLES: dict[str, tuple[str, ...]] = {
-    "directory": ("directory-agents",),
+    "directory": ("directory-agents", "directory-billing"),
     "token": (
         "token-issuers",
         "token-clients",
@@ -41,17 +41,18 @@ DURABLES: dict[str, tuple[str, ...]] = {
         "token-organizations",
     ),
     "agent": ("agent-issuers", "agent-memberships"),
-    "billing": (),
+    "billing": ("billing-lifecycle",),
     "webhook": ("webhook-audit",),
-    "gateway": ("gateway-directory", "gateway-platform-keys"),
+    "gateway": ("gateway-directory", "gateway-platform-keys", "gateway-billing"),
 }
 FACT_DURABLES: dict[str, tuple[str, ...]] = {
     "agent": ("agent-verifier-usage",),
+    "billing": ("billing-metering",),
     "webhook": ("webhook-audit-facts",),
 }
 # Services that publish the public stream (`<ns>.public.>`, the integrators' events).
 PUBLIC_PUBLISHERS = ("webhook",)
-FACT_PUBLISHERS = ("token",)
+FACT_PUBLISHERS = ("token", "gateway")
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
     "token": ("client_lockouts", "credential_lockouts", "mail_throttle"),

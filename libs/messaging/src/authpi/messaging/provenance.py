@@ -22,6 +22,7 @@ from typing import get_args
 
 from authpi.contracts.agent import AgentEvent
 from authpi.contracts.base import Envelope
+from authpi.contracts.billing import BillingEvent
 from authpi.contracts.directory import DirectoryEvent
 from authpi.contracts.subjects import subject_for
 from authpi.contracts.token import TokenEvent
@@ -35,6 +36,7 @@ def _owners() -> dict[str, str]:
         ("token", TokenEvent),
         ("agent", AgentEvent),
         ("webhook", WebhookServiceEvent),
+        ("billing", BillingEvent),
     ):
         for cls in get_args(union):
             owners[cls.__struct_config__.tag] = service

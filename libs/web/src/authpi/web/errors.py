@@ -15,7 +15,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from authpi.errors import AuthpiError, FieldProblem
+from authpi.errors import AuthpiError, FieldProblem, PaymentRequired
 from authpi.observability import get_logger
 
 log = get_logger("authpi.web")
@@ -45,6 +45,9 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     current_etag: str | None = None
     currentETag: str | None = None
     retry_after: int | None = None
+    # An x402 v1 challenge in a 402 body (platform.md 5.6).
+    x402Version: int | None = None
+    accepts: list[dict[str, Any]] | None = None
 
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("authpi_request_id", default=None)
@@ -70,6 +73,9 @@ def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorB
         currentETag=exc.current_etag,
         retry_after=exc.retry_after,
     )
+    if isinstance(exc, PaymentRequired):
+        body.x402Version = exc.x402_version
+        body.accepts = exc.accepts
     if exc.status >= 500:
         log.error("request.failed", reason=exc.reason)
     else:

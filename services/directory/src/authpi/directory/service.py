@@ -24,6 +24,7 @@ from authpi.directory.handlers.personal_tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
 from authpi.directory.projections import inline_views
 from authpi.directory.reactions.agents import AgentsReaction
+from authpi.directory.reactions.billing import BillingReaction
 from authpi.eventstore.store import EventStore
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 
@@ -57,7 +58,7 @@ async def build(rt: Runtime) -> ServiceParts:
             organizations_router(organizations),
             org_api_key_items_router(directory, organizations),
         ],
-        projections=[AgentsReaction(schema, organizations.agents)],
+        projections=[AgentsReaction(schema, organizations.agents), BillingReaction(schema)],
         inline_projections=list(views),
         tasks=[("directory:organization-cascade", organizations.cascade_task)],
         exports={

@@ -11,8 +11,10 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from authpi.contracts.facts import ApiKeyVerified
 from authpi.gateway.caches.accounts import AccountLookup
-from authpi.gateway.caches.api_keys import ApiKeyCache
+from authpi.gateway.caches.api_keys import ApiKeyCache, CachedKey
+from authpi.gateway.caches.balances import AccountBalances
 from authpi.gateway.caches.organizations import OrganizationStatuses
 from authpi.gateway.caches.personal_tokens import PersonalTokenCache
 from authpi.gateway.caches.platform_keys import PlatformKeys
@@ -20,12 +22,15 @@ from authpi.gateway.edge.authn import Authenticator, Bearers
 from authpi.gateway.edge.consistency import ReadYourWritesLayer
 from authpi.gateway.edge.idempotency import IdempotencyStore
 from authpi.gateway.edge.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
+from authpi.gateway.edge.payments import PaymentGate, PaymentGateLayer
 from authpi.gateway.edge.personal_tokens import PersonalTokenVerifier
 from authpi.gateway.edge.ratelimit import RateLimits, TokenBuckets
 from authpi.gateway.edge.user_tokens import UserTokenVerifier
+from authpi.gateway.reactions.billing import BillingReaction
 from authpi.gateway.reactions.directory import DirectoryReaction
 from authpi.gateway.reactions.platform_keys import PlatformKeysReaction
 from authpi.messaging.follower import Feed
+from authpi.messaging.publisher import FactPublisher
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
 from authpi.web.runtime import Runtime, Task
@@ -43,15 +48,17 @@ class Gateway:
         # Fed once per deployment; the caches below load them and follow the stream themselves.
         self.directory_reaction = DirectoryReaction(schema)
         self.platform_keys_reaction = PlatformKeysReaction(schema)
+        self.billing_reaction = BillingReaction(schema)
         feed = Feed(rt.pool, rt.js, rt.namespace, schema)
         self.api_keys = ApiKeyCache(feed)
         self.accounts = AccountLookup(feed)
         self.organizations = OrganizationStatuses(feed)
         self.platform_keys = PlatformKeys(feed)
         self.personal_tokens = PersonalTokenCache(feed)
+        self.balances = AccountBalances(feed)
         caches = (
             self.api_keys, self.accounts, self.organizations, self.platform_keys,
-            self.personal_tokens,
+            self.personal_tokens, self.balances,
         )  # fmt: skip
         for cache in caches:
             rt.sync.track(cache.follower)  # a Core API write waits for them (read-your-writes)
@@ -60,14 +67,28 @@ class Gateway:
             users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
             personal=PersonalTokenVerifier(self.personal_tokens, rt.clock),
         )
-        self.authenticator = Authenticator(self.api_keys, rt.clock, bearers, self.organizations)
+        # Each successful API-key check is a metered fact (platform.md 5.5), batched like the
+        # token endpoint's; nothing on the request path waits for NATS.
+        self.facts = FactPublisher(rt.js, rt.namespace)
+        self.metering = rt.settings.billing_metering
+        self.authenticator = Authenticator(
+            self.api_keys, rt.clock, bearers, self.organizations,
+            verified=self.key_verified if self.metering else None,
+        )  # fmt: skip
+        self.payment_gate = PaymentGate(
+            enforced=rt.settings.billing_enforcement, balances=self.balances,
+            api_url=rt.settings.api_url,
+        )  # fmt: skip
         self.idempotency = IdempotencyStore(rt.pool, schema, rt.clock, rt.kek)
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
+
+    def key_verified(self, key: CachedKey, now_ms: int) -> None:
+        self.facts.add(ApiKeyVerified(account_id=key.account_id, key_id=key.id, verified_at=now_ms))
 
     @property
     def reactions(self) -> list[Any]:
         """The consumers run once per deployment."""
-        return [self.directory_reaction, self.platform_keys_reaction]
+        return [self.directory_reaction, self.platform_keys_reaction, self.billing_reaction]
 
     def worker_tasks(self) -> list[tuple[str, Task]]:
         """What every process that serves the Core API runs: the in-memory followers."""
@@ -77,6 +98,8 @@ class Gateway:
             ("gateway:organizations", self.organizations.run),
             ("gateway:platform-keys", self.platform_keys.run),
             ("gateway:personal-tokens", self.personal_tokens.run),
+            ("gateway:balances", self.balances.run),
+            ("gateway:facts", self.facts.run),
         ]
 
     def warm(self) -> list[asyncio.Event]:
@@ -86,6 +109,7 @@ class Gateway:
             self.organizations.warm,
             self.platform_keys.warm,
             self.personal_tokens.warm,
+            self.balances.warm,
         ]
 
     @contextlib.asynccontextmanager
@@ -109,6 +133,7 @@ class Gateway:
             ReadYourWritesLayer(self.sync),
             RateLimitLayer(self.buckets),
             AuthenticationLayer(self.authenticator, self.accounts),
+            PaymentGateLayer(self.payment_gate),
             IdempotencyLayer(self.idempotency),
         ]
 

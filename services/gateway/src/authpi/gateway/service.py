@@ -21,7 +21,10 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 async def build(rt: Runtime) -> ServiceParts:
     gateway = Gateway(rt, limits=RateLimits().scaled(rt.settings.rate_limit_multiplier))
-    keyinfo = KeyInfo(gateway.api_keys, rt.clock, rt.settings.idp_url, gateway.organizations)
+    keyinfo = KeyInfo(
+        gateway.api_keys, rt.clock, rt.settings.idp_url, gateway.organizations,
+        verified=gateway.key_verified if gateway.metering else None,
+    )  # fmt: skip
     return ServiceParts(
         name="gateway",
         idp_routes=keyinfo.routes(),

@@ -1,6 +1,9 @@
 """Accounts (core-api.md 3.2, contract 4.2 and `Account` in 5.3): list the caller's accounts, get
-and update one (including the `primary` flag of its domains). Billing is not part of a
-self-hosted build: `billing_mode` is "none"."""
+and update one (including the `primary` flag of its domains). The billing fields (platform.md
+5.2) come from the billing service's events (reactions/billing.py): `balance_μusd`,
+`payment_methods` (removed ones keep their record), `credits_run_out` (balance at or below 0) and
+`billing_mode`, derived: `gated` when billing is enforced for the deployment (every method of
+this build is prepaid), else `ungated` (OP-9)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from authpi.directory.domain import hosts
 from authpi.directory.domain.account_domains import CLAIM_TTL_MS, challenge_name, challenge_token
 from authpi.directory.domain.commands.account import DomainEdit, UpdateAccount
 from authpi.directory.handlers.accounts import Directory
-from authpi.directory.queries.accounts import AccountRow, DomainRow
+from authpi.directory.queries.accounts import AccountBilling, AccountRow, DomainRow
 from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, one
@@ -112,7 +115,9 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: int | None
 
     @classmethod
-    def of(cls, row: AccountRow, domains: list[DomainRow]) -> AccountOut:
+    def of(
+        cls, row: AccountRow, domains: list[DomainRow], billing: AccountBilling, mode: str
+    ) -> AccountOut:
         org = AccountOrganization(
             id=row.org_id,
             issuer_id=PLATFORM_ISSUER_ID,
@@ -132,10 +137,10 @@ class AccountOut(msgspec.Struct, frozen=True, kw_only=True):
             domains=[AccountDomain.of(d) for d in domains if d.account_id == row.id],
             features={},
             limits={},
-            billing_mode="none",
-            balance_usd=0,
-            credits_run_out=False,
-            payment_methods=[],
+            billing_mode=mode,
+            balance_usd=billing.balance,
+            credits_run_out=billing.balance <= 0,
+            payment_methods=billing.payment_methods,
             metadata=row.metadata,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -170,11 +175,15 @@ async def account_response(
     async with directory.rt.pool.connection() as conn:
         row = await directory.account_queries.account(conn, account_id)
         domains = await directory.account_queries.domains(conn, [account_id])
+        billing = await directory.account_queries.billing(conn, [account_id])
     if row is None:
         raise NotFound("no such account", reason="account.not_found")
-    return one(
-        AccountOut.of(row, domains), etag=etag_of(row.created_at, row.updated_at), status=status
-    )
+    out = AccountOut.of(row, domains, billing[account_id], billing_mode(directory))
+    return one(out, etag=etag_of(row.created_at, row.updated_at), status=status)
+
+
+def billing_mode(directory: Directory) -> str:
+    return "gated" if directory.rt.settings.billing_enforcement else "ungated"
 
 
 @get(
@@ -195,8 +204,10 @@ async def list_accounts(
             conn, ids, page.after_time_id("accounts"), page.fetch_limit
         )
         domains = await directory.account_queries.domains(conn, [r.id for r in rows])
+        billing = await directory.account_queries.billing(conn, [r.id for r in rows])
     listed = paginate(rows, page, "accounts", lambda r: (r.created_at, r.id))
-    return rendered(listed, lambda r: AccountOut.of(r, domains))
+    mode = billing_mode(directory)
+    return rendered(listed, lambda r: AccountOut.of(r, domains, billing[r.id], mode))
 
 
 @get(

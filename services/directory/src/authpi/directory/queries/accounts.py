@@ -17,6 +17,14 @@ from authpi.eventstore.sqltext import render
 READY_HORIZON_MS = 14 * 24 * 3600 * 1000
 
 
+class AccountBilling(msgspec.Struct, kw_only=True):
+    """An account's balance (μUSD) and payment methods (their public objects), learnt from the
+    billing service's events (reactions/billing.py)."""
+
+    balance: int = 0
+    payment_methods: list[dict[str, Any]] = msgspec.field(default_factory=list[dict[str, Any]])
+
+
 class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     org_id: str
@@ -146,11 +154,34 @@ class AccountQueries:
             " AND account_id = %(account)s AND status <> 'deleted'",
             schema=schema,
         )
+        self._balances = render(
+            "SELECT account_id, balance FROM {schema}.account_billing_view"
+            " WHERE account_id = ANY(%(ids)s)",
+            schema=schema,
+        )
+        self._methods = render(
+            "SELECT account_id, method FROM {schema}.account_payment_methods_view"
+            " WHERE account_id = ANY(%(ids)s) ORDER BY created_at, id",
+            schema=schema,
+        )
         self._account_user = render(
             "SELECT 1 FROM {schema}.users_view WHERE id = %(user)s AND account_id = %(account)s"
             " AND issuer_id = %(issuer)s AND status <> 'deleted'",
             schema=schema,
         )
+
+    async def billing(
+        self, conn: psycopg.AsyncConnection[Any], account_ids: list[str]
+    ) -> dict[str, AccountBilling]:
+        """The billing fields of these accounts (directory-billing); absent: balance 0."""
+        found = {a: AccountBilling() for a in account_ids}
+        cur = await conn.execute(self._balances, {"ids": account_ids})
+        for account_id, balance in await cur.fetchall():
+            found[account_id].balance = int(balance)
+        cur = await conn.execute(self._methods, {"ids": account_ids})
+        for account_id, method in await cur.fetchall():
+            found[account_id].payment_methods.append(method)
+        return found
 
     async def account(self, conn: psycopg.AsyncConnection[Any], account_id: str) -> AccountRow:
         cur = conn.cursor(row_factory=class_row(AccountRow))

@@ -16,6 +16,7 @@ Refusals, in the IdP's RFC 6749 form `{error, error_description}` (never the Cor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, get
@@ -54,8 +55,14 @@ def key_object(key: CachedKey) -> dict[str, Any]:
 
 class KeyInfo:
     def __init__(
-        self, keys: ApiKeyCache, clock: Clock, idp_url: str, organizations: OrganizationStatus
+        self,
+        keys: ApiKeyCache,
+        clock: Clock,
+        idp_url: str,
+        organizations: OrganizationStatus,
+        verified: Callable[[CachedKey, int], None] | None = None,
     ) -> None:
+        self.verified = verified  # told of every successful check (metering)
         self.keys = keys
         self.organizations = organizations
         self.clock = clock
@@ -72,13 +79,16 @@ class KeyInfo:
             found = await self.keys.lookup(key_id)
             if found is not None and found.issuer_id != issuer_id:
                 found = None  # refused exactly as an unknown key
-            key = verify_key(found, secret, self.clock.now_ms())
+            now = self.clock.now_ms()
+            key = verify_key(found, secret, now)
             check_organization(key, self.organizations)
             check_source_ip(key, ip)
         except Unauthorized as exc:
             raise _unauthorized(exc.description) from None
         except AccessDenied as exc:
             raise OAuthError("access_denied", exc.description, status=403) from None
+        if self.verified is not None:
+            self.verified(key, now)
         return key_object(key)
 
     def routes(self) -> list[Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Callable
 from typing import Protocol
 
 from authpi.crypto.clock import Clock
@@ -62,20 +63,26 @@ class Authenticator:
         clock: Clock,
         bearer: BearerVerifier,
         organizations: OrganizationStatus,
+        verified: Callable[[CachedKey, int], None] | None = None,
     ) -> None:
         self._keys = keys
         self._clock = clock
         self._bearer = bearer
         self._organizations = organizations
+        # Told of every successful key check (the metered `api-key.verified` fact).
+        self._verified = verified
 
     async def authenticate(self, authorization: str | None, client_ip: str | None) -> Principal:
         scheme, _, value = (authorization or "").strip().partition(" ")
         match scheme.lower():
             case "basic":
                 key_id, secret = parse_basic(value.strip())
-                key = verify_key(await self._keys.lookup(key_id), secret, self._clock.now_ms())
+                now = self._clock.now_ms()
+                key = verify_key(await self._keys.lookup(key_id), secret, now)
                 check_organization(key, self._organizations)
                 check_source_ip(key, client_ip)
+                if self._verified is not None:
+                    self._verified(key, now)
                 return principal_for(key, client_ip)
             case "bearer":
                 return await self._bearer.verify(value.strip(), client_ip)

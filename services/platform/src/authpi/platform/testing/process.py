@@ -31,13 +31,14 @@ async def platform_process(
     workers: int,
     data_dir: Path,
     servers: Infra | None = None,
+    settings: dict[str, str] | None = None,
     *,
     namespace: str | None = None,
-    extra_env: dict[str, str] | None = None,
 ) -> AsyncGenerator[Running, None]:
     """`authpi up` on free ports, with `workers` IdP processes, against PostgreSQL and NATS of its
-    own (or `servers`, e.g. a test session's, which stay up afterwards). `namespace` and the same
-    `data_dir` again restart a platform on its data; `extra_env` adds settings (AUTHPI_…)."""
+    own (or `servers`, e.g. a test session's, which stay up afterwards); `settings` adds AUTHPI_*
+    variables (e.g. AUTHPI_BILLING_METERING). `namespace` and the same `data_dir` again restart a
+    platform on its data (after a crash too: the runtime file's pid tells the new run)."""
     infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
@@ -48,7 +49,7 @@ async def platform_process(
         AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
-    env.update(extra_env or {})
+    env.update(settings or {})
     log_path = data_dir / "authpi-up.log"
     with open(log_path, "ab") as log:
         proc = await asyncio.create_subprocess_exec(

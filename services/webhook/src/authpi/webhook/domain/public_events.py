@@ -42,6 +42,10 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         "refresh-token.rotated",
         "refresh-family.revoked",
         "credential.password.rehashed",
+        "credit-ledger.entry-recorded",
+        "payment-method.added",
+        "payment-method.updated",
+        "payment-method.removed",
         # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
         "integrator-credential.issued",
         "integrator-credential.revoked",
@@ -298,6 +302,11 @@ RULES: dict[str, Rule] = {
     "account.domain.removed": Rule((), ("host", "verified", "removed_at")),
     "account.domain.assigned": Rule((), ("host", "issuer_id", "assigned_at")),
     "account.domain.unassigned": Rule((), ("host", "issuer_id", "unassigned_at")),
+    # Credits (platform.md 5.10, 6.3): the billing service's balance changes.
+    "account.credits.updated": Rule(
+        (), ("entry_id", "entry_type", "amount_\u03bcusd", "balance_\u03bcusd", "payment_reference")
+    ),
+    "account.credits.depleted": Rule((), ("balance_\u03bcusd", "billing_mode")),
     # Webhooks (the webhook service's own events): snapshots without secrets, hints only.
     "webhook.created": Rule(_WEBHOOK_SUBJECT, (*_WEBHOOK_SNAPSHOT, "created_at")),
     "webhook.updated": Rule(

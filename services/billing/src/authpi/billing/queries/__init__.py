@@ -1,0 +1,1 @@
+"""Read-side SQL over the billing service's own tables."""

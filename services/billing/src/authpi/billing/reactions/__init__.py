@@ -1,0 +1,1 @@
+"""reactions of the billing service."""

@@ -1,0 +1,152 @@
+"""The facilitator interface of platform.md 5.9, served by the billing service on the Core API
+port under `/x402` (a facilitator base URL of `<api_url>/x402`): `POST /x402/verify`,
+`POST /x402/settle`, `GET /x402/supported`. No credential: like public facilitators, it only
+checks and settles payments, and only those to this deployment's treasury, on its network and
+token (anything else is `invalid_payment_requirements`); the chain refuses a replayed
+authorization. Crediting an account is the Core API's business (`…/credits/topups`, 402 retries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+
+from authpi.billing.x402.facilitator import Facilitator, supported
+from authpi.billing.x402.payments import ChainConfig
+from authpi.billing.x402.wire import (
+    Payment,
+    Refusal,
+    Requirement,
+    caip2_network,
+    read_payment,
+    settlement_response,
+)
+from authpi.crypto.clock import Clock
+from authpi.web.core import provide
+from authpi.web.opts import ANONYMOUS
+
+PREFIX = "/x402"
+TAGS = ["x402 facilitator"]
+
+
+class FacilitatorService:
+    def __init__(self, facilitator: Facilitator, config: ChainConfig, clock: Clock) -> None:
+        self.facilitator = facilitator
+        self.config = config
+        self.clock = clock
+
+    def parse(self, body: Any) -> tuple[Payment, Requirement]:
+        if not isinstance(body, dict):
+            raise Refusal("invalid_payload", "the body must be a JSON object", status=400)
+        payload, requirements = body.get("paymentPayload"), body.get("paymentRequirements")  # type: ignore[union-attr]
+        if not isinstance(payload, dict):
+            raise Refusal("invalid_payload", "`paymentPayload` must be an object", status=400)
+        payment = read_payment(payload)  # type: ignore[arg-type]
+        if not isinstance(requirements, dict):
+            raise Refusal(
+                "invalid_payment_requirements", "`paymentRequirements` must be an object",
+                payer=payment.payer, status=400,
+            )  # fmt: skip
+        return payment, self.requirement(requirements, payment)  # type: ignore[arg-type]
+
+    def requirement(self, raw: dict[str, Any], payment: Payment) -> Requirement:
+        c = self.config
+        amount = raw.get("amount", raw.get("maxAmountRequired"))
+        extra = raw.get("extra") if isinstance(raw.get("extra"), dict) else {}
+        try:
+            value = int(str(amount))
+        except ValueError:
+            value = -1
+        ours = (
+            raw.get("scheme") == "exact"
+            and caip2_network(str(raw.get("network", ""))) == c.network
+            and str(raw.get("asset", "")).lower() == c.asset.lower()
+            and str(raw.get("payTo", "")).lower() == c.pay_to.lower()
+            and value > 0
+            and extra.get("name", c.asset_name) == c.asset_name  # type: ignore[union-attr]
+            and extra.get("version", c.asset_version) == c.asset_version  # type: ignore[union-attr]
+        )
+        if not ours:
+            raise Refusal(
+                "invalid_payment_requirements",
+                "these requirements are not this deployment's network, token and treasury",
+                payer=payment.payer,
+            )
+        return Requirement(
+            network=c.network, asset=c.asset, pay_to=c.pay_to, amount=value, name=c.asset_name,
+            version=c.asset_version,
+            max_timeout_seconds=int(raw.get("maxTimeoutSeconds") or c.max_timeout_s),
+        )  # fmt: skip
+
+    async def verify(self, body: Any) -> dict[str, Any]:
+        payer: str | None = None
+        try:
+            payment, req = self.parse(body)
+            payer = payment.payer
+            if payment.accepted is None:  # v1: the requirements were sent beside it
+                payment = _with_accepted(payment, req)
+            await self.facilitator.verify(payment, req, self.clock.now_ms() // 1000)
+        except Refusal as refusal:
+            return {"isValid": False, "invalidReason": refusal.reason,
+                    "payer": refusal.payer or payer}  # fmt: skip
+        return {"isValid": True, "payer": payer}
+
+    async def settle(self, body: Any) -> dict[str, Any]:
+        payer: str | None = None
+        network = self.config.network
+        try:
+            payment, req = self.parse(body)
+            payer = payment.payer
+            if payment.accepted is None:
+                payment = _with_accepted(payment, req)
+            await self.facilitator.verify(payment, req, self.clock.now_ms() // 1000)
+            tx_hash = await self.facilitator.settle(payment, req)
+        except Refusal as refusal:
+            return settlement_response(
+                success=False,
+                payer=refusal.payer or payer,
+                transaction="",
+                network=network,
+                reason=refusal.reason,
+            )
+        return settlement_response(success=True, payer=payer, transaction=tx_hash, network=network)
+
+
+def _with_accepted(payment: Payment, req: Requirement) -> Payment:
+    import msgspec
+
+    return msgspec.structs.replace(payment, accepted=req.v2())
+
+
+@post(PREFIX + "/verify", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
+      summary="Verify an x402 payment (facilitator interface)")  # fmt: skip
+async def verify_payment(
+    facilitator_service: NamedDependency[FacilitatorService], data: dict[str, Any]
+) -> dict[str, Any]:
+    return await facilitator_service.verify(data)
+
+
+@post(PREFIX + "/settle", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
+      summary="Settle an x402 payment on chain (facilitator interface)")  # fmt: skip
+async def settle_payment(
+    facilitator_service: NamedDependency[FacilitatorService], data: dict[str, Any]
+) -> dict[str, Any]:
+    return await facilitator_service.settle(data)
+
+
+@get(PREFIX + "/supported", opt={ANONYMOUS: True}, tags=TAGS,
+     summary="Payment kinds this facilitator supports")  # fmt: skip
+async def supported_kinds(
+    facilitator_service: NamedDependency[FacilitatorService],
+) -> dict[str, Any]:
+    s = facilitator_service
+    return supported(s.config.network, s.facilitator.signers())
+
+
+def facilitator_router(service: FacilitatorService) -> Router:
+    return Router(
+        "/",
+        route_handlers=[verify_payment, settle_payment, supported_kinds],
+        dependencies={"facilitator_service": provide(service)},
+    )
