@@ -9,6 +9,7 @@ from pathlib import Path
 from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.directory.api.accounts import accounts_router
 from authpi.directory.api.api_keys import api_keys_router
+from authpi.directory.api.approvals import approvals_router
 from authpi.directory.api.domains import domains_router
 from authpi.directory.api.issuer_routes import issuers_router
 from authpi.directory.api.me import get_me
@@ -19,6 +20,7 @@ from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
 from authpi.directory.handlers.account_domains import AccountDomains
 from authpi.directory.handlers.accounts import Directory
+from authpi.directory.handlers.approvals import Approvals
 from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.notes import Notes
@@ -54,6 +56,7 @@ async def build(rt: Runtime) -> ServiceParts:
         core_routes=[
             get_me,
             users_router(users),
+            approvals_router(Approvals(users)),
             tokens_router(personal_tokens),
             accounts_router(directory),
             domains_router(domains),
