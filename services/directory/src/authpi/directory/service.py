@@ -15,6 +15,7 @@ from authpi.directory.api.issuer_routes import issuers_router
 from authpi.directory.api.me import get_me
 from authpi.directory.api.notes import notes_router
 from authpi.directory.api.org_api_key_items import org_api_key_items_router
+from authpi.directory.api.org_invitations import invitations_router
 from authpi.directory.api.organization_routes import organizations_router
 from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
@@ -22,6 +23,7 @@ from authpi.directory.handlers.account_domains import AccountDomains
 from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.approvals import Approvals
 from authpi.directory.handlers.clients import Clients
+from authpi.directory.handlers.invitations import Invitations
 from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.notes import Notes
 from authpi.directory.handlers.organizations import Organizations
@@ -51,6 +53,7 @@ async def build(rt: Runtime) -> ServiceParts:
     clients = Clients(issuers)
     organizations = Organizations(rt, store)
     notes = Notes(rt, store)
+    invitations = Invitations(organizations, users)
     return ServiceParts(
         name="directory",
         core_routes=[
@@ -63,6 +66,7 @@ async def build(rt: Runtime) -> ServiceParts:
             api_keys_router(directory),
             issuers_router(issuers, clients),
             organizations_router(organizations),
+            invitations_router(invitations),
             org_api_key_items_router(directory, organizations),
             notes_router(notes),
         ],
@@ -80,6 +84,8 @@ async def build(rt: Runtime) -> ServiceParts:
             "clients": clients,
             "organizations": organizations,
             "notes": notes,
+            # The portal's invitation page (accept or decline through the emailed link).
+            "invitations": invitations,
         },
     )
 

@@ -169,6 +169,88 @@ class OrganizationSsoDomainDeleted(
     deleted_at: int
 
 
+class InvitationSnapshot(Event, frozen=True, kw_only=True):
+    """An invitation's editable fields, as created or after an update (core-api.md 3.15)."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    user_title: str | None = None
+    message: str | None = None
+    scopes: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class OrganizationInvitationCreated(
+    InvitationSnapshot, frozen=True, kw_only=True, tag="organization.invitation.created"
+):
+    """Created and emailed. The link's token is never stored: only its digest, which the public
+    event leaves out (platform.md 6.1)."""
+
+    email_invited: str
+    user_id_invited: str | None = None
+    inviter: dict[str, Any] | None = None
+    token_sha256: str
+    expires_at: int
+    created_at: int
+
+
+class OrganizationInvitationUpdated(
+    InvitationSnapshot, frozen=True, kw_only=True, tag="organization.invitation.updated"
+):
+    """A PATCH of a pending invitation (internal: not in the webhook catalogue)."""
+
+    changed: list[str]
+    updated_at: int
+
+
+class OrganizationInvitationResent(
+    Event, frozen=True, kw_only=True, tag="organization.invitation.resent"
+):
+    """Emailed again with a new link (internal): the previous link's token stops working."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    token_sha256: str
+    sent_at: int
+
+
+class OrganizationInvitationAccepted(
+    Event, frozen=True, kw_only=True, tag="organization.invitation.accepted"
+):
+    """The invitee accepted; the membership is created in the same commit."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    user_id: str
+    email_invited: str
+    scopes: list[str] = []
+    accepted_at: int
+
+
+class OrganizationInvitationDeclined(
+    Event, frozen=True, kw_only=True, tag="organization.invitation.declined"
+):
+    id: str
+    org_id: str
+    issuer_id: str
+    email_invited: str
+    declined_at: int
+
+
+class OrganizationInvitationDeleted(
+    Event, frozen=True, kw_only=True, tag="organization.invitation.deleted"
+):
+    """Revoked: the invitation can no longer be accepted."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    revoked_at: int
+
+
 OrganizationEvent = (
     OrganizationCreated
     | OrganizationUpdated
@@ -183,4 +265,10 @@ OrganizationEvent = (
     | OrganizationGroupDeleted
     | OrganizationSsoDomainVerified
     | OrganizationSsoDomainDeleted
+    | OrganizationInvitationCreated
+    | OrganizationInvitationUpdated
+    | OrganizationInvitationResent
+    | OrganizationInvitationAccepted
+    | OrganizationInvitationDeclined
+    | OrganizationInvitationDeleted
 )

@@ -243,3 +243,53 @@ class OrgApiKeyItem(msgspec.Struct, frozen=True, kw_only=True):
     status_at: int | None
     created_at: int
     updated_at: int | None
+
+
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# core-api.md 3.15 (rec.): an hour to 30 days; 7 days when absent.
+ExpiresIn = Annotated[int, Meta(ge=3_600, le=2_592_000)]
+
+
+class InviterBody(msgspec.Struct, frozen=True, kw_only=True):
+    id: Annotated[str, Meta(max_length=200)] | None = None
+    name: Annotated[str, Meta(max_length=256)] | None = None
+
+
+class CreateInvitationBody(msgspec.Struct, frozen=True, kw_only=True):
+    email_invited: Email
+    scopes: Annotated[list[ScopeName], Meta(min_length=1, max_length=200)]
+    user_title: Name | None = None
+    message: Text | None = None
+    inviter: InviterBody | None = None
+    expires_in_seconds: ExpiresIn | None = None
+    expires_at: Millis | None = None  # the older reference's absolute expiry (rec.)
+    metadata: Obj = {}
+
+
+class UpdateInvitationBody(msgspec.Struct, frozen=True, kw_only=True):
+    user_title: Name | UnsetType | None = UNSET
+    message: Text | UnsetType | None = UNSET
+    scopes: Annotated[list[ScopeName], Meta(min_length=1, max_length=200)] | UnsetType = UNSET
+    metadata: Obj | UnsetType | None = UNSET
+
+
+class Invitation(msgspec.Struct, frozen=True, kw_only=True):
+    """OrganizationInvitationPublic: never the link or its token."""
+
+    id: str
+    org_id: str
+    issuer_id: str
+    status: str
+    email_invited: str
+    user_id_invited: str | None
+    user_title: str | None
+    message: str | None
+    scopes: list[str]
+    inviter: Obj | None
+    created_at: int
+    expires_at: int
+    accepted_at: int | None
+    declined_at: int | None
+    revoked_at: int | None
+    last_email_sent_at: int | None
+    metadata: Obj

@@ -17,6 +17,12 @@ from authpi.contracts.directory import (
     OrganizationGroupCreated,
     OrganizationGroupDeleted,
     OrganizationGroupUpdated,
+    OrganizationInvitationAccepted,
+    OrganizationInvitationCreated,
+    OrganizationInvitationDeclined,
+    OrganizationInvitationDeleted,
+    OrganizationInvitationResent,
+    OrganizationInvitationUpdated,
     OrganizationMembershipCreated,
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
@@ -24,11 +30,13 @@ from authpi.contracts.directory import (
     OrganizationSuspended,
     OrganizationUpdated,
 )
-from authpi.directory.domain import org_groups, org_members
+from authpi.directory.domain import org_groups, org_invitations, org_members
 from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     AddMember,
+    AnswerInvitation,
     CreateGroup,
+    CreateInvitation,
     CreateOrganization,
     DeleteGroup,
     DeleteOrganization,
@@ -37,7 +45,10 @@ from authpi.directory.domain.commands.organization import (
     Profile,
     RemoveMember,
     RequireLiveOrganization,
+    ResendInvitation,
+    RevokeInvitation,
     UpdateGroup,
+    UpdateInvitation,
     UpdateMember,
     UpdateOrganization,
 )
@@ -60,7 +71,12 @@ OrgCommand = (
     | FinishOrganizationDeletion
     | RequireLiveOrganization
 )
-OrganizationCommand = OrgCommand | org_members.MemberCommand | org_groups.GroupCommand
+OrganizationCommand = (
+    OrgCommand
+    | org_members.MemberCommand
+    | org_groups.GroupCommand
+    | org_invitations.InvitationCommand
+)
 _MERGED = ("metadata", "custom_fields")
 
 
@@ -83,6 +99,14 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
             return org_members.drop_departed(cmd, state)
         case CreateGroup() | UpdateGroup() | DeleteGroup():
             return org_groups.decide(cmd, live_org(state, cmd.ref))
+        case (
+            CreateInvitation()
+            | UpdateInvitation()
+            | ResendInvitation()
+            | RevokeInvitation()
+            | AnswerInvitation()
+        ):
+            return org_invitations.decide(cmd, state)
     raise AssertionError(f"unhandled command {cmd!r}")
 
 
@@ -192,6 +216,12 @@ def evolve(state: Organization, event: Event) -> Organization:
             OrganizationGroupDeleted()
         ):
             return org_groups.evolve(state, event)
+        case Org(), OrganizationInvitationCreated() | OrganizationInvitationUpdated() | (
+            OrganizationInvitationResent()
+        ) | OrganizationInvitationAccepted() | OrganizationInvitationDeclined() | (
+            OrganizationInvitationDeleted()
+        ):
+            return org_invitations.evolve(state, event)
         case _:
             return state
 

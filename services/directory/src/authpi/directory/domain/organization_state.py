@@ -47,6 +47,39 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
         return etag_of(self.created_at, self.updated_at)
 
 
+class Invitation(msgspec.Struct, frozen=True, kw_only=True):
+    """`status` as recorded: pending, accepted, declined or revoked; `expired` is read from
+    `expires_at` (core-api.md 3.15: evaluated lazily)."""
+
+    id: str
+    email: str
+    status: str = "pending"
+    user_id_invited: str | None = None
+    user_title: str | None = None
+    message: str | None = None
+    scopes: list[str] = []
+    inviter: dict[str, Any] | None = None
+    metadata: dict[str, Any] = {}
+    token_sha256: str
+    created_at: int
+    expires_at: int
+    updated_at: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.created_at, self.updated_at)
+
+    def expired(self, now: int) -> bool:
+        return now >= self.expires_at
+
+    def open(self, now: int) -> bool:
+        """Pending and not expired: it may still be answered, edited or resent."""
+        return self.status == "pending" and not self.expired(now)
+
+    def changed_at(self, now: int) -> int:
+        return strictly_after(now, self.updated_at or self.created_at)
+
+
 class Org(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     account_id: str
@@ -58,6 +91,7 @@ class Org(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: int | None = None
     members: dict[str, Member] = {}
     groups: dict[str, Group] = {}
+    invitations: dict[str, Invitation] = {}
 
     @property
     def etag(self) -> str:

@@ -7,6 +7,7 @@ from authpi.directory.projections.account_domains import AccountDomainsView
 from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.clients import ClientsView
+from authpi.directory.projections.invitations import InvitationsView
 from authpi.directory.projections.issuers import IssuersView
 from authpi.directory.projections.notes import NotesView
 from authpi.directory.projections.organizations import OrganizationsView
@@ -24,6 +25,7 @@ def inline_views(schema: str) -> list[InlineProjection]:
         IssuersView(schema),
         ClientsView(schema),
         OrganizationsView(schema),
+        InvitationsView(schema),
         PersonalTokensView(schema),
         NotesView(schema),
     ]

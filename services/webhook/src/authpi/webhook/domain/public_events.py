@@ -53,9 +53,13 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         "note.created",
         "note.updated",
         "note.deleted",
+        # Invitation edits and re-sent links (core-api.md 3.15): not in the catalogue
+        "organization.invitation.updated",
+        "organization.invitation.resent",
     }
 )
 
+_INVITATION = (("org_id", "org_id"), ("invitation_id", "id"))
 _STATUS = ("id", "status", "status_reason", "status_by", "status_at")
 _USER = (("user_id", "user_id"),)
 _SESSION = (("user_id", "user_id"), ("session_id", "session_id"), ("client_id", "client_id"))
@@ -266,6 +270,20 @@ RULES: dict[str, Rule] = {
     ),
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),
+    # Invitations (platform.md 6.3): snapshots without the link's digest
+    "organization.invitation.created": Rule(
+        _INVITATION,
+        ("id", "org_id", "email_invited", "user_id_invited", "user_title", "scopes", "inviter",
+         "expires_at", "created_at"),
+    ),
+    "organization.invitation.accepted": Rule(
+        (*_INVITATION, ("user_id", "user_id")),
+        ("id", "org_id", "email_invited", "user_id", "scopes", "accepted_at"),
+    ),
+    "organization.invitation.declined": Rule(
+        _INVITATION, ("id", "org_id", "email_invited", "declined_at")
+    ),
+    "organization.invitation.deleted": Rule(_INVITATION, ("id", "revoked_at")),
     # Agents
     "agent.created": Rule((("agent_id", "id"),), (*_AGENT_SNAPSHOT, "created_at")),
     "agent.updated": Rule(

@@ -151,3 +151,62 @@ class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str
     now: int
     if_match: str | None = None
+
+
+class CreateInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    """`user_id_invited`: the issuer's user holding that address, when there is one (the handler
+    looks it up); `token_sha256`: the digest of the link's token, minted by the handler."""
+
+    ref: OrgRef
+    invitation_id: str
+    email: str
+    scopes: list[str]
+    token_sha256: str
+    expires_at: int
+    now: int
+    user_id_invited: str | None = None
+    user_title: str | None = None
+    message: str | None = None
+    inviter: dict[str, Any] | None = None
+    metadata: dict[str, Any] = {}
+
+
+class UpdateInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    invitation_id: str
+    now: int
+    user_title: str | UnsetType | None = UNSET
+    message: str | UnsetType | None = UNSET
+    scopes: list[str] | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType | None = UNSET
+    if_match: str | None = None
+
+
+class ResendInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    """A new link (its token's digest replaces the previous one) sent at `now`."""
+
+    ref: OrgRef
+    invitation_id: str
+    token_sha256: str
+    now: int
+    if_match: str | None = None
+
+
+class RevokeInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    invitation_id: str
+    now: int
+    if_match: str | None = None
+
+
+class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    """The invitee's answer through the link: the digest of the token it presented, and for an
+    acceptance the signed-in user and that user's (lower-cased) email address."""
+
+    org_id: str
+    invitation_id: str
+    token_sha256: str
+    accept: bool
+    now: int
+    user_id: str | None = None
+    user_email: str | None = None

@@ -1,0 +1,213 @@
+"""Organization invitations (core-api.md 3.15): the write path of the Core API routes and the
+invitee's answer through the emailed link.
+
+The link carries a high-entropy token; only its SHA-256 digest is recorded (in the invitation's
+events and view), so a leaked database or event log opens no invitation. A resend mints a new
+token, which ends the previous link. The email is sent once the invitation is committed; a failed
+delivery leaves it in place (the administrator can resend) and is logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from authpi.contracts.base import Actor, Meta
+from authpi.crypto.ids import sha256_hex
+from authpi.directory.api.organization_models import Invitation
+from authpi.directory.domain import organization
+from authpi.directory.domain.commands.organization import (
+    AnswerInvitation,
+    CreateInvitation,
+    OrgRef,
+    ResendInvitation,
+    RevokeInvitation,
+    UpdateInvitation,
+)
+from authpi.directory.handlers.organizations import Organizations
+from authpi.directory.handlers.users import Users
+from authpi.directory.queries.invitations import InvitationLink, InvitationQueries
+from authpi.errors import NotFound
+from authpi.eventstore.sqltext import render
+from authpi.observability import get_logger
+from authpi.web.mail import MailMessage
+
+log = get_logger("authpi.directory.invitations")
+
+DEFAULT_TTL_S = 7 * 24 * 3600  # core-api.md 3.15: 7 days when absent
+TOKEN_BYTES = 32
+LINK_PATH = "invitation"  # the portal's page: {idp_url}/{issuer_id}/invitation?token=...
+
+
+class NewInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+    scopes: list[str]
+    user_title: str | None = None
+    message: str | None = None
+    inviter: dict[str, Any] | None = None
+    expires_in_seconds: int | None = None
+    expires_at: int | None = None
+    metadata: dict[str, Any] = {}
+
+
+class Invitations:
+    def __init__(self, orgs: Organizations, users: Users) -> None:
+        self.orgs = orgs
+        self.users = users
+        self.rt = orgs.rt
+        self.store = orgs.store
+        self.queries = InvitationQueries(orgs.store.schema)
+        self._user_by_hash = render(
+            "SELECT id FROM {schema}.users_view WHERE issuer_id = %s AND username_hash = %s"
+            " AND status <> 'deleted'",
+            schema=orgs.store.schema,
+        )
+
+    def _meta(self, ref: OrgRef, actor: Actor, invitation_id: str, trigger: str = "api") -> Meta:
+        return Meta(
+            account_id=ref.account_id, issuer_id=ref.issuer_id, actor=actor, trigger=trigger,
+            region=self.rt.settings.region,
+            subject={"org_id": ref.org_id, "invitation_id": invitation_id},
+        )  # fmt: skip
+
+    def _mint(self) -> tuple[str, str]:
+        token = self.rt.ids.secret(TOKEN_BYTES)
+        return token, sha256_hex(token)
+
+    async def get(self, ref: OrgRef, invitation_id: str) -> tuple[Invitation, str]:
+        """The invitation and its ETag; 404 when the organization does not have it."""
+        async with self.rt.pool.connection() as conn:
+            found = await self.queries.invitation(
+                conn, ref.org_id, invitation_id, self.rt.clock.now_ms()
+            )
+        if found is None:
+            raise NotFound("no such invitation in this organization", reason="invitation.not_found")
+        return found
+
+    async def list(
+        self, ref: OrgRef, status: str | None, after: Any, limit: int
+    ) -> list[Invitation]:
+        async with self.rt.pool.connection() as conn:
+            return await self.queries.invitations(
+                conn, ref.org_id, status, after, limit, self.rt.clock.now_ms()
+            )
+
+    async def _user_with(self, issuer_id: str, email: str) -> str | None:
+        digest = self.users.vault.username_hash(issuer_id, email)
+        async with self.rt.pool.connection() as conn:
+            row = await (await conn.execute(self._user_by_hash, [issuer_id, digest])).fetchone()
+        return None if row is None else str(row[0])
+
+    async def create(self, ref: OrgRef, new: NewInvitation, actor: Actor) -> str:
+        await self.orgs.require_issuer(ref.account_id, ref.issuer_id)
+        invitation_id, now = self.rt.ids.new("inv"), self.rt.clock.now_ms()
+        email = new.email.strip().lower()
+        if new.expires_in_seconds is not None or new.expires_at is None:
+            expires_at = now + 1000 * (new.expires_in_seconds or DEFAULT_TTL_S)
+        else:
+            expires_at = new.expires_at
+        token, digest = self._mint()
+        cmd = CreateInvitation(
+            ref=ref, invitation_id=invitation_id, email=email, scopes=new.scopes,
+            token_sha256=digest, expires_at=expires_at, now=now,
+            user_id_invited=await self._user_with(ref.issuer_id, email),
+            user_title=new.user_title, message=new.message, inviter=new.inviter,
+            metadata=new.metadata,
+        )  # fmt: skip
+        await self.store.execute(
+            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
+        )
+        await self._send(ref, invitation_id, token)
+        return invitation_id
+
+    async def update(self, cmd: UpdateInvitation, actor: Actor) -> None:
+        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        meta = self._meta(cmd.ref, actor, cmd.invitation_id)
+        await self.store.execute(cmd.ref.org_id, organization, cmd, meta)
+
+    async def resend(
+        self, ref: OrgRef, invitation_id: str, actor: Actor, if_match: str | None = None
+    ) -> None:
+        token, digest = self._mint()
+        cmd = ResendInvitation(
+            ref=ref, invitation_id=invitation_id, token_sha256=digest,
+            now=self.rt.clock.now_ms(), if_match=if_match,
+        )  # fmt: skip
+        await self.store.execute(
+            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
+        )
+        await self._send(ref, invitation_id, token)
+
+    async def revoke(
+        self, ref: OrgRef, invitation_id: str, actor: Actor, if_match: str | None = None
+    ) -> None:
+        cmd = RevokeInvitation(
+            ref=ref, invitation_id=invitation_id, now=self.rt.clock.now_ms(), if_match=if_match
+        )
+        await self.store.execute(
+            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
+        )
+
+    # The invitee's side: the portal's page (idp-api.md 12.6).
+
+    async def link(self, issuer_id: str, token: str) -> InvitationLink:
+        """The invitation a link's token names in this issuer; 404 for any other token."""
+        async with self.rt.pool.connection() as conn:
+            found = await self.queries.link(conn, sha256_hex(token), self.rt.clock.now_ms())
+        if found is None or found.issuer_id != issuer_id:
+            raise NotFound("no such invitation", reason="invitation.not_found")
+        return found
+
+    async def answer(
+        self, issuer_id: str, token: str, *, accept: bool, user_id: str | None = None
+    ) -> InvitationLink:
+        """Accept (as the signed-in `user_id`, who must hold the invited address) or decline.
+        A used, revoked, expired or superseded token is refused."""
+        found = await self.link(issuer_id, token)
+        ref = OrgRef(org_id=found.org_id, account_id=found.account_id, issuer_id=issuer_id)
+        email: str | None = None
+        if accept and user_id is not None:
+            row = await self.users.get(found.account_id, issuer_id, user_id)
+            email = row.username if row.username_type == "email" else None
+        cmd = AnswerInvitation(
+            org_id=found.org_id, invitation_id=found.id, token_sha256=sha256_hex(token),
+            accept=accept, now=self.rt.clock.now_ms(), user_id=user_id, user_email=email,
+        )  # fmt: skip
+        actor = Actor(type="user", user_id=user_id) if user_id else Actor(type="system")
+        meta = self._meta(ref, actor, found.id, trigger="idp")
+        if accept and user_id is not None:
+            meta = msgspec.structs.replace(
+                meta, subject={**meta.subject, "member_id": user_id, "member_type": "user"}
+            )
+        await self.store.execute(found.org_id, organization, cmd, meta)
+        return found
+
+    async def _send(self, ref: OrgRef, invitation_id: str, token: str) -> None:
+        inv, _ = await self.get(ref, invitation_id)
+        async with self.rt.pool.connection() as conn:
+            org = await self.orgs.queries.organization(
+                conn, ref.account_id, ref.issuer_id, ref.org_id
+            )
+        org_name = (org.name if org is not None else None) or "an organization"
+        base = self.rt.settings.idp_url.rstrip("/")
+        url = f"{base}/{ref.issuer_id}/{LINK_PATH}?token={token}"
+        who = (inv.inviter or {}).get("name")
+        lead = f"{who} invited you" if isinstance(who, str) and who else "You are invited"
+        parts = [f"{lead} to join {org_name}."]
+        if inv.user_title:
+            parts.append(f"Your role: {inv.user_title}")
+        for note in (org.invitation_message if org is not None else None, inv.message):
+            if note:
+                parts.append(note)
+        parts.append(f"To accept or decline, open:\n\n{url}\n")
+        parts.append("The link works once and expires; if it does not work, ask for a new one.")
+        message = MailMessage(
+            to=inv.email_invited, subject=f"You are invited to join {org_name}",
+            text="\n\n".join(parts),
+        )  # fmt: skip
+        try:
+            await self.rt.mailer.send(message)
+        except Exception as exc:  # the invitation stands; the mail is best effort
+            log.warning(
+                "invitation.mail_failed", invitation_id=invitation_id, error=type(exc).__name__
+            )
