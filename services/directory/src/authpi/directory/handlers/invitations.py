@@ -27,7 +27,7 @@ from authpi.directory.domain.commands.organization import (
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.users import Users
 from authpi.directory.queries.invitations import InvitationLink, InvitationQueries
-from authpi.errors import NotFound
+from authpi.errors import FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
 from authpi.web.mail import MailMessage
@@ -35,6 +35,7 @@ from authpi.web.mail import MailMessage
 log = get_logger("authpi.directory.invitations")
 
 DEFAULT_TTL_S = 7 * 24 * 3600  # core-api.md 3.15: 7 days when absent
+MAX_TTL_S = 30 * 24 * 3600
 TOKEN_BYTES = 32
 LINK_PATH = "invitation"  # the portal's page: {idp_url}/{issuer_id}/invitation?token=...
 
@@ -106,6 +107,14 @@ class Invitations:
             expires_at = now + 1000 * (new.expires_in_seconds or DEFAULT_TTL_S)
         else:
             expires_at = new.expires_at
+            if not now < expires_at <= now + 1000 * MAX_TTL_S:
+                problem = FieldProblem(
+                    field="expires_at", code="invalid_value",
+                    message="expires_at must be in the next 30 days",
+                )  # fmt: skip
+                raise Unprocessable(
+                    problem.message, reason="invitation.expires_at", fields=[problem]
+                )
         token, digest = self._mint()
         cmd = CreateInvitation(
             ref=ref, invitation_id=invitation_id, email=email, scopes=new.scopes,
