@@ -19,6 +19,7 @@ from authpi.directory.api.organization_routes import organizations_router
 from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
 from authpi.directory.handlers.account_domains import AccountDomains
+from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.approvals import Approvals
 from authpi.directory.handlers.clients import Clients
@@ -50,6 +51,8 @@ async def build(rt: Runtime) -> ServiceParts:
     issuers = Issuers(rt, store, account_reactions=directory.projections)
     clients = Clients(issuers)
     organizations = Organizations(rt, store)
+    # An organization's SSO domain verifies when its DNS publishes the TXT challenge.
+    organization_sso = OrganizationSso(organizations, DnsProbe())
     notes = Notes(rt, store)
     return ServiceParts(
         name="directory",
@@ -62,7 +65,7 @@ async def build(rt: Runtime) -> ServiceParts:
             domains_router(domains),
             api_keys_router(directory),
             issuers_router(issuers, clients),
-            organizations_router(organizations),
+            organizations_router(organizations, organization_sso),
             org_api_key_items_router(directory, organizations),
             notes_router(notes),
         ],
@@ -79,6 +82,7 @@ async def build(rt: Runtime) -> ServiceParts:
             "issuers": issuers,
             "clients": clients,
             "organizations": organizations,
+            "organization_sso": organization_sso,
             "notes": notes,
         },
     )
