@@ -19,12 +19,12 @@ from authpi.directory.api.organization_routes import organizations_router
 from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
 from authpi.directory.handlers.account_domains import AccountDomains
-from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.accounts import Directory
 from authpi.directory.handlers.approvals import Approvals
 from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.notes import Notes
+from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.personal_tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
