@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, delete, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, RawBody
 
 from authpi.directory.api.organization_common import ORG, org_ref
 from authpi.directory.handlers.org_sso import AddedDomain, OrganizationSso, Verification
@@ -74,7 +74,7 @@ def _body(raw: bytes) -> AddDomainBody:
 async def add_domain(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     principal: InjectedPrincipal, organization_sso: NamedDependency[OrganizationSso],
-    body: bytes, if_match: IfMatch = None,
+    body: RawBody, if_match: IfMatch = None,
 ) -> Response[One[AddedDomain]]:  # fmt: skip
     data = _body(body)
     ref = org_ref(account_id, issuer_id, org_id)
