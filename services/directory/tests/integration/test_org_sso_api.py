@@ -20,6 +20,7 @@ from authpi_admin.errors import ConflictError, ForbiddenError, NotFoundError
 
 from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.platform.testing.tenants import part
+from authpi.testing.plugin import eventually
 from services.directory.tests.integration.conftest import admin_for, key_with, new_issuer
 
 
@@ -134,3 +135,29 @@ async def test_scopes_and_tenants(platform, admin, zone):
         await admin.issuer(other).organization(org.id).sso.add_domain({"domain": new_domain()})
     with pytest.raises(NotFoundError):
         await admin.issuer(other).organization(org.id).sso.rotate_secret()
+
+
+async def test_discover_routes_only_a_verified_domain(platform, admin, zone):
+    from services.token.tests.integration.test_sso_discovery import discover, login_page_origin
+
+    issuer = await new_issuer(admin)
+    org = await admin.issuer(issuer).organizations.create(
+        {"name": "Acme", "sso": {"enabled": True, "connection_type": "oidc"}}
+    )
+    sso = admin.issuer(issuer).organization(org.id).sso
+    domain = new_domain()
+    added = await sso.add_domain({"domain": domain})
+    origin = await login_page_origin(platform, issuer)
+
+    async def routed() -> Any:
+        return (await discover(platform, issuer, f"jo@{domain}", origin)).json()
+
+    assert (await routed()) == {"sso": False}  # added, unverified: routes nowhere
+    zone.txt[added.txt_record_name] = [added.txt_record_value]
+    assert (await sso.verify_domain(domain)).verified is True
+    await eventually(lambda: _is_routed(routed, org.id))
+
+
+async def _is_routed(routed: Any, org_id: str) -> bool:
+    answer = await routed()
+    return answer.get("sso") is True and answer.get("org_id") == org_id
