@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from authpi.billing.x402.facilitator import Facilitator, supported
 from authpi.billing.x402.payments import ChainConfig
@@ -165,7 +166,7 @@ class X402SupportedResponse(msgspec.Struct, kw_only=True):
     signers: dict[str, list[str]]
 
 
-def _body(data: X402FacilitatorRequest) -> dict[str, Any]:
+def _body(data: JSONBody[X402FacilitatorRequest]) -> dict[str, Any]:
     return {"paymentPayload": data.payment_payload,
             "paymentRequirements": data.payment_requirements}  # fmt: skip
 
@@ -174,7 +175,8 @@ def _body(data: X402FacilitatorRequest) -> dict[str, Any]:
       operation_id="verifyX402Payment",
       summary="Verify an x402 payment (facilitator interface, no on-chain effect)")  # fmt: skip
 async def verify_payment(
-    facilitator_service: NamedDependency[FacilitatorService | None], data: X402FacilitatorRequest
+    facilitator_service: NamedDependency[FacilitatorService | None],
+    data: JSONBody[X402FacilitatorRequest],
 ) -> X402VerifyResponse:
     answer = await configured(facilitator_service).verify(_body(data))
     return msgspec.convert(answer, X402VerifyResponse)
@@ -184,7 +186,8 @@ async def verify_payment(
       operation_id="settleX402Payment",
       summary="Settle an x402 payment on chain (facilitator interface)")  # fmt: skip
 async def settle_payment(
-    facilitator_service: NamedDependency[FacilitatorService | None], data: X402FacilitatorRequest
+    facilitator_service: NamedDependency[FacilitatorService | None],
+    data: JSONBody[X402FacilitatorRequest],
 ) -> X402SettleResponse:
     answer = await configured(facilitator_service).settle(_body(data))
     return msgspec.convert(answer, X402SettleResponse)
