@@ -70,6 +70,8 @@ proto-check: venv
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 ## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
 ## e.g. "--seconds 8 --rounds 3 --connections 16"
+## bench_webhooks (deliveries/s, commit to first attempt) takes BENCH_WEBHOOKS_ARGS, e.g. "--hooks 20
+## --events 1000"; bench_events (Events API pages at 1M stored events) BENCH_EVENTS_ARGS "--events N"
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
@@ -78,6 +80,8 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
 	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
 	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)
+	$(BIN)/python -m tests.bench.bench_webhooks $(BENCH_WEBHOOKS_ARGS)
+	$(BIN)/python -m tests.bench.bench_events $(BENCH_EVENTS_ARGS)
 
 ## make fuzz: schemathesis over both ports' /openapi.json (no 5xx, documented statuses, content
 ## types and bodies). It starts nothing: run it beside `make run` on the default ports; it reads

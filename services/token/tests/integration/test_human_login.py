@@ -368,6 +368,34 @@ async def test_concurrent_refreshes_of_one_token_exactly_one_wins(tenant: Tenant
     await sdk.close()
 
 
+async def test_concurrent_refreshes_of_many_families_with_a_replay_among_them(tenant: Tenant):
+    # Rotations that arrive together share a transaction (a group commit): each still rotates
+    # its own family, and the replay among them ends only its own family and session.
+    logins = [await login_with_sdk(tenant) for _ in range(8)]
+    old = logins[0][1].tokens.refresh_token
+    current = []
+    for _, agent, _ in logins:
+        current.append((await logins[0][0].refresh(agent)).tokens.refresh_token)
+
+    def grant(refresh: str) -> dict[str, str]:
+        return {"grant_type": "refresh_token", "client_id": tenant.spa_id, "refresh_token": refresh}
+
+    results = await asyncio.gather(*(token(tenant, grant(r)) for r in [old, *current[1:]]))
+    assert results[0].json()["error"] == "invalid_grant"
+    assert [r.status_code for r in results[1:]] == [200] * 7
+    rotated = [r.json()["refresh_token"] for r in results[1:]]
+    assert len(set(rotated) | set(current)) == 7 + 8
+    again = await asyncio.gather(*(token(tenant, grant(r)) for r in [current[0], *rotated]))
+    assert again[0].json()["error"] == "invalid_grant"  # its family ended with the replay
+    assert [r.status_code for r in again[1:]] == [200] * 7
+    session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(
+        claims(logins[0][1].tokens.access_token)["sid"]
+    )
+    assert session.status == "revoked" and session.compromised_reason == "refresh_token_reuse"
+    for sdk, _, _ in logins:
+        await sdk.close()
+
+
 async def test_cross_issuer_code_and_refresh_are_refused(platform, admin_of, tenant: Tenant):
     other = await make_tenant(platform, admin_of)
     verifier, challenge = pkce()

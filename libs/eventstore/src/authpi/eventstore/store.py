@@ -76,6 +76,9 @@ class Step(Generic[C, S]):
     command: C
 
 
+# One command of a group commit (execute_each): its step and meta, or what refused it.
+Planned = tuple[Step[Any, Any], Meta] | BaseException
+
 # The steps of one transaction, or a function that works them out inside it (execute_all).
 Steps = Sequence[Step[Any, Any]] | Callable[[Tx], Awaitable[Sequence[Step[Any, Any]]]]
 
@@ -119,6 +122,13 @@ class InlineProjection(Protocol):
     def event_types(self) -> Sequence[str]: ...
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None: ...
+
+
+# A projection may also have `apply_many(conn, events) -> events it left to apply()`: many
+# events of one type in one statement (a group commit's). It is optional, so looked up by name.
+ApplyMany = Callable[
+    [psycopg.AsyncConnection[Any], Sequence[StoredEvent]], Awaitable[Sequence[StoredEvent]]
+]
 
 
 class EventStore:
@@ -166,6 +176,37 @@ class EventStore:
             " RETURNING position, tx_id::text, (extract(epoch from recorded_at) * 1000)::bigint",
             schema=schema,
         )
+        # Many one-event commands in one statement, each on its own stream with its own expected
+        # version: a (stream, version) another writer took is skipped, not fatal, so one
+        # command's conflict leaves the others of the statement in place (execute_each).
+        self.sql_append_each: LiteralString = render(
+            "INSERT INTO {schema}.events (event_id, stream_id, stream_version, type,"
+            " schema_version, data, meta) SELECT e, s, v, t, 1, d, m FROM unnest("
+            "%s::uuid[], %s::text[], %s::int[], %s::text[], %s::jsonb[], %s::jsonb[])"
+            " AS u(e, s, v, t, d, m) ON CONFLICT (stream_id, stream_version) DO NOTHING"
+            " RETURNING event_id::text, position, tx_id::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint",
+            schema=schema,
+        )
+        # Several streams' events of one command (execute_all) in one statement; any taken
+        # version fails the statement (VersionConflict), as `sql_append` does.
+        self.sql_append_streams: LiteralString = render(
+            "INSERT INTO {schema}.events (event_id, stream_id, stream_version, type,"
+            " schema_version, data, meta) SELECT e, s, v, t, 1, d, m FROM unnest("
+            "%s::uuid[], %s::text[], %s::int[], %s::text[], %s::jsonb[], %s::jsonb[])"
+            " AS u(e, s, v, t, d, m)"
+            " RETURNING event_id::text, position, tx_id::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint",
+            schema=schema,
+        )
+        self.sql_load_many: LiteralString = render(
+            "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
+            " schema_version, data::text, meta::text,"
+            " (extract(epoch from recorded_at) * 1000)::bigint"
+            " FROM {schema}.events WHERE stream_id = ANY(%s::text[])"
+            " ORDER BY stream_id, stream_version",
+            schema=schema,
+        )
         self.sql_reserve: LiteralString = render(
             "INSERT INTO {schema}.reservations (scope, key, owner) VALUES (%s, %s, %s)"
             " ON CONFLICT (scope, key) DO UPDATE SET owner = {schema}.reservations.owner"
@@ -183,6 +224,109 @@ class EventStore:
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute(self.sql_load, [stream_id, after_version])
         return [_row_to_stored(r) for r in await cur.fetchall()]
+
+    async def load_many(
+        self, conn: psycopg.AsyncConnection[Any], stream_ids: Sequence[str]
+    ) -> dict[str, list[StoredEvent]]:
+        """Several whole streams in one statement, by stream id (an unknown one is empty)."""
+        histories: dict[str, list[StoredEvent]] = {s: [] for s in stream_ids}
+        if not histories:
+            return histories
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(self.sql_load_many, [list(histories)])
+        for r in await cur.fetchall():
+            histories[r[3]].append(_row_to_stored(r))
+        return histories
+
+    async def append_each(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        appends: Sequence[tuple[str, int, Event, Meta]],
+    ) -> list[StoredEvent | None]:
+        """Append one event to each of several streams, (stream id, expected version, event,
+        meta) each, in one statement. Where another writer already holds that version the event
+        is skipped (None: that command's VersionConflict) and the transaction goes on. The
+        streams must be distinct and loaded in this transaction first (STYLE.md 6)."""
+        if not appends:
+            return []
+        # Rows go in stream order, so that two such statements that meet on two streams wait for
+        # each other in one order (no deadlock between group commits).
+        order = sorted(range(len(appends)), key=lambda k: appends[k][0])
+        rows = [(a[0], a[1] + 1, a[2], a[3]) for a in (appends[k] for k in order)]
+        stored = await self._append_rows(conn, self.sql_append_each, rows)
+        in_order: list[StoredEvent | None] = [None] * len(stored)
+        for k, event in zip(order, stored, strict=True):
+            in_order[k] = event
+        return in_order
+
+    async def append_streams(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        appends: Sequence[tuple[str, int, Sequence[Event]]],
+        meta: Meta,
+    ) -> list[list[StoredEvent]]:
+        """`append` to several distinct streams in one statement, (stream id, expected version,
+        events) each; a taken version raises VersionConflict for them all."""
+        rows = [
+            (stream_id, version + 1 + k, event, meta)
+            for stream_id, version, events in appends
+            for k, event in enumerate(events)
+        ]
+        try:
+            stored = await self._append_rows(conn, self.sql_append_streams, rows)
+        except psycopg.errors.UniqueViolation as exc:
+            raise VersionConflict(appends[0][0], appends[0][1]) from exc
+        out: list[list[StoredEvent]] = []
+        at = 0
+        for _, _, events in appends:
+            out.append([e for e in stored[at : at + len(events)] if e is not None])
+            at += len(events)
+        return out
+
+    async def _append_rows(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        statement: LiteralString,
+        rows: Sequence[tuple[str, int, Event, Meta]],
+    ) -> list[StoredEvent | None]:
+        """Insert (stream id, version, event, meta) rows in their order, in one statement; a row
+        the statement skipped (ON CONFLICT) is None."""
+        event_ids = [str(self.ids.event_uuid()) for _ in rows]
+        types = [str(r[2].__struct_config__.tag) for r in rows]
+        cur = await conn.execute(
+            statement,
+            [
+                event_ids,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                types,
+                [jsonb.dumps(r[2]) for r in rows],
+                [jsonb.dumps(r[3]) for r in rows],
+            ],
+        )
+        inserted = {row[0]: row for row in await cur.fetchall()}
+        stored: list[StoredEvent | None] = []
+        for event_id, (stream_id, version, event, meta), type_ in zip(
+            event_ids, rows, types, strict=True
+        ):
+            row = inserted.get(event_id)
+            stored.append(
+                None
+                if row is None
+                else StoredEvent(
+                    position=row[1],
+                    tx_id=int(row[2]),
+                    event_id=event_id,
+                    stream_id=stream_id,
+                    stream_version=version,
+                    type=type_,
+                    schema_version=1,
+                    event=event,
+                    meta=meta,
+                    recorded_at=row[3],
+                )
+            )
+        return stored
 
     async def append(
         self,
@@ -259,7 +403,7 @@ class EventStore:
     async def execute_all(
         self,
         steps: Steps,
-        meta: Meta,
+        meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction] = (),
         attempts: int = 3,
         prepare: Reaction | None = None,
@@ -274,7 +418,9 @@ class EventStore:
         `prepare` and under the same rules (e.g. a plan read under an advisory lock); a retry
         runs it again. With `conn`, everything runs once inside the caller's open transaction
         on that connection (a consumer applying an event): the caller commits and owns the
-        retry, so a VersionConflict reaches it and nothing is recorded here."""
+        retry, so a VersionConflict reaches it and nothing is recorded here. `meta` may be a
+        function, called once the steps are planned (a command whose subject is only known from
+        what it read in its transaction)."""
         if conn is not None:
             return await self._run(conn, steps, meta, reactions, prepare)
         for _ in range(attempts):
@@ -293,10 +439,81 @@ class EventStore:
             "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
         )
 
+    async def execute_each(
+        self,
+        plan: Callable[[Tx], Awaitable[Sequence[Planned]]],
+        attempts: int = 3,
+    ) -> list[Outcome[Any] | BaseException]:
+        """Group commit: many independent one-stream commands in one transaction and a handful
+        of statements, whatever their number. `plan` runs first in the transaction (reads and
+        checks only, like `execute_all`'s prepare) and answers, per command, its Step with its
+        Meta, or the exception that refuses it. Every stream is then loaded in one statement
+        (before any INSERT: STYLE.md 6), each command decided on its own, and the events
+        appended in one statement with per-row conflict detection, then projected.
+
+        The answer, per command: its Outcome; a VersionConflict where another writer took its
+        stream's next version (the caller retries that command alone); or the exception that
+        refused it (from `plan` or its decider). A command may decide at most one event, and two
+        commands may not share a stream. Committed events are not recorded for read-your-writes
+        here (this runs outside the requests): each caller records its own Outcome's events."""
+        for _ in range(attempts - 1):
+            try:
+                return await self._execute_each_once(plan)
+            except psycopg.errors.DeadlockDetected:
+                # Two group commits met on rows in opposite orders and PostgreSQL ended this
+                # one: none of its commands happened, so the whole batch is planned again.
+                continue
+        return await self._execute_each_once(plan)
+
+    async def _execute_each_once(
+        self, plan: Callable[[Tx], Awaitable[Sequence[Planned]]]
+    ) -> list[Outcome[Any] | BaseException]:
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            planned = await plan(Tx(conn, self))
+            steps = [p for p in planned if not isinstance(p, BaseException)]
+            if len({p[0].stream_id for p in steps}) != len(steps):
+                raise ValueError("execute_each: two commands on one stream")
+            histories = await self.load_many(conn, [p[0].stream_id for p in steps])
+            results: list[Outcome[Any] | BaseException] = []
+            appends: list[tuple[str, int, Event, Meta]] = []
+            pending: list[tuple[int, Step[Any, Any], int]] = []  # result index, step, version
+            for item in planned:
+                if isinstance(item, BaseException):
+                    results.append(item)
+                    continue
+                step, meta = item
+                history = histories[step.stream_id]
+                state = fold(step.decider, history)
+                try:
+                    new_events = step.decider.decide(step.command, state)
+                except Exception as exc:  # the command's own refusal; the others go on
+                    results.append(exc)
+                    continue
+                if len(new_events) > 1:
+                    raise ValueError("execute_each: a command decided more than one event")
+                results.append(Outcome(state, len(history), []))
+                if new_events:
+                    appends.append((step.stream_id, len(history), new_events[0], meta))
+                    pending.append((len(results) - 1, step, len(history)))
+            stored = await self.append_each(conn, appends)
+            committed: list[StoredEvent] = []
+            for (index, step, version), event in zip(pending, stored, strict=True):
+                before = results[index]
+                assert isinstance(before, Outcome)
+                if event is None:
+                    results[index] = VersionConflict(step.stream_id, version)
+                    continue
+                state = step.decider.evolve(before.state, event.event)
+                results[index] = Outcome(state, version + 1, [event])
+                committed.append(event)
+            if committed:
+                await self.project(conn, committed)
+        return results
+
     async def _execute_once(
         self,
         steps: Steps,
-        meta: Meta,
+        meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction],
         prepare: Reaction | None,
     ) -> list[Outcome[Any]]:
@@ -309,24 +526,49 @@ class EventStore:
         self,
         conn: psycopg.AsyncConnection[Any],
         steps: Steps,
-        meta: Meta,
+        planned_meta: Meta | Callable[[], Meta],
         reactions: Sequence[Reaction],
         prepare: Reaction | None,
     ) -> list[Outcome[Any]]:
         if prepare is not None:
             await prepare(Tx(conn, self))
         planned = await steps(Tx(conn, self)) if callable(steps) else steps
-        histories = [await self.load(conn, step.stream_id) for step in planned]
-        outcomes: list[Outcome[Any]] = []
-        all_stored: list[StoredEvent] = []
-        for step, history in zip(planned, histories, strict=True):
-            state = fold(step.decider, history)
-            new_events = step.decider.decide(step.command, state)
-            stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
-            for event in new_events:
-                state = step.decider.evolve(state, event)
-            outcomes.append(Outcome(state, len(history) + len(stored), stored))
-            all_stored += stored
+        meta = planned_meta() if callable(planned_meta) else planned_meta
+        stream_ids = [step.stream_id for step in planned]
+        distinct = len(set(stream_ids)) == len(stream_ids) > 1
+        if distinct:  # every stream in one statement, then every event in one
+            loaded = await self.load_many(conn, stream_ids)
+            histories = [loaded[s] for s in stream_ids]
+            decided: list[tuple[Any, list[Event]]] = []
+            for step, history in zip(planned, histories, strict=True):
+                state = fold(step.decider, history)
+                decided.append((state, step.decider.decide(step.command, state)))
+            writes = [
+                (step.stream_id, len(history), new_events)
+                for step, history, (_, new_events) in zip(planned, histories, decided, strict=True)
+                if new_events
+            ]
+            written = iter(await self.append_streams(conn, writes, meta) if writes else [])
+            outcomes: list[Outcome[Any]] = []
+            all_stored: list[StoredEvent] = []
+            for step, history, (state, new_events) in zip(planned, histories, decided, strict=True):
+                stored = next(written) if new_events else []
+                for event in new_events:
+                    state = step.decider.evolve(state, event)
+                outcomes.append(Outcome(state, len(history) + len(stored), stored))
+                all_stored += stored
+        else:
+            histories = [await self.load(conn, step.stream_id) for step in planned]
+            outcomes = []
+            all_stored = []
+            for step, history in zip(planned, histories, strict=True):
+                state = fold(step.decider, history)
+                new_events = step.decider.decide(step.command, state)
+                stored = await self.append(conn, step.stream_id, len(history), new_events, meta)
+                for event in new_events:
+                    state = step.decider.evolve(state, event)
+                outcomes.append(Outcome(state, len(history) + len(stored), stored))
+                all_stored += stored
         if all_stored:
             await self.project(conn, all_stored)
             tx = Tx(conn, self, all_stored)
@@ -337,7 +579,18 @@ class EventStore:
     async def project(
         self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
     ) -> None:
-        """Apply each event to the registered projections that declare its type."""
+        """Apply each event to the registered projections that declare its type. Several events
+        of one type go to a projection's `apply_many` when it has one (one statement); events of
+        one type keep their order, and each projection applies them in commit order otherwise."""
+        if len(stored) > 1 and len({e.type for e in stored}) == 1:
+            for projection in self._routes.get(stored[0].type, ()):
+                rest = stored
+                apply_many: ApplyMany | None = getattr(projection, "apply_many", None)
+                if apply_many is not None:
+                    rest = await apply_many(conn, stored)
+                for event in rest:
+                    await projection.apply(conn, event)
+            return
         for event in stored:
             for projection in self._routes.get(event.type, ()):
                 await projection.apply(conn, event)

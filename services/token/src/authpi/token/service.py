@@ -117,7 +117,7 @@ async def build(rt: Runtime) -> ServiceParts:
     # ephemeral login flows and codes, the grants, and the OIDC endpoints.
     session_queries = SessionQueries(rt.pool, schema)
     sessions = Sessions(store, session_queries, rt.ids, rt.clock)
-    families = RefreshFamilies(store, session_queries)
+    families = RefreshFamilies(store, session_queries, people)
     consents = Consents(store, session_queries, rt.clock)
     revocations = Revocations(store)
     codes = Codes(rt.pool, schema)
@@ -157,7 +157,6 @@ async def build(rt: Runtime) -> ServiceParts:
             verifier=verifier,
             families=families,
             sessions=sessions,
-            people=people,
             facts=facts,
             pool=rt.pool,
         ),

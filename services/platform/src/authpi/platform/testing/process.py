@@ -32,15 +32,18 @@ async def platform_process(
     data_dir: Path,
     servers: Infra | None = None,
     settings: dict[str, str] | None = None,
+    *,
+    namespace: str | None = None,
 ) -> AsyncGenerator[Running, None]:
     """`authpi up` on free ports, with `workers` IdP processes, against PostgreSQL and NATS of its
     own (or `servers`, e.g. a test session's, which stay up afterwards); `settings` adds AUTHPI_*
-    variables (e.g. AUTHPI_BILLING_METERING)."""
+    variables (e.g. AUTHPI_BILLING_METERING). `namespace` and the same `data_dir` again restart a
+    platform on its data (after a crash too: the runtime file's pid tells the new run)."""
     infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
-        AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=new_namespace(),
+        AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=namespace or new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
         AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(workers),
         AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
@@ -48,7 +51,7 @@ async def platform_process(
     )  # fmt: skip
     env.update(settings or {})
     log_path = data_dir / "authpi-up.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "authpi.platform.cli", "up", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log,
@@ -56,12 +59,12 @@ async def platform_process(
     try:
         boot = data_dir / ".authpi" / "bootstrap.json"
         deadline = time.monotonic() + 180
-        while not boot.exists():
+        while not boot.exists() or _runtime(data_dir).get("pid") != proc.pid:
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"authpi up did not start; see {log_path}")
             await asyncio.sleep(0.2)
         running = Running(proc, json.loads(boot.read_text()))
-        ops_url = json.loads((data_dir / ".authpi" / "runtime.json").read_text())["ops_url"]
+        ops_url = _runtime(data_dir)["ops_url"]
         async with httpx.AsyncClient(timeout=5) as http:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
@@ -81,3 +84,11 @@ async def platform_process(
                 await proc.wait()
         if servers is None:
             infra.close()
+
+
+def _runtime(data_dir: Path) -> dict[str, object]:
+    """The running platform's runtime.json (a stale one survives a SIGKILL; its pid tells)."""
+    try:
+        return json.loads((data_dir / ".authpi" / "runtime.json").read_text())
+    except (OSError, ValueError):
+        return {}

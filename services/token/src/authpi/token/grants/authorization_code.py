@@ -119,19 +119,6 @@ class AuthorizationCodeGrant:
         if verifier is not None and not VERIFIER.fullmatch(verifier):
             raise InvalidRequest("code_verifier must be 43-128 characters of [A-Za-z0-9-._~]")
         now = self.clock.now_ms()
-        stored = await self.codes.read(issuer.issuer_id, code)
-        if stored is None or stored.grant.client_id != client.id:
-            raise InvalidGrant("invalid authorization code")
-        if stored.used_at is not None:
-            await self._replayed(issuer, client, stored)
-            raise InvalidGrant("authorization code already used")
-        grant = stored.grant
-        if stored.expires_at <= now:
-            raise InvalidGrant("Code expired")
-        if redirect_uri != grant.redirect_uri and (grant.redirect_uri_given or redirect_uri):
-            raise InvalidGrant("redirect_uri does not match the authorization request")
-        _check_pkce(grant.code_challenge, verifier)
-        aud = token_audience(form, grant.resources, client.id)
         sid = self.ids.new("s")
         refresh = "refresh_token" in client.grant_types
         family_id = f"rtf_{self.ids.secret(12)}" if refresh else None
@@ -144,9 +131,29 @@ class AuthorizationCodeGrant:
             access_jti=access_jti,
             access_expires_at=access_exp * 1000,
         )
-        start = None
-        if family_id is not None and refresh_jti is not None:
-            start = StartFamily(
+        read: list[tuple[SessionRow, Subject, CodeGrant]] = []
+
+        async def subject(tx: Tx) -> tuple[SessionRow, StartFamily | None]:
+            # First in the exchange's transaction: the code, then the op session and the user,
+            # as they are now. A refusal here rolls back before anything is written.
+            read.clear()
+            stored = await self.codes.read(issuer.issuer_id, code, tx.conn)
+            if stored is None or stored.grant.client_id != client.id:
+                raise InvalidGrant("invalid authorization code")
+            if stored.used_at is not None:
+                raise CodeUsed()  # replayed: what it issued is revoked after the rollback
+            grant = stored.grant
+            if stored.expires_at <= now:
+                raise InvalidGrant("Code expired")
+            if redirect_uri != grant.redirect_uri and (grant.redirect_uri_given or redirect_uri):
+                raise InvalidGrant("redirect_uri does not match the authorization request")
+            _check_pkce(grant.code_challenge, verifier)
+            aud = token_audience(form, grant.resources, client.id)
+            op, who = await self._subject(tx.conn, client, grant, aud, sid, now)
+            read.append((op, who, grant))
+            if family_id is None or refresh_jti is None:
+                return op, None
+            return op, StartFamily(
                 family_id=family_id,
                 issuer_id=issuer.issuer_id,
                 client_id=client.id,
@@ -159,13 +166,6 @@ class AuthorizationCodeGrant:
                 auth_time=grant.auth_time // 1000,
                 started_at=now,
             )
-        read: list[tuple[SessionRow, Subject]] = []
-
-        async def subject(tx: Tx) -> SessionRow:
-            # First in the exchange's transaction: the op session and the user, as they are now.
-            read.clear()
-            read.append(await self._subject(tx.conn, client, grant, aud, sid, now))
-            return read[-1][0]
 
         settings = SessionSettings(
             account_id=issuer.account_id,
@@ -177,15 +177,14 @@ class AuthorizationCodeGrant:
                 op=subject,
                 client_id=client.id,
                 session_id=sid,
-                family=start,
-                meta=client_meta(issuer, client, grant.user_id),
+                meta=lambda: client_meta(issuer, client, read[-1][2].user_id),
                 settings=settings,
                 reactions=[self.codes.consumption(code, issued, now)],
             )
         except CodeUsed:
             await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
             raise InvalidGrant("authorization code already used") from None
-        op, who = read[-1]
+        op, who, grant = read[-1]
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
             issuer,

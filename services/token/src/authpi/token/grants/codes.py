@@ -115,10 +115,15 @@ class Codes:
             await conn.execute(self._insert, params)
         return code
 
-    async def read(self, issuer_id: str, code: str) -> StoredCode | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self._read, [code_digest(code), issuer_id])
-            row = await cur.fetchone()
+    async def read(
+        self, issuer_id: str, code: str, conn: psycopg.AsyncConnection[Any] | None = None
+    ) -> StoredCode | None:
+        """The code's grant and use, on `conn` (an exchange's own transaction) or on its own."""
+        if conn is None:
+            async with self.pool.connection() as own:
+                return await self.read(issuer_id, code, own)
+        cur = await conn.execute(self._read, [code_digest(code), issuer_id])
+        row = await cur.fetchone()
         if row is None:
             return None
         return StoredCode(

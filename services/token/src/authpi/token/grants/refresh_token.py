@@ -1,12 +1,12 @@
 """The refresh_token grant (RFC 6749 section 6; idp-api.md 5.4, 11.4, 12.3, 14 #6, #7, #33).
 
 The token must verify (signature, `iss`, `exp`), be a refresh token (no `typ`, a family id) of
-the authenticating client. One transaction then reads the family and its rp session in one
-statement, checks them (family active, the presented token its current one, session active and
-within its absolute and idle lifetimes), appends the rotation and updates the views
-(handlers.refresh_families; why it stays this lean is in domain.refresh_family). Meanwhile, on a
-second connection, the user's status, claims and memberships are re-read; an inactive user gets
-`invalid_grant`.
+the authenticating client. One transaction, shared with the refreshes that arrive meanwhile
+(a group commit, handlers.refresh_families), then reads the family, its rp session and the
+user's status, claims and memberships, checks them (family active, the presented token its
+current one, session active and within its absolute and idle lifetimes, user active, else
+`invalid_grant`), appends the rotation and updates the views (why it stays this lean is in
+domain.refresh_family).
 
 * Rotation on every use; the new refresh token keeps the family's full grant.
 * `scope` may narrow this access token (a subset of the grant), never widen (`invalid_scope`).
@@ -23,8 +23,6 @@ Every refusal is `invalid_grant`."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -40,16 +38,10 @@ from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.authorization_code import client_meta, token_audience
 from authpi.token.grants.checks import grant_enabled
-from authpi.token.grants.id_token import (
-    Conn,
-    PeopleReader,
-    Subject,
-    UserTokenResponse,
-    mint,
-    refresh_exp,
-)
+from authpi.token.grants.id_token import Subject, UserTokenResponse, mint, refresh_exp
 from authpi.token.handlers.refresh_families import FamilyEnded, RefreshFamilies, Replayed
 from authpi.token.handlers.sessions import Sessions
+from authpi.token.queries.people import Person, PersonRequest
 from authpi.token.queries.sessions import FamilyRow, SessionRow
 from authpi.token.reactions.clients import ClientEntry
 from authpi.token.signing.verifier import TokenVerifier
@@ -83,7 +75,6 @@ class RefreshTokenGrant:
         verifier: TokenVerifier,
         families: RefreshFamilies,
         sessions: Sessions,
-        people: PeopleReader,
         facts: FactPublisher,
         pool: AsyncConnectionPool,
     ) -> None:
@@ -93,7 +84,6 @@ class RefreshTokenGrant:
         self.verifier = verifier
         self.families = families
         self.sessions = sessions
-        self.people = people
         self.facts = facts
 
     async def issue(self, issuer: IssuerKeys, client: ClientEntry, form: Form) -> UserTokenResponse:
@@ -118,7 +108,12 @@ class RefreshTokenGrant:
         now = self.clock.now_ms()
         meta = client_meta(issuer, client, user_id)
 
-        def check(family: FamilyRow, session: SessionRow | None) -> tuple[SessionRow, str]:
+        def check(
+            family: FamilyRow, session: SessionRow | None, found: Person | None
+        ) -> tuple[SessionRow, str, Person]:
+            # Judged inside the rotation's transaction, on what it read: the family, its rp
+            # session, and the user's status, claims and memberships as they are now (an
+            # inactive user rotates nothing).
             if family.client_id != client.id:
                 raise InvalidGrant("the refresh token was issued to another client")
             if session is None or session.status != "active":
@@ -126,29 +121,18 @@ class RefreshTokenGrant:
             lapsed = session.lapsed(now)
             if lapsed is not None:
                 raise SessionLapsed(session.id, lapsed)
-            return session, token_audience(form, family.resources, client.id)
+            if found is None or found.user.status != "active":
+                raise InvalidGrant("the user is not active")
+            return session, token_audience(form, family.resources, client.id), found
 
-        async def person(conn: Conn) -> Callable[[], Awaitable[Any]]:
-            # The user's status, claims and memberships as they are now, read in the rotation's
-            # own transaction (one statement, sent with the family's read): an inactive user
-            # rotates nothing.
-            receive = await self.people.send_person(
-                conn, user_id, client.organizations, org_id, scopes
-            )
-
-            async def active() -> Any:
-                found = await receive()
-                if found is None or found.user.status != "active":
-                    raise InvalidGrant("the user is not active")
-                return found
-
-            return active
-
+        person = PersonRequest(
+            user_id=user_id, restriction=client.organizations, selected=org_id, scopes=scopes
+        )
         next_jti = new_jti()
         try:
-            family, (session, aud), found = await self.families.rotate(
+            family, (session, aud, found) = await self.families.rotate(
                 issuer_id=issuer.issuer_id, family_id=family_id, jti=jti, next_jti=next_jti,
-                now=now, check=check, meta=meta, read=person,
+                now=now, check=check, meta=meta, person=person,
             )  # fmt: skip
         except (Replayed, FamilyEnded, SessionLapsed) as exc:
             await self._refused(exc, jti, meta)

@@ -1,27 +1,38 @@
-"""The write path of refresh-token rotation (idp-api.md 5.4, 12.3): one transaction per refresh
-that reads the family and its session in one statement (judged by the caller's `check`),
-appends `refresh-token.rotated` to the presented token's own stream and lets the inline views
-move the family's current jti and the session's activity. Why one stream per token, and how
-that makes reuse detection exact, is in domain.refresh_family."""
+"""The write path of refresh-token rotation (idp-api.md 5.4, 12.3), as a group commit: the
+refreshes that arrive while a rotation transaction is in flight wait and go together in the
+next one. One transaction, whatever the number of refreshes in it, reads their users, families
+and sessions in two statements (each judged by its caller's `check`), appends each
+`refresh-token.rotated` to its presented token's own stream in one statement with per-stream
+conflict detection, and lets the inline views move the families' current jti and the sessions'
+activity in two more (EventStore.execute_each). Why one stream per token, and how that makes
+reuse detection exact, is in domain.refresh_family: here too, of two uses of one token, in one
+batch or in two concurrent ones, exactly one appends; the other is retried and finds the token
+rotated (a replay). One refresh's refusal never fails the others of its batch."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import psycopg
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from authpi.contracts.base import Meta
-from authpi.eventstore.store import EventStore, Step, Tx
+from authpi.errors import Conflict, VersionConflict
+from authpi.eventstore.store import EventStore, Outcome, Planned, Step, Tx, record_written
 from authpi.token.domain import refresh_family
 from authpi.token.domain.refresh_family import Rotate, Rotated
 from authpi.token.handlers.sessions import family_end, refresh_stream
+from authpi.token.queries.people import People, Person, PersonRequest
 from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
-R = TypeVar("R")
-Check = Callable[[FamilyRow, SessionRow | None], T]
-Read = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Callable[[], Awaitable[R]]]]
+Check = Callable[[FamilyRow, SessionRow | None, Person | None], T]
+
+MAX_BATCH = 64  # refreshes per transaction
+MAX_IN_FLIGHT = 1  # rotation transactions at once per process
+ATTEMPTS = 3
+LINGER_TURNS = 2  # event-loop turns a transaction waits for more refreshes before it starts
 
 
 class FamilyEnded(Exception):
@@ -36,10 +47,38 @@ class Replayed(Exception):
         self.family = family
 
 
+@dataclass
+class _Rotation(Generic[T]):
+    issuer_id: str
+    family_id: str
+    jti: str
+    next_jti: str
+    now: int
+    meta: Meta
+    person: PersonRequest
+    check: Check[T]
+    done: asyncio.Future[tuple[FamilyRow, T, Outcome[Any]] | VersionConflict] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class RefreshFamilies:
-    def __init__(self, store: EventStore, queries: SessionQueries) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        queries: SessionQueries,
+        people: People,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self.store = store
         self.queries = queries
+        self.people = people
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._queue: deque[_Rotation[Any]] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def rotate(
         self,
@@ -51,43 +90,111 @@ class RefreshFamilies:
         now: int,
         check: Check[T],
         meta: Meta,
-        read: Read[R],
-    ) -> tuple[FamilyRow, T, R]:
-        """Rotate `jti` to `next_jti` once `check` (reads and refusals, inside the transaction)
-        passed; Replayed when `jti` was rotated before, FamilyEnded when the family is over.
-        `read` sends a read of the same transaction before the family's (one round trip for
-        both) and returns the function that takes its answer (or refuses) once the family is
-        checked: what the tokens say of the user, read with the rotation."""
-        seen: list[tuple[FamilyRow, T, R]] = []
-
-        async def plan(tx: Tx) -> list[Step[Any, Any]]:
-            seen.clear()
-            answer = await read(tx.conn)
-            family, session = await self.queries.family_and_session(tx.conn, family_id)
-            if family is None or family.issuer_id != issuer_id or family.status != "active":
+        person: PersonRequest,
+    ) -> tuple[FamilyRow, T]:
+        """Rotate `jti` to `next_jti` once `check` passed (it judges, inside the transaction,
+        the family, its session and the user as read there, and refuses by raising); Replayed
+        when `jti` was rotated before, FamilyEnded when the family is over."""
+        for _ in range(ATTEMPTS):
+            item = _Rotation(issuer_id, family_id, jti, next_jti, now, meta, person, check)
+            self._queue.append(item)
+            self._kick()
+            result = await item.done
+            if isinstance(result, VersionConflict):
+                continue  # another use of this token took its stream: planned again
+            family, checked, outcome = result
+            record_written(outcome.events)  # committed: this request's read-your-writes
+            if not outcome.events:
+                if isinstance(outcome.state, Rotated):
+                    raise Replayed(family)
                 raise FamilyEnded()
-            if family.current_jti != jti:
-                raise Replayed(family)
-            checked = check(family, session)
-            seen.append((family, checked, await answer()))
-            cmd = Rotate(
-                family_id=family_id,
-                issuer_id=issuer_id,
-                session_id=family.session_id,
-                jti=jti,
-                next_jti=next_jti,
-                rotated_at=now,
-            )
-            return [Step(refresh_stream(jti), refresh_family, cmd)]
+            return family, checked
+        raise Conflict(
+            "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
+        )
 
-        outcome = (await self.store.execute_all(plan, meta))[0]
-        family, checked, found = seen[-1]
-        if not outcome.events:
-            # A concurrent refresh of the same token won the stream (we were retried).
-            if isinstance(outcome.state, Rotated):
-                raise Replayed(family)
-            raise FamilyEnded()
-        return family, checked, found
+    def _kick(self) -> None:
+        while self._queue and self._in_flight < self.max_in_flight:
+            self._in_flight += 1
+            task = asyncio.create_task(self._commit())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _commit(self) -> None:
+        batch: list[_Rotation[Any]] = []
+        try:
+            # Let the requests that are ready to run reach the queue first: when the process is
+            # busy they join this transaction instead of each paying for one of their own.
+            for _ in range(LINGER_TURNS):
+                await asyncio.sleep(0)
+            while self._queue and len(batch) < self.max_batch:
+                batch.append(self._queue.popleft())
+            if not batch:
+                return
+            seen: list[tuple[FamilyRow, Any] | None] = []
+
+            async def plan(tx: Tx) -> list[Planned]:
+                seen.clear()
+                receive = await self.people.send_persons(tx.conn, [i.person for i in batch])
+                found = await self.queries.families_and_sessions(
+                    tx.conn, list({i.family_id for i in batch})
+                )
+                persons = await receive()
+                planned: list[Planned] = []
+                streams: set[str] = set()
+                for item, person in zip(batch, persons, strict=True):
+                    seen.append(None)
+                    family, session = found.get(item.family_id, (None, None))
+                    stream = refresh_stream(item.jti)
+                    if family is None or family.issuer_id != item.issuer_id:
+                        planned.append(FamilyEnded())
+                    elif family.status != "active":
+                        planned.append(FamilyEnded())
+                    elif family.current_jti != item.jti:
+                        planned.append(Replayed(family))
+                    elif stream in streams:
+                        # A second use of one token in one batch: it lost, as it would to a
+                        # concurrent transaction, and is planned again (then a replay).
+                        planned.append(VersionConflict(stream, 0))
+                    else:
+                        try:
+                            seen[-1] = (family, item.check(family, session, person))
+                        except Exception as exc:  # this refresh's refusal only
+                            planned.append(exc)
+                            continue
+                        streams.add(stream)
+                        cmd = Rotate(
+                            family_id=item.family_id,
+                            issuer_id=item.issuer_id,
+                            session_id=family.session_id,
+                            jti=item.jti,
+                            next_jti=item.next_jti,
+                            rotated_at=item.now,
+                        )
+                        planned.append((Step(stream, refresh_family, cmd), item.meta))
+                return planned
+
+            results = await self.store.execute_each(plan)
+        except BaseException as exc:
+            for item in batch:
+                if not item.done.done():  # its request may have gone (cancelled)
+                    item.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._in_flight -= 1
+            self._kick()
+        for item, result, checked in zip(batch, results, seen, strict=True):
+            if item.done.done():
+                continue
+            if isinstance(result, VersionConflict):
+                item.done.set_result(result)
+            elif isinstance(result, BaseException):
+                item.done.set_exception(result)
+            else:
+                assert checked is not None
+                item.done.set_result((checked[0], checked[1], result))
 
 
 class FamilyRevocations:

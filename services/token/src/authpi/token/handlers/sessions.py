@@ -51,8 +51,9 @@ DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_IDLE_S = 12 * 3600
 
 
-# Reads and checks the op session of a code exchange inside its transaction.
-OpReader = Callable[[Tx], Awaitable[SessionRow]]
+# Reads and checks the op session of a code exchange inside its transaction; with it, the refresh
+# family to start (or None), which the exchange only knows once it has read its code there.
+OpReader = Callable[[Tx], Awaitable[tuple[SessionRow, StartFamily | None]]]
 
 
 def session_stream(session_id: str) -> str:
@@ -143,22 +144,21 @@ class Sessions:
         op: OpReader,
         client_id: str,
         session_id: str,
-        family: StartFamily | None,
-        meta: Meta,
+        meta: Meta | Callable[[], Meta],
         settings: SessionSettings,
         reactions: Sequence[Reaction] = (),
     ) -> int:
         """The client's rp session (and its refresh family) for a code exchange; its absolute
         expiry (ms). `op` reads and checks the op session first in the transaction (with
-        whatever else the exchange reads there); `reactions` run in the same transaction (the
-        code's consumption). `settings`: the issuer's session lifetimes (the caller has them
-        from the key cache, which follows issuer events)."""
+        whatever else the exchange reads there) and names the family to start; `reactions` run
+        in the same transaction (the code's consumption). `settings`: the issuer's session
+        lifetimes (the caller has them from the key cache, which follows issuer events)."""
         now = self.clock.now_ms()
         idle = settings.idle_timeout
         expires_at = now + settings.max_age * 1000
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
-            row = await op(tx)
+            row, family = await op(tx)
             create = CreateSession(
                 session_id=session_id,
                 issuer_id=row.issuer_id,

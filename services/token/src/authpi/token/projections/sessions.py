@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any, LiteralString
 
 import psycopg
@@ -87,11 +88,36 @@ class SessionsView:
             " refresh_token_issued_at = %s, last_activity_at = %s,"
             " refresh_count = refresh_count + 1 WHERE id = %s"
         )
+        # A group commit's rotations at once: per session, the latest time and how many.
+        self._refreshed_many = q(
+            "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
+            " refresh_token_issued_at = u.at, last_activity_at = u.at,"
+            " refresh_count = s.refresh_count + u.n FROM unnest(%s::text[], %s::bigint[],"
+            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id"
+        )
         self._op_active = q(
             "UPDATE {schema}.sessions_view SET last_activity_at = GREATEST(last_activity_at, %s)"
             " WHERE id = %s"
         )
         self._reset = q("TRUNCATE {schema}.sessions_view")
+
+    async def apply_many(
+        self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
+    ) -> Sequence[StoredEvent]:
+        """Rotations of a group commit in one statement; anything else is left to `apply`."""
+        rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
+        if len(rotations) != len(stored):
+            return stored
+        latest: dict[str, list[int]] = {}
+        for e in rotations:
+            at_n = latest.setdefault(e.session_id, [e.rotated_at, 0])
+            at_n[0] = max(at_n[0], e.rotated_at)
+            at_n[1] += 1
+        await conn.execute(
+            self._refreshed_many,
+            [list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()]],
+        )
+        return ()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
@@ -188,11 +214,34 @@ class RefreshFamiliesView:
             "UPDATE {schema}.refresh_families SET current_jti = %s, rotated_at = %s,"
             " generation = generation + 1 WHERE id = %s"
         )
+        self._rotated_many = q(
+            "UPDATE {schema}.refresh_families f SET current_jti = u.jti, rotated_at = u.at,"
+            " generation = f.generation + 1 FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+            " AS u(id, jti, at) WHERE f.id = u.id"
+        )
         self._revoked = q(
             "UPDATE {schema}.refresh_families SET status = 'revoked', revoked_reason = %s,"
             " revoked_at = %s WHERE id = %s"
         )
         self._reset = q("TRUNCATE {schema}.refresh_families")
+
+    async def apply_many(
+        self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
+    ) -> Sequence[StoredEvent]:
+        """Rotations of distinct families in one statement; anything else is left to `apply`
+        (two rotations of one family must apply in order)."""
+        rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
+        if len(rotations) != len(stored) or len({e.family_id for e in rotations}) != len(stored):
+            return stored
+        await conn.execute(
+            self._rotated_many,
+            [
+                [e.family_id for e in rotations],
+                [e.next_jti for e in rotations],
+                [e.rotated_at for e in rotations],
+            ],
+        )
+        return ()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:

@@ -7,7 +7,7 @@ region). A deleted user has neither snapshot nor key, so its claims carry no PII
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -18,6 +18,7 @@ from authpi.contracts.directory import OrganizationRestriction
 from authpi.crypto.envelope import Kek
 from authpi.crypto.pii import DEFAULT_REGION, Pii, PiiVault, region_store
 from authpi.crypto.pii import username_hash as hash_username
+from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
 
 _USER_COLUMNS = (
@@ -64,6 +65,15 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRecord
     organizations: list[dict[str, Any]]
     claims: dict[str, Any]
+
+
+class PersonRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One user to read with `People.send_persons`, as `send_person` takes it."""
+
+    user_id: str
+    restriction: OrganizationRestriction
+    selected: str | None
+    scopes: list[str]
 
 
 class People:
@@ -116,6 +126,34 @@ class People:
             " LEFT JOIN {pii}.pii_keys k ON k.subject_id = u.id"
             " LEFT JOIN {schema}.credentials_view c ON c.user_id = u.id"
             " WHERE u.id = %(user)s",
+            schema=schema,
+            pii=region_store(namespace, DEFAULT_REGION),
+        )
+
+        # `_person` for many users at once (a group commit of refreshes): one row per request,
+        # numbered by `i`; a request whose user is unknown has no row.
+        self._persons = render(
+            "SELECT r.i, u.id, u.issuer_id, u.account_id, u.status, u.username_type,"
+            " u.username_hash, u.scopes, u.created_at, u.updated_at, u.region, u.pii,"
+            " k.wrapped_key, c.email_verified,"
+            " CASE WHEN r.orgs THEN (SELECT json_agg(json_build_array(m.org_id, m.user_title,"
+            " m.scopes, m.joined_at) ORDER BY m.joined_at, m.org_id)::text"
+            " FROM {schema}.memberships_view m"
+            " JOIN {schema}.organizations_view o ON o.id = m.org_id"
+            " WHERE m.member_id = u.id AND m.status = 'active' AND o.status = 'active'"
+            " AND (r.allowed IS NULL"
+            " OR m.org_id IN (SELECT jsonb_array_elements_text(r.allowed)))"
+            " AND (r.selected IS NULL OR m.org_id = r.selected)) END"
+            " FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[]::jsonb[], %s::text[])"
+            " AS r(i, user_id, orgs, allowed, selected)"
+            # Index lookups per request (LIMIT 1 keeps each LATERAL a nested loop), never a
+            # scan of a whole view, whatever the planner guesses of the batch's size.
+            " CROSS JOIN LATERAL (SELECT * FROM {schema}.users_view WHERE id = r.user_id"
+            " LIMIT 1) u"
+            " LEFT JOIN LATERAL (SELECT wrapped_key FROM {pii}.pii_keys"
+            " WHERE subject_id = u.id LIMIT 1) k ON true"
+            " LEFT JOIN LATERAL (SELECT email_verified FROM {schema}.credentials_view"
+            " WHERE user_id = u.id LIMIT 1) c ON true",
             schema=schema,
             pii=region_store(namespace, DEFAULT_REGION),
         )
@@ -182,27 +220,56 @@ class People:
 
         async def receive() -> Person | None:
             row = await cur.fetchone()
-            if row is None:
-                return None
-            n = len(_USER_FIELDS)
-            user = msgspec.convert(dict(zip(_USER_FIELDS, row[:n], strict=True)), UserRecord)
-            region, sealed, wrapped, verified, orgs = row[n:]
-            claims: dict[str, Any] = {}
-            if "openid" in scopes:
-                pii: Pii | None = None
-                if sealed is not None:
-                    if region == DEFAULT_REGION:
-                        pii = self.vault(region).open_wrapped(wrapped, user_id, sealed)
-                    else:
-                        pii = await self.vault(region).open_stored(conn, user_id, sealed)
-                claims = _claims(user, pii, bool(verified), scopes)
-            organizations = [
-                {"id": o[0], "title": o[1], "scopes": list(o[2]), "joined_at": o[3] // 1000}
-                for o in (_orgs.decode(orgs) if orgs else [])
-            ]
-            return Person(user=user, organizations=organizations, claims=claims)
+            return None if row is None else await self._person_of(conn, row, scopes)
 
         return receive
+
+    async def send_persons(
+        self, conn: psycopg.AsyncConnection[Any], requests: Sequence[PersonRequest]
+    ) -> Callable[[], Awaitable[list[Person | None]]]:
+        """`send_person` for many requests in one statement; the answer is in their order."""
+        params = [
+            list(range(len(requests))),
+            [r.user_id for r in requests],
+            [r.restriction.mode != "none" for r in requests],
+            [
+                jsonb.dumps(list(r.restriction.allowlist))
+                if r.restriction.mode == "allowlist"
+                else None
+                for r in requests
+            ],
+            [r.selected for r in requests],
+        ]
+        cur = await conn.execute(self._persons, params)
+
+        async def receive() -> list[Person | None]:
+            found: list[Person | None] = [None] * len(requests)
+            for row in await cur.fetchall():
+                found[row[0]] = await self._person_of(conn, row[1:], requests[row[0]].scopes)
+            return found
+
+        return receive
+
+    async def _person_of(
+        self, conn: psycopg.AsyncConnection[Any], row: Sequence[Any], scopes: Collection[str]
+    ) -> Person:
+        n = len(_USER_FIELDS)
+        user = msgspec.convert(dict(zip(_USER_FIELDS, row[:n], strict=True)), UserRecord)
+        region, sealed, wrapped, verified, orgs = row[n:]
+        claims: dict[str, Any] = {}
+        if "openid" in scopes:
+            pii: Pii | None = None
+            if sealed is not None:
+                if region == DEFAULT_REGION:
+                    pii = self.vault(region).open_wrapped(wrapped, user.id, sealed)
+                else:
+                    pii = await self.vault(region).open_stored(conn, user.id, sealed)
+            claims = _claims(user, pii, bool(verified), scopes)
+        organizations = [
+            {"id": o[0], "title": o[1], "scopes": list(o[2]), "joined_at": o[3] // 1000}
+            for o in (_orgs.decode(orgs) if orgs else [])
+        ]
+        return Person(user=user, organizations=organizations, claims=claims)
 
     async def claims(
         self, conn: psycopg.AsyncConnection[Any], user: UserRecord, scopes: Collection[str]

@@ -31,6 +31,9 @@ _FAMILY_COLUMNS = (
 )  # fmt: skip
 
 
+_SESSION_NAMES = [c.strip() for c in _SESSION_COLUMNS.split(",")]
+
+
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     issuer_id: str
@@ -159,6 +162,13 @@ class SessionQueries:
             f"SELECT {', '.join(family_cols + session_cols)} FROM {{schema}}.refresh_families f"
             " LEFT JOIN {schema}.sessions_view s ON s.id = f.session_id WHERE f.id = %s"
         )
+        # Index lookups per family (LIMIT 1 keeps each LATERAL a nested loop), never a scan.
+        self._families_sessions = q(
+            f"SELECT {', '.join(family_cols + session_cols)} FROM unnest(%s::text[]) AS r(id)"
+            " CROSS JOIN LATERAL (SELECT * FROM {schema}.refresh_families WHERE id = r.id"
+            " LIMIT 1) f LEFT JOIN LATERAL (SELECT * FROM {schema}.sessions_view"
+            " WHERE id = f.session_id LIMIT 1) s ON true"
+        )
         self._family_current = q(
             "SELECT current_jti, session_id, status FROM {schema}.refresh_families WHERE id = %s"
         )
@@ -253,13 +263,16 @@ class SessionQueries:
         row = await cur.fetchone()
         if row is None:
             return None, None
-        n = len(_FAMILY_COLUMNS)
-        family = msgspec.convert(dict(zip(_FAMILY_COLUMNS, row[:n], strict=True)), FamilyRow)
-        if row[n] is None:
-            return family, None
-        names = [c.strip() for c in _SESSION_COLUMNS.split(",")]
-        session = msgspec.convert(dict(zip(names, row[n:], strict=True)), SessionRow)
-        return family, session
+        return _family_session(row)
+
+    async def families_and_sessions(
+        self, conn: Conn, family_ids: list[str]
+    ) -> dict[str, tuple[FamilyRow, SessionRow | None]]:
+        """`family_and_session` of many families in one statement (a group commit's read), by
+        family id; an unknown family is absent."""
+        cur = await conn.execute(self._families_sessions, [family_ids])
+        found = [_family_session(row) for row in await cur.fetchall()]
+        return {family.id: (family, session) for family, session in found}
 
     async def family_current(self, conn: Conn, family_id: str) -> tuple[str, str, str] | None:
         """(current jti, session id, status) of a family."""
@@ -285,6 +298,15 @@ class SessionQueries:
         if row is None:
             return None
         return SessionSettings(account_id=row[0], max_age=row[1], idle_timeout=row[2])
+
+
+def _family_session(row: Any) -> tuple[FamilyRow, SessionRow | None]:
+    n = len(_FAMILY_COLUMNS)
+    family = msgspec.convert(dict(zip(_FAMILY_COLUMNS, row[:n], strict=True)), FamilyRow)
+    if row[n] is None:
+        return family, None
+    session = msgspec.convert(dict(zip(_SESSION_NAMES, row[n:], strict=True)), SessionRow)
+    return family, session
 
 
 class Liveness:

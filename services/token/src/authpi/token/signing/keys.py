@@ -5,12 +5,19 @@ by the KEK; DESIGN.md 6) and JWT signing."""
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from authpi.crypto.envelope import Kek, new_key, seal, unseal
@@ -109,3 +116,61 @@ def sign_jwt(
     else:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
     return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_decode_json = msgspec.json.Decoder()
+_HEADERS_SEEN: dict[str, dict[str, Any]] = {}  # encoded header -> header, known kids only
+
+
+def _unb64(segment: str) -> bytes:
+    """Strict base64url without padding (RFC 7515 2): any other character is refused."""
+    if len(segment) % 4 == 1 or not _B64URL.fullmatch(segment):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a compact JWS whose `kid` names one of `keys`, whose `alg` is that
+    key's and whose signature holds; ValueError otherwise. It checks no claim. This is the
+    refresh grant's hot path, so it is done here over the cached keys rather than by PyJWT
+    (which decodes and validates every segment character by character in Python); the
+    decoded header of each known key is remembered, so a token costs one JSON decode, one
+    base64 decode of its claims and the signature check."""
+    head, dot, rest = token.partition(".")
+    body, dot2, sig = rest.partition(".")
+    if not dot or not dot2:
+        raise ValueError("not a compact JWS")
+    header = _HEADERS_SEEN.get(head)
+    if header is None:
+        header = _decode_json.decode(_unb64(head))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not an object")
+    key = keys.get(str(header.get("kid")))  # type: ignore[union-attr]
+    if key is None or header.get("alg") != key.algorithm_name:  # type: ignore[union-attr]
+        raise ValueError("unknown key or algorithm")
+    if head not in _HEADERS_SEEN and len(_HEADERS_SEEN) < 1024:
+        _HEADERS_SEEN[head] = header  # type: ignore[assignment]
+    signature = _unb64(sig)
+    signing_input = token[: len(head) + 1 + len(body)].encode("ascii")
+    public: Any = key.key
+    try:
+        if key.algorithm_name == "ES256":
+            if len(signature) != 64:
+                raise ValueError("bad ES256 signature length")
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            public.verify(der, signing_input, _ECDSA)
+        elif key.algorithm_name == "EdDSA":
+            public.verify(signature, signing_input)
+        elif key.algorithm_name == "RS256":
+            public.verify(signature, signing_input, _PKCS1, _SHA256)
+        else:
+            raise ValueError("unsupported algorithm")
+    except InvalidSignature:
+        raise ValueError("bad signature") from None
+    claims = _decode_json.decode(_unb64(body))
+    if not isinstance(claims, dict):
+        raise ValueError("the claims are not an object")
+    return header, claims  # type: ignore[return-value]

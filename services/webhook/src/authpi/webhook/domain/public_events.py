@@ -49,6 +49,10 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
         "integrator-credential.issued",
         "integrator-credential.revoked",
+        # Team notes: audit only, not in the webhook catalogue (core-api.md 3.20)
+        "note.created",
+        "note.updated",
+        "note.deleted",
     }
 )
 
@@ -116,6 +120,14 @@ RULES: dict[str, Rule] = {
     "user.deleted": Rule((("user_id", "id"),), ("id", "deleted_at")),
     "user.blocked": Rule((("user_id", "id"),), _STATUS),
     "user.unblocked": Rule((("user_id", "id"),), _STATUS),
+    "user.approval.requested": Rule((("user_id", "id"),), ("id", "approval", "requested_at")),
+    "user.approval.approved": Rule(
+        (("user_id", "id"),), ("id", "approval", "status", "status_by", "status_at")
+    ),
+    "user.approval.rejected": Rule(
+        (("user_id", "id"),),
+        ("id", "approval", "status", "status_reason", "status_by", "status_at"),
+    ),
     "user.verification.succeeded": Rule(
         (*_USER, ("session_id", "session_id"), ("client_id", "client_id")),
         ("method", "verifier_id", "client_id", "at"),
