@@ -61,7 +61,6 @@ async def test_a_payment_settled_before_a_crash_is_credited_once_after_restart(
     namespace = new_namespace()
     ports = {name: free_port() for name in ("API", "IDP", "OPS")}
     settings = {
-        "AUTHPI_NAMESPACE": namespace,
         **{f"AUTHPI_{n}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()},
         "AUTHPI_LOG_LEVEL": "info",
         "AUTHPI_BILLING_ENFORCEMENT": "1",
@@ -77,7 +76,7 @@ async def test_a_payment_settled_before_a_crash_is_credited_once_after_restart(
 
     # 1. Challenged, then paid: the settlement is mined, and the process stops before the ledger.
     paused = {**settings, "AUTHPI_BILLING_TEST_PAUSE_AFTER_SETTLEMENT": "1"}
-    async with platform_process(1, tmp_path, infra, paused) as first:
+    async with platform_process(1, tmp_path, infra, paused, namespace=namespace) as first:
         creds = first.creds
         account = creds["account_id"]
         path = f"/v1/accounts/{account}/issuers"
@@ -107,7 +106,7 @@ async def test_a_payment_settled_before_a_crash_is_credited_once_after_restart(
     assert await credit_events(infra, namespace) == 0  # nothing reached the ledger
 
     # 2. Restarted (the same deployment, without the pause): credited from the chain, once.
-    async with platform_process(1, tmp_path, infra, settings) as second:
+    async with platform_process(1, tmp_path, infra, settings, namespace=namespace) as second:
         async with httpx.AsyncClient(base_url=second.api_url, headers=auth, timeout=60) as http:
 
             async def credited() -> list[dict[str, Any]]:
