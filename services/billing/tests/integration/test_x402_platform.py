@@ -3,8 +3,8 @@ chain (platform.md 5.6-5.10): the official `x402` client from PyPI pays the 402 
 empty gated account and gets the write done in the same retried request; the ledger, the chain
 and the Events API show the top-up. Over HTTP: a replayed payment is refused and credits
 nothing, two concurrent retries with one payment credit once, and the facilitator routes
-(`/x402/supported`, `/verify`, `/settle`) answer per 5.9. Without a chain the payment routes
-answer `422 billing.payments_unconfigured`.
+(`/x402/supported`, `/verify`, `/settle`) answer per 5.9. Without a chain a gated write still
+answers 402, with nothing to pay, and the payment routes answer `422 billing.payments_unconfigured`.
 
 The platform here starts its own Anvil, as `make run` does with AUTHPI_BILLING_LOCAL_CHAIN: the
 token deployed once into the data folder and the development payer funded
@@ -262,11 +262,19 @@ async def test_the_facilitator_routes(local: Local, kit) -> None:
     assert malformed.json()["error"] == "invalid_request"
 
 
-async def test_without_a_chain_the_payment_routes_say_so(platform, kit) -> None:
-    tenant = await kit.new_tenant(platform)
-    async with tenant.http() as http:
-        topup = await http.post(f"/v1/accounts/{tenant.account_id}/credits/topups")
-        supported = await http.get("/x402/supported")
+async def test_without_a_chain_the_payment_routes_say_so(infra, tmp_path: Path, kit) -> None:
+    async with running_platform(infra, tmp_path, billing_enforcement=True) as platform:
+        tenant = await kit.new_tenant(platform)
+        async with tenant.http() as http:
+            gated = await http.post(
+                f"/v1/accounts/{tenant.account_id}/issuers", json={"name": "blocked"}
+            )
+            topup = await http.post(f"/v1/accounts/{tenant.account_id}/credits/topups")
+            supported = await http.get("/x402/supported")
+    # The gate still refuses the write, and says there is nothing to pay here.
+    assert gated.status_code == 402, gated.text
+    assert (gated.json()["accepts"], "payment-required" in gated.headers) == ([], False)
+    assert "accepts no x402 payment" in gated.json()["error_description"]
     for answer in (topup, supported):
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"] == "invalid_request"
