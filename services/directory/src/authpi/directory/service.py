@@ -26,6 +26,7 @@ from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.invitations import Invitations
 from authpi.directory.handlers.issuers import Issuers
 from authpi.directory.handlers.notes import Notes
+from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.personal_tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
@@ -52,6 +53,8 @@ async def build(rt: Runtime) -> ServiceParts:
     issuers = Issuers(rt, store, account_reactions=directory.projections)
     clients = Clients(issuers)
     organizations = Organizations(rt, store)
+    # An organization's SSO domain verifies when its DNS publishes the TXT challenge.
+    organization_sso = OrganizationSso(organizations, DnsProbe())
     notes = Notes(rt, store)
     invitations = Invitations(organizations, users)
     return ServiceParts(
@@ -65,7 +68,7 @@ async def build(rt: Runtime) -> ServiceParts:
             domains_router(domains),
             api_keys_router(directory),
             issuers_router(issuers, clients),
-            organizations_router(organizations),
+            organizations_router(organizations, organization_sso),
             invitations_router(invitations),
             org_api_key_items_router(directory, organizations),
             notes_router(notes),
@@ -83,6 +86,7 @@ async def build(rt: Runtime) -> ServiceParts:
             "issuers": issuers,
             "clients": clients,
             "organizations": organizations,
+            "organization_sso": organization_sso,
             "notes": notes,
             # The portal's invitation page (accept or decline through the emailed link).
             "invitations": invitations,

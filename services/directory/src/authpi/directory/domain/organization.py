@@ -27,13 +27,20 @@ from authpi.contracts.directory import (
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDisabled,
+    OrganizationSsoDomainCreated,
+    OrganizationSsoDomainDeleted,
+    OrganizationSsoDomainVerified,
+    OrganizationSsoEnabled,
+    OrganizationSsoUpdated,
     OrganizationSuspended,
     OrganizationUpdated,
 )
-from authpi.directory.domain import org_groups, org_invitations, org_members
+from authpi.directory.domain import org_groups, org_invitations, org_members, org_sso
 from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     AddMember,
+    AddSsoDomain,
     AnswerInvitation,
     CreateGroup,
     CreateInvitation,
@@ -44,13 +51,16 @@ from authpi.directory.domain.commands.organization import (
     FinishOrganizationDeletion,
     Profile,
     RemoveMember,
+    RemoveSsoDomain,
     RequireLiveOrganization,
     ResendInvitation,
     RevokeInvitation,
+    RotateSsoSecret,
     UpdateGroup,
     UpdateInvitation,
     UpdateMember,
     UpdateOrganization,
+    VerifySsoDomain,
 )
 from authpi.directory.domain.organization_state import (
     Absent,
@@ -76,6 +86,7 @@ OrganizationCommand = (
     | org_members.MemberCommand
     | org_groups.GroupCommand
     | org_invitations.InvitationCommand
+    | org_sso.SsoCommand
 )
 _MERGED = ("metadata", "custom_fields")
 
@@ -107,6 +118,8 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
             | AnswerInvitation()
         ):
             return org_invitations.decide(cmd, state)
+        case AddSsoDomain() | VerifySsoDomain() | RemoveSsoDomain() | RotateSsoSecret():
+            return org_sso.decide(cmd, live_org(state, cmd.ref))
     raise AssertionError(f"unhandled command {cmd!r}")
 
 
@@ -134,6 +147,7 @@ def _update(cmd: UpdateOrganization, org: Org) -> list[Event]:
     changed = [f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(org.profile, f)]
     if changed:
         events.append(snapshot(org, profile, changed, at))
+        events.extend(org_sso.config_changed(org, profile.sso, at))
     if cmd.status == "suspended" and org.status != "suspended":
         events.append(
             OrganizationSuspended(
@@ -181,7 +195,8 @@ def _finish(cmd: FinishOrganizationDeletion, state: Organization) -> list[Event]
         case Org(status="deleting"):
             deleted_at = state.changed_at(cmd.now)
             return [
-                OrganizationDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=deleted_at)
+                *org_sso.removals(state, deleted_at),
+                OrganizationDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=deleted_at),
             ]
         case Org():
             raise Conflict("the organization is not being deleted", reason="organization.live")
@@ -222,6 +237,13 @@ def evolve(state: Organization, event: Event) -> Organization:
             OrganizationInvitationDeleted()
         ):
             return org_invitations.evolve(state, event)
+        case Org(), OrganizationSsoEnabled() | OrganizationSsoDisabled() | (
+            OrganizationSsoUpdated()
+            | OrganizationSsoDomainCreated()
+            | OrganizationSsoDomainVerified()
+            | OrganizationSsoDomainDeleted()
+        ):
+            return org_sso.evolve(state, event)
         case _:
             return state
 

@@ -80,6 +80,18 @@ class Invitation(msgspec.Struct, frozen=True, kw_only=True):
         return strictly_after(now, self.updated_at or self.created_at)
 
 
+class SsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """An email domain the organization claims for SSO (core-api.md 3.16)."""
+
+    domain: str
+    created_at: int
+    verified_at: int | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
+
+
 class Org(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     account_id: str
@@ -92,6 +104,8 @@ class Org(msgspec.Struct, frozen=True, kw_only=True):
     members: dict[str, Member] = {}
     groups: dict[str, Group] = {}
     invitations: dict[str, Invitation] = {}
+    sso_domains: dict[str, SsoDomain] = {}
+    sso_secret_sha256: str | None = None
 
     @property
     def etag(self) -> str:

@@ -268,6 +268,13 @@ RULES: dict[str, Rule] = {
     "organization.group.deleted": Rule(
         (("org_id", "org_id"), ("group_id", "id")), ("id", "org_id", "deleted_at")
     ),
+    # platform.md 6.3: `sso` (no secrets; nested keys scrubbed too), never `secret_sha256`.
+    "organization.sso.enabled": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.disabled": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.updated": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.domain-created": Rule(
+        (("org_id", "org_id"),), ("domain", "txt_record_name", "created_at")
+    ),
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),
     # Invitations (platform.md 6.3): snapshots without the link's digest

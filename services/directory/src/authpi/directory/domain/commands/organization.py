@@ -153,6 +153,41 @@ class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
     if_match: str | None = None
 
 
+class AddSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """`domain` is already normalised (lower case, no trailing dot)."""
+
+    ref: OrgRef
+    domain: str
+    now: int
+    if_match: str | None = None
+
+
+class VerifySsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """`published`: the TXT values the handler found at the domain's challenge name."""
+
+    ref: OrgRef
+    domain: str
+    published: frozenset[str]
+    now: int
+    if_match: str | None = None
+
+
+class RemoveSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    domain: str
+    now: int
+    if_match: str | None = None
+
+
+class RotateSsoSecret(msgspec.Struct, frozen=True, kw_only=True):
+    """`secret_sha256`: the digest of the new secret the handler drew (never the secret)."""
+
+    ref: OrgRef
+    secret_sha256: str
+    now: int
+    if_match: str | None = None
+
+
 class CreateInvitation(msgspec.Struct, frozen=True, kw_only=True):
     """`user_id_invited`: the issuer's user holding that address, when there is one (the handler
     looks it up); `token_sha256`: the digest of the link's token, minted by the handler."""
@@ -188,15 +223,11 @@ class ResendInvitation(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     invitation_id: str
     token_sha256: str
-    now: int
-    if_match: str | None = None
 
 
 class RevokeInvitation(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     invitation_id: str
-    now: int
-    if_match: str | None = None
 
 
 class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
