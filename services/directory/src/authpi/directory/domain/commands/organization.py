@@ -223,11 +223,15 @@ class ResendInvitation(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     invitation_id: str
     token_sha256: str
+    now: int
+    if_match: str | None = None
 
 
 class RevokeInvitation(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     invitation_id: str
+    now: int
+    if_match: str | None = None
 
 
 class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
