@@ -30,6 +30,11 @@ from authpi.contracts.directory import (
     IssuerCreated,
     IssuerDeleted,
     IssuerUpdated,
+    NoteCreated,
+    NoteDeleted,
+    NoteMention,
+    NoteReference,
+    NoteUpdated,
     OrganizationCreated,
     OrganizationDeleted,
     OrganizationGroupCreated,
@@ -84,6 +89,7 @@ from authpi.directory.domain.commands.issuer import (
     UpdateAuthMethod,
     UpdateIssuer,
 )
+from authpi.directory.domain.commands.note import CreateNote, DeleteNote, UpdateNote
 from authpi.directory.domain.commands.organization import (
     AddMember,
     CreateGroup,
@@ -624,3 +630,56 @@ def revoke_token(**o: Any) -> RevokePersonalToken:
 
 def delete_token(**o: Any) -> DeletePersonalToken:
     return DeletePersonalToken(**_with({"token_id": "ptk_1", "account_id": "acc_a", "now": T0}, o))
+
+
+NOTE_TEXT = "Call @[Dana](usr_d) about [[client:c_1|the app]] and [[webhook:wh_1]]."
+
+
+def note_created(**o: Any) -> NoteCreated:
+    """A pinned-less note on organization org_1 of issuer i_1, by key_1, with the mentions and
+    references of NOTE_TEXT (client c_1 of issuer i_1)."""
+    base = {
+        "id": "note_1", "account_id": "acc_1", "issuer_id": "i_1", "subject_type": "org",
+        "subject_id": "org_1", "content": NOTE_TEXT, "created_by": "key_1",
+        "mentions": [NoteMention(mentioned_user_id="usr_d", created_at=T0)],
+        "references": [
+            NoteReference(ref_type="client", ref_id="c_1", ref_issuer_id="i_1", created_at=T0),
+            NoteReference(ref_type="webhook", ref_id="wh_1", created_at=T0),
+        ],
+        "created_at": T0,
+    }  # fmt: skip
+    return NoteCreated(**_with(base, o))
+
+
+def note_updated(**o: Any) -> NoteUpdated:
+    base = {
+        "id": "note_1", "account_id": "acc_1", "changed": ["pinned"], "content": NOTE_TEXT,
+        "pinned": True, "updated_by": "key_1",
+        "mentions": note_created().mentions, "references": note_created().references,
+        "updated_at": T0 + 1000,
+    }  # fmt: skip
+    return NoteUpdated(**_with(base, o))
+
+
+def note_deleted(**o: Any) -> NoteDeleted:
+    base = {"id": "note_1", "account_id": "acc_1", "deleted_by": "key_1", "deleted_at": T0 + 1000}
+    return NoteDeleted(**_with(base, o))
+
+
+def create_note(**o: Any) -> CreateNote:
+    base = {
+        "note_id": "note_1", "account_id": "acc_1", "issuer_id": "i_1", "subject_type": "org",
+        "subject_id": "org_1", "content": NOTE_TEXT, "author": "key_1", "now": T0,
+        "ref_issuers": {"client:c_1": "i_1"},
+    }  # fmt: skip
+    return CreateNote(**_with(base, o))
+
+
+def update_note(**o: Any) -> UpdateNote:
+    base = {"note_id": "note_1", "account_id": "acc_1", "author": "key_1", "now": T0 + 1000}
+    return UpdateNote(**_with(base, o))
+
+
+def delete_note(**o: Any) -> DeleteNote:
+    base = {"note_id": "note_1", "account_id": "acc_1", "author": "key_1", "now": T0 + 1000}
+    return DeleteNote(**_with(base, o))

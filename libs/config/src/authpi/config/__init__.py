@@ -102,6 +102,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     billing_facilitator_url: str | None = None
     billing_local_chain: bool = False
     billing_max_timeout_s: int = 300
+    # Test only, never in a deployment: after a settlement's receipt, wait forever before the
+    # ledger write (the crash window a test kills the process in; the recovery task credits the
+    # payment after a restart).
+    billing_test_pause_after_settlement: bool = False
     # The audit log (Events API) keeps events this many days (platform.md 8: 90 by default).
     events_retention_days: int = 90
 
@@ -176,6 +180,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         billing_local_chain=_flag(e.get("AUTHPI_BILLING_LOCAL_CHAIN", "")),
         billing_max_timeout_s=_positive_int(
             e.get("AUTHPI_BILLING_MAX_TIMEOUT_S") or "300", "AUTHPI_BILLING_MAX_TIMEOUT_S"
+        ),
+        billing_test_pause_after_settlement=_flag(
+            e.get("AUTHPI_BILLING_TEST_PAUSE_AFTER_SETTLEMENT", "")
         ),
         events_retention_days=_positive_int(
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"

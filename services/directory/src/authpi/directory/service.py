@@ -1,5 +1,6 @@
 """The directory service as a process part: accounts, account domains, issuers, clients, users,
-organizations, API keys (Core API resources), and the agents it learns from the agent service."""
+organizations, API keys, notes (Core API resources), and the agents it learns from the agent
+service."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ from pathlib import Path
 from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.directory.api.accounts import accounts_router
 from authpi.directory.api.api_keys import api_keys_router
+from authpi.directory.api.approvals import approvals_router
 from authpi.directory.api.domains import domains_router
 from authpi.directory.api.issuer_routes import issuers_router
 from authpi.directory.api.me import get_me
+from authpi.directory.api.notes import notes_router
 from authpi.directory.api.org_api_key_items import org_api_key_items_router
 from authpi.directory.api.organization_routes import organizations_router
 from authpi.directory.api.tokens import tokens_router
 from authpi.directory.api.users import users_router
 from authpi.directory.handlers.account_domains import AccountDomains
 from authpi.directory.handlers.accounts import Directory
+from authpi.directory.handlers.approvals import Approvals
 from authpi.directory.handlers.clients import Clients
 from authpi.directory.handlers.issuers import Issuers
+from authpi.directory.handlers.notes import Notes
+from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.personal_tokens import PersonalTokens
 from authpi.directory.handlers.users import Users
@@ -45,18 +51,23 @@ async def build(rt: Runtime) -> ServiceParts:
     issuers = Issuers(rt, store, account_reactions=directory.projections)
     clients = Clients(issuers)
     organizations = Organizations(rt, store)
+    # An organization's SSO domain verifies when its DNS publishes the TXT challenge.
+    organization_sso = OrganizationSso(organizations, DnsProbe())
+    notes = Notes(rt, store)
     return ServiceParts(
         name="directory",
         core_routes=[
             get_me,
             users_router(users),
+            approvals_router(Approvals(users)),
             tokens_router(personal_tokens),
             accounts_router(directory),
             domains_router(domains),
             api_keys_router(directory),
             issuers_router(issuers, clients),
-            organizations_router(organizations),
+            organizations_router(organizations, organization_sso),
             org_api_key_items_router(directory, organizations),
+            notes_router(notes),
         ],
         projections=[AgentsReaction(schema, organizations.agents), BillingReaction(schema)],
         inline_projections=list(views),
@@ -71,6 +82,8 @@ async def build(rt: Runtime) -> ServiceParts:
             "issuers": issuers,
             "clients": clients,
             "organizations": organizations,
+            "organization_sso": organization_sso,
+            "notes": notes,
         },
     )
 

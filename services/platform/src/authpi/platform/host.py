@@ -21,6 +21,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
+from authpi.billing.x402.localchain import use_local_chain
 from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
 from authpi.crypto.envelope import Kek
@@ -194,6 +195,7 @@ class Platform:
             await ensure_streams(js, s.namespace)
         if self.serve_http:
             s = self._bind_ports(s)
+            s = await self._local_chain(s)
         kek = self._kek or self._load_kek()
         await check_kek(pool, kek, s.namespace, [m.name for m in self.modules], s.region)
         mailer = await self.open_mailer(s)
@@ -208,6 +210,16 @@ class Platform:
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
+
+    async def _local_chain(self, s: Settings) -> Settings:
+        """AUTHPI_BILLING_LOCAL_CHAIN (`make run` opt-in, unless AUTHPI_BILLING_RPC_URL names a
+        node): Anvil in the data folder with the test token, and billing pointed at it. The
+        resolved settings reach the IdP workers, which use that chain and start none."""
+        billing = any(m.name == "billing" for m in self.modules)
+        if not (billing and s.billing_local_chain and not s.billing_rpc_url):
+            return s
+        self.settings = await use_local_chain(s, self.stack)
+        return self.settings
 
     async def open_mailer(self, s: Settings) -> Mailer:
         """SMTP to AUTHPI_SMTP_URL. Without it, a serving process whose Core API listens on

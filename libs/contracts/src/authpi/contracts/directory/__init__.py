@@ -11,6 +11,8 @@ from authpi.contracts.directory.domains import *  # noqa: F403
 from authpi.contracts.directory.domains import AccountDomainEvent
 from authpi.contracts.directory.issuers import *  # noqa: F403
 from authpi.contracts.directory.issuers import IssuerEvent
+from authpi.contracts.directory.notes import *  # noqa: F403
+from authpi.contracts.directory.notes import NoteEvent
 from authpi.contracts.directory.organizations import *  # noqa: F403
 from authpi.contracts.directory.organizations import OrganizationEvent
 from authpi.contracts.directory.tokens import *  # noqa: F403
@@ -27,4 +29,5 @@ DirectoryEvent = (
     | ClientEvent
     | OrganizationEvent
     | PersonalTokenEvent
+    | NoteEvent
 )

@@ -148,6 +148,49 @@ class OrganizationGroupDeleted(Event, frozen=True, kw_only=True, tag="organizati
     deleted_at: int
 
 
+class OrganizationSsoSnapshot(Event, frozen=True, kw_only=True):
+    """The organization's SSO configuration after a change (core-api.md 3.12 `sso`, 3.16):
+    `enabled`, `sso_only` and the upstream IdP's settings, never a secret. `secret_sha256` is
+    the digest of the SSO client secret when this change rotated it (internal: public data
+    never carries it, platform.md 6.3)."""
+
+    org_id: str
+    issuer_id: str
+    sso: dict[str, Any] = {}
+    changed: list[str] = []
+    secret_sha256: str | None = None
+    updated_at: int
+
+
+class OrganizationSsoEnabled(OrganizationSsoSnapshot, frozen=True, kw_only=True,
+                             tag="organization.sso.enabled"):  # fmt: skip
+    pass
+
+
+class OrganizationSsoDisabled(OrganizationSsoSnapshot, frozen=True, kw_only=True,
+                              tag="organization.sso.disabled"):  # fmt: skip
+    pass
+
+
+class OrganizationSsoUpdated(OrganizationSsoSnapshot, frozen=True, kw_only=True,
+                             tag="organization.sso.updated"):  # fmt: skip
+    pass
+
+
+class OrganizationSsoDomainCreated(
+    Event, frozen=True, kw_only=True, tag="organization.sso.domain-created"
+):
+    """An SSO domain was added, unverified: its owner publishes `txt_record_value` at
+    `txt_record_name`, then asks for verification (core-api.md 3.16)."""
+
+    org_id: str
+    issuer_id: str
+    domain: str
+    txt_record_name: str
+    txt_record_value: str
+    created_at: int
+
+
 class OrganizationSsoDomainVerified(
     Event, frozen=True, kw_only=True, tag="organization.sso.domain-verified"
 ):
@@ -181,6 +224,10 @@ OrganizationEvent = (
     | OrganizationGroupCreated
     | OrganizationGroupUpdated
     | OrganizationGroupDeleted
+    | OrganizationSsoEnabled
+    | OrganizationSsoDisabled
+    | OrganizationSsoUpdated
+    | OrganizationSsoDomainCreated
     | OrganizationSsoDomainVerified
     | OrganizationSsoDomainDeleted
 )

@@ -68,7 +68,54 @@ class UserDeleted(Event, frozen=True, kw_only=True, tag="user.deleted"):
     issuer_id: str = ""
 
 
-UserEvent = UserCreated | UserUpdated | UserBlocked | UserUnblocked | UserDeleted
+class UserApprovalRequested(Event, frozen=True, kw_only=True, tag="user.approval.requested"):
+    """A signup the issuer holds for an administrator's decision (core-api.md 3.10): the user
+    was created `pending_approval` in the same commit and cannot sign in yet. `approval` is the
+    user's approval record: `{"status": "pending", "requested_at"}`."""
+
+    id: str
+    issuer_id: str
+    approval: dict[str, Any]
+    requested_at: int
+
+
+class UserApprovalApproved(Event, frozen=True, kw_only=True, tag="user.approval.approved"):
+    """An administrator approved a held signup. The status change itself travels as the
+    `user.unblocked` committed with it, which every follower of user statuses already applies;
+    `approval` is the record with `status: approved`, `decided_at`, `decided_by`."""
+
+    id: str
+    issuer_id: str
+    approval: dict[str, Any]
+    status: str = "active"
+    status_reason: str | None = None
+    status_by: str | None = None
+    status_at: int
+
+
+class UserApprovalRejected(Event, frozen=True, kw_only=True, tag="user.approval.rejected"):
+    """An administrator rejected a held signup: the user becomes `blocked` (the `user.blocked`
+    committed with it) and never signs in unless an administrator later activates it."""
+
+    id: str
+    issuer_id: str
+    approval: dict[str, Any]
+    status: str = "blocked"
+    status_reason: str | None = None
+    status_by: str | None = None
+    status_at: int
+
+
+UserEvent = (
+    UserCreated
+    | UserUpdated
+    | UserBlocked
+    | UserUnblocked
+    | UserDeleted
+    | UserApprovalRequested
+    | UserApprovalApproved
+    | UserApprovalRejected
+)
 
 
 @runtime_checkable
@@ -87,8 +134,10 @@ class UserRegistry(Protocol):
         profile: dict[str, Any],
         method: str = "signup",
     ) -> str:
-        """Create an active user (`user.created` with `method`) and return its id once the
-        event is committed. Raises authpi.errors.Conflict (reason `user.username`) when the
+        """Create a user (`user.created` with `method`) and return its id once the event is
+        committed: active, or `pending_approval` (with `user.approval.requested`) when the
+        issuer's signup mode (settings.access.mode) is `approval`, so it cannot sign in until an
+        administrator approves it. Raises authpi.errors.Conflict (reason `user.username`) when the
         issuer already has that username, Unprocessable for a username its type refuses and
         NotFound for an issuer the account does not have."""
         ...

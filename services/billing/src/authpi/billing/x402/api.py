@@ -3,14 +3,17 @@ port under `/x402` (a facilitator base URL of `<api_url>/x402`): `POST /x402/ver
 `POST /x402/settle`, `GET /x402/supported`. No credential: like public facilitators, it only
 checks and settles payments, and only those to this deployment's treasury, on its network and
 token (anything else is `invalid_payment_requirements`); the chain refuses a replayed
-authorization. Crediting an account is the Core API's business (`…/credits/topups`, 402 retries)."""
+authorization. Crediting an account is the Core API's business (`…/credits/topups`, 402 retries).
+Without a chain configured the routes answer `422 billing.payments_unconfigured`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from authpi.billing.x402.facilitator import Facilitator, supported
 from authpi.billing.x402.payments import ChainConfig
@@ -23,6 +26,7 @@ from authpi.billing.x402.wire import (
     settlement_response,
 )
 from authpi.crypto.clock import Clock
+from authpi.errors import Unprocessable
 from authpi.web.core import provide
 from authpi.web.opts import ANONYMOUS
 
@@ -113,38 +117,94 @@ class FacilitatorService:
         return settlement_response(success=True, payer=payer, transaction=tx_hash, network=network)
 
 
-def _with_accepted(payment: Payment, req: Requirement) -> Payment:
-    import msgspec
+def configured(service: FacilitatorService | None) -> FacilitatorService:
+    if service is None:
+        raise Unprocessable(
+            "x402 is not configured on this deployment: no chain to verify or settle on",
+            reason="billing.payments_unconfigured",
+        )
+    return service
 
+
+def _with_accepted(payment: Payment, req: Requirement) -> Payment:
     return msgspec.structs.replace(payment, accepted=req.v2())
 
 
+class X402FacilitatorRequest(msgspec.Struct, rename="camel", kw_only=True):
+    """The body of `/verify` and `/settle` (platform.md 5.9): the client's PaymentPayload and
+    the PaymentRequirements it was paid against (v1 or v2 form, platform.md 5.7)."""
+
+    payment_payload: dict[str, Any]
+    payment_requirements: dict[str, Any]
+    x402_version: int | None = None
+
+
+class X402VerifyResponse(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    is_valid: bool
+    invalid_reason: str | None = None
+    payer: str | None = None
+
+
+class X402SettleResponse(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    success: bool
+    transaction: str
+    network: str
+    payer: str | None = None
+    error_reason: str | None = None
+
+
+class X402SupportedKind(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    x402_version: int
+    scheme: str
+    network: str
+    extra: dict[str, Any] | None = None
+
+
+class X402SupportedResponse(msgspec.Struct, kw_only=True):
+    kinds: list[X402SupportedKind]
+    extensions: list[str]
+    signers: dict[str, list[str]]
+
+
+def _body(data: JSONBody[X402FacilitatorRequest]) -> dict[str, Any]:
+    return {"paymentPayload": data.payment_payload,
+            "paymentRequirements": data.payment_requirements}  # fmt: skip
+
+
 @post(PREFIX + "/verify", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
-      summary="Verify an x402 payment (facilitator interface)")  # fmt: skip
+      operation_id="verifyX402Payment",
+      summary="Verify an x402 payment (facilitator interface, no on-chain effect)")  # fmt: skip
 async def verify_payment(
-    facilitator_service: NamedDependency[FacilitatorService], data: dict[str, Any]
-) -> dict[str, Any]:
-    return await facilitator_service.verify(data)
+    facilitator_service: NamedDependency[FacilitatorService | None],
+    data: JSONBody[X402FacilitatorRequest],
+) -> X402VerifyResponse:
+    answer = await configured(facilitator_service).verify(_body(data))
+    return msgspec.convert(answer, X402VerifyResponse)
 
 
 @post(PREFIX + "/settle", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
+      operation_id="settleX402Payment",
       summary="Settle an x402 payment on chain (facilitator interface)")  # fmt: skip
 async def settle_payment(
-    facilitator_service: NamedDependency[FacilitatorService], data: dict[str, Any]
-) -> dict[str, Any]:
-    return await facilitator_service.settle(data)
+    facilitator_service: NamedDependency[FacilitatorService | None],
+    data: JSONBody[X402FacilitatorRequest],
+) -> X402SettleResponse:
+    answer = await configured(facilitator_service).settle(_body(data))
+    return msgspec.convert(answer, X402SettleResponse)
 
 
 @get(PREFIX + "/supported", opt={ANONYMOUS: True}, tags=TAGS,
+     operation_id="getX402Supported",
      summary="Payment kinds this facilitator supports")  # fmt: skip
 async def supported_kinds(
-    facilitator_service: NamedDependency[FacilitatorService],
-) -> dict[str, Any]:
-    s = facilitator_service
-    return supported(s.config.network, s.facilitator.signers())
+    facilitator_service: NamedDependency[FacilitatorService | None],
+) -> X402SupportedResponse:
+    s = configured(facilitator_service)
+    return msgspec.convert(supported(s.config.network, s.facilitator.signers()),
+                           X402SupportedResponse)  # fmt: skip
 
 
-def facilitator_router(service: FacilitatorService) -> Router:
+def facilitator_router(service: FacilitatorService | None) -> Router:
     return Router(
         "/",
         route_handlers=[verify_payment, settle_payment, supported_kinds],

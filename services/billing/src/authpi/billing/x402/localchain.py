@@ -25,6 +25,7 @@ log = get_logger("authpi.billing.x402")
 
 DEPLOYER_KEY, SETTLEMENT_KEY, TREASURY_KEY, PAYER_KEY = DEV_KEYS
 PAYER_FUNDS = 1_000 * 10**6  # $1,000 of the test token
+PAYER = str(Account.from_key(PAYER_KEY).address)
 
 
 @dataclass
@@ -47,7 +48,18 @@ class LocalChain:
             billing_settlement_key=s.billing_settlement_key or self.settlement_key,
             billing_settlement_key_file=None if not s.billing_settlement_key else
             s.billing_settlement_key_file,
+            billing_local_chain=False,  # started: processes given these settings use it
         )  # fmt: skip
+
+    def describe(self, s: Settings) -> dict[str, str]:
+        """What a developer needs to pay on this chain (`chain/local-chain.json`)."""
+        return {
+            "rpc_url": self.url, "network": self.network, "token": self.token,
+            "token_name": s.billing_asset_name, "token_version": s.billing_asset_version,
+            "treasury": s.billing_pay_to or "", "payer": PAYER, "payer_key": PAYER_KEY,
+            "settlement_account": str(Account.from_key(
+                s.billing_settlement_key or self.settlement_key).address),
+        }  # fmt: skip
 
 
 async def deploy_token(url: str, name: str = "USD Coin", version: str = "2") -> str:
@@ -80,7 +92,7 @@ async def start_local_chain(data_dir: Path | None, stack: contextlib.AsyncExitSt
     token = await _known_token(url, record)
     if token is None:
         token = await deploy_token(url)
-        await mint(url, token, str(Account.from_key(PAYER_KEY).address), PAYER_FUNDS)
+        await mint(url, token, PAYER, PAYER_FUNDS)
         if record is not None:
             record.write_text(json.dumps({"address": token}))
         log.info("chain.token_deployed", token=token, rpc_url=url)
@@ -97,3 +109,22 @@ async def _known_token(url: str, record: Path | None) -> str | None:
     finally:
         await chain.aclose()
     return address if code not in (None, "0x", "0x0") else None
+
+
+async def use_local_chain(s: Settings, stack: contextlib.AsyncExitStack) -> Settings:
+    """`make run` with AUTHPI_BILLING_LOCAL_CHAIN: start the local chain in the data folder and
+    return the settings that point billing at it; say what was done (development only: every
+    key used is one of Anvil's publicly known development keys)."""
+    local = await start_local_chain(s.data_dir, stack)
+    resolved = local.settings(s)
+    described = local.describe(resolved)
+    record = s.data_dir / "chain" / "local-chain.json"
+    record.write_text(json.dumps(described, indent=2) + "\n")
+    log.warning(
+        "chain.local_started", **{k: v for k, v in described.items() if k != "payer_key"},
+        payer_funds_μusd=PAYER_FUNDS, payer_key=PAYER_KEY, described_in=str(record),
+        hint="development only: a local Anvil chain; the settlement, treasury and payer keys "
+        "are Anvil's well-known development keys (public, never use them elsewhere); pay "
+        "with the payer's key to top up an account",
+    )  # fmt: skip
+    return resolved

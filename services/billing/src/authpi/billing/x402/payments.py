@@ -107,6 +107,10 @@ class Payments:
     methods: MethodLookup
     chain: Chain | None = None  # for recovery by nonce; None with an external facilitator alone
     recovery_interval_s: float = 5.0
+    # Test only (AUTHPI_BILLING_TEST_PAUSE_AFTER_SETTLEMENT, off by default): once a settlement's
+    # receipt is in, wait forever before the ledger write, so that a test can kill the process
+    # in that window and show that the payment is credited once after a restart.
+    pause_after_settlement: bool = False
 
     async def requirement(
         self, account_id: str, resource_url: str
@@ -197,6 +201,12 @@ class Payments:
             raise
         tx_hash = await self._send(conn, key, payment, req)
         await store.mark(conn, self.schema, key, "settled", self.clock.now_ms(), tx_hash=tx_hash)
+        if self.pause_after_settlement:
+            log.warning(
+                "x402.paused_after_settlement", tx_hash=tx_hash, nonce=auth.nonce,
+                hint="test-only setting AUTHPI_BILLING_TEST_PAUSE_AFTER_SETTLEMENT",
+            )  # fmt: skip
+            await asyncio.Event().wait()
         topup = await self._credit(conn, key, account_id, method, req, auth, tx_hash)
         header = response_header(
             payment.version,

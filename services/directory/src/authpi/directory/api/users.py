@@ -100,7 +100,7 @@ class UserOut(msgspec.Struct, frozen=True, kw_only=True):
             security={},
             compliance={},
             preferences={},
-            approval=None,
+            approval=row.approval,
             custom_fields=row.custom_fields,
             metadata=row.metadata,
             region=row.region,

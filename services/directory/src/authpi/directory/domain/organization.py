@@ -21,13 +21,20 @@ from authpi.contracts.directory import (
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDisabled,
+    OrganizationSsoDomainCreated,
+    OrganizationSsoDomainDeleted,
+    OrganizationSsoDomainVerified,
+    OrganizationSsoEnabled,
+    OrganizationSsoUpdated,
     OrganizationSuspended,
     OrganizationUpdated,
 )
-from authpi.directory.domain import org_groups, org_members
+from authpi.directory.domain import org_groups, org_members, org_sso
 from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     AddMember,
+    AddSsoDomain,
     CreateGroup,
     CreateOrganization,
     DeleteGroup,
@@ -36,10 +43,13 @@ from authpi.directory.domain.commands.organization import (
     FinishOrganizationDeletion,
     Profile,
     RemoveMember,
+    RemoveSsoDomain,
     RequireLiveOrganization,
+    RotateSsoSecret,
     UpdateGroup,
     UpdateMember,
     UpdateOrganization,
+    VerifySsoDomain,
 )
 from authpi.directory.domain.organization_state import (
     Absent,
@@ -60,7 +70,9 @@ OrgCommand = (
     | FinishOrganizationDeletion
     | RequireLiveOrganization
 )
-OrganizationCommand = OrgCommand | org_members.MemberCommand | org_groups.GroupCommand
+OrganizationCommand = (
+    OrgCommand | org_members.MemberCommand | org_groups.GroupCommand | org_sso.SsoCommand
+)
 _MERGED = ("metadata", "custom_fields")
 
 
@@ -83,6 +95,8 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
             return org_members.drop_departed(cmd, state)
         case CreateGroup() | UpdateGroup() | DeleteGroup():
             return org_groups.decide(cmd, live_org(state, cmd.ref))
+        case AddSsoDomain() | VerifySsoDomain() | RemoveSsoDomain() | RotateSsoSecret():
+            return org_sso.decide(cmd, live_org(state, cmd.ref))
     raise AssertionError(f"unhandled command {cmd!r}")
 
 
@@ -110,6 +124,7 @@ def _update(cmd: UpdateOrganization, org: Org) -> list[Event]:
     changed = [f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(org.profile, f)]
     if changed:
         events.append(snapshot(org, profile, changed, at))
+        events.extend(org_sso.config_changed(org, profile.sso, at))
     if cmd.status == "suspended" and org.status != "suspended":
         events.append(
             OrganizationSuspended(
@@ -157,7 +172,8 @@ def _finish(cmd: FinishOrganizationDeletion, state: Organization) -> list[Event]
         case Org(status="deleting"):
             deleted_at = state.changed_at(cmd.now)
             return [
-                OrganizationDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=deleted_at)
+                *org_sso.removals(state, deleted_at),
+                OrganizationDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=deleted_at),
             ]
         case Org():
             raise Conflict("the organization is not being deleted", reason="organization.live")
@@ -192,6 +208,13 @@ def evolve(state: Organization, event: Event) -> Organization:
             OrganizationGroupDeleted()
         ):
             return org_groups.evolve(state, event)
+        case Org(), OrganizationSsoEnabled() | OrganizationSsoDisabled() | (
+            OrganizationSsoUpdated()
+            | OrganizationSsoDomainCreated()
+            | OrganizationSsoDomainVerified()
+            | OrganizationSsoDomainDeleted()
+        ):
+            return org_sso.evolve(state, event)
         case _:
             return state
 

@@ -47,6 +47,18 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
         return etag_of(self.created_at, self.updated_at)
 
 
+class SsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """An email domain the organization claims for SSO (core-api.md 3.16)."""
+
+    domain: str
+    created_at: int
+    verified_at: int | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
+
+
 class Org(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     account_id: str
@@ -58,6 +70,8 @@ class Org(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: int | None = None
     members: dict[str, Member] = {}
     groups: dict[str, Group] = {}
+    sso_domains: dict[str, SsoDomain] = {}
+    sso_secret_sha256: str | None = None
 
     @property
     def etag(self) -> str:

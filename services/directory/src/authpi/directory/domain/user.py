@@ -1,7 +1,13 @@
 """The User aggregate (core-api.md 3.9, platform.md 1.7). PII arrives already sealed under the
 user's data key; the decider only sees ciphertext and the username hash. Statuses: `active`,
 `suspended`, `disabled` (blocking ones emit `user.blocked`, the way back `user.unblocked`) and
-`deleted` (terminal; the handler destroys the data key in the same transaction)."""
+`deleted` (terminal; the handler destroys the data key in the same transaction).
+
+Signup approval (core-api.md 3.10): a signup the issuer holds starts `pending_approval` with
+`user.approval.requested`; only a decision moves it on. Approving emits `user.approval.approved`
+with `user.unblocked` (status `active`), rejecting `user.approval.rejected` with `user.blocked`
+(status `blocked`): the status events are the ones every follower of user statuses (the token
+service's login, the gateway) already applies, the approval events the public record."""
 
 from __future__ import annotations
 
@@ -11,17 +17,28 @@ import msgspec
 
 from authpi.contracts.base import Event
 from authpi.contracts.directory import (
+    UserApprovalApproved,
+    UserApprovalRejected,
+    UserApprovalRequested,
     UserBlocked,
     UserCreated,
     UserDeleted,
     UserUnblocked,
     UserUpdated,
 )
-from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
+from authpi.directory.domain.commands.user import (
+    CreateUser,
+    DecideApproval,
+    DeleteUser,
+    UpdateUser,
+)
 from authpi.errors import Conflict, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 
 BLOCKING = ("suspended", "disabled")
+PENDING = "pending_approval"
+REJECTED = "blocked"
+DECISIONS = ("approve", "reject")
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -54,11 +71,22 @@ class Stale(Conflict):
 
 User = Absent | Present | Deleted
 INITIAL: User = Absent()
-UserCommand = CreateUser | UpdateUser | DeleteUser
+UserCommand = CreateUser | UpdateUser | DeleteUser | DecideApproval
 
 
 def decide(cmd: UserCommand, state: User) -> list[Event]:
     match cmd, state:
+        case CreateUser(), Absent() if cmd.held:
+            requested = {"status": "pending", "requested_at": cmd.now}
+            return [
+                _created(cmd),
+                UserApprovalRequested(
+                    id=cmd.user_id,
+                    issuer_id=cmd.issuer_id,
+                    approval=requested,
+                    requested_at=cmd.now,
+                ),
+            ]
         case CreateUser(), Absent():
             return [_created(cmd)]
         case CreateUser(), _:
@@ -69,6 +97,9 @@ def decide(cmd: UserCommand, state: User) -> list[Event]:
             check_if_match(cmd.if_match, state.etag)
             at = strictly_after(cmd.now, state.updated_at or state.created_at)
             return [UserDeleted(id=state.id, issuer_id=state.issuer_id, deleted_at=at)]
+        case DecideApproval(), Present() if state.issuer_id == cmd.issuer_id:
+            check_if_match(cmd.if_match, state.etag)
+            return _decided(cmd, state)
         case UpdateUser(), Present() if state.issuer_id == cmd.issuer_id:
             check_if_match(cmd.if_match, state.etag)
             if cmd.based_on != state.etag:
@@ -78,10 +109,40 @@ def decide(cmd: UserCommand, state: User) -> list[Event]:
             raise NotFound("no such user", reason="user.not_found")
 
 
+def _decided(cmd: DecideApproval, user: Present) -> list[Event]:
+    if cmd.decision not in DECISIONS:
+        raise Conflict(f"unknown decision {cmd.decision}", reason="approval.decision")
+    if user.status != PENDING:
+        raise Conflict("the user is no longer waiting for approval", reason="approval.decided")
+    at = strictly_after(cmd.now, user.updated_at or user.created_at)
+    approved = cmd.decision == "approve"
+    approval: dict[str, Any] = {
+        "status": "approved" if approved else "rejected",
+        "requested_at": user.created_at,
+        "decided_at": at,
+        "decided_by": cmd.decided_by,
+        "reason": cmd.reason,
+    }
+    common: dict[str, Any] = {
+        "id": user.id,
+        "issuer_id": user.issuer_id,
+        "status_reason": cmd.reason,
+        "status_by": cmd.decided_by,
+        "status_at": at,
+    }
+    if approved:
+        return [UserApprovalApproved(approval=approval, **common), UserUnblocked(**common)]
+    return [
+        UserApprovalRejected(approval=approval, **common),
+        UserBlocked(status=REJECTED, **common),
+    ]
+
+
 def _created(cmd: CreateUser) -> UserCreated:
     return UserCreated(
         id=cmd.user_id,
         issuer_id=cmd.issuer_id,
+        status=PENDING if cmd.held else "active",
         username_hash=cmd.username_hash,
         username_type=cmd.username_type,
         pii=cmd.pii,
@@ -116,6 +177,11 @@ def _updated(cmd: UpdateUser, user: Present) -> list[Event]:
             )
         )
     if cmd.status is not None and cmd.status != user.status:
+        if user.status == PENDING:
+            raise Conflict(
+                "a user waiting for approval is approved or rejected through the approvals",
+                reason="user.pending_approval",
+            )
         events.append(_status_event(cmd, user, at))
     return events
 

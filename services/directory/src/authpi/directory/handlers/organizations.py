@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from authpi.contracts.base import Actor, Meta
+from authpi.contracts.directory import OrganizationSsoDomainDeleted, OrganizationSsoDomainVerified
 from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key, organization
 from authpi.directory.domain.commands.api_key import CreateApiKey
@@ -39,15 +40,42 @@ from authpi.directory.domain.commands.organization import (
 from authpi.directory.domain.org_members import member_type_of
 from authpi.directory.domain.organization import OrganizationCommand
 from authpi.directory.handlers.agent_members import AgentMembers
+from authpi.directory.queries.lookups import Queries
 from authpi.directory.queries.organizations import OrganizationQueries
-from authpi.errors import FieldProblem, NotFound, Unprocessable
-from authpi.eventstore.store import EventStore, Step
+from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from authpi.eventstore.store import EventStore, Step, Tx
 from authpi.web.runtime import Runtime
 
 # A cascade of children kept outside the organization's stream (e.g. invitations): it removes
 # them for the organization id, repeatably, before `organization.deleted` is appended.
 Cascade = Callable[[str, Meta], Awaitable[None]]
 RESUME_EVERY_S = 60.0
+# A verified SSO domain routes to one organization of its issuer (core-api.md 3.16): the claim
+# is taken in the transaction that verifies it and released with the domain.
+SSO_DOMAIN_SCOPE = "sso-domain"
+
+
+def sso_domain_key(issuer_id: str, domain: str) -> str:
+    return f"{issuer_id}:{domain}"
+
+
+async def claim_sso_domains(tx: Tx) -> None:
+    for stored in tx.events:
+        match stored.event:
+            case OrganizationSsoDomainVerified() as e:
+                try:
+                    await tx.reserve(
+                        SSO_DOMAIN_SCOPE, sso_domain_key(e.issuer_id, e.domain), e.org_id
+                    )
+                except Conflict:
+                    raise Conflict(
+                        f"{e.domain} is verified for another organization of this issuer",
+                        reason="sso_domain.taken",
+                    ) from None
+            case OrganizationSsoDomainDeleted() as e:
+                await tx.release(SSO_DOMAIN_SCOPE, sso_domain_key(e.issuer_id, e.domain), e.org_id)
+            case _:
+                pass
 
 
 class NewOrgApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +106,10 @@ class Organizations:
         self.queries = OrganizationQueries(store.schema)
         self.cascades: list[Cascade] = []
         self.agents = AgentMembers(rt, store)
+        self.lookups = Queries(store.schema)
+
+    def meta_of(self, ref: OrgRef, actor: Actor | None) -> Meta:
+        return self._meta(ref, actor)
 
     def _meta(self, ref: OrgRef, actor: Actor | None, trigger: str = "api", **subject: str) -> Meta:
         return Meta(
@@ -144,7 +176,7 @@ class Organizations:
         for cascade in self.cascades:
             await cascade(org_id, meta)
         cmd = FinishOrganizationDeletion(org_id=org_id, now=self.rt.clock.now_ms())
-        await self.store.execute(org_id, organization, cmd, meta)
+        await self.store.execute(org_id, organization, cmd, meta, reactions=[claim_sso_domains])
 
     async def resume_deletions(self) -> list[str]:
         """Finish every cascade an earlier process left `deleting`; returns their ids."""

@@ -122,8 +122,9 @@ class Users:
         profile: dict[str, Any],
         method: str = "signup",
     ) -> str:
-        """Signup through the issuer's login portal (UserRegistry): an active user with no
-        scopes, `user.created` with `method`, triggered by the IdP runtime."""
+        """Signup through the issuer's login portal (UserRegistry): a user with no scopes,
+        `user.created` with `method`, triggered by the IdP runtime. An issuer whose signup mode
+        is `approval` holds it: the user starts `pending_approval` (core-api.md 3.10)."""
         if username_type not in USERNAME_TYPES:
             raise _unprocessable("username_type", "invalid_value", "unknown username type")
         check_storable({"username": username, "profile": profile})
@@ -134,10 +135,20 @@ class Users:
             profile=profile,
         )
         meta = self._meta(account_id, issuer_id, Actor(type="user"), trigger="idp")
-        return await self._create(account_id, issuer_id, new, meta, method=method)
+        mode = await self.issuers.signup_mode(self.rt.pool, account_id, issuer_id)
+        if mode is None:
+            raise NotFound("no such issuer", reason="issuer.not_found")
+        held = method == "signup" and mode == "approval"
+        return await self._create(account_id, issuer_id, new, meta, method=method, held=held)
 
     async def _create(
-        self, account_id: str, issuer_id: str, new: NewUser, meta: Meta, method: str = "api"
+        self,
+        account_id: str,
+        issuer_id: str,
+        new: NewUser,
+        meta: Meta,
+        method: str = "api",
+        held: bool = False,
     ) -> str:
         await self.require_issuer(account_id, issuer_id)
         user_id = self.rt.ids.new("usr")
@@ -155,6 +166,7 @@ class Users:
             now=self.rt.clock.now_ms(),
             method=method,
             region=self.rt.settings.region,
+            held=held,
         )
 
         async def claim(tx: Tx) -> None:

@@ -8,6 +8,7 @@ from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
 from authpi.directory.projections.clients import ClientsView
 from authpi.directory.projections.issuers import IssuersView
+from authpi.directory.projections.notes import NotesView
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.directory.projections.personal_tokens import PersonalTokensView
 from authpi.directory.projections.users import UsersView
@@ -24,4 +25,5 @@ def inline_views(schema: str) -> list[InlineProjection]:
         ClientsView(schema),
         OrganizationsView(schema),
         PersonalTokensView(schema),
+        NotesView(schema),
     ]

@@ -19,6 +19,12 @@ from authpi.contracts.directory import (
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDisabled,
+    OrganizationSsoDomainCreated,
+    OrganizationSsoDomainDeleted,
+    OrganizationSsoDomainVerified,
+    OrganizationSsoEnabled,
+    OrganizationSsoUpdated,
     OrganizationSuspended,
     OrganizationUpdated,
 )
@@ -88,6 +94,12 @@ class OrganizationsView:
         "organization.group.created",
         "organization.group.updated",
         "organization.group.deleted",
+        "organization.sso.enabled",
+        "organization.sso.disabled",
+        "organization.sso.updated",
+        "organization.sso.domain-created",
+        "organization.sso.domain-verified",
+        "organization.sso.domain-deleted",
     )
 
     def __init__(self, schema: str) -> None:
@@ -128,8 +140,32 @@ class OrganizationsView:
             " AND groups ? %s",
             schema=schema,
         )
+        self._sso = render(
+            "UPDATE {schema}.organizations_view SET sso = %s::jsonb, version = %s, updated_at = %s"
+            " WHERE id = %s",
+            schema=schema,
+        )
+        self._touch = render(
+            "UPDATE {schema}.organizations_view SET version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
+        )
+        self._domain_insert = render(
+            "INSERT INTO {schema}.org_sso_domains_view (org_id, issuer_id, domain, created_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            schema=schema,
+        )
+        self._domain_verified = render(
+            "UPDATE {schema}.org_sso_domains_view SET verified_at = %s"
+            " WHERE org_id = %s AND domain = %s",
+            schema=schema,
+        )
+        self._domain_delete = render(
+            "DELETE FROM {schema}.org_sso_domains_view WHERE org_id = %s AND domain = %s",
+            schema=schema,
+        )
         self._reset = render(
-            "TRUNCATE {schema}.organizations_view, {schema}.members_view, {schema}.groups_view",
+            "TRUNCATE {schema}.organizations_view, {schema}.members_view, {schema}.groups_view,"
+            " {schema}.org_sso_domains_view",
             schema=schema,
         )
 
@@ -187,6 +223,30 @@ class OrganizationsView:
             case OrganizationGroupDeleted() as e:
                 await conn.execute(self._group_delete, [e.id])
                 await conn.execute(self._ungroup, [e.id, e.org_id, e.id])
+            case _:
+                await self._apply_sso(conn, stored)
+
+    async def _apply_sso(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
+        version = stored.stream_version
+        match stored.event:
+            case (
+                OrganizationSsoEnabled()
+                | OrganizationSsoDisabled()
+                | (OrganizationSsoUpdated()) as e
+            ):
+                await conn.execute(self._sso, [jsonb.dumps(e.sso), version, e.updated_at, e.org_id])
+            case OrganizationSsoDomainCreated() as e:
+                await conn.execute(self._domain_insert, [e.org_id, e.issuer_id, e.domain,
+                                                         e.created_at])  # fmt: skip
+                await conn.execute(self._touch, [version, e.created_at, e.org_id])
+            case OrganizationSsoDomainVerified() as e:
+                await conn.execute(self._domain_verified, [e.verified_at, e.org_id, e.domain])
+                await conn.execute(self._touch, [version, e.verified_at, e.org_id])
+            case OrganizationSsoDomainDeleted() as e:
+                await conn.execute(self._domain_delete, [e.org_id, e.domain])
+                await conn.execute(self._touch, [version, e.deleted_at, e.org_id])
+            case _:
+                return
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

@@ -11,6 +11,9 @@ from typing import Any
 import psycopg
 
 from authpi.contracts.directory import (
+    UserApprovalApproved,
+    UserApprovalRejected,
+    UserApprovalRequested,
     UserBlocked,
     UserCreated,
     UserDeleted,
@@ -24,7 +27,16 @@ from authpi.eventstore.store import StoredEvent
 
 class UsersView:
     name = "directory-users"
-    event_types = ("user.created", "user.updated", "user.blocked", "user.unblocked", "user.deleted")
+    event_types = (
+        "user.created",
+        "user.updated",
+        "user.blocked",
+        "user.unblocked",
+        "user.deleted",
+        "user.approval.requested",
+        "user.approval.approved",
+        "user.approval.rejected",
+    )
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -51,6 +63,11 @@ class UsersView:
         self._delete = render(
             "UPDATE {schema}.users_view SET status = 'deleted', status_at = %s, deleted_at = %s,"
             " pii = NULL, version = %s, updated_at = %s WHERE id = %s",
+            schema=schema,
+        )
+        # The status moves with the user.blocked / user.unblocked committed beside a decision.
+        self._approval = render(
+            "UPDATE {schema}.users_view SET approval = %s::jsonb, version = %s WHERE id = %s",
             schema=schema,
         )
         self._reset = render("TRUNCATE {schema}.users_view", schema=schema)
@@ -93,6 +110,8 @@ class UsersView:
                 await conn.execute(
                     self._delete, [e.deleted_at, e.deleted_at, v, e.deleted_at, e.id]
                 )
+            case UserApprovalRequested() | UserApprovalApproved() | UserApprovalRejected() as e:
+                await conn.execute(self._approval, [jsonb.dumps(e.approval), v, e.id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

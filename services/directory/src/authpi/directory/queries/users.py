@@ -42,6 +42,7 @@ class UserRow(UserIndexRow, frozen=True, kw_only=True):
     profile: dict[str, Any]
     custom_fields: dict[str, Any]
     addresses: list[dict[str, Any]]
+    approval: dict[str, Any] | None = None  # the signup approval record (core-api.md 3.10)
 
 
 # The columns of UserIndexRow: a list reads no PII at all, not even sealed.
@@ -82,6 +83,22 @@ class IssuerCheck:
         self._exists = render(
             "SELECT 1 FROM {schema}.issuers_view WHERE id = %s AND account_id = %s", schema=schema
         )
+        self._mode = render(
+            "SELECT settings -> 'access' ->> 'mode' FROM {schema}.issuers_view"
+            " WHERE id = %s AND account_id = %s",
+            schema=schema,
+        )
+
+    async def signup_mode(self, pool: Any, account_id: str, issuer_id: str) -> str | None:
+        """The issuer's signup mode (settings.access.mode; `open` when unset), or None when the
+        account has no such issuer."""
+        async with pool.connection() as conn:
+            try:
+                cur = await conn.execute(self._mode, [issuer_id, account_id])
+            except psycopg.errors.UndefinedTable:
+                return None
+            row = await cur.fetchone()
+        return None if row is None else (row[0] or "open")
 
     async def exists(self, pool: Any, account_id: str, issuer_id: str) -> bool:
         async with pool.connection() as conn:
@@ -105,6 +122,13 @@ class UserQueries:
             " LEFT JOIN {pii}.pii_keys k ON k.subject_id = u.id WHERE u.id = %s",
             schema=schema,
             pii=pii_store,
+        )
+        self._pending = render(
+            "SELECT " + _INDEX_COLUMNS + " FROM {schema}.users_view WHERE issuer_id = %(issuer)s"
+            " AND status = 'pending_approval'"
+            " AND (%(at)s::bigint IS NULL OR (created_at, id) > (%(at)s, %(id)s))"
+            " ORDER BY created_at, id LIMIT %(limit)s",
+            schema=schema,
         )
         self._users = render(
             "SELECT "
@@ -169,6 +193,19 @@ class UserQueries:
         filtering by username are impossible by design (the view holds only its HMAC)."""
         params = {"issuer": issuer_id, "status": status, "limit": limit, **_after(after)}
         rows = await _all(conn, self._users, params)
+        return [msgspec.convert(r, UserIndexRow) for r in rows]
+
+    async def pending(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        issuer_id: str,
+        after: SortKey | None,
+        limit: int,
+    ) -> list[UserIndexRow]:
+        """The signup approval queue (core-api.md 3.10): index records of the issuer's users
+        waiting for approval, oldest signup first."""
+        params = {"issuer": issuer_id, "limit": limit, **_after(after)}
+        rows = await _all(conn, self._pending, params)
         return [msgspec.convert(r, UserIndexRow) for r in rows]
 
     async def token(self, conn: psycopg.AsyncConnection[Any], token_id: str) -> TokenRow | None:

@@ -109,6 +109,13 @@ def message(title: str, text: str, status: int = 200, **extra: Any) -> Page:
 
 
 BLOCKED = message("Account unavailable", "This account is blocked. Contact an administrator.", 403)
+# A signup the issuer holds for approval (core-api.md 3.10): answered at signup, whether the
+# address was new or taken, and at every correct sign-in until an administrator decides.
+AWAITING_APPROVAL = message(
+    "Waiting for approval",
+    "Your account is waiting for an administrator's approval. We will email you when it is"
+    " approved; you can sign in then.",
+)
 ISSUER_GONE = message(
     "Not found", "This sign-in page does not exist or is no longer available.", 404
 )

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from authpi.token.domain.credential_commands import RecordVerification, RehashPassword
 from authpi.token.portal.common import (
+    AWAITING_APPROVAL,
     BLOCKED,
     Answer,
     Page,
@@ -99,6 +102,8 @@ class LoginFlows(VerificationFlows):
         await self.lockouts.succeeded(issuer.id, username_hash)
         if user.status != "active":
             await self._failed(issuer, user.id, username_hash, "user_blocked", visit)
+            if user.status == "pending_approval":
+                return msgspec.structs.replace(AWAITING_APPROVAL, status=403)
             return BLOCKED
         await self._rehash_if_needed(issuer, user.id, cred.password_hash, password, visit)
         if require_verified_email(issuer.settings) and not cred.email_verified:

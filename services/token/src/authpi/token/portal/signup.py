@@ -5,9 +5,11 @@ Sign-up does not tell whether an address has an account: when it has one, nothin
 page is the same "Check your email" page a new account gets when the issuer requires a verified
 address, and the address's owner gets a mail (through the outbox, within the requested-mail
 limit) saying someone tried to sign up with it, with links to sign in and to reset the password.
-An issuer that does not require a verified address signs a new account in at once, which a taken
-address cannot be; such an issuer keeps that difference (sign-up then leads straight into the
-application), and one that must not reveal its users sets
+An issuer whose signup mode is `approval` holds the new account (`pending_approval`, core-api.md
+3.10): the answer is a "waiting for approval" page, for a taken address too, and the account signs
+in once an administrator approves it. An issuer that does not require a verified address signs a
+new account in at once, which a taken address cannot be; such an issuer keeps that difference
+(sign-up then leads straight into the application), and one that must not reveal its users sets
 settings.access.require_verified_email."""
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from authpi.crypto.passwords import policy_problem
 from authpi.errors import Conflict, TemporarilyUnavailable, Unprocessable
 from authpi.token.domain.credential_commands import RecordVerification, SetPassword
 from authpi.token.portal.common import (
+    AWAITING_APPROVAL,
     Answer,
     Page,
     Visit,
@@ -60,14 +63,19 @@ def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
 def signup_refusal(settings: Mapping[str, Any]) -> str | None:
     """Why this issuer takes no sign-ups at all; None when it does."""
     match signup_mode(settings):
-        case "open":
+        case "open" | "approval":  # approval: the directory holds the new account
             return None
         case "invite_only":
             return "Sign-up is by invitation only. Ask an administrator to invite you."
-        case "approval":
-            return "Sign-up is not available here at the moment. Contact an administrator."
         case _:
             return "Sign-up is closed. Contact an administrator for access."
+
+
+APPROVAL_NOTICE = "New accounts are reviewed by an administrator before they can sign in."
+
+
+def approval_notice(settings: Mapping[str, Any]) -> str | None:
+    return APPROVAL_NOTICE if signup_mode(settings) == "approval" else None
 
 
 def domain_refusal(settings: Mapping[str, Any], email: str) -> str | None:
@@ -83,7 +91,10 @@ class SignupFlows(VerificationFlows):
     async def signup_form(self, visit: Visit, issuer: IssuerRow) -> Page:
         flow = await self.flow(visit)
         refusal = signup_refusal(issuer.settings)
-        return self._signup_page(visit, flow, error=refusal, status=403 if refusal else 200)
+        return self._signup_page(
+            visit, flow, error=refusal, status=403 if refusal else 200,
+            notice=approval_notice(issuer.settings),
+        )  # fmt: skip
 
     def _signup_page(
         self,
@@ -95,12 +106,13 @@ class SignupFlows(VerificationFlows):
         error: str | None = None,
         status: int = 200,
         allowed: bool | None = None,
+        notice: str | None = None,
     ) -> Page:
         return Page(
             template="signup.html", status=status,
             context={
                 "title": "Create your account", "email": email, "name": name, "error": error,
-                "notice": None, "client_name": flow.client_name if flow else None,
+                "notice": notice, "client_name": flow.client_name if flow else None,
                 "allowed": allowed if allowed is not None else status != 403,
                 "links": links(visit.issuer_id, visit.flow_id),
             },
@@ -130,6 +142,8 @@ class SignupFlows(VerificationFlows):
             self.outbox.submit(
                 "signup-taken", lambda: self._send_signup_taken(visit, issuer, email)
             )
+            if signup_mode(issuer.settings) == "approval":
+                return AWAITING_APPROVAL
             return self._check_your_email(issuer, visit, email)
         except Unprocessable:
             return self._signup_page(
@@ -153,6 +167,8 @@ class SignupFlows(VerificationFlows):
             "verify-email",
             lambda: self._send_verification(issuer, user.id, email, visit.flow_id),
         )
+        if user.status == "pending_approval":
+            return AWAITING_APPROVAL
         if require_verified_email(issuer.settings):
             return self._check_your_email(issuer, visit, email)
         await self.credentials.record(

@@ -49,6 +49,10 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         # NATS users of integrators (a bcrypt digest; platform.md 6.1: never in public data)
         "integrator-credential.issued",
         "integrator-credential.revoked",
+        # Team notes: audit only, not in the webhook catalogue (core-api.md 3.20)
+        "note.created",
+        "note.updated",
+        "note.deleted",
     }
 )
 
@@ -116,6 +120,14 @@ RULES: dict[str, Rule] = {
     "user.deleted": Rule((("user_id", "id"),), ("id", "deleted_at")),
     "user.blocked": Rule((("user_id", "id"),), _STATUS),
     "user.unblocked": Rule((("user_id", "id"),), _STATUS),
+    "user.approval.requested": Rule((("user_id", "id"),), ("id", "approval", "requested_at")),
+    "user.approval.approved": Rule(
+        (("user_id", "id"),), ("id", "approval", "status", "status_by", "status_at")
+    ),
+    "user.approval.rejected": Rule(
+        (("user_id", "id"),),
+        ("id", "approval", "status", "status_reason", "status_by", "status_at"),
+    ),
     "user.verification.succeeded": Rule(
         (*_USER, ("session_id", "session_id"), ("client_id", "client_id")),
         ("method", "verifier_id", "client_id", "at"),
@@ -251,6 +263,13 @@ RULES: dict[str, Rule] = {
     ),
     "organization.group.deleted": Rule(
         (("org_id", "org_id"), ("group_id", "id")), ("id", "org_id", "deleted_at")
+    ),
+    # platform.md 6.3: `sso` (no secrets; nested keys scrubbed too), never `secret_sha256`.
+    "organization.sso.enabled": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.disabled": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.updated": Rule((("org_id", "org_id"),), ("sso", "changed", "updated_at")),
+    "organization.sso.domain-created": Rule(
+        (("org_id", "org_id"),), ("domain", "txt_record_name", "created_at")
     ),
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),

@@ -151,3 +151,38 @@ class DeleteGroup(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str
     now: int
     if_match: str | None = None
+
+
+class AddSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """`domain` is already normalised (lower case, no trailing dot)."""
+
+    ref: OrgRef
+    domain: str
+    now: int
+    if_match: str | None = None
+
+
+class VerifySsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """`published`: the TXT values the handler found at the domain's challenge name."""
+
+    ref: OrgRef
+    domain: str
+    published: frozenset[str]
+    now: int
+    if_match: str | None = None
+
+
+class RemoveSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
+    ref: OrgRef
+    domain: str
+    now: int
+    if_match: str | None = None
+
+
+class RotateSsoSecret(msgspec.Struct, frozen=True, kw_only=True):
+    """`secret_sha256`: the digest of the new secret the handler drew (never the secret)."""
+
+    ref: OrgRef
+    secret_sha256: str
+    now: int
+    if_match: str | None = None

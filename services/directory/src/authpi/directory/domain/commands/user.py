@@ -20,6 +20,8 @@ class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
     username_type: str = "email"
     scopes: list[str] = []
     metadata: dict[str, Any] = {}
+    # True: the issuer holds signups for approval; the user starts `pending_approval`.
+    held: bool = False
 
 
 class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,4 +47,16 @@ class DeleteUser(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     issuer_id: str
     now: int
+    if_match: str | None = None
+
+
+class DecideApproval(msgspec.Struct, frozen=True, kw_only=True):
+    """An administrator's decision on a held signup (core-api.md 3.10): `approve` or `reject`."""
+
+    user_id: str
+    issuer_id: str
+    decision: str
+    now: int
+    reason: str | None = None
+    decided_by: str | None = None
     if_match: str | None = None
