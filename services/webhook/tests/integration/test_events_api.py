@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import uuid
 from typing import Any
 
@@ -15,12 +16,15 @@ import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ForbiddenError, NotFoundError, ValidationError
+from psycopg import sql
 
 from authpi.contracts.public import PublicEvent, public_event_id
 from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
 from authpi.testing.plugin import eventually
+from authpi.webhook.queries import events as q
+from authpi.webhook.queries.events import EventFilters
 from authpi.webhook.reactions.audit import row_of
 
 T0 = 1_700_000_000_000
@@ -316,3 +320,48 @@ async def test_events_read_scope_is_required(tenant, platform):
         with pytest.raises(ForbiddenError) as caught:
             await call
         assert caught.value.error == "insufficient_scope"
+
+
+async def test_window_pages_are_the_same_on_both_paths(tenant, platform, pool, monkeypatch):
+    """A time window is paged either by walking the commit order or by taking the window by time
+    and sorting it (queries.events.page): the same rows in the same order, cursor by cursor, in
+    both directions, though `occurred_at` runs against the commit order here."""
+    a = tenant.account_id
+    rng = random.Random(3)
+    batches = [[fake(a, rng.choice(("user.created", "user.updated")), T0 + rng.randrange(100),
+                     issuer_id=rng.choice(("i_a", "i_b"))) for _ in range(7)]
+               for _ in range(6)]  # fmt: skip
+    for batch in batches:  # one transaction each: commit order is batch order
+        await insert(platform, pool, batch)
+    committed = [e for batch in batches for e in batch]
+    schema = f"{platform.namespace}_webhook"
+    windows = [
+        EventFilters(after=T0 + 20, before=T0 + 70),
+        EventFilters(after=T0 + 10, before=T0 + 90, issuer_id="i_a"),
+        EventFilters(before=T0 + 50, event_types=("user.updated",)),
+        EventFilters(after=T0 + 40, before=T0 + 1_000),  # this test's rows only
+    ]
+    for filters in windows:
+        for ascending in (False, True):
+            expected = [
+                e.id for e in (committed if ascending else committed[::-1])
+                if (filters.after is None or e.timestamp >= filters.after)
+                and (filters.before is None or e.timestamp < filters.before)
+                and filters.issuer_id in (None, e.subject.get("issuer_id"))
+                and (not filters.event_types or e.type in filters.event_types)
+            ]  # fmt: skip
+            for by_time in (False, True):  # the walk, the window path
+                gate = sql.SQL("WITH gate AS (SELECT {} AS by_time) ").format(by_time)
+                monkeypatch.setattr(q, "_gate", lambda *_, gate=gate: (gate, []))
+                got: list[str] = []
+                cursor: tuple[int, int] | None = None
+                while True:
+                    async with pool.connection() as conn:
+                        rows = await q.page(
+                            conn, schema, a, filters, cursor, 5, ascending=ascending
+                        )
+                    got += [json.loads(r.event)["id"] for r in rows]
+                    if len(rows) < 5:
+                        break
+                    cursor = (rows[-1].tx_id, rows[-1].seq)
+                assert got == expected, (filters, ascending, by_time)
