@@ -69,7 +69,8 @@ async def test_existing_keys_move_to_the_region_store(pool, namespace, tmp_path:
         if region != "default":  # the host names its region's store
             await conn.execute("SELECT set_config('authpi.pii_store', %s, false)", [store])
         try:
-            assert await migrate(conn, directory, MIGRATIONS) == [f"service/{MOVE}"]
+            applied = await migrate(conn, directory, MIGRATIONS)
+            assert applied[0] == f"service/{MOVE}"  # later files follow it
         finally:
             await conn.execute("RESET authpi.pii_store")
 
