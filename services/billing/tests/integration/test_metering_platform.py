@@ -1,9 +1,8 @@
 """Metering end to end (platform.md 5.5): 10,000 tokens issued over HTTP by the token endpoint of
 `authpi up` (client_credentials, 32 requests in flight), 5,000 before a restart of the platform
 process (SIGTERM right after the last answer: the IdP's fact publisher flushes once more on
-stop) and 5,000
-after it, on the same data. The account's machine_auth usage, read with the official SDK, is
-then exactly 10,000 x the rate card's rate.
+stop) and 5,000 after it, on the same data. The account's machine_auth usage, read with the
+official SDK, is then exactly 10,000 x the rate card's rate.
 
 An hour closes into a ledger entry only once it has ended (plus AUTHPI_BILLING_CLOSE_GRACE_S), so
 within the test's time the tokens are mostly in open hours: the usage estimate route counts them
