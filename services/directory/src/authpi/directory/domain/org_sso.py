@@ -135,9 +135,12 @@ def evolve(org: Org, event: SsoEvent) -> Org:
                 updated_at=event.created_at,
             )  # fmt: skip
         case OrganizationSsoDomainVerified():
-            domain = msgspec.structs.replace(
-                org.sso_domains[event.domain], verified_at=event.verified_at
+            # Streams written before domains were added through the routes hold a verification
+            # with no creation before it: the domain counts as created when it was verified.
+            known = org.sso_domains.get(event.domain) or SsoDomain(
+                domain=event.domain, created_at=event.verified_at
             )
+            domain = msgspec.structs.replace(known, verified_at=event.verified_at)
             return msgspec.structs.replace(
                 org, sso_domains={**org.sso_domains, event.domain: domain},
                 updated_at=event.verified_at,

@@ -154,9 +154,12 @@ class OrganizationsView:
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             schema=schema,
         )
+        # An upsert: streams written before domains were added through the routes verify a
+        # domain that was never created (it counts as created when verified).
         self._domain_verified = render(
-            "UPDATE {schema}.org_sso_domains_view SET verified_at = %s"
-            " WHERE org_id = %s AND domain = %s",
+            "INSERT INTO {schema}.org_sso_domains_view (org_id, issuer_id, domain, created_at,"
+            " verified_at) VALUES (%(org)s, %(issuer)s, %(domain)s, %(at)s, %(at)s)"
+            " ON CONFLICT (org_id, domain) DO UPDATE SET verified_at = EXCLUDED.verified_at",
             schema=schema,
         )
         self._domain_delete = render(
@@ -240,7 +243,11 @@ class OrganizationsView:
                                                          e.created_at])  # fmt: skip
                 await conn.execute(self._touch, [version, e.created_at, e.org_id])
             case OrganizationSsoDomainVerified() as e:
-                await conn.execute(self._domain_verified, [e.verified_at, e.org_id, e.domain])
+                await conn.execute(
+                    self._domain_verified,
+                    {"org": e.org_id, "issuer": e.issuer_id, "domain": e.domain,
+                     "at": e.verified_at},
+                )  # fmt: skip
                 await conn.execute(self._touch, [version, e.verified_at, e.org_id])
             case OrganizationSsoDomainDeleted() as e:
                 await conn.execute(self._domain_delete, [e.org_id, e.domain])
