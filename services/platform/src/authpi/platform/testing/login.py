@@ -26,7 +26,7 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from authpi.platform.testing.plugin import RunningPlatform
@@ -403,10 +403,8 @@ def fill(fields: dict[str, str], submit: str = "submit") -> Callable[[WebDriver]
                 element = d.find_element(By.ID, field_id)
                 element.clear()
                 element.send_keys(value)
-        except StaleElementReferenceException:
-            return False
         except WebDriverException as exc:
-            if "does not belong to the document" not in str(exc):
+            if not node_gone(exc):
                 raise
             return False
         return True
@@ -415,9 +413,33 @@ def fill(fields: dict[str, str], submit: str = "submit") -> Callable[[WebDriver]
         WebDriverWait(d, WAIT_S).until(typed)
         button = d.find_element(By.ID, submit)
         button.click()
-        WebDriverWait(d, WAIT_S).until(ec.staleness_of(button))
+        WebDriverWait(d, WAIT_S).until(left_document(button))
 
     return steps
+
+
+def node_gone(exc: WebDriverException) -> bool:
+    """Whether a WebDriver error says that the element's document has been replaced."""
+    return isinstance(exc, StaleElementReferenceException) or (
+        "does not belong to the document" in str(exc)
+    )
+
+
+def left_document(element: WebElement) -> Callable[[WebDriver], bool]:
+    """A wait condition: the element is gone from the document. Chromium reports a node of a
+    replaced document either as stale or, mid-navigation, with an inspector error saying that
+    the node "does not belong to the document"; both mean the page has been left."""
+
+    def gone(_d: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException as exc:
+            if not node_gone(exc):
+                raise
+            return True
+        return False
+
+    return gone
 
 
 def click(element_id: str) -> Callable[[WebDriver], None]:
@@ -426,7 +448,7 @@ def click(element_id: str) -> Callable[[WebDriver], None]:
     def steps(d: WebDriver) -> None:
         element = d.find_element(By.ID, element_id)
         element.click()
-        WebDriverWait(d, WAIT_S).until(ec.staleness_of(element))
+        WebDriverWait(d, WAIT_S).until(left_document(element))
 
     return steps
 
