@@ -25,13 +25,19 @@ from authpi.observability import get_logger
 from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import RecordReplay, RecordVerification
-from authpi.token.endpoints.flow import Device, FlowGone, access_requires_verified_email
+from authpi.token.endpoints.flow import (
+    Device,
+    FlowGone,
+    access_requires_verified_email,
+    cookie_header,
+)
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.portal.second_factor import CHALLENGE_COOKIE, CHALLENGE_TTL_MS, SecondFactor
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
@@ -56,6 +62,7 @@ class Redirect(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     set_session: str | None = None  # the new op session cookie value
     clear_session: bool = False
+    cookies: list[str] = []  # more Set-Cookie values (second-factor challenge, trusted device)
 
 
 Answer = Page | Redirect
@@ -63,12 +70,15 @@ Answer = Page | Redirect
 
 class Visit(msgspec.Struct, frozen=True, kw_only=True):
     """One browser request to the portal: the issuer, the authorization flow it belongs to (if
-    any), the op session cookie and the device it comes from."""
+    any), the op session cookie, the device it comes from, and the cookies of a second-factor
+    challenge in progress and of a trusted device (portal.second_factor)."""
 
     issuer_id: str
     flow_id: str | None = None
     session_cookie: str | None = None
     device: Device = Device()
+    mfa_cookie: str | None = None
+    device_cookie: str | None = None
 
 
 class FlowGoneError(Exception):
@@ -98,6 +108,7 @@ def links(issuer_id: str, flow_id: str | None) -> dict[str, str]:
         "forgot": f"{base}/password/forgot{query}",
         "login_link": f"{base}/login-link{query}",
         "consent": f"{base}/consent{query}",
+        "mfa": f"{base}/mfa{query}",
     }
 
 
@@ -118,6 +129,12 @@ AWAITING_APPROVAL = message(
 )
 ISSUER_GONE = message(
     "Not found", "This sign-in page does not exist or is no longer available.", 404
+)
+MFA_UNAVAILABLE = message(
+    "Two-step verification required",
+    "This account must confirm sign-ins with a second step, such as a code from an"
+    " authenticator app, but none is set up. Contact an administrator to set one up.",
+    403,
 )
 FLOW_GONE = message(
     "This sign-in request has expired",
@@ -148,6 +165,7 @@ class PortalBase:
         registry: Registry,
         mailer: Mailer,
         outbox: Outbox,
+        second_factor: SecondFactor,
     ) -> None:
         self.idp_base = idp_base
         self.pool = pool
@@ -167,6 +185,7 @@ class PortalBase:
         self.registry = registry
         self.mailer = mailer
         self.outbox = outbox
+        self.second_factor = second_factor
         self._throttle_step = asyncio.Lock()
 
     async def issuer(self, issuer_id: str) -> IssuerRow | None:
@@ -201,7 +220,29 @@ class PortalBase:
 
     async def _signed_in(
         self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
+    ) -> Answer:
+        """The primary authentication passed: the second factor when the user needs one
+        (portal.second_factor), on a trusted device or through the challenge page; then the
+        op session."""
+        gate = await self.second_factor.gate(
+            issuer, user_id, method, flow_id=flow.id if flow else None,
+            client_id=flow.client_id if flow else None, device_cookie=visit.device_cookie,
+            meta=self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+        if gate.method is not None:
+            return await self._session(visit, issuer, flow, user_id, gate.method)
+        if gate.challenge is None:
+            return MFA_UNAVAILABLE
+        cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.challenge, CHALLENGE_TTL_MS // 1000)
+        return Redirect(location=links(issuer.id, visit.flow_id)["mfa"], cookies=[cookie])
+
+    def _cookie(self, issuer_id: str, name: str, value: str | None, max_age: int) -> str:
+        return cookie_header(self.idp_base, issuer_id, value, name=name, max_age=max_age)
+
+    async def _session(
+        self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
     ) -> Redirect:
+        """Open (or reuse) the op session and continue the authorization, if any."""
         if flow is not None:
             outcome = await self.interactions.authenticated(
                 flow, user_id=user_id, method=method, device=visit.device,
