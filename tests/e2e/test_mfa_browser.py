@@ -117,7 +117,9 @@ async def test_totp_backup_code_and_trusted_device_sign_ins_in_chromium(
         after = await verifiers.get(totp.verifier_id)
         assert after.model_extra is not None
         assert after.model_extra["backup_codes"] == {"remaining": 9, "total": 10}
-        [device] = (await t.admin.issuer(t.issuer_id).user(totp.user_id).trusted_devices.list()).data
+        [device] = (
+            await t.admin.issuer(t.issuer_id).user(totp.user_id).trusted_devices.list()
+        ).data
         assert device.name == "Chrome" and device.last_used_at is None
 
         # The trusted browser: the password is enough.

@@ -39,14 +39,14 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Agent = Annotated[str, msgspec.Meta(max_length=512)]
 
 
-class DeviceCreate(msgspec.Struct, frozen=True, kw_only=True):
+class TrustedDeviceCreate(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: Text | None = None
     name: Text | None = None
     user_agent: Agent | None = None
     expires_at: Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None = None
 
 
-class DeviceOut(msgspec.Struct, frozen=True, kw_only=True):
+class TrustedDevice(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     fingerprint: str
     name: str | None
@@ -56,19 +56,19 @@ class DeviceOut(msgspec.Struct, frozen=True, kw_only=True):
     last_used_at: int | None
 
     @classmethod
-    def of(cls, row: DeviceRow) -> DeviceOut:
+    def of(cls, row: DeviceRow) -> TrustedDevice:
         return cls(
             id=row.id, fingerprint=row.fingerprint, name=row.name, user_agent=row.user_agent,
             trusted_at=row.trusted_at, expires_at=row.expires_at, last_used_at=row.last_used_at,
         )  # fmt: skip
 
 
-class CreatedOut(msgspec.Struct, frozen=True, kw_only=True):
+class UserTrustedDevicesCreateResponse(msgspec.Struct, frozen=True, kw_only=True):
     device_id: str
     expires_at: int
 
 
-class RevokedOut(msgspec.Struct, frozen=True, kw_only=True):
+class UserTrustedDevicesRevokeAllResponse(msgspec.Struct, frozen=True, kw_only=True):
     revoked_count: int
 
 
@@ -77,9 +77,9 @@ class RevokedOut(msgspec.Struct, frozen=True, kw_only=True):
 async def list_devices(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     lookup: NamedDependency[UserLookup], devices: NamedDependency[TrustedDevices],
-) -> Response[Page[DeviceOut]]:  # fmt: skip
+) -> Response[Page[TrustedDevice]]:  # fmt: skip
     rows, etag = await devices.list(await lookup.owner(account_id, issuer_id, user_id))
-    page = Page(data=[DeviceOut.of(r) for r in rows], has_more=False, next_cursor=None)
+    page = Page(data=[TrustedDevice.of(r) for r in rows], has_more=False, next_cursor=None)
     return Response(page, headers={"ETag": etag})
 
 
@@ -88,8 +88,9 @@ async def list_devices(
 async def create_device(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     principal: InjectedPrincipal, lookup: NamedDependency[UserLookup],
-    devices: NamedDependency[TrustedDevices], data: JSONBody[DeviceCreate] = DeviceCreate(),
-) -> Response[One[CreatedOut]]:  # fmt: skip
+    devices: NamedDependency[TrustedDevices],
+    data: JSONBody[TrustedDeviceCreate] = TrustedDeviceCreate(),
+) -> Response[One[UserTrustedDevicesCreateResponse]]:  # fmt: skip
     check_storable(data)
     now = devices.clock.now_ms()
     if data.expires_at is not None and not now < data.expires_at <= now + MAX_TTL_MS:
@@ -102,7 +103,7 @@ async def create_device(
         expires_at=data.expires_at,
     )  # fmt: skip
     row = await devices.create(owner, new, owner.meta(principal.actor()))
-    out = CreatedOut(device_id=row.id, expires_at=row.expires_at)
+    out = UserTrustedDevicesCreateResponse(device_id=row.id, expires_at=row.expires_at)
     return one(out, etag=etag_of(row.trusted_at, None), status=201)
 
 
@@ -113,10 +114,10 @@ async def revoke_all_devices(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     principal: InjectedPrincipal, lookup: NamedDependency[UserLookup],
     devices: NamedDependency[TrustedDevices], if_match: IfMatch = None,
-) -> Response[One[RevokedOut]]:  # fmt: skip
+) -> Response[One[UserTrustedDevicesRevokeAllResponse]]:  # fmt: skip
     owner = await lookup.owner(account_id, issuer_id, user_id)
     count, etag = await devices.revoke_all(owner, if_match, owner.meta(principal.actor()))
-    return one(RevokedOut(revoked_count=count), etag=etag)
+    return one(UserTrustedDevicesRevokeAllResponse(revoked_count=count), etag=etag)
 
 
 @delete(DEVICES + "/{device_id:str}", operation_id="deleteUserTrustedDevice",

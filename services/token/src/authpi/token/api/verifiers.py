@@ -21,7 +21,7 @@ from litestar.params import FromPath, JSONBody
 
 from authpi.errors import FieldProblem, Unprocessable
 from authpi.token.handlers.user_lookup import Owner, UserLookup
-from authpi.token.handlers.verifiers import Checked, Completed, Verifiers, verifier_etag
+from authpi.token.handlers.verifiers import Verifiers, verifier_etag
 from authpi.token.queries.mfa import VerifierRow
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one
@@ -43,62 +43,62 @@ Code = Annotated[str, msgspec.Meta(max_length=64)]
 Ref = Annotated[str, msgspec.Meta(max_length=128)]
 
 
-class VerifierCreate(msgspec.Struct, frozen=True, kw_only=True):
+class UserVerifierCreate(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "totp"
     name: Name = "Authenticator app"
 
 
-class CompleteBody(msgspec.Struct, frozen=True, kw_only=True):
+class CompleteEnrollmentBody(msgspec.Struct, frozen=True, kw_only=True):
     enrollment_id: Ref | None = None
     code: Code | None = None
 
 
-class VerifierUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class UserVerifierUpdate(msgspec.Struct, frozen=True, kw_only=True):
     name: Name | None = None
     status: str | None = None
 
 
-class VerifyBody(msgspec.Struct, frozen=True, kw_only=True):
+class VerifyCodeBody(msgspec.Struct, frozen=True, kw_only=True):
     code: Code | None = None
     type: str | None = None  # totp | backup_code; by the code's shape when absent
 
 
-class TotpSettings(msgspec.Struct, frozen=True, kw_only=True):
+class TotpParameters(msgspec.Struct, frozen=True, kw_only=True):
     algorithm: str
     digits: int
     period: int
 
 
-class BackupCodes(msgspec.Struct, frozen=True, kw_only=True):
+class BackupCodeCount(msgspec.Struct, frozen=True, kw_only=True):
     remaining: int
     total: int
 
 
-class VerifierOut(msgspec.Struct, frozen=True, kw_only=True):
+class Verifier(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str
     user_id: str
     issuer_id: str
     name: str
     status: str
-    totp: TotpSettings
-    backup_codes: BackupCodes
+    totp: TotpParameters
+    backup_codes: BackupCodeCount
     last_used_at: int | None
     created_at: int
     updated_at: int | None
 
     @classmethod
-    def of(cls, row: VerifierRow) -> VerifierOut:
+    def of(cls, row: VerifierRow) -> Verifier:
         return cls(
             id=row.id, type=row.verifier_type, user_id=row.user_id, issuer_id=row.issuer_id,
             name=row.name, status=row.status,
-            totp=TotpSettings(algorithm=row.algorithm, digits=row.digits, period=row.period),
-            backup_codes=BackupCodes(remaining=row.remaining, total=len(row.backup_codes)),
+            totp=TotpParameters(algorithm=row.algorithm, digits=row.digits, period=row.period),
+            backup_codes=BackupCodeCount(remaining=row.remaining, total=len(row.backup_codes)),
             last_used_at=row.last_used_at, created_at=row.created_at, updated_at=row.updated_at,
         )  # fmt: skip
 
 
-class EnrollmentOut(msgspec.Struct, frozen=True, kw_only=True):
+class UserVerifiersCreateResponse(msgspec.Struct, frozen=True, kw_only=True):
     enrollment_id: str
     type: str
     secret: str
@@ -106,12 +106,27 @@ class EnrollmentOut(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int
 
 
-class CodesOut(msgspec.Struct, frozen=True, kw_only=True):
+class UserVerifiersRegenerateResponse(msgspec.Struct, frozen=True, kw_only=True):
     codes: list[str]
 
 
-def _answer(row: VerifierRow) -> Response[One[VerifierOut]]:
-    return one(VerifierOut.of(row), etag=verifier_etag(row))
+class UserVerifiersCompleteEnrollmentResponse(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
+):
+    success: bool
+    verifier_id: str | None = None
+    backup_codes: list[str] | None = None
+    error: str | None = None
+
+
+class UserVerifiersVerifyResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    success: bool
+    remaining: int | None = None
+    error: str | None = None
+
+
+def _answer(row: VerifierRow) -> Response[One[Verifier]]:
+    return one(Verifier.of(row), etag=verifier_etag(row))
 
 
 def _required(field: str, value: str | None) -> str:
@@ -138,9 +153,9 @@ async def _owner(lookup: UserLookup, account_id: str, issuer_id: str, user_id: s
 async def list_verifiers(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
-) -> Page[VerifierOut]:  # fmt: skip
+) -> Page[Verifier]:  # fmt: skip
     rows = await verifiers.list(await _owner(lookup, account_id, issuer_id, user_id))
-    return Page(data=[VerifierOut.of(r) for r in rows], has_more=False, next_cursor=None)
+    return Page(data=[Verifier.of(r) for r in rows], has_more=False, next_cursor=None)
 
 
 @post(VERIFIERS, operation_id="createUserVerifier", summary="Create User Verifier", tags=TAGS,
@@ -148,13 +163,13 @@ async def list_verifiers(
 async def create_verifier(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
-    data: JSONBody[VerifierCreate] = VerifierCreate(),
-) -> Response[One[EnrollmentOut]]:  # fmt: skip
+    data: JSONBody[UserVerifierCreate] = UserVerifierCreate(),
+) -> Response[One[UserVerifiersCreateResponse]]:  # fmt: skip
     check_storable(data)
     _choice("type", data.type, ("totp",))
     owner = await _owner(lookup, account_id, issuer_id, user_id)
     started = await verifiers.start(owner, data.name)
-    out = EnrollmentOut(
+    out = UserVerifiersCreateResponse(
         enrollment_id=started.enrollment_id, type="totp", secret=started.secret,
         provisioning_uri=started.provisioning_uri, expires_at=started.expires_at,
     )  # fmt: skip
@@ -167,15 +182,20 @@ async def complete_enrollment(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     principal: InjectedPrincipal, lookup: NamedDependency[UserLookup],
     verifiers: NamedDependency[Verifiers], if_match: IfMatch = None,
-    data: JSONBody[CompleteBody] = CompleteBody(),
-) -> Response[One[Completed]]:  # fmt: skip
+    data: JSONBody[CompleteEnrollmentBody] = CompleteEnrollmentBody(),
+) -> Response[One[UserVerifiersCompleteEnrollmentResponse]]:  # fmt: skip
     enrollment_id = _required("enrollment_id", data.enrollment_id)
     code = _required("code", data.code)
     owner = await _owner(lookup, account_id, issuer_id, user_id)
     done = await verifiers.complete(
         owner, enrollment_id, code, if_match, owner.meta(principal.actor())
     )
-    return one(done)
+    return one(
+        UserVerifiersCompleteEnrollmentResponse(
+            success=done.success, verifier_id=done.verifier_id, backup_codes=done.backup_codes,
+            error=done.error,
+        )
+    )  # fmt: skip
 
 
 @get(VERIFIER, operation_id="getUserVerifier", summary="Get User Verifier", tags=TAGS,
@@ -184,7 +204,7 @@ async def get_verifier(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     verifier_id: FromPath[str], lookup: NamedDependency[UserLookup],
     verifiers: NamedDependency[Verifiers],
-) -> Response[One[VerifierOut]]:  # fmt: skip
+) -> Response[One[Verifier]]:  # fmt: skip
     owner = await _owner(lookup, account_id, issuer_id, user_id)
     return _answer(await verifiers.get(owner, verifier_id))
 
@@ -193,10 +213,10 @@ async def get_verifier(
        guards=WRITE)  # fmt: skip
 async def update_verifier(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
-    verifier_id: FromPath[str], data: JSONBody[VerifierUpdate], principal: InjectedPrincipal,
+    verifier_id: FromPath[str], data: JSONBody[UserVerifierUpdate], principal: InjectedPrincipal,
     lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
     if_match: IfMatch = None,
-) -> Response[One[VerifierOut]]:  # fmt: skip
+) -> Response[One[Verifier]]:  # fmt: skip
     check_storable(data)
     status = _choice("status", data.status, ("active", "disabled"))
     owner = await _owner(lookup, account_id, issuer_id, user_id)
@@ -226,12 +246,12 @@ async def regenerate_codes(
     verifier_id: FromPath[str], principal: InjectedPrincipal,
     lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
     if_match: IfMatch = None,
-) -> Response[One[CodesOut]]:  # fmt: skip
+) -> Response[One[UserVerifiersRegenerateResponse]]:  # fmt: skip
     owner = await _owner(lookup, account_id, issuer_id, user_id)
     row, codes = await verifiers.regenerate(
         owner, verifier_id, if_match, owner.meta(principal.actor())
     )
-    return one(CodesOut(codes=codes), etag=verifier_etag(row))
+    return one(UserVerifiersRegenerateResponse(codes=codes), etag=verifier_etag(row))
 
 
 @post(VERIFIER + "/verify", operation_id="verifyUserVerifierCode",
@@ -240,8 +260,8 @@ async def verify_code(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     verifier_id: FromPath[str], principal: InjectedPrincipal,
     lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
-    if_match: IfMatch = None, data: JSONBody[VerifyBody] = VerifyBody(),
-) -> Response[One[Checked]]:  # fmt: skip
+    if_match: IfMatch = None, data: JSONBody[VerifyCodeBody] = VerifyCodeBody(),
+) -> Response[One[UserVerifiersVerifyResponse]]:  # fmt: skip
     code = _required("code", data.code)
     kind = _choice("type", data.type, ("totp", "backup_code"))
     owner = await _owner(lookup, account_id, issuer_id, user_id)
@@ -249,7 +269,11 @@ async def verify_code(
     checked = await verifiers.check(
         owner, verifier, code, owner.meta(principal.actor()), kind=kind, if_match=if_match
     )
-    return one(msgspec.structs.replace(checked, factor_type=None))
+    return one(
+        UserVerifiersVerifyResponse(
+            success=checked.success, remaining=checked.remaining, error=checked.error
+        )
+    )
 
 
 ROUTES: list[Any] = [

@@ -1,0 +1,109 @@
+"""When the portal asks for a second factor, over HTTP: the issuer's
+`settings.security.mfa_required` and an organization's `security.mfa_required` require one of
+every (member) user, and a user without any cannot finish signing in until one is enrolled; an
+op session opened before the user had a second factor does not carry them into the next
+authorization; the settings refuse anything but a boolean."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from authpi_admin.errors import ValidationError
+
+from authpi.platform.testing.login import LoginTenant, PortalBrowser, login_tenant, new_email
+from authpi.platform.testing.mfa import (
+    authorize_url,
+    enrol_totp,
+    location_of,
+    passed,
+    password_step,
+    signed_up,
+)
+
+REQUIRED = "Two-step verification required"
+
+
+@pytest.fixture
+async def tenant(platform):
+    made = await login_tenant(platform, name="mfa-policy")
+    yield made
+    await made.admin.close()
+
+
+def on_mfa_page(location: str) -> bool:
+    return urlsplit(location).path.endswith("/mfa")
+
+
+async def sign_in(t: LoginTenant, email: str) -> tuple[int, str]:
+    """The status of the answer to the password, and where it leads (or its page)."""
+    async with PortalBrowser() as b:
+        login = location_of(await b.get(authorize_url(t)))
+        answer = await b.submit(login, {"email": email, "password": "correct horse battery staple"})
+    if answer.status_code in (302, 303):
+        return answer.status_code, location_of(answer)
+    return answer.status_code, answer.text
+
+
+async def test_issuer_policy_requires_a_second_factor_of_every_user(tenant):
+    t = tenant
+    email = new_email("policy")
+    user_id = await signed_up(t, email)
+    assert passed((await sign_in(t, email))[1], t)
+
+    await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": True}}})
+    status, page = await sign_in(t, email)
+    assert status == 403 and REQUIRED in page
+    totp = await enrol_totp(t, user_id)
+    status, where = await sign_in(t, email)
+    assert status == 303 and on_mfa_page(where), where
+    async with PortalBrowser() as b:
+        mfa = await password_step(t, b, email)
+        assert passed(location_of(await b.submit(mfa, {"code": totp.code(1)})), t)
+
+    await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": False}}})
+    assert on_mfa_page((await sign_in(t, email))[1])  # the enrolled verifier is still asked for
+
+
+async def test_organization_policy_requires_a_second_factor_of_its_members(tenant):
+    t = tenant
+    member, outsider = new_email("member"), new_email("outsider")
+    member_id = await signed_up(t, member)
+    await signed_up(t, outsider)
+    orgs = t.admin.issuer(t.issuer_id).organizations
+    org = await orgs.create({"name": "Strict Corp", "security": {"mfa_required": True}})
+    await t.admin.issuer(t.issuer_id).organization(org.id).members.create({"member_id": member_id})
+    status, page = await sign_in(t, member)
+    assert status == 403 and REQUIRED in page
+    assert passed((await sign_in(t, outsider))[1], t)
+
+    await orgs.update(org.id, {"security": {"mfa_required": False}})
+    assert passed((await sign_in(t, member))[1], t)
+
+
+async def test_a_session_opened_before_enrolment_is_asked_for_the_second_factor(tenant):
+    t = tenant
+    email = new_email("session")
+    user_id = await signed_up(t, email)
+    async with PortalBrowser() as b:
+        assert passed(await password_step(t, b, email), t)  # an op session, no second factor
+        assert b.cookie("authpi_session")
+        await enrol_totp(t, user_id)
+        again = location_of(await b.get(authorize_url(t)))
+    assert urlsplit(again).path.endswith("/login"), again
+
+
+async def test_policies_accept_only_booleans(tenant):
+    t = tenant
+    with pytest.raises(ValidationError):
+        await t.admin.issuers.update(
+            t.issuer_id, {"settings": {"security": {"mfa_required": "yes"}}}
+        )
+    with pytest.raises(ValidationError):
+        await t.admin.issuers.update(
+            t.issuer_id, {"settings": {"security": {"trusted_device_ttl": 5}}}
+        )
+    with pytest.raises(ValidationError):
+        await t.admin.issuer(t.issuer_id).organizations.create(
+            {"name": "Loose", "security": {"mfa_required": 1}}
+        )
