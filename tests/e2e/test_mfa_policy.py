@@ -81,7 +81,7 @@ async def test_organization_policy_requires_a_second_factor_of_its_members(tenan
     assert passed((await sign_in(t, member))[1], t)
 
 
-async def test_a_session_opened_before_enrolment_is_asked_for_the_second_factor(tenant):
+async def test_a_session_opened_before_enrolment_does_not_skip_the_second_factor(tenant):
     t = tenant
     email = new_email("session")
     user_id = await signed_up(t, email)
@@ -90,7 +90,11 @@ async def test_a_session_opened_before_enrolment_is_asked_for_the_second_factor(
         assert b.cookie("authpi_session")
         await enrol_totp(t, user_id)
         again = location_of(await b.get(authorize_url(t)))
-    assert urlsplit(again).path.endswith("/login"), again
+        assert urlsplit(again).path.endswith("/login"), again
+        # Nor through the consent page of that authorization, past the sign-in it asks for.
+        consent = again.replace("/login?", "/consent?")
+        allowed = location_of(await b.submit(consent, {}, button="allow"))
+        assert urlsplit(allowed).path.endswith("/login"), allowed
 
 
 async def test_policies_accept_only_booleans(tenant):

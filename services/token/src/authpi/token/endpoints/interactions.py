@@ -211,7 +211,13 @@ class Interactions:
     ) -> Outcome:
         """The user's answer on the consent page; a refusal is `access_denied`."""
         session = await self.browser_session(flow.issuer_id, cookie)
-        if session is None or session.user_id != user_id:
+        if (
+            session is None
+            or session.user_id != user_id
+            or not await self._second_factor_ok(flow.issuer_id, session)
+        ):
+            # The consent page is no way around the sign-in /authorize asked for: a session
+            # without a second factor its user now needs signs in again.
             return Outcome(redirect=portal_url(self.idp_base, flow.issuer_id, "login", flow.id))
         if not granted:
             if not await self.flows.finish(flow.id, flow.issuer_id):
