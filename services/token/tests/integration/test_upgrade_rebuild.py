@@ -105,7 +105,8 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
 
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
-        assert await migrate(conn, token, MIGRATIONS) == [f"service/{REBUILD}"]
+        applied = await migrate(conn, token, MIGRATIONS)
+    assert applied[0] == f"service/{REBUILD}"  # then the later ones
     assert await _entry(pool, token, client_id) is None
     assert "token-clients" not in await _checkpoints(pool, token)
 
@@ -117,9 +118,10 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     assert rebuilt.response_types == ("code",) and rebuilt.refresh_token_ttl == 3600
 
 
-def test_the_rebuild_names_the_consumers_it_resets():
-    """The migration clears the checkpoints of the consumers by name: the names it uses are the
-    projections' own."""
+def test_the_rebuilds_name_the_consumers_they_reset():
+    """The migrations clear the checkpoints of the consumers by name: the names they use are the
+    projections' own (0008 rebuilds token-organizations for `security.mfa_required`)."""
     text = (MIGRATIONS / REBUILD).read_text()
     for name in (clients_projection("s").name, OrganizationsReaction("s").name):
         assert f"'{name}'" in text
+    assert f"'{OrganizationsReaction('s').name}'" in (MIGRATIONS / "0008_mfa.sql").read_text()
