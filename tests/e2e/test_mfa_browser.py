@@ -3,7 +3,8 @@ gets a TOTP verifier through the Core API (an administrator's enrolment with the
 SDK), and at the very next sign-in the portal asks for the authenticator app's code; then they
 sign in with a backup code and ask the portal to trust the browser; then the trusted browser
 signs in with the password alone; once an administrator revokes all trusted devices, the code
-is asked again. Every page is saved as a screenshot under tests/artifacts/."""
+is asked again. And a person whose issuer requires a second factor sets one up on the portal
+itself. Every page is saved as a screenshot under tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from authpi.platform.testing.login import (
     page_state,
     query_of,
 )
-from authpi.platform.testing.mfa import enrol_totp, signed_up
+from authpi.platform.testing.mfa import Enrolled, enrol_totp, signed_up
 from authpi.testing.plugin import eventually
 
 
@@ -138,3 +139,35 @@ async def test_totp_backup_code_and_trusted_device_sign_ins_in_chromium(
         await forget_session()
         revoked = await sign_in("challenge-after-revoke-all")
         assert path_of(revoked) == f"/{t.issuer_id}/mfa", revoked
+
+
+async def test_enrolment_on_the_portal_when_the_issuer_requires_a_second_factor_in_chromium(
+    tenant: LoginTenant, site, browser
+):
+    t = tenant
+    email = new_email("enrol")
+    await signed_up(t, email)
+    await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": True}}})
+    app = IdpClient(issuer_url=t.issuer_url, client_id=t.spa_id, redirect_uri=t.redirect_uri)
+    async with app:
+        auth = app.create_authorization_url(scopes=SCOPES)
+        await browser.get(auth.url)
+        await browser.run(fill({"email": email, "password": PASSWORD}))
+        setup = await browser.run(page_state)
+        assert setup["h1"] == "Set up two-step verification", setup
+        secret = await browser.run(lambda d: d.find_element(By.ID, "secret").text)
+        uri = await browser.run(lambda d: d.find_element(By.ID, "otpauth").get_attribute("href"))
+        assert uri.startswith("otpauth://totp/") and f"secret={secret.replace(' ', '')}" in uri
+        await browser.screenshot("enrol")
+        enrolled = Enrolled("", "", secret.replace(" ", ""), [])
+        await browser.run(fill({"code": enrolled.code()}))
+        codes = await browser.run(page_state)
+        assert codes["h1"] == "Save your backup codes", codes
+        shown = await browser.run(
+            lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "#codes li")]
+        )
+        assert len(shown) == 10
+        await browser.screenshot("backup-codes")
+        await browser.run(click("submit"))
+        consent = await browser.run(page_state)
+        assert path_of(consent) == f"/{t.issuer_id}/consent", consent

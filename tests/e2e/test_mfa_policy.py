@@ -1,13 +1,19 @@
 """When the portal asks for a second factor, over HTTP: the issuer's
 `settings.security.mfa_required` and an organization's `security.mfa_required` require one of
-every (member) user, and a user without any cannot finish signing in until one is enrolled; an
-op session opened before the user had a second factor does not carry them into the next
-authorization; the settings refuse anything but a boolean."""
+every (member) user; a user without any enrols one on the portal's page (secret, first code,
+backup codes shown once) before signing in, and one whose verifier is disabled cannot sign in;
+an op session opened before the user had a second factor does not carry them into the next
+authorization, through /authorize or the consent page; the settings refuse anything but a
+boolean."""
 
 from __future__ import annotations
 
+import html
+import re
+import time
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 from authpi_admin.errors import ValidationError
 
@@ -22,6 +28,8 @@ from authpi.platform.testing.mfa import (
 )
 
 REQUIRED = "Two-step verification required"
+SECRET = re.compile(r'<p class="secret" id="secret">([A-Z2-7 ]+)</p>')
+CODE = re.compile(r"<li>([0-9A-Z]{5}-[0-9A-Z]{5})</li>")
 
 
 @pytest.fixture
@@ -48,18 +56,35 @@ async def sign_in(t: LoginTenant, email: str) -> tuple[int, str]:
 async def test_issuer_policy_requires_a_second_factor_of_every_user(tenant):
     t = tenant
     email = new_email("policy")
-    user_id = await signed_up(t, email)
+    await signed_up(t, email)
     assert passed((await sign_in(t, email))[1], t)
 
     await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": True}}})
-    status, page = await sign_in(t, email)
-    assert status == 403 and REQUIRED in page
-    totp = await enrol_totp(t, user_id)
-    status, where = await sign_in(t, email)
-    assert status == 303 and on_mfa_page(where), where
     async with PortalBrowser() as b:
         mfa = await password_step(t, b, email)
-        assert passed(location_of(await b.submit(mfa, {"code": totp.code(1)})), t)
+        assert on_mfa_page(mfa), mfa
+        # No verifier yet: the page enrols one, with the secret an authenticator app takes.
+        page = await b.get(mfa)
+        assert page.status_code == 200 and "Set up two-step verification" in page.text
+        found = SECRET.search(page.text)
+        assert found, page.text
+        secret = found.group(1).replace(" ", "")
+        assert f"secret={secret}" in html.unescape(page.text)  # the otpauth:// link
+        wrong = await b.submit(mfa, {"code": "000000"})
+        assert wrong.status_code == 401 and "The code is not valid" in wrong.text
+        assert SECRET.search(wrong.text).group(1).replace(" ", "") == secret  # type: ignore[union-attr]
+        step = int(time.time()) // 30
+        codes = await b.submit(mfa, {"code": pyotp.TOTP(secret).generate_otp(step)})
+        assert codes.status_code == 200 and "Save your backup codes" in codes.text
+        backup = CODE.findall(codes.text)
+        assert len(backup) == 10
+        assert passed(location_of(await b.submit(mfa, {})), t)
+    # From now on the authenticator's code (or a backup code) is asked for.
+    async with PortalBrowser() as b:
+        mfa = await password_step(t, b, email)
+        page = await b.get(mfa)
+        assert "Enter the 6-digit code from your authenticator app" in page.text
+        assert passed(location_of(await b.submit(f"{mfa}&method=backup", {"code": backup[0]})), t)
 
     await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": False}}})
     assert on_mfa_page((await sign_in(t, email))[1])  # the enrolled verifier is still asked for
@@ -73,12 +98,28 @@ async def test_organization_policy_requires_a_second_factor_of_its_members(tenan
     orgs = t.admin.issuer(t.issuer_id).organizations
     org = await orgs.create({"name": "Strict Corp", "security": {"mfa_required": True}})
     await t.admin.issuer(t.issuer_id).organization(org.id).members.create({"member_id": member_id})
-    status, page = await sign_in(t, member)
-    assert status == 403 and REQUIRED in page
+    assert on_mfa_page((await sign_in(t, member))[1])
     assert passed((await sign_in(t, outsider))[1], t)
 
     await orgs.update(org.id, {"security": {"mfa_required": False}})
     assert passed((await sign_in(t, member))[1], t)
+
+
+async def test_a_required_user_whose_verifier_is_disabled_cannot_sign_in(tenant):
+    t = tenant
+    email = new_email("disabled")
+    totp = await enrol_totp(t, await signed_up(t, email))
+    await (
+        t.admin.issuer(t.issuer_id)
+        .user(totp.user_id)
+        .verifiers.update(totp.verifier_id, {"status": "disabled"})
+    )
+    assert passed((await sign_in(t, email))[1], t)  # a disabled verifier is not asked for
+    await t.admin.issuers.update(t.issuer_id, {"settings": {"security": {"mfa_required": True}}})
+    async with PortalBrowser() as b:
+        mfa = await password_step(t, b, email)
+        page = await b.get(mfa)
+    assert page.status_code == 403 and REQUIRED in page.text
 
 
 async def test_a_session_opened_before_enrolment_does_not_skip_the_second_factor(tenant):

@@ -44,7 +44,8 @@ CREATE INDEX trusted_devices_view_user ON trusted_devices_view (user_id, trusted
 
 -- Ephemeral (DESIGN.md 3), swept after expiry: a TOTP enrolment waiting for its first code (the
 -- sealed secret it showed once), and a second-factor challenge of the portal waiting for a code
--- (known by the digest of the secret in the browser's cookie; used once).
+-- (known by the digest of the secret in the browser's cookie; used once). A challenge of a user
+-- who must enrol first holds the enrolment it showed, and the factor once it passed.
 CREATE TABLE mfa_enrollments (
     id            text PRIMARY KEY,
     user_id       text NOT NULL,
@@ -58,13 +59,15 @@ CREATE TABLE mfa_enrollments (
 CREATE INDEX mfa_enrollments_expiry ON mfa_enrollments (expires_at);
 
 CREATE TABLE mfa_challenges (
-    id_sha256  text PRIMARY KEY,
-    issuer_id  text NOT NULL,
-    user_id    text NOT NULL,
-    flow_id    text,
-    method     text NOT NULL,
-    created_at bigint NOT NULL,
-    expires_at bigint NOT NULL
+    id_sha256     text PRIMARY KEY,
+    issuer_id     text NOT NULL,
+    user_id       text NOT NULL,
+    flow_id       text,
+    method        text NOT NULL,
+    enrollment_id text,
+    passed        text,
+    created_at    bigint NOT NULL,
+    expires_at    bigint NOT NULL
 );
 CREATE INDEX mfa_challenges_expiry ON mfa_challenges (expires_at);
 

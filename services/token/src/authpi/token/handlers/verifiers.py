@@ -20,6 +20,7 @@ from authpi.contracts.base import Meta
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek, seal, unseal
 from authpi.crypto.ids import Ids
+from authpi.crypto.pii import Pii
 from authpi.errors import Conflict, NotFound
 from authpi.eventstore.store import EventStore, Tx
 from authpi.token.caches.lockouts import Lockouts
@@ -143,6 +144,21 @@ class Verifiers:
                 expires_at=now + ENROLLMENT_TTL_MS,
             )  # fmt: skip
             await self.queries.add_enrollment(conn, row)
+        return self._shown(owner, row, secret, pii)
+
+    async def resume(self, owner: Owner, enrollment_id: str) -> Enrollment | None:
+        """A pending enrolment of the user shown again (the portal's page, reloaded), while it
+        lasts."""
+        async with self.pool.connection() as conn:
+            row = await self.queries.enrollment(conn, enrollment_id)
+            if row is None or row.user_id != owner.user.id:
+                return None
+            pii = await self.people.pii(conn, owner.user.id)
+        if row.expires_at <= self.clock.now_ms():
+            return None
+        return self._shown(owner, row, self._unseal(owner.user.id, row.sealed_secret), pii)
+
+    def _shown(self, owner: Owner, row: EnrollmentRow, secret: str, pii: Pii | None) -> Enrollment:
         label = pii.username if pii is not None and pii.username else owner.user.id
         brand = branding(owner.issuer.name, owner.issuer.settings).name
         return Enrollment(

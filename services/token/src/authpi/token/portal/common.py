@@ -37,7 +37,12 @@ from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
-from authpi.token.portal.second_factor import CHALLENGE_COOKIE, CHALLENGE_TTL_MS, SecondFactor
+from authpi.token.portal.second_factor import (
+    CHALLENGE_COOKIE,
+    CHALLENGE_TTL_MS,
+    Passed,
+    SecondFactor,
+)
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
@@ -133,7 +138,7 @@ ISSUER_GONE = message(
 MFA_UNAVAILABLE = message(
     "Two-step verification required",
     "This account must confirm sign-ins with a second step, such as a code from an"
-    " authenticator app, but none is set up. Contact an administrator to set one up.",
+    " authenticator app, but its authenticator app is turned off. Contact an administrator.",
     403,
 )
 FLOW_GONE = message(
@@ -229,11 +234,9 @@ class PortalBase:
             client_id=flow.client_id if flow else None, device_cookie=visit.device_cookie,
             meta=self._meta(issuer, visit, user_id),
         )  # fmt: skip
-        if gate.method is not None:
+        if isinstance(gate, Passed):
             return await self._session(visit, issuer, flow, user_id, gate.method)
-        if gate.challenge is None:
-            return MFA_UNAVAILABLE
-        cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.challenge, CHALLENGE_TTL_MS // 1000)
+        cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.cookie, CHALLENGE_TTL_MS // 1000)
         return Redirect(location=links(issuer.id, visit.flow_id)["mfa"], cookies=[cookie])
 
     def _cookie(self, issuer_id: str, name: str, value: str | None, max_age: int) -> str:

@@ -10,7 +10,10 @@ trust the browser.
   than a code already accepted; a backup code works once; 5 failures lock the user's second
   factor for 15 minutes, a right code included (idp-api.md 1.5), with a page that says so.
 - "Trust this device" sets `authpi_device` (handlers.trusted_devices); later sign-ins of the same
-  user at the same issuer from this browser skip the page until it expires or is revoked."""
+  user at the same issuer from this browser skip the page until it expires or is revoked.
+- A user whom a policy requires a second factor of, and who has none, enrols one here: the page
+  shows a new TOTP secret (and its `otpauth://` link) and takes a first code, exactly as the
+  Core API's enrolment does; then it shows the backup codes, once, and continues."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from authpi.errors import Conflict
 from authpi.token.handlers.trusted_devices import device_ttl_s
 from authpi.token.handlers.user_lookup import Owner
 from authpi.token.portal.common import (
@@ -31,6 +35,7 @@ from authpi.token.portal.common import (
     message,
 )
 from authpi.token.portal.second_factor import CHALLENGE_COOKIE, DEVICE_COOKIE
+from authpi.token.queries.mfa import ChallengeRow
 from authpi.token.queries.portal import IssuerRow
 
 ERRORS = {
@@ -38,6 +43,7 @@ ERRORS = {
     "code_reused": "This code was already used. Wait for the next code in your authenticator app.",
     "locked": "Too many failed attempts. Two-step verification is locked for 15 minutes; try"
     " again later.",
+    "expired": "This setup expired. Add the new key below to your authenticator app.",
 }
 BACKUP_INVALID = "This backup code is not valid, or it was already used."
 
@@ -48,6 +54,10 @@ class MfaFlows(PortalBase):
         challenge = await self.second_factor.challenge(issuer.id, visit.flow_id, visit.mfa_cookie)
         if challenge is None:
             return self._challenge_gone(visit, issuer)
+        if challenge.passed is not None:
+            return self._continue_page(visit, issuer, flow, codes=[])
+        if await self.second_factor.verifiers.active_totp(challenge.user_id) is None:
+            return await self._enrolment_page(visit, issuer, flow, challenge)
         return self._mfa_page(visit, issuer, flow, backup=method == "backup")
 
     async def mfa(
@@ -58,32 +68,146 @@ class MfaFlows(PortalBase):
         challenge = await factor.challenge(issuer.id, visit.flow_id, visit.mfa_cookie)
         if challenge is None:
             return self._challenge_gone(visit, issuer)
-        backup = kind == "backup_code"
-        async with self.pool.connection() as conn:
-            user = await self.people.user(conn, challenge.user_id)
-        verifier = await factor.verifiers.active_totp(challenge.user_id)
-        if user is None or verifier is None:
+        owner = await self._owner(issuer, challenge)
+        if owner is None:
             return MFA_UNAVAILABLE
-        owner = Owner(issuer=issuer, user=user)
-        meta = self._meta(issuer, visit, user.id)
+        if kind == "continue":
+            return await self._continue(visit, issuer, flow, challenge, owner, trust)
+        if kind == "enroll":
+            return await self._enrol(visit, issuer, flow, challenge, owner, code)
+        verifier = await factor.verifiers.active_totp(owner.user.id)
+        if verifier is None:
+            return await self._enrolment_page(visit, issuer, flow, challenge)
+        backup = kind == "backup_code"
         checked = await factor.verifiers.check(
-            owner, verifier, code[:64], meta, kind="backup_code" if backup else "totp",
-            client_id=flow.client_id if flow else None,
+            owner, verifier, code[:64], self._meta(issuer, visit, owner.user.id),
+            kind="backup_code" if backup else "totp", client_id=flow.client_id if flow else None,
         )  # fmt: skip
         if not checked.success:
             error = checked.error or "invalid_code"
             text = BACKUP_INVALID if backup and error == "invalid_code" else ERRORS[error]
             status = 403 if error == "locked" else 401
             return self._mfa_page(visit, issuer, flow, backup=backup, error=text, status=status)
-        if not await factor.finish(challenge):  # a concurrent submit of the same challenge won
+        return await self._signed_in_after(
+            visit, issuer, flow, challenge, owner, str(checked.factor_type), trust
+        )
+
+    async def _owner(self, issuer: IssuerRow, challenge: ChallengeRow) -> Owner | None:
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, challenge.user_id)
+        return None if user is None else Owner(issuer=issuer, user=user)
+
+    async def _signed_in_after(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        challenge: ChallengeRow,
+        owner: Owner,
+        factor_type: str,
+        trust: bool,
+    ) -> Answer:
+        """The second factor passed: use the challenge up, trust the browser if asked, and sign
+        in with the session recording both factors."""
+        if not await self.second_factor.finish(challenge):  # a concurrent submit won
             return self._challenge_gone(visit, issuer)
         cookies = [self._cookie(issuer.id, CHALLENGE_COOKIE, None, 0)]
         if trust:
-            value, ttl_s = await factor.devices.trust_browser(owner, visit.device.user_agent, meta)
+            meta = self._meta(issuer, visit, owner.user.id)
+            devices = self.second_factor.devices
+            value, ttl_s = await devices.trust_browser(owner, visit.device.user_agent, meta)
             cookies.append(self._cookie(issuer.id, DEVICE_COOKIE, value, ttl_s))
-        method = f"{challenge.method}+{checked.factor_type}"
-        answer = await self._session(visit, issuer, flow, user.id, method)
+        method = f"{challenge.method}+{factor_type}"
+        answer = await self._session(visit, issuer, flow, owner.user.id, method)
         return msgspec.structs.replace(answer, cookies=[*answer.cookies, *cookies])
+
+    async def _enrol(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        challenge: ChallengeRow,
+        owner: Owner,
+        code: str,
+    ) -> Answer:
+        if challenge.enrollment_id is None:
+            return await self._enrolment_page(visit, issuer, flow, challenge)
+        verifiers = self.second_factor.verifiers
+        try:
+            done = await verifiers.complete(
+                owner, challenge.enrollment_id, code[:64], None,
+                self._meta(issuer, visit, owner.user.id),
+            )  # fmt: skip
+        except Conflict:  # enrolled meanwhile (another tab, an administrator)
+            return self._mfa_page(visit, issuer, flow, backup=False)
+        if not done.success:
+            error = ERRORS[done.error or "invalid_code"]
+            status = 403 if done.error == "locked" else 401
+            return await self._enrolment_page(
+                visit, issuer, flow, challenge, error=error, status=status
+            )
+        await self.second_factor.passed(challenge, "totp")
+        return self._continue_page(visit, issuer, flow, codes=done.backup_codes or [])
+
+    async def _continue(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        challenge: ChallengeRow,
+        owner: Owner,
+        trust: bool,
+    ) -> Answer:
+        if challenge.passed is None:
+            return await self.mfa_form(visit, issuer, "")
+        return await self._signed_in_after(
+            visit, issuer, flow, challenge, owner, challenge.passed, trust
+        )
+
+    async def _enrolment_page(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        challenge: ChallengeRow,
+        *,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Page:
+        """The enrolment this challenge showed, while it lasts; a new one otherwise."""
+        owner = await self._owner(issuer, challenge)
+        if owner is None:
+            return MFA_UNAVAILABLE
+        verifiers = self.second_factor.verifiers
+        shown = None
+        if challenge.enrollment_id is not None:
+            shown = await verifiers.resume(owner, challenge.enrollment_id)
+        if shown is None:
+            try:
+                shown = await verifiers.start(owner, "Authenticator app")
+            except Conflict:  # a verifier exists, but it is disabled
+                return MFA_UNAVAILABLE
+            await self.second_factor.showed(challenge, shown.enrollment_id)
+        secret = " ".join(shown.secret[i : i + 4] for i in range(0, len(shown.secret), 4))
+        return Page(
+            template="mfa_enroll.html", status=status,
+            context={
+                "title": "Set up two-step verification", "error": error, "notice": None,
+                "client_name": flow.client_name if flow else None, "secret": secret,
+                "uri": shown.provisioning_uri, "links": links(visit.issuer_id, visit.flow_id),
+            },
+        )  # fmt: skip
+
+    def _continue_page(self, visit: Visit, issuer: IssuerRow, flow: Any, codes: list[str]) -> Page:
+        """After an enrolment: its backup codes (shown this once), trust, continue."""
+        return Page(
+            template="mfa_codes.html",
+            context={
+                "title": "Save your backup codes", "error": None, "notice": None,
+                "client_name": flow.client_name if flow else None, "codes": codes,
+                "trust_days": max(1, device_ttl_s(issuer.settings) // 86400),
+            },
+        )  # fmt: skip
 
     def _mfa_page(
         self,

@@ -6,8 +6,9 @@ member of has `security.mfa_required` (core-api.md 3.12). Then, after the passwo
 link), the sign-in either passes on a device the user trusted for this issuer (its cookie,
 handlers.trusted_devices), or waits on a challenge: an ephemeral row known by the digest of a
 random secret in the `authpi_mfa` cookie, bound to the user, the issuer and the authorization,
-used once and gone after 10 minutes. A user who needs a second factor but has none enrolled
-cannot finish signing in.
+used once and gone after 10 minutes. A user whom a policy requires a second factor of, and who
+has none, enrols one on the challenge page first (portal.mfa); one whose only verifier is
+disabled cannot finish signing in.
 
 An op session records how it was authenticated: `<primary>+totp`, `+backup_code` or
 `+trusted_device` when a second factor passed. One opened without (before the user enrolled, or
@@ -37,13 +38,19 @@ CHALLENGE_TTL_MS = 10 * 60 * 1000
 SECOND_FACTORS = ("totp", "backup_code", "trusted_device")
 
 
-class Gate(msgspec.Struct, frozen=True, kw_only=True):
-    """What follows a primary authentication: sign in now with `method`, ask for a code (the
-    challenge cookie's value), or refuse (`unavailable`: a factor is required, none enrolled)."""
+class Passed(msgspec.Struct, frozen=True):
+    """Sign in now, the session authenticated with `method`."""
 
-    method: str | None = None
-    challenge: str | None = None
-    unavailable: bool = False
+    method: str
+
+
+class Challenged(msgspec.Struct, frozen=True):
+    """Ask for a code (or an enrolment) on the challenge page; `cookie` is the challenge's."""
+
+    cookie: str
+
+
+Gate = Passed | Challenged
 
 
 def issuer_requires_mfa(settings: Mapping[str, Any]) -> bool:
@@ -97,9 +104,9 @@ class SecondFactor:
         device_cookie: str | None,
         meta: Meta,
     ) -> Gate:
-        required, verifier = await self.requirement(issuer.settings, user_id)
+        required, _ = await self.requirement(issuer.settings, user_id)
         if not required:
-            return Gate(method=method)
+            return Passed(method)
         device_id = await self.devices.recognised(issuer.id, user_id, device_cookie)
         if device_id is not None:
             await self.verifiers.attempts.record(
@@ -110,9 +117,7 @@ class SecondFactor:
                 ),
                 meta,
             )  # fmt: skip
-            return Gate(method=f"{method}+trusted_device")
-        if verifier is None:
-            return Gate(unavailable=True)
+            return Passed(f"{method}+trusted_device")
         secret = self.ids.secret(32)
         now = self.clock.now_ms()
         async with self.pool.connection() as conn:
@@ -124,7 +129,7 @@ class SecondFactor:
                     expires_at=now + CHALLENGE_TTL_MS,
                 ),
             )  # fmt: skip
-        return Gate(challenge=secret)
+        return Challenged(secret)
 
     async def challenge(
         self, issuer_id: str, flow_id: str | None, cookie: str | None
@@ -143,6 +148,16 @@ class SecondFactor:
         ):
             return None
         return row
+
+    async def showed(self, row: ChallengeRow, enrollment_id: str) -> None:
+        """The challenge page showed this enrolment to the user."""
+        async with self.pool.connection() as conn:
+            await self.queries.challenge_enrollment(conn, row.id_sha256, enrollment_id)
+
+    async def passed(self, row: ChallengeRow, factor: str) -> None:
+        """A factor passed, to be used by the next step of the same challenge."""
+        async with self.pool.connection() as conn:
+            await self.queries.challenge_passed(conn, row.id_sha256, factor)
 
     async def finish(self, row: ChallengeRow) -> bool:
         """Use the challenge up; False when another request already did."""

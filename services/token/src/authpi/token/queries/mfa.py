@@ -71,6 +71,8 @@ class ChallengeRow(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     created_at: int
     expires_at: int
+    enrollment_id: str | None = None  # the enrolment shown to a user who must enrol first
+    passed: str | None = None  # the factor that passed (an enrolment's first code)
 
 
 _VERIFIER = (
@@ -127,9 +129,16 @@ class MfaQueries:
             schema=schema,
         )
         self._challenge_of = render(
-            "SELECT id_sha256, issuer_id, user_id, flow_id, method, created_at, expires_at"
-            " FROM {schema}.mfa_challenges WHERE id_sha256 = %s",
+            "SELECT id_sha256, issuer_id, user_id, flow_id, method, created_at, expires_at,"
+            " enrollment_id, passed FROM {schema}.mfa_challenges WHERE id_sha256 = %s",
             schema=schema,
+        )
+        self._challenge_enrollment = render(
+            "UPDATE {schema}.mfa_challenges SET enrollment_id = %s WHERE id_sha256 = %s",
+            schema=schema,
+        )
+        self._challenge_passed = render(
+            "UPDATE {schema}.mfa_challenges SET passed = %s WHERE id_sha256 = %s", schema=schema
         )
         self._challenge_done = render(
             "DELETE FROM {schema}.mfa_challenges WHERE id_sha256 = %s", schema=schema
@@ -188,6 +197,12 @@ class MfaQueries:
         cur = conn.cursor(row_factory=class_row(ChallengeRow))
         await cur.execute(self._challenge_of, [id_sha256])
         return await cur.fetchone()
+
+    async def challenge_enrollment(self, conn: Conn, id_sha256: str, enrollment_id: str) -> None:
+        await conn.execute(self._challenge_enrollment, [enrollment_id, id_sha256])
+
+    async def challenge_passed(self, conn: Conn, id_sha256: str, factor: str) -> None:
+        await conn.execute(self._challenge_passed, [factor, id_sha256])
 
     async def end_challenge(self, conn: Conn, id_sha256: str) -> bool:
         """Use the challenge up; False when another request already did."""
