@@ -49,6 +49,8 @@ from authpi.token.grants.codes import Codes, Flows
 from authpi.token.grants.refresh_token import RefreshTokenGrant
 from authpi.token.handlers.consents import Consents
 from authpi.token.handlers.credentials import Credentials
+from authpi.token.handlers.enrolments import Enrolments
+from authpi.token.handlers.mfa_support import FactorAttempts, TotpKeys
 from authpi.token.handlers.refresh_families import FamilyRevocations, RefreshFamilies
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
@@ -138,17 +140,22 @@ async def build(rt: Runtime) -> ServiceParts:
     credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
     mfa_queries = MfaQueries(schema)
     lookup = UserLookup(rt.pool, PortalQueries(schema), people)
+    totp_keys = TotpKeys(rt.kek, rt.ids)
+    factor_attempts = FactorAttempts(credential_lockouts, credentials, rt.clock)
     verifiers = Verifiers(
-        store=store, pool=rt.pool, queries=mfa_queries, people=people,
-        lockouts=credential_lockouts, attempts=credentials, clock=rt.clock, ids=rt.ids,
-        kek=rt.kek,
+        store=store, pool=rt.pool, queries=mfa_queries, keys=totp_keys, attempts=factor_attempts,
+        clock=rt.clock,
+    )  # fmt: skip
+    enrolments = Enrolments(
+        store=store, pool=rt.pool, queries=mfa_queries, people=people, keys=totp_keys,
+        attempts=factor_attempts, clock=rt.clock, ids=rt.ids,
     )  # fmt: skip
     devices = TrustedDevices(
         store=store, pool=rt.pool, queries=mfa_queries, clock=rt.clock, ids=rt.ids
     )
     second_factor = SecondFactor(
-        pool=rt.pool, queries=mfa_queries, lookup=lookup, verifiers=verifiers, devices=devices,
-        clock=rt.clock, ids=rt.ids,
+        pool=rt.pool, queries=mfa_queries, lookup=lookup, verifiers=verifiers,
+        enrolments=enrolments, devices=devices, clock=rt.clock, ids=rt.ids,
     )  # fmt: skip
     interactions = Interactions(
         idp_base=idp_base,
@@ -253,7 +260,8 @@ async def build(rt: Runtime) -> ServiceParts:
         name="token",
         core_routes=[
             sessions_router(SessionAdmin(sessions, session_queries, clients)),
-            verifiers_router(lookup, verifiers), trusted_devices_router(lookup, devices),
+            verifiers_router(lookup, enrolments, verifiers),
+            trusted_devices_router(lookup, devices),
         ],
         idp_routes=[
             *cors_routes(cors),  # before the routes of the same paths: their OPTIONS

@@ -1,14 +1,14 @@
-"""The Core API's user verifier routes (core-api.md 3.9 sub-resources; contract 4.25, `Verifier`
-and the `UserVerifiers*Response` models in 5.8): TOTP enrolment (create, then complete with a
-first code), list, get, rename or disable, delete, regenerate backup codes and verify a code.
-Scopes `issuers.users.verifiers:read|write|delete`.
+"""The Core API's user verifier routes (core-api.md 3.9 sub-resources; contract 4.25, `Verifier` and
+the `UserVerifiers*Response` models in 5.8): TOTP enrolment (create, then complete with a first
+code), list, get, rename or disable, delete, regenerate backup codes and verify a code. Scopes
+`issuers.users.verifiers:read|write|delete`.
 
 A verifier is `{id, type: "totp", user_id, issuer_id, name, status, totp: {algorithm, digits,
-period}, backup_codes: {remaining, total}, last_used_at, created_at, updated_at}`; its secret
-and backup codes are shown once (enrolment, completion, regeneration) and never again. The list
-is one page (contract 3.4). Codes that do not pass answer 200 with `success: false` and an
-`error` (`invalid_code`, `code_reused`, `locked`, `expired`), as the response models say;
-malformed requests are 4xx."""
+period}, backup_codes: {remaining, total}, last_used_at, created_at, updated_at}`; its secret and
+backup codes are shown once (enrolment, completion, regeneration) and never again. The list is one
+page (contract 3.4). Enrolment is handlers.enrolments, the rest handlers.verifiers. Codes that do
+not pass answer 200 with `success: false` and an `error` (`invalid_code`, `code_reused`, `locked`,
+`expired`), as the response models say; malformed requests are 4xx."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from authpi.errors import FieldProblem, Unprocessable
+from authpi.token.handlers.enrolments import Enrolments
 from authpi.token.handlers.user_lookup import Owner, UserLookup
 from authpi.token.handlers.verifiers import Verifiers, verifier_etag
 from authpi.token.queries.mfa import VerifierRow
@@ -162,13 +163,13 @@ async def list_verifiers(
       guards=WRITE, status_code=201)  # fmt: skip
 async def create_verifier(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
-    lookup: NamedDependency[UserLookup], verifiers: NamedDependency[Verifiers],
+    lookup: NamedDependency[UserLookup], enrolments: NamedDependency[Enrolments],
     data: JSONBody[UserVerifierCreate] = UserVerifierCreate(),
 ) -> Response[One[UserVerifiersCreateResponse]]:  # fmt: skip
     check_storable(data)
     _choice("type", data.type, ("totp",))
     owner = await _owner(lookup, account_id, issuer_id, user_id)
-    started = await verifiers.start(owner, data.name)
+    started = await enrolments.start(owner, data.name)
     out = UserVerifiersCreateResponse(
         enrollment_id=started.enrollment_id, type="totp", secret=started.secret,
         provisioning_uri=started.provisioning_uri, expires_at=started.expires_at,
@@ -181,13 +182,13 @@ async def create_verifier(
 async def complete_enrollment(
     account_id: FromPath[str], issuer_id: FromPath[str], user_id: FromPath[str],
     principal: InjectedPrincipal, lookup: NamedDependency[UserLookup],
-    verifiers: NamedDependency[Verifiers], if_match: IfMatch = None,
+    enrolments: NamedDependency[Enrolments], if_match: IfMatch = None,
     data: JSONBody[CompleteEnrollmentBody] = CompleteEnrollmentBody(),
 ) -> Response[One[UserVerifiersCompleteEnrollmentResponse]]:  # fmt: skip
     enrollment_id = _required("enrollment_id", data.enrollment_id)
     code = _required("code", data.code)
     owner = await _owner(lookup, account_id, issuer_id, user_id)
-    done = await verifiers.complete(
+    done = await enrolments.complete(
         owner, enrollment_id, code, if_match, owner.meta(principal.actor())
     )
     return one(
@@ -282,9 +283,12 @@ ROUTES: list[Any] = [
 ]  # fmt: skip
 
 
-def verifiers_router(lookup: UserLookup, verifiers: Verifiers) -> Router:
+def verifiers_router(lookup: UserLookup, enrolments: Enrolments, verifiers: Verifiers) -> Router:
     return Router(
         "/",
         route_handlers=ROUTES,
-        dependencies={"lookup": provide(lookup), "verifiers": provide(verifiers)},
-    )
+        dependencies={
+            "lookup": provide(lookup), "enrolments": provide(enrolments),
+            "verifiers": provide(verifiers),
+        },
+    )  # fmt: skip

@@ -89,7 +89,7 @@ class MfaFlows(PortalBase):
             status = 403 if error == "locked" else 401
             return self._mfa_page(visit, issuer, flow, backup=backup, error=text, status=status)
         return await self._signed_in_after(
-            visit, issuer, flow, challenge, owner, str(checked.factor_type), trust
+            visit, issuer, flow, challenge, owner, checked.factor_type, trust
         )
 
     async def _owner(self, issuer: IssuerRow, challenge: ChallengeRow) -> Owner | None:
@@ -132,9 +132,8 @@ class MfaFlows(PortalBase):
     ) -> Answer:
         if challenge.enrollment_id is None:
             return await self._enrolment_page(visit, issuer, flow, challenge)
-        verifiers = self.second_factor.verifiers
         try:
-            done = await verifiers.complete(
+            done = await self.second_factor.enrolments.complete(
                 owner, challenge.enrollment_id, code[:64], None,
                 self._meta(issuer, visit, owner.user.id),
             )  # fmt: skip
@@ -178,13 +177,13 @@ class MfaFlows(PortalBase):
         owner = await self._owner(issuer, challenge)
         if owner is None:
             return MFA_UNAVAILABLE
-        verifiers = self.second_factor.verifiers
+        enrolments = self.second_factor.enrolments
         shown = None
         if challenge.enrollment_id is not None:
-            shown = await verifiers.resume(owner, challenge.enrollment_id)
+            shown = await enrolments.resume(owner, challenge.enrollment_id)
         if shown is None:
             try:
-                shown = await verifiers.start(owner, "Authenticator app")
+                shown = await enrolments.start(owner, "Authenticator app")
             except Conflict:  # a verifier exists, but it is disabled
                 return MFA_UNAVAILABLE
             await self.second_factor.showed(challenge, shown.enrollment_id)

@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.contracts.base import Meta
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids, sha256_hex
-from authpi.token.domain.credential_commands import RecordMfaAttempt
+from authpi.token.handlers.enrolments import Enrolments
 from authpi.token.handlers.trusted_devices import TrustedDevices
 from authpi.token.handlers.user_lookup import UserLookup
 from authpi.token.handlers.verifiers import Verifiers
@@ -71,6 +71,7 @@ class SecondFactor:
         queries: MfaQueries,
         lookup: UserLookup,
         verifiers: Verifiers,
+        enrolments: Enrolments,
         devices: TrustedDevices,
         clock: Clock,
         ids: Ids,
@@ -79,6 +80,7 @@ class SecondFactor:
         self.queries = queries
         self.lookup = lookup
         self.verifiers = verifiers
+        self.enrolments = enrolments
         self.devices = devices
         self.clock = clock
         self.ids = ids
@@ -109,14 +111,9 @@ class SecondFactor:
             return Passed(method)
         device_id = await self.devices.recognised(issuer.id, user_id, device_cookie)
         if device_id is not None:
-            await self.verifiers.attempts.record(
-                RecordMfaAttempt(
-                    issuer_id=issuer.id, user_id=user_id, succeeded=True,
-                    factor_type="trusted_device", device_id=device_id, client_id=client_id,
-                    at=self.clock.now_ms(),
-                ),
-                meta,
-            )  # fmt: skip
+            await self.verifiers.attempts.device_used(
+                issuer.id, user_id, device_id, client_id, meta
+            )
             return Passed(f"{method}+trusted_device")
         secret = self.ids.secret(32)
         now = self.clock.now_ms()
