@@ -239,3 +239,15 @@ async def test_trusted_devices_list_revoke_one_and_revoke_all(platform, person):
     revoked = await devices.revoke_all(if_match=raw.headers["etag"])
     assert revoked.revoked_count == 1
     assert (await devices.list()).data == []
+
+
+async def test_idempotency_keys_replay_the_enrolment_steps(person):
+    key = secrets.token_hex(8)
+    started = await person.verifiers.create({"type": "totp"}, idempotency_key=key)
+    again = await person.verifiers.create({"type": "totp"}, idempotency_key=key)
+    assert (again.enrollment_id, again.secret) == (started.enrollment_id, started.secret)
+    body = {"enrollment_id": started.enrollment_id, "code": current_code(started.secret)}
+    done = await person.verifiers.complete_enrollment(body, idempotency_key=key + "-done")
+    replayed = await person.verifiers.complete_enrollment(body, idempotency_key=key + "-done")
+    assert done.success and replayed.model_dump() == done.model_dump()
+    assert len((await person.verifiers.list()).data) == 1

@@ -135,12 +135,6 @@ AWAITING_APPROVAL = message(
 ISSUER_GONE = message(
     "Not found", "This sign-in page does not exist or is no longer available.", 404
 )
-MFA_UNAVAILABLE = message(
-    "Two-step verification required",
-    "This account must confirm sign-ins with a second step, such as a code from an"
-    " authenticator app, but its authenticator app is turned off. Contact an administrator.",
-    403,
-)
 FLOW_GONE = message(
     "This sign-in request has expired",
     "Return to the application you came from and start again.",

@@ -26,7 +26,6 @@ from authpi.errors import Conflict
 from authpi.token.handlers.trusted_devices import device_ttl_s
 from authpi.token.handlers.user_lookup import Owner
 from authpi.token.portal.common import (
-    MFA_UNAVAILABLE,
     Answer,
     Page,
     PortalBase,
@@ -46,6 +45,12 @@ ERRORS = {
     "expired": "This setup expired. Add the new key below to your authenticator app.",
 }
 BACKUP_INVALID = "This backup code is not valid, or it was already used."
+MFA_UNAVAILABLE = message(
+    "Two-step verification required",
+    "This account must confirm sign-ins with a second step, such as a code from an"
+    " authenticator app, but its authenticator app is turned off. Contact an administrator.",
+    403,
+)
 
 
 class MfaFlows(PortalBase):
