@@ -35,11 +35,12 @@ from authpi.directory.domain.commands.organization import (
     UpdateInvitation,
 )
 from authpi.directory.domain.organization_state import Invitation, Org, Organization, live_org
-from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from authpi.errors import Conflict, FieldProblem, NotFound, RateLimited, Unprocessable
 from authpi.web.etag import check_if_match
 from authpi.web.metadata import merge_metadata
 
 _FIELDS = ("user_title", "message", "scopes", "metadata")
+RESEND_INTERVAL_MS = 60_000
 
 InvitationCommand = (
     CreateInvitation | UpdateInvitation | ResendInvitation | RevokeInvitation | AnswerInvitation
@@ -57,6 +58,7 @@ def decide(cmd: InvitationCommand, state: Organization) -> list[Event]:
             org = _unfrozen(live_org(state, cmd.ref))
             inv = _open(_invitation(org, cmd.invitation_id), cmd.now)
             check_if_match(cmd.if_match, inv.etag)
+            _check_resend_interval(inv, cmd.now)
             return [OrganizationInvitationResent(
                 id=inv.id, org_id=org.id, issuer_id=org.issuer_id,
                 token_sha256=cmd.token_sha256, sent_at=inv.changed_at(cmd.now))]  # fmt: skip
@@ -81,6 +83,19 @@ def _unfrozen(org: Org) -> Org:
             reason="organization.suspended",
         )
     return org
+
+
+def _check_resend_interval(inv: Invitation, now: int) -> None:
+    """At most one resend a minute per invitation (core-api.md 7 #13): each one mails the
+    invited address, which a loop of resends would otherwise flood."""
+    if inv.resent_at is None or now >= inv.resent_at + RESEND_INTERVAL_MS:
+        return
+    wait = -(-(inv.resent_at + RESEND_INTERVAL_MS - now) // 1000)
+    raise RateLimited(
+        f"the invitation was resent less than a minute ago; retry in {wait} s",
+        reason="invitation.resend_too_soon",
+        retry_after=wait,
+    )
 
 
 def _invitation(org: Org, invitation_id: str) -> Invitation:
@@ -200,8 +215,9 @@ def evolve(org: Org, event: Event) -> Org:
             )  # fmt: skip
         case OrganizationInvitationResent():
             invitations[event.id] = msgspec.structs.replace(
-                invitations[event.id], token_sha256=event.token_sha256, updated_at=event.sent_at
-            )
+                invitations[event.id], token_sha256=event.token_sha256, updated_at=event.sent_at,
+                resent_at=event.sent_at,
+            )  # fmt: skip
         case OrganizationInvitationAccepted():
             invitations[event.id] = msgspec.structs.replace(
                 invitations[event.id], status="accepted", user_id_invited=event.user_id,
