@@ -242,3 +242,20 @@ async def test_hostile_sso_domain_bodies_are_refused_in_the_error_format(
     assert response.status_code == status, response.text
     assert SPEC_ERROR_FIELDS <= response.json().keys()
     assert response.json()["error"] == "invalid_request"
+
+
+async def test_event_timestamps_are_documented_as_the_integers_they_are(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str
+) -> None:
+    """schemathesis: `Event.timestamp` was a `oneOf` of integer and number, which an integer
+    matches twice, so every event listed broke its own response schema."""
+    document = await openapi_of(platform.api_url)
+    assert document["components"]["schemas"]["Event"]["properties"]["timestamp"] == {
+        "type": "integer"
+    }
+    listed = await core.get(
+        f"/v1/accounts/{platform.account_id}/events", params={"issuer_id": issuer_id}
+    )
+    assert listed.status_code == 200, listed.text
+    stamps = [event["timestamp"] for event in listed.json()["data"]]
+    assert stamps and all(type(stamp) is int for stamp in stamps)
