@@ -6,7 +6,9 @@ A side effect, not a view: each approval is recorded in `approval_mails` (once p
 consumer's transaction) and its mail handed to the portal's outbox, which issues the link and
 sends it after this answers. A redelivered approval finds its row and mails nothing. An approval
 older than a verification link's lifetime is not mailed, so a rebuilt or replayed consumer
-never mails the past; `reset` keeps the rows for the same reason."""
+never mails the past; `reset` keeps the rows for the same reason. Mail is best effort, like
+every portal mail: a batch retried after a rollback may mail twice, and a process that stops
+before its outbox ran loses the mail (a sign-in that needs a verified address sends another)."""
 
 from __future__ import annotations
 
