@@ -2,7 +2,8 @@
 signup mode is `approval`, a person signs up from an application's authorization request and is
 told the account waits for approval; signing in shows the same page until an administrator
 approves it through the official SDK, and then signs in to the application at once. The
-verify-email mail goes out with the approval, not before. A rejected person never gets in. Every page is saved as a screenshot under tests/artifacts/."""
+verify-email mail goes out with the approval, not before. A rejected person never gets in.
+Every page is saved as a screenshot under tests/artifacts/."""
 
 from __future__ import annotations
 
