@@ -163,6 +163,11 @@ async def test_another_address_cannot_accept_an_invitation(tenant: LoginTenant, 
         login = await the_form(person, f"{t.issuer_url}/login?invitation={token}")
         signed_in = await send(person, login, email=intruder, password=PASSWORD)
         assert signed_in.status_code == 403 and "sent to another email address" in signed_in.text
+        # "Use another account" ends the session and leads back to the invitation.
+        switched = await send(person, decide, decision="switch")
+        assert switched.status_code == 303 and person.cookie("authpi_session") is None
+        again = await person.get(link)
+        assert again.status_code == 200 and "Accept invitation" in again.text
     async with PortalBrowser() as stranger:
         signup = await the_form(stranger, f"{t.issuer_url}/signup?invitation={token}")
         other = new_email("other")

@@ -86,6 +86,8 @@ def invitation_problem(row: InvitationRow) -> Page | None:
             )
         case _:
             pass
+    if row.org_status == "deleting":
+        return _gone(row)
     if row.org_status != "active":
         return message(
             "Invitations paused",
@@ -205,11 +207,12 @@ class InvitationFlows(VerificationFlows):
         match decision:
             case "decline":
                 return await self._decline(row, token)
-            case "switch" if session is not None:  # "Use another account": end this session
-                await self.sessions.revoke(
-                    issuer.id, session.id, reason="logout", by=session.user_id,
-                    meta=self._meta(issuer, visit, session.user_id), lenient=True,
-                )  # fmt: skip
+            case "switch":  # "Use another account": end this browser's session
+                if session is not None:
+                    await self.sessions.revoke(
+                        issuer.id, session.id, reason="logout", by=session.user_id,
+                        meta=self._meta(issuer, visit, session.user_id), lenient=True,
+                    )  # fmt: skip
                 back = links(issuer.id, visit.flow_id, token)["invitation"]
                 return Redirect(location=back, clear_session=True)
             case "accept":
