@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-import httpx
 import pytest
 from authpi_idp import IdpClient
 
@@ -17,10 +16,8 @@ from authpi.platform.testing.invitations import ORG, invite, member_ids, new_org
 from authpi.platform.testing.login import (
     PASSWORD,
     SCOPES,
-    Form,
     LoginTenant,
     PortalBrowser,
-    form_of,
     login_tenant,
     new_email,
     query_of,
@@ -32,16 +29,6 @@ async def tenant(platform):
     made = await login_tenant(platform, name="invitation-flows")
     yield made
     await made.admin.close()
-
-
-async def invitation_form(person: PortalBrowser, link: str) -> Form:
-    page = await person.get(link)
-    assert page.status_code == 200, page.text
-    return form_of(page.text, str(page.url))
-
-
-async def answer(person: PortalBrowser, form: Form, decision: str) -> httpx.Response:
-    return await person.post(form.action, {**form.fields, "decision": decision})
 
 
 async def test_an_invitation_inside_an_authorization_continues_to_the_application(
@@ -58,8 +45,8 @@ async def test_an_invitation_inside_an_authorization_continues_to_the_applicatio
         auth = app.create_authorization_url(scopes=SCOPES)
         started = await person.get(auth.url)
         flow = query_of(started.headers["location"])["flow"]
-        decide = await invitation_form(person, f"{link}&flow={flow}")
-        to_login = await answer(person, decide, "accept")
+        decide = (await person.page(f"{link}&flow={flow}"))[1]
+        to_login = await person.send(decide, {"decision": "accept"})
         assert to_login.status_code == 303
         login = to_login.headers["location"]
         assert query_of(login) == {"flow": flow, "invitation": query_of(link)["token"]}
@@ -86,19 +73,19 @@ async def test_a_suspended_organizations_invitations_are_frozen(tenant: LoginTen
     orgs = t.admin.issuer(t.issuer_id).organizations
     async with PortalBrowser() as person:
         assert (await person.sign_up(t.issuer_url, email, PASSWORD)).status_code == 303
-        decide = await invitation_form(person, link)
+        decide = (await person.page(link))[1]
         await orgs.update(org_id, {"status": "suspended"})
         shown = await person.get(link)
         assert shown.status_code == 409 and "Invitations paused" in shown.text
         assert f"{ORG} is suspended" in shown.text
         for decision in ("accept", "decline"):
-            refused = await answer(person, decide, decision)
+            refused = await person.send(decide, {"decision": decision})
             assert refused.status_code == 409 and "Invitations paused" in refused.text
         assert await member_ids(t, org_id) == []
         assert await status_of(t, org_id, invitation_id) == "pending"
 
         await orgs.update(org_id, {"status": "active"})
-        accepted = await answer(person, decide, "accept")
+        accepted = await person.send(decide, {"decision": "accept"})
         assert accepted.status_code == 303, accepted.text
         joined = await person.get(link)
         assert joined.status_code == 200 and f"You have joined {ORG}" in joined.text
@@ -114,13 +101,13 @@ async def test_an_organization_that_stopped_taking_invitations_refuses_acceptanc
     invitation_id, link = await invite(t, org_id, email, mailbox)
     async with PortalBrowser() as person:
         assert (await person.sign_up(t.issuer_url, email, PASSWORD)).status_code == 303
-        decide = await invitation_form(person, link)
+        decide = (await person.page(link))[1]
         await t.admin.issuer(t.issuer_id).organizations.update(
             org_id, {"invitation_enabled": False}
         )
         shown = await person.get(link)
         assert shown.status_code == 409 and "Invitations closed" in shown.text
-        refused = await answer(person, decide, "accept")
+        refused = await person.send(decide, {"decision": "accept"})
         assert refused.status_code == 409 and "not accepting invitations" in refused.text
     assert await member_ids(t, org_id) == []
     assert await status_of(t, org_id, invitation_id) == "pending"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from authpi.errors import AccessDenied
@@ -52,19 +51,13 @@ async def user_ids(t: LoginTenant) -> set[str]:
     return {u.user_id async for u in t.admin.issuer(t.issuer_id).users.list_all()}
 
 
+async def form_at(person: PortalBrowser, url: str) -> Form:
+    """The one form of the page at `url`, as the person's browser holds it (CSRF included)."""
+    return (await person.page(url))[1]
+
+
 def token_of(link: str) -> str:
     return query_of(link)["token"]
-
-
-async def the_form(person: PortalBrowser, url: str) -> Form:
-    """The one form of the page at `url`, as the person's browser holds it (CSRF included)."""
-    response = await person.get(url)
-    assert response.status_code == 200, response.text
-    return form_of(response.text, str(response.url))
-
-
-async def send(person: PortalBrowser, form: Form, **values: str) -> httpx.Response:
-    return await person.post(form.action, {**form.fields, **values})
 
 
 async def signed_up(t: LoginTenant, email: str) -> PortalBrowser:
@@ -80,14 +73,14 @@ async def test_a_reused_invitation_link_is_refused(tenant: LoginTenant, mailbox)
     email = new_email("reuse")
     invitation_id, link = await invite(t, org_id, email, mailbox)
     async with await signed_up(t, email) as person:
-        decide = await the_form(person, link)
-        accepted = await send(person, decide, decision="accept")
+        decide = await form_at(person, link)
+        accepted = await person.send(decide, {"decision": "accept"})
         assert accepted.status_code == 303, accepted.text
         [member] = await member_ids(t, org_id)
         # The same form again, and the link in another browser: both refused, nothing changes.
-        again = await send(person, decide, decision="accept")
+        again = await person.send(decide, {"decision": "accept"})
         assert again.status_code == 410 and "Invitation already used" in again.text
-        declined = await send(person, decide, decision="decline")
+        declined = await person.send(decide, {"decision": "decline"})
         assert declined.status_code == 410
     async with PortalBrowser() as stranger:
         shown = await stranger.get(link)
@@ -106,8 +99,8 @@ async def test_an_expired_invitation_link_is_refused(tenant: LoginTenant, mailbo
     invitation_id, link = await invite(t, org_id, email, mailbox, expires_at=expires_at)
     before = await user_ids(t)
     async with PortalBrowser() as person:
-        decide = await the_form(person, link)  # opened while it was still valid
-        signup = await the_form(person, f"{t.issuer_url}/signup?invitation={token_of(link)}")
+        decide = await form_at(person, link)  # opened while it was still valid
+        signup = await form_at(person, f"{t.issuer_url}/signup?invitation={token_of(link)}")
 
         async def expired() -> bool:  # expiry is read lazily (core-api.md 3.15)
             return await status_of(t, org_id, invitation_id) == "expired"
@@ -115,9 +108,11 @@ async def test_an_expired_invitation_link_is_refused(tenant: LoginTenant, mailbo
         await eventually(expired)
         shown = await person.get(link)
         assert shown.status_code == 410 and "Invitation expired" in shown.text
-        accepted = await send(person, decide, decision="accept")
+        accepted = await person.send(decide, {"decision": "accept"})
         assert accepted.status_code == 410 and "Invitation expired" in accepted.text
-        created = await send(person, signup, email=email, password=PASSWORD, name="Late Comer")
+        created = await person.send(
+            signup, {"email": email, "password": PASSWORD, "name": "Late Comer"}
+        )
         assert created.status_code == 410 and "Invitation expired" in created.text
     assert await member_ids(t, org_id) == []
     assert await user_ids(t) == before
@@ -130,14 +125,16 @@ async def test_a_revoked_invitation_link_is_refused(tenant: LoginTenant, mailbox
     invitation_id, link = await invite(t, org_id, email, mailbox)
     before = await user_ids(t)
     async with PortalBrowser() as person:
-        decide = await the_form(person, link)
-        signup = await the_form(person, f"{t.issuer_url}/signup?invitation={token_of(link)}")
+        decide = await form_at(person, link)
+        signup = await form_at(person, f"{t.issuer_url}/signup?invitation={token_of(link)}")
         await t.admin.issuer(t.issuer_id).organization(org_id).invitations.revoke(invitation_id)
         shown = await person.get(link)  # read-your-writes: the very next page knows
         assert shown.status_code == 410 and "Invitation withdrawn" in shown.text
-        accepted = await send(person, decide, decision="accept")
+        accepted = await person.send(decide, {"decision": "accept"})
         assert accepted.status_code == 410 and "Invitation withdrawn" in accepted.text
-        created = await send(person, signup, email=email, password=PASSWORD, name="Too Late")
+        created = await person.send(
+            signup, {"email": email, "password": PASSWORD, "name": "Too Late"}
+        )
         assert created.status_code == 410 and "Invitation withdrawn" in created.text
     assert await member_ids(t, org_id) == []
     assert await user_ids(t) == before
@@ -157,21 +154,23 @@ async def test_another_address_cannot_accept_an_invitation(tenant: LoginTenant, 
         assert shown.status_code == 200 and "sent to another email address" in shown.text
         assert 'value="accept"' not in shown.text
         decide = form_of(shown.text, str(shown.url))
-        forced = await send(person, decide, decision="accept")  # the button's value, forged
+        forced = await person.send(decide, {"decision": "accept"})  # the button's value, forged
         assert forced.status_code == 403 and "sent to another email address" in forced.text
         # Signing in or up from the invitation with another address is refused as well.
-        login = await the_form(person, f"{t.issuer_url}/login?invitation={token}")
-        signed_in = await send(person, login, email=intruder, password=PASSWORD)
+        login = await form_at(person, f"{t.issuer_url}/login?invitation={token}")
+        signed_in = await person.send(login, {"email": intruder, "password": PASSWORD})
         assert signed_in.status_code == 403 and "sent to another email address" in signed_in.text
         # "Use another account" ends the session and leads back to the invitation.
-        switched = await send(person, decide, decision="switch")
+        switched = await person.send(decide, {"decision": "switch"})
         assert switched.status_code == 303 and person.cookie("authpi_session") is None
         again = await person.get(link)
         assert again.status_code == 200 and "Accept invitation" in again.text
     async with PortalBrowser() as stranger:
-        signup = await the_form(stranger, f"{t.issuer_url}/signup?invitation={token}")
+        signup = await form_at(stranger, f"{t.issuer_url}/signup?invitation={token}")
         other = new_email("other")
-        created = await send(stranger, signup, email=other, password=PASSWORD, name="Someone Else")
+        created = await stranger.send(
+            signup, {"email": other, "password": PASSWORD, "name": "Someone Else"}
+        )
         assert created.status_code == 403 and "sent to another email address" in created.text
     assert await member_ids(t, org_id) == []
     assert len(await user_ids(t) - before) == 1  # the intruder's own account, nothing more
@@ -188,7 +187,7 @@ async def test_invite_only_refuses_an_uninvited_signup(platform, invite_only: Lo
         assert "<form" not in page.text
         # The form posted anyway (with the CSRF field of the sign-in page), and with an
         # invitation token that names nothing: refused, nothing created.
-        login = await the_form(person, f"{t.issuer_url}/login")
+        login = await form_at(person, f"{t.issuer_url}/login")
         forged = await person.post(
             f"{t.issuer_url}/signup",
             {"csrf": login.fields["csrf"], "email": email, "password": PASSWORD, "name": "X"},
