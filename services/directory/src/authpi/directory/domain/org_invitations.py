@@ -5,7 +5,8 @@ an acceptance commits the membership with it.
 
 An invitation is answered through its link: the token's digest must be the current one (a
 resend mints a new link), the invitation pending and unexpired, and an acceptance must come
-from the invited address."""
+from the invited address, into an organization that still takes invitations
+(`invitation_enabled`; a decline is recorded either way)."""
 
 from __future__ import annotations
 
@@ -185,6 +186,8 @@ def _answer(cmd: AnswerInvitation, state: Organization) -> list[Event]:
         raise Conflict(
             "the invitation was sent to another address", reason="invitation.other_address"
         )
+    if not org.profile.invitation_enabled:
+        raise Conflict("the organization does not accept invitations", reason="invitation.disabled")
     ref = OrgRef(org_id=org.id, account_id=org.account_id, issuer_id=org.issuer_id)
     add = AddMember(
         ref=ref, member_id=cmd.user_id, member_type="user", now=at, scopes=inv.scopes,
