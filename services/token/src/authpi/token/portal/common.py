@@ -43,6 +43,7 @@ from authpi.token.portal.second_factor import (
     Passed,
     SecondFactor,
 )
+from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
@@ -84,6 +85,8 @@ class Visit(msgspec.Struct, frozen=True, kw_only=True):
     device: Device = Device()
     mfa_cookie: str | None = None
     device_cookie: str | None = None
+    # The token of the invitation this sign-in or sign-up accepts (portal.invitations).
+    invitation: str | None = None
 
 
 class FlowGoneError(Exception):
@@ -104,16 +107,22 @@ def require_verified_email(settings: Mapping[str, Any]) -> bool:
     return access_requires_verified_email(settings.get("access"))
 
 
-def links(issuer_id: str, flow_id: str | None) -> dict[str, str]:
+def links(issuer_id: str, flow_id: str | None, invitation: str | None = None) -> dict[str, str]:
+    """The portal's pages, each keeping the authorization request (`flow`) and, for sign-in and
+    sign-up, the invitation they accept."""
     base = f"/{quote(issuer_id, safe='')}"
-    query = f"?{urlencode({'flow': flow_id})}" if flow_id else ""
+    flow = {"flow": flow_id} if flow_id else {}
+    query = f"?{urlencode(flow)}" if flow else ""
+    invited = {"invitation": invitation} if invitation else {}
+    entry = f"?{urlencode({**flow, **invited})}" if flow or invited else ""
     return {
-        "login": f"{base}/login{query}",
-        "signup": f"{base}/signup{query}",
+        "login": f"{base}/login{entry}",
+        "signup": f"{base}/signup{entry}",
         "forgot": f"{base}/password/forgot{query}",
         "login_link": f"{base}/login-link{query}",
         "consent": f"{base}/consent{query}",
         "mfa": f"{base}/mfa{query}",
+        "invitation": f"{base}/invitation?{urlencode({'token': invitation or '', **flow})}",
     }
 
 
@@ -162,6 +171,7 @@ class PortalBase:
         session_queries: SessionQueries,
         people: People,
         registry: Registry,
+        invitations: InvitationQueries,
         mailer: Mailer,
         outbox: Outbox,
         second_factor: SecondFactor,
@@ -182,6 +192,7 @@ class PortalBase:
         self.session_queries = session_queries
         self.people = people
         self.registry = registry
+        self.invitations = invitations
         self.mailer = mailer
         self.outbox = outbox
         self.second_factor = second_factor
@@ -218,18 +229,28 @@ class PortalBase:
         )  # fmt: skip
 
     async def _signed_in(
-        self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        user_id: str,
+        method: str,
+        landing: str | None = None,
     ) -> Answer:
         """The primary authentication passed: the second factor when the user needs one
         (portal.second_factor), on a trusted device or through the challenge page; then the
-        op session."""
+        op session. Without an authorization the browser goes to `landing` (a portal page),
+        or to the sign-in page that says it is signed in (also after a challenge)."""
         gate = await self.second_factor.gate(
             issuer, user_id, method, flow_id=flow.id if flow else None,
             client_id=flow.client_id if flow else None, device_cookie=visit.device_cookie,
             meta=self._meta(issuer, visit, user_id),
         )  # fmt: skip
         if isinstance(gate, Passed):
-            return await self._session(visit, issuer, flow, user_id, gate.method)
+            answer = await self._session(visit, issuer, flow, user_id, gate.method)
+            if flow is None and landing is not None:
+                return msgspec.structs.replace(answer, location=landing)
+            return answer
         cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.cookie, CHALLENGE_TTL_MS // 1000)
         return Redirect(location=links(issuer.id, visit.flow_id)["mfa"], cookies=[cookie])
 
@@ -280,6 +301,15 @@ class PortalBase:
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
         return user if user is not None and user.status == "active" else None
+
+    async def _address_of(self, user_id: str) -> str | None:
+        """The email address a signed-in person knows their account by, if it has one."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            if user is None:
+                return None
+            address = (await self.people.claims(conn, user, ["email"])).get("email")
+        return address if isinstance(address, str) else None
 
     async def _mail_allowed(self, issuer_id: str, email: str) -> bool:
         """Count one requested mail to `email`; False once 5 went out within 15 minutes (the

@@ -4,8 +4,9 @@ username hash, scopes and the sealed PII snapshot, never a clear value), organiz
 SSO, `security.mfa_required`) and their user memberships (status, scopes, title, join time).
 Human login, ID tokens, userinfo and the organizations claim read them (`queries.people`).
 
-Each applied user event notifies `users_channel(schema)` with the user's id in the same commit,
-so that a signup (`adapters.registry`) can answer as soon as this service sees the new user."""
+Each applied user or membership event notifies `users_channel(schema)` with the user's id in the
+same commit, so that a signup or an accepted invitation (`adapters.registry`) can answer as soon
+as this service sees the new user or membership."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 USER_MEMBER = "user"
+MEMBERSHIP_EVENTS = (
+    OrganizationMembershipCreated,
+    OrganizationMembershipUpdated,
+    OrganizationMembershipDeleted,
+)
 CONNECTION_TYPES = frozenset({"oidc", "saml"})
 
 
@@ -61,7 +67,9 @@ def mfa_required(security: dict[str, Any]) -> bool:
 
 
 def users_channel(schema: str) -> str:
-    """The NOTIFY channel of token-users: the payload is the id of the user just applied."""
+    """The NOTIFY channel of what this service learns of a user: the payload is the id of the
+    user whose rows an applied event just changed (the user itself, one of its memberships, an
+    invitation it accepted)."""
     return f"{schema}_users"
 
 
@@ -148,6 +156,8 @@ class OrganizationsReaction:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
+        self.channel = users_channel(schema)
+        self._notify = "SELECT pg_notify(%s, %s)"
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
             " sso_only, sso_connection_type, mfa_required, version, updated_at)"
@@ -249,6 +259,8 @@ class OrganizationsReaction:
                 await conn.execute(self._member_delete, [e.org_id, e.member_id])
             case _:
                 return
+        if isinstance(stored.event, MEMBERSHIP_EVENTS):
+            await conn.execute(self._notify, [self.channel, stored.event.member_id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)
