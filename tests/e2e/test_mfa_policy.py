@@ -3,8 +3,8 @@
 every (member) user; a user without any enrols one on the portal's page (secret, first code,
 backup codes shown once) before signing in, and one whose verifier is disabled cannot sign in;
 an op session opened before the user had a second factor does not carry them into the next
-authorization, through /authorize or the consent page; the settings refuse anything but a
-boolean."""
+authorization, through /authorize or the consent page, and accepting an invitation signs in
+through the second factor too; the settings refuse anything but a boolean."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ import pyotp
 import pytest
 from authpi_admin.errors import ValidationError
 
-from authpi.platform.testing.login import LoginTenant, PortalBrowser, login_tenant, new_email
+from authpi.platform.testing.invitations import invite, member_ids, new_org
+from authpi.platform.testing.login import (
+    PASSWORD,
+    LoginTenant,
+    PortalBrowser,
+    login_tenant,
+    new_email,
+)
 from authpi.platform.testing.mfa import (
     authorize_url,
     enrol_totp,
@@ -47,7 +54,7 @@ async def sign_in(t: LoginTenant, email: str) -> tuple[int, str]:
     """The status of the answer to the password, and where it leads (or its page)."""
     async with PortalBrowser() as b:
         login = location_of(await b.get(authorize_url(t)))
-        answer = await b.submit(login, {"email": email, "password": "correct horse battery staple"})
+        answer = await b.submit(login, {"email": email, "password": PASSWORD})
     if answer.status_code in (302, 303):
         return answer.status_code, location_of(answer)
     return answer.status_code, answer.text
@@ -152,3 +159,21 @@ async def test_policies_accept_only_booleans(tenant):
         await t.admin.issuer(t.issuer_id).organizations.create(
             {"name": "Loose", "security": {"mfa_required": 1}}
         )
+
+
+async def test_accepting_an_invitation_signs_in_through_the_second_factor(tenant, mailbox):
+    t = tenant
+    email = new_email("invited")
+    totp = await enrol_totp(t, await signed_up(t, email))
+    org_id = await new_org(t)
+    _, link = await invite(t, org_id, email, mailbox)
+    async with PortalBrowser() as person:
+        decide = (await person.page(link))[1]
+        login = location_of(await person.send(decide, {"decision": "accept"}))
+        mfa = location_of(await person.submit(login, {"email": email, "password": PASSWORD}))
+        assert on_mfa_page(mfa), mfa
+        assert person.cookie("authpi_session") is None  # not signed in before the code
+        landed = location_of(await person.submit(mfa, {"code": totp.code(1)}))
+        assert person.cookie("authpi_session") is not None
+    assert urlsplit(landed).path == f"/{t.issuer_id}/login", landed
+    assert await member_ids(t, org_id) == [totp.user_id]
