@@ -129,7 +129,7 @@ async def build(rt: Runtime) -> ServiceParts:
     sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
     people = People(schema, rt.kek, rt.namespace)
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
-    invitation_queries = InvitationQueries(schema)
+    invitation_queries = InvitationQueries(schema, people.vault)
     # Signup and invitation answers: the host connects it to the directory's UserRegistry and
     # InvitationAnswers (platform modules.wire).
     registry = Registry(rt.pool, people, arrivals, invitation_queries)

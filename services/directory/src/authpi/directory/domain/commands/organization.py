@@ -189,24 +189,28 @@ class RotateSsoSecret(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CreateInvitation(msgspec.Struct, frozen=True, kw_only=True):
-    """`user_id_invited`: the issuer's user holding that address, when there is one (the handler
-    looks it up); `token_sha256`: the digest of the link's token, minted by the handler."""
+    """`email_hash`: the invited address's lookup key; `pii`: the address, inviter and message,
+    sealed by the handler under the invitation's new data key. `user_id_invited`: the issuer's
+    user holding that address, when there is one (the handler looks it up); `token_sha256`: the
+    digest of the link's token, minted by the handler."""
 
     ref: OrgRef
     invitation_id: str
-    email: str
+    email_hash: str
+    pii: str
     scopes: list[str]
     token_sha256: str
     expires_at: int
     now: int
     user_id_invited: str | None = None
     user_title: str | None = None
-    message: str | None = None
-    inviter: dict[str, Any] | None = None
     metadata: dict[str, Any] = {}
 
 
 class UpdateInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    """`message` as the PATCH gave it; the handler turns a changed one into `pii`, the new
+    sealed snapshot (the decider never sees the clear message)."""
+
     ref: OrgRef
     invitation_id: str
     now: int
@@ -214,6 +218,7 @@ class UpdateInvitation(msgspec.Struct, frozen=True, kw_only=True):
     message: str | UnsetType | None = UNSET
     scopes: list[str] | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType | None = UNSET
+    pii: str | None = None
     if_match: str | None = None
 
 
@@ -236,7 +241,8 @@ class RevokeInvitation(msgspec.Struct, frozen=True, kw_only=True):
 
 class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
     """The invitee's answer through the link: the digest of the token it presented, and for an
-    acceptance the signed-in user and that user's (lower-cased) email address."""
+    acceptance the signed-in user and the hash of that user's email address (its username hash
+    when the username is an email)."""
 
     org_id: str
     invitation_id: str
@@ -244,4 +250,4 @@ class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
     accept: bool
     now: int
     user_id: str | None = None
-    user_email: str | None = None
+    user_email_hash: str | None = None
