@@ -433,3 +433,30 @@ async def test_an_organization_that_stopped_taking_invitations_refuses_acceptanc
     await invitations.answer(issuer, token, accept=False)  # a decline is recorded
     got = await admin.issuer(issuer).organization(org.id).invitations.get(created.id)
     assert got.status == "declined"
+
+
+async def test_deleting_the_user_who_accepted_makes_the_invitations_address_unreadable(
+    pool, admin, issuer, org, mailbox, invitations
+):
+    """An accepted invitation's address is the user's: it goes with the user (DESIGN.md 7)."""
+    address = email()
+    users = admin.issuer(issuer).users
+    user = await users.create({"username_type": "email", "username": address.lower()})
+    created = await invite(admin, issuer, org.id, address, message="Welcome, Dana",
+                           inviter={"name": "Alice Demir"})  # fmt: skip
+    await invitations.answer(issuer, token_of(await link_for(mailbox, address)), accept=True,
+                             user_id=user.id)  # fmt: skip
+    api = admin.issuer(issuer).organization(org.id).invitations
+    accepted = await api.get(created.id)
+    assert (accepted.status, accepted.email_invited) == ("accepted", address.lower())
+    assert accepted.message == "Welcome, Dana" and accepted.inviter.name == "Alice Demir"
+    kept = await invite(admin, issuer, org.id, email())  # another invitation is not touched
+
+    await users.delete(user.id)
+    gone = await api.get(created.id)
+    assert (gone.status, gone.email_invited, gone.message, gone.inviter) == (
+        "accepted", "", None, None
+    )  # fmt: skip
+    async with pool.connection() as conn:  # the invitation's data key went with the user
+        assert await invitations.vault.key_for(conn, created.id) is None
+    assert (await api.get(kept.id)).email_invited == kept.email_invited
