@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 
@@ -195,28 +196,45 @@ async def _create_update_delete(
         return str(user["id"])
 
 
+class Invited(msgspec.Struct, frozen=True):
+    issuer_id: str
+    org_id: str
+    path: str  # the organization's invitations, under the account
+    ids: dict[str, str]  # name -> invitation id
+
+
+async def _invite(
+    http: httpx.AsyncClient, invited: dict[str, tuple[str, str, str]], issuer_name: str
+) -> Invited:
+    """Through the Core API: an issuer, an organization, and an invitation (created with an
+    Idempotency-Key and replayed) for each of `invited`'s (address, inviter, message), which
+    the response shows opened."""
+    issuer = (await http.post("/issuers", json={"name": issuer_name})).json()["data"]["id"]
+    orgs = f"/issuers/{issuer}/organizations"
+    org = await http.post(orgs, json={"name": "Org", "scopes": ["member"]})
+    assert org.status_code == 201, org.text
+    org_id = org.json()["data"]["id"]
+    path = f"{orgs}/{org_id}/invitations"
+    ids: dict[str, str] = {}
+    for name, (address, inviter, message) in invited.items():
+        body = {"email_invited": address, "scopes": ["member"], "inviter": {"name": inviter},
+                "message": message}  # fmt: skip
+        made = await _idempotent(http, "POST", path, body)
+        opened = (made["email_invited"], made["inviter"]["name"], made["message"])
+        assert opened == (address.lower(), inviter, message)
+        ids[name] = made["id"]
+    return Invited(issuer, org_id, path, ids)
+
+
 async def _invite_and_revoke(
     platform: RunningPlatform, invited: dict[str, tuple[str, str, str]]
 ) -> None:
-    """Through the Core API: an organization, and an invitation (created with an
-    Idempotency-Key and replayed) for each of `invited`'s (address, inviter, message); the one
-    named `revoked` is revoked."""
+    """`_invite`, then the invitation named `revoked` is revoked."""
     async with _api(platform) as http:
-        issuer = await http.post("/issuers", json={"name": "invitations"})
-        orgs = f"/issuers/{issuer.json()['data']['id']}/organizations"
-        org = await http.post(orgs, json={"name": "Org", "scopes": ["member"]})
-        assert org.status_code == 201, org.text
-        invitations = f"{orgs}/{org.json()['data']['id']}/invitations"
-        ids: dict[str, str] = {}
-        for name, (address, inviter, message) in invited.items():
-            body = {"email_invited": address, "scopes": ["member"], "inviter": {"name": inviter},
-                    "message": message}  # fmt: skip
-            made = await _idempotent(http, "POST", invitations, body)
-            assert made["email_invited"] == address.lower()  # opened on read
-            ids[name] = made["id"]
-        revoked = await http.post(f"{invitations}/{ids['revoked']}/revoke")
+        made = await _invite(http, invited, "invitations")
+        revoked = await http.post(f"{made.path}/{made.ids['revoked']}/revoke")
         assert revoked.status_code == 200 and revoked.json()["data"]["email_invited"] == ""
-        kept = (await http.get(f"{invitations}/{ids['kept']}")).json()["data"]
+        kept = (await http.get(f"{made.path}/{made.ids['kept']}")).json()["data"]
         assert kept["email_invited"] == invited["kept"][0].lower()
 
 
@@ -300,22 +318,8 @@ async def test_invitations_are_sealed_everywhere_and_an_ended_one_is_unreadable(
     }
     invitations = part(platform, "invitations")
     async with _api(platform) as http:
-        issuer = (await http.post("/issuers", json={"name": f"inv-{tag}"})).json()["data"]["id"]
-        orgs = f"/issuers/{issuer}/organizations"
-        org = await http.post(orgs, json={"name": "Org", "scopes": ["member"]})
-        org_id = org.json()["data"]["id"]
-        path = f"{orgs}/{org_id}/invitations"
-        ids: dict[str, str] = {}
-        for name, (address, inviter, message) in people.items():
-            body = {"email_invited": address, "scopes": ["member"], "inviter": {"name": inviter},
-                    "message": message}  # fmt: skip
-            made = await _idempotent(http, "POST", path, body)
-            assert (made["email_invited"], made["inviter"]["name"], made["message"]) == (
-                address.lower(),
-                inviter,
-                message,
-            )
-            ids[name] = made["id"]
+        made = await _invite(http, people, f"inv-{tag}")
+        issuer, org_id, path, ids = made.issuer_id, made.org_id, made.path, made.ids
         assert (await http.post(f"{path}/{ids['Revoked']}/revoke")).status_code == 200
         mail = await mailbox.wait_for(to=people["Declined"][0].lower(), subject_contains="invited")
         token = mail.link("token=").split("token=", 1)[1]
