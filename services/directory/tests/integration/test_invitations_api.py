@@ -460,3 +460,24 @@ async def test_deleting_the_user_who_accepted_makes_the_invitations_address_unre
     async with pool.connection() as conn:  # the invitation's data key went with the user
         assert await invitations.vault.key_for(conn, created.id) is None
     assert (await api.get(kept.id)).email_invited == kept.email_invited
+
+
+async def test_a_changed_message_is_sealed_like_the_rest(platform, pool, kit, admin, issuer, org):
+    """A PATCH of the message re-seals the invitation's snapshot: the next read shows it, the
+    event carries only the sealed snapshot, and the address and inviter stay as they were."""
+    api = admin.issuer(issuer).organization(org.id).invitations
+    address = email()
+    created = await invite(admin, issuer, org.id, address, message="First note",
+                           inviter={"name": "Alice Demir"})  # fmt: skip
+    changed = await api.update(created.id, {"message": "Second note"}, if_match=created._etag)
+    assert (changed.message, changed.email_invited, changed.inviter.name) == (
+        "Second note", address.lower(), "Alice Demir"
+    )  # fmt: skip
+    same = await api.update(created.id, {"message": "Second note"})
+    assert same._etag == changed._etag  # the same message again changes nothing
+    events = await kit.stored_events(platform, pool, org.id)
+    assert events[-1]["type"] == "organization.invitation.updated"
+    assert events[-1]["data"]["changed"] == ["message"] and events[-1]["data"]["pii"]
+    for needle in ("First note", "Second note", "Alice Demir", address.lower()):
+        assert needle not in str(events)
+        assert await kit.places_holding(platform, pool, needle) == []
