@@ -481,3 +481,14 @@ async def test_a_changed_message_is_sealed_like_the_rest(platform, pool, kit, ad
     for needle in ("First note", "Second note", "Alice Demir", address.lower()):
         assert needle not in str(events)
         assert await kit.places_holding(platform, pool, needle) == []
+
+
+async def test_deleting_the_organization_destroys_its_invitations_keys(
+    pool, admin, issuer, org, invitations
+):
+    created = [await invite(admin, issuer, org.id, email()) for _ in range(2)]
+    async with pool.connection() as conn:
+        assert all([await invitations.vault.key_for(conn, i.id) for i in created])
+    await admin.issuer(issuer).organizations.delete(org.id)
+    async with pool.connection() as conn:
+        assert [await invitations.vault.key_for(conn, i.id) for i in created] == [None, None]
