@@ -14,7 +14,7 @@ import msgspec
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.pii import Pii, PiiVault, region_store
 from authpi.directory.domain import user
-from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
+from authpi.directory.domain.commands.user import CreateUser, DeleteUser, SsoLink, UpdateUser
 from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
 from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Reaction, Tx
@@ -49,6 +49,20 @@ def normalized_username(kind: str, username: str) -> str:
     if kind == "phone" and not _PHONE.match(username):
         raise _unprocessable("username", "invalid_value", "username must be an E.164 phone number")
     return username
+
+
+def username_key(issuer_id: str, username_hash: str) -> str:
+    """The reservation key of a username in its issuer (one live user holds it)."""
+    return f"{issuer_id}:{username_hash}"
+
+
+def taken_username(exc: Conflict) -> Conflict:
+    """The Conflict of a create whose username reservation failed, as the API says it."""
+    if exc.reason != f"reservation.{USERNAME_SCOPE}":
+        return exc
+    return Conflict(
+        "a user with this username already exists in the issuer", reason="user.username"
+    )
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +165,24 @@ class Users:
         held: bool = False,
     ) -> str:
         await self.require_issuer(account_id, issuer_id)
+        cmd, claim = self.creation(issuer_id, new, method=method, held=held)
+        try:
+            await self.store.execute(cmd.user_id, user, cmd, meta, [claim])
+        except Conflict as exc:
+            raise taken_username(exc) from None
+        return cmd.user_id
+
+    def creation(
+        self,
+        issuer_id: str,
+        new: NewUser,
+        *,
+        method: str,
+        held: bool = False,
+        sso: SsoLink | None = None,
+    ) -> tuple[CreateUser, Reaction]:
+        """A new user's command (its PII sealed under a fresh data key) and the reaction of its
+        transaction that claims the username and stores the key."""
         user_id = self.rt.ids.new("usr")
         dek = self.vault.new_key()
         pii = Pii(username=new.username, profile=new.profile, custom_fields=new.custom_fields)
@@ -167,22 +199,14 @@ class Users:
             method=method,
             region=self.rt.settings.region,
             held=held,
+            sso=sso,
         )
 
         async def claim(tx: Tx) -> None:
-            await tx.reserve(USERNAME_SCOPE, f"{issuer_id}:{username_hash}", user_id)
+            await tx.reserve(USERNAME_SCOPE, username_key(issuer_id, username_hash), user_id)
             await self.vault.store(tx.conn, user_id, dek)
 
-        reactions: list[Reaction] = [claim]
-        try:
-            await self.store.execute(user_id, user, cmd, meta, reactions)
-        except Conflict as exc:
-            if exc.reason != f"reservation.{USERNAME_SCOPE}":
-                raise
-            raise Conflict(
-                "a user with this username already exists in the issuer", reason="user.username"
-            ) from None
-        return user_id
+        return cmd, claim
 
     async def update(
         self,
@@ -266,7 +290,7 @@ class Users:
 
         async def shred(tx: Tx) -> None:
             await self.vault.shred(tx.conn, user_id)
-            await tx.release(USERNAME_SCOPE, f"{issuer_id}:{row.username_hash}", user_id)
+            await tx.release(USERNAME_SCOPE, username_key(issuer_id, row.username_hash), user_id)
 
         await self.store.execute(
             user_id,

@@ -1,13 +1,15 @@
-"""Signup from the token service's side: the directory creates the user (its UserRegistry, wired
-in by the platform host: in-process in the all-in-one topology), and `register` answers once
-this service's own users projection (token-users) holds the new user, so the portal can sign
-the user in at once.
+"""Signup and organization SSO sign-in from the token service's side: the directory creates the
+user (its UserRegistry and SsoDirectory, wired in by the platform host: in-process in the
+all-in-one topology), and `register` / `sso_sign_in` answer once this service's own projections
+(token-users, and token-organizations for a new membership) hold the result, so the portal can
+sign the user in at once.
 
 The wait is on observable state, bounded: token-users notifies `users_channel` with each user id
-it applies, in the same commit; `UserArrivals` (one LISTEN connection per process, a worker
-task) wakes the waiters of that id, and each waiter re-reads the row. The row is read after the
-waiter is in place, so a notice sent before that is never missed; a lost LISTEN connection only
-makes the waiter re-read the row each second until its deadline."""
+it applies, in the same commit (token-organizations does the same for a new membership's
+member); `UserArrivals` (one LISTEN connection per process, a worker task) wakes the waiters of
+that id, and each waiter re-reads the rows. The rows are read after the waiter is in place, so a
+notice sent before that is never missed; a lost LISTEN connection only makes the waiter re-read
+them each second until its deadline."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.contracts.directory import UserRegistry
+from authpi.contracts.directory import SsoDirectory, SsoIdentity, SsoSignIn, UserRegistry
 from authpi.errors import TemporarilyUnavailable
 from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
@@ -80,14 +82,35 @@ class Registry:
         self.arrivals = arrivals
         self.wait_s = wait_s
         self._directory: UserRegistry | None = None
+        self._sso: SsoDirectory | None = None
 
     def connect(self, directory: UserRegistry) -> None:
         """Wired by the platform host to the directory's UserRegistry."""
         self._directory = directory
 
+    def connect_sso(self, directory: SsoDirectory) -> None:
+        """Wired by the platform host to the directory's SsoDirectory."""
+        self._sso = directory
+
     @property
     def connected(self) -> bool:
         return self._directory is not None
+
+    async def sso_sign_in(
+        self, *, account_id: str, issuer_id: str, org_id: str, identity: SsoIdentity
+    ) -> tuple[SsoSignIn, UserRecord]:
+        """An organization SSO sign-in (contracts SsoDirectory): the user as this service sees
+        it, once token-users holds it and, when the sign-in made it a member, token-organizations
+        holds the membership (so the tokens about to be issued carry the organization)."""
+        if self._sso is None:
+            raise TemporarilyUnavailable(
+                "single sign-on is not available", reason="sso.unavailable"
+            )
+        result = await self._sso.sign_in(
+            account_id=account_id, issuer_id=issuer_id, org_id=org_id, identity=identity
+        )
+        member_of = org_id if result.joined else None
+        return result, await self.arrived(result.user_id, member_of=member_of)
 
     async def register(
         self,
@@ -110,8 +133,9 @@ class Registry:
         )  # fmt: skip
         return await self.arrived(user_id)
 
-    async def arrived(self, user_id: str) -> UserRecord:
-        """The user once token-users holds it, waiting at most `wait_s`."""
+    async def arrived(self, user_id: str, *, member_of: str | None = None) -> UserRecord:
+        """The user once token-users holds it (and token-organizations its membership of
+        `member_of`, when given), waiting at most `wait_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
         with self.arrivals.watch(user_id) as notice:
@@ -119,7 +143,8 @@ class Registry:
                 notice.clear()
                 async with self.pool.connection() as conn:
                     record = await self.people.user(conn, user_id)
-                if record is not None:
+                    joined = member_of is None or await self.people.member(conn, user_id, member_of)
+                if record is not None and joined:
                     return record
                 left = deadline - loop.time()
                 if left <= 0:

@@ -26,6 +26,7 @@ from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import RecordReplay, RecordVerification
 from authpi.token.endpoints.flow import Device, FlowGone, access_requires_verified_email
+from authpi.token.endpoints.sso_login import SsoLogin
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
@@ -35,6 +36,7 @@ from authpi.token.portal.ports import Interactions, Mailer, MailMessage
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
+from authpi.token.queries.sso import SsoRouteRow
 
 log = get_logger("authpi.token.portal")
 
@@ -56,6 +58,7 @@ class Redirect(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     set_session: str | None = None  # the new op session cookie value
     clear_session: bool = False
+    cookies: tuple[str, ...] = ()  # other Set-Cookie values (the SSO browser binding)
 
 
 Answer = Page | Redirect
@@ -69,6 +72,7 @@ class Visit(msgspec.Struct, frozen=True, kw_only=True):
     flow_id: str | None = None
     session_cookie: str | None = None
     device: Device = Device()
+    sso_cookie: str | None = None  # binds an SSO sign-in's callback to the browser that started it
 
 
 class FlowGoneError(Exception):
@@ -148,6 +152,7 @@ class PortalBase:
         registry: Registry,
         mailer: Mailer,
         outbox: Outbox,
+        sso: SsoLogin | None = None,
     ) -> None:
         self.idp_base = idp_base
         self.pool = pool
@@ -167,6 +172,7 @@ class PortalBase:
         self.registry = registry
         self.mailer = mailer
         self.outbox = outbox
+        self.sso = sso
         self._throttle_step = asyncio.Lock()
 
     async def issuer(self, issuer_id: str) -> IssuerRow | None:
@@ -237,6 +243,23 @@ class PortalBase:
         if status == "expired":
             return message("Link expired", "This link has expired. Request a new one.", 410)
         return message("Invalid link", "This link is not valid.", 404)
+
+    async def _sso_route(self, issuer_id: str, email: str) -> SsoRouteRow | None:
+        """The organization whose verified SSO domain the address is in (discovery's answer)."""
+        return None if self.sso is None else await self.sso.route(issuer_id, email)
+
+    async def _sso_only(self, issuer_id: str, email: str) -> bool:
+        """The address belongs to an organization that allows no password sign-in (sso_only):
+        no password, login link or reset is of use to it."""
+        route = await self._sso_route(issuer_id, email)
+        return route is not None and route.sso_only
+
+    def _sso_start(self, visit: Visit, route: SsoRouteRow, email: str) -> Redirect:
+        params = {"org": route.org_id, "login_hint": email}
+        if visit.flow_id is not None:
+            params["flow"] = visit.flow_id
+        base = f"{self.idp_base}/{quote(visit.issuer_id, safe='')}"
+        return Redirect(location=f"{base}/sso/start?{urlencode(params)}")
 
     async def _active_user(self, issuer_id: str, email: str) -> Any:
         async with self.pool.connection() as conn:

@@ -6,8 +6,8 @@ api layer (authpi.token.api.portal) turns them into HTTP.
 `Portal` composes one class per flow, each in its own module, which also states the rules it
 keeps: portal.login (password sign-in, lockout, verified-email check), portal.signup (signup
 policies, the taken-address answer), portal.recovery (forgot/reset password, login links),
-portal.verification (verify-email), portal.consent (consent, signed out); portal.common holds
-what they share."""
+portal.verification (verify-email), portal.consent (consent, signed out), portal.sso (the
+organization SSO sign-in); portal.common holds what they share."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from authpi.token.portal.consent import ConsentFlows
 from authpi.token.portal.login import LoginFlows
 from authpi.token.portal.recovery import RecoveryFlows
 from authpi.token.portal.signup import SignupFlows
+from authpi.token.portal.sso import SsoFlows
 
 
-class Portal(LoginFlows, SignupFlows, RecoveryFlows, ConsentFlows):
+class Portal(LoginFlows, SignupFlows, RecoveryFlows, ConsentFlows, SsoFlows):
     """Every portal step, built once by the service from `PortalBase`'s dependencies."""

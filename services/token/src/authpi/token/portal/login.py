@@ -6,6 +6,9 @@ and the verified-email check.
 - 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
   (issuer, username hash); a locked credential gets a page that says so, not a 429.
 - The user's status is checked only after the password is right, so it does not leak either.
+- An address whose domain an SSO-enabled organization verified goes to that organization's
+  single sign-on (portal.sso) when no password is typed, and always when the organization is
+  `sso_only`: its people never sign in with a password.
 - An issuer with settings.access.require_verified_email (default false) completes no sign-in of
   a user whose address is unverified: a right password gets a page that says a verification
   link was sent (it is sent again, within the requested-mail limit) and the authorization waits
@@ -29,6 +32,7 @@ from authpi.token.portal.common import (
     message,
     normalise_email,
     require_verified_email,
+    valid_email,
 )
 from authpi.token.portal.signup import signup_refusal
 from authpi.token.portal.verification import VerificationFlows
@@ -50,7 +54,9 @@ class LoginFlows(VerificationFlows):
                     " want to use and choose to sign in there: it continues without asking for"
                     " your password again.",
                 )
-        return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
+        sso = self.sso is not None and await self.sso.available(issuer.id)
+        email = (flow and flow.login_hint) or ""
+        return self._login_page(visit, issuer, flow, email=email, sso=sso)
 
     def _login_page(
         self,
@@ -61,6 +67,7 @@ class LoginFlows(VerificationFlows):
         email: str = "",
         error: str | None = None,
         status: int = 200,
+        sso: bool = False,
     ) -> Page:
         return Page(
             template="login.html", status=status,
@@ -68,13 +75,17 @@ class LoginFlows(VerificationFlows):
                 "title": "Sign in", "email": email, "error": error, "notice": None,
                 "client_name": flow.client_name if flow else None,
                 "signup_open": signup_refusal(issuer.settings) is None,
-                "links": links(visit.issuer_id, visit.flow_id),
+                "links": links(visit.issuer_id, visit.flow_id), "sso": sso,
             },
         )  # fmt: skip
 
     async def login(self, visit: Visit, issuer: IssuerRow, email: str, password: str) -> Answer:
         flow = await self.flow(visit)
         email = normalise_email(email)
+        route = await self._sso_route(issuer.id, email) if valid_email(email) else None
+        if route is not None and (route.sso_only or not password):
+            # The organization signs this address in (an sso_only one never with a password).
+            return self._sso_start(visit, route, email)
         if not email or not password:
             return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
         username_hash = self.people.username_hash(issuer.id, email)

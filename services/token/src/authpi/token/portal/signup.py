@@ -126,6 +126,9 @@ class SignupFlows(VerificationFlows):
         if refusal:
             return self._signup_page(visit, flow, error=refusal, status=403)
         email, name = normalise_email(email), name.strip()
+        route = await self._sso_route(issuer.id, email) if valid_email(email) else None
+        if route is not None and route.sso_only:  # its organization signs it in, just in time
+            return self._sso_start(visit, route, email)
         problem = self._signup_problem(issuer, email, password, name)
         if problem is not None:
             status = 403 if problem.startswith("Sign-up is limited") else 400

@@ -306,7 +306,8 @@ class ConsentsView:
 
 
 class EphemeralSweeper:
-    """Deletes login flows and authorization codes past their expiry (by a margin)."""
+    """Deletes login flows, authorization codes and SSO sign-ins past their expiry (by a
+    margin)."""
 
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
@@ -314,6 +315,7 @@ class EphemeralSweeper:
         self._sweeps: list[LiteralString] = [
             render("DELETE FROM {schema}.login_flows WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.sso_logins WHERE expires_at < %s", schema=schema),
         ]
 
     async def sweep(self) -> int:

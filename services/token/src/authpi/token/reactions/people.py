@@ -14,14 +14,18 @@ from typing import Any
 import psycopg
 
 from authpi.contracts.directory import (
+    SSO_CLIENT_SECRET,
     OrganizationCreated,
     OrganizationDeleted,
     OrganizationMembershipCreated,
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDisabled,
     OrganizationSsoDomainDeleted,
     OrganizationSsoDomainVerified,
+    OrganizationSsoEnabled,
+    OrganizationSsoUpdated,
     OrganizationSuspended,
     OrganizationUpdated,
     UserBlocked,
@@ -122,9 +126,10 @@ class UsersReaction:
 
 
 class OrganizationsReaction:
-    """Organizations (status and SSO settings), their user memberships and their verified SSO
-    domains: one consumer, since all share the organization's stream and `organization.deleted`
-    removes the memberships and domains."""
+    """Organizations (status, the `sso` object and the wrapped SSO client secret), their user
+    memberships and their verified SSO domains: one consumer, since all share the organization's
+    stream and `organization.deleted` removes the memberships and domains. A new membership
+    notifies `users_channel` with the member's id, like a user event."""
 
     name = "token-organizations"
     event_types = (
@@ -138,19 +143,29 @@ class OrganizationsReaction:
         "organization.membership.deleted",
         "organization.sso.domain-verified",
         "organization.sso.domain-deleted",
+        "organization.sso.enabled",
+        "organization.sso.disabled",
+        "organization.sso.updated",
     )
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
+        self.channel = users_channel(schema)
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
-            " sso_only, sso_connection_type, version, updated_at)"
-            " VALUES (%s, %s, 'active', %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            " sso_only, sso_connection_type, sso, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
             schema=schema,
         )
         self._org_sso = render(
             "UPDATE {schema}.organizations_view SET sso_enabled = %s, sso_only = %s,"
-            " sso_connection_type = %s, version = %s, updated_at = %s WHERE id = %s",
+            " sso_connection_type = %s, sso = %s::jsonb, version = %s, updated_at = %s"
+            " WHERE id = %s",
+            schema=schema,
+        )
+        self._org_secret = render(
+            "UPDATE {schema}.organizations_view SET sso_client_secret = %s WHERE id = %s",
             schema=schema,
         )
         self._org_status = render(
@@ -202,10 +217,13 @@ class OrganizationsReaction:
         match stored.event:
             case OrganizationCreated() as e:
                 await conn.execute(
-                    self._org_insert, [e.id, e.issuer_id, *sso_columns(e.sso), v, e.created_at]
+                    self._org_insert,
+                    [e.id, e.issuer_id, *sso_columns(e.sso), jsonb.dumps(e.sso), v, e.created_at],
                 )
             case OrganizationUpdated() as e:
-                await conn.execute(self._org_sso, [*sso_columns(e.sso), v, e.updated_at, e.id])
+                await conn.execute(
+                    self._org_sso, [*sso_columns(e.sso), jsonb.dumps(e.sso), v, e.updated_at, e.id]
+                )
                 if e.status is not None:
                     await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:
@@ -214,6 +232,15 @@ class OrganizationsReaction:
                 await conn.execute(self._org_delete, [e.id])
                 await conn.execute(self._org_members_delete, [e.id])
                 await conn.execute(self._org_domains_delete, [e.id])
+            case (
+                OrganizationSsoEnabled() | OrganizationSsoDisabled() | OrganizationSsoUpdated() as e
+            ):
+                await conn.execute(
+                    self._org_sso,
+                    [*sso_columns(e.sso), jsonb.dumps(e.sso), v, e.updated_at, e.org_id],
+                )
+                if SSO_CLIENT_SECRET in e.changed:
+                    await conn.execute(self._org_secret, [e.client_secret_sealed, e.org_id])
             case OrganizationSsoDomainVerified() as e:
                 await conn.execute(
                     self._domain_insert,
@@ -227,6 +254,8 @@ class OrganizationsReaction:
                     [e.org_id, e.member_id, e.issuer_id, e.status, jsonb.dumps(e.scopes),
                      e.user_title, e.joined_at],
                 )  # fmt: skip
+                # An SSO sign-in waits for its new membership (adapters.registry).
+                await conn.execute("SELECT pg_notify(%s, %s)", [self.channel, e.member_id])
             case OrganizationMembershipUpdated() as e if e.member_type == USER_MEMBER:
                 await conn.execute(
                     self._member_update,
