@@ -106,9 +106,7 @@ async def test_discover_routes_only_a_verified_domain(platform, admin, zone):
     from services.token.tests.integration.test_sso_discovery import discover, login_page_origin
 
     issuer = await new_issuer(admin)
-    org = await admin.issuer(issuer).organizations.create(
-        {"name": "Acme", "sso": sso_config()}
-    )
+    org = await admin.issuer(issuer).organizations.create({"name": "Acme", "sso": sso_config()})
     sso = admin.issuer(issuer).organization(org.id).sso
     domain = new_domain()
     added = await sso.add_domain({"domain": domain})

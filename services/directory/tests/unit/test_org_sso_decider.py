@@ -186,8 +186,10 @@ def _refused(changes: dict[str, Any], field: str, code: str, **cmd: Any) -> None
         update_organization(changes={"sso": changes}, **cmd)
     ).raises(Unprocessable)
     try:
-        organization.decide(update_organization(changes={"sso": changes}, **cmd),
-                            organization.evolve(organization.INITIAL, organization_created()))
+        organization.decide(
+            update_organization(changes={"sso": changes}, **cmd),
+            organization.evolve(organization.INITIAL, organization_created()),
+        )
     except Unprocessable as exc:
         assert [(f.field, f.code) for f in exc.fields] == [(field, code)], exc.fields
     else:
@@ -204,8 +206,14 @@ def test_enabling_needs_an_upstream_and_a_secret():
 
 def test_issuer_urls_are_https_unless_the_deployment_allows_insecure_ones():
     _refused({"issuer_url": "http://idp.acme.com"}, "sso.issuer_url", "insecure_url")
-    for bad in ("ftp://idp.acme.com", "https://", "https://u:p@idp.acme.com",
-                "https://idp.acme.com/?tenant=1", "https://idp.acme.com/#x", "https://a b.com"):
+    for bad in (
+        "ftp://idp.acme.com",
+        "https://",
+        "https://u:p@idp.acme.com",
+        "https://idp.acme.com/?tenant=1",
+        "https://idp.acme.com/#x",
+        "https://a b.com",
+    ):
         _refused({"issuer_url": bad}, "sso.issuer_url", "invalid_value")  # fmt: skip
     allowed = update_organization(
         changes={"sso": {"issuer_url": "http://127.0.0.1:9000"}}, allow_insecure_sso=True

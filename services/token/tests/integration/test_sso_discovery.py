@@ -95,9 +95,7 @@ async def test_a_verified_domain_of_an_sso_organization_routes_there(platform, t
     domain = f"acme-{uuid.uuid4().hex[:8]}.test"
     # SSO enabled, but the domain is not verified yet: it routes nothing.
     org = await scope.organizations.create({"name": "Acme", "sso": sso_config()})
-    other = await scope.organizations.create(
-        {"name": "Other", "sso": sso_config(enabled=False)}
-    )
+    other = await scope.organizations.create({"name": "Other", "sso": sso_config(enabled=False)})
     origin = await login_page_origin(platform, issuer_id)
     address = f"Someone@{domain.upper()}"
     assert (await discover(platform, issuer_id, address, origin)).json() == {"sso": False}
