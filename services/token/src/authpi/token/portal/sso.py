@@ -18,7 +18,13 @@ from __future__ import annotations
 import msgspec
 
 from authpi.contracts.directory import SsoIdentity
-from authpi.errors import Conflict, TemporarilyUnavailable, Unprocessable
+from authpi.errors import (
+    AuthpiError,
+    Conflict,
+    NotFound,
+    TemporarilyUnavailable,
+    Unprocessable,
+)
 from authpi.observability import get_logger
 from authpi.token.domain.credential_commands import RecordReplay, RecordVerification, VerifyEmail
 from authpi.token.endpoints.sso_login import Callback, SsoLogin, SsoRefused, browser_cookie
@@ -73,7 +79,7 @@ class SsoFlows(PortalBase):
                 account_id=issuer.account_id, issuer_id=issuer.id, org_id=finished.org_id,
                 identity=finished.identity,
             )  # fmt: skip
-        except (Conflict, Unprocessable, TemporarilyUnavailable) as exc:
+        except AuthpiError as exc:  # refused by the directory (the organization changed meanwhile)
             await self._sso_refused(visit, issuer, SsoRefused(exc.reason, exc.description))
             return message(FAILED, _refusal_text(exc), exc.status)
         client_id = flow.client_id if flow else None
@@ -128,9 +134,11 @@ class SsoFlows(PortalBase):
         )  # fmt: skip
 
 
-def _refusal_text(exc: Conflict | Unprocessable | TemporarilyUnavailable) -> str:
+def _refusal_text(exc: AuthpiError) -> str:
     if isinstance(exc, TemporarilyUnavailable):
         return "We could not sign you in just now. Try again in a moment."
     if isinstance(exc, Unprocessable):
         return "The identity provider sent an address we cannot use."
-    return f"Your organization does not allow this sign-in: {exc.description}."
+    if isinstance(exc, Conflict | NotFound):
+        return f"Your organization does not allow this sign-in: {exc.description}."
+    return "We could not sign you in."
