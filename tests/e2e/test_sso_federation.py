@@ -4,18 +4,20 @@ upstream; the person signs in there and comes back signed in as a member of the 
 (created just in time, or linked to the user already holding the address); an unverified domain
 routes nowhere; an sso_only organization's people cannot use a password; and an upstream ID
 token that was tampered with, carries another nonce or audience, or expired is refused, as are a
-replayed or transplanted callback and an address outside the organization's domains."""
+replayed or transplanted callback and an address outside the organization's domains. An
+invitation sent to such an address is accepted by the SSO sign-in it leads to."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import jwt
 import pytest
 from authpi_idp import IdpClient
 
+from authpi.platform.testing.invitations import invite, member_ids, new_org, status_of
 from authpi.platform.testing.login import PASSWORD, SCOPES, PortalBrowser, query_of
 from authpi.platform.testing.sso import SsoWorld, sso_sign_in, sso_world
 from authpi.testing.plugin import eventually
@@ -217,3 +219,42 @@ async def test_a_replayed_or_transplanted_callback_is_refused(world):
         return any(e.data.get("flow") == "sso" for e in found)
 
     await eventually(recorded)
+
+
+@pytest.mark.parametrize("sso_only", [False, True])
+async def test_an_invitation_is_accepted_by_the_sso_sign_in_it_leads_to(world, mailbox, sso_only):
+    """An invitation to another organization, sent to an address of an SSO organization's
+    verified domain: accepting sends the person to sign in (an existing account, no password
+    typed) or to sign up (no account yet, an sso_only organization), the address goes to the
+    upstream, and the SSO sign-in accepts the invitation."""
+    sso_org = await world.organization(sso_only=sso_only)
+    email = sso_org.email("invited")
+    if not sso_only:
+        await world.scope.users.create({"username": email, "username_type": "email"})
+    partner = await new_org(world.tenant, "Partner Labs")
+    invitation_id, link = await invite(world.tenant, partner, email, mailbox)
+    invitation_page = f"{world.tenant.issuer_url}/invitation"
+    async with PortalBrowser() as person:
+        decide = (await person.page(link))[1]
+        to_sign_in = await person.send(decide, {"decision": "accept"})
+        assert to_sign_in.status_code == 303
+        entry = urljoin(world.tenant.issuer_url, to_sign_in.headers["location"])
+        assert urlsplit(entry).path.endswith("/signup" if sso_only else "/login")
+        # Another address of the SSO domain is refused before any sign-in starts.
+        other = await person.submit(entry, {"email": sso_org.email("other"), "password": ""})
+        assert other.status_code == 403 and "another email address" in other.text
+        if sso_only:
+            form = {"email": email, "password": PASSWORD, "name": "Jo"}
+            to_sso = await person.submit(entry, form)
+            assert urlsplit(to_sso.headers["location"]).path.endswith("/sso/start")
+            entry = urljoin(world.tenant.issuer_url, to_sso.headers["location"])
+        back = await sso_sign_in(person, entry, email=email, redirect_uri=invitation_page)
+        assert isinstance(back, str), back.text
+        assert query_of(back)["token"] == query_of(link)["token"]
+        assert person.cookie("authpi_session") is not None
+        joined = await person.get(back)
+        assert joined.status_code == 200 and "You have joined Partner Labs" in joined.text
+    assert await status_of(world.tenant, partner, invitation_id) == "accepted"
+    [member] = await member_ids(world.tenant, partner)
+    assert member in await members_of(world, sso_org.id)
+    assert (await world.scope.users.get(member)).username == email

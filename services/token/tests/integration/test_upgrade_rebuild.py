@@ -1,7 +1,8 @@
 """Upgrading to migration 0007 rebuilds token-clients: a clients_view row written before the
 client entry held the human-login fields (redirect URIs and the rest) decodes with empty
 defaults; the migration empties the view and the consumer's checkpoint, and the consumer rebuilds
-the entry from the first event of the events stream, with every field. Real PostgreSQL, a real
+the entry from the first event of the events stream, with every field; the later migrations
+(0010's invitation views, then 0011's SSO sign-ins) apply on top in order. Real PostgreSQL, a real
 JetStream stream fed by the directory's relay, and the token-clients projection consumer."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from authpi.token.reactions.people import OrganizationsReaction
 from authpi.token.service import MIGRATIONS
 
 REBUILD = "0007_sso_rebuilds.sql"
+INVITATIONS = "0010_invitations.sql"  # token-invitations and token-approval-mail
 SSO_LOGIN = "0011_sso_login.sql"  # rebuilds token-organizations again (the whole sso object)
 # What a deployment before the human-login fields stored for a client.
 OLD_FIELDS = ("name", "redirect_uris", "post_logout_redirect_uris", "response_types",
@@ -58,11 +60,15 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     infra, pool, nc, namespace, tmp_path: Path
 ):
     token, directory = f"{namespace}_token", f"{namespace}_directory"
-    before = tmp_path / "migrations"
+    # The migrations before the rebuild, and those up to it (later ones are not this test's).
+    before, upto = tmp_path / "before", tmp_path / "upto"
     before.mkdir()
+    upto.mkdir()
     for path in sorted(MIGRATIONS.glob("[0-9]*.sql")):
         if path.name < REBUILD:
             shutil.copy(path, before / path.name)
+        if path.name <= REBUILD:
+            shutil.copy(path, upto / path.name)
     js = jetstream(nc)
     await ensure_streams(js, namespace)
     async with pool.connection() as conn:
@@ -106,8 +112,7 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
 
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
-        applied = await migrate(conn, token, MIGRATIONS)
-    assert applied[0] == f"service/{REBUILD}"  # and the later ones
+        assert await migrate(conn, token, upto) == [f"service/{REBUILD}"]
     assert await _entry(pool, token, client_id) is None
     assert "token-clients" not in await _checkpoints(pool, token)
 
@@ -117,6 +122,14 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     assert rebuilt.redirect_uris == ("https://spa.example.com/cb",)
     assert rebuilt.post_logout_redirect_uris == ("https://spa.example.com/bye",)
     assert rebuilt.response_types == ("code",) and rebuilt.refresh_token_ttl == 3600
+
+    # The later migrations apply on top, in their numbered order (0010 before 0011).
+    later = sorted(p.name for p in MIGRATIONS.glob("[0-9]*.sql") if p.name > REBUILD)
+    assert later.index(INVITATIONS) < later.index(SSO_LOGIN)
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        assert await migrate(conn, token, MIGRATIONS) == [f"service/{name}" for name in later]
+        assert await migrate(conn, token, MIGRATIONS) == []
 
 
 def test_the_rebuild_names_the_consumers_it_resets():

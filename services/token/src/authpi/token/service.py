@@ -2,13 +2,15 @@
 their signing keys (creation, monthly rotation, JWKS), the discovery routes and the machine
 endpoints (token, introspection, revocation); the people of each issuer (users, organizations,
 memberships, organizations' SSO settings) learnt from directory events, their claims, signup
-through the directory, and the federated sign-in through organizations' upstream IdPs.
+and invitation answers through the directory, and the federated sign-in through organizations'
+upstream IdPs.
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
 following client.* events with its own ordered consumer), the throttle mirror and the
 fact publisher, the signup waiters' LISTEN connection. Per deployment: the projections
-token-issuers, token-clients, token-agents, token-users and token-organizations, key rotation
-and the sweep of expired revocations."""
+token-issuers, token-clients, token-agents, token-users, token-organizations and
+token-invitations, the approval mail (token-approval-mail), key rotation and the sweep of
+expired revocations."""
 
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ from authpi.token.projections.sessions import (
     SessionsView,
 )
 from authpi.token.projections.signing_keys import SigningKeysView
+from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.keys import Sql
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import PortalQueries
@@ -74,7 +77,9 @@ from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
 from authpi.token.queries.sso import SsoQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
+from authpi.token.reactions.approval_mail import ApprovalMailReaction
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
+from authpi.token.reactions.invitations import InvitationsReaction
 from authpi.token.reactions.issuers import IssuersReaction
 from authpi.token.reactions.people import OrganizationsReaction, UsersReaction, users_channel
 from authpi.token.signing.signer import TokenSigner
@@ -114,8 +119,10 @@ async def build(rt: Runtime) -> ServiceParts:
     sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
     people = People(schema, rt.kek, rt.namespace)
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
-    # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
-    registry = Registry(rt.pool, people, arrivals)
+    invitation_queries = InvitationQueries(schema)
+    # Signup and invitation answers: the host connects it to the directory's UserRegistry and
+    # InvitationAnswers (platform modules.wire).
+    registry = Registry(rt.pool, people, arrivals, invitation_queries)
     # Human login: sessions, refresh families and consents (inline views of their events), the
     # ephemeral login flows and codes, the grants, and the OIDC endpoints.
     session_queries = SessionQueries(rt.pool, schema)
@@ -218,8 +225,8 @@ async def build(rt: Runtime) -> ServiceParts:
         hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
         mail_throttle=mail_throttle,
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
-        session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
-        outbox=outbox, sso=sso_login,
+        session_queries=session_queries, people=people, registry=registry,
+        invitations=invitation_queries, mailer=rt.mailer, outbox=outbox, sso=sso_login,
     )  # fmt: skip
     # SSO discovery answers the portal only: its pages carry a portal-origin token.
     origin = PortalOrigin(rt.kek.derive("portal-origin"), rt.clock)
@@ -244,7 +251,9 @@ async def build(rt: Runtime) -> ServiceParts:
         # membership answers once token-users / token-organizations have applied it.
         projections=[
             IssuersReaction(schema, keys), clients_view, agents_view, UsersReaction(schema),
-            OrganizationsReaction(schema),
+            OrganizationsReaction(schema), InvitationsReaction(schema, people.username_hash),
+            # Held signups get their verify-email mail once approved, through the outbox.
+            ApprovalMailReaction(schema, rt.clock, portal.verify_approved, outbox.submit),
         ],
         inline_projections=list(views),
         tasks=[

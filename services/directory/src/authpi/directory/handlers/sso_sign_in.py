@@ -29,7 +29,7 @@ from authpi.directory.handlers.users import (
     username_key,
 )
 from authpi.errors import Conflict
-from authpi.eventstore.store import Reaction, Step
+from authpi.eventstore.store import Step
 from authpi.web.metadata import check_metadata
 from authpi.web.text import check_storable
 
@@ -97,18 +97,18 @@ class SsoSignIns:
             check_storable(profile)
             check_metadata(profile, "profile")
             new = NewUser(username_type="email", username=email, profile=profile)
-            cmd, claim = self.users.creation(issuer_id, new, method="sso", sso=link)
-            join = JoinThroughSso(ref=ref, user_id=cmd.user_id, domain=domain, now=now)
-            steps = [Step(cmd.user_id, user, cmd), Step(org_id, organization, join)]
-            reactions: list[Reaction] = [claim]
+            create, claim = self.users.creation(issuer_id, new, method="sso", sso=link)
+            user_id = create.stream_id
+            join = JoinThroughSso(ref=ref, user_id=user_id, domain=domain, now=now)
+            steps = [create, Step(org_id, organization, join)]
             try:
-                _, joined = await self.store.execute_all(
-                    steps, self._meta(ref, cmd.user_id), reactions
-                )
+                with taken_username():
+                    _, joined = await self.store.execute_all(
+                        steps, self._meta(ref, user_id), [claim]
+                    )
             except Conflict as exc:
-                refused = taken_username(exc)
-                if refused.reason != "user.username" or attempt == ATTEMPTS - 1:
-                    raise refused from None
+                if exc.reason != "user.username" or attempt == ATTEMPTS - 1:
+                    raise
                 continue  # created by a concurrent sign-in meanwhile: link to it
-            return SsoSignIn(user_id=cmd.user_id, provisioned=True, joined=bool(joined.events))
+            return SsoSignIn(user_id=user_id, provisioned=True, joined=bool(joined.events))
         raise AssertionError("unreachable: the last attempt returns or raises")

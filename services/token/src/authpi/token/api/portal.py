@@ -2,9 +2,9 @@
 query, a bounded form body), check CSRF on every POST, hand over to authpi.token.portal.flows,
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
 /signup, /consent, /verify-email, /password/forgot, /password/reset, /login-link,
-/login-link/callback, /signed-out, /error, and the organization SSO sign-in's /sso/start and
-/sso/callback. A GET never uses up a mailed login or reset link (authpi.token.portal.recovery
-says why and how).
+/login-link/callback, /invitation, /signed-out, /error, and the organization SSO sign-in's
+/sso/start and /sso/callback. A GET never uses up a mailed login or reset link
+(authpi.token.portal.recovery says why and how), nor answers an invitation.
 
 Cookies: `authpi_session` (the op session, idp-api.md 14 #30), `authpi_csrf` (the CSRF double
 submit) and `authpi_sso` (an SSO sign-in's browser binding), all HttpOnly, SameSite=Lax and
@@ -117,6 +117,7 @@ class PortalRoutes:
             issuer_id=issuer_id, flow_id=flow_id,
             session_cookie=_bounded(cookies.get(SESSION_COOKIE)),
             sso_cookie=_bounded(cookies.get(SSO_COOKIE)),
+            invitation=_bounded(request.query_params.get("invitation")),
             device=Device(
                 user_agent=(request.headers.get("user-agent") or "")[:512] or None,
                 ip=client[0] if client else None,
@@ -248,6 +249,12 @@ class PortalRoutes:
         async def link_callback(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.login_link(v, i, f.get("token", ""))
 
+        async def invitation(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.invitation_page(v, i, f.get("token", ""))
+
+        async def invitation_answer(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.answer_invitation(v, i, f.get("token", ""), f.get("decision", ""))
+
         async def signed_out(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return p.signed_out(i, f.get("client_id"))
 
@@ -303,6 +310,7 @@ class PortalRoutes:
             *pair("/password/reset", "password_reset", reset_form, reset),
             *pair("/login-link", "login_link", link_form, link_request),
             *pair("/login-link/callback", "login_link_callback", link_confirm, link_callback),
+            *pair("/invitation", "invitation", invitation, invitation_answer),
             *pair("/signed-out", "signed_out", signed_out, None),
             *pair("/sso/start", "sso_start", sso_start, None),
             *pair("/sso/callback", "sso_callback", sso_callback, None),

@@ -10,7 +10,8 @@ address typed on the login page as `login_hint`, and `prompt=login` / `max_age` 
 authorization asked for a fresh sign-in. The sign-in is remembered for 10 minutes in
 `sso_logins` under the SHA-256 of its state, bound to the browser by the `authpi_sso` cookie
 (HttpOnly, SameSite=Lax, path of the issuer): a callback from another browser (login CSRF) is
-refused.
+refused. A sign-in started from an invitation's sign-in or sign-up page keeps the invitation's
+token with it, wrapped by the KEK, and hands it back at the callback (portal.sso accepts it).
 
 Callback: the state is consumed once (a second presentation is a replay); an `iss` parameter
 must name the upstream (RFC 9207); the code is exchanged at the upstream's token endpoint with
@@ -75,6 +76,12 @@ class Finished(msgspec.Struct, frozen=True, kw_only=True):
     org_id: str
     flow_id: str | None
     identity: SsoIdentity
+    invitation: str | None = None  # the token of the invitation the sign-in accepts
+
+
+def invitation_context(state: str) -> str:
+    """The key-wrapping context of an invitation token kept with one SSO sign-in's state."""
+    return f"authpi.sso-login-invitation:{digest(state)}"
 
 
 class _Pending(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +89,7 @@ class _Pending(msgspec.Struct, frozen=True, kw_only=True):
     code_verifier: str
     issuer_url: str
     client_id: str
+    invitation: str | None = None  # the invitation's token, wrapped by the KEK
 
 
 class Callback(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,7 +229,13 @@ class SsoLogin:
         return await self.queries.any_route(issuer_id)
 
     async def start(
-        self, issuer_id: str, org_id: str, *, flow: Flow | None, login_hint: str | None
+        self,
+        issuer_id: str,
+        org_id: str,
+        *,
+        flow: Flow | None,
+        login_hint: str | None,
+        invitation: str | None = None,
     ) -> Started:
         connection, url, client_id = await self._connection(issuer_id, org_id)
         try:
@@ -244,7 +258,16 @@ class SsoLogin:
             params["prompt"] = "login"
         if flow is not None and flow.max_age is not None:
             params["max_age"] = str(flow.max_age)
-        pending = _Pending(nonce=nonce, code_verifier=verifier, issuer_url=url, client_id=client_id)
+        # An invitation's token (never kept in clear) goes back to the portal at the callback.
+        wrapped = (
+            None
+            if invitation is None
+            else self.kek.wrap(invitation.encode(), invitation_context(state))
+        )
+        pending = _Pending(
+            nonce=nonce, code_verifier=verifier, issuer_url=url, client_id=client_id,
+            invitation=wrapped,
+        )  # fmt: skip
         expires_at = self.clock.now_ms() + LOGIN_TTL_S * 1000
         flow_id = flow.id if flow is not None else None
         await self.states.save(state, issuer_id, org_id, flow_id, browser, pending, expires_at)
@@ -289,7 +312,12 @@ class SsoLogin:
         except IdTokenRefused as exc:
             raise SsoRefused(exc.reason, f"The sign-in was refused: {exc}.", 401) from None
         identity = self._identity(connection, url, claims)
-        return Finished(org_id=org_id, flow_id=flow_id, identity=identity)
+        invitation = (
+            None
+            if pending.invitation is None
+            else self.kek.unwrap(pending.invitation, invitation_context(answer.state)).decode()
+        )
+        return Finished(org_id=org_id, flow_id=flow_id, identity=identity, invitation=invitation)
 
     def _secret(self, connection: SsoConnection) -> str | None:
         if connection.client_secret_sealed is None:

@@ -33,6 +33,7 @@ from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
@@ -73,6 +74,8 @@ class Visit(msgspec.Struct, frozen=True, kw_only=True):
     session_cookie: str | None = None
     device: Device = Device()
     sso_cookie: str | None = None  # binds an SSO sign-in's callback to the browser that started it
+    # The token of the invitation this sign-in or sign-up accepts (portal.invitations).
+    invitation: str | None = None
 
 
 class FlowGoneError(Exception):
@@ -93,15 +96,21 @@ def require_verified_email(settings: Mapping[str, Any]) -> bool:
     return access_requires_verified_email(settings.get("access"))
 
 
-def links(issuer_id: str, flow_id: str | None) -> dict[str, str]:
+def links(issuer_id: str, flow_id: str | None, invitation: str | None = None) -> dict[str, str]:
+    """The portal's pages, each keeping the authorization request (`flow`) and, for sign-in and
+    sign-up, the invitation they accept."""
     base = f"/{quote(issuer_id, safe='')}"
-    query = f"?{urlencode({'flow': flow_id})}" if flow_id else ""
+    flow = {"flow": flow_id} if flow_id else {}
+    query = f"?{urlencode(flow)}" if flow else ""
+    invited = {"invitation": invitation} if invitation else {}
+    entry = f"?{urlencode({**flow, **invited})}" if flow or invited else ""
     return {
-        "login": f"{base}/login{query}",
-        "signup": f"{base}/signup{query}",
+        "login": f"{base}/login{entry}",
+        "signup": f"{base}/signup{entry}",
         "forgot": f"{base}/password/forgot{query}",
         "login_link": f"{base}/login-link{query}",
         "consent": f"{base}/consent{query}",
+        "invitation": f"{base}/invitation?{urlencode({'token': invitation or '', **flow})}",
     }
 
 
@@ -150,6 +159,7 @@ class PortalBase:
         session_queries: SessionQueries,
         people: People,
         registry: Registry,
+        invitations: InvitationQueries,
         mailer: Mailer,
         outbox: Outbox,
         sso: SsoLogin | None = None,
@@ -170,6 +180,7 @@ class PortalBase:
         self.session_queries = session_queries
         self.people = people
         self.registry = registry
+        self.invitations = invitations
         self.mailer = mailer
         self.outbox = outbox
         self.sso = sso
@@ -258,6 +269,8 @@ class PortalBase:
         params = {"org": route.org_id, "login_hint": email}
         if visit.flow_id is not None:
             params["flow"] = visit.flow_id
+        if visit.invitation is not None:  # the SSO sign-in accepts it (portal.sso)
+            params["invitation"] = visit.invitation
         base = f"{self.idp_base}/{quote(visit.issuer_id, safe='')}"
         return Redirect(location=f"{base}/sso/start?{urlencode(params)}")
 
@@ -265,6 +278,15 @@ class PortalBase:
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
         return user if user is not None and user.status == "active" else None
+
+    async def _address_of(self, user_id: str) -> str | None:
+        """The email address a signed-in person knows their account by, if it has one."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            if user is None:
+                return None
+            address = (await self.people.claims(conn, user, ["email"])).get("email")
+        return address if isinstance(address, str) else None
 
     async def _mail_allowed(self, issuer_id: str, email: str) -> bool:
         """Count one requested mail to `email`; False once 5 went out within 15 minutes (the

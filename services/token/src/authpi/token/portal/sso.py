@@ -11,9 +11,16 @@ counts as verified (the organization's IdP vouched for an address of its own dom
 is recorded (`user.verification.succeeded`, method `sso`), and the authorization the person came
 from continues: its tokens carry the organization in `organizations` (and as `org_id` when the
 application asked for it). A refused callback is recorded as a failed verification (or a replay,
-for a used state) and answered with a page that says why, never a redirect to the client."""
+for a used state) and answered with a page that says why, never a redirect to the client.
+
+A sign-in sent here from an invitation's sign-in or sign-up page (`?invitation=`) accepts that
+invitation once the person is signed in, as a password sign-in does (portal.invitations): the
+upstream's address must be the invited one. A person the SSO sign-in already made a member of
+the invitation's organization has nothing left to accept and goes on signed in."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -32,11 +39,12 @@ from authpi.token.portal.common import (
     AWAITING_APPROVAL,
     BLOCKED,
     Answer,
-    PortalBase,
+    Page,
     Redirect,
     Visit,
     message,
 )
+from authpi.token.portal.invitations import OTHER_ADDRESS, InvitationFlows
 from authpi.token.queries.portal import IssuerRow
 
 log = get_logger("authpi.token.portal")
@@ -45,7 +53,7 @@ UNAVAILABLE = "Single sign-on unavailable"
 FAILED = "Single sign-on failed"
 
 
-class SsoFlows(PortalBase):
+class SsoFlows(InvitationFlows):
     def _sso(self) -> SsoLogin:
         if self.sso is None:
             raise SsoRefused("sso.unavailable", "Single sign-on is not available here.", 404)
@@ -57,8 +65,9 @@ class SsoFlows(PortalBase):
         flow = await self.flow(visit)
         try:
             started = await self._sso().start(
-                issuer.id, org_id, flow=flow, login_hint=login_hint or None
-            )
+                issuer.id, org_id, flow=flow, login_hint=login_hint or None,
+                invitation=visit.invitation,
+            )  # fmt: skip
         except SsoRefused as exc:
             log.info("sso.start_refused", issuer_id=issuer.id, org_id=org_id, reason=exc.reason)
             return message(UNAVAILABLE, exc.description, exc.status)
@@ -72,7 +81,9 @@ class SsoFlows(PortalBase):
         except SsoRefused as exc:
             await self._sso_refused(visit, issuer, exc)
             return message(FAILED, exc.description, exc.status)
-        visit = msgspec.structs.replace(visit, flow_id=finished.flow_id)
+        visit = msgspec.structs.replace(
+            visit, flow_id=finished.flow_id, invitation=finished.invitation
+        )
         flow = await self.flow(visit)
         try:
             _, user = await self.registry.sso_sign_in(
@@ -98,8 +109,28 @@ class SsoFlows(PortalBase):
             ),
             meta,
         )  # fmt: skip
-        signed_in = await self._signed_in(visit, issuer, flow, user.id, "sso")
+        accepted = await self._accept_invitation(visit, issuer, flow, user.id)
+        if isinstance(accepted, Page):
+            return accepted
+        signed_in = accepted or await self._signed_in(visit, issuer, flow, user.id, "sso")
         return msgspec.structs.replace(signed_in, cookies=cleared)
+
+    async def _accept_invitation(
+        self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str
+    ) -> Answer | None:
+        """Accept the invitation the sign-in came with (its answer: on to the application or
+        the invitation page, or the page that says why not); None when there is none to accept."""
+        if visit.invitation is None:
+            return None
+        row, problem = await self.invitation_for(visit, issuer)
+        if problem is not None or row is None:
+            return problem
+        if not await self._holds_address(user_id, row):
+            return message("This invitation is for another address", OTHER_ADDRESS, 403)
+        async with self.pool.connection() as conn:
+            if await self.people.member(conn, user_id, row.org_id):
+                return None  # a member already (through this sign-in): nothing to accept
+        return await self.join(visit, issuer, flow, row, visit.invitation, user_id, "sso")
 
     async def _sso_refused(self, visit: Visit, issuer: IssuerRow, exc: SsoRefused) -> None:
         log.warning("sso.callback_refused", issuer_id=issuer.id, reason=exc.reason)

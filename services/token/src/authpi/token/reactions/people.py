@@ -4,8 +4,9 @@ username hash, scopes and the sealed PII snapshot, never a clear value), organiz
 and their user memberships (status, scopes, title, join time). Human login, ID tokens, userinfo
 and the organizations claim read them (`queries.people`).
 
-Each applied user event notifies `users_channel(schema)` with the user's id in the same commit,
-so that a signup (`adapters.registry`) can answer as soon as this service sees the new user."""
+Each applied user or membership event notifies `users_channel(schema)` with the user's id in the
+same commit, so that a signup, an accepted invitation or an SSO sign-in (`adapters.registry`) can
+answer as soon as this service sees the new user or membership."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 USER_MEMBER = "user"
+MEMBERSHIP_EVENTS = (
+    OrganizationMembershipCreated,
+    OrganizationMembershipUpdated,
+    OrganizationMembershipDeleted,
+)
 CONNECTION_TYPES = frozenset({"oidc", "saml"})
 
 
@@ -59,7 +65,9 @@ def sso_columns(sso: dict[str, Any]) -> tuple[bool, bool, str | None]:
 
 
 def users_channel(schema: str) -> str:
-    """The NOTIFY channel of token-users: the payload is the id of the user just applied."""
+    """The NOTIFY channel of what this service learns of a user: the payload is the id of the
+    user whose rows an applied event just changed (the user itself, one of its memberships, an
+    invitation it accepted)."""
     return f"{schema}_users"
 
 
@@ -128,7 +136,7 @@ class UsersReaction:
 class OrganizationsReaction:
     """Organizations (status, the `sso` object and the wrapped SSO client secret), their user
     memberships and their verified SSO domains: one consumer, since all share the organization's
-    stream and `organization.deleted` removes the memberships and domains. A new membership
+    stream and `organization.deleted` removes the memberships and domains. A membership event
     notifies `users_channel` with the member's id, like a user event."""
 
     name = "token-organizations"
@@ -151,6 +159,7 @@ class OrganizationsReaction:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.channel = users_channel(schema)
+        self._notify = "SELECT pg_notify(%s, %s)"
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
             " sso_only, sso_connection_type, sso, version, updated_at)"
@@ -254,8 +263,6 @@ class OrganizationsReaction:
                     [e.org_id, e.member_id, e.issuer_id, e.status, jsonb.dumps(e.scopes),
                      e.user_title, e.joined_at],
                 )  # fmt: skip
-                # An SSO sign-in waits for its new membership (adapters.registry).
-                await conn.execute("SELECT pg_notify(%s, %s)", [self.channel, e.member_id])
             case OrganizationMembershipUpdated() as e if e.member_type == USER_MEMBER:
                 await conn.execute(
                     self._member_update,
@@ -266,6 +273,8 @@ class OrganizationsReaction:
                 await conn.execute(self._member_delete, [e.org_id, e.member_id])
             case _:
                 return
+        if isinstance(stored.event, MEMBERSHIP_EVENTS):
+            await conn.execute(self._notify, [self.channel, stored.event.member_id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)
