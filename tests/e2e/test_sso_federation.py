@@ -5,7 +5,8 @@ upstream; the person signs in there and comes back signed in as a member of the 
 routes nowhere; an sso_only organization's people cannot use a password; and an upstream ID
 token that was tampered with, carries another nonce or audience, or expired is refused, as are a
 replayed or transplanted callback and an address outside the organization's domains. An
-invitation sent to such an address is accepted by the SSO sign-in it leads to."""
+invitation sent to such an address is accepted by the SSO sign-in it leads to, and an
+organization that requires a second factor gets one after the upstream's sign-in too."""
 
 from __future__ import annotations
 
@@ -258,3 +259,18 @@ async def test_an_invitation_is_accepted_by_the_sso_sign_in_it_leads_to(world, m
     [member] = await member_ids(world.tenant, partner)
     assert member in await members_of(world, sso_org.id)
     assert (await world.scope.users.get(member)).username == email
+
+
+async def test_an_sso_sign_in_passes_the_second_factor_its_organization_requires(world):
+    org = await world.organization(security={"mfa_required": True})
+    async with app_client(world) as app, PortalBrowser() as browser:
+        auth = app.create_authorization_url(scopes=SCOPES)
+        at = await sso_sign_in(
+            browser, auth.url, email=org.email("mfa"), redirect_uri=APP, stop_at="/mfa"
+        )
+        assert isinstance(at, str), at.text
+        assert browser.cookie("authpi_session") is None
+        assert browser.cookie("authpi_mfa") is not None
+        assert browser.cookie("authpi_sso") is None  # the SSO sign-in is over
+        enrol = await browser.get(at)
+        assert enrol.status_code == 200 and "Set up two-step verification" in enrol.text

@@ -52,10 +52,16 @@ class SsoWorld:
         return self.tenant.admin.issuer(self.tenant.issuer_id)
 
     async def organization(
-        self, *, client_id: str = GOOD, sso_only: bool = False, verify: bool = True
+        self,
+        *,
+        client_id: str = GOOD,
+        sso_only: bool = False,
+        verify: bool = True,
+        security: dict[str, Any] | None = None,
     ) -> SsoOrg:
-        """An organization whose SSO goes to the upstream as `client_id`, with a fresh domain:
-        added, and unless `verify` is False published in the zone, verified and routed."""
+        """An organization whose SSO goes to the upstream as `client_id` (and with `security`,
+        when given), with a fresh domain: added, and unless `verify` is False published in the
+        zone, verified and routed."""
         client = self.upstream.clients[client_id]
         tag = secrets.token_hex(5)
         org = await self.scope.organizations.create({
@@ -63,6 +69,7 @@ class SsoWorld:
             "scopes": ["member", "owner"],
             "sso": sso_config(issuer_url=self.upstream.issuer, client_id=client.client_id,
                               client_secret=client.client_secret, sso_only=sso_only),
+            **({"security": security} if security is not None else {}),
         })  # fmt: skip
         domain = f"sso-{tag}.example.com"
         sso = self.scope.organization(org.id).sso

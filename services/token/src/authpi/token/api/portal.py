@@ -1,13 +1,14 @@
 """The hosted login portal's routes (idp-api.md 10.3, 12.6), thin: read the request (cookies,
 query, a bounded form body), check CSRF on every POST, hand over to authpi.token.portal.flows,
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
-/signup, /consent, /verify-email, /password/forgot, /password/reset, /login-link,
+/signup, /consent, /mfa, /verify-email, /password/forgot, /password/reset, /login-link,
 /login-link/callback, /invitation, /signed-out, /error, and the organization SSO sign-in's
 /sso/start and /sso/callback. A GET never uses up a mailed login or reset link
 (authpi.token.portal.recovery says why and how), nor answers an invitation.
 
 Cookies: `authpi_session` (the op session, idp-api.md 14 #30), `authpi_csrf` (the CSRF double
-submit) and `authpi_sso` (an SSO sign-in's browser binding), all HttpOnly, SameSite=Lax and
+submit), `authpi_mfa` (a second-factor challenge in progress), `authpi_device` (a trusted
+device) and `authpi_sso` (an SSO sign-in's browser binding), all HttpOnly, SameSite=Lax and
 path-scoped to the issuer; Secure unless the IdP URL is plain http on a loopback host
 (development and tests)."""
 
@@ -40,16 +41,18 @@ from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Portal
 from authpi.token.portal.pages import Branding, Pages, branding
+from authpi.token.portal.second_factor import CHALLENGE_COOKIE, DEVICE_COOKIE
 from authpi.token.queries.portal import IssuerRow
 
 log = get_logger("authpi.token.portal")
 
 SESSION_COOKIE = "authpi_session"
 MAX_FIELD_CHARS = 4096
-# What a page reads from its query: mailed links' tokens, signed-out's client, the SSO start's
-# organization and address, and the upstream's answer at the SSO callback.
+# What a page reads from its query: mailed links' tokens, signed-out's client, the second-factor
+# page's method, the SSO start's organization and address, and the upstream's answer at the SSO
+# callback.
 QUERY_FIELDS = frozenset(
-    {"token", "client_id", "org", "login_hint", "state", "code", "error", "iss"}
+    {"token", "client_id", "method", "org", "login_hint", "state", "code", "error", "iss"}
 )
 
 Step = Callable[[Visit, IssuerRow, dict[str, str]], Awaitable[Answer]]
@@ -117,6 +120,8 @@ class PortalRoutes:
             issuer_id=issuer_id, flow_id=flow_id,
             session_cookie=_bounded(cookies.get(SESSION_COOKIE)),
             sso_cookie=_bounded(cookies.get(SSO_COOKIE)),
+            mfa_cookie=_bounded(cookies.get(CHALLENGE_COOKIE)),
+            device_cookie=_bounded(cookies.get(DEVICE_COOKIE)),
             invitation=_bounded(request.query_params.get("invitation")),
             device=Device(
                 user_agent=(request.headers.get("user-agent") or "")[:512] or None,
@@ -222,6 +227,14 @@ class PortalRoutes:
         async def consent(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.consent(v, i, f.get("decision", ""))
 
+        async def mfa_form(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.mfa_form(v, i, f.get("method", ""))
+
+        async def mfa(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.mfa(
+                v, i, f.get("code", ""), f.get("kind", "totp"), f.get("trust") == "on"
+            )
+
         async def verify_email(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.verify_email(v, i, f.get("token", ""))
 
@@ -305,6 +318,7 @@ class PortalRoutes:
             *pair("/login", "login", login_form, login),
             *pair("/signup", "signup", signup_form, signup),
             *pair("/consent", "consent", consent_form, consent),
+            *pair("/mfa", "mfa", mfa_form, mfa),
             *pair("/verify-email", "verify_email", verify_email, None),
             *pair("/password/forgot", "password_forgot", forgot_form, forgot),
             *pair("/password/reset", "password_reset", reset_form, reset),

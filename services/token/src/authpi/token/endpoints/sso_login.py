@@ -42,7 +42,6 @@ from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
 from authpi.token.adapters.upstream_oidc import UpstreamError, UpstreamOidc
 from authpi.token.endpoints.discovery import issuer_url
-from authpi.token.endpoints.flow import COOKIE as SESSION_COOKIE
 from authpi.token.endpoints.flow import Flow, cookie_header
 from authpi.token.endpoints.sso import email_domain
 from authpi.token.endpoints.upstream_id_token import Expected, IdTokenRefused, check_id_token
@@ -105,8 +104,7 @@ def browser_cookie(idp_base: str, issuer_id: str, value: str | None) -> str:
     """The Set-Cookie value of `authpi_sso`: the op session cookie's attributes (HttpOnly,
     SameSite=Lax, the issuer's path, Secure off loopback), for as long as a sign-in waits; None
     clears it."""
-    header = COOKIE + cookie_header(idp_base, issuer_id, value).removeprefix(SESSION_COOKIE)
-    return header if value is None else f"{header}; Max-Age={LOGIN_TTL_S}"
+    return cookie_header(idp_base, issuer_id, value, name=COOKIE, max_age=LOGIN_TTL_S)
 
 
 def digest(value: str) -> str:

@@ -25,7 +25,12 @@ from authpi.observability import get_logger
 from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import RecordReplay, RecordVerification
-from authpi.token.endpoints.flow import Device, FlowGone, access_requires_verified_email
+from authpi.token.endpoints.flow import (
+    Device,
+    FlowGone,
+    access_requires_verified_email,
+    cookie_header,
+)
 from authpi.token.endpoints.sso_login import SsoLogin
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
@@ -33,6 +38,12 @@ from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.portal.second_factor import (
+    CHALLENGE_COOKIE,
+    CHALLENGE_TTL_MS,
+    Passed,
+    SecondFactor,
+)
 from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
@@ -59,7 +70,8 @@ class Redirect(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     set_session: str | None = None  # the new op session cookie value
     clear_session: bool = False
-    cookies: tuple[str, ...] = ()  # other Set-Cookie values (the SSO browser binding)
+    # More Set-Cookie values (second-factor challenge, trusted device, SSO browser binding).
+    cookies: list[str] = []
 
 
 Answer = Page | Redirect
@@ -67,13 +79,17 @@ Answer = Page | Redirect
 
 class Visit(msgspec.Struct, frozen=True, kw_only=True):
     """One browser request to the portal: the issuer, the authorization flow it belongs to (if
-    any), the op session cookie and the device it comes from."""
+    any), the op session cookie, the device it comes from, the cookies of a second-factor
+    challenge in progress and of a trusted device (portal.second_factor), and the one binding an
+    SSO sign-in to this browser (portal.sso)."""
 
     issuer_id: str
     flow_id: str | None = None
     session_cookie: str | None = None
     device: Device = Device()
     sso_cookie: str | None = None  # binds an SSO sign-in's callback to the browser that started it
+    mfa_cookie: str | None = None
+    device_cookie: str | None = None
     # The token of the invitation this sign-in or sign-up accepts (portal.invitations).
     invitation: str | None = None
 
@@ -110,6 +126,7 @@ def links(issuer_id: str, flow_id: str | None, invitation: str | None = None) ->
         "forgot": f"{base}/password/forgot{query}",
         "login_link": f"{base}/login-link{query}",
         "consent": f"{base}/consent{query}",
+        "mfa": f"{base}/mfa{query}",
         "invitation": f"{base}/invitation?{urlencode({'token': invitation or '', **flow})}",
     }
 
@@ -162,6 +179,7 @@ class PortalBase:
         invitations: InvitationQueries,
         mailer: Mailer,
         outbox: Outbox,
+        second_factor: SecondFactor,
         sso: SsoLogin | None = None,
     ) -> None:
         self.idp_base = idp_base
@@ -183,6 +201,7 @@ class PortalBase:
         self.invitations = invitations
         self.mailer = mailer
         self.outbox = outbox
+        self.second_factor = second_factor
         self.sso = sso
         self._throttle_step = asyncio.Lock()
 
@@ -217,8 +236,38 @@ class PortalBase:
         )  # fmt: skip
 
     async def _signed_in(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        user_id: str,
+        method: str,
+        landing: str | None = None,
+    ) -> Answer:
+        """The primary authentication passed: the second factor when the user needs one
+        (portal.second_factor), on a trusted device or through the challenge page; then the
+        op session. Without an authorization the browser goes to `landing` (a portal page),
+        or to the sign-in page that says it is signed in (also after a challenge)."""
+        gate = await self.second_factor.gate(
+            issuer, user_id, method, flow_id=flow.id if flow else None,
+            client_id=flow.client_id if flow else None, device_cookie=visit.device_cookie,
+            meta=self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+        if isinstance(gate, Passed):
+            answer = await self._session(visit, issuer, flow, user_id, gate.method)
+            if flow is None and landing is not None:
+                return msgspec.structs.replace(answer, location=landing)
+            return answer
+        cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.cookie, CHALLENGE_TTL_MS // 1000)
+        return Redirect(location=links(issuer.id, visit.flow_id)["mfa"], cookies=[cookie])
+
+    def _cookie(self, issuer_id: str, name: str, value: str | None, max_age: int) -> str:
+        return cookie_header(self.idp_base, issuer_id, value, name=name, max_age=max_age)
+
+    async def _session(
         self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
     ) -> Redirect:
+        """Open (or reuse) the op session and continue the authorization, if any."""
         if flow is not None:
             outcome = await self.interactions.authenticated(
                 flow, user_id=user_id, method=method, device=visit.device,

@@ -278,20 +278,12 @@ class InvitationFlows(VerificationFlows):
         token: str,
         user_id: str,
         method: str,
-    ) -> Redirect:
+    ) -> Answer:
         """After an acceptance: on to the application when there is an authorization request,
-        otherwise signed in and back to the invitation page, which says the person joined."""
-        if flow is not None:
-            return await self._signed_in(visit, issuer, flow, user_id, method)
-        outcome = await self.interactions.login_without_flow(
-            issuer.id, user_id=user_id, method=method, device=visit.device,
-            cookie=visit.session_cookie,
-        )  # fmt: skip
-        return Redirect(
-            location=links(issuer.id, None, token)["invitation"],
-            set_session=outcome.set_cookie,
-            clear_session=outcome.clear_cookie,
-        )
+        otherwise signed in and back to the invitation page, which says the person joined; a
+        user who needs a second factor passes it first (portal.second_factor)."""
+        landing = links(issuer.id, None, token)["invitation"]
+        return await self._signed_in(visit, issuer, flow, user_id, method, landing=landing)
 
     async def address_proven(self, visit: Visit, issuer: IssuerRow, user_id: str) -> None:
         """The invitation's link was mailed to the address: opening it proves the mailbox, as a

@@ -72,10 +72,10 @@ class SsoFlows(InvitationFlows):
             log.info("sso.start_refused", issuer_id=issuer.id, org_id=org_id, reason=exc.reason)
             return message(UNAVAILABLE, exc.description, exc.status)
         cookie = browser_cookie(self.idp_base, issuer.id, started.browser)
-        return Redirect(location=started.location, cookies=(cookie,))
+        return Redirect(location=started.location, cookies=[cookie])
 
     async def sso_callback(self, visit: Visit, issuer: IssuerRow, answer: Callback) -> Answer:
-        cleared = (browser_cookie(self.idp_base, issuer.id, None),)
+        cleared = browser_cookie(self.idp_base, issuer.id, None)
         try:
             finished = await self._sso().finish(issuer.id, answer, visit.sso_cookie)
         except SsoRefused as exc:
@@ -112,8 +112,11 @@ class SsoFlows(InvitationFlows):
         accepted = await self._accept_invitation(visit, issuer, flow, user.id)
         if isinstance(accepted, Page):
             return accepted
+        # The second factor, when the user needs one, comes next (portal.second_factor).
         signed_in = accepted or await self._signed_in(visit, issuer, flow, user.id, "sso")
-        return msgspec.structs.replace(signed_in, cookies=cleared)
+        if isinstance(signed_in, Page):
+            return signed_in
+        return msgspec.structs.replace(signed_in, cookies=[*signed_in.cookies, cleared])
 
     async def _accept_invitation(
         self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str

@@ -306,8 +306,8 @@ class ConsentsView:
 
 
 class EphemeralSweeper:
-    """Deletes login flows, authorization codes and SSO sign-ins past their expiry (by a
-    margin)."""
+    """Deletes login flows, authorization codes, TOTP enrolments, second-factor challenges and
+    SSO sign-ins past their expiry (by a margin)."""
 
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
@@ -315,6 +315,8 @@ class EphemeralSweeper:
         self._sweeps: list[LiteralString] = [
             render("DELETE FROM {schema}.login_flows WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.mfa_enrollments WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.mfa_challenges WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.sso_logins WHERE expires_at < %s", schema=schema),
         ]
 

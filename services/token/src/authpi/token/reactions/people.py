@@ -1,8 +1,8 @@
 """token-users and token-organizations: the token service learns the people of its issuers from
 the directory's events into its own tables (it never reads the directory's): users (status,
-username hash, scopes and the sealed PII snapshot, never a clear value), organizations (status)
-and their user memberships (status, scopes, title, join time). Human login, ID tokens, userinfo
-and the organizations claim read them (`queries.people`).
+username hash, scopes and the sealed PII snapshot, never a clear value), organizations (status,
+SSO, `security.mfa_required`) and their user memberships (status, scopes, title, join time).
+Human login, ID tokens, userinfo and the organizations claim read them (`queries.people`).
 
 Each applied user or membership event notifies `users_channel(schema)` with the user's id in the
 same commit, so that a signup, an accepted invitation or an SSO sign-in (`adapters.registry`) can
@@ -62,6 +62,12 @@ def sso_columns(sso: dict[str, Any]) -> tuple[bool, bool, str | None]:
         sso.get("sso_only") is True,
         kind if isinstance(kind, str) and kind in CONNECTION_TYPES else None,
     )
+
+
+def mfa_required(security: dict[str, Any]) -> bool:
+    """An organization's `security.mfa_required` (core-api.md 3.12); the directory accepts only
+    a boolean there."""
+    return security.get("mfa_required") is True
 
 
 def users_channel(schema: str) -> str:
@@ -134,10 +140,11 @@ class UsersReaction:
 
 
 class OrganizationsReaction:
-    """Organizations (status, the `sso` object and the wrapped SSO client secret), their user
-    memberships and their verified SSO domains: one consumer, since all share the organization's
-    stream and `organization.deleted` removes the memberships and domains. A membership event
-    notifies `users_channel` with the member's id, like a user event."""
+    """Organizations (status, the `sso` object and the wrapped SSO client secret, whether MFA is
+    required), their user memberships and their verified SSO domains: one consumer, since all
+    share the organization's stream and `organization.deleted` removes the memberships and
+    domains. A membership event notifies `users_channel` with the member's id, like a user
+    event."""
 
     name = "token-organizations"
     event_types = (
@@ -162,8 +169,8 @@ class OrganizationsReaction:
         self._notify = "SELECT pg_notify(%s, %s)"
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
-            " sso_only, sso_connection_type, sso, version, updated_at)"
-            " VALUES (%s, %s, 'active', %s, %s, %s, %s::jsonb, %s, %s)"
+            " sso_only, sso_connection_type, sso, mfa_required, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s, %s, %s::jsonb, %s, %s, %s)"
             " ON CONFLICT (id) DO NOTHING",
             schema=schema,
         )
@@ -171,6 +178,10 @@ class OrganizationsReaction:
             "UPDATE {schema}.organizations_view SET sso_enabled = %s, sso_only = %s,"
             " sso_connection_type = %s, sso = %s::jsonb, version = %s, updated_at = %s"
             " WHERE id = %s",
+            schema=schema,
+        )
+        self._org_mfa = render(
+            "UPDATE {schema}.organizations_view SET mfa_required = %s WHERE id = %s",
             schema=schema,
         )
         self._org_secret = render(
@@ -227,12 +238,14 @@ class OrganizationsReaction:
             case OrganizationCreated() as e:
                 await conn.execute(
                     self._org_insert,
-                    [e.id, e.issuer_id, *sso_columns(e.sso), jsonb.dumps(e.sso), v, e.created_at],
-                )
+                    [e.id, e.issuer_id, *sso_columns(e.sso), jsonb.dumps(e.sso),
+                     mfa_required(e.security), v, e.created_at],
+                )  # fmt: skip
             case OrganizationUpdated() as e:
                 await conn.execute(
                     self._org_sso, [*sso_columns(e.sso), jsonb.dumps(e.sso), v, e.updated_at, e.id]
                 )
+                await conn.execute(self._org_mfa, [mfa_required(e.security), e.id])
                 if e.status is not None:
                     await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:
