@@ -30,6 +30,7 @@ from authpi.directory.handlers.notes import Notes
 from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.personal_tokens import PersonalTokens
+from authpi.directory.handlers.sso_sign_in import SsoSignIns
 from authpi.directory.handlers.users import Users
 from authpi.directory.projections import inline_views
 from authpi.directory.projections.invitations import LegacyRows
@@ -88,6 +89,8 @@ async def build(rt: Runtime) -> ServiceParts:
             "users": users,
             # Signup (authpi.contracts.directory.UserRegistry), wired into the token service.
             "user_registry": users,
+            # Organization SSO sign-in (authpi.contracts.directory.SsoDirectory), likewise.
+            "sso_directory": SsoSignIns(users, organizations),
             "personal_tokens": personal_tokens,
             "issuers": issuers,
             "clients": clients,

@@ -18,6 +18,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from authpi.contracts.base import Event
 
+SSO_CLIENT_SECRET = "client_secret"
+
+
+def sso_secret_context(org_id: str) -> str:
+    """The key-wrapping context of an organization's SSO client secret: a wrapped secret opens
+    only for the organization it was sealed for."""
+    return f"authpi.org-sso-client-secret:{org_id}"
+
 
 class OrganizationSnapshot(Event, frozen=True, kw_only=True):
     """The organization's editable fields, as created or after an update."""
@@ -158,15 +166,22 @@ class OrganizationGroupDeleted(Event, frozen=True, kw_only=True, tag="organizati
 
 class OrganizationSsoSnapshot(Event, frozen=True, kw_only=True):
     """The organization's SSO configuration after a change (core-api.md 3.12 `sso`, 3.16):
-    `enabled`, `sso_only` and the upstream IdP's settings, never a secret. `secret_sha256` is
-    the digest of the SSO client secret when this change rotated it (internal: public data
-    never carries it, platform.md 6.3)."""
+    `enabled`, `sso_only` and the upstream IdP's settings, never a secret in clear.
+
+    When `changed` names `client_secret`, this change set, rotated or cleared the SSO client
+    secret (the secret this platform presents to the organization's upstream IdP):
+    `client_secret_sealed` is that secret wrapped by the deployment's key-encryption key
+    (`authpi.crypto.envelope.Kek.wrap`, context `sso_secret_context(org_id)`), or None once
+    cleared, and `secret_sha256` its digest. Both are internal: public data never carries them
+    (platform.md 6.3); the token service unwraps the secret to call the upstream's token
+    endpoint."""
 
     org_id: str
     issuer_id: str
     sso: dict[str, Any] = {}
     changed: list[str] = []
     secret_sha256: str | None = None
+    client_secret_sealed: str | None = None
     updated_at: int
 
 

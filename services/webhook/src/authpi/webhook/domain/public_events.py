@@ -189,6 +189,14 @@ RULES: dict[str, Rule] = {
     "user.email.verified": Rule(_USER, ("username_type", "verified_at")),
     "user.consent.granted": Rule((*_USER, ("client_id", "client_id")), ("scopes", "granted_at")),
     "user.consent.revoked": Rule((*_USER, ("client_id", "client_id")), ("scopes", "revoked_at")),
+    "user.sso.provisioned": Rule(
+        (("user_id", "id"), ("org_id", "org_id")),
+        ("org_id", "protocol", "external_issuer", "external_subject", "provisioned_at"),
+    ),
+    "user.sso.linked": Rule(
+        (("user_id", "id"), ("org_id", "org_id")),
+        ("org_id", "protocol", "external_issuer", "external_subject", "linked_at"),
+    ),
     "user.personal-token.created": Rule(
         (*_USER, ("token_id", "id")),
         (

@@ -43,23 +43,39 @@ class OrgRef(msgspec.Struct, frozen=True, kw_only=True):
     issuer_id: str
 
 
+class SsoSecretChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A new SSO client secret, wrapped by the handler under the key-encryption key (`sealed`,
+    with its digest), or with both None its removal. Never the secret itself."""
+
+    sealed: str | None = None
+    sha256: str | None = None
+
+
 class CreateOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    """`profile.sso` holds the body's `sso` fields (a patch of the default configuration);
+    `allow_insecure_sso` is the deployment's URL policy (AUTHPI_SSO_ALLOW_INSECURE)."""
+
     ref: OrgRef
     profile: Profile
     now: int
     # Also make this (already checked) user a member holding every organization scope.
     by_user_id: str | None = None
+    sso_secret: SsoSecretChange | None = None
+    allow_insecure_sso: bool = False
 
 
 class UpdateOrganization(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     now: int
-    # Profile fields present in the body; `metadata` and `custom_fields` are merge patches.
+    # Profile fields present in the body; `metadata` and `custom_fields` are merge patches, and
+    # so is `sso` (the fields it names; see domain.org_sso_config).
     changes: dict[str, Any] = {}
     status: str | UnsetType = UNSET
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    sso_secret: SsoSecretChange | None = None
+    allow_insecure_sso: bool = False
 
 
 class DeleteOrganization(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,12 +196,23 @@ class RemoveSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RotateSsoSecret(msgspec.Struct, frozen=True, kw_only=True):
-    """`secret_sha256`: the digest of the new secret the handler drew (never the secret)."""
+    """The new secret the handler drew, wrapped, and its digest (never the secret)."""
 
     ref: OrgRef
-    secret_sha256: str
+    secret: SsoSecretChange
     now: int
     if_match: str | None = None
+
+
+class JoinThroughSso(msgspec.Struct, frozen=True, kw_only=True):
+    """An SSO sign-in through the organization (contracts SsoDirectory): it must be active, with
+    SSO enabled and `domain` (the asserted address's) among its verified SSO domains; the user
+    becomes a member with the default member scopes unless it is one already."""
+
+    ref: OrgRef
+    user_id: str
+    domain: str
+    now: int
 
 
 class CreateInvitation(msgspec.Struct, frozen=True, kw_only=True):
