@@ -1,15 +1,16 @@
 """`expired` is terminal (core-api.md 3.4). `PATCH {"expires_at": null}` on an expired key once
 answered 200 and the key authenticated again. Expiry is derived from `expires_at` and the
-platform's injected clock, so this platform runs on a clock the test moves."""
+platform's injected clock, so this platform runs on a clock the tests move (forward only; each
+test expires a key of its own, so they share the platform)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
@@ -20,14 +21,17 @@ from authpi.testing.infra import Infra
 MINUTE = 60_000
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def clock() -> FixedClock:
     return FixedClock()
 
 
-@pytest.fixture
-async def timed(infra: Infra, tmp_path: Path, clock: FixedClock) -> AsyncIterator[RunningPlatform]:
-    async with running_platform(infra, tmp_path, clock=clock) as running:
+@pytest_asyncio.fixture(scope="module")
+async def timed(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, clock: FixedClock
+) -> AsyncIterator[RunningPlatform]:
+    data_dir = tmp_path_factory.mktemp("expired-keys")
+    async with running_platform(infra, data_dir, clock=clock) as running:
         yield running
 
 

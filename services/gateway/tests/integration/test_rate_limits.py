@@ -13,7 +13,9 @@ from authpi.platform.testing.tenants import basic
 
 async def test_over_the_limit_is_429_with_retry_after(platform, serve):
     gateway = Gateway(platform.handle.rt, limits=RateLimits(read=2, write=2, auth_sensitive=1))
+    sync = platform.handle.rt.sync
     async with gateway.running(), serve(gateway.core_app([get_me], platform.handle.ready)) as url:
+        assert all(follower in sync.progress for follower in gateway.followers)
         async with httpx.AsyncClient(base_url=url) as http:
             auth = basic(platform.api_key_id, platform.api_key_secret)
             codes = [(await http.get("/v1/me", headers=auth)).status_code for _ in range(2)]
@@ -25,3 +27,5 @@ async def test_over_the_limit_is_429_with_retry_after(platform, serve):
     assert body["error"] == "rate_limited" and body["retryable"] is True
     assert int(limited.headers["retry-after"]) == body["retry_after"] >= 1
     assert health.status_code == 200
+    # Stopped, its caches no longer hold up the platform's writes (read-your-writes).
+    assert not any(follower in sync.progress for follower in gateway.followers)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
 import pytest
+import pytest_asyncio
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ConflictError, NotFoundError
 from authpi_idp import IdpClient
@@ -31,7 +32,7 @@ WEB_CB = "https://web.example.com/cb"
 LOGOUT_CB = "https://spa.example.com/bye"
 
 
-@dataclass
+@dataclasses.dataclass
 class Tenant:
     platform: Any
     admin: AuthPIAdmin
@@ -52,7 +53,8 @@ class Tenant:
         )
 
 
-async def make_tenant(platform: Any, admin_of: Any) -> Tenant:
+async def make_issuer(platform: Any, admin_of: Any) -> Tenant:
+    """A new issuer with an SPA and a web client; no user yet (`with_new_user`)."""
     admin = admin_of(platform)
     issuer = await admin.issuers.create({"name": f"login-{uuid.uuid4().hex[:8]}"})
     scope = admin.issuer(issuer.id)
@@ -69,25 +71,41 @@ async def make_tenant(platform: Any, admin_of: Any) -> Tenant:
     web = await scope.clients.create(
         {"name": "Web app", "type": "web", "settings": {"redirect_uris": [WEB_CB]}}
     )
-    user = await scope.users.create(
+    return Tenant(
+        platform=platform, admin=admin, issuer_id=issuer.id,
+        issuer_url=f"{platform.idp_url}/{issuer.id}", spa_id=spa.id, web_id=web.id,
+        web_secret=web.secret, user_id="", interactions=part(platform, "interactions", "token"),
+    )  # fmt: skip
+
+
+async def with_new_user(t: Tenant) -> Tenant:
+    """The issuer and clients of `t` with a new user of that issuer."""
+    user = await t.admin.issuer(t.issuer_id).users.create(
         {
             "username_type": "email", "username": f"u-{uuid.uuid4().hex[:8]}@example.com",
             "profile": {"first_name": "Grace", "last_name": "Hopper"},
         }
     )  # fmt: skip
-    return Tenant(
-        platform=platform, admin=admin, issuer_id=issuer.id,
-        issuer_url=f"{platform.idp_url}/{issuer.id}", spa_id=spa.id, web_id=web.id,
-        web_secret=web.secret, user_id=user.id,
-        interactions=part(platform, "interactions", "token"),
-    )  # fmt: skip
+    return dataclasses.replace(t, user_id=user.id)
+
+
+async def make_tenant(platform: Any, admin_of: Any) -> Tenant:
+    return await with_new_user(await make_issuer(platform, admin_of))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def issuer(platform, admin_of):
+    """One issuer and its two clients for the module: no test changes them."""
+    made = await make_issuer(platform, admin_of)
+    yield made
+    await made.admin.close()
 
 
 @pytest.fixture
-async def tenant(platform, admin_of):
-    made = await make_tenant(platform, admin_of)
-    yield made
-    await made.admin.close()
+async def tenant(issuer: Tenant) -> Tenant:
+    """A new user of the module's issuer: what a test changes (its sessions, consents,
+    memberships, status) is that user's own."""
+    return await with_new_user(issuer)
 
 
 async def authorize(url: str, cookie: str | None = None) -> httpx.Response:

@@ -35,6 +35,7 @@ from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
 from authpi.messaging.provenance import forgery
 from authpi.messaging.security import event_type_of_subject, is_security_event
+from authpi.messaging.stopping import unless_stopped
 from authpi.messaging.sync import Watermark, type_matches
 from authpi.observability import get_logger
 
@@ -132,9 +133,13 @@ class DurableConsumer:
                 if busy:
                     msgs = await sub.fetch(self.batch_size, timeout=0.01)
                 else:
-                    msgs = await sub.fetch(1, timeout=1.0)
+                    # Told to stop while idle: gone at once (an unacked message is fetched
+                    # again after a restart, which resumes from the checkpoint anyway).
+                    msgs = await unless_stopped(sub.fetch(1, timeout=1.0), stop) or []
             except (TimeoutError, NatsTimeoutError):
                 busy = False
+                continue
+            if not msgs:
                 continue
             busy = True
             await self.handle(msgs, stop)

@@ -176,6 +176,12 @@ class Sync:
     def track(self, progress: Progress) -> None:
         self.progress.append(progress)
 
+    def untrack(self, progress: Progress) -> None:
+        """It stopped applying events: writes no longer wait for it (a stopped follower never
+        reaches a sequence, so every later write would wait its whole deadline)."""
+        with contextlib.suppress(ValueError):
+            self.progress.remove(progress)
+
     def _subject(self, name: str) -> str:
         return f"{self.namespace}.sync.{name}"
 

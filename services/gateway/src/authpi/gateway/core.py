@@ -60,8 +60,9 @@ class Gateway:
             self.api_keys, self.accounts, self.organizations, self.platform_keys,
             self.personal_tokens, self.balances,
         )  # fmt: skip
-        for cache in caches:
-            rt.sync.track(cache.follower)  # a Core API write waits for them (read-your-writes)
+        self.followers = [cache.follower for cache in caches]
+        for follower in self.followers:
+            rt.sync.track(follower)  # a Core API write waits for them (read-your-writes)
         self.sync = rt.sync
         bearers = Bearers(
             users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
@@ -115,7 +116,8 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def running(self, timeout: float = 30.0) -> AsyncIterator[Gateway]:
         """Run the worker tasks for the block, entered once warm (a gateway built beside a
-        running platform: tests, tools)."""
+        running platform: tests, tools). Once stopped, the deployment's writes no longer wait
+        for its caches."""
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(supervise(name, task, stop), name=name)
@@ -127,6 +129,8 @@ class Gateway:
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for follower in self.followers:
+                self.sync.untrack(follower)
 
     def layers(self) -> list[Any]:
         return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -44,6 +45,7 @@ from authpi.crypto.ids import sha256_hex
 from authpi.errors import Conflict, NotFound
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import EventStore, Reaction, Tx
+from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 from authpi.web.runtime import Runtime
 
@@ -296,9 +298,11 @@ class Agents:
             await conn.execute(channel)
             while not stop.is_set():
                 await self.finish_cascades()
-                waited = 0.0
-                while not stop.is_set() and waited < RESUME_EVERY_S:
-                    notices = [n async for n in conn.notifies(timeout=1.0, stop_after=1)]
-                    if notices:
-                        break
-                    waited += 1.0
+                # Until a notice, RESUME_EVERY_S, or the stop.
+                notice = conn.notifies(timeout=RESUME_EVERY_S, stop_after=1)
+                await unless_stopped(_drained(notice), stop)
+
+
+async def _drained(notices: AsyncIterator[Any]) -> None:
+    async for _ in notices:
+        pass

@@ -31,6 +31,7 @@ from authpi.contracts.directory import (
 )
 from authpi.errors import TemporarilyUnavailable
 from authpi.eventstore.sqltext import render
+from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 from authpi.token.queries.invitations import InvitationQueries, InvitationRow
 from authpi.token.queries.people import People, UserRecord
@@ -73,12 +74,14 @@ class UserArrivals:
             await conn.execute(self._listen)
             self.listening.set()
             try:
-                while not stop.is_set():
-                    async for notice in conn.notifies(timeout=1.0):
-                        for event in self._waiters.get(notice.payload, ()):
-                            event.set()
+                await unless_stopped(self._on_notices(conn), stop)
             finally:
                 self.listening.clear()
+
+    async def _on_notices(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async for notice in conn.notifies():
+            for event in self._waiters.get(notice.payload, ()):
+                event.set()
 
 
 Check = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Any]]

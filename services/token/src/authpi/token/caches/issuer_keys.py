@@ -23,6 +23,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.envelope import Kek
+from authpi.messaging.stopping import unless_stopped
 from authpi.messaging.sync import type_matches
 from authpi.token.queries.keys import Sql
 from authpi.token.signing.keys import PrivateKey, unwrap_private
@@ -132,11 +133,13 @@ class KeyCache:
             await conn.execute(self.sql.listen)
             await self.load_all()
             self.warm.set()
-            while not stop.is_set():
-                async for note in conn.notifies(timeout=1.0):
-                    if not note.payload.startswith(FENCE):
-                        await self.reload(note.payload)
-                    self._handled(note.payload)
+            await unless_stopped(self._on_notices(conn), stop)
+
+    async def _on_notices(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async for note in conn.notifies():
+            if not note.payload.startswith(FENCE):
+                await self.reload(note.payload)
+            self._handled(note.payload)
 
     async def _reload(self, conn: psycopg.AsyncConnection[Any], issuer_id: str) -> None:
         cur = conn.cursor(row_factory=tuple_row)

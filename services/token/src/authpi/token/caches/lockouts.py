@@ -45,6 +45,7 @@ from nats.js.kv import KeyValue
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import sha256_hex
+from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 from authpi.web.addresses import address_key
 
@@ -222,10 +223,12 @@ class Lockouts:
                 if self.clock.now_ms() - self._pruned > PRUNE_EVERY_MS:
                     self.prune()
                 try:
-                    entry = await watcher.updates(timeout=1.0)
+                    entry = await unless_stopped(watcher.updates(timeout=1.0), stop)
                 except (TimeoutError, nats.errors.TimeoutError):
                     self.warm.set()
                     continue
+                if stop.is_set():
+                    break
                 if entry is None:  # end of the initial values
                     self.warm.set()
                     continue

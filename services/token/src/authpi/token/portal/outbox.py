@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 
 log = get_logger("authpi.token.portal")
@@ -21,7 +22,6 @@ log = get_logger("authpi.token.portal")
 Job = Callable[[], Awaitable[None]]
 CAPACITY = 1000
 WORKERS = 4
-POLL_S = 0.5
 
 
 class Outbox:
@@ -47,11 +47,17 @@ class Outbox:
                 group.create_task(self._work(stop))
 
     async def _work(self, stop: asyncio.Event) -> None:
-        while not (stop.is_set() and self._queue.empty()):
-            try:
-                name, job = await asyncio.wait_for(self._queue.get(), timeout=POLL_S)
-            except TimeoutError:
-                continue
+        while True:
+            if stop.is_set():  # finish what is queued, then end
+                try:
+                    name, job = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+            else:
+                got = await unless_stopped(self._queue.get(), stop)
+                if got is None:
+                    continue
+                name, job = got
             try:
                 await job()
             except Exception as exc:  # one failed job must not stop the others
