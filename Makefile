@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_DIR := $(VENV)/npm
-NPM_STAMP := $(NPM_DIR)/.installed
 ANVIL_VERSION := 1.7.1
 SOLC_VERSION := 0.8.37
+OIDC_PROVIDER_VERSION := 9.13.3
+# Named after the pinned versions, so that a changed pin installs again into an existing venv.
+NPM_STAMP := $(NPM_DIR)/.installed-$(ANVIL_VERSION)-$(SOLC_VERSION)-$(OIDC_PROVIDER_VERSION)
 
 .PHONY: venv chain-tools contracts run test lint fmt proto proto-check bench fuzz clean
 
@@ -20,13 +22,15 @@ $(STAMP): requirements.txt pyproject.toml
 	PIP_CONSTRAINT=$(CURDIR)/requirements.txt $(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-## The local chain's tools, from npm into the venv (no lock file): Anvil (the package ships the
-## binary; the billing service starts it on a free port for tests and, opted in, for `make run`)
-## and the Solidity compiler used by `make contracts`.
+## Node tools, from npm into the venv (no lock file): Anvil (the package ships the binary; the
+## billing service starts it on a free port for tests and, opted in, for `make run`), the
+## Solidity compiler used by `make contracts`, and node-oidc-provider (`oidc-provider`), the peer
+## `make bench` measures the token endpoint against.
 $(NPM_STAMP):
 	mkdir -p $(NPM_DIR)
 	cd $(NPM_DIR) && npm install --prefix . --no-save --no-package-lock --no-audit --no-fund \
-		--loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION) solc@$(SOLC_VERSION)
+		--loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION) solc@$(SOLC_VERSION) \
+		oidc-provider@$(OIDC_PROVIDER_VERSION)
 	touch $(NPM_STAMP)
 
 chain-tools: $(NPM_STAMP)
@@ -66,6 +70,9 @@ proto-check: venv
 
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
+## bench_peer (client_credentials of `authpi up` as shipped beside node-oidc-provider and a bare
+## endpoint; ratio to the peer, server CPU per token, regression report against the last recorded
+## ratio) takes BENCH_PEER_ARGS, e.g. "--rounds 5 --seconds 10" or "--no-peer"
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 ## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
@@ -77,6 +84,7 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_core_api
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
+	$(BIN)/python -m tests.bench.bench_peer $(BENCH_PEER_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
 	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
 	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)
