@@ -394,3 +394,53 @@ async def test_concurrent_revocations_of_one_token_append_one_event(tenant, plat
         assert (await cur.fetchone())[0] == 1
     gone = await tenant.post("introspect", data={"token": token}, headers=basic(client_id, secret))
     assert gone.json() == {"active": False}
+
+
+async def test_each_issued_token_reaches_the_audit_log_exactly_once(tenant, platform, nc):
+    """Every token's machine.token.issued fact becomes one public event in the audit log (the
+    Events API, platform.md 6.2, 8), keyed by its jti: a batch delivered again adds nothing."""
+    import uuid
+
+    from authpi.contracts.facts import FactBatch, decode_batch, encode_batch
+    from authpi.contracts.subjects import fact_subject, facts_stream
+
+    client_id, secret = await tenant.m2m()
+    subject = fact_subject("machine.token.issued", platform.namespace)
+    sub = await nc.jetstream().subscribe(
+        subject, stream=facts_stream(platform.namespace), ordered_consumer=True
+    )
+    responses = await asyncio.gather(
+        *(tenant.token({"client_id": client_id, "client_secret": secret}) for _ in range(20))
+    )
+    jtis = {jwt.decode(r.json()["access_token"], options={"verify_signature": False})["jti"]
+            for r in responses}  # fmt: skip
+    facts = {}
+    try:
+        while not jtis <= set(facts):
+            msg = await sub.next_msg(timeout=10)
+            try:
+                batch = decode_batch(msg.data)
+            except msgspec.DecodeError:
+                continue  # another suite's deliberately malformed batch on the shared stream
+            facts |= {f.jti: f for f in batch.facts if f.jti in jtis}
+    finally:
+        await sub.unsubscribe()
+    # The same facts again under a new batch id (JetStream's dedup does not hide them), then one
+    # new fact: once it is in the log, the repeated ones have been applied before it.
+    marker = msgspec.structs.replace(facts[next(iter(jtis))], jti=uuid.uuid4().hex[:18])
+    for again in (list(facts.values()), [marker]):
+        batch = FactBatch(batch_id=uuid.uuid4().hex, facts=again)
+        await platform.handle.rt.js.publish(
+            subject, encode_batch(batch), headers={"Nats-Msg-Id": batch.batch_id}
+        )
+
+    async def logged() -> list[str] | None:
+        events = tenant.admin.events.list_all(
+            client_id=client_id, event_types="machine.token.issued", limit=100
+        )
+        found = [e.data["jti"] async for e in events]
+        return found if marker.jti in found else None
+
+    found = await eventually(logged)
+    assert len(found) == len(set(found))  # not one twice (the readiness probe's tokens count too)
+    assert jtis | {marker.jti} <= set(found)
