@@ -444,3 +444,24 @@ async def test_each_issued_token_reaches_the_audit_log_exactly_once(tenant, plat
     found = await eventually(logged)
     assert len(found) == len(set(found))  # not one twice (the readiness probe's tokens count too)
     assert jtis | {marker.jti} <= set(found)
+
+
+async def test_direct_and_routed_token_requests_answer_alike(tenant):
+    """POST /{issuer}/token is answered before the router (authpi.web.direct); with a trailing
+    slash the router answers it. Both give the same answers, refusals included."""
+    client_id, secret = await tenant.m2m()
+    answers = {}
+    for path in ("token", "token/"):
+        good = await tenant.post(path, data={"grant_type": "client_credentials"},
+                                 auth=(client_id, secret))  # fmt: skip
+        bad = await tenant.post(path, data={"grant_type": "client_credentials"},
+                                auth=(client_id, "wrong"))  # fmt: skip
+        assert good.status_code == 200 and bad.status_code == 401
+        header, claims = await verify(tenant, good.json()["access_token"])
+        assert claims["client_id"] == client_id and header["typ"] == "at+jwt"
+        assert good.headers["x-request-id"].startswith("req_")
+        answers[path] = (
+            sorted(good.json()), good.headers["cache-control"], good.headers["content-type"],
+            bad.json(), bad.headers["www-authenticate"], bad.headers["cache-control"],
+        )  # fmt: skip
+    assert answers["token"] == answers["token/"]

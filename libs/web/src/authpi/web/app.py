@@ -24,6 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars, get_logger
+from authpi.web.direct import DirectRoute, Guard, direct_routes, routed_segments
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
 from authpi.web.headers import is_safe, safe_value
 from authpi.web.openapi import ErrorDocs, document_responses
@@ -118,14 +119,25 @@ def _response_headers(headers: Iterable[tuple[bytes, bytes]], rid: bytes) -> lis
 
 
 class WebApp:
-    """The ASGI callable served on a port: the litestar app inside the request-context layer
-    (outermost, so even routing errors carry a request id)."""
+    """The ASGI callable served on a port: the litestar app, behind the port's direct routes
+    (authpi.web.direct) when it has any, inside the request-context layer (outermost, so even
+    routing errors carry a request id)."""
 
-    def __init__(self, app: Litestar, metrics: Metrics, name: str, ready: ReadyCheck) -> None:
+    def __init__(
+        self,
+        app: Litestar,
+        metrics: Metrics,
+        name: str,
+        ready: ReadyCheck,
+        *,
+        direct: Mapping[str, DirectRoute] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
         self.litestar = app
         self.metrics = metrics
         self.ready = ready  # served by the ops port (`build_ops_app`), not by this one
-        self._asgi = request_context(app, metrics, name)
+        routed = routed_segments(app, direct) if direct else frozenset[str]()
+        self._asgi = request_context(direct_routes(app, direct or {}, guard, routed), metrics, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -145,7 +157,11 @@ def build_app(
     dto: Any = None,
     dependencies: Mapping[str, Provide] | None = None,
     metrics: Metrics | None = None,
+    direct: Mapping[str, DirectRoute] | None = None,
+    guard: Guard | None = None,
 ) -> WebApp:
+    """A port's app. `direct` routes are answered before litestar's router, behind `guard`
+    (authpi.web.direct); their litestar routes among `route_handlers` document them."""
     metrics = metrics or Metrics()
     app = Litestar(
         route_handlers=[*_public_routes(), *route_handlers],
@@ -163,7 +179,7 @@ def build_app(
     )
     # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
     document_responses(app.openapi_schema, errors)
-    return WebApp(app, metrics, name, ready)
+    return WebApp(app, metrics, name, ready, direct=direct, guard=guard)
 
 
 def _healthz() -> Any:

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar import Request
 
 from authpi.token.endpoints.errors import InvalidContentType, InvalidRequest
 from authpi.token.endpoints.params import REPEATABLE, Form, checked_form
@@ -36,11 +35,12 @@ def _headers(scope: Any) -> tuple[str, str | None, str | None]:
     return media, length, authorization
 
 
-async def read_form(request: Request[Any, Any, Any]) -> Form:
-    media, length, authorization = _headers(request.scope)
+async def read_form(scope: Any, receive: Any) -> Form:
+    """The parameters of a request from its ASGI scope and channel."""
+    media, length, authorization = _headers(scope)
     if media not in ("application/x-www-form-urlencoded", "application/json"):
         raise InvalidContentType("use Content-Type: application/x-www-form-urlencoded")
-    body = await read_body(request.receive, length)
+    body = await read_body(receive, length)
     values: dict[str, list[str]] = {}
     if media == "application/json":
         for name, value in _parse_json(body).items():
@@ -48,7 +48,7 @@ async def read_form(request: Request[Any, Any, Any]) -> Form:
     else:
         for name, value in parse_form(body):
             values.setdefault(name, []).append(value)
-    client = request.scope.get("client")
+    client = scope.get("client")
     return checked_form(values, authorization, client[0] if client else None)
 
 
