@@ -1,8 +1,9 @@
 """Signup approval in a real browser (headless Chromium, core-api.md 3.10): on an issuer whose
 signup mode is `approval`, a person signs up from an application's authorization request and is
 told the account waits for approval; signing in shows the same page until an administrator
-approves it through the official SDK, and then signs in to the application at once. A rejected
-person never gets in. Every page is saved as a screenshot under tests/artifacts/."""
+approves it through the official SDK, and then signs in to the application at once. The
+verify-email mail goes out with the approval, not before. A rejected person never gets in.
+Every page is saved as a screenshot under tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from authpi.platform.testing.login import (
 from authpi.testing.plugin import eventually
 
 WAITING = "Waiting for approval"
+VERIFY = "Verify your email"
 WAIT_S = 30
 
 
@@ -88,9 +90,19 @@ async def test_a_held_signup_waits_until_an_admin_approves_it_in_chromium(
         assert await _landed(site, auth.state) is None
         await browser.screenshot("approval-login-waiting")
 
+        # Held, the account was asked to verify nothing: the mail waits for the approval.
+        assert not [m for m in await mailbox.messages(to=email) if VERIFY in m.subject]
+
         user_id = await _user_id(t, email)
         await t.admin.issuer(t.issuer_id).approvals.update(user_id, {"decision": "approve"})
         await mailbox.wait_for(to=email, subject_contains="is approved")
+        verify = await mailbox.wait_for(to=email, subject_contains=VERIFY)
+        assert [m.id for m in await mailbox.messages(to=email) if VERIFY in m.subject] == [
+            verify.id
+        ]
+        await browser.get(verify.link("/verify-email?token="))
+        verified = await browser.run(page_state)
+        assert verified["h1"] == "Email verified", verified
 
         # Approved: the next sign-in goes through at once.
         auth = app.create_authorization_url(scopes=SCOPES)
@@ -102,7 +114,7 @@ async def test_a_held_signup_waits_until_an_admin_approves_it_in_chromium(
         await browser.run(click("allow"))
         landed_url = await eventually(lambda: _landed(site, auth.state), timeout=WAIT_S)
         agent = await app.exchange_callback(landed_url, auth)
-        assert agent.email == email
+        assert agent.email == email and agent.email_verified is True
 
 
 async def test_a_rejected_signup_never_signs_in_in_chromium(tenant: LoginTenant, browser, mailbox):

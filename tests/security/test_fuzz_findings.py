@@ -212,3 +212,50 @@ async def test_a_204_is_documented_as_it_is_sent_without_a_body(
     no_content = [op["responses"]["204"] for _, _, op in operations(document)
                   if "204" in op["responses"]]  # fmt: skip
     assert no_content and all("content" not in r for r in no_content)
+
+
+@pytest.fixture
+async def sso_domains(core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str) -> str:
+    """The SSO domains of a new organization: its add route reads its optional body itself."""
+    orgs = f"/v1/accounts/{platform.account_id}/issuers/{issuer_id}/organizations"
+    org = await core.post(orgs, json={"name": "sso"})
+    assert org.status_code == 201, org.text
+    return f"{orgs}/{org.json()['data']['id']}/sso/domains"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"domain": "\xff.example"}', 400),  # once a 500 (UnicodeDecodeError)
+        (b'{"domain": "a.example"', 400),
+        (b'{"domain": 5}', 422),
+        (b'{"domain": "127.0.0.1"}', 422),  # an address, never an email domain
+        (b'{"domain": "10.0.0.1."}', 422),
+    ],
+)
+async def test_hostile_sso_domain_bodies_are_refused_in_the_error_format(
+    core: httpx.AsyncClient, sso_domains: str, body: bytes, status: int
+) -> None:
+    response = await core.post(
+        sso_domains, content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert SPEC_ERROR_FIELDS <= response.json().keys()
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_event_timestamps_are_documented_as_the_integers_they_are(
+    core: httpx.AsyncClient, platform: RunningPlatform, issuer_id: str
+) -> None:
+    """schemathesis: `Event.timestamp` was a `oneOf` of integer and number, which an integer
+    matches twice, so every event listed broke its own response schema."""
+    document = await openapi_of(platform.api_url)
+    assert document["components"]["schemas"]["Event"]["properties"]["timestamp"] == {
+        "type": "integer"
+    }
+    listed = await core.get(
+        f"/v1/accounts/{platform.account_id}/events", params={"issuer_id": issuer_id}
+    )
+    assert listed.status_code == 200, listed.text
+    stamps = [event["timestamp"] for event in listed.json()["data"]]
+    assert stamps and all(type(stamp) is int for stamp in stamps)

@@ -100,6 +100,27 @@ async def test_deep_body_on_the_core_api_is_400(running, api, shape, idempotency
     await still_serving(running, api)
 
 
+@pytest.fixture(scope="module")
+async def sso_domains(running: Running, api: httpx.AsyncClient) -> str:
+    """An organization's SSO domains: the one Core API route that reads its (optional) JSON body
+    itself instead of through the app's decoder."""
+    issuers = f"/v1/accounts/{running.creds['account_id']}/issuers"
+    issuer = await api.post(issuers, json={"name": "deep-sso"})
+    assert issuer.status_code == 201, issuer.text
+    orgs = f"{issuers}/{issuer.json()['data']['id']}/organizations"
+    org = await api.post(orgs, json={"name": "Org"})
+    assert org.status_code == 201, org.text
+    return f"{orgs}/{org.json()['data']['id']}/sso/domains"
+
+
+@pytest.mark.parametrize("shape", DEEP)
+async def test_deep_body_on_the_sso_domain_route_is_400(running, api, sso_domains, shape):
+    """It once parsed the body unbounded: a RecursionError, a 500."""
+    resp = await api.post(sso_domains, content=DEEP[shape], headers=JSON)
+    assert_core_error(resp, 400, "invalid_request")
+    await still_serving(running, api)
+
+
 @pytest.mark.parametrize("shape", DEEP)
 async def test_deep_body_on_the_core_api_without_credentials_is_401(running, api, shape):
     async with httpx.AsyncClient(base_url=running.api_url, timeout=30) as anonymous:

@@ -2,7 +2,8 @@
 personal token whose Core API scopes it holds itself. A key holding only `api-keys:manage` +
 `api-keys:read` once rotated the bootstrap key and received its new secret, which then worked
 with every scope. Each attack below must answer 403 `insufficient_scope`, append no event, and
-leave the target as it was; a key within the caller's scopes stays manageable."""
+leave the target as it was; a key within the caller's scopes stays manageable. The same holds for
+webhook secrets: only `webhooks:manage` is handed a new one, however the PATCH asks for it."""
 
 from __future__ import annotations
 
@@ -230,3 +231,38 @@ async def test_weak_key_still_revokes_a_personal_token_within_its_scopes(
     target = await personal_token(tenant, ["tokens:write"])
     async with await client_with(platform, tenant.account_id, WEAK_TOKEN_SCOPES) as weak:
         assert data(await weak.post(f"/tokens/{target}/revoke", json={}))["status"] == "revoked"
+
+
+async def signed_webhook(tenant: Tenant) -> dict[str, Any]:
+    body = {"name": "hook", "url": "https://hooks.example.invalid/in",
+            "auth": {"type": "signature"}, "events": ["user.created"]}  # fmt: skip
+    return data(await tenant.strong.post("/webhooks", json=body))
+
+
+# PATCH bodies that would issue a webhook secret (core-api.md 5.2: `webhooks:manage` "plus
+# redelivery and secret regeneration"). A `webhooks:write` key once got a fresh signing secret
+# by switching the type to `none` and back; adding a bearer token issued one as well.
+SECRET_ISSUING_PATCHES = {
+    "regenerate": [{"auth": {"regenerate_secret": True}}],
+    "type-toggle": [{"auth": {"type": "none"}}, {"auth": {"type": "signature"}}],
+    "add-bearer": [{"auth": {"type": "bearer+signature"}}],
+}
+
+
+@pytest.mark.parametrize("case", list(SECRET_ISSUING_PATCHES))
+async def test_webhook_write_key_cannot_obtain_a_new_webhook_secret(
+    platform: RunningPlatform, tenant: Tenant, case: str
+) -> None:
+    hook = await signed_webhook(tenant)
+    *steps, last = SECRET_ISSUING_PATCHES[case]
+    async with await client_with(platform, tenant.account_id, ["webhooks:write"]) as weak:
+        for step in steps:  # allowed: they issue nothing
+            assert "_plain" not in (await weak.patch(f"/webhooks/{hook['id']}", json=step)).text
+        answer = await weak.patch(f"/webhooks/{hook['id']}", json=last)
+    assert refused(answer), answer.text
+    assert "_plain" not in answer.text
+    after = data(await tenant.strong.get(f"/webhooks/{hook['id']}"))
+    assert after["auth"]["type"] == (steps[-1]["auth"]["type"] if steps else "signature")
+    async with await client_with(platform, tenant.account_id, ["webhooks:manage"]) as manager:
+        issued = data(await manager.patch(f"/webhooks/{hook['id']}", json=last))
+    assert any(k.endswith("_plain") for k in issued), issued

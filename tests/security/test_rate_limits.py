@@ -2,7 +2,7 @@
 port has a per-address limit answering 429 with Retry-After in the OAuth error form; a forwarded
 header (X-Forwarded-For / Forwarded) names the client only when the peer is a configured trusted
 proxy, so a caller cannot dodge a limit by inventing addresses; IPv6 clients share a bucket per
-/64.
+/64. The anonymous x402 facilitator routes are limited like the credentialed ones.
 
 A platform of its own with tiny limits (multiplier 0.01: IdP token endpoints 5 a minute,
 discovery and JWKS 10, Core API reads 12) and 127.0.0.2 as its only trusted proxy. Requests go
@@ -138,6 +138,23 @@ async def test_credential_throttle_keys_on_the_forwarded_client(limited, issuer_
             headers={"X-Forwarded-For": "192.0.2.67"},
         )  # fmt: skip
     assert ok.status_code == 200, ok.text
+
+
+async def test_anonymous_x402_routes_are_limited_per_client(limited):
+    """The facilitator routes take no credential and call the chain's node: once outside every
+    limit. `/verify` and `/settle` share the auth-sensitive bucket (1 a minute here); x402 is not
+    configured on this platform, so the first answers 422 and the next is over the limit."""
+    body = {"paymentPayload": {}, "paymentRequirements": {}}
+    async with client_from("127.0.0.30") as http:
+        first = await http.post(f"{limited.api_url}/x402/verify", json=body)
+        again = await http.post(f"{limited.api_url}/x402/settle", json=body)
+        assert (await http.get(f"{limited.api_url}/healthz")).status_code == 200
+    assert first.status_code == 422, first.text
+    assert again.status_code == 429 and again.json()["error"] == "rate_limited"
+    assert int(again.headers["retry-after"]) >= 1
+    async with client_from("127.0.0.31") as http:
+        supported = [await http.get(f"{limited.api_url}/x402/supported") for _ in range(13)]
+    assert [r.status_code for r in supported] == [422] * 12 + [429]
 
 
 def test_two_ipv6_addresses_in_one_64_share_a_bucket():

@@ -39,15 +39,16 @@ EXCEPTIONS: dict[str, str | None] = {
     # 5.2: `webhooks:manage` grants "plus redelivery and secret regeneration".
     "redeliverWebhookDelivery": "webhooks:manage",
     "redeliverWebhookDeliveries": "webhooks:manage",
-    # 5.2: billing has `credits:read` / `credits:write` only ("billing, only if implemented"):
-    # usage, its estimate and invoices are reads of it, payment methods writes (removing one
-    # too: the catalogue has no `credits:delete`).
+    # 5.2: billing has `credits:read` / `credits:write` ("billing, only if implemented") and,
+    # like every resource, `credits:delete` for its DELETE routes: usage, its estimate and
+    # invoices are reads of it, adding or changing a payment method a write, removing one a
+    # delete (it once took `credits:write`).
     "getAccountUsage": "credits:read",
     "getAccountUsageEstimate": "credits:read",
     "listAccountInvoices": "credits:read",
     "createAccountPaymentMethod": "credits:write",
     "updateAccountPaymentMethod": "credits:write",
-    "deleteAccountPaymentMethod": "credits:write",
+    "deleteAccountPaymentMethod": "credits:delete",
     "createAccountStripeSetupIntent": "credits:write",
 }
 
@@ -202,3 +203,29 @@ async def test_a_write_scope_does_not_delete(platform: RunningPlatform, kind: st
         answer = await strong.delete(path, auth=(key.key_id, key.secret))
         assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
         assert (await strong.get(path)).status_code == 200
+
+
+async def test_a_credits_write_key_does_not_remove_a_payment_method(
+    platform: RunningPlatform,
+) -> None:
+    """5.2: `credits:delete` grants billing's DELETE route; removing a payment method once took
+    `credits:write`."""
+    account = f"{platform.api_url}/v1/accounts/{platform.account_id}"
+    admin = (platform.api_key_id, platform.api_key_secret)
+    method = {"network": "eip155:8453", "asset": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"}
+    directory = part(platform, "directory")
+    writer = await directory.create_api_key(
+        platform.account_id, "billing-writer", ["credits:write"], actor=ADMIN
+    )
+    remover = await directory.create_api_key(
+        platform.account_id, "billing-remover", ["credits:delete"], actor=ADMIN
+    )
+    await key_ready(platform, writer.key_id, writer.secret)
+    await key_ready(platform, remover.key_id, remover.secret)
+    async with httpx.AsyncClient(base_url=account, auth=admin, timeout=30) as http:
+        created = await http.post("/payment-methods", json=method)
+        path = f"/payment-methods/{created.json()['data']['id']}"
+        answer = await http.delete(path, auth=(writer.key_id, writer.secret))
+        assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
+        assert (await http.patch(path, json={"enabled": True})).status_code == 200  # still there
+        assert (await http.delete(path, auth=(remover.key_id, remover.secret))).status_code == 204

@@ -3,7 +3,9 @@ SDK: create (202, emailed through the development mail sink), list with paging a
 filter, get, update, resend and revoke with ETags; the organization's invitation setting and its
 suspension; scopes and account isolation; and the invitee's answer through the emailed link (the
 directory's `invitations` export, as the portal's page calls it): a reused, revoked, superseded
-or expired link is refused, and another address cannot accept."""
+or expired link is refused, and another address cannot accept; a sign-up with the invited
+address creates the user and the membership in one commit, and is the only sign-up an
+`invite_only` issuer takes."""
 
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from authpi_admin.errors import (
     PreconditionFailedError,
     ValidationError,
 )
+from psycopg import sql
 
-from authpi.errors import Conflict, NotFound
+from authpi.errors import AccessDenied, Conflict, NotFound
 from authpi.platform.testing.mail import Mailbox
+from authpi.platform.testing.tenants import part as kit_part
 
 WRITE = "issuers.organizations.invitations:write"
 READ = "issuers.organizations.invitations:read"
@@ -322,3 +326,110 @@ async def test_another_accounts_key_is_refused(platform, kit, admin, issuer, org
     assert (await admin.issuer(issuer).organization(org.id).invitations.get(created.id)).status == (
         "pending"
     )
+
+
+async def test_an_invited_signup_creates_the_user_and_the_membership_in_one_commit(
+    platform, pool, kit, admin, issuer, org, mailbox, invitations
+):
+    await admin.issuers.update(issuer, {"settings": {"access": {"mode": "approval"}}})
+    address = email()
+    created = await invite(admin, issuer, org.id, address, user_title="Engineer")
+    token = token_of(await link_for(mailbox, address))
+    user_id = await invitations.register_invited(
+        account_id=platform.account_id, issuer_id=issuer, token=token, username=address,
+        profile={"display_name": "Dana"},
+    )  # fmt: skip
+    user = await admin.issuer(issuer).users.get(user_id)
+    assert user.username == address.lower() and user.status == "active"  # never held
+    (member,) = [m async for m in admin.issuer(issuer).organization(org.id).members.list_all()]
+    assert (member.member_id, member.user_title) == (user_id, "Engineer")
+    got = await admin.issuer(issuer).organization(org.id).invitations.get(created.id)
+    assert got.status == "accepted" and got.user_id_invited == user_id
+    [made] = await kit.stored_events(platform, pool, user_id)
+    assert made["type"] == "user.created" and made["data"]["method"] == "invitation"
+    answered = (await kit.stored_events(platform, pool, org.id))[-2:]
+    assert [e["type"] for e in answered] == [
+        "organization.invitation.accepted", "organization.membership.created"
+    ]  # fmt: skip
+    commits = sql.SQL(
+        "SELECT DISTINCT tx_id FROM {}.events WHERE stream_id = %s OR (stream_id = %s"
+        " AND type IN ('organization.invitation.accepted', 'organization.membership.created'))"
+    ).format(kit.schema_of(platform))
+    async with pool.connection() as conn:
+        assert len(await (await conn.execute(commits, [user_id, org.id])).fetchall()) == 1
+    # The link worked once: a second sign-up with it creates nobody.
+    with pytest.raises(Conflict):
+        await invitations.register_invited(
+            account_id=platform.account_id, issuer_id=issuer, token=token,
+            username=f"second-{address}", profile={},
+        )  # fmt: skip
+    assert [u.user_id async for u in admin.issuer(issuer).users.list_all()] == [user_id]
+
+
+async def test_a_refused_invited_signup_creates_no_user(
+    platform, admin, issuer, org, mailbox, invitations
+):
+    users = admin.issuer(issuer).users
+    address = email()
+    created = await invite(admin, issuer, org.id, address)
+    token = token_of(await link_for(mailbox, address))
+    with pytest.raises(Conflict) as other:  # another address than the invited one
+        await invitations.register_invited(
+            account_id=platform.account_id, issuer_id=issuer, token=token,
+            username=f"other-{uuid.uuid4().hex[:8]}@example.com", profile={},
+        )  # fmt: skip
+    assert other.value.reason == "invitation.other_address"
+    await admin.issuer(issuer).organization(org.id).invitations.revoke(created.id)
+    with pytest.raises(Conflict) as revoked:
+        await invitations.register_invited(
+            account_id=platform.account_id, issuer_id=issuer, token=token, username=address,
+            profile={},
+        )  # fmt: skip
+    assert revoked.value.reason == "invitation.not_pending"
+    assert [u async for u in users.list_all()] == []
+
+
+async def test_invite_only_and_closed_issuers_refuse_signups_without_an_invitation(
+    platform, admin, issuer, org, mailbox, invitations
+):
+    registry = kit_part(platform, "user_registry")
+    for mode in ("invite_only", "closed"):
+        await admin.issuers.update(issuer, {"settings": {"access": {"mode": mode}}})
+        with pytest.raises(AccessDenied) as refused:
+            await registry.register(
+                account_id=platform.account_id, issuer_id=issuer, username_type="email",
+                username=email(), profile={},
+            )  # fmt: skip
+        assert refused.value.reason == f"signup.{mode}"
+    address = email()
+    await invite(admin, issuer, org.id, address)
+    token = token_of(await link_for(mailbox, address))
+    with pytest.raises(AccessDenied):  # closed: not even an invited address signs up
+        await invitations.register_invited(
+            account_id=platform.account_id, issuer_id=issuer, token=token, username=address,
+            profile={},
+        )  # fmt: skip
+    await admin.issuers.update(issuer, {"settings": {"access": {"mode": "invite_only"}}})
+    user_id = await invitations.register_invited(
+        account_id=platform.account_id, issuer_id=issuer, token=token, username=address,
+        profile={},
+    )  # fmt: skip
+    assert [u.user_id async for u in admin.issuer(issuer).users.list_all()] == [user_id]
+
+
+async def test_an_organization_that_stopped_taking_invitations_refuses_acceptance(
+    admin, issuer, org, mailbox, invitations
+):
+    address = email()
+    user = await admin.issuer(issuer).users.create(
+        {"username_type": "email", "username": address.lower()}
+    )
+    created = await invite(admin, issuer, org.id, address)
+    token = token_of(await link_for(mailbox, address))
+    await admin.issuer(issuer).organizations.update(org.id, {"invitation_enabled": False})
+    with pytest.raises(Conflict) as refused:
+        await invitations.answer(issuer, token, accept=True, user_id=user.id)
+    assert refused.value.reason == "invitation.disabled"
+    await invitations.answer(issuer, token, accept=False)  # a decline is recorded
+    got = await admin.issuer(issuer).organization(org.id).invitations.get(created.id)
+    assert got.status == "declined"

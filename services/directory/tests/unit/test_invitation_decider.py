@@ -193,3 +193,14 @@ def test_a_wrong_token_learns_nothing():
     spec(created()).when(answer(token_sha256="c" * 64)).raises(NotFound)
     spec(created()).when(answer(invitation_id="inv_9")).raises(NotFound)
     spec().when(answer()).raises(NotFound)
+
+
+def test_accept_is_refused_once_the_organization_takes_no_invitations_but_decline_is_not():
+    disabled = organization_updated(invitation_enabled=False, changed=["invitation_enabled"])
+    refused = spec(created(), disabled).when(answer()).raises(Conflict)
+    assert refused.reason == "invitation.disabled"
+    spec(created(), disabled).when(answer(accept=False)).then(
+        OrganizationInvitationDeclined(
+            id="inv_1", org_id="org_1", issuer_id="i_1", email_invited=EMAIL, declined_at=200
+        )
+    )

@@ -161,8 +161,11 @@ async def test_mail_logs_never_carry_bodies_links_tokens_or_the_address():
             await SmtpMailer(flaky.url, sleep=Sleeps()).send(message)
     finally:
         await asyncio.to_thread(flaky.stop)
-    assert [e["event"] for e in logs] == ["mail.send_failed", "mail.sent"]
-    assert logs[-1]["to_domain"] == "example.test"
+    # Other tasks of the test process log too: only the mailer's own entries are counted, but
+    # nothing logged while it ran may carry the message.
+    mail = [e for e in logs if str(e["event"]).startswith("mail.")]
+    assert [e["event"] for e in mail] == ["mail.send_failed", "mail.sent"]
+    assert mail[-1]["to_domain"] == "example.test"
     text = repr(logs)
     for leaked in (secret, "idp.example.test", "ada.lovelace", "reset"):
         assert leaked not in text

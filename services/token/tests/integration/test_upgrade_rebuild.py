@@ -57,11 +57,15 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     infra, pool, nc, namespace, tmp_path: Path
 ):
     token, directory = f"{namespace}_token", f"{namespace}_directory"
-    before = tmp_path / "migrations"
+    # The migrations before the rebuild, and those up to it (later ones are not this test's).
+    before, upto = tmp_path / "before", tmp_path / "upto"
     before.mkdir()
+    upto.mkdir()
     for path in sorted(MIGRATIONS.glob("[0-9]*.sql")):
         if path.name < REBUILD:
             shutil.copy(path, before / path.name)
+        if path.name <= REBUILD:
+            shutil.copy(path, upto / path.name)
     js = jetstream(nc)
     await ensure_streams(js, namespace)
     async with pool.connection() as conn:
@@ -105,7 +109,7 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
 
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
-        assert await migrate(conn, token, MIGRATIONS) == [f"service/{REBUILD}"]
+        assert await migrate(conn, token, upto) == [f"service/{REBUILD}"]
     assert await _entry(pool, token, client_id) is None
     assert "token-clients" not in await _checkpoints(pool, token)
 
@@ -117,9 +121,10 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     assert rebuilt.response_types == ("code",) and rebuilt.refresh_token_ttl == 3600
 
 
-def test_the_rebuild_names_the_consumers_it_resets():
-    """The migration clears the checkpoints of the consumers by name: the names it uses are the
-    projections' own."""
+def test_the_rebuilds_name_the_consumers_they_reset():
+    """The migrations clear the checkpoints of the consumers by name: the names they use are the
+    projections' own (0008 rebuilds token-organizations for `security.mfa_required`)."""
     text = (MIGRATIONS / REBUILD).read_text()
     for name in (clients_projection("s").name, OrganizationsReaction("s").name):
         assert f"'{name}'" in text
+    assert f"'{OrganizationsReaction('s').name}'" in (MIGRATIONS / "0008_mfa.sql").read_text()

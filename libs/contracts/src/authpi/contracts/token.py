@@ -1,7 +1,8 @@
 """Events owned by the token service: the SigningKey aggregate (idp-api.md 13). They carry the
 key id, algorithm and public JWK only; the private key never enters an event (it is kept wrapped
 by the KEK in the token service's own key table). The credential and sign-in events of the hosted
-portal live in `contracts.credentials` and are part of the token service's union here."""
+portal live in `contracts.credentials`, second factors and trusted devices in `contracts.mfa`;
+both are part of the token service's union here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from authpi.contracts.base import Event
 from authpi.contracts.credentials import AttemptEvent, CredentialEvent
+from authpi.contracts.mfa import MfaEvent
 from authpi.contracts.sessions import SessionsEvent
 
 
@@ -46,5 +48,8 @@ class AccessTokenRevoked(Event, frozen=True, kw_only=True, tag="access-token.rev
 
 SigningKeyEvent = SigningKeyCreated | SigningKeyRetired
 # Human login's events live in contracts.sessions (sessions, refresh families, consents) and
-# contracts.credentials (passwords, mailed links, sign-in attempts).
-TokenEvent = SigningKeyEvent | AccessTokenRevoked | SessionsEvent | CredentialEvent | AttemptEvent
+# contracts.credentials (passwords, mailed links, sign-in attempts), second factors and trusted
+# devices in contracts.mfa.
+TokenEvent = (
+    SigningKeyEvent | AccessTokenRevoked | SessionsEvent | CredentialEvent | AttemptEvent | MfaEvent
+)

@@ -39,6 +39,8 @@ DURABLES: dict[str, tuple[str, ...]] = {
         "token-agents",
         "token-users",
         "token-organizations",
+        "token-invitations",
+        "token-approval-mail",
     ),
     "agent": ("agent-issuers", "agent-memberships"),
     "billing": ("billing-lifecycle",),

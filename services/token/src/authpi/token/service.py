@@ -1,13 +1,16 @@
 """The token service as a process part: the issuers and clients it learns from directory events,
 their signing keys (creation, monthly rotation, JWKS), the discovery routes and the machine
 endpoints (token, introspection, revocation); the people of each issuer (users, organizations,
-memberships) learnt from directory events, their claims, and signup through the directory.
+memberships) learnt from directory events, their claims, signup and invitation answers through
+the directory; the hosted portal, with users' second factors and trusted devices (and their Core
+API routes).
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
 following client.* events with its own ordered consumer), the throttle mirror and the
 fact publisher, the signup waiters' LISTEN connection. Per deployment: the projections
-token-issuers, token-clients, token-agents, token-users and token-organizations, key rotation
-and the sweep of expired revocations."""
+token-issuers, token-clients, token-agents, token-users, token-organizations and
+token-invitations, the approval mail (token-approval-mail), key rotation and the sweep of
+expired revocations."""
 
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from authpi.token.api.oidc import OidcEndpoints
 from authpi.token.api.portal import PortalRoutes
 from authpi.token.api.sessions import SessionAdmin, sessions_router
 from authpi.token.api.sso import sso_routes
+from authpi.token.api.trusted_devices import trusted_devices_router
+from authpi.token.api.verifiers import verifiers_router
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
@@ -46,16 +51,23 @@ from authpi.token.grants.codes import Codes, Flows
 from authpi.token.grants.refresh_token import RefreshTokenGrant
 from authpi.token.handlers.consents import Consents
 from authpi.token.handlers.credentials import Credentials
+from authpi.token.handlers.enrolments import Enrolments
+from authpi.token.handlers.mfa_support import FactorAttempts, TotpKeys
 from authpi.token.handlers.refresh_families import FamilyRevocations, RefreshFamilies
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.handlers.signing_keys import KeyRing
+from authpi.token.handlers.trusted_devices import TrustedDevices
+from authpi.token.handlers.user_lookup import UserLookup
+from authpi.token.handlers.verifiers import Verifiers
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Portal
 from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import Pages
+from authpi.token.portal.second_factor import SecondFactor
 from authpi.token.projections.credentials import CredentialsView
+from authpi.token.projections.mfa import MfaVerifiersView, TrustedDevicesView
 from authpi.token.projections.revoked_tokens import RevokedTokensSweeper, RevokedTokensView
 from authpi.token.projections.sessions import (
     ConsentsView,
@@ -64,14 +76,18 @@ from authpi.token.projections.sessions import (
     SessionsView,
 )
 from authpi.token.projections.signing_keys import SigningKeysView
+from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.keys import Sql
+from authpi.token.queries.mfa import MfaQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import PortalQueries
 from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
 from authpi.token.queries.sso import SsoQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
+from authpi.token.reactions.approval_mail import ApprovalMailReaction
 from authpi.token.reactions.clients import CLIENT_EVENTS, clients_projection
+from authpi.token.reactions.invitations import InvitationsReaction
 from authpi.token.reactions.issuers import IssuersReaction
 from authpi.token.reactions.people import OrganizationsReaction, UsersReaction, users_channel
 from authpi.token.signing.signer import TokenSigner
@@ -92,6 +108,8 @@ async def build(rt: Runtime) -> ServiceParts:
         RefreshFamiliesView(schema),
         ConsentsView(schema),
         CredentialsView(schema),
+        MfaVerifiersView(schema),
+        TrustedDevicesView(schema),
     ]
     store = EventStore(rt.pool, schema, "token", rt.ids, projections=views)
     queries = Sql(schema)
@@ -111,8 +129,10 @@ async def build(rt: Runtime) -> ServiceParts:
     sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
     people = People(schema, rt.kek, rt.namespace)
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
-    # Signup: the host connects it to the directory's UserRegistry (platform modules.wire).
-    registry = Registry(rt.pool, people, arrivals)
+    invitation_queries = InvitationQueries(schema)
+    # Signup and invitation answers: the host connects it to the directory's UserRegistry and
+    # InvitationAnswers (platform modules.wire).
+    registry = Registry(rt.pool, people, arrivals, invitation_queries)
     # Human login: sessions, refresh families and consents (inline views of their events), the
     # ephemeral login flows and codes, the grants, and the OIDC endpoints.
     session_queries = SessionQueries(rt.pool, schema)
@@ -121,6 +141,29 @@ async def build(rt: Runtime) -> ServiceParts:
     consents = Consents(store, session_queries, rt.clock)
     revocations = Revocations(store)
     codes = Codes(rt.pool, schema)
+    credentials = Credentials(store)
+    # Second factors and trusted devices (inline views of their events), their lockout, and the
+    # portal's challenge; their Core API routes are the users' sub-resources.
+    credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
+    mfa_queries = MfaQueries(schema)
+    lookup = UserLookup(rt.pool, PortalQueries(schema), people)
+    totp_keys = TotpKeys(rt.kek, rt.ids)
+    factor_attempts = FactorAttempts(credential_lockouts, credentials, rt.clock)
+    verifiers = Verifiers(
+        store=store, pool=rt.pool, queries=mfa_queries, keys=totp_keys, attempts=factor_attempts,
+        clock=rt.clock,
+    )  # fmt: skip
+    enrolments = Enrolments(
+        store=store, pool=rt.pool, queries=mfa_queries, people=people, keys=totp_keys,
+        attempts=factor_attempts, clock=rt.clock, ids=rt.ids,
+    )  # fmt: skip
+    devices = TrustedDevices(
+        store=store, pool=rt.pool, queries=mfa_queries, clock=rt.clock, ids=rt.ids
+    )
+    second_factor = SecondFactor(
+        pool=rt.pool, queries=mfa_queries, lookup=lookup, verifiers=verifiers,
+        enrolments=enrolments, devices=devices, clock=rt.clock, ids=rt.ids,
+    )  # fmt: skip
     interactions = Interactions(
         idp_base=idp_base,
         clock=rt.clock,
@@ -132,10 +175,10 @@ async def build(rt: Runtime) -> ServiceParts:
         queries=session_queries,
         consents=consents,
         people=people,
+        second_factor=second_factor,
     )
     revoked = RevokedTokens(rt.pool, schema)
     bearer = BearerCheck(verifier, revoked, session_queries, people, rt.clock)
-    credentials = Credentials(store)
     token = TokenEndpoint(
         auth,
         ClientCredentialsGrant(idp_base, rt.clock, facts),
@@ -194,7 +237,6 @@ async def build(rt: Runtime) -> ServiceParts:
     ephemeral = EphemeralSweeper(rt.pool, schema, rt.clock)
     # The hosted login portal: credentials (an inline view of their events), their lockout,
     # one-time mail tokens, and the pages.
-    credential_lockouts = Lockouts(rt.js, rt.namespace, rt.clock, CREDENTIAL_POLICY)
     mail_throttle = Lockouts(rt.js, rt.namespace, rt.clock, MAIL_POLICY)
     mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
     outbox = Outbox()
@@ -208,8 +250,9 @@ async def build(rt: Runtime) -> ServiceParts:
         hash_key=rt.kek.derive("credential-password"), lockouts=credential_lockouts,
         mail_throttle=mail_throttle,
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
-        session_queries=session_queries, people=people, registry=registry, mailer=rt.mailer,
-        outbox=outbox,
+        session_queries=session_queries, people=people, registry=registry,
+        invitations=invitation_queries, mailer=rt.mailer, outbox=outbox,
+        second_factor=second_factor,
     )  # fmt: skip
     # SSO discovery answers the portal only: its pages carry a portal-origin token.
     origin = PortalOrigin(rt.kek.derive("portal-origin"), rt.clock)
@@ -223,7 +266,11 @@ async def build(rt: Runtime) -> ServiceParts:
     )
     return ServiceParts(
         name="token",
-        core_routes=[sessions_router(SessionAdmin(sessions, session_queries, clients))],
+        core_routes=[
+            sessions_router(SessionAdmin(sessions, session_queries, clients)),
+            verifiers_router(lookup, enrolments, verifiers),
+            trusted_devices_router(lookup, devices),
+        ],
         idp_routes=[
             *cors_routes(cors),  # before the routes of the same paths: their OPTIONS
             *discovery_routes(cache, idp_base), *machine.routes(),
@@ -235,7 +282,9 @@ async def build(rt: Runtime) -> ServiceParts:
         # membership answers once token-users / token-organizations have applied it.
         projections=[
             IssuersReaction(schema, keys), clients_view, agents_view, UsersReaction(schema),
-            OrganizationsReaction(schema),
+            OrganizationsReaction(schema), InvitationsReaction(schema, people.username_hash),
+            # Held signups get their verify-email mail once approved, through the outbox.
+            ApprovalMailReaction(schema, rt.clock, portal.verify_approved, outbox.submit),
         ],
         inline_projections=list(views),
         tasks=[

@@ -36,9 +36,11 @@ class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
     event: bytes  # the public event's JSON, as stored (contracts.public.PublicEvent)
 
 
+# The event as its UTF-8 bytes: `event::text::bytea` would read the JSON's escapes (`\"`,
+# `\u0001`, `\\`) as bytea escapes, failing on a quote in a name and corrupting a backslash.
 _COLUMNS = (
     "seq, tx_id::text::bigint, id, account_id, type, occurred_at, issuer_id, user_id, client_id,"
-    " agent_id, org_id, event::text::bytea"
+    " agent_id, org_id, convert_to(event::text, 'UTF8')"
 )
 
 

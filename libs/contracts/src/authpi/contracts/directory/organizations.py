@@ -2,11 +2,12 @@
 
 One organization's events, including its memberships and groups, share the organization's stream:
 the organization is the consistency boundary of `max_members`, group references and the delete
-cascade. `organization.deleted` is emitted once, when the cascade finished (platform.md 1.9)."""
+cascade. `organization.deleted` is emitted once, when the cascade finished (platform.md 1.9).
+`InvitationAnswers` is how another service (the login portal) answers an invitation."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from authpi.contracts.base import Event
 
@@ -319,3 +320,36 @@ OrganizationEvent = (
     | OrganizationInvitationDeclined
     | OrganizationInvitationDeleted
 )
+
+
+@runtime_checkable
+class InvitationAnswers(Protocol):
+    """The invitee's answer through the emailed link (core-api.md 3.15, idp-api.md 12.6):
+    commands on the directory's Organization aggregate that the token service's hosted portal
+    calls. The directory implements them (its `invitations` export); the platform host wires it
+    into the token service, in-process like `UserRegistry`. A link names its invitation by the
+    token it carries; every refusal is an authpi.errors exception with a `reason`: NotFound
+    (`invitation.not_found`: unknown, superseded or of another issuer) or Conflict
+    (`invitation.not_pending`, `invitation.expired`, `organization.suspended`,
+    `invitation.disabled`, `invitation.other_address`, `membership.exists`), or Unprocessable
+    when the organization is full (`max_members`)."""
+
+    async def answer(
+        self, issuer_id: str, token: str, *, accept: bool, user_id: str | None = None
+    ) -> object:
+        """Accept as `user_id` (who must hold the invited address: the membership is created
+        in the same commit) or decline."""
+        ...
+
+    async def register_invited(
+        self,
+        *,
+        account_id: str,
+        issuer_id: str,
+        token: str,
+        username: str,
+        profile: dict[str, Any],
+    ) -> str:
+        """Sign up with the invited address and accept in one commit; the new user's id.
+        Conflict (reason `user.username`) when the address already has an account."""
+        ...

@@ -2,7 +2,8 @@
 (network, asset, optional payer, top-up amount). A removed method keeps its record (`removed_at`)
 for the ledger's references; it no longer funds the account. The Stripe set-up intent answers
 422 `invalid_request` while no Stripe account is configured (none is, in this build): add an x402
-method instead. Scope `credits:write`."""
+method instead. Scope `credits:write`; the removal, a DELETE route, `credits:delete` (core-api.md
+5.2: every resource's `:delete` grants its DELETE routes)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ BASE = "/v1/accounts/{account_id:str}/payment-methods"
 ONE = BASE + "/{method_id:str}"
 TAGS = ["Payment methods"]
 WRITE = [require_scope("credits:write")]
+DELETE = [require_scope("credits:delete")]
 
 
 async def _answer(ledger: Ledger, account_id: str, method_id: str, status: int = 200):
@@ -90,7 +92,7 @@ async def update_method(
 
 
 @delete(ONE, operation_id="deleteAccountPaymentMethod", summary="Remove Account Payment Method",
-        tags=TAGS, guards=WRITE, status_code=204)  # fmt: skip
+        tags=TAGS, guards=DELETE, status_code=204)  # fmt: skip
 async def delete_method(
     account_id: FromPath[str],
     method_id: FromPath[str],

@@ -4,7 +4,11 @@ port under `/x402` (a facilitator base URL of `<api_url>/x402`): `POST /x402/ver
 checks and settles payments, and only those to this deployment's treasury, on its network and
 token (anything else is `invalid_payment_requirements`); the chain refuses a replayed
 authorization. Crediting an account is the Core API's business (`…/credits/topups`, 402 retries).
-Without a chain configured the routes answer `422 billing.payments_unconfigured`."""
+Without a chain configured the routes answer `422 billing.payments_unconfigured`.
+
+Open to anyone, so limited per client address like the credentialed routes (core-api.md 2.5):
+`/verify` and `/settle`, each a few calls to the chain's node, in the `auth-sensitive` class
+(120 a minute by default), `/supported` in `read`."""
 
 from __future__ import annotations
 
@@ -28,10 +32,11 @@ from authpi.billing.x402.wire import (
 from authpi.crypto.clock import Clock
 from authpi.errors import Unprocessable
 from authpi.web.core import provide
-from authpi.web.opts import ANONYMOUS
+from authpi.web.opts import ANONYMOUS, AUTH_SENSITIVE, RATE_CLASS, READ
 
 PREFIX = "/x402"
 TAGS = ["x402 facilitator"]
+PAYMENT_CALL = {ANONYMOUS: True, RATE_CLASS: AUTH_SENSITIVE}
 
 
 class FacilitatorService:
@@ -62,6 +67,7 @@ class FacilitatorService:
             value = int(str(amount))
         except ValueError:
             value = -1
+        timeout = raw.get("maxTimeoutSeconds") or c.max_timeout_s
         ours = (
             raw.get("scheme") == "exact"
             and caip2_network(str(raw.get("network", ""))) == c.network
@@ -70,6 +76,10 @@ class FacilitatorService:
             and value > 0
             and extra.get("name", c.asset_name) == c.asset_name  # type: ignore[union-attr]
             and extra.get("version", c.asset_version) == c.asset_version  # type: ignore[union-attr]
+            # A whole number of seconds: `"abc"` or `[1]` here once answered 500.
+            and isinstance(timeout, int)
+            and not isinstance(timeout, bool)
+            and timeout > 0
         )
         if not ours:
             raise Refusal(
@@ -79,8 +89,7 @@ class FacilitatorService:
             )
         return Requirement(
             network=c.network, asset=c.asset, pay_to=c.pay_to, amount=value, name=c.asset_name,
-            version=c.asset_version,
-            max_timeout_seconds=int(raw.get("maxTimeoutSeconds") or c.max_timeout_s),
+            version=c.asset_version, max_timeout_seconds=timeout,
         )  # fmt: skip
 
     async def verify(self, body: Any) -> dict[str, Any]:
@@ -171,7 +180,7 @@ def _body(data: JSONBody[X402FacilitatorRequest]) -> dict[str, Any]:
             "paymentRequirements": data.payment_requirements}  # fmt: skip
 
 
-@post(PREFIX + "/verify", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
+@post(PREFIX + "/verify", status_code=200, opt={**PAYMENT_CALL}, tags=TAGS,
       operation_id="verifyX402Payment",
       summary="Verify an x402 payment (facilitator interface, no on-chain effect)")  # fmt: skip
 async def verify_payment(
@@ -182,7 +191,7 @@ async def verify_payment(
     return msgspec.convert(answer, X402VerifyResponse)
 
 
-@post(PREFIX + "/settle", status_code=200, opt={ANONYMOUS: True}, tags=TAGS,
+@post(PREFIX + "/settle", status_code=200, opt={**PAYMENT_CALL}, tags=TAGS,
       operation_id="settleX402Payment",
       summary="Settle an x402 payment on chain (facilitator interface)")  # fmt: skip
 async def settle_payment(
@@ -193,7 +202,7 @@ async def settle_payment(
     return msgspec.convert(answer, X402SettleResponse)
 
 
-@get(PREFIX + "/supported", opt={ANONYMOUS: True}, tags=TAGS,
+@get(PREFIX + "/supported", opt={ANONYMOUS: True, RATE_CLASS: READ}, tags=TAGS,
      operation_id="getX402Supported",
      summary="Payment kinds this facilitator supports")  # fmt: skip
 async def supported_kinds(

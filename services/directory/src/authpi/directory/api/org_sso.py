@@ -9,13 +9,14 @@ import re
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, delete, post
+from litestar import Request, Response, delete, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, RawBody
 
 from authpi.directory.api.organization_common import ORG, org_ref
 from authpi.directory.handlers.org_sso import AddedDomain, OrganizationSso, Verification
 from authpi.errors import FieldProblem, NotFound, Unprocessable
+from authpi.web.body import decode_json
 from authpi.web.envelopes import One, one
 from authpi.web.guards import require_scope
 from authpi.web.params import IfMatch
@@ -45,9 +46,10 @@ class RotatedSecret(msgspec.Struct, frozen=True, kw_only=True):
 
 def normalise(domain: str, field: str | None) -> str:
     """An email domain as stored: lower case, no trailing dot; 422 (body) or 404 (path) when it
-    is not a DNS name of two labels or more."""
+    is not a DNS name of two labels or more. A numeric last label is an IPv4 address, never an
+    email domain (RFC 5321 writes an address literal in brackets)."""
     value = domain.strip().rstrip(".").lower()
-    if _DOMAIN.match(value):
+    if _DOMAIN.match(value) and not value.rpartition(".")[2].isdigit():
         return value
     if field is None:
         raise NotFound("no such SSO domain in this organization", reason="sso_domain.not_found")
@@ -55,18 +57,14 @@ def normalise(domain: str, field: str | None) -> str:
     raise Unprocessable(problem.message, reason="sso_domain.invalid", fields=[problem])
 
 
-def _body(raw: bytes) -> AddDomainBody:
+def _body(raw: bytes, content_type: str | None) -> AddDomainBody:
+    """The optional body (contract 4.30), decoded as every JSON body is (authpi.web.body): bounded
+    in depth before the parser sees it, invalid UTF-8 or JSON a 400, never a 500."""
     if not raw.strip():
         problem = FieldProblem(field="domain", code="required", message="domain is required")
         raise Unprocessable(problem.message, reason="sso_domain.invalid", fields=[problem])
-    try:
-        return msgspec.json.decode(raw, type=AddDomainBody)
-    except msgspec.ValidationError as exc:
-        problem = FieldProblem(field="domain", code="invalid_value", message=str(exc))
-        raise Unprocessable(problem.message, reason="sso_domain.invalid", fields=[problem]) from exc
-    except msgspec.DecodeError as exc:
-        problem = FieldProblem(field="body", code="invalid_json", message="malformed JSON body")
-        raise Unprocessable(problem.message, reason="body.invalid", fields=[problem]) from exc
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    return decode_json(raw, AddDomainBody, media_type)
 
 
 @post(DOMAINS, operation_id="addOrganizationSsoDomain", summary="Add SSO Domain", tags=TAGS,
@@ -74,9 +72,9 @@ def _body(raw: bytes) -> AddDomainBody:
 async def add_domain(
     account_id: FromPath[str], issuer_id: FromPath[str], org_id: FromPath[str],
     principal: InjectedPrincipal, organization_sso: NamedDependency[OrganizationSso],
-    body: RawBody, if_match: IfMatch = None,
+    body: RawBody, request: Request[Any, Any, Any], if_match: IfMatch = None,
 ) -> Response[One[AddedDomain]]:  # fmt: skip
-    data = _body(body)
+    data = _body(body, request.headers.get("content-type"))
     ref = org_ref(account_id, issuer_id, org_id)
     added = await organization_sso.add(
         ref, normalise(data.domain, "domain"), actor=principal.actor(), if_match=if_match

@@ -35,6 +35,7 @@ from authpi.directory.domain.commands.organization import (
 )
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.queries.organizations import OrgFilters
+from authpi.errors import FieldProblem, Unprocessable
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
@@ -55,6 +56,20 @@ def _profile_values(body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     if "address" in values and values["address"] is not None:
         values["address"] = msgspec.to_builtins(values["address"])
     return values
+
+
+def check_security(security: Any) -> None:
+    """`security.mfa_required` (core-api.md 3.12), when given, is a boolean: the token service
+    requires a second factor of the organization's members on it."""
+    value = security.get("mfa_required") if isinstance(security, dict) else None
+    if value is not None and not isinstance(value, bool):
+        problem = FieldProblem(
+            field="security.mfa_required", code="invalid_type", message="must be a boolean"
+        )
+        raise Unprocessable(
+            "security.mfa_required must be a boolean", reason="organization.security",
+            fields=[problem],
+        )  # fmt: skip
 
 
 def respond(org: Organization, status: int = 200) -> Response[One[Organization]]:
@@ -92,6 +107,7 @@ async def create_organization(
     organizations: NamedDependency[Organizations], data: JSONBody[CreateOrganizationBody],
 ) -> Response[One[Organization]]:  # fmt: skip
     check_body(data, _OBJECTS)
+    check_security(data.security)
     profile = Profile(**_profile_values(data, PROFILE_FIELDS))
     org_id = await organizations.create(
         account_id, check_id(issuer_id, "issuer"), profile, actor=principal.actor(),
@@ -119,6 +135,7 @@ async def update_organization(
     data: JSONBody[UpdateOrganizationBody], if_match: IfMatch = None,
 ) -> Response[One[Organization]]:  # fmt: skip
     check_body(data, _OBJECTS)
+    check_security(data.security)
     ref = org_ref(account_id, issuer_id, org_id)
     cmd = UpdateOrganization(
         ref=ref, now=0, changes=_profile_values(data, PROFILE_FIELDS), status=data.status,

@@ -1,7 +1,8 @@
 """An issuer's `settings` object (core-api.md 3.7): `portals`, `branding`, `access`, `security`.
 The parts the IdP runtime reads are checked and completed with their defaults; the rest of each
 section is kept as given. Defaults: sessions 7 days / 12 hours idle, access tokens 30 minutes,
-refresh tokens 7 days, every signing algorithm with ES256 first (idp-api.md 11.7, 13)."""
+refresh tokens 7 days, every signing algorithm with ES256 first (idp-api.md 11.7, 13); a second
+factor is required only where `security.mfa_required` is true."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from authpi.directory.domain.checks import (
 
 SECTIONS = ("portals", "branding", "access", "security")
 ACCESS_MODES = ("open", "invite_only", "approval", "closed")
+TRUSTED_DEVICE_TTL = 30 * 24 * 3600
 _DEFAULT = TokenPolicy()
 
 
@@ -60,6 +62,7 @@ def _access(access: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _security(security: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    _second_factor(security)
     f = "settings.security.signing"
     signing = obj(security.get("signing"), f)
     algs = strings(signing.get("algorithms"), f"{f}.algorithms") or list(SIGNING_ALGS)
@@ -69,6 +72,21 @@ def _security(security: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     default = choice(signing.get("default_alg"), f"{f}.default_alg", tuple(algs), algs[0])
     security["signing"] = {**signing, "algorithms": algs, "default_alg": default}
     return security, {"signing_algs": algs, "default_signature_alg": default}
+
+
+def _second_factor(security: dict[str, Any]) -> None:
+    """`mfa_required` (every user passes a second factor at sign-in; default false) and
+    `trusted_device_ttl` (seconds a device trusted at sign-in skips it; default 30 days, 1 hour to
+    1 year), as the token service's portal reads them."""
+    f = "settings.security"
+    required = security.get("mfa_required")
+    if required is not None and not isinstance(required, bool):
+        raise invalid(f"{f}.mfa_required", "must be a boolean", "invalid_type")
+    if "trusted_device_ttl" in security:
+        security["trusted_device_ttl"] = integer(
+            security["trusted_device_ttl"], f"{f}.trusted_device_ttl", 3600, 31_536_000,
+            TRUSTED_DEVICE_TTL,
+        )  # fmt: skip
 
 
 __all__ = ["ACCESS_MODES", "MAX_TOKEN_TTL", "normalize"]

@@ -5,7 +5,8 @@ an acceptance commits the membership with it.
 
 An invitation is answered through its link: the token's digest must be the current one (a
 resend mints a new link), the invitation pending and unexpired, and an acceptance must come
-from the invited address."""
+from the invited address, into an organization that still takes invitations
+(`invitation_enabled`; a decline is recorded either way)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,12 @@ from authpi.directory.domain.commands.organization import (
     UpdateInvitation,
 )
 from authpi.directory.domain.organization_state import Invitation, Org, Organization, live_org
-from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from authpi.errors import Conflict, FieldProblem, NotFound, RateLimited, Unprocessable
 from authpi.web.etag import check_if_match
 from authpi.web.metadata import merge_metadata
 
 _FIELDS = ("user_title", "message", "scopes", "metadata")
+RESEND_INTERVAL_MS = 60_000
 
 InvitationCommand = (
     CreateInvitation | UpdateInvitation | ResendInvitation | RevokeInvitation | AnswerInvitation
@@ -57,6 +59,7 @@ def decide(cmd: InvitationCommand, state: Organization) -> list[Event]:
             org = _unfrozen(live_org(state, cmd.ref))
             inv = _open(_invitation(org, cmd.invitation_id), cmd.now)
             check_if_match(cmd.if_match, inv.etag)
+            _check_resend_interval(inv, cmd.now)
             return [OrganizationInvitationResent(
                 id=inv.id, org_id=org.id, issuer_id=org.issuer_id,
                 token_sha256=cmd.token_sha256, sent_at=inv.changed_at(cmd.now))]  # fmt: skip
@@ -81,6 +84,19 @@ def _unfrozen(org: Org) -> Org:
             reason="organization.suspended",
         )
     return org
+
+
+def _check_resend_interval(inv: Invitation, now: int) -> None:
+    """At most one resend a minute per invitation (core-api.md 7 #13): each one mails the
+    invited address, which a loop of resends would otherwise flood."""
+    if inv.resent_at is None or now >= inv.resent_at + RESEND_INTERVAL_MS:
+        return
+    wait = -(-(inv.resent_at + RESEND_INTERVAL_MS - now) // 1000)
+    raise RateLimited(
+        f"the invitation was resent less than a minute ago; retry in {wait} s",
+        reason="invitation.resend_too_soon",
+        retry_after=wait,
+    )
 
 
 def _invitation(org: Org, invitation_id: str) -> Invitation:
@@ -170,6 +186,8 @@ def _answer(cmd: AnswerInvitation, state: Organization) -> list[Event]:
         raise Conflict(
             "the invitation was sent to another address", reason="invitation.other_address"
         )
+    if not org.profile.invitation_enabled:
+        raise Conflict("the organization does not accept invitations", reason="invitation.disabled")
     ref = OrgRef(org_id=org.id, account_id=org.account_id, issuer_id=org.issuer_id)
     add = AddMember(
         ref=ref, member_id=cmd.user_id, member_type="user", now=at, scopes=inv.scopes,
@@ -200,8 +218,9 @@ def evolve(org: Org, event: Event) -> Org:
             )  # fmt: skip
         case OrganizationInvitationResent():
             invitations[event.id] = msgspec.structs.replace(
-                invitations[event.id], token_sha256=event.token_sha256, updated_at=event.sent_at
-            )
+                invitations[event.id], token_sha256=event.token_sha256, updated_at=event.sent_at,
+                resent_at=event.sent_at,
+            )  # fmt: skip
         case OrganizationInvitationAccepted():
             invitations[event.id] = msgspec.structs.replace(
                 invitations[event.id], status="accepted", user_id_invited=event.user_id,

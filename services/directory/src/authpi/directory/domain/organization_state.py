@@ -64,6 +64,7 @@ class Invitation(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
     expires_at: int
     updated_at: int | None = None
+    resent_at: int | None = None  # the last resend, which the next one waits a minute after
 
     @property
     def etag(self) -> str:

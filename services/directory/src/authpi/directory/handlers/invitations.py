@@ -25,10 +25,11 @@ from authpi.directory.domain.commands.organization import (
     UpdateInvitation,
 )
 from authpi.directory.handlers.organizations import Organizations
-from authpi.directory.handlers.users import Users
+from authpi.directory.handlers.users import Users, taken_username
 from authpi.directory.queries.invitations import InvitationLink, InvitationQueries
-from authpi.errors import FieldProblem, NotFound, Unprocessable
+from authpi.errors import AccessDenied, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.sqltext import render
+from authpi.eventstore.store import Step
 from authpi.observability import get_logger
 from authpi.web.mail import MailMessage
 
@@ -190,6 +191,43 @@ class Invitations:
             )
         await self.store.execute(found.org_id, organization, cmd, meta)
         return found
+
+    async def register_invited(
+        self,
+        *,
+        account_id: str,
+        issuer_id: str,
+        token: str,
+        username: str,
+        profile: dict[str, Any],
+    ) -> str:
+        """Sign up with the invited address and accept, in one transaction: the new user
+        (`user.created`, method `invitation`) exists only if the invitation accepts it, so an
+        issuer whose signup mode is `invite_only` gains no account without one. An invitation
+        is an administrator's word for the address: the user is never held for approval. An
+        issuer whose mode is `closed` takes no sign-up at all."""
+        found = await self.link(issuer_id, token)
+        if found.account_id != account_id:
+            raise NotFound("no such invitation", reason="invitation.not_found")
+        new = self.users.registration("email", username, profile)
+        if await self.users.signup_mode(account_id, issuer_id) == "closed":
+            raise AccessDenied("the issuer takes no sign-ups", reason="signup.closed")
+        create, claim = self.users.creation(issuer_id, new, method="invitation")
+        user_id = create.stream_id
+        answer = AnswerInvitation(
+            org_id=found.org_id, invitation_id=found.id, token_sha256=sha256_hex(token),
+            accept=True, now=self.rt.clock.now_ms(), user_id=user_id, user_email=new.username,
+        )  # fmt: skip
+        ref = OrgRef(org_id=found.org_id, account_id=account_id, issuer_id=issuer_id)
+        meta = self._meta(ref, Actor(type="user", user_id=user_id), found.id, trigger="idp")
+        meta = msgspec.structs.replace(
+            meta, subject={**meta.subject, "member_id": user_id, "member_type": "user"}
+        )
+        with taken_username():
+            await self.store.execute_all(
+                [create, Step(found.org_id, organization, answer)], meta, [claim]
+            )
+        return user_id
 
     async def _send(self, ref: OrgRef, invitation_id: str, token: str) -> None:
         inv, _ = await self.get(ref, invitation_id)

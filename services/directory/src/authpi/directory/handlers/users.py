@@ -7,6 +7,8 @@ region's PII key store (`authpi.crypto.pii`). `Users.register` is the directory'
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -16,8 +18,8 @@ from authpi.crypto.pii import Pii, PiiVault, region_store
 from authpi.directory.domain import user
 from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
 from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
-from authpi.errors import Conflict, FieldProblem, NotFound, Unprocessable
-from authpi.eventstore.store import EventStore, Reaction, Tx
+from authpi.errors import AccessDenied, Conflict, FieldProblem, NotFound, Unprocessable
+from authpi.eventstore.store import EventStore, Reaction, Step, Tx
 from authpi.web.etag import etag_of
 from authpi.web.metadata import check_metadata, merge_metadata
 from authpi.web.runtime import Runtime
@@ -49,6 +51,19 @@ def normalized_username(kind: str, username: str) -> str:
     if kind == "phone" and not _PHONE.match(username):
         raise _unprocessable("username", "invalid_value", "username must be an E.164 phone number")
     return username
+
+
+@contextmanager
+def taken_username() -> Iterator[None]:
+    """A username already claimed in the issuer becomes the Conflict its callers expect."""
+    try:
+        yield
+    except Conflict as exc:
+        if exc.reason != f"reservation.{USERNAME_SCOPE}":
+            raise
+        raise Conflict(
+            "a user with this username already exists in the issuer", reason="user.username"
+        ) from None
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,33 +139,43 @@ class Users:
     ) -> str:
         """Signup through the issuer's login portal (UserRegistry): a user with no scopes,
         `user.created` with `method`, triggered by the IdP runtime. An issuer whose signup mode
-        is `approval` holds it: the user starts `pending_approval` (core-api.md 3.10)."""
+        is `approval` holds it: the user starts `pending_approval` (core-api.md 3.10). One whose
+        mode is `invite_only` or `closed` takes no such signup: an invited address signs up
+        through its invitation (`Invitations.register_invited`)."""
+        new = self.registration(username_type, username, profile)
+        mode = await self.signup_mode(account_id, issuer_id)
+        if method == "signup" and mode in ("invite_only", "closed"):
+            raise AccessDenied(
+                "the issuer takes no sign-ups without an invitation", reason=f"signup.{mode}"
+            )
+        held = method == "signup" and mode == "approval"
+        meta = self._meta(account_id, issuer_id, Actor(type="user"), trigger="idp")
+        return await self._create(account_id, issuer_id, new, meta, method=method, held=held)
+
+    def registration(self, username_type: str, username: str, profile: dict[str, Any]) -> NewUser:
+        """A signup's new user, its input checked as the Core API checks a created user's."""
         if username_type not in USERNAME_TYPES:
             raise _unprocessable("username_type", "invalid_value", "unknown username type")
         check_storable({"username": username, "profile": profile})
         check_metadata(profile, "profile")
-        new = NewUser(
+        return NewUser(
             username_type=username_type,
             username=normalized_username(username_type, username),
             profile=profile,
         )
-        meta = self._meta(account_id, issuer_id, Actor(type="user"), trigger="idp")
+
+    async def signup_mode(self, account_id: str, issuer_id: str) -> str:
+        """The issuer's signup mode (settings.access.mode); 404 for an issuer the account lacks."""
         mode = await self.issuers.signup_mode(self.rt.pool, account_id, issuer_id)
         if mode is None:
             raise NotFound("no such issuer", reason="issuer.not_found")
-        held = method == "signup" and mode == "approval"
-        return await self._create(account_id, issuer_id, new, meta, method=method, held=held)
+        return mode
 
-    async def _create(
-        self,
-        account_id: str,
-        issuer_id: str,
-        new: NewUser,
-        meta: Meta,
-        method: str = "api",
-        held: bool = False,
-    ) -> str:
-        await self.require_issuer(account_id, issuer_id)
+    def creation(
+        self, issuer_id: str, new: NewUser, method: str = "api", held: bool = False
+    ) -> tuple[Step[Any, Any], Reaction]:
+        """The step that creates a user and the reaction that claims its username and stores
+        its data key in the same transaction (with other steps, e.g. an invitation's answer)."""
         user_id = self.rt.ids.new("usr")
         dek = self.vault.new_key()
         pii = Pii(username=new.username, profile=new.profile, custom_fields=new.custom_fields)
@@ -173,16 +198,22 @@ class Users:
             await tx.reserve(USERNAME_SCOPE, f"{issuer_id}:{username_hash}", user_id)
             await self.vault.store(tx.conn, user_id, dek)
 
-        reactions: list[Reaction] = [claim]
-        try:
-            await self.store.execute(user_id, user, cmd, meta, reactions)
-        except Conflict as exc:
-            if exc.reason != f"reservation.{USERNAME_SCOPE}":
-                raise
-            raise Conflict(
-                "a user with this username already exists in the issuer", reason="user.username"
-            ) from None
-        return user_id
+        return Step(user_id, user, cmd), claim
+
+    async def _create(
+        self,
+        account_id: str,
+        issuer_id: str,
+        new: NewUser,
+        meta: Meta,
+        method: str = "api",
+        held: bool = False,
+    ) -> str:
+        await self.require_issuer(account_id, issuer_id)
+        step, claim = self.creation(issuer_id, new, method, held)
+        with taken_username():
+            await self.store.execute_all([step], meta, [claim])
+        return step.stream_id
 
     async def update(
         self,

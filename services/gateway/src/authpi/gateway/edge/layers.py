@@ -1,6 +1,7 @@
 """The gateway's ASGI layers in front of every Core API route, outermost first: rate limit,
 authentication (with the `{account_id}` path check), idempotency keys. They run after routing
-(an unknown path is a 404 before anything else) and skip routes marked `opt={ANONYMOUS: True}`.
+(an unknown path is a 404 before anything else) and skip routes marked `opt={ANONYMOUS: True}`
+(the rate limit only those that name no `RATE_CLASS`).
 Guards (scopes) and the handler run inside them."""
 
 from __future__ import annotations
@@ -47,14 +48,19 @@ def client_ip(scope: Scope) -> str | None:
 
 
 class RateLimitLayer(ASGIMiddleware):
+    """Every credentialed route, and the anonymous ones that name their class: a public route
+    that works for anyone (the x402 facilitator) is limited per client address like the rest;
+    health and /openapi.json are not."""
+
     scopes = (ScopeType.HTTP,)
-    exclude_opt_key = ANONYMOUS
 
     def __init__(self, buckets: TokenBuckets) -> None:
         self.buckets = buckets
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        self.buckets.take(client_ip(scope) or "-", rate_class(scope))
+        opt = scope["route_handler"].opt
+        if not opt.get(ANONYMOUS) or RATE_CLASS in opt:
+            self.buckets.take(client_ip(scope) or "-", rate_class(scope))
         await next_app(scope, receive, send)
 
 

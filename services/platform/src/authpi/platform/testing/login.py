@@ -201,6 +201,8 @@ class _FormParser(HTMLParser):
         if tag == "form":
             self.forms.append({"attrs": a, "inputs": [], "buttons": []})
         elif tag == "input" and self.forms:
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                return  # a box left unticked sends nothing
             self.forms[-1]["inputs"].append(a)
         elif tag == "button" and self.forms:
             self.forms[-1]["buttons"].append(a)
@@ -273,6 +275,11 @@ class PortalBrowser:
             data[name] = button
         return await self.post(form.action, data)
 
+    async def send(self, form: Form, values: dict[str, str]) -> httpx.Response:
+        """Post `form` as its page set it (hidden fields and csrf kept) with `values` added: a
+        form kept from a page loaded earlier, sent now."""
+        return await self.post(form.action, {**form.fields, **values})
+
     async def sign_up(
         self, issuer_url: str, email: str, password: str = PASSWORD, name: str = "Ada Lovelace"
     ) -> httpx.Response:
@@ -289,10 +296,12 @@ class PortalBrowser:
         *,
         redirect_uri: str,
         consent: str = "allow",
+        second_factor: Callable[[], dict[str, str]] | None = None,
     ) -> str:
         """Follow an authorization request through the portal as a person would: the login page
-        (if asked), the consent page (if asked), until the browser is sent to `redirect_uri`;
-        returns that callback URL."""
+        (if asked), the second-factor page (if asked: `second_factor()` gives the fields to
+        send, e.g. `{"code": ...}`), the consent page (if asked), until the browser is sent to
+        `redirect_uri`; returns that callback URL."""
         location = authorize_url
         response = await self.get(location)
         for _ in range(8):
@@ -306,6 +315,10 @@ class PortalBrowser:
             path = urlsplit(location).path
             if path.endswith("/login"):
                 response = await self.submit(location, {"email": email, "password": password})
+            elif path.endswith("/mfa"):
+                if second_factor is None:
+                    raise AssertionError(f"a second factor was asked for at {location}")
+                response = await self.submit(location, second_factor())
             elif path.endswith("/consent"):
                 response = await self.submit(location, {}, button=consent)
             else:

@@ -1,38 +1,42 @@
-"""Signup from the token service's side: the directory creates the user (its UserRegistry, wired
-in by the platform host: in-process in the all-in-one topology), and `register` answers once
-this service's own users projection (token-users) holds the new user, so the portal can sign
-the user in at once.
+"""Signup and invitation answers from the token service's side: the directory creates the user
+(its UserRegistry) and answers an invitation (its InvitationAnswers), both wired in by the
+platform host (in-process in the all-in-one topology), and each call here answers once this
+service's own projections hold the result: the new user (token-users), the acceptance
+(token-invitations) and the membership (token-organizations), so the portal signs the user in at
+once and the next token carries the organization (read-your-writes, DESIGN.md 3).
 
-The wait is on observable state, bounded: token-users notifies `users_channel` with each user id
-it applies, in the same commit; `UserArrivals` (one LISTEN connection per process, a worker
-task) wakes the waiters of that id, and each waiter re-reads the row. The row is read after the
-waiter is in place, so a notice sent before that is never missed; a lost LISTEN connection only
-makes the waiter re-read the row each second until its deadline."""
+The wait is on observable state, bounded: those projections notify `users_channel` with the id
+of the user or invitation they apply an event of, in the same commit; `UserArrivals` (one LISTEN
+connection per process, a worker task) wakes the waiters of that id, and each waiter re-reads
+its rows. The rows are read after the waiter is in place, so a notice sent before that is never
+missed; a lost LISTEN connection only makes the waiter re-read each second until its deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.contracts.directory import UserRegistry
+from authpi.contracts.directory import InvitationAnswers, UserRegistry
 from authpi.errors import TemporarilyUnavailable
 from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
+from authpi.token.queries.invitations import InvitationQueries, InvitationRow
 from authpi.token.queries.people import People, UserRecord
 
 log = get_logger("authpi.token.registry")
 
-REGISTER_WAIT_S = 10.0  # the longest a signup waits for token-users to apply the new user
+REGISTER_WAIT_S = 10.0  # the longest a call waits for this service's projections
 RECHECK_S = 1.0  # re-read the row at least this often while waiting (a safety net)
 
 
 class UserArrivals:
-    """Wakes whoever waits for a user id when token-users applies an event of that user."""
+    """Wakes whoever waits for an id (a user's, an invitation's) when one of this service's
+    projections applies an event of it (`reactions.people.users_channel`)."""
 
     def __init__(self, dsn: str, channel: str) -> None:
         self.dsn = dsn
@@ -41,17 +45,20 @@ class UserArrivals:
         self.listening = asyncio.Event()
 
     @contextlib.contextmanager
-    def watch(self, user_id: str) -> Iterator[asyncio.Event]:
+    def watch(self, *ids: str) -> Iterator[asyncio.Event]:
+        """One event, set when any of `ids` is notified."""
         event = asyncio.Event()
-        self._waiters.setdefault(user_id, set()).add(event)
+        for key in ids:
+            self._waiters.setdefault(key, set()).add(event)
         try:
             yield event
         finally:
-            waiters = self._waiters.get(user_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[user_id]
+            for key in ids:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[key]
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Worker task: one LISTEN connection for the process."""
@@ -67,23 +74,30 @@ class UserArrivals:
                 self.listening.clear()
 
 
+Check = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Any]]
+
+
 class Registry:
     def __init__(
         self,
         pool: AsyncConnectionPool,
         people: People,
         arrivals: UserArrivals,
+        invitations: InvitationQueries,
         wait_s: float = REGISTER_WAIT_S,
     ) -> None:
         self.pool = pool
         self.people = people
         self.arrivals = arrivals
+        self.invitations = invitations
         self.wait_s = wait_s
         self._directory: UserRegistry | None = None
+        self._answers: InvitationAnswers | None = None
 
-    def connect(self, directory: UserRegistry) -> None:
-        """Wired by the platform host to the directory's UserRegistry."""
+    def connect(self, directory: UserRegistry, answers: InvitationAnswers | None = None) -> None:
+        """Wired by the platform host to the directory's UserRegistry and InvitationAnswers."""
         self._directory = directory
+        self._answers = answers
 
     @property
     def connected(self) -> bool:
@@ -112,20 +126,71 @@ class Registry:
 
     async def arrived(self, user_id: str) -> UserRecord:
         """The user once token-users holds it, waiting at most `wait_s`."""
+
+        async def user(conn: psycopg.AsyncConnection[Any]) -> UserRecord | None:
+            return await self.people.user(conn, user_id)
+
+        return await self._until([user_id], user, "the new user")
+
+    async def register_invited(
+        self, invitation: InvitationRow, token: str, *, username: str, profile: dict[str, Any]
+    ) -> UserRecord:
+        """Sign up with the invited address and accept (one commit in the directory); answers
+        once this service holds the new user, the acceptance and the membership, so the next
+        token carries the organization. Refusals as `InvitationAnswers` says."""
+        user_id = await self._invitation_desk().register_invited(
+            account_id=invitation.account_id, issuer_id=invitation.issuer_id, token=token,
+            username=username, profile=profile,
+        )  # fmt: skip
+        await self._joined(invitation, user_id)
+        return await self.arrived(user_id)
+
+    async def accept(self, invitation: InvitationRow, token: str, user_id: str) -> None:
+        """Accept as the signed-in `user_id`; answers once this service holds the membership."""
+        await self._invitation_desk().answer(
+            invitation.issuer_id, token, accept=True, user_id=user_id
+        )
+        await self._joined(invitation, user_id)
+
+    async def decline(self, invitation: InvitationRow, token: str) -> None:
+        """Record the decline; answers once this service shows the invitation declined."""
+        await self._invitation_desk().answer(invitation.issuer_id, token, accept=False)
+
+        async def declined(conn: psycopg.AsyncConnection[Any]) -> bool:
+            return await self.invitations.status_is(conn, invitation.id, "declined")
+
+        await self._until([invitation.id], declined, "the declined invitation")
+
+    def _invitation_desk(self) -> InvitationAnswers:
+        if self._answers is None:
+            raise TemporarilyUnavailable(
+                "invitations are not available", reason="invitation.unavailable"
+            )
+        return self._answers
+
+    async def _joined(self, invitation: InvitationRow, user_id: str) -> None:
+        async def joined(conn: psycopg.AsyncConnection[Any]) -> bool:
+            return await self.invitations.joined(conn, invitation.id, invitation.org_id, user_id)
+
+        await self._until([user_id, invitation.id], joined, "the accepted invitation")
+
+    async def _until(self, ids: list[str], check: Check, what: str) -> Any:
+        """`check`'s first truthy answer, re-read whenever one of `ids` is notified (and at
+        least every RECHECK_S), waiting at most `wait_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
-        with self.arrivals.watch(user_id) as notice:
+        with self.arrivals.watch(*ids) as notice:
             while True:
                 notice.clear()
                 async with self.pool.connection() as conn:
-                    record = await self.people.user(conn, user_id)
-                if record is not None:
-                    return record
+                    found = await check(conn)
+                if found:
+                    return found
                 left = deadline - loop.time()
                 if left <= 0:
-                    log.warning("registry.user_not_seen", user_id=user_id, waited_s=self.wait_s)
+                    log.warning("registry.not_seen", ids=ids, waited_s=self.wait_s)
                     raise TemporarilyUnavailable(
-                        "the new user is not available yet; retry", reason="signup.pending"
+                        f"{what} is not available yet; retry", reason="registry.pending"
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(notice.wait(), min(left, RECHECK_S))

@@ -1,12 +1,13 @@
 """The hosted login portal's routes (idp-api.md 10.3, 12.6), thin: read the request (cookies,
 query, a bounded form body), check CSRF on every POST, hand over to authpi.token.portal.flows,
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
-/signup, /consent, /verify-email, /password/forgot, /password/reset, /login-link,
-/login-link/callback, /signed-out, /error. A GET never uses up a mailed login or reset link
-(authpi.token.portal.recovery says why and how).
+/signup, /consent, /mfa, /verify-email, /password/forgot, /password/reset, /login-link,
+/login-link/callback, /invitation, /signed-out, /error. A GET never uses up a mailed login or
+reset link (authpi.token.portal.recovery says why and how), nor answers an invitation.
 
-Cookies: `authpi_session` (the op session, idp-api.md 14 #30) and `authpi_csrf` (the CSRF double
-submit), both HttpOnly, SameSite=Lax and path-scoped to the issuer; Secure unless the IdP URL is
+Cookies: `authpi_session` (the op session, idp-api.md 14 #30), `authpi_csrf` (the CSRF double
+submit), `authpi_mfa` (a second-factor challenge in progress) and `authpi_device` (a trusted
+device), all HttpOnly, SameSite=Lax and path-scoped to the issuer; Secure unless the IdP URL is
 plain http on a loopback host (development and tests)."""
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from authpi.token.portal.csrf import COOKIE as CSRF_COOKIE
 from authpi.token.portal.csrf import Csrf
 from authpi.token.portal.flows import Portal
 from authpi.token.portal.pages import Branding, Pages, branding
+from authpi.token.portal.second_factor import CHALLENGE_COOKIE, DEVICE_COOKIE
 from authpi.token.queries.portal import IssuerRow
 
 log = get_logger("authpi.token.portal")
@@ -107,6 +109,9 @@ class PortalRoutes:
         visit = Visit(
             issuer_id=issuer_id, flow_id=flow_id,
             session_cookie=_bounded(cookies.get(SESSION_COOKIE)),
+            mfa_cookie=_bounded(cookies.get(CHALLENGE_COOKIE)),
+            device_cookie=_bounded(cookies.get(DEVICE_COOKIE)),
+            invitation=_bounded(request.query_params.get("invitation")),
             device=Device(
                 user_agent=(request.headers.get("user-agent") or "")[:512] or None,
                 ip=client[0] if client else None,
@@ -115,7 +120,9 @@ class PortalRoutes:
         issuer = await self.portal.issuer(issuer_id)
         if issuer is None:
             return self.page(issuer_id, None, ISSUER_GONE, csrf_cookie, new_cookies)
-        fields = {k: v for k, v in request.query_params.items() if k in ("token", "client_id")}
+        fields = {
+            k: v for k, v in request.query_params.items() if k in ("token", "client_id", "method")
+        }
         if form:
             try:
                 fields = await _read_portal_form(request)
@@ -183,6 +190,7 @@ class PortalRoutes:
             cookies = [*cookies, cookie_header(self.idp_base, issuer_id, answer.set_session)]
         elif answer.clear_session:
             cookies = [*cookies, cookie_header(self.idp_base, issuer_id, None)]
+        cookies = [*cookies, *answer.cookies]
         headers = {"Location": answer.location, "Cache-Control": "no-store"}
         return HtmlResponse(status, b"", headers, cookies)
 
@@ -210,6 +218,14 @@ class PortalRoutes:
         async def consent(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.consent(v, i, f.get("decision", ""))
 
+        async def mfa_form(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.mfa_form(v, i, f.get("method", ""))
+
+        async def mfa(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.mfa(
+                v, i, f.get("code", ""), f.get("kind", "totp"), f.get("trust") == "on"
+            )
+
         async def verify_email(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.verify_email(v, i, f.get("token", ""))
 
@@ -236,6 +252,12 @@ class PortalRoutes:
 
         async def link_callback(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return await p.login_link(v, i, f.get("token", ""))
+
+        async def invitation(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.invitation_page(v, i, f.get("token", ""))
+
+        async def invitation_answer(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.answer_invitation(v, i, f.get("token", ""), f.get("decision", ""))
 
         async def signed_out(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return p.signed_out(i, f.get("client_id"))
@@ -278,11 +300,13 @@ class PortalRoutes:
             *pair("/login", "login", login_form, login),
             *pair("/signup", "signup", signup_form, signup),
             *pair("/consent", "consent", consent_form, consent),
+            *pair("/mfa", "mfa", mfa_form, mfa),
             *pair("/verify-email", "verify_email", verify_email, None),
             *pair("/password/forgot", "password_forgot", forgot_form, forgot),
             *pair("/password/reset", "password_reset", reset_form, reset),
             *pair("/login-link", "login_link", link_form, link_request),
             *pair("/login-link/callback", "login_link_callback", link_confirm, link_callback),
+            *pair("/invitation", "invitation", invitation, invitation_answer),
             *pair("/signed-out", "signed_out", signed_out, None),
             *pair("/error", "error", error, None),
         ]  # fmt: skip

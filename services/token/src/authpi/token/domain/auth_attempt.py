@@ -1,8 +1,9 @@
 """Sign-in attempts in the hosted portal: each outcome of a primary authentication
-(user.verification.succeeded / failed) and each replayed one-time artefact
+(user.verification.succeeded / failed), each failed second factor and each trusted device that
+stood in for one (user.mfa.verification.*), and each replayed one-time artefact
 (auth.flow.replay-attempt) is its own `auth-attempt:<uuid>` stream of one event, so that a
-user's credential stream does not grow with every sign-in and an unknown username (which has no
-credential) is recorded the same way."""
+user's credential and verifier streams do not grow with every attempt and an unknown username
+(which has no credential) is recorded the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from authpi.contracts.credentials import (
     UserVerificationFailed,
     UserVerificationSucceeded,
 )
-from authpi.token.domain.credential_commands import AttemptCommand, RecordReplay, RecordVerification
+from authpi.contracts.mfa import UserMfaVerificationFailed, UserMfaVerificationSucceeded
+from authpi.token.domain.credential_commands import (
+    AttemptCommand,
+    RecordMfaAttempt,
+    RecordReplay,
+    RecordVerification,
+)
 
 
 class Unrecorded(msgspec.Struct, frozen=True):
@@ -55,11 +62,29 @@ def decide(cmd: AttemptCommand, state: Attempt) -> list[Event]:
                     artifact=cmd.artifact, at=cmd.at,
                 )
             ]  # fmt: skip
+        case RecordMfaAttempt(succeeded=True):
+            return [
+                UserMfaVerificationSucceeded(
+                    issuer_id=cmd.issuer_id, user_id=cmd.user_id, verifier_id=cmd.verifier_id,
+                    factor_type=cmd.factor_type, device_id=cmd.device_id,
+                    client_id=cmd.client_id, at=cmd.at,
+                )
+            ]  # fmt: skip
+        case RecordMfaAttempt():
+            return [
+                UserMfaVerificationFailed(
+                    issuer_id=cmd.issuer_id, user_id=cmd.user_id, verifier_id=cmd.verifier_id,
+                    factor_type=cmd.factor_type, reason=cmd.reason or "invalid_code", at=cmd.at,
+                )
+            ]  # fmt: skip
 
 
 def evolve(state: Attempt, event: Event) -> Attempt:
     match event:
-        case UserVerificationSucceeded() | UserVerificationFailed() | AuthFlowReplayAttempt():
+        case (
+            UserVerificationSucceeded() | UserVerificationFailed() | AuthFlowReplayAttempt()
+            | UserMfaVerificationSucceeded() | UserMfaVerificationFailed()
+        ):  # fmt: skip
             return Recorded()
         case _:
             return state

@@ -85,6 +85,22 @@ class RecordReplay(msgspec.Struct, frozen=True, kw_only=True):
     at: int
 
 
+class RecordMfaAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """A second factor that failed (user.mfa.verification.failed), or a trusted device that
+    stood in for one (user.mfa.verification.succeeded, `factor_type` trusted_device). A code
+    that passes is recorded on its verifier's stream instead (domain.totp_verifier)."""
+
+    issuer_id: str
+    user_id: str
+    succeeded: bool
+    factor_type: str  # totp | backup_code | trusted_device
+    reason: str | None = None  # failures: invalid_code | code_reused | locked
+    verifier_id: str | None = None
+    device_id: str | None = None
+    client_id: str | None = None
+    at: int
+
+
 CredentialCommand = (
     SetPassword
     | RehashPassword
@@ -94,4 +110,4 @@ CredentialCommand = (
     | ConsumeLoginLink
     | VerifyEmail
 )
-AttemptCommand = RecordVerification | RecordReplay
+AttemptCommand = RecordVerification | RecordReplay | RecordMfaAttempt

@@ -103,18 +103,29 @@ def origin_of(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def cookie_header(idp_base: str, issuer_id: str, value: str | None) -> str:
-    """The Set-Cookie value of the op session cookie (idp-api.md 12.6, 14 #30): HttpOnly,
-    SameSite=Lax, scoped to the issuer's path, Secure unless the IdP is plain http on a loopback
-    host (development). `None` clears it."""
+def cookie_header(
+    idp_base: str,
+    issuer_id: str,
+    value: str | None,
+    *,
+    name: str | None = None,
+    max_age: int | None = None,
+) -> str:
+    """The Set-Cookie value of the op session cookie (idp-api.md 12.6, 14 #30), or of another
+    portal cookie `name` with the same attributes: HttpOnly, SameSite=Lax, scoped to the issuer's
+    path, Secure unless the IdP is plain http on a loopback host (development); `max_age` in
+    seconds (none: a browser-session cookie). `None` clears it."""
     base = urlsplit(idp_base)
     path = f"{base.path.rstrip('/')}/{issuer_id}"
     attrs = f"Path={path}; HttpOnly; SameSite=Lax"
     if not (base.scheme == "http" and base.hostname in ("127.0.0.1", "localhost", "::1")):
         attrs += "; Secure"
+    cookie = name or COOKIE
     if value is None:
-        return f"{COOKIE}=; {attrs}; Max-Age=0"
-    return f"{COOKIE}={value}; {attrs}"
+        return f"{cookie}=; {attrs}; Max-Age=0"
+    if max_age is not None:
+        attrs += f"; Max-Age={max_age}"
+    return f"{cookie}={value}; {attrs}"
 
 
 COOKIE = "authpi_session"

@@ -13,6 +13,7 @@ an `ErrorPage` into HTTP."""
 from __future__ import annotations
 
 import hmac
+from typing import Protocol
 from urllib.parse import urlencode
 
 import msgspec
@@ -63,6 +64,13 @@ def new_flow_id() -> str:
     return f"flw_{base62_secret(16)}"
 
 
+class SecondFactorCheck(Protocol):
+    """Whether an op session may carry its user into an authorization, given how it was
+    authenticated (authpi.token.portal.second_factor)."""
+
+    async def satisfied(self, issuer_id: str, user_id: str, auth_method: str) -> bool: ...
+
+
 class Interactions:
     """The authorization's continuation, for /authorize itself and the hosted portal."""
 
@@ -79,6 +87,7 @@ class Interactions:
         queries: SessionQueries,
         consents: Consents,
         people: PeopleReader,
+        second_factor: SecondFactorCheck | None = None,
     ) -> None:
         self.idp_base = idp_base
         self.clock = clock
@@ -90,6 +99,7 @@ class Interactions:
         self.queries = queries
         self.consents = consents
         self.people = people
+        self.second_factor = second_factor
 
     def issuer(self, issuer_id: str) -> IssuerKeys:
         issuer = self.issuers.get(issuer_id)
@@ -127,6 +137,12 @@ class Interactions:
             # to be verified (and mails the link) before it continues the authorization.
             if "none" in flow.prompt:
                 return self._error(flow, "login_required", "the user must verify their email")
+            session = None
+        if session is not None and not await self._second_factor_ok(issuer_id, session):
+            # Likewise an op session opened without a second factor the user now needs (a
+            # verifier enrolled since, or a policy that requires one): the portal signs in again.
+            if "none" in flow.prompt:
+                return self._error(flow, "login_required", "the user must pass a second factor")
             session = None
         if "none" in flow.prompt:
             if session is None or needs_login(session, [], flow.max_age, now):
@@ -195,7 +211,13 @@ class Interactions:
     ) -> Outcome:
         """The user's answer on the consent page; a refusal is `access_denied`."""
         session = await self.browser_session(flow.issuer_id, cookie)
-        if session is None or session.user_id != user_id:
+        if (
+            session is None
+            or session.user_id != user_id
+            or not await self._second_factor_ok(flow.issuer_id, session)
+        ):
+            # The consent page is no way around the sign-in /authorize asked for: a session
+            # without a second factor its user now needs signs in again.
             return Outcome(redirect=portal_url(self.idp_base, flow.issuer_id, "login", flow.id))
         if not granted:
             if not await self.flows.finish(flow.id, flow.issuer_id):
@@ -264,6 +286,11 @@ class Interactions:
             expires_at=expires_at,
         )
         return session, value
+
+    async def _second_factor_ok(self, issuer_id: str, session: OpSession) -> bool:
+        if self.second_factor is None:
+            return True
+        return await self.second_factor.satisfied(issuer_id, session.user_id, session.auth_method)
 
     async def _address_ok(self, issuer_id: str, user_id: str) -> bool:
         """False when the issuer requires a verified address (settings.access.

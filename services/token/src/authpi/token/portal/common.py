@@ -25,13 +25,25 @@ from authpi.observability import get_logger
 from authpi.token.adapters.registry import Registry
 from authpi.token.caches.lockouts import Lockouts
 from authpi.token.domain.credential_commands import RecordReplay, RecordVerification
-from authpi.token.endpoints.flow import Device, FlowGone, access_requires_verified_email
+from authpi.token.endpoints.flow import (
+    Device,
+    FlowGone,
+    access_requires_verified_email,
+    cookie_header,
+)
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
 from authpi.token.portal.outbox import Outbox
 from authpi.token.portal.pages import branding
 from authpi.token.portal.ports import Interactions, Mailer, MailMessage
+from authpi.token.portal.second_factor import (
+    CHALLENGE_COOKIE,
+    CHALLENGE_TTL_MS,
+    Passed,
+    SecondFactor,
+)
+from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
@@ -56,6 +68,7 @@ class Redirect(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     set_session: str | None = None  # the new op session cookie value
     clear_session: bool = False
+    cookies: list[str] = []  # more Set-Cookie values (second-factor challenge, trusted device)
 
 
 Answer = Page | Redirect
@@ -63,12 +76,17 @@ Answer = Page | Redirect
 
 class Visit(msgspec.Struct, frozen=True, kw_only=True):
     """One browser request to the portal: the issuer, the authorization flow it belongs to (if
-    any), the op session cookie and the device it comes from."""
+    any), the op session cookie, the device it comes from, and the cookies of a second-factor
+    challenge in progress and of a trusted device (portal.second_factor)."""
 
     issuer_id: str
     flow_id: str | None = None
     session_cookie: str | None = None
     device: Device = Device()
+    mfa_cookie: str | None = None
+    device_cookie: str | None = None
+    # The token of the invitation this sign-in or sign-up accepts (portal.invitations).
+    invitation: str | None = None
 
 
 class FlowGoneError(Exception):
@@ -89,15 +107,22 @@ def require_verified_email(settings: Mapping[str, Any]) -> bool:
     return access_requires_verified_email(settings.get("access"))
 
 
-def links(issuer_id: str, flow_id: str | None) -> dict[str, str]:
+def links(issuer_id: str, flow_id: str | None, invitation: str | None = None) -> dict[str, str]:
+    """The portal's pages, each keeping the authorization request (`flow`) and, for sign-in and
+    sign-up, the invitation they accept."""
     base = f"/{quote(issuer_id, safe='')}"
-    query = f"?{urlencode({'flow': flow_id})}" if flow_id else ""
+    flow = {"flow": flow_id} if flow_id else {}
+    query = f"?{urlencode(flow)}" if flow else ""
+    invited = {"invitation": invitation} if invitation else {}
+    entry = f"?{urlencode({**flow, **invited})}" if flow or invited else ""
     return {
-        "login": f"{base}/login{query}",
-        "signup": f"{base}/signup{query}",
+        "login": f"{base}/login{entry}",
+        "signup": f"{base}/signup{entry}",
         "forgot": f"{base}/password/forgot{query}",
         "login_link": f"{base}/login-link{query}",
         "consent": f"{base}/consent{query}",
+        "mfa": f"{base}/mfa{query}",
+        "invitation": f"{base}/invitation?{urlencode({'token': invitation or '', **flow})}",
     }
 
 
@@ -146,8 +171,10 @@ class PortalBase:
         session_queries: SessionQueries,
         people: People,
         registry: Registry,
+        invitations: InvitationQueries,
         mailer: Mailer,
         outbox: Outbox,
+        second_factor: SecondFactor,
     ) -> None:
         self.idp_base = idp_base
         self.pool = pool
@@ -165,8 +192,10 @@ class PortalBase:
         self.session_queries = session_queries
         self.people = people
         self.registry = registry
+        self.invitations = invitations
         self.mailer = mailer
         self.outbox = outbox
+        self.second_factor = second_factor
         self._throttle_step = asyncio.Lock()
 
     async def issuer(self, issuer_id: str) -> IssuerRow | None:
@@ -200,8 +229,38 @@ class PortalBase:
         )  # fmt: skip
 
     async def _signed_in(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        user_id: str,
+        method: str,
+        landing: str | None = None,
+    ) -> Answer:
+        """The primary authentication passed: the second factor when the user needs one
+        (portal.second_factor), on a trusted device or through the challenge page; then the
+        op session. Without an authorization the browser goes to `landing` (a portal page),
+        or to the sign-in page that says it is signed in (also after a challenge)."""
+        gate = await self.second_factor.gate(
+            issuer, user_id, method, flow_id=flow.id if flow else None,
+            client_id=flow.client_id if flow else None, device_cookie=visit.device_cookie,
+            meta=self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+        if isinstance(gate, Passed):
+            answer = await self._session(visit, issuer, flow, user_id, gate.method)
+            if flow is None and landing is not None:
+                return msgspec.structs.replace(answer, location=landing)
+            return answer
+        cookie = self._cookie(issuer.id, CHALLENGE_COOKIE, gate.cookie, CHALLENGE_TTL_MS // 1000)
+        return Redirect(location=links(issuer.id, visit.flow_id)["mfa"], cookies=[cookie])
+
+    def _cookie(self, issuer_id: str, name: str, value: str | None, max_age: int) -> str:
+        return cookie_header(self.idp_base, issuer_id, value, name=name, max_age=max_age)
+
+    async def _session(
         self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str, method: str
     ) -> Redirect:
+        """Open (or reuse) the op session and continue the authorization, if any."""
         if flow is not None:
             outcome = await self.interactions.authenticated(
                 flow, user_id=user_id, method=method, device=visit.device,
@@ -242,6 +301,15 @@ class PortalBase:
         async with self.pool.connection() as conn:
             user = await self.people.user_by_username(conn, issuer_id, email)
         return user if user is not None and user.status == "active" else None
+
+    async def _address_of(self, user_id: str) -> str | None:
+        """The email address a signed-in person knows their account by, if it has one."""
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            if user is None:
+                return None
+            address = (await self.people.claims(conn, user, ["email"])).get("email")
+        return address if isinstance(address, str) else None
 
     async def _mail_allowed(self, issuer_id: str, email: str) -> bool:
         """Count one requested mail to `email`; False once 5 went out within 15 minutes (the

@@ -37,15 +37,6 @@ class ConsentFlows(PortalBase):
             },
         )  # fmt: skip
 
-    async def _address_of(self, user_id: str) -> str | None:
-        """The email address a signed-in person knows their account by, if it has one."""
-        async with self.pool.connection() as conn:
-            user = await self.people.user(conn, user_id)
-            if user is None:
-                return None
-            address = (await self.people.claims(conn, user, ["email"])).get("email")
-        return address if isinstance(address, str) else None
-
     async def consent(self, visit: Visit, issuer: IssuerRow, decision: str) -> Answer:
         flow = await self.flow(visit)
         if flow is None:

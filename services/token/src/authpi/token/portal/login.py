@@ -9,7 +9,9 @@ and the verified-email check.
 - An issuer with settings.access.require_verified_email (default false) completes no sign-in of
   a user whose address is unverified: a right password gets a page that says a verification
   link was sent (it is sent again, within the requested-mail limit) and the authorization waits
-  until the person verifies and signs in again."""
+  until the person verifies and signs in again.
+- A sign-in from an invitation's page (`?invitation=`) must use the invited address; it accepts
+  the invitation (portal.invitations), and its emailed link counts as a verified address."""
 
 from __future__ import annotations
 
@@ -30,17 +32,24 @@ from authpi.token.portal.common import (
     normalise_email,
     require_verified_email,
 )
+from authpi.token.portal.invitations import OTHER_ADDRESS, InvitationFlows, invitation_notice
 from authpi.token.portal.signup import signup_refusal
-from authpi.token.portal.verification import VerificationFlows
 from authpi.token.queries.portal import CredentialRow, IssuerRow
 
 LOCKED = "Too many failed attempts. This account is locked for 15 minutes; try again later."
 INVALID = "The email or password is incorrect."
 
 
-class LoginFlows(VerificationFlows):
+class LoginFlows(InvitationFlows):
     async def login_form(self, visit: Visit, issuer: IssuerRow) -> Page:
         flow = await self.flow(visit)
+        invitation, problem = await self.invitation_for(visit, issuer)
+        if problem is not None:
+            return problem
+        if invitation is not None:
+            return self._login_page(
+                visit, issuer, flow, notice=invitation_notice(invitation, "Sign in")
+            )
         if flow is None and visit.session_cookie:
             session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
             if session is not None:
@@ -61,22 +70,31 @@ class LoginFlows(VerificationFlows):
         email: str = "",
         error: str | None = None,
         status: int = 200,
+        notice: str | None = None,
     ) -> Page:
+        invited = visit.invitation is not None
         return Page(
             template="login.html", status=status,
             context={
-                "title": "Sign in", "email": email, "error": error, "notice": None,
+                "title": "Sign in", "email": email, "error": error, "notice": notice,
                 "client_name": flow.client_name if flow else None,
-                "signup_open": signup_refusal(issuer.settings) is None,
-                "links": links(visit.issuer_id, visit.flow_id),
+                "signup_open": signup_refusal(issuer.settings, invited=invited) is None,
+                "links": links(visit.issuer_id, visit.flow_id, visit.invitation),
             },
         )  # fmt: skip
 
     async def login(self, visit: Visit, issuer: IssuerRow, email: str, password: str) -> Answer:
         flow = await self.flow(visit)
+        invitation, problem = await self.invitation_for(visit, issuer)
+        if problem is not None:
+            return problem
         email = normalise_email(email)
         if not email or not password:
             return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
+        if invitation is not None and not self.for_address(issuer, invitation, email):
+            return self._login_page(
+                visit, issuer, flow, email=email, error=OTHER_ADDRESS, status=403
+            )
         username_hash = self.people.username_hash(issuer.id, email)
         if self.lockouts.retry_after(issuer.id, username_hash):
             await self._failed(issuer, None, username_hash, "locked", visit)
@@ -106,7 +124,9 @@ class LoginFlows(VerificationFlows):
                 return msgspec.structs.replace(AWAITING_APPROVAL, status=403)
             return BLOCKED
         await self._rehash_if_needed(issuer, user.id, cred.password_hash, password, visit)
-        if require_verified_email(issuer.settings) and not cred.email_verified:
+        if invitation is not None and not cred.email_verified:
+            await self.address_proven(visit, issuer, user.id)
+        elif require_verified_email(issuer.settings) and not cred.email_verified:
             await self._failed(issuer, user.id, username_hash, "email_unverified", visit)
             return self._verification_pending(visit, issuer, user, email)
         await self.credentials.record(
@@ -117,6 +137,8 @@ class LoginFlows(VerificationFlows):
             ),
             self._meta(issuer, visit, user.id),
         )  # fmt: skip
+        if invitation is not None and visit.invitation is not None:
+            return await self.join(visit, issuer, flow, invitation, visit.invitation, user.id)
         return await self._signed_in(visit, issuer, flow, user.id, "password")
 
     async def _credential_of(self, issuer_id: str, email: str) -> tuple[Any, CredentialRow | None]:

@@ -10,7 +10,11 @@ An issuer whose signup mode is `approval` holds the new account (`pending_approv
 in once an administrator approves it. An issuer that does not require a verified address signs a
 new account in at once, which a taken address cannot be; such an issuer keeps that difference
 (sign-up then leads straight into the application), and one that must not reveal its users sets
-settings.access.require_verified_email."""
+settings.access.require_verified_email.
+
+A held account gets no verify-email mail until it is approved. A sign-up from an invitation's
+page (`?invitation=`) takes the invited address only, also on an `invite_only` issuer, and
+accepts the invitation in the same commit (portal.invitations)."""
 
 from __future__ import annotations
 
@@ -20,12 +24,13 @@ from typing import Any
 import msgspec
 
 from authpi.crypto.passwords import policy_problem
-from authpi.errors import Conflict, TemporarilyUnavailable, Unprocessable
+from authpi.errors import AccessDenied, Conflict, NotFound, TemporarilyUnavailable, Unprocessable
 from authpi.token.domain.credential_commands import RecordVerification, SetPassword
 from authpi.token.portal.common import (
     AWAITING_APPROVAL,
     Answer,
     Page,
+    Redirect,
     Visit,
     issuer_name,
     links,
@@ -34,7 +39,13 @@ from authpi.token.portal.common import (
     require_verified_email,
     valid_email,
 )
-from authpi.token.portal.verification import VerificationFlows
+from authpi.token.portal.invitations import (
+    OTHER_ADDRESS,
+    InvitationFlows,
+    answer_refused,
+    invitation_notice,
+)
+from authpi.token.queries.invitations import InvitationRow
 from authpi.token.queries.portal import IssuerRow
 
 MAX_NAME_CHARS = 200
@@ -60,12 +71,15 @@ def allowed_domains(settings: Mapping[str, Any]) -> list[str] | None:
     return [d.strip().lower().lstrip("@") for d in raw if isinstance(d, str) and d.strip()]
 
 
-def signup_refusal(settings: Mapping[str, Any]) -> str | None:
-    """Why this issuer takes no sign-ups at all; None when it does."""
+def signup_refusal(settings: Mapping[str, Any], *, invited: bool = False) -> str | None:
+    """Why this issuer takes no sign-ups (`invited`: none from an invitation's page); None
+    when it does."""
     match signup_mode(settings):
         case "open" | "approval":  # approval: the directory holds the new account
             return None
         case "invite_only":
+            if invited:
+                return None
             return "Sign-up is by invitation only. Ask an administrator to invite you."
         case _:
             return "Sign-up is closed. Contact an administrator for access."
@@ -87,14 +101,21 @@ def domain_refusal(settings: Mapping[str, Any], email: str) -> str | None:
     return "Sign-up is limited to addresses of approved domains."
 
 
-class SignupFlows(VerificationFlows):
+class SignupFlows(InvitationFlows):
     async def signup_form(self, visit: Visit, issuer: IssuerRow) -> Page:
         flow = await self.flow(visit)
-        refusal = signup_refusal(issuer.settings)
+        invitation, problem = await self.invitation_for(visit, issuer)
+        if problem is not None:
+            return problem
+        refusal = signup_refusal(issuer.settings, invited=invitation is not None)
+        notice = (
+            invitation_notice(invitation, "Sign up")
+            if invitation is not None
+            else approval_notice(issuer.settings)
+        )
         return self._signup_page(
-            visit, flow, error=refusal, status=403 if refusal else 200,
-            notice=approval_notice(issuer.settings),
-        )  # fmt: skip
+            visit, flow, error=refusal, status=403 if refusal else 200, notice=notice
+        )
 
     def _signup_page(
         self,
@@ -114,7 +135,7 @@ class SignupFlows(VerificationFlows):
                 "title": "Create your account", "email": email, "name": name, "error": error,
                 "notice": notice, "client_name": flow.client_name if flow else None,
                 "allowed": allowed if allowed is not None else status != 403,
-                "links": links(visit.issuer_id, visit.flow_id),
+                "links": links(visit.issuer_id, visit.flow_id, visit.invitation),
             },
         )  # fmt: skip
 
@@ -122,10 +143,17 @@ class SignupFlows(VerificationFlows):
         self, visit: Visit, issuer: IssuerRow, email: str, password: str, name: str
     ) -> Answer:
         flow = await self.flow(visit)
-        refusal = signup_refusal(issuer.settings)
+        invitation, problem = await self.invitation_for(visit, issuer)
+        if problem is not None:
+            return problem
+        refusal = signup_refusal(issuer.settings, invited=invitation is not None)
         if refusal:
             return self._signup_page(visit, flow, error=refusal, status=403)
         email, name = normalise_email(email), name.strip()
+        if invitation is not None and visit.invitation is not None:
+            return await self._signup_invited(
+                visit, issuer, flow, (invitation, visit.invitation), email, password, name
+            )
         problem = self._signup_problem(issuer, email, password, name)
         if problem is not None:
             status = 403 if problem.startswith("Sign-up is limited") else 400
@@ -145,40 +173,106 @@ class SignupFlows(VerificationFlows):
             if signup_mode(issuer.settings) == "approval":
                 return AWAITING_APPROVAL
             return self._check_your_email(issuer, visit, email)
+        except AccessDenied:  # the directory's signup policy, newer than this page's view
+            closed = "Sign-up is closed. Contact an administrator for access."
+            return self._signup_page(visit, flow, error=closed, status=403)
         except Unprocessable:
-            return self._signup_page(
-                visit, flow, email=email, name=name, status=400, allowed=True,
-                error="Check your name and email: they contain characters we cannot store.",
-            )  # fmt: skip
+            return self._unstorable(visit, flow, email, name)
         except TemporarilyUnavailable:
-            return self._signup_page(
-                visit, flow, email=email, name=name, status=503, allowed=True,
-                error="We could not create your account just now. Try again in a moment.",
-            )  # fmt: skip
-        now = self.clock.now_ms()
-        await self.credentials.execute(
-            SetPassword(
-                issuer_id=issuer.id, user_id=user.id, verifier_id=self.ids.new("vrf"),
-                sealed_hash=self._seal(user.id, await self.passwords.hash(password)), at=now,
-            ),
-            self._meta(issuer, visit, user.id),
-        )  # fmt: skip
+            return self._not_now(visit, flow, email, name)
+        await self._set_password(visit, issuer, user.id, password)
+        if user.status == "pending_approval":
+            # No verification mail yet: a held account may never be approved. It goes out
+            # with the approval (reactions.approval_mail).
+            return AWAITING_APPROVAL
         self.outbox.submit(
             "verify-email",
             lambda: self._send_verification(issuer, user.id, email, visit.flow_id),
         )
-        if user.status == "pending_approval":
-            return AWAITING_APPROVAL
         if require_verified_email(issuer.settings):
             return self._check_your_email(issuer, visit, email)
+        await self._signed_up(visit, issuer, flow, user.id)
+        return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    async def _signup_invited(
+        self,
+        visit: Visit,
+        issuer: IssuerRow,
+        flow: Any,
+        invited: tuple[InvitationRow, str],
+        email: str,
+        password: str,
+        name: str,
+    ) -> Answer:
+        """A sign-up from an invitation's page: with the invited address only (which its
+        emailed link proves, so no verification mail), accepting the invitation in the same
+        commit (an `invite_only` issuer takes it; an `approval` one does not hold it)."""
+        invitation, token = invited
+        if not self.for_address(issuer, invitation, email):
+            return self._signup_page(
+                visit, flow, email=email, name=name, error=OTHER_ADDRESS, status=403,
+                allowed=True,
+            )  # fmt: skip
+        problem = self._signup_problem(issuer, email, password, name, invited=True)
+        if problem is not None:
+            return self._signup_page(
+                visit, flow, email=email, name=name, error=problem, status=400, allowed=True
+            )
+        profile: dict[str, Any] = {"display_name": name} if name else {}
+        try:
+            user = await self.registry.register_invited(
+                invitation, token, username=email, profile=profile
+            )
+        except Conflict as exc:
+            if exc.reason == "user.username":  # the address has an account: sign in to accept
+                return Redirect(location=links(issuer.id, visit.flow_id, token)["login"])
+            return answer_refused(invitation, exc)
+        except (NotFound, AccessDenied) as exc:
+            return answer_refused(invitation, exc)
+        except Unprocessable as exc:
+            if exc.reason.startswith("membership."):
+                return answer_refused(invitation, exc)
+            return self._unstorable(visit, flow, email, name)
+        except TemporarilyUnavailable:
+            return self._not_now(visit, flow, email, name)
+        await self._set_password(visit, issuer, user.id, password)
+        await self.address_proven(visit, issuer, user.id)
+        await self._signed_up(visit, issuer, flow, user.id)
+        return await self.joined(visit, issuer, flow, invitation, token, user.id, "password")
+
+    async def _set_password(
+        self, visit: Visit, issuer: IssuerRow, user_id: str, password: str
+    ) -> None:
+        await self.credentials.execute(
+            SetPassword(
+                issuer_id=issuer.id, user_id=user_id, verifier_id=self.ids.new("vrf"),
+                sealed_hash=self._seal(user_id, await self.passwords.hash(password)),
+                at=self.clock.now_ms(),
+            ),
+            self._meta(issuer, visit, user_id),
+        )  # fmt: skip
+
+    async def _signed_up(self, visit: Visit, issuer: IssuerRow, flow: Any, user_id: str) -> None:
+        """The sign-up's password is its first successful verification."""
         await self.credentials.record(
             RecordVerification(
-                issuer_id=issuer.id, user_id=user.id, succeeded=True, method="password",
-                client_id=flow.client_id if flow else None, at=now,
+                issuer_id=issuer.id, user_id=user_id, succeeded=True, method="password",
+                client_id=flow.client_id if flow else None, at=self.clock.now_ms(),
             ),
-            self._meta(issuer, visit, user.id),
+            self._meta(issuer, visit, user_id),
         )  # fmt: skip
-        return await self._signed_in(visit, issuer, flow, user.id, "password")
+
+    def _unstorable(self, visit: Visit, flow: Any, email: str, name: str) -> Page:
+        return self._signup_page(
+            visit, flow, email=email, name=name, status=400, allowed=True,
+            error="Check your name and email: they contain characters we cannot store.",
+        )  # fmt: skip
+
+    def _not_now(self, visit: Visit, flow: Any, email: str, name: str) -> Page:
+        return self._signup_page(
+            visit, flow, email=email, name=name, status=503, allowed=True,
+            error="We could not create your account just now. Try again in a moment.",
+        )  # fmt: skip
 
     def _check_your_email(self, issuer: IssuerRow, visit: Visit, email: str) -> Page:
         """What a sign-up answers when it does not sign in: the same page whether the account was
@@ -209,13 +303,15 @@ class SignupFlows(VerificationFlows):
         )
 
     def _signup_problem(
-        self, issuer: IssuerRow, email: str, password: str, name: str
+        self, issuer: IssuerRow, email: str, password: str, name: str, invited: bool = False
     ) -> str | None:
+        """What is wrong with the form; an invited address passes the domain restriction (an
+        administrator chose it)."""
         if not valid_email(email):
             return "Enter a valid email address."
-        refusal = domain_refusal(issuer.settings, email)
-        if refusal:
-            return refusal
+        refused = None if invited else domain_refusal(issuer.settings, email)
+        if refused:
+            return refused
         if len(name) > MAX_NAME_CHARS or any(ord(c) < 0x20 for c in name):
             return "Enter a shorter name."
         return policy_problem(password)

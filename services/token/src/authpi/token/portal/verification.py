@@ -7,7 +7,7 @@ nothing but the flag, and a fetch of the link, by the person or by their mail pr
 proves the mailbox received it, which is all that verification claims. Its page then leads back
 to sign-in (and to the authorization the person signed up in, while it lasts), never straight
 into a session. Verification mail goes through the outbox, so a slow mail server never holds up
-a page."""
+a page. A signup held for approval is mailed once approved (`verify_approved`), not before."""
 
 from __future__ import annotations
 
@@ -67,6 +67,23 @@ class VerificationFlows(PortalBase):
             f"Welcome to {brand}.\n\nConfirm your email address by opening this link:\n\n{link}\n\n"
             "If you did not create an account, you can ignore this message.\n",
         )
+
+    async def verify_approved(self, issuer_id: str, user_id: str) -> None:
+        """The verify-email mail of a signup held for approval, once approved (run by the outbox
+        for reactions.approval_mail): to an email username with a password and an address not
+        verified yet."""
+        issuer = await self.issuer(issuer_id)
+        if issuer is None:
+            return
+        async with self.pool.connection() as conn:
+            user = await self.people.user(conn, user_id)
+            credential = await self.queries.credential(conn, user_id)
+            pii = await self.people.pii(conn, user_id)
+        if user is None or user.username_type != "email" or pii is None:
+            return
+        if credential is None or credential.verifier_id is None or credential.email_verified:
+            return
+        await self._send_verification(issuer, user_id, pii.username, None)
 
     async def _resend_verification(
         self, issuer: IssuerRow, user_id: str, email: str, visit: Visit

@@ -49,6 +49,8 @@ class CredentialsView:
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
         match stored.event:
+            case UserVerifierCreated() as e if e.verifier_type != "password":
+                return  # a second factor (projections.mfa), not the password
             case (
                 UserVerifierCreated() | UserPasswordChanged() | UserPasswordReset()
                 | PasswordRehashed()

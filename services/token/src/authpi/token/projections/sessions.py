@@ -306,7 +306,8 @@ class ConsentsView:
 
 
 class EphemeralSweeper:
-    """Deletes login flows and authorization codes past their expiry (by a margin)."""
+    """Deletes login flows, authorization codes, TOTP enrolments and second-factor challenges
+    past their expiry (by a margin)."""
 
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
@@ -314,6 +315,8 @@ class EphemeralSweeper:
         self._sweeps: list[LiteralString] = [
             render("DELETE FROM {schema}.login_flows WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.mfa_enrollments WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.mfa_challenges WHERE expires_at < %s", schema=schema),
         ]
 
     async def sweep(self) -> int:

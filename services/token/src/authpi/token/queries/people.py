@@ -177,7 +177,13 @@ class People:
         self, conn: psycopg.AsyncConnection[Any], issuer_id: str, username: str
     ) -> UserRecord | None:
         """The issuer's user (not deleted) with this username, whatever its case or blanks."""
-        row = await _one(conn, self._by_hash, [issuer_id, self.username_hash(issuer_id, username)])
+        return await self.user_by_hash(conn, issuer_id, self.username_hash(issuer_id, username))
+
+    async def user_by_hash(
+        self, conn: psycopg.AsyncConnection[Any], issuer_id: str, username_hash: str
+    ) -> UserRecord | None:
+        """The issuer's user (not deleted) whose username has this hash."""
+        row = await _one(conn, self._by_hash, [issuer_id, username_hash])
         return None if row is None else msgspec.convert(row, UserRecord)
 
     async def pii(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> Pii | None:

@@ -1,11 +1,12 @@
 """token-users and token-organizations: the token service learns the people of its issuers from
 the directory's events into its own tables (it never reads the directory's): users (status,
-username hash, scopes and the sealed PII snapshot, never a clear value), organizations (status)
-and their user memberships (status, scopes, title, join time). Human login, ID tokens, userinfo
-and the organizations claim read them (`queries.people`).
+username hash, scopes and the sealed PII snapshot, never a clear value), organizations (status,
+SSO, `security.mfa_required`) and their user memberships (status, scopes, title, join time).
+Human login, ID tokens, userinfo and the organizations claim read them (`queries.people`).
 
-Each applied user event notifies `users_channel(schema)` with the user's id in the same commit,
-so that a signup (`adapters.registry`) can answer as soon as this service sees the new user."""
+Each applied user or membership event notifies `users_channel(schema)` with the user's id in the
+same commit, so that a signup or an accepted invitation (`adapters.registry`) can answer as soon
+as this service sees the new user or membership."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 
 USER_MEMBER = "user"
+MEMBERSHIP_EVENTS = (
+    OrganizationMembershipCreated,
+    OrganizationMembershipUpdated,
+    OrganizationMembershipDeleted,
+)
 CONNECTION_TYPES = frozenset({"oidc", "saml"})
 
 
@@ -54,8 +60,16 @@ def sso_columns(sso: dict[str, Any]) -> tuple[bool, bool, str | None]:
     )
 
 
+def mfa_required(security: dict[str, Any]) -> bool:
+    """An organization's `security.mfa_required` (core-api.md 3.12); the directory accepts only
+    a boolean there."""
+    return security.get("mfa_required") is True
+
+
 def users_channel(schema: str) -> str:
-    """The NOTIFY channel of token-users: the payload is the id of the user just applied."""
+    """The NOTIFY channel of what this service learns of a user: the payload is the id of the
+    user whose rows an applied event just changed (the user itself, one of its memberships, an
+    invitation it accepted)."""
     return f"{schema}_users"
 
 
@@ -122,9 +136,9 @@ class UsersReaction:
 
 
 class OrganizationsReaction:
-    """Organizations (status and SSO settings), their user memberships and their verified SSO
-    domains: one consumer, since all share the organization's stream and `organization.deleted`
-    removes the memberships and domains."""
+    """Organizations (status, SSO settings, whether MFA is required), their user memberships and
+    their verified SSO domains: one consumer, since all share the organization's stream and
+    `organization.deleted` removes the memberships and domains."""
 
     name = "token-organizations"
     event_types = (
@@ -142,15 +156,18 @@ class OrganizationsReaction:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
+        self.channel = users_channel(schema)
+        self._notify = "SELECT pg_notify(%s, %s)"
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
-            " sso_only, sso_connection_type, version, updated_at)"
-            " VALUES (%s, %s, 'active', %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            " sso_only, sso_connection_type, mfa_required, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             schema=schema,
         )
         self._org_sso = render(
             "UPDATE {schema}.organizations_view SET sso_enabled = %s, sso_only = %s,"
-            " sso_connection_type = %s, version = %s, updated_at = %s WHERE id = %s",
+            " sso_connection_type = %s, mfa_required = %s, version = %s, updated_at = %s"
+            " WHERE id = %s",
             schema=schema,
         )
         self._org_status = render(
@@ -202,10 +219,15 @@ class OrganizationsReaction:
         match stored.event:
             case OrganizationCreated() as e:
                 await conn.execute(
-                    self._org_insert, [e.id, e.issuer_id, *sso_columns(e.sso), v, e.created_at]
-                )
+                    self._org_insert,
+                    [e.id, e.issuer_id, *sso_columns(e.sso), mfa_required(e.security), v,
+                     e.created_at],
+                )  # fmt: skip
             case OrganizationUpdated() as e:
-                await conn.execute(self._org_sso, [*sso_columns(e.sso), v, e.updated_at, e.id])
+                await conn.execute(
+                    self._org_sso,
+                    [*sso_columns(e.sso), mfa_required(e.security), v, e.updated_at, e.id],
+                )
                 if e.status is not None:
                     await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:
@@ -237,6 +259,8 @@ class OrganizationsReaction:
                 await conn.execute(self._member_delete, [e.org_id, e.member_id])
             case _:
                 return
+        if isinstance(stored.event, MEMBERSHIP_EVENTS):
+            await conn.execute(self._notify, [self.channel, stored.event.member_id])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._reset)

@@ -82,8 +82,10 @@ class RedeliveredOut(DeliveryOut, frozen=True, kw_only=True):
 
 
 class RedeliverBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    after: int | float | None = None
-    before: int | float | None = None
+    # JSON numbers (epoch ms): `int | float` was documented as a `oneOf` every integer matches
+    # twice.
+    after: float | None = None
+    before: float | None = None
     event_types: list[str] | None = None
     status: str | None = None  # only `failed` deliveries are requeued (core-api.md 3.19)
 

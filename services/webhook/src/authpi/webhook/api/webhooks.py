@@ -1,7 +1,7 @@
 """Webhooks of an account (platform.md 7.1, 7.2; contract 4.10, 5.12): list (filter `status`,
 `deleted` included), create, get, update (If-Match) and delete. Scopes `webhooks:read|write|
-delete`; an update that regenerates or replaces a secret needs `webhooks:manage` (core-api.md
-5.2: secret regeneration)."""
+delete`; an update that issues a secret needs `webhooks:manage` (core-api.md 5.2: secret
+regeneration): a regeneration, a replaced secret, or an auth type gaining a secret it lacked."""
 
 from __future__ import annotations
 
@@ -98,6 +98,7 @@ async def update_webhook(
     if auth.hands_out_secret and not principal.may(MANAGE):
         raise InsufficientScope(f"regenerating a webhook secret requires the {MANAGE} scope",
                                 reason="auth.scope_missing")  # fmt: skip
+    fields["may_issue_secrets"] = principal.may(MANAGE)
     secrets = webhooks.new_secrets(auth.signature_secret, auth.bearer_token)
     issued = await webhooks.update(account_id, webhook_id, fields, secrets,
                                    actor=principal.actor(), if_match=if_match)  # fmt: skip

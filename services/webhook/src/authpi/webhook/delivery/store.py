@@ -14,7 +14,9 @@ from authpi.webhook.domain.delivery import Circuit
 _CLAIMED = (
     " RETURNING d.id, d.webhook_id, d.account_id, d.event_id, d.event_type, d.occurred_at,"
     " d.attempt_count, d.scheduled_attempts, d.attempt_budget, d.next_attempt_at, d.seq,"
-    " (SELECT a.event::text::bytea FROM {schema}.audit_events AS a WHERE a.id = d.event_id)"
+    # convert_to, not ::bytea: a bytea cast reads `\"` and `\u0001` in the JSON as escapes.
+    " (SELECT convert_to(a.event::text, 'UTF8') FROM {schema}.audit_events AS a"
+    " WHERE a.id = d.event_id)"
 )
 
 

@@ -56,6 +56,10 @@ class UpdateWebhook(msgspec.Struct, frozen=True, kw_only=True):
     auth_type: str | UnsetType = UNSET
     regenerate_signature: bool = False  # `auth.regenerate_secret`, or a supplied new secret
     regenerate_bearer: bool = False
+    # Whether the caller may be handed a new secret (`webhooks:manage`, core-api.md 5.2): an
+    # update that would issue one otherwise (a regeneration, or an auth type gaining a secret it
+    # lacked) is refused.
+    may_issue_secrets: bool = True
 
 
 class DeleteWebhook(msgspec.Struct, frozen=True, kw_only=True):

@@ -152,6 +152,41 @@ RULES: dict[str, Rule] = {
     "user.verifier.created": Rule(
         (*_USER, ("verifier_id", "verifier_id")), (_TYPE, "name", "created_at")
     ),
+    "user.verifier.updated": Rule(
+        (*_USER, ("verifier_id", "verifier_id")),
+        (_TYPE, "changed", "name", "status", "updated_at"),
+    ),
+    "user.verifier.deleted": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), (_TYPE, "deleted_at")
+    ),
+    # Second factors and trusted devices: never a sealed secret, a backup-code or cookie digest.
+    "user.mfa.factor-created": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("factor_type", "name", "created_at")
+    ),
+    "user.mfa.factor-deleted": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("factor_type", "deleted_at")
+    ),
+    "user.mfa.backup-codes.regenerated": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("count", "regenerated_at")
+    ),
+    "user.mfa.backup-codes.low": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("remaining", "at")
+    ),
+    "user.mfa.verification.succeeded": Rule(
+        (*_USER, ("verifier_id", "verifier_id"), ("device_id", "device_id")),
+        ("factor_type", "verifier_id", "device_id", "remaining", "client_id", "at"),
+    ),
+    "user.mfa.verification.failed": Rule(
+        (*_USER, ("verifier_id", "verifier_id")), ("factor_type", "verifier_id", "reason", "at")
+    ),
+    "user.device.trusted": Rule(
+        (*_USER, ("device_id", "device_id")),
+        ("device_id", "name", "fingerprint", "user_agent", "expires_at", "trusted_at"),
+    ),
+    "user.device.revoked": Rule(
+        (*_USER, ("device_id", "device_id")),
+        ("device_id", "device_ids", "revoked_count", "revoked_at"),
+    ),
     "user.email.verified": Rule(_USER, ("username_type", "verified_at")),
     "user.consent.granted": Rule((*_USER, ("client_id", "client_id")), ("scopes", "granted_at")),
     "user.consent.revoked": Rule((*_USER, ("client_id", "client_id")), ("scopes", "revoked_at")),

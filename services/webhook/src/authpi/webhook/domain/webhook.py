@@ -25,7 +25,7 @@ from authpi.contracts.webhook import (
     WebhookResumed,
     WebhookUpdated,
 )
-from authpi.errors import Conflict, NotFound
+from authpi.errors import Conflict, InsufficientScope, NotFound
 from authpi.web.etag import check_if_match, etag_of, strictly_after
 from authpi.web.metadata import merge_metadata
 from authpi.webhook.domain.commands import (
@@ -176,6 +176,13 @@ def _new_auth(cmd: UpdateWebhook, hook: Live) -> tuple[WebhookAuthInfo, list[str
     if bears(auth_type) and (cmd.regenerate_bearer or bearer_hint is None):
         bearer_hint = fresh.bearer_hint
         rotated.append("bearer")
+    if rotated and not cmd.may_issue_secrets:
+        # Toggling `auth.type` (signature -> none -> signature) issues a fresh secret as surely
+        # as `regenerate_secret` does, and hands it out in the response.
+        raise InsufficientScope(
+            "an update that issues a webhook secret requires the webhooks:manage scope",
+            reason="auth.scope_missing",
+        )
     return auth_info(auth_type, signature_hint, bearer_hint), rotated
 
 

@@ -82,7 +82,8 @@ class DeliveryQueries:
             schema=schema,
         )
         self._event: LiteralString = render(
-            "SELECT event::text::bytea FROM {schema}.audit_events WHERE id = %s", schema=schema
+            "SELECT convert_to(event::text, 'UTF8') FROM {schema}.audit_events WHERE id = %s",
+            schema=schema,
         )
 
     async def deliveries(
