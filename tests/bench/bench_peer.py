@@ -61,6 +61,7 @@ import uvloop
 from authpi.platform.testing.process import platform_process
 from tests.bench.bench_tokens import AGENT, SUBJECTS, WRK_HINT, run_wrk, set_up, wrk_script
 from tests.bench.loadgen import ServerCpu
+from tests.bench.loadgen import _group as process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_SCRIPT = Path(__file__).with_name("peer") / "oidc_provider.mjs"
@@ -93,12 +94,9 @@ class Target:
 
 
 def _group(proc: psutil.Process) -> str:
-    name = proc.name()
-    if name.startswith("postgres"):
-        return "postgres"
-    if "nats" in name:
-        return "nats"
-    return "server"
+    """postgres, nats, or server (whatever serves the requests: python, node)."""
+    group = process_group(proc)
+    return "server" if group == "authpi" else group
 
 
 def tree_cpu(roots: list[int]) -> dict[int, tuple[str, float]]:
