@@ -8,7 +8,7 @@ NPM_DIR := $(VENV)/npm
 ANVIL_VERSION := 1.7.1
 SOLC_VERSION := 0.8.37
 OIDC_PROVIDER_VERSION := 9.13.3
-# Named after the pinned versions, so that a changed pin installs again into an existing venv.
+# Named after the versions: changing one installs again.
 NPM_STAMP := $(NPM_DIR)/.installed-$(ANVIL_VERSION)-$(SOLC_VERSION)-$(OIDC_PROVIDER_VERSION)
 
 .PHONY: venv chain-tools contracts run test lint fmt proto proto-check bench fuzz clean
@@ -22,10 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 	PIP_CONSTRAINT=$(CURDIR)/requirements.txt $(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-## Node tools, from npm into the venv (no lock file): Anvil (the package ships the binary; the
-## billing service starts it on a free port for tests and, opted in, for `make run`), the
-## Solidity compiler used by `make contracts`, and node-oidc-provider (`oidc-provider`), the peer
-## `make bench` measures the token endpoint against.
+## Node tools from npm into the venv (no lock file): the local chain's Anvil (the package ships the
+## binary; the billing service starts it on a free port for tests and, opted in, for `make run`),
+## the Solidity compiler used by `make contracts`, and oidc-provider, the independent OpenID
+## Provider the organization SSO tests sign in at (authpi/platform/testing/upstream_idp.mjs) and
+## the peer `make bench` measures the token endpoint against (tests/bench/peer/).
 $(NPM_STAMP):
 	mkdir -p $(NPM_DIR)
 	cd $(NPM_DIR) && npm install --prefix . --no-save --no-package-lock --no-audit --no-fund \
@@ -41,11 +42,13 @@ contracts: $(NPM_STAMP)
 	node services/billing/contracts/build.cjs $(CURDIR)/$(NPM_DIR)/node_modules
 
 ## make run: the all-in-one platform (embedded PostgreSQL + NATS JetStream unless AUTHPI_*_URL set)
-# Development allows webhooks to plain-http and loopback/private receivers (and says so when it
-# starts); production leaves both unset, so only https to public addresses is allowed.
+# Development allows webhooks to plain-http and loopback/private receivers, and organization SSO
+# to plain-http upstream IdPs (and says so when it starts); production leaves them unset, so only
+# https (to public addresses, for webhooks) is allowed.
 run: venv
 	AUTHPI_WEBHOOKS_ALLOW_INSECURE=$${AUTHPI_WEBHOOKS_ALLOW_INSECURE-1} \
 	AUTHPI_WEBHOOKS_ALLOW_PRIVATE=$${AUTHPI_WEBHOOKS_ALLOW_PRIVATE-1} \
+	AUTHPI_SSO_ALLOW_INSECURE=$${AUTHPI_SSO_ALLOW_INSECURE-1} \
 	$(BIN)/authpi up
 
 ## make test: the whole suite against real PostgreSQL and NATS JetStream

@@ -162,10 +162,14 @@ async def test_declining_records_the_answer_in_chromium(tenant: LoginTenant, bro
     got = await t.admin.issuer(t.issuer_id).organization(org_id).invitations.get(invitation_id)
     assert got.status == "declined" and got.declined_at
     assert await member_ids(t, org_id) == []
+    # Declining destroyed the invitation's data key: its address is unreadable from now on.
+    assert got.email_invited == "" and got.inviter is None
 
     await browser.get(link)  # the link again: it says the invitation was declined
     again = await browser.run(page_state)
     assert again["h1"] == "Invitation declined", again
-    assert "ask Alice Demir for a new one" in again["text"]
+    # The inviter's name went with the key (it was sealed with the address).
+    assert "ask the person who invited you for a new one" in again["text"]
+    assert "Alice Demir" not in again["text"]
     assert await browser.run(lambda d: d.find_elements("id", "accept")) == []
     await browser.screenshot("invitation-declined-again")

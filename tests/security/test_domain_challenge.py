@@ -7,21 +7,16 @@ of the test's own, over the DNS wire protocol."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import httpx
 import pytest
 
 from authpi.crypto.clock import FixedClock
-from authpi.directory.adapters.dns_probe import DnsProbe
+from authpi.platform.testing.dns import Zone, open_zone
 from authpi.platform.testing.plugin import RunningPlatform, running_platform
 from authpi.platform.testing.tenants import count_events, new_account, part
 from authpi.testing.infra import Infra
@@ -29,38 +24,10 @@ from authpi.testing.infra import Infra
 DAY = 24 * 3600 * 1000
 
 
-class Zone(asyncio.DatagramProtocol):
-    """A tiny authoritative DNS server on 127.0.0.1: TXT and A records the test publishes."""
-
-    def __init__(self) -> None:
-        self.txt: dict[str, list[str]] = {}
-        self.a: dict[str, str] = {}
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        name = question.name.to_text(omit_final_dot=True).lower()
-        if question.rdtype == dns.rdatatype.TXT and name in self.txt:
-            values = [f'"{v}"' for v in self.txt[name]]
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *values))
-        elif question.rdtype == dns.rdatatype.A and name in self.a:
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.a[name]))
-        else:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        self.transport.sendto(response.to_wire(), addr)
-
-
 @pytest.fixture
 async def zone() -> AsyncIterator[tuple[Zone, int]]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(Zone, local_addr=("127.0.0.1", 0))
-    yield protocol, transport.get_extra_info("sockname")[1]
-    transport.close()
+    async with open_zone() as opened:
+        yield opened, opened.port
 
 
 @pytest.fixture
@@ -75,7 +42,7 @@ async def timed(
     """A platform of its own on a clock the test moves, asking the test's DNS server."""
     async with running_platform(infra, tmp_path, clock=clock) as running:
         domains = part(running, "account_domains")
-        domains.probe = DnsProbe(timeout_s=2, nameservers=[("127.0.0.1", zone[1])])
+        domains.probe = zone[0].probe()
         yield running
 
 

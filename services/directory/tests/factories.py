@@ -111,6 +111,7 @@ from authpi.directory.domain.commands.personal_token import (
     RevokePersonalToken,
 )
 from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
+from authpi.directory.domain.org_sso_config import SsoConfig, as_object
 
 T0 = 1_781_222_400_000
 ETAG0 = f'"{T0}"'
@@ -451,14 +452,20 @@ def delete_client(**o: Any) -> DeleteClient:
 # Organization, memberships and groups (stream org_1 of issuer i_1)
 
 
+# The `sso` object every organization is created with when the body names none.
+DEFAULT_SSO = as_object(SsoConfig())
+
+
 def organization_created(**o: Any) -> OrganizationCreated:
     base = {"id": "org_1", "issuer_id": "i_1", "account_id": "acc_1", "name": "Acme"}
-    return OrganizationCreated(**_with({**base, "created_at": 10}, o))
+    return OrganizationCreated(**_with({**base, "sso": DEFAULT_SSO, "created_at": 10}, o))
 
 
 def organization_updated(**o: Any) -> OrganizationUpdated:
     base = {"id": "org_1", "issuer_id": "i_1", "account_id": "acc_1", "name": "Acme"}
-    return OrganizationUpdated(**_with({**base, "changed": [], "updated_at": 30}, o))
+    return OrganizationUpdated(
+        **_with({**base, "sso": DEFAULT_SSO, "changed": [], "updated_at": 30}, o)
+    )
 
 
 def organization_deleting(**o: Any) -> OrganizationUpdated:

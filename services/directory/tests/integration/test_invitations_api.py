@@ -433,3 +433,62 @@ async def test_an_organization_that_stopped_taking_invitations_refuses_acceptanc
     await invitations.answer(issuer, token, accept=False)  # a decline is recorded
     got = await admin.issuer(issuer).organization(org.id).invitations.get(created.id)
     assert got.status == "declined"
+
+
+async def test_deleting_the_user_who_accepted_makes_the_invitations_address_unreadable(
+    pool, admin, issuer, org, mailbox, invitations
+):
+    """An accepted invitation's address is the user's: it goes with the user (DESIGN.md 7)."""
+    address = email()
+    users = admin.issuer(issuer).users
+    user = await users.create({"username_type": "email", "username": address.lower()})
+    created = await invite(admin, issuer, org.id, address, message="Welcome, Dana",
+                           inviter={"name": "Alice Demir"})  # fmt: skip
+    await invitations.answer(issuer, token_of(await link_for(mailbox, address)), accept=True,
+                             user_id=user.id)  # fmt: skip
+    api = admin.issuer(issuer).organization(org.id).invitations
+    accepted = await api.get(created.id)
+    assert (accepted.status, accepted.email_invited) == ("accepted", address.lower())
+    assert accepted.message == "Welcome, Dana" and accepted.inviter.name == "Alice Demir"
+    kept = await invite(admin, issuer, org.id, email())  # another invitation is not touched
+
+    await users.delete(user.id)
+    gone = await api.get(created.id)
+    assert (gone.status, gone.email_invited, gone.message, gone.inviter) == (
+        "accepted", "", None, None
+    )  # fmt: skip
+    async with pool.connection() as conn:  # the invitation's data key went with the user
+        assert await invitations.vault.key_for(conn, created.id) is None
+    assert (await api.get(kept.id)).email_invited == kept.email_invited
+
+
+async def test_a_changed_message_is_sealed_like_the_rest(platform, pool, kit, admin, issuer, org):
+    """A PATCH of the message re-seals the invitation's snapshot: the next read shows it, the
+    event carries only the sealed snapshot, and the address and inviter stay as they were."""
+    api = admin.issuer(issuer).organization(org.id).invitations
+    address = email()
+    created = await invite(admin, issuer, org.id, address, message="First note",
+                           inviter={"name": "Alice Demir"})  # fmt: skip
+    changed = await api.update(created.id, {"message": "Second note"}, if_match=created._etag)
+    assert (changed.message, changed.email_invited, changed.inviter.name) == (
+        "Second note", address.lower(), "Alice Demir"
+    )  # fmt: skip
+    same = await api.update(created.id, {"message": "Second note"})
+    assert same._etag == changed._etag  # the same message again changes nothing
+    events = await kit.stored_events(platform, pool, org.id)
+    assert events[-1]["type"] == "organization.invitation.updated"
+    assert events[-1]["data"]["changed"] == ["message"] and events[-1]["data"]["pii"]
+    for needle in ("First note", "Second note", "Alice Demir", address.lower()):
+        assert needle not in str(events)
+        assert await kit.places_holding(platform, pool, needle) == []
+
+
+async def test_deleting_the_organization_destroys_its_invitations_keys(
+    pool, admin, issuer, org, invitations
+):
+    created = [await invite(admin, issuer, org.id, email()) for _ in range(2)]
+    async with pool.connection() as conn:
+        assert all([await invitations.vault.key_for(conn, i.id) for i in created])
+    await admin.issuer(issuer).organizations.delete(org.id)
+    async with pool.connection() as conn:
+        assert [await invitations.vault.key_for(conn, i.id) for i in created] == [None, None]

@@ -6,58 +6,23 @@ hold."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 from authpi_admin.errors import ConflictError, ForbiddenError, NotFoundError
 
-from authpi.directory.adapters.dns_probe import DnsProbe
-from authpi.platform.testing.tenants import part
+from authpi.platform.testing.dns import Zone, dns_zone
+from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 from services.directory.tests.integration.conftest import admin_for, key_with, new_issuer
 
 
-class Zone(asyncio.DatagramProtocol):
-    """A tiny authoritative DNS server on 127.0.0.1 answering the TXT records a test publishes."""
-
-    def __init__(self) -> None:
-        self.txt: dict[str, list[str]] = {}
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        name = question.name.to_text(omit_final_dot=True).lower()
-        if question.rdtype == dns.rdatatype.TXT and name in self.txt:
-            values = [f'"{v}"' for v in self.txt[name]]
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *values))
-        else:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        self.transport.sendto(response.to_wire(), addr)
-
-
 @pytest.fixture
 async def zone(platform) -> AsyncIterator[Zone]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(Zone, local_addr=("127.0.0.1", 0))
-    sso = part(platform, "organization_sso")
-    real = sso.probe
-    sso.probe = DnsProbe(timeout_s=2, nameservers=[("127.0.0.1", transport.get_extra_info(
-        "sockname")[1])])  # fmt: skip
-    yield protocol
-    sso.probe = real
-    transport.close()
+    async with dns_zone(platform) as published:
+        yield published
 
 
 def new_domain() -> str:
@@ -67,7 +32,7 @@ def new_domain() -> str:
 async def test_add_verify_remove_and_rotate_through_the_sdk(platform, admin, zone):
     issuer = await new_issuer(admin)
     orgs = admin.issuer(issuer).organizations
-    org = await orgs.create({"name": "Acme", "sso": {"enabled": True}})
+    org = await orgs.create({"name": "Acme", "sso": sso_config()})
     sso = admin.issuer(issuer).organization(org.id).sso
     domain = new_domain()
 
@@ -141,9 +106,7 @@ async def test_discover_routes_only_a_verified_domain(platform, admin, zone):
     from services.token.tests.integration.test_sso_discovery import discover, login_page_origin
 
     issuer = await new_issuer(admin)
-    org = await admin.issuer(issuer).organizations.create(
-        {"name": "Acme", "sso": {"enabled": True, "connection_type": "oidc"}}
-    )
+    org = await admin.issuer(issuer).organizations.create({"name": "Acme", "sso": sso_config()})
     sso = admin.issuer(issuer).organization(org.id).sso
     domain = new_domain()
     added = await sso.add_domain({"domain": domain})

@@ -19,6 +19,7 @@ from psycopg import sql
 from authpi.directory.domain.commands.organization import DeleteOrganization, OrgRef
 from authpi.directory.projections.organizations import OrganizationsView
 from authpi.eventstore.replay import replay
+from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 
 
@@ -104,7 +105,7 @@ async def test_suspend_and_reactivate_are_status_events(platform, pool, kit, adm
 
 async def test_boolean_filters_select_matching_organizations(platform, admin, issuer, kit):
     orgs = admin.issuer(issuer).organizations
-    sso = await orgs.create({"name": "SSO", "sso": {"enabled": True, "sso_only": True}})
+    sso = await orgs.create({"name": "SSO", "sso": sso_config(sso_only=True)})
     mfa = await orgs.create({"name": "MFA", "security": {"mfa_required": True}})
     closed = await orgs.create({"name": "Closed", "invitation_enabled": False})
     assert [o.id async for o in orgs.list_all(sso_enabled="true")] == [sso.id]

@@ -1,7 +1,9 @@
 """The invitation part of the Organization decider (core-api.md 3.15) through DeciderSpec:
 creation against the invitation setting, suspension, pending duplicates and members; edits,
 resends and revocations of pending invitations only; and the answer through a link, which needs
-the current token, an open invitation and, to accept, the invited address."""
+the current token, an open invitation and, to accept, the invited address. The decider sees the
+invitation's personal data only sealed (`pii`), and addresses only by their hash; an invitation
+written before sealing is folded with its address's hash (`Upcasting`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from authpi.contracts.directory import (
     OrganizationInvitationResent,
     OrganizationInvitationUpdated,
 )
+from authpi.crypto.envelope import Kek
+from authpi.crypto.pii import PiiVault
 from authpi.directory.domain import organization
 from authpi.directory.domain.commands.organization import (
     AnswerInvitation,
@@ -23,6 +27,7 @@ from authpi.directory.domain.commands.organization import (
     RevokeInvitation,
     UpdateInvitation,
 )
+from authpi.directory.handlers.invitation_pii import Upcasting
 from authpi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from authpi.testing.decider import DeciderSpec
 from services.directory.tests.factories import (
@@ -35,6 +40,8 @@ from services.directory.tests.factories import (
 )
 
 EMAIL = "dana@example.com"
+EMAIL_HASH = "e" * 64  # what the handler computes: the address's username hash in the issuer
+SEALED = "sealed-pii"  # the address, inviter and message under the invitation's key
 DIGEST = "a" * 64
 EXPIRES = 1_000_000
 
@@ -45,16 +52,17 @@ def spec(*given: Any) -> DeciderSpec:
 
 def create(**o: Any) -> CreateInvitation:
     base: dict[str, Any] = {
-        "ref": REF, "invitation_id": "inv_1", "email": EMAIL, "scopes": ["member"],
-        "token_sha256": DIGEST, "expires_at": EXPIRES, "now": 100,
+        "ref": REF, "invitation_id": "inv_1", "email_hash": EMAIL_HASH, "pii": SEALED,
+        "scopes": ["member"], "token_sha256": DIGEST, "expires_at": EXPIRES, "now": 100,
     }  # fmt: skip
     return CreateInvitation(**{**base, **o})
 
 
 def created(**o: Any) -> OrganizationInvitationCreated:
     base: dict[str, Any] = {
-        "id": "inv_1", "org_id": "org_1", "issuer_id": "i_1", "email_invited": EMAIL,
-        "scopes": ["member"], "token_sha256": DIGEST, "expires_at": EXPIRES, "created_at": 100,
+        "id": "inv_1", "org_id": "org_1", "issuer_id": "i_1", "email_hash": EMAIL_HASH,
+        "pii": SEALED, "scopes": ["member"], "token_sha256": DIGEST, "expires_at": EXPIRES,
+        "created_at": 100,
     }  # fmt: skip
     return OrganizationInvitationCreated(**{**base, **o})
 
@@ -62,15 +70,14 @@ def created(**o: Any) -> OrganizationInvitationCreated:
 def answer(**o: Any) -> AnswerInvitation:
     base: dict[str, Any] = {
         "org_id": "org_1", "invitation_id": "inv_1", "token_sha256": DIGEST, "accept": True,
-        "now": 200, "user_id": "usr_1", "user_email": EMAIL,
+        "now": 200, "user_id": "usr_1", "user_email_hash": EMAIL_HASH,
     }  # fmt: skip
     return AnswerInvitation(**{**base, **o})
 
 
-def test_create_emits_created():
-    spec().when(create(user_title="CTO", inviter={"name": "Alice"})).then(
-        created(user_title="CTO", inviter={"name": "Alice"})
-    )
+def test_create_emits_created_with_the_sealed_data_and_the_address_hash_only():
+    # `created()` leaves the clear fields (address, inviter, message) at None.
+    spec().when(create(user_title="CTO")).then(created(user_title="CTO"))
 
 
 def test_create_is_refused_when_invitations_are_disabled():
@@ -80,7 +87,7 @@ def test_create_is_refused_when_invitations_are_disabled():
 
 def test_invitations_freeze_while_the_organization_is_suspended():
     for cmd in (
-        create(invitation_id="inv_2", email="x@example.com"),
+        create(invitation_id="inv_2", email_hash="f" * 64),
         UpdateInvitation(ref=REF, invitation_id="inv_1", now=150, message="x"),
         ResendInvitation(ref=REF, invitation_id="inv_1", token_sha256="b" * 64, now=150),
         RevokeInvitation(ref=REF, invitation_id="inv_1", now=150),
@@ -90,8 +97,8 @@ def test_invitations_freeze_while_the_organization_is_suspended():
         assert refused.reason == "organization.suspended"
     spec(created(), organization_suspended(), organization_reactivated()).when(answer()).then(
         OrganizationInvitationAccepted(
-            id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", email_invited=EMAIL,
-            scopes=["member"], accepted_at=200),
+            id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", scopes=["member"],
+            accepted_at=200),
         member_joined(scopes=["member"], joined_at=200),
     )  # fmt: skip
 
@@ -115,13 +122,15 @@ def test_scopes_come_from_the_organization_vocabulary():
 
 
 def test_update_names_what_changed_and_checks_if_match():
-    cmd = UpdateInvitation(ref=REF, invitation_id="inv_1", now=150, message="hi",
+    cmd = UpdateInvitation(ref=REF, invitation_id="inv_1", now=150, pii="resealed",
                            metadata={"a": 1}, if_match='"100"')  # fmt: skip
     spec(created()).when(cmd).then(OrganizationInvitationUpdated(
-        id="inv_1", org_id="org_1", issuer_id="i_1", message="hi", scopes=["member"],
-        metadata={"a": 1}, changed=["message", "metadata"], updated_at=150))  # fmt: skip
-    stale = UpdateInvitation(ref=REF, invitation_id="inv_1", now=150, message="x", if_match='"1"')
+        id="inv_1", org_id="org_1", issuer_id="i_1", pii="resealed", scopes=["member"],
+        metadata={"a": 1}, changed=["metadata", "message"], updated_at=150))  # fmt: skip
+    stale = UpdateInvitation(ref=REF, invitation_id="inv_1", now=150, pii="x", if_match='"1"')
     spec(created()).when(stale).raises(PreconditionFailed)
+    # The same message again: the handler seals nothing, and nothing changed.
+    spec(created()).when(UpdateInvitation(ref=REF, invitation_id="inv_1", now=150)).then()
 
 
 def test_resend_replaces_the_digest_of_a_pending_unexpired_invitation():
@@ -140,9 +149,7 @@ def test_the_previous_link_stops_working_after_a_resend():
     )
     spec(created(), resent).when(answer()).raises(NotFound)
     spec(created(), resent).when(answer(token_sha256="b" * 64, accept=False)).then(
-        OrganizationInvitationDeclined(
-            id="inv_1", org_id="org_1", issuer_id="i_1", email_invited=EMAIL, declined_at=200
-        )
+        OrganizationInvitationDeclined(id="inv_1", org_id="org_1", issuer_id="i_1", declined_at=200)
     )
 
 
@@ -163,17 +170,16 @@ def test_revoke_ends_a_pending_invitation_once():
 def test_accept_adds_the_membership_with_the_invitation_scopes_and_title():
     spec(created(scopes=["owner"], user_title="CTO")).when(answer()).then(
         OrganizationInvitationAccepted(
-            id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", email_invited=EMAIL,
-            scopes=["owner"], accepted_at=200),
+            id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", scopes=["owner"],
+            accepted_at=200),
         member_joined(scopes=["owner"], user_title="CTO", joined_at=200),
     )  # fmt: skip
 
 
 def test_a_used_link_is_refused():
     accepted = OrganizationInvitationAccepted(
-        id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", email_invited=EMAIL,
-        accepted_at=200,
-    )  # fmt: skip
+        id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", accepted_at=200
+    )
     refused = spec(created(), accepted).when(answer(now=300)).raises(Conflict)
     assert refused.reason == "invitation.not_pending"
 
@@ -184,8 +190,8 @@ def test_an_expired_link_is_refused():
 
 
 def test_another_address_cannot_accept():
-    for email in ("mallory@example.com", None):
-        refused = spec(created()).when(answer(user_email=email)).raises(Conflict)
+    for digest in ("m" * 64, None, ""):
+        refused = spec(created()).when(answer(user_email_hash=digest)).raises(Conflict)
         assert refused.reason == "invitation.other_address"
 
 
@@ -200,7 +206,36 @@ def test_accept_is_refused_once_the_organization_takes_no_invitations_but_declin
     refused = spec(created(), disabled).when(answer()).raises(Conflict)
     assert refused.reason == "invitation.disabled"
     spec(created(), disabled).when(answer(accept=False)).then(
-        OrganizationInvitationDeclined(
-            id="inv_1", org_id="org_1", issuer_id="i_1", email_invited=EMAIL, declined_at=200
-        )
+        OrganizationInvitationDeclined(id="inv_1", org_id="org_1", issuer_id="i_1", declined_at=200)
     )
+
+
+def legacy_created(**o: Any) -> OrganizationInvitationCreated:
+    """An invitation as written before sealing: its address (and inviter, message) in clear."""
+    base: dict[str, Any] = {
+        "id": "inv_1", "org_id": "org_1", "issuer_id": "i_1", "email_invited": EMAIL,
+        "inviter": {"name": "Alice"}, "message": "Join us", "scopes": ["member"],
+        "token_sha256": DIGEST, "expires_at": EXPIRES, "created_at": 100,
+    }  # fmt: skip
+    return OrganizationInvitationCreated(**{**base, **o})
+
+
+def test_an_invitation_written_before_sealing_is_folded_by_its_address_hash():
+    vault = PiiVault(Kek(b"k" * 32), "unused_pii")
+    digest = vault.username_hash("i_1", EMAIL)
+    legacy = DeciderSpec(Upcasting(vault)).given(
+        organization_created(scopes=["member"]), legacy_created()
+    )
+    refused = legacy.when(create(invitation_id="inv_2", email_hash=digest)).raises(Conflict)
+    assert refused.reason == "invitation.pending_exists"
+    legacy.when(answer(user_email_hash=digest)).then(
+        OrganizationInvitationAccepted(
+            id="inv_1", org_id="org_1", issuer_id="i_1", user_id="usr_1", scopes=["member"],
+            accepted_at=200),
+        member_joined(scopes=["member"], joined_at=200),
+    )  # fmt: skip
+    other = legacy.when(answer(user_email_hash=vault.username_hash("i_1", "x@example.com")))
+    assert other.raises(Conflict).reason == "invitation.other_address"
+    # Folded without the upcast, the legacy invitation matches no address at all.
+    plain = spec(legacy_created()).when(answer(user_email_hash=digest)).raises(Conflict)
+    assert plain.reason == "invitation.other_address"

@@ -3,7 +3,11 @@ issuer check, If-Match and the stale-read guard, token revocation and deletion."
 
 from __future__ import annotations
 
+import msgspec
+
+from authpi.contracts.directory import UserSsoLinked, UserSsoProvisioned
 from authpi.directory.domain import personal_token, user
+from authpi.directory.domain.commands.user import LinkSsoIdentity, SsoLink
 from authpi.errors import Conflict, NotFound, PreconditionFailed
 from authpi.testing.decider import DeciderSpec
 from services.directory.tests.factories import (
@@ -85,3 +89,33 @@ def test_delete_checks_if_match():
     DeciderSpec(personal_token).given(token_created()).when(stale).raises(PreconditionFailed)
     current = delete_token(if_match=ETAG0)
     DeciderSpec(personal_token).given(token_created()).when(current).then(token_deleted())
+
+
+LINK = SsoLink(org_id="org_1", external_issuer="https://idp.acme.com", external_subject="sub-1")
+
+
+def test_a_user_created_through_sso_is_provisioned_with_its_link():
+    DeciderSpec(user).when(create_user(method="sso", sso=LINK)).then(
+        user_created(method="sso"),
+        UserSsoProvisioned(id="usr_1", issuer_id="i_a", org_id="org_1",
+                           external_issuer="https://idp.acme.com", external_subject="sub-1",
+                           provisioned_at=T0),
+    )  # fmt: skip
+
+
+def test_an_identity_links_to_an_existing_user_once():
+    link = LinkSsoIdentity(user_id="usr_1", issuer_id="i_a", link=LINK, now=T0 + 5)
+    linked = UserSsoLinked(
+        id="usr_1", issuer_id="i_a", org_id="org_1", external_issuer="https://idp.acme.com",
+        external_subject="sub-1", linked_at=T0 + 5,
+    )  # fmt: skip
+    DeciderSpec(user).given(user_created()).when(link).then(linked)
+    DeciderSpec(user).given(user_created(), linked).when(link).then()
+    other = msgspec.structs.replace(link, link=msgspec.structs.replace(LINK, org_id="org_2"))
+    DeciderSpec(user).given(user_created(), linked).when(other).then(
+        msgspec.structs.replace(linked, org_id="org_2")
+    )
+    DeciderSpec(user).given(user_created(), user_deleted()).when(link).raises(NotFound)
+    # Linking leaves the user's ETag alone (no field of the user changed).
+    state = user.evolve(user.evolve(user.INITIAL, user_created()), linked)
+    assert isinstance(state, user.Present) and state.etag == ETAG0

@@ -18,6 +18,7 @@ from authpi.contracts.directory import OrganizationSsoDomainDeleted, Organizatio
 from authpi.crypto.clock import FixedClock
 from authpi.eventstore.store import EventStore
 from authpi.platform.testing.tenants import part, schema_of
+from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 from authpi.token.endpoints.sso import PortalOrigin
 
@@ -92,11 +93,9 @@ async def test_a_verified_domain_of_an_sso_organization_routes_there(platform, t
     admin, issuer_id = tenant
     scope = admin.issuer(issuer_id)
     domain = f"acme-{uuid.uuid4().hex[:8]}.test"
-    # A domain written into the sso object is not a verified domain: it routes nothing.
-    org = await scope.organizations.create(
-        {"name": "Acme", "sso": {"enabled": True, "connection_type": "saml", "domains": [domain]}}
-    )
-    other = await scope.organizations.create({"name": "Other", "sso": {"enabled": False}})
+    # SSO enabled, but the domain is not verified yet: it routes nothing.
+    org = await scope.organizations.create({"name": "Acme", "sso": sso_config()})
+    other = await scope.organizations.create({"name": "Other", "sso": sso_config(enabled=False)})
     origin = await login_page_origin(platform, issuer_id)
     address = f"Someone@{domain.upper()}"
     assert (await discover(platform, issuer_id, address, origin)).json() == {"sso": False}
@@ -110,7 +109,7 @@ async def test_a_verified_domain_of_an_sso_organization_routes_there(platform, t
     routed = {
         "sso": True,
         "org_id": org.id,
-        "connection_type": "saml",
+        "connection_type": "oidc",
         "redirect_url": f"{platform.idp_url}/{issuer_id}/sso/start?org={org.id}",
     }
 

@@ -1,7 +1,9 @@
 """Upgrading to migration 0007 rebuilds token-clients: a clients_view row written before the
 client entry held the human-login fields (redirect URIs and the rest) decodes with empty
 defaults; the migration empties the view and the consumer's checkpoint, and the consumer rebuilds
-the entry from the first event of the events stream, with every field. Real PostgreSQL, a real
+the entry from the first event of the events stream, with every field; the later migrations
+(0008's second factors, 0010's invitation views, then 0011's SSO sign-ins) apply on top in
+order. Real PostgreSQL, a real
 JetStream stream fed by the directory's relay, and the token-clients projection consumer."""
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from authpi.token.reactions.people import OrganizationsReaction
 from authpi.token.service import MIGRATIONS
 
 REBUILD = "0007_sso_rebuilds.sql"
+MFA = "0008_mfa.sql"  # rebuilds token-organizations (security.mfa_required)
+INVITATIONS = "0010_invitations.sql"  # token-invitations and token-approval-mail
+SSO_LOGIN = "0011_sso_login.sql"  # rebuilds token-organizations again (the whole sso object)
 # What a deployment before the human-login fields stored for a client.
 OLD_FIELDS = ("name", "redirect_uris", "post_logout_redirect_uris", "response_types",
               "refresh_token_ttl", "id_token_ttl", "organizations")  # fmt: skip
@@ -120,11 +125,21 @@ async def test_the_upgrade_rebuilds_client_entries_from_the_events_stream(
     assert rebuilt.post_logout_redirect_uris == ("https://spa.example.com/bye",)
     assert rebuilt.response_types == ("code",) and rebuilt.refresh_token_ttl == 3600
 
+    # The later migrations apply on top, in their numbered order.
+    later = sorted(p.name for p in MIGRATIONS.glob("[0-9]*.sql") if p.name > REBUILD)
+    assert later.index(MFA) < later.index(INVITATIONS) < later.index(SSO_LOGIN)
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        assert await migrate(conn, token, MIGRATIONS) == [f"service/{name}" for name in later]
+        assert await migrate(conn, token, MIGRATIONS) == []
+
 
 def test_the_rebuilds_name_the_consumers_they_reset():
     """The migrations clear the checkpoints of the consumers by name: the names they use are the
-    projections' own (0008 rebuilds token-organizations for `security.mfa_required`)."""
+    projections' own (0008 rebuilds token-organizations for `security.mfa_required`, 0011 for
+    the whole `sso` object)."""
     text = (MIGRATIONS / REBUILD).read_text()
     for name in (clients_projection("s").name, OrganizationsReaction("s").name):
         assert f"'{name}'" in text
-    assert f"'{OrganizationsReaction('s').name}'" in (MIGRATIONS / "0008_mfa.sql").read_text()
+    for later in (MFA, SSO_LOGIN):
+        assert f"'{OrganizationsReaction('s').name}'" in (MIGRATIONS / later).read_text()

@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # or private targets, and says so in its start-up log; production leaves both off.
     webhooks_allow_insecure: bool = False
     webhooks_allow_private: bool = False
+    # Organization SSO (core-api.md 3.16): the upstream IdPs' issuer URLs must be https. Development
+    # (`make run`) also allows plain http (an IdP on loopback), and says so in its start-up log.
+    sso_allow_insecure: bool = False
     # Webhook delivery (platform.md 7.6): the waits in seconds after attempts 1, 2, … (the last
     # one repeats for longer budgets; each gets ±10 % jitter), the limit of one attempt, and the
     # attempts in flight per webhook and in all (AUTHPI_WEBHOOKS_CONCURRENCY=`per,total`).
@@ -159,6 +162,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=_mail_from(e.get("AUTHPI_MAIL_FROM") or "AuthPI <no-reply@localhost>"),
         webhooks_allow_insecure=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_INSECURE", "")),
         webhooks_allow_private=_flag(e.get("AUTHPI_WEBHOOKS_ALLOW_PRIVATE", "")),
+        sso_allow_insecure=_flag(e.get("AUTHPI_SSO_ALLOW_INSECURE", "")),
         webhooks_retry_delays=_delays(e.get("AUTHPI_WEBHOOKS_RETRY_DELAYS") or ""),
         webhooks_timeout_seconds=_seconds(
             e.get("AUTHPI_WEBHOOKS_TIMEOUT_SECONDS") or "10", "AUTHPI_WEBHOOKS_TIMEOUT_SECONDS"

@@ -1,14 +1,18 @@
-"""The regional PII key store: per-user data keys for PII (DESIGN.md 7). A user's PII is sealed
+"""The regional PII key store: per-subject data keys for PII (DESIGN.md 7). A user's PII is sealed
 with its own AES-GCM key, wrapped by the KEK; deleting the key row makes every copy of that PII
-unreadable at once.
+unreadable at once. An organization invitation is a subject too: the invited address, the
+inviter and the message are sealed under the invitation's own key (`InvitationPii`).
 
 Where the keys live. The keys are shared infrastructure of a region, not any one service's data:
 table `pii_keys` in the region store, schema `<namespace>_pii` for the region `default`
 (`<namespace>_pii_<region>` for any other region code; `region_store`). Its migrations run
 before every service's (`MIGRATIONS`, applied by the host). The directory creates a user's key
-when it creates the user and destroys it when it deletes the user; the token service only reads
-keys, to open the sealed snapshot it projects from `user.*` events (ID-token and userinfo
-claims). Every reader reaches a user's key through `region_store(namespace, user.region)`.
+when it creates the user and destroys it when it deletes the user (an invitation's: when it
+creates the invitation, and when the invitation is revoked or declined, its organization deleted
+or the user who accepted it deleted); the token service only reads keys, to open the sealed
+snapshots it projects from `user.*` and `organization.invitation.*` events (ID-token and
+userinfo claims, the invitation page). Every reader reaches a key through
+`region_store(namespace, region)`, the region of the user or of the event's metadata.
 
 Every copy at rest is sealed: the events, the directory's users_view and the token service's
 users_view (each keeps the event's sealed snapshot and decrypts on read) and the gateway's
@@ -71,7 +75,17 @@ class Pii(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     addresses: list[dict[str, Any]] = []
 
 
+class InvitationPii(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What an organization invitation says about people (core-api.md 3.15): the invited
+    address (lower-cased), who invited (`{id?, name?}`) and the message to the invitee."""
+
+    email_invited: str
+    inviter: dict[str, Any] | None = None
+    message: str | None = None
+
+
 _pii_decoder = msgspec.json.Decoder(Pii)
+_invitation_decoder = msgspec.json.Decoder(InvitationPii)
 
 
 class PiiVault:
@@ -101,6 +115,15 @@ class PiiVault:
     async def store(self, conn: psycopg.AsyncConnection[Any], subject_id: str, dek: bytes) -> None:
         await conn.execute(self._insert, [subject_id, self.kek.wrap(dek, key_context(subject_id))])
 
+    async def key_or_new(self, conn: psycopg.AsyncConnection[Any], subject_id: str) -> bytes:
+        """The subject's key, stored first when it has none (sealing data written before it had
+        one: run under a lock that keeps a second writer of the same subject out)."""
+        dek = await self.key_for(conn, subject_id)
+        if dek is None:
+            dek = self.new_key()
+            await self.store(conn, subject_id, dek)
+        return dek
+
     async def key_for(self, conn: psycopg.AsyncConnection[Any], subject_id: str) -> bytes | None:
         cur = await conn.execute(self._select, [subject_id])
         row = await cur.fetchone()
@@ -122,12 +145,35 @@ class PiiVault:
                 await conn.set_autocommit(False)
 
     @staticmethod
-    def seal(dek: bytes, subject_id: str, pii: Pii) -> str:
+    def seal(dek: bytes, subject_id: str, pii: Pii | InvitationPii) -> str:
         return seal(dek, msgspec.json.encode(pii), subject_id.encode())
 
     @staticmethod
     def open(dek: bytes, subject_id: str, token: str) -> Pii:
         return _pii_decoder.decode(unseal(dek, token, subject_id.encode()))
+
+    @staticmethod
+    def open_invitation(dek: bytes, invitation_id: str, token: str) -> InvitationPii:
+        return _invitation_decoder.decode(unseal(dek, token, invitation_id.encode()))
+
+    def open_invitation_wrapped(
+        self, wrapped_key: str | None, invitation_id: str, token: str | None
+    ) -> InvitationPii | None:
+        """An invitation's sealed snapshot, given its wrapped key as read in the same query;
+        None once the key is shredded (or nothing was sealed)."""
+        if wrapped_key is None or token is None:
+            return None
+        dek = self.kek.unwrap(wrapped_key, key_context(invitation_id))
+        return self.open_invitation(dek, invitation_id, token)
+
+    async def open_invitation_stored(
+        self, conn: psycopg.AsyncConnection[Any], invitation_id: str, token: str | None
+    ) -> InvitationPii | None:
+        """`open_invitation` with the key read from this store."""
+        if token is None:
+            return None
+        dek = await self.key_for(conn, invitation_id)
+        return None if dek is None else self.open_invitation(dek, invitation_id, token)
 
     def open_wrapped(
         self, wrapped_key: str | None, subject_id: str, token: str | None

@@ -7,7 +7,9 @@ Handlers declare `data: JSONBody[SomeRequest]` (litestar.params) and the Core AP
 * a body with a media type other than JSON -> 415 `invalid_content_type`;
 * malformed JSON, or a body that is not a JSON object -> 400 `invalid_request`;
 * wrong types or invalid values -> 422 with `fields` (dotted paths, e.g. `restrictions.scopes.0`);
-* unknown fields are ignored; over 1 MiB -> 413 (the app's body limit);
+* unknown fields are ignored, except in the Structs that forbid them (e.g. an organization's
+  `sso` object): there a 422 names the field (`sso.x`, code `unknown_field`); over 1 MiB -> 413
+  (the app's body limit);
 * nested deeper than 64 arrays/objects -> 400 `invalid_request` (`body.too_deep`), found by a
   linear scan of the bytes before any parser sees them.
 
@@ -43,6 +45,7 @@ _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _WRONG_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 
 
 MAX_DEPTH = 64
@@ -103,6 +106,8 @@ def _unprocessable(error: str) -> InvalidRequest | Unprocessable:
     parts = [a or b for a, b in _PATH_PART.findall(path or "")]
     if missing := _MISSING.match(message):
         problem = _problem([*parts, missing["name"]], "required", "is required")
+    elif unknown := _UNKNOWN.match(message):
+        problem = _problem([*parts, unknown["name"]], "unknown_field", "is not a known field")
     elif not parts:
         return InvalidRequest("the request body must be a JSON object", reason="body.not_object")
     elif wrong := _WRONG_TYPE.match(message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from authpi.crypto.pii import PiiVault, region_store
 from authpi.directory.adapters.dns_probe import DnsProbe
 from authpi.directory.api.accounts import accounts_router
 from authpi.directory.api.api_keys import api_keys_router
@@ -29,8 +30,10 @@ from authpi.directory.handlers.notes import Notes
 from authpi.directory.handlers.org_sso import OrganizationSso
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.personal_tokens import PersonalTokens
+from authpi.directory.handlers.sso_sign_in import SsoSignIns
 from authpi.directory.handlers.users import Users
 from authpi.directory.projections import inline_views
+from authpi.directory.projections.invitations import LegacyRows
 from authpi.directory.reactions.agents import AgentsReaction
 from authpi.directory.reactions.billing import BillingReaction
 from authpi.eventstore.store import EventStore
@@ -42,8 +45,10 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("directory")
     # One store for every handler, with the directory's inline views: each committed event
-    # reaches the views that declare its type, whichever handler wrote it.
-    views = inline_views(schema)
+    # reaches the views that declare its type, whichever handler wrote it. The region's PII key
+    # store holds the users' and invitations' data keys.
+    vault = PiiVault(rt.kek, region_store(rt.namespace, rt.settings.region))
+    views = inline_views(schema, vault)
     store = EventStore(rt.pool, schema, "directory", rt.ids, views)
     directory = Directory(rt, store)
     # A custom domain verifies when its DNS publishes the account's TXT challenge.
@@ -76,12 +81,16 @@ async def build(rt: Runtime) -> ServiceParts:
         projections=[AgentsReaction(schema, organizations.agents), BillingReaction(schema)],
         inline_projections=list(views),
         tasks=[("directory:organization-cascade", organizations.cascade_task)],
+        # Invitations written before their personal data was sealed (migration 0016).
+        prepare=[LegacyRows(store, vault).seal],
         exports={
             "directory": directory,
             "account_domains": domains,
             "users": users,
             # Signup (authpi.contracts.directory.UserRegistry), wired into the token service.
             "user_registry": users,
+            # Organization SSO sign-in (authpi.contracts.directory.SsoDirectory), likewise.
+            "sso_directory": SsoSignIns(users, organizations),
             "personal_tokens": personal_tokens,
             "issuers": issuers,
             "clients": clients,

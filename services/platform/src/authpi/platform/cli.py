@@ -135,6 +135,12 @@ async def up(settings: Settings, only: str | None = None) -> int:
                 "only, never in production",
                 flush=True,
             )
+        if settings.sso_allow_insecure:
+            print(
+                "WARNING: organization SSO may use upstream IdPs over plain http "
+                "(AUTHPI_SSO_ALLOW_INSECURE): development only, never in production",
+                flush=True,
+            )
         if platform.mail_sink is not None:
             print(
                 f"Mail is captured, not delivered (AUTHPI_SMTP_URL is unset): "

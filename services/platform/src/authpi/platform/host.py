@@ -143,6 +143,12 @@ class Platform:
                 "loopback and private addresses; unset AUTHPI_WEBHOOKS_ALLOW_INSECURE and "
                 "AUTHPI_WEBHOOKS_ALLOW_PRIVATE in production",
             )  # fmt: skip
+        if self.settings.sso_allow_insecure:
+            log.warning(
+                "sso.insecure_urls_allowed",
+                hint="development only: organizations' upstream IdPs may be reached over plain "
+                "http; unset AUTHPI_SSO_ALLOW_INSECURE in production",
+            )  # fmt: skip
 
     async def prepare(self) -> None:
         """Servers, migrations and service parts only: for one-off commands beside a running

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from authpi.agent.service import MODULE as AGENT
 from authpi.billing.service import MODULE as BILLING
 from authpi.contracts.billing import Payments
-from authpi.contracts.directory import InvitationAnswers, UserRegistry
+from authpi.contracts.directory import InvitationAnswers, SsoDirectory, UserRegistry
 from authpi.directory.service import MODULE as DIRECTORY
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
@@ -31,9 +31,9 @@ async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
 
 def wire(parts: Sequence[ServiceParts]) -> None:
     """Connect the process's parts once all are built (the main process and every IdP worker):
-    the token service's signup registry to the directory's UserRegistry and InvitationAnswers,
-    and the billing service's x402 `Payments` (when it has one) to its top-up route and the
-    gateway's 402 gate, in-process."""
+    the token service's signup registry to the directory's UserRegistry, InvitationAnswers and
+    SsoDirectory, and the billing service's x402 `Payments` (when it has one) to its top-up route
+    and the gateway's 402 gate, in-process."""
     exports = {p.name: p.exports for p in parts}
     registry = exports.get("token", {}).get("registry")
     directory = exports.get("directory", {}).get("user_registry")
@@ -42,6 +42,10 @@ def wire(parts: Sequence[ServiceParts]) -> None:
         answers = exports["directory"].get("invitations")
         assert answers is None or isinstance(answers, InvitationAnswers)
         registry.connect(directory, answers)
+    sso = exports.get("directory", {}).get("sso_directory")
+    if registry is not None and sso is not None:
+        assert isinstance(sso, SsoDirectory)
+        registry.connect_sso(sso)
     payments = exports.get("billing", {}).get("payments")
     if payments is not None:
         assert isinstance(payments, Payments)

@@ -1,9 +1,10 @@
 """The token service as a process part: the issuers and clients it learns from directory events,
 their signing keys (creation, monthly rotation, JWKS), the discovery routes and the machine
 endpoints (token, introspection, revocation); the people of each issuer (users, organizations,
-memberships) learnt from directory events, their claims, signup and invitation answers through
-the directory; the hosted portal, with users' second factors and trusted devices (and their Core
-API routes).
+memberships, organizations' SSO settings) learnt from directory events, their claims, signup
+and invitation answers through the directory, and the federated sign-in through organizations'
+upstream IdPs; the hosted portal, with users' second factors and trusted devices (and their
+Core API routes).
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
 following client.* events with its own ordered consumer), the throttle mirror and the
@@ -22,6 +23,7 @@ from authpi.messaging.entries import EntryCache
 from authpi.messaging.follower import Feed
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.adapters.registry import Registry, UserArrivals
+from authpi.token.adapters.upstream_oidc import UpstreamOidc
 from authpi.token.api.authorize import authorize_routes
 from authpi.token.api.cors import cors_routes
 from authpi.token.api.discovery import discovery_routes
@@ -43,6 +45,7 @@ from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.logout import LogoutEndpoint
 from authpi.token.endpoints.revocation import RevocationEndpoint
 from authpi.token.endpoints.sso import PortalOrigin, SsoDiscoveryEndpoint
+from authpi.token.endpoints.sso_login import SsoLogin, SsoStates
 from authpi.token.endpoints.token import TokenEndpoint
 from authpi.token.endpoints.userinfo import BearerCheck, UserInfoEndpoint
 from authpi.token.grants.authorization_code import AuthorizationCodeGrant
@@ -129,7 +132,7 @@ async def build(rt: Runtime) -> ServiceParts:
     sweeper = RevokedTokensSweeper(rt.pool, schema, rt.clock)
     people = People(schema, rt.kek, rt.namespace)
     arrivals = UserArrivals(rt.dsn, users_channel(schema))
-    invitation_queries = InvitationQueries(schema)
+    invitation_queries = InvitationQueries(schema, people.vault)
     # Signup and invitation answers: the host connects it to the directory's UserRegistry and
     # InvitationAnswers (platform modules.wire).
     registry = Registry(rt.pool, people, arrivals, invitation_queries)
@@ -240,6 +243,13 @@ async def build(rt: Runtime) -> ServiceParts:
     mail_throttle = Lockouts(rt.js, rt.namespace, rt.clock, MAIL_POLICY)
     mail_tokens = MailTokens(rt.pool, schema, rt.clock, rt.ids)
     outbox = Outbox()
+    # Organization SSO: the federated sign-in through each organization's upstream IdP.
+    sso_queries = SsoQueries(rt.pool, schema)
+    sso_login = SsoLogin(
+        idp_base=idp_base, clock=rt.clock, ids=rt.ids, kek=rt.kek, queries=sso_queries,
+        states=SsoStates(rt.pool, schema),
+        upstream=UpstreamOidc(rt.clock, allow_insecure=rt.settings.sso_allow_insecure),
+    )  # fmt: skip
     portal = Portal(
         idp_base=idp_base, pool=rt.pool, queries=PortalQueries(schema),
         credentials=credentials, mail_tokens=mail_tokens,
@@ -252,11 +262,11 @@ async def build(rt: Runtime) -> ServiceParts:
         clock=rt.clock, ids=rt.ids, interactions=interactions, sessions=sessions,
         session_queries=session_queries, people=people, registry=registry,
         invitations=invitation_queries, mailer=rt.mailer, outbox=outbox,
-        second_factor=second_factor,
+        second_factor=second_factor, sso=sso_login,
     )  # fmt: skip
     # SSO discovery answers the portal only: its pages carry a portal-origin token.
     origin = PortalOrigin(rt.kek.derive("portal-origin"), rt.clock)
-    sso = SsoDiscoveryEndpoint(idp_base, origin, SsoQueries(rt.pool, schema))
+    sso = SsoDiscoveryEndpoint(idp_base, origin, sso_queries)
     portal_http = PortalRoutes(
         portal=portal,
         pages=Pages(),

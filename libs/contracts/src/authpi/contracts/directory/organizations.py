@@ -3,13 +3,28 @@
 One organization's events, including its memberships and groups, share the organization's stream:
 the organization is the consistency boundary of `max_members`, group references and the delete
 cascade. `organization.deleted` is emitted once, when the cascade finished (platform.md 1.9).
-`InvitationAnswers` is how another service (the login portal) answers an invitation."""
+`InvitationAnswers` is how another service (the login portal) answers an invitation.
+
+An invitation's personal data (the invited address, the inviter, the message) travels only as
+`pii`, sealed under the invitation's own data key (DESIGN.md 7, `authpi.crypto.pii`), and the
+address's lookups use `email_hash` (the HMAC a username of that address has in the issuer).
+Streams written before carried them in clear: those fields stay, with defaults, so that old
+events still decode (their readers seal or hash them on the way, see the directory's
+`handlers.invitation_pii`); no event is written with them any more."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
 from authpi.contracts.base import Event
+
+SSO_CLIENT_SECRET = "client_secret"
+
+
+def sso_secret_context(org_id: str) -> str:
+    """The key-wrapping context of an organization's SSO client secret: a wrapped secret opens
+    only for the organization it was sealed for."""
+    return f"authpi.org-sso-client-secret:{org_id}"
 
 
 class OrganizationSnapshot(Event, frozen=True, kw_only=True):
@@ -151,15 +166,22 @@ class OrganizationGroupDeleted(Event, frozen=True, kw_only=True, tag="organizati
 
 class OrganizationSsoSnapshot(Event, frozen=True, kw_only=True):
     """The organization's SSO configuration after a change (core-api.md 3.12 `sso`, 3.16):
-    `enabled`, `sso_only` and the upstream IdP's settings, never a secret. `secret_sha256` is
-    the digest of the SSO client secret when this change rotated it (internal: public data
-    never carries it, platform.md 6.3)."""
+    `enabled`, `sso_only` and the upstream IdP's settings, never a secret in clear.
+
+    When `changed` names `client_secret`, this change set, rotated or cleared the SSO client
+    secret (the secret this platform presents to the organization's upstream IdP):
+    `client_secret_sealed` is that secret wrapped by the deployment's key-encryption key
+    (`authpi.crypto.envelope.Kek.wrap`, context `sso_secret_context(org_id)`), or None once
+    cleared, and `secret_sha256` its digest. Both are internal: public data never carries them
+    (platform.md 6.3); the token service unwraps the secret to call the upstream's token
+    endpoint."""
 
     org_id: str
     issuer_id: str
     sso: dict[str, Any] = {}
     changed: list[str] = []
     secret_sha256: str | None = None
+    client_secret_sealed: str | None = None
     updated_at: int
 
 
@@ -214,7 +236,8 @@ class OrganizationSsoDomainDeleted(
 
 
 class InvitationSnapshot(Event, frozen=True, kw_only=True):
-    """An invitation's editable fields, as created or after an update (core-api.md 3.15)."""
+    """An invitation's editable fields, as created or after an update (core-api.md 3.15).
+    `message` is legacy (clear, before sealing): the message now travels inside `pii`."""
 
     id: str
     org_id: str
@@ -223,15 +246,19 @@ class InvitationSnapshot(Event, frozen=True, kw_only=True):
     message: str | None = None
     scopes: list[str] = []
     metadata: dict[str, Any] = {}
+    # AES-GCM ciphertext (base64) of the invitation's InvitationPii under its own data key.
+    pii: str | None = None
 
 
 class OrganizationInvitationCreated(
     InvitationSnapshot, frozen=True, kw_only=True, tag="organization.invitation.created"
 ):
     """Created and emailed. The link's token is never stored: only its digest, which the public
-    event leaves out (platform.md 6.1)."""
+    event leaves out (platform.md 6.1), as it leaves out `pii` and `email_hash`.
+    `email_invited` and `inviter` are legacy (clear, before sealing)."""
 
-    email_invited: str
+    email_hash: str | None = None
+    email_invited: str | None = None
     user_id_invited: str | None = None
     inviter: dict[str, Any] | None = None
     token_sha256: str
@@ -242,7 +269,8 @@ class OrganizationInvitationCreated(
 class OrganizationInvitationUpdated(
     InvitationSnapshot, frozen=True, kw_only=True, tag="organization.invitation.updated"
 ):
-    """A PATCH of a pending invitation (internal: not in the webhook catalogue)."""
+    """A PATCH of a pending invitation (internal: not in the webhook catalogue). `pii` is the
+    complete new sealed snapshot when the message changed."""
 
     changed: list[str]
     updated_at: int
@@ -269,7 +297,7 @@ class OrganizationInvitationAccepted(
     org_id: str
     issuer_id: str
     user_id: str
-    email_invited: str
+    email_invited: str | None = None  # legacy (clear, before sealing)
     scopes: list[str] = []
     accepted_at: int
 
@@ -277,17 +305,20 @@ class OrganizationInvitationAccepted(
 class OrganizationInvitationDeclined(
     Event, frozen=True, kw_only=True, tag="organization.invitation.declined"
 ):
+    """The invitee declined: the invitation's data key is destroyed in the same commit."""
+
     id: str
     org_id: str
     issuer_id: str
-    email_invited: str
+    email_invited: str | None = None  # legacy (clear, before sealing)
     declined_at: int
 
 
 class OrganizationInvitationDeleted(
     Event, frozen=True, kw_only=True, tag="organization.invitation.deleted"
 ):
-    """Revoked: the invitation can no longer be accepted."""
+    """Revoked: the invitation can no longer be accepted, and its data key is destroyed in the
+    same commit."""
 
     id: str
     org_id: str

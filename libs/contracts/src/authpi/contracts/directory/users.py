@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 from authpi.contracts.base import Event
 
 
@@ -106,6 +108,35 @@ class UserApprovalRejected(Event, frozen=True, kw_only=True, tag="user.approval.
     status_at: int
 
 
+class UserSsoProvisioned(Event, frozen=True, kw_only=True, tag="user.sso.provisioned"):
+    """The user was created just in time by an organization's SSO (platform.md 6.3), in the same
+    commit as its `user.created` (method `sso`): the identity the organization's upstream IdP
+    asserted is linked to it from the start. `external_issuer` and `external_subject` are the
+    upstream's `iss` and `sub` (pseudonymous identifiers, not the address)."""
+
+    id: str
+    issuer_id: str
+    org_id: str
+    protocol: str = "oidc"
+    external_issuer: str
+    external_subject: str
+    provisioned_at: int
+
+
+class UserSsoLinked(Event, frozen=True, kw_only=True, tag="user.sso.linked"):
+    """An identity of an organization's upstream IdP was linked to an existing user holding the
+    same address (platform.md 6.3): the first SSO sign-in of that identity. Later sign-ins of a
+    linked identity decide nothing here."""
+
+    id: str
+    issuer_id: str
+    org_id: str
+    protocol: str = "oidc"
+    external_issuer: str
+    external_subject: str
+    linked_at: int
+
+
 UserEvent = (
     UserCreated
     | UserUpdated
@@ -115,6 +146,8 @@ UserEvent = (
     | UserApprovalRequested
     | UserApprovalApproved
     | UserApprovalRejected
+    | UserSsoProvisioned
+    | UserSsoLinked
 )
 
 
@@ -140,4 +173,45 @@ class UserRegistry(Protocol):
         administrator approves it. Raises authpi.errors.Conflict (reason `user.username`) when the
         issuer already has that username, Unprocessable for a username its type refuses and
         NotFound for an issuer the account does not have."""
+        ...
+
+
+class SsoIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who an organization's upstream IdP says signed in (its ID token, checked by the caller):
+    the upstream's issuer and subject, the address (lower case) and the profile claims kept for
+    a user created just in time."""
+
+    protocol: str = "oidc"
+    external_issuer: str
+    external_subject: str
+    email: str
+    profile: dict[str, Any] = {}
+
+
+class SsoSignIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The directory's answer: the user, and whether this sign-in created it (`provisioned`),
+    linked the identity to it (`linked`) or made it a member of the organization (`joined`)."""
+
+    user_id: str
+    provisioned: bool = False
+    linked: bool = False
+    joined: bool = False
+
+
+@runtime_checkable
+class SsoDirectory(Protocol):
+    """Organization SSO sign-in (core-api.md 3.16, platform.md 6.3 `user.sso.*`): after the token
+    service checked an upstream ID token, the directory, which owns users and memberships, finds
+    the issuer's user holding the asserted address or creates it just in time, links the
+    upstream identity, and makes the user a member of the organization, in one commit. The
+    directory implements it (its `sso_directory` export); the platform host wires it into the
+    token service, in-process like `UserRegistry`."""
+
+    async def sign_in(
+        self, *, account_id: str, issuer_id: str, org_id: str, identity: SsoIdentity
+    ) -> SsoSignIn:
+        """Raises authpi.errors.NotFound for an organization that is gone, and Conflict when the
+        organization is suspended, has SSO disabled or the address's domain is not one of its
+        verified SSO domains. A blocked user is still found (its sign-in is refused by the
+        caller, which checks every user's status)."""
         ...

@@ -31,6 +31,25 @@ class Address(msgspec.Struct, frozen=True, kw_only=True):
     country: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]  # ISO-3166-1 alpha-3
 
 
+class SsoBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The `sso` object of a create or PATCH body (domain.org_sso_config says what each field
+    means): decoded strictly, so an unknown field or a wrong type is a 422 naming it. The fields
+    given are merged into the stored configuration; `client_secret` is write-only and
+    `client_secret_set` (read only) is ignored."""
+
+    enabled: bool | UnsetType = UNSET
+    sso_only: bool | UnsetType = UNSET
+    connection_type: Literal["oidc"] | UnsetType = UNSET
+    issuer_url: Annotated[str, Meta(min_length=1, max_length=2048)] | UnsetType | None = UNSET
+    client_id: Annotated[str, Meta(min_length=1, max_length=256)] | UnsetType | None = UNSET
+    client_secret: Annotated[str, Meta(min_length=1, max_length=1024)] | UnsetType | None = UNSET
+    scopes: Annotated[list[ScopeName], Meta(min_length=1, max_length=50)] | UnsetType = UNSET
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "none"] | UnsetType
+    ) = UNSET
+    client_secret_set: bool | UnsetType = UNSET
+
+
 class CreateOrganizationBody(msgspec.Struct, frozen=True, kw_only=True):
     name: Name
     description: Text | None = None
@@ -46,7 +65,7 @@ class CreateOrganizationBody(msgspec.Struct, frozen=True, kw_only=True):
     social_links: Annotated[list[Obj], Meta(max_length=50)] = []
     scopes: Scopes = []
     security: Obj = {}
-    sso: Obj = {}
+    sso: SsoBody = SsoBody()
     custom_fields: Obj = {}
     metadata: Obj = {}
     by_user_id: Id | None = None
@@ -67,7 +86,7 @@ class UpdateOrganizationBody(msgspec.Struct, frozen=True, kw_only=True):
     social_links: Annotated[list[Obj], Meta(max_length=50)] | UnsetType = UNSET
     scopes: Scopes | UnsetType = UNSET
     security: Obj | UnsetType = UNSET
-    sso: Obj | UnsetType = UNSET
+    sso: SsoBody | UnsetType = UNSET
     custom_fields: Obj | UnsetType | None = UNSET
     metadata: Obj | UnsetType | None = UNSET
     status: Literal["active", "suspended"] | UnsetType = UNSET

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import UNSET, UnsetType
 
 from authpi.directory.api.organization_common import (
     ORG,
@@ -44,7 +45,7 @@ from authpi.web.params import IfMatch
 from authpi.web.principal import InjectedPrincipal
 
 COLLECTION = "organizations"
-_OBJECTS = ("business_details", "contact", "security", "sso", "custom_fields", "metadata")
+_OBJECTS = ("business_details", "contact", "security", "custom_fields", "metadata")
 READ = [require_scope("issuers.organizations:read")]
 WRITE = [require_scope("issuers.organizations:write")]
 # `:delete`, never `:write`, on every DELETE route (core-api.md 5.1).
@@ -52,10 +53,20 @@ DELETE = [require_scope("issuers.organizations:delete")]
 
 
 def _profile_values(body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The profile fields the body names, as builtins; the `sso` object without its
+    `client_secret` (which `_sso_secret` hands to the handler, to be wrapped)."""
     values = present(body, fields)
     if "address" in values and values["address"] is not None:
         values["address"] = msgspec.to_builtins(values["address"])
+    if "sso" in values:
+        sso = msgspec.to_builtins(values["sso"])  # UNSET fields are left out
+        sso.pop("client_secret", None)
+        values["sso"] = sso
     return values
+
+
+def _sso_secret(body: CreateOrganizationBody | UpdateOrganizationBody) -> str | UnsetType | None:
+    return UNSET if isinstance(body.sso, UnsetType) else body.sso.client_secret
 
 
 def check_security(security: Any) -> None:
@@ -111,7 +122,7 @@ async def create_organization(
     profile = Profile(**_profile_values(data, PROFILE_FIELDS))
     org_id = await organizations.create(
         account_id, check_id(issuer_id, "issuer"), profile, actor=principal.actor(),
-        by_user_id=data.by_user_id,
+        by_user_id=data.by_user_id, sso_secret=_sso_secret(data),
     )  # fmt: skip
     org = await live_organization(organizations, org_ref(account_id, issuer_id, org_id))
     return respond(org, status=201)
@@ -141,7 +152,7 @@ async def update_organization(
         ref=ref, now=0, changes=_profile_values(data, PROFILE_FIELDS), status=data.status,
         status_reason=data.status_reason, status_by=data.status_by, if_match=if_match,
     )  # fmt: skip
-    await organizations.update(cmd, principal.actor())
+    await organizations.update(cmd, principal.actor(), sso_secret=_sso_secret(data))
     return respond(await live_organization(organizations, ref))
 
 

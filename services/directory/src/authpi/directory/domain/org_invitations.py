@@ -6,7 +6,11 @@ an acceptance commits the membership with it.
 An invitation is answered through its link: the token's digest must be the current one (a
 resend mints a new link), the invitation pending and unexpired, and an acceptance must come
 from the invited address, into an organization that still takes invitations
-(`invitation_enabled`; a decline is recorded either way)."""
+(`invitation_enabled`; a decline is recorded either way).
+
+The decider never sees the invitation's personal data: the handler seals the address, inviter
+and message under the invitation's data key (`pii`), and addresses are compared by their hash
+(`email_hash`, the username hash of the address in the issuer)."""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from authpi.errors import Conflict, FieldProblem, NotFound, RateLimited, Unproce
 from authpi.web.etag import check_if_match
 from authpi.web.metadata import merge_metadata
 
-_FIELDS = ("user_title", "message", "scopes", "metadata")
+_FIELDS = ("user_title", "scopes", "metadata")
 RESEND_INTERVAL_MS = 60_000
 
 InvitationCommand = (
@@ -119,7 +123,7 @@ def _create(cmd: CreateInvitation, org: Org) -> list[Event]:
         raise Conflict("the organization does not accept invitations", reason="invitation.disabled")
     if cmd.invitation_id in org.invitations:
         raise Conflict("the invitation already exists", reason="invitation.exists")
-    if any(i.email == cmd.email and i.open(cmd.now) for i in org.invitations.values()):
+    if any(i.email_hash == cmd.email_hash and i.open(cmd.now) for i in org.invitations.values()):
         raise Conflict(
             "a pending invitation for this address exists", reason="invitation.pending_exists"
         )
@@ -128,10 +132,10 @@ def _create(cmd: CreateInvitation, org: Org) -> list[Event]:
         raise Conflict("the address belongs to a member", reason="invitation.already_member")
     _check_scopes(org, cmd.scopes)
     return [OrganizationInvitationCreated(
-        id=cmd.invitation_id, org_id=org.id, issuer_id=org.issuer_id, email_invited=cmd.email,
-        user_id_invited=cmd.user_id_invited, user_title=cmd.user_title, message=cmd.message,
-        scopes=list(cmd.scopes), inviter=cmd.inviter, metadata=cmd.metadata,
-        token_sha256=cmd.token_sha256, expires_at=cmd.expires_at, created_at=cmd.now)]  # fmt: skip
+        id=cmd.invitation_id, org_id=org.id, issuer_id=org.issuer_id, email_hash=cmd.email_hash,
+        pii=cmd.pii, user_id_invited=cmd.user_id_invited, user_title=cmd.user_title,
+        scopes=list(cmd.scopes), metadata=cmd.metadata, token_sha256=cmd.token_sha256,
+        expires_at=cmd.expires_at, created_at=cmd.now)]  # fmt: skip
 
 
 def _update(cmd: UpdateInvitation, org: Org, inv: Invitation) -> list[Event]:
@@ -139,17 +143,18 @@ def _update(cmd: UpdateInvitation, org: Org, inv: Invitation) -> list[Event]:
     after = msgspec.structs.replace(
         inv,
         user_title=inv.user_title if cmd.user_title is UNSET else cmd.user_title,
-        message=inv.message if cmd.message is UNSET else cmd.message,
         scopes=inv.scopes if cmd.scopes is UNSET else cmd.scopes,
         metadata=merge_metadata(inv.metadata, cmd.metadata),
     )
     changed = [f for f in _FIELDS if getattr(after, f) != getattr(inv, f)]
+    if cmd.pii is not None:  # a changed message, sealed by the handler
+        changed.append("message")
     if not changed:
         return []
     _check_scopes(org, after.scopes)
     return [OrganizationInvitationUpdated(
         id=inv.id, org_id=org.id, issuer_id=org.issuer_id, user_title=after.user_title,
-        message=after.message, scopes=after.scopes, metadata=after.metadata, changed=changed,
+        scopes=after.scopes, metadata=after.metadata, pii=cmd.pii, changed=changed,
         updated_at=inv.changed_at(cmd.now))]  # fmt: skip
 
 
@@ -180,9 +185,12 @@ def _answer(cmd: AnswerInvitation, state: Organization) -> list[Event]:
     at = inv.changed_at(cmd.now)
     if not cmd.accept:
         return [OrganizationInvitationDeclined(
-            id=inv.id, org_id=org.id, issuer_id=org.issuer_id, email_invited=inv.email,
-            declined_at=at)]  # fmt: skip
-    if cmd.user_id is None or (cmd.user_email or "").lower() != inv.email:
+            id=inv.id, org_id=org.id, issuer_id=org.issuer_id, declined_at=at)]  # fmt: skip
+    if (
+        cmd.user_id is None
+        or not cmd.user_email_hash
+        or not hmac.compare_digest(cmd.user_email_hash, inv.email_hash)
+    ):
         raise Conflict(
             "the invitation was sent to another address", reason="invitation.other_address"
         )
@@ -196,7 +204,7 @@ def _answer(cmd: AnswerInvitation, state: Organization) -> list[Event]:
     membership = org_members.decide(add, org)
     accepted = OrganizationInvitationAccepted(
         id=inv.id, org_id=org.id, issuer_id=org.issuer_id, user_id=cmd.user_id,
-        email_invited=inv.email, scopes=inv.scopes, accepted_at=at,
+        scopes=inv.scopes, accepted_at=at,
     )  # fmt: skip
     return [accepted, *membership]
 
@@ -205,16 +213,17 @@ def evolve(org: Org, event: Event) -> Org:
     invitations = dict(org.invitations)
     match event:
         case OrganizationInvitationCreated():
+            # A legacy event (its address in clear) reaches here upcast, with its hash.
             invitations[event.id] = Invitation(
-                id=event.id, email=event.email_invited, user_id_invited=event.user_id_invited,
-                user_title=event.user_title, message=event.message, scopes=event.scopes,
-                inviter=event.inviter, metadata=event.metadata, token_sha256=event.token_sha256,
+                id=event.id, email_hash=event.email_hash or "",
+                user_id_invited=event.user_id_invited, user_title=event.user_title,
+                scopes=event.scopes, metadata=event.metadata, token_sha256=event.token_sha256,
                 created_at=event.created_at, expires_at=event.expires_at,
             )  # fmt: skip
         case OrganizationInvitationUpdated():
             invitations[event.id] = msgspec.structs.replace(
-                invitations[event.id], user_title=event.user_title, message=event.message,
-                scopes=event.scopes, metadata=event.metadata, updated_at=event.updated_at,
+                invitations[event.id], user_title=event.user_title, scopes=event.scopes,
+                metadata=event.metadata, updated_at=event.updated_at,
             )  # fmt: skip
         case OrganizationInvitationResent():
             invitations[event.id] = msgspec.structs.replace(

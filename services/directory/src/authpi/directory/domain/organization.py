@@ -36,7 +36,13 @@ from authpi.contracts.directory import (
     OrganizationSuspended,
     OrganizationUpdated,
 )
-from authpi.directory.domain import org_groups, org_invitations, org_members, org_sso
+from authpi.directory.domain import (
+    org_groups,
+    org_invitations,
+    org_members,
+    org_sso,
+    org_sso_config,
+)
 from authpi.directory.domain.commands.organization import (
     PROFILE_FIELDS,
     AddMember,
@@ -49,6 +55,7 @@ from authpi.directory.domain.commands.organization import (
     DeleteOrganization,
     DropDepartedMember,
     FinishOrganizationDeletion,
+    JoinThroughSso,
     Profile,
     RemoveMember,
     RemoveSsoDomain,
@@ -118,7 +125,10 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
             | AnswerInvitation()
         ):
             return org_invitations.decide(cmd, state)
-        case AddSsoDomain() | VerifySsoDomain() | RemoveSsoDomain() | RotateSsoSecret():
+        case (
+            AddSsoDomain() | VerifySsoDomain() | RemoveSsoDomain() | RotateSsoSecret()
+            | JoinThroughSso()
+        ):  # fmt: skip
             return org_sso.decide(cmd, live_org(state, cmd.ref))
     raise AssertionError(f"unhandled command {cmd!r}")
 
@@ -126,28 +136,47 @@ def decide(cmd: OrganizationCommand, state: Organization) -> list[Event]:
 def _create(cmd: CreateOrganization, state: Organization) -> list[Event]:
     if not isinstance(state, Absent):
         raise Conflict("the organization already exists", reason="organization.exists")
+    secret_set = None if cmd.sso_secret is None else cmd.sso_secret.sealed is not None
+    sso = org_sso_config.merged(
+        {}, cmd.profile.sso, secret_set=secret_set, allow_insecure=cmd.allow_insecure_sso
+    )
+    profile = msgspec.structs.replace(cmd.profile, sso=sso)
+    ref = cmd.ref
     created = OrganizationCreated(
-        id=cmd.ref.org_id, issuer_id=cmd.ref.issuer_id, account_id=cmd.ref.account_id,
-        **msgspec.structs.asdict(cmd.profile), created_at=cmd.now,
+        id=ref.org_id, issuer_id=ref.issuer_id, account_id=ref.account_id,
+        **msgspec.structs.asdict(profile), created_at=cmd.now,
     )  # fmt: skip
-    if cmd.by_user_id is None:
-        return [created]
-    owner = OrganizationMembershipCreated(
-        org_id=cmd.ref.org_id, issuer_id=cmd.ref.issuer_id, member_id=cmd.by_user_id,
-        member_type="user", scopes=list(cmd.profile.scopes), joined_at=cmd.now,
-    )  # fmt: skip
-    return [created, owner]
+    events: list[Event] = [created]
+    if cmd.profile.sso or cmd.sso_secret is not None:
+        # The configuration's own event, as a PATCH would emit it: it carries the wrapped secret.
+        default = org_sso_config.as_object(org_sso_config.SsoConfig())
+        events.extend(org_sso.config_changed(
+            ref.org_id, ref.issuer_id, default, sso, cmd.sso_secret, cmd.now))  # fmt: skip
+    if cmd.by_user_id is not None:
+        events.append(OrganizationMembershipCreated(
+            org_id=ref.org_id, issuer_id=ref.issuer_id, member_id=cmd.by_user_id,
+            member_type="user", scopes=list(profile.scopes), joined_at=cmd.now,
+        ))  # fmt: skip
+    return events
 
 
 def _update(cmd: UpdateOrganization, org: Org) -> list[Event]:
     check_if_match(cmd.if_match, org.etag)
     at = org.changed_at(cmd.now)
     events: list[Event] = []
-    profile = _patched(org.profile, cmd.changes)
+    changes = dict(cmd.changes)
+    if "sso" in changes or cmd.sso_secret is not None:
+        secret_set = None if cmd.sso_secret is None else cmd.sso_secret.sealed is not None
+        changes["sso"] = org_sso_config.merged(
+            org.profile.sso, changes.get("sso", {}), secret_set=secret_set,
+            allow_insecure=cmd.allow_insecure_sso,
+        )  # fmt: skip
+    profile = _patched(org.profile, changes)
     changed = [f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(org.profile, f)]
     if changed:
         events.append(snapshot(org, profile, changed, at))
-        events.extend(org_sso.config_changed(org, profile.sso, at))
+    events.extend(org_sso.config_changed(
+        org.id, org.issuer_id, org.profile.sso, profile.sso, cmd.sso_secret, at))  # fmt: skip
     if cmd.status == "suspended" and org.status != "suspended":
         events.append(
             OrganizationSuspended(

@@ -49,16 +49,15 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
 
 class Invitation(msgspec.Struct, frozen=True, kw_only=True):
     """`status` as recorded: pending, accepted, declined or revoked; `expired` is read from
-    `expires_at` (core-api.md 3.15: evaluated lazily)."""
+    `expires_at` (core-api.md 3.15: evaluated lazily). The invited address is known only by
+    `email_hash` (its personal data is sealed in the events, DESIGN.md 7)."""
 
     id: str
-    email: str
+    email_hash: str
     status: str = "pending"
     user_id_invited: str | None = None
     user_title: str | None = None
-    message: str | None = None
     scopes: list[str] = []
-    inviter: dict[str, Any] | None = None
     metadata: dict[str, Any] = {}
     token_sha256: str
     created_at: int

@@ -23,6 +23,8 @@ from authpi.contracts.directory import (
     UserBlocked,
     UserCreated,
     UserDeleted,
+    UserSsoLinked,
+    UserSsoProvisioned,
     UserUnblocked,
     UserUpdated,
 )
@@ -30,6 +32,8 @@ from authpi.directory.domain.commands.user import (
     CreateUser,
     DecideApproval,
     DeleteUser,
+    LinkSsoIdentity,
+    SsoLink,
     UpdateUser,
 )
 from authpi.errors import Conflict, NotFound
@@ -54,6 +58,8 @@ class Present(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
     created_at: int = 0
     updated_at: int | None = None
+    # Upstream identities linked through organization SSO (SsoLink.key); the ETag ignores them.
+    sso_links: frozenset[str] = frozenset()
 
     @property
     def etag(self) -> str:
@@ -71,7 +77,7 @@ class Stale(Conflict):
 
 User = Absent | Present | Deleted
 INITIAL: User = Absent()
-UserCommand = CreateUser | UpdateUser | DeleteUser | DecideApproval
+UserCommand = CreateUser | UpdateUser | DeleteUser | DecideApproval | LinkSsoIdentity
 
 
 def decide(cmd: UserCommand, state: User) -> list[Event]:
@@ -87,8 +93,12 @@ def decide(cmd: UserCommand, state: User) -> list[Event]:
                     requested_at=cmd.now,
                 ),
             ]
+        case CreateUser(), Absent() if cmd.sso is not None:
+            return [_created(cmd), _provisioned(cmd, cmd.sso)]
         case CreateUser(), Absent():
             return [_created(cmd)]
+        case LinkSsoIdentity(), Present() if state.issuer_id == cmd.issuer_id:
+            return _linked(cmd, state)
         case CreateUser(), _:
             raise Conflict("the user already exists", reason="user.exists")
         case DeleteUser(), Deleted() if state.issuer_id == cmd.issuer_id:
@@ -107,6 +117,27 @@ def decide(cmd: UserCommand, state: User) -> list[Event]:
             return _updated(cmd, state)
         case _:
             raise NotFound("no such user", reason="user.not_found")
+
+
+def _provisioned(cmd: CreateUser, link: SsoLink) -> Event:
+    return UserSsoProvisioned(
+        id=cmd.user_id, issuer_id=cmd.issuer_id, org_id=link.org_id, protocol=link.protocol,
+        external_issuer=link.external_issuer, external_subject=link.external_subject,
+        provisioned_at=cmd.now,
+    )  # fmt: skip
+
+
+def _linked(cmd: LinkSsoIdentity, user: Present) -> list[Event]:
+    """The first sign-in of an identity links it (platform.md 6.3 `user.sso.linked`); later ones
+    decide nothing."""
+    link = cmd.link
+    if link.key in user.sso_links:
+        return []
+    return [UserSsoLinked(
+        id=user.id, issuer_id=user.issuer_id, org_id=link.org_id, protocol=link.protocol,
+        external_issuer=link.external_issuer, external_subject=link.external_subject,
+        linked_at=cmd.now,
+    )]  # fmt: skip
 
 
 def _decided(cmd: DecideApproval, user: Present) -> list[Event]:
@@ -231,5 +262,11 @@ def evolve(state: User, event: Event) -> User:
             return msgspec.structs.replace(state, status=event.status, updated_at=event.status_at)
         case Present(), UserDeleted():
             return Deleted(state.id, state.issuer_id)
+        case Present(), UserSsoProvisioned() | UserSsoLinked():
+            link = SsoLink(
+                org_id=event.org_id, protocol=event.protocol,
+                external_issuer=event.external_issuer, external_subject=event.external_subject,
+            )  # fmt: skip
+            return msgspec.structs.replace(state, sso_links=state.sso_links | {link.key})
         case _:
             return state

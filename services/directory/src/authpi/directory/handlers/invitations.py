@@ -4,7 +4,13 @@ invitee's answer through the emailed link.
 The link carries a high-entropy token; only its SHA-256 digest is recorded (in the invitation's
 events and view), so a leaked database or event log opens no invitation. A resend mints a new
 token, which ends the previous link. The email is sent once the invitation is committed; a failed
-delivery leaves it in place (the administrator can resend) and is logged."""
+delivery leaves it in place (the administrator can resend) and is logged.
+
+The invited address, the inviter and the message are sealed here, under a new data key of the
+invitation's own stored in the same transaction, before anything reaches the decider or the
+store (DESIGN.md 7, `handlers.invitation_pii`); addresses are compared by their username hash.
+Revoking or declining destroys the key in the same transaction (the view does, on the event),
+so the address becomes unreadable in every event, replay and copy at once."""
 
 from __future__ import annotations
 
@@ -14,8 +20,8 @@ import msgspec
 
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.ids import sha256_hex
+from authpi.crypto.pii import InvitationPii
 from authpi.directory.api.organization_models import Invitation
-from authpi.directory.domain import organization
 from authpi.directory.domain.commands.organization import (
     AnswerInvitation,
     CreateInvitation,
@@ -24,12 +30,13 @@ from authpi.directory.domain.commands.organization import (
     RevokeInvitation,
     UpdateInvitation,
 )
+from authpi.directory.handlers.invitation_pii import Upcasting
 from authpi.directory.handlers.organizations import Organizations
 from authpi.directory.handlers.users import Users, taken_username
 from authpi.directory.queries.invitations import InvitationLink, InvitationQueries
 from authpi.errors import AccessDenied, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.sqltext import render
-from authpi.eventstore.store import Step
+from authpi.eventstore.store import Step, Tx
 from authpi.observability import get_logger
 from authpi.web.mail import MailMessage
 
@@ -58,7 +65,10 @@ class Invitations:
         self.users = users
         self.rt = orgs.rt
         self.store = orgs.store
-        self.queries = InvitationQueries(orgs.store.schema)
+        # The keys live in the region's PII key store, beside the users' (same vault).
+        self.vault = users.vault
+        self.decider = Upcasting(self.vault)
+        self.queries = InvitationQueries(orgs.store.schema, self.vault)
         self._user_by_hash = render(
             "SELECT id FROM {schema}.users_view WHERE issuer_id = %s AND username_hash = %s"
             " AND status <> 'deleted'",
@@ -94,8 +104,7 @@ class Invitations:
                 conn, ref.org_id, status, after, limit, self.rt.clock.now_ms()
             )
 
-    async def _user_with(self, issuer_id: str, email: str) -> str | None:
-        digest = self.users.vault.username_hash(issuer_id, email)
+    async def _user_with(self, issuer_id: str, digest: str) -> str | None:
         async with self.rt.pool.connection() as conn:
             row = await (await conn.execute(self._user_by_hash, [issuer_id, digest])).fetchone()
         return None if row is None else str(row[0])
@@ -117,23 +126,52 @@ class Invitations:
                     problem.message, reason="invitation.expires_at", fields=[problem]
                 )
         token, digest = self._mint()
+        dek = self.vault.new_key()
+        pii = InvitationPii(email_invited=email, inviter=new.inviter, message=new.message)
+        email_hash = self.vault.username_hash(ref.issuer_id, email)
         cmd = CreateInvitation(
-            ref=ref, invitation_id=invitation_id, email=email, scopes=new.scopes,
-            token_sha256=digest, expires_at=expires_at, now=now,
-            user_id_invited=await self._user_with(ref.issuer_id, email),
-            user_title=new.user_title, message=new.message, inviter=new.inviter,
-            metadata=new.metadata,
+            ref=ref, invitation_id=invitation_id, email_hash=email_hash,
+            pii=self.vault.seal(dek, invitation_id, pii), scopes=new.scopes, token_sha256=digest,
+            expires_at=expires_at, now=now,
+            user_id_invited=await self._user_with(ref.issuer_id, email_hash),
+            user_title=new.user_title, metadata=new.metadata,
         )  # fmt: skip
-        await self.store.execute(
-            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
-        )
+
+        async def keep_key(tx: Tx) -> None:
+            await self.vault.store(tx.conn, invitation_id, dek)
+
+        meta = self._meta(ref, actor, invitation_id)
+        await self.store.execute(ref.org_id, self.decider, cmd, meta, [keep_key])
         await self._send(ref, invitation_id, token)
         return invitation_id
 
     async def update(self, cmd: UpdateInvitation, actor: Actor) -> None:
-        cmd = msgspec.structs.replace(cmd, now=self.rt.clock.now_ms())
+        """A changed message is sealed here into a new snapshot under the invitation's key;
+        the decider sees only that it changed. Without the key (the invitation was revoked or
+        declined), the decider refuses the update as it refuses any of an ended invitation."""
+        sealed = None
+        if not isinstance(cmd.message, msgspec.UnsetType):
+            sealed = await self._resealed(cmd.ref, cmd.invitation_id, cmd.message)
+        cmd = msgspec.structs.replace(
+            cmd, now=self.rt.clock.now_ms(), message=msgspec.UNSET, pii=sealed
+        )
         meta = self._meta(cmd.ref, actor, cmd.invitation_id)
-        await self.store.execute(cmd.ref.org_id, organization, cmd, meta)
+        await self.store.execute(cmd.ref.org_id, self.decider, cmd, meta)
+
+    async def _resealed(self, ref: OrgRef, invitation_id: str, message: str | None) -> str | None:
+        """The invitation's snapshot with `message`, sealed; None when the message is the same
+        or the key is gone."""
+        current, _ = await self.get(ref, invitation_id)
+        if current.message == message:
+            return None
+        async with self.rt.pool.connection() as conn:
+            dek = await self.vault.key_for(conn, invitation_id)
+        if dek is None or not current.email_invited:
+            return None
+        pii = InvitationPii(
+            email_invited=current.email_invited, inviter=current.inviter, message=message
+        )
+        return self.vault.seal(dek, invitation_id, pii)
 
     async def resend(
         self, ref: OrgRef, invitation_id: str, actor: Actor, if_match: str | None = None
@@ -144,19 +182,21 @@ class Invitations:
             now=self.rt.clock.now_ms(), if_match=if_match,
         )  # fmt: skip
         await self.store.execute(
-            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
+            ref.org_id, self.decider, cmd, self._meta(ref, actor, invitation_id)
         )
         await self._send(ref, invitation_id, token)
 
     async def revoke(
         self, ref: OrgRef, invitation_id: str, actor: Actor, if_match: str | None = None
     ) -> None:
+        """Revoked: the invitation's key is destroyed in the same commit."""
         cmd = RevokeInvitation(
             ref=ref, invitation_id=invitation_id, now=self.rt.clock.now_ms(), if_match=if_match
         )
         await self.store.execute(
-            ref.org_id, organization, cmd, self._meta(ref, actor, invitation_id)
+            ref.org_id, self.decider, cmd, self._meta(ref, actor, invitation_id)
         )
+        await self.vault.vacuum(self.rt.pool)
 
     # The invitee's side: the portal's page (idp-api.md 12.6).
 
@@ -172,16 +212,18 @@ class Invitations:
         self, issuer_id: str, token: str, *, accept: bool, user_id: str | None = None
     ) -> InvitationLink:
         """Accept (as the signed-in `user_id`, who must hold the invited address) or decline.
-        A used, revoked, expired or superseded token is refused."""
+        A used, revoked, expired or superseded token is refused. A decline destroys the
+        invitation's key in the same commit."""
         found = await self.link(issuer_id, token)
         ref = OrgRef(org_id=found.org_id, account_id=found.account_id, issuer_id=issuer_id)
-        email: str | None = None
+        email_hash: str | None = None
         if accept and user_id is not None:
             row = await self.users.get(found.account_id, issuer_id, user_id)
-            email = row.username if row.username_type == "email" else None
+            email_hash = row.username_hash if row.username_type == "email" else None
         cmd = AnswerInvitation(
             org_id=found.org_id, invitation_id=found.id, token_sha256=sha256_hex(token),
-            accept=accept, now=self.rt.clock.now_ms(), user_id=user_id, user_email=email,
+            accept=accept, now=self.rt.clock.now_ms(), user_id=user_id,
+            user_email_hash=email_hash,
         )  # fmt: skip
         actor = Actor(type="user", user_id=user_id) if user_id else Actor(type="system")
         meta = self._meta(ref, actor, found.id, trigger="idp")
@@ -189,7 +231,9 @@ class Invitations:
             meta = msgspec.structs.replace(
                 meta, subject={**meta.subject, "member_id": user_id, "member_type": "user"}
             )
-        await self.store.execute(found.org_id, organization, cmd, meta)
+        await self.store.execute(found.org_id, self.decider, cmd, meta)
+        if not accept:
+            await self.vault.vacuum(self.rt.pool)
         return found
 
     async def register_invited(
@@ -216,7 +260,8 @@ class Invitations:
         user_id = create.stream_id
         answer = AnswerInvitation(
             org_id=found.org_id, invitation_id=found.id, token_sha256=sha256_hex(token),
-            accept=True, now=self.rt.clock.now_ms(), user_id=user_id, user_email=new.username,
+            accept=True, now=self.rt.clock.now_ms(), user_id=user_id,
+            user_email_hash=self.vault.username_hash(issuer_id, new.username),
         )  # fmt: skip
         ref = OrgRef(org_id=found.org_id, account_id=account_id, issuer_id=issuer_id)
         meta = self._meta(ref, Actor(type="user", user_id=user_id), found.id, trigger="idp")
@@ -225,7 +270,7 @@ class Invitations:
         )
         with taken_username():
             await self.store.execute_all(
-                [create, Step(found.org_id, organization, answer)], meta, [claim]
+                [create, Step(found.org_id, self.decider, answer)], meta, [claim]
             )
         return user_id
 

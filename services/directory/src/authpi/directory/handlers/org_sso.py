@@ -4,15 +4,15 @@ decider judges what was seen), remove it, and rotate the SSO client secret (draw
 once, kept as a digest). A verified domain is reserved for its organization within the issuer in
 the same transaction (a second organization's verification is a 409) and released with it.
 
-The federated login through the organization's upstream IdP (`/{issuer}/sso/start`) is not
-built here: discovery (token service) routes verified domains, the login itself is to come."""
+The federated sign-in itself runs in the token service (`/{issuer}/sso/start` and
+`/{issuer}/sso/callback`); what it changes here (the user, its link, its membership) goes through
+handlers.sso_sign_in."""
 
 from __future__ import annotations
 
 import msgspec
 
 from authpi.contracts.base import Actor
-from authpi.crypto.ids import sha256_hex
 from authpi.directory.adapters.dns_probe import DomainProbe
 from authpi.directory.domain import organization
 from authpi.directory.domain.commands.organization import (
@@ -107,8 +107,13 @@ class OrganizationSso:
         await self._run(cmd, ref, actor)
 
     async def rotate_secret(self, ref: OrgRef, *, actor: Actor, if_match: str | None = None) -> str:
+        """A new SSO client secret, drawn here and shown once: the organization registers it at
+        its upstream IdP as this platform's client secret (for an upstream that lets the client
+        choose it; otherwise the PATCH sets the one the upstream issued). Kept only wrapped."""
         secret = self.rt.ids.secret(32)
-        cmd = RotateSsoSecret(ref=ref, secret_sha256=sha256_hex(secret),
-                              now=self.rt.clock.now_ms(), if_match=if_match)  # fmt: skip
+        sealed = self.organizations.sso_secret(ref.org_id, secret)
+        assert sealed is not None
+        cmd = RotateSsoSecret(ref=ref, secret=sealed, now=self.rt.clock.now_ms(),
+                              if_match=if_match)  # fmt: skip
         await self._run(cmd, ref, actor)
         return secret

@@ -16,7 +16,7 @@ import msgspec
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.pii import Pii, PiiVault, region_store
 from authpi.directory.domain import user
-from authpi.directory.domain.commands.user import CreateUser, DeleteUser, UpdateUser
+from authpi.directory.domain.commands.user import CreateUser, DeleteUser, SsoLink, UpdateUser
 from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
 from authpi.errors import AccessDenied, Conflict, FieldProblem, NotFound, Unprocessable
 from authpi.eventstore.store import EventStore, Reaction, Step, Tx
@@ -51,6 +51,11 @@ def normalized_username(kind: str, username: str) -> str:
     if kind == "phone" and not _PHONE.match(username):
         raise _unprocessable("username", "invalid_value", "username must be an E.164 phone number")
     return username
+
+
+def username_key(issuer_id: str, username_hash: str) -> str:
+    """The reservation key of a username in its issuer (one live user holds it)."""
+    return f"{issuer_id}:{username_hash}"
 
 
 @contextmanager
@@ -172,10 +177,16 @@ class Users:
         return mode
 
     def creation(
-        self, issuer_id: str, new: NewUser, method: str = "api", held: bool = False
+        self,
+        issuer_id: str,
+        new: NewUser,
+        method: str = "api",
+        held: bool = False,
+        sso: SsoLink | None = None,
     ) -> tuple[Step[Any, Any], Reaction]:
         """The step that creates a user and the reaction that claims its username and stores
-        its data key in the same transaction (with other steps, e.g. an invitation's answer)."""
+        its data key in the same transaction (with other steps, e.g. an invitation's answer or
+        an SSO sign-in's membership)."""
         user_id = self.rt.ids.new("usr")
         dek = self.vault.new_key()
         pii = Pii(username=new.username, profile=new.profile, custom_fields=new.custom_fields)
@@ -192,10 +203,11 @@ class Users:
             method=method,
             region=self.rt.settings.region,
             held=held,
+            sso=sso,
         )
 
         async def claim(tx: Tx) -> None:
-            await tx.reserve(USERNAME_SCOPE, f"{issuer_id}:{username_hash}", user_id)
+            await tx.reserve(USERNAME_SCOPE, username_key(issuer_id, username_hash), user_id)
             await self.vault.store(tx.conn, user_id, dek)
 
         return Step(user_id, user, cmd), claim
@@ -210,7 +222,7 @@ class Users:
         held: bool = False,
     ) -> str:
         await self.require_issuer(account_id, issuer_id)
-        step, claim = self.creation(issuer_id, new, method, held)
+        step, claim = self.creation(issuer_id, new, method=method, held=held)
         with taken_username():
             await self.store.execute_all([step], meta, [claim])
         return step.stream_id
@@ -297,7 +309,7 @@ class Users:
 
         async def shred(tx: Tx) -> None:
             await self.vault.shred(tx.conn, user_id)
-            await tx.release(USERNAME_SCOPE, f"{issuer_id}:{row.username_hash}", user_id)
+            await tx.release(USERNAME_SCOPE, username_key(issuer_id, row.username_hash), user_id)
 
         await self.store.execute(
             user_id,

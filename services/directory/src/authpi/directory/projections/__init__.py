@@ -3,6 +3,7 @@ event store applies each committed event to the views that declare its type."""
 
 from __future__ import annotations
 
+from authpi.crypto.pii import PiiVault
 from authpi.directory.projections.account_domains import AccountDomainsView
 from authpi.directory.projections.accounts import AccountsView
 from authpi.directory.projections.api_keys import ApiKeysView
@@ -16,7 +17,9 @@ from authpi.directory.projections.users import UsersView
 from authpi.eventstore.store import InlineProjection
 
 
-def inline_views(schema: str) -> list[InlineProjection]:
+def inline_views(schema: str, vault: PiiVault) -> list[InlineProjection]:
+    """`vault`: the region's PII key store, whose invitation keys the invitations view seals
+    older rows with and destroys."""
     return [
         AccountsView(schema),
         ApiKeysView(schema),
@@ -25,7 +28,7 @@ def inline_views(schema: str) -> list[InlineProjection]:
         IssuersView(schema),
         ClientsView(schema),
         OrganizationsView(schema),
-        InvitationsView(schema),
+        InvitationsView(schema, vault),
         PersonalTokensView(schema),
         NotesView(schema),
     ]

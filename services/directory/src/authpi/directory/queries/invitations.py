@@ -1,6 +1,11 @@
 """Read-side SQL over invitations_view: an organization's invitations newest first by
 (created_at, id), one invitation with its ETag, and the lookup of a link's token digest. A
-pending invitation past its expiry reads as `expired` (core-api.md 3.15)."""
+pending invitation past its expiry reads as `expired` (core-api.md 3.15).
+
+The address, inviter and message are opened on read from the row's sealed snapshot, with the
+invitation's data key fetched in the same statement from the region's PII key store. Once the
+key is destroyed (revoked, declined, or accepted by a user since deleted) they read empty: the
+address as "", the inviter and message as null."""
 
 from __future__ import annotations
 
@@ -10,20 +15,22 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
+from authpi.crypto.pii import PiiVault
 from authpi.directory.api.organization_models import Invitation
 from authpi.eventstore.sqltext import render
 from authpi.web.etag import etag_of
 from authpi.web.pagination import SortKey, time_id_key
 
 _STATUS = (
-    "(CASE WHEN status = 'pending' AND expires_at <= %(now)s::bigint THEN 'expired'"
-    " ELSE status END)"
+    "(CASE WHEN i.status = 'pending' AND i.expires_at <= %(now)s::bigint THEN 'expired'"
+    " ELSE i.status END)"
 )
 _COLUMNS = (
-    f"id, org_id, issuer_id, {_STATUS} AS status, email_invited, user_id_invited, user_title,"
-    " message, scopes, inviter, created_at, expires_at, accepted_at, declined_at, revoked_at,"
-    " last_email_sent_at, metadata, updated_at"
+    f"i.id, i.org_id, i.issuer_id, {_STATUS} AS status, i.user_id_invited, i.user_title,"
+    " i.scopes, i.created_at, i.expires_at, i.accepted_at, i.declined_at, i.revoked_at,"
+    " i.last_email_sent_at, i.metadata, i.updated_at, i.pii, k.wrapped_key"
 )
+_KEY = " LEFT JOIN {pii}.pii_keys k ON k.subject_id = i.id"
 
 
 class InvitationLink(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,36 +48,49 @@ class InvitationLink(msgspec.Struct, frozen=True, kw_only=True):
     inviter: dict[str, Any] | None
 
 
-def _invitation(row: dict[str, Any]) -> Invitation:
-    row = dict(row)
-    row.pop("updated_at", None)
-    return msgspec.convert(row, Invitation)
-
-
 class InvitationQueries:
-    def __init__(self, schema: str) -> None:
+    """Reads through `vault`, the region's PII key store the directory writes keys to."""
+
+    def __init__(self, schema: str, vault: PiiVault) -> None:
+        self.vault = vault
         self._one = render(
-            f"SELECT {_COLUMNS} FROM {{schema}}.invitations_view"
-            " WHERE org_id = %(org_id)s AND id = %(id)s",
+            f"SELECT {_COLUMNS} FROM {{schema}}.invitations_view i{_KEY}"
+            " WHERE i.org_id = %(org_id)s AND i.id = %(id)s",
             schema=schema,
+            pii=vault.schema,
         )
         self._list = render(
-            f"SELECT {_COLUMNS} FROM {{schema}}.invitations_view WHERE org_id = %(org_id)s"
+            f"SELECT {_COLUMNS} FROM {{schema}}.invitations_view i{_KEY}"
+            " WHERE i.org_id = %(org_id)s"
             f" AND (%(status)s::text IS NULL OR {_STATUS} = %(status)s)"
             " AND (%(after_at)s::bigint IS NULL"
-            " OR (created_at, id) < (%(after_at)s::bigint, %(after_id)s))"
-            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            " OR (i.created_at, i.id) < (%(after_at)s::bigint, %(after_id)s))"
+            " ORDER BY i.created_at DESC, i.id DESC LIMIT %(limit)s",
             schema=schema,
+            pii=vault.schema,
         )
         self._link = render(
             "SELECT i.id, i.org_id, i.issuer_id, o.account_id, o.name AS org_name,"
-            " (CASE WHEN i.status = 'pending' AND i.expires_at <= %(now)s::bigint"
-            " THEN 'expired' ELSE i.status END) AS status,"
-            " i.email_invited, i.user_title, i.message, i.inviter"
+            f" {_STATUS} AS status, i.user_title, i.pii, k.wrapped_key"
             " FROM {schema}.invitations_view i JOIN {schema}.organizations_view o"
-            " ON o.id = i.org_id WHERE i.token_sha256 = %(token_sha256)s",
+            f" ON o.id = i.org_id{_KEY} WHERE i.token_sha256 = %(token_sha256)s",
             schema=schema,
+            pii=vault.schema,
         )
+
+    def _opened(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its sealed snapshot replaced by the clear fields (empty once shredded)."""
+        row = dict(row)
+        wrapped, sealed = row.pop("wrapped_key"), row.pop("pii")
+        pii = self.vault.open_invitation_wrapped(wrapped, row["id"], sealed)
+        if pii is None:
+            return {**row, "email_invited": "", "inviter": None, "message": None}
+        return {**row, **msgspec.structs.asdict(pii)}
+
+    def _invitation(self, row: dict[str, Any]) -> Invitation:
+        row = self._opened(row)
+        row.pop("updated_at", None)
+        return msgspec.convert(row, Invitation)
 
     async def invitation(
         self, conn: psycopg.AsyncConnection[Any], org_id: str, invitation_id: str, now: int
@@ -81,7 +101,7 @@ class InvitationQueries:
         row = await cur.fetchone()
         if row is None:
             return None
-        return _invitation(row), etag_of(row["created_at"], row["updated_at"])
+        return self._invitation(row), etag_of(row["created_at"], row["updated_at"])
 
     async def invitations(
         self, conn: psycopg.AsyncConnection[Any], org_id: str, status: str | None,
@@ -92,7 +112,7 @@ class InvitationQueries:
         await cur.execute(self._list, {
             "org_id": org_id, "status": status, "limit": limit, "now": now,
             "after_at": key and key[0], "after_id": key and key[1]})  # fmt: skip
-        return [_invitation(r) for r in await cur.fetchall()]
+        return [self._invitation(r) for r in await cur.fetchall()]
 
     async def link(
         self, conn: psycopg.AsyncConnection[Any], token_sha256: str, now: int
@@ -100,4 +120,4 @@ class InvitationQueries:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(self._link, {"token_sha256": token_sha256, "now": now})
         row = await cur.fetchone()
-        return None if row is None else msgspec.convert(row, InvitationLink)
+        return None if row is None else msgspec.convert(self._opened(row), InvitationLink)

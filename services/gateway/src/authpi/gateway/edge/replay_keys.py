@@ -5,6 +5,9 @@ under that user's own replay key: AES-GCM, wrapped by the KEK in `replay_keys`. 
 cannot read the directory's per-user data keys (it never reads another service's tables), so it
 keeps its own, and `gateway-directory` destroys it on `user.deleted` together with the records;
 from then on every copy of those bodies (dead tuples, WAL, backups) is ciphertext without a key.
+A replay about an organization invitation (it holds the invited address, the inviter and the
+message) has a replay key of the invitation's own, destroyed when the invitation is revoked or
+declined.
 Any other body (it may hold a one-time secret) is sealed under a gateway key derived from the KEK.
 The residual risk of a deleted key row is the one `authpi.directory.pii` describes."""
 
@@ -18,6 +21,8 @@ from psycopg import sql
 from authpi.crypto.envelope import Kek, new_key, seal, unseal
 
 USER_PREFIX = "usr_"
+# Resources whose replays hold personal data, each sealed under a replay key of its own.
+SUBJECT_PREFIXES = (USER_PREFIX, "inv_")
 _USER_SEALED = "u."  # tokens are base64url, so this prefix cannot start a gateway-key token
 
 
@@ -44,9 +49,9 @@ class ReplaySeal:
         user deleted before its replay was stored)."""
         if not body:
             return None
-        if resource_id is None or not resource_id.startswith(USER_PREFIX):
+        if resource_id is None or not resource_id.startswith(SUBJECT_PREFIXES):
             return seal(self._key, body, aad)
-        dek = await self._user_key(conn, resource_id)
+        dek = await self._subject_key(conn, resource_id)
         return None if dek is None else _USER_SEALED + seal(dek, body, aad)
 
     async def unseal(
@@ -67,14 +72,16 @@ class ReplaySeal:
         dek = self._kek.unwrap(wrapped, _context(resource_id or ""))
         return unseal(dek, token.removeprefix(_USER_SEALED), aad)
 
-    async def _user_key(self, conn: psycopg.AsyncConnection[Any], user_id: str) -> bytes | None:
+    async def _subject_key(
+        self, conn: psycopg.AsyncConnection[Any], subject_id: str
+    ) -> bytes | None:
         fresh = new_key()
-        params = {"id": user_id, "wrapped": self._kek.wrap(fresh, _context(user_id))}
+        params = {"id": subject_id, "wrapped": self._kek.wrap(fresh, _context(subject_id))}
         cur = await conn.execute(self._create, params)
         if await cur.fetchone() is not None:
             return fresh
-        wrapped = await self._wrapped(conn, user_id)
-        return None if wrapped is None else self._kek.unwrap(wrapped, _context(user_id))
+        wrapped = await self._wrapped(conn, subject_id)
+        return None if wrapped is None else self._kek.unwrap(wrapped, _context(subject_id))
 
     async def _wrapped(self, conn: psycopg.AsyncConnection[Any], resource_id: str) -> str | None:
         cur = await conn.execute(self._read, [resource_id])
@@ -82,5 +89,5 @@ class ReplaySeal:
         return None if row is None else str(row[0])
 
 
-def _context(user_id: str) -> str:
-    return f"replay:{user_id}"
+def _context(subject_id: str) -> str:
+    return f"replay:{subject_id}"

@@ -20,7 +20,9 @@
   (`caches.organizations.OrganizationStatuses`). Active organizations have no row.
 - `user.deleted` also purges the idempotency records whose stored replay belongs to that user
   (a replay of a user create or update holds the user's email and profile) and destroys the
-  user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7)."""
+  user's replay key, which sealed them: no copy of them is readable after that (DESIGN.md 7).
+  `organization.invitation.deleted` (revoked) and `organization.invitation.declined` do the
+  same for the invitation's replays (they hold the invited address)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from authpi.contracts.directory import (
     ApiKeyUnblocked,
     ApiKeyUpdated,
     OrganizationDeleted,
+    OrganizationInvitationDeclined,
+    OrganizationInvitationDeleted,
     OrganizationReactivated,
     OrganizationSuspended,
     OrganizationUpdated,
@@ -74,6 +78,8 @@ ORGANIZATION_EVENTS = (
     "organization.updated",
     "organization.deleted",
 )
+# An invitation that ends: its replays (sealed under its replay key) go.
+INVITATION_EVENTS = ("organization.invitation.deleted", "organization.invitation.declined")
 
 _JSONB = frozenset({"scopes", "ip_allowlist"})
 # What api_keys_view keeps of a key that an event can change (`api_key_state.changes`).
@@ -91,6 +97,7 @@ class DirectoryReaction:
         *PERSONAL_TOKEN_EVENTS,
         *USER_EVENTS,
         *ORGANIZATION_EVENTS,
+        *INVITATION_EVENTS,
     )
 
     def __init__(self, schema: str) -> None:
@@ -194,6 +201,9 @@ class DirectoryReaction:
                 await conn.execute(self._active, [e.id, version])
             case UserDeleted() as e:
                 await conn.execute(self._inactive, [e.id, "deleted", version])
+                await conn.execute(self._purge, [e.id])
+                await conn.execute(self._replay_key, [e.id])
+            case OrganizationInvitationDeleted() | OrganizationInvitationDeclined() as e:
                 await conn.execute(self._purge, [e.id])
                 await conn.execute(self._replay_key, [e.id])
             case (

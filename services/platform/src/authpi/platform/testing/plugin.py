@@ -101,9 +101,14 @@ async def platform(
 ) -> AsyncIterator[RunningPlatform]:
     """One all-in-one platform for the session, on the system clock. The test client stands
     where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
-    allowlist tests rely on it). Untrusted peers are tested on platforms of their own."""
+    allowlist tests rely on it). Untrusted peers are tested on platforms of their own.
+    Organizations' upstream IdPs may be plain http, as in development (`make run`): the SSO
+    tests start theirs on loopback."""
     async with running_platform(
-        infra, tmp_path_factory.mktemp("platform"), trusted_proxies=("127.0.0.1/32",)
+        infra,
+        tmp_path_factory.mktemp("platform"),
+        trusted_proxies=("127.0.0.1/32",),
+        sso_allow_insecure=True,
     ) as running:
         yield running
 

@@ -1,9 +1,10 @@
-"""Signup and invitation answers from the token service's side: the directory creates the user
-(its UserRegistry) and answers an invitation (its InvitationAnswers), both wired in by the
-platform host (in-process in the all-in-one topology), and each call here answers once this
-service's own projections hold the result: the new user (token-users), the acceptance
-(token-invitations) and the membership (token-organizations), so the portal signs the user in at
-once and the next token carries the organization (read-your-writes, DESIGN.md 3).
+"""Signup, invitation answers and organization SSO sign-in from the token service's side: the
+directory creates the user (its UserRegistry), answers an invitation (its InvitationAnswers) and
+signs a user in through an organization's SSO (its SsoDirectory), all wired in by the platform
+host (in-process in the all-in-one topology), and each call here answers once this service's own
+projections hold the result: the new user (token-users), the acceptance (token-invitations) and
+the membership (token-organizations), so the portal signs the user in at once and the next token
+carries the organization (read-your-writes, DESIGN.md 3).
 
 The wait is on observable state, bounded: those projections notify `users_channel` with the id
 of the user or invitation they apply an event of, in the same commit; `UserArrivals` (one LISTEN
@@ -21,7 +22,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.contracts.directory import InvitationAnswers, UserRegistry
+from authpi.contracts.directory import (
+    InvitationAnswers,
+    SsoDirectory,
+    SsoIdentity,
+    SsoSignIn,
+    UserRegistry,
+)
 from authpi.errors import TemporarilyUnavailable
 from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
@@ -93,15 +100,36 @@ class Registry:
         self.wait_s = wait_s
         self._directory: UserRegistry | None = None
         self._answers: InvitationAnswers | None = None
+        self._sso: SsoDirectory | None = None
 
     def connect(self, directory: UserRegistry, answers: InvitationAnswers | None = None) -> None:
         """Wired by the platform host to the directory's UserRegistry and InvitationAnswers."""
         self._directory = directory
         self._answers = answers
 
+    def connect_sso(self, directory: SsoDirectory) -> None:
+        """Wired by the platform host to the directory's SsoDirectory."""
+        self._sso = directory
+
     @property
     def connected(self) -> bool:
         return self._directory is not None
+
+    async def sso_sign_in(
+        self, *, account_id: str, issuer_id: str, org_id: str, identity: SsoIdentity
+    ) -> tuple[SsoSignIn, UserRecord]:
+        """An organization SSO sign-in (contracts SsoDirectory): the user as this service sees
+        it, once token-users holds it and, when the sign-in made it a member, token-organizations
+        holds the membership (so the tokens about to be issued carry the organization)."""
+        if self._sso is None:
+            raise TemporarilyUnavailable(
+                "single sign-on is not available", reason="sso.unavailable"
+            )
+        result = await self._sso.sign_in(
+            account_id=account_id, issuer_id=issuer_id, org_id=org_id, identity=identity
+        )
+        member_of = org_id if result.joined else None
+        return result, await self.arrived(result.user_id, member_of=member_of)
 
     async def register(
         self,
@@ -124,11 +152,15 @@ class Registry:
         )  # fmt: skip
         return await self.arrived(user_id)
 
-    async def arrived(self, user_id: str) -> UserRecord:
-        """The user once token-users holds it, waiting at most `wait_s`."""
+    async def arrived(self, user_id: str, *, member_of: str | None = None) -> UserRecord:
+        """The user once token-users holds it (and token-organizations its membership of
+        `member_of`, when given), waiting at most `wait_s`."""
 
         async def user(conn: psycopg.AsyncConnection[Any]) -> UserRecord | None:
-            return await self.people.user(conn, user_id)
+            record = await self.people.user(conn, user_id)
+            if record is None or member_of is None:
+                return record
+            return record if await self.people.member(conn, user_id, member_of) else None
 
         return await self._until([user_id], user, "the new user")
 

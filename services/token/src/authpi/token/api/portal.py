@@ -2,13 +2,15 @@
 query, a bounded form body), check CSRF on every POST, hand over to authpi.token.portal.flows,
 and render what comes back as HTML or a redirect. Paths, all under `/{issuer_id}`: /login,
 /signup, /consent, /mfa, /verify-email, /password/forgot, /password/reset, /login-link,
-/login-link/callback, /invitation, /signed-out, /error. A GET never uses up a mailed login or
-reset link (authpi.token.portal.recovery says why and how), nor answers an invitation.
+/login-link/callback, /invitation, /signed-out, /error, and the organization SSO sign-in's
+/sso/start and /sso/callback. A GET never uses up a mailed login or reset link
+(authpi.token.portal.recovery says why and how), nor answers an invitation.
 
 Cookies: `authpi_session` (the op session, idp-api.md 14 #30), `authpi_csrf` (the CSRF double
-submit), `authpi_mfa` (a second-factor challenge in progress) and `authpi_device` (a trusted
-device), all HttpOnly, SameSite=Lax and path-scoped to the issuer; Secure unless the IdP URL is
-plain http on a loopback host (development and tests)."""
+submit), `authpi_mfa` (a second-factor challenge in progress), `authpi_device` (a trusted
+device) and `authpi_sso` (an SSO sign-in's browser binding), all HttpOnly, SameSite=Lax and
+path-scoped to the issuer; Secure unless the IdP URL is plain http on a loopback host
+(development and tests)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from authpi.token.api.forms import content_length, parse_form, read_body
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.flow import Device, ErrorPage, FlowGone, cookie_header
 from authpi.token.endpoints.sso import PortalOrigin
+from authpi.token.endpoints.sso_login import COOKIE as SSO_COOKIE
+from authpi.token.endpoints.sso_login import Callback
 from authpi.token.portal.common import (
     FLOW_GONE,
     ISSUER_GONE,
@@ -44,6 +48,12 @@ log = get_logger("authpi.token.portal")
 
 SESSION_COOKIE = "authpi_session"
 MAX_FIELD_CHARS = 4096
+# What a page reads from its query: mailed links' tokens, signed-out's client, the second-factor
+# page's method, the SSO start's organization and address, and the upstream's answer at the SSO
+# callback.
+QUERY_FIELDS = frozenset(
+    {"token", "client_id", "method", "org", "login_hint", "state", "code", "error", "iss"}
+)
 
 Step = Callable[[Visit, IssuerRow, dict[str, str]], Awaitable[Answer]]
 
@@ -109,6 +119,7 @@ class PortalRoutes:
         visit = Visit(
             issuer_id=issuer_id, flow_id=flow_id,
             session_cookie=_bounded(cookies.get(SESSION_COOKIE)),
+            sso_cookie=_bounded(cookies.get(SSO_COOKIE)),
             mfa_cookie=_bounded(cookies.get(CHALLENGE_COOKIE)),
             device_cookie=_bounded(cookies.get(DEVICE_COOKIE)),
             invitation=_bounded(request.query_params.get("invitation")),
@@ -120,9 +131,7 @@ class PortalRoutes:
         issuer = await self.portal.issuer(issuer_id)
         if issuer is None:
             return self.page(issuer_id, None, ISSUER_GONE, csrf_cookie, new_cookies)
-        fields = {
-            k: v for k, v in request.query_params.items() if k in ("token", "client_id", "method")
-        }
+        fields = {k: v for k, v in request.query_params.items() if k in QUERY_FIELDS}
         if form:
             try:
                 fields = await _read_portal_form(request)
@@ -262,6 +271,15 @@ class PortalRoutes:
         async def signed_out(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return p.signed_out(i, f.get("client_id"))
 
+        async def sso_start(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            return await p.sso_start(v, i, f.get("org", ""), f.get("login_hint", ""))
+
+        async def sso_callback(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
+            answer = Callback(
+                state=f.get("state"), code=f.get("code"), error=f.get("error"), iss=f.get("iss")
+            )
+            return await p.sso_callback(v, i, answer)
+
         async def error(v: Visit, i: IssuerRow, f: dict[str, str]) -> Answer:
             return message(
                 "Something went wrong",
@@ -308,6 +326,8 @@ class PortalRoutes:
             *pair("/login-link/callback", "login_link_callback", link_confirm, link_callback),
             *pair("/invitation", "invitation", invitation, invitation_answer),
             *pair("/signed-out", "signed_out", signed_out, None),
+            *pair("/sso/start", "sso_start", sso_start, None),
+            *pair("/sso/callback", "sso_callback", sso_callback, None),
             *pair("/error", "error", error, None),
         ]  # fmt: skip
 

@@ -31,6 +31,7 @@ from authpi.token.endpoints.flow import (
     access_requires_verified_email,
     cookie_header,
 )
+from authpi.token.endpoints.sso_login import SsoLogin
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.portal.mail_tokens import MailTokens
@@ -47,6 +48,7 @@ from authpi.token.queries.invitations import InvitationQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import IssuerRow, PortalQueries
 from authpi.token.queries.sessions import SessionQueries
+from authpi.token.queries.sso import SsoRouteRow
 
 log = get_logger("authpi.token.portal")
 
@@ -68,7 +70,8 @@ class Redirect(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     set_session: str | None = None  # the new op session cookie value
     clear_session: bool = False
-    cookies: list[str] = []  # more Set-Cookie values (second-factor challenge, trusted device)
+    # More Set-Cookie values (second-factor challenge, trusted device, SSO browser binding).
+    cookies: list[str] = []
 
 
 Answer = Page | Redirect
@@ -76,13 +79,15 @@ Answer = Page | Redirect
 
 class Visit(msgspec.Struct, frozen=True, kw_only=True):
     """One browser request to the portal: the issuer, the authorization flow it belongs to (if
-    any), the op session cookie, the device it comes from, and the cookies of a second-factor
-    challenge in progress and of a trusted device (portal.second_factor)."""
+    any), the op session cookie, the device it comes from, the cookies of a second-factor
+    challenge in progress and of a trusted device (portal.second_factor), and the one binding an
+    SSO sign-in to this browser (portal.sso)."""
 
     issuer_id: str
     flow_id: str | None = None
     session_cookie: str | None = None
     device: Device = Device()
+    sso_cookie: str | None = None  # binds an SSO sign-in's callback to the browser that started it
     mfa_cookie: str | None = None
     device_cookie: str | None = None
     # The token of the invitation this sign-in or sign-up accepts (portal.invitations).
@@ -175,6 +180,7 @@ class PortalBase:
         mailer: Mailer,
         outbox: Outbox,
         second_factor: SecondFactor,
+        sso: SsoLogin | None = None,
     ) -> None:
         self.idp_base = idp_base
         self.pool = pool
@@ -196,6 +202,7 @@ class PortalBase:
         self.mailer = mailer
         self.outbox = outbox
         self.second_factor = second_factor
+        self.sso = sso
         self._throttle_step = asyncio.Lock()
 
     async def issuer(self, issuer_id: str) -> IssuerRow | None:
@@ -296,6 +303,25 @@ class PortalBase:
         if status == "expired":
             return message("Link expired", "This link has expired. Request a new one.", 410)
         return message("Invalid link", "This link is not valid.", 404)
+
+    async def _sso_route(self, issuer_id: str, email: str) -> SsoRouteRow | None:
+        """The organization whose verified SSO domain the address is in (discovery's answer)."""
+        return None if self.sso is None else await self.sso.route(issuer_id, email)
+
+    async def _sso_only(self, issuer_id: str, email: str) -> bool:
+        """The address belongs to an organization that allows no password sign-in (sso_only):
+        no password, login link or reset is of use to it."""
+        route = await self._sso_route(issuer_id, email)
+        return route is not None and route.sso_only
+
+    def _sso_start(self, visit: Visit, route: SsoRouteRow, email: str) -> Redirect:
+        params = {"org": route.org_id, "login_hint": email}
+        if visit.flow_id is not None:
+            params["flow"] = visit.flow_id
+        if visit.invitation is not None:  # the SSO sign-in accepts it (portal.sso)
+            params["invitation"] = visit.invitation
+        base = f"{self.idp_base}/{quote(visit.issuer_id, safe='')}"
+        return Redirect(location=f"{base}/sso/start?{urlencode(params)}")
 
     async def _active_user(self, issuer_id: str, email: str) -> Any:
         async with self.pool.connection() as conn:

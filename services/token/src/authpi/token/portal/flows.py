@@ -8,8 +8,8 @@ keeps: portal.login (password sign-in, lockout, verified-email check), portal.si
 policies, the taken-address answer), portal.recovery (forgot/reset password, login links),
 portal.verification (verify-email), portal.consent (consent, signed out), portal.invitations
 (an organization invitation's page, and the sign-in or sign-up that accepts it), portal.mfa (the
-second-factor page; when one is needed: portal.second_factor); portal.common holds what they
-share."""
+second-factor page; when one is needed: portal.second_factor), portal.sso (the organization SSO
+sign-in); portal.common holds what they share."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from authpi.token.portal.login import LoginFlows
 from authpi.token.portal.mfa import MfaFlows
 from authpi.token.portal.recovery import RecoveryFlows
 from authpi.token.portal.signup import SignupFlows
+from authpi.token.portal.sso import SsoFlows
 
 
-class Portal(LoginFlows, SignupFlows, RecoveryFlows, ConsentFlows, MfaFlows):
+class Portal(LoginFlows, SignupFlows, RecoveryFlows, ConsentFlows, MfaFlows, SsoFlows):
     """Every portal step, built once by the service from `PortalBase`'s dependencies."""

@@ -6,12 +6,16 @@ and the verified-email check.
 - 5 failed verifications of one credential lock it for 15 minutes (idp-api.md 1.5), keyed by
   (issuer, username hash); a locked credential gets a page that says so, not a 429.
 - The user's status is checked only after the password is right, so it does not leak either.
+- An address whose domain an SSO-enabled organization verified goes to that organization's
+  single sign-on (portal.sso) when no password is typed, and always when the organization is
+  `sso_only`: its people never sign in with a password.
 - An issuer with settings.access.require_verified_email (default false) completes no sign-in of
   a user whose address is unverified: a right password gets a page that says a verification
   link was sent (it is sent again, within the requested-mail limit) and the authorization waits
   until the person verifies and signs in again.
 - A sign-in from an invitation's page (`?invitation=`) must use the invited address; it accepts
-  the invitation (portal.invitations), and its emailed link counts as a verified address."""
+  the invitation (portal.invitations), and its emailed link counts as a verified address. When
+  that address goes to its organization's single sign-on, the SSO sign-in accepts it."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from authpi.token.portal.common import (
     message,
     normalise_email,
     require_verified_email,
+    valid_email,
 )
 from authpi.token.portal.invitations import OTHER_ADDRESS, InvitationFlows, invitation_notice
 from authpi.token.portal.signup import signup_refusal
@@ -46,10 +51,10 @@ class LoginFlows(InvitationFlows):
         invitation, problem = await self.invitation_for(visit, issuer)
         if problem is not None:
             return problem
+        sso = self.sso is not None and await self.sso.available(issuer.id)
         if invitation is not None:
-            return self._login_page(
-                visit, issuer, flow, notice=invitation_notice(invitation, "Sign in")
-            )
+            notice = invitation_notice(invitation, "Sign in")
+            return self._login_page(visit, issuer, flow, notice=notice, sso=sso)
         if flow is None and visit.session_cookie:
             session = await self.interactions.browser_session(issuer.id, visit.session_cookie)
             if session is not None:
@@ -59,7 +64,8 @@ class LoginFlows(InvitationFlows):
                     " want to use and choose to sign in there: it continues without asking for"
                     " your password again.",
                 )
-        return self._login_page(visit, issuer, flow, email=(flow and flow.login_hint) or "")
+        email = (flow and flow.login_hint) or ""
+        return self._login_page(visit, issuer, flow, email=email, sso=sso)
 
     def _login_page(
         self,
@@ -70,6 +76,7 @@ class LoginFlows(InvitationFlows):
         email: str = "",
         error: str | None = None,
         status: int = 200,
+        sso: bool = False,
         notice: str | None = None,
     ) -> Page:
         invited = visit.invitation is not None
@@ -79,7 +86,7 @@ class LoginFlows(InvitationFlows):
                 "title": "Sign in", "email": email, "error": error, "notice": notice,
                 "client_name": flow.client_name if flow else None,
                 "signup_open": signup_refusal(issuer.settings, invited=invited) is None,
-                "links": links(visit.issuer_id, visit.flow_id, visit.invitation),
+                "links": links(visit.issuer_id, visit.flow_id, visit.invitation), "sso": sso,
             },
         )  # fmt: skip
 
@@ -89,12 +96,17 @@ class LoginFlows(InvitationFlows):
         if problem is not None:
             return problem
         email = normalise_email(email)
-        if not email or not password:
-            return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
-        if invitation is not None and not self.for_address(issuer, invitation, email):
+        if invitation is not None and email and not self.for_address(issuer, invitation, email):
             return self._login_page(
                 visit, issuer, flow, email=email, error=OTHER_ADDRESS, status=403
             )
+        route = await self._sso_route(issuer.id, email) if valid_email(email) else None
+        if route is not None and (route.sso_only or not password):
+            # The organization signs this address in (an sso_only one never with a password);
+            # that sign-in accepts the invitation, if any (portal.sso).
+            return self._sso_start(visit, route, email)
+        if not email or not password:
+            return self._login_page(visit, issuer, flow, email=email, error=INVALID, status=400)
         username_hash = self.people.username_hash(issuer.id, email)
         if self.lockouts.retry_after(issuer.id, username_hash):
             await self._failed(issuer, None, username_hash, "locked", visit)

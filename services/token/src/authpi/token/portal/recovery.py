@@ -91,7 +91,9 @@ class RecoveryFlows(VerificationFlows):
         """Run by the outbox for every well-formed address: a reset link to an active account,
         within the requested-mail limit; nothing otherwise."""
         user = await self._active_user(issuer.id, email)
-        if user is None or not await self._mail_allowed(issuer.id, email):
+        if user is None or await self._sso_only(issuer.id, email):
+            return  # an sso_only organization's people have no use for a password
+        if not await self._mail_allowed(issuer.id, email):
             return
         token, expires_at = await self.mail_tokens.issue("password-reset", issuer.id, user.id)
         await self.credentials.execute(
@@ -189,7 +191,9 @@ class RecoveryFlows(VerificationFlows):
         """Run by the outbox for every well-formed address: a login link to an active account,
         within the requested-mail limit; nothing otherwise."""
         user = await self._active_user(issuer.id, email)
-        if user is None or not await self._mail_allowed(issuer.id, email):
+        if user is None or await self._sso_only(issuer.id, email):
+            return  # an sso_only organization signs its people in itself
+        if not await self._mail_allowed(issuer.id, email):
             return
         token, expires_at = await self.mail_tokens.issue(
             "login-link", issuer.id, user.id, visit.flow_id

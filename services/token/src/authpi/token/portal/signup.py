@@ -150,6 +150,11 @@ class SignupFlows(InvitationFlows):
         if refusal:
             return self._signup_page(visit, flow, error=refusal, status=403)
         email, name = normalise_email(email), name.strip()
+        route = await self._sso_route(issuer.id, email) if valid_email(email) else None
+        invited_here = invitation is None or self.for_address(issuer, invitation, email)
+        if route is not None and route.sso_only and invited_here:
+            # Its organization signs it in, just in time (accepting the invitation, if any).
+            return self._sso_start(visit, route, email)
         if invitation is not None and visit.invitation is not None:
             return await self._signup_invited(
                 visit, issuer, flow, (invitation, visit.invitation), email, password, name

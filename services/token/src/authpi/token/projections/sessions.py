@@ -306,8 +306,8 @@ class ConsentsView:
 
 
 class EphemeralSweeper:
-    """Deletes login flows, authorization codes, TOTP enrolments and second-factor challenges
-    past their expiry (by a margin)."""
+    """Deletes login flows, authorization codes, TOTP enrolments, second-factor challenges and
+    SSO sign-ins past their expiry (by a margin)."""
 
     def __init__(self, pool: AsyncConnectionPool, schema: str, clock: Clock) -> None:
         self.pool = pool
@@ -317,6 +317,7 @@ class EphemeralSweeper:
             render("DELETE FROM {schema}.authorization_codes WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.mfa_enrollments WHERE expires_at < %s", schema=schema),
             render("DELETE FROM {schema}.mfa_challenges WHERE expires_at < %s", schema=schema),
+            render("DELETE FROM {schema}.sso_logins WHERE expires_at < %s", schema=schema),
         ]
 
     async def sweep(self) -> int:

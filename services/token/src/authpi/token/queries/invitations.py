@@ -1,17 +1,23 @@
 """Read-side SQL of the portal's invitation page over the token service's own tables
 (reactions/invitations, reactions/people): the invitation a link's token names, with its
 organization, and whether an acceptance has reached this service (the invitation accepted by
-the user and the membership in memberships_view, which the next token reads)."""
+the user and the membership in memberships_view, which the next token reads).
+
+The inviter and the message are opened on read from the invitation's sealed snapshot, with the
+invitation's data key from the PII key store of the region its events came from (rows learnt
+from events written before sealing keep them in clear until the invitation ends)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import dict_row
 
 from authpi.crypto.ids import sha256_hex
+from authpi.crypto.pii import PiiVault
 from authpi.eventstore.sqltext import render
 
 MAX_TOKEN_CHARS = 128
@@ -44,12 +50,15 @@ class InvitationRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InvitationQueries:
-    def __init__(self, schema: str) -> None:
+    """`vault`: the PII key store of a region (People.vault)."""
+
+    def __init__(self, schema: str, vault: Callable[[str], PiiVault]) -> None:
+        self.vault = vault
         self._by_token = render(
             "SELECT i.id, i.org_id, i.issuer_id, i.account_id, i.email_hash,"
             " (CASE WHEN i.status = 'pending' AND i.expires_at <= %(now)s::bigint"
             " THEN 'expired' ELSE i.status END) AS status,"
-            " i.user_title, i.message, i.inviter, i.accepted_by, i.expires_at,"
+            " i.user_title, i.message, i.inviter, i.pii, i.region, i.accepted_by, i.expires_at,"
             " o.name AS org_name, o.status AS org_status, o.invitation_enabled"
             " FROM {schema}.invitations_view i"
             " JOIN {schema}.invitation_orgs_view o ON o.id = i.org_id"
@@ -79,10 +88,17 @@ class InvitationQueries:
         """The issuer's invitation whose current link carries `token`."""
         if not token or len(token) > MAX_TOKEN_CHARS:
             return None
-        cur = conn.cursor(row_factory=class_row(InvitationRow))
+        cur = conn.cursor(row_factory=dict_row)
         params = {"token_sha256": sha256_hex(token), "issuer_id": issuer_id, "now": now}
         await cur.execute(self._by_token, params)
-        return await cur.fetchone()
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        sealed, region = row.pop("pii"), row.pop("region")
+        pii = await self.vault(region).open_invitation_stored(conn, row["id"], sealed)
+        if pii is not None:
+            row.update(inviter=pii.inviter, message=pii.message)
+        return msgspec.convert(row, InvitationRow)
 
     async def joined(
         self, conn: psycopg.AsyncConnection[Any], invitation_id: str, org_id: str, user_id: str

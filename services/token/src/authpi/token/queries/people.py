@@ -98,6 +98,10 @@ class People:
             "SELECT email_verified FROM {schema}.credentials_view WHERE user_id = %s",
             schema=schema,
         )
+        self._member = render(
+            "SELECT 1 FROM {schema}.memberships_view WHERE org_id = %s AND member_id = %s",
+            schema=schema,
+        )
         self._organizations = render(
             "SELECT m.org_id, m.user_title, m.scopes, m.joined_at"
             " FROM {schema}.memberships_view m"
@@ -172,6 +176,11 @@ class People:
         """The user in any status (deleted ones included: callers decide what a status means)."""
         row = await _one(conn, self._user, [user_id])
         return None if row is None else msgspec.convert(row, UserRecord)
+
+    async def member(self, conn: psycopg.AsyncConnection[Any], user_id: str, org_id: str) -> bool:
+        """Whether token-organizations holds a membership of the user in `org_id` (any status)."""
+        cur = await conn.execute(self._member, [org_id, user_id])
+        return await cur.fetchone() is not None
 
     async def user_by_username(
         self, conn: psycopg.AsyncConnection[Any], issuer_id: str, username: str

@@ -1,8 +1,12 @@
 """token-invitations: the organization invitations the hosted portal's invitation page shows and
 checks (core-api.md 3.15, idp-api.md 12.6), learnt from the directory's organization.* events
 into this service's own tables (it never reads the directory's): each invitation by its link's
-token digest, with its status, the inviter and the invited address as a username hash only; and
-the organization's name, status and invitation setting.
+token digest, with its status, the invited address as a username hash only (`email_hash`, as the
+event carries it), the inviter and the message in the event's sealed snapshot (`pii`, opened on
+read with the invitation's key, which the directory destroys when the invitation ends), and the
+organization's name, status and invitation setting. Events written before sealing carried the
+address, inviter and message in clear: the address is hashed here, the inviter and message kept
+as they came until the invitation is revoked or declined, when every copy of them goes.
 
 An applied answer (accepted, declined) notifies `users_channel(schema)` with the invitation's id
 in the same commit, so that the portal (`adapters.registry`) can answer once this service sees
@@ -33,7 +37,8 @@ from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.token.reactions.people import users_channel
 
-# (issuer_id, address) -> the address's username hash in that issuer (queries.people).
+# (issuer_id, address) -> the address's username hash in that issuer (queries.people), for
+# events written before they carried the hash.
 AddressHash = Callable[[str, str], str]
 
 
@@ -78,14 +83,20 @@ class InvitationsReaction:
         )
         self._insert = render(
             "INSERT INTO {schema}.invitations_view (id, org_id, issuer_id, account_id,"
-            " email_hash, token_sha256, status, user_title, message, inviter, expires_at,"
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s::jsonb, %s, %s)"
+            " email_hash, token_sha256, status, user_title, message, inviter, pii, region,"
+            " expires_at, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s::jsonb, %s, %s, %s, %s)"
             " ON CONFLICT (id) DO NOTHING",
             schema=schema,
         )
+        # A new sealed snapshot replaces every clear copy; an update written before sealing
+        # carries a changed message in clear.
         self._update = render(
-            "UPDATE {schema}.invitations_view SET user_title = %s, message = %s, updated_at = %s"
-            " WHERE id = %s",
+            "UPDATE {schema}.invitations_view SET user_title = %(user_title)s,"
+            " message = CASE WHEN %(pii)s::text IS NOT NULL THEN NULL"
+            " WHEN %(clear)s THEN %(message)s ELSE message END,"
+            " inviter = CASE WHEN %(pii)s::text IS NOT NULL THEN NULL ELSE inviter END,"
+            " pii = coalesce(%(pii)s, pii), updated_at = %(at)s WHERE id = %(id)s",
             schema=schema,
         )
         self._resent = render(
@@ -95,6 +106,12 @@ class InvitationsReaction:
         self._status = render(
             "UPDATE {schema}.invitations_view SET status = %s, accepted_by = %s, updated_at = %s"
             " WHERE id = %s",
+            schema=schema,
+        )
+        # Revoked or declined: its key is gone, and so is every copy of its personal data here.
+        self._ended = render(
+            "UPDATE {schema}.invitations_view SET status = %s, message = NULL, inviter = NULL,"
+            " pii = NULL, updated_at = %s WHERE id = %s",
             schema=schema,
         )
         self._notify = "SELECT pg_notify(%s, %s)"
@@ -112,25 +129,28 @@ class InvitationsReaction:
                 await conn.execute(self._org_delete, [e.id])
                 await conn.execute(self._org_invitations_delete, [e.id])
             case OrganizationInvitationCreated() as e:
+                email_hash = e.email_hash or self.address_hash(e.issuer_id, e.email_invited or "")
                 await conn.execute(
                     self._insert,
-                    [e.id, e.org_id, e.issuer_id, stored.meta.account_id,
-                     self.address_hash(e.issuer_id, e.email_invited), e.token_sha256,
-                     e.user_title, e.message, jsonb.dumps(e.inviter), e.expires_at,
-                     e.created_at],
+                    [e.id, e.org_id, e.issuer_id, stored.meta.account_id, email_hash,
+                     e.token_sha256, e.user_title, e.message, jsonb.dumps(e.inviter), e.pii,
+                     stored.meta.region, e.expires_at, e.created_at],
                 )  # fmt: skip
             case OrganizationInvitationUpdated() as e:
-                await conn.execute(self._update, [e.user_title, e.message, e.updated_at, e.id])
+                await conn.execute(self._update, {
+                    "user_title": e.user_title, "pii": e.pii, "message": e.message,
+                    "clear": e.pii is None and "message" in e.changed, "at": e.updated_at,
+                    "id": e.id})  # fmt: skip
             case OrganizationInvitationResent() as e:
                 await conn.execute(self._resent, [e.token_sha256, e.sent_at, e.id])
             case OrganizationInvitationAccepted() as e:
                 await conn.execute(self._status, ["accepted", e.user_id, e.accepted_at, e.id])
                 await conn.execute(self._notify, [self.channel, e.id])
             case OrganizationInvitationDeclined() as e:
-                await conn.execute(self._status, ["declined", None, e.declined_at, e.id])
+                await conn.execute(self._ended, ["declined", e.declined_at, e.id])
                 await conn.execute(self._notify, [self.channel, e.id])
             case OrganizationInvitationDeleted() as e:
-                await conn.execute(self._status, ["revoked", None, e.revoked_at, e.id])
+                await conn.execute(self._ended, ["revoked", e.revoked_at, e.id])
             case _:
                 return
 

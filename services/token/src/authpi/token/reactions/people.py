@@ -5,8 +5,8 @@ SSO, `security.mfa_required`) and their user memberships (status, scopes, title,
 Human login, ID tokens, userinfo and the organizations claim read them (`queries.people`).
 
 Each applied user or membership event notifies `users_channel(schema)` with the user's id in the
-same commit, so that a signup or an accepted invitation (`adapters.registry`) can answer as soon
-as this service sees the new user or membership."""
+same commit, so that a signup, an accepted invitation or an SSO sign-in (`adapters.registry`) can
+answer as soon as this service sees the new user or membership."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ from typing import Any
 import psycopg
 
 from authpi.contracts.directory import (
+    SSO_CLIENT_SECRET,
     OrganizationCreated,
     OrganizationDeleted,
     OrganizationMembershipCreated,
     OrganizationMembershipDeleted,
     OrganizationMembershipUpdated,
     OrganizationReactivated,
+    OrganizationSsoDisabled,
     OrganizationSsoDomainDeleted,
     OrganizationSsoDomainVerified,
+    OrganizationSsoEnabled,
+    OrganizationSsoUpdated,
     OrganizationSuspended,
     OrganizationUpdated,
     UserBlocked,
@@ -136,9 +140,11 @@ class UsersReaction:
 
 
 class OrganizationsReaction:
-    """Organizations (status, SSO settings, whether MFA is required), their user memberships and
-    their verified SSO domains: one consumer, since all share the organization's stream and
-    `organization.deleted` removes the memberships and domains."""
+    """Organizations (status, the `sso` object and the wrapped SSO client secret, whether MFA is
+    required), their user memberships and their verified SSO domains: one consumer, since all
+    share the organization's stream and `organization.deleted` removes the memberships and
+    domains. A membership event notifies `users_channel` with the member's id, like a user
+    event."""
 
     name = "token-organizations"
     event_types = (
@@ -152,6 +158,9 @@ class OrganizationsReaction:
         "organization.membership.deleted",
         "organization.sso.domain-verified",
         "organization.sso.domain-deleted",
+        "organization.sso.enabled",
+        "organization.sso.disabled",
+        "organization.sso.updated",
     )
 
     def __init__(self, schema: str) -> None:
@@ -160,14 +169,23 @@ class OrganizationsReaction:
         self._notify = "SELECT pg_notify(%s, %s)"
         self._org_insert = render(
             "INSERT INTO {schema}.organizations_view (id, issuer_id, status, sso_enabled,"
-            " sso_only, sso_connection_type, mfa_required, version, updated_at)"
-            " VALUES (%s, %s, 'active', %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            " sso_only, sso_connection_type, sso, mfa_required, version, updated_at)"
+            " VALUES (%s, %s, 'active', %s, %s, %s, %s::jsonb, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
             schema=schema,
         )
         self._org_sso = render(
             "UPDATE {schema}.organizations_view SET sso_enabled = %s, sso_only = %s,"
-            " sso_connection_type = %s, mfa_required = %s, version = %s, updated_at = %s"
+            " sso_connection_type = %s, sso = %s::jsonb, version = %s, updated_at = %s"
             " WHERE id = %s",
+            schema=schema,
+        )
+        self._org_mfa = render(
+            "UPDATE {schema}.organizations_view SET mfa_required = %s WHERE id = %s",
+            schema=schema,
+        )
+        self._org_secret = render(
+            "UPDATE {schema}.organizations_view SET sso_client_secret = %s WHERE id = %s",
             schema=schema,
         )
         self._org_status = render(
@@ -220,14 +238,14 @@ class OrganizationsReaction:
             case OrganizationCreated() as e:
                 await conn.execute(
                     self._org_insert,
-                    [e.id, e.issuer_id, *sso_columns(e.sso), mfa_required(e.security), v,
-                     e.created_at],
+                    [e.id, e.issuer_id, *sso_columns(e.sso), jsonb.dumps(e.sso),
+                     mfa_required(e.security), v, e.created_at],
                 )  # fmt: skip
             case OrganizationUpdated() as e:
                 await conn.execute(
-                    self._org_sso,
-                    [*sso_columns(e.sso), mfa_required(e.security), v, e.updated_at, e.id],
+                    self._org_sso, [*sso_columns(e.sso), jsonb.dumps(e.sso), v, e.updated_at, e.id]
                 )
+                await conn.execute(self._org_mfa, [mfa_required(e.security), e.id])
                 if e.status is not None:
                     await conn.execute(self._org_status, [e.status, v, e.updated_at, e.id])
             case OrganizationSuspended() | OrganizationReactivated() as e:
@@ -236,6 +254,15 @@ class OrganizationsReaction:
                 await conn.execute(self._org_delete, [e.id])
                 await conn.execute(self._org_members_delete, [e.id])
                 await conn.execute(self._org_domains_delete, [e.id])
+            case (
+                OrganizationSsoEnabled() | OrganizationSsoDisabled() | OrganizationSsoUpdated() as e
+            ):
+                await conn.execute(
+                    self._org_sso,
+                    [*sso_columns(e.sso), jsonb.dumps(e.sso), v, e.updated_at, e.org_id],
+                )
+                if SSO_CLIENT_SECRET in e.changed:
+                    await conn.execute(self._org_secret, [e.client_secret_sealed, e.org_id])
             case OrganizationSsoDomainVerified() as e:
                 await conn.execute(
                     self._domain_insert,

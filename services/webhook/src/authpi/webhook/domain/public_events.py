@@ -190,6 +190,14 @@ RULES: dict[str, Rule] = {
     "user.email.verified": Rule(_USER, ("username_type", "verified_at")),
     "user.consent.granted": Rule((*_USER, ("client_id", "client_id")), ("scopes", "granted_at")),
     "user.consent.revoked": Rule((*_USER, ("client_id", "client_id")), ("scopes", "revoked_at")),
+    "user.sso.provisioned": Rule(
+        (("user_id", "id"), ("org_id", "org_id")),
+        ("org_id", "protocol", "external_issuer", "external_subject", "provisioned_at"),
+    ),
+    "user.sso.linked": Rule(
+        (("user_id", "id"), ("org_id", "org_id")),
+        ("org_id", "protocol", "external_issuer", "external_subject", "linked_at"),
+    ),
     "user.personal-token.created": Rule(
         (*_USER, ("token_id", "id")),
         (
@@ -313,19 +321,21 @@ RULES: dict[str, Rule] = {
     ),
     "organization.sso.domain-verified": Rule((("org_id", "org_id"),), ("domain", "verified_at")),
     "organization.sso.domain-deleted": Rule((("org_id", "org_id"),), ("domain", "deleted_at")),
-    # Invitations (platform.md 6.3): snapshots without the link's digest
+    # Invitations (platform.md 6.3): snapshots without the link's digest, and without personal
+    # data, as the user snapshots: the invited address, the inviter and the message are sealed
+    # under the invitation's key (`pii`, left out), which a revocation or a decline destroys,
+    # while the audit log, the deliveries and the public stream are never rewritten. The Core
+    # API shows them (GET of the invitation) for as long as the key lives. Events written
+    # before sealing carried `email_invited` and `inviter` in clear: not listed, never public.
     "organization.invitation.created": Rule(
         _INVITATION,
-        ("id", "org_id", "email_invited", "user_id_invited", "user_title", "scopes", "inviter",
-         "expires_at", "created_at"),
+        ("id", "org_id", "user_id_invited", "user_title", "scopes", "expires_at", "created_at"),
     ),
     "organization.invitation.accepted": Rule(
         (*_INVITATION, ("user_id", "user_id")),
-        ("id", "org_id", "email_invited", "user_id", "scopes", "accepted_at"),
+        ("id", "org_id", "user_id", "scopes", "accepted_at"),
     ),
-    "organization.invitation.declined": Rule(
-        _INVITATION, ("id", "org_id", "email_invited", "declined_at")
-    ),
+    "organization.invitation.declined": Rule(_INVITATION, ("id", "org_id", "declined_at")),
     "organization.invitation.deleted": Rule(_INVITATION, ("id", "revoked_at")),
     # Agents
     "agent.created": Rule((("agent_id", "id"),), (*_AGENT_SNAPSHOT, "created_at")),

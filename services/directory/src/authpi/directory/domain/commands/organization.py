@@ -43,23 +43,39 @@ class OrgRef(msgspec.Struct, frozen=True, kw_only=True):
     issuer_id: str
 
 
+class SsoSecretChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A new SSO client secret, wrapped by the handler under the key-encryption key (`sealed`,
+    with its digest), or with both None its removal. Never the secret itself."""
+
+    sealed: str | None = None
+    sha256: str | None = None
+
+
 class CreateOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    """`profile.sso` holds the body's `sso` fields (a patch of the default configuration);
+    `allow_insecure_sso` is the deployment's URL policy (AUTHPI_SSO_ALLOW_INSECURE)."""
+
     ref: OrgRef
     profile: Profile
     now: int
     # Also make this (already checked) user a member holding every organization scope.
     by_user_id: str | None = None
+    sso_secret: SsoSecretChange | None = None
+    allow_insecure_sso: bool = False
 
 
 class UpdateOrganization(msgspec.Struct, frozen=True, kw_only=True):
     ref: OrgRef
     now: int
-    # Profile fields present in the body; `metadata` and `custom_fields` are merge patches.
+    # Profile fields present in the body; `metadata` and `custom_fields` are merge patches, and
+    # so is `sso` (the fields it names; see domain.org_sso_config).
     changes: dict[str, Any] = {}
     status: str | UnsetType = UNSET
     status_reason: str | None = None
     status_by: str | None = None
     if_match: str | None = None
+    sso_secret: SsoSecretChange | None = None
+    allow_insecure_sso: bool = False
 
 
 class DeleteOrganization(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,33 +196,48 @@ class RemoveSsoDomain(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RotateSsoSecret(msgspec.Struct, frozen=True, kw_only=True):
-    """`secret_sha256`: the digest of the new secret the handler drew (never the secret)."""
+    """The new secret the handler drew, wrapped, and its digest (never the secret)."""
 
     ref: OrgRef
-    secret_sha256: str
+    secret: SsoSecretChange
     now: int
     if_match: str | None = None
 
 
+class JoinThroughSso(msgspec.Struct, frozen=True, kw_only=True):
+    """An SSO sign-in through the organization (contracts SsoDirectory): it must be active, with
+    SSO enabled and `domain` (the asserted address's) among its verified SSO domains; the user
+    becomes a member with the default member scopes unless it is one already."""
+
+    ref: OrgRef
+    user_id: str
+    domain: str
+    now: int
+
+
 class CreateInvitation(msgspec.Struct, frozen=True, kw_only=True):
-    """`user_id_invited`: the issuer's user holding that address, when there is one (the handler
-    looks it up); `token_sha256`: the digest of the link's token, minted by the handler."""
+    """`email_hash`: the invited address's lookup key; `pii`: the address, inviter and message,
+    sealed by the handler under the invitation's new data key. `user_id_invited`: the issuer's
+    user holding that address, when there is one (the handler looks it up); `token_sha256`: the
+    digest of the link's token, minted by the handler."""
 
     ref: OrgRef
     invitation_id: str
-    email: str
+    email_hash: str
+    pii: str
     scopes: list[str]
     token_sha256: str
     expires_at: int
     now: int
     user_id_invited: str | None = None
     user_title: str | None = None
-    message: str | None = None
-    inviter: dict[str, Any] | None = None
     metadata: dict[str, Any] = {}
 
 
 class UpdateInvitation(msgspec.Struct, frozen=True, kw_only=True):
+    """`message` as the PATCH gave it; the handler turns a changed one into `pii`, the new
+    sealed snapshot (the decider never sees the clear message)."""
+
     ref: OrgRef
     invitation_id: str
     now: int
@@ -214,6 +245,7 @@ class UpdateInvitation(msgspec.Struct, frozen=True, kw_only=True):
     message: str | UnsetType | None = UNSET
     scopes: list[str] | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType | None = UNSET
+    pii: str | None = None
     if_match: str | None = None
 
 
@@ -236,7 +268,8 @@ class RevokeInvitation(msgspec.Struct, frozen=True, kw_only=True):
 
 class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
     """The invitee's answer through the link: the digest of the token it presented, and for an
-    acceptance the signed-in user and that user's (lower-cased) email address."""
+    acceptance the signed-in user and the hash of that user's email address (its username hash
+    when the username is an email)."""
 
     org_id: str
     invitation_id: str
@@ -244,4 +277,4 @@ class AnswerInvitation(msgspec.Struct, frozen=True, kw_only=True):
     accept: bool
     now: int
     user_id: str | None = None
-    user_email: str | None = None
+    user_email_hash: str | None = None

@@ -8,6 +8,28 @@ from typing import Any
 import msgspec
 
 
+class SsoLink(msgspec.Struct, frozen=True, kw_only=True):
+    """An identity of an organization's upstream IdP (its `iss` and `sub`)."""
+
+    org_id: str
+    protocol: str = "oidc"
+    external_issuer: str
+    external_subject: str
+
+    @property
+    def key(self) -> str:
+        return "\n".join((self.org_id, self.protocol, self.external_issuer, self.external_subject))
+
+
+class LinkSsoIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """An SSO sign-in of an existing user: link the identity unless it is linked already."""
+
+    user_id: str
+    issuer_id: str
+    link: SsoLink
+    now: int
+
+
 class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     issuer_id: str
@@ -22,6 +44,8 @@ class CreateUser(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
     # True: the issuer holds signups for approval; the user starts `pending_approval`.
     held: bool = False
+    # Created just in time by an organization's SSO: the identity linked from the start.
+    sso: SsoLink | None = None
 
 
 class UpdateUser(msgspec.Struct, frozen=True, kw_only=True):
