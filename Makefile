@@ -25,7 +25,8 @@ $(STAMP): requirements.txt pyproject.toml
 ## Node tools from npm into the venv (no lock file): the local chain's Anvil (the package ships the
 ## binary; the billing service starts it on a free port for tests and, opted in, for `make run`),
 ## the Solidity compiler used by `make contracts`, and oidc-provider, the independent OpenID
-## Provider the organization SSO tests sign in at (authpi/platform/testing/upstream_idp.mjs).
+## Provider the organization SSO tests sign in at (authpi/platform/testing/upstream_idp.mjs) and
+## the peer `make bench` measures the token endpoint against (tests/bench/peer/).
 $(NPM_STAMP):
 	mkdir -p $(NPM_DIR)
 	cd $(NPM_DIR) && npm install --prefix . --no-save --no-package-lock --no-audit --no-fund \
@@ -72,6 +73,9 @@ proto-check: venv
 
 ## make bench: throughput and latency figures (printed, and written to bench-results/)
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
+## bench_peer (client_credentials of `authpi up` as shipped beside node-oidc-provider and a bare
+## endpoint; ratio to the peer, server CPU per token, regression report against the last recorded
+## ratio) takes BENCH_PEER_ARGS, e.g. "--rounds 5 --seconds 10" or "--no-peer"
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 ## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
@@ -83,6 +87,7 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_core_api
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
+	$(BIN)/python -m tests.bench.bench_peer $(BENCH_PEER_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
 	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
 	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)

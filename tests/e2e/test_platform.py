@@ -13,6 +13,7 @@ import sys
 import httpx
 import psycopg
 
+from authpi.config import available_cores
 from authpi.crypto.ids import sha256_hex
 from authpi.embedded.servers import free_port
 from authpi.testing.plugin import eventually
@@ -77,7 +78,8 @@ async def _accounts(data_dir) -> tuple[int, int]:
 
 
 async def test_make_run_bootstraps_once_and_restart_keeps_data(tmp_path):
-    """`authpi up` exactly as `make run` runs it: embedded PostgreSQL and NATS, no AUTHPI_ URLs."""
+    """`authpi up` exactly as `make run` runs it: embedded PostgreSQL and NATS, no AUTHPI_ URLs,
+    and the shipped number of IdP processes (one per core)."""
     data_dir = tmp_path / "deep" / ("x" * 60) / ("y" * 60) / ".authpi"  # socket path > 107 bytes
     api, idp, ops = free_port(), free_port(), free_port()
     urls = (f"http://127.0.0.1:{api}", f"http://127.0.0.1:{idp}")
@@ -106,12 +108,22 @@ async def test_make_run_bootstraps_once_and_restart_keeps_data(tmp_path):
                 assert await _accounts(data_dir) == (1, 1)
                 output = await _read_some(proc)
                 assert str(boot) in output and creds["api_key_secret"] not in output
+                await _assert_one_idp_process_per_core(http, ops_url, output)
                 await _assert_key_stored_as_digest(data_dir, creds)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 code = await asyncio.wait_for(proc.wait(), 60)
             assert code == 0  # a clean stop on SIGTERM
             assert not (data_dir / "runtime.json").exists()
+
+
+async def _assert_one_idp_process_per_core(http: httpx.AsyncClient, ops_url: str, output: str):
+    checks = (await http.get(f"{ops_url}/readyz")).json()["checks"]
+    if available_cores() > 1:
+        assert f"({available_cores()} IdP processes)" in output
+        assert checks["idp_workers"] is True
+    else:
+        assert "idp_workers" not in checks
 
 
 async def _exists(path):

@@ -31,6 +31,7 @@ def _env(infra: Infra, data_dir: Path, namespace: str, api: int, idp: int) -> di
         AUTHPI_IDP_URL=f"http://127.0.0.1:{idp}",
         AUTHPI_OPS_URL="http://127.0.0.1:0",
         AUTHPI_LOG_FORMAT="json",
+        AUTHPI_IDP_WORKERS="1",  # one process serves: these tests are not about IdP workers
     )
     return env
 

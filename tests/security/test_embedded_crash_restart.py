@@ -27,6 +27,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         AUTHPI_IDP_URL=f"http://127.0.0.1:{free_port()}",
         AUTHPI_OPS_URL="http://127.0.0.1:0",
         AUTHPI_LOG_FORMAT="json",
+        AUTHPI_IDP_WORKERS="1",  # one process serves: these tests are not about IdP workers
     )
     return env
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 
-from authpi.config import from_env
+from authpi.config import available_cores, from_env
 from authpi.testing.infra import Infra, new_namespace
 from authpi.testing.plugin import eventually
 
@@ -305,8 +305,8 @@ async def test_sigterm_to_the_main_process_stops_every_worker(up):
     assert not (up.data_dir / "runtime.json").exists()
 
 
-def test_idp_workers_setting_defaults_to_one_process_and_refuses_nonsense():
-    assert from_env({}).idp_workers == 1 and from_env({}).worker_header is False
+def test_idp_workers_setting_defaults_to_one_process_per_core_and_refuses_nonsense():
+    assert from_env({}).idp_workers == available_cores() and from_env({}).worker_header is False
     settings = from_env({"AUTHPI_IDP_WORKERS": "4", "AUTHPI_WORKER_HEADER": "true"})
     assert settings.idp_workers == 4 and settings.worker_header is True
     for bad in ("0", "-2", "two"):

@@ -326,25 +326,24 @@ async def test_client_without_the_grant_and_unknown_issuer(tenant, platform):
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
-async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform, nc):
-    """machine.token.issued facts (platform.md 6.3) are published in batches, not per request,
-    and carry no token, only its jti."""
+async def issue_and_read_facts(tenant, platform, nc, client_id: str, secret: str):
+    """20 tokens at once, then the machine.token.issued facts read from the stream until all of
+    theirs: (the tokens' jtis, every fact read by jti, the batches read)."""
     from authpi.contracts.facts import decode_batch
     from authpi.contracts.subjects import fact_subject, facts_stream
 
-    client_id, secret = await tenant.m2m()
-    js = nc.jetstream()
-    subject = fact_subject("machine.token.issued", platform.namespace)
     responses = await asyncio.gather(
         *(tenant.token({"client_id": client_id, "client_secret": secret}) for _ in range(20))
     )
     jtis = {jwt.decode(r.json()["access_token"], options={"verify_signature": False})["jti"]
             for r in responses}  # fmt: skip
-    seen: dict[str, object] = {}
-    batches = 0
-    sub = await js.subscribe(
+    assert len(jtis) == len(responses)  # a jti of its own for every token
+    subject = fact_subject("machine.token.issued", platform.namespace)
+    sub = await nc.jetstream().subscribe(
         subject, stream=facts_stream(platform.namespace), ordered_consumer=True
     )
+    seen: dict[str, object] = {}
+    batches = 0
     try:
         while not jtis <= set(seen):
             msg = await sub.next_msg(timeout=10)
@@ -357,6 +356,14 @@ async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform,
                 seen[fact.jti] = fact
     finally:
         await sub.unsubscribe()
+    return jtis, seen, batches
+
+
+async def test_issued_tokens_reach_the_facts_stream_in_batches(tenant, platform, nc):
+    """machine.token.issued facts (platform.md 6.3) are published in batches, not per request,
+    and carry no token, only its jti."""
+    client_id, secret = await tenant.m2m()
+    jtis, seen, batches = await issue_and_read_facts(tenant, platform, nc, client_id, secret)
     assert batches < len(seen)
     fact = seen[next(iter(jtis))]
     assert fact.client_id == client_id and fact.issuer_id == tenant.issuer_id
@@ -394,3 +401,57 @@ async def test_concurrent_revocations_of_one_token_append_one_event(tenant, plat
         assert (await cur.fetchone())[0] == 1
     gone = await tenant.post("introspect", data={"token": token}, headers=basic(client_id, secret))
     assert gone.json() == {"active": False}
+
+
+async def test_each_issued_token_reaches_the_audit_log_exactly_once(tenant, platform, nc):
+    """Every token's machine.token.issued fact becomes one public event in the audit log (the
+    Events API, platform.md 6.2, 8), keyed by its jti: a batch delivered again adds nothing."""
+    import uuid
+
+    from authpi.contracts.facts import FactBatch, encode_batch
+    from authpi.contracts.subjects import fact_subject
+
+    client_id, secret = await tenant.m2m()
+    jtis, seen, _ = await issue_and_read_facts(tenant, platform, nc, client_id, secret)
+    facts = {jti: seen[jti] for jti in jtis}
+    subject = fact_subject("machine.token.issued", platform.namespace)
+    # The same facts again under a new batch id (JetStream's dedup does not hide them), then one
+    # new fact: once it is in the log, the repeated ones have been applied before it.
+    marker = msgspec.structs.replace(facts[next(iter(jtis))], jti=uuid.uuid4().hex[:18])
+    for again in (list(facts.values()), [marker]):
+        batch = FactBatch(batch_id=uuid.uuid4().hex, facts=again)
+        await platform.handle.rt.js.publish(
+            subject, encode_batch(batch), headers={"Nats-Msg-Id": batch.batch_id}
+        )
+
+    async def logged() -> list[str] | None:
+        events = tenant.admin.events.list_all(
+            client_id=client_id, event_types="machine.token.issued", limit=100
+        )
+        found = [e.data["jti"] async for e in events]
+        return found if marker.jti in found else None
+
+    found = await eventually(logged)
+    assert len(found) == len(set(found))  # not one twice (the readiness probe's tokens count too)
+    assert jtis | {marker.jti} <= set(found)
+
+
+async def test_direct_and_routed_token_requests_answer_alike(tenant):
+    """POST /{issuer}/token is answered before the router (authpi.web.direct); with a trailing
+    slash the router answers it. Both give the same answers, refusals included."""
+    client_id, secret = await tenant.m2m()
+    answers = {}
+    for path in ("token", "token/"):
+        good = await tenant.post(path, data={"grant_type": "client_credentials"},
+                                 auth=(client_id, secret))  # fmt: skip
+        bad = await tenant.post(path, data={"grant_type": "client_credentials"},
+                                auth=(client_id, "wrong"))  # fmt: skip
+        assert good.status_code == 200 and bad.status_code == 401
+        header, claims = await verify(tenant, good.json()["access_token"])
+        assert claims["client_id"] == client_id and header["typ"] == "at+jwt"
+        assert good.headers["x-request-id"].startswith("req_")
+        answers[path] = (
+            sorted(good.json()), good.headers["cache-control"], good.headers["content-type"],
+            bad.json(), bad.headers["www-authenticate"], bad.headers["cache-control"],
+        )  # fmt: skip
+    assert answers["token"] == answers["token/"]

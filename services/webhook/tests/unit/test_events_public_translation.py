@@ -14,7 +14,7 @@ from polyfactory.factories.msgspec_factory import MsgspecFactory
 from authpi.contracts.base import Actor, Meta
 from authpi.contracts.catalogue import EVENT_TYPES
 from authpi.contracts.facts import HumanSignIn, MachineTokenIssued, SessionTokenRefreshed
-from authpi.contracts.public import WEBHOOK_EVENT_TYPE_SET, PublicEvent
+from authpi.contracts.public import WEBHOOK_EVENT_TYPE_SET, PublicEvent, public_event_id
 from authpi.webhook.domain.public_events import (
     INTERNAL_TYPES,
     RULES,
@@ -171,3 +171,13 @@ def test_webhook_snapshot_keeps_hints_only():
     assert public.data["auth"] == {"type": "bearer+signature",
                                    "signature_secret_hint": "...abcdef",
                                    "bearer_token_hint": "...123456"}  # fmt: skip
+
+
+def test_a_fact_event_id_is_the_public_id_of_its_time_and_jti_digest():
+    """Unchanged across releases: a fact redelivered after an upgrade maps to the id it had."""
+    import hashlib
+
+    at, jti = 1_700_000_000_123, "jti-abc"
+    digest = hashlib.sha256(f"machine.token.issued:{jti}".encode()).digest()[:10]
+    expected = public_event_id(f"{at << 80 | int.from_bytes(digest, 'big'):032x}")
+    assert fact_event_id("machine.token.issued", at, jti) == expected

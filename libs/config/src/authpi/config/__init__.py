@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     forwarded_header: str = "x-forwarded-for"
     # Processes serving the IdP port in the all-in-one topology: the main process plus N-1 IdP
     # workers sharing its listening socket (DESIGN.md 5). 1 serves everything in one process.
+    # From the environment (`authpi up`, `make run`) it defaults to the cores this process may
+    # use (`available_cores`), so the shipped configuration is the fast one; `authpi serve` and a
+    # Settings built in code (tests) serve in one process unless told otherwise.
     idp_workers: int = 1
     # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
     worker_header: bool = False
@@ -138,7 +141,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         idp_rate_limit=_count(e.get("AUTHPI_IDP_RATE_LIMIT") or "6000", "AUTHPI_IDP_RATE_LIMIT"),
         trusted_proxies=_networks(e.get("AUTHPI_TRUSTED_PROXIES", "")),
         forwarded_header=_forwarded_header(e.get("AUTHPI_FORWARDED_HEADER") or "x-forwarded-for"),
-        idp_workers=_positive_int(e.get("AUTHPI_IDP_WORKERS") or "1", "AUTHPI_IDP_WORKERS"),
+        idp_workers=_positive_int(
+            e.get("AUTHPI_IDP_WORKERS") or str(available_cores()), "AUTHPI_IDP_WORKERS"
+        ),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
         dead_letter_retention_days=_positive_int(
             e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
@@ -192,6 +197,22 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             e.get("AUTHPI_EVENTS_RETENTION_DAYS") or "90", "AUTHPI_EVENTS_RETENTION_DAYS"
         ),
     )  # fmt: skip
+
+
+def available_cores(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota
+    (a container's `--cpus`), rounded up; at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 CPU controller here: the affinity alone
+    return max(1, cores)
 
 
 def read_kek(settings: Settings) -> tuple[str, Path | None]:

@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 
+from authpi.crypto.ids import crockford32
+
 SPEC_VERSION = "1"
 SOURCE = "com.authpi/v1"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class PublicEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,7 +35,7 @@ def public_event_id(event_id: uuid.UUID | str) -> str:
     """`evt_` + the 26-character Crockford base32 of a stored event's UUIDv7: time-sortable, and
     the same on every replay of that event."""
     value = (event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id)).int
-    return "evt_" + "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+    return "evt_" + crockford32(value)
 
 
 WEBHOOK_EVENT_TYPES: tuple[str, ...] = (

@@ -18,6 +18,11 @@ from typing import Protocol
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two digits per lookup: the id and secret encoders run on every token request, and a lookup of
+# ten bits (base32) or of one base-3844 digit (base62) halves the Python-level steps.
+_CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_CROCKFORD_SHIFTS = tuple(range(120, -1, -10))
+_B62_PAIRS = [_B62[i % 62] + _B62[i // 62] for i in range(62 * 62)]  # least significant first
 
 BASE36_PREFIXES = frozenset({"acc", "i", "c", "usr", "org", "wh", "inv", "s", "grp", "ver", "req"})
 HEX_PREFIXES = frozenset({"agt", "key", "ptk"})
@@ -66,8 +71,13 @@ def base36(value: int, width: int = 25) -> str:
 
 
 def ulid(ms: int, rand: bytes) -> str:
-    value = (ms << 80) | int.from_bytes(rand[:10], "big")
-    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+    return crockford32((ms << 80) | int.from_bytes(rand[:10], "big"))
+
+
+def crockford32(value: int) -> str:
+    """A 128-bit value as 26 Crockford base32 characters, most significant first (a ULID)."""
+    pairs = _CROCKFORD_PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in _CROCKFORD_SHIFTS])
 
 
 class Ids(Protocol):
@@ -100,9 +110,11 @@ def base62_secret(nbytes: int = 32) -> str:
     value = int.from_bytes(secrets.token_bytes(nbytes), "big")
     width = math.ceil(nbytes * 8 / math.log2(62))
     out: list[str] = []
-    for _ in range(width):
-        value, rem = divmod(value, 62)
-        out.append(_B62[rem])
+    for _ in range(width // 2):
+        value, rem = divmod(value, 62 * 62)
+        out.append(_B62_PAIRS[rem])
+    if width % 2:
+        out.append(_B62[value % 62])
     return "".join(out)
 
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
-from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from authpi.crypto.ids import ulid
 from authpi.observability import bind_contextvars, clear_contextvars, get_logger
+from authpi.web.direct import DirectRoute, Guard, direct_routes, routed_segments
 from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
 from authpi.web.headers import is_safe, safe_value
 from authpi.web.openapi import ErrorDocs, document_responses
@@ -54,15 +54,29 @@ class Metrics:
 
 def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
     """Assign a request id (or keep a sane incoming one), echo it as X-Request-Id, bind it to
-    every log line, and count the request."""
+    every log line, and count the request. Every request of the port crosses this layer, so it
+    keeps its own work small: the labelled metric children are looked up once per (method,
+    status), and the response headers are rewritten in one pass."""
+    observe = metrics.latency.labels(port_name).observe
+    counters: dict[tuple[str, int], Any] = {}  # bounded: the server accepts known methods only
+
+    def count(method: str, status: int) -> None:
+        counter = counters.get((method, status))
+        if counter is None:
+            counter = counters[(method, status)] = metrics.requests.labels(
+                port_name, method, str(status)
+            )
+        counter.inc()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
-            "latin-1"
-        )
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
         rid = incoming if _REQUEST_ID.fullmatch(incoming) else None
         rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
         token = REQUEST_ID.set(rid)
@@ -70,44 +84,60 @@ def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
         bind_contextvars(request_id=rid)
         started = time.perf_counter()
         status = 500
+        rid_header = rid.encode("latin-1")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                _escape_headers(message)
-                MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
+                message["headers"] = _response_headers(message.get("headers", ()), rid_header)
             await send(message)
 
         try:
             await app(scope, receive, send_wrapper)
         finally:
             REQUEST_ID.reset(token)
-            metrics.requests.labels(port_name, scope["method"], str(status)).inc()
-            metrics.latency.labels(port_name).observe(time.perf_counter() - started)
+            count(scope["method"], status)
+            observe(time.perf_counter() - started)
 
     return middleware
 
 
-def _escape_headers(start: HTTPResponseStartEvent) -> None:
-    """No header value reaches the server with bytes it would refuse (authpi.web.headers)."""
-    headers = list(start.get("headers", ()))
-    for i, (name, value) in enumerate(headers):
+def _response_headers(headers: Iterable[tuple[bytes, bytes]], rid: bytes) -> list[Any]:
+    """The response's headers with X-Request-Id set to `rid` (any other value of it dropped),
+    and no value that the server would refuse (authpi.web.headers)."""
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            continue
         if not is_safe(value):
             log.warning("http.header_escaped", header=bytes(name).decode("latin-1"))
-            headers[i] = (name, safe_value(value))
-    start["headers"] = headers
+            value = safe_value(value)
+        out.append((name, value))
+    out.append((b"x-request-id", rid))
+    return out
 
 
 class WebApp:
-    """The ASGI callable served on a port: the litestar app inside the request-context layer
-    (outermost, so even routing errors carry a request id)."""
+    """The ASGI callable served on a port: the litestar app, behind the port's direct routes
+    (authpi.web.direct) when it has any, inside the request-context layer (outermost, so even
+    routing errors carry a request id)."""
 
-    def __init__(self, app: Litestar, metrics: Metrics, name: str, ready: ReadyCheck) -> None:
+    def __init__(
+        self,
+        app: Litestar,
+        metrics: Metrics,
+        name: str,
+        ready: ReadyCheck,
+        *,
+        direct: Mapping[str, DirectRoute] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
         self.litestar = app
         self.metrics = metrics
         self.ready = ready  # served by the ops port (`build_ops_app`), not by this one
-        self._asgi = request_context(app, metrics, name)
+        routed = routed_segments(app, direct) if direct else frozenset[str]()
+        self._asgi = request_context(direct_routes(app, direct or {}, guard, routed), metrics, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -127,7 +157,11 @@ def build_app(
     dto: Any = None,
     dependencies: Mapping[str, Provide] | None = None,
     metrics: Metrics | None = None,
+    direct: Mapping[str, DirectRoute] | None = None,
+    guard: Guard | None = None,
 ) -> WebApp:
+    """A port's app. `direct` routes are answered before litestar's router, behind `guard`
+    (authpi.web.direct); their litestar routes among `route_handlers` document them."""
     metrics = metrics or Metrics()
     app = Litestar(
         route_handlers=[*_public_routes(), *route_handlers],
@@ -145,7 +179,7 @@ def build_app(
     )
     # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
     document_responses(app.openapi_schema, errors)
-    return WebApp(app, metrics, name, ready)
+    return WebApp(app, metrics, name, ready, direct=direct, guard=guard)
 
 
 def _healthz() -> Any:

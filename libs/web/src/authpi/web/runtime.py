@@ -20,6 +20,7 @@ from authpi.crypto.ids import Ids
 from authpi.messaging.facts import FactProjection
 from authpi.messaging.projection import Projection
 from authpi.messaging.sync import Sync
+from authpi.web.direct import DirectRoute
 from authpi.web.mail import Mailer, NoMailer
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
@@ -65,6 +66,9 @@ class ServiceParts:
     name: str
     core_routes: list[Any] = field(default_factory=list[Any])
     idp_routes: list[Any] = field(default_factory=list[Any])
+    # IdP endpoints answered before the router (authpi.web.direct), by the last segment of
+    # POST /{issuer_id}/{name}; each is also among `idp_routes`, which document it.
+    idp_direct: dict[str, DirectRoute] = field(default_factory=dict[str, DirectRoute])
     # Fed by JetStream consumers (one per projection and deployment).
     projections: list[Projection] = field(default_factory=list[Projection])
     # Fed by the FACTS stream in batches (one consumer per fact projection and deployment).

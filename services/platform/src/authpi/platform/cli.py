@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = from_env()
+    if args.command == "serve" and not os.environ.get("AUTHPI_IDP_WORKERS"):
+        # One service per process (distributed topology): it scales by replicas, so it serves
+        # in one process unless told otherwise; only `authpi up` takes one per core by default.
+        settings = msgspec.structs.replace(settings, idp_workers=1)
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "proto":
         from authpi.platform.proto import run as proto_run

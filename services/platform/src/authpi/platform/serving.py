@@ -76,15 +76,17 @@ def build_idp_app(
     clock: Clock,
     metrics: Metrics | None = None,
 ) -> WebApp:
-    """The IdP port: every service's IdP routes behind the per-address rate limit."""
+    """The IdP port: every service's IdP routes behind the per-address rate limit, the machine
+    endpoints among them also as direct routes (authpi.web.direct) behind the same limit."""
     routes = [r for p in parts for r in p.idp_routes]
+    direct = {name: route for p in parts for name, route in p.idp_direct.items()}
     per_minute = settings.idp_rate_limit
     limits = IdpRateLimits(token=per_minute, read=2 * per_minute, enabled=per_minute > 0)
     limiter = IdpRateLimit(limits.scaled(settings.rate_limit_multiplier), clock)
     return build_app(
         name="idp", route_handlers=routes, ready=ready, openapi_title="AuthPI IdP API",
-        errors=IDP_ERRORS,
-        middleware=[limiter.middleware], metrics=metrics,
+        errors=IDP_ERRORS, middleware=[limiter.middleware], metrics=metrics, direct=direct,
+        guard=limiter.refusal,
     )  # fmt: skip
 
 

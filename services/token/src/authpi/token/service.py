@@ -287,6 +287,7 @@ async def build(rt: Runtime) -> ServiceParts:
             *authorize_routes(interactions, idp_base, portal_http), *oidc.routes(portal_http),
             *portal_http.routes(), *sso_routes(cache, sso, idp_base),
         ],
+        idp_direct=machine.direct_routes(),
         # Tracked by the host for read-your-writes: a Core API write to a user, organization or
         # membership answers once token-users / token-organizations have applied it.
         projections=[

@@ -31,7 +31,7 @@ async def build(rt: Runtime) -> ServiceParts:
     schema = rt.schema("webhook")
     reader = events.EventsReader(rt.pool, schema)
     retention = AuditRetention(rt.pool, schema, rt.clock, rt.settings.events_retention_days)
-    relay = PublicStreamRelay(rt.dsn, schema, rt.js, rt.namespace)
+    relay = PublicStreamRelay(rt.dsn, schema, rt.nc, rt.namespace)
     delivery = delivery_parts(rt, webhooks)
     integrators = IntegratorCredentials(rt, webhooks.store)
     tasks = [("webhook:audit-retention", retention.run), ("webhook:public-stream", relay.run)]

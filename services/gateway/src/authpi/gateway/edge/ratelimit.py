@@ -139,17 +139,23 @@ class IdpRateLimit:
     def __init__(self, limits: IdpRateLimits, clock: Clock) -> None:
         self.buckets = TokenBuckets(limits, clock)
 
+    def refusal(self, scope: Any, endpoint: str) -> RawResponse | None:
+        """The 429 for a request to `endpoint` (the last segment of its path) when its client
+        address is over the limit of the endpoint's class, else None (and it is counted)."""
+        rate_class = TOKEN if endpoint in IDP_TOKEN_ENDPOINTS else READ
+        client = scope.get("client")
+        retry_after = self.buckets.retry_after(client[0] if client else None, rate_class)
+        return too_many(retry_after) if retry_after else None
+
     def middleware(self, app: Any) -> Any:
-        buckets = self.buckets
+        """For the routed requests; the direct routes (authpi.web.direct) call `refusal`."""
+        refusal = self.refusal
 
         async def limited(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] == "http" and not scope["route_handler"].opt.get(ANONYMOUS):
-                last = scope["path"].rstrip("/").rsplit("/", 1)[-1]
-                rate_class = TOKEN if last in IDP_TOKEN_ENDPOINTS else READ
-                client = scope.get("client")
-                retry_after = buckets.retry_after(client[0] if client else None, rate_class)
-                if retry_after:
-                    await too_many(retry_after)(scope, receive, send)
+                refused = refusal(scope, scope["path"].rstrip("/").rsplit("/", 1)[-1])
+                if refused is not None:
+                    await refused(scope, receive, send)
                     return
             await app(scope, receive, send)
 

@@ -28,27 +28,29 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def platform_process(
-    workers: int,
+    workers: int | None,
     data_dir: Path,
     servers: Infra | None = None,
     settings: dict[str, str] | None = None,
     *,
     namespace: str | None = None,
 ) -> AsyncGenerator[Running, None]:
-    """`authpi up` on free ports, with `workers` IdP processes, against PostgreSQL and NATS of its
-    own (or `servers`, e.g. a test session's, which stay up afterwards); `settings` adds AUTHPI_*
-    variables (e.g. AUTHPI_BILLING_METERING). `namespace` and the same `data_dir` again restart a
-    platform on its data (after a crash too: the runtime file's pid tells the new run)."""
+    """`authpi up` on free ports, with `workers` IdP processes (None: the shipped default, one per
+    core), against PostgreSQL and NATS of its own (or `servers`, e.g. a test session's, which
+    stay up afterwards); `settings` adds AUTHPI_* variables (e.g. AUTHPI_BILLING_METERING).
+    `namespace` and the same `data_dir` again restart a platform on its data (after a crash too:
+    the runtime file's pid tells the new run)."""
     infra = servers or start_infra()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data_dir / ".authpi"), AUTHPI_DATABASE_URL=infra.dsn,
         AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=namespace or new_namespace(),
         AUTHPI_API_URL="http://127.0.0.1:0", AUTHPI_IDP_URL="http://127.0.0.1:0",
-        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_IDP_WORKERS=str(workers),
-        AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
-        AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
+        AUTHPI_OPS_URL="http://127.0.0.1:0", AUTHPI_LOG_FORMAT="json",
+        AUTHPI_LOG_LEVEL="warning", AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip
+    if workers is not None:
+        env["AUTHPI_IDP_WORKERS"] = str(workers)
     env.update(settings or {})
     log_path = data_dir / "authpi-up.log"
     with open(log_path, "ab") as log:

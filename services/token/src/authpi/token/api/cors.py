@@ -30,10 +30,8 @@ def origin_of(scope: Any) -> str | None:
     return None
 
 
-def add_cors(
-    raw: RawResponse, cors: CorsOrigins, request: Request[Any, Any, Any], issuer_id: str
-) -> RawResponse:
-    origin = origin_of(request.scope)
+def add_cors(raw: RawResponse, cors: CorsOrigins, scope: Any, issuer_id: str) -> RawResponse:
+    origin = origin_of(scope)
     if origin is not None:
         for name, value in cors.response_headers(issuer_id, origin).items():
             raw.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))

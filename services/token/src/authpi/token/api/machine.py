@@ -2,7 +2,9 @@
 /revoke (RFC 7009). Each route resolves the issuer, reads the request's parameters
 (authpi.token.api.forms), hands them to its protocol endpoint (authpi.token.endpoints) and encodes
 what comes back. Errors are RFC 6749 section 5.2 bodies (`error`, `error_description`), never the
-Core API envelope, and never a 500 for anything a client can send."""
+Core API envelope, and never a 500 for anything a client can send. The same endpoints are also
+served as direct routes (authpi.web.direct), answered before litestar's router; these litestar
+routes document them and answer what the direct layer leaves to the router."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import msgspec
 from litestar import Request, post
 from litestar.params import FromPath
+from litestar.types import Receive, Scope, Send
 
 from authpi.observability import get_logger
 from authpi.token.api.cors import add_cors
@@ -24,6 +27,7 @@ from authpi.token.endpoints.introspection import IntrospectionEndpoint
 from authpi.token.endpoints.params import Form
 from authpi.token.endpoints.revocation import RevocationEndpoint
 from authpi.token.endpoints.token import TokenEndpoint
+from authpi.web.direct import DirectRoute
 from authpi.web.oauth import NO_STORE, OAuthError, RawResponse, error_response, json_response
 
 log = get_logger("authpi.token.api")
@@ -56,17 +60,17 @@ class MachineEndpoints:
         return entry
 
     async def answer(
-        self, request: Request[Any, Any, Any], issuer_id: str, endpoint: Answer
+        self, scope: Scope, receive: Receive, issuer_id: str, endpoint: Answer
     ) -> RawResponse:
-        raw = await self._answer(request, issuer_id, endpoint)
-        return raw if self.cors is None else add_cors(raw, self.cors, request, issuer_id)
+        raw = await self._answer(scope, receive, issuer_id, endpoint)
+        return raw if self.cors is None else add_cors(raw, self.cors, scope, issuer_id)
 
     async def _answer(
-        self, request: Request[Any, Any, Any], issuer_id: str, endpoint: Answer
+        self, scope: Scope, receive: Receive, issuer_id: str, endpoint: Answer
     ) -> RawResponse:
         try:
             issuer = self.issuer(issuer_id)
-            body = await endpoint(issuer, await read_form(request))
+            body = await endpoint(issuer, await read_form(scope, receive))
         except OAuthError as exc:
             return error_response(exc, issuer_url(self.idp_base, issuer_id))
         except Exception:
@@ -76,22 +80,47 @@ class MachineEndpoints:
             return json_response({})
         return RawResponse(200, _encode(body), NO_STORE)
 
+    def direct_routes(self) -> dict[str, DirectRoute]:
+        """The same three endpoints as `routes`, as plain ASGI before the router
+        (authpi.web.direct): a token request skips litestar's machinery."""
+
+        def direct(endpoint: Answer, cors: bool = True) -> DirectRoute:
+            answer = self.answer if cors else self._answer
+
+            async def route(scope: Scope, receive: Receive, send: Send, issuer_id: str) -> None:
+                raw = await answer(scope, receive, issuer_id, endpoint)
+                await raw(scope, receive, send)
+
+            return route
+
+        return {
+            "token": direct(self.token.answer),
+            "introspect": direct(self.introspection.answer, cors=False),
+            "revoke": direct(self.revocation.answer),
+        }
+
     def routes(self) -> list[Any]:
         endpoints = self
 
         @post("/{issuer_id:str}/token", operation_id="token", status_code=200)
         async def token(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> RawResponse:
-            return await endpoints.answer(request, issuer_id, endpoints.token.answer)
+            return await endpoints.answer(
+                request.scope, request.receive, issuer_id, endpoints.token.answer
+            )
 
         @post("/{issuer_id:str}/introspect", operation_id="introspect", status_code=200)
         async def introspect(
             request: Request[Any, Any, Any], issuer_id: FromPath[str]
         ) -> RawResponse:
             # Confidential clients only (idp-api.md 14 #22): no CORS.
-            return await endpoints._answer(request, issuer_id, endpoints.introspection.answer)
+            return await endpoints._answer(
+                request.scope, request.receive, issuer_id, endpoints.introspection.answer
+            )
 
         @post("/{issuer_id:str}/revoke", operation_id="revoke", status_code=200)
         async def revoke(request: Request[Any, Any, Any], issuer_id: FromPath[str]) -> RawResponse:
-            return await endpoints.answer(request, issuer_id, endpoints.revocation.answer)
+            return await endpoints.answer(
+                request.scope, request.receive, issuer_id, endpoints.revocation.answer
+            )
 
         return [token, introspect, revoke]

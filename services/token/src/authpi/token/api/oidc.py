@@ -87,11 +87,12 @@ class OidcEndpoints:
             authorization = request.headers.get("authorization")
 
             async def work(issuer: IssuerKeys) -> dict[str, Any]:
-                form = await read_form(request) if request.method == "POST" else None
+                post = request.method == "POST"
+                form = await read_form(request.scope, request.receive) if post else None
                 return await oidc.userinfo.answer(issuer, authorization, form)
 
             raw = await oidc.guarded(issuer_id, work)
-            return raw if oidc.cors is None else add_cors(raw, oidc.cors, request, issuer_id)
+            return raw if oidc.cors is None else add_cors(raw, oidc.cors, request.scope, issuer_id)
 
         @get("/{issuer_id:str}/userinfo", operation_id="getUserInfo")
         async def userinfo_get(
@@ -109,7 +110,7 @@ class OidcEndpoints:
             try:
                 issuer = oidc.issuer(issuer_id)
                 if request.method == "POST":
-                    form = await read_form(request)
+                    form = await read_form(request.scope, request.receive)
                 else:
                     form = checked_form(query_values(request))
                 outcome = await oidc.logout.answer(issuer, form)

@@ -21,6 +21,7 @@ import msgspec
 from authpi.contracts.base import Meta
 from authpi.contracts.facts import Fact, MachineTokenIssued, SessionTokenRefreshed
 from authpi.contracts.public import SOURCE, SPEC_VERSION, PublicEvent, public_event_id
+from authpi.crypto.ids import crockford32
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -487,7 +488,7 @@ def fact_event_id(fact_type: str, at_ms: int, jti: str) -> str:
     """A fact's evt_ id: the time part is its ms (sortable with stored events), the rest a hash
     of its type and jti, so a fact redelivered in another batch maps to the same id."""
     digest = int.from_bytes(hashlib.sha256(f"{fact_type}:{jti}".encode()).digest()[:10], "big")
-    return public_event_id(f"{((at_ms & (2**48 - 1)) << 80 | digest):032x}")
+    return "evt_" + crockford32((at_ms & (2**48 - 1)) << 80 | digest)  # as public_event_id
 
 
 def from_fact(fact: Fact) -> PublicEvent | None:
