@@ -38,10 +38,19 @@ def _die_with_parent() -> None:
 MAX_CONNECTIONS = 400
 
 
+# A throwaway server's settings (tests): nothing waits for the disk. A crash of the machine may
+# lose or corrupt what it held, which a test run deletes anyway; a crash of PostgreSQL or of a
+# process using it loses nothing committed (the operating system still holds every write).
+NOT_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 @dataclass
 class EmbeddedPostgres:
+    """`durable=False`: a throwaway server (NOT_DURABLE); `make run` keeps the defaults."""
+
     data_dir: Path
     database: str = "authpi"
+    durable: bool = True
     _server: object | None = field(default=None, repr=False)
 
     def start(self) -> str:
@@ -64,6 +73,9 @@ class EmbeddedPostgres:
             server.cleanup()
             server = get_server(self.data_dir, cleanup_mode="stop")
         self._server = server
+        if not self.durable:
+            changes = "".join(f"ALTER SYSTEM SET {k} = {v};" for k, v in NOT_DURABLE.items())
+            server.psql(f"{changes} SELECT pg_reload_conf();")
         existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in existing:
             server.psql(f"CREATE DATABASE {self.database};")

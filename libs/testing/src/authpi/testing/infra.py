@@ -67,7 +67,7 @@ def start_infra() -> Infra:
     try:
         if not dsn:
             assert tmp is not None
-            pg = EmbeddedPostgres(tmp / "pg")
+            pg = EmbeddedPostgres(tmp / "pg", durable=False)  # deleted afterwards
             dsn = pg.start()
             stops.append(pg.discard)  # the data directory is deleted with `tmp`
         if not nats_url:
