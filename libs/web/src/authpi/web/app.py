@@ -1,5 +1,5 @@
 """The litestar app factory shared by every public port: request ids, error rendering, `/healthz`
-(liveness) and the generated `/openapi.json` (built once, then served from memory).
+(liveness) and the generated `/openapi.json` (built on first use, then served from memory).
 
 Operations endpoints are not on the public ports: `build_ops_app` serves `/readyz` (readiness:
 what the dependencies answer) and Prometheus `/metrics` (every port's request counts, from one
@@ -15,9 +15,12 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar._openapi.plugin import OpenAPIPlugin
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import OpenAPI
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -176,9 +179,12 @@ def build_app(
         dependencies=dict(dependencies or {}),
         debug=False,
         logging_config=None,
+        state=State({_ERRORS: errors}),
     )
-    # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
-    document_responses(app.openapi_schema, errors)
+    # Built on first use, not here: a process that never serves it (an IdP worker, a test's
+    # platform) never pays for it. Each way to it documents the errors, so /openapi.json and
+    # proto/ show the same ones.
+    app.plugins.get(OpenAPIPlugin).__class__ = _DocumentedOpenAPI
     return WebApp(app, metrics, name, ready, direct=direct, guard=guard)
 
 
@@ -191,6 +197,21 @@ def _healthz() -> Any:
     return healthz
 
 
+_ERRORS = "authpi.openapi.errors"  # app state: the port's ErrorDocs
+
+
+class _DocumentedOpenAPI(OpenAPIPlugin):
+    """litestar's OpenAPI plugin, whose document (built once, on first use) carries the port's
+    error responses (authpi.web.openapi)."""
+
+    __slots__ = ()
+
+    def _build_openapi(self) -> OpenAPI:
+        document = super()._build_openapi()
+        document_responses(document, self.app.state[_ERRORS])
+        return document
+
+
 def _public_routes() -> list[Any]:
     # The machine-readable contract at the API root, the only anonymous Core API route
     # (core-api.md 1.1, 1.2). Generated once, on first use: the routes never change.
@@ -199,7 +220,9 @@ def _public_routes() -> list[Any]:
     @get("/openapi.json", include_in_schema=False, sync_to_thread=False, opt={ANONYMOUS: True})
     def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
         if not document:
-            document.append(msgspec.json.encode(request.app.openapi_schema.to_schema()))
+            # litestar's own cached rendering, which its /openapi/openapi.json serves too.
+            schema = request.app.plugins.get(OpenAPIPlugin).provide_openapi_schema()
+            document.append(msgspec.json.encode(schema))
         return Response(document[0], media_type=MediaType.JSON)
 
     return [_healthz(), openapi_json]
