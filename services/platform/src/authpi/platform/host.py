@@ -21,7 +21,6 @@ import msgspec
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
-from authpi.billing.x402.localchain import use_local_chain
 from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
 from authpi.crypto.envelope import Kek
@@ -224,6 +223,8 @@ class Platform:
         billing = any(m.name == "billing" for m in self.modules)
         if not (billing and s.billing_local_chain and not s.billing_rpc_url):
             return s
+        from authpi.billing.x402.localchain import use_local_chain  # eth-account: only here
+
         self.settings = await use_local_chain(s, self.stack)
         return self.settings
 

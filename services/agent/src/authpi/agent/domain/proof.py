@@ -1,14 +1,13 @@
 """Optional proof of control of an eip155 wallet (platform.md 4.3 rule 4): an EIP-191
 `personal_sign` of the challenge text issued by `POST …/verifiers/challenge`. Message hashing and
-secp256k1 public-key recovery are eth-account's; nothing here does elliptic-curve arithmetic."""
+secp256k1 public-key recovery are eth-account's (imported on first use: a process that never
+checks a proof never loads it); nothing here does elliptic-curve arithmetic."""
 
 from __future__ import annotations
 
 import binascii
 import re
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_keys.exceptions import BadSignature
 from eth_utils.exceptions import ValidationError
 
@@ -28,6 +27,9 @@ def signer_of(message: str, signature: str) -> str | None:
     signature cannot be a valid one."""
     if not _SIGNATURE.fullmatch(signature):
         return None
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
     try:
         recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
     except (BadSignature, ValidationError, ValueError, TypeError, binascii.Error):

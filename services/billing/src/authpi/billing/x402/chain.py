@@ -17,17 +17,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_abi.abi import decode, encode
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from authpi.billing.x402.verify import split_signature
 from authpi.billing.x402.wire import Authorization
+
+if TYPE_CHECKING:  # eth-account is imported on first use: most processes never settle
+    from eth_account.signers.local import LocalAccount
 
 
 def selector(signature: str) -> bytes:
@@ -204,6 +205,8 @@ class Settler:
 
     @classmethod
     def from_key(cls, chain: Chain, key: str) -> Settler:
+        from eth_account import Account
+
         return cls(chain=chain, account=Account.from_key(key))
 
     @property

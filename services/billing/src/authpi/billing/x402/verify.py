@@ -10,14 +10,15 @@ The on-chain steps (balance, nonce state, simulation, settlement) are the chain 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode
-from eth_account import Account
-from eth_account.messages import SignableMessage
 from eth_utils.crypto import keccak
 
 from authpi.billing.x402.wire import SCHEME, Payment, Refusal, Requirement, chain_id_of
+
+if TYPE_CHECKING:  # eth-account is imported on first use: most processes never verify a payment
+    from eth_account.messages import SignableMessage
 
 # secp256k1's group order; signatures with s above half of it are malleable copies (EIP-2).
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -86,6 +87,8 @@ def domain_separator(name: str, version: str, chain_id: int, contract: str) -> b
 def signable(req: Requirement, payment: Payment) -> SignableMessage:
     """EIP-712 message (EIP-191 version 0x01): `header` is the domain separator of `req`'s
     token, `body` the struct hash of the authorization (platform.md 5.8 step 6)."""
+    from eth_account.messages import SignableMessage
+
     auth = payment.authorization
     struct_hash = keccak(
         encode(
@@ -124,6 +127,8 @@ def recover_signer(req: Requirement, payment: Payment) -> str:
             "the signature is malformed or malleable (v, r, s)",
             payer=payment.payer,
         )
+    from eth_account import Account
+
     try:
         signer: str = Account.recover_message(signable(req, payment), vrs=(v, r, s))
     except Exception as exc:  # eth-keys raises several types for bad points
