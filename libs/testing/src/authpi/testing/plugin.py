@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -18,6 +19,29 @@ from authpi.crypto.clock import FixedClock
 from authpi.eventstore.migrations import migrate
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.testing.infra import Infra, new_namespace, start_infra
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """Every httpx client of the run with the default TLS settings shares one context. httpx
+    builds one per client, loading the whole CA bundle (tens of milliseconds of CPU), and the
+    suites build thousands of clients (SDK instances, probes, pollers), nearly all to plain http
+    on loopback; one context serves any number of connections (none of them negotiates HTTP/2,
+    the one setting a connection changes on it)."""
+    from httpx._config import create_ssl_context as build
+
+    shared: dict[bool, ssl.SSLContext] = {}
+
+    def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        if trust_env not in shared:
+            shared[trust_env] = build(verify=True, cert=None, trust_env=trust_env)
+        return shared[trust_env]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("httpx._transports.default.create_ssl_context", create)
+        yield
 
 
 @pytest.fixture(scope="session")
