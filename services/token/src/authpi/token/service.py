@@ -299,6 +299,7 @@ async def build(rt: Runtime) -> ServiceParts:
         inline_projections=list(views),
         tasks=[
             ("token:key-rotation", keys.rotation_task),
+            ("token:key-maker", keys.maker.run),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
             ("token:session-expiry", sessions.run_expiry),

@@ -22,7 +22,8 @@ from authpi.token.domain import signing_key
 from authpi.token.domain.commands import CreateSigningKey, RetireSigningKey
 from authpi.token.domain.rotation import KeyAge, Plan, plan
 from authpi.token.queries.keys import Sql
-from authpi.token.signing.keys import generate, public_jwk, wrap_private
+from authpi.token.signing.keygen import KeyMaker
+from authpi.token.signing.keys import public_jwk, wrap_private
 from authpi.web.runtime import Runtime
 
 
@@ -34,6 +35,7 @@ class KeyRing:
         self.clock = rt.clock
         self.store = store
         self.sql = queries
+        self.maker = KeyMaker()  # its `run` is one of the service's singleton tasks
 
     async def ensure(
         self, conn: psycopg.AsyncConnection[Any], issuer_id: str, account_id: str, meta: Meta
@@ -164,7 +166,7 @@ class _IssuerKeys:
 
     async def _new_key(self, alg: str) -> tuple[str, CreateSigningKey]:
         kid = str(self.ring.ids.event_uuid())
-        key = await asyncio.to_thread(generate, alg)
+        key = await self.ring.maker.make(alg)
         self.secrets[kid] = wrap_private(self.ring.kek, kid, key)
         return kid, CreateSigningKey(
             kid=kid,

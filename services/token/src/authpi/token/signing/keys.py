@@ -57,30 +57,39 @@ def _context(kid: str) -> str:
     return f"authpi.token.signing-key:{kid}"
 
 
-def wrap_private(kek: Kek, kid: str, key: PrivateKey) -> tuple[str, str]:
-    """(wrapped data key, ciphertext of the PKCS#8 private key), both bound to the kid."""
-    der = key.private_bytes(
+def private_der(key: PrivateKey) -> bytes:
+    """The private key as PKCS#8 DER."""
+    return key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    dek = new_key()
-    return kek.wrap(dek, _context(kid)), seal(dek, der, kid.encode())
 
 
-def unwrap_private(kek: Kek, kid: str, wrapped_dek: str, ciphertext: str) -> PrivateKey:
-    """The private key sealed by `wrap_private`. An RSA key is not checked for consistency again
-    (that costs about as much as generating it, and every key cache loads every issuer's key):
-    the token service generated it, and AES-GCM under the KEK proves it unchanged since."""
-    dek = kek.unwrap(wrapped_dek, _context(kid))
+def load_private_der(der: bytes) -> PrivateKey:
+    """A private key from `private_der` of a key the token service generated. An RSA key is not
+    checked for consistency again: that costs about as much as generating it, and every key
+    cache loads every issuer's key."""
     key = serialization.load_der_private_key(
-        unseal(dek, ciphertext, kid.encode()), password=None, unsafe_skip_rsa_key_validation=True
+        der, password=None, unsafe_skip_rsa_key_validation=True
     )
     if not isinstance(
         key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     ):
         raise ValueError("unexpected private key type")
     return key
+
+
+def wrap_private(kek: Kek, kid: str, key: PrivateKey) -> tuple[str, str]:
+    """(wrapped data key, ciphertext of the PKCS#8 private key), both bound to the kid."""
+    dek = new_key()
+    return kek.wrap(dek, _context(kid)), seal(dek, private_der(key), kid.encode())
+
+
+def unwrap_private(kek: Kek, kid: str, wrapped_dek: str, ciphertext: str) -> PrivateKey:
+    """The private key sealed by `wrap_private` (AES-GCM under the KEK proves it unchanged)."""
+    dek = kek.unwrap(wrapped_dek, _context(kid))
+    return load_private_der(unseal(dek, ciphertext, kid.encode()))
 
 
 _HEADER_CACHE: dict[tuple[str, str, str | None], bytes] = {}
