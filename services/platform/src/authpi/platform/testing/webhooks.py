@@ -6,6 +6,7 @@ registration that hands the receiver its secret, and event generators that go th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -105,26 +106,42 @@ async def create_users(
 
 
 async def store_users(
-    platform: Any, issuer_id: str, count: int, *, concurrency: int = 32, account_id: str = ""
+    platform: Any,
+    issuer_id: str,
+    count: int,
+    *,
+    concurrency: int = 4,
+    per_transaction: int = 100,
+    account_id: str = "",
 ) -> set[str]:
-    """`count` users through the directory's write path in this process (the handler the Core
-    API route calls: one `user.created` committed in its store each, carried to the audit log
-    like any other), many at a time, without the HTTP and SDK cost of the same calls (the
-    platform shares this process's one core with the test)."""
+    """`count` users through the directory's write path in this process (the steps and claims
+    the Core API route's handler commits: one `user.created` each, carried to the audit log like
+    any other), `per_transaction` users to a transaction and `concurrency` transactions at a
+    time, without the HTTP and SDK cost of one call per user (the platform shares this
+    process's one core with the test)."""
+    from authpi.contracts.base import Meta
     from authpi.directory.api.users import UserCreate, new_user
     from authpi.platform.testing.tenants import ADMIN, part
 
     users = part(platform, "users")
     account = account_id or platform.account_id
+    await users.require_issuer(account, issuer_id)
+    meta = Meta(
+        account_id=account, issuer_id=issuer_id, actor=ADMIN, region=users.rt.settings.region
+    )
     tag = secrets.token_hex(4)
     todo = iter(range(count))
     made: set[str] = set()
 
     async def worker() -> None:
-        for i in todo:
-            body = UserCreate(username_type="email", username=f"s-{tag}-{i}@example.test")
-            row = await users.create(account, issuer_id, new_user(body), ADMIN)
-            made.add(row.id)
+        while chunk := list(itertools.islice(todo, per_transaction)):
+            steps, claims = zip(*(
+                users.creation(issuer_id, new_user(UserCreate(
+                    username_type="email", username=f"s-{tag}-{i}@example.test")))
+                for i in chunk
+            ), strict=True)  # fmt: skip
+            await users.store.execute_all(list(steps), meta, list(claims))
+            made.update(step.stream_id for step in steps)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
     return made
