@@ -365,8 +365,8 @@ class Platform:
         )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
-        events = [(f"relay:{r.schema}", r.running) for r in self.relays]
-        events += [(f"consumer:{c.projection.name}", c.running) for c in self.consumers]
+        events = [(f"relay:{r.schema}", r.started) for r in self.relays]
+        events += [(f"consumer:{c.projection.name}", c.started) for c in self.consumers]
         events += [(f"warm:{p.name}", e) for p in self.parts for e in p.warm]
         assert self.rt is not None
         events.append(("sync", self.rt.sync.running))
@@ -388,7 +388,7 @@ class Platform:
         checks = await connection_checks(self.rt)
         if self.rt is None:
             return checks
-        workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        workers = [r.started for r in self.relays] + [c.started for c in self.consumers]
         # A cache follower that failed to apply an event is not warm until it has reloaded.
         workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
