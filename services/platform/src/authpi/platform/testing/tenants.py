@@ -92,26 +92,37 @@ async def places_holding(
     platform: RunningPlatform, pool: AsyncConnectionPool, needle: str, *, ignore_case: bool = False
 ) -> list[str]:
     """Every `schema.table.column` of the platform's namespace whose value contains `needle`:
-    text and JSON cast to text (case-blind with `ignore_case`), bytea searched as raw bytes."""
+    text and JSON cast to text (case-blind with `ignore_case`), bytea searched as raw bytes.
+    One scan per table, counting the rows that hold it column by column."""
     if ignore_case:
-        text_test = sql.SQL("strpos(lower({}::text), lower(%s)) > 0")
+        text_test = sql.SQL("strpos(lower({}::text), lower(%(needle)s)) > 0")
     else:
-        text_test = sql.SQL("strpos({}::text, %s) > 0")
+        text_test = sql.SQL("strpos({}::text, %(needle)s) > 0")
+    bytes_test = sql.SQL("position(convert_to(%(needle)s, 'UTF8') in {}) > 0")
     found: list[str] = []
     async with pool.connection() as conn:
         cur = await conn.execute(_COLUMNS, [f"{platform.namespace}\\_%"])
         columns = await cur.fetchall()
         assert columns, "no tables found in the platform's namespace"
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for schema, table, column, data_type in columns:
-            if data_type == "bytea":
-                test = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0")
-            else:
-                test = text_test
-            query = sql.SQL("SELECT count(*) FROM {}.{} WHERE {}").format(
-                sql.Identifier(schema), sql.Identifier(table), test.format(sql.Identifier(column))
+            tables.setdefault((schema, table), []).append((column, data_type))
+        for (schema, table), cols in tables.items():
+            counts = sql.SQL(", ").join(
+                sql.SQL("count(*) FILTER (WHERE {})").format(
+                    (bytes_test if data_type == "bytea" else text_test).format(
+                        sql.Identifier(column)
+                    )
+                )
+                for column, data_type in cols
             )
-            cur = await conn.execute(query, [needle])
+            query = sql.SQL("SELECT {} FROM {}.{}").format(
+                counts, sql.Identifier(schema), sql.Identifier(table)
+            )
+            cur = await conn.execute(query, {"needle": needle})
             row = await cur.fetchone()
-            if row and row[0]:
-                found.append(f"{schema}.{table}.{column}")
+            assert row is not None
+            found += [
+                f"{schema}.{table}.{column}" for (column, _), n in zip(cols, row, strict=True) if n
+            ]
     return found
