@@ -1,4 +1,5 @@
-"""RSA signing keys made ahead of need in a child process (`python -m authpi.token.signing.keygen`).
+"""RSA signing keys made ahead of need in a child process (`python -m authpi.token.signing.keys`,
+which imports little more than the cryptography library).
 
 Generating a 2048-bit RSA key costs tens of milliseconds of CPU (now and then several times
 that) and holds the interpreter lock throughout, so even in a thread it stalls every request and
@@ -16,12 +17,11 @@ import sys
 
 from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
-from authpi.token.signing.keys import PrivateKey, generate, load_private_der, private_der
+from authpi.token.signing.keys import LENGTH_BYTES, PrivateKey, generate, load_private_der
 
 log = get_logger("authpi.token.keygen")
 
 AHEAD = 2  # keys the child holds ready
-_LENGTH = 4  # bytes of the big-endian length before each DER key
 
 
 class KeyMaker:
@@ -41,7 +41,7 @@ class KeyMaker:
 
     async def run(self, stop: asyncio.Event) -> None:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authpi.token.signing.keygen",
+            sys.executable, "-m", "authpi.token.signing.keys",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert proc.stdin is not None
@@ -64,7 +64,7 @@ class KeyMaker:
         async with self._lock:
             try:
                 proc.stdin.write(b"\n")  # the key that replaces the one taken now
-                size = int.from_bytes(await proc.stdout.readexactly(_LENGTH), "big")
+                size = int.from_bytes(await proc.stdout.readexactly(LENGTH_BYTES), "big")
                 der = await proc.stdout.readexactly(size)
             except BaseException as exc:
                 # A read cut short leaves the stream mid-key: end this child (`run` fails and
@@ -77,16 +77,3 @@ class KeyMaker:
                     raise
                 return None
         return load_private_der(der)
-
-
-def main() -> None:
-    """The child: for each line read, a new RSA key, written as its length and its DER."""
-    out = sys.stdout.buffer
-    while sys.stdin.buffer.readline():
-        der = private_der(generate("RS256"))
-        out.write(len(der).to_bytes(_LENGTH, "big") + der)
-        out.flush()
-
-
-if __name__ == "__main__":
-    main()

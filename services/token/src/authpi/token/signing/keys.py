@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -188,3 +189,20 @@ def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], d
     if not isinstance(claims, dict):
         raise ValueError("the claims are not an object")
     return header, claims  # type: ignore[return-value]
+
+
+LENGTH_BYTES = 4  # the big-endian length before each key `serve_rsa_keys` writes
+
+
+def serve_rsa_keys() -> None:
+    """The key child of authpi.token.signing.keygen: for each line read, a new RSA key, written
+    as its length and its PKCS#8 DER. It ends at the end of its input."""
+    out = sys.stdout.buffer
+    while sys.stdin.buffer.readline():
+        der = private_der(generate("RS256"))
+        out.write(len(der).to_bytes(LENGTH_BYTES, "big") + der)
+        out.flush()
+
+
+if __name__ == "__main__":
+    serve_rsa_keys()
