@@ -47,14 +47,27 @@ class Deployment:
         return json.loads((self.data_dir / "runtime.json").read_text())["ops_url"]
 
     def workers(self) -> set[int]:
-        """The IdP workers: the main process's live children (PostgreSQL and NATS are external)."""
-        return {pid for pid, ppid, state in _processes() if ppid == self.proc.pid and state != "Z"}
+        """The IdP workers: the main process's live children that run `authpi.platform.workers`
+        (PostgreSQL and NATS are external; the token service's key child is no worker)."""
+        return {
+            pid
+            for pid, ppid, state in _processes()
+            if ppid == self.proc.pid and state != "Z" and _runs(pid, b"authpi.platform.workers")
+        }
 
     def admin(self) -> AuthPIAdmin:
         return AuthPIAdmin(
             api_key=(self.creds["api_key_id"], self.creds["api_key_secret"]),
             account_id=self.creds["account_id"], base_url=self.api_url, retries=False,
         )  # fmt: skip
+
+
+def _runs(pid: int, module: bytes) -> bool:
+    """Whether process `pid` runs `python -m <module>` (its command line, from /proc)."""
+    try:
+        return module in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def _processes() -> list[tuple[int, int, str]]:
