@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 import jwt
@@ -223,13 +223,26 @@ async def bare_server(work: Path, workers: int) -> AsyncIterator[Target]:
         await _stop(proc)
 
 
+def tree_settings(tree: Path | None) -> dict[str, str]:
+    """The environment that runs `authpi up` on the code of `tree`, an unpacked older checkout
+    (`git archive <commit> | tar -x -C DIR`), ahead of the installed one; nothing for None."""
+    if tree is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(sorted(str(p) for p in tree.glob("*/*/src")))}
+
+
 @contextlib.asynccontextmanager
-async def authpi_server(work: Path, workers: int | None) -> AsyncIterator[list[Target]]:
-    """`authpi up` as shipped (workers None) with an ES256 and an EdDSA client and an agent."""
-    async with platform_process(workers, work) as running:
+async def authpi_server(
+    work: Path, workers: int | None, tree: Path | None = None, label: str = "authpi"
+) -> AsyncIterator[list[Target]]:
+    """`authpi up` as shipped (workers None) with an ES256 and an EdDSA client and an agent; with
+    `tree`, on the code of that older checkout."""
+    work = work / label
+    work.mkdir()
+    async with platform_process(workers, work, settings=tree_settings(tree)) as running:
         tenant = await set_up(running)
         pid = running.proc.pid
-        infra = [*ServerCpu(pid).roots, *(p for p in psutil.Process().children() if _nats(p))]
+        infra = [*ServerCpu(pid).roots, *_nats_of(pid)]
 
         def roots() -> list[int]:
             return [pid, *(p.pid for p in infra)]
@@ -239,9 +252,7 @@ async def authpi_server(work: Path, workers: int | None) -> AsyncIterator[list[T
         for subject in SUBJECTS:
             client_id, secret = tenant.clients[subject]
             alg = "ES256" if subject == AGENT else subject
-            targets.append(
-                Target(f"authpi {subject}", "authpi", url, client_id, secret, roots, alg)
-            )
+            targets.append(Target(f"{label} {subject}", label, url, client_id, secret, roots, alg))
         yield targets
 
 
@@ -249,6 +260,21 @@ def _nats(proc: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
         return "nats" in proc.name()
     return False
+
+
+def _nats_of(platform_pid: int) -> list[psutil.Process]:
+    """The embedded NATS server (a child of this process) that `authpi up` at `platform_pid`
+    uses, found by the port of its AUTHPI_NATS_URL."""
+    try:
+        port = urlsplit(psutil.Process(platform_pid).environ()["AUTHPI_NATS_URL"]).port
+    except (psutil.Error, KeyError, ValueError):
+        return []
+    found = []
+    for proc in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if _nats(proc) and str(port) in proc.cmdline():
+                found.append(proc)
+    return found
 
 
 def idp_processes(pid: int) -> int:
@@ -384,6 +410,10 @@ async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             targets.append(await stack.enter_async_context(bare_server(work, args.bare_workers)))
             ours = await stack.enter_async_context(authpi_server(work, args.workers))
             targets += ours
+            if args.baseline_tree:
+                targets += await stack.enter_async_context(
+                    authpi_server(work, args.workers, Path(args.baseline_tree), "old")
+                )
             results["servers"] = {
                 "peer": {"package": "oidc-provider", "version": peer_version(),
                          "workers": args.peer_workers, "node": _node_version()},
@@ -475,6 +505,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--peer-workers", type=int, default=2)
     parser.add_argument("--bare-workers", type=int, default=2)
     parser.add_argument("--no-peer", action="store_true", help="without node-oidc-provider")
+    parser.add_argument(
+        "--baseline-tree", default=None,
+        help="an unpacked older checkout (git archive) measured beside the current code as `old`",
+    )  # fmt: skip
     parser.add_argument("--out", default="bench-results/peer.json")
     parser.add_argument("--history", default="bench-results/peer-history.jsonl")
     args = parser.parse_args(argv)

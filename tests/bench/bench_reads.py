@@ -13,7 +13,7 @@ Scenarios, each a request that must answer 2xx:
 Servers: `authpi up` with the shipped defaults (one IdP process per core), the bare handlers
 under uvicorn + httptools + uvloop (one process, like the Core API port) and, with
 `--baseline-tree DIR`, a second `authpi up` running the code of DIR (an unpacked older commit:
-`git archive <commit> libs services | tar -x -C DIR`), so that the speed-up of a change is
+`git archive <commit> | tar -x -C DIR`), so that the speed-up of a change is
 measured in one run. Every run is `wrk -t1 -c64 -d5s` after a short warm-up; the rounds
 interleave the servers, so that noise from the rest of the machine spreads over all of them; the
 best round of each is reported.
@@ -48,10 +48,11 @@ from tests.bench.bench_peer import (
     ROOT,
     _commit,
     _free_port,
-    _nats,
+    _nats_of,
     _stop,
     cpu_delta,
     tree_cpu,
+    tree_settings,
 )
 from tests.bench.bench_tokens import WRK_HINT, run_wrk, set_up, wrk_script
 from tests.bench.loadgen import ServerCpu
@@ -145,28 +146,19 @@ async def authpi_server(
     name: str, work: Path, tree: Path | None = None
 ) -> AsyncIterator[tuple[Server, dict[str, Any]]]:
     """`authpi up` as shipped; with `tree`, running the code of that unpacked checkout."""
-    settings: dict[str, str] = {}
-    if tree is not None:
-        paths = sorted(str(p) for p in tree.glob("*/*/src"))
-        settings["PYTHONPATH"] = os.pathsep.join(paths)
     (work / name).mkdir()
-    async with platform_process(None, work / name, settings=settings) as running:
+    async with platform_process(None, work / name, settings=tree_settings(tree)) as running:
         tenant = await _tenant(running)
         pid = running.proc.pid
-        infra = [p.pid for p in ServerCpu(pid).roots]
-        nats = [p.pid for p in running_children() if _nats(p) and p.pid not in infra]
-        server = Server(name, [pid, *infra, *nats], tenant["requests"])
+        infra = [p.pid for p in (*ServerCpu(pid).roots, *_nats_of(pid))]
+        server = Server(name, [pid, *infra], tenant["requests"])
         yield server, tenant
 
 
-def running_children() -> list[Any]:
-    import psutil
-
-    return list(psutil.Process().children())
-
-
 @contextlib.asynccontextmanager
-async def bare_server(work: Path, tenant: dict[str, Any], bodies: dict[str, Any]) -> AsyncIterator[Server]:
+async def bare_server(
+    work: Path, tenant: dict[str, Any], bodies: dict[str, Any]
+) -> AsyncIterator[Server]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     config = {
@@ -302,7 +294,10 @@ def report(results: dict[str, Any]) -> None:
         f"\nauthenticated reads, wrk -t1 -c{results['wrk']['connections']} "
         f"-d{results['wrk']['seconds']:g}s, {results['rounds']} rounds, {results['cpus']} cores"
     )
-    print(f"{'scenario':11} {'server':12} {'best/s':>9} {'p99 ms':>7} {'CPU us/req':>10} {'vs bare':>7}")
+    print(
+        f"{'scenario':11} {'server':12} {'best/s':>9} {'p99 ms':>7} {'CPU us/req':>10}"
+        f" {'vs bare':>7}"
+    )
     for name, rows in results["summary"].items():
         for scenario, row in rows.items():
             ratio = results["cpu_vs_bare"].get(name, {}).get(scenario, 0)
@@ -336,7 +331,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    failed = [f"{n} {k}" for n, rows in results["summary"].items() for k, v in rows.items() if v["non_2xx"]]
+    failed = [
+        f"{n} {k}"
+        for n, rows in results["summary"].items()
+        for k, v in rows.items()
+        if v["non_2xx"]
+    ]
     if failed:
         raise SystemExit(f"non-2xx responses from {', '.join(failed)}: the figures are not valid")
     return results
