@@ -11,7 +11,7 @@ round trips. Only for blocks that write nothing: a write needs its transaction
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import psycopg
@@ -19,7 +19,9 @@ from psycopg_pool import AsyncConnectionPool
 
 
 @contextlib.asynccontextmanager
-async def reading(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+async def reading(
+    pool: AsyncConnectionPool,
+) -> AsyncGenerator[psycopg.AsyncConnection[Any], None]:
     """A connection from `pool` in autocommit for the block, as it was once back in the pool."""
     async with pool.connection() as conn:
         if conn.autocommit:

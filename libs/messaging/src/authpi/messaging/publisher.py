@@ -2,13 +2,12 @@
 check) adds a fact to memory and returns; a worker task publishes the buffer to the FACTS stream
 as one message. Nothing on the request path waits for NATS.
 
-The first fact after a quiet spell goes out at once; after each publish the task waits
-`interval` (or until the buffer fills) before the next, so under load a batch gathers what
-arrived meanwhile. Each batch costs every fact consumer (metering, agent usage, the audit log)
-one fetch and one transaction, and the audit log's tailers one read each: under load that
-per-batch work, not the per-fact work, was most of what a token cost beyond its request. A batch that fails to publish is retried with the same Nats-Msg-Id, so a retry
-after a lost ack is not counted twice. The buffer is bounded: if NATS stays away, the oldest
-facts are dropped and counted."""
+The first fact after a quiet spell goes out at once (no timer to wait out, and none ticking while
+idle); after each publish the task waits `interval` (or until the buffer fills) before the next,
+so under load a batch gathers what arrived meanwhile: each batch costs every fact consumer
+(metering, agent usage, the audit log) a fetch and a transaction. A batch that fails to publish
+is retried with the same Nats-Msg-Id, so a retry after a lost ack is not counted twice. The
+buffer is bounded: if NATS stays away, the oldest facts are dropped and counted."""
 
 from __future__ import annotations
 

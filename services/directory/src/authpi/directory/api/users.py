@@ -14,8 +14,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.users import NewUser, UserChanges, Users, normalized_username
 from authpi.directory.queries.users import UserIndexRow, UserRow
-from authpi.eventstore.reads import reading
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
+from authpi.eventstore.reads import reading
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
