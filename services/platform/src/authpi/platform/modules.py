@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from authpi.agent.service import MODULE as AGENT
 from authpi.billing.service import MODULE as BILLING
+from authpi.config import Settings
 from authpi.contracts.billing import Payments
 from authpi.contracts.directory import InvitationAnswers, SsoDirectory, UserRegistry
 from authpi.directory.service import MODULE as DIRECTORY
+from authpi.gateway.service import KEYINFO
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
@@ -18,6 +20,39 @@ from authpi.webhook.service import MODULE as WEBHOOK
 
 def all_modules() -> list[ServiceModule]:
     return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK, GATEWAY]
+
+
+def serving_modules(service: str | None = None) -> list[ServiceModule]:
+    """What one process runs. `authpi up` (None): every module, the all-in-one. `authpi serve
+    gateway`: the gateway alone, forwarding every service's Core API routes to the service's own
+    process. `authpi serve <service>`: that service alone; the token service with the gateway's
+    keyinfo part, since the IdP port is the token process's (gateway.service `KEYINFO`)."""
+    if service is None:
+        return all_modules()
+    chosen = [m for m in all_modules() if m.name == service]
+    if not chosen:
+        raise ValueError(f"no such service: {service}")
+    return [*chosen, KEYINFO] if service == "token" else chosen
+
+
+def serving_problem(settings: Settings, service: str | None) -> str | None:
+    """What keeps `authpi serve <service>` from starting, said before anything starts: the
+    gateway forwards every service's Core API routes, so AUTHPI_SERVICE_URLS names each one (and
+    nothing else); a service listens for the gateway where AUTHPI_INTERNAL_URL says."""
+    if service is None:
+        return None
+    services = {m.name for m in all_modules()} - {"gateway"}
+    if service != "gateway":
+        if settings.internal_url is None:
+            return "AUTHPI_INTERNAL_URL is required: where this service listens for the gateway"
+        return None
+    urls = {name for name, _ in settings.service_urls}
+    if urls - services:
+        return f"AUTHPI_SERVICE_URLS: no such service: {', '.join(sorted(urls - services))}"
+    if services - urls:
+        missing = ", ".join(sorted(services - urls))
+        return f"AUTHPI_SERVICE_URLS has no URL for: {missing} (the gateway forwards to each)"
+    return None
 
 
 async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
