@@ -31,5 +31,6 @@ async def reading(
         try:
             yield conn
         finally:
-            if not conn.closed:
+            # A broken connection cannot be switched back; the pool discards it on return.
+            with contextlib.suppress(psycopg.Error):
                 await conn.set_autocommit(False)
