@@ -318,22 +318,34 @@ async def check_token(target: Target) -> None:
 # --- the runs ----------------------------------------------------------------------------------
 
 
-async def measure(target: Target, wrk: str, work: Path, args: argparse.Namespace) -> None:
-    headers = {"Authorization": target.authorization}
-    script = wrk_script(work / "run.lua", "POST", BODY, headers=headers)
+async def run_with_cpu(
+    wrk: str, script: Path, url: str, roots: list[int], args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """A warm-up, then the run (`args.threads`, `.connections`, `.seconds`, `.warmup`) with the
+    CPU of `roots` and their children over it: (wrk's figures, CPU seconds by group, CPU
+    microseconds per 2xx answer by group). The script (it holds a secret) is removed."""
     try:
-        await run_wrk(wrk, script, target.url, threads=1, connections=8, seconds=args.warmup)
-        before = tree_cpu(target.roots())
+        await run_wrk(wrk, script, url, threads=1, connections=8, seconds=args.warmup)
+        before = tree_cpu(roots)
         run = await run_wrk(
-            wrk, script, target.url, threads=args.threads, connections=args.connections,
+            wrk, script, url, threads=args.threads, connections=args.connections,
             seconds=args.seconds,
         )  # fmt: skip
-        spent = cpu_delta(before, tree_cpu(target.roots()))
+        spent = cpu_delta(before, tree_cpu(roots))
     finally:
         script.unlink(missing_ok=True)
     ok = run["requests"] - run["non_2xx"]
+    per = {k: round(v / ok * 1e6, 1) for k, v in spent.items()} if ok else {}
+    return run, spent, per
+
+
+async def measure(target: Target, wrk: str, work: Path, args: argparse.Namespace) -> None:
+    headers = {"Authorization": target.authorization}
+    script = wrk_script(work / "run.lua", "POST", BODY, headers=headers)
+    run, spent, per = await run_with_cpu(wrk, script, target.url, target.roots(), args)
+    ok = run["requests"] - run["non_2xx"]
     run["cpu_s"] = {k: round(v, 3) for k, v in spent.items()}
-    run["cpu_us_per_token"] = {k: round(v / ok * 1e6, 1) for k, v in spent.items()} if ok else {}
+    run["cpu_us_per_token"] = per
     if ok:
         run["cpu_us_per_token"]["total"] = round(sum(spent.values()) / ok * 1e6, 1)
     target.runs.append(run)

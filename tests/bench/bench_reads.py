@@ -50,11 +50,10 @@ from tests.bench.bench_peer import (
     _free_port,
     _nats_of,
     _stop,
-    cpu_delta,
-    tree_cpu,
+    run_with_cpu,
     tree_settings,
 )
-from tests.bench.bench_tokens import WRK_HINT, run_wrk, set_up, wrk_script
+from tests.bench.bench_tokens import WRK_HINT, set_up, wrk_script
 from tests.bench.loadgen import ServerCpu
 
 SCENARIOS = ("me", "get_user", "list_users", "introspect")
@@ -205,18 +204,8 @@ async def measure(
         work / "reads.lua", request["method"], request.get("body"),
         headers={"Authorization": request["auth"]},
     )  # fmt: skip
-    try:
-        await run_wrk(wrk, script, request["url"], threads=1, connections=8, seconds=args.warmup)
-        before = tree_cpu(server.roots)
-        run = await run_wrk(
-            wrk, script, request["url"], threads=1, connections=args.connections,
-            seconds=args.seconds,
-        )  # fmt: skip
-        spent = cpu_delta(before, tree_cpu(server.roots))
-    finally:
-        script.unlink(missing_ok=True)
-    ok = run["requests"] - run["non_2xx"]
-    run["cpu_us_per_request"] = {k: round(v / ok * 1e6, 1) for k, v in spent.items()} if ok else {}
+    run, _, per = await run_with_cpu(wrk, script, request["url"], server.roots, args)
+    run["cpu_us_per_request"] = per
     server.runs[scenario].append(run)
     print(
         f"  {scenario:11} {server.name:12} {run['ok_per_s']:>9.1f} 2xx/s  p99 "
@@ -246,7 +235,7 @@ async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     results: dict[str, Any] = {
         "cpus": os.cpu_count(), "commit": _commit(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wrk": {"threads": 1, "connections": args.connections, "seconds": args.seconds},
+        "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds},
         "rounds": args.rounds, "load_before": os.getloadavg(),
     }  # fmt: skip
     try:
@@ -291,8 +280,9 @@ async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> None:
     print(
-        f"\nauthenticated reads, wrk -t1 -c{results['wrk']['connections']} "
-        f"-d{results['wrk']['seconds']:g}s, {results['rounds']} rounds, {results['cpus']} cores"
+        f"\nauthenticated reads, wrk -t{results['wrk']['threads']}"
+        f" -c{results['wrk']['connections']} -d{results['wrk']['seconds']:g}s,"
+        f" {results['rounds']} rounds, {results['cpus']} cores"
     )
     print(
         f"{'scenario':11} {'server':12} {'best/s':>9} {'p99 ms':>7} {'CPU us/req':>10}"
@@ -311,6 +301,7 @@ def report(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_reads")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each run")
