@@ -22,9 +22,11 @@ from authpi_admin.errors import AuthenticationError
 
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
+from authpi.errors import Conflict
 from authpi.platform.modules import all_modules
 from authpi.platform.serving import build_core_api_app, offline_runtime
 from authpi.platform.testing.distributed import SERVICES, Distributed, add_replica, distributed
+from authpi.web.calls import Calls, RemoteDirectory
 from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.principal import Principal
 from authpi.web.routes import route_table
@@ -305,3 +307,30 @@ async def test_two_token_replicas_share_the_idp_and_internal_ports(dist):
             .verifiers.create({"type": "totp", "name": "Phone"})
         )
         assert started.enrollment_id
+
+
+async def test_directory_commands_run_in_the_directory_process_when_called_from_another(dist):
+    """What the token service's portal calls (signup) reaches the directory's process, signed,
+    and its refusals come back as the same errors."""
+    admin = admin_of(dist)
+    issuer = await admin.issuers.create({"name": f"calls-{uuid.uuid4().hex[:6]}"})
+    calls = Calls(dist.internal, EdgeSigner(keys_of(Kek.from_text(dist.kek)), SystemClock()))
+    directory = RemoteDirectory(calls)
+    email = f"signup-{uuid.uuid4().hex[:8]}@example.com"
+    try:
+        user_id = await directory.register(
+            account_id=dist.account_id, issuer_id=issuer.id, username_type="email",
+            username=email, profile={"name": "Ada"},
+        )  # fmt: skip
+        assert (await admin.issuer(issuer.id).user(user_id).get()).id == user_id
+        with pytest.raises(Conflict) as taken:
+            await directory.register(
+                account_id=dist.account_id, issuer_id=issuer.id, username_type="email",
+                username=email, profile={},
+            )  # fmt: skip
+        assert taken.value.reason == "user.username"
+    finally:
+        await calls.close()
+    async with httpx.AsyncClient(base_url=dist.api_url, auth=basic(dist)) as client:
+        hidden = await client.post("/internal/calls/user_registry/register", json={})
+    assert hidden.status_code in (401, 404)  # never through the gateway

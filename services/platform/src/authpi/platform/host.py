@@ -65,6 +65,8 @@ from authpi.platform.serving import (
 )
 from authpi.platform.workers import WorkerPool
 from authpi.web.app import Metrics, WebApp, build_ops_app
+from authpi.web.calls import Calls
+from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.mail import Mailer, NoMailer, SmtpMailer, is_loopback_host
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.web.supervisor import supervise
@@ -228,7 +230,9 @@ class Platform:
             own = await self.nats(module.name)
             self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
             self.parts.append(await prepared(module, self.runtimes[module.name]))
-        wire(self.parts)
+        calls = Calls(dict(s.service_urls), EdgeSigner(keys_of(kek), self.clock))
+        self.stack.push_async_callback(calls.close)
+        wire(self.parts, calls)
         if self.serve_http and self.serves_core_api:
             here = {m.name for m in self.modules}
             offline = offline_runtime(s)

@@ -14,6 +14,7 @@ from authpi.directory.service import MODULE as DIRECTORY
 from authpi.gateway.service import KEYINFO
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
+from authpi.web.calls import Calls, RemoteDirectory, RemotePayments
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.webhook.service import MODULE as WEBHOOK
 
@@ -64,13 +65,23 @@ async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
     return parts
 
 
-def wire(parts: Sequence[ServiceParts]) -> None:
+def wire(parts: Sequence[ServiceParts], calls: Calls | None = None) -> None:
     """Connect the process's parts once all are built (the main process and every IdP worker):
     the token service's signup registry to the directory's UserRegistry, InvitationAnswers and
     SsoDirectory, and the billing service's x402 `Payments` (when it has one) to its top-up route
-    and the gateway's 402 gate, in-process."""
+    and the gateway's 402 gate, in-process. Those whose owner runs in another process (the
+    distributed topology) are reached through `calls` (authpi.web.calls), when it reaches it."""
     exports = {p.name: p.exports for p in parts}
     registry = exports.get("token", {}).get("registry")
+    if registry is not None and "directory" not in exports and calls is not None:
+        if calls.reaches("user_registry"):
+            remote = RemoteDirectory(calls)
+            registry.connect(remote, remote)
+            registry.connect_sso(remote)
+    gateway = exports.get("gateway", {}).get("gateway")
+    if gateway is not None and "billing" not in exports and calls is not None:
+        if calls.reaches("payments"):
+            gateway.payment_gate.payments = RemotePayments(calls)
     directory = exports.get("directory", {}).get("user_registry")
     if registry is not None and directory is not None:
         assert isinstance(directory, UserRegistry)

@@ -157,9 +157,10 @@ async def distributed(
         data_dir=data_dir,
     )  # fmt: skip
     env = _environment(infra, ns, kek, run.api_url, run.idp_url)
+    # The gateway forwards to every service; the token service calls the directory's commands.
+    env["AUTHPI_SERVICE_URLS"] = ",".join(f"{n}={url}" for n, url in run.internal.items())
     try:
-        urls = ",".join(f"{name}={url}" for name, url in run.internal.items())
-        gateway = {**env, **(gateway_env or {}), "AUTHPI_SERVICE_URLS": urls}
+        gateway = {**env, **(gateway_env or {})}
         _spawn(run, "gateway", "gateway", {**gateway, "AUTHPI_OPS_URL": run.ops["gateway"]})
         for name in SERVICES:
             own = {"AUTHPI_INTERNAL_URL": run.internal[name], "AUTHPI_OPS_URL": run.ops[name]}
