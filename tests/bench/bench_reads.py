@@ -46,12 +46,17 @@ import uvloop
 from authpi.platform.testing.process import Running, platform_process
 from tests.bench.bench_peer import (
     ROOT,
-    _commit,
     _free_port,
     _nats_of,
     _stop,
+    print_run,
+    run_arguments,
+    run_header,
     run_with_cpu,
+    settled,
+    summarize,
     tree_settings,
+    wrk_or_hint,
 )
 from tests.bench.bench_tokens import WRK_HINT, set_up, wrk_script
 from tests.bench.loadgen import ServerCpu
@@ -127,11 +132,7 @@ async def check(server: Server) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(timeout=10) as http:
         for scenario, request in server.requests.items():
-            while True:
-                resp = await _answer(http, request)
-                if resp.status_code not in (401, 429) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)  # a client the IdP processes have not all learnt yet
+            resp = await settled(lambda r=request: _answer(http, r), deadline)
             if resp.status_code != 200:
                 raise RuntimeError(f"{server.name} {scenario}: {resp.status_code} {resp.text}")
             if scenario == "introspect" and resp.json().get("active") is not True:
@@ -207,37 +208,16 @@ async def measure(
     run, _, per = await run_with_cpu(wrk, script, request["url"], server.roots, args)
     run["cpu_us_per_request"] = per
     server.runs[scenario].append(run)
-    print(
-        f"  {scenario:11} {server.name:12} {run['ok_per_s']:>9.1f} 2xx/s  p99 "
-        f"{run['p99_ms']:6.2f} ms  server CPU "
-        f"{run['cpu_us_per_request'].get('server', 0):6.1f} us/request  non-2xx {run['non_2xx']}",
-        flush=True,
-    )
+    print_run(f"{scenario} {server.name}", run, "request")
 
 
 def summary(server: Server) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for scenario, runs in server.runs.items():
-        if not runs:
-            continue
-        best = max(runs, key=lambda r: r["ok_per_s"])
-        cpus = [r["cpu_us_per_request"].get("server", 0.0) for r in runs]
-        out[scenario] = {
-            "best_per_s": best["ok_per_s"], "p99_ms_of_best": best["p99_ms"],
-            "cpu_us_per_request_best": min(cpus), "cpu_us_per_request_max": max(cpus),
-            "non_2xx": sum(r["non_2xx"] for r in runs),
-        }  # fmt: skip
-    return out
+    return {s: summarize(runs, "request") for s, runs in server.runs.items() if runs}
 
 
 async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="authpi-bench-reads-"))
-    results: dict[str, Any] = {
-        "cpus": os.cpu_count(), "commit": _commit(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds},
-        "rounds": args.rounds, "load_before": os.getloadavg(),
-    }  # fmt: skip
+    results = run_header(args)
     try:
         async with contextlib.AsyncExitStack() as stack:
             ours, tenant = await stack.enter_async_context(authpi_server("authpi", work))
@@ -301,21 +281,12 @@ def report(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_reads")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each run")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each server, interleaved")
+    run_arguments(parser, seconds=5.0, rounds=2)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    parser.add_argument(
-        "--baseline-tree", default=None,
-        help="an unpacked older checkout (libs/, services/) to run beside the current code",
-    )  # fmt: skip
     parser.add_argument("--out", default="bench-results/reads.json")
     args = parser.parse_args(argv)
-    wrk = shutil.which("wrk")
+    wrk = wrk_or_hint()
     if wrk is None:
-        print(WRK_HINT, file=sys.stderr)
         return {"skipped": WRK_HINT}
     results = uvloop.run(bench(args, wrk))
     report(results)
