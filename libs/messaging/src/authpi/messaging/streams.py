@@ -21,7 +21,7 @@ from authpi.messaging.auth import ADMIN, NatsAuth, inbox_prefix
 DEFINITIONS = Path(str(resources.files("authpi.messaging"))).parents[4] / "deploy" / "nats"
 
 
-def _load(name: str, namespace: str) -> StreamConfig:
+def _load(name: str, namespace: str, replicas: int = 1) -> StreamConfig:
     raw = (DEFINITIONS / name).read_text()
     raw = raw.replace("{NS}_EVENTS", events_stream(namespace))
     raw = raw.replace("{NS}_FACTS", facts_stream(namespace))
@@ -36,6 +36,7 @@ def _load(name: str, namespace: str) -> StreamConfig:
         max_age=float(spec["max_age"]),
         duplicate_window=float(spec["duplicate_window"]),
         allow_direct=spec.get("allow_direct"),
+        num_replicas=replicas,
     )
 
 
@@ -68,13 +69,20 @@ def jetstream(nc: NATS) -> JetStreamContext:
     return nc.jetstream()  # pyright: ignore[reportUnknownMemberType]  # untyped **opts
 
 
-async def ensure_streams(js: JetStreamContext, namespace: str) -> None:
+async def ensure_streams(
+    js: JetStreamContext, namespace: str, *, replicas: int | None = None
+) -> None:
+    """Declare (or update) the streams. `replicas`: copies of each in a NATS cluster (3 there);
+    None keeps an existing stream's count (a single server's start never scales a cluster's
+    streams down) and declares a new one with 1."""
     for file in ("events-stream.json", "facts-stream.json", "public-stream.json"):
-        config = _load(file, namespace)
+        config = _load(file, namespace, replicas or 1)
         assert config.name is not None  # _load always names the stream
         # update_stream and add_stream take untyped **params besides the config (none passed).
         try:
-            await js.stream_info(config.name)
+            info = await js.stream_info(config.name)
+            if replicas is None:
+                config.num_replicas = info.config.num_replicas
             await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
         except NotFoundError:
             await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]

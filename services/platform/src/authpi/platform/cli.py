@@ -1,4 +1,5 @@
-"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, kek, proto."""
+"""The `authpi` command: up, serve, migrate, bootstrap, replay, relay, dead-letters, kek,
+streams, proto."""
 
 from __future__ import annotations
 
@@ -44,7 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
     auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
     auth.add_argument("--out", required=True, help="directory for the generated files")
-    sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
+    streams = sub.add_parser("streams", help="declare the JetStream streams (as the admin)")
+    streams.add_argument(
+        "--replicas", type=int, help="copies of each stream (3 in a NATS cluster; default: kept)"
+    )
+    sub.add_parser(
+        "migrate",
+        help="apply every migration and create the per-service database roles (as the owner)",
+    )
     ints = sub.add_parser("integrators", help="NATS credentials to read an account's events")
     ints_sub = ints.add_subparsers(dest="action", required=True)
     ints_add = ints_sub.add_parser("add", help="a new credential (its password is shown once)")
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         "kek": lambda: kek_rotate(settings),
         "relay": lambda: relay_only(settings, args.service, args.schema),
         "nats-auth": lambda: nats_auth_files(settings, args.out),
-        "streams": lambda: declare_streams(settings),
+        "streams": lambda: declare_streams(settings, args.replicas),
+        "migrate": lambda: migrate_database(settings),
         "integrators": lambda: integrators(settings, args),
     }
     try:
@@ -414,7 +423,36 @@ async def integrators(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def declare_streams(settings: Settings) -> int:
+async def migrate_database(settings: Settings) -> int:
+    """`authpi migrate`: a one-shot job as the database owner. Every schema's migrations, then
+    one LOGIN role per service (`<namespace>_<service>`) with rights on its own schema only
+    (platform/database.py), its password from AUTHPI_DB_PASSWORD_<SERVICE> when given."""
+    import psycopg
+
+    from authpi.platform import database
+    from authpi.platform.modules import all_modules
+
+    if not settings.database_url:
+        raise SystemExit("authpi migrate needs AUTHPI_DATABASE_URL (connecting as the owner)")
+    modules = all_modules()
+    names = [m.name for m in modules]
+    unknown = sorted(set(settings.database_passwords) - set(names))
+    if unknown:
+        raise SystemExit(
+            f"authpi migrate: no service {', '.join(unknown)} (AUTHPI_DB_PASSWORD_<SERVICE> "
+            f"takes one of {', '.join(names).upper()})"
+        )
+    ns, region = settings.namespace, settings.region
+    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        await conn.set_autocommit(True)
+        applied = await database.migrate_all(conn, ns, region, modules)
+        await database.ensure_roles(conn, ns, region, names, settings.database_passwords)
+    roles = ", ".join(database.service_role(ns, n) for n in names)
+    print(f"migrations applied: {len(applied)}; roles: {roles}", flush=True)
+    return 0
+
+
+async def declare_streams(settings: Settings, replicas: int | None = None) -> int:
     from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
 
@@ -423,7 +461,7 @@ async def declare_streams(settings: Settings) -> int:
     path = settings.nats_credentials_file
     nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
     try:
-        await ensure_streams(nc.jetstream(), settings.namespace)
+        await ensure_streams(nc.jetstream(), settings.namespace, replicas=replicas)
     finally:
         await nc.close()
     return 0
