@@ -46,22 +46,28 @@ async def connect(
     """Connect as `identity` when `auth` holds credentials; without `auth`, as `url` says (a
     server without authorization: development only)."""
     options: dict[str, Any] = {}
+    # Several servers (a cluster), comma-separated: the client tries them in turn.
+    servers = [u.strip() for u in url.split(",") if u.strip()]
     if auth is not None:
         cred = auth.get(identity)
-        parts = urlsplit(url)
-        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        servers = [_without_user(u) for u in servers]
         options = {"user": cred.user, "password": cred.password}
         options["inbox_prefix"] = inbox_prefix(identity)
     # nats.connect forwards untyped **options to Client.connect, which types reconnect_time_wait
     # as int although it takes seconds as a float.
     return await nats.connect(  # pyright: ignore[reportUnknownMemberType]
-        url,
+        servers,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         allow_reconnect=True,
         **options,
     )
+
+
+def _without_user(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def jetstream(nc: NATS) -> JetStreamContext:

@@ -1,0 +1,76 @@
+"""The local NATS JetStream cluster of the distributed run (embedded.servers.NatsCluster): three
+nodes on loopback with routes between them, the streams replicated on all three, and a publish
+that survives the loss of a node, which rejoins when it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.errors import Error as NatsError
+
+from authpi.contracts.subjects import events_stream
+from authpi.embedded.servers import NatsCluster
+from authpi.messaging import auth as nats_auth
+from authpi.messaging.streams import connect, ensure_streams, jetstream
+from authpi.testing.infra import new_namespace
+from authpi.testing.plugin import eventually
+
+pytestmark = pytest.mark.distributed
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    data = tmp_path_factory.mktemp("nats-cluster")
+    auth, _, config = nats_auth.embedded(data, None)
+    nodes = NatsCluster(data / "nodes", config=config)
+    nodes.start()
+    yield nodes, auth
+    nodes.stop()
+
+
+async def _published(js, subject: str, payload: bytes, msg_id: str) -> int:
+    """Publish until acknowledged (a stream whose leader was lost elects another first)."""
+
+    async def attempt() -> int:
+        try:
+            ack = await js.publish(subject, payload, timeout=2, headers={"Nats-Msg-Id": msg_id})
+        except (NatsError, TimeoutError):  # no leader yet: try again
+            return 0
+        return ack.seq
+
+    return await eventually(attempt, timeout=30, interval=0.2)
+
+
+async def test_streams_replicated_on_three_nodes_and_survive_one_node_lost(cluster):
+    nodes, auth = cluster
+    ns = new_namespace()
+    nc = await connect(nodes.url, auth=auth)
+    try:
+        js = jetstream(nc)
+        await ensure_streams(js, ns, replicas=3)
+        info = await js.stream_info(events_stream(ns))
+        assert info.config.num_replicas == 3
+        assert info.cluster is not None and len(info.cluster.replicas or []) == 2
+        subject = f"{ns}.evt.acc_1.user.created"
+        before = [await _published(js, subject, b"%d" % i, f"m{i}") for i in range(20)]
+        # Lose the stream's leader: the worst node to lose.
+        leader = next(i for i, n in enumerate(nodes.nodes) if n.name == info.cluster.leader)
+        nodes.kill(leader)
+        after = [await _published(js, subject, b"%d" % i, f"m{i}") for i in range(20, 40)]
+        assert sorted(before + after) == list(range(1, 41))  # none lost, none doubled
+        sub = await js.pull_subscribe(subject, durable=None, stream=events_stream(ns))
+        got: list[bytes] = []
+        while len(got) < 40:
+            got += [m.data for m in await sub.fetch(40 - len(got), timeout=5)]
+        assert got == [b"%d" % i for i in range(40)]
+        await asyncio.to_thread(nodes.restart, leader)
+
+        async def rejoined() -> bool:
+            state = await js.stream_info(events_stream(ns))
+            peers = state.cluster.replicas or [] if state.cluster else []
+            return len(peers) == 2 and all(p.current for p in peers)
+
+        await eventually(rejoined, timeout=30, interval=0.2)
+    finally:
+        await nc.close()
