@@ -51,6 +51,15 @@ run: venv
 	AUTHPI_SSO_ALLOW_INSECURE=$${AUTHPI_SSO_ALLOW_INSECURE-1} \
 	$(BIN)/authpi up
 
+## make run-distributed: the distributed topology on this machine (authpi up --distributed): a
+## 3-node NATS JetStream cluster, one PostgreSQL with a role per service, every service its own
+## process, two token replicas sharing the public ports
+run-distributed: venv
+	AUTHPI_WEBHOOKS_ALLOW_INSECURE=$${AUTHPI_WEBHOOKS_ALLOW_INSECURE-1} \
+	AUTHPI_WEBHOOKS_ALLOW_PRIVATE=$${AUTHPI_WEBHOOKS_ALLOW_PRIVATE-1} \
+	AUTHPI_SSO_ALLOW_INSECURE=$${AUTHPI_SSO_ALLOW_INSECURE-1} \
+	$(BIN)/authpi up --distributed
+
 ## make test: the whole suite against real PostgreSQL and NATS JetStream
 test: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)

@@ -27,8 +27,10 @@ async def acquire(
     stop: asyncio.Event | None = None,
     timeout: float | None = None,
     retry_every: float = 1.0,
+    busy: asyncio.Event | None = None,
 ) -> bool:
-    """Take the lock on `conn`, retrying until `stop` is set or `timeout` passes (then False)."""
+    """Take the lock on `conn`, retrying until `stop` is set or `timeout` passes (then False).
+    `busy` is set when another session holds it: this copy stands by (another process runs)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stop = stop or asyncio.Event()
     while not stop.is_set():
@@ -36,6 +38,8 @@ async def acquire(
         row = await cur.fetchone()
         if row and row[0]:
             return True
+        if busy is not None:
+            busy.set()
         if deadline is not None and time.monotonic() >= deadline:
             return False
         with contextlib.suppress(TimeoutError):

@@ -71,6 +71,8 @@ class Relay:
         self.on_sequence = on_sequence
         self.published = 0
         self.running = asyncio.Event()
+        # Set once it runs or stands by (another process holds the schema's relay lock).
+        self.started = asyncio.Event()
         self._sql_read: LiteralString = render(
             "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
             " schema_version, (extract(epoch from recorded_at) * 1000)::bigint,"
@@ -101,7 +103,7 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
-            if not await acquire(listen, relay_lock(self.schema), stop=stop):
+            if not await acquire(listen, relay_lock(self.schema), stop=stop, busy=self.started):
                 return
             await listen.execute(self._sql_listen)
             wake = asyncio.Event()
@@ -118,6 +120,7 @@ class Relay:
                     assert row is not None
                     cursor = (int(row[0]), int(row[1]))
                     self.running.set()
+                    self.started.set()
                     log.info("relay.started", schema=self.schema, cursor=cursor)
                     held_for = 0.0
                     while not stop.is_set():

@@ -74,6 +74,8 @@ class DurableConsumer:
         self.on_dead_letter = on_dead_letter
         self.checkpoints = Checkpoints(schema, durable)
         self.running = asyncio.Event()
+        # Set once it runs or stands by (another process holds the projection's lock).
+        self.started = asyncio.Event()
 
     def _filters(self) -> list[str]:
         """The subjects the durable consumer is bound to."""
@@ -91,10 +93,12 @@ class DurableConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
-            if not await acquire(lock, consumer_lock(self.schema, self.durable), stop=stop):
+            key = consumer_lock(self.schema, self.durable)
+            if not await acquire(lock, key, stop=stop, busy=self.started):
                 return
             sub = await self._bind()
             self.running.set()
+            self.started.set()
             log.info("consumer.started", consumer=self.durable)
             try:
                 await self._loop(sub, stop)

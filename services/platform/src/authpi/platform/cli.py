@@ -24,7 +24,11 @@ log = get_logger("authpi.cli")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="authpi", description="AuthPI identity platform")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the all-in-one platform")
+    up_cmd = sub.add_parser("up", help="run the all-in-one platform")
+    up_cmd.add_argument(
+        "--distributed", action="store_true",
+        help="every service its own process, a 3-node NATS cluster, a database role each",
+    )  # fmt: skip
     serve = sub.add_parser("serve", help="run one service (distributed topology)")
     serve.add_argument("service", choices=["directory", "token", "agent", "billing", "webhook"])
     boot = sub.add_parser("bootstrap", help="create (once) the first account and an API key")
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(proto_run(write=args.write))
     runner: dict[str, Any] = {
-        "up": lambda: up(settings),
+        "up": lambda: up_distributed(settings) if args.distributed else up(settings),
         "serve": lambda: up(settings, only=args.service),
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
@@ -159,6 +163,32 @@ async def up(settings: Settings, only: str | None = None) -> int:
         await stop.wait()
     finally:
         await platform.stop()
+    return 0
+
+
+async def up_distributed(settings: Settings) -> int:
+    from authpi.platform.distributed import Distributed
+
+    run = Distributed(settings)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    starting = asyncio.create_task(run.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        starting.result()
+        names = ", ".join(run.children)
+        print(
+            f"AuthPI is up (distributed: {names}): Core API {settings.api_url}  "
+            f"IdP API {settings.idp_url}  NATS {run.nats.url if run.nats else ''}",
+            flush=True,
+        )
+        await stop.wait()
+    else:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    await run.stop()
     return 0
 
 

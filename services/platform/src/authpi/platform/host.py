@@ -342,8 +342,9 @@ class Platform:
         )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
-        events = [(f"relay:{r.schema}", r.running) for r in self.relays]
-        events += [(f"consumer:{c.projection.name}", c.running) for c in self.consumers]
+        # Running, or standing by while another process of the deployment runs it.
+        events = [(f"relay:{r.schema}", r.started) for r in self.relays]
+        events += [(f"consumer:{c.projection.name}", c.started) for c in self.consumers]
         events += [(f"warm:{p.name}", e) for p in self.parts for e in p.warm]
         assert self.rt is not None
         events.append(("sync", self.rt.sync.running))
@@ -365,7 +366,7 @@ class Platform:
         checks = await connection_checks(self.rt)
         if self.rt is None:
             return checks
-        workers = [r.running for r in self.relays] + [c.running for c in self.consumers]
+        workers = [r.started for r in self.relays] + [c.started for c in self.consumers]
         # A cache follower that failed to apply an event is not warm until it has reloaded.
         workers += [e for p in self.parts for e in p.warm]
         checks["consumers"] = all(e.is_set() for e in workers) and not any(
@@ -389,8 +390,8 @@ class Platform:
         """Bind every port before the services are built, so that a port chosen by the system
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
-        for url in (s.api_url, s.idp_url, s.ops_url):
-            sock = bind(url)
+        for url, shared in ((s.api_url, True), (s.idp_url, True), (s.ops_url, False)):
+            sock = bind(url, reuse_port=shared and s.reuse_port)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
             parts = urlsplit(url)
