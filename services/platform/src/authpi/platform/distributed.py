@@ -68,6 +68,7 @@ class Child:
     started_at: float = 0.0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: list[float] = field(default_factory=list[float])  # seconds until up again, each
+    exited_at: float = 0.0  # time.monotonic() of its last unasked exit
 
     @property
     def pid(self) -> int | None:
@@ -75,8 +76,12 @@ class Child:
 
 
 class Distributed:
-    def __init__(self, settings: Settings, *, nats_nodes: int = NATS_NODES) -> None:
+    def __init__(
+        self, settings: Settings, *, nats_nodes: int = NATS_NODES, env: dict[str, str] | None = None
+    ) -> None:
+        """`env`: more AUTHPI_* settings for every process (tests raise the rate limits)."""
         self.settings = settings
+        self.extra_env = env or {}
         self.dir = settings.data_dir / "distributed"
         self.nats_nodes = nats_nodes
         self.stack = contextlib.ExitStack()
@@ -121,6 +126,7 @@ class Distributed:
             "AUTHPI_IDP_WORKERS": "1",
             **({"AUTHPI_KEK_FILE": str(kek_path)} if kek_path else {"AUTHPI_KEK": kek}),
             **{f"AUTHPI_DB_PASSWORD_{k.upper()}": v for k, v in self._passwords().items()},
+            **self.extra_env,
         }
         self.env.pop("AUTHPI_KEK" if kek_path else "AUTHPI_KEK_FILE", None)
         owner = {"AUTHPI_DATABASE_URL": self.owner_dsn,
@@ -198,7 +204,7 @@ class Distributed:
         code = await proc.wait()
         if self.stopping:
             return
-        died = time.monotonic()
+        died = child.exited_at = time.monotonic()
         log.warning("process.exited", process=child.spec.name, pid=proc.pid, code=code)
         await self._spawn(child)
         await child.ready.wait()
@@ -209,6 +215,12 @@ class Distributed:
 
     def pid(self, name: str) -> int | None:
         return self.children[name].pid
+
+    async def restart_postgres(self) -> None:
+        """Stop the embedded PostgreSQL and start it again on the same data (a fault test)."""
+        assert self.postgres is not None, "only the embedded PostgreSQL is restarted here"
+        await asyncio.to_thread(self.postgres.stop)
+        await asyncio.to_thread(self.postgres.start)
 
     def _write_state(self, nats_url: str) -> None:
         """Where everything runs (pids, URLs), for operators and tests."""

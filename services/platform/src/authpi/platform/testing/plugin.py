@@ -17,13 +17,14 @@ from authpi.config import Settings
 from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
 from authpi.platform.host import Platform
 from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
+from authpi.platform.testing.distributed import SharedRun
 from authpi.platform.testing.mail import Mailbox
 from authpi.testing.infra import Infra, new_namespace
 
 # The browser fixtures and their report hook, registered through this plugin.
 __all__ = [
-    "RunningPlatform", "browser", "chromium", "mailbox", "platform", "pytest_runtest_makereport",
-    "running_platform",
+    "RunningPlatform", "browser", "chromium", "distributed", "mailbox", "platform",
+    "pytest_runtest_makereport", "running_platform",
 ]  # fmt: skip
 
 
@@ -95,15 +96,62 @@ async def running_platform(
         await running.stop()
 
 
+ALL_IN_ONE, DISTRIBUTED = "all-in-one", "distributed"
+# Fixtures that reach into the all-in-one platform (its database pool, its NATS connection, its
+# in-process parts): a test using one runs against the all-in-one platform only.
+IN_PROCESS = frozenset({"pool", "nc", "mailbox", "directory"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sdk: drives the platform through the public APIs only, so it also runs against the "
+        "distributed run (`sdk(quick=True)`: in the subset make test runs)",
+    )
+    config.addinivalue_line("markers", "in_process: reaches inside the all-in-one platform")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `sdk` runs against the all-in-one platform and against the distributed
+    run (marked `distributed`, and `quick` when the marker says so), unless it reaches inside."""
+    sdk = metafunc.definition.get_closest_marker("sdk")
+    if sdk is None or "platform" not in metafunc.fixturenames:
+        return
+    if IN_PROCESS & set(metafunc.fixturenames) or metafunc.definition.get_closest_marker(
+        "in_process"
+    ):
+        return
+    marks = [pytest.mark.distributed, *([pytest.mark.quick] if sdk.kwargs.get("quick") else [])]
+    metafunc.parametrize(
+        "platform", [ALL_IN_ONE, pytest.param(DISTRIBUTED, marks=marks)], indirect=True,
+        scope="session",
+    )  # fmt: skip
+
+
+@pytest_asyncio.fixture(scope="session")
+async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedRun]:
+    """The distributed run of the session, started by the first test that needs it."""
+    shared = SharedRun(tmp_path_factory.mktemp("distributed"))
+    yield shared
+    await shared.close()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def platform(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    infra: Infra,
+    tmp_path_factory: pytest.TempPathFactory,
+    distributed: SharedRun,
 ) -> AsyncIterator[RunningPlatform]:
     """One all-in-one platform for the session, on the system clock. The test client stands
     where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
     allowlist tests rely on it). Untrusted peers are tested on platforms of their own.
     Organizations' upstream IdPs may be plain http, as in development (`make run`): the SSO
-    tests start theirs on loopback."""
+    tests start theirs on loopback. Tests marked `sdk` also get the distributed run
+    (testing/distributed.py), once for the session."""
+    if getattr(request, "param", ALL_IN_ONE) == DISTRIBUTED:
+        yield (await distributed.get())[1]
+        return
     async with running_platform(
         infra,
         tmp_path_factory.mktemp("platform"),
