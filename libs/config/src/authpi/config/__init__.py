@@ -56,9 +56,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # use (`available_cores`), so the shipped configuration is the fast one; `authpi serve` and a
     # Settings built in code (tests) serve in one process unless told otherwise.
     idp_workers: int = 1
-    # Several processes on one machine serve the same Core API / IdP port (the replicas of the
-    # distributed topology, `authpi up --distributed`): the ports are bound with SO_REUSEPORT.
-    reuse_port: bool = False
     # Debugging and tests only: IdP responses carry `X-Authpi-Worker: <pid>`.
     worker_header: bool = False
     # Dead letters other than security events are swept once older than this.
@@ -161,7 +158,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             e.get("AUTHPI_IDP_WORKERS") or str(available_cores()), "AUTHPI_IDP_WORKERS"
         ),
         worker_header=_flag(e.get("AUTHPI_WORKER_HEADER", "")),
-        reuse_port=_flag(e.get("AUTHPI_REUSE_PORT", "")),
         dead_letter_retention_days=_positive_int(
             e.get("AUTHPI_DEAD_LETTER_RETENTION_DAYS") or "30", "AUTHPI_DEAD_LETTER_RETENTION_DAYS"
         ),

@@ -27,10 +27,11 @@ async def acquire(
     stop: asyncio.Event | None = None,
     timeout: float | None = None,
     retry_every: float = 1.0,
-    busy: asyncio.Event | None = None,
+    waiting: asyncio.Event | None = None,
 ) -> bool:
     """Take the lock on `conn`, retrying until `stop` is set or `timeout` passes (then False).
-    `busy` is set when another session holds it: this copy stands by (another process runs)."""
+    `waiting` is set once the lock was found held: another process runs it, this one stands by
+    (a replica of a service, which serves meanwhile and takes over when the holder is gone)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stop = stop or asyncio.Event()
     while not stop.is_set():
@@ -38,8 +39,8 @@ async def acquire(
         row = await cur.fetchone()
         if row and row[0]:
             return True
-        if busy is not None:
-            busy.set()
+        if waiting is not None:
+            waiting.set()
         if deadline is not None and time.monotonic() >= deadline:
             return False
         with contextlib.suppress(TimeoutError):

@@ -71,7 +71,8 @@ class Relay:
         self.on_sequence = on_sequence
         self.published = 0
         self.running = asyncio.Event()
-        # Set once it runs or stands by (another process holds the schema's relay lock).
+        # Running, or standing by while another process holds the lock (a service's replica
+        # serves meanwhile, and takes over once the holder is gone).
         self.started = asyncio.Event()
         self._sql_read: LiteralString = render(
             "SELECT position, tx_id::text, event_id::text, stream_id, stream_version, type,"
@@ -103,7 +104,7 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listen:
-            if not await acquire(listen, relay_lock(self.schema), stop=stop, busy=self.started):
+            if not await acquire(listen, relay_lock(self.schema), stop=stop, waiting=self.started):
                 return
             await listen.execute(self._sql_listen)
             wake = asyncio.Event()

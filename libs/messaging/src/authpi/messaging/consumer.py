@@ -74,7 +74,8 @@ class DurableConsumer:
         self.on_dead_letter = on_dead_letter
         self.checkpoints = Checkpoints(schema, durable)
         self.running = asyncio.Event()
-        # Set once it runs or stands by (another process holds the projection's lock).
+        # Running, or standing by while another process holds the lock (a service's replica
+        # serves meanwhile, and takes over once the holder is gone).
         self.started = asyncio.Event()
 
     def _filters(self) -> list[str]:
@@ -94,7 +95,7 @@ class DurableConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
             key = consumer_lock(self.schema, self.durable)
-            if not await acquire(lock, key, stop=stop, busy=self.started):
+            if not await acquire(lock, key, stop=stop, waiting=self.started):
                 return
             sub = await self._bind()
             self.running.set()

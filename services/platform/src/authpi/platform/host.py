@@ -342,7 +342,6 @@ class Platform:
         )
 
     async def _wait_running(self, timeout: float = 30.0) -> None:
-        # Running, or standing by while another process of the deployment runs it.
         events = [(f"relay:{r.schema}", r.started) for r in self.relays]
         events += [(f"consumer:{c.projection.name}", c.started) for c in self.consumers]
         events += [(f"warm:{p.name}", e) for p in self.parts for e in p.warm]
@@ -390,8 +389,8 @@ class Platform:
         """Bind every port before the services are built, so that a port chosen by the system
         (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
         bound: list[str] = []
-        for url, shared in ((s.api_url, True), (s.idp_url, True), (s.ops_url, False)):
-            sock = bind(url, reuse_port=shared and s.reuse_port)
+        for url in (s.api_url, s.idp_url, s.ops_url):
+            sock = bind(url)
             self.stack.callback(sock.close)
             self._sockets.append(sock)
             parts = urlsplit(url)

@@ -95,9 +95,7 @@ def idp_headers(settings: Settings) -> list[tuple[str, str]]:
     return [("X-Authpi-Worker", str(os.getpid()))] if settings.worker_header else []
 
 
-def bind(url: str, *, reuse_port: bool = False) -> socket.socket:
-    """A listening socket for `url`; `reuse_port`: shared with other processes that bind it the
-    same way (the kernel spreads connections over them), as replicas on one machine do."""
+def bind(url: str) -> socket.socket:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
@@ -107,8 +105,6 @@ def bind(url: str, *, reuse_port: bool = False) -> socket.socket:
     # standard loop. uvloop sets it anyway; TCP_NODELAY here is inherited by accepted sockets.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
