@@ -99,6 +99,7 @@ proto-check: venv
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
+	$(BIN)/python -m tests.bench.bench_gateway_hop
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_peer $(BENCH_PEER_ARGS)

@@ -19,16 +19,16 @@ from authpi.contracts.subjects import events_stream, subject_for
 from authpi.eventstore.locks import consumer_lock, relay_lock
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, jetstream
-from authpi.platform.testing.distributed import Load, lock_holder
+from authpi.platform.testing.local_run import Load, lock_holder
 from authpi.testing.plugin import eventually
 
 pytestmark = pytest.mark.distributed
 
 
 @pytest.fixture(scope="module")
-async def topology(distributed):
+async def topology(local_run):
     """The session's distributed run (the SDK suites marked `sdk` share it)."""
-    return await distributed.get()
+    return await local_run.get()
 
 
 @pytest.fixture(scope="module")

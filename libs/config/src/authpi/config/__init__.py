@@ -30,6 +30,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
     # unless configured otherwise; never on the public ports. Port 0 picks a free port.
     ops_url: str = "http://127.0.0.1:0"
+    # The distributed topology (`authpi serve <service>`): where a service's internal listener
+    # binds, which serves its Core API routes to the gateway only (signed principal), and where
+    # the gateway finds each service's (AUTHPI_SERVICE_URLS="directory=http://host:port,...").
+    internal_url: str | None = None
+    service_urls: tuple[tuple[str, str], ...] = ()
     # Key-encryption keys, base64 (urlsafe) 32 bytes each, oldest first (the last one wraps):
     # inline (AUTHPI_KEK) or in a file kept apart from the data (AUTHPI_KEK_FILE). With neither,
     # `make run` generates one into data_dir: for development only, since a backup of the data
@@ -144,6 +149,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
         ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
+        internal_url=_url(e.get("AUTHPI_INTERNAL_URL") or None, "AUTHPI_INTERNAL_URL"),
+        service_urls=_service_urls(e.get("AUTHPI_SERVICE_URLS") or ""),
         kek=e.get("AUTHPI_KEK") or None,
         kek_file=_kek_file(e),
         log_format=e.get("AUTHPI_LOG_FORMAT", "auto"),
@@ -294,6 +301,33 @@ def _forwarded_header(raw: str) -> str:
             f"AUTHPI_FORWARDED_HEADER must be x-forwarded-for or forwarded, not {raw!r}"
         )
     return value
+
+
+def _url(raw: str | None, name: str) -> str | None:
+    """An http(s) base URL with a host (and no path), without its trailing slash."""
+    if raw is None:
+        return None
+    parts = urlsplit(raw.strip())
+    try:
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ValueError(f"{name} must be http(s)://host[:port], not {raw!r}")
+    return raw.strip().rstrip("/")
+
+
+def _service_urls(raw: str) -> tuple[tuple[str, str], ...]:
+    """AUTHPI_SERVICE_URLS: `service=url` pairs separated by commas (or spaces)."""
+    pairs: list[tuple[str, str]] = []
+    for item in raw.replace(",", " ").split():
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"AUTHPI_SERVICE_URLS: expected service=url, not {item!r}")
+        checked = _url(url, f"AUTHPI_SERVICE_URLS ({name.strip()})")
+        assert checked is not None
+        pairs.append((name.strip(), checked))
+    return tuple(pairs)
 
 
 def _smtp_url(raw: str | None) -> str | None:

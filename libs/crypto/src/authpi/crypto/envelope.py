@@ -10,7 +10,9 @@ import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def b64e(raw: bytes) -> str:
@@ -106,3 +108,12 @@ class Kek:
     def derive(self, context: str) -> bytes:
         """A stable 32-byte secret for `context` (e.g. a per-issuer username pepper)."""
         return hmac.new(self._root, context.encode(), hashlib.sha256).digest()
+
+    def hkdf_each(self, label: str) -> dict[str, bytes]:
+        """A 32-byte HKDF-SHA256 secret for `label` from every configured key, by KEK id, newest
+        last: a secret that must keep working across a KEK rotation (made with the newest,
+        accepted with any one both sides still hold)."""
+        return {
+            kid: HKDF(hashes.SHA256(), 32, salt=None, info=label.encode()).derive(key)
+            for kid, key in self._keys.items()
+        }

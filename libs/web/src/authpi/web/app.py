@@ -132,12 +132,14 @@ class WebApp:
         *,
         direct: Mapping[str, DirectRoute] | None = None,
         guard: Guard | None = None,
+        outer: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.litestar = app
         self.metrics = metrics
         self.ready = ready  # served by the ops port (`build_ops_app`), not by this one
         routed = routed_segments(app, direct) if direct else frozenset[str]()
-        self._asgi = request_context(direct_routes(app, direct or {}, guard, routed), metrics, name)
+        inner = direct_routes(app, direct or {}, guard, routed)
+        self._asgi = request_context(outer(inner) if outer else inner, metrics, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -159,9 +161,11 @@ def build_app(
     metrics: Metrics | None = None,
     direct: Mapping[str, DirectRoute] | None = None,
     guard: Guard | None = None,
+    outer: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> WebApp:
     """A port's app. `direct` routes are answered before litestar's router, behind `guard`
-    (authpi.web.direct); their litestar routes among `route_handlers` document them."""
+    (authpi.web.direct); their litestar routes among `route_handlers` document them. `outer`
+    wraps everything but the request context (which stays outermost)."""
     metrics = metrics or Metrics()
     app = Litestar(
         route_handlers=[*_public_routes(), *route_handlers],
@@ -179,7 +183,7 @@ def build_app(
     )
     # Built once here (litestar caches it), so /openapi.json and proto/ show the same errors.
     document_responses(app.openapi_schema, errors)
-    return WebApp(app, metrics, name, ready, direct=direct, guard=guard)
+    return WebApp(app, metrics, name, ready, direct=direct, guard=guard, outer=outer)
 
 
 def _healthz() -> Any:

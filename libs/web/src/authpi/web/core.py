@@ -27,10 +27,11 @@ dependencies={"directory": provide(directory)})`. A route, end to end:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar.di import Provide
+from litestar.types import ASGIApp
 
 from authpi.web.app import Metrics, ReadyCheck, WebApp, build_app
 from authpi.web.body import JsonBody
@@ -62,7 +63,9 @@ def build_core_app(
     ready: ReadyCheck,
     middleware: Sequence[Any],
     metrics: Metrics | None = None,
+    outer: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> WebApp:
+    """`outer`: wraps the app before routing (a service's internal listener: authpi.web.edge)."""
     return build_app(
         name="core",
         route_handlers=route_handlers,
@@ -74,4 +77,5 @@ def build_core_app(
         dto=JsonBody,
         dependencies=core_dependencies(),
         metrics=metrics,
+        outer=outer,
     )

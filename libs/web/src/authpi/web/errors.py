@@ -14,6 +14,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from litestar.types import Send
 
 from authpi.errors import AuthpiError, FieldProblem, PaymentRequired
 from authpi.observability import get_logger
@@ -53,11 +54,22 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 REQUEST_ID: ContextVar[str | None] = ContextVar("authpi_request_id", default=None)
 
 
-def request_id_of(request: Request[Any, Any, Any]) -> str | None:
-    return REQUEST_ID.get()
-
-
 def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:
+    headers, body = _error_of(exc)
+    return Response(body, status_code=exc.status, headers=headers, media_type=MediaType.JSON)
+
+
+async def send_error(send: Send, exc: AuthpiError) -> None:
+    """`exc` as the spec's error response, from plain ASGI code (before any router runs)."""
+    headers, body = _error_of(exc)
+    raw = msgspec.json.encode(body)
+    pairs = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(raw))]
+    pairs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": pairs})
+    await send({"type": "http.response.body", "body": raw, "more_body": False})
+
+
+def _error_of(exc: AuthpiError) -> tuple[dict[str, str], ErrorBody]:
     headers = dict(exc.headers)
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
@@ -67,7 +79,7 @@ def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorB
         error=exc.error,
         error_description=exc.description,
         retryable=exc.retryable,
-        reference=request_id_of(request),
+        reference=REQUEST_ID.get(),
         fields=exc.fields or None,
         current_etag=exc.current_etag,
         currentETag=exc.current_etag,
@@ -80,7 +92,7 @@ def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorB
         log.error("request.failed", reason=exc.reason)
     else:
         log.info("request.refused", reason=exc.reason, status=exc.status)
-    return Response(body, status_code=exc.status, headers=headers, media_type=MediaType.JSON)
+    return headers, body
 
 
 def handle_authpi_error(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:

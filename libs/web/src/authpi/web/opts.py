@@ -16,3 +16,7 @@ RateClass = Literal["read", "write", "auth-sensitive"]
 READ: RateClass = "read"
 WRITE: RateClass = "write"
 AUTH_SENSITIVE: RateClass = "auth-sensitive"
+
+# Set on every Core API route by `authpi.web.routes.owned`: the service that owns it (where the
+# gateway forwards it in the distributed topology). Never set by a route itself.
+SERVICE = "authpi_service"

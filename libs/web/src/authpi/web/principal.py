@@ -117,10 +117,15 @@ def set_principal(scope: Scope, principal: Principal) -> None:
     _scope(scope).setdefault("state", {})[_SCOPE_KEY] = principal
 
 
+def principal_or_none(scope: Scope) -> Principal | None:
+    principal = _scope(scope).get("state", {}).get(_SCOPE_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The request's principal. A route marked anonymous has none: asking for it is refused."""
-    principal = _scope(connection.scope).get("state", {}).get(_SCOPE_KEY)
-    if not isinstance(principal, Principal):
+    principal = principal_or_none(connection.scope)
+    if principal is None:
         raise Unauthorized("credentials are required", reason="auth.no_principal")
     return principal
 

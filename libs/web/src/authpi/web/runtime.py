@@ -97,3 +97,6 @@ class ServiceModule:
     name: str
     migrations: Path
     build: Callable[[Runtime], Awaitable[ServiceParts]]
+    # False for a part of a service run beside another in its process (the gateway's keyinfo in
+    # the token process): the process neither migrates that service's schema nor runs its relay.
+    owns_store: bool = True

@@ -1,6 +1,7 @@
 """The gateway as a process part: the API-key and personal-token caches, the platform issuer's
 public keys (console users' access tokens), the account check, the idempotency store and the
-rate-limit buckets, and the Core API app built with them in front of every service's routes.
+rate-limit buckets, and the Core API app built with them in front of every service's routes
+(handled in this process, or forwarded to the service's own: the distributed topology).
 What it knows of other services comes from its own reactions to their events
 (`gateway-directory`, `gateway-platform-keys`), never from their tables (DESIGN.md 2)."""
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from authpi.contracts.facts import ApiKeyVerified
+from authpi.gateway.api.keyinfo import KeyInfo
 from authpi.gateway.caches.accounts import AccountLookup
 from authpi.gateway.caches.api_keys import ApiKeyCache, CachedKey
 from authpi.gateway.caches.balances import AccountBalances
@@ -20,6 +22,7 @@ from authpi.gateway.caches.personal_tokens import PersonalTokenCache
 from authpi.gateway.caches.platform_keys import PlatformKeys
 from authpi.gateway.edge.authn import Authenticator, Bearers
 from authpi.gateway.edge.consistency import ReadYourWritesLayer
+from authpi.gateway.edge.forward import Forwarder, ForwardLayer
 from authpi.gateway.edge.idempotency import IdempotencyStore
 from authpi.gateway.edge.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
 from authpi.gateway.edge.payments import PaymentGate, PaymentGateLayer
@@ -33,8 +36,44 @@ from authpi.messaging.follower import Feed
 from authpi.messaging.publisher import FactPublisher
 from authpi.web.app import Metrics, ReadyCheck, WebApp
 from authpi.web.core import build_core_app
+from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.runtime import Runtime, Task
 from authpi.web.supervisor import supervise
+
+
+class KeyChecks:
+    """What checks an API key's own credentials, on either port: the API-key and organization
+    caches (followers tracked for read-your-writes) and the metered fact of each success. The
+    Core API's authentication uses it, and so does `GET /{issuer_id}/keyinfo` on the IdP port,
+    which the token process serves in the distributed topology (gateway.service `KEYINFO`)."""
+
+    def __init__(self, rt: Runtime, feed: Feed) -> None:
+        self.api_keys = ApiKeyCache(feed)
+        self.organizations = OrganizationStatuses(feed)
+        self.followers = [self.api_keys.follower, self.organizations.follower]
+        # Each successful API-key check is a metered fact (platform.md 5.5), batched like the
+        # token endpoint's; nothing on the request path waits for NATS.
+        self.facts = FactPublisher(rt.js, rt.namespace)
+        self.verified = self.key_verified if rt.settings.billing_metering else None
+
+    def key_verified(self, key: CachedKey, now_ms: int) -> None:
+        self.facts.add(ApiKeyVerified(account_id=key.account_id, key_id=key.id, verified_at=now_ms))
+
+    def keyinfo(self, rt: Runtime) -> KeyInfo:
+        return KeyInfo(
+            self.api_keys, rt.clock, rt.settings.idp_url, self.organizations,
+            verified=self.verified,
+        )  # fmt: skip
+
+    def worker_tasks(self) -> list[tuple[str, Task]]:
+        return [
+            ("gateway:api-keys", self.api_keys.run),
+            ("gateway:organizations", self.organizations.run),
+            ("gateway:facts", self.facts.run),
+        ]
+
+    def warm(self) -> list[asyncio.Event]:
+        return [self.api_keys.warm, self.organizations.warm]
 
 
 class Gateway:
@@ -50,17 +89,15 @@ class Gateway:
         self.platform_keys_reaction = PlatformKeysReaction(schema)
         self.billing_reaction = BillingReaction(schema)
         feed = Feed(rt.pool, rt.js, rt.namespace, schema)
-        self.api_keys = ApiKeyCache(feed)
+        self.keys = KeyChecks(rt, feed)
+        self.api_keys = self.keys.api_keys
+        self.organizations = self.keys.organizations
         self.accounts = AccountLookup(feed)
-        self.organizations = OrganizationStatuses(feed)
         self.platform_keys = PlatformKeys(feed)
         self.personal_tokens = PersonalTokenCache(feed)
         self.balances = AccountBalances(feed)
-        caches = (
-            self.api_keys, self.accounts, self.organizations, self.platform_keys,
-            self.personal_tokens, self.balances,
-        )  # fmt: skip
-        self.followers = [cache.follower for cache in caches]
+        caches = (self.accounts, self.platform_keys, self.personal_tokens, self.balances)
+        self.followers = [*self.keys.followers, *(cache.follower for cache in caches)]
         for follower in self.followers:
             rt.sync.track(follower)  # a Core API write waits for them (read-your-writes)
         self.sync = rt.sync
@@ -68,23 +105,19 @@ class Gateway:
             users=UserTokenVerifier(self.platform_keys, rt.clock, rt.settings.idp_url),
             personal=PersonalTokenVerifier(self.personal_tokens, rt.clock),
         )
-        # Each successful API-key check is a metered fact (platform.md 5.5), batched like the
-        # token endpoint's; nothing on the request path waits for NATS.
-        self.facts = FactPublisher(rt.js, rt.namespace)
-        self.metering = rt.settings.billing_metering
         self.authenticator = Authenticator(
-            self.api_keys, rt.clock, bearers, self.organizations,
-            verified=self.key_verified if self.metering else None,
-        )  # fmt: skip
+            self.api_keys, rt.clock, bearers, self.organizations, verified=self.keys.verified
+        )
         self.payment_gate = PaymentGate(
             enforced=rt.settings.billing_enforcement, balances=self.balances,
             api_url=rt.settings.api_url,
         )  # fmt: skip
         self.idempotency = IdempotencyStore(rt.pool, schema, rt.clock, rt.kek)
         self.buckets = TokenBuckets(limits or RateLimits(), rt.clock)
-
-    def key_verified(self, key: CachedKey, now_ms: int) -> None:
-        self.facts.add(ApiKeyVerified(account_id=key.account_id, key_id=key.id, verified_at=now_ms))
+        # The distributed topology: Core API requests of services in other processes go there.
+        self.forwarder = Forwarder(
+            dict(rt.settings.service_urls), EdgeSigner(keys_of(rt.kek), rt.clock)
+        )
 
     @property
     def reactions(self) -> list[Any]:
@@ -94,20 +127,18 @@ class Gateway:
     def worker_tasks(self) -> list[tuple[str, Task]]:
         """What every process that serves the Core API runs: the in-memory followers."""
         return [
-            ("gateway:api-keys", self.api_keys.run),
+            *self.keys.worker_tasks(),
             ("gateway:accounts", self.accounts.run),
-            ("gateway:organizations", self.organizations.run),
             ("gateway:platform-keys", self.platform_keys.run),
             ("gateway:personal-tokens", self.personal_tokens.run),
             ("gateway:balances", self.balances.run),
-            ("gateway:facts", self.facts.run),
+            ("gateway:forwarder", self.forwarder.run),
         ]
 
     def warm(self) -> list[asyncio.Event]:
         return [
-            self.api_keys.warm,
+            *self.keys.warm(),
             self.accounts.warm,
-            self.organizations.warm,
             self.platform_keys.warm,
             self.personal_tokens.warm,
             self.balances.warm,
@@ -132,18 +163,33 @@ class Gateway:
             for follower in self.followers:
                 self.sync.untrack(follower)
 
-    def layers(self) -> list[Any]:
+    def layers(self, forward: frozenset[str] = frozenset()) -> list[Any]:
+        """Outermost first. The routes of the services in `forward` (in other processes) are
+        answered by the innermost layer, which forwards them; the rest reach their handler."""
+        forwarding = [ForwardLayer(self.forwarder, forward)] if forward else []
         return [
             ReadYourWritesLayer(self.sync),
             RateLimitLayer(self.buckets),
             AuthenticationLayer(self.authenticator, self.accounts),
             PaymentGateLayer(self.payment_gate),
             IdempotencyLayer(self.idempotency),
+            *forwarding,
         ]
 
     def core_app(
-        self, route_handlers: Sequence[Any], ready: ReadyCheck, metrics: Metrics | None = None
+        self,
+        route_handlers: Sequence[Any],
+        ready: ReadyCheck,
+        metrics: Metrics | None = None,
+        *,
+        forward: frozenset[str] = frozenset(),
     ) -> WebApp:
+        """The Core API port. `forward`: the services whose routes are forwarded to their own
+        process (AUTHPI_SERVICE_URLS); empty in the all-in-one, where every handler runs here."""
+        missing = sorted(forward - self.forwarder.services)
+        if missing:
+            raise RuntimeError(f"AUTHPI_SERVICE_URLS names no URL for: {', '.join(missing)}")
         return build_core_app(
-            route_handlers=route_handlers, ready=ready, middleware=self.layers(), metrics=metrics
-        )
+            route_handlers=route_handlers, ready=ready, middleware=self.layers(forward),
+            metrics=metrics,
+        )  # fmt: skip

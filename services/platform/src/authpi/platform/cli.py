@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         help="every service its own process, a 3-node NATS cluster, a database role each",
     )  # fmt: skip
     serve = sub.add_parser("serve", help="run one service (distributed topology)")
-    serve.add_argument("service", choices=["directory", "token", "agent", "billing", "webhook"])
+    serve.add_argument(
+        "service", choices=["gateway", "directory", "token", "agent", "billing", "webhook"]
+    )
     boot = sub.add_parser("bootstrap", help="create (once) the first account and an API key")
     boot.add_argument("--json", action="store_true", help="print the bootstrap file as JSON")
     rep = sub.add_parser("replay", help="rebuild a projection from the event store")
@@ -121,12 +123,26 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def up(settings: Settings, only: str | None = None) -> int:
-    from authpi.platform.host import Platform
-    from authpi.platform.modules import all_modules
+    """`authpi up` (`only` None): the all-in-one process, every service with its Core API
+    (AUTHPI_API_URL) and IdP API (AUTHPI_IDP_URL) ports.
 
-    always = ("directory", "gateway")  # the gateway fronts the Core API of every service
-    modules = [m for m in all_modules() if only is None or m.name in (only, *always)]
-    platform = Platform(settings, modules=modules)
+    `authpi serve <only>`: one process of the distributed topology (host.Platform says which
+    ports; several replicas of one service on one machine share them, SO_REUSEPORT):
+    * `gateway`: the Core API port with all the gateway's layers (request ids, rate limits,
+      authentication, payment gate, idempotency, read-your-writes), forwarding each request to
+      the owning service (AUTHPI_SERVICE_URLS) with the principal signed; its caches and
+      reactions. No IdP port.
+    * `directory`, `agent`, `billing`, `webhook`: the service's Core API routes on its internal
+      listener (AUTHPI_INTERNAL_URL), which answers the gateway's signed requests only; its
+      relay, consumers and tasks.
+    * `token`: the same, plus the IdP port (AUTHPI_IDP_URL) itself, keyinfo included: IdP
+      traffic reaches the token process directly, with no proxy hop.
+    Every process also serves the operations port (AUTHPI_OPS_URL: /healthz, /readyz,
+    /metrics)."""
+    from authpi.platform.host import Platform
+    from authpi.platform.modules import serving_modules
+
+    platform = Platform(settings, modules=serving_modules(only), reuse_port=only is not None)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     if not await _start_unless_stopped(platform, stop):
@@ -135,10 +151,7 @@ async def up(settings: Settings, only: str | None = None) -> int:
         # Serving processes (`authpi serve`) never bootstrap: only `authpi up` may, once.
         creds = await _bootstrap_first_start(platform, settings) if only is None else None
         workers = f" ({settings.idp_workers} IdP processes)" if settings.idp_workers > 1 else ""
-        print(
-            f"AuthPI is up: Core API {platform.api_url}  IdP API {platform.idp_url}{workers}",
-            flush=True,
-        )
+        print(f"AuthPI is up: {_served(platform)}{workers}", flush=True)
         if only is None:
             _print_bootstrap_note(settings, creds)
         if settings.webhooks_allow_insecure or settings.webhooks_allow_private:
@@ -190,6 +203,15 @@ async def up_distributed(settings: Settings) -> int:
             await starting
     await run.stop()
     return 0
+
+
+def _served(platform: Any) -> str:
+    names = {"api_url": "Core API", "internal_url": "internal", "idp_url": "IdP API"}
+    return "  ".join(
+        f"{label} {getattr(platform, attr)}"
+        for attr, label in names.items()
+        if attr in platform.served_ports
+    )
 
 
 async def _bootstrap_first_start(platform: Any, settings: Settings) -> dict[str, Any] | None:

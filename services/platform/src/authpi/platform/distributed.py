@@ -2,13 +2,10 @@
 without containers. A three-node NATS JetStream cluster on loopback, one PostgreSQL (embedded
 unless AUTHPI_DATABASE_URL names one) with a role per service, `authpi migrate` and
 `authpi streams --replicas 3` run once, then every service as its own OS process with its own
-database role and NATS credentials, the two public ports shared by replicas (SO_REUSEPORT).
+database role and NATS credentials: two gateway replicas on the Core API port and two token
+replicas on the IdP port (each port shared, SO_REUSEPORT), as `make run` serves them.
 A process that dies is started again (the time until it is up is logged and printed); SIGINT or
-SIGTERM stops everything.
-
-Which processes run is `plan()`'s: until the gateway serves as a process of its own, each
-`authpi serve <service>` also carries the directory and the gateway, so the two token replicas
-are the ones that serve both public ports and the other services serve on private ones."""
+SIGTERM stops everything. Which processes run is `plan()`'s."""
 
 from __future__ import annotations
 
@@ -26,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from authpi.config import Settings, read_kek
 from authpi.crypto.clock import SystemClock
-from authpi.embedded.servers import EmbeddedPostgres, NatsCluster, die_with_parent
+from authpi.embedded.servers import EmbeddedPostgres, NatsCluster, die_with_parent, free_port
 from authpi.messaging import auth as nats_auth
 from authpi.observability import get_logger
 from authpi.platform import database
@@ -51,13 +48,19 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict[str, str])
 
 
-def plan(api_url: str, idp_url: str) -> list[ProcessSpec]:
-    """The processes: two token replicas on the public ports (each still carries the directory
-    and the gateway), and one process per other service on private ports."""
-    private = {"AUTHPI_API_URL": "http://127.0.0.1:0", "AUTHPI_IDP_URL": "http://127.0.0.1:0"}
-    public = {"AUTHPI_API_URL": api_url, "AUTHPI_IDP_URL": idp_url, "AUTHPI_REUSE_PORT": "1"}
-    specs = [ProcessSpec(f"token-{i}", "token", ("serve", "token"), public) for i in (1, 2)]
-    specs += [ProcessSpec(s, s, ("serve", s), private) for s in SERVICES if s != "token"]
+def plan(api_url: str, idp_url: str, internal: dict[str, str]) -> list[ProcessSpec]:
+    """The processes: two gateway replicas on the Core API port, forwarding to each service's
+    internal listener (`internal`: service -> URL); two token replicas sharing the IdP port and
+    the token service's internal listener; one process for each other service. Every process
+    knows both public URLs (issuer URLs, links in mail) and binds only its own ports."""
+    urls = ",".join(f"{name}={url}" for name, url in internal.items())
+    common = {"AUTHPI_API_URL": api_url, "AUTHPI_IDP_URL": idp_url}
+    gateway = {**common, "AUTHPI_SERVICE_URLS": urls}
+    specs = [ProcessSpec(f"gateway-{i}", "gateway", ("serve", "gateway"), gateway) for i in (1, 2)]
+    for service in SERVICES:
+        env = {**common, "AUTHPI_INTERNAL_URL": internal[service]}
+        replicas = [f"{service}-1", f"{service}-2"] if service == "token" else [service]
+        specs += [ProcessSpec(name, service, ("serve", service), env) for name in replicas]
     return specs
 
 
@@ -135,7 +138,8 @@ class Distributed:
         await self._once("streams", ("streams", "--replicas", str(self.nats_nodes)), owner)
         if not s.bootstrap_path.exists():
             await self._once("bootstrap", ("bootstrap",), owner)
-        for spec in plan(s.api_url, s.idp_url):
+        internal = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
+        for spec in plan(s.api_url, s.idp_url, internal):
             child = Child(spec)
             self.children[spec.name] = child
             await self._spawn(child)

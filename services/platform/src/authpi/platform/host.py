@@ -1,8 +1,17 @@
-"""The all-in-one process: embedded (or configured) PostgreSQL and NATS, migrations, every
-service's parts, one relay per service schema, every projection consumer, the two public HTTP
-ports and the operations port (`/readyz`, `/metrics`; `AUTHPI_OPS_URL`, loopback by default).
-The same code path as the distributed topology: events still go store -> relay -> JetStream.
-With `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
+"""A serving process: embedded (or configured) PostgreSQL and NATS, migrations, its modules'
+parts, one relay per service schema it owns, its projection consumers, its HTTP ports and the
+operations port (`/readyz`, `/metrics`; `AUTHPI_OPS_URL`, loopback by default). With every
+module (`authpi up`) it is the all-in-one process; with some (`authpi serve`, modules.
+`serving_modules`) one process of the distributed topology. Which ports it serves:
+
+* with the gateway: the Core API (AUTHPI_API_URL), the routes of services in other processes
+  forwarded to them (AUTHPI_SERVICE_URLS);
+* without it: the internal listener (AUTHPI_INTERNAL_URL) with its services' Core API routes,
+  for the gateway's signed requests only;
+* with the token service: the IdP API (AUTHPI_IDP_URL).
+
+The same code path in both topologies: events still go store -> relay -> JetStream. With
+`idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
 from __future__ import annotations
 
@@ -45,9 +54,11 @@ from authpi.platform.serving import (
     bind,
     build_core_api_app,
     build_idp_app,
+    build_internal_app,
     connection_checks,
     http_config,
     idp_headers,
+    offline_runtime,
     start_server,
 )
 from authpi.platform.workers import WorkerPool
@@ -69,6 +80,7 @@ class Platform:
         modules: Sequence[ServiceModule] | None = None,
         kek: Kek | None = None,
         serve_http: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -76,16 +88,20 @@ class Platform:
         self.modules = list(modules) if modules is not None else all_modules()
         self._kek = kek
         self.serve_http = serve_http
+        self.reuse_port = reuse_port  # SO_REUSEPORT on the served ports: replicas share them
         self.stop_event = asyncio.Event()
         self.stack = contextlib.AsyncExitStack()
         self.tasks: list[asyncio.Task[None]] = []
         self.relays: list[Relay] = []
         self.consumers: list[ProjectionConsumer | FactConsumer] = []
         self.parts: list[ServiceParts] = []
+        # Built offline, for their routes only: the services the gateway forwards to.
+        self.remote_parts: list[ServiceParts] = []
         self.servers: list[HttpServer] = []
         self.api_url = settings.api_url
         self.idp_url = settings.idp_url
         self.ops_url = settings.ops_url
+        self.internal_url = settings.internal_url
         self.metrics = Metrics()  # every port of this process counts into it
         self.rt: Runtime | None = None
         self._nats_url = ""
@@ -99,7 +115,7 @@ class Platform:
         self.dsns: dict[str, str] = {}
         self.pools: dict[str, AsyncConnectionPool] = {}
         self._kek_text: str | None = None
-        self._sockets: list[socket.socket] = []
+        self._sockets: dict[str, socket.socket] = {}
         self.workers: WorkerPool | None = None
         self.dead_letters: DeadLetterMonitor | None = None
         # The development mail sink, when no AUTHPI_SMTP_URL is set and this process serves.
@@ -191,7 +207,7 @@ class Platform:
         if own is None:  # the database owner: the all-in-one topology migrates at every start
             async with pool.connection() as conn:
                 await conn.set_autocommit(True)
-                await database.migrate_all(conn, s.namespace, s.region, self.modules)
+                await database.migrate_all(conn, s.namespace, s.region, self.owned)
         else:
             # Connected as one service's role (the distributed topology): every other service
             # of this process connects as its own role, and nothing is created or migrated.
@@ -211,7 +227,8 @@ class Platform:
             s = self._bind_ports(s)
             s = await self._local_chain(s)
         kek = self._kek or self._load_kek()
-        await check_kek(self.pools, kek, s.namespace, s.region)
+        owned = {m.name: self.pools[m.name] for m in self.owned}
+        await check_kek(owned, kek, s.namespace, s.region)
         mailer = await self.open_mailer(s)
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek, mailer=mailer)
         self.rt = rt
@@ -224,6 +241,12 @@ class Platform:
             )  # fmt: skip
             self.parts.append(await prepared(module, self.runtimes[module.name]))
         wire(self.parts)
+        if self.serve_http and self.serves_core_api:
+            here = {m.name for m in self.modules}
+            offline = offline_runtime(s)
+            self.remote_parts = [
+                await m.build(offline) for m in all_modules() if m.name not in here
+            ]
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
@@ -233,6 +256,26 @@ class Platform:
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)
         return pool
+
+    @property
+    def owned(self) -> list[ServiceModule]:
+        """The modules whose store this process owns: it migrates them and runs their relay."""
+        return [m for m in self.modules if m.owns_store]
+
+    @property
+    def serves_core_api(self) -> bool:
+        return any(m.name == "gateway" and m.owns_store for m in self.modules)
+
+    @property
+    def served_ports(self) -> list[str]:
+        return list(self._sockets)
+
+    def _served(self) -> list[str]:
+        """The Settings fields of the URLs this process serves, the ops port last."""
+        ports = ["api_url" if self.serves_core_api else "internal_url"]
+        if any(m.name == "token" for m in self.modules):
+            ports.append("idp_url")
+        return [*ports, "ops_url"]
 
     async def _local_chain(self, s: Settings) -> Settings:
         """AUTHPI_BILLING_LOCAL_CHAIN (`make run` opt-in, unless AUTHPI_BILLING_RPC_URL names a
@@ -299,13 +342,13 @@ class Platform:
     async def _start_background(self, rt: Runtime) -> None:
         rt.sync.publications.relayed_here = True
         monitor = DeadLetterMonitor(
-            rt.pool, [rt.schema(m.name) for m in self.modules], rt.clock,
+            rt.pool, [rt.schema(m.name) for m in self.owned], rt.clock,
             timedelta(days=self.settings.dead_letter_retention_days),
             pools={rt.schema(name): pool for name, pool in self.pools.items()},
         )  # fmt: skip
         self.dead_letters = monitor
         self._spawn("dead-letters", monitor.run)
-        for module in self.modules:
+        for module in self.owned:
             js = jetstream(await self.nats(nats_auth.relay_identity(module.name)))
             relay = Relay(
                 self.dsns[module.name], rt.schema(module.name), module.name, js, rt.namespace,
@@ -375,7 +418,13 @@ class Platform:
 
     def core_app(self) -> WebApp:
         extra = self.mail_sink.routes() if self.mail_sink is not None else []
-        return build_core_api_app(self.parts, self.ready, self.metrics, extra_routes=extra)
+        return build_core_api_app(
+            self.parts, self.ready, self.metrics, extra_routes=extra, remote=self.remote_parts
+        )
+
+    def internal_app(self) -> WebApp:
+        assert self.rt is not None
+        return build_internal_app(self.parts, self.ready, self.rt, self.metrics)
 
     def idp_app(self) -> WebApp:
         return build_idp_app(
@@ -386,43 +435,43 @@ class Platform:
         return build_ops_app(self.metrics, self.ready)
 
     def _bind_ports(self, s: Settings) -> Settings:
-        """Bind every port before the services are built, so that a port chosen by the system
-        (port 0) is known to everything that renders a URL (issuer URLs, bootstrap.json)."""
-        bound: list[str] = []
-        for url in (s.api_url, s.idp_url, s.ops_url):
-            sock = bind(url)
+        """Bind every port this process serves before the services are built, so that a port
+        chosen by the system (port 0) is known to everything that renders a URL (issuer URLs,
+        bootstrap.json)."""
+        bound: dict[str, str] = {}
+        for attr in self._served():
+            url = getattr(s, attr)
+            if url is None:
+                raise RuntimeError(
+                    "AUTHPI_INTERNAL_URL is required: where this service listens for the gateway"
+                )
+            sock = bind(url, reuse_port=self.reuse_port and attr != "ops_url")
             self.stack.callback(sock.close)
-            self._sockets.append(sock)
+            self._sockets[attr] = sock
             parts = urlsplit(url)
             if parts.port == 0:
                 url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
-            bound.append(url)
-        self.api_url, self.idp_url, self.ops_url = bound
-        self.settings = msgspec.structs.replace(
-            s, api_url=bound[0], idp_url=bound[1], ops_url=bound[2]
-        )
+            bound[attr] = url
+            setattr(self, attr, url)
+        self.settings = msgspec.structs.replace(s, **bound)
         return self.settings
 
     async def _serve(self) -> None:
-        core, idp = self.core_app(), self.idp_app()
         if self.dead_letters is not None:  # on the ops port's /metrics, with every port's counts
             self.metrics.registry.register(self.dead_letters)
-        configs = (
-            (http_config(core, self.settings), "api_url"),
-            (
-                http_config(idp, self.settings, headers=idp_headers(self.settings)),
-                "idp_url",
-            ),
-            (http_config(self.ops_app(), self.settings), "ops_url"),
-        )
-        for sock, (config, attr) in zip(self._sockets, configs, strict=True):
-            server = HttpServer(config)
+        apps = {
+            "api_url": self.core_app, "internal_url": self.internal_app, "idp_url": self.idp_app,
+            "ops_url": self.ops_app,
+        }  # fmt: skip
+        for attr, sock in self._sockets.items():
+            headers = idp_headers(self.settings) if attr == "idp_url" else []
+            server = HttpServer(http_config(apps[attr](), self.settings, headers=headers))
             self.servers.append(server)
             self.tasks.append(await start_server(server, sock, f"http:{attr}"))
 
     async def _start_workers(self, dsn: str) -> None:
         """IdP workers 2..N on the IdP socket, with this deployment's servers and KEK."""
-        if self.settings.idp_workers <= 1:
+        if self.settings.idp_workers <= 1 or "idp_url" not in self._sockets:
             return
         if self._kek_text is None:
             raise RuntimeError("IdP workers need the KEK from settings or the data directory")
@@ -431,7 +480,7 @@ class Platform:
             nats_credentials_file=self.nats_credentials, smtp_url=self.smtp_url,
         )  # fmt: skip
         self.workers = WorkerPool(
-            resolved, [m.name for m in self.modules], self._sockets[1],
+            resolved, [m.name for m in self.modules], self._sockets["idp_url"],
             self.settings.idp_workers - 1,
         )  # fmt: skip
         await self.workers.start()

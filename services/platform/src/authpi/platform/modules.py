@@ -10,6 +10,7 @@ from authpi.billing.service import MODULE as BILLING
 from authpi.contracts.billing import Payments
 from authpi.contracts.directory import InvitationAnswers, SsoDirectory, UserRegistry
 from authpi.directory.service import MODULE as DIRECTORY
+from authpi.gateway.service import KEYINFO
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
@@ -18,6 +19,19 @@ from authpi.webhook.service import MODULE as WEBHOOK
 
 def all_modules() -> list[ServiceModule]:
     return [DIRECTORY, TOKEN, AGENT, BILLING, WEBHOOK, GATEWAY]
+
+
+def serving_modules(service: str | None = None) -> list[ServiceModule]:
+    """What one process runs. `authpi up` (None): every module, the all-in-one. `authpi serve
+    gateway`: the gateway alone, forwarding every service's Core API routes to the service's own
+    process. `authpi serve <service>`: that service alone; the token service with the gateway's
+    keyinfo part, since the IdP port is the token process's (gateway.service `KEYINFO`)."""
+    if service is None:
+        return all_modules()
+    chosen = [m for m in all_modules() if m.name == service]
+    if not chosen:
+        raise ValueError(f"no such service: {service}")
+    return [*chosen, KEYINFO] if service == "token" else chosen
 
 
 async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:

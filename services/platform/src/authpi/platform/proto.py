@@ -7,27 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
-from nats.aio.client import Client as NATS
-from psycopg_pool import AsyncConnectionPool
 
-from authpi.config import Settings
 from authpi.contracts.base import Envelope
 from authpi.contracts.catalogue import EVENT_TYPES
 from authpi.contracts.facts import FactBatch, MachineTokenIssued, SessionTokenRefreshed
 from authpi.contracts.public import PublicEvent
-from authpi.crypto.clock import SystemClock
-from authpi.crypto.envelope import Kek
-from authpi.crypto.ids import RandomIds
 from authpi.platform.modules import all_modules
-from authpi.platform.serving import build_core_api_app, build_idp_app
-from authpi.web.runtime import Runtime
+from authpi.platform.serving import build_core_api_app, build_idp_app, offline_runtime
 from authpi.webhook.domain.public_events import FACT_DATA, RULES
 
 PUBLIC_FACTS: dict[str, type[msgspec.Struct]] = {
@@ -175,19 +167,6 @@ def asyncapi() -> str:
         "components": {"messages": messages, "schemas": schemas},
     }
     return yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100)
-
-
-def offline_runtime() -> Runtime:
-    """A Runtime that is never connected: a pool that is not opened, a NATS client that never
-    dials, and a KEK that wraps nothing. Enough for every service's `build` (which does no
-    I/O), so the apps and their OpenAPI documents come from the route declarations alone."""
-    settings = Settings(data_dir=Path("/nonexistent"))
-    pool = AsyncConnectionPool("", open=False)
-    nc = NATS()
-    return Runtime(
-        settings, "", pool, nc, nc.jetstream(), SystemClock(), RandomIds(),
-        Kek(secrets.token_bytes(32)),
-    )  # fmt: skip
 
 
 async def _not_ready() -> dict[str, bool]:

@@ -1,7 +1,8 @@
 """What the host's processes serve HTTP with: uvicorn inside the process's own event loop on an
-already bound socket, and the two public apps built from the service parts (the Core API behind
-the gateway's layers, the IdP API behind the per-address rate limit). Shared by the main
-process, the IdP workers and the contract generator."""
+already bound socket, and the apps built from the service parts: the Core API behind the
+gateway's layers, the IdP API behind the per-address rate limit, and (distributed topology) a
+service's internal listener behind the gateway's signature. Shared by the main process, the IdP
+workers and the contract generator."""
 
 from __future__ import annotations
 
@@ -9,19 +10,29 @@ import asyncio
 import contextlib
 import gc
 import os
+import secrets
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from nats.aio.client import Client as NATS
+from psycopg_pool import AsyncConnectionPool
 
 from authpi.config import Settings
-from authpi.crypto.clock import Clock
+from authpi.crypto.clock import Clock, SystemClock
+from authpi.crypto.envelope import Kek
+from authpi.crypto.ids import RandomIds
+from authpi.gateway.edge.consistency import ReadYourWritesLayer
 from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app
+from authpi.web.core import build_core_app
+from authpi.web.edge import EdgeVerifier, keys_of, signed_only
 from authpi.web.openapi import IDP_ERRORS
+from authpi.web.routes import owned_routes
 from authpi.web.runtime import Runtime, ServiceParts
 
 
@@ -95,7 +106,9 @@ def idp_headers(settings: Settings) -> list[tuple[str, str]]:
     return [("X-Authpi-Worker", str(os.getpid()))] if settings.worker_header else []
 
 
-def bind(url: str) -> socket.socket:
+def bind(url: str, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket for `url`. `reuse_port`: SO_REUSEPORT, so that several replicas of one
+    service on one machine share the port, the kernel spreading connections among them."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
@@ -105,6 +118,8 @@ def bind(url: str) -> socket.socket:
     # standard loop. uvloop sets it anyway; TCP_NODELAY here is inherited by accepted sockets.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -118,14 +133,48 @@ def build_core_api_app(
     metrics: Metrics | None = None,
     *,
     extra_routes: Sequence[Any] = (),
+    remote: Sequence[ServiceParts] = (),
 ) -> WebApp:
     """The Core API: every service's Core API routes behind the gateway's layers; never served
-    without them. `extra_routes`: the host's own (the development mail sink's /dev/mail)."""
-    routes = [*(r for p in parts for r in p.core_routes), *extra_routes]
+    without them. The routes of `parts` run here; those of `remote` (the parts, built offline,
+    of services that run in their own processes: the distributed topology) are forwarded to
+    them. `extra_routes`: the host's own (the development mail sink's /dev/mail)."""
+    routes = [*owned_routes([*parts, *remote]), *extra_routes]
     gateway = next((p.exports["gateway"] for p in parts if "gateway" in p.exports), None)
     if gateway is None:
         raise RuntimeError("the Core API is served only with the gateway module")
-    return gateway.core_app(routes, ready, metrics)  # type: ignore[no-any-return]
+    forward = frozenset(p.name for p in remote if p.core_routes)
+    return gateway.core_app(routes, ready, metrics, forward=forward)  # type: ignore[no-any-return]
+
+
+def build_internal_app(
+    parts: Sequence[ServiceParts], ready: Any, rt: Runtime, metrics: Metrics | None = None
+) -> WebApp:
+    """A service's internal listener (distributed topology, AUTHPI_INTERNAL_URL): its own Core
+    API routes, for the gateway only. A request without the gateway's valid signature is refused
+    before routing, and the signed principal is the request's (authpi.web.edge). A write answers
+    once the deployment has applied it (read-your-writes): its events are recorded here, in the
+    process that writes them, and the barrier is the deployment's (messaging.sync)."""
+    verifier = EdgeVerifier(keys_of(rt.kek), rt.clock)
+    return build_core_app(
+        route_handlers=owned_routes(parts), ready=ready, metrics=metrics,
+        middleware=[ReadYourWritesLayer(rt.sync)],
+        outer=lambda app: signed_only(app, verifier),
+    )  # fmt: skip
+
+
+def offline_runtime(settings: Settings | None = None) -> Runtime:
+    """A Runtime that is never connected: a pool that is not opened, a NATS client that never
+    dials, and a KEK that wraps nothing. Enough for every service's `build` (which does no
+    I/O), so that apps come from the route declarations alone: the OpenAPI documents, and the
+    routes a gateway forwards to services in other processes."""
+    settings = settings or Settings(data_dir=Path("/nonexistent"))
+    pool = AsyncConnectionPool("", open=False)
+    nc = NATS()
+    return Runtime(
+        settings, "", pool, nc, nc.jetstream(), SystemClock(), RandomIds(),
+        Kek(secrets.token_bytes(32)),
+    )  # fmt: skip
 
 
 async def connection_checks(rt: Runtime | None) -> dict[str, bool]:

@@ -1,163 +1,156 @@
-"""The local distributed run for tests (`authpi up --distributed` in this process's event loop,
-every service a child process): the `distributed` fixture, once per session and only for the
-tests that ask for it; a client loop of token requests and Core API writes (`Load`) that the
-fault tests run throughout each case; and the probes that say which process holds a lock."""
+"""The distributed topology on this machine, for tests and measurements: `authpi serve gateway`
+and one `authpi serve <service>` process per service, each on ports of its own, on the test
+infrastructure's PostgreSQL and NATS, then bootstrapped with `authpi bootstrap --json`. Every
+process is real; nothing is shared but the database, the bus and the configuration."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
-import time
-import uuid
-from collections.abc import AsyncIterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
-import psycopg
 
-from authpi.config import Settings
-from authpi.embedded.servers import free_port
-from authpi.platform.distributed import Distributed
+from authpi.testing.infra import Infra, new_namespace
 
-if TYPE_CHECKING:
-    from authpi.platform.testing.plugin import RunningPlatform
-
-
-@contextlib.asynccontextmanager
-async def distributed_run(data_dir: Path) -> AsyncIterator[tuple[Distributed, RunningPlatform]]:
-    """The topology on free loopback ports, its own PostgreSQL and NATS cluster, bootstrapped;
-    as a RunningPlatform (no `handle`: nothing of it runs in this process)."""
-    settings = Settings(
-        data_dir=data_dir,
-        api_url=f"http://127.0.0.1:{free_port()}",
-        idp_url=f"http://127.0.0.1:{free_port()}",
-    )
-    # One client IP runs every test; SSO upstreams of tests are plain http on loopback.
-    env = {"AUTHPI_RATE_LIMIT_MULTIPLIER": "1000", "AUTHPI_SSO_ALLOW_INSECURE": "1",
-           "AUTHPI_TRUSTED_PROXIES": "127.0.0.1/32", "AUTHPI_LOG_FORMAT": "json"}  # fmt: skip
-    run = Distributed(settings, env=env)
-    await run.start()
-    try:
-        creds = json.loads(settings.bootstrap_path.read_text())
-        from authpi.platform.testing.plugin import RunningPlatform
-
-        yield run, RunningPlatform(
-            api_url=settings.api_url, idp_url=settings.idp_url, ops_url="",
-            account_id=creds["account_id"], api_key_id=creds["api_key_id"],
-            api_key_secret=creds["api_key_secret"], namespace=settings.namespace,
-            dsn=run.owner_dsn, nats_url=run.nats.url if run.nats else "",
-        )  # fmt: skip
-    finally:
-        await run.stop()
-
-
-class SharedRun:
-    """One distributed run for a whole test session, started on first use (`get`)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self._stack = contextlib.AsyncExitStack()
-        self._run: tuple[Distributed, RunningPlatform] | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> tuple[Distributed, RunningPlatform]:
-        async with self._lock:
-            if self._run is None:
-                self._run = await self._stack.enter_async_context(distributed_run(self.data_dir))
-            return self._run
-
-    async def close(self) -> None:
-        await self._stack.aclose()
-
-
-async def lock_holder(dsn: str, key: str) -> str | None:
-    """The process (its application name, `authpi-<process>`) whose session holds the advisory
-    lock `key` (eventstore.locks), or None."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-            " AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295)",
-            [key],
-        )
-        row = await cur.fetchone()
-    return row[0].removeprefix("authpi-") if row else None
+SERVICES = ("directory", "token", "agent", "billing", "webhook")
+START_TIMEOUT_S = 180.0
 
 
 @dataclass
-class Load:
-    """Token requests and Core API writes (users, each with an idempotency key, retried with the
-    same key until acknowledged) in a loop, counting what failed on the way."""
+class Distributed:
+    api_url: str  # the gateway's Core API port
+    idp_url: str  # the token process's IdP port
+    internal: dict[str, str]  # service -> its internal listener
+    ops: dict[str, str]  # process -> its operations port
+    namespace: str
+    kek: str
+    account_id: str = ""
+    api_key_id: str = ""
+    api_key_secret: str = ""
+    processes: dict[str, subprocess.Popen[bytes]] = field(
+        default_factory=dict[str, "subprocess.Popen[bytes]"]
+    )
 
-    platform: RunningPlatform
-    issuer_id: str
-    client: tuple[str, str]
-    tokens_ok: int = 0
-    token_failures: int = 0
-    write_failures: int = 0  # attempts that failed and were tried again
-    in_doubt: int = 0  # writes given up unacknowledged (their first attempt's process died)
-    acknowledged: list[str] = field(default_factory=list[str])  # user ids
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def _tokens(self) -> None:
-        url = f"{self.platform.idp_url}/{self.issuer_id}/token"
-        form = {"grant_type": "client_credentials", "client_id": self.client[0],
-                "client_secret": self.client[1]}  # fmt: skip
-        async with httpx.AsyncClient(timeout=5) as http:
-            while not self._stop.is_set():
-                try:
-                    ok = (await http.post(url, data=form)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.tokens_ok += ok
-                self.token_failures += not ok
-                await asyncio.sleep(0.005)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    async def _writes(self) -> None:
-        from authpi.platform.testing.tenants import basic  # it imports the plugin, which us
 
-        key = (self.platform.api_key_id, self.platform.api_key_secret)
-        path = f"/v1/accounts/{self.platform.account_id}/issuers/{self.issuer_id}/users"
-        async with httpx.AsyncClient(base_url=self.platform.api_url, timeout=10) as http:
-            while not self._stop.is_set():
-                body = {"username_type": "email", "username": f"l-{uuid.uuid4().hex[:12]}@e.test"}
-                headers = {**basic(*key), "Idempotency-Key": uuid.uuid4().hex}
-                # The same write, with the same key, until acknowledged. A key whose first
-                # attempt died with the process serving it stays claimed for the gateway's lease
-                # (409, edge/idempotency.py): that write is in doubt, and the loop moves on.
-                while not self._stop.is_set():
-                    try:
-                        resp = await http.post(path, json=body, headers=headers)
-                        if resp.status_code in (200, 201):
-                            self.acknowledged.append(resp.json()["data"]["id"])
-                            break
-                        if resp.status_code == 409:
-                            self.in_doubt += 1
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    self.write_failures += 1
-                    await asyncio.sleep(0.1)
+def _url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[Load]:
-        tasks = [asyncio.create_task(self._tokens()), asyncio.create_task(self._writes())]
+
+def _environment(infra: Infra, ns: str, kek: str, api_url: str, idp_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
+    env.update(
+        AUTHPI_DATABASE_URL=infra.dsn, AUTHPI_NATS_URL=infra.nats_url, AUTHPI_NAMESPACE=ns,
+        AUTHPI_KEK=kek, AUTHPI_API_URL=api_url, AUTHPI_IDP_URL=idp_url,
+        AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
+    )  # fmt: skip
+    if infra.nats_credentials is not None:
+        env["AUTHPI_NATS_CREDENTIALS_FILE"] = str(infra.nats_credentials)
+    return env
+
+
+def _spawn(name: str, env: Mapping[str, str], data_dir: Path) -> subprocess.Popen[bytes]:
+    (data_dir / name).mkdir(parents=True, exist_ok=True)
+    log = (data_dir / f"{name}.log").open("wb")
+    command = [sys.executable, "-m", "authpi.platform.cli", "serve", name]
+    env = {**env, "AUTHPI_DATA_DIR": str(data_dir / name)}
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _ready(run: Distributed, data_dir: Path) -> None:
+    """Until every process answers /readyz with 200; a process that exits fails the start."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT_S
+    waiting = dict(run.ops)
+    async with httpx.AsyncClient(timeout=2) as client:
+        while waiting:
+            for name, url in list(waiting.items()):
+                if run.processes[name].poll() is not None:
+                    tail = (data_dir / f"{name}.log").read_text()[-3000:]
+                    raise RuntimeError(f"authpi serve {name} exited:\n{tail}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        del waiting[name]
+            if loop.time() > deadline:
+                raise TimeoutError(f"not ready after {START_TIMEOUT_S:.0f}s: {sorted(waiting)}")
+            await asyncio.sleep(0.2)
+
+
+async def _bootstrap(run: Distributed, env: Mapping[str, str], data_dir: Path) -> None:
+    """`authpi bootstrap --json`, then until the gateway knows the new key (its cache follows
+    the directory's events, published by the directory process's relay)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "authpi.platform.cli", "bootstrap", "--json",
+        env={**env, "AUTHPI_DATA_DIR": str(data_dir / "bootstrap")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"authpi bootstrap failed: {err.decode()[-3000:]}")
+    creds = json.loads(out)
+    run.account_id = creds["account_id"]
+    run.api_key_id, run.api_key_secret = creds["api_key_id"], creds["api_key_secret"]
+    auth = (run.api_key_id, run.api_key_secret)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with httpx.AsyncClient(timeout=5, auth=auth) as client:
+        while (await client.get(f"{run.api_url}/v1/accounts/{run.account_id}")).status_code != 200:
+            if loop.time() > deadline:
+                raise TimeoutError("the gateway never learnt the bootstrap key")
+            await asyncio.sleep(0.1)
+
+
+def _stop(processes: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes.values():
         try:
-            yield self
-        finally:
-            self._stop.set()
-            await asyncio.gather(*tasks)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    async def progress(self, tokens: int = 50, writes: int = 5, timeout: float = 120) -> None:
-        """Until the loop has got `tokens` more tokens and `writes` more acknowledged writes."""
-        goal = (self.tokens_ok + tokens, len(self.acknowledged) + writes)
-        deadline = time.monotonic() + timeout
-        while self.tokens_ok < goal[0] or len(self.acknowledged) < goal[1]:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no progress: {self.tokens_ok} tokens, {len(self.acknowledged)} writes"
-                )
-            await asyncio.sleep(0.05)
+
+@contextlib.asynccontextmanager
+async def distributed(
+    infra: Infra, data_dir: Path, gateway_env: Mapping[str, str] | None = None
+) -> AsyncIterator[Distributed]:
+    """The gateway and every service, each its own `authpi serve` process, bootstrapped.
+    `gateway_env`: extra settings of the gateway process (rate limits, trusted proxies)."""
+    ns = new_namespace()
+    kek = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    run = Distributed(
+        api_url=_url(), idp_url=_url(), internal={s: _url() for s in SERVICES},
+        ops={s: _url() for s in ("gateway", *SERVICES)}, namespace=ns, kek=kek,
+    )  # fmt: skip
+    env = _environment(infra, ns, kek, run.api_url, run.idp_url)
+    try:
+        urls = ",".join(f"{name}={url}" for name, url in run.internal.items())
+        gateway = {**env, **(gateway_env or {}), "AUTHPI_SERVICE_URLS": urls}
+        run.processes["gateway"] = _spawn(
+            "gateway", {**gateway, "AUTHPI_OPS_URL": run.ops["gateway"]}, data_dir
+        )
+        for name in SERVICES:
+            own = {"AUTHPI_INTERNAL_URL": run.internal[name], "AUTHPI_OPS_URL": run.ops[name]}
+            run.processes[name] = _spawn(name, {**env, **own}, data_dir)
+        await _ready(run, data_dir)
+        await _bootstrap(run, env, data_dir)
+        yield run
+    finally:
+        await asyncio.to_thread(_stop, run.processes)

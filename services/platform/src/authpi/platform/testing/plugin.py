@@ -17,13 +17,13 @@ from authpi.config import Settings
 from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
 from authpi.platform.host import Platform
 from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
-from authpi.platform.testing.distributed import SharedRun
+from authpi.platform.testing.local_run import SharedRun
 from authpi.platform.testing.mail import Mailbox
 from authpi.testing.infra import Infra, new_namespace
 
 # The browser fixtures and their report hook, registered through this plugin.
 __all__ = [
-    "RunningPlatform", "browser", "chromium", "distributed", "mailbox", "platform",
+    "RunningPlatform", "browser", "chromium", "local_run", "mailbox", "platform",
     "pytest_runtest_makereport", "running_platform",
 ]  # fmt: skip
 
@@ -129,8 +129,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedRun]:
-    """The distributed run of the session, started by the first test that needs it."""
+async def local_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedRun]:
+    """The session's `authpi up --distributed` (testing/local_run.py), started by the first test
+    that needs it."""
     shared = SharedRun(tmp_path_factory.mktemp("distributed"))
     yield shared
     await shared.close()
@@ -141,16 +142,16 @@ async def platform(
     request: pytest.FixtureRequest,
     infra: Infra,
     tmp_path_factory: pytest.TempPathFactory,
-    distributed: SharedRun,
+    local_run: SharedRun,
 ) -> AsyncIterator[RunningPlatform]:
     """One all-in-one platform for the session, on the system clock. The test client stands
     where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
     allowlist tests rely on it). Untrusted peers are tested on platforms of their own.
     Organizations' upstream IdPs may be plain http, as in development (`make run`): the SSO
     tests start theirs on loopback. Tests marked `sdk` also get the distributed run
-    (testing/distributed.py), once for the session."""
+    (testing/local_run.py), once for the session."""
     if getattr(request, "param", ALL_IN_ONE) == DISTRIBUTED:
-        yield (await distributed.get())[1]
+        yield (await local_run.get())[1]
         return
     async with running_platform(
         infra,
