@@ -7,6 +7,7 @@ printed, not asserted: speed belongs in `make bench`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -15,9 +16,10 @@ import uuid
 import pytest
 from psycopg import sql
 
-from authpi.contracts.subjects import events_stream, subject_for
+from authpi.contracts.subjects import events_stream
 from authpi.eventstore.locks import consumer_lock, relay_lock
 from authpi.messaging import auth as nats_auth
+from authpi.messaging.provenance import owned_types
 from authpi.messaging.streams import connect, jetstream
 from authpi.platform.testing.local_run import Load, lock_holder
 from authpi.testing.plugin import eventually
@@ -72,8 +74,9 @@ async def _count(dsn: str, query: sql.Composable, params: list[object]) -> int:
 
 
 async def settled(run, platform, load: Load) -> None:
-    """Every acknowledged write committed exactly once, in JetStream exactly once per committed
-    event, and applied by the token service's projection (fed by its consumer)."""
+    """Every acknowledged write committed exactly once, applied by the token service's projection
+    (fed by its consumer), and every event of the directory and the token service in JetStream
+    exactly once."""
     ids = list(dict.fromkeys(load.acknowledged))
     assert len(ids) == len(load.acknowledged), "an acknowledged write was answered twice"
     ns, dsn = platform.namespace, run.owner_dsn
@@ -91,23 +94,32 @@ async def settled(run, platform, load: Load) -> None:
         return await _count(dsn, in_view.format(token), [ids]) == len(ids)
 
     await eventually(projected, timeout=60)
-    total = await _count(
-        dsn, sql.SQL("SELECT count(*) FROM {}.events WHERE type = 'user.created'").format(
-            directory), [])  # fmt: skip
     auth = nats_auth.load(run.dir / "nats-auth" / "credentials-admin.json")
     nc = await connect(run.nats.url, auth=auth)
     try:
-        subject = subject_for(platform.account_id, "user.created", ns).replace(
-            platform.account_id, "*"
-        )
-
-        async def relayed() -> int:
-            info = await jetstream(nc).stream_info(events_stream(ns), subjects_filter=subject)
-            return sum((info.state.subjects or {}).values())
-
-        await eventually(lambda: _equal(relayed(), total), timeout=60)
+        for service in ("directory", "token"):
+            await eventually(lambda s=service: _relayed_once(nc, dsn, ns, s), timeout=60)
     finally:
         await nc.close()
+
+
+async def _relayed_once(nc, dsn: str, ns: str, service: str) -> bool:
+    """The stream holds as many events of `service`'s types as its store: none lost, none
+    published twice (a relay that took over publishes again from the last stored cursor; the
+    stream drops what it already has by event id)."""
+    stored = await _count(
+        dsn, sql.SQL("SELECT count(*) FROM {}.events").format(sql.Identifier(f"{ns}_{service}")), []
+    )
+    info = await jetstream(nc).stream_info(events_stream(ns), subjects_filter=f"{ns}.evt.>")
+    types = set(owned_types(service))
+    subjects = info.state.subjects or {}
+    relayed = sum(n for subject, n in subjects.items() if _type_of(subject, ns) in types)
+    return relayed == stored
+
+
+def _type_of(subject: str, ns: str) -> str:
+    """`<ns>.evt.<account>.<type>`: the type may hold dots itself."""
+    return subject.removeprefix(f"{ns}.evt.").split(".", 1)[-1]
 
 
 async def _equal(value, expected: int) -> bool:
@@ -141,10 +153,14 @@ async def _true(value: bool) -> bool:
 
 
 async def test_relay_holder_killed_another_takes_over(topology, tenant):
+    """The token service's relay (two token replicas: one holds it, the other stands by), with
+    writes of the token service's own events throughout: each new issuer gets signing keys."""
     run, platform = topology
-    key = relay_lock(f"{platform.namespace}_directory")
+    key = relay_lock(f"{platform.namespace}_token")
     load = Load(platform, tenant[0], tenant[1])
+    stop = asyncio.Event()
     async with load.running():
+        issuers = asyncio.create_task(_new_issuers(platform, stop))
         await load.progress()
         holder = await lock_holder(run.owner_dsn, key)
         assert holder in run.children
@@ -158,9 +174,31 @@ async def test_relay_holder_killed_another_takes_over(topology, tenant):
         successor = await eventually(taken_over, timeout=30, interval=0.02)
         took = time.monotonic() - killed
         await load.progress(tokens=50, writes=10)
+        stop.set()
+        made = await issuers
     _report("relay holder SIGKILL", load, holder=holder, successor=successor,
-            takeover_s=round(took, 2))  # fmt: skip
+            takeover_s=round(took, 2), issuers=made)  # fmt: skip
     await settled(run, platform, load)
+
+
+async def _new_issuers(platform, stop: asyncio.Event) -> int:
+    """Issuers created one after another until `stop`; each makes the token service write."""
+    from authpi_admin import AuthPIAdmin
+
+    admin = AuthPIAdmin(
+        api_key=(platform.api_key_id, platform.api_key_secret), account_id=platform.account_id,
+        base_url=platform.api_url, retries=True,
+    )  # fmt: skip
+    made = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a refused write makes no event
+                await admin.issuers.create({"name": f"relay-{uuid.uuid4().hex[:6]}"})
+                made += 1
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    return made
 
 
 async def test_nats_node_killed_no_event_lost_and_it_rejoins(topology, tenant):

@@ -22,7 +22,7 @@ from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
 
 # Public APIs only: also run against the distributed run (platform testing plugin).
-pytestmark = pytest.mark.sdk(quick=True)
+pytestmark = pytest.mark.sdk
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 # Public APIs only: also run against the distributed run (platform testing plugin).
-pytestmark = pytest.mark.sdk
+pytestmark = pytest.mark.sdk(quick=True)
 
 SPA = "https://spa.example.com"
 WEB = "https://web.example.com"
