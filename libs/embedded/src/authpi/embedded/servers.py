@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import shutil
@@ -16,8 +17,10 @@ import sys
 import time
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from authpi.observability import get_logger
 
@@ -85,6 +88,17 @@ class EmbeddedPostgres:
         # after a crash may still run. Whoever started it, ours is the data dir's postmaster.
         stop_postmaster(self.data_dir)
         log.info("postgres.stopped")
+
+    def restart(self) -> None:
+        """Stop the server (fast: every session is ended) and start it again on the same data
+        directory, socket and options (pg_ctl restart): a fault test's database restart."""
+        # pgserver builds its command helpers at import time; pyright cannot see them.
+        commands: Any = importlib.import_module("pgserver._commands")
+        pg_ctl: Callable[..., str] = commands.pg_ctl
+        assert self._server is not None, "not started"
+        user = self._server.system_user  # type: ignore[attr-defined]
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir, user=user, timeout=60)
+        log.info("postgres.restarted", data_dir=str(self.data_dir))
 
     def discard(self) -> None:
         """Stop a server whose data directory is deleted next (a test run's): an immediate

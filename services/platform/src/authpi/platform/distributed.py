@@ -223,8 +223,7 @@ class Distributed:
     async def restart_postgres(self) -> None:
         """Stop the embedded PostgreSQL and start it again on the same data (a fault test)."""
         assert self.postgres is not None, "only the embedded PostgreSQL is restarted here"
-        await asyncio.to_thread(self.postgres.stop)
-        await asyncio.to_thread(self.postgres.start)
+        await asyncio.to_thread(self.postgres.restart)
 
     def _write_state(self, nats_url: str) -> None:
         """Where everything runs (pids, URLs), for operators and tests."""
