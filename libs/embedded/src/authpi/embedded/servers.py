@@ -96,6 +96,8 @@ class EmbeddedPostgres:
         commands: Any = importlib.import_module("pgserver._commands")
         pg_ctl: Callable[..., str] = commands.pg_ctl
         assert self._server is not None, "not started"
+        if os.geteuid() == 0:  # as in `start`: the server's own user must reach the directory
+            _open_path_for_others(self.data_dir)
         user = self._server.system_user  # type: ignore[attr-defined]
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir, user=user, timeout=60)
         log.info("postgres.restarted", data_dir=str(self.data_dir))

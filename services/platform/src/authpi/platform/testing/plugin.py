@@ -5,6 +5,7 @@ this process; its captured mail (`mailbox`); a headless Chromium (`browser`, tes
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from authpi.platform.host import Platform
 from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
 from authpi.platform.testing.local_run import SharedRun
 from authpi.platform.testing.mail import Mailbox
-from authpi.testing.infra import Infra, new_namespace
+from authpi.testing.infra import Infra, new_namespace, remove_tree
 
 # The browser fixtures and their report hook, registered through this plugin.
 __all__ = [
@@ -129,12 +130,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def local_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedRun]:
+async def local_run() -> AsyncIterator[SharedRun]:
     """The session's `authpi up --distributed` (testing/local_run.py), started by the first test
-    that needs it."""
-    shared = SharedRun(tmp_path_factory.mktemp("distributed"))
-    yield shared
-    await shared.close()
+    that needs it. Its data lives in a directory of its own under /tmp, as the test
+    infrastructure's does: the embedded PostgreSQL's user must reach it for as long as it runs
+    (a restart included), which pytest's private base directory does not let it do."""
+    data = Path(tempfile.mkdtemp(prefix="authpi-d-", dir="/tmp"))
+    shared = SharedRun(data)
+    try:
+        yield shared
+    finally:
+        await shared.close()
+        remove_tree(data)
 
 
 @pytest_asyncio.fixture(scope="session")
