@@ -4,6 +4,7 @@ as far as its service needs; a process connected as a role migrates nothing and 
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import psycopg
@@ -14,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 from authpi.config import Settings
 from authpi.platform import database
 from authpi.platform.host import Platform
-from authpi.platform.modules import all_modules
+from authpi.platform.modules import all_modules, serving_modules
 from authpi.testing.infra import new_namespace
 
 SERVICES = [m.name for m in all_modules()]
@@ -83,18 +84,26 @@ async def test_role_reads_and_writes_its_own_schema(infra, migrated, service):
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_role_is_refused_on_other_services_tables(infra, migrated, service):
+    """Refused to read or write another service's events, and to read its checkpoints unless
+    the role reads that service's views (database.SHARED_READS: the token role's keyinfo)."""
     ns = migrated
+    shared = set(database.SHARED_READS.get(service, ()))
+    insert = sql.SQL(INSERT_EVENT)
     for other in SERVICES:
         if other == service:
             continue
-        for query in (
-            sql.SQL("SELECT count(*) FROM {}").format(table(ns, other, "events")),
-            sql.SQL("SELECT count(*) FROM {}").format(table(ns, other, "checkpoints")),
-            sql.SQL(INSERT_EVENT).format(table(ns, other, "events")),
-        ):
+        refused: list[tuple[sql.Composable, list[object]]] = [
+            (sql.SQL("SELECT count(*) FROM {}").format(table(ns, other, "events")), []),
+            (insert.format(table(ns, other, "events")), [uuid.uuid4(), "x"]),
+            (sql.SQL("DELETE FROM {}").format(table(ns, other, "checkpoints")), []),
+        ]
+        if (other, "checkpoints") not in shared:
+            refused.append(
+                (sql.SQL("SELECT count(*) FROM {}").format(table(ns, other, "checkpoints")), [])
+            )
+        for query, params in refused:
             with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
-                await run_as(infra, ns, service, query, [uuid.uuid4(), "x"] if "INSERT" in
-                             query.as_string(None) else ())  # fmt: skip
+                await run_as(infra, ns, service, query, params)
 
 
 @pytest.mark.parametrize("change", ["UPDATE {} SET type = 'x'", "DELETE FROM {}", "TRUNCATE {}"])
@@ -127,6 +136,18 @@ async def test_pii_key_store_reached_only_as_far_as_each_service_needs(infra, mi
     assert await run_as(infra, migrated, "directory", select, [subject]) == []
 
 
+async def test_token_role_reads_the_gateway_key_views_for_keyinfo_only(infra, migrated):
+    views = [("api_keys_view", True), ("inactive_organizations_view", True),
+             ("checkpoints", True), ("events", False), ("accounts_view", False)]  # fmt: skip
+    for view, allowed in views:
+        query = sql.SQL("SELECT count(*) FROM {}").format(table(migrated, "gateway", view))
+        if allowed:
+            assert await run_as(infra, migrated, "token", query)
+        else:
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                await run_as(infra, migrated, "token", query)
+
+
 async def test_password_from_settings_is_set(infra, migrated):
     async with await psycopg.AsyncConnection.connect(infra.dsn) as conn:
         cur = await conn.execute(
@@ -137,16 +158,20 @@ async def test_password_from_settings_is_set(infra, migrated):
     assert roles == {database.service_role(migrated, s): (s == "token", True) for s in SERVICES}
 
 
+# One KEK for every process of the module's namespace, as a deployment shares one.
+KEK = base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
+
+
 def role_settings(infra, ns: str, service: str, data_dir) -> Settings:
     return Settings(
         data_dir=data_dir, database_url=as_role(infra, ns, service), nats_url=infra.nats_url,
-        nats_credentials_file=infra.nats_credentials, namespace=ns,
+        nats_credentials_file=infra.nats_credentials, namespace=ns, kek=KEK,
     )  # fmt: skip
 
 
 async def test_service_processes_run_each_service_as_its_own_role(infra, migrated, tmp_path):
-    """`authpi serve token` connected as the token role runs the directory and the gateway beside
-    it (until the gateway is its own process), each connected as its own role."""
+    """A process connected as the token role running other services' stores beside its own
+    connects each as its own role."""
     modules = [m for m in all_modules() if m.name in ("directory", "token", "gateway")]
     platform = Platform(role_settings(infra, migrated, "token", tmp_path), modules=modules,
                         serve_http=False)  # fmt: skip
@@ -159,6 +184,19 @@ async def test_service_processes_run_each_service_as_its_own_role(infra, migrate
                 users[name] = row[0] if row else None
         assert users == {m.name: database.service_role(migrated, m.name) for m in modules}
         assert all(r.running.is_set() for r in platform.relays)
+    finally:
+        await platform.stop()
+
+
+async def test_token_process_runs_keyinfo_as_the_token_role(infra, migrated, tmp_path):
+    """`authpi serve token`: the token service and the gateway's keyinfo part (which owns no
+    store), both on the token role."""
+    platform = Platform(role_settings(infra, migrated, "token", tmp_path),
+                        modules=serving_modules("token"), serve_http=False)  # fmt: skip
+    await platform.start()
+    try:
+        assert set(platform.pools) == {"token", "gateway"}
+        assert platform.pools["gateway"] is platform.pools["token"]
     finally:
         await platform.stop()
 

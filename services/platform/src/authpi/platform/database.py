@@ -14,6 +14,12 @@ Roles are named like the schemas, `<namespace>_<service>`. What each role may do
   (it creates a user's or an invitation's key and shreds it), the token service SELECT (it opens
   the sealed snapshots it projects); both SELECT on its `schema_migrations`. No other service.
 
+- the token service SELECT on the gateway's `api_keys_view` and `inactive_organizations_view`,
+  on its `checkpoints` (a cache loads a view with the checkpoint of the consumer that feeds it,
+  then follows the stream from there) and its `schema_migrations` (the start-up check): the
+  token process serves the IdP port's keyinfo itself (the gateway's KEYINFO part), checking API
+  keys against those views.
+
 Nothing else crosses schemas: a consumer's checkpoints and dead letters live in the consumer's
 own schema, and other services' events reach it over NATS, never by reading their tables.
 Operator commands that read every schema (`authpi replay`, `authpi kek rotate`,
@@ -38,6 +44,16 @@ from authpi.web.runtime import ServiceModule
 # What a service's role may do on the region's PII key store (see the module docstring).
 PII_RIGHTS: dict[str, LiteralString] = {"directory": "SELECT, INSERT, DELETE", "token": "SELECT"}
 assert set(PII_RIGHTS) == set(PII_READERS)
+# Other services' tables a service's role reads (see the module docstring): service -> (owner,
+# table) pairs.
+SHARED_READS: dict[str, tuple[tuple[str, str], ...]] = {
+    "token": (
+        ("gateway", "api_keys_view"),
+        ("gateway", "inactive_organizations_view"),
+        ("gateway", "checkpoints"),
+        ("gateway", "schema_migrations"),
+    ),
+}
 
 
 def service_role(namespace: str, service: str) -> str:
@@ -97,6 +113,14 @@ async def ensure_roles(
             if rights is not None:
                 for statement in _pii_grants(store, role, rights):
                     await conn.execute(statement)
+            for owner, table in SHARED_READS.get(service, ()):
+                other = sql.Identifier(f"{namespace}_{owner}")
+                await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(other, role))
+                await conn.execute(
+                    sql.SQL("GRANT SELECT ON {} TO {}").format(
+                        sql.Identifier(f"{namespace}_{owner}", table), role
+                    )
+                )
 
 
 def _grants(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Composed]:

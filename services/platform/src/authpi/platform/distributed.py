@@ -34,7 +34,7 @@ log = get_logger("authpi.distributed")
 
 NATS_NODES = 3
 UP_LINE = "AuthPI is up"  # what `authpi serve` prints once it serves (cli.up)
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 300.0
 SERVICES = ("directory", "token", "agent", "billing", "webhook")
 
 

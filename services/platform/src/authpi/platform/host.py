@@ -210,8 +210,10 @@ class Platform:
                 await database.migrate_all(conn, s.namespace, s.region, self.owned)
         else:
             # Connected as one service's role (the distributed topology): every other service
-            # of this process connects as its own role, and nothing is created or migrated.
-            for name in names:
+            # of this process that owns its store connects as its own role (a part that only
+            # reads another's views, the token process's keyinfo, reads them as this process's
+            # role: database.SHARED_READS), and nothing is created or migrated.
+            for name in (m.name for m in self.owned):
                 if name != own:
                     self.dsns[name] = database.service_dsn(
                         dsn, s.namespace, name, s.database_passwords
