@@ -22,9 +22,11 @@ from authpi_admin.errors import AuthenticationError
 
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
+from authpi.errors import Conflict
 from authpi.platform.modules import all_modules
 from authpi.platform.serving import build_core_api_app, offline_runtime
-from authpi.platform.testing.distributed import SERVICES, Distributed, distributed
+from authpi.platform.testing.distributed import SERVICES, Distributed, add_replica, distributed
+from authpi.web.calls import Calls, RemoteDirectory
 from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.principal import Principal
 from authpi.web.routes import route_table
@@ -256,3 +258,79 @@ async def test_every_openapi_operation_is_routed_to_its_service():
     unrouted = [op for op in operations if routed.get(op) not in SERVICES]
     assert unrouted == []
     assert {routed[op] for op in operations} == set(SERVICES)
+
+
+async def test_the_token_process_serves_the_idp_port_keyinfo_included(dist):
+    """IdP traffic reaches the token process with no proxy hop, and the gateway's keyinfo route
+    is served there, from the gateway's key cache kept current by events."""
+    admin = admin_of(dist)
+    issuer = await admin.issuers.create({"name": f"idp-{uuid.uuid4().hex[:6]}"})
+    org = await admin.issuer(issuer.id).organizations.create({"name": "Customer"})
+    keys = admin.issuer(issuer.id).organization(org.id).api_keys
+    created = await keys.create({"name": "ci", "restrictions": {"scopes": ["issuers.users:read"]}})
+    async with httpx.AsyncClient(base_url=dist.idp_url) as client:
+        discovery = await client.get(f"/{issuer.id}/.well-known/openid-configuration")
+        info = await client.get(f"/{issuer.id}/keyinfo", auth=(created.id, created.secret_plain))
+        wrong = await client.get(f"/{issuer.id}/keyinfo", auth=(created.id, "wrong"))
+    assert discovery.status_code == 200 and discovery.json()["issuer"].endswith(issuer.id)
+    assert info.status_code == 200 and info.json()["id"] == created.id
+    assert info.json()["org_id"] == org.id
+    assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized_client"
+    async with httpx.AsyncClient(base_url=dist.api_url) as client:  # not on the gateway
+        assert (await client.get(f"/{issuer.id}/keyinfo")).status_code in (401, 404)
+
+
+async def test_two_token_replicas_share_the_idp_and_internal_ports(dist):
+    """SO_REUSEPORT: a second `authpi serve token` on the same ports; the kernel spreads new
+    connections over both, and each answers, on either port."""
+    replica = await add_replica(dist, "token", AUTHPI_WORKER_HEADER="1")
+    pids = {dist.processes["token"].pid, dist.processes[replica].pid}
+    seen: set[int] = set()
+    for _ in range(64):
+        async with httpx.AsyncClient(base_url=dist.idp_url) as client:  # a new connection
+            answer = await client.get("/healthz")
+        assert answer.status_code == 200
+        if "x-authpi-worker" in answer.headers:
+            seen.add(int(answer.headers["x-authpi-worker"]))
+        if seen == {dist.processes[replica].pid}:
+            break
+    assert seen == {dist.processes[replica].pid} and seen < pids
+    admin = admin_of(dist)
+    issuer = await admin.issuers.create({"name": f"rep-{uuid.uuid4().hex[:6]}"})
+    user = await admin.issuer(issuer.id).users.create(
+        {"username_type": "email", "username": f"r-{uuid.uuid4().hex[:8]}@example.com"}
+    )
+    for _ in range(6):  # through the gateway's pool: whichever replica took each connection
+        started = (
+            await admin.issuer(issuer.id)
+            .user(user.id)
+            .verifiers.create({"type": "totp", "name": "Phone"})
+        )
+        assert started.enrollment_id
+
+
+async def test_directory_commands_run_in_the_directory_process_when_called_from_another(dist):
+    """What the token service's portal calls (signup) reaches the directory's process, signed,
+    and its refusals come back as the same errors."""
+    admin = admin_of(dist)
+    issuer = await admin.issuers.create({"name": f"calls-{uuid.uuid4().hex[:6]}"})
+    calls = Calls(dist.internal, EdgeSigner(keys_of(Kek.from_text(dist.kek)), SystemClock()))
+    directory = RemoteDirectory(calls)
+    email = f"signup-{uuid.uuid4().hex[:8]}@example.com"
+    try:
+        user_id = await directory.register(
+            account_id=dist.account_id, issuer_id=issuer.id, username_type="email",
+            username=email, profile={"name": "Ada"},
+        )  # fmt: skip
+        assert (await admin.issuer(issuer.id).user(user_id).get()).id == user_id
+        with pytest.raises(Conflict) as taken:
+            await directory.register(
+                account_id=dist.account_id, issuer_id=issuer.id, username_type="email",
+                username=email, profile={},
+            )  # fmt: skip
+        assert taken.value.reason == "user.username"
+    finally:
+        await calls.close()
+    async with httpx.AsyncClient(base_url=dist.api_url, auth=basic(dist)) as client:
+        hidden = await client.post("/internal/calls/user_registry/register", json={})
+    assert hidden.status_code in (401, 404)  # never through the gateway

@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_credentials_file: Path | None = None
     api_url: str = "http://127.0.0.1:8000"
     idp_url: str = "http://127.0.0.1:8001"
+    # Where the two public ports bind when that is not the public URL's host and port (behind an
+    # ingress or a port mapping: AUTHPI_API_URL=https://api.example.com,
+    # AUTHPI_API_LISTEN_URL=http://0.0.0.0:8000). Unset: the public URL's host and port.
+    api_listen_url: str | None = None
+    idp_listen_url: str | None = None
     # Operations endpoints (`/readyz`, `/metrics`): their own port, on the loopback interface
     # unless configured otherwise; never on the public ports. Port 0 picks a free port.
     ops_url: str = "http://127.0.0.1:0"
@@ -148,6 +153,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),
+        api_listen_url=_url(e.get("AUTHPI_API_LISTEN_URL") or None, "AUTHPI_API_LISTEN_URL"),
+        idp_listen_url=_url(e.get("AUTHPI_IDP_LISTEN_URL") or None, "AUTHPI_IDP_LISTEN_URL"),
         ops_url=(e.get("AUTHPI_OPS_URL") or "http://127.0.0.1:8002").rstrip("/"),
         internal_url=_url(e.get("AUTHPI_INTERNAL_URL") or None, "AUTHPI_INTERNAL_URL"),
         service_urls=_service_urls(e.get("AUTHPI_SERVICE_URLS") or ""),

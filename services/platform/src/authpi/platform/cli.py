@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         # in one process unless told otherwise; only `authpi up` takes one per core by default.
         settings = msgspec.structs.replace(settings, idp_workers=1)
     configure_logging(settings.log_format, settings.log_level)
+    if args.command == "serve":
+        from authpi.platform.modules import serving_problem
+
+        problem = serving_problem(settings, args.service)
+        if problem is not None:
+            print(f"authpi serve {args.service}: {problem}", file=sys.stderr)
+            sys.exit(2)
     if args.command == "proto":
         from authpi.platform.proto import run as proto_run
 

@@ -63,11 +63,17 @@ from authpi.platform.serving import (
 )
 from authpi.platform.workers import WorkerPool
 from authpi.web.app import Metrics, WebApp, build_ops_app
+from authpi.web.calls import Calls
+from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.mail import Mailer, NoMailer, SmtpMailer, is_loopback_host
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.web.supervisor import supervise
 
 log = get_logger("authpi.platform")
+
+
+# The public ports' own listen settings (Settings.api_listen_url, idp_listen_url).
+LISTEN_URLS = {"api_url": "api_listen_url", "idp_url": "idp_listen_url"}
 
 
 class Platform:
@@ -242,7 +248,9 @@ class Platform:
                 dsn=self.dsns[module.name],
             )  # fmt: skip
             self.parts.append(await prepared(module, self.runtimes[module.name]))
-        wire(self.parts)
+        calls = Calls(dict(s.service_urls), EdgeSigner(keys_of(kek), self.clock))
+        self.stack.push_async_callback(calls.close)
+        wire(self.parts, calls)
         if self.serve_http and self.serves_core_api:
             here = {m.name for m in self.modules}
             offline = offline_runtime(s)
@@ -298,7 +306,8 @@ class Platform:
             return SmtpMailer(s.smtp_url, s.mail_from)
         if not self.serve_http:
             return NoMailer()
-        if not is_loopback_host(urlsplit(self.api_url).hostname or ""):
+        where = [u for u in (self.api_url, s.api_listen_url) if u]  # public and bound address
+        if not all(is_loopback_host(urlsplit(u).hostname or "") for u in where):
             log.warning(
                 "mail.not_configured",
                 hint="set AUTHPI_SMTP_URL: no mail is sent (the development mail sink runs only "
@@ -447,11 +456,15 @@ class Platform:
                 raise RuntimeError(
                     "AUTHPI_INTERNAL_URL is required: where this service listens for the gateway"
                 )
-            sock = bind(url, reuse_port=self.reuse_port and attr != "ops_url")
+            # A public port behind an ingress or a port mapping binds its listen URL; the public
+            # URL (issuer URLs, links in mail) stays as configured.
+            listen = LISTEN_URLS.get(attr)
+            listen_url = getattr(s, listen) if listen else None
+            sock = bind(listen_url or url, reuse_port=self.reuse_port and attr != "ops_url")
             self.stack.callback(sock.close)
             self._sockets[attr] = sock
             parts = urlsplit(url)
-            if parts.port == 0:
+            if parts.port == 0 and listen_url is None:
                 url = f"{parts.scheme}://{parts.hostname}:{sock.getsockname()[1]}"
             bound[attr] = url
             setattr(self, attr, url)

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 from authpi.agent.service import MODULE as AGENT
 from authpi.billing.service import MODULE as BILLING
+from authpi.config import Settings
 from authpi.contracts.billing import Payments
 from authpi.contracts.directory import InvitationAnswers, SsoDirectory, UserRegistry
 from authpi.directory.service import MODULE as DIRECTORY
 from authpi.gateway.service import KEYINFO
 from authpi.gateway.service import MODULE as GATEWAY
 from authpi.token.service import MODULE as TOKEN
+from authpi.web.calls import Calls, RemoteDirectory, RemotePayments
 from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
 from authpi.webhook.service import MODULE as WEBHOOK
 
@@ -34,6 +36,26 @@ def serving_modules(service: str | None = None) -> list[ServiceModule]:
     return [*chosen, KEYINFO] if service == "token" else chosen
 
 
+def serving_problem(settings: Settings, service: str | None) -> str | None:
+    """What keeps `authpi serve <service>` from starting, said before anything starts: the
+    gateway forwards every service's Core API routes, so AUTHPI_SERVICE_URLS names each one (and
+    nothing else); a service listens for the gateway where AUTHPI_INTERNAL_URL says."""
+    if service is None:
+        return None
+    services = {m.name for m in all_modules()} - {"gateway"}
+    if service != "gateway":
+        if settings.internal_url is None:
+            return "AUTHPI_INTERNAL_URL is required: where this service listens for the gateway"
+        return None
+    urls = {name for name, _ in settings.service_urls}
+    if urls - services:
+        return f"AUTHPI_SERVICE_URLS: no such service: {', '.join(sorted(urls - services))}"
+    if services - urls:
+        missing = ", ".join(sorted(services - urls))
+        return f"AUTHPI_SERVICE_URLS has no URL for: {missing} (the gateway forwards to each)"
+    return None
+
+
 async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
     """The module's parts for a process that serves or writes: built, then prepared (the
     one-off I/O they need before their tasks run)."""
@@ -43,13 +65,23 @@ async def prepared(module: ServiceModule, rt: Runtime) -> ServiceParts:
     return parts
 
 
-def wire(parts: Sequence[ServiceParts]) -> None:
+def wire(parts: Sequence[ServiceParts], calls: Calls | None = None) -> None:
     """Connect the process's parts once all are built (the main process and every IdP worker):
     the token service's signup registry to the directory's UserRegistry, InvitationAnswers and
     SsoDirectory, and the billing service's x402 `Payments` (when it has one) to its top-up route
-    and the gateway's 402 gate, in-process."""
+    and the gateway's 402 gate, in-process. Those whose owner runs in another process (the
+    distributed topology) are reached through `calls` (authpi.web.calls), when it reaches it."""
     exports = {p.name: p.exports for p in parts}
     registry = exports.get("token", {}).get("registry")
+    if registry is not None and "directory" not in exports and calls is not None:
+        if calls.reaches("user_registry"):
+            remote = RemoteDirectory(calls)
+            registry.connect(remote, remote)
+            registry.connect_sso(remote)
+    gateway = exports.get("gateway", {}).get("gateway")
+    if gateway is not None and "billing" not in exports and calls is not None:
+        if calls.reaches("payments"):
+            gateway.payment_gate.payments = RemotePayments(calls)
     directory = exports.get("directory", {}).get("user_registry")
     if registry is not None and directory is not None:
         assert isinstance(directory, UserRegistry)

@@ -29,6 +29,7 @@ from authpi.gateway.edge.consistency import ReadYourWritesLayer
 from authpi.gateway.edge.ratelimit import IdpRateLimit, IdpRateLimits
 from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app
+from authpi.web.calls import call_routes
 from authpi.web.core import build_core_app
 from authpi.web.edge import EdgeVerifier, keys_of, signed_only
 from authpi.web.openapi import IDP_ERRORS
@@ -151,13 +152,16 @@ def build_internal_app(
     parts: Sequence[ServiceParts], ready: Any, rt: Runtime, metrics: Metrics | None = None
 ) -> WebApp:
     """A service's internal listener (distributed topology, AUTHPI_INTERNAL_URL): its own Core
-    API routes, for the gateway only. A request without the gateway's valid signature is refused
-    before routing, and the signed principal is the request's (authpi.web.edge). A write answers
-    once the deployment has applied it (read-your-writes): its events are recorded here, in the
-    process that writes them, and the barrier is the deployment's (messaging.sync)."""
+        API routes, for the gateway only. A request without the gateway's valid signature is refused
+        before routing, and the signed principal is the request's (authpi.web.edge). A write answers
+        once the deployment has applied it (read-your-writes): its events are recorded here, in the
+        process that writes them, and the barrier is the deployment's (messaging.sync). It also
+    answers the other processes' calls of its contracts (authpi.web.calls)."""
     verifier = EdgeVerifier(keys_of(rt.kek), rt.clock)
+    exports = {name: obj for p in parts for name, obj in p.exports.items()}
     return build_core_app(
-        route_handlers=owned_routes(parts), ready=ready, metrics=metrics,
+        route_handlers=[*owned_routes(parts), *call_routes(exports)], ready=ready,
+        metrics=metrics,
         middleware=[ReadYourWritesLayer(rt.sync)],
         outer=lambda app: signed_only(app, verifier),
     )  # fmt: skip

@@ -12,7 +12,7 @@ stay at the gateway: the service gets the principal instead."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -87,21 +87,29 @@ class Forwarder:
             for name, value in scope["headers"]
             if name not in _NOT_FORWARDED
         ]
-        headers += self.signer.headers(scope, request_id, body, principal_or_none(scope))
         headers.append(("x-request-id", request_id))
+        principal = principal_or_none(scope)
+
+        def signed() -> list[tuple[str, str]]:  # anew for each attempt: a signature counts once
+            return [*headers, *self.signer.headers(scope, request_id, body, principal)]
+
         url = URL(self.urls[service] + target_of(scope), encoded=True)
-        status, answer, payload = await self._exchange(scope["method"], url, headers, body)
+        status, answer, payload = await self._exchange(scope["method"], url, signed, body)
         await send({"type": "http.response.start", "status": status, "headers": answer})
         await send({"type": "http.response.body", "body": payload, "more_body": False})
 
     async def _exchange(
-        self, method: str, url: URL, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        url: URL,
+        signed: Callable[[], list[tuple[str, str]]],
+        body: bytes,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         attempts = 2 if method in _SAFE else 1
         for attempt in range(attempts):
             try:
                 async with self.session().request(
-                    method, url, headers=headers, data=body, allow_redirects=False
+                    method, url, headers=signed(), data=body, allow_redirects=False
                 ) as response:
                     payload = await response.read()
                     answer = [

@@ -37,9 +37,12 @@ class Distributed:
     account_id: str = ""
     api_key_id: str = ""
     api_key_secret: str = ""
+    data_dir: Path = Path()
     processes: dict[str, subprocess.Popen[bytes]] = field(
         default_factory=dict[str, "subprocess.Popen[bytes]"]
     )
+    # Each process's environment (its settings), by process name.
+    envs: dict[str, dict[str, str]] = field(default_factory=dict[str, dict[str, str]])
 
 
 def free_port() -> int:
@@ -64,19 +67,32 @@ def _environment(infra: Infra, ns: str, kek: str, api_url: str, idp_url: str) ->
     return env
 
 
-def _spawn(name: str, env: Mapping[str, str], data_dir: Path) -> subprocess.Popen[bytes]:
-    (data_dir / name).mkdir(parents=True, exist_ok=True)
-    log = (data_dir / f"{name}.log").open("wb")
-    command = [sys.executable, "-m", "authpi.platform.cli", "serve", name]
-    env = {**env, "AUTHPI_DATA_DIR": str(data_dir / name)}
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+def _spawn(run: Distributed, name: str, service: str, env: Mapping[str, str]) -> None:
+    """`authpi serve <service>` as process `name`."""
+    (run.data_dir / name).mkdir(parents=True, exist_ok=True)
+    log = (run.data_dir / f"{name}.log").open("wb")
+    command = [sys.executable, "-m", "authpi.platform.cli", "serve", service]
+    run.envs[name] = {**env, "AUTHPI_DATA_DIR": str(run.data_dir / name)}
+    run.processes[name] = subprocess.Popen(
+        command, env=run.envs[name], stdout=log, stderr=subprocess.STDOUT
+    )
 
 
-async def _ready(run: Distributed, data_dir: Path) -> None:
-    """Until every process answers /readyz with 200; a process that exits fails the start."""
+async def add_replica(run: Distributed, service: str, **settings: str) -> str:
+    """One more `authpi serve <service>` with the first one's settings (so on the same ports,
+    shared with SO_REUSEPORT) but an operations port of its own, once ready; its name."""
+    name = f"{service}-{len(run.processes)}"
+    run.ops[name] = _url()
+    _spawn(run, name, service, {**run.envs[service], **settings, "AUTHPI_OPS_URL": run.ops[name]})
+    await _ready(run, run.data_dir, only=name)
+    return name
+
+
+async def _ready(run: Distributed, data_dir: Path, only: str | None = None) -> None:
+    """Until every process (or `only`) answers /readyz with 200; one that exits fails."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_S
-    waiting = dict(run.ops)
+    waiting = {n: url for n, url in run.ops.items() if only in (None, n)}
     async with httpx.AsyncClient(timeout=2) as client:
         while waiting:
             for name, url in list(waiting.items()):
@@ -138,17 +154,17 @@ async def distributed(
     run = Distributed(
         api_url=_url(), idp_url=_url(), internal={s: _url() for s in SERVICES},
         ops={s: _url() for s in ("gateway", *SERVICES)}, namespace=ns, kek=kek,
+        data_dir=data_dir,
     )  # fmt: skip
     env = _environment(infra, ns, kek, run.api_url, run.idp_url)
+    # The gateway forwards to every service; the token service calls the directory's commands.
+    env["AUTHPI_SERVICE_URLS"] = ",".join(f"{n}={url}" for n, url in run.internal.items())
     try:
-        urls = ",".join(f"{name}={url}" for name, url in run.internal.items())
-        gateway = {**env, **(gateway_env or {}), "AUTHPI_SERVICE_URLS": urls}
-        run.processes["gateway"] = _spawn(
-            "gateway", {**gateway, "AUTHPI_OPS_URL": run.ops["gateway"]}, data_dir
-        )
+        gateway = {**env, **(gateway_env or {})}
+        _spawn(run, "gateway", "gateway", {**gateway, "AUTHPI_OPS_URL": run.ops["gateway"]})
         for name in SERVICES:
             own = {"AUTHPI_INTERNAL_URL": run.internal[name], "AUTHPI_OPS_URL": run.ops[name]}
-            run.processes[name] = _spawn(name, {**env, **own}, data_dir)
+            _spawn(run, name, name, {**env, **own})
         await _ready(run, data_dir)
         await _bootstrap(run, env, data_dir)
         yield run
