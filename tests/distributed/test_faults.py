@@ -24,7 +24,8 @@ from authpi.messaging.streams import connect, jetstream
 from authpi.platform.testing.local_run import Load, lock_holder
 from authpi.testing.plugin import eventually
 
-pytestmark = pytest.mark.distributed
+# The first test starts the distributed run (a dozen processes and a NATS cluster).
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -53,10 +53,11 @@ def plan(api_url: str, idp_url: str, internal: dict[str, str]) -> list[ProcessSp
     internal listener (`internal`: service -> URL); two token replicas sharing the IdP port and
     the token service's internal listener; one process for each other service. Every process
     knows both public URLs (issuer URLs, links in mail) and binds only its own ports."""
+    # Every process knows where each service listens: the gateway forwards there, the token
+    # service's portal reaches the directory's contracts there (platform.modules `wire`).
     urls = ",".join(f"{name}={url}" for name, url in internal.items())
-    common = {"AUTHPI_API_URL": api_url, "AUTHPI_IDP_URL": idp_url}
-    gateway = {**common, "AUTHPI_SERVICE_URLS": urls}
-    specs = [ProcessSpec(f"gateway-{i}", "gateway", ("serve", "gateway"), gateway) for i in (1, 2)]
+    common = {"AUTHPI_API_URL": api_url, "AUTHPI_IDP_URL": idp_url, "AUTHPI_SERVICE_URLS": urls}
+    specs = [ProcessSpec(f"gateway-{i}", "gateway", ("serve", "gateway"), common) for i in (1, 2)]
     for service in SERVICES:
         env = {**common, "AUTHPI_INTERNAL_URL": internal[service]}
         replicas = [f"{service}-1", f"{service}-2"] if service == "token" else [service]

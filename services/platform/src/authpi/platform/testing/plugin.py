@@ -98,6 +98,8 @@ async def running_platform(
 
 
 ALL_IN_ONE, DISTRIBUTED = "all-in-one", "distributed"
+# The first test on the distributed run starts it (a dozen processes and a NATS cluster).
+DISTRIBUTED_TIMEOUT_S = 900
 # Fixtures that reach into the all-in-one platform (its database pool, its NATS connection, its
 # in-process parts): a test using one runs against the all-in-one platform only.
 IN_PROCESS = frozenset({"pool", "nc", "mailbox", "directory"})
@@ -122,7 +124,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "in_process"
     ):
         return
-    marks = [pytest.mark.distributed, *([pytest.mark.quick] if sdk.kwargs.get("quick") else [])]
+    marks = [pytest.mark.distributed, pytest.mark.timeout(DISTRIBUTED_TIMEOUT_S)]
+    marks += [pytest.mark.quick] if sdk.kwargs.get("quick") else []
     metafunc.parametrize(
         "platform", [ALL_IN_ONE, pytest.param(DISTRIBUTED, marks=marks)], indirect=True,
         scope="session",
