@@ -75,7 +75,11 @@ proto-check: venv
 ## bench-tokens needs wrk (Debian package `wrk`); BENCH_TOKENS_ARGS="--workers 4" for more IdP processes
 ## bench_peer (client_credentials of `authpi up` as shipped beside node-oidc-provider and a bare
 ## endpoint; ratio to the peer, server CPU per token, regression report against the last recorded
-## ratio) takes BENCH_PEER_ARGS, e.g. "--rounds 5 --seconds 10" or "--no-peer"
+## ratio) takes BENCH_PEER_ARGS, e.g. "--rounds 5 --seconds 10", "--no-peer" or "--baseline-tree DIR"
+## bench_reads (authenticated Core API reads GET /v1/me, get user, list users, and introspection, of
+## `authpi up` as shipped beside bare litestar handlers doing the same authentication; server CPU
+## per request) takes BENCH_READS_ARGS, e.g. "--rounds 3" or "--baseline-tree DIR" (an older
+## commit unpacked with `git archive <commit> | tar -x -C DIR`, measured in the same run)
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 ## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
@@ -89,6 +93,7 @@ bench: venv
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_peer $(BENCH_PEER_ARGS)
+	$(BIN)/python -m tests.bench.bench_reads $(BENCH_READS_ARGS)
 	$(BIN)/python -m tests.bench.bench_login $(BENCH_LOGIN_ARGS)
 	$(BIN)/python -m tests.bench.bench_metering $(BENCH_METERING_ARGS)
 	$(BIN)/python -m tests.bench.bench_x402 $(BENCH_X402_ARGS)

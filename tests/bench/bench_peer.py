@@ -47,11 +47,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 import jwt
@@ -223,13 +223,26 @@ async def bare_server(work: Path, workers: int) -> AsyncIterator[Target]:
         await _stop(proc)
 
 
+def tree_settings(tree: Path | None) -> dict[str, str]:
+    """The environment that runs `authpi up` on the code of `tree`, an unpacked older checkout
+    (`git archive <commit> | tar -x -C DIR`), ahead of the installed one; nothing for None."""
+    if tree is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(sorted(str(p) for p in tree.glob("*/*/src")))}
+
+
 @contextlib.asynccontextmanager
-async def authpi_server(work: Path, workers: int | None) -> AsyncIterator[list[Target]]:
-    """`authpi up` as shipped (workers None) with an ES256 and an EdDSA client and an agent."""
-    async with platform_process(workers, work) as running:
+async def authpi_server(
+    work: Path, workers: int | None, tree: Path | None = None, label: str = "authpi"
+) -> AsyncIterator[list[Target]]:
+    """`authpi up` as shipped (workers None) with an ES256 and an EdDSA client and an agent; with
+    `tree`, on the code of that older checkout."""
+    work = work / label
+    work.mkdir()
+    async with platform_process(workers, work, settings=tree_settings(tree)) as running:
         tenant = await set_up(running)
         pid = running.proc.pid
-        infra = [*ServerCpu(pid).roots, *(p for p in psutil.Process().children() if _nats(p))]
+        infra = [*ServerCpu(pid).roots, *_nats_of(pid)]
 
         def roots() -> list[int]:
             return [pid, *(p.pid for p in infra)]
@@ -239,9 +252,7 @@ async def authpi_server(work: Path, workers: int | None) -> AsyncIterator[list[T
         for subject in SUBJECTS:
             client_id, secret = tenant.clients[subject]
             alg = "ES256" if subject == AGENT else subject
-            targets.append(
-                Target(f"authpi {subject}", "authpi", url, client_id, secret, roots, alg)
-            )
+            targets.append(Target(f"{label} {subject}", label, url, client_id, secret, roots, alg))
         yield targets
 
 
@@ -249,6 +260,21 @@ def _nats(proc: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
         return "nats" in proc.name()
     return False
+
+
+def _nats_of(platform_pid: int) -> list[psutil.Process]:
+    """The embedded NATS server (a child of this process) that `authpi up` at `platform_pid`
+    uses, found by the port of its AUTHPI_NATS_URL."""
+    try:
+        port = urlsplit(psutil.Process(platform_pid).environ()["AUTHPI_NATS_URL"]).port
+    except (psutil.Error, KeyError, ValueError):
+        return []
+    found = []
+    for proc in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if _nats(proc) and str(port) in proc.cmdline():
+                found.append(proc)
+    return found
 
 
 def idp_processes(pid: int) -> int:
@@ -270,16 +296,21 @@ async def _token(http: httpx.AsyncClient, target: Target) -> httpx.Response:
     )  # fmt: skip
 
 
+async def settled(send: Callable[[], Awaitable[httpx.Response]], deadline: float) -> httpx.Response:
+    """`send()`'s answer once it is neither 401 nor 429 (a client or key the IdP processes have
+    not all learnt yet), or the last one at `deadline` (time.monotonic)."""
+    while True:
+        resp = await send()
+        if resp.status_code not in (401, 429) or time.monotonic() > deadline:
+            return resp
+        await asyncio.sleep(0.1)
+
+
 async def check_token(target: Target) -> None:
     """One request before the load: a 200 whose access token is a JWT of the expected algorithm
     with the requested audience."""
-    deadline = time.monotonic() + 60
     async with httpx.AsyncClient(timeout=10) as http:
-        while True:
-            resp = await _token(http, target)
-            if resp.status_code not in (401, 429) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)  # a client the IdP processes have not all learnt yet
+        resp = await settled(lambda: _token(http, target), time.monotonic() + 60)
     if resp.status_code != 200:
         raise RuntimeError(f"{target.name}: {resp.status_code} {resp.text}")
     token = resp.json()["access_token"]
@@ -292,46 +323,69 @@ async def check_token(target: Target) -> None:
 # --- the runs ----------------------------------------------------------------------------------
 
 
-async def measure(target: Target, wrk: str, work: Path, args: argparse.Namespace) -> None:
-    headers = {"Authorization": target.authorization}
-    script = wrk_script(work / "run.lua", "POST", BODY, headers=headers)
+async def run_with_cpu(
+    wrk: str, script: Path, url: str, roots: list[int], args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """A warm-up, then the run (`args.threads`, `.connections`, `.seconds`, `.warmup`) with the
+    CPU of `roots` and their children over it: (wrk's figures, CPU seconds by group, CPU
+    microseconds per 2xx answer by group). The script (it holds a secret) is removed."""
     try:
-        await run_wrk(wrk, script, target.url, threads=1, connections=8, seconds=args.warmup)
-        before = tree_cpu(target.roots())
+        await run_wrk(wrk, script, url, threads=1, connections=8, seconds=args.warmup)
+        before = tree_cpu(roots)
         run = await run_wrk(
-            wrk, script, target.url, threads=args.threads, connections=args.connections,
+            wrk, script, url, threads=args.threads, connections=args.connections,
             seconds=args.seconds,
         )  # fmt: skip
-        spent = cpu_delta(before, tree_cpu(target.roots()))
+        spent = cpu_delta(before, tree_cpu(roots))
     finally:
         script.unlink(missing_ok=True)
     ok = run["requests"] - run["non_2xx"]
+    per = {k: round(v / ok * 1e6, 1) for k, v in spent.items()} if ok else {}
+    return run, spent, per
+
+
+async def measure(target: Target, wrk: str, work: Path, args: argparse.Namespace) -> None:
+    headers = {"Authorization": target.authorization}
+    script = wrk_script(work / "run.lua", "POST", BODY, headers=headers)
+    run, spent, per = await run_with_cpu(wrk, script, target.url, target.roots(), args)
+    ok = run["requests"] - run["non_2xx"]
     run["cpu_s"] = {k: round(v, 3) for k, v in spent.items()}
-    run["cpu_us_per_token"] = {k: round(v / ok * 1e6, 1) for k, v in spent.items()} if ok else {}
+    run["cpu_us_per_token"] = per
     if ok:
         run["cpu_us_per_token"]["total"] = round(sum(spent.values()) / ok * 1e6, 1)
     target.runs.append(run)
+    print_run(target.name, run, "token")
+
+
+def print_run(label: str, run: dict[str, Any], unit: str) -> None:
+    """One run's line: rate, p99, the serving processes' CPU per `unit` (token, request)."""
+    cpu = run[f"cpu_us_per_{unit}"].get("server", 0)
     print(
-        f"  {target.name:14} {run['ok_per_s']:>9.1f} 2xx/s  p99 {run['p99_ms']:6.2f} ms  "
-        f"server CPU {run['cpu_us_per_token'].get('server', 0):6.1f} us/token  "
+        f"  {label:24} {run['ok_per_s']:>9.1f} 2xx/s  p99 {run['p99_ms']:6.2f} ms  "
+        f"server CPU {cpu:6.1f} us/{unit}  "
         f"non-2xx {run['non_2xx']}  socket errors {run['socket_errors']}",
         flush=True,
     )
 
 
-def summary(target: Target) -> dict[str, Any]:
-    rates = [r["ok_per_s"] for r in target.runs]
-    p99s = [r["p99_ms"] for r in target.runs]
-    cpus = [r["cpu_us_per_token"].get("server", 0.0) for r in target.runs]
-    best = max(target.runs, key=lambda r: r["ok_per_s"])
-    out = {
+def summarize(runs: list[dict[str, Any]], unit: str) -> dict[str, Any]:
+    """Best rate (and its p99), spread, and the lowest and highest CPU per `unit` of the runs."""
+    rates = [r["ok_per_s"] for r in runs]
+    p99s = [r["p99_ms"] for r in runs]
+    cpus = [r[f"cpu_us_per_{unit}"].get("server", 0.0) for r in runs]
+    best = max(runs, key=lambda r: r["ok_per_s"])
+    return {
         "best_per_s": best["ok_per_s"], "min_per_s": min(rates),
         "median_per_s": statistics.median(rates), "p99_ms_of_best": best["p99_ms"],
         "p99_ms_min": min(p99s), "p99_ms_max": max(p99s),
-        "cpu_us_per_token_best": min(cpus), "cpu_us_per_token_max": max(cpus),
-        "non_2xx": sum(r["non_2xx"] for r in target.runs),
-        "socket_errors": sum(r["socket_errors"] for r in target.runs),
+        f"cpu_us_per_{unit}_best": min(cpus), f"cpu_us_per_{unit}_max": max(cpus),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": sum(r["socket_errors"] for r in runs),
     }  # fmt: skip
+
+
+def summary(target: Target) -> dict[str, Any]:
+    out = summarize(target.runs, "token")
     totals = [r["cpu_us_per_token"].get("total", 0.0) for r in target.runs]
     if any(r["cpu_us_per_token"].keys() - {"server", "total"} for r in target.runs):
         out["cpu_us_per_token_with_infra_best"] = min(totals)
@@ -366,13 +420,21 @@ def _commit() -> str | None:
     return None
 
 
-async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="authpi-bench-peer-"))
-    results: dict[str, Any] = {
+def run_header(args: argparse.Namespace) -> dict[str, Any]:
+    """What a run's results start with: the machine, the commit, the time, the wrk options and
+    the load average before it (the machine is shared: its load says how far to trust rates)."""
+    return {
         "cpus": os.cpu_count(), "commit": _commit(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds},
-        "rounds": args.rounds, "body": BODY, "client_auth": "client_secret_basic",
+        "rounds": args.rounds, "load_before": os.getloadavg(),
+    }  # fmt: skip
+
+
+async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="authpi-bench-peer-"))
+    results: dict[str, Any] = {
+        **run_header(args), "body": BODY, "client_auth": "client_secret_basic",
     }  # fmt: skip
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -384,6 +446,10 @@ async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             targets.append(await stack.enter_async_context(bare_server(work, args.bare_workers)))
             ours = await stack.enter_async_context(authpi_server(work, args.workers))
             targets += ours
+            if args.baseline_tree:
+                targets += await stack.enter_async_context(
+                    authpi_server(work, args.workers, Path(args.baseline_tree), "old")
+                )
             results["servers"] = {
                 "peer": {"package": "oidc-provider", "version": peer_version(),
                          "workers": args.peer_workers, "node": _node_version()},
@@ -399,6 +465,7 @@ async def bench(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                     await measure(target, wrk, work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results["load_after"] = os.getloadavg()
     results["runs"] = {t.name: t.runs for t in targets}
     results["summary"] = {t.name: summary(t) for t in targets}
     s = results["summary"]
@@ -461,13 +528,34 @@ def report(results: dict[str, Any]) -> None:
             print(line)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="bench_peer")
+def wrk_or_hint() -> str | None:
+    """wrk's path, or None after telling how to install it."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print(WRK_HINT, file=sys.stderr)
+    return wrk
+
+
+def run_arguments(parser: argparse.ArgumentParser, *, seconds: float, rounds: int) -> None:
+    """The wrk runs' options (`run_with_cpu`) and `--baseline-tree`, shared by the benches that
+    put `authpi up` beside a floor."""
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server, interleaved")
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help="runs of each server, interleaved"
+    )
+    parser.add_argument(
+        "--baseline-tree", default=None,
+        help="an older checkout unpacked with `git archive <commit> | tar -x -C DIR`, run beside"
+        " the current code in the same run",
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_peer")
+    run_arguments(parser, seconds=10.0, rounds=3)
     parser.add_argument(
         "--workers", type=int, default=None,
         help="AUTHPI_IDP_WORKERS for authpi up (default: unset, the shipped default)",
@@ -478,9 +566,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default="bench-results/peer.json")
     parser.add_argument("--history", default="bench-results/peer-history.jsonl")
     args = parser.parse_args(argv)
-    wrk = shutil.which("wrk")
+    wrk = wrk_or_hint()
     if wrk is None:
-        print(WRK_HINT, file=sys.stderr)
         return {"skipped": WRK_HINT}
     if not args.no_peer and (shutil.which("node") is None or peer_version() is None):
         print("node-oidc-provider is not installed: run `make venv` (npm, into .venv/npm)")

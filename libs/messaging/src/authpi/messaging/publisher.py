@@ -1,19 +1,25 @@
 """Batched runtime facts (DESIGN.md 3): a hot path (the token endpoint, the gateway's API-key
 check) adds a fact to memory and returns; a worker task publishes the buffer to the FACTS stream
-as one message every few milliseconds (or sooner when it fills). Nothing on the request path
-waits for NATS. A batch that fails to publish is retried with the same Nats-Msg-Id, so a retry
-after a lost ack is not counted twice. The buffer is bounded: if NATS stays away, the oldest
-facts are dropped and counted."""
+as one message. Nothing on the request path waits for NATS.
+
+The first fact after a quiet spell goes out at once (no timer to wait out, and none ticking while
+idle); after each publish the task waits `interval` (or until the buffer fills) before the next,
+so under load a batch gathers what arrived meanwhile: each batch costs every fact consumer
+(metering, agent usage, the audit log) a fetch and a transaction. A batch that fails to publish
+is retried with the same Nats-Msg-Id, so a retry after a lost ack is not counted twice. The
+buffer is bounded: if NATS stays away, the oldest facts are dropped and counted."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 from nats.js import JetStreamContext
 
 from authpi.contracts.facts import Fact, FactBatch, encode_batch
 from authpi.contracts.subjects import fact_subject
+from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 
 log = get_logger("authpi.facts")
@@ -25,7 +31,7 @@ class FactPublisher:
         js: JetStreamContext,
         namespace: str,
         *,
-        interval: float = 0.05,
+        interval: float = 0.25,
         batch_size: int = 2000,
         max_buffer: int = 200_000,
     ) -> None:
@@ -36,12 +42,15 @@ class FactPublisher:
         self.max_buffer = max_buffer
         self._buffer: list[Fact] = []
         self._full = asyncio.Event()
+        self._pending = asyncio.Event()
         self.published = 0
         self.dropped = 0
 
     def add(self, fact: Fact) -> None:
         buffer = self._buffer
         buffer.append(fact)
+        if not self._pending.is_set():
+            self._pending.set()
         if len(buffer) >= self.batch_size:
             self._full.set()
         if len(buffer) > self.max_buffer:
@@ -50,14 +59,17 @@ class FactPublisher:
             self.dropped += excess
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Worker task: flush on a timer or when full; a last flush on stop."""
+        """Worker task: a flush as soon as a fact waits, then at most one per `interval` unless
+        the buffer fills; a last flush on stop."""
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(self._full.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await unless_stopped(self._pending.wait(), stop)
+            self._pending.clear()
             self._full.clear()
             await self.flush()
+            if self._buffer:
+                self._pending.set()  # NATS away: the facts kept are tried again
+            # Let the next batch gather (a stop or a full buffer ends the wait early).
+            await unless_stopped(_wait_for(self._full, self.interval), stop)
         await self.flush()
 
     async def flush(self) -> None:
@@ -84,3 +96,8 @@ class FactPublisher:
                 return  # still in the buffer; the next tick retries
             del self._buffer[: len(facts)]
             self.published += len(facts)
+
+
+async def _wait_for(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

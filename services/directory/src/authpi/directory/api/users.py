@@ -15,6 +15,7 @@ from authpi.directory.api.pages import rendered
 from authpi.directory.handlers.users import NewUser, UserChanges, Users, normalized_username
 from authpi.directory.queries.users import UserIndexRow, UserRow
 from authpi.errors import FieldProblem, InvalidRequest, Unprocessable
+from authpi.eventstore.reads import reading
 from authpi.web.core import provide
 from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
@@ -215,8 +216,8 @@ async def list_users(
     users: NamedDependency[Users],
     status: FromQuery[str | None] = None,
 ) -> Page[UserListItem]:
-    await users.require_issuer(account_id, issuer_id)
-    async with users.rt.pool.connection() as conn:
+    async with reading(users.rt.pool) as conn:
+        await users.require_issuer(account_id, issuer_id, conn)
         rows = await users.queries.users(
             conn, issuer_id, _status_filter(status), page.after("users"), page.fetch_limit
         )

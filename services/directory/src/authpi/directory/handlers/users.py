@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgspec
+import psycopg
 
 from authpi.contracts.base import Actor, Meta
 from authpi.crypto.pii import Pii, PiiVault, region_store
@@ -19,6 +20,7 @@ from authpi.directory.domain import user
 from authpi.directory.domain.commands.user import CreateUser, DeleteUser, SsoLink, UpdateUser
 from authpi.directory.queries.users import IssuerCheck, UserQueries, UserRow
 from authpi.errors import AccessDenied, Conflict, FieldProblem, NotFound, Unprocessable
+from authpi.eventstore.reads import reading
 from authpi.eventstore.store import EventStore, Reaction, Step, Tx
 from authpi.web.etag import etag_of
 from authpi.web.metadata import check_metadata, merge_metadata
@@ -109,13 +111,23 @@ class Users:
             region=self.rt.settings.region,
         )  # fmt: skip
 
-    async def require_issuer(self, account_id: str, issuer_id: str) -> None:
-        if not await self.issuers.exists(self.rt.pool, account_id, issuer_id):
+    async def require_issuer(
+        self, account_id: str, issuer_id: str, conn: psycopg.AsyncConnection[Any] | None = None
+    ) -> None:
+        """NotFound unless the account has the issuer; on `conn` when the caller holds one."""
+        found = await (
+            self.issuers.exists(self.rt.pool, account_id, issuer_id)
+            if conn is None
+            else self.issuers.exists_on(conn, account_id, issuer_id)
+        )
+        if not found:
             raise NotFound("no such issuer", reason="issuer.not_found")
 
     async def get(self, account_id: str, issuer_id: str, user_id: str) -> UserRow:
-        await self.require_issuer(account_id, issuer_id)
-        row = await self._row(user_id)
+        # Both reads on one connection, in autocommit: the hot path of GET .../users/{id}.
+        async with reading(self.rt.pool) as conn:
+            await self.require_issuer(account_id, issuer_id, conn)
+            row = await self.queries.user(conn, user_id, self.vault)
         if row is None or (row.account_id, row.issuer_id) != (account_id, issuer_id):
             raise NotFound("no such user", reason="user.not_found")
         if row.status == "deleted":

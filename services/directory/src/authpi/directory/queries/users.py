@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from authpi.crypto.pii import PiiVault
+from authpi.eventstore.reads import reading
 from authpi.eventstore.sqltext import render
 from authpi.web.pagination import SortKey, time_id_key
 
@@ -101,12 +102,19 @@ class IssuerCheck:
         return None if row is None else (row[0] or "open")
 
     async def exists(self, pool: Any, account_id: str, issuer_id: str) -> bool:
-        async with pool.connection() as conn:
-            try:
-                cur = await conn.execute(self._exists, [issuer_id, account_id])
-            except psycopg.errors.UndefinedTable:
-                return False
-            return await cur.fetchone() is not None
+        async with reading(pool) as conn:
+            return await self.exists_on(conn, account_id, issuer_id)
+
+    async def exists_on(
+        self, conn: psycopg.AsyncConnection[Any], account_id: str, issuer_id: str
+    ) -> bool:
+        """`exists` on the caller's connection: a read that goes on with other queries takes
+        one connection from the pool and one commit, not two."""
+        try:
+            cur = await conn.execute(self._exists, [issuer_id, account_id])
+        except psycopg.errors.UndefinedTable:
+            return False
+        return await cur.fetchone() is not None
 
 
 _STATUS_FILTER = "AND (%(status)s::text IS NULL AND status <> 'deleted' OR status = %(status)s)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
+from authpi.eventstore.reads import reading
 from authpi.eventstore.sqltext import render
 
 
@@ -15,6 +16,6 @@ class RevokedTokens:
         )
 
     async def is_revoked(self, jti: str) -> bool:
-        async with self.pool.connection() as conn:
+        async with reading(self.pool) as conn:  # one round trip: no BEGIN, no COMMIT
             cur = await conn.execute(self._is_revoked, [jti])
             return await cur.fetchone() is not None
