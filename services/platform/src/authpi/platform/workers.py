@@ -51,6 +51,8 @@ from authpi.platform.serving import (
     settle_heap,
     start_server,
 )
+from authpi.web.calls import Calls
+from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.mail import mailer_for
 from authpi.web.runtime import Runtime, ServiceParts
 from authpi.web.supervisor import supervise
@@ -257,7 +259,10 @@ class IdpWorker:
             )  # fmt: skip
             self.rt = self.rt or rt
             self.parts.append(await prepared(module, rt))
-        wire(self.parts)
+        # Services in other processes (the distributed topology) are called there.
+        calls = Calls(dict(s.service_urls), EdgeSigner(keys_of(kek), rt.clock))
+        self.stack.push_async_callback(calls.close)
+        wire(self.parts, calls)
         for parts in self.parts:
             for name, task in parts.worker_tasks:
                 self.tasks.append(
