@@ -112,7 +112,8 @@ def test_the_topology() -> None:
         docs = render(name)
         deployments = named(docs, "Deployment")
         assert sorted(deployments) == sorted(SERVICES)
-        assert sorted(h["spec"]["scaleTargetRef"]["name"] for h in named(docs, "HorizontalPodAutoscaler").values()) == ["gateway", "token"]  # fmt: skip
+        scaled = named(docs, "HorizontalPodAutoscaler").values()
+        assert sorted(h["spec"]["scaleTargetRef"]["name"] for h in scaled) == ["gateway", "token"]
         budgets = named(docs, "PodDisruptionBudget").values()
         for workload in (*deployments.values(), named(docs, "StatefulSet")["nats"]):
             assert any(selected(docs, b["spec"]["selector"]) == [workload] for b in budgets)
@@ -174,9 +175,7 @@ def matches_own(workload: Doc) -> bool:
     return all(labels.get(k) == v for k, v in workload["spec"]["selector"]["matchLabels"].items())
 
 
-def _pod_references(
-    workload: Doc, secrets: dict[str, Doc], configs: dict[str, Doc]
-) -> list[str]:
+def _pod_references(workload: Doc, secrets: dict[str, Doc], configs: dict[str, Doc]) -> list[str]:
     """Secrets and ConfigMaps a pod names exist and hold the keys it reads; $(VAR) references
     in env values name a variable defined before them; probes name a container port."""
     errors = []
