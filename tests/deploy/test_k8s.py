@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import kubernetes_validate.utils
@@ -363,3 +364,20 @@ def test_example_secrets_hold_no_real_values() -> None:
         for key, value in secret["stringData"].items():
             if key != "username":
                 assert "EXAMPLE" in value, f"{secret['metadata']['name']}/{key}"
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_ingress_routes_the_public_urls(name: str) -> None:
+    """The Core API's public host goes to the gateway, the IdP API's straight to the token
+    service; the hosts are those of AUTHPI_API_URL and AUTHPI_IDP_URL."""
+    docs = render(name)
+    config = named(docs, "ConfigMap")["authpi-config"]["data"]
+    ingress = named(docs, "Ingress")["authpi"]["spec"]
+    routes = {
+        rule["host"]: [(p["path"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]]
+        for rule in ingress["rules"]
+    }
+    api, idp = (urlsplit(config[k]).hostname for k in ("AUTHPI_API_URL", "AUTHPI_IDP_URL"))
+    assert routes == {api: [("/", "gateway")], idp: [("/", "token")]}
+    for tls in ingress.get("tls", []):
+        assert set(tls["hosts"]) == {api, idp}
