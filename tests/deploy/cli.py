@@ -13,6 +13,7 @@ from io import StringIO
 from pathlib import Path
 from unittest import mock
 
+import authpi.config
 import authpi.platform
 from authpi.config import from_env
 from authpi.platform import cli
@@ -75,14 +76,15 @@ class _Recording(Mapping[str, str]):
 
 
 def _literal_names(path: Path) -> tuple[set[str], set[str]]:
-    """AUTHPI_* names a module spells as a whole string literal, and the prefixes it completes
-    at run time in f-strings (f"AUTHPI_DB_PASSWORD_{service.upper()}")."""
+    """AUTHPI_* names a module spells as a whole string literal, and the prefixes of the families
+    it reads ("AUTHPI_DB_PASSWORD_" compared by prefix, or completed in an f-string)."""
     names: set[str] = set()
     prefixes: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if NAME.fullmatch(node.value):
-                names.add(node.value)
+                # "AUTHPI_DB_PASSWORD_": a family, matched by prefix (`k.startswith(prefix)`)
+                (prefixes if node.value.endswith("_") else names).add(node.value)
         elif isinstance(node, ast.JoinedStr) and node.values:
             head = node.values[0]
             if isinstance(head, ast.Constant) and isinstance(head.value, str):
@@ -93,15 +95,17 @@ def _literal_names(path: Path) -> tuple[set[str], set[str]]:
 
 def read_variables() -> tuple[frozenset[str], frozenset[str]]:
     """Every AUTHPI_* variable a process reads, and the prefixes of the families it reads
-    (AUTHPI_DB_PASSWORD_<SERVICE>): what `from_env` asks an environment for, plus what the
-    `authpi` command reads itself (its package, tests helpers aside)."""
+    (AUTHPI_DB_PASSWORD_<SERVICE>): what `from_env` asks an environment for, the names and
+    families the settings module spells, and what the `authpi` command reads itself (its
+    package, test helpers aside)."""
     env = _Recording()
     from_env(env)
     names = {name for name in env.asked if name.startswith("AUTHPI_")}
     prefixes: set[str] = set()
     package = Path(next(iter(authpi.platform.__path__)))
-    for path in sorted(package.rglob("*.py")):
-        if "testing" in path.relative_to(package).parts:
+    sources = [Path(authpi.config.__file__), *sorted(package.rglob("*.py"))]
+    for path in sources:
+        if path.is_relative_to(package) and "testing" in path.relative_to(package).parts:
             continue
         found, families = _literal_names(path)
         names |= found

@@ -88,7 +88,7 @@ def test_same_commands_as_kubernetes() -> None:
         if is_authpi(c)
     }
     assert in_compose == in_k8s
-    assert {("serve", s) for s in SERVICES} | {("migrate",), ("streams",)} <= in_compose
+    assert {("serve", s) for s in SERVICES} | {("migrate",), ("bootstrap", "--json")} <= in_compose
 
 
 def test_each_service_has_its_own_credentials() -> None:
@@ -106,6 +106,9 @@ def test_each_service_has_its_own_credentials() -> None:
         own = env(all_[name])
         assert own["AUTHPI_DATABASE_URL"].startswith(f"postgresql://authpi_{name}@"), name
         assert own["PGPASSWORD"] == created[name], name
+        beside = {k: v for k, v in own.items() if k.startswith(prefix)}
+        gateway = {f"{prefix}GATEWAY": created["gateway"]}
+        assert beside == (gateway if name == "token" else {}), name
         assert nats_subpath(all_[name]) == name
         assert all_[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     holders = [n for n, s in authpi_services().items() if nats_subpath(s) == "admin"]
@@ -124,6 +127,10 @@ def test_the_topology() -> None:
     all_ = services()
     nodes = sorted(n for n in all_ if re.fullmatch(r"nats-\d", n))
     assert nodes == ["nats-1", "nats-2", "nats-3"]
+    servers = ",".join(f"nats://{n}:4222" for n in nodes)
+    for svc in authpi_services().values():
+        assert env(svc).get("AUTHPI_NATS_URL", servers) == servers
+    assert all_["streams"]["command"] == ["streams", "--replicas", str(len(nodes))]
     for node in nodes:
         args = all_[node]["command"]
         routes = args[args.index("--routes") + 1].split(",")

@@ -125,7 +125,10 @@ def test_the_topology() -> None:
         assert routes == ["0", "1", "2"] and "jetstream" in config
         assert nats["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
         jobs = {j: pod_spec(d)["containers"][0]["args"] for j, d in named(docs, "Job").items()}
-        assert jobs == {"authpi-migrate": ["migrate"], "authpi-streams": ["streams"]}
+        assert jobs == {
+            "authpi-migrate": ["migrate"],
+            "authpi-streams": ["streams", "--replicas", str(nats["spec"]["replicas"])],
+        }
     production = named(render("overlays/production"), "Deployment")
     assert all(d["spec"].get("replicas", 2) >= 2 for d in production.values())
 
@@ -277,9 +280,10 @@ def test_pods_run_unprivileged(name: str) -> None:
 
 
 def test_each_service_has_its_own_credentials() -> None:
-    """Least privilege: each Deployment connects as its own PostgreSQL role with its own Secret,
-    the migration sets exactly those roles' passwords from the same Secrets, and each
-    Deployment mounts only its own NATS identities (the admin identity only the stream Job)."""
+    """Least privilege: each Deployment connects as its own PostgreSQL role with its own Secret
+    (the token service also as the gateway's, for the gateway's keyinfo part it runs), the
+    migration sets exactly those roles' passwords from the same Secrets, and each Deployment
+    mounts only its own NATS identities (the admin identity only the stream Job)."""
     for name in RENDERS:
         docs = render(name)
         migrate = pod_spec(named(docs, "Job")["authpi-migrate"])["containers"][0]
@@ -294,6 +298,14 @@ def test_each_service_has_its_own_credentials() -> None:
             env = {v["name"]: v for v in container["env"]}
             assert env["AUTHPI_DATABASE_URL"]["value"].startswith(f"postgresql://authpi_{svc}@")
             assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"authpi-db-{svc}"
+            beside = {
+                v["name"]: v["valueFrom"]["secretKeyRef"]["name"]
+                for v in container["env"]
+                if v["name"].startswith("AUTHPI_DB_PASSWORD_")
+            }
+            assert beside == (
+                {"AUTHPI_DB_PASSWORD_GATEWAY": "authpi-db-gateway"} if svc == "token" else {}
+            )
             secrets = {
                 v["secret"]["secretName"] for v in pod_spec(deployment)["volumes"] if "secret" in v
             }
