@@ -10,11 +10,19 @@ import pytest
 from nats.errors import Error as NatsError
 
 from authpi.contracts.subjects import events_stream
+from authpi.crypto.clock import SystemClock
 from authpi.embedded.servers import NatsCluster
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.testing.infra import new_namespace
 from authpi.testing.plugin import eventually
+from authpi.token.caches.lockouts import (
+    CREDENTIAL_POLICY,
+    POLICIES,
+    Lockouts,
+    bucket_name,
+    declare_buckets,
+)
 
 pytestmark = pytest.mark.distributed
 
@@ -84,5 +92,28 @@ async def test_streams_replicated_on_three_nodes_and_survive_one_node_lost(clust
             return len(peers) == 2 and all(p.current for p in peers)
 
         await eventually(rejoined, timeout=30, interval=0.2)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.quick
+async def test_lockout_buckets_declared_with_the_streams_keep_three_copies(cluster):
+    """`authpi streams --replicas 3` also declares the token service's lockout buckets: a lock
+    held in a cluster outlives the loss of a node. Declaring again without a count keeps them."""
+    nodes, auth = cluster
+    ns = new_namespace()
+    nc = await connect(nodes.url, auth=auth)
+    try:
+        js = jetstream(nc)
+        await declare_buckets(js, ns, 3)
+        await declare_buckets(js, ns, None)
+        for policy in POLICIES:
+            info = await js.stream_info(f"KV_{bucket_name(ns, policy)}")
+            assert info.config.num_replicas == 3
+            assert info.config.max_age == policy.forget_ms / 1000
+        lockouts = Lockouts(js, ns, SystemClock(), CREDENTIAL_POLICY)
+        assert await lockouts.failed("i_1", "someone") == 0  # the service uses the bucket
+        kv = await js.key_value(bucket_name(ns, CREDENTIAL_POLICY))
+        assert len(await kv.keys()) == 1
     finally:
         await nc.close()

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
     auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
     auth.add_argument("--out", required=True, help="directory for the generated files")
-    streams = sub.add_parser("streams", help="declare the JetStream streams (as the admin)")
+    streams = sub.add_parser(
+        "streams", help="declare the JetStream streams and KV buckets (as the admin)"
+    )
     streams.add_argument(
         "--replicas", type=int, help="copies of each stream (3 in a NATS cluster; default: kept)"
     )
@@ -514,6 +516,7 @@ async def migrate_database(settings: Settings) -> int:
 async def declare_streams(settings: Settings, replicas: int | None = None) -> int:
     from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
+    from authpi.token.caches.lockouts import declare_buckets
 
     if not settings.nats_url:
         raise SystemExit("authpi streams needs AUTHPI_NATS_URL")
@@ -521,6 +524,7 @@ async def declare_streams(settings: Settings, replicas: int | None = None) -> in
     nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
     try:
         await ensure_streams(nc.jetstream(), settings.namespace, replicas=replicas)
+        await declare_buckets(nc.jetstream(), settings.namespace, replicas)
     finally:
         await nc.close()
     return 0
