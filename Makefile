@@ -11,7 +11,7 @@ OIDC_PROVIDER_VERSION := 9.13.3
 # Named after the versions: changing one installs again.
 NPM_STAMP := $(NPM_DIR)/.installed-$(ANVIL_VERSION)-$(SOLC_VERSION)-$(OIDC_PROVIDER_VERSION)
 
-.PHONY: venv chain-tools contracts run test lint fmt proto proto-check bench fuzz clean
+.PHONY: venv chain-tools contracts run run-distributed test test-distributed lint fmt proto proto-check bench fuzz clean
 
 venv: $(STAMP) $(NPM_STAMP)
 
@@ -51,9 +51,23 @@ run: venv
 	AUTHPI_SSO_ALLOW_INSECURE=$${AUTHPI_SSO_ALLOW_INSECURE-1} \
 	$(BIN)/authpi up
 
+## make run-distributed: the distributed topology on this machine (authpi up --distributed): a
+## 3-node NATS JetStream cluster, one PostgreSQL with a role per service, every service its own
+## process, two token replicas sharing the public ports
+run-distributed: venv
+	AUTHPI_WEBHOOKS_ALLOW_INSECURE=$${AUTHPI_WEBHOOKS_ALLOW_INSECURE-1} \
+	AUTHPI_WEBHOOKS_ALLOW_PRIVATE=$${AUTHPI_WEBHOOKS_ALLOW_PRIVATE-1} \
+	AUTHPI_SSO_ALLOW_INSECURE=$${AUTHPI_SSO_ALLOW_INSECURE-1} \
+	$(BIN)/authpi up --distributed
+
 ## make test: the whole suite against real PostgreSQL and NATS JetStream
 test: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## make test-distributed: every test against the distributed topology (fault cases under load,
+## the SDK suites against the local distributed run); make test runs a representative subset
+test-distributed: venv
+	$(BIN)/pytest -q -m distributed --distributed-all $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from authpi.errors import Conflict
 from authpi.platform.modules import all_modules
 from authpi.platform.serving import build_core_api_app, offline_runtime
 from authpi.platform.testing.distributed import SERVICES, Distributed, add_replica, distributed
+from authpi.testing.plugin import eventually
 from authpi.web.calls import Calls, RemoteDirectory
 from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.principal import Principal
@@ -334,3 +335,29 @@ async def test_directory_commands_run_in_the_directory_process_when_called_from_
     async with httpx.AsyncClient(base_url=dist.api_url, auth=basic(dist)) as client:
         hidden = await client.post("/internal/calls/user_registry/register", json={})
     assert hidden.status_code in (401, 404)  # never through the gateway
+
+
+async def test_a_portal_signup_in_the_token_process_creates_the_user_in_the_directory(dist):
+    """The hosted portal runs in the token process; the user it signs up is the directory's
+    (a call to the directory's process), and the new user is signed in at once."""
+    admin = admin_of(dist)
+    issuer = await admin.issuers.create({"name": f"signup-{uuid.uuid4().hex[:6]}"})
+    address = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+    base = f"{dist.idp_url}/{issuer.id}"
+    async with httpx.AsyncClient(timeout=30, follow_redirects=False) as browser:
+
+        async def form() -> str | None:
+            page = await browser.get(f"{base}/signup")
+            found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            return found.group(1) if page.status_code == 200 and found else None
+
+        csrf = await eventually(form)  # the issuer's signing keys exist
+        created = await browser.post(
+            f"{base}/signup",
+            data={"email": address, "password": "correct horse battery staple", "name": "Ada",
+                  "csrf": csrf},
+        )  # fmt: skip
+    assert created.status_code == 303, created.text
+    assert "authpi_session=" in created.headers["set-cookie"]
+    users = (await admin.issuer(issuer.id).users.list()).data
+    assert [u.status for u in users] == ["active"]

@@ -17,6 +17,9 @@ from authpi_idp.errors import OAuthError
 
 from authpi.testing.plugin import eventually
 
+# Public APIs only: also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 class Issuer:
     def __init__(self, platform, admin: AuthPIAdmin, issuer_id: str) -> None:

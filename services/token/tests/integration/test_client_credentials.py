@@ -21,6 +21,9 @@ from authpi_idp.errors import OAuthError
 from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
 
+# Public APIs only: also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+# Public APIs only: also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk(quick=True)
+
 SPA = "https://spa.example.com"
 WEB = "https://web.example.com"
 EVIL = "https://evil.example.net"

@@ -26,6 +26,9 @@ from authpi_admin.generated.scopes.user_scope import UserScope
 
 from authpi.token.domain.totp_codes import code_at, step_at
 
+# Public APIs only: also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 def _admin(platform: Any) -> AuthPIAdmin:
     return AuthPIAdmin(

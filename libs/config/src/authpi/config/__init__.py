@@ -17,6 +17,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    # The distributed topology: one PostgreSQL role per service, `<namespace>_<service>`
+    # (`authpi migrate` creates them). AUTHPI_DB_PASSWORD_<SERVICE> sets a role's password when
+    # `authpi migrate` runs, and is what a process connects as that role with, for each service
+    # it runs beside the one named in AUTHPI_DATABASE_URL. Service name -> password.
+    database_passwords: dict[str, str] = {}
     # JSON file of NATS credentials by identity (authpi.messaging.auth); generated into data_dir
     # with the embedded server. Unset with nats_url: no NATS authentication (development only).
     nats_credentials_file: Path | None = None
@@ -130,6 +135,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.data_dir / "bootstrap.json"
 
 
+DB_PASSWORD_PREFIX = "AUTHPI_DB_PASSWORD_"
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     e = os.environ if env is None else env
     data_dir = Path(e.get("AUTHPI_DATA_DIR") or Path.cwd() / ".authpi").absolute()
@@ -137,6 +145,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=e.get("AUTHPI_DATABASE_URL") or None,
         nats_url=e.get("AUTHPI_NATS_URL") or None,
+        database_passwords={
+            k.removeprefix(DB_PASSWORD_PREFIX).lower(): v
+            for k, v in e.items()
+            if k.startswith(DB_PASSWORD_PREFIX) and v
+        },
         nats_credentials_file=_path(e.get("AUTHPI_NATS_CREDENTIALS_FILE")),
         api_url=(e.get("AUTHPI_API_URL") or "http://127.0.0.1:8000").rstrip("/"),
         idp_url=(e.get("AUTHPI_IDP_URL") or "http://127.0.0.1:8001").rstrip("/"),

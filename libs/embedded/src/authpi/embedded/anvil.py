@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from authpi.embedded.servers import _die_with_parent, free_port  # pyright: ignore[reportPrivateUsage]
+from authpi.embedded.servers import die_with_parent, free_port
 from authpi.observability import get_logger
 
 log = get_logger("authpi.embedded")
@@ -86,7 +86,7 @@ class EmbeddedAnvil:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_file.open("ab")
         self._proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import shutil
@@ -14,9 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from authpi.observability import get_logger
 
@@ -29,7 +33,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the parent dies, even by SIGKILL."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -96,6 +100,19 @@ class EmbeddedPostgres:
         # after a crash may still run. Whoever started it, ours is the data dir's postmaster.
         stop_postmaster(self.data_dir)
         log.info("postgres.stopped")
+
+    def restart(self) -> None:
+        """Stop the server (fast: every session is ended) and start it again on the same data
+        directory, socket and options (pg_ctl restart): a fault test's database restart."""
+        # pgserver builds its command helpers at import time; pyright cannot see them.
+        commands: Any = importlib.import_module("pgserver._commands")
+        pg_ctl: Callable[..., str] = commands.pg_ctl
+        assert self._server is not None, "not started"
+        if os.geteuid() == 0:  # as in `start`: the server's own user must reach the directory
+            _open_path_for_others(self.data_dir)
+        user = self._server.system_user  # type: ignore[attr-defined]
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir, user=user, timeout=60)
+        log.info("postgres.restarted", data_dir=str(self.data_dir))
 
     def discard(self) -> None:
         """Stop a server whose data directory is deleted next (a test run's): an immediate
@@ -169,11 +186,18 @@ def _alive(pid: int) -> bool:
 @dataclass
 class EmbeddedNats:
     """`config`: a nats-server configuration file (the generated users and permissions, see
-    authpi.messaging.auth); without one the server has no authorization (tests of that only)."""
+    authpi.messaging.auth); without one the server has no authorization (tests of that only).
+    `cluster_port` and `routes` (the other nodes' cluster ports) make it one node of a JetStream
+    cluster named `cluster`, as server `name` (NatsCluster)."""
 
     data_dir: Path
     port: int = 0
     config: Path | None = None
+    name: str = ""
+    cluster: str = "authpi"
+    cluster_port: int = 0
+    routes: tuple[int, ...] = ()
+    http_port: int = 0
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 20.0) -> str:
@@ -186,13 +210,19 @@ class EmbeddedNats:
         self.port = self.port or free_port()
         args = [
             binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
-            "--http_port", "0", "-l", str(self.data_dir / "nats.log"),
+            "--http_port", str(self.http_port), "-l", str(self.data_dir / "nats.log"),
             "-P", str(self.data_dir / PID_FILE),
         ]  # fmt: skip
         if self.config is not None:
             args += ["-c", str(self.config)]
+        if self.cluster_port:
+            routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)
+            args += [
+                "-n", self.name, "--cluster_name", self.cluster,
+                "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", routes,
+            ]  # fmt: skip
         self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -211,6 +241,10 @@ class EmbeddedNats:
     def reload(self) -> bool:
         """Have the server re-read its configuration (users and permissions)."""
         return reload_nats(self.data_dir)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -254,3 +288,76 @@ def _open_path_for_others(path: Path) -> None:
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 parent.chmod(mode | 0o001)
+
+
+@dataclass
+class NatsCluster:
+    """A JetStream cluster of `size` nats-server nodes on loopback (routes between all of them),
+    each with its own store under `data_dir/node-<i>`; the same `config` (users and permissions)
+    on every node. `url` lists every node's client URL (comma-separated): a client connects to
+    whichever answers and fails over to the others."""
+
+    data_dir: Path
+    config: Path | None = None
+    size: int = 3
+    name: str = "authpi"
+    nodes: list[EmbeddedNats] = field(default_factory=list[EmbeddedNats])
+
+    def start(self, timeout: float = 30.0) -> str:
+        cluster_ports = [free_port() for _ in range(self.size)]
+        self.nodes = [self._node(i, port, cluster_ports) for i, port in enumerate(cluster_ports)]
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("nats.cluster_started", nodes=len(self.nodes), url=self.url)
+        return self.url
+
+    def _node(self, index: int, port: int, cluster_ports: list[int]) -> EmbeddedNats:
+        return EmbeddedNats(
+            self.data_dir / f"node-{index}", port=free_port(), config=self.config,
+            name=f"{self.name}-{index}", cluster=self.name, cluster_port=port,
+            routes=tuple(p for p in cluster_ports if p != port), http_port=free_port(),
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"nats://127.0.0.1:{n.port}" for n in self.nodes)
+
+    def wait_healthy(self, timeout: float = 30.0, nodes: list[EmbeddedNats] | None = None) -> None:
+        """Until every running node's /healthz says JetStream is ready there (a meta leader is
+        known and its streams are current)."""
+        deadline = time.monotonic() + timeout
+        for node in nodes or [n for n in self.nodes if n.pid is not None]:
+            while not _healthy(node.http_port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nats node {node.name} not healthy in time")
+                time.sleep(0.1)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node (a crash), keeping its store."""
+        proc = self.nodes[index]._proc  # pyright: ignore[reportPrivateUsage]
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Start a stopped node again on its ports and store: it rejoins the cluster."""
+        node = self.nodes[index]
+        node.start(timeout)
+        self.wait_healthy(timeout, [node])
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _healthy(http_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False

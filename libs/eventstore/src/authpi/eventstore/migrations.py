@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
+from psycopg import errors, sql
 
 from authpi.eventstore.sqltext import render
 
@@ -59,3 +60,27 @@ async def migrate(
             )
             applied.append(name)
     return applied
+
+
+async def missing_migrations(
+    conn: psycopg.AsyncConnection,
+    schema: str,
+    service_dir: Path | None,
+    *,
+    event_store: bool = True,
+) -> list[str]:
+    """The migrations of `schema` not applied yet (none applied when the schema or its
+    `schema_migrations` is missing, or cannot be read). A process that does not migrate (an IdP
+    worker, a service connected as its own role) refuses to start on a non-empty answer."""
+    wanted = [f"eventstore/{p.name}" for p in _files(BASE_DIR)] if event_store else []
+    if service_dir is not None and service_dir.exists():
+        wanted += [f"service/{p.name}" for p in _files(service_dir)]
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(schema))
+            )
+            done: set[str] = {row[0] for row in await cur.fetchall()}
+    except (errors.UndefinedTable, errors.InvalidSchemaName, errors.InsufficientPrivilege):
+        done = set[str]()
+    return [n for n in wanted if n not in done]

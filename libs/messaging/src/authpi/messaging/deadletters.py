@@ -5,7 +5,7 @@ own apply (`authpi dead-letters list|redrive`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -36,9 +36,11 @@ class DeadLetterMonitor(Collector):
         clock: Clock,
         retention: timedelta,
         interval: float = 30.0,
+        pools: Mapping[str, AsyncConnectionPool] | None = None,
     ) -> None:
-        self.pool = pool
-        self.tables = [DeadLetters(s) for s in schemas]
+        """`pools`: the pool to reach a schema through, where it is not `pool` (a process whose
+        services connect each as its own database role)."""
+        self.tables = [((pools or {}).get(s, pool), DeadLetters(s)) for s in schemas]
         self.clock = clock
         self.retention = retention
         self.interval = interval
@@ -67,8 +69,8 @@ class DeadLetterMonitor(Collector):
 
     async def refresh(self) -> None:
         counts: list[DeadLetterCount] = []
-        async with self.pool.connection() as conn:
-            for table in self.tables:
+        for pool, table in self.tables:
+            async with pool.connection() as conn:
                 counts += await table.counts(conn)
         self.waiting = counts
 
@@ -76,8 +78,8 @@ class DeadLetterMonitor(Collector):
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, tz=UTC)
         before = now - self.retention
         swept = 0
-        async with self.pool.connection() as conn:
-            for table in self.tables:
+        for pool, table in self.tables:
+            async with pool.connection() as conn:
                 swept += await table.sweep(conn, before)
         if swept:
             log.info("dead_letters.swept", rows=swept, before=before.isoformat())

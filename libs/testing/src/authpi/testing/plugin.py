@@ -21,6 +21,34 @@ from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.testing.infra import Infra, new_namespace, start_infra
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--distributed-all", action="store_true",
+        help="run every test marked `distributed` (make test-distributed); without it, only "
+        "those also marked `quick` (the representative subset make test runs)",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "distributed: runs against the distributed topology (processes, NATS cluster)"
+    )
+    config.addinivalue_line("markers", "quick: of the distributed tests, one make test runs")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--distributed-all"):
+        return
+    left = [
+        i
+        for i in items
+        if i.get_closest_marker("distributed") and not i.get_closest_marker("quick")
+    ]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [i for i in items if i not in set(left)]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_tls_context() -> Iterator[None]:
     """Every httpx client of the run with the default TLS settings shares one context. httpx

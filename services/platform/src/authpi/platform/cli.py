@@ -1,4 +1,5 @@
-"""The `authpi` command: up, serve, bootstrap, replay, relay, dead-letters, kek, proto."""
+"""The `authpi` command: up, serve, migrate, bootstrap, replay, relay, dead-letters, kek,
+streams, proto."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ log = get_logger("authpi.cli")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="authpi", description="AuthPI identity platform")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the all-in-one platform")
+    up_cmd = sub.add_parser("up", help="run the all-in-one platform")
+    up_cmd.add_argument(
+        "--distributed", action="store_true",
+        help="every service its own process, a 3-node NATS cluster, a database role each",
+    )  # fmt: skip
     serve = sub.add_parser("serve", help="run one service (distributed topology)")
     serve.add_argument(
         "service", choices=["gateway", "directory", "token", "agent", "billing", "webhook"]
@@ -46,7 +51,16 @@ def main(argv: list[str] | None = None) -> None:
     relay.add_argument("--schema", help="the event-store schema (default: <namespace>_<service>)")
     auth = sub.add_parser("nats-auth", help="generate NATS users and credentials (deployments)")
     auth.add_argument("--out", required=True, help="directory for the generated files")
-    sub.add_parser("streams", help="declare the JetStream streams (as the admin identity)")
+    streams = sub.add_parser(
+        "streams", help="declare the JetStream streams and KV buckets (as the admin)"
+    )
+    streams.add_argument(
+        "--replicas", type=int, help="copies of each stream (3 in a NATS cluster; default: kept)"
+    )
+    sub.add_parser(
+        "migrate",
+        help="apply every migration and create the per-service database roles (as the owner)",
+    )
     ints = sub.add_parser("integrators", help="NATS credentials to read an account's events")
     ints_sub = ints.add_subparsers(dest="action", required=True)
     ints_add = ints_sub.add_parser("add", help="a new credential (its password is shown once)")
@@ -84,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(proto_run(write=args.write))
     runner: dict[str, Any] = {
-        "up": lambda: up(settings),
+        "up": lambda: up_distributed(settings) if args.distributed else up(settings),
         "serve": lambda: up(settings, only=args.service),
         "bootstrap": lambda: bootstrap(settings, as_json=args.json),
         "replay": lambda: replay(settings, args.projection),
@@ -92,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         "kek": lambda: kek_rotate(settings),
         "relay": lambda: relay_only(settings, args.service, args.schema),
         "nats-auth": lambda: nats_auth_files(settings, args.out),
-        "streams": lambda: declare_streams(settings),
+        "streams": lambda: declare_streams(settings, args.replicas),
+        "migrate": lambda: migrate_database(settings),
         "integrators": lambda: integrators(settings, args),
     }
     try:
@@ -170,6 +185,32 @@ async def up(settings: Settings, only: str | None = None) -> int:
         await stop.wait()
     finally:
         await platform.stop()
+    return 0
+
+
+async def up_distributed(settings: Settings) -> int:
+    from authpi.platform.distributed import Distributed
+
+    run = Distributed(settings)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    starting = asyncio.create_task(run.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        starting.result()
+        names = ", ".join(run.children)
+        print(
+            f"AuthPI is up (distributed: {names}): Core API {settings.api_url}  "
+            f"IdP API {settings.idp_url}  NATS {run.nats.url if run.nats else ''}",
+            flush=True,
+        )
+        await stop.wait()
+    else:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    await run.stop()
     return 0
 
 
@@ -443,16 +484,47 @@ async def integrators(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def declare_streams(settings: Settings) -> int:
+async def migrate_database(settings: Settings) -> int:
+    """`authpi migrate`: a one-shot job as the database owner. Every schema's migrations, then
+    one LOGIN role per service (`<namespace>_<service>`) with rights on its own schema only
+    (platform/database.py), its password from AUTHPI_DB_PASSWORD_<SERVICE> when given."""
+    import psycopg
+
+    from authpi.platform import database
+    from authpi.platform.modules import all_modules
+
+    if not settings.database_url:
+        raise SystemExit("authpi migrate needs AUTHPI_DATABASE_URL (connecting as the owner)")
+    modules = all_modules()
+    names = [m.name for m in modules]
+    unknown = sorted(set(settings.database_passwords) - set(names))
+    if unknown:
+        raise SystemExit(
+            f"authpi migrate: no service {', '.join(unknown)} (AUTHPI_DB_PASSWORD_<SERVICE> "
+            f"takes one of {', '.join(names).upper()})"
+        )
+    ns, region = settings.namespace, settings.region
+    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        await conn.set_autocommit(True)
+        applied = await database.migrate_all(conn, ns, region, modules)
+        await database.ensure_roles(conn, ns, region, names, settings.database_passwords)
+    roles = ", ".join(database.service_role(ns, n) for n in names)
+    print(f"migrations applied: {len(applied)}; roles: {roles}", flush=True)
+    return 0
+
+
+async def declare_streams(settings: Settings, replicas: int | None = None) -> int:
     from authpi.messaging import auth as nats_auth
     from authpi.messaging.streams import connect, ensure_streams
+    from authpi.token.caches.lockouts import declare_buckets
 
     if not settings.nats_url:
         raise SystemExit("authpi streams needs AUTHPI_NATS_URL")
     path = settings.nats_credentials_file
     nc = await connect(settings.nats_url, auth=nats_auth.load(path) if path else None)
     try:
-        await ensure_streams(nc.jetstream(), settings.namespace)
+        await ensure_streams(nc.jetstream(), settings.namespace, replicas=replicas)
+        await declare_buckets(nc.jetstream(), settings.namespace, replicas)
     finally:
         await nc.close()
     return 0

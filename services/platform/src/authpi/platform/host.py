@@ -34,11 +34,8 @@ from authpi.config import Settings, read_kek
 from authpi.crypto.clock import Clock, SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
-from authpi.crypto.pii import MIGRATIONS as PII_MIGRATIONS
-from authpi.crypto.pii import region_store
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
-from authpi.eventstore.migrations import migrate
 from authpi.eventstore.relay import Relay
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
@@ -46,6 +43,7 @@ from authpi.messaging.deadletters import DeadLetterMonitor
 from authpi.messaging.facts import FactConsumer
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
+from authpi.platform import database
 from authpi.platform.files import write_private
 from authpi.platform.kek import check_kek
 from authpi.platform.mailsink import MailSink
@@ -117,6 +115,10 @@ class Platform:
         self.nats_credentials: Path | None = None
         self._connections: dict[str, NATS] = {}
         self.runtimes: dict[str, Runtime] = {}
+        # Each service's database URL and pool: all the same one, unless the process connects
+        # as a service's own role (then each service connects as its own, database.py).
+        self.dsns: dict[str, str] = {}
+        self.pools: dict[str, AsyncConnectionPool] = {}
         self._kek_text: str | None = None
         self._sockets: dict[str, socket.socket] = {}
         self.workers: WorkerPool | None = None
@@ -202,19 +204,27 @@ class Platform:
         if self.nats_auth is None:
             log.warning("nats.unauthenticated", hint="development only: set the credentials file")
         jsonb.install()
-        pool = AsyncConnectionPool(dsn, min_size=2, max_size=16, open=False, timeout=10)
-        await pool.open(wait=True)
-        self.stack.push_async_callback(pool.close)
-        async with pool.connection() as conn:
-            await conn.set_autocommit(True)
-            # The region's PII key store first: the services' migrations may move keys into it
-            # (they find it by the session setting `authpi.pii_store`).
-            store = region_store(s.namespace, s.region)
-            await migrate(conn, store, PII_MIGRATIONS, event_store=False)
-            await conn.execute("SELECT set_config('authpi.pii_store', %s, false)", [store])
-            for module in self.owned:
-                await migrate(conn, f"{s.namespace}_{module.name}", module.migrations)
-            await conn.execute("RESET authpi.pii_store")
+        pool = await self._pool(dsn, min_size=2)
+        names = [m.name for m in self.modules]
+        own = await database.own_service(pool, s.namespace, nats_auth.SERVICES)
+        self.dsns = {name: dsn for name in names}
+        self.pools = {name: pool for name in names}
+        if own is None:  # the database owner: the all-in-one topology migrates at every start
+            async with pool.connection() as conn:
+                await conn.set_autocommit(True)
+                await database.migrate_all(conn, s.namespace, s.region, self.owned)
+        else:
+            # Connected as one service's role (the distributed topology): every other service
+            # of this process that owns its store connects as its own role (a part that only
+            # reads another's views, the token process's keyinfo, reads them as this process's
+            # role: database.SHARED_READS), and nothing is created or migrated.
+            for name in (m.name for m in self.owned):
+                if name != own:
+                    self.dsns[name] = database.service_dsn(
+                        dsn, s.namespace, name, s.database_passwords
+                    )
+                    self.pools[name] = await self._pool(self.dsns[name], min_size=1)
+            await database.check_applied(self.pools, s.namespace, s.region, self.modules)
         admin = self.nats_auth is None or nats_auth.ADMIN in self.nats_auth.credentials
         nc = await self.nats(nats_auth.ADMIN if admin else self.modules[0].name)
         js = nc.jetstream()
@@ -224,14 +234,18 @@ class Platform:
             s = self._bind_ports(s)
             s = await self._local_chain(s)
         kek = self._kek or self._load_kek()
-        await check_kek(pool, kek, s.namespace, [m.name for m in self.owned], s.region)
+        owned = {m.name: self.pools[m.name] for m in self.owned}
+        await check_kek(owned, kek, s.namespace, s.region)
         mailer = await self.open_mailer(s)
         rt = Runtime(s, dsn, pool, nc, js, self.clock, self.ids, kek, mailer=mailer)
         self.rt = rt
         for module in self.modules:
             # Each service part reads the bus as itself; its relay publishes as another identity.
-            own = await self.nats(module.name)
-            self.runtimes[module.name] = dataclasses.replace(rt, nc=own, js=jetstream(own))
+            nc = await self.nats(module.name)
+            self.runtimes[module.name] = dataclasses.replace(
+                rt, nc=nc, js=jetstream(nc), pool=self.pools[module.name],
+                dsn=self.dsns[module.name],
+            )  # fmt: skip
             self.parts.append(await prepared(module, self.runtimes[module.name]))
         calls = Calls(dict(s.service_urls), EdgeSigner(keys_of(kek), self.clock))
         self.stack.push_async_callback(calls.close)
@@ -245,6 +259,12 @@ class Platform:
         if self.nats_auth is not None:
             for module, parts in zip(self.modules, self.parts, strict=True):
                 nats_auth.check_durables(module.name, [p.name for p in parts.projections])
+
+    async def _pool(self, dsn: str, *, min_size: int) -> AsyncConnectionPool:
+        pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=16, open=False, timeout=10)
+        await pool.open(wait=True)
+        self.stack.push_async_callback(pool.close)
+        return pool
 
     @property
     def owned(self) -> list[ServiceModule]:
@@ -336,21 +356,23 @@ class Platform:
         monitor = DeadLetterMonitor(
             rt.pool, [rt.schema(m.name) for m in self.owned], rt.clock,
             timedelta(days=self.settings.dead_letter_retention_days),
+            pools={rt.schema(name): pool for name, pool in self.pools.items()},
         )  # fmt: skip
         self.dead_letters = monitor
         self._spawn("dead-letters", monitor.run)
         for module in self.owned:
             js = jetstream(await self.nats(nats_auth.relay_identity(module.name)))
             relay = Relay(
-                rt.dsn, rt.schema(module.name), module.name, js, rt.namespace,
+                self.dsns[module.name], rt.schema(module.name), module.name, js, rt.namespace,
                 on_sequence=rt.sync.publications.published,
             )  # fmt: skip
             self.relays.append(relay)
             self._spawn(f"relay:{module.name}", relay.run)
         for module, parts in zip(self.modules, self.parts, strict=True):
+            own = self.runtimes[module.name]
             for projection in parts.projections:
                 consumer = ProjectionConsumer(
-                    js=self.runtimes[module.name].js, pool=rt.pool, dsn=rt.dsn,
+                    js=own.js, pool=own.pool, dsn=own.dsn,
                     projection=projection,
                     namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
@@ -359,7 +381,7 @@ class Platform:
                 self._spawn(f"consumer:{projection.name}", consumer.run)
             for facts in parts.fact_projections:
                 fact_consumer = FactConsumer(
-                    js=self.runtimes[module.name].js, pool=rt.pool, dsn=rt.dsn, projection=facts,
+                    js=own.js, pool=own.pool, dsn=own.dsn, projection=facts,
                     namespace=rt.namespace, on_dead_letter=monitor.record,
                 )  # fmt: skip
                 self.consumers.append(fact_consumer)

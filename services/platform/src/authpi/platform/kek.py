@@ -6,6 +6,7 @@ owner also uses to unwrap it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -17,6 +18,9 @@ from authpi.crypto.pii import DEFAULT_REGION, region_store
 
 # Not a service: the region's PII key store, present whatever services a process runs.
 REGION_STORE = "pii"
+# The services that reach the region store (crypto/pii.py: the directory writes and shreds keys,
+# the token service reads them); no other service's role is granted it (platform/database.py).
+PII_READERS = ("directory", "token")
 
 
 class Wrapped(msgspec.Struct, frozen=True):
@@ -86,22 +90,26 @@ async def _rewrap(pool: AsyncConnectionPool, kek: Kek, schema: str, w: Wrapped) 
 
 
 async def check_kek(
-    pool: AsyncConnectionPool,
+    pools: Mapping[str, AsyncConnectionPool],
     kek: Kek,
     namespace: str,
-    services: list[str],
     region: str = DEFAULT_REGION,
 ) -> None:
     """At start: one stored key of each kind must open, or the process refuses to start
-    (WrongKek) instead of failing later, request by request, with a misconfigured KEK."""
+    (WrongKek) instead of failing later, request by request, with a misconfigured KEK. `pools`:
+    the pool of each service the process runs (each may connect as the service's own role);
+    the region store is read through a service that reads it (PII_READERS)."""
     for w in WRAPPED:
-        if not _present(w, services):
+        owner = w.service
+        if owner == REGION_STORE:
+            owner = next((s for s in PII_READERS if s in pools), "")
+        if owner not in pools:
             continue
         table = sql.Identifier(_schema(w, namespace, region), w.table)
         query = sql.SQL("SELECT {}, {} FROM {} LIMIT 1").format(
             sql.Identifier(w.key_column), sql.Identifier(w.value_column), table
         )
-        async with pool.connection() as conn:
+        async with pools[owner].connection() as conn:
             row = await (await conn.execute(query)).fetchone()
         if row is not None:
             kek.unwrap(row[1], w.context.format(row[0]))

@@ -30,20 +30,17 @@ from typing import IO, Any
 
 import msgspec
 from nats.aio.client import Client as NATS
-from psycopg import errors, sql
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import RandomIds
-from authpi.crypto.pii import MIGRATIONS as PII_MIGRATIONS
-from authpi.crypto.pii import region_store
 from authpi.eventstore import jsonb
-from authpi.eventstore.migrations import BASE_DIR
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, jetstream
 from authpi.observability import configure_logging, get_logger
+from authpi.platform.database import check_applied
 from authpi.platform.modules import all_modules, prepared, wire
 from authpi.platform.serving import (
     HttpServer,
@@ -54,6 +51,8 @@ from authpi.platform.serving import (
     settle_heap,
     start_server,
 )
+from authpi.web.calls import Calls
+from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.mail import mailer_for
 from authpi.web.runtime import Runtime, ServiceParts
 from authpi.web.supervisor import supervise
@@ -236,17 +235,9 @@ class IdpWorker:
         pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=8, open=False, timeout=10)
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)
-        async with pool.connection() as conn:
-            for module in modules:
-                missing = await missing_migrations(
-                    conn, f"{s.namespace}_{module.name}", module.migrations
-                )
-                if missing:
-                    raise RuntimeError(f"{module.name}: migrations not applied: {missing}")
-            store = region_store(s.namespace, s.region)
-            missing = await missing_migrations(conn, store, PII_MIGRATIONS, event_store=False)
-            if missing:
-                raise RuntimeError(f"PII key store: migrations not applied: {missing}")
+        # The main process applied them all before starting any worker: anything missing means
+        # this worker runs against another deployment or newer code.
+        await check_applied({m.name: pool for m in modules}, s.namespace, s.region, modules)
         auth = nats_auth.load(s.nats_credentials_file) if s.nats_credentials_file else None
         kek = Kek.from_text(s.kek)
         # The main process' SMTP server: AUTHPI_SMTP_URL, or its development sink (none: no mail).
@@ -268,7 +259,10 @@ class IdpWorker:
             )  # fmt: skip
             self.rt = self.rt or rt
             self.parts.append(await prepared(module, rt))
-        wire(self.parts)
+        # Services in other processes (the distributed topology) are called there.
+        calls = Calls(dict(s.service_urls), EdgeSigner(keys_of(kek), rt.clock))
+        self.stack.push_async_callback(calls.close)
+        wire(self.parts, calls)
         for parts in self.parts:
             for name, task in parts.worker_tasks:
                 self.tasks.append(
@@ -306,30 +300,6 @@ class IdpWorker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.stack.aclose()
-
-
-def _migration_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-
-
-async def missing_migrations(
-    conn: Any, schema: str, migrations: Path, *, event_store: bool = True
-) -> list[str]:
-    """The migrations of `schema` that the main process has not applied (it applies them all
-    before any worker starts, so a non-empty answer means the worker runs against another
-    deployment or newer code)."""
-    wanted = [f"eventstore/{n}" for n in _migration_files(BASE_DIR)] if event_store else []
-    if migrations.exists():
-        wanted += [f"service/{n}" for n in _migration_files(migrations)]
-    try:
-        async with conn.transaction():
-            cur = await conn.execute(
-                sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(schema))
-            )
-            done = {row[0] for row in await cur.fetchall()}
-    except (errors.UndefinedTable, errors.InvalidSchemaName):
-        done = set()
-    return [n for n in wanted if n not in done]
 
 
 def _dec_path(kind: type, value: Any) -> Any:

@@ -5,6 +5,7 @@ this process; its captured mail (`mailbox`); a headless Chromium (`browser`, tes
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ from authpi.config import Settings
 from authpi.platform.bootstrap import account_bootstrap, ensure_bootstrap
 from authpi.platform.host import Platform
 from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
+from authpi.platform.testing.local_run import SharedRun
 from authpi.platform.testing.mail import Mailbox
-from authpi.testing.infra import Infra, new_namespace
+from authpi.testing.infra import Infra, new_namespace, remove_tree
 
 # The browser fixtures and their report hook, registered through this plugin.
 __all__ = [
-    "RunningPlatform", "browser", "chromium", "mailbox", "platform", "pytest_runtest_makereport",
-    "running_platform",
+    "RunningPlatform", "browser", "chromium", "local_run", "mailbox", "platform",
+    "pytest_runtest_makereport", "running_platform",
 ]  # fmt: skip
 
 
@@ -95,15 +97,72 @@ async def running_platform(
         await running.stop()
 
 
+ALL_IN_ONE, DISTRIBUTED = "all-in-one", "distributed"
+# The first test on the distributed run starts it (a dozen processes and a NATS cluster).
+DISTRIBUTED_TIMEOUT_S = 900
+# Fixtures that reach into the all-in-one platform (its database pool, its NATS connection, its
+# in-process parts): a test using one runs against the all-in-one platform only.
+IN_PROCESS = frozenset({"pool", "nc", "mailbox", "directory"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sdk: drives the platform through the public APIs only, so it also runs against the "
+        "distributed run (`sdk(quick=True)`: in the subset make test runs)",
+    )
+    config.addinivalue_line("markers", "in_process: reaches inside the all-in-one platform")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `sdk` runs against the all-in-one platform and against the distributed
+    run (marked `distributed`, and `quick` when the marker says so), unless it reaches inside."""
+    sdk = metafunc.definition.get_closest_marker("sdk")
+    if sdk is None or "platform" not in metafunc.fixturenames:
+        return
+    if IN_PROCESS & set(metafunc.fixturenames) or metafunc.definition.get_closest_marker(
+        "in_process"
+    ):
+        return
+    marks = [pytest.mark.distributed, pytest.mark.timeout(DISTRIBUTED_TIMEOUT_S)]
+    marks += [pytest.mark.quick] if sdk.kwargs.get("quick") else []
+    metafunc.parametrize(
+        "platform", [ALL_IN_ONE, pytest.param(DISTRIBUTED, marks=marks)], indirect=True,
+        scope="session",
+    )  # fmt: skip
+
+
+@pytest_asyncio.fixture(scope="session")
+async def local_run() -> AsyncIterator[SharedRun]:
+    """The session's `authpi up --distributed` (testing/local_run.py), started by the first test
+    that needs it. Its data lives in a directory of its own under /tmp, as the test
+    infrastructure's does: the embedded PostgreSQL's user must reach it for as long as it runs
+    (a restart included), which pytest's private base directory does not let it do."""
+    data = Path(tempfile.mkdtemp(prefix="authpi-d-", dir="/tmp"))
+    shared = SharedRun(data)
+    try:
+        yield shared
+    finally:
+        await shared.close()
+        remove_tree(data)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def platform(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    infra: Infra,
+    tmp_path_factory: pytest.TempPathFactory,
+    local_run: SharedRun,
 ) -> AsyncIterator[RunningPlatform]:
     """One all-in-one platform for the session, on the system clock. The test client stands
     where a deployment's reverse proxy would: its X-Forwarded-For names the client (the IP
     allowlist tests rely on it). Untrusted peers are tested on platforms of their own.
     Organizations' upstream IdPs may be plain http, as in development (`make run`): the SSO
-    tests start theirs on loopback."""
+    tests start theirs on loopback. Tests marked `sdk` also get the distributed run
+    (testing/local_run.py), once for the session."""
+    if getattr(request, "param", ALL_IN_ONE) == DISTRIBUTED:
+        yield (await local_run.get())[1]
+        return
     async with running_platform(
         infra,
         tmp_path_factory.mktemp("platform"),

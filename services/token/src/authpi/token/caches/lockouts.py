@@ -40,6 +40,7 @@ from nats.js.errors import (
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    NotFoundError,
 )
 from nats.js.kv import KeyValue
 
@@ -99,6 +100,33 @@ CREDENTIAL_POLICY = LockoutPolicy(
 MAIL_POLICY = LockoutPolicy("mail_throttle", "mail.throttled", fixed_lock_ms, by_source=False)
 
 
+POLICIES = (CLIENT_POLICY, CREDENTIAL_POLICY, MAIL_POLICY)
+
+
+def bucket_config(namespace: str, policy: LockoutPolicy, replicas: int = 1) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=bucket_name(namespace, policy), ttl=policy.forget_ms / 1000, history=1,
+        replicas=replicas,
+    )  # fmt: skip
+
+
+async def declare_buckets(js: JetStreamContext, namespace: str, replicas: int | None) -> None:
+    """The lockout buckets, declared ahead by `authpi streams` so that in a NATS cluster they
+    keep as many copies as the streams (a lock must outlive the loss of a node). The token
+    service creates a bucket it finds missing itself, with one copy; `replicas` None keeps an
+    existing bucket's."""
+    for policy in POLICIES:
+        config = bucket_config(namespace, policy, replicas or 1)
+        try:
+            info = await js.stream_info(f"KV_{config.bucket}")
+        except NotFoundError:
+            await js.create_key_value(config)
+            continue
+        if replicas is not None and info.config.num_replicas != replicas:
+            info.config.num_replicas = replicas
+            await js.update_stream(info.config)
+
+
 def bucket_name(namespace: str, policy: LockoutPolicy = CLIENT_POLICY) -> str:
     return f"{namespace.replace('.', '_')}_{policy.bucket_suffix}"
 
@@ -126,6 +154,7 @@ class Lockouts:
     ) -> None:
         self.js = js
         self.policy = policy
+        self.namespace = namespace
         self.bucket = bucket_name(namespace, policy)
         self.clock = clock
         self.kv: KeyValue | None = None
@@ -138,9 +167,7 @@ class Lockouts:
             try:
                 self.kv = await self.js.key_value(self.bucket)
             except BucketNotFoundError:
-                self.kv = await self.js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=self.policy.forget_ms / 1000, history=1)
-                )
+                self.kv = await self.js.create_key_value(bucket_config(self.namespace, self.policy))
         return self.kv
 
     def _key(self, issuer_id: str, name: str, source: str | None) -> str:
