@@ -92,6 +92,7 @@ async def test_restart_without_bootstrap_file_mints_no_second_key(infra, tmp_pat
 async def test_serve_never_bootstraps(infra, tmp_path):
     namespace, api, idp = new_namespace(), free_port(), free_port()
     env = _env(infra, tmp_path / "data", namespace, api, idp)
+    env["AUTHPI_INTERNAL_URL"] = f"http://127.0.0.1:{free_port()}"  # where the gateway calls it
 
     await _run_until_up(env, "serve", "directory")
 

@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.rrset
 
 from authpi.directory.adapters.dns_probe import DnsProbe
-from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
 from authpi.platform.testing.tenants import part
 
 

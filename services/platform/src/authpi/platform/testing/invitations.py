@@ -8,7 +8,7 @@ from typing import Any
 
 from authpi.platform.testing.login import LoginTenant, login_tenant, settings_applied
 from authpi.platform.testing.mail import Mailbox
-from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
 
 ORG = "Acme Robotics"
 LINK = "/invitation?token="

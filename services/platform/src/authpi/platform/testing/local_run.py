@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
@@ -22,9 +21,8 @@ import psycopg
 from authpi.config import Settings
 from authpi.embedded.servers import free_port
 from authpi.platform.distributed import Distributed
-
-if TYPE_CHECKING:
-    from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
+from authpi.platform.testing.tenants import basic
 
 
 @contextlib.asynccontextmanager
@@ -43,8 +41,6 @@ async def distributed_run(data_dir: Path) -> AsyncIterator[tuple[Distributed, Ru
     await run.start()
     try:
         creds = json.loads(settings.bootstrap_path.read_text())
-        from authpi.platform.testing.plugin import RunningPlatform
-
         yield run, RunningPlatform(
             api_url=settings.api_url, idp_url=settings.idp_url, ops_url="",
             account_id=creds["account_id"], api_key_id=creds["api_key_id"],
@@ -118,8 +114,6 @@ class Load:
                 await asyncio.sleep(0.005)
 
     async def _writes(self) -> None:
-        from authpi.platform.testing.tenants import basic  # it imports the plugin, which us
-
         key = (self.platform.api_key_id, self.platform.api_key_secret)
         path = f"/v1/accounts/{self.platform.account_id}/issuers/{self.issuer_id}/users"
         async with httpx.AsyncClient(base_url=self.platform.api_url, timeout=10) as http:

@@ -29,7 +29,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
 from authpi.testing.plugin import eventually
 
 PASSWORD = "correct horse battery staple"

@@ -20,6 +20,7 @@ from authpi.platform.host import Platform
 from authpi.platform.testing.browser import browser, chromium, pytest_runtest_makereport
 from authpi.platform.testing.local_run import SharedRun
 from authpi.platform.testing.mail import Mailbox
+from authpi.platform.testing.running import RunningPlatform
 from authpi.testing.infra import Infra, new_namespace, remove_tree
 
 # The browser fixtures and their report hook, registered through this plugin.
@@ -27,23 +28,6 @@ __all__ = [
     "RunningPlatform", "browser", "chromium", "local_run", "mailbox", "platform",
     "pytest_runtest_makereport", "running_platform",
 ]  # fmt: skip
-
-
-class RunningPlatform(msgspec.Struct, kw_only=True):
-    """The all-in-one platform as the e2e tests see it: URLs and the bootstrap credentials."""
-
-    api_url: str
-    idp_url: str
-    ops_url: str  # /readyz and /metrics (loopback only)
-    account_id: str
-    api_key_id: str
-    api_key_secret: str
-    namespace: str
-    dsn: str
-    nats_url: str
-    # The credentials file the platform's NATS connections use (None: no NATS authentication).
-    nats_credentials: Path | None = None
-    handle: Any = None  # the Platform object, for tests that need to reach inside
 
 
 @contextlib.asynccontextmanager

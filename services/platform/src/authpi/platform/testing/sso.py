@@ -20,7 +20,7 @@ import httpx
 from authpi.platform.testing import upstream
 from authpi.platform.testing.dns import Zone, dns_zone
 from authpi.platform.testing.login import LoginTenant, PortalBrowser, login_tenant
-from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
 from authpi.platform.testing.upstream import UpstreamClient, UpstreamIdp, sso_config
 from authpi.testing.plugin import eventually
 

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.platform.testing.plugin import RunningPlatform
+from authpi.platform.testing.running import RunningPlatform
 from authpi.testing.plugin import eventually
 
 ADMIN = Actor(type="system")
