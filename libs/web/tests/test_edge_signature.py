@@ -15,6 +15,7 @@ from litestar import Litestar, Request, get, post
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.envelope import Kek
 from authpi.errors import Unauthorized
+from authpi.web.calls import CALLS_PATH, call_routes
 from authpi.web.edge import VALIDITY_MS, EdgeSigner, EdgeVerifier, keys_of, signed_only
 from authpi.web.errors import EXCEPTION_HANDLERS
 from authpi.web.principal import Principal, principal_or_none
@@ -161,3 +162,21 @@ async def test_signed_only_serves_the_signed_and_refuses_the_rest_before_routing
             body = refused.json()
             assert body["error"] == "unauthorized_client" and body["retryable"] is False
             assert body["error_description"]
+
+
+async def test_a_call_between_services_refuses_a_request_forwarded_for_a_caller():
+    """The internal calls route runs a service's contract for another service, which signs with
+    no principal; a request the gateway signed for a caller (with the caller's principal) is
+    refused there even though its signature is good."""
+    clock = FixedClock(1_000_000)
+    keys = keys_of(Kek(NEW))
+    app = Litestar(call_routes({"payments": object()}), exception_handlers=EXCEPTION_HANDLERS)
+    gate = signed_only(app, EdgeVerifier(keys, clock))
+    path = f"{CALLS_PATH}/payments/settle"
+    good = signed(EdgeSigner(keys, clock), scope("POST", path), b"{}")
+    headers = {k.decode(): v.decode() for k, v in good["headers"]}
+    transport = httpx.ASGITransport(app=gate)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+        refused = await client.post(path, content=b"{}", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "access_denied"

@@ -29,6 +29,7 @@ from authpi.contracts.directory.users import SsoIdentity, SsoSignIn
 from authpi.errors import AuthpiError, FieldProblem, NotFound, TemporarilyUnavailable
 from authpi.web.edge import EdgeSigner
 from authpi.web.opts import ANONYMOUS
+from authpi.web.principal import principal_or_none
 
 CALLS_PATH = "/internal/calls"
 # export name (ServiceParts.exports) -> the contract its methods are called by
@@ -94,6 +95,10 @@ def call_routes(exports: Mapping[str, object]) -> list[Any]:
     async def call(
         request: Request[Any, Any, Any], export: FromPath[str], method: FromPath[str]
     ) -> Response[bytes]:
+        # Only a service calls these, signing with no principal: a request forwarded for a
+        # caller (signed with the caller's principal) never reaches another service's contract.
+        if principal_or_none(request.scope) is not None:
+            raise errors.AccessDenied("calls are between services only", reason="calls.forwarded")
         target = callable_.get(export)
         if target is None or method not in _methods(CONTRACTS[export]):
             raise NotFound("no such call", reason="calls.unknown")
