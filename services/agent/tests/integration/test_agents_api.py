@@ -15,6 +15,10 @@ from authpi_admin.errors import (
 
 from authpi.contracts.scopes import ALL_SCOPES
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 async def test_sdk_creates_gets_updates_and_deletes_an_agent(tenant, platform, pool, kit):
     agents = tenant.agents()

@@ -11,6 +11,10 @@ from authpi_admin.errors import ForbiddenError, NotFoundError
 from authpi.testing.plugin import eventually
 from services.agent.tests.factories import BASE
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 WALLET = {"type": "wallet", "credential": {"address": f"eip155:8453:{BASE}"}}
 
 
@@ -59,8 +63,9 @@ async def test_another_agents_verifier_is_404(tenant):
     assert [v.id for v in (await tenant.verifiers(other.id).list()).data] == [theirs.id]
 
 
+@pytest.mark.in_process  # another account: made in-process, no Core API route creates one
 async def test_another_accounts_agents_are_out_of_reach(tenant, platform, kit):
-    other = await kit.new_tenant(platform)
+    other = await kit.new_tenant(platform, own_account=True)
     theirs = await other.agents().create({"name": "theirs"})
     verifier = await other.verifiers(theirs.id).create({"type": "secret"})
     await other.verifiers(theirs.id).create(WALLET)

@@ -10,6 +10,10 @@ import pytest
 from authpi.testing.plugin import eventually
 from services.agent.tests.factories import BASE
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 async def resolve(tenant, account_id: str, **params: str) -> list[dict]:
     async with tenant.http() as http:

@@ -28,6 +28,10 @@ from authpi.eventstore.replay import replay
 from authpi.eventstore.store import StoredEvent, fold
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 async def org(admin, issuer):
