@@ -163,6 +163,7 @@ async def test_a_stale_if_match_is_412_and_changes_nothing(tenant):
     assert (await agents.get(agent.id)).name == "moved"
 
 
+@pytest.mark.sdk(quick=True)
 async def test_scopes_gate_every_route(tenant):
     agent = await tenant.agents().create({"name": "bot"})
     nothing = await tenant.key_with([s for s in ALL_SCOPES if not s.startswith("issuers.agents")])

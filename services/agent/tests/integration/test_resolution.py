@@ -34,6 +34,7 @@ async def add_agent_member(tenant, org_id: str, agent_id: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.sdk(quick=True)
 async def test_a_wallet_resolves_to_its_agent_with_scopes(tenant):
     agent = await tenant.agents().create({"name": "payer", "scopes": ["data:read"]})
     verifier = await tenant.verifiers(agent.id).create(

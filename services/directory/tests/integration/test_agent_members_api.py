@@ -134,6 +134,7 @@ async def test_agent_created_a_moment_ago_joins_and_is_listed_and_read(
     }
 
 
+@pytest.mark.sdk(quick=True)
 async def test_member_type_of_an_agent_id_is_inferred(admin, issuer, org):
     members = admin.issuer(issuer).organization(org.id).members
     agent_id = await new_agent(admin, issuer)

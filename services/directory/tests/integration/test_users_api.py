@@ -110,6 +110,7 @@ async def test_events_carry_only_sealed_pii(platform, pool, kit, admin, issuer):
     assert index[0].region == "default" and index[0].store_id == "default"
 
 
+@pytest.mark.sdk(quick=True)
 async def test_sdk_crud_with_auto_pagination(platform, admin, issuer):
     users = admin.issuer(issuer).users
     made = [
