@@ -55,6 +55,10 @@ class Tenant:
             base_url=self.platform.api_url, headers=basic(*(key or self.key)), timeout=30
         )
 
+    @property
+    def events_path(self) -> str:
+        return f"/v1/accounts/{self.account_id}/events"
+
     def agents_path(self, issuer_id: str | None = None) -> str:
         return f"/v1/accounts/{self.account_id}/issuers/{issuer_id or self.issuer_id}/agents"
 
