@@ -552,6 +552,7 @@ async def test_a_key_stops_authenticating_within_a_second(tenant, platform, acti
     await refused_within_a_second(platform, key.id, key.secret_plain)
 
 
+@pytest.mark.sdk(quick=True)
 async def test_unblock_through_patch_and_scope_edits_reach_the_gateway(tenant, platform):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create(
