@@ -16,7 +16,7 @@ from psycopg import sql
 
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing import tenants
-from authpi.platform.testing.tenants import ADMIN, part
+from authpi.platform.testing.tenants import ADMIN, bootstrap_key, part
 
 SERVICE = "directory"
 
@@ -28,10 +28,6 @@ def admin_for(platform, key_id: str, secret: str, account_id: str | None = None)
         base_url=platform.api_url,
         retries=False,
     )
-
-
-def bootstrap_key(platform) -> tuple[str, str]:
-    return (platform.api_key_id, platform.api_key_secret)
 
 
 def bootstrap_admin(platform) -> AuthPIAdmin:
