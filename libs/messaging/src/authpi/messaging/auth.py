@@ -156,6 +156,8 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
         f"$JS.API.CONSUMER.CREATE.{events}",
         f"$JS.API.CONSUMER.INFO.{events}.*",
         f"$JS.FC.{events}.>",
+        # the stream's last sequence: where a cache of an inline projection starts following
+        f"$JS.API.STREAM.INFO.{events}",
     ]
     durables = [(events, d) for d in DURABLES.get(service, ())]
     durables += [(facts, d) for d in FACT_DURABLES.get(service, ())]

@@ -52,9 +52,14 @@ class CacheFollower:
         event_types: str,
         load: Loader,
         apply: Applier,
+        inline: bool = False,
     ) -> None:
         """`event_types` is one filter of the catalogue's types, e.g. `client.>`. Without a pool
-        or a stream (a cache built for a unit test) the follower cannot run."""
+        or a stream (a cache built for a unit test) the follower cannot run. `inline`: the
+        projection is applied in the writer's own transaction, so it has no checkpoint; the
+        follower then reads the stream's last sequence before the snapshot and follows from
+        there (the relay publishes an event only once it is committed, so every event up to
+        that sequence is in the snapshot)."""
         self.pool = pool
         self.js = js
         self.namespace = namespace
@@ -62,6 +67,8 @@ class CacheFollower:
         self.event_types = event_types
         self.load = load
         self.apply = apply
+        self.inline = inline
+        self.seq = 0  # the stream sequence of the event being applied (during `apply`)
         self.warm = asyncio.Event()
         self.last_seq = 0
         self.applied = Watermark()  # the stream sequence applied (read-your-writes, sync.py)
@@ -122,10 +129,16 @@ class CacheFollower:
 
     async def _load(self) -> int:
         assert self.pool is not None, "a follower needs the projection's database"
+        stream_seq = 0
+        if self.inline:
+            assert self.js is not None, "a follower needs a stream to follow"
+            stream_seq = (await self.js.stream_info(events_stream(self.namespace))).state.last_seq
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur = await conn.execute(self._checkpoint, [self.consumer, SEQ_SOURCE])
-            row = await cur.fetchone()
+            row: Any = (stream_seq,)
+            if not self.inline:
+                cur = await conn.execute(self._checkpoint, [self.consumer, SEQ_SOURCE])
+                row = await cur.fetchone()
             await self.load(conn)
         self.last_seq = int(row[0]) if row else 0
         self.applied.reset(self.last_seq)
@@ -142,6 +155,7 @@ class CacheFollower:
         else:
             reason = forgery(msg.subject, env, self.namespace)
             if reason is None:
+                self.seq = msg.metadata.sequence.stream
                 self._apply(msg, env, event)
             else:
                 self.rejected += 1
@@ -192,10 +206,13 @@ class FollowedCache(abc.ABC):
     snapshot with that consumer's checkpoint (`load`), then kept current with the events of
     `event_types` that follow (`receive`)."""
 
-    def __init__(self, feed: Feed, *, consumer: str, event_types: str) -> None:
+    def __init__(
+        self, feed: Feed, *, consumer: str, event_types: str, inline: bool = False
+    ) -> None:
         self.follower = CacheFollower(
             pool=feed.pool, js=feed.js, namespace=feed.namespace, schema=feed.schema,
             consumer=consumer, event_types=event_types, load=self.load, apply=self.receive,
+            inline=inline,
         )  # fmt: skip
 
     @property

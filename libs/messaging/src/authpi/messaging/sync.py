@@ -274,12 +274,22 @@ class Sync:
                 log.warning("sync.unpublished", event_id=event.event_id, type=event.type)
                 return False
             targets.append((event.type, seq))
+        return await self.wait_sequences(targets, max(deadline - loop.time(), 0.0))
+
+    async def wait_sequences(self, targets: Sequence[tuple[str, int]], timeout: float) -> bool:
+        """Until every member has applied the stream up to each (event type, sequence) of
+        `targets`, or `timeout`. For a writer that learnt the sequences itself (a process that
+        follows its own events rather than relaying them)."""
+        if not targets or not self.running.is_set():
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         members = self.members() | {self.id}
         token = uuid.uuid4().hex
         done = asyncio.Event()
         self._pending[token] = (members, done)
         try:
-            payload = _Request(token, targets, max(deadline - loop.time(), 0.0))
+            payload = _Request(token, list(targets), max(deadline - loop.time(), 0.0))
             await self.nc.publish(
                 self._subject("wait"), msgspec.json.encode(payload), reply=self._inbox
             )

@@ -7,7 +7,8 @@ upstream IdPs; the hosted portal, with users' second factors and trusted devices
 Core API routes).
 
 Per process (every HTTP worker): the key cache, the client cache (loaded from clients_view, then
-following client.* events with its own ordered consumer), the throttle mirror and the
+following client.* events with its own ordered consumer), the deny-list of revoked tokens
+(loaded from revoked_tokens, then following access-token.revoked), the throttle mirror and the
 fact publisher, the signup waiters' LISTEN connection. Per deployment: the projections
 token-issuers, token-clients, token-agents, token-users, token-organizations and
 token-invitations, the approval mail (token-approval-mail), key rotation and the sweep of
@@ -36,6 +37,7 @@ from authpi.token.api.trusted_devices import trusted_devices_router
 from authpi.token.api.verifiers import verifiers_router
 from authpi.token.caches.issuer_keys import KeyCache
 from authpi.token.caches.lockouts import CREDENTIAL_POLICY, MAIL_POLICY, Lockouts
+from authpi.token.caches.revoked_tokens import DenyList
 from authpi.token.endpoints.check_session import CheckSessionEndpoint
 from authpi.token.endpoints.client_auth import ClientAuthenticator
 from authpi.token.endpoints.consents import ConsentsEndpoint
@@ -84,7 +86,6 @@ from authpi.token.queries.keys import Sql
 from authpi.token.queries.mfa import MfaQueries
 from authpi.token.queries.people import People
 from authpi.token.queries.portal import PortalQueries
-from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import Liveness, SessionQueries
 from authpi.token.queries.sso import SsoQueries
 from authpi.token.reactions.agents import AGENT_EVENTS, agents_projection
@@ -123,7 +124,8 @@ async def build(rt: Runtime) -> ServiceParts:
     clients = EntryCache(feed, clients_view, CLIENT_EVENTS)
     agents_view = agents_projection(schema)
     agents = EntryCache(feed, agents_view, AGENT_EVENTS)
-    for progress in (cache, clients.follower, agents.follower):
+    deny_list = DenyList(feed, schema, rt.clock)
+    for progress in (cache, clients.follower, agents.follower, deny_list.follower):
         rt.sync.track(progress)  # a Core API write waits for them (read-your-writes)
     lockouts = Lockouts(rt.js, rt.namespace, rt.clock)
     facts = FactPublisher(rt.js, rt.namespace)
@@ -142,7 +144,7 @@ async def build(rt: Runtime) -> ServiceParts:
     sessions = Sessions(store, session_queries, rt.ids, rt.clock)
     families = RefreshFamilies(store, session_queries, people)
     consents = Consents(store, session_queries, rt.clock)
-    revocations = Revocations(store)
+    revocations = Revocations(store, lambda written: deny_list.applied_everywhere(rt.sync, written))
     codes = Codes(rt.pool, schema)
     credentials = Credentials(store)
     # Second factors and trusted devices (inline views of their events), their lockout, and the
@@ -180,8 +182,7 @@ async def build(rt: Runtime) -> ServiceParts:
         people=people,
         second_factor=second_factor,
     )
-    revoked = RevokedTokens(rt.pool, schema)
-    bearer = BearerCheck(verifier, revoked, session_queries, people, rt.clock)
+    bearer = BearerCheck(verifier, deny_list, session_queries, people, rt.clock)
     token = TokenEndpoint(
         auth,
         ClientCredentialsGrant(idp_base, rt.clock, facts),
@@ -215,7 +216,7 @@ async def build(rt: Runtime) -> ServiceParts:
         keys=cache,
         token=token,
         introspection=IntrospectionEndpoint(
-            auth, verifier, revoked, Liveness(session_queries, rt.clock, people)
+            auth, verifier, deny_list, Liveness(session_queries, rt.clock, people)
         ),
         revocation=RevocationEndpoint(
             auth, verifier, revocations, rt.clock, FamilyRevocations(store, session_queries)
@@ -309,6 +310,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:key-cache", cache.follow),
             ("token:clients", clients.run),
             ("token:agents", agents.run),
+            ("token:deny-list", deny_list.run),
             ("token:lockouts", lockouts.follow),
             ("token:credential-lockouts", credential_lockouts.follow),
             ("token:mail-throttle", mail_throttle.follow),
@@ -317,8 +319,8 @@ async def build(rt: Runtime) -> ServiceParts:
             ("token:user-arrivals", arrivals.follow),
         ],
         warm=[
-            cache.warm, clients.warm, agents.warm, lockouts.warm, credential_lockouts.warm,
-            mail_throttle.warm,
+            cache.warm, clients.warm, agents.warm, deny_list.warm, lockouts.warm,
+            credential_lockouts.warm, mail_throttle.warm,
         ],
         prepare=[
             keys.ensure_platform_issuer, lockouts.open, credential_lockouts.open,

@@ -9,10 +9,10 @@ from typing import Any, Protocol
 import msgspec
 
 from authpi.token.caches.issuer_keys import IssuerKeys
+from authpi.token.caches.revoked_tokens import DenyList
 from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_credentials
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.params import Form
-from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.signing.verifier import TokenVerifier, public_claims
 
 Unset = msgspec.UnsetType
@@ -53,7 +53,7 @@ class IntrospectionEndpoint:
         self,
         auth: ClientAuthenticator,
         verifier: TokenVerifier,
-        revoked: RevokedTokens,
+        revoked: DenyList,
         live: LiveState | None = None,
     ) -> None:
         self.auth = auth
@@ -66,13 +66,13 @@ class IntrospectionEndpoint:
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        decoded = self.verifier.decode(issuer, token)
+        decoded = self.verifier.decode_cached(issuer, token)
         claims = public_claims(*decoded) if decoded is not None else None
         if claims is None or claims.get("client_id") != client.id:
             return INACTIVE
         if claims["token_type"] == "id_token":
             return INACTIVE
-        if await self.revoked.is_revoked(str(claims.get("jti", ""))):
+        if self.revoked.revoked(str(claims.get("jti", ""))):
             return INACTIVE
         sid = claims.get("sid")
         if self.live is not None and isinstance(sid, str):

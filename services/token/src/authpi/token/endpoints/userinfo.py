@@ -13,10 +13,10 @@ from typing import Any
 
 from authpi.crypto.clock import Clock
 from authpi.token.caches.issuer_keys import IssuerKeys
+from authpi.token.caches.revoked_tokens import DenyList
 from authpi.token.endpoints.errors import InsufficientScope, InvalidToken
 from authpi.token.endpoints.params import Form
 from authpi.token.grants.id_token import PeopleReader
-from authpi.token.queries.revoked_tokens import RevokedTokens
 from authpi.token.queries.sessions import SessionQueries
 from authpi.token.reactions.clients import ClientEntry
 from authpi.token.signing.verifier import TokenVerifier
@@ -42,7 +42,7 @@ class BearerCheck:
     def __init__(
         self,
         verifier: TokenVerifier,
-        revoked: RevokedTokens,
+        revoked: DenyList,
         queries: SessionQueries,
         people: PeopleReader,
         clock: Clock,
@@ -62,7 +62,7 @@ class BearerCheck:
         sid = claims.get("sid")
         if header.get("typ") != "at+jwt" or not isinstance(sid, str):
             raise InvalidToken("not a user access token")
-        if await self.revoked.is_revoked(str(claims.get("jti", ""))):
+        if self.revoked.revoked(str(claims.get("jti", ""))):
             raise InvalidToken("the access token was revoked")
         async with self.queries.pool.connection() as conn:
             session = await self.queries.session(conn, sid)

@@ -1,10 +1,19 @@
 """Verifying the tokens this service issued (introspection, revocation). A token verifies when
 its `kid` is one of the issuer's published keys, the signature holds with that key's algorithm,
-`iss` is this issuer's URL and it has not expired by the injected clock."""
+`iss` is this issuer's URL and it has not expired by the injected clock.
+
+Introspection verifies the same tokens again and again (a resource server asks about the bearer
+token of each call it serves), so `decode_cached` keeps the outcome of a successful check: an LRU
+of the exact token string -> (issuer, the key that verified it, header, claims), bounded by
+`VERIFIED_CACHE_SIZE` entries. A hit is taken only while that very key is still published for the
+issuer (a rotated-out or removed key, or a reloaded issuer, makes it a miss and a full check);
+the expiry is checked on every call, as revocation and client checks are by the caller. Only
+tokens whose signature held are kept, so garbage cannot fill it with anything but evictions."""
 
 from __future__ import annotations
 
 import binascii
+from collections import OrderedDict
 from typing import Any
 
 import msgspec
@@ -14,13 +23,21 @@ from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.signing.keys import verify_jwt
 
+VERIFIED_CACHE_SIZE = 20_000
 CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid", "org_id")
 
 
 class TokenVerifier:
-    def __init__(self, idp_base: str, clock: Clock) -> None:
+    def __init__(self, idp_base: str, clock: Clock, cache_size: int = VERIFIED_CACHE_SIZE) -> None:
         self.idp_base = idp_base
         self.clock = clock
+        self.cache_size = cache_size
+        # token -> (issuer id, the key that verified it, header, claims)
+        self._verified: OrderedDict[str, tuple[str, Any, dict[str, Any], dict[str, Any]]] = (
+            OrderedDict()
+        )
+        self.hits = 0
+        self.misses = 0
 
     def verify(self, issuer: IssuerKeys, token: str) -> dict[str, Any] | None:
         """The token's public claims, or None for anything not a live token of this issuer."""
@@ -46,6 +63,30 @@ class TokenVerifier:
         if not expired_ok and int(claims["exp"]) <= self.clock.now_ms() // 1000:
             return None
         return header, claims
+
+    def decode_cached(
+        self, issuer: IssuerKeys, token: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """`decode`, remembering the tokens that verified (module docstring). The dicts returned
+        are shared with the cache: read them, never change them."""
+        entry = self._verified.get(token)
+        if entry is not None:
+            issuer_id, key, header, claims = entry
+            if issuer_id == issuer.issuer_id and issuer.public.get(str(header.get("kid"))) is key:
+                self._verified.move_to_end(token)
+                self.hits += 1
+                if int(claims["exp"]) <= self.clock.now_ms() // 1000:
+                    return None
+                return header, claims
+            del self._verified[token]
+        self.misses += 1
+        decoded = self.decode(issuer, token)
+        if decoded is not None:
+            key = issuer.public.get(str(decoded[0].get("kid")))
+            self._verified[token] = (issuer.issuer_id, key, *decoded)
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return decoded
 
 
 def public_claims(header: dict[str, Any], claims: dict[str, Any]) -> dict[str, Any]:
