@@ -102,3 +102,19 @@ async def test_the_sweeper_runs_as_a_background_task(clocked):
     names = [name for name, _ in token_part(platform).tasks]
     assert "token:revocation-sweeper" in names
     assert any(t.get_name() == "token:revocation-sweeper" for t in platform.handle.tasks)
+
+
+async def test_a_cached_token_reads_inactive_once_expired(clocked):
+    """Introspection keeps the tokens it has verified (signing.verifier): the expiry is still
+    checked on every call, by the injected clock."""
+    platform, clock = clocked
+    issuer_id, client_id, secret = await new_client(platform)
+    auth = (client_id, secret)
+    token = (await call(platform, issuer_id, "token", auth, grant_type="client_credentials"))[
+        "access_token"
+    ]
+    for _ in range(3):  # verified once, then answered from the cache
+        assert (await call(platform, issuer_id, "introspect", auth, token=token))["active"] is True
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"] * 1000
+    clock.advance(ms=exp - clock.now_ms())
+    assert await call(platform, issuer_id, "introspect", auth, token=token) == {"active": False}
