@@ -32,7 +32,8 @@ from authpi.web.oauth import NO_STORE, OAuthError, RawResponse, error_response, 
 
 log = get_logger("authpi.token.api")
 _encode = msgspec.json.Encoder().encode
-Answer = Callable[[IssuerKeys, Form], Awaitable[msgspec.Struct | None]]
+# An endpoint's answer: a struct to encode, the encoded body itself, or None for `{}`.
+Answer = Callable[[IssuerKeys, Form], Awaitable[msgspec.Struct | bytes | None]]
 
 
 class MachineEndpoints:
@@ -78,7 +79,7 @@ class MachineEndpoints:
             return error_response(ServerError(), issuer_url(self.idp_base, issuer_id))
         if body is None:
             return json_response({})
-        return RawResponse(200, _encode(body), NO_STORE)
+        return RawResponse(200, body if isinstance(body, bytes) else _encode(body), NO_STORE)
 
     def direct_routes(self) -> dict[str, DirectRoute]:
         """The same three endpoints as `routes`, as plain ASGI before the router

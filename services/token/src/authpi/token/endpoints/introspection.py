@@ -13,8 +13,9 @@ from authpi.token.caches.revoked_tokens import DenyList
 from authpi.token.endpoints.client_auth import ClientAuthenticator, presented_credentials
 from authpi.token.endpoints.errors import InvalidRequest
 from authpi.token.endpoints.params import Form
-from authpi.token.signing.verifier import TokenVerifier, public_claims
+from authpi.token.signing.verifier import TokenVerifier
 
+_encode = msgspec.json.Encoder().encode
 Unset = msgspec.UnsetType
 UNSET = msgspec.UNSET
 
@@ -61,16 +62,17 @@ class IntrospectionEndpoint:
         self.revoked = revoked
         self.live = live
 
-    async def answer(self, issuer: IssuerKeys, form: Form) -> Introspection:
+    async def answer(self, issuer: IssuerKeys, form: Form) -> Introspection | bytes:
+        """The answer; an active one as its encoded bytes, kept with the verified token."""
         client = await self.auth.confidential(issuer.issuer_id, presented_credentials(form))
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        decoded = self.verifier.decode_cached(issuer, token)
-        claims = public_claims(*decoded) if decoded is not None else None
-        if claims is None or claims.get("client_id") != client.id:
+        verified = self.verifier.verified(issuer, token)
+        if verified is None:
             return INACTIVE
-        if claims["token_type"] == "id_token":
+        claims = verified.public
+        if claims.get("client_id") != client.id or claims["token_type"] == "id_token":
             return INACTIVE
         if self.revoked.revoked(str(claims.get("jti", ""))):
             return INACTIVE
@@ -79,10 +81,11 @@ class IntrospectionEndpoint:
             # idp-api.md 14 #25: a token of a revoked, suspended or lapsed session is inactive;
             # a refresh token also once rotated or its family ended.
             if claims["token_type"] == "refresh_token":
-                assert decoded is not None
-                fid = decoded[1].get("fid")
+                fid = verified.claims.get("fid")
                 if not await self.live.refresh_live(str(fid), str(claims.get("jti"))):
                     return INACTIVE
             if not await self.live.session_live(sid):
                 return INACTIVE
-        return Introspection(active=True, **claims)
+        if verified.answer is None:
+            verified.answer = _encode(Introspection(active=True, **claims))
+        return verified.answer

@@ -32,10 +32,7 @@ class TokenVerifier:
         self.idp_base = idp_base
         self.clock = clock
         self.cache_size = cache_size
-        # token -> (issuer id, the key that verified it, header, claims)
-        self._verified: OrderedDict[str, tuple[str, Any, dict[str, Any], dict[str, Any]]] = (
-            OrderedDict()
-        )
+        self._verified: OrderedDict[str, Verified] = OrderedDict()  # token -> its entry
         self.hits = 0
         self.misses = 0
 
@@ -69,24 +66,49 @@ class TokenVerifier:
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """`decode`, remembering the tokens that verified (module docstring). The dicts returned
         are shared with the cache: read them, never change them."""
+        entry = self.verified(issuer, token)
+        return None if entry is None else (entry.header, entry.claims)
+
+    def verified(self, issuer: IssuerKeys, token: str) -> Verified | None:
+        """The cache entry of a live token of this issuer whose signature holds, checked in
+        full on a miss (module docstring); None as `decode` would refuse it."""
         entry = self._verified.get(token)
         if entry is not None:
-            issuer_id, key, header, claims = entry
-            if issuer_id == issuer.issuer_id and issuer.public.get(str(header.get("kid"))) is key:
+            if entry.issuer_id == issuer.issuer_id and issuer.public.get(entry.kid) is entry.key:
                 self._verified.move_to_end(token)
                 self.hits += 1
-                if int(claims["exp"]) <= self.clock.now_ms() // 1000:
-                    return None
-                return header, claims
+                return None if entry.exp <= self.clock.now_ms() // 1000 else entry
             del self._verified[token]
         self.misses += 1
         decoded = self.decode(issuer, token)
-        if decoded is not None:
-            key = issuer.public.get(str(decoded[0].get("kid")))
-            self._verified[token] = (issuer.issuer_id, key, *decoded)
-            if len(self._verified) > self.cache_size:
-                self._verified.popitem(last=False)
-        return decoded
+        if decoded is None:
+            return None
+        kid = str(decoded[0].get("kid"))
+        entry = Verified(issuer.issuer_id, kid, issuer.public.get(kid), *decoded)
+        self._verified[token] = entry
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return entry
+
+
+class Verified:
+    """A token whose signature held, as the cache keeps it: the issuer and the key object that
+    verified it, its header and claims, its public claims, and room for the caller's encoded
+    answer (introspection's, which depends on nothing else while the token is live)."""
+
+    __slots__ = ("answer", "claims", "exp", "header", "issuer_id", "key", "kid", "public")
+
+    def __init__(
+        self, issuer_id: str, kid: str, key: Any, header: dict[str, Any], claims: dict[str, Any]
+    ) -> None:
+        self.issuer_id = issuer_id
+        self.kid = kid
+        self.key = key
+        self.header = header
+        self.claims = claims
+        self.exp = int(claims["exp"])
+        self.public = public_claims(header, claims)
+        self.answer: bytes | None = None
 
 
 def public_claims(header: dict[str, Any], claims: dict[str, Any]) -> dict[str, Any]:
