@@ -11,7 +11,7 @@ Scenarios, each a request that must answer 2xx:
   issued to (client_secret_basic): answered `"active": true`. The tokens are a pool of
   `--tokens` distinct live tokens of that client (4096 by default), taken round-robin, as a
   resource server asks about the bearer tokens of the calls it serves. Each IdP process keeps the
-  tokens whose signature it has verified (an LRU of 20,000, authpi.token.signing.verifier; expiry,
+  tokens whose signature it has verified (an LRU of 10,000, authpi.token.signing.verifier; expiry,
   revocation and the client are still checked on every call), so once a process has seen the
   pool every request is a cache hit: the figure is that of a working set smaller than the cache.
   The misses of a run are at most the pool's size per process (the warm-up takes most of them).

@@ -23,7 +23,7 @@ from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.endpoints.discovery import issuer_url
 from authpi.token.signing.keys import verify_jwt
 
-VERIFIED_CACHE_SIZE = 20_000
+VERIFIED_CACHE_SIZE = 10_000  # entries of a few KiB each: tens of MiB at most
 CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid", "org_id")
 
 
