@@ -48,7 +48,9 @@ class DenyList(FollowedCache):
         self._seqs: OrderedDict[str, int] = OrderedDict()  # event id -> stream sequence
         self._waiters: dict[str, asyncio.Future[int]] = {}
         self._pruned = 0
-        self._all: LiteralString = render("SELECT jti, expires_at FROM {schema}.revoked_tokens", schema=schema)
+        self._all: LiteralString = render(
+            "SELECT jti, expires_at FROM {schema}.revoked_tokens", schema=schema
+        )
         super().__init__(feed, consumer="token-deny-list", event_types=EVENT_TYPE, inline=True)
 
     def revoked(self, jti: str) -> bool:
