@@ -7,6 +7,7 @@ HTTP on the IdP port, and the table is read straight from PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -16,9 +17,11 @@ from authpi_admin import AuthPIAdmin
 from psycopg import sql
 
 from authpi.crypto.clock import FixedClock
+from authpi.messaging.follower import Feed
 from authpi.platform.testing.plugin import running_platform
 from authpi.platform.testing.tenants import part, signing_ready
 from authpi.testing.plugin import eventually
+from authpi.token.caches.revoked_tokens import DenyList
 from authpi.token.projections.revoked_tokens import SWEEP_MARGIN_MS
 
 MINUTE_MS = 60_000
@@ -118,3 +121,38 @@ async def test_a_cached_token_reads_inactive_once_expired(clocked):
     exp = jwt.decode(token, options={"verify_signature": False})["exp"] * 1000
     clock.advance(ms=exp - clock.now_ms())
     assert await call(platform, issuer_id, "introspect", auth, token=token) == {"active": False}
+
+
+async def test_a_starting_process_loads_earlier_revocations_then_follows_new_ones(clocked):
+    """The per-process deny-list (caches.revoked_tokens) of a process that starts after a
+    revocation holds it from the view (there is no checkpoint: the view is written with the
+    event), then learns later revocations from the stream."""
+    platform, _ = clocked
+    issuer_id, client_id, secret = await new_client(platform)
+    auth = (client_id, secret)
+    tokens = [
+        (await call(platform, issuer_id, "token", auth, grant_type="client_credentials"))[
+            "access_token"
+        ]
+        for _ in range(2)
+    ]
+    jtis = [jwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens]
+    await call(platform, issuer_id, "revoke", auth, token=tokens[0])
+
+    rt = platform.handle.rt
+    schema = f"{platform.namespace}_token"
+    fresh = DenyList(Feed(rt.pool, rt.js, rt.namespace, schema), schema, rt.clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(fresh.run(stop))
+    try:
+        await asyncio.wait_for(fresh.warm.wait(), 30)
+        assert fresh.revoked(jtis[0]) and not fresh.revoked(jtis[1])
+        await call(platform, issuer_id, "revoke", auth, token=tokens[1])
+
+        async def learnt() -> bool:
+            return fresh.revoked(jtis[1])
+
+        await eventually(learnt)
+    finally:
+        stop.set()
+        await task
