@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from authpi.contracts.subjects import events_stream, facts_stream, public_stream
+from authpi.contracts.subjects import events_stream, fact_subject, facts_stream, public_stream
 from authpi.messaging.provenance import owned_types
 
 ADMIN = "admin"
@@ -54,7 +54,16 @@ FACT_DURABLES: dict[str, tuple[str, ...]] = {
 }
 # Services that publish the public stream (`<ns>.public.>`, the integrators' events).
 PUBLIC_PUBLISHERS = ("webhook",)
-FACT_PUBLISHERS = ("token", "gateway")
+# The fact types (contracts.facts tags, `<ns>.fact.<type>`) each service may publish: the token
+# endpoint's grants, and each successful API-key check, made by the gateway and, in the
+# distributed topology, by the token process's keyinfo (gateway.service KEYINFO), which runs as
+# the token service's identity.
+FACT_TYPES: dict[str, tuple[str, ...]] = {
+    "token": (
+        "machine.token.issued", "human.sign-in", "session.token-refreshed", "api-key.verified",
+    ),
+    "gateway": ("api-key.verified",),
+}  # fmt: skip
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
     "token": ("client_lockouts", "credential_lockouts", "mail_throttle"),
@@ -167,8 +176,7 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",
         ]
-    if service in FACT_PUBLISHERS:
-        allow.append(f"{ns}.fact.>")
+    allow += [fact_subject(t, ns) for t in FACT_TYPES.get(service, ())]
     if service in PUBLIC_PUBLISHERS:
         allow.append(f"{ns}.public.>")
     for suffix in KV_BUCKETS.get(service, ()):
@@ -291,11 +299,12 @@ def write_embedded(
 
 
 def deployment_identities(service: str) -> list[str]:
-    """What `authpi serve <service>` connects as: it runs its own module beside the directory and
-    the gateway (services/gateway cli `up`), each as itself and as its relay. Never `admin`:
-    streams are declared apart, by `authpi streams`."""
-    modules = dict.fromkeys((service, "directory", "gateway"))
-    return [*modules, *(relay_identity(m) for m in modules)]
+    """What `authpi serve <service>` connects as: its own identity (its consumers, facts, KV
+    buckets; also for a part of another service that it runs without that service's store, the
+    token process's keyinfo) and its own relay's. No other service's: a process can neither
+    publish another service's events nor read another service's durable consumers. Never
+    `admin`: streams are declared apart, by `authpi streams`."""
+    return [service, relay_identity(service)]
 
 
 def write_deployment(

@@ -241,7 +241,7 @@ class Platform:
         self.rt = rt
         for module in self.modules:
             # Each service part reads the bus as itself; its relay publishes as another identity.
-            nc = await self.nats(module.name)
+            nc = await self.nats(self.identity(module))
             self.runtimes[module.name] = dataclasses.replace(
                 rt, nc=nc, js=jetstream(nc), pool=self.pools[module.name],
                 dsn=self.dsns[module.name],
@@ -265,6 +265,13 @@ class Platform:
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)
         return pool
+
+    def identity(self, module: ServiceModule) -> str:
+        """The NATS identity `module`'s part connects as: its own service's, unless this process
+        runs it without its store (the token process's keyinfo, a part of the gateway): then the
+        identity of the service this process runs, whose credentials are the only ones it holds
+        (messaging.auth `deployment_identities`)."""
+        return module.name if module.owns_store else self.modules[0].name
 
     @property
     def owned(self) -> list[ServiceModule]:
@@ -498,6 +505,7 @@ class Platform:
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets["idp_url"],
             self.settings.idp_workers - 1,
+            identities={m.name: self.identity(m) for m in self.modules},
         )  # fmt: skip
         await self.workers.start()
 
