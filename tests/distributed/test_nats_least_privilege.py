@@ -173,6 +173,15 @@ async def test_a_deployment_cannot_read_the_facts_or_another_services_bucket(top
     await request_refused(run, "directory", "directory", f"$JS.API.STREAM.INFO.{bucket}")
 
 
+@pytest.mark.parametrize("service", ["directory", "agent", "billing", "webhook"])
+async def test_a_service_without_caches_cannot_open_an_ordered_consumer(topology, service):
+    """Only the gateway's and the token service's caches follow the event stream with ordered
+    consumers: the others read it through their own durable consumers alone."""
+    run, platform = topology
+    events = events_stream(platform.namespace)
+    await request_refused(run, service, service, f"$JS.API.CONSUMER.CREATE.{events}")
+
+
 async def test_a_deployment_is_answered_on_its_own_consumer(topology):
     """The contrast: the token service's own durable consumer answers the token service."""
     run, platform = topology

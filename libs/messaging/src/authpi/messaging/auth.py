@@ -2,9 +2,11 @@
 
 Each service has two identities: `relay-<service>`, the only one that may publish that
 service's domain events (and only the subjects of the event types it owns), and `<service>`,
-which reads the domain-event stream through its own durable consumers and ordered consumers
-and publishes nothing else to it. `admin` declares the streams (start-up, `authpi relay`, the
-test harness). Each identity has its own inbox prefix, so no one reads another's replies.
+which reads the domain-event stream through its own durable consumers (and, for the services
+whose caches follow the stream, ordered consumers) and publishes nothing else to it. A
+deployment holds only its own service's two. `admin` declares the streams (start-up, `authpi
+relay`, the test harness). Each identity has its own inbox prefix, so no one reads another's
+replies.
 
 The credentials file maps identity -> user and password (JSON, mode 0600). `make run` generates
 it, with the matching nats-server configuration, into the data folder; deployments mount it
@@ -52,6 +54,11 @@ FACT_DURABLES: dict[str, tuple[str, ...]] = {
     "billing": ("billing-metering",),
     "webhook": ("webhook-audit-facts",),
 }
+# Services whose caches follow the event stream with ordered (ephemeral) consumers
+# (messaging.follower): the gateway's key and account caches, the token service's client and
+# agent caches (and the token process's keyinfo). Every other service reads the bus only through
+# its own durable consumers.
+FOLLOWERS = ("gateway", "token")
 # Services that publish the public stream (`<ns>.public.>`, the integrators' events).
 PUBLIC_PUBLISHERS = ("webhook",)
 # The fact types (contracts.facts tags, `<ns>.fact.<type>`) each service may publish: the token
@@ -160,12 +167,14 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
     ns = namespace or "*"
     events = events_stream(namespace) if namespace else "*"
     facts = facts_stream(namespace) if namespace else "*"
-    allow = [
-        # ordered (ephemeral) consumers of the caches, and their flow-control replies
-        f"$JS.API.CONSUMER.CREATE.{events}",
-        f"$JS.API.CONSUMER.INFO.{events}.*",
-        f"$JS.FC.{events}.>",
-    ]
+    allow: list[str] = []
+    if service in FOLLOWERS:
+        allow += [
+            # ordered (ephemeral) consumers of the caches, and their flow-control replies
+            f"$JS.API.CONSUMER.CREATE.{events}",
+            f"$JS.API.CONSUMER.INFO.{events}.*",
+            f"$JS.FC.{events}.>",
+        ]
     durables = [(events, d) for d in DURABLES.get(service, ())]
     durables += [(facts, d) for d in FACT_DURABLES.get(service, ())]
     for stream, durable in durables:
