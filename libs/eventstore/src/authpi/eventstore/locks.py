@@ -84,10 +84,10 @@ async def run_holding(
             return
         log.info("singleton.acquired", lock=key)
         inner = asyncio.Event()
-        running = asyncio.create_task(job(inner))
+        running: asyncio.Future[None] = asyncio.ensure_future(job(inner))
         try:
             while not running.done() and not stop.is_set():
-                stopping = asyncio.ensure_future(stop.wait())
+                stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
                 await asyncio.wait(
                     {running, stopping}, timeout=check_every, return_when=FIRST_COMPLETED
                 )
