@@ -95,7 +95,7 @@ async def run_holding(
                 if running.done() or stop.is_set():
                     break
                 await asyncio.wait_for(conn.execute("SELECT 1"), timeout=ANSWER_WITHIN_S)
-        except BaseException:
+        except Exception:
             log.warning("singleton.lost", lock=key)
             raise
         finally:
