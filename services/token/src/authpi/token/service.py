@@ -299,12 +299,13 @@ async def build(rt: Runtime) -> ServiceParts:
         inline_projections=list(views),
         tasks=[
             ("token:key-rotation", keys.rotation_task),
-            ("token:key-maker", keys.maker.run),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
             ("token:session-expiry", sessions.run_expiry),
             ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
+        # Every replica makes keys for the issuers created through it.
+        local_tasks=[("token:key-maker", keys.maker.run)],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", clients.run),
