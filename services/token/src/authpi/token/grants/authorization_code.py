@@ -48,7 +48,12 @@ from authpi.token.grants.id_token import (
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
-from authpi.token.queries.sessions import SessionQueries, SessionRow, SessionSettings
+from authpi.token.queries.sessions import (
+    MAX_LIVE_SESSIONS,
+    SessionQueries,
+    SessionRow,
+    SessionSettings,
+)
 from authpi.token.reactions.clients import ClientEntry
 
 GRANT = "authorization_code"
@@ -133,7 +138,7 @@ class AuthorizationCodeGrant:
         )
         read: list[tuple[SessionRow, Subject, CodeGrant]] = []
 
-        async def subject(tx: Tx) -> tuple[SessionRow, StartFamily | None]:
+        async def subject(tx: Tx) -> tuple[SessionRow, StartFamily | None, list[str]]:
             # First in the exchange's transaction: the code, then the op session and the user,
             # as they are now. A refusal here rolls back before anything is written.
             read.clear()
@@ -149,11 +154,11 @@ class AuthorizationCodeGrant:
                 raise InvalidGrant("redirect_uri does not match the authorization request")
             _check_pkce(grant.code_challenge, verifier)
             aud = token_audience(form, grant.resources, client.id)
-            op, who = await self._subject(tx.conn, client, grant, aud, sid, now)
+            op, who, excess = await self._subject(tx.conn, issuer, client, grant, aud, sid, now)
             read.append((op, who, grant))
             if family_id is None or refresh_jti is None:
-                return op, None
-            return op, StartFamily(
+                return op, None, excess
+            family = StartFamily(
                 family_id=family_id,
                 issuer_id=issuer.issuer_id,
                 client_id=client.id,
@@ -166,6 +171,7 @@ class AuthorizationCodeGrant:
                 auth_time=grant.auth_time // 1000,
                 started_at=now,
             )
+            return op, family, excess
 
         settings = SessionSettings(
             account_id=issuer.account_id,
@@ -212,11 +218,22 @@ class AuthorizationCodeGrant:
         return minted.response
 
     async def _subject(
-        self, conn: Conn, client: ClientEntry, grant: CodeGrant, aud: str, sid: str, now: int
-    ) -> tuple[SessionRow, Subject]:
-        # Both statements in one round trip (the transaction is in pipeline mode).
+        self,
+        conn: Conn,
+        issuer: IssuerKeys,
+        client: ClientEntry,
+        grant: CodeGrant,
+        aud: str,
+        sid: str,
+        now: int,
+    ) -> tuple[SessionRow, Subject, list[str]]:
+        # The three statements in one round trip (the transaction is in pipeline mode): the
+        # user, the rp sessions the new one evicts (the user's 50 at most), the op session.
         receive = await self.people.send_person(
             conn, grant.user_id, client.organizations, grant.org, grant.scopes
+        )
+        evictable = await self.queries.send_evictable(
+            conn, issuer.issuer_id, grant.user_id, "rp", now, MAX_LIVE_SESSIONS - 1
         )
         op = await self.queries.session(conn, grant.op_session_id)
         if op is None or not op.usable(now):
@@ -238,7 +255,7 @@ class AuthorizationCodeGrant:
             claims=person.claims,
             auth_time=grant.auth_time // 1000,
         )
-        return op, who
+        return op, who, await evictable()
 
     async def _replayed(
         self, issuer: IssuerKeys, client: ClientEntry, stored: StoredCode | None

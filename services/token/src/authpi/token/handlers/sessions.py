@@ -52,8 +52,10 @@ DEFAULT_IDLE_S = 12 * 3600
 
 
 # Reads and checks the op session of a code exchange inside its transaction; with it, the refresh
-# family to start (or None), which the exchange only knows once it has read its code there.
-OpReader = Callable[[Tx], Awaitable[tuple[SessionRow, StartFamily | None]]]
+# family to start (or None), which the exchange only knows once it has read its code there, and
+# the user's live rp sessions beyond the 49 newest (SessionQueries.evictable, read in the same
+# round trip as the op session): the new one evicts them.
+OpReader = Callable[[Tx], Awaitable[tuple[SessionRow, StartFamily | None, list[str]]]]
 
 
 def session_stream(session_id: str) -> str:
@@ -133,7 +135,7 @@ class Sessions:
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             evicted = await self._evictions(tx, issuer_id, user_id, "op", now)
-            return [*evicted, Step(session_stream(session_id), session, create)]
+            return [*evicted, Step(session_stream(session_id), session, create, fresh=True)]
 
         await self.store.execute_all(plan, meta)
         return session_id, f"{session_id}.{secret}", expires_at
@@ -158,7 +160,7 @@ class Sessions:
         expires_at = now + settings.max_age * 1000
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
-            row, family = await op(tx)
+            row, family, excess = await op(tx)
             create = CreateSession(
                 session_id=session_id,
                 issuer_id=row.issuer_id,
@@ -174,13 +176,14 @@ class Sessions:
                 expires_at=expires_at,
                 created_at=now,
             )
-            evicted = await self._evictions(tx, row.issuer_id, row.user_id, "rp", now)
+            evicted = await self._evicted(tx, excess, now)
+            # The new session and family streams are named from fresh random ids: not loaded.
             steps: list[Step[Any, Any]] = [
                 *evicted,
-                Step(session_stream(session_id), session, create),
+                Step(session_stream(session_id), session, create, fresh=True),
             ]
             if family is not None:
-                steps.append(Step(refresh_stream(family.jti), refresh_family, family))
+                steps.append(Step(refresh_stream(family.jti), refresh_family, family, fresh=True))
             return steps
 
         await self.store.execute_all(plan, meta, reactions)
@@ -193,6 +196,10 @@ class Sessions:
         excess = await self.queries.evictable(
             tx.conn, issuer_id, user_id, type_, now, MAX_LIVE_SESSIONS - 1
         )
+        return await self._evicted(tx, excess, now)
+
+    async def _evicted(self, tx: Tx, excess: list[str], now: int) -> list[Step[Any, Any]]:
+        """Expire the sessions `excess` (evictable ones), with their refresh families."""
         if not excess:
             return []
         steps: list[Step[Any, Any]] = [

@@ -59,8 +59,12 @@ class SessionsView:
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
+        # With the op session's activity (a sign-in through SSO is op activity too) in the same
+        # statement: the UPDATE touches no row when there is no op session.
         self._insert = q(
-            "INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
+            "WITH op AS (UPDATE {schema}.sessions_view SET last_activity_at ="
+            " GREATEST(last_activity_at, %s) WHERE id = %s)"
+            " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
             " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
             " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
@@ -95,10 +99,6 @@ class SessionsView:
             " refresh_count = s.refresh_count + u.n FROM unnest(%s::text[], %s::bigint[],"
             " %s::int[]) AS u(id, at, n) WHERE s.id = u.id"
         )
-        self._op_active = q(
-            "UPDATE {schema}.sessions_view SET last_activity_at = GREATEST(last_activity_at, %s)"
-            " WHERE id = %s"
-        )
         self._reset = q("TRUNCATE {schema}.sessions_view")
 
     async def apply_many(
@@ -125,6 +125,8 @@ class SessionsView:
                 await conn.execute(
                     self._insert,
                     [
+                        e.created_at,
+                        e.op_session_id,
                         e.session_id,
                         e.issuer_id,
                         e.account_id,
@@ -144,8 +146,6 @@ class SessionsView:
                         e.expires_at,
                     ],
                 )
-                if e.op_session_id is not None:  # a sign-in through SSO is op activity too
-                    await conn.execute(self._op_active, [e.created_at, e.op_session_id])
             case SessionUpdated() as e:
                 await conn.execute(
                     self._status,

@@ -4,6 +4,7 @@ event store's `prepare` and step planning), or opens one from the pool."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -233,6 +234,18 @@ class SessionQueries:
         """The user's live sessions of one type but the `keep` newest, oldest first."""
         cur = await conn.execute(self._evictable, [issuer_id, user_id, type_, now, keep])
         return [r[0] for r in reversed(await cur.fetchall())]
+
+    async def send_evictable(
+        self, conn: Conn, issuer_id: str, user_id: str, type_: str, now: int, keep: int
+    ) -> Callable[[], Awaitable[list[str]]]:
+        """`evictable` in two halves: the statement is sent now and its answer read by the
+        returned function, so that in pipeline mode it shares a round trip with the next read."""
+        cur = await conn.execute(self._evictable, [issuer_id, user_id, type_, now, keep])
+
+        async def receive() -> list[str]:
+            return [r[0] for r in reversed(await cur.fetchall())]
+
+        return receive
 
     async def rp_sessions_of(self, conn: Conn, op_session_id: str) -> list[str]:
         cur = await conn.execute(self._rp_of_op, [op_session_id])
