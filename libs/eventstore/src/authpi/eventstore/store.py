@@ -299,6 +299,22 @@ class EventStore:
             at += len(events)
         return out
 
+    async def append_rows(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        rows: Sequence[tuple[str, int, Event, Meta]],
+    ) -> list[StoredEvent]:
+        """Many commands' events in one statement, (stream id, version, event, meta) each, each
+        row at the version it takes; a taken version raises VersionConflict for them all. Every
+        stream but fresh ones must be loaded in this transaction first (STYLE.md 6)."""
+        if not rows:
+            return []
+        try:
+            stored = await self._append_rows(conn, self.sql_append_streams, rows)
+        except psycopg.errors.UniqueViolation as exc:
+            raise VersionConflict(rows[0][0], rows[0][1] - 1) from exc
+        return [e for e in stored if e is not None]
+
     async def _append_rows(
         self,
         conn: psycopg.AsyncConnection[Any],
