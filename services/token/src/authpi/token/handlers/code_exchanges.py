@@ -333,7 +333,16 @@ class CodeExchanges:
         stored = await self.store.append_rows(conn, rows)
         for p, event in zip(owners, stored, strict=True):
             p.events.append(event)
-        await self.store.project(conn, stored)
+        # The views by kind of event, each kind in one statement per view (apply_many): first
+        # the evictions, then the new sessions, then their families. The kinds touch distinct
+        # rows but for the new sessions, which their families' start follows.
+        kinds = ("session.created", "refresh-family.started")
+        for group in (
+            [e for e in stored if e.type not in kinds],
+            *([e for e in stored if e.type == kind] for kind in kinds),
+        ):
+            if group:
+                await self.store.project(conn, group)
         used = await self.codes.consume_many(
             conn, [(p.item.code, p.item.issued, p.item.now) for p in writing]
         )
