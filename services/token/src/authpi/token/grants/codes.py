@@ -103,7 +103,7 @@ class Codes:
             " family_id = u.fid, access_jti = u.jti, access_expires_at = u.exp FROM unnest("
             "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
             " AS u(code, at, sid, fid, jti, exp) WHERE c.code_sha256 = u.code"
-            " AND c.used_at IS NULL RETURNING c.code_sha256"
+            " AND c.code_sha256 = ANY(%s::text[]) AND c.used_at IS NULL RETURNING c.code_sha256"
         )
         self._consume = q(
             "UPDATE {schema}.authorization_codes SET used_at = %s, session_id = %s,"
@@ -190,6 +190,7 @@ class Codes:
                 [i.family_id for _, i, _ in uses],
                 [i.access_jti for _, i, _ in uses],
                 [i.access_expires_at for _, i, _ in uses],
+                list(digests),
             ],
         )
         marked = {row[0] for row in await cur.fetchall()}

@@ -97,7 +97,7 @@ class SessionsView:
             "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
             " refresh_token_issued_at = u.at, last_activity_at = u.at,"
             " refresh_count = s.refresh_count + u.n FROM unnest(%s::text[], %s::bigint[],"
-            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id"
+            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id AND s.id = ANY(%s::text[])"
         )
         # Many sessions of a group commit of code exchanges at once (`_insert` of each), with
         # their op sessions' latest activity.
@@ -110,7 +110,7 @@ class SessionsView:
             " op AS (UPDATE {schema}.sessions_view v SET last_activity_at ="
             " GREATEST(v.last_activity_at, o.at) FROM (SELECT op_session_id, max(created_at)"
             " AS at FROM r WHERE op_session_id IS NOT NULL GROUP BY op_session_id) o"
-            " WHERE v.id = o.op_session_id)"
+            " WHERE v.id = o.op_session_id AND v.id = ANY(%s::text[]))"
             " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
             " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
             " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
@@ -123,6 +123,7 @@ class SessionsView:
             "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
             " refresh_token_issued_at = u.at, last_activity_at = u.at"
             " FROM unnest(%s::text[], %s::bigint[]) AS u(id, at) WHERE s.id = u.id"
+            " AND s.id = ANY(%s::text[])"
         )
         self._reset = q("TRUNCATE {schema}.sessions_view")
 
@@ -132,7 +133,9 @@ class SessionsView:
         """Many events of one type of a group commit in one statement (rotations, sessions
         opened, families started); anything else is left to `apply`."""
         if all(isinstance(e.event, SessionCreated) for e in stored):
-            await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored])])
+            created = [e.event for e in stored if isinstance(e.event, SessionCreated)]
+            ops = list({c.op_session_id for c in created if c.op_session_id is not None})
+            await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored]), ops])
             return ()
         if all(isinstance(e.event, RefreshFamilyStarted) for e in stored):
             started = [e.event for e in stored if isinstance(e.event, RefreshFamilyStarted)]
@@ -140,7 +143,11 @@ class SessionsView:
                 return stored  # one session's families apply in order
             await conn.execute(
                 self._issued_many,
-                [[e.session_id for e in started], [e.started_at for e in started]],
+                [
+                    [e.session_id for e in started],
+                    [e.started_at for e in started],
+                    [e.session_id for e in started],
+                ],
             )
             return ()
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
@@ -153,7 +160,12 @@ class SessionsView:
             at_n[1] += 1
         await conn.execute(
             self._refreshed_many,
-            [list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()]],
+            [
+                list(latest),
+                [v[0] for v in latest.values()],
+                [v[1] for v in latest.values()],
+                list(latest),
+            ],
         )
         return ()
 
@@ -255,7 +267,7 @@ class RefreshFamiliesView:
         self._rotated_many = q(
             "UPDATE {schema}.refresh_families f SET current_jti = u.jti, rotated_at = u.at,"
             " generation = f.generation + 1 FROM unnest(%s::text[], %s::text[], %s::bigint[])"
-            " AS u(id, jti, at) WHERE f.id = u.id"
+            " AS u(id, jti, at) WHERE f.id = u.id AND f.id = ANY(%s::text[])"
         )
         self._revoked = q(
             "UPDATE {schema}.refresh_families SET status = 'revoked', revoked_reason = %s,"
@@ -290,6 +302,7 @@ class RefreshFamiliesView:
                 [e.family_id for e in rotations],
                 [e.next_jti for e in rotations],
                 [e.rotated_at for e in rotations],
+                [e.family_id for e in rotations],
             ],
         )
         return ()
