@@ -1,6 +1,8 @@
-"""Shared set-up of the agent service's API tests: tenants (an account of their own with an
-all-scopes key and an issuer), SDK and raw HTTP clients, scoped keys, and read-only probes of the
-database. Tests reach these helpers through the `kit` fixture."""
+"""Shared set-up of the agent service's API tests: tenants (an issuer of their own, made through
+the Core API in the platform's account, or in-process in an account of their own), SDK and raw
+HTTP clients, scoped keys, and read-only probes of the database. Tests reach these helpers
+through the `kit` fixture. Agents and their wallets belong to an issuer, so an issuer isolates a
+tenant's agents; only tests across accounts need another account, and they run in-process."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from authpi_admin import AuthPIAdmin
 
 from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
-from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
+from authpi.platform.testing.tenants import basic
 from authpi.platform.testing.tenants import (
     places_holding as places_holding,  # for tests, through `kit`
 )
@@ -23,7 +25,7 @@ SERVICE = "agent"
 
 
 class Tenant:
-    """An account of its own with an all-scopes key and one issuer to put agents in."""
+    """An account with an all-scopes key and one issuer of its own to put agents in."""
 
     def __init__(self, platform, account_id: str, key: tuple[str, str], issuer_id: str) -> None:
         self.platform = platform
@@ -53,15 +55,21 @@ class Tenant:
             base_url=self.platform.api_url, headers=basic(*(key or self.key)), timeout=30
         )
 
+    @property
+    def events_path(self) -> str:
+        return f"/v1/accounts/{self.account_id}/events"
+
     def agents_path(self, issuer_id: str | None = None) -> str:
         return f"/v1/accounts/{self.account_id}/issuers/{issuer_id or self.issuer_id}/agents"
 
     async def key_with(self, scopes: list[str]) -> tuple[str, str]:
-        directory = part(self.platform, "directory")
+        """A key of the tenant's account holding `scopes`."""
+        if self.account_id == self.platform.account_id:
+            return await tenants.api_key(self.platform, scopes)
+        directory = tenants.part(self.platform, "directory")
         key = await directory.create_api_key(
-            self.account_id, f"scoped-{uuid.uuid4().hex[:6]}", scopes, actor=ADMIN
+            self.account_id, f"scoped-{uuid.uuid4().hex[:6]}", scopes, actor=tenants.ADMIN
         )
-        await key_ready(self.platform, key.key_id, key.secret)
         return key.key_id, key.secret
 
     async def new_issuer(self, **fields: Any) -> str:
@@ -71,14 +79,20 @@ class Tenant:
         return created.id
 
 
-async def new_tenant(platform, issuer_fields: dict[str, Any] | None = None) -> Tenant:
+async def new_tenant(
+    platform, issuer_fields: dict[str, Any] | None = None, *, own_account: bool = False
+) -> Tenant:
+    """A new issuer of the platform's account (public API only), or with `own_account` of an
+    account of its own, created in-process (the test then runs all-in-one only)."""
+    fields = {"name": f"agents-{uuid.uuid4().hex[:8]}", **(issuer_fields or {})}
+    if not own_account:
+        issuer_id = await tenants.new_issuer(platform, **fields)
+        return Tenant(platform, platform.account_id, tenants.bootstrap_key(platform), issuer_id)
     account_id, key = await tenants.new_account(platform, "agents tenant")
     admin = AuthPIAdmin(
         api_key=key, account_id=account_id, base_url=platform.api_url, retries=False
     )
-    issuer = await admin.issuers.create(
-        {"name": f"agents-{uuid.uuid4().hex[:8]}", **(issuer_fields or {})}
-    )
+    issuer = await admin.issuers.create(fields)
     return Tenant(platform, account_id, key, issuer.id)
 
 

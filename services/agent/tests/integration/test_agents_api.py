@@ -15,6 +15,10 @@ from authpi_admin.errors import (
 
 from authpi.contracts.scopes import ALL_SCOPES
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 async def test_sdk_creates_gets_updates_and_deletes_an_agent(tenant, platform, pool, kit):
     agents = tenant.agents()
@@ -159,6 +163,7 @@ async def test_a_stale_if_match_is_412_and_changes_nothing(tenant):
     assert (await agents.get(agent.id)).name == "moved"
 
 
+@pytest.mark.sdk(quick=True)
 async def test_scopes_gate_every_route(tenant):
     agent = await tenant.agents().create({"name": "bot"})
     nothing = await tenant.key_with([s for s in ALL_SCOPES if not s.startswith("issuers.agents")])

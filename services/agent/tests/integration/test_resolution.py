@@ -10,6 +10,10 @@ import pytest
 from authpi.testing.plugin import eventually
 from services.agent.tests.factories import BASE
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 async def resolve(tenant, account_id: str, **params: str) -> list[dict]:
     async with tenant.http() as http:
@@ -30,6 +34,7 @@ async def add_agent_member(tenant, org_id: str, agent_id: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.sdk(quick=True)
 async def test_a_wallet_resolves_to_its_agent_with_scopes(tenant):
     agent = await tenant.agents().create({"name": "payer", "scopes": ["data:read"]})
     verifier = await tenant.verifiers(agent.id).create(

@@ -15,6 +15,10 @@ from eth_account.messages import encode_defunct
 
 from services.agent.tests.factories import BASE, SOLANA, wallet
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 async def test_a_secret_is_shown_once_and_stored_as_a_digest(tenant, platform, pool, kit):
     agent = await tenant.agents().create({"name": "bot"})

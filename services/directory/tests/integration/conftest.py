@@ -1,11 +1,14 @@
 """Shared set-up of the directory's API tests: SDK clients, scoped keys, an issuer to work in,
 and read-only probes of the database. Tests reach these helpers through the `kit` fixture, and
-the common fixtures (`admin`, `issuer`, `directory`) by name."""
+the common fixtures (`admin`, `issuer`, `directory`) by name. Keys of the platform's account and
+issuers are made through the Core API, so a test marked `sdk` runs against the distributed run
+too; another account exists only in-process (no Core API route creates accounts)."""
 
 from __future__ import annotations
 
 import sys
 import uuid
+from typing import NamedTuple
 
 import pytest
 from authpi_admin import AuthPIAdmin
@@ -13,7 +16,7 @@ from psycopg import sql
 
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing import tenants
-from authpi.platform.testing.tenants import ADMIN, part
+from authpi.platform.testing.tenants import ADMIN, bootstrap_key, part
 
 SERVICE = "directory"
 
@@ -27,19 +30,25 @@ def admin_for(platform, key_id: str, secret: str, account_id: str | None = None)
     )
 
 
-def bootstrap_key(platform) -> tuple[str, str]:
-    return (platform.api_key_id, platform.api_key_secret)
-
-
 def bootstrap_admin(platform) -> AuthPIAdmin:
     return admin_for(platform, *bootstrap_key(platform))
 
 
-async def key_with(platform, scopes: list[str], account_id: str | None = None):
+class Key(NamedTuple):
+    key_id: str
+    secret: str
+
+
+async def key_with(platform, scopes: list[str], account_id: str | None = None) -> Key:
+    """A key holding `scopes`: of the platform's account through the Core API; of another
+    account (made in-process) through the directory's handler."""
+    if account_id in (None, platform.account_id):
+        return Key(*await tenants.api_key(platform, scopes))
     directory = part(platform, "directory")
-    return await directory.create_api_key(
-        account_id or platform.account_id, f"scoped-{uuid.uuid4().hex[:6]}", scopes, actor=ADMIN
+    key = await directory.create_api_key(
+        account_id, f"scoped-{uuid.uuid4().hex[:6]}", scopes, actor=ADMIN
     )
+    return Key(key.key_id, key.secret)
 
 
 async def all_scopes_but(platform, *missing: str):

@@ -28,6 +28,10 @@ from authpi.eventstore.replay import replay
 from authpi.eventstore.store import StoredEvent, fold
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 async def org(admin, issuer):
@@ -130,6 +134,7 @@ async def test_agent_created_a_moment_ago_joins_and_is_listed_and_read(
     }
 
 
+@pytest.mark.sdk(quick=True)
 async def test_member_type_of_an_agent_id_is_inferred(admin, issuer, org):
     members = admin.issuer(issuer).organization(org.id).members
     agent_id = await new_agent(admin, issuer)

@@ -27,12 +27,16 @@ from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 ADMIN = Actor(type="system")
 DAY_MS = 24 * 3600 * 1000
 
 
 class Tenant:
-    """An account of its own with an all-scopes key: tests that count or list stay isolated."""
+    """An account with an all-scopes key."""
 
     def __init__(self, platform, account_id: str, key_id: str, secret: str) -> None:
         self.platform = platform
@@ -64,7 +68,15 @@ async def new_tenant(platform, directory, name: str = "tenant") -> Tenant:
 
 
 @pytest.fixture
-async def tenant(platform, directory) -> Tenant:
+def tenant(platform, kit) -> Tenant:
+    """The platform's account with its bootstrap key: for tests that look at the keys they make
+    only (public APIs, so they also run against the distributed run)."""
+    return Tenant(platform, platform.account_id, *kit.bootstrap_key(platform))
+
+
+@pytest.fixture
+async def own_tenant(platform, directory) -> Tenant:
+    """An account of its own, made in-process, for tests that list every key of the account."""
     return await new_tenant(platform, directory)
 
 
@@ -156,7 +168,8 @@ async def test_create_is_visible_at_once_in_get_and_list(tenant):
             assert (await admin.api_keys.get(key.id)).status == "blocked"
 
 
-async def test_auto_pagination_walks_every_page_newest_first(tenant, directory):
+async def test_auto_pagination_walks_every_page_newest_first(own_tenant, directory):
+    tenant = own_tenant
     made = [
         (await directory.create_api_key(tenant.account_id, f"p{i}", [], actor=ADMIN)).key_id
         for i in range(7)
@@ -173,7 +186,8 @@ async def test_auto_pagination_walks_every_page_newest_first(tenant, directory):
     assert all(k.secret_hint and k.type == "api_key" for k in items)
 
 
-async def test_list_filters_q_status_access_readiness(tenant, directory, platform):
+async def test_list_filters_q_status_access_readiness(own_tenant, directory, platform):
+    tenant = own_tenant
     acc = tenant.account_id
 
     async def make(name, scopes, restrictions=None):
@@ -228,7 +242,7 @@ async def test_unknown_filter_values_are_400(tenant, params):
 # The SDK's error classes
 
 
-async def test_sdk_error_classes_for_each_status(tenant, directory, platform):
+async def test_sdk_error_classes_for_each_status(tenant, platform, kit):
     async with tenant.sdk() as admin:
         with pytest.raises(ValidationError) as bad:
             await admin.api_keys.list(limit=500)
@@ -250,7 +264,7 @@ async def test_sdk_error_classes_for_each_status(tenant, directory, platform):
     async with tenant.sdk((tenant.key_id, "wrong-secret")) as admin:
         with pytest.raises(AuthenticationError):
             await admin.api_keys.list()
-    reader = await directory.create_api_key(tenant.account_id, "r", ["account:read"], actor=ADMIN)
+    reader = await kit.key_with(platform, ["account:read"])
     async with tenant.sdk((reader.key_id, reader.secret)) as admin:
         with pytest.raises(ForbiddenError) as refused:
             await admin.api_keys.list()
@@ -538,6 +552,7 @@ async def test_a_key_stops_authenticating_within_a_second(tenant, platform, acti
     await refused_within_a_second(platform, key.id, key.secret_plain)
 
 
+@pytest.mark.sdk(quick=True)
 async def test_unblock_through_patch_and_scope_edits_reach_the_gateway(tenant, platform):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create(

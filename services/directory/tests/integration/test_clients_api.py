@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 
 import httpx
 import pytest
@@ -23,6 +24,10 @@ from authpi_admin.errors import (
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing.tenants import basic
+
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
 
 ADMIN = Actor(type="system")
 GRACE_MS = 15 * 60 * 1000
@@ -58,7 +63,12 @@ class Tenant:
         return f"/v1/accounts/{self.account_id}/issuers/{self.issuer_id}/clients"
 
 
-async def new_tenant(platform, kit) -> Tenant:
+async def new_tenant(platform, kit, *, own_account: bool = False) -> Tenant:
+    """An issuer of its own in the platform's account (Core API only), or with `own_account` in
+    an account of its own, made in-process (no Core API route creates accounts)."""
+    if not own_account:
+        issuer_id = await kit.tenants.new_issuer(platform, f"apps-{uuid.uuid4().hex[:8]}")
+        return Tenant(platform, platform.account_id, kit.bootstrap_key(platform), issuer_id)
     directory = kit.part(platform, "directory")
     account_id = await directory.create_account("clients tenant", actor=ADMIN)
     key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
@@ -277,8 +287,9 @@ async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     assert (await clients.get(client.id)).name == winner.name
 
 
+@pytest.mark.in_process  # another account: made in-process
 async def test_other_accounts_clients_are_out_of_reach(tenant, platform, kit):
-    other = await new_tenant(platform, kit)
+    other = await new_tenant(platform, kit, own_account=True)
     theirs = await other.clients().create({"name": "theirs", "type": "m2m"})
     # Their issuer under my account: no such issuer here.
     mine = tenant.sdk().issuer(other.issuer_id).clients
@@ -337,10 +348,7 @@ async def test_other_accounts_clients_are_out_of_reach(tenant, platform, kit):
 async def test_a_key_without_the_scope_is_refused(tenant, platform, kit, method, suffix, scope):
     client = await tenant.clients().create({"name": "scoped", "type": "m2m"})
     implied = {scope, scope.replace(":read", ":write"), scope.rsplit(":", 1)[0] + ":manage"}
-    directory = kit.part(platform, "directory")
-    key = await directory.create_api_key(
-        tenant.account_id, "lacking", [s for s in ALL_SCOPES if s not in implied], actor=ADMIN
-    )
+    key = await kit.key_with(platform, [s for s in ALL_SCOPES if s not in implied])
     path = tenant.clients_path + suffix.format(c=client.id)
     body = {"name": "x", "type": "m2m"} if method in ("POST", "PATCH") else None
     async with tenant.http((key.key_id, key.secret)) as http:

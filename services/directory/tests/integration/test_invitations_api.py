@@ -28,6 +28,10 @@ from authpi.errors import AccessDenied, Conflict, NotFound
 from authpi.platform.testing.mail import Mailbox
 from authpi.platform.testing.tenants import part as kit_part
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 WRITE = "issuers.organizations.invitations:write"
 READ = "issuers.organizations.invitations:read"
 
@@ -306,6 +310,7 @@ async def test_a_key_without_the_scope_is_refused(platform, kit, admin, issuer, 
     )
 
 
+@pytest.mark.in_process  # another account: made in-process
 async def test_another_accounts_key_is_refused(platform, kit, admin, issuer, org):
     created = await invite(admin, issuer, org.id, email())
     directory = kit.part(platform, "directory")

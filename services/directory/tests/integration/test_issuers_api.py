@@ -24,6 +24,10 @@ from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing.tenants import basic
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 ADMIN = Actor(type="system")
 
 
@@ -53,16 +57,24 @@ class Tenant:
         return f"/v1/accounts/{self.account_id}/issuers"
 
 
-async def new_tenant(platform, kit) -> Tenant:
-    directory = kit.part(platform, "directory")
+async def new_tenant(platform, directory) -> Tenant:
+    """An account of its own, made in-process (no Core API route creates accounts)."""
     account_id = await directory.create_account("issuers tenant", actor=ADMIN)
     key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
     return Tenant(platform, account_id, key.key_id, key.secret)
 
 
 @pytest.fixture
-async def tenant(platform, kit) -> Tenant:
-    return await new_tenant(platform, kit)
+def tenant(platform, kit) -> Tenant:
+    """The platform's account with its bootstrap key: for tests that look at their own issuers
+    only (public APIs, so they also run against the distributed run)."""
+    return Tenant(platform, platform.account_id, *kit.bootstrap_key(platform))
+
+
+@pytest.fixture
+async def own_tenant(platform, directory) -> Tenant:
+    """An account of its own, for tests that list or count the account's issuers."""
+    return await new_tenant(platform, directory)
 
 
 async def test_create_get_update_delete_round_trip(tenant, platform, pool, kit):
@@ -91,8 +103,9 @@ async def test_create_get_update_delete_round_trip(tenant, platform, pool, kit):
 
 
 async def test_settings_carry_token_lifetimes_and_signing_algorithms_into_events(
-    tenant, platform, pool, kit
+    own_tenant, platform, pool, kit
 ):
+    tenant = own_tenant
     admin = tenant.sdk()
     settings = {
         "access": {
@@ -152,8 +165,8 @@ async def test_invalid_settings_are_refused_without_an_event(
     assert await kit.count_events(platform, pool) == before
 
 
-async def test_list_all_pages_newest_first_with_filters(tenant):
-    admin = tenant.sdk()
+async def test_list_all_pages_newest_first_with_filters(own_tenant):
+    admin = own_tenant.sdk()
     made = [await admin.issuers.create({"name": f"env-{i}"}) for i in range(7)]
     await admin.issuers.update(made[0].id, {"status": "disabled"})
     page = await admin.issuers.list(limit=3)
@@ -173,8 +186,8 @@ async def test_list_all_pages_newest_first_with_filters(tenant):
         await admin.issuers.list(cursor="not-a-cursor")
 
 
-async def test_readiness_needs_a_login_method_and_a_client(tenant):
-    admin = tenant.sdk()
+async def test_readiness_needs_a_login_method_and_a_client(own_tenant):
+    admin = own_tenant.sdk()
     issuer = await admin.issuers.create({"name": "getting-ready"})
     scope = admin.issuer(issuer.id)
     await scope.auth_methods.create({"type": "password"})
@@ -269,8 +282,9 @@ async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     assert (await admin.issuers.get(issuer.id)).name == winner.name
 
 
-async def test_other_accounts_issuers_are_out_of_reach(tenant, platform, kit):
-    other = await new_tenant(platform, kit)
+async def test_other_accounts_issuers_are_out_of_reach(platform, directory):
+    tenant = await new_tenant(platform, directory)
+    other = await new_tenant(platform, directory)
     theirs = await other.sdk().issuers.create({"name": "theirs"})
     mine = tenant.sdk()
     # My key on their account's paths: refused by the account check.
@@ -327,11 +341,8 @@ async def test_a_key_without_the_scope_is_refused(tenant, platform, kit, method,
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "scoped"})
     am = await admin.issuer(issuer.id).auth_methods.create({"type": "password"})
-    directory = kit.part(platform, "directory")
     implied = {scope, scope.replace(":read", ":write"), scope.rsplit(":", 1)[0] + ":manage"}
-    key = await directory.create_api_key(
-        tenant.account_id, "lacking", [s for s in ALL_SCOPES if s not in implied], actor=ADMIN
-    )
+    key = await kit.key_with(platform, [s for s in ALL_SCOPES if s not in implied])
     path = tenant.issuers_path + suffix.format(i=issuer.id, m=am.id)
     body = {"name": "x", "type": "otp"} if method in ("POST", "PATCH") else None
     async with tenant.http((key.key_id, key.secret)) as http:

@@ -19,6 +19,10 @@ from authpi_admin.errors import (
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing.tenants import ADMIN, part
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 async def org(admin, issuer):

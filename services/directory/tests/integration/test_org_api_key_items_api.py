@@ -13,6 +13,10 @@ from authpi_admin.errors import NotFoundError
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 KEYS_SCOPES = [
     "issuers.organizations.api-keys:read",
     "issuers.organizations.api-keys:write",

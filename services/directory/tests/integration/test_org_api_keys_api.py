@@ -10,6 +10,10 @@ from psycopg import sql
 
 from authpi.crypto.ids import sha256_hex
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 def keys_url(platform, issuer: str, org_id: str) -> str:
     return (f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}"

@@ -15,6 +15,10 @@ from authpi_admin.errors import (
 )
 from psycopg import sql
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 async def org(admin, issuer):

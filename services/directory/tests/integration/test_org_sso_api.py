@@ -18,6 +18,10 @@ from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 from services.directory.tests.integration.conftest import admin_for, key_with, new_issuer
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 async def zone(platform) -> AsyncIterator[Zone]:
@@ -29,6 +33,7 @@ def new_domain() -> str:
     return f"sso-{uuid.uuid4().hex[:10]}.example.com"
 
 
+@pytest.mark.in_process  # the DNS zone replaces the directory's probe in-process
 async def test_add_verify_remove_and_rotate_through_the_sdk(platform, admin, zone):
     issuer = await new_issuer(admin)
     orgs = admin.issuer(issuer).organizations
@@ -58,6 +63,7 @@ async def test_add_verify_remove_and_rotate_through_the_sdk(platform, admin, zon
         await sso.remove_domain(domain)
 
 
+@pytest.mark.in_process  # the DNS zone replaces the directory's probe in-process
 async def test_a_verified_domain_is_refused_for_another_organization(platform, admin, zone):
     issuer = await new_issuer(admin)
     orgs = admin.issuer(issuer).organizations
@@ -85,7 +91,7 @@ async def test_a_verified_domain_is_refused_for_another_organization(platform, a
     assert (await sso_b.verify_domain(domain)).verified is True
 
 
-async def test_scopes_and_tenants(platform, admin, zone):
+async def test_scopes_and_tenants(platform, admin):
     issuer = await new_issuer(admin)
     org = await admin.issuer(issuer).organizations.create({"name": "Acme"})
     read = await key_with(platform, ["issuers.organizations.sso:read"])
@@ -102,6 +108,7 @@ async def test_scopes_and_tenants(platform, admin, zone):
         await admin.issuer(other).organization(org.id).sso.rotate_secret()
 
 
+@pytest.mark.in_process  # the DNS zone replaces the directory's probe in-process
 async def test_discover_routes_only_a_verified_domain(platform, admin, zone):
     from services.token.tests.integration.test_sso_discovery import discover, login_page_origin
 

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from psycopg import sql
 
 from authpi.contracts.directory import sso_secret_context
@@ -18,6 +19,10 @@ from authpi.platform.testing.tenants import schema_of
 from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 from services.directory.tests.integration.conftest import bootstrap_key, new_issuer
+
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
 
 
 def orgs_url(platform: Any, issuer: str) -> str:

@@ -22,6 +22,10 @@ from authpi.eventstore.replay import replay
 from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 def orgs_url(platform, issuer: str) -> str:
     return f"{platform.api_url}/v1/accounts/{platform.account_id}/issuers/{issuer}/organizations"
@@ -245,6 +249,7 @@ async def test_repeated_delete_finishes_an_interrupted_cascade(platform, pool, k
         await orgs.delete(org.id)
 
 
+@pytest.mark.in_process  # another account: made in-process
 async def test_other_account_key_is_refused_on_every_route_family(platform, kit, admin, issuer):
     directory = kit.part(platform, "directory")
     other_account = await directory.create_account("Other", actor=kit.ADMIN)

@@ -4,6 +4,7 @@ Bearer authentication at the gateway, introspection answers, limits, scopes and 
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -21,6 +22,10 @@ from authpi.crypto.ids import sha256_hex
 from authpi.directory.domain import api_key
 from authpi.directory.domain.commands.api_key import CreateApiKey
 from authpi.testing.plugin import eventually
+
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
 
 
 @pytest.fixture
@@ -184,7 +189,7 @@ async def test_introspection_of_personal_tokens(platform, kit, admin, issuer, us
 
 
 async def test_expired_token_is_inactive(platform, kit, admin, issuer, user_id):
-    clock_now = kit.part(platform, "users").rt.clock.now_ms()
+    clock_now = int(time.time() * 1000)  # the session's platforms run on the system clock
     token = await new_token(admin, issuer, user_id, expires_at=clock_now + 1500)
     introspect = admin.issuer(issuer).tokens.introspect
 
@@ -216,6 +221,7 @@ async def _issuer_key(platform, kit, issuer, **extra) -> tuple[str, str]:
     return key_id, secret
 
 
+@pytest.mark.in_process  # writes the key through the directory's store
 async def test_introspection_of_api_keys(platform, kit, admin, issuer):
     key_id, secret = await _issuer_key(platform, kit, issuer, ip_allowlist=["10.0.0.0/8"])
     introspect = admin.issuer(issuer).tokens.introspect
@@ -299,6 +305,7 @@ async def test_unknown_user_and_token_are_not_found(admin, issuer):
             await call("ptk_missing")
 
 
+@pytest.mark.in_process  # another account: made in-process
 async def test_another_accounts_key_is_refused_on_every_route(
     platform, kit, admin, issuer, user_id
 ):

@@ -19,6 +19,10 @@ from authpi_admin.errors import (
 from authpi.crypto.ids import sha256_hex
 from authpi.testing.plugin import eventually
 
+# Public APIs only (tests that read the database or reach another account stay all-in-one):
+# also run against the distributed run (platform testing plugin).
+pytestmark = pytest.mark.sdk
+
 
 def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
@@ -106,6 +110,7 @@ async def test_events_carry_only_sealed_pii(platform, pool, kit, admin, issuer):
     assert index[0].region == "default" and index[0].store_id == "default"
 
 
+@pytest.mark.sdk(quick=True)
 async def test_sdk_crud_with_auto_pagination(platform, admin, issuer):
     users = admin.issuer(issuer).users
     made = [
@@ -300,6 +305,7 @@ async def test_unknown_issuer_and_user_are_not_found(platform, admin, issuer):
         await admin.issuer(issuer).users.delete("usr_missing")
 
 
+@pytest.mark.in_process  # another account: made in-process
 async def test_another_accounts_key_is_refused_on_every_route(platform, kit, admin, issuer):
     directory = kit.part(platform, "directory")
     other = await directory.create_account("Tenant B", actor=kit.ADMIN)
@@ -357,6 +363,7 @@ async def test_a_key_without_the_scope_is_refused(platform, kit, admin, issuer, 
     assert refused.value.error == "insufficient_scope"
 
 
+@pytest.mark.in_process  # the directory's vault
 def test_username_hash_is_not_a_plain_digest(platform, kit):
     vault = kit.part(platform, "users").vault
     value = vault.username_hash("i_a", "Alice@Example.com ")

@@ -80,6 +80,42 @@ def crockford32(value: int) -> str:
     return "".join([pairs[(value >> shift) & 1023] for shift in _CROCKFORD_SHIFTS])
 
 
+class MonotonicUlids:
+    """ULIDs of one process in the spec's monotonic mode: the first of a millisecond takes 80
+    random bits and each next one in the same millisecond adds one, so ids of one process sort
+    in the order they were made. Cheap enough for every request: the time part is encoded once a
+    millisecond and the upper 60 random bits only when a carry reaches them. Not secrets: the
+    next id of a millisecond is predictable (request ids are references, nothing more)."""
+
+    __slots__ = ("_head", "_ms", "_rand", "_upper")
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._rand = 0
+        self._head = ""  # the time part and the upper random part of the current id
+        self._upper = -1
+
+    def new(self) -> str:
+        ms = time.time_ns() // 1_000_000
+        if ms != self._ms:
+            self._ms = ms
+            self._rand = int.from_bytes(os.urandom(10), "big")
+            self._upper = -1
+        else:
+            self._rand = (self._rand + 1) & _RAND_MASK
+        rand = self._rand
+        upper = rand >> 20
+        if upper != self._upper:
+            self._upper = upper
+            value = (ms << 80) | rand
+            self._head = crockford32(value)[:22]
+        pairs = _CROCKFORD_PAIRS
+        return self._head + pairs[(rand >> 10) & 1023] + pairs[rand & 1023]
+
+
+_RAND_MASK = (1 << 80) - 1
+
+
 class Ids(Protocol):
     def new(self, prefix: str) -> str: ...
     def event_uuid(self) -> uuid.UUID: ...

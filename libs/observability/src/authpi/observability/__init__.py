@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
-__all__ = ["bind_contextvars", "clear_contextvars", "configure_logging", "get_logger"]
+__all__ = [
+    "REQUEST_ID",
+    "bind_contextvars",
+    "clear_contextvars",
+    "configure_logging",
+    "get_logger",
+]
+
+# The request being answered (set by the request-context layer of each port, authpi.web.app).
+# Log lines take it from here when they are written, so a request pays nothing for it unless it
+# logs.
+REQUEST_ID: ContextVar[str | None] = ContextVar("authpi_request_id", default=None)
+
+
+def add_request_id(
+    _logger: Any, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    if "request_id" not in event:
+        rid = REQUEST_ID.get()
+        if rid is not None:
+            event["request_id"] = rid
+    return event
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
@@ -19,6 +42,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_request_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

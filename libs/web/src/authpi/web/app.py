@@ -7,9 +7,9 @@ what the dependencies answer) and Prometheus `/metrics` (every port's request co
 
 from __future__ import annotations
 
-import os
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,13 +22,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import OpenAPI
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
-from authpi.crypto.ids import ulid
-from authpi.observability import bind_contextvars, clear_contextvars, get_logger
+from authpi.crypto.ids import MonotonicUlids
+from authpi.observability import REQUEST_ID, get_logger
 from authpi.web.direct import DirectRoute, Guard, direct_routes, routed_segments
-from authpi.web.errors import EXCEPTION_HANDLERS, REQUEST_ID
+from authpi.web.errors import EXCEPTION_HANDLERS
 from authpi.web.headers import is_safe, safe_value
 from authpi.web.openapi import ErrorDocs, document_responses
 from authpi.web.opts import ANONYMOUS
@@ -39,55 +40,95 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 log = get_logger("authpi.web")
 
 
+# Latency buckets (seconds) of authpi_http_request_seconds: prometheus_client's defaults.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
 class Metrics:
-    """One per process: every port it serves counts into it, labelled with the port's name."""
+    """One per process: every port it serves counts into it, labelled with the port's name.
+
+    Counted in plain dicts and lists, read only when /metrics is scraped (`_HttpCollector`):
+    every request of every port passes here, and prometheus_client's own Counter and Histogram
+    take a lock and walk their buckets in Python on each call."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "authpi_http_requests_total",
-            "HTTP requests",
-            ["port", "method", "status"],
-            registry=self.registry,
+        # (port, method, status) -> requests
+        self.requests: dict[tuple[str, str, int], int] = {}
+        # port -> [count per bucket (the last one +Inf)..., sum of seconds]
+        self.latency: dict[str, list[float]] = {}
+        self.registry.register(_HttpCollector(self))
+
+    def port(self, name: str) -> tuple[Callable[[str, int], None], Callable[[float], None]]:
+        """The two counting functions of port `name`: (method, status) and seconds."""
+        requests = self.requests
+        latency = self.latency.setdefault(name, [0.0] * (len(LATENCY_BUCKETS) + 2))
+        sum_at = len(LATENCY_BUCKETS) + 1
+
+        def count(method: str, status: int) -> None:
+            key = (name, method, status)
+            requests[key] = requests.get(key, 0) + 1
+
+        def observe(seconds: float) -> None:
+            latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            latency[sum_at] += seconds
+
+        return count, observe
+
+
+class _HttpCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "authpi_http_requests", "HTTP requests", labels=["port", "method", "status"]
         )
-        self.latency = Histogram(
-            "authpi_http_request_seconds", "HTTP latency", ["port"], registry=self.registry
+        for (port, method, status), n in sorted(self.metrics.requests.items()):
+            requests.add_metric([port, method, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "authpi_http_request_seconds", "HTTP latency", labels=["port"]
         )
+        for port, counts in sorted(self.metrics.latency.items()):
+            cumulative, buckets = 0.0, list[tuple[str, float]]()
+            for bound, n in zip((*LATENCY_BUCKETS, "+Inf"), counts, strict=False):
+                cumulative += n
+                buckets.append((str(bound), cumulative))
+            latency.add_metric([port], buckets, counts[-1])
+        yield latency
+
+
+_next_request_id = MonotonicUlids().new
 
 
 def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
-    """Assign a request id (or keep a sane incoming one), echo it as X-Request-Id, bind it to
-    every log line, and count the request. Every request of the port crosses this layer, so it
-    keeps its own work small: the labelled metric children are looked up once per (method,
-    status), and the response headers are rewritten in one pass."""
-    observe = metrics.latency.labels(port_name).observe
-    counters: dict[tuple[str, int], Any] = {}  # bounded: the server accepts known methods only
-
-    def count(method: str, status: int) -> None:
-        counter = counters.get((method, status))
-        if counter is None:
-            counter = counters[(method, status)] = metrics.requests.labels(
-                port_name, method, str(status)
-            )
-        counter.inc()
+    """Outermost layer of every port: give the request an id (kept from a well-formed
+    `X-Request-Id`, else `req_` + a ULID), answer it in `X-Request-Id`, let every log line of
+    the request carry it (authpi.observability.REQUEST_ID), and count the request. Every request
+    of the port crosses this layer, so it keeps its own work small: the counters are plain
+    dicts, the id costs a few string slices, and the response headers are rewritten in one
+    pass."""
+    count, observe = metrics.port(port_name)
+    perf_counter = time.perf_counter
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        incoming = ""
+        rid: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                incoming = value.decode("latin-1")
+                incoming: str = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(incoming):
+                    rid = incoming
                 break
-        rid = incoming if _REQUEST_ID.fullmatch(incoming) else None
-        rid = rid or f"req_{ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
+        if rid is None:
+            rid = "req_" + _next_request_id()
         token = REQUEST_ID.set(rid)
-        clear_contextvars()
-        bind_contextvars(request_id=rid)
-        started = time.perf_counter()
+        started = perf_counter()
         status = 500
-        rid_header = rid.encode("latin-1")
+        rid_header = bytes(rid, "latin-1")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -101,7 +142,7 @@ def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
         finally:
             REQUEST_ID.reset(token)
             count(scope["method"], status)
-            observe(time.perf_counter() - started)
+            observe(perf_counter() - started)
 
     return middleware
 

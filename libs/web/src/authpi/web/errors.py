@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any, cast
 
 import msgspec
@@ -17,7 +16,7 @@ from litestar.exceptions import (
 from litestar.types import Send
 
 from authpi.errors import AuthpiError, FieldProblem, PaymentRequired
-from authpi.observability import get_logger
+from authpi.observability import REQUEST_ID, get_logger
 
 log = get_logger("authpi.web")
 
@@ -49,9 +48,6 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     # An x402 v1 challenge in a 402 body (platform.md 5.6).
     x402Version: int | None = None
     accepts: list[dict[str, Any]] | None = None
-
-
-REQUEST_ID: ContextVar[str | None] = ContextVar("authpi_request_id", default=None)
 
 
 def render(request: Request[Any, Any, Any], exc: AuthpiError) -> Response[ErrorBody]:

@@ -18,7 +18,7 @@ from litestar.types import Scope
 from authpi.contracts.base import Actor
 from authpi.contracts.scopes import grants
 from authpi.errors import Unauthorized
-from authpi.web.errors import REQUEST_ID
+from authpi.observability import REQUEST_ID
 
 PrincipalType = Literal["api_key", "user", "personal_token"]
 # An account-level credential acts on its account; an organization-level API key acts as its

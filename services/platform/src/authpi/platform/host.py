@@ -461,7 +461,10 @@ class Platform:
             # URL (issuer URLs, links in mail) stays as configured.
             listen = LISTEN_URLS.get(attr)
             listen_url = getattr(s, listen) if listen else None
-            sock = bind(listen_url or url, reuse_port=self.reuse_port and attr != "ops_url")
+            # IdP workers accept on sockets of their own in the IdP port's SO_REUSEPORT group
+            # (serving.own_listener), so that connections spread evenly over the processes.
+            shared = self.reuse_port or (attr == "idp_url" and s.idp_workers > 1)
+            sock = bind(listen_url or url, reuse_port=shared and attr != "ops_url")
             self.stack.callback(sock.close)
             self._sockets[attr] = sock
             parts = urlsplit(url)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from authpi.config import Settings
 from authpi.crypto.clock import Clock, SystemClock
@@ -45,6 +46,54 @@ class HttpServer(uvicorn.Server):
         yield
 
 
+class CoalescedWrites:
+    """A connection's transport whose writes of one event-loop turn leave as one `send`.
+
+    uvicorn writes a response's head and its body separately, two system calls (and two wake-ups
+    of the peer) for every small answer such as a token response; on loopback each costs about as
+    much as an ES256 signature. Writes made in the same turn are joined here and sent at the end
+    of it (`call_soon`), or at once when the connection is closed, in order. Everything else goes
+    to the transport itself."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self.flush)
+        else:
+            pending.append(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over `CoalescedWrites`: one `send` per response."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        coalesced: Any = CoalescedWrites(transport, self.loop)
+        super().connection_made(coalesced)
+
+
 def http_config(
     app: Any, settings: Settings, *, headers: Sequence[tuple[str, str]] = ()
 ) -> uvicorn.Config:
@@ -55,7 +104,7 @@ def http_config(
     addresses = ClientAddresses(settings.trusted_proxies, settings.forwarded_header)
     return uvicorn.Config(
         forwarded_clients(app, addresses), log_config=None, access_log=False, lifespan="on",
-        loop="none", http="httptools", timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        loop="none", http=HttpProtocol, timeout_keep_alive=30, timeout_graceful_shutdown=10,
         server_header=False, proxy_headers=False, headers=list(headers),
     )  # fmt: skip
 
@@ -125,6 +174,21 @@ def bind(url: str, *, reuse_port: bool = False) -> socket.socket:
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
+    return sock
+
+
+def own_listener(shared: socket.socket) -> socket.socket:
+    """This process's own listening socket on the address of `shared`, a SO_REUSEPORT socket
+    inherited from the main process. With one socket per process the kernel spreads new
+    connections over them by their addresses; on one shared socket a burst of connections (a
+    client opening its pool) goes to whichever process wakes first, since uvloop accepts every
+    connection waiting, and one process may be left with none."""
+    sock = socket.socket(shared.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(shared.getsockname())
+    sock.listen(2048)
     return sock
 
 

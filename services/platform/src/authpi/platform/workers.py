@@ -48,6 +48,7 @@ from authpi.platform.serving import (
     connection_checks,
     http_config,
     idp_headers,
+    own_listener,
     settle_heap,
     start_server,
 )
@@ -276,6 +277,11 @@ class IdpWorker:
         warm.append(rt.sync.running.wait())
         await asyncio.wait_for(asyncio.gather(*warm), START_TIMEOUT_S)
         sock = socket.socket(fileno=self.spec.fd)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            # Accept on a socket of its own in the port's group (serving.own_listener), bound
+            # only now that it is warm: no connection waits on a worker still starting.
+            inherited, sock = sock, own_listener(sock)
+            inherited.close()
         self.stack.callback(sock.close)
         app = build_idp_app(self.parts, self.ready, s, rt.clock)
         self.server = HttpServer(http_config(app, s, headers=idp_headers(s)))

@@ -23,9 +23,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
 from authpi.errors import TemporarilyUnavailable
-from authpi.observability import get_logger
+from authpi.observability import REQUEST_ID, get_logger
 from authpi.web.edge import PRINCIPAL_HEADER, SIGNATURE_HEADER, EdgeSigner, target_of
-from authpi.web.errors import REQUEST_ID
 from authpi.web.opts import SERVICE
 from authpi.web.principal import principal_or_none
 

@@ -1,11 +1,13 @@
 """Helpers the services' API tests share, over the `platform` fixture: its in-process parts, an
-account of its own with an all-scopes key, Basic auth, waiting until the gateway accepts a key,
+account of its own with an all-scopes key, scoped keys and issuers made through the Core API (so
+that they serve the distributed run too), Basic auth, waiting until the gateway accepts a key,
 and read-only probes of a service's schema. Each suite's conftest hands them to its tests through
 its `kit` fixture."""
 
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 import httpx
@@ -64,6 +66,42 @@ async def new_account(platform: RunningPlatform, name: str) -> tuple[str, tuple[
     key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
     await key_ready(platform, key.key_id, key.secret)
     return account_id, (key.key_id, key.secret)
+
+
+async def api_key(
+    platform: RunningPlatform, scopes: list[str], *, name: str | None = None
+) -> tuple[str, str]:
+    """A new key of the platform's account holding `scopes`, created through the Core API with
+    the bootstrap key (`POST A/api-keys`): (key id, secret). The gateway accepts it on the next
+    request, in either topology."""
+    async with httpx.AsyncClient(base_url=platform.api_url, timeout=30) as http:
+        response = await http.post(
+            f"/v1/accounts/{platform.account_id}/api-keys",
+            json={"name": name or f"scoped-{uuid.uuid4().hex[:6]}",
+                  "restrictions": {"scopes": scopes}},
+            headers=basic(*bootstrap_key(platform)),
+        )  # fmt: skip
+    assert response.status_code == 201, response.text
+    created = response.json()["data"]
+    return created["id"], created["secret_plain"]
+
+
+def bootstrap_key(platform: RunningPlatform) -> tuple[str, str]:
+    """The platform's all-scopes bootstrap key: (key id, secret)."""
+    return platform.api_key_id, platform.api_key_secret
+
+
+async def new_issuer(platform: RunningPlatform, name: str, **fields: Any) -> str:
+    """A new issuer of the platform's account, created through the Core API with the bootstrap
+    key: the public-API way to a tenant of its own (no Core API route creates accounts)."""
+    async with httpx.AsyncClient(base_url=platform.api_url, timeout=30) as http:
+        response = await http.post(
+            f"/v1/accounts/{platform.account_id}/issuers",
+            json={"name": name, **fields},
+            headers=basic(*bootstrap_key(platform)),
+        )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]["id"]
 
 
 def schema_of(platform: RunningPlatform, service: str) -> sql.Identifier:
