@@ -52,6 +52,7 @@ from authpi.token.grants.authorization_code import AuthorizationCodeGrant
 from authpi.token.grants.client_credentials import ClientCredentialsGrant
 from authpi.token.grants.codes import Codes, Flows
 from authpi.token.grants.refresh_token import RefreshTokenGrant
+from authpi.token.handlers.code_exchanges import CodeExchanges
 from authpi.token.handlers.consents import Consents
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.enrolments import Enrolments
@@ -191,8 +192,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ids=rt.ids,
             codes=codes,
             sessions=sessions,
-            queries=session_queries,
-            people=people,
+            exchanges=CodeExchanges(store, codes, sessions, session_queries, people),
             revocations=revocations,
             facts=facts,
             attempts=credentials,
