@@ -72,6 +72,9 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     modules: list[str]
     fd: int  # the inherited IdP listening socket
     parent_pid: int
+    # The NATS identity each module's part connects as, as in the main process (host.Platform
+    # `identity`); a module not listed connects as itself.
+    identities: dict[str, str] = {}
 
 
 # --- the main process' side --------------------------------------------------------------------
@@ -90,10 +93,17 @@ class WorkerPool:
     """Starts the IdP workers, restarts one that dies (logged, with back-off), stops them all."""
 
     def __init__(
-        self, settings: Settings, modules: list[str], sock: socket.socket, count: int
+        self,
+        settings: Settings,
+        modules: list[str],
+        sock: socket.socket,
+        count: int,
+        *,
+        identities: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings  # resolved: the servers, KEK and SMTP every worker uses
         self._modules = modules
+        self._identities = identities or {}
         # A descriptor of our own: uvicorn may close the main process' socket object first.
         self._sock = sock.dup()
         self._slots = [_Slot(i) for i in range(count)]
@@ -157,7 +167,7 @@ class WorkerPool:
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         spec = WorkerSpec(
             settings=self.settings, modules=self._modules, fd=self._sock.fileno(),
-            parent_pid=os.getpid(),
+            parent_pid=os.getpid(), identities=self._identities,
         )  # fmt: skip
         payload = msgspec.json.encode(spec, enc_hook=str)  # Path -> str
         # Spawned from the event-loop (main) thread: PR_SET_PDEATHSIG follows the spawning thread.
@@ -249,7 +259,7 @@ class IdpWorker:
             # (one shared connection when NATS has no authentication).
             nc = shared or await connect(
                 s.nats_url, name=f"authpi-idp-worker-{os.getpid()}-{module.name}", auth=auth,
-                identity=module.name,
+                identity=self.spec.identities.get(module.name, module.name),
             )  # fmt: skip
             if nc is not shared:
                 self.stack.push_async_callback(nc.close)
