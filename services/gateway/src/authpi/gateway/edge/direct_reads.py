@@ -172,10 +172,9 @@ class DirectReads:
                 and not scope["query_string"]
                 and not scope.get("root_path")
             ):
-                parts = scope["path"].split("/")
-                candidates = by_length.get(len(parts) - 1)
-                if candidates and not parts[0] and all(parts):
-                    del parts[0]
+                empty, *parts = scope["path"].split("/")
+                candidates = by_length.get(len(parts))
+                if candidates and not empty and all(parts):
                     for route in candidates:
                         params = route.match(parts)
                         if params is not None:
