@@ -94,6 +94,10 @@ proto-check: venv
 ## `authpi up` as shipped beside bare litestar handlers doing the same authentication; server CPU
 ## per request) takes BENCH_READS_ARGS, e.g. "--rounds 3" or "--baseline-tree DIR" (an older
 ## commit unpacked with `git archive <commit> | tar -x -C DIR`, measured in the same run)
+## bench_topologies (`authpi up` and `authpi up --distributed` side by side: client_credentials
+## tokens/s and Core API reads under wrk, GET /v1/me, get user, list users and create user one at a
+## time with the gateway hop's p50/p99, server CPU per request) takes BENCH_TOPOLOGIES_ARGS, e.g.
+## "--rounds 1 --requests 500 --seconds 3"
 ## bench_login (human login: code exchanges, chained refreshes, portal password logins) takes
 ## BENCH_LOGIN_ARGS, e.g. "--seconds 5 --users 100", or "--profile DIR" for a cProfile of the server
 ## bench_metering (token endpoint tokens/s with billing metering on vs off) takes BENCH_METERING_ARGS,
@@ -103,7 +107,7 @@ proto-check: venv
 bench: venv
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_core_api
-	$(BIN)/python -m tests.bench.bench_gateway_hop
+	$(BIN)/python -m tests.bench.bench_topologies $(BENCH_TOPOLOGIES_ARGS)
 	$(BIN)/python -m tests.bench.bench_passwords
 	$(BIN)/python -m tests.bench.bench_tokens $(BENCH_TOKENS_ARGS)
 	$(BIN)/python -m tests.bench.bench_peer $(BENCH_PEER_ARGS)

@@ -699,6 +699,74 @@ async def test_concurrent_exchanges_of_one_code_issue_once(tenant: Tenant):
     assert refresh.json()["error"] == "invalid_grant"
 
 
+async def code_for(t: Tenant, cookie: str | None, challenge: str) -> tuple[str, str | None]:
+    """A code of the SPA client for `t`'s user (signing in when there is no cookie yet)."""
+    callback, cookie = await sign_in(t, raw_url(
+        t, client_id=t.spa_id, redirect_uri=SPA_CB, response_type="code", scope="openid",
+        code_challenge=challenge, code_challenge_method="S256",
+    ), cookie=cookie)  # fmt: skip
+    return callback["code"], cookie
+
+
+def exchange_of(t: Tenant, code: str, verifier: str) -> dict[str, str]:
+    return {"grant_type": "authorization_code", "code": code, "redirect_uri": SPA_CB,
+            "client_id": t.spa_id, "code_verifier": verifier}  # fmt: skip
+
+
+async def test_concurrent_exchanges_of_many_codes_with_a_replay_among_them(issuer: Tenant):
+    # Exchanges that arrive together share a transaction (a group commit), those of one user
+    # in turn: each opens its own session, and the code presented twice issues once.
+    verifier, challenge = pkce()
+    users = [await with_new_user(issuer) for _ in range(2)]
+    codes: list[tuple[Tenant, str]] = []
+    for user in users:
+        cookie = None
+        for _ in range(4):
+            code, cookie = await code_for(user, cookie, challenge)
+            codes.append((user, code))
+    twice = codes[0]
+    results = await asyncio.gather(
+        *(token(u, exchange_of(u, code, verifier)) for u, code in [*codes, twice])
+    )
+    first, again = results[0], results[-1]
+    assert sorted([first.status_code, again.status_code]) == [200, 400]
+    assert [r.status_code for r in results[1:-1]] == [200] * 7
+    sids = {claims(r.json()["id_token"])["sid"] for r in results[1:-1]}
+    assert len(sids) == 7
+    for (user, _), r in zip(codes[1:], results[1:-1], strict=True):
+        assert claims(r.json()["id_token"])["sub"] == user.user_id
+        refreshed = await token(user, {"grant_type": "refresh_token", "client_id": user.spa_id,
+                                       "refresh_token": r.json()["refresh_token"]})  # fmt: skip
+        assert refreshed.status_code == 200
+    won = first if first.status_code == 200 else again
+    refresh = await token(twice[0], {"grant_type": "refresh_token", "client_id": issuer.spa_id,
+                                     "refresh_token": won.json()["refresh_token"]})  # fmt: skip
+    assert refresh.json()["error"] == "invalid_grant"  # the replay revoked what it issued
+
+
+async def test_the_51st_exchange_evicts_the_oldest_rp_session(tenant: Tenant):
+    verifier, challenge = pkce()
+    cookie = None
+    answers = []
+    for _ in range(51):
+        code, cookie = await code_for(tenant, cookie, challenge)
+        resp = await token(tenant, exchange_of(tenant, code, verifier))
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json())
+    scope = tenant.admin.issuer(tenant.issuer_id)
+    sids = [claims(a["id_token"])["sid"] for a in answers]
+    evicted = await scope.sessions.get(sids[0])
+    assert evicted.status == "expired" and evicted.status_reason == "evicted"
+    kept = [await scope.sessions.get(sid) for sid in sids[1:]]
+    assert [s.status for s in kept] == ["active"] * 50
+    refresh = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                   "refresh_token": answers[0]["refresh_token"]})  # fmt: skip
+    assert refresh.json()["error"] == "invalid_grant"  # its family ended with it
+    newest = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                  "refresh_token": answers[-1]["refresh_token"]})  # fmt: skip
+    assert newest.status_code == 200
+
+
 async def test_prompt_login_and_consent_and_a_login_without_flow(tenant: Tenant):
     sdk, _, cookie = await login_with_sdk(tenant)
     first_sid = cookie.partition(".")[0]
@@ -752,3 +820,39 @@ async def test_check_session_refuses_huge_and_deeply_nested_bodies(tenant: Tenan
         )
     assert huge.status_code == 413 and huge.json()["error"] == "invalid_request"
     assert deep.status_code == 400 and deep.json()["error"] == "invalid_request"
+
+
+async def test_replay_rebuilds_the_session_views_as_they_were(tenant: Tenant, infra, pool):
+    """`authpi replay` of the token service's session views (rebuilt by their set-based
+    `apply_many` where a run of one type allows it, by `apply` otherwise) gives back the rows the
+    write path made: sessions opened, families started, rotated, revoked and replayed."""
+    from authpi.eventstore.replay import replay
+
+    logins = [await login_with_sdk(tenant) for _ in range(3)]
+    for sdk, agent, _ in logins:
+        again = await sdk.refresh(agent)
+        await sdk.refresh(again)
+    with pytest.raises(RefreshError):
+        await logins[0][0].refresh(logins[0][1])  # a replay: the family and its session end
+    for sdk, _, _ in logins:
+        await sdk.close()
+    platform = tenant.platform
+    token = next(p for p in platform.handle.parts if p.name == "token")
+    schema = schema_of(platform, "token")
+    tables = {"token-sessions": "sessions_view", "token-refresh-families": "refresh_families"}
+
+    async def rows(table: str) -> list[tuple[Any, ...]]:
+        query = sql.SQL("SELECT * FROM {}.{} ORDER BY 1").format(schema, sql.Identifier(table))
+        async with pool.connection() as conn:
+            return await (await conn.execute(query)).fetchall()
+
+    projections = [p for p in token.inline_projections if p.name in tables]
+    assert len(projections) == len(tables)
+    sources = {s: f"{platform.namespace}_{s}" for s in ("token", "directory")}
+    for projection in projections:
+        before = await rows(tables[projection.name])
+        assert before
+        assert await replay(infra.dsn, projection, sources) > 0
+        after = await rows(tables[projection.name])
+        for a, b in zip(before, after, strict=True):
+            assert a == b, [(i, x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]

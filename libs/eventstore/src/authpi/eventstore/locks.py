@@ -1,14 +1,21 @@
-"""Session advisory locks: what makes relays and projection consumers run once per deployment
-(DESIGN.md 5). The lock lives as long as the connection that took it."""
+"""Session advisory locks: what makes relays, projection consumers and the services' singleton
+tasks run once per deployment however many replicas run (DESIGN.md 5). The lock lives as long
+as the connection that took it: when the holder dies, a replica standing by takes over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
+
+from authpi.observability import get_logger
+
+log = get_logger("authpi.eventstore.locks")
 
 
 def relay_lock(schema: str) -> str:
@@ -46,3 +53,51 @@ async def acquire(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=retry_every)
     return False
+
+
+def task_lock(schema: str, task: str) -> str:
+    """Held by the replica that runs one of a service's singleton tasks (ServiceParts.tasks)."""
+    return f"authpi.task:{schema}:{task}"
+
+
+Job = Callable[[asyncio.Event], Awaitable[None]]
+ANSWER_WITHIN_S = 10.0  # a holder's session that does not answer a check by then counts as gone
+
+
+async def run_holding(
+    dsn: str,
+    key: str,
+    job: Job,
+    stop: asyncio.Event,
+    *,
+    check_every: float = 1.0,
+    retry_every: float = 1.0,
+) -> None:
+    """Run `job` only while this process holds the session lock `key`: one copy per deployment.
+    Another replica stands by in `acquire` and takes over within `retry_every` once the holder's
+    session ends. When the holder's process dies, its job dies with it. When only its session
+    ends (terminated, PostgreSQL restarted, the network cut), the holder sees it at its next
+    check (every `check_every`) and stops the job, then this raises (the supervisor starts it
+    again, to stand by or to hold the lock anew): the two copies may overlap by that much."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        if not await acquire(conn, key, stop=stop, retry_every=retry_every):
+            return
+        log.info("singleton.acquired", lock=key)
+        inner = asyncio.Event()
+        running: asyncio.Future[None] = asyncio.ensure_future(job(inner))
+        try:
+            while not running.done() and not stop.is_set():
+                stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+                await asyncio.wait(
+                    {running, stopping}, timeout=check_every, return_when=FIRST_COMPLETED
+                )
+                stopping.cancel()
+                if running.done() or stop.is_set():
+                    break
+                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=ANSWER_WITHIN_S)
+        except Exception:
+            log.warning("singleton.lost", lock=key)
+            raise
+        finally:
+            inner.set()
+            await running  # the job's own failure, if any, is the supervisor's to see

@@ -2,9 +2,11 @@
 
 Each service has two identities: `relay-<service>`, the only one that may publish that
 service's domain events (and only the subjects of the event types it owns), and `<service>`,
-which reads the domain-event stream through its own durable consumers and ordered consumers
-and publishes nothing else to it. `admin` declares the streams (start-up, `authpi relay`, the
-test harness). Each identity has its own inbox prefix, so no one reads another's replies.
+which reads the domain-event stream through its own durable consumers (and, for the services
+whose caches follow the stream, ordered consumers) and publishes nothing else to it. A
+deployment holds only its own service's two. `admin` declares the streams (start-up, `authpi
+relay`, the test harness). Each identity has its own inbox prefix, so no one reads another's
+replies.
 
 The credentials file maps identity -> user and password (JSON, mode 0600). `make run` generates
 it, with the matching nats-server configuration, into the data folder; deployments mount it
@@ -22,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from authpi.contracts.subjects import events_stream, facts_stream, public_stream
+from authpi.contracts.subjects import events_stream, fact_subject, facts_stream, public_stream
 from authpi.messaging.provenance import owned_types
 
 ADMIN = "admin"
@@ -52,9 +54,23 @@ FACT_DURABLES: dict[str, tuple[str, ...]] = {
     "billing": ("billing-metering",),
     "webhook": ("webhook-audit-facts",),
 }
+# Services whose caches follow the event stream with ordered (ephemeral) consumers
+# (messaging.follower): the gateway's key and account caches, the token service's client and
+# agent caches (and the token process's keyinfo). Every other service reads the bus only through
+# its own durable consumers.
+FOLLOWERS = ("gateway", "token")
 # Services that publish the public stream (`<ns>.public.>`, the integrators' events).
 PUBLIC_PUBLISHERS = ("webhook",)
-FACT_PUBLISHERS = ("token", "gateway")
+# The fact types (contracts.facts tags, `<ns>.fact.<type>`) each service may publish: the token
+# endpoint's grants, and each successful API-key check, made by the gateway and, in the
+# distributed topology, by the token process's keyinfo (gateway.service KEYINFO), which runs as
+# the token service's identity.
+FACT_TYPES: dict[str, tuple[str, ...]] = {
+    "token": (
+        "machine.token.issued", "human.sign-in", "session.token-refreshed", "api-key.verified",
+    ),
+    "gateway": ("api-key.verified",),
+}  # fmt: skip
 # KV buckets per service, by suffix: the bucket is `<namespace>_<suffix>`.
 KV_BUCKETS: dict[str, tuple[str, ...]] = {
     "token": ("client_lockouts", "credential_lockouts", "mail_throttle"),
@@ -151,12 +167,14 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
     ns = namespace or "*"
     events = events_stream(namespace) if namespace else "*"
     facts = facts_stream(namespace) if namespace else "*"
-    allow = [
-        # ordered (ephemeral) consumers of the caches, and their flow-control replies
-        f"$JS.API.CONSUMER.CREATE.{events}",
-        f"$JS.API.CONSUMER.INFO.{events}.*",
-        f"$JS.FC.{events}.>",
-    ]
+    allow: list[str] = []
+    if service in FOLLOWERS:
+        allow += [
+            # ordered (ephemeral) consumers of the caches, and their flow-control replies
+            f"$JS.API.CONSUMER.CREATE.{events}",
+            f"$JS.API.CONSUMER.INFO.{events}.*",
+            f"$JS.FC.{events}.>",
+        ]
     durables = [(events, d) for d in DURABLES.get(service, ())]
     durables += [(facts, d) for d in FACT_DURABLES.get(service, ())]
     for stream, durable in durables:
@@ -167,8 +185,7 @@ def _service_publish(service: str, namespace: str | None) -> list[str]:
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",
         ]
-    if service in FACT_PUBLISHERS:
-        allow.append(f"{ns}.fact.>")
+    allow += [fact_subject(t, ns) for t in FACT_TYPES.get(service, ())]
     if service in PUBLIC_PUBLISHERS:
         allow.append(f"{ns}.public.>")
     for suffix in KV_BUCKETS.get(service, ()):
@@ -291,11 +308,12 @@ def write_embedded(
 
 
 def deployment_identities(service: str) -> list[str]:
-    """What `authpi serve <service>` connects as: it runs its own module beside the directory and
-    the gateway (services/gateway cli `up`), each as itself and as its relay. Never `admin`:
-    streams are declared apart, by `authpi streams`."""
-    modules = dict.fromkeys((service, "directory", "gateway"))
-    return [*modules, *(relay_identity(m) for m in modules)]
+    """What `authpi serve <service>` connects as: its own identity (its consumers, facts, KV
+    buckets; also for a part of another service that it runs without that service's store, the
+    token process's keyinfo) and its own relay's. No other service's: a process can neither
+    publish another service's events nor read another service's durable consumers. Never
+    `admin`: streams are declared apart, by `authpi streams`."""
+    return [service, relay_identity(service)]
 
 
 def write_deployment(

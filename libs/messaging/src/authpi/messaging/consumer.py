@@ -271,16 +271,25 @@ class ProjectionConsumer(DurableConsumer):
             return await self._apply_careful(msgs)
 
     async def _apply_fast(self, events: list[tuple[Msg, Envelope, Event]]) -> list[bool]:
+        # A projection with `apply_batch(conn, events)` takes the batch's new events in one
+        # call, in their order (e.g. one INSERT for them all); otherwise each goes to `apply`.
+        batch_apply = getattr(self.projection, "apply_batch", None)
         async with self.pool.connection() as conn, conn.transaction():
             cps = await self.checkpoints.load(conn)
             seq_cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
             async with conn.pipeline():
+                todo: list[StoredEvent] = []
                 for msg, env, event in events:
                     cp = cps.setdefault(env.source, Checkpoint(source=env.source))
                     if not cp.covers(env.tx_id, env.position):
-                        await self.projection.apply(conn, to_stored(env, event))
+                        if batch_apply is None:
+                            await self.projection.apply(conn, to_stored(env, event))
+                        else:
+                            todo.append(to_stored(env, event))
                         cp.last_tx, cp.last_position = env.tx_id, env.position
                     cp.last_seq = seq_cp.last_seq = msg.metadata.sequence.stream
+                if todo and batch_apply is not None:
+                    await batch_apply(conn, todo)
                 await self.checkpoints.save(conn, cps)
         self.applied += len(events)
         return [True] * len(events)

@@ -75,8 +75,14 @@ class ServiceParts:
     fact_projections: list[FactProjection] = field(default_factory=list[FactProjection])
     # Applied in the write transaction; listed here so `authpi replay` can rebuild them.
     inline_projections: list[Projection] = field(default_factory=list[Projection])
-    # Singletons: run once per deployment (the supervising process).
+    # Singletons: one active copy per deployment, however many replicas of the service run. The
+    # supervising process of each replica runs each under its session advisory lock
+    # (eventstore.locks.task_lock); the other replicas stand by and take over when the holder
+    # dies.
     tasks: list[tuple[str, Task]] = field(default_factory=list[tuple[str, Task]])
+    # Run by every replica's supervising process (not the IdP workers): what serves that process
+    # only (the key maker's child process, the embedded NATS server's users).
+    local_tasks: list[tuple[str, Task]] = field(default_factory=list[tuple[str, Task]])
     # Run in every process that serves HTTP (each IdP worker too): in-memory caches that load a
     # projection, then follow the stream with their own ordered consumer (DESIGN.md 5).
     worker_tasks: list[tuple[str, Task]] = field(default_factory=list[tuple[str, Task]])

@@ -17,7 +17,7 @@ import secrets
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from psycopg.conninfo import make_conninfo
 
@@ -73,6 +73,7 @@ class Child:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: list[float] = field(default_factory=list[float])  # seconds until up again, each
     exited_at: float = 0.0  # time.monotonic() of its last unasked exit
+    retired: bool = False  # stopped on purpose (`remove_replica`): not started again
 
     @property
     def pid(self) -> int | None:
@@ -207,7 +208,7 @@ class Distributed:
             if UP_LINE in line.decode(errors="replace"):
                 child.ready.set()
         code = await proc.wait()
-        if self.stopping:
+        if self.stopping or child.retired:
             return
         died = child.exited_at = time.monotonic()
         log.warning("process.exited", process=child.spec.name, pid=proc.pid, code=code)
@@ -220,6 +221,36 @@ class Distributed:
 
     def pid(self, name: str) -> int | None:
         return self.children[name].pid
+
+    def replicas(self, service: str) -> list[str]:
+        """The names of `service`'s running processes."""
+        return [n for n, c in self.children.items() if c.spec.service == service]
+
+    async def add_replica(self, service: str) -> Child:
+        """One more replica of `service` (`authpi serve <service>`, as a Deployment scaled up):
+        the same settings and ports as the others, its own process name; once it serves."""
+        names = self.replicas(service)
+        first = self.children[names[0]]
+        n = len(names) + 1
+        while f"{service}-{n}" in self.children:
+            n += 1
+        child = Child(replace(first.spec, name=f"{service}-{n}"))
+        self.children[child.spec.name] = child
+        await self._spawn(child)
+        await asyncio.wait_for(child.ready.wait(), START_TIMEOUT_S)
+        return child
+
+    async def remove_replica(self, name: str) -> None:
+        """Stop a replica (SIGTERM, as a Deployment scaled down) and forget it."""
+        child = self.children.pop(name)
+        child.retired = True
+        if child.proc is not None and child.proc.returncode is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.proc.wait(), 20)
+            except TimeoutError:
+                child.proc.kill()
+                await child.proc.wait()
 
     async def restart_postgres(self) -> None:
         """Stop the embedded PostgreSQL and start it again on the same data (a fault test)."""

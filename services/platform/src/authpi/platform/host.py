@@ -10,7 +10,9 @@ module (`authpi up`) it is the all-in-one process; with some (`authpi serve`, mo
   for the gateway's signed requests only;
 * with the token service: the IdP API (AUTHPI_IDP_URL).
 
-The same code path in both topologies: events still go store -> relay -> JetStream. With
+The same code path in both topologies: events still go store -> relay -> JetStream. Relays,
+projection consumers and the services' singleton tasks each hold a session advisory lock, so
+replicas of a service run side by side: one copy of each works, the others stand by. With
 `idp_workers` > 1 it also starts and supervises the IdP worker processes (workers.py)."""
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from authpi.crypto.envelope import Kek
 from authpi.crypto.ids import Ids, RandomIds
 from authpi.embedded.servers import EmbeddedNats, EmbeddedPostgres
 from authpi.eventstore import jsonb
+from authpi.eventstore.locks import run_holding, task_lock
 from authpi.eventstore.relay import Relay
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
@@ -65,7 +68,7 @@ from authpi.web.app import Metrics, WebApp, build_ops_app
 from authpi.web.calls import Calls
 from authpi.web.edge import EdgeSigner, keys_of
 from authpi.web.mail import Mailer, NoMailer, SmtpMailer, is_loopback_host
-from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
+from authpi.web.runtime import Runtime, ServiceModule, ServiceParts, Task
 from authpi.web.supervisor import supervise
 
 log = get_logger("authpi.platform")
@@ -241,7 +244,7 @@ class Platform:
         self.rt = rt
         for module in self.modules:
             # Each service part reads the bus as itself; its relay publishes as another identity.
-            nc = await self.nats(module.name)
+            nc = await self.nats(self.identity(module))
             self.runtimes[module.name] = dataclasses.replace(
                 rt, nc=nc, js=jetstream(nc), pool=self.pools[module.name],
                 dsn=self.dsns[module.name],
@@ -265,6 +268,13 @@ class Platform:
         await pool.open(wait=True)
         self.stack.push_async_callback(pool.close)
         return pool
+
+    def identity(self, module: ServiceModule) -> str:
+        """The NATS identity `module`'s part connects as: its own service's, unless this process
+        runs it without its store (the token process's keyinfo, a part of the gateway): then the
+        identity of the service this process runs, whose credentials are the only ones it holds
+        (messaging.auth `deployment_identities`)."""
+        return module.name if module.owns_store else self.modules[0].name
 
     @property
     def owned(self) -> list[ServiceModule]:
@@ -386,9 +396,18 @@ class Platform:
                 )  # fmt: skip
                 self.consumers.append(fact_consumer)
                 self._spawn(f"consumer:{facts.name}", fact_consumer.run)
-            for name, task in [*parts.tasks, *parts.worker_tasks]:
+            for name, task in parts.tasks:
+                self._spawn(name, self._singleton(own.dsn, rt.schema(module.name), name, task))
+            for name, task in [*parts.local_tasks, *parts.worker_tasks]:
                 self._spawn(name, task)
         self._spawn("sync", rt.sync.run)
+
+    @staticmethod
+    def _singleton(dsn: str, schema: str, name: str, task: Task) -> Task:
+        """`task` run only while this process holds its lock: one replica runs it, the others
+        stand by (eventstore.locks)."""
+        key = task_lock(schema, name)
+        return lambda stop: run_holding(dsn, key, task, stop)
 
     def _spawn(self, name: str, task: Any) -> None:
         failed = self.dead_letters.task_failed if self.dead_letters else None
@@ -461,7 +480,10 @@ class Platform:
             # URL (issuer URLs, links in mail) stays as configured.
             listen = LISTEN_URLS.get(attr)
             listen_url = getattr(s, listen) if listen else None
-            sock = bind(listen_url or url, reuse_port=self.reuse_port and attr != "ops_url")
+            # IdP workers accept on sockets of their own in the IdP port's SO_REUSEPORT group
+            # (serving.own_listener), so that connections spread evenly over the processes.
+            shared = self.reuse_port or (attr == "idp_url" and s.idp_workers > 1)
+            sock = bind(listen_url or url, reuse_port=shared and attr != "ops_url")
             self.stack.callback(sock.close)
             self._sockets[attr] = sock
             parts = urlsplit(url)
@@ -498,6 +520,7 @@ class Platform:
         self.workers = WorkerPool(
             resolved, [m.name for m in self.modules], self._sockets["idp_url"],
             self.settings.idp_workers - 1,
+            identities={m.name: self.identity(m) for m in self.modules},
         )  # fmt: skip
         await self.workers.start()
 

@@ -177,6 +177,21 @@ def bind(url: str, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def own_listener(shared: socket.socket) -> socket.socket:
+    """This process's own listening socket on the address of `shared`, a SO_REUSEPORT socket
+    inherited from the main process. With one socket per process the kernel spreads new
+    connections over them by their addresses; on one shared socket a burst of connections (a
+    client opening its pool) goes to whichever process wakes first, since uvloop accepts every
+    connection waiting, and one process may be left with none."""
+    sock = socket.socket(shared.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(shared.getsockname())
+    sock.listen(2048)
+    return sock
+
+
 def build_core_api_app(
     parts: Sequence[ServiceParts],
     ready: Any,

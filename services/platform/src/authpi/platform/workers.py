@@ -48,6 +48,7 @@ from authpi.platform.serving import (
     connection_checks,
     http_config,
     idp_headers,
+    own_listener,
     settle_heap,
     start_server,
 )
@@ -71,6 +72,9 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     modules: list[str]
     fd: int  # the inherited IdP listening socket
     parent_pid: int
+    # The NATS identity each module's part connects as, as in the main process (host.Platform
+    # `identity`); a module not listed connects as itself.
+    identities: dict[str, str] = {}
 
 
 # --- the main process' side --------------------------------------------------------------------
@@ -89,10 +93,17 @@ class WorkerPool:
     """Starts the IdP workers, restarts one that dies (logged, with back-off), stops them all."""
 
     def __init__(
-        self, settings: Settings, modules: list[str], sock: socket.socket, count: int
+        self,
+        settings: Settings,
+        modules: list[str],
+        sock: socket.socket,
+        count: int,
+        *,
+        identities: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings  # resolved: the servers, KEK and SMTP every worker uses
         self._modules = modules
+        self._identities = identities or {}
         # A descriptor of our own: uvicorn may close the main process' socket object first.
         self._sock = sock.dup()
         self._slots = [_Slot(i) for i in range(count)]
@@ -156,7 +167,7 @@ class WorkerPool:
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         spec = WorkerSpec(
             settings=self.settings, modules=self._modules, fd=self._sock.fileno(),
-            parent_pid=os.getpid(),
+            parent_pid=os.getpid(), identities=self._identities,
         )  # fmt: skip
         payload = msgspec.json.encode(spec, enc_hook=str)  # Path -> str
         # Spawned from the event-loop (main) thread: PR_SET_PDEATHSIG follows the spawning thread.
@@ -248,7 +259,7 @@ class IdpWorker:
             # (one shared connection when NATS has no authentication).
             nc = shared or await connect(
                 s.nats_url, name=f"authpi-idp-worker-{os.getpid()}-{module.name}", auth=auth,
-                identity=module.name,
+                identity=self.spec.identities.get(module.name, module.name),
             )  # fmt: skip
             if nc is not shared:
                 self.stack.push_async_callback(nc.close)
@@ -276,6 +287,11 @@ class IdpWorker:
         warm.append(rt.sync.running.wait())
         await asyncio.wait_for(asyncio.gather(*warm), START_TIMEOUT_S)
         sock = socket.socket(fileno=self.spec.fd)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            # Accept on a socket of its own in the port's group (serving.own_listener), bound
+            # only now that it is warm: no connection waits on a worker still starting.
+            inherited, sock = sock, own_listener(sock)
+            inherited.close()
         self.stack.callback(sock.close)
         app = build_idp_app(self.parts, self.ready, s, rt.clock)
         self.server = HttpServer(http_config(app, s, headers=idp_headers(s)))

@@ -52,6 +52,7 @@ from authpi.token.grants.authorization_code import AuthorizationCodeGrant
 from authpi.token.grants.client_credentials import ClientCredentialsGrant
 from authpi.token.grants.codes import Codes, Flows
 from authpi.token.grants.refresh_token import RefreshTokenGrant
+from authpi.token.handlers.code_exchanges import CodeExchanges
 from authpi.token.handlers.consents import Consents
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.enrolments import Enrolments
@@ -191,8 +192,7 @@ async def build(rt: Runtime) -> ServiceParts:
             ids=rt.ids,
             codes=codes,
             sessions=sessions,
-            queries=session_queries,
-            people=people,
+            exchanges=CodeExchanges(store, codes, sessions, session_queries, people),
             revocations=revocations,
             facts=facts,
             attempts=credentials,
@@ -299,12 +299,13 @@ async def build(rt: Runtime) -> ServiceParts:
         inline_projections=list(views),
         tasks=[
             ("token:key-rotation", keys.rotation_task),
-            ("token:key-maker", keys.maker.run),
             ("token:revocation-sweeper", sweeper.run_sweeper),
             ("token:login-sweeper", ephemeral.run_sweeper),
             ("token:session-expiry", sessions.run_expiry),
             ("token:mail-token-sweeper", mail_tokens.run_sweeper),
         ],
+        # Every replica makes keys for the issuers created through it.
+        local_tasks=[("token:key-maker", keys.maker.run)],
         worker_tasks=[
             ("token:key-cache", cache.follow),
             ("token:clients", clients.run),

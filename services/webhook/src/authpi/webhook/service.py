@@ -11,7 +11,7 @@ from pathlib import Path
 from litestar import Router
 
 from authpi.web.core import provide
-from authpi.web.runtime import Runtime, ServiceModule, ServiceParts
+from authpi.web.runtime import Runtime, ServiceModule, ServiceParts, Task
 from authpi.webhook.api import events
 from authpi.webhook.api.webhooks import webhooks_router
 from authpi.webhook.audit_retention import AuditRetention
@@ -35,11 +35,12 @@ async def build(rt: Runtime) -> ServiceParts:
     delivery = delivery_parts(rt, webhooks)
     integrators = IntegratorCredentials(rt, webhooks.store)
     tasks = [("webhook:audit-retention", retention.run), ("webhook:public-stream", relay.run)]
+    local_tasks: list[tuple[str, Task]] = []
     warm = []
     authorization = None
-    if not rt.settings.nats_url:  # the embedded server, in the data folder
+    if not rt.settings.nats_url:  # the embedded server, in the data folder of this process
         authorization = EmbeddedAuthorization(rt.dsn, rt.settings, schema, integrators)
-        tasks.append((authorization.name, authorization.run))
+        local_tasks.append((authorization.name, authorization.run))
         warm.append(authorization.ready)
     tasks += delivery.tasks
     events_router = Router(
@@ -52,6 +53,7 @@ async def build(rt: Runtime) -> ServiceParts:
         fact_projections=[AuditFactsReaction(schema)],
         inline_projections=webhooks.views,
         tasks=tasks,
+        local_tasks=local_tasks,
         warm=warm,
         exports={"webhooks": webhooks, "events_reader": reader, "public_relay": relay,
                  "audit_retention": retention, "integrators": integrators,

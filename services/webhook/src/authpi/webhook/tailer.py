@@ -64,6 +64,13 @@ class Tailer:
             " ORDER BY a.tx_id, a.seq LIMIT %s",
             schema=schema,
         )
+        self._sql_last: LiteralString = render(
+            "SELECT a.tx_id::text::bigint, a.seq FROM {schema}.audit_events AS a"
+            " WHERE (a.tx_id, a.seq) > (%s::text::xid8, %s)"
+            "   AND a.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            " ORDER BY a.tx_id DESC, a.seq DESC LIMIT 1",
+            schema=schema,
+        )
         self._sql_held: LiteralString = render(
             "SELECT EXISTS (SELECT 1 FROM {schema}.audit_events AS a"
             " WHERE (a.tx_id, a.seq) > (%s::text::xid8, %s))",
@@ -85,6 +92,12 @@ class Tailer:
         """Act on one batch, in order, inside the transaction that then moves the cursor. Raise to
         leave the cursor where it was (the batch comes again)."""
         raise NotImplementedError
+
+    async def wanted(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Whether the rows past the cursor are to be read at all. A tailer with nothing to do
+        with them now (a fan-out with no webhook to feed) answers False, and its cursor moves past
+        them unread, as if `handle` had done nothing with each batch."""
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self.name, "a Tailer needs a name"
@@ -133,6 +146,13 @@ class Tailer:
         self, conn: psycopg.AsyncConnection[Any], cursor: tuple[int, int]
     ) -> tuple[int, int]:
         """Handle everything visible past `cursor`; return the new cursor."""
+        if not await self.wanted(conn):
+            cur = await conn.execute(self._sql_last, [str(cursor[0]), cursor[1]])
+            last = await cur.fetchone()
+            if last is None:
+                return cursor
+            await conn.execute(self._sql_store, [str(last[0]), last[1], self.name])
+            return int(last[0]), int(last[1])
         while True:
             cur = await conn.execute(self._sql_read, [str(cursor[0]), cursor[1], self.batch_size])
             rows = [_row(r) for r in await cur.fetchall()]

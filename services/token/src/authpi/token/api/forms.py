@@ -100,9 +100,29 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
 
 
 def _unquote(text: str) -> str:
-    if "%" in text or "+" in text:
+    """`unquote_plus(text, errors="strict")`, with the usual shapes of a token request (no `%`,
+    or `%XX` escapes of ASCII such as an encoded resource URL) decoded without its regular
+    expression and per-run decoding."""
+    if "%" not in text:
+        return text.replace("+", " ") if "+" in text else text
+    if not text.isascii():
         return unquote_plus(text, errors="strict")
-    return text
+    parts = text.replace("+", " ").split("%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        code = _HEX_BYTE.get(part[:2])
+        if code is None or code > 0x7F:  # not an escape, or one of a multi-byte character
+            return unquote_plus(text, errors="strict")
+        out.append(chr(code))
+        out.append(part[2:])
+    return "".join(out)
+
+
+_HEX_BYTE = {
+    f"{a}{b}": int(f"{a}{b}", 16)
+    for a in "0123456789abcdefABCDEF"
+    for b in "0123456789abcdefABCDEF"
+}
 
 
 def _parse_json(body: bytes) -> dict[str, str | list[str]]:

@@ -6,11 +6,13 @@ verifier (43-128 characters of RFC 7636, else `invalid_request`) hashes to the s
 challenge, and is refused when no challenge was sent; the op session is still usable and the
 user still active; a selected org is still an active membership.
 
-Then one transaction opens the client's rp session and its refresh family and consumes the code
-(single use: a conditional UPDATE that also records what is issued, see grants.codes), and the
-tokens are minted. A second presentation of the code fails and revokes what the first one
-issued: the rp session (compromised) with its refresh family, and the access token's jti on the
-deny-list; the replay itself is recorded (`auth.flow.replay-attempt`, artifact `code`)."""
+Then a transaction, shared with the exchanges that arrive meanwhile (a group commit,
+handlers.code_exchanges), judges the code, then the op session and the user as they are there,
+opens the client's rp session and its refresh family and consumes the code (single use: a
+conditional UPDATE that also records what is issued, see grants.codes), and the tokens are
+minted. A second presentation of the code fails and revokes what the first one issued: the rp
+session (compromised) with its refresh family, and the access token's jti on the deny-list; the
+replay itself is recorded (`auth.flow.replay-attempt`, artifact `code`)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from authpi.contracts.facts import HumanSignIn
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids
 from authpi.errors import NotFound
-from authpi.eventstore.store import Tx
 from authpi.token.adapters.facts import FactPublisher
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.domain.commands import RevokeToken
@@ -37,21 +38,18 @@ from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.checks import grant_enabled
 from authpi.token.grants.codes import CodeGrant, Codes, CodeUsed, Issued, StoredCode
-from authpi.token.grants.id_token import (
-    Conn,
-    PeopleReader,
-    Subject,
-    UserTokenResponse,
-    mint,
-    refresh_exp,
-)
+from authpi.token.grants.id_token import Subject, UserTokenResponse, mint, refresh_exp
+from authpi.token.handlers.code_exchanges import CodeExchanges
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
 from authpi.token.handlers.sessions import Sessions
-from authpi.token.queries.sessions import SessionQueries, SessionRow, SessionSettings
+from authpi.token.queries.people import Person, PersonRequest
+from authpi.token.queries.sessions import SessionRow
 from authpi.token.reactions.clients import ClientEntry
 
 GRANT = "authorization_code"
+# What an exchange keeps of its transaction's reads: the op session, the subject, the code's grant.
+Judged = tuple[SessionRow, Subject, CodeGrant]
 VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
@@ -92,8 +90,7 @@ class AuthorizationCodeGrant:
         ids: Ids,
         codes: Codes,
         sessions: Sessions,
-        queries: SessionQueries,
-        people: PeopleReader,
+        exchanges: CodeExchanges,
         revocations: Revocations,
         facts: FactPublisher,
         attempts: Credentials | None = None,
@@ -104,8 +101,7 @@ class AuthorizationCodeGrant:
         self.ids = ids
         self.codes = codes
         self.sessions = sessions
-        self.queries = queries
-        self.people = people
+        self.exchanges = exchanges
         self.revocations = revocations
         self.facts = facts
 
@@ -131,29 +127,49 @@ class AuthorizationCodeGrant:
             access_jti=access_jti,
             access_expires_at=access_exp * 1000,
         )
-        read: list[tuple[SessionRow, Subject, CodeGrant]] = []
 
-        async def subject(tx: Tx) -> tuple[SessionRow, StartFamily | None]:
-            # First in the exchange's transaction: the code, then the op session and the user,
-            # as they are now. A refusal here rolls back before anything is written.
-            read.clear()
-            stored = await self.codes.read(issuer.issuer_id, code, tx.conn)
+        def check(stored: StoredCode | None) -> CodeGrant:
+            # First in the exchange's transaction, on the code as read there. A refusal here
+            # writes nothing.
             if stored is None or stored.grant.client_id != client.id:
                 raise InvalidGrant("invalid authorization code")
             if stored.used_at is not None:
-                raise CodeUsed()  # replayed: what it issued is revoked after the rollback
+                raise CodeUsed()  # replayed: what it issued is revoked below
             grant = stored.grant
             if stored.expires_at <= now:
                 raise InvalidGrant("Code expired")
             if redirect_uri != grant.redirect_uri and (grant.redirect_uri_given or redirect_uri):
                 raise InvalidGrant("redirect_uri does not match the authorization request")
             _check_pkce(grant.code_challenge, verifier)
-            aud = token_audience(form, grant.resources, client.id)
-            op, who = await self._subject(tx.conn, client, grant, aud, sid, now)
-            read.append((op, who, grant))
+            token_audience(form, grant.resources, client.id)
+            return grant
+
+        def judge(grant: CodeGrant, op: SessionRow | None, person: Person | None) -> Judged:
+            # Then, in the same transaction, the op session and the user as they are now.
+            if op is None or not op.usable(now) or op.id != grant.op_session_id:
+                raise InvalidGrant("the session has ended")
+            if person is None or person.user.status != "active":
+                raise InvalidGrant("the user is not active")
+            if grant.org is not None and not person.organizations:
+                # The selected org is no longer an active membership the client may see.
+                raise InvalidGrant("the selected organization is not available")
+            who = Subject(
+                user_id=grant.user_id,
+                sid=sid,
+                scopes=grant.scopes,
+                grant_scopes=grant.scopes,
+                aud=token_audience(form, grant.resources, client.id),
+                org_id=grant.org,
+                organizations=person.organizations,
+                claims=person.claims,
+                auth_time=grant.auth_time // 1000,
+            )
+            return op, who, grant
+
+        def family(grant: CodeGrant) -> StartFamily | None:
             if family_id is None or refresh_jti is None:
-                return op, None
-            return op, StartFamily(
+                return None
+            return StartFamily(
                 family_id=family_id,
                 issuer_id=issuer.issuer_id,
                 client_id=client.id,
@@ -167,24 +183,30 @@ class AuthorizationCodeGrant:
                 started_at=now,
             )
 
-        settings = SessionSettings(
-            account_id=issuer.account_id,
-            max_age=issuer.session_max_age,
-            idle_timeout=issuer.session_idle_timeout,
-        )
         try:
-            session_expires = await self.sessions.start_rp(
-                op=subject,
+            (op, who, grant), session_expires = await self.exchanges.exchange(
+                issuer_id=issuer.issuer_id,
+                code=code,
                 client_id=client.id,
                 session_id=sid,
-                meta=lambda: client_meta(issuer, client, read[-1][2].user_id),
-                settings=settings,
-                reactions=[self.codes.consumption(code, issued, now)],
+                idle_timeout=issuer.session_idle_timeout,
+                max_age=issuer.session_max_age,
+                now=now,
+                issued=issued,
+                check=check,
+                judge=judge,
+                person=lambda grant: PersonRequest(
+                    user_id=grant.user_id,
+                    restriction=client.organizations,
+                    selected=grant.org,
+                    scopes=grant.scopes,
+                ),
+                family=family,
+                meta=lambda grant: client_meta(issuer, client, grant.user_id),
             )
         except CodeUsed:
             await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
             raise InvalidGrant("authorization code already used") from None
-        op, who, grant = read[-1]
         minted = mint(
             issuer_url(self.idp_base, issuer.issuer_id),
             issuer,
@@ -210,35 +232,6 @@ class AuthorizationCodeGrant:
             )
         )
         return minted.response
-
-    async def _subject(
-        self, conn: Conn, client: ClientEntry, grant: CodeGrant, aud: str, sid: str, now: int
-    ) -> tuple[SessionRow, Subject]:
-        # Both statements in one round trip (the transaction is in pipeline mode).
-        receive = await self.people.send_person(
-            conn, grant.user_id, client.organizations, grant.org, grant.scopes
-        )
-        op = await self.queries.session(conn, grant.op_session_id)
-        if op is None or not op.usable(now):
-            raise InvalidGrant("the session has ended")
-        person = await receive()
-        if person is None or person.user.status != "active":
-            raise InvalidGrant("the user is not active")
-        if grant.org is not None and not person.organizations:
-            # The selected org is no longer an active membership the client may see.
-            raise InvalidGrant("the selected organization is not available")
-        who = Subject(
-            user_id=grant.user_id,
-            sid=sid,
-            scopes=grant.scopes,
-            grant_scopes=grant.scopes,
-            aud=aud,
-            org_id=grant.org,
-            organizations=person.organizations,
-            claims=person.claims,
-            auth_time=grant.auth_time // 1000,
-        )
-        return op, who
 
     async def _replayed(
         self, issuer: IssuerKeys, client: ClientEntry, stored: StoredCode | None

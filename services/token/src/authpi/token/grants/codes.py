@@ -91,6 +91,20 @@ class Codes:
             " access_expires_at FROM {schema}.authorization_codes"
             " WHERE code_sha256 = %s AND issuer_id = %s"
         )
+        self._read_many = q(
+            "SELECT code_sha256, issuer_id, data::text, expires_at, used_at, session_id,"
+            " family_id, access_jti, access_expires_at FROM {schema}.authorization_codes"
+            " WHERE code_sha256 = ANY(%s::text[])"
+        )
+        # Many exchanges' consumptions (handlers.code_exchanges): the codes it did not mark
+        # were used meanwhile (each waits on its row until the transaction that holds it ends).
+        self._consume_many = q(
+            "UPDATE {schema}.authorization_codes c SET used_at = u.at, session_id = u.sid,"
+            " family_id = u.fid, access_jti = u.jti, access_expires_at = u.exp FROM unnest("
+            "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
+            " AS u(code, at, sid, fid, jti, exp) WHERE c.code_sha256 = u.code"
+            " AND c.code_sha256 = ANY(%s::text[]) AND c.used_at IS NULL RETURNING c.code_sha256"
+        )
         self._consume = q(
             "UPDATE {schema}.authorization_codes SET used_at = %s, session_id = %s,"
             " family_id = %s, access_jti = %s, access_expires_at = %s"
@@ -135,6 +149,52 @@ class Codes:
             access_jti=row[5],
             access_expires_at=row[6],
         )
+
+    async def read_many(
+        self, conn: psycopg.AsyncConnection[Any], codes: list[tuple[str, str]]
+    ) -> dict[str, StoredCode]:
+        """`read` of many (issuer id, code) in one statement, by code; an unknown code, or one
+        of another issuer, is absent."""
+        digests = {code_digest(code): (issuer_id, code) for issuer_id, code in codes}
+        cur = await conn.execute(self._read_many, [list(digests)])
+        found: dict[str, StoredCode] = {}
+        for row in await cur.fetchall():
+            issuer_id, code = digests[row[0]]
+            if row[1] != issuer_id:
+                continue
+            found[code] = StoredCode(
+                grant=_grant.decode(row[2]),
+                expires_at=row[3],
+                used_at=row[4],
+                session_id=row[5],
+                family_id=row[6],
+                access_jti=row[7],
+                access_expires_at=row[8],
+            )
+        return found
+
+    async def consume_many(
+        self, conn: psycopg.AsyncConnection[Any], uses: list[tuple[str, Issued, int]]
+    ) -> set[str]:
+        """Mark the codes of (code, what it issues, now) used in one statement; the codes
+        another transaction used first (its commit seen once it released the row)."""
+        if not uses:
+            return set()
+        digests = {code_digest(code): code for code, _, _ in uses}
+        cur = await conn.execute(
+            self._consume_many,
+            [
+                list(digests),
+                [now for _, _, now in uses],
+                [i.session_id for _, i, _ in uses],
+                [i.family_id for _, i, _ in uses],
+                [i.access_jti for _, i, _ in uses],
+                [i.access_expires_at for _, i, _ in uses],
+                list(digests),
+            ],
+        )
+        marked = {row[0] for row in await cur.fetchall()}
+        return {code for digest, code in digests.items() if digest not in marked}
 
     def consumption(self, code: str, issued: Issued, now: int) -> Reaction:
         """A reaction of the exchange's transaction: mark the code used, recording what is

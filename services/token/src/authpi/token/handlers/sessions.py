@@ -5,8 +5,8 @@ transaction.
 * `open_op`: a login opens an op session; the browser gets `<session id>.<secret>` and only the
   secret's SHA-256 is kept. A user has at most 50 live sessions of a type: opening the 51st
   expires the oldest (`evicted`).
-* `start_rp`: a code exchange opens the client's rp session and starts its refresh family, in one
-  transaction, which also consumes the code.
+* a code exchange opens the client's rp session and starts its refresh family, in one
+  transaction, which also consumes the code (handlers.code_exchanges, with `evicted`).
 * `revoke`: an op session takes its rp sessions with it; every refresh family of an ended session
   is revoked in the same transaction (no refresh after a revocation, not even a concurrent one:
   see domain.refresh_family).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from authpi.contracts.base import Meta
@@ -25,10 +24,10 @@ from authpi.contracts.sessions import Device
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import Ids, base62_secret
 from authpi.errors import NotFound
-from authpi.eventstore.store import EventStore, Outcome, Reaction, Step, Tx
+from authpi.eventstore.store import EventStore, Outcome, Step, Tx
 from authpi.observability import get_logger
 from authpi.token.domain import refresh_family, session
-from authpi.token.domain.refresh_family import RevokeFamily, StartFamily
+from authpi.token.domain.refresh_family import RevokeFamily
 from authpi.token.domain.session import (
     CompromiseSession,
     CreateSession,
@@ -41,19 +40,12 @@ from authpi.token.queries.sessions import (
     MAX_LIVE_SESSIONS,
     FamilyRef,
     SessionQueries,
-    SessionRow,
-    SessionSettings,
 )
 
 log = get_logger("authpi.token.sessions")
 EXPIRY_EVERY_S = 60.0
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_IDLE_S = 12 * 3600
-
-
-# Reads and checks the op session of a code exchange inside its transaction; with it, the refresh
-# family to start (or None), which the exchange only knows once it has read its code there.
-OpReader = Callable[[Tx], Awaitable[tuple[SessionRow, StartFamily | None]]]
 
 
 def session_stream(session_id: str) -> str:
@@ -133,58 +125,10 @@ class Sessions:
 
         async def plan(tx: Tx) -> list[Step[Any, Any]]:
             evicted = await self._evictions(tx, issuer_id, user_id, "op", now)
-            return [*evicted, Step(session_stream(session_id), session, create)]
+            return [*evicted, Step(session_stream(session_id), session, create, fresh=True)]
 
         await self.store.execute_all(plan, meta)
         return session_id, f"{session_id}.{secret}", expires_at
-
-    async def start_rp(
-        self,
-        *,
-        op: OpReader,
-        client_id: str,
-        session_id: str,
-        meta: Meta | Callable[[], Meta],
-        settings: SessionSettings,
-        reactions: Sequence[Reaction] = (),
-    ) -> int:
-        """The client's rp session (and its refresh family) for a code exchange; its absolute
-        expiry (ms). `op` reads and checks the op session first in the transaction (with
-        whatever else the exchange reads there) and names the family to start; `reactions` run
-        in the same transaction (the code's consumption). `settings`: the issuer's session
-        lifetimes (the caller has them from the key cache, which follows issuer events)."""
-        now = self.clock.now_ms()
-        idle = settings.idle_timeout
-        expires_at = now + settings.max_age * 1000
-
-        async def plan(tx: Tx) -> list[Step[Any, Any]]:
-            row, family = await op(tx)
-            create = CreateSession(
-                session_id=session_id,
-                issuer_id=row.issuer_id,
-                account_id=row.account_id,
-                user_id=row.user_id,
-                type="rp",
-                client_id=client_id,
-                op_session_id=row.id,
-                auth_method=row.auth_method,
-                auth_time=row.auth_time,
-                device=Device(**{k: v for k, v in row.device.items() if k in ("user_agent", "ip")}),
-                idle_timeout=idle,
-                expires_at=expires_at,
-                created_at=now,
-            )
-            evicted = await self._evictions(tx, row.issuer_id, row.user_id, "rp", now)
-            steps: list[Step[Any, Any]] = [
-                *evicted,
-                Step(session_stream(session_id), session, create),
-            ]
-            if family is not None:
-                steps.append(Step(refresh_stream(family.jti), refresh_family, family))
-            return steps
-
-        await self.store.execute_all(plan, meta, reactions)
-        return expires_at
 
     async def _evictions(
         self, tx: Tx, issuer_id: str, user_id: str, type_: str, now: int
@@ -193,6 +137,10 @@ class Sessions:
         excess = await self.queries.evictable(
             tx.conn, issuer_id, user_id, type_, now, MAX_LIVE_SESSIONS - 1
         )
+        return await self.evicted(tx, excess, now)
+
+    async def evicted(self, tx: Tx, excess: list[str], now: int) -> list[Step[Any, Any]]:
+        """Expire the sessions `excess` (evictable ones), with their refresh families."""
         if not excess:
             return []
         steps: list[Step[Any, Any]] = [

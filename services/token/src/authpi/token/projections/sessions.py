@@ -56,11 +56,17 @@ class SessionsView:
     )
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
+        # With the op session's activity (a sign-in through SSO is op activity too) in the same
+        # statement: the UPDATE touches no row when there is no op session.
         self._insert = q(
-            "INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
+            "WITH op AS (UPDATE {schema}.sessions_view SET last_activity_at ="
+            " GREATEST(last_activity_at, %s) WHERE id = %s)"
+            " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
             " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
             " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
@@ -93,18 +99,63 @@ class SessionsView:
             "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
             " refresh_token_issued_at = u.at, last_activity_at = u.at,"
             " refresh_count = s.refresh_count + u.n FROM unnest(%s::text[], %s::bigint[],"
-            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id"
+            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id AND s.id = ANY(%s::text[])"
         )
-        self._op_active = q(
-            "UPDATE {schema}.sessions_view SET last_activity_at = GREATEST(last_activity_at, %s)"
-            " WHERE id = %s"
+        # Many sessions of a group commit of code exchanges at once (`_insert` of each), with
+        # their op sessions' latest activity.
+        self._insert_many = q(
+            "WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(id text,"
+            " issuer_id text, account_id text, user_id text, type text, client_id text,"
+            " op_session_id text, status text, auth_method text, auth_time bigint,"
+            " device jsonb, idle_timeout integer, cookie_sha256 text, created_at bigint,"
+            " expires_at bigint)),"
+            " op AS (UPDATE {schema}.sessions_view v SET last_activity_at ="
+            " GREATEST(v.last_activity_at, o.at) FROM (SELECT op_session_id, max(created_at)"
+            " AS at FROM r WHERE op_session_id IS NOT NULL GROUP BY op_session_id) o"
+            " WHERE v.id = o.op_session_id AND v.id = ANY(%s::text[]))"
+            " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
+            " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
+            " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
+            " SELECT id, issuer_id, account_id, user_id, type, client_id, op_session_id, status,"
+            " created_at, auth_method, auth_time, device, idle_timeout, cookie_sha256,"
+            " created_at, created_at, expires_at FROM r ON CONFLICT (id) DO NOTHING"
+        )
+        # Many families started at once, on distinct sessions (`_issued` of each).
+        self._issued_many = q(
+            "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
+            " refresh_token_issued_at = u.at, last_activity_at = u.at"
+            " FROM unnest(%s::text[], %s::bigint[]) AS u(id, at) WHERE s.id = u.id"
+            " AND s.id = ANY(%s::text[])"
         )
         self._reset = q("TRUNCATE {schema}.sessions_view")
 
     async def apply_many(
         self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
     ) -> Sequence[StoredEvent]:
-        """Rotations of a group commit in one statement; anything else is left to `apply`."""
+        """Many events of one type of a group commit in one statement (rotations, sessions
+        opened, families started); anything else is left to `apply`."""
+        if all(isinstance(e.event, SessionCreated) for e in stored):
+            created = [e.event for e in stored if isinstance(e.event, SessionCreated)]
+            ops = list({c.op_session_id for c in created if c.op_session_id is not None})
+            if not {c.session_id for c in created}.isdisjoint(ops):
+                # An op session and its rp sessions together (a replay): one statement's UPDATE
+                # cannot see the op row its own INSERT adds, so they apply in order.
+                return stored
+            await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored]), ops])
+            return ()
+        if all(isinstance(e.event, RefreshFamilyStarted) for e in stored):
+            started = [e.event for e in stored if isinstance(e.event, RefreshFamilyStarted)]
+            if len({e.session_id for e in started}) != len(started):
+                return stored  # one session's families apply in order
+            await conn.execute(
+                self._issued_many,
+                [
+                    [e.session_id for e in started],
+                    [e.started_at for e in started],
+                    [e.session_id for e in started],
+                ],
+            )
+            return ()
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
         if len(rotations) != len(stored):
             return stored
@@ -115,7 +166,12 @@ class SessionsView:
             at_n[1] += 1
         await conn.execute(
             self._refreshed_many,
-            [list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()]],
+            [
+                list(latest),
+                [v[0] for v in latest.values()],
+                [v[1] for v in latest.values()],
+                list(latest),
+            ],
         )
         return ()
 
@@ -125,6 +181,8 @@ class SessionsView:
                 await conn.execute(
                     self._insert,
                     [
+                        e.created_at,
+                        e.op_session_id,
                         e.session_id,
                         e.issuer_id,
                         e.account_id,
@@ -144,8 +202,6 @@ class SessionsView:
                         e.expires_at,
                     ],
                 )
-                if e.op_session_id is not None:  # a sign-in through SSO is op activity too
-                    await conn.execute(self._op_active, [e.created_at, e.op_session_id])
             case SessionUpdated() as e:
                 await conn.execute(
                     self._status,
@@ -201,6 +257,8 @@ class RefreshFamiliesView:
     event_types = ("refresh-family.started", "refresh-token.rotated", "refresh-family.revoked")
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
@@ -217,19 +275,32 @@ class RefreshFamiliesView:
         self._rotated_many = q(
             "UPDATE {schema}.refresh_families f SET current_jti = u.jti, rotated_at = u.at,"
             " generation = f.generation + 1 FROM unnest(%s::text[], %s::text[], %s::bigint[])"
-            " AS u(id, jti, at) WHERE f.id = u.id"
+            " AS u(id, jti, at) WHERE f.id = u.id AND f.id = ANY(%s::text[])"
         )
         self._revoked = q(
             "UPDATE {schema}.refresh_families SET status = 'revoked', revoked_reason = %s,"
             " revoked_at = %s WHERE id = %s"
+        )
+        self._insert_many = q(
+            "INSERT INTO {schema}.refresh_families (id, issuer_id, client_id, user_id,"
+            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at)"
+            " SELECT id, issuer_id, client_id, user_id, session_id, current_jti, scopes,"
+            " resources, org_id, auth_time, 'active', created_at FROM jsonb_to_recordset("
+            "%s::jsonb) AS r(id text, issuer_id text, client_id text, user_id text,"
+            " session_id text, current_jti text, scopes jsonb, resources jsonb, org_id text,"
+            " auth_time bigint, created_at bigint) ON CONFLICT (id) DO NOTHING"
         )
         self._reset = q("TRUNCATE {schema}.refresh_families")
 
     async def apply_many(
         self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
     ) -> Sequence[StoredEvent]:
-        """Rotations of distinct families in one statement; anything else is left to `apply`
-        (two rotations of one family must apply in order)."""
+        """Families started, or rotations of distinct families, in one statement; anything
+        else is left to `apply` (two rotations of one family must apply in order)."""
+        started = [e.event for e in stored if isinstance(e.event, RefreshFamilyStarted)]
+        if started and len(started) == len(stored):
+            await conn.execute(self._insert_many, [jsonb.dumps([_family(e) for e in started])])
+            return ()
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
         if len(rotations) != len(stored) or len({e.family_id for e in rotations}) != len(stored):
             return stored
@@ -239,6 +310,7 @@ class RefreshFamiliesView:
                 [e.family_id for e in rotations],
                 [e.next_jti for e in rotations],
                 [e.rotated_at for e in rotations],
+                [e.family_id for e in rotations],
             ],
         )
         return ()
@@ -273,11 +345,38 @@ class RefreshFamiliesView:
         await conn.execute(self._reset)
 
 
+def _created(stored: StoredEvent) -> dict[str, Any]:
+    """A session.created as a row of `SessionsView._insert_many`."""
+    e = stored.event
+    assert isinstance(e, SessionCreated)
+    return {
+        "id": e.session_id, "issuer_id": e.issuer_id, "account_id": e.account_id,
+        "user_id": e.user_id, "type": e.session_type, "client_id": e.client_id,
+        "op_session_id": e.op_session_id, "status": e.status,
+        "auth_method": e.authentication.method,
+        "auth_time": e.authentication.authenticated_at, "device": e.device,
+        "idle_timeout": e.idle_timeout, "cookie_sha256": e.cookie_sha256,
+        "created_at": e.created_at, "expires_at": e.expires_at,
+    }  # fmt: skip
+
+
+def _family(e: RefreshFamilyStarted) -> dict[str, Any]:
+    """A refresh-family.started as a row of `RefreshFamiliesView._insert_many`."""
+    return {
+        "id": e.family_id, "issuer_id": e.issuer_id, "client_id": e.client_id,
+        "user_id": e.user_id, "session_id": e.session_id, "current_jti": e.jti,
+        "scopes": e.scopes, "resources": e.resources, "org_id": e.org_id,
+        "auth_time": e.auth_time, "created_at": e.started_at,
+    }  # fmt: skip
+
+
 class ConsentsView:
     name = "token-consents"
     event_types = ("user.consent.granted", "user.consent.revoked")
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 

@@ -4,6 +4,7 @@ event store's `prepare` and step planning), or opens one from the pool."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -115,6 +116,18 @@ class SessionQueries:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
         self._session = q(f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE id = %s")
+        self._sessions = q(
+            f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE id = ANY(%s::text[])"
+        )
+        # `_evictable` of many users at once: (their index, session id), newest first per user.
+        self._evictable_many = q(
+            "SELECT r.i, s.id FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY"
+            " AS r(issuer_id, user_id, i) CROSS JOIN LATERAL (SELECT v.id, v.created_at"
+            " FROM {schema}.sessions_view v WHERE v.issuer_id = r.issuer_id"
+            " AND v.user_id = r.user_id AND v.type = %s AND v.status IN ('active', 'suspended')"
+            " AND v.expires_at > %s ORDER BY v.created_at DESC, v.id DESC OFFSET %s) s"
+            " ORDER BY r.i, s.created_at DESC, s.id DESC"
+        )
         self._user_sessions = q(
             f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE issuer_id = %s"
             " AND user_id = %s ORDER BY created_at DESC, id DESC LIMIT 500"
@@ -233,6 +246,30 @@ class SessionQueries:
         """The user's live sessions of one type but the `keep` newest, oldest first."""
         cur = await conn.execute(self._evictable, [issuer_id, user_id, type_, now, keep])
         return [r[0] for r in reversed(await cur.fetchall())]
+
+    async def sessions(self, conn: Conn, session_ids: list[str]) -> dict[str, SessionRow]:
+        """`session` of many in one statement, by id; an unknown one is absent."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(self._sessions, [list(set(session_ids))])
+        return {r["id"]: msgspec.convert(r, SessionRow) for r in await cur.fetchall()}
+
+    async def send_evictable_many(
+        self, conn: Conn, users: list[tuple[str, str]], type_: str, now: int, keep: int
+    ) -> Callable[[], Awaitable[list[list[str]]]]:
+        """`send_evictable` of many (issuer id, user id) in one statement: per user, in their
+        order, the sessions beyond the `keep` newest, oldest first."""
+        cur = await conn.execute(
+            self._evictable_many,
+            [[u[0] for u in users], [u[1] for u in users], type_, now, keep],
+        )
+
+        async def receive() -> list[list[str]]:
+            found: list[list[str]] = [[] for _ in users]
+            for row in await cur.fetchall():
+                found[int(row[0]) - 1].append(str(row[1]))
+            return [list(reversed(ids)) for ids in found]
+
+        return receive
 
     async def rp_sessions_of(self, conn: Conn, op_session_id: str) -> list[str]:
         cur = await conn.execute(self._rp_of_op, [op_session_id])

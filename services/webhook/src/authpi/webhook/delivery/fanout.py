@@ -54,6 +54,11 @@ class FanOut(Tailer):
             schema=schema,
         )
 
+    async def wanted(self, conn: Conn) -> bool:
+        """No webhook to feed, no row to read: every token issued is an audit row, and a
+        deployment without webhooks would otherwise read each one back for nothing."""
+        return any(t.status in DELIVERABLE for t in await self.registry.targets(conn))
+
     async def handle(self, conn: Conn, rows: list[AuditRow]) -> None:
         by_account: dict[str, list[Target]] = defaultdict(list)
         for t in await self.registry.targets(conn):

@@ -6,6 +6,7 @@ append-only, so `reset` leaves it alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -36,6 +37,18 @@ INSERT_MANY = (
     "  event)"
     " ORDER BY d.occurred_at, d.id ON CONFLICT (id) DO NOTHING"
 )
+# INSERT_MANY in the rows' own order (a consumer batch's events, in stream order), numbered as
+# one INSERT each would have numbered them.
+_INSERT_IN_ORDER = (
+    "INSERT INTO {schema}.audit_events (" + _COLUMNS + ")"
+    " SELECT d.id, d.account_id, d.type, d.occurred_at, d.issuer_id, d.user_id, d.client_id,"
+    "  d.agent_id, d.org_id, d.event::jsonb"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[],"
+    "  %b::text[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY"
+    "  AS d(id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id,"
+    "  event, n)"
+    " ORDER BY d.n ON CONFLICT (id) DO NOTHING"
+)
 _encoder = msgspec.json.Encoder()
 
 
@@ -49,6 +62,11 @@ def row_of(event: PublicEvent) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _public(stored: StoredEvent) -> PublicEvent | None:
+    payload = msgspec.to_builtins(stored.event)
+    return from_stored(stored.type, stored.event_id, payload, stored.meta, stored.recorded_at)
+
+
 class AuditReaction:
     name = "webhook-audit"
     event_types: tuple[str, ...] = ()  # every domain event; internal types produce no row
@@ -56,12 +74,22 @@ class AuditReaction:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self._insert = render(_INSERT_ONE, schema=schema)
+        self._insert_many = render(_INSERT_IN_ORDER, schema=schema)
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
-        payload = msgspec.to_builtins(stored.event)
-        public = from_stored(stored.type, stored.event_id, payload, stored.meta, stored.recorded_at)
+        public = _public(stored)
         if public is not None:
             await conn.execute(self._insert, row_of(public))
+
+    async def apply_batch(
+        self, conn: psycopg.AsyncConnection[Any], batch: Sequence[StoredEvent]
+    ) -> None:
+        """A consumer batch's rows in one statement (messaging.consumer)."""
+        rows = [row_of(e) for e in map(_public, batch) if e is not None]
+        if len(rows) == 1:
+            await conn.execute(self._insert, rows[0])
+        elif rows:
+            await conn.execute(self._insert_many, [list(c) for c in zip(*rows, strict=True)])
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """The audit log is append-only: a replay re-inserts nothing it already holds."""
