@@ -36,3 +36,18 @@ async def test_without_the_directory_the_registry_stays_unwired():
             account_id="acc_1", issuer_id="i_1", username_type="email",
             username="a@example.com", profile={},
         )  # fmt: skip
+
+
+async def test_every_projection_can_be_replayed_by_name():
+    """`authpi replay <name>` finds a projection by its name, locks it by its schema and reads
+    the events of its types: every projection of every module has all three, and no two share a
+    name."""
+    rt = offline_runtime()
+    parts = [await module.build(rt) for module in all_modules()]
+    projections = [p for part in parts for p in (*part.projections, *part.inline_projections)]
+    for projection in projections:
+        assert isinstance(projection.name, str) and projection.name, projection
+        assert isinstance(getattr(projection, "schema", None), str), projection.name
+        assert isinstance(projection.event_types, tuple | list), projection.name  # () is all
+    names = [p.name for p in projections]
+    assert len(names) == len(set(names))

@@ -820,3 +820,39 @@ async def test_check_session_refuses_huge_and_deeply_nested_bodies(tenant: Tenan
         )
     assert huge.status_code == 413 and huge.json()["error"] == "invalid_request"
     assert deep.status_code == 400 and deep.json()["error"] == "invalid_request"
+
+
+async def test_replay_rebuilds_the_session_views_as_they_were(tenant: Tenant, infra, pool):
+    """`authpi replay` of the token service's session views (rebuilt by their set-based
+    `apply_many` where a run of one type allows it, by `apply` otherwise) gives back the rows the
+    write path made: sessions opened, families started, rotated, revoked and replayed."""
+    from authpi.eventstore.replay import replay
+
+    logins = [await login_with_sdk(tenant) for _ in range(3)]
+    for sdk, agent, _ in logins:
+        again = await sdk.refresh(agent)
+        await sdk.refresh(again)
+    with pytest.raises(RefreshError):
+        await logins[0][0].refresh(logins[0][1])  # a replay: the family and its session end
+    for sdk, _, _ in logins:
+        await sdk.close()
+    platform = tenant.platform
+    token = next(p for p in platform.handle.parts if p.name == "token")
+    schema = schema_of(platform, "token")
+    tables = {"token-sessions": "sessions_view", "token-refresh-families": "refresh_families"}
+
+    async def rows(table: str) -> list[tuple[Any, ...]]:
+        query = sql.SQL("SELECT * FROM {}.{} ORDER BY 1").format(schema, sql.Identifier(table))
+        async with pool.connection() as conn:
+            return await (await conn.execute(query)).fetchall()
+
+    projections = [p for p in token.inline_projections if p.name in tables]
+    assert len(projections) == len(tables)
+    sources = {s: f"{platform.namespace}_{s}" for s in ("token", "directory")}
+    for projection in projections:
+        before = await rows(tables[projection.name])
+        assert before
+        assert await replay(infra.dsn, projection, sources) > 0
+        after = await rows(tables[projection.name])
+        for a, b in zip(before, after, strict=True):
+            assert a == b, [(i, x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]

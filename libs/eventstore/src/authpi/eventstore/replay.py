@@ -80,12 +80,15 @@ async def _rebuild(
             bulk = getattr(projection, "apply_many", None)
             while rows := await cur.fetchmany(chunk):
                 batch = [_stored(r) for r in rows]
-                if bulk is not None:
-                    await bulk(conn, batch)  # the projection's own set-based path
-                else:
-                    async with conn.pipeline():
-                        for stored in batch:
-                            await projection.apply(conn, stored)
+                for run in _runs(batch):
+                    # The projection's own set-based path takes a run of one type, as the
+                    # store's group commits hand it (EventStore.project), and gives back what
+                    # it left to `apply`, which then applies in commit order.
+                    rest = await bulk(conn, run) if bulk is not None and len(run) > 1 else run
+                    if rest:
+                        async with conn.pipeline():
+                            for stored in rest:
+                                await projection.apply(conn, stored)
                 last = (batch[-1].tx_id, batch[-1].position)
                 count += len(rows)
             await cur.close()
@@ -93,6 +96,17 @@ async def _rebuild(
                 new[source] = Checkpoint(source=source, last_tx=last[0], last_position=last[1])
         await checkpoints.save(conn, new)
     return count
+
+
+def _runs(batch: list[StoredEvent]) -> list[list[StoredEvent]]:
+    """`batch` cut into runs of consecutive events of one type, in order."""
+    runs: list[list[StoredEvent]] = []
+    for stored in batch:
+        if runs and runs[-1][0].type == stored.type:
+            runs[-1].append(stored)
+        else:
+            runs.append([stored])
+    return runs
 
 
 def _stored(r: tuple[Any, ...]) -> StoredEvent:

@@ -149,15 +149,14 @@ def request_context(app: ASGIApp, metrics: Metrics, port_name: str) -> ASGIApp:
 
 def _response_headers(headers: Iterable[tuple[bytes, bytes]], rid: bytes) -> list[Any]:
     """The response's headers with X-Request-Id set to `rid` (any other value of it dropped),
-    and no value that the server would refuse (authpi.web.headers)."""
-    out: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name.lower() == b"x-request-id":
-            continue
-        if not is_safe(value):
-            log.warning("http.header_escaped", header=bytes(name).decode("latin-1"))
-            value = safe_value(value)
-        out.append((name, value))
+    and no value that the server would refuse (authpi.web.headers). The usual response, whose
+    values are all plain, is checked with one search over all of them."""
+    out = [(n, v) for n, v in headers if n.lower() != b"x-request-id"]
+    if not is_safe(b" ".join([v for _, v in out])):
+        for i, (name, value) in enumerate(out):
+            if not is_safe(value):
+                log.warning("http.header_escaped", header=bytes(name).decode("latin-1"))
+                out[i] = (name, safe_value(value))
     out.append((b"x-request-id", rid))
     return out
 

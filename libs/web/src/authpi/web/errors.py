@@ -113,9 +113,13 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return render(request, unexpected(exc))
+
+
+def unexpected(exc: Exception) -> AuthpiError:
+    """The 500 answered for an exception that is no AuthpiError (logged with its traceback)."""
     log.exception("request.crashed", error_type=type(exc).__name__)
-    err = AuthpiError("an unexpected error occurred", reason="unexpected")
-    return render(request, err)
+    return AuthpiError("an unexpected error occurred", reason="unexpected")
 
 
 def _fields_of(exc: ValidationException) -> list[FieldProblem]:

@@ -14,7 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from authpi.contracts.scopes import is_known
 from authpi.errors import InsufficientScope
-from authpi.web.principal import principal_of
+from authpi.web.principal import Principal, principal_of
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -34,7 +34,10 @@ class ScopeGuard:
     async def __call__(
         self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
-        if not principal_of(connection).may(self.scope):
+        self.check(principal_of(connection))
+
+    def check(self, principal: Principal) -> None:
+        if not principal.may(self.scope):
             raise InsufficientScope(
                 f"this request requires the {self.scope} scope", reason="auth.scope_missing"
             )

@@ -13,6 +13,10 @@ from authpi.web.headers import url_text
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _encode = msgspec.json.Encoder().encode
+_NO_STORE_HEADERS = [
+    (b"content-type", b"application/json"),
+    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()),
+]
 
 
 class RawResponse:
@@ -23,9 +27,12 @@ class RawResponse:
     def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.status = status
         self.body = body
-        self.headers = [(b"content-type", b"application/json")] + [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-        ]
+        self.headers = (
+            list(_NO_STORE_HEADERS)  # the usual answer, encoded once (a copy: CORS appends)
+            if headers is NO_STORE
+            else [(b"content-type", b"application/json")]
+            + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})

@@ -20,3 +20,7 @@ AUTH_SENSITIVE: RateClass = "auth-sensitive"
 # Set on every Core API route by `authpi.web.routes.owned`: the service that owns it (where the
 # gateway forwards it in the distributed topology). Never set by a route itself.
 SERVICE = "authpi_service"
+
+# A GET route that the gateway may answer before litestar's router: an `authpi.web.reads.DirectRead`
+# (the same answer as the route's handler, for a request with no query string).
+DIRECT_READ = "authpi_direct_read"

@@ -56,6 +56,12 @@ def storable(text: str) -> bool:
     return True
 
 
+def check_path_params(params: Mapping[str, object]) -> None:
+    """An unstorable path parameter names no resource: 404."""
+    if not all(storable(v) for v in params.values() if isinstance(v, str)):
+        raise NotFound("no such resource", reason="path.unstorable_text")
+
+
 class StorableTarget(ASGIMiddleware):
     """On the Core API, refuse a routed request whose path parameters or query string hold
     unstorable text before any layer or handler can pass it to PostgreSQL (`/users/%00` once
@@ -64,9 +70,7 @@ class StorableTarget(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        params = cast("Mapping[str, object]", scope["path_params"])
-        if not all(storable(v) for v in params.values() if isinstance(v, str)):
-            raise NotFound("no such resource", reason="path.unstorable_text")
+        check_path_params(cast("Mapping[str, object]", scope["path_params"]))
         query = scope["query_string"].decode("latin-1")
         for name, value in parse_qsl(query, keep_blank_values=True, errors="surrogateescape"):
             if not (storable(name) and storable(value)):

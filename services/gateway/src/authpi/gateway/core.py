@@ -22,6 +22,7 @@ from authpi.gateway.caches.personal_tokens import PersonalTokenCache
 from authpi.gateway.caches.platform_keys import PlatformKeys
 from authpi.gateway.edge.authn import Authenticator, Bearers
 from authpi.gateway.edge.consistency import ReadYourWritesLayer
+from authpi.gateway.edge.direct_reads import DirectReads
 from authpi.gateway.edge.forward import Forwarder, ForwardLayer
 from authpi.gateway.edge.idempotency import IdempotencyStore
 from authpi.gateway.edge.layers import AuthenticationLayer, IdempotencyLayer, RateLimitLayer
@@ -108,6 +109,7 @@ class Gateway:
         self.authenticator = Authenticator(
             self.api_keys, rt.clock, bearers, self.organizations, verified=self.keys.verified
         )
+        self.authentication = AuthenticationLayer(self.authenticator, self.accounts)
         self.payment_gate = PaymentGate(
             enforced=rt.settings.billing_enforcement, balances=self.balances,
             api_url=rt.settings.api_url,
@@ -170,7 +172,7 @@ class Gateway:
         return [
             ReadYourWritesLayer(self.sync),
             RateLimitLayer(self.buckets),
-            AuthenticationLayer(self.authenticator, self.accounts),
+            self.authentication,
             PaymentGateLayer(self.payment_gate),
             IdempotencyLayer(self.idempotency),
             *forwarding,
@@ -189,7 +191,9 @@ class Gateway:
         missing = sorted(forward - self.forwarder.services)
         if missing:
             raise RuntimeError(f"AUTHPI_SERVICE_URLS names no URL for: {', '.join(missing)}")
+        # The hottest reads are answered in front of litestar's router, after the same checks.
+        direct = DirectReads(self.buckets, self.authentication, forward)
         return build_core_app(
             route_handlers=route_handlers, ready=ready, middleware=self.layers(forward),
-            metrics=metrics,
+            metrics=metrics, outer=direct.wrap,
         )  # fmt: skip

@@ -1,16 +1,20 @@
 """`GET /v1/me` (core-api.md 3.1): who the Core API considers the caller to be. Every valid
 credential may ask, with no scope; the SDKs resolve their account from it, so an account-level
-API key reports exactly one `accounts` entry, a user token one per account membership."""
+API key reports exactly one `accounts` entry, a user token one per account membership. A direct
+read (authpi.web.reads): the gateway answers it before litestar's router."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
 from litestar import Response, get
 
-from authpi.web.envelopes import One, one
+from authpi.web.envelopes import One
+from authpi.web.opts import DIRECT_READ
 from authpi.web.principal import InjectedPrincipal, Principal
+from authpi.web.reads import Answer, DirectRead
 
 
 class AccountAccess(msgspec.Struct, frozen=True):
@@ -50,12 +54,16 @@ def identity_of(principal: Principal) -> CallerIdentity:
     )
 
 
+async def me_answer(principal: Principal, _: Mapping[str, str]) -> Answer:
+    return Answer(One(identity_of(principal)))
+
+
 @get(
     "/v1/me",
     operation_id="getCallerIdentity",
     summary="Get Caller Identity",
     tags=["Me"],
-    sync_to_thread=False,
+    opt={DIRECT_READ: DirectRead(me_answer)},
 )
-def get_me(principal: InjectedPrincipal) -> Response[One[CallerIdentity]]:
-    return one(identity_of(principal))
+async def get_me(principal: InjectedPrincipal) -> Response[One[CallerIdentity]]:
+    return (await me_answer(principal, {})).response()

@@ -4,6 +4,7 @@ User returns the full object while the user exists."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -21,9 +22,11 @@ from authpi.web.envelopes import One, Page, no_content, one
 from authpi.web.etag import etag_of
 from authpi.web.guards import require_scope
 from authpi.web.metadata import check_custom_fields, check_metadata
-from authpi.web.pagination import InjectedPage, paginate
+from authpi.web.opts import DIRECT_READ
+from authpi.web.pagination import InjectedPage, PageQuery, paginate
 from authpi.web.params import IfMatch
-from authpi.web.principal import InjectedPrincipal
+from authpi.web.principal import InjectedPrincipal, Principal
+from authpi.web.reads import Answer, DirectRead
 from authpi.web.text import check_storable
 
 USERS = "/v1/accounts/{account_id:str}/issuers/{issuer_id:str}/users"
@@ -202,19 +205,8 @@ def _status_filter(status: str | None) -> str | None:
     return status
 
 
-@get(
-    USERS,
-    operation_id="listUsers",
-    summary="List Users",
-    tags=["Users"],
-    guards=[require_scope("issuers.users:read")],
-)
-async def list_users(
-    account_id: FromPath[str],
-    issuer_id: FromPath[str],
-    page: InjectedPage,
-    users: NamedDependency[Users],
-    status: FromQuery[str | None] = None,
+async def users_page(
+    users: Users, account_id: str, issuer_id: str, page: PageQuery, status: str | None
 ) -> Page[UserListItem]:
     async with reading(users.rt.pool) as conn:
         await users.require_issuer(account_id, issuer_id, conn)
@@ -223,6 +215,31 @@ async def list_users(
         )
     listed = paginate(rows, page, "users", lambda r: (r.created_at, r.id))
     return rendered(listed, UserListItem.of)
+
+
+async def first_users_page(_: Principal, params: Mapping[str, str], users: Users) -> Answer:
+    """The direct read of a list without query parameters: the first page, default limit."""
+    return Answer(
+        await users_page(users, params["account_id"], params["issuer_id"], PageQuery(), None)
+    )
+
+
+@get(
+    USERS,
+    operation_id="listUsers",
+    summary="List Users",
+    tags=["Users"],
+    guards=[require_scope("issuers.users:read")],
+    opt={DIRECT_READ: DirectRead(first_users_page, needs=("users",))},
+)
+async def list_users(
+    account_id: FromPath[str],
+    issuer_id: FromPath[str],
+    page: InjectedPage,
+    users: NamedDependency[Users],
+    status: FromQuery[str | None] = None,
+) -> Page[UserListItem]:
+    return await users_page(users, account_id, issuer_id, page, status)
 
 
 @post(
@@ -243,21 +260,28 @@ async def create_user(
     return _user(row, status=201)
 
 
+async def user_answer(_: Principal, params: Mapping[str, str], users: Users) -> Answer:
+    row = await users.get(params["account_id"], params["issuer_id"], params["user_id"])
+    return Answer(One(UserOut.of(row)), etag_of(row.created_at, row.updated_at))
+
+
 @get(
     USER,
     operation_id="getUser",
     summary="Get User",
     tags=["Users"],
     guards=[require_scope("issuers.users:read")],
+    opt={DIRECT_READ: DirectRead(user_answer, needs=("users",))},
 )
 async def get_user(
     account_id: FromPath[str],
     issuer_id: FromPath[str],
     user_id: FromPath[str],
+    principal: InjectedPrincipal,
     users: NamedDependency[Users],
 ) -> Response[One[UserOut]]:
-    row = await users.get(account_id, issuer_id, user_id)
-    return _user(row)
+    params = {"account_id": account_id, "issuer_id": issuer_id, "user_id": user_id}
+    return (await user_answer(principal, params, users)).response()
 
 
 @patch(

@@ -34,7 +34,7 @@ from authpi.gateway.edge.idempotency import (
 from authpi.gateway.edge.ratelimit import TokenBuckets
 from authpi.observability import bind_contextvars
 from authpi.web.opts import ANONYMOUS, RATE_CLASS, READ, WRITE, RateClass
-from authpi.web.principal import principal_of, set_principal
+from authpi.web.principal import Principal, principal_of, set_principal
 
 IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
 MAX_KEY_LENGTH = 256
@@ -80,14 +80,28 @@ class AuthenticationLayer(ASGIMiddleware):
         self.accounts = accounts
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        authorization = Headers.from_scope(scope).get("authorization")
+        await self.resolve(scope)
+        await next_app(scope, receive, send)
+
+    async def resolve(self, scope: Scope) -> Principal:
+        """The request's principal, checked against the path's `{account_id}`, kept on the scope
+        and in the request's log context (also run by the direct reads, direct_reads)."""
+        authorization = header(scope, b"authorization")
         principal = await self.authenticator.authenticate(authorization, client_ip(scope))
         principal = await check_account_path(principal, scope["path_params"], self.accounts)
         set_principal(scope, principal)
         bind_contextvars(
             account_id=principal.account_id, actor=principal.key_id or principal.user_id
         )
-        await next_app(scope, receive, send)
+        return principal
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower case, as ASGI servers give them), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 class KeyInProgress(Conflict):

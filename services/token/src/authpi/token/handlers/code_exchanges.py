@@ -188,17 +188,16 @@ class CodeExchanges:
                         item.done.set_exception(CodeUsed())
                 pending = [i for i in pending if not i.done.done()]
                 continue
-            except (VersionConflict, psycopg.errors.DeadlockDetected) as exc:
-                conflicts += 1
-                if conflicts >= ATTEMPTS:
-                    raise Conflict(
-                        "the resource was changed concurrently; retry",
-                        reason="eventstore.version_conflict",
-                    ) from exc
-                continue
-            except psycopg.errors.UniqueViolation as exc:
+            except (
+                VersionConflict,
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.UniqueViolation,
+            ) as exc:
                 # In pipeline mode a taken stream version surfaces at the sync point.
-                if exc.diag.constraint_name != "events_stream_id_stream_version_key":
+                if (
+                    isinstance(exc, psycopg.errors.UniqueViolation)
+                    and exc.diag.constraint_name != "events_stream_id_stream_version_key"
+                ):
                     raise
                 conflicts += 1
                 if conflicts >= ATTEMPTS:

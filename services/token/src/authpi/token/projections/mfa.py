@@ -34,6 +34,7 @@ class MfaVerifiersView:
     )
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
         self._insert = render(
             "INSERT INTO {schema}.mfa_verifiers_view (id, user_id, issuer_id, account_id,"
             " verifier_type, name, status, sealed_secret, algorithm, digits, period, time_step,"
@@ -100,6 +101,7 @@ class TrustedDevicesView:
     event_types = ("user.device.trusted", "user.device.revoked", "user.mfa.verification.succeeded")
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
         self._insert = render(
             "INSERT INTO {schema}.trusted_devices_view (id, user_id, issuer_id, account_id,"
             " fingerprint, name, user_agent, token_sha256, trusted_at, expires_at)"

@@ -56,6 +56,8 @@ class SessionsView:
     )
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
@@ -135,6 +137,10 @@ class SessionsView:
         if all(isinstance(e.event, SessionCreated) for e in stored):
             created = [e.event for e in stored if isinstance(e.event, SessionCreated)]
             ops = list({c.op_session_id for c in created if c.op_session_id is not None})
+            if not {c.session_id for c in created}.isdisjoint(ops):
+                # An op session and its rp sessions together (a replay): one statement's UPDATE
+                # cannot see the op row its own INSERT adds, so they apply in order.
+                return stored
             await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored]), ops])
             return ()
         if all(isinstance(e.event, RefreshFamilyStarted) for e in stored):
@@ -251,6 +257,8 @@ class RefreshFamiliesView:
     event_types = ("refresh-family.started", "refresh-token.rotated", "refresh-family.revoked")
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
@@ -367,6 +375,8 @@ class ConsentsView:
     event_types = ("user.consent.granted", "user.consent.revoked")
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema  # `authpi replay` locks and rebuilds by it
+
         def q(text: str) -> Any:
             return render(text, schema=schema)  # type: ignore[arg-type]
 
