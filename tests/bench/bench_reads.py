@@ -15,7 +15,7 @@ Scenarios, each a request that must answer 2xx:
   revocation and the client are still checked on every call), so once a process has seen the
   pool every request is a cache hit: the figure is that of a working set smaller than the cache.
   The first round pays the misses (each token verified once in each process, so up to 2 x 4096
-  with two IdP processes: up to 30% of its 27,221 requests in the recorded run); the later rounds
+  with two IdP processes: up to 8% of its 102,582 requests in the recorded run); the later rounds
   are all hits, and the best round is the one reported (`runs` keeps both). The bare handlers
   keep the same cache (a dict of the verified claims), so `vs bare` compares the same work.
 
