@@ -105,16 +105,17 @@ class Progress(Protocol):
 class Publications:
     """Event id -> JetStream stream sequence, reported by this process's relays."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP_PUBLISHED) -> None:
         # Whether this process runs the relays of its writes: only then does it learn where
         # they sit in the stream (a writer whose relays run elsewhere cannot wait, and does not).
         self.relayed_here = False
+        self.keep = keep
         self._seqs: OrderedDict[str, int] = OrderedDict()
         self._waiters: dict[str, asyncio.Future[int]] = {}
 
     def published(self, event_id: str, seq: int) -> None:
         self._seqs[event_id] = seq
-        if len(self._seqs) > KEEP_PUBLISHED:
+        if len(self._seqs) > self.keep:
             self._seqs.popitem(last=False)
         waiter = self._waiters.pop(event_id, None)
         if waiter is not None and not waiter.done():

@@ -18,7 +18,6 @@ An entry is useless once its token has expired (verification refuses it first): 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, LiteralString
 
@@ -30,7 +29,7 @@ from authpi.crypto.clock import Clock
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.follower import Feed, FollowedCache
-from authpi.messaging.sync import WRITE_WAIT_S, Sync
+from authpi.messaging.sync import WRITE_WAIT_S, Publications, Sync
 from authpi.observability import get_logger
 from authpi.token.projections.revoked_tokens import SWEEP_MARGIN_MS
 
@@ -45,8 +44,7 @@ class DenyList(FollowedCache):
     def __init__(self, feed: Feed, schema: str, clock: Clock) -> None:
         self.clock = clock
         self._expires: dict[str, int] = {}  # jti -> the token's expiry (ms)
-        self._seqs: OrderedDict[str, int] = OrderedDict()  # event id -> stream sequence
-        self._waiters: dict[str, asyncio.Future[int]] = {}
+        self._seqs = Publications(keep=KEEP_SEQS)  # event id -> stream sequence, as applied here
         self._pruned = 0
         self._all: LiteralString = render(
             "SELECT jti, expires_at FROM {schema}.revoked_tokens", schema=schema
@@ -67,13 +65,7 @@ class DenyList(FollowedCache):
     def receive(self, env: Envelope, event: Event) -> None:
         if isinstance(event, AccessTokenRevoked):
             self._expires[event.jti] = event.expires_at
-        seq = self.follower.seq
-        self._seqs[env.event_id] = seq
-        if len(self._seqs) > KEEP_SEQS:
-            self._seqs.popitem(last=False)
-        waiter = self._waiters.pop(env.event_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(seq)
+        self._seqs.published(env.event_id, self.follower.seq)
         self._prune()
 
     def _prune(self) -> None:
@@ -87,17 +79,7 @@ class DenyList(FollowedCache):
 
     async def seq_of(self, event_id: str, timeout: float) -> int | None:
         """The stream sequence of an event this deny-list has applied, once it has."""
-        seq = self._seqs.get(event_id)
-        if seq is not None:
-            return seq
-        waiter = self._waiters.get(event_id)
-        if waiter is None:
-            waiter = self._waiters[event_id] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except TimeoutError:
-            self._waiters.pop(event_id, None)
-            return None
+        return await self._seqs.seq_of(event_id, timeout)
 
     async def applied_everywhere(
         self, sync: Sync, written: Sequence[StoredEvent], timeout: float = WRITE_WAIT_S
