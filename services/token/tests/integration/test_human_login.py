@@ -386,6 +386,24 @@ async def test_concurrent_refreshes_of_one_token_exactly_one_wins(tenant: Tenant
     await sdk.close()
 
 
+async def test_concurrent_refreshes_of_a_later_token_exactly_one_wins(tenant: Tenant):
+    # A later generation's token stream is empty while the family names it current, and is not
+    # loaded: its concurrent uses still meet on the stream's first version.
+    sdk, agent, _ = await login_with_sdk(tenant)
+    for _ in range(2):
+        agent = await sdk.refresh(agent)
+    data = {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+            "refresh_token": agent.tokens.refresh_token}  # fmt: skip
+    results = await asyncio.gather(*(token(tenant, data) for _ in range(6)))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200, 400, 400, 400, 400, 400]
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
+    won = next(r for r in results if r.status_code == 200).json()["refresh_token"]
+    again = await token(tenant, {**data, "refresh_token": won})
+    assert again.json()["error"] == "invalid_grant"  # the replays ended the family
+    await sdk.close()
+
+
 async def test_concurrent_refreshes_of_many_families_with_a_replay_among_them(tenant: Tenant):
     # Rotations that arrive together share a transaction (a group commit): each still rotates
     # its own family, and the replay among them ends only its own family and session.

@@ -71,10 +71,11 @@ Reaction = Callable[[Tx], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Step(Generic[C, S]):
-    """One command on one stream. `fresh`: the stream id was just made by this process from
-    random ids (a new session, a new token), so no other writer can know it and it is empty:
-    it is not loaded, and its events go at version 1 (the unique (stream, version) key still
-    refuses a second writer, as a VersionConflict)."""
+    """One command on one stream. `fresh`: the stream is known to be empty unless another
+    writer has just taken it (its id was just made from random ids, a new session or token; or
+    a view read in the transaction says nothing was written to it yet): it is not loaded, and
+    its events go at version 1, where the unique (stream, version) key refuses a second writer
+    as a VersionConflict (the caller plans again, from what that writer left)."""
 
     stream_id: str
     decider: Decider[C, S]
@@ -476,9 +477,9 @@ class EventStore:
         """Group commit: many independent one-stream commands in one transaction and a handful
         of statements, whatever their number. `plan` runs first in the transaction (reads and
         checks only, like `execute_all`'s prepare) and answers, per command, its Step with its
-        Meta, or the exception that refuses it. Every stream is then loaded in one statement
-        (before any INSERT: STYLE.md 6), each command decided on its own, and the events
-        appended in one statement with per-row conflict detection, then projected.
+        Meta, or the exception that refuses it. Every stream but the fresh ones is then loaded
+        in one statement (before any INSERT: STYLE.md 6), each command decided on its own, and
+        the events appended in one statement with per-row conflict detection, then projected.
 
         The answer, per command: its Outcome; a VersionConflict where another writer took its
         stream's next version (the caller retries that command alone); or the exception that
@@ -502,7 +503,9 @@ class EventStore:
             steps = [p for p in planned if not isinstance(p, BaseException)]
             if len({p[0].stream_id for p in steps}) != len(steps):
                 raise ValueError("execute_each: two commands on one stream")
-            histories = await self.load_many(conn, [p[0].stream_id for p in steps])
+            histories = await self.load_many(
+                conn, [p[0].stream_id for p in steps if not p[0].fresh]
+            )
             results: list[Outcome[Any] | BaseException] = []
             appends: list[tuple[str, int, Event, Meta]] = []
             pending: list[tuple[int, Step[Any, Any], int]] = []  # result index, step, version
@@ -511,7 +514,7 @@ class EventStore:
                     results.append(item)
                     continue
                 step, meta = item
-                history = histories[step.stream_id]
+                history = [] if step.fresh else histories[step.stream_id]
                 state = fold(step.decider, history)
                 try:
                     new_events = step.decider.decide(step.command, state)

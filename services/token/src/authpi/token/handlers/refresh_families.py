@@ -171,7 +171,12 @@ class RefreshFamilies:
                             next_jti=item.next_jti,
                             rotated_at=item.now,
                         )
-                        planned.append((Step(stream, refresh_family, cmd), item.meta))
+                        # A later generation's token has an empty stream while the view
+                        # names it current (the family's start is in its first token's stream):
+                        # not loaded. Another use of it that appended first makes this append a
+                        # VersionConflict, and the retry finds the token rotated (a replay).
+                        fresh = family.generation > 0
+                        planned.append((Step(stream, refresh_family, cmd, fresh), item.meta))
                 return planned
 
             results = await self.store.execute_each(plan)

@@ -28,7 +28,7 @@ _SESSION_COLUMNS = (
 
 _FAMILY_COLUMNS = (
     "id", "issuer_id", "client_id", "user_id", "session_id", "current_jti", "scopes",
-    "resources", "org_id", "auth_time", "status",
+    "resources", "org_id", "auth_time", "status", "generation",
 )  # fmt: skip
 
 
@@ -89,6 +89,7 @@ class FamilyRow(msgspec.Struct, frozen=True, kw_only=True):
     org_id: str | None
     auth_time: int
     status: str
+    generation: int = 0  # rotations so far: 0 while the family's first token is current
 
 
 class FamilyRef(NamedTuple):
