@@ -5,8 +5,8 @@ in flight wait and go together in the next one.
 One transaction, whatever the number of exchanges in it:
 * reads their codes in one statement, each judged by its caller's `check` (client, use, expiry,
   redirect URI, PKCE);
-* reads their users, their op sessions and the rp sessions each new one evicts (a user keeps 50)
-  in three statements of one round trip, each judged by its caller's `judge`;
+* reads their users, then their op sessions with the rp sessions each new one evicts (a user
+  keeps 50), in two statements of one round trip, each judged by its caller's `judge`;
 * appends every exchange's events (the rp session, its refresh family, the evictions) in one
   statement, the new streams unloaded (fresh random ids) and the evicted ones loaded first;
 * applies the inline views, then consumes the codes in one conditional UPDATE that records what
@@ -240,16 +240,16 @@ class CodeExchanges:
                 receive_persons = await self.people.send_persons(
                     conn, [item.person(grant) for item, grant in checked]
                 )
-                receive_excess = await self.queries.send_evictable_many(
+                receive_sessions = await self.queries.send_sessions_and_evictable(
                     conn,
+                    [g.op_session_id for _, g in checked],
                     [(item.issuer_id, grant.user_id) for item, grant in checked],
                     "rp",
                     checked[0][0].now,
                     MAX_LIVE_SESSIONS - 1,
                 )
-                ops = await self.queries.sessions(conn, [g.op_session_id for _, g in checked])
                 persons = await receive_persons()
-                excess = await receive_excess()
+                ops, excess = await receive_sessions()
                 for (item, grant), person, evict in zip(checked, persons, excess, strict=True):
                     op = ops.get(grant.op_session_id)
                     try:

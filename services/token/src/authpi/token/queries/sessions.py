@@ -33,6 +33,7 @@ _FAMILY_COLUMNS = (
 
 
 _SESSION_NAMES = [c.strip() for c in _SESSION_COLUMNS.split(",")]
+_CREATED_AT = 1 + _SESSION_NAMES.index("created_at")  # in a row of `_sessions_and_evictable`
 
 
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,14 +121,20 @@ class SessionQueries:
         self._sessions = q(
             f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE id = ANY(%s::text[])"
         )
-        # `_evictable` of many users at once: (their index, session id), newest first per user.
-        self._evictable_many = q(
-            "SELECT r.i, s.id FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY"
-            " AS r(issuer_id, user_id, i) CROSS JOIN LATERAL (SELECT v.id, v.created_at"
-            " FROM {schema}.sessions_view v WHERE v.issuer_id = r.issuer_id"
+        # A group commit's sessions in one statement: the ones it names (`sessions`, with no
+        # index), then `_evictable` of many users at once (their index, the session's id and
+        # creation, the other columns null).
+        evicted_cols = ", ".join(
+            f"s.{c}" if c in ("id", "created_at") else "NULL" for c in _SESSION_NAMES
+        )
+        self._sessions_and_evictable = q(
+            f"SELECT NULL::bigint, {_SESSION_COLUMNS} FROM {{schema}}.sessions_view"
+            " WHERE id = ANY(%s::text[])"
+            f" UNION ALL SELECT r.i, {evicted_cols} FROM unnest(%s::text[], %s::text[])"
+            " WITH ORDINALITY AS r(issuer_id, user_id, i) CROSS JOIN LATERAL (SELECT v.id,"
+            " v.created_at FROM {schema}.sessions_view v WHERE v.issuer_id = r.issuer_id"
             " AND v.user_id = r.user_id AND v.type = %s AND v.status IN ('active', 'suspended')"
             " AND v.expires_at > %s ORDER BY v.created_at DESC, v.id DESC OFFSET %s) s"
-            " ORDER BY r.i, s.created_at DESC, s.id DESC"
         )
         self._user_sessions = q(
             f"SELECT {_SESSION_COLUMNS} FROM {{schema}}.sessions_view WHERE issuer_id = %s"
@@ -254,21 +261,36 @@ class SessionQueries:
         await cur.execute(self._sessions, [list(set(session_ids))])
         return {r["id"]: msgspec.convert(r, SessionRow) for r in await cur.fetchall()}
 
-    async def send_evictable_many(
-        self, conn: Conn, users: list[tuple[str, str]], type_: str, now: int, keep: int
-    ) -> Callable[[], Awaitable[list[list[str]]]]:
-        """`send_evictable` of many (issuer id, user id) in one statement: per user, in their
-        order, the sessions beyond the `keep` newest, oldest first."""
+    async def send_sessions_and_evictable(
+        self,
+        conn: Conn,
+        session_ids: list[str],
+        users: list[tuple[str, str]],
+        type_: str,
+        now: int,
+        keep: int,
+    ) -> Callable[[], Awaitable[tuple[dict[str, SessionRow], list[list[str]]]]]:
+        """`sessions` of `session_ids` and `evictable` of many (issuer id, user id) in one
+        statement: the sessions by id, and per user, in their order, the sessions of `type_`
+        beyond the `keep` newest, oldest first."""
         cur = await conn.execute(
-            self._evictable_many,
-            [[u[0] for u in users], [u[1] for u in users], type_, now, keep],
-        )
+            self._sessions_and_evictable,
+            [list(set(session_ids)), [u[0] for u in users], [u[1] for u in users], type_, now,
+             keep],
+        )  # fmt: skip
 
-        async def receive() -> list[list[str]]:
-            found: list[list[str]] = [[] for _ in users]
+        async def receive() -> tuple[dict[str, SessionRow], list[list[str]]]:
+            sessions: dict[str, SessionRow] = {}
+            found: list[list[tuple[int, str]]] = [[] for _ in users]
             for row in await cur.fetchall():
-                found[int(row[0]) - 1].append(str(row[1]))
-            return [list(reversed(ids)) for ids in found]
+                if row[0] is None:
+                    session = msgspec.convert(
+                        dict(zip(_SESSION_NAMES, row[1:], strict=True)), SessionRow
+                    )
+                    sessions[session.id] = session
+                else:
+                    found[int(row[0]) - 1].append((row[_CREATED_AT], str(row[1])))
+            return sessions, [[sid for _, sid in sorted(ids)] for ids in found]
 
         return receive
 
