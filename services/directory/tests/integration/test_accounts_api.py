@@ -8,45 +8,18 @@ import asyncio
 
 import httpx
 import pytest
-from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ForbiddenError, PreconditionFailedError, ValidationError
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.platform.testing.tenants import basic
+from services.directory.tests.tenant import ADMIN, Tenant, new_tenant
 
-ADMIN = Actor(type="system")
 PLATFORM_ISSUER = "i_authpi0000000000000000000"
-
-
-class Tenant:
-    def __init__(self, platform, account_id: str, key_id: str, secret: str) -> None:
-        self.platform, self.account_id = platform, account_id
-        self.key_id, self.secret = key_id, secret
-        self.path = f"/v1/accounts/{account_id}"
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(
-            api_key=key or (self.key_id, self.secret),
-            account_id=self.account_id,
-            base_url=self.platform.api_url,
-            retries=False,
-        )
-
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        headers = basic(*(key or (self.key_id, self.secret)))
-        return httpx.AsyncClient(base_url=self.platform.api_url, headers=headers, timeout=30)
-
-
-async def new_tenant(platform, directory, name: str = "Acme") -> Tenant:
-    account_id = await directory.create_account(name, actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    return Tenant(platform, account_id, key.key_id, key.secret)
 
 
 @pytest.fixture
 async def tenant(platform, directory) -> Tenant:
-    return await new_tenant(platform, directory)
+    return await new_tenant(platform, directory, "Acme")
 
 
 async def test_list_returns_exactly_the_callers_account(tenant):
