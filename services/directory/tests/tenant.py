@@ -54,6 +54,13 @@ class Tenant:
             base_url=self.platform.api_url, headers=basic(*(key or self.key)), timeout=30
         )
 
+    async def send_raw(self, method: str, path: str, raw: bytes) -> httpx.Response:
+        """`raw` sent as is for a JSON body (malformed input)."""
+        async with self.http() as http:
+            return await http.request(
+                method, path, content=raw, headers={"Content-Type": "application/json"}
+            )
+
 
 def platform_tenant(platform, kind: type[T] = Tenant) -> T:
     """The platform's account with its bootstrap key: public APIs only, so a test using it also

@@ -227,10 +227,7 @@ async def test_the_twenty_first_domain_is_refused(platform, pool, kit, tenant):
 )
 async def test_bad_add_bodies_are_refused_without_events(platform, pool, kit, tenant, raw, status):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.domains_path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.domains_path, raw)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request" and resp.json()["retryable"] is False
     assert await kit.count_events(platform, pool) == before

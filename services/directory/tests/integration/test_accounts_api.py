@@ -177,10 +177,7 @@ async def test_bad_patch_bodies_are_refused_without_events(
     tenant, platform, pool, raw, status, kit
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.patch(
-            tenant.path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("PATCH", tenant.path, raw)
     assert resp.status_code == status, resp.text
     assert await kit.count_events(platform, pool) == before
 

@@ -412,10 +412,7 @@ async def test_bad_create_bodies_are_refused_without_events(
     tenant, platform, pool, raw, status, kit
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.keys_path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.keys_path, raw)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
     assert await kit.count_events(platform, pool) == before

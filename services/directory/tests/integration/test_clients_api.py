@@ -351,10 +351,7 @@ async def test_malformed_create_is_refused_without_an_event(
     tenant, platform, pool, kit, body, status
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.clients_path, content=body, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.clients_path, body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
     assert await kit.count_events(platform, pool) == before
