@@ -4,14 +4,13 @@ rule, scopes, tenant isolation and bad input that never 500s nor appends an even
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
-from authpi_admin.errors import ForbiddenError, PreconditionFailedError, ValidationError
+from authpi_admin.errors import ForbiddenError, ValidationError
 
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.platform.testing.tenants import basic
+from services.directory.tests.races import one_wins
 from services.directory.tests.tenant import ADMIN, Tenant, new_tenant
 
 PLATFORM_ISSUER = "i_authpi0000000000000000000"
@@ -104,17 +103,13 @@ async def test_owner_must_be_a_user_of_the_account(platform, pool, kit):
 async def test_two_patches_racing_on_one_etag_one_wins_one_412(tenant):
     async with tenant.sdk() as admin:
         account = await admin.accounts.get(tenant.account_id)
-        results = await asyncio.gather(
+        winner, loser = await one_wins(
             admin.accounts.update(tenant.account_id, {"name": "Left"}, if_match=account._etag),
             admin.accounts.update(tenant.account_id, {"name": "Right"}, if_match=account._etag),
-            return_exceptions=True,
         )
-        wins = [r for r in results if not isinstance(r, BaseException)]
-        losses = [r for r in results if isinstance(r, PreconditionFailedError)]
-        assert len(wins) == 1 and len(losses) == 1, results
-        assert losses[0].current_etag == wins[0]._etag
+        assert loser.current_etag == winner._etag
         assert (await admin.accounts.get(tenant.account_id)).organization.name == (
-            wins[0].organization.name
+            winner.organization.name
         )
 
 

@@ -24,6 +24,7 @@ from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
+from services.directory.tests.races import one_wins
 from services.directory.tests.tenant import ADMIN, Tenant, new_tenant, platform_tenant
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
@@ -246,15 +247,11 @@ async def test_sdk_error_classes_for_each_status(tenant, platform, kit):
 async def test_two_patches_racing_on_one_etag_one_wins_one_412(tenant):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create({"name": "race", "restrictions": {}})
-        results = await asyncio.gather(
+        winner, _ = await one_wins(
             admin.api_keys.update(key.id, {"name": "left"}, if_match=key._etag),
             admin.api_keys.update(key.id, {"name": "right"}, if_match=key._etag),
-            return_exceptions=True,
         )
-        wins = [r for r in results if not isinstance(r, BaseException)]
-        losses = [r for r in results if isinstance(r, PreconditionFailedError)]
-        assert len(wins) == 1 and len(losses) == 1, results
-        assert (await admin.api_keys.get(key.id)).name == wins[0].name
+        assert (await admin.api_keys.get(key.id)).name == winner.name
 
 
 # Idempotency-Key (core-api.md 2.4)

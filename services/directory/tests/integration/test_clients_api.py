@@ -6,7 +6,6 @@ scopes, and malformed input that is refused without a 500 and without an event."
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 
@@ -21,6 +20,7 @@ from authpi_admin.errors import (
 )
 
 from authpi.contracts.scopes import ALL_SCOPES
+from services.directory.tests.races import one_wins
 from services.directory.tests.tenant import Tenant, platform_tenant
 from services.directory.tests.tenant import new_tenant as account_tenant
 
@@ -251,14 +251,10 @@ async def test_deleted_client_is_gone_and_delete_is_repeatable(tenant, platform,
 async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     clients = tenant.clients()
     client = await clients.create({"name": "raced", "type": "m2m"})
-    results = await asyncio.gather(
+    winner, _ = await one_wins(
         clients.update(client.id, {"name": "left"}, if_match=client._etag),
         clients.update(client.id, {"name": "right"}, if_match=client._etag),
-        return_exceptions=True,
     )
-    failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and isinstance(failures[0], PreconditionFailedError)
-    winner = next(r for r in results if not isinstance(r, Exception))
     assert (await clients.get(client.id)).name == winner.name
 
 

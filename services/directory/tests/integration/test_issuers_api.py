@@ -5,7 +5,6 @@ is refused without a 500 and without an event."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import pytest
@@ -20,6 +19,7 @@ from authpi_admin.errors import (
 )
 
 from authpi.contracts.scopes import ALL_SCOPES
+from services.directory.tests.races import one_wins
 from services.directory.tests.tenant import Tenant, new_tenant, platform_tenant
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
@@ -239,15 +239,11 @@ async def test_unchanged_patch_appends_no_event(tenant, platform, pool, kit):
 async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "raced"})
-    results = await asyncio.gather(
+    winner, loser = await one_wins(
         admin.issuers.update(issuer.id, {"name": "left"}, if_match=issuer._etag),
         admin.issuers.update(issuer.id, {"name": "right"}, if_match=issuer._etag),
-        return_exceptions=True,
     )
-    failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and isinstance(failures[0], PreconditionFailedError)
-    assert failures[0].current_etag is not None
-    winner = next(r for r in results if not isinstance(r, Exception))
+    assert loser.current_etag is not None
     assert (await admin.issuers.get(issuer.id)).name == winner.name
 
 
