@@ -49,7 +49,7 @@ ATTEMPTS = 3
 LINGER_TURNS = 2  # event-loop turns a transaction waits for more exchanges before it starts
 # Under load (the last transaction took more than one exchange) a transaction also waits this
 # long: the exchanges it gathers share its statements instead of paying for a transaction each.
-LINGER_S = 0.002
+LINGER_S = 0.001
 MAX_WAITS = 200  # transactions an exchange may wait out behind other exchanges of its user
 
 

@@ -35,7 +35,7 @@ ATTEMPTS = 3
 LINGER_TURNS = 2  # event-loop turns a transaction waits for more refreshes before it starts
 # Under load (the last transaction took more than one refresh) a transaction also waits this
 # long: the refreshes it gathers share its statements instead of paying for a transaction each.
-LINGER_S = 0.002
+LINGER_S = 0.001
 
 
 class FamilyEnded(Exception):
