@@ -41,7 +41,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ import jwt
 import psutil
 import uvloop
 
+from authpi.embedded.servers import free_port
 from authpi.platform.testing.process import platform_process
 from tests.bench.bench_tokens import AGENT, SUBJECTS, WRK_HINT, run_wrk, set_up, wrk_script
 from tests.bench.loadgen import ServerCpu
@@ -131,12 +131,6 @@ def cpu_delta(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, 
 # --- the servers -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
@@ -158,7 +152,7 @@ def peer_version() -> str | None:
 
 @contextlib.asynccontextmanager
 async def peer_server(work: Path, workers: int) -> AsyncIterator[Target]:
-    port = _free_port()
+    port = free_port()
     log = work / "peer.log"
     with open(log, "ab") as err:
         proc = await asyncio.create_subprocess_exec(
@@ -185,7 +179,7 @@ async def bare_server(work: Path, workers: int) -> AsyncIterator[Target]:
 
     from authpi.token.signing.keys import generate
 
-    port = _free_port()
+    port = free_port()
     secret = secrets.token_urlsafe(32)
     pem = generate("ES256").private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -52,10 +52,10 @@ from urllib.parse import quote_plus
 import httpx
 import uvloop
 
+from authpi.embedded.servers import free_port
 from authpi.platform.testing.process import Running, platform_process
 from tests.bench.bench_peer import (
     ROOT,
-    _free_port,
     _nats_of,
     _stop,
     print_run,
@@ -188,7 +188,7 @@ async def authpi_server(
 async def bare_server(
     work: Path, tenant: dict[str, Any], bodies: dict[str, Any]
 ) -> AsyncIterator[Server]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = {
         "key_id": tenant["key_id"],

@@ -52,13 +52,13 @@ import httpx
 import psutil
 import uvloop
 
+from authpi.embedded.servers import free_port
 from authpi.platform.testing.process import Running, platform_process
 from authpi.testing.infra import new_namespace
 from tests.bench.bench import pct
 from tests.bench.bench_peer import (
     BODY,
     ROOT,
-    _free_port,
     _nats_of,
     cpu_delta,
     run_arguments,
@@ -133,8 +133,8 @@ async def distributed(work: Path) -> AsyncIterator[Topology]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPI_")}
     env.update(
         AUTHPI_DATA_DIR=str(data), AUTHPI_NAMESPACE=new_namespace(),
-        AUTHPI_API_URL=f"http://127.0.0.1:{_free_port()}",
-        AUTHPI_IDP_URL=f"http://127.0.0.1:{_free_port()}",
+        AUTHPI_API_URL=f"http://127.0.0.1:{free_port()}",
+        AUTHPI_IDP_URL=f"http://127.0.0.1:{free_port()}",
         AUTHPI_LOG_FORMAT="json", AUTHPI_LOG_LEVEL="warning",
         AUTHPI_RATE_LIMIT_MULTIPLIER="1000",
     )  # fmt: skip

@@ -21,6 +21,7 @@ from authpi.web.errors import EXCEPTION_HANDLERS
 from authpi.web.principal import Principal, principal_or_none
 
 OLD, NEW = os.urandom(32), os.urandom(32)
+SERVES = frozenset({"directory"})
 PRINCIPAL = Principal(
     type="api_key", account_id="acc_1", org_id="org_1", scopes=frozenset({"issuers:read"}),
     key_id="key_1", ip="198.51.100.7",
@@ -35,10 +36,14 @@ def scope(method: str = "GET", path: str = "/v1/things", query: bytes = b"") -> 
 
 
 def signed(
-    signer: EdgeSigner, at: dict[str, Any], body: bytes = b"", rid: str = "req_0000000001"
+    signer: EdgeSigner,
+    at: dict[str, Any],
+    body: bytes = b"",
+    rid: str = "req_0000000001",
+    to: str = "directory",
 ) -> dict[str, Any]:
     """`at` as the service receives it from the gateway."""
-    pairs = signer.headers(at, rid, body, PRINCIPAL)  # type: ignore[arg-type]
+    pairs = signer.headers(at, rid, body, PRINCIPAL, to=to)  # type: ignore[arg-type]
     headers = [(k.encode(), v.encode()) for k, v in pairs] + [(b"x-request-id", rid.encode())]
     return {**at, "headers": headers}
 
@@ -52,7 +57,7 @@ def reason_of(verifier: EdgeVerifier, at: dict[str, Any], body: bytes = b"") -> 
 def test_the_signed_request_gives_its_principal_once():
     clock = FixedClock(1_000_000)
     keys = keys_of(Kek(NEW))
-    verifier = EdgeVerifier(keys, clock)
+    verifier = EdgeVerifier(keys, clock, SERVES)
     request = signed(EdgeSigner(keys, clock), scope("POST"), b'{"a":1}')
     assert verifier.verify(request, b'{"a":1}') == PRINCIPAL  # type: ignore[arg-type]
     assert reason_of(verifier, request, b'{"a":1}') == "edge.replayed"
@@ -61,7 +66,7 @@ def test_the_signed_request_gives_its_principal_once():
 def test_a_signature_is_bound_to_method_path_query_request_id_and_body():
     clock = FixedClock(1_000_000)
     keys = keys_of(Kek(NEW))
-    signer, verifier = EdgeSigner(keys, clock), EdgeVerifier(keys, clock)
+    signer, verifier = EdgeSigner(keys, clock), EdgeVerifier(keys, clock, SERVES)
     base = signed(signer, scope("POST"), b"{}")
     assert reason_of(verifier, {**base, "method": "DELETE"}, b"{}") == "edge.other_request"
     other_path = {**base, "path": "/v1/other", "raw_path": b"/v1/other"}
@@ -72,20 +77,32 @@ def test_a_signature_is_bound_to_method_path_query_request_id_and_body():
     assert reason_of(verifier, {**base, "headers": other_id}, b"{}") == "edge.other_request_id"
 
 
+def test_a_signature_is_bound_to_the_service_it_was_sent_to():
+    """A request signed for one service that reaches another's listener (a wrong service URL,
+    or two listeners on one SO_REUSEPORT port) is refused, not answered by the wrong service."""
+    clock = FixedClock(1_000_000)
+    keys = keys_of(Kek(NEW))
+    token_process = EdgeVerifier(keys, clock, frozenset({"token", "gateway"}))
+    for_directory = signed(EdgeSigner(keys, clock), scope())
+    assert reason_of(token_process, for_directory) == "edge.other_service"
+    for_token = signed(EdgeSigner(keys, clock), scope(), rid="req_0000000002", to="token")
+    assert token_process.verify(for_token, b"") == PRINCIPAL  # type: ignore[arg-type]
+
+
 def test_an_old_or_future_signature_has_expired():
     clock = FixedClock(1_000_000)
     keys = keys_of(Kek(NEW))
     request = signed(EdgeSigner(keys, clock), scope())
-    later = EdgeVerifier(keys, FixedClock(1_000_000 + VALIDITY_MS + 1))
-    earlier = EdgeVerifier(keys, FixedClock(1_000_000 - VALIDITY_MS))
+    later = EdgeVerifier(keys, FixedClock(1_000_000 + VALIDITY_MS + 1), SERVES)
+    earlier = EdgeVerifier(keys, FixedClock(1_000_000 - VALIDITY_MS), SERVES)
     assert reason_of(later, request) == "edge.expired"
     assert reason_of(earlier, request) == "edge.expired"
-    assert EdgeVerifier(keys, FixedClock(1_000_000 + VALIDITY_MS)).verify(request, b"")  # type: ignore[arg-type]
+    assert EdgeVerifier(keys, FixedClock(1_000_000 + VALIDITY_MS), SERVES).verify(request, b"")  # type: ignore[arg-type]
 
 
 def test_a_signature_of_another_kek_or_an_altered_principal_is_refused():
     clock = FixedClock(1_000_000)
-    verifier = EdgeVerifier(keys_of(Kek(NEW)), clock)
+    verifier = EdgeVerifier(keys_of(Kek(NEW)), clock, SERVES)
     assert reason_of(verifier, signed(EdgeSigner(keys_of(Kek(OLD)), clock), scope())) == (
         "edge.bad_signature"
     )
@@ -117,14 +134,14 @@ def test_the_hkdf_key_is_its_own_label_not_a_kek_or_another_derivation():
 def test_either_side_may_move_to_a_new_kek_first(gateway, service):
     clock = FixedClock(1_000_000)
     signer = EdgeSigner(keys_of(Kek(*gateway)), clock)
-    verifier = EdgeVerifier(keys_of(Kek(*service)), clock)
+    verifier = EdgeVerifier(keys_of(Kek(*service)), clock, SERVES)
     assert verifier.verify(signed(signer, scope()), b"") == PRINCIPAL  # type: ignore[arg-type]
 
 
 def test_once_both_sides_dropped_a_kek_its_signatures_are_refused():
     clock = FixedClock(1_000_000)
     signer = EdgeSigner(keys_of(Kek(OLD)), clock)
-    verifier = EdgeVerifier(keys_of(Kek(NEW)), clock)
+    verifier = EdgeVerifier(keys_of(Kek(NEW)), clock, SERVES)
     assert reason_of(verifier, signed(signer, scope())) == "edge.bad_signature"
 
 
@@ -143,7 +160,7 @@ async def test_signed_only_serves_the_signed_and_refuses_the_rest_before_routing
     clock = FixedClock(1_000_000)
     keys = keys_of(Kek(NEW))
     app = Litestar([things, create], exception_handlers=EXCEPTION_HANDLERS)
-    gate = signed_only(app, EdgeVerifier(keys, clock))
+    gate = signed_only(app, EdgeVerifier(keys, clock, SERVES))
     signer = EdgeSigner(keys, clock)
     transport = httpx.ASGITransport(app=gate)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
@@ -171,7 +188,7 @@ async def test_a_call_between_services_refuses_a_request_forwarded_for_a_caller(
     clock = FixedClock(1_000_000)
     keys = keys_of(Kek(NEW))
     app = Litestar(call_routes({"payments": object()}), exception_handlers=EXCEPTION_HANDLERS)
-    gate = signed_only(app, EdgeVerifier(keys, clock))
+    gate = signed_only(app, EdgeVerifier(keys, clock, SERVES))
     path = f"{CALLS_PATH}/payments/settle"
     good = signed(EdgeSigner(keys, clock), scope("POST", path), b"{}")
     headers = {k.decode(): v.decode() for k, v in good["headers"]}

@@ -17,17 +17,9 @@ from psycopg import sql
 from authpi.contracts.scopes import ALL_SCOPES
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import ADMIN, bootstrap_key, part
+from services.directory.tests.tenant import admin_for
 
 SERVICE = "directory"
-
-
-def admin_for(platform, key_id: str, secret: str, account_id: str | None = None) -> AuthPIAdmin:
-    return AuthPIAdmin(
-        api_key=(key_id, secret),
-        account_id=account_id or platform.account_id,
-        base_url=platform.api_url,
-        retries=False,
-    )
 
 
 def bootstrap_admin(platform) -> AuthPIAdmin:

@@ -6,10 +6,8 @@ appends no event, and neither does a command that changes nothing."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 
-import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import (
@@ -20,11 +18,10 @@ from authpi_admin.errors import (
     ValidationError,
 )
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.directory.domain.account_domains import challenge_name, challenge_token
-
-ADMIN = Actor(type="system")
+from services.directory.tests.tenant import Tenant
+from services.directory.tests.tenant import new_tenant as account_tenant
 
 
 class PointedHosts:
@@ -43,26 +40,15 @@ class PointedHosts:
         )
 
 
-class Tenant:
-    def __init__(self, platform, account_id: str, key: tuple[str, str]) -> None:
-        self.platform, self.account_id, self.key = platform, account_id, key
-        self.path = f"/v1/accounts/{account_id}/domains"
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(api_key=key or self.key, account_id=self.account_id,
-                           base_url=self.platform.api_url, retries=False)  # fmt: skip
-
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        token = base64.b64encode(":".join(key or self.key).encode()).decode()
-        return httpx.AsyncClient(base_url=self.platform.api_url, timeout=30,
-                                 headers={"Authorization": f"Basic {token}"})  # fmt: skip
+class DomainsTenant(Tenant):
+    @property
+    def domains_path(self) -> str:
+        return f"{self.path}/domains"
 
 
-async def new_tenant(platform, kit, scopes: list[str] | None = None) -> Tenant:
+async def new_tenant(platform, kit) -> DomainsTenant:
     directory = kit.part(platform, "directory")
-    account_id = await directory.create_account("Domains Inc", actor=ADMIN)
-    key = await kit.key_with(platform, scopes or list(ALL_SCOPES), account_id)
-    return Tenant(platform, account_id, (key.key_id, key.secret))
+    return await account_tenant(platform, directory, "Domains Inc", kind=DomainsTenant)
 
 
 def new_host() -> str:
@@ -70,7 +56,7 @@ def new_host() -> str:
 
 
 @pytest.fixture
-async def tenant(platform, kit) -> Tenant:
+async def tenant(platform, kit) -> DomainsTenant:
     return await new_tenant(platform, kit)
 
 
@@ -241,10 +227,7 @@ async def test_the_twenty_first_domain_is_refused(platform, pool, kit, tenant):
 )
 async def test_bad_add_bodies_are_refused_without_events(platform, pool, kit, tenant, raw, status):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.domains_path, raw)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request" and resp.json()["retryable"] is False
     assert await kit.count_events(platform, pool) == before
@@ -254,7 +237,7 @@ async def test_bad_add_bodies_are_refused_without_events(platform, pool, kit, te
 async def test_path_segments_that_cannot_be_domains_are_404(tenant, segment):
     async with tenant.http() as http:
         for method, suffix in (("DELETE", ""), ("POST", "/verify"), ("POST", "/unassign")):
-            resp = await http.request(method, f"{tenant.path}/{segment}{suffix}")
+            resp = await http.request(method, f"{tenant.domains_path}/{segment}{suffix}")
             assert resp.status_code == 404, (method, suffix, resp.text)
 
 
@@ -330,7 +313,7 @@ async def test_a_key_lacking_exactly_the_scope_is_refused(
     before = await kit.count_events(platform, pool)
     body = {"host": new_host(), "issuer_id": "i_x"} if method == "POST" else None
     async with tenant.http((weak.key_id, weak.secret)) as http:
-        resp = await http.request(method, tenant.path + suffix.format(host=host), json=body)
+        resp = await http.request(method, tenant.domains_path + suffix.format(host=host), json=body)
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"] == "insufficient_scope" and scope in resp.text
     assert await kit.count_events(platform, pool) == before
@@ -347,13 +330,13 @@ async def test_another_accounts_domains_are_out_of_reach(
     before = await kit.count_events(platform, pool)
     body = {"host": new_host(), "issuer_id": "i_x"} if method == "POST" else None
     async with tenant.http() as http:
-        url = victim.path + suffix.format(host=host)
+        url = victim.domains_path + suffix.format(host=host)
         assert (await http.request(method, url, json=body)).status_code == 403
         missing = f"/v1/accounts/acc_{'z' * 25}/domains" + suffix.format(host=host)
         assert (await http.request(method, missing, json=body)).status_code == 404
         # The attacker's own path never reaches the victim's domain either.
         if suffix:
-            own = tenant.path + suffix.format(host=host)
+            own = tenant.domains_path + suffix.format(host=host)
             assert (await http.request(method, own, json=body)).status_code == 404
     assert await kit.count_events(platform, pool) == before
     async with victim.sdk() as admin:

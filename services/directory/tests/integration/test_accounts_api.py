@@ -4,49 +4,21 @@ rule, scopes, tenant isolation and bad input that never 500s nor appends an even
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
-from authpi_admin import AuthPIAdmin
-from authpi_admin.errors import ForbiddenError, PreconditionFailedError, ValidationError
+from authpi_admin.errors import ForbiddenError, ValidationError
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.platform.testing.tenants import basic
+from services.directory.tests.races import one_wins
+from services.directory.tests.tenant import ADMIN, Tenant, new_tenant
 
-ADMIN = Actor(type="system")
 PLATFORM_ISSUER = "i_authpi0000000000000000000"
-
-
-class Tenant:
-    def __init__(self, platform, account_id: str, key_id: str, secret: str) -> None:
-        self.platform, self.account_id = platform, account_id
-        self.key_id, self.secret = key_id, secret
-        self.path = f"/v1/accounts/{account_id}"
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(
-            api_key=key or (self.key_id, self.secret),
-            account_id=self.account_id,
-            base_url=self.platform.api_url,
-            retries=False,
-        )
-
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        headers = basic(*(key or (self.key_id, self.secret)))
-        return httpx.AsyncClient(base_url=self.platform.api_url, headers=headers, timeout=30)
-
-
-async def new_tenant(platform, directory, name: str = "Acme") -> Tenant:
-    account_id = await directory.create_account(name, actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    return Tenant(platform, account_id, key.key_id, key.secret)
 
 
 @pytest.fixture
 async def tenant(platform, directory) -> Tenant:
-    return await new_tenant(platform, directory)
+    return await new_tenant(platform, directory, "Acme")
 
 
 async def test_list_returns_exactly_the_callers_account(tenant):
@@ -131,17 +103,13 @@ async def test_owner_must_be_a_user_of_the_account(platform, pool, kit):
 async def test_two_patches_racing_on_one_etag_one_wins_one_412(tenant):
     async with tenant.sdk() as admin:
         account = await admin.accounts.get(tenant.account_id)
-        results = await asyncio.gather(
+        winner, loser = await one_wins(
             admin.accounts.update(tenant.account_id, {"name": "Left"}, if_match=account._etag),
             admin.accounts.update(tenant.account_id, {"name": "Right"}, if_match=account._etag),
-            return_exceptions=True,
         )
-        wins = [r for r in results if not isinstance(r, BaseException)]
-        losses = [r for r in results if isinstance(r, PreconditionFailedError)]
-        assert len(wins) == 1 and len(losses) == 1, results
-        assert losses[0].current_etag == wins[0]._etag
+        assert loser.current_etag == winner._etag
         assert (await admin.accounts.get(tenant.account_id)).organization.name == (
-            wins[0].organization.name
+            winner.organization.name
         )
 
 
@@ -204,10 +172,7 @@ async def test_bad_patch_bodies_are_refused_without_events(
     tenant, platform, pool, raw, status, kit
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.patch(
-            tenant.path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("PATCH", tenant.path, raw)
     assert resp.status_code == status, resp.text
     assert await kit.count_events(platform, pool) == before
 

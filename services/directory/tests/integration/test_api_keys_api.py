@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import (
     AuthenticationError,
     ConflictError,
@@ -21,63 +20,37 @@ from authpi_admin.errors import (
 )
 from psycopg import sql
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES, grants
 from authpi.directory.handlers.api_keys import KeyRestrictions
 from authpi.platform.testing.tenants import basic
 from authpi.testing.plugin import eventually
+from services.directory.tests.races import one_wins
+from services.directory.tests.tenant import ADMIN, Tenant, new_tenant, platform_tenant
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
 # also run against the distributed run (platform testing plugin).
 pytestmark = pytest.mark.sdk
 
-ADMIN = Actor(type="system")
 DAY_MS = 24 * 3600 * 1000
 
 
-class Tenant:
-    """An account with an all-scopes key."""
-
-    def __init__(self, platform, account_id: str, key_id: str, secret: str) -> None:
-        self.platform = platform
-        self.account_id = account_id
-        self.key_id = key_id
-        self.secret = secret
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(
-            api_key=key or (self.key_id, self.secret),
-            account_id=self.account_id,
-            base_url=self.platform.api_url,
-            retries=False,
-        )
-
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        headers = basic(*(key or (self.key_id, self.secret)))
-        return httpx.AsyncClient(base_url=self.platform.api_url, headers=headers, timeout=30)
-
+class KeysTenant(Tenant):
     @property
     def keys_path(self) -> str:
-        return f"/v1/accounts/{self.account_id}/api-keys"
-
-
-async def new_tenant(platform, directory, name: str = "tenant") -> Tenant:
-    account_id = await directory.create_account(name, actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    return Tenant(platform, account_id, key.key_id, key.secret)
+        return f"{self.path}/api-keys"
 
 
 @pytest.fixture
-def tenant(platform, kit) -> Tenant:
+def tenant(platform) -> KeysTenant:
     """The platform's account with its bootstrap key: for tests that look at the keys they make
     only (public APIs, so they also run against the distributed run)."""
-    return Tenant(platform, platform.account_id, *kit.bootstrap_key(platform))
+    return platform_tenant(platform, KeysTenant)
 
 
 @pytest.fixture
-async def own_tenant(platform, directory) -> Tenant:
+async def own_tenant(platform, directory) -> KeysTenant:
     """An account of its own, made in-process, for tests that list every key of the account."""
-    return await new_tenant(platform, directory)
+    return await new_tenant(platform, directory, kind=KeysTenant)
 
 
 async def count_events(platform, pool, event_type: str, account_id: str | None = None) -> int:
@@ -274,15 +247,11 @@ async def test_sdk_error_classes_for_each_status(tenant, platform, kit):
 async def test_two_patches_racing_on_one_etag_one_wins_one_412(tenant):
     async with tenant.sdk() as admin:
         key = await admin.api_keys.create({"name": "race", "restrictions": {}})
-        results = await asyncio.gather(
+        winner, _ = await one_wins(
             admin.api_keys.update(key.id, {"name": "left"}, if_match=key._etag),
             admin.api_keys.update(key.id, {"name": "right"}, if_match=key._etag),
-            return_exceptions=True,
         )
-        wins = [r for r in results if not isinstance(r, BaseException)]
-        losses = [r for r in results if isinstance(r, PreconditionFailedError)]
-        assert len(wins) == 1 and len(losses) == 1, results
-        assert (await admin.api_keys.get(key.id)).name == wins[0].name
+        assert (await admin.api_keys.get(key.id)).name == winner.name
 
 
 # Idempotency-Key (core-api.md 2.4)
@@ -334,7 +303,7 @@ def key_routes(keys_path: str, key_id: str) -> list[tuple[str, str, dict | None]
 async def test_other_accounts_paths_are_403_and_their_keys_404(
     tenant, platform, directory, pool, kit
 ):
-    other = await new_tenant(platform, directory, "other")
+    other = await new_tenant(platform, directory, "other", kind=KeysTenant)
     before = await kit.count_events(platform, pool)
     async with tenant.http() as http:
         for method, path, body in key_routes(other.keys_path, other.key_id):
@@ -440,10 +409,7 @@ async def test_bad_create_bodies_are_refused_without_events(
     tenant, platform, pool, raw, status, kit
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.keys_path, content=raw, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.keys_path, raw)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
     assert await kit.count_events(platform, pool) == before

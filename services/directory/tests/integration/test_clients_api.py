@@ -6,11 +6,9 @@ scopes, and malformed input that is refused without a 500 and without an event."
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 
-import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import (
@@ -21,69 +19,46 @@ from authpi_admin.errors import (
     ValidationError,
 )
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.platform.testing.tenants import basic
+from services.directory.tests.races import one_wins
+from services.directory.tests.tenant import Tenant, platform_tenant
+from services.directory.tests.tenant import new_tenant as account_tenant
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
 # also run against the distributed run (platform testing plugin).
 pytestmark = pytest.mark.sdk
 
-ADMIN = Actor(type="system")
 GRACE_MS = 15 * 60 * 1000
 
 
-class Tenant:
-    """An account of its own with an all-scopes key and one issuer to put clients in."""
+class ClientsTenant(Tenant):
+    """A tenant with one issuer to put clients in."""
 
-    def __init__(self, platform, account_id: str, key: tuple[str, str], issuer_id: str) -> None:
-        self.platform = platform
-        self.account_id = account_id
-        self.key = key
-        self.issuer_id = issuer_id
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(
-            api_key=key or self.key,
-            account_id=self.account_id,
-            base_url=self.platform.api_url,
-            retries=False,
-        )
+    issuer_id: str
 
     def clients(self, key: tuple[str, str] | None = None):
         return self.sdk(key).issuer(self.issuer_id).clients
 
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.platform.api_url, headers=basic(*(key or self.key)), timeout=30
-        )
-
     @property
     def clients_path(self) -> str:
-        return f"/v1/accounts/{self.account_id}/issuers/{self.issuer_id}/clients"
+        return f"{self.path}/issuers/{self.issuer_id}/clients"
 
 
-async def new_tenant(platform, kit, *, own_account: bool = False) -> Tenant:
+async def new_tenant(platform, kit, *, own_account: bool = False) -> ClientsTenant:
     """An issuer of its own in the platform's account (Core API only), or with `own_account` in
     an account of its own, made in-process (no Core API route creates accounts)."""
     if not own_account:
-        issuer_id = await kit.tenants.new_issuer(platform, f"apps-{uuid.uuid4().hex[:8]}")
-        return Tenant(platform, platform.account_id, kit.bootstrap_key(platform), issuer_id)
+        tenant = platform_tenant(platform, ClientsTenant)
+        tenant.issuer_id = await kit.tenants.new_issuer(platform, f"apps-{uuid.uuid4().hex[:8]}")
+        return tenant
     directory = kit.part(platform, "directory")
-    account_id = await directory.create_account("clients tenant", actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    admin = AuthPIAdmin(
-        api_key=(key.key_id, key.secret),
-        account_id=account_id,
-        base_url=platform.api_url,
-        retries=False,
-    )
-    issuer = await admin.issuers.create({"name": "apps"})
-    return Tenant(platform, account_id, (key.key_id, key.secret), issuer.id)
+    tenant = await account_tenant(platform, directory, "clients tenant", kind=ClientsTenant)
+    tenant.issuer_id = (await tenant.sdk().issuers.create({"name": "apps"})).id
+    return tenant
 
 
 @pytest.fixture
-async def tenant(platform, kit) -> Tenant:
+async def tenant(platform, kit) -> ClientsTenant:
     return await new_tenant(platform, kit)
 
 
@@ -276,14 +251,10 @@ async def test_deleted_client_is_gone_and_delete_is_repeatable(tenant, platform,
 async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     clients = tenant.clients()
     client = await clients.create({"name": "raced", "type": "m2m"})
-    results = await asyncio.gather(
+    winner, _ = await one_wins(
         clients.update(client.id, {"name": "left"}, if_match=client._etag),
         clients.update(client.id, {"name": "right"}, if_match=client._etag),
-        return_exceptions=True,
     )
-    failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and isinstance(failures[0], PreconditionFailedError)
-    winner = next(r for r in results if not isinstance(r, Exception))
     assert (await clients.get(client.id)).name == winner.name
 
 
@@ -376,10 +347,7 @@ async def test_malformed_create_is_refused_without_an_event(
     tenant, platform, pool, kit, body, status
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.clients_path, content=body, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.clients_path, body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
     assert await kit.count_events(platform, pool) == before

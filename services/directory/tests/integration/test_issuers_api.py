@@ -5,10 +5,8 @@ is refused without a 500 and without an event."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
-import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import (
@@ -20,61 +18,32 @@ from authpi_admin.errors import (
     ValidationError,
 )
 
-from authpi.contracts.base import Actor
 from authpi.contracts.scopes import ALL_SCOPES
-from authpi.platform.testing.tenants import basic
+from services.directory.tests.races import one_wins
+from services.directory.tests.tenant import Tenant, new_tenant, platform_tenant
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
 # also run against the distributed run (platform testing plugin).
 pytestmark = pytest.mark.sdk
 
-ADMIN = Actor(type="system")
 
-
-class Tenant:
-    """An account of its own with an all-scopes key, so that lists and counts stay isolated."""
-
-    def __init__(self, platform, account_id: str, key_id: str, secret: str) -> None:
-        self.platform = platform
-        self.account_id = account_id
-        self.key = (key_id, secret)
-
-    def sdk(self, key: tuple[str, str] | None = None) -> AuthPIAdmin:
-        return AuthPIAdmin(
-            api_key=key or self.key,
-            account_id=self.account_id,
-            base_url=self.platform.api_url,
-            retries=False,
-        )
-
-    def http(self, key: tuple[str, str] | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.platform.api_url, headers=basic(*(key or self.key)), timeout=30
-        )
-
+class IssuersTenant(Tenant):
     @property
     def issuers_path(self) -> str:
-        return f"/v1/accounts/{self.account_id}/issuers"
-
-
-async def new_tenant(platform, directory) -> Tenant:
-    """An account of its own, made in-process (no Core API route creates accounts)."""
-    account_id = await directory.create_account("issuers tenant", actor=ADMIN)
-    key = await directory.create_api_key(account_id, "admin", list(ALL_SCOPES), actor=ADMIN)
-    return Tenant(platform, account_id, key.key_id, key.secret)
+        return f"{self.path}/issuers"
 
 
 @pytest.fixture
-def tenant(platform, kit) -> Tenant:
+def tenant(platform) -> IssuersTenant:
     """The platform's account with its bootstrap key: for tests that look at their own issuers
     only (public APIs, so they also run against the distributed run)."""
-    return Tenant(platform, platform.account_id, *kit.bootstrap_key(platform))
+    return platform_tenant(platform, IssuersTenant)
 
 
 @pytest.fixture
-async def own_tenant(platform, directory) -> Tenant:
+async def own_tenant(platform, directory) -> IssuersTenant:
     """An account of its own, for tests that list or count the account's issuers."""
-    return await new_tenant(platform, directory)
+    return await new_tenant(platform, directory, "issuers tenant", kind=IssuersTenant)
 
 
 async def test_create_get_update_delete_round_trip(tenant, platform, pool, kit):
@@ -270,21 +239,17 @@ async def test_unchanged_patch_appends_no_event(tenant, platform, pool, kit):
 async def test_concurrent_patches_with_one_etag_one_wins(tenant):
     admin = tenant.sdk()
     issuer = await admin.issuers.create({"name": "raced"})
-    results = await asyncio.gather(
+    winner, loser = await one_wins(
         admin.issuers.update(issuer.id, {"name": "left"}, if_match=issuer._etag),
         admin.issuers.update(issuer.id, {"name": "right"}, if_match=issuer._etag),
-        return_exceptions=True,
     )
-    failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and isinstance(failures[0], PreconditionFailedError)
-    assert failures[0].current_etag is not None
-    winner = next(r for r in results if not isinstance(r, Exception))
+    assert loser.current_etag is not None
     assert (await admin.issuers.get(issuer.id)).name == winner.name
 
 
 async def test_other_accounts_issuers_are_out_of_reach(platform, directory):
-    tenant = await new_tenant(platform, directory)
-    other = await new_tenant(platform, directory)
+    tenant = await new_tenant(platform, directory, "issuers tenant")
+    other = await new_tenant(platform, directory, "issuers tenant")
     theirs = await other.sdk().issuers.create({"name": "theirs"})
     mine = tenant.sdk()
     # My key on their account's paths: refused by the account check.
@@ -377,10 +342,7 @@ async def test_malformed_create_is_refused_without_an_event(
     tenant, platform, pool, kit, body, status
 ):
     before = await kit.count_events(platform, pool)
-    async with tenant.http() as http:
-        resp = await http.post(
-            tenant.issuers_path, content=body, headers={"Content-Type": "application/json"}
-        )
+    resp = await tenant.send_raw("POST", tenant.issuers_path, body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"] == "invalid_request"
     assert await kit.count_events(platform, pool) == before

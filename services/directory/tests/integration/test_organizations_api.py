@@ -21,6 +21,7 @@ from authpi.directory.projections.organizations import OrganizationsView
 from authpi.eventstore.replay import replay
 from authpi.platform.testing.upstream import sso_config
 from authpi.testing.plugin import eventually
+from services.directory.tests.races import one_wins
 
 # Public APIs only (tests that read the database or reach another account stay all-in-one):
 # also run against the distributed run (platform testing plugin).
@@ -125,14 +126,10 @@ async def test_boolean_filters_select_matching_organizations(platform, admin, is
 async def test_concurrent_patches_with_one_etag_one_wins(admin, issuer):
     orgs = admin.issuer(issuer).organizations
     org = await orgs.create({"name": "Race"})
-    results = await asyncio.gather(
+    winner, _ = await one_wins(
         orgs.update(org.id, {"name": "A"}, if_match=org._etag),
         orgs.update(org.id, {"name": "B"}, if_match=org._etag),
-        return_exceptions=True,
     )
-    failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and isinstance(failures[0], PreconditionFailedError)
-    winner = next(r for r in results if not isinstance(r, Exception))
     assert (await orgs.get(org.id)).name == winner.name
 
 

@@ -69,7 +69,8 @@ async def core_requests(dist: Distributed, service: str) -> float:
 
 
 def signed_headers(dist: Distributed, method: str, target: str, body: bytes = b"", **kw):
-    """Headers the gateway would send, made with the deployment's KEK (what an attacker lacks)."""
+    """Headers the gateway would send to the directory (`to`: another service), made with the
+    deployment's KEK (what an attacker lacks)."""
     path, _, query = target.partition("?")
     scope = {
         "type": "http", "method": method, "path": path, "raw_path": path.encode(),
@@ -81,7 +82,8 @@ def signed_headers(dist: Distributed, method: str, target: str, body: bytes = b"
         type="api_key", account_id=dist.account_id, org_id="", key_id=dist.api_key_id,
         scopes=frozenset({"issuers:read", "issuers:write"}),
     )  # fmt: skip
-    pairs = signer.headers(scope, request_id, body, principal)  # type: ignore[arg-type]
+    to = kw.pop("to", "directory")
+    pairs = signer.headers(scope, request_id, body, principal, to=to)  # type: ignore[arg-type]
     return {**dict(pairs), "x-request-id": request_id}
 
 
@@ -220,10 +222,14 @@ async def test_forged_expired_and_replayed_signatures_are_refused(dist):
         # A principal changed after signing (an admin's scopes claimed on the way).
         tampered = signed_headers(dist, "GET", target)
         claims = json.loads(base64.urlsafe_b64decode(tampered["x-authpi-principal"] + "=="))
-        claims[-1]["scopes"] = ["*"]
+        claims[5]["scopes"] = ["*"]  # Signed's sixth field: the principal
         raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
         tampered["x-authpi-principal"] = raw
         assert_spec_error(await client.get(target, headers=tampered), 401, "unauthorized_client")
+        # Signed for another service: a request that reached the directory's listener by a wrong
+        # URL or a shared port is refused, not answered by the directory.
+        elsewhere = signed_headers(dist, "GET", target, to="webhook")
+        assert_spec_error(await client.get(target, headers=elsewhere), 401, "unauthorized_client")
         # Expired: signed a minute ago.
         old = signed_headers(dist, "GET", target, clock=_Ago(60_000))
         assert_spec_error(await client.get(target, headers=old), 401, "unauthorized_client")

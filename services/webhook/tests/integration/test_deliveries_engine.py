@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from authpi.config import Settings
 from authpi.crypto.clock import SystemClock
 from authpi.crypto.ids import RandomIds
+from authpi.embedded.servers import free_port
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.sqltext import render
 from authpi.testing.infra import Infra
@@ -403,7 +404,7 @@ async def test_a_redirect_is_a_failed_attempt_and_not_followed(
 
 
 async def test_connection_refused_is_a_connect_error(engine: Engine, receiver: Receiver) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}/nothing"
+    closed = f"http://127.0.0.1:{free_port()}/nothing"
     hook = await engine.webhooks.add(closed, max_attempts=2)
     async with running(engine.fanout(), engine.dispatcher()):
         await engine.emit()
@@ -546,14 +547,6 @@ async def _attempted(engine: Engine, webhook_id: str) -> bool:
 
 async def _received(receiver: Receiver, path: str, n: int) -> bool:
     return len(receiver.endpoints[path].received) >= n
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_response_bodies_are_forgotten_after_their_retention(

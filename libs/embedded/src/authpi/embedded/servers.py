@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -27,10 +28,26 @@ from authpi.observability import get_logger
 log = get_logger("authpi.embedded")
 
 
+_HANDED_OUT: set[int] = set()
+_HANDING = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that no socket holds now and that this process has not handed out before.
+
+    Ports are chosen ahead of the processes that bind them, and the kernel may offer a port it
+    offered a moment ago while nothing is bound to it yet. Twice the same port would make the
+    second server fail to bind, or, for listeners with SO_REUSEPORT (the replicas of one service
+    share their ports), share it silently with another service: half of one service's requests
+    would reach the other."""
+    with _HANDING:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def die_with_parent() -> None:

@@ -138,21 +138,22 @@ class Calls:
         body = _encode(arguments)
         scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode()}
         request_id = f"req_call_{os.urandom(10).hex()}"
-        headers = dict(self.signer.headers(scope, request_id, body, None))  # type: ignore[arg-type]
+        owner = OWNERS[export]
+        headers = dict(self.signer.headers(scope, request_id, body, None, to=owner))  # type: ignore[arg-type]
         headers |= {"x-request-id": request_id, "content-type": "application/json"}
-        url = URL(self.urls[OWNERS[export]] + path, encoded=True)
+        url = URL(self.urls[owner] + path, encoded=True)
         try:
             async with self._open().post(url, data=body, headers=headers) as response:
                 payload = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError):
             raise TemporarilyUnavailable(
-                f"the {OWNERS[export]} service is not reachable; try again",
+                f"the {owner} service is not reachable; try again",
                 reason="calls.unreachable", retry_after=1,
             ) from None  # fmt: skip
         if status != 200:
             raise TemporarilyUnavailable(
-                f"the {OWNERS[export]} service refused the call", reason=f"calls.status_{status}"
+                f"the {owner} service refused the call", reason=f"calls.status_{status}"
             )
         answer = msgspec.json.decode(payload, type=dict[str, Any])
         if "raised" in answer:

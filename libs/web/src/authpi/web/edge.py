@@ -4,7 +4,9 @@ a Core API request, then forwards it to the owning service with the principal it
 requests that carry a valid signature (`signed_only`), and takes the principal from it.
 
 What is signed binds the principal to one request: the method, the path and query, the request
-id (`X-Request-Id`), a digest of the body and the time it was signed. A signature is valid for
+id (`X-Request-Id`), a digest of the body, the time it was signed and the service it is for (a
+request that reaches another service's listener, by a misconfigured URL or a port two listeners
+share, is refused rather than answered by the wrong service). A signature is valid for
 `VALIDITY_MS` and accepted once per process, so it cannot be replayed onto another request, nor
 again onto the same one. The key is derived from the KEK (HKDF, its own label): every configured
 KEK gives one, the gateway signs with each and a service accepts any it also holds, so a KEK
@@ -53,6 +55,7 @@ class Signed(msgspec.Struct, frozen=True, array_like=True):
     body_sha256: str
     signed_at: int  # epoch milliseconds
     principal: Principal | None
+    service: str  # the one service whose listener may take it
 
 
 _decode = msgspec.json.Decoder(Signed).decode
@@ -86,12 +89,13 @@ class EdgeSigner:
         self.clock = clock
 
     def headers(
-        self, scope: Scope, request_id: str, body: bytes, principal: Principal | None
+        self, scope: Scope, request_id: str, body: bytes, principal: Principal | None, *, to: str
     ) -> list[tuple[str, str]]:
+        """The headers for `scope` sent to service `to`."""
         signed = Signed(
             method=_http(scope)["method"], target=target_of(scope), request_id=request_id,
             body_sha256=hashlib.sha256(body).hexdigest(), signed_at=self.clock.now_ms(),
-            principal=principal,
+            principal=principal, service=to,
         )  # fmt: skip
         payload = msgspec.json.encode(signed)
         macs = ",".join(f"{kid}={_mac(key, payload)}" for kid, key in self.keys.items())
@@ -100,11 +104,19 @@ class EdgeSigner:
 
 
 class EdgeVerifier:
-    """A service's side: the principal of a request the gateway signed, or a refusal."""
+    """A service's side: the principal of a request the gateway signed for one of `services`
+    (those this process serves), or a refusal."""
 
-    def __init__(self, keys: Mapping[str, bytes], clock: Clock, validity_ms: int = VALIDITY_MS):
+    def __init__(
+        self,
+        keys: Mapping[str, bytes],
+        clock: Clock,
+        services: frozenset[str],
+        validity_ms: int = VALIDITY_MS,
+    ) -> None:
         self.keys = dict(keys)
         self.clock = clock
+        self.services = services
         self.validity_ms = validity_ms
         self._seen: OrderedDict[str, int] = OrderedDict()  # signature -> signed_at
 
@@ -143,6 +155,11 @@ class EdgeVerifier:
             signed = _decode(payload)
         except msgspec.DecodeError:
             raise _refused("malformed gateway signature", "edge.malformed") from None
+        if signed.service not in self.services:
+            raise _refused(
+                f"this listener serves {', '.join(sorted(self.services))}, not {signed.service}",
+                "edge.other_service",
+            )
         age = self.clock.now_ms() - signed.signed_at
         if not -self.validity_ms < age <= self.validity_ms:
             raise _refused("the gateway signature has expired", "edge.expired")

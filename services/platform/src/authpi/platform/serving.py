@@ -221,7 +221,7 @@ def build_internal_app(
         once the deployment has applied it (read-your-writes): its events are recorded here, in the
         process that writes them, and the barrier is the deployment's (messaging.sync). It also
     answers the other processes' calls of its contracts (authpi.web.calls)."""
-    verifier = EdgeVerifier(keys_of(rt.kek), rt.clock)
+    verifier = EdgeVerifier(keys_of(rt.kek), rt.clock, frozenset(p.name for p in parts))
     exports = {name: obj for p in parts for name, obj in p.exports.items()}
     return build_core_app(
         route_handlers=[*owned_routes(parts), *call_routes(exports)], ready=ready,

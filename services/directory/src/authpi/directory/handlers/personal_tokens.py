@@ -193,34 +193,29 @@ class PersonalTokens:
         self, account_id: str, token_id: str, actor: Actor, cmd_fields: dict[str, Any],
         held: frozenset[str] | None = None,
     ) -> TokenRow:  # fmt: skip
-        row = await self.get(account_id, token_id)
         cmd = RevokePersonalToken(
             token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(), held=held,
             **cmd_fields,
         )  # fmt: skip
-        await self.store.execute(
-            token_id,
-            personal_token,
-            cmd,
-            self._meta(account_id, row.issuer_id, actor),
-        )
+        await self._act(cmd, actor)
         return await self.get(account_id, token_id)
 
     async def delete(
         self, account_id: str, token_id: str, actor: Actor, if_match: str | None,
         held: frozenset[str] | None = None,
     ) -> None:  # fmt: skip
-        row = await self.get(account_id, token_id)
         cmd = DeletePersonalToken(
             token_id=token_id, account_id=account_id, now=self.rt.clock.now_ms(),
             if_match=if_match, held=held,
         )  # fmt: skip
-        await self.store.execute(
-            token_id,
-            personal_token,
-            cmd,
-            self._meta(account_id, row.issuer_id, actor),
-        )
+        await self._act(cmd, actor)
+
+    async def _act(self, cmd: RevokePersonalToken | DeletePersonalToken, actor: Actor) -> None:
+        """An action on a token of the command's account (404 for any other): appended with the
+        metadata of the token's issuer."""
+        row = await self.get(cmd.account_id, cmd.token_id)
+        meta = self._meta(cmd.account_id, row.issuer_id, actor)
+        await self.store.execute(cmd.token_id, personal_token, cmd, meta)
 
     async def introspect(
         self, account_id: str, issuer_id: str, token: str, ip: str | None

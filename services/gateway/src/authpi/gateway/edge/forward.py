@@ -90,7 +90,7 @@ class Forwarder:
         principal = principal_or_none(scope)
 
         def signed() -> list[tuple[str, str]]:  # anew for each attempt: a signature counts once
-            return [*headers, *self.signer.headers(scope, request_id, body, principal)]
+            return [*headers, *self.signer.headers(scope, request_id, body, principal, to=service)]
 
         url = URL(self.urls[service] + target_of(scope), encoded=True)
         status, answer, payload = await self._exchange(scope["method"], url, signed, body)

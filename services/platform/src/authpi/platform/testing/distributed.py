@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from authpi.embedded.servers import free_port
 from authpi.testing.infra import Infra, new_namespace
 
 SERVICES = ("directory", "token", "agent", "billing", "webhook")
@@ -43,12 +43,6 @@ class Distributed:
     )
     # Each process's environment (its settings), by process name.
     envs: dict[str, dict[str, str]] = field(default_factory=dict[str, dict[str, str]])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _url() -> str:

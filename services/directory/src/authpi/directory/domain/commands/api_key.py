@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
+from authpi.directory.domain.commands.guarded import Guarded, Noted
 
-class UpdateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+
+class UpdateApiKey(Noted, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
-    now: int
     name: str | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType | None = msgspec.UNSET
     tags: list[str] | msgspec.UnsetType = msgspec.UNSET
@@ -20,18 +20,10 @@ class UpdateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
     status: str | msgspec.UnsetType = msgspec.UNSET  # "active" | "blocked"
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
-class DeleteApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class DeleteApiKey(Guarded, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
-    now: int
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
 class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,40 +43,20 @@ class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
-class BlockApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class BlockApiKey(Noted, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
-    now: int
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
-class UnblockApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class UnblockApiKey(Guarded, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
-    now: int
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
-class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class RevokeApiKey(Noted, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
-    now: int
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
-class RotateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class RotateApiKey(Guarded, frozen=True, kw_only=True):
     key_id: str
-    account_id: str
     secret_sha256: str
     secret_hint: str
-    now: int
     grace_ms: int = 900_000  # the previous secret stays valid 15 minutes (core-api.md 3.4)
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)

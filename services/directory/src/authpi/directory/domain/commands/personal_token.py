@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from authpi.directory.domain.commands.guarded import Guarded, Noted
+
 
 class CreatePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
     token_id: str
@@ -25,19 +27,9 @@ class CreatePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
-class RevokePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
+class RevokePersonalToken(Noted, frozen=True, kw_only=True):
     token_id: str
-    account_id: str
-    now: int
-    status_reason: str | None = None
-    status_by: str | None = None
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
 
 
-class DeletePersonalToken(msgspec.Struct, frozen=True, kw_only=True):
+class DeletePersonalToken(Guarded, frozen=True, kw_only=True):
     token_id: str
-    account_id: str
-    now: int
-    if_match: str | None = None
-    held: frozenset[str] | None = None  # the caller's scopes (domain/grant_subset.py)
