@@ -12,6 +12,7 @@ from nats.errors import Error as NatsError
 from authpi.contracts.subjects import events_stream
 from authpi.crypto.clock import SystemClock
 from authpi.embedded.servers import NatsCluster
+from authpi.errors import TemporarilyUnavailable
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.testing.infra import new_namespace
@@ -115,5 +116,38 @@ async def test_lockout_buckets_declared_with_the_streams_keep_three_copies(clust
         assert await lockouts.failed("i_1", "someone") == 0  # the service uses the bucket
         kv = await js.key_value(bucket_name(ns, CREDENTIAL_POLICY))
         assert len(await kv.keys()) == 1
+    finally:
+        await nc.close()
+
+
+async def test_a_failure_that_cannot_be_counted_is_a_retryable_503(cluster, tmp_path):
+    """With two of three nodes gone the lockout bucket has no quorum: a failed credential that
+    cannot be counted is refused as temporarily unavailable (503, Retry-After), never answered as
+    if it had been counted, and never a 500. The nodes come back for the tests after this one."""
+    nodes, auth = cluster
+    ns = new_namespace()
+    nc = await connect(nodes.url, auth=auth)
+    try:
+        js = jetstream(nc)
+        await declare_buckets(js, ns, 3)
+        lockouts = Lockouts(js, ns, SystemClock(), CREDENTIAL_POLICY)
+        assert await lockouts.failed("i_1", "someone") == 0
+        nodes.kill(1)
+        nodes.kill(2)
+        try:
+            with pytest.raises(TemporarilyUnavailable) as refused:
+                await lockouts.failed("i_1", "someone")
+            assert refused.value.status == 503 and refused.value.retry_after == 1
+        finally:
+            await asyncio.to_thread(nodes.restart, 1)
+            await asyncio.to_thread(nodes.restart, 2)
+
+        async def counted() -> int | None:
+            try:
+                return await lockouts.failed("i_1", "someone") + 1
+            except TemporarilyUnavailable:
+                return None
+
+        await eventually(counted, timeout=60, interval=0.5)  # quorum again: it counts
     finally:
         await nc.close()

@@ -16,6 +16,7 @@ from authpi.contracts.catalogue import EVENT_TYPES
 from authpi.contracts.facts import HumanSignIn, MachineTokenIssued, SessionTokenRefreshed
 from authpi.contracts.public import WEBHOOK_EVENT_TYPE_SET, PublicEvent, public_event_id
 from authpi.webhook.domain.public_events import (
+    FACT_DATA,
     INTERNAL_TYPES,
     RULES,
     fact_event_id,
@@ -133,6 +134,7 @@ def test_machine_token_fact_becomes_public_event_with_stable_id():
     assert public.subject == {"account_id": "acc_a", "issuer_id": "i_1", "agent_id": "agt_1"}
     assert public.auth == {"type": "agent", "agent_id": "agt_1"}
     assert public.data["jti"] == "jti-1" and public.data["verifier_id"] == "ver_1"
+    assert tuple(public.data) == FACT_DATA["machine.token.issued"]  # what proto/ documents
     assert public.id == from_fact(fact).id  # type: ignore[union-attr]
     assert public.id == fact_event_id("machine.token.issued", fact.issued_at, "jti-1")
     later = fact_event_id("machine.token.issued", fact.issued_at + 1, "jti-0")

@@ -65,19 +65,24 @@ class FactPublisher:
             await unless_stopped(self._pending.wait(), stop)
             self._pending.clear()
             self._full.clear()
-            await self.flush()
+            # Only what waits now: a fact added while this flush publishes goes in the next
+            # batch, after the interval (flushing until the buffer is empty would publish one
+            # small batch per round trip under load, and never wait).
+            await self.flush(len(self._buffer))
             if self._buffer:
                 self._pending.set()  # NATS away: the facts kept are tried again
             # Let the next batch gather (a stop or a full buffer ends the wait early).
             await unless_stopped(_wait_for(self._full, self.interval), stop)
         await self.flush()
 
-    async def flush(self) -> None:
-        while self._buffer:
+    async def flush(self, limit: int | None = None) -> None:
+        """Publish the buffer's first `limit` facts (all of them by default), in batches."""
+        left = len(self._buffer) if limit is None else limit
+        while self._buffer and left > 0:
             # One fact type per batch: consumers filter on the batch's subject.
             tag = self._buffer[0].__struct_config__.tag
             facts: list[Fact] = []
-            for fact in self._buffer[: self.batch_size]:
+            for fact in self._buffer[: min(self.batch_size, left)]:
                 if fact.__struct_config__.tag != tag:
                     break
                 facts.append(fact)
@@ -96,6 +101,7 @@ class FactPublisher:
                 return  # still in the buffer; the next tick retries
             del self._buffer[: len(facts)]
             self.published += len(facts)
+            left -= len(facts)
 
 
 async def _wait_for(event: asyncio.Event, timeout: float) -> None:

@@ -43,7 +43,7 @@ from authpi.eventstore.relay import Relay
 from authpi.messaging import auth as nats_auth
 from authpi.messaging.consumer import ProjectionConsumer
 from authpi.messaging.deadletters import DeadLetterMonitor
-from authpi.messaging.facts import FactConsumer
+from authpi.messaging.facts import DecodedBatches, FactConsumer
 from authpi.messaging.streams import connect, ensure_streams, jetstream
 from authpi.observability import get_logger
 from authpi.platform import database
@@ -370,6 +370,7 @@ class Platform:
         )  # fmt: skip
         self.dead_letters = monitor
         self._spawn("dead-letters", monitor.run)
+        batches = DecodedBatches()  # one decode of each fact batch for every fact consumer here
         for module in self.owned:
             js = jetstream(await self.nats(nats_auth.relay_identity(module.name)))
             relay = Relay(
@@ -392,7 +393,7 @@ class Platform:
             for facts in parts.fact_projections:
                 fact_consumer = FactConsumer(
                     js=own.js, pool=own.pool, dsn=own.dsn, projection=facts,
-                    namespace=rt.namespace, on_dead_letter=monitor.record,
+                    namespace=rt.namespace, on_dead_letter=monitor.record, batches=batches,
                 )  # fmt: skip
                 self.consumers.append(fact_consumer)
                 self._spawn(f"consumer:{facts.name}", fact_consumer.run)

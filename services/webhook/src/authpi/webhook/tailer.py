@@ -154,7 +154,10 @@ class Tailer:
             await conn.execute(self._sql_store, [str(last[0]), last[1], self.name])
             return int(last[0]), int(last[1])
         while True:
-            cur = await conn.execute(self._sql_read, [str(cursor[0]), cursor[1], self.batch_size])
+            # Results in binary: the event's bytes come as they are (in text, as hex to decode).
+            cur = await conn.execute(
+                self._sql_read, [str(cursor[0]), cursor[1], self.batch_size], binary=True
+            )
             rows = [_row(r) for r in await cur.fetchall()]
             if not rows:
                 return cursor

@@ -41,11 +41,13 @@ from nats.js.errors import (
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NotFoundError,
+    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.ids import sha256_hex
+from authpi.errors import TemporarilyUnavailable
 from authpi.messaging.stopping import unless_stopped
 from authpi.observability import get_logger
 from authpi.web.addresses import address_key
@@ -57,6 +59,7 @@ BACKOFF_BASE_MS = 1000
 BACKOFF_MAX_MS = 15 * 60 * 1000
 FORGET_MS = 15 * 60 * 1000  # the bucket's TTL; no lock outlasts it
 PRUNE_EVERY_MS = 60 * 1000
+UNREACHABLE_TRIES = 3  # KV calls NATS did not answer before a failure is refused with a 503
 
 
 class Counter(msgspec.Struct, kw_only=True):
@@ -101,6 +104,13 @@ MAIL_POLICY = LockoutPolicy("mail_throttle", "mail.throttled", fixed_lock_ms, by
 
 
 POLICIES = (CLIENT_POLICY, CREDENTIAL_POLICY, MAIL_POLICY)
+# What a KV call raises while NATS cannot answer for a moment; tried again, then a 503.
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    ServiceUnavailableError,
+)
 
 
 def bucket_config(namespace: str, policy: LockoutPolicy, replicas: int = 1) -> KeyValueConfig:
@@ -188,13 +198,20 @@ class Lockouts:
         kv = await self.open()
         policy = self.policy
         key = self._key(issuer_id, name, source)
+        unreachable = 0
         for _ in range(20):
+            if unreachable == UNREACHABLE_TRIES:
+                break
             now = self.clock.now_ms()
             try:
                 entry = await kv.get(key)
                 counter, revision = _decode(entry.value or b"{}"), entry.revision
             except (KeyNotFoundError, KeyDeletedError):
                 counter, revision = Counter(), None
+            except _TRANSIENT:
+                unreachable += 1
+                await asyncio.sleep(0.05 * unreachable)
+                continue
             if now - counter.last > policy.forget_ms:
                 counter = Counter()
             counter.failures += 1
@@ -211,6 +228,10 @@ class Lockouts:
                     await kv.update(key, _encode(counter), last=revision)
             except KeyWrongLastSequenceError:
                 continue  # another worker counted a failure meanwhile: count on top of it
+            except _TRANSIENT:  # the write may or may not have counted: read and count again
+                unreachable += 1
+                await asyncio.sleep(0.05 * unreachable)
+                continue
             self._seen[key] = counter
             if locked_for:
                 log.warning(
@@ -219,6 +240,15 @@ class Lockouts:
                 )  # fmt: skip
             left = counter.locked_until - now
             return _seconds(left) if left > 0 else 0
+        if unreachable:
+            # NATS did not answer (a node lost, a leader being elected, an overloaded host):
+            # the failure could not be counted, so nothing is answered as if it had been. The
+            # caller's refusal becomes a retryable 503 instead of an error without a cause.
+            log.warning(policy.log_event + ".unavailable", issuer_id=issuer_id, tries=unreachable)
+            raise TemporarilyUnavailable(
+                "the attempt counter is not reachable; try again",
+                reason="lockout.unavailable", retry_after=1,
+            )  # fmt: skip
         return _seconds(BACKOFF_BASE_MS)  # a storm of concurrent failures: treat as locked
 
     async def succeeded(self, issuer_id: str, name: str, source: str | None = None) -> None:

@@ -22,7 +22,7 @@ _COLUMNS = (
 )
 _INSERT_ONE = (
     "INSERT INTO {schema}.audit_events (" + _COLUMNS + ")"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json) ON CONFLICT (id) DO NOTHING"
 )
 # The column arrays go in binary (%b): psycopg's text form of an array quotes every element
 # through a regular expression in Python, which cost a token's audit row about ten times the
@@ -30,7 +30,7 @@ _INSERT_ONE = (
 INSERT_MANY = (
     "INSERT INTO {schema}.audit_events (" + _COLUMNS + ")"
     " SELECT d.id, d.account_id, d.type, d.occurred_at, d.issuer_id, d.user_id, d.client_id,"
-    "  d.agent_id, d.org_id, d.event::jsonb"
+    "  d.agent_id, d.org_id, d.event::json"
     " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[],"
     "  %b::text[], %b::text[], %b::text[], %b::text[])"
     "  AS d(id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id,"
@@ -42,7 +42,7 @@ INSERT_MANY = (
 _INSERT_IN_ORDER = (
     "INSERT INTO {schema}.audit_events (" + _COLUMNS + ")"
     " SELECT d.id, d.account_id, d.type, d.occurred_at, d.issuer_id, d.user_id, d.client_id,"
-    "  d.agent_id, d.org_id, d.event::jsonb"
+    "  d.agent_id, d.org_id, d.event::json"
     " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[],"
     "  %b::text[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY"
     "  AS d(id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id,"
