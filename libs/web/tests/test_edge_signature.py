@@ -16,7 +16,14 @@ from authpi.crypto.clock import FixedClock
 from authpi.crypto.envelope import Kek
 from authpi.errors import Unauthorized
 from authpi.web.calls import CALLS_PATH, call_routes
-from authpi.web.edge import VALIDITY_MS, EdgeSigner, EdgeVerifier, keys_of, signed_only
+from authpi.web.edge import (
+    VALIDITY_MS,
+    EdgeSigner,
+    EdgeVerifier,
+    WriteClaims,
+    keys_of,
+    signed_only,
+)
 from authpi.web.errors import EXCEPTION_HANDLERS
 from authpi.web.principal import Principal, principal_or_none
 
@@ -197,3 +204,36 @@ async def test_a_call_between_services_refuses_a_request_forwarded_for_a_caller(
         refused = await client.post(path, content=b"{}", headers=headers)
     assert refused.status_code == 403
     assert refused.json()["error"] == "access_denied"
+
+
+async def test_a_write_is_taken_once_by_the_whole_service(pool, namespace, schema):
+    """Two replicas of one service (each its own verifier, so its own memory of signatures) over
+    the service's PostgreSQL schema: a write the gateway signed, captured and played again at the
+    other replica, is refused there too; a read is taken once per replica (it changes nothing)."""
+    clock = FixedClock(1_000_000)
+    keys = keys_of(Kek(NEW))
+    app = Litestar([things, create], exception_handlers=EXCEPTION_HANDLERS)
+    service = schema.removeprefix(f"{namespace}_")
+    serves = frozenset({service})
+    replicas = [
+        signed_only(app, EdgeVerifier(keys, clock, serves), WriteClaims(pool, namespace))
+        for _ in range(2)
+    ]
+    signer = EdgeSigner(keys, clock)
+    write = signed(signer, scope("POST"), b'{"n":1}', to=service)
+    write_headers = {k.decode(): v.decode() for k, v in write["headers"]}
+    read = signed(signer, scope(), rid="req_0000000002", to=service)
+    read_headers = {k.decode(): v.decode() for k, v in read["headers"]}
+    answers = []
+    for replica in replicas:
+        transport = httpx.ASGITransport(app=replica)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+            posted = await client.post("/v1/things", content=b'{"n":1}', headers=write_headers)
+            got = await client.get("/v1/things", headers=read_headers)
+            answers.append((posted.status_code, got.status_code))
+            if posted.status_code == 401:
+                assert posted.json()["error"] == "unauthorized_client"
+    assert answers == [(201, 200), (401, 200)]
+    async with pool.connection() as conn:
+        cur = await conn.execute(f'SELECT count(*) FROM "{schema}".edge_signatures')
+        assert (await cur.fetchone())[0] == 1

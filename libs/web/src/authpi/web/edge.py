@@ -8,9 +8,11 @@ id (`X-Request-Id`), a digest of the body, the time it was signed and the servic
 request that reaches another service's listener, by a misconfigured URL or a port two listeners
 share, is refused rather than answered by the wrong service). A signature is valid for
 `VALIDITY_MS` and accepted once per process, so it cannot be replayed onto another request, nor
-again onto the same one. The key is derived from the KEK (HKDF, its own label): every configured
-KEK gives one, the gateway signs with each and a service accepts any it also holds, so a KEK
-rotation never needs both sides to change at the same moment."""
+again onto the same one; a write's (any method but GET and HEAD) is also taken once by the whole
+service (`WriteClaims`, a row in the service's own schema), so a captured write cannot be played
+again at another replica either. The key is derived from the KEK (HKDF, its own label): every
+configured KEK gives one, the gateway signs with each and a service accepts any it also holds,
+so a KEK rotation never needs both sides to change at the same moment."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from litestar.types import (
     Send,
     WebSocketReceiveMessage,
 )
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
@@ -43,6 +47,8 @@ PRINCIPAL_HEADER = b"x-authpi-principal"
 SIGNATURE_HEADER = b"x-authpi-signature"
 VALIDITY_MS = 10_000  # covers the forwarding hop and a little clock skew between hosts
 MAX_BODY = 1_048_576  # the Core API's own bound (authpi.web.app `request_max_body_size`)
+_SAFE = frozenset({"GET", "HEAD"})  # taken once per process only: they change nothing
+PRUNE_EVERY = 512  # claims between two prunings of the claimed signatures
 
 
 class Signed(msgspec.Struct, frozen=True, array_like=True):
@@ -183,14 +189,45 @@ class EdgeVerifier:
         self._seen[signature] = signed_at
 
 
+class WriteClaims:
+    """The signatures of writes the replicas of a service have taken, in the service's own
+    schema (`edge_signatures`, by the eventstore's migrations): each is taken once by whichever
+    replica claims it first. Rows older than twice the validity go as new claims come in."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], namespace: str, validity_ms: int = VALIDITY_MS
+    ) -> None:
+        self.pool = pool
+        self.namespace = namespace
+        self.keep = f"{2 * validity_ms} milliseconds"
+        self._claims = 0
+
+    async def claim(self, service: str, signature: str) -> bool:
+        """True for the first claim of `signature` at `service`."""
+        table = sql.Identifier(f"{self.namespace}_{service}", "edge_signatures")
+        self._claims += 1
+        async with self.pool.connection() as conn:
+            if self._claims % PRUNE_EVERY == 0:
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE seen_at < now() - %s::interval").format(table),
+                    [self.keep],
+                )
+            cur = await conn.execute(
+                sql.SQL("INSERT INTO {} (mac) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1")
+                .format(table), [signature],
+            )  # fmt: skip
+            return await cur.fetchone() is not None
+
+
 def _refused(description: str, reason: str) -> Unauthorized:
     return Unauthorized(description, reason=reason)
 
 
-def signed_only(app: ASGIApp, verifier: EdgeVerifier) -> ASGIApp:
+def signed_only(app: ASGIApp, verifier: EdgeVerifier, claims: WriteClaims | None = None) -> ASGIApp:
     """`app` for a service's internal listener: every HTTP request must carry the gateway's
     valid signature (checked before the body is read, which is then bounded and digested), and
-    its principal is the request's; anything else is refused with the spec's error body."""
+    its principal is the request's; anything else is refused with the spec's error body. With
+    `claims`, a write's signature is also taken once by the whole service."""
 
     async def gate(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -201,6 +238,10 @@ def signed_only(app: ASGIApp, verifier: EdgeVerifier) -> ASGIApp:
             signed = verifier.check_headers(headers)
             body = await _read_body(receive)
             principal = verifier.check_request(scope, headers, signed, body)
+            if claims is not None and signed.method not in _SAFE:
+                mac = headers[SIGNATURE_HEADER].decode("latin-1")
+                if not await claims.claim(signed.service, mac):
+                    raise _refused("this gateway signature was already used", "edge.replayed")
         except AuthpiError as exc:
             await send_error(send, exc)
             return

@@ -32,7 +32,7 @@ from authpi.web.addresses import ClientAddresses, forwarded_clients
 from authpi.web.app import Metrics, WebApp, build_app
 from authpi.web.calls import call_routes
 from authpi.web.core import build_core_app
-from authpi.web.edge import EdgeVerifier, keys_of, signed_only
+from authpi.web.edge import EdgeVerifier, WriteClaims, keys_of, signed_only
 from authpi.web.openapi import IDP_ERRORS
 from authpi.web.routes import owned_routes
 from authpi.web.runtime import Runtime, ServiceParts
@@ -227,7 +227,7 @@ def build_internal_app(
         route_handlers=[*owned_routes(parts), *call_routes(exports)], ready=ready,
         metrics=metrics,
         middleware=[ReadYourWritesLayer(rt.sync)],
-        outer=lambda app: signed_only(app, verifier),
+        outer=lambda app: signed_only(app, verifier, WriteClaims(rt.pool, rt.namespace)),
     )  # fmt: skip
 
 
