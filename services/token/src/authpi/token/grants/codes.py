@@ -11,6 +11,7 @@ presentation finds exactly which tokens to revoke, already committed."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -57,6 +58,16 @@ class StoredCode(msgspec.Struct, frozen=True, kw_only=True):
     family_id: str | None
     access_jti: str | None
     access_expires_at: int | None
+
+
+def _stored(columns: Sequence[Any]) -> StoredCode:
+    """A StoredCode from its columns, in the order `read` and `read_many` select them."""
+    grant, expires_at, used_at, session_id, family_id, access_jti, access_expires_at = columns
+    return StoredCode(
+        grant=_grant.decode(grant), expires_at=expires_at, used_at=used_at,
+        session_id=session_id, family_id=family_id, access_jti=access_jti,
+        access_expires_at=access_expires_at,
+    )  # fmt: skip
 
 
 class Issued(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,15 +151,7 @@ class Codes:
         row = await cur.fetchone()
         if row is None:
             return None
-        return StoredCode(
-            grant=_grant.decode(row[0]),
-            expires_at=row[1],
-            used_at=row[2],
-            session_id=row[3],
-            family_id=row[4],
-            access_jti=row[5],
-            access_expires_at=row[6],
-        )
+        return _stored(row)
 
     async def read_many(
         self, conn: psycopg.AsyncConnection[Any], codes: list[tuple[str, str]]
@@ -162,15 +165,7 @@ class Codes:
             issuer_id, code = digests[row[0]]
             if row[1] != issuer_id:
                 continue
-            found[code] = StoredCode(
-                grant=_grant.decode(row[2]),
-                expires_at=row[3],
-                used_at=row[4],
-                session_id=row[5],
-                family_id=row[6],
-                access_jti=row[7],
-                access_expires_at=row[8],
-            )
+            found[code] = _stored(row[2:])
         return found
 
     async def consume_many(
