@@ -12,6 +12,7 @@ from psycopg import sql
 
 from authpi.contracts.base import Envelope
 from authpi.contracts.subjects import events_stream, subject_for
+from authpi.eventstore.locks import consumer_lock
 from authpi.eventstore.relay import Relay
 from authpi.eventstore.replay import replay
 from authpi.eventstore.store import EventStore
@@ -202,3 +203,55 @@ async def _dead_letters(pool, schema, n):
         )
         rows = await cur.fetchall()
     return rows if len(rows) >= n else None
+
+
+async def test_a_copy_that_lost_its_consumer_to_another_replica_holds_no_write_back(
+    infra, pool, nc, schema, namespace
+):
+    """Two replicas of one projection's consumer: A applies, B stands by. A's lock session is
+    lost (a PostgreSQL restart ends every session), B takes the lock and the consumer over, and
+    A's pull fails. From then on A is no longer applying, so a write's barrier (`reach`) must
+    not wait on it, while B applies what comes next."""
+    js = nc.jetstream()
+    store = EventStore(pool, schema, "test")
+    probe = ProbeProjection(schema)
+    async with pool.connection() as conn:
+        await probe.create(conn)
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
+
+    def replica() -> ProjectionConsumer:
+        return ProjectionConsumer(
+            js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
+        )
+
+    a, b = replica(), replica()
+    stop = asyncio.Event()
+    async with running(relay):
+        a_task = asyncio.create_task(a.run(stop))  # the crash this test causes ends here
+        await asyncio.wait_for(a.running.wait(), 30)
+        b_task = asyncio.create_task(b.run(stop))
+        try:
+            await store.execute("one", ProbeDecider("one"), ProbeCommand(), PROBE_META)
+            await eventually(lambda: _count(pool, schema, 1))
+            await asyncio.wait_for(b.started.wait(), 10)
+            assert not b.running.is_set()
+            key = consumer_lock(schema, probe.name)
+            async with await psycopg.AsyncConnection.connect(infra.dsn, autocommit=True) as c:
+                await c.execute(
+                    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                    " AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295)",
+                    [key],
+                )
+            await asyncio.wait_for(b.running.wait(), 15)
+            await eventually(lambda: _async(not a.running.is_set()), timeout=30)
+            assert await asyncio.wait_for(a.reach(10**9, 5.0), 1.0)  # answered at once
+            await store.execute("one", ProbeDecider("one"), ProbeCommand(), PROBE_META)
+            await eventually(lambda: _count(pool, schema, 2))
+        finally:
+            stop.set()
+            await asyncio.gather(a_task, b_task, return_exceptions=True)
+
+
+async def _async(value):
+    return value

@@ -5,9 +5,12 @@ that survives the loss of a node, which rejoins when it comes back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 
 from authpi.contracts.subjects import events_stream
 from authpi.crypto.clock import SystemClock
@@ -101,12 +104,7 @@ async def test_streams_replicated_on_three_nodes_and_survive_one_node_lost(clust
 async def test_lockout_buckets_declared_with_the_streams_keep_three_copies(cluster):
     """`authpi streams --replicas 3` also declares the token service's lockout buckets: a lock
     held in a cluster outlives the loss of a node. Declaring again without a count keeps them."""
-    nodes, auth = cluster
-    ns = new_namespace()
-    nc = await connect(nodes.url, auth=auth)
-    try:
-        js = jetstream(nc)
-        await declare_buckets(js, ns, 3)
+    async with _buckets_of_three(cluster) as (js, ns):
         await declare_buckets(js, ns, None)
         for policy in POLICIES:
             info = await js.stream_info(f"KV_{bucket_name(ns, policy)}")
@@ -116,20 +114,28 @@ async def test_lockout_buckets_declared_with_the_streams_keep_three_copies(clust
         assert await lockouts.failed("i_1", "someone") == 0  # the service uses the bucket
         kv = await js.key_value(bucket_name(ns, CREDENTIAL_POLICY))
         assert len(await kv.keys()) == 1
-    finally:
-        await nc.close()
 
 
-async def test_a_failure_that_cannot_be_counted_is_a_retryable_503(cluster, tmp_path):
-    """With two of three nodes gone the lockout bucket has no quorum: a failed credential that
-    cannot be counted is refused as temporarily unavailable (503, Retry-After), never answered as
-    if it had been counted, and never a 500. The nodes come back for the tests after this one."""
+@contextlib.asynccontextmanager
+async def _buckets_of_three(cluster) -> AsyncIterator[tuple[JetStreamContext, str]]:
+    """A new namespace's lockout buckets, three copies each, and a connection to the cluster."""
     nodes, auth = cluster
     ns = new_namespace()
     nc = await connect(nodes.url, auth=auth)
     try:
         js = jetstream(nc)
         await declare_buckets(js, ns, 3)
+        yield js, ns
+    finally:
+        await nc.close()
+
+
+async def test_a_failure_that_cannot_be_counted_is_a_retryable_503(cluster):
+    """With two of three nodes gone the lockout bucket has no quorum: a failed credential that
+    cannot be counted is refused as temporarily unavailable (503, Retry-After), never answered as
+    if it had been counted, and never a 500. The nodes come back for the tests after this one."""
+    nodes = cluster[0]
+    async with _buckets_of_three(cluster) as (js, ns):
         lockouts = Lockouts(js, ns, SystemClock(), CREDENTIAL_POLICY)
         assert await lockouts.failed("i_1", "someone") == 0
         nodes.kill(1)
@@ -149,5 +155,3 @@ async def test_a_failure_that_cannot_be_counted_is_a_retryable_503(cluster, tmp_
                 return None
 
         await eventually(counted, timeout=60, interval=0.5)  # quorum again: it counts
-    finally:
-        await nc.close()

@@ -375,14 +375,21 @@ async def test_refresh_reuse_revokes_the_family_and_session(tenant: Tenant):
     await sdk.close()
 
 
-async def test_concurrent_refreshes_of_one_token_exactly_one_wins(tenant: Tenant):
-    sdk, agent, _ = await login_with_sdk(tenant)
+async def six_uses_one_wins(tenant: Tenant, refresh_token: str) -> tuple[dict[str, str], str]:
+    """Six concurrent refreshes with `refresh_token`: exactly one wins, five are invalid_grant.
+    The grant's form and the winner's new refresh token."""
     data = {"grant_type": "refresh_token", "client_id": tenant.spa_id,
-            "refresh_token": agent.tokens.refresh_token}  # fmt: skip
+            "refresh_token": refresh_token}  # fmt: skip
     results = await asyncio.gather(*(token(tenant, data) for _ in range(6)))
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200, 400, 400, 400, 400, 400]
     assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
+    return data, next(r for r in results if r.status_code == 200).json()["refresh_token"]
+
+
+async def test_concurrent_refreshes_of_one_token_exactly_one_wins(tenant: Tenant):
+    sdk, agent, _ = await login_with_sdk(tenant)
+    await six_uses_one_wins(tenant, agent.tokens.refresh_token)
     await sdk.close()
 
 
@@ -392,13 +399,7 @@ async def test_concurrent_refreshes_of_a_later_token_exactly_one_wins(tenant: Te
     sdk, agent, _ = await login_with_sdk(tenant)
     for _ in range(2):
         agent = await sdk.refresh(agent)
-    data = {"grant_type": "refresh_token", "client_id": tenant.spa_id,
-            "refresh_token": agent.tokens.refresh_token}  # fmt: skip
-    results = await asyncio.gather(*(token(tenant, data) for _ in range(6)))
-    statuses = sorted(r.status_code for r in results)
-    assert statuses == [200, 400, 400, 400, 400, 400]
-    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
-    won = next(r for r in results if r.status_code == 200).json()["refresh_token"]
+    data, won = await six_uses_one_wins(tenant, agent.tokens.refresh_token)
     again = await token(tenant, {**data, "refresh_token": won})
     assert again.json()["error"] == "invalid_grant"  # the replays ended the family
     await sdk.close()

@@ -72,15 +72,17 @@ async def run_holding(
     *,
     check_every: float = 1.0,
     retry_every: float = 1.0,
+    waiting: asyncio.Event | None = None,
 ) -> None:
     """Run `job` only while this process holds the session lock `key`: one copy per deployment.
     Another replica stands by in `acquire` and takes over within `retry_every` once the holder's
     session ends. When the holder's process dies, its job dies with it. When only its session
     ends (terminated, PostgreSQL restarted, the network cut), the holder sees it at its next
     check (every `check_every`) and stops the job, then this raises (the supervisor starts it
-    again, to stand by or to hold the lock anew): the two copies may overlap by that much."""
+    again, to stand by or to hold the lock anew): the two copies may overlap by that much.
+    `waiting` is set once the lock was found held by another process (see `acquire`)."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        if not await acquire(conn, key, stop=stop, retry_every=retry_every):
+        if not await acquire(conn, key, stop=stop, retry_every=retry_every, waiting=waiting):
             return
         log.info("singleton.acquired", lock=key)
         inner = asyncio.Event()

@@ -30,7 +30,7 @@ from authpi.contracts.base import Envelope, Event
 from authpi.contracts.catalogue import decode_envelope, decode_event
 from authpi.contracts.subjects import all_events, events_of_type, events_stream
 from authpi.eventstore.checkpoints import Checkpoint, Checkpoints
-from authpi.eventstore.locks import acquire, consumer_lock
+from authpi.eventstore.locks import consumer_lock, run_holding
 from authpi.eventstore.store import StoredEvent
 from authpi.messaging.projection import Projection
 from authpi.messaging.provenance import forgery
@@ -93,19 +93,26 @@ class DurableConsumer:
         """Told of each batch once it is committed, before its messages are settled."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
-            key = consumer_lock(self.schema, self.durable)
-            if not await acquire(lock, key, stop=stop, waiting=self.started):
-                return
-            sub = await self._bind()
-            self.running.set()
-            self.started.set()
-            log.info("consumer.started", consumer=self.durable)
-            try:
-                await self._loop(sub, stop)
-            finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+        """Consume while this process holds the consumer's lock (one copy per deployment; the
+        others stand by). A lock whose session is lost (a PostgreSQL restart, the network cut)
+        stops the consuming at the next check, and this raises: the supervisor starts it again,
+        to take the lock anew or to stand by while another replica consumes."""
+        key = consumer_lock(self.schema, self.durable)
+        await run_holding(self.dsn, key, self._consume, stop, waiting=self.started)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        sub = await self._bind()
+        self.running.set()
+        self.started.set()
+        log.info("consumer.started", consumer=self.durable)
+        try:
+            await self._loop(sub, stop)
+        finally:
+            # No longer applying: a write's barrier (messaging.sync, `reach`) must not wait on
+            # this copy while it stands by.
+            self.running.clear()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         async with self.pool.connection() as conn, conn.transaction():
