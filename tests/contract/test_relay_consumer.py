@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import msgspec
 import psycopg
@@ -48,6 +49,25 @@ async def applied(pool, schema: str) -> list[tuple[str, int, int]]:
         return await cur.fetchall()
 
 
+async def probed(
+    infra, pool, nc, schema: str, namespace: str
+) -> tuple[EventStore, Relay, Callable[[], ProjectionConsumer]]:
+    """The probe's store, its relay, and a maker of copies (replicas) of its projection's
+    consumer, the projection's table created."""
+    js = nc.jetstream()
+    probe = ProbeProjection(schema)
+    async with pool.connection() as conn:
+        await probe.create(conn)
+
+    def replica() -> ProjectionConsumer:
+        return ProjectionConsumer(
+            js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
+        )
+
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
+    return EventStore(pool, schema, "test"), relay, replica
+
+
 async def test_late_commit_with_lower_position_is_published_first(
     infra, pool, nc, schema, namespace
 ):
@@ -79,15 +99,8 @@ async def test_late_commit_with_lower_position_is_published_first(
 async def test_many_concurrent_writers_every_event_applied_once_in_stream_order(
     infra, pool, nc, schema, namespace
 ):
-    js = nc.jetstream()
-    store = EventStore(pool, schema, "test")
-    probe = ProbeProjection(schema)
-    async with pool.connection() as conn:
-        await probe.create(conn)
-    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
-    consumer = ProjectionConsumer(
-        js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
-    )
+    store, relay, replica = await probed(infra, pool, nc, schema, namespace)
+    consumer = replica()
     tasks, per_task, streams = 20, 200, [f"s{i}" for i in range(40)]
 
     async def writer(seed: int) -> None:
@@ -212,18 +225,7 @@ async def test_a_copy_that_lost_its_consumer_to_another_replica_holds_no_write_b
     lost (a PostgreSQL restart ends every session), B takes the lock and the consumer over, and
     A's pull fails. From then on A is no longer applying, so a write's barrier (`reach`) must
     not wait on it, while B applies what comes next."""
-    js = nc.jetstream()
-    store = EventStore(pool, schema, "test")
-    probe = ProbeProjection(schema)
-    async with pool.connection() as conn:
-        await probe.create(conn)
-    relay = Relay(infra.dsn, schema, PROBE_SOURCE, js, namespace)
-
-    def replica() -> ProjectionConsumer:
-        return ProjectionConsumer(
-            js=js, pool=pool, dsn=infra.dsn, projection=probe, namespace=namespace
-        )
-
+    store, relay, replica = await probed(infra, pool, nc, schema, namespace)
     a, b = replica(), replica()
     stop = asyncio.Event()
     async with running(relay):
@@ -235,7 +237,7 @@ async def test_a_copy_that_lost_its_consumer_to_another_replica_holds_no_write_b
             await eventually(lambda: _count(pool, schema, 1))
             await asyncio.wait_for(b.started.wait(), 10)
             assert not b.running.is_set()
-            key = consumer_lock(schema, probe.name)
+            key = consumer_lock(schema, a.projection.name)
             async with await psycopg.AsyncConnection.connect(infra.dsn, autocommit=True) as c:
                 await c.execute(
                     "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
