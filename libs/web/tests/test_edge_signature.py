@@ -68,6 +68,13 @@ def test_the_signed_request_gives_its_principal_once():
     request = signed(EdgeSigner(keys, clock), scope("POST"), b'{"a":1}')
     assert verifier.verify(request, b'{"a":1}') == PRINCIPAL  # type: ignore[arg-type]
     assert reason_of(verifier, request, b'{"a":1}') == "edge.replayed"
+    # The same statement with its MAC header reworded (an unknown entry added, spaces) still
+    # verifies, and is still the same request: a replay.
+    reworded = [
+        (k, b" " + v + b", other=x" if k == b"x-authpi-signature" else v)
+        for k, v in request["headers"]
+    ]
+    assert reason_of(verifier, {**request, "headers": reworded}, b'{"a":1}') == "edge.replayed"
 
 
 def test_a_signature_is_bound_to_method_path_query_request_id_and_body():
@@ -225,7 +232,9 @@ async def test_a_write_is_taken_once_by_the_whole_service(pool, namespace, schem
     read = signed(signer, scope(), rid="req_0000000002", to=service)
     read_headers = {k.decode(): v.decode() for k, v in read["headers"]}
     answers = []
-    for replica in replicas:
+    for n, replica in enumerate(replicas):
+        if n:  # at the other replica, the captured write with its MAC header reworded
+            write_headers["x-authpi-signature"] += ",other=x"
         transport = httpx.ASGITransport(app=replica)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
             posted = await client.post("/v1/things", content=b'{"n":1}', headers=write_headers)

@@ -83,6 +83,12 @@ def target_of(scope: Scope) -> str:
     return (raw + b"?" + query if query else raw).decode("latin-1")
 
 
+def statement_id(signed: Signed) -> str:
+    """What "once" counts: the signed statement itself, not the header that carries its MACs
+    (that header can be reordered, padded or given extra entries and still verify)."""
+    return hashlib.sha256(msgspec.json.encode(signed)).hexdigest()
+
+
 def _mac(key: bytes, payload: bytes) -> str:
     return base64.urlsafe_b64encode(hmac.digest(key, payload, "sha256")).rstrip(b"=").decode()
 
@@ -140,7 +146,7 @@ class EdgeVerifier:
             raise _refused("the signature is for another request", "edge.other_request_id")
         if not hmac.compare_digest(signed.body_sha256, hashlib.sha256(body).hexdigest()):
             raise _refused("the signature is for another request body", "edge.other_body")
-        self._once(headers[SIGNATURE_HEADER].decode("latin-1"), signed.signed_at)
+        self._once(statement_id(signed), signed.signed_at)
         return signed.principal
 
     def check_headers(self, headers: Mapping[bytes, bytes]) -> Signed:
@@ -239,8 +245,7 @@ def signed_only(app: ASGIApp, verifier: EdgeVerifier, claims: WriteClaims | None
             body = await _read_body(receive)
             principal = verifier.check_request(scope, headers, signed, body)
             if claims is not None and signed.method not in _SAFE:
-                mac = headers[SIGNATURE_HEADER].decode("latin-1")
-                if not await claims.claim(signed.service, mac):
+                if not await claims.claim(signed.service, statement_id(signed)):
                     raise _refused("this gateway signature was already used", "edge.replayed")
         except AuthpiError as exc:
             await send_error(send, exc)
