@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar, Request, get, post
+from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.clock import FixedClock
 from authpi.crypto.envelope import Kek
+from authpi.embedded.servers import free_port
 from authpi.errors import Unauthorized
 from authpi.web.calls import CALLS_PATH, call_routes
 from authpi.web.edge import (
@@ -246,3 +248,34 @@ async def test_a_write_is_taken_once_by_the_whole_service(pool, namespace, schem
     async with pool.connection() as conn:
         cur = await conn.execute(f'SELECT count(*) FROM "{schema}".edge_signatures')
         assert (await cur.fetchone())[0] == 1
+
+
+async def test_a_write_whose_claim_the_database_cannot_take_is_a_retryable_503_and_not_run():
+    """The service's PostgreSQL is unreachable (restarting, say): the write's signature cannot be
+    claimed, so the write is refused with a retryable 503 in the spec's format, not an unexpected
+    500, and its handler never runs (the gateway or the client sends it again)."""
+    clock = FixedClock(1_000_000)
+    keys = keys_of(Kek(NEW))
+    ran: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        ran.append((await receive())["body"])
+
+    down: AsyncConnectionPool = AsyncConnectionPool(
+        f"postgresql://authpi@127.0.0.1:{free_port()}/authpi?connect_timeout=1",
+        min_size=1, max_size=1, open=False, timeout=1,
+    )  # fmt: skip
+    await down.open(wait=False)
+    try:
+        gate = signed_only(app, EdgeVerifier(keys, clock, SERVES), WriteClaims(down, "t"))
+        write = signed(EdgeSigner(keys, clock), scope("POST"), b'{"n":1}')
+        headers = {k.decode(): v.decode() for k, v in write["headers"]}
+        transport = httpx.ASGITransport(app=gate)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+            posted = await client.post("/v1/things", content=b'{"n":1}', headers=headers)
+    finally:
+        await down.close()
+    assert posted.status_code == 503
+    assert posted.json()["error"] == "temporarily_unavailable"
+    assert posted.headers["retry-after"] == "1"
+    assert ran == []

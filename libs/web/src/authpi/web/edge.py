@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import msgspec
+import psycopg
 from litestar.types import (
     ASGIApp,
     HTTPReceiveMessage,
@@ -33,12 +34,12 @@ from litestar.types import (
     WebSocketReceiveMessage,
 )
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from authpi.crypto.clock import Clock
 from authpi.crypto.envelope import Kek
-from authpi.errors import AuthpiError, InvalidRequest, Unauthorized
-from authpi.observability import bind_contextvars
+from authpi.errors import AuthpiError, InvalidRequest, TemporarilyUnavailable, Unauthorized
+from authpi.observability import bind_contextvars, get_logger
 from authpi.web.errors import send_error
 from authpi.web.principal import Principal, set_principal
 
@@ -49,6 +50,7 @@ VALIDITY_MS = 10_000  # covers the forwarding hop and a little clock skew betwee
 MAX_BODY = 1_048_576  # the Core API's own bound (authpi.web.app `request_max_body_size`)
 _SAFE = frozenset({"GET", "HEAD"})  # taken once per process only: they change nothing
 PRUNE_EVERY = 512  # claims between two prunings of the claimed signatures
+log = get_logger("authpi.web.edge")
 
 
 class Signed(msgspec.Struct, frozen=True, array_like=True):
@@ -209,20 +211,29 @@ class WriteClaims:
         self._claims = 0
 
     async def claim(self, service: str, signature: str) -> bool:
-        """True for the first claim of `signature` at `service`."""
+        """True for the first claim of `signature` at `service`. A claim the database cannot
+        take (restarting, out of connections) is a retryable 503: the write was not taken, so
+        nothing of it is done, and the gateway or the client may send it again."""
         table = sql.Identifier(f"{self.namespace}_{service}", "edge_signatures")
         self._claims += 1
-        async with self.pool.connection() as conn:
-            if self._claims % PRUNE_EVERY == 0:
-                await conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE seen_at < now() - %s::interval").format(table),
-                    [self.keep],
-                )
-            cur = await conn.execute(
-                sql.SQL("INSERT INTO {} (mac) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1")
-                .format(table), [signature],
-            )  # fmt: skip
-            return await cur.fetchone() is not None
+        try:
+            async with self.pool.connection() as conn:
+                if self._claims % PRUNE_EVERY == 0:
+                    await conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE seen_at < now() - %s::interval")
+                        .format(table), [self.keep],
+                    )  # fmt: skip
+                cur = await conn.execute(
+                    sql.SQL("INSERT INTO {} (mac) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1")
+                    .format(table), [signature],
+                )  # fmt: skip
+                return await cur.fetchone() is not None
+        except (psycopg.OperationalError, PoolTimeout):
+            log.warning("edge.claim_unavailable", service=service)
+            raise TemporarilyUnavailable(
+                "the service cannot take writes right now; try again",
+                reason="edge.claim_unavailable", retry_after=1,
+            ) from None  # fmt: skip
 
 
 def _refused(description: str, reason: str) -> Unauthorized:
