@@ -48,3 +48,18 @@ def test_random_bodies_read_as_parse_qsl_reads_them():
     for _ in range(20_000):
         body = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12))).encode()
         assert ours(body) == reference(body), body
+
+
+def test_only_plain_parameters_are_remembered_decoded_and_never_a_secret():
+    """The decoded values of `grant_type`, `scope` and `resource` are kept for the next request
+    (bounded); a client secret, a code or a refresh token never is, whatever its shape."""
+    from authpi.token.api import forms
+
+    body = (
+        b"grant_type=refresh_token&scope=a%3Ab&resource=https%3A%2F%2Fr.test%2F"
+        b"&client_secret=s%3Acret&refresh_token=t%2Bk&code=c%2Fd&password=p%25w"
+    )
+    assert parse_form(body) == parse_form(body) == reference(body)
+    kept = set(forms._PLAIN_DECODED.values())  # pyright: ignore[reportPrivateUsage]
+    assert {"a:b", "https://r.test/"} <= kept
+    assert not kept & {"s:cret", "t+k", "c/d", "p%w"}

@@ -93,10 +93,30 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
             name, sep, value = pair.partition("=")
             if not sep or not value:
                 continue  # no `=`, or a blank value: parse_qsl drops both
-            pairs.append((_unquote(name), _unquote(value)))
+            name = _unquote(name)
+            pairs.append((name, _plain(value) if name in _PLAIN else _unquote(value)))
         return pairs
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("the body is not valid form encoding") from exc
+
+
+# Parameters that are never secret and that a client sends the same way request after request
+# (an encoded resource URL, its scope): their decoded values are remembered, a bounded number of
+# short ones (once full, nothing more is added: no eviction for a flood of distinct values to
+# drive). Secrets, codes and tokens are never kept here.
+_PLAIN = frozenset({"grant_type", "scope", "resource"})
+_PLAIN_DECODED: dict[str, str] = {}
+_PLAIN_KEPT = 1024
+_PLAIN_LONGEST = 512
+
+
+def _plain(text: str) -> str:
+    decoded = _PLAIN_DECODED.get(text)
+    if decoded is None:
+        decoded = _unquote(text)
+        if len(_PLAIN_DECODED) < _PLAIN_KEPT and len(text) <= _PLAIN_LONGEST:
+            _PLAIN_DECODED[text] = decoded
+    return decoded
 
 
 def _unquote(text: str) -> str:

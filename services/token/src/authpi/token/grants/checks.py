@@ -11,6 +11,10 @@ from authpi.token.endpoints.errors import InvalidScope, InvalidTarget, Unauthori
 from authpi.token.endpoints.params import Form
 
 MAX_SCOPES = 256
+# Resource indicators already found absolute and fragment-free (a client names the same one
+# request after request), bounded: once full, the rest are parsed every time.
+_ABSOLUTE: set[str] = set()
+_ABSOLUTE_KEPT = 1024
 
 
 def grant_enabled(grant: str, enabled: Collection[str]) -> None:
@@ -23,6 +27,8 @@ def requested_scopes(form: Form, allowed: tuple[str, ...]) -> list[str]:
     raw = form.get("scope")
     if raw is None:
         return list(allowed)
+    if " " not in raw and raw in allowed:  # one allowed scope, as it is
+        return [raw]
     wanted = list(dict.fromkeys(raw.split()))
     if len(wanted) > MAX_SCOPES:
         raise InvalidScope(f"at most {MAX_SCOPES} scopes may be requested")
@@ -41,9 +47,12 @@ def audience(form: Form, client_id: str, allowed: tuple[str, ...]) -> str:
     if len(resources) > 1:
         raise InvalidTarget("request one resource per token")
     resource = resources[0]
-    parts = urlsplit(resource)
-    if not parts.scheme or not parts.netloc or parts.fragment or len(resource) > 2048:
-        raise InvalidTarget("resource must be an absolute URI without a fragment")
+    if resource not in _ABSOLUTE:
+        parts = urlsplit(resource)
+        if not parts.scheme or not parts.netloc or parts.fragment or len(resource) > 2048:
+            raise InvalidTarget("resource must be an absolute URI without a fragment")
+        if len(_ABSOLUTE) < _ABSOLUTE_KEPT:
+            _ABSOLUTE.add(resource)
     if allowed and resource not in allowed:
         raise InvalidTarget("resource not allowed for this client")
     return resource
