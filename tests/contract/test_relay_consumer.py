@@ -117,6 +117,8 @@ async def test_many_concurrent_writers_every_event_applied_once_in_stream_order(
             return rows if len(rows) >= tasks * per_task else None
 
         rows = await eventually(all_applied, timeout=120)
+        info = await eventually(lambda: _settled(consumer.js, namespace, consumer.durable))
+    assert info.num_redelivered == 0, "a batch's messages were delivered again"
     assert len(rows) == tasks * per_task
     assert max(r[2] for r in rows) == 1, "an event was applied twice"
     assert relay.published == tasks * per_task, "the relay published an event twice"
@@ -172,6 +174,10 @@ async def test_poison_message_is_dead_lettered_and_consumer_goes_on(
         await store.execute("good", ProbeDecider("good"), ProbeCommand(), PROBE_META)
         await eventually(lambda: _count(pool, schema, 2))
         dead = await eventually(lambda: _dead_letters(pool, schema, 2))
+        # The poison messages are settled with their batches: nothing is left pending or comes
+        # back (the dead letters, committed with the checkpoint, are their record).
+        info = await eventually(lambda: _settled(js, namespace, probe.name))
+    assert info.num_redelivered == 0
     assert {d[0] for d in dead} == {"test-probe"}
     assert any("cannot apply" in d[1] for d in dead) and any("undecodable" in d[1] for d in dead)
 
@@ -207,6 +213,13 @@ async def test_replay_rebuilds_projection_and_consumer_resumes_without_duplicate
 
 async def _count(pool, schema, n):
     return len(await applied(pool, schema)) >= n
+
+
+async def _settled(js, namespace, durable):
+    """The consumer's JetStream state once everything delivered is acknowledged, else None."""
+    info = await js.consumer_info(events_stream(namespace), durable)
+    done = info.num_ack_pending == 0 and info.ack_floor.stream_seq == info.delivered.stream_seq
+    return info if done and info.delivered.stream_seq > 0 else None
 
 
 async def _dead_letters(pool, schema, n):

@@ -1,8 +1,9 @@
-"""The consumer runtime: durable pull consumers with explicit ack. Each batch is applied in one
+"""The consumer runtime: durable pull consumers, a batch at a time. Each batch is applied in one
 transaction together with its checkpoint, so a message is applied at most once in effect; a
-poison message is dead-lettered and terminated. `DurableConsumer` is the loop every consumer
-shares; `ProjectionConsumer` feeds a projection from the domain-event stream, and
-`messaging.facts.FactConsumer` one from the FACTS stream.
+poison message is dead-lettered in that transaction; one acknowledgement then settles the whole
+batch (AckPolicy.ALL). `DurableConsumer` is the loop every consumer shares; `ProjectionConsumer`
+feeds a projection from the domain-event stream, and `messaging.facts.FactConsumer` one from the
+FACTS stream.
 
 Exactly one consumer per projection runs at a time (a session advisory lock). On start it
 re-creates its durable consumer at the checkpointed stream sequence + 1: the database, not the
@@ -50,7 +51,7 @@ DeadLetterHook = Callable[[str, str | None, str | None], None]
 class DurableConsumer:
     """The runtime every durable pull consumer shares: one copy per deployment (the lock), bound
     at the checkpointed stream sequence + 1, fetching in batches, retrying transient failures in
-    place, settling each message by its verdict. What a batch means is `_apply_batch`'s."""
+    place, settling each batch with one acknowledgement. What a batch means is `_apply_batch`'s."""
 
     def __init__(
         self,
@@ -128,7 +129,7 @@ class DurableConsumer:
                 durable_name=self.durable,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=start,
-                ack_policy=AckPolicy.EXPLICIT,
+                ack_policy=AckPolicy.ALL,
                 ack_wait=60,
                 max_ack_pending=self.batch_size * 4,
                 filter_subjects=self._filters(),
@@ -160,7 +161,7 @@ class DurableConsumer:
         delay = 0.05
         while True:
             try:
-                verdicts = await self._apply_batch(msgs)
+                await self._apply_batch(msgs)
                 break
             except TRANSIENT as exc:
                 if stop.is_set():
@@ -169,8 +170,12 @@ class DurableConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._committed(msgs)
-        for msg, ok in zip(msgs, verdicts, strict=True):
-            await (msg.ack() if ok else msg.term())
+        # One acknowledgement settles the batch (AckPolicy.ALL: it covers every message
+        # delivered before it). The checkpoint committed with the batch, not the server's ack
+        # state, says what was applied, and a message refused as poison was dead-lettered in
+        # that same transaction: none of them is to be delivered again. Acknowledging each
+        # message cost a NATS publish per message and per consumer.
+        await msgs[-1].ack()
 
     async def _reject(
         self,
