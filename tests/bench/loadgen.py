@@ -299,8 +299,12 @@ DB_FIELDS = ("commits", "rollbacks", "returned", "fetched", "inserted", "updated
 
 
 TABLE_SCANS = (
-    "SELECT schemaname || '.' || relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0)"
-    " FROM pg_stat_user_tables"
+    "SELECT schemaname || '.' || relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0),"
+    " n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
+)
+_INDEXES = (
+    "SELECT schemaname || '.' || relname, count(*) FROM pg_stat_user_indexes"
+    " GROUP BY schemaname, relname"
 )
 
 
@@ -318,13 +322,17 @@ async def db_counters(dsn: str) -> dict[str, Any]:
         row = await cur.fetchone()
         found: dict[str, Any] = dict(zip(DB_FIELDS, row or (), strict=False))
         cur = await conn.execute(TABLE_SCANS)
-        found["tables"] = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
+        found["tables"] = {r[0]: tuple(r[1:]) for r in await cur.fetchall()}
+        cur = await conn.execute(_INDEXES)
+        found["indexes"] = {r[0]: int(r[1]) for r in await cur.fetchall()}
     return found
 
 
 def db_per_request(before: dict[str, Any], after: dict[str, Any], requests: int) -> dict[str, Any]:
-    """Per request: commits and rows, and the tables most read by sequential scans (with their
-    index scans), which is where a missing index shows."""
+    """Per request: commits and rows, the tables most read by sequential scans (with their
+    index scans), which is where a missing index shows, and the tables written (rows inserted,
+    updated (of them HOT, which touch no index), deleted, and the table's index count: what
+    each written row costs PostgreSQL)."""
     if not requests or not before or not after:
         return {}
     out: dict[str, Any] = {
@@ -332,12 +340,20 @@ def db_per_request(before: dict[str, Any], after: dict[str, Any], requests: int)
         for k in DB_FIELDS
     }
     scans: list[tuple[int, str, float, float]] = []
-    for table, (seq, rows, idx) in after["tables"].items():
-        b_seq, b_rows, b_idx = before["tables"].get(table, (0, 0, 0))
+    written: list[tuple[float, str, dict[str, Any]]] = []
+    for table, (seq, rows, idx, *writes) in after["tables"].items():
+        b_seq, b_rows, b_idx, *b_writes = before["tables"].get(table, (0,) * 7)
         scans.append((rows - b_rows, table, (seq - b_seq) / requests, (idx - b_idx) / requests))
+        ins, upd, hot, dele = (a - b for a, b in zip(writes, b_writes, strict=True))
+        if ins + upd + dele:
+            per = {"inserted": round(ins / requests, 2), "updated": round(upd / requests, 2),
+                   "hot_updated": round(hot / requests, 2), "deleted": round(dele / requests, 2),
+                   "indexes": after.get("indexes", {}).get(table, 0)}  # fmt: skip
+            written.append(((ins + upd + dele) / requests, table, per))
     out["seq_scanned_tables"] = {
         t: {"seq_rows": round(r / requests, 1), "seq_scans": round(s, 2), "idx_scans": round(i, 2)}
         for r, t, s, i in sorted(scans, reverse=True)[:5]
         if r > 0
     }
+    out["written_tables"] = {t: per for _, t, per in sorted(written, reverse=True)}
     return out
