@@ -19,10 +19,12 @@ from authpi_admin.errors import ForbiddenError, NotFoundError, ValidationError
 from psycopg import sql
 
 from authpi.contracts.public import PublicEvent, public_event_id
+from authpi.crypto.clock import FixedClock
 from authpi.eventstore.sqltext import render
 from authpi.platform.testing import tenants
 from authpi.platform.testing.tenants import ADMIN, basic, key_ready, part
 from authpi.testing.plugin import eventually
+from authpi.webhook.audit_retention import DAY_MS, AuditRetention
 from authpi.webhook.queries import events as q
 from authpi.webhook.queries.events import EventFilters
 from authpi.webhook.reactions.audit import row_of
@@ -365,3 +367,47 @@ async def test_window_pages_are_the_same_on_both_paths(tenant, platform, pool, m
                         break
                     cursor = (rows[-1].tx_id, rows[-1].seq)
                 assert got == expected, (filters, ascending, by_time)
+
+
+async def test_the_retention_sweep_deletes_exactly_the_rows_older_than_the_cutoff(
+    tenant, platform, pool
+):
+    """Retention (platform.md 8): every row older than the cutoff goes, in batches, and none
+    newer; the sweep finds the old rows through the BRIN index on `occurred_at` (migration 0008),
+    not by reading the whole log."""
+    a = tenant.account_id
+    old = 900_000_000_000  # before any other row of the log
+    events = [fake(a, "user.updated", old + i * 1_000, user_id=f"usr_{i}") for i in range(3_000)]
+    for k in range(0, len(events), 500):
+        await insert(platform, pool, events[k : k + 500])
+    schema = f"{platform.namespace}_webhook"
+    cutoff = old + 2_000 * 1_000
+    async with pool.connection() as conn:
+        await conn.execute("SET enable_seqscan = off")
+        cur = await conn.execute(
+            sql.SQL("EXPLAIN SELECT id FROM {} WHERE occurred_at < %s LIMIT 100").format(
+                sql.Identifier(schema, "audit_events")
+            ),
+            [cutoff],
+        )
+        plan = "\n".join(r[0] for r in await cur.fetchall())
+        await conn.execute("RESET enable_seqscan")
+        cur = await conn.execute(
+            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam"
+            " WHERE c.oid = %s::regclass",
+            [f'"{schema}".audit_events_occurred'],
+        )
+        assert await cur.fetchone() == ("brin",)
+    assert "Bitmap Index Scan on audit_events_occurred" in plan, plan
+    retention = AuditRetention(pool, schema, FixedClock(cutoff + 90 * DAY_MS), 90)
+    assert await retention.sweep_once() == 2_000
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT count(*), min(occurred_at) FROM {} WHERE account_id = %s"
+                " AND occurred_at < %s"
+            ).format(sql.Identifier(schema, "audit_events")),
+            [a, old + len(events) * 1_000],
+        )
+        assert await cur.fetchone() == (1_000, cutoff)
+    assert await retention.sweep_once() == 0
