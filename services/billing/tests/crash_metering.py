@@ -21,12 +21,11 @@ class CrashingConsumer(FactConsumer):
     crash_after = 1
     fetches = 0
 
-    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
-        verdicts = await super()._apply_batch(msgs)  # committed
+    async def _apply_batch(self, msgs: list[Msg]) -> None:
+        await super()._apply_batch(msgs)  # committed
         self.fetches += 1
         if self.fetches >= self.crash_after:
             os.kill(os.getpid(), signal.SIGKILL)  # before any ack
-        return verdicts
 
 
 async def main(schema: str, namespace: str, crash_after: int, batch: int) -> None:

@@ -83,8 +83,9 @@ class DurableConsumer:
         """The subjects the durable consumer is bound to."""
         raise NotImplementedError
 
-    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
-        """Apply `msgs` with the checkpoint in one transaction; one verdict (ack?) per message."""
+    async def _apply_batch(self, msgs: list[Msg]) -> None:
+        """Apply `msgs` with the checkpoint in one transaction, dead-lettering a poison message
+        in it (`_reject`); the batch is then settled with one acknowledgement."""
         raise NotImplementedError
 
     def _starting(self, last_seq: int) -> None:
@@ -265,24 +266,26 @@ class ProjectionConsumer(DurableConsumer):
         if self.after_commit is not None:
             self.after_commit(len(msgs))
 
-    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+    async def _apply_batch(self, msgs: list[Msg]) -> None:
         """The whole batch in one pipelined transaction; if any message fails, roll it back and
         go message by message with savepoints, so that only the poison one is rejected."""
         try:
             decoded = [(msg, decode_envelope(msg.data)) for msg in msgs]
             events = [(msg, env, decode_event(env.data)) for msg, env in decoded]
         except (msgspec.DecodeError, msgspec.ValidationError):
-            return await self._apply_careful(msgs)
+            await self._apply_careful(msgs)
+            return
         if any(forgery(msg.subject, env, self.namespace) for msg, env, _ in events):
-            return await self._apply_careful(msgs)
+            await self._apply_careful(msgs)
+            return
         try:
-            return await self._apply_fast(events)
+            await self._apply_fast(events)
         except TRANSIENT:
             raise
         except Exception:
-            return await self._apply_careful(msgs)
+            await self._apply_careful(msgs)
 
-    async def _apply_fast(self, events: list[tuple[Msg, Envelope, Event]]) -> list[bool]:
+    async def _apply_fast(self, events: list[tuple[Msg, Envelope, Event]]) -> None:
         # A projection with `apply_batch(conn, events)` takes the batch's new events in one
         # call, in their order (e.g. one INSERT for them all); otherwise each goes to `apply`.
         batch_apply = getattr(self.projection, "apply_batch", None)
@@ -304,19 +307,17 @@ class ProjectionConsumer(DurableConsumer):
                     await batch_apply(conn, todo)
                 await self.checkpoints.save(conn, cps)
         self.applied += len(events)
-        return [True] * len(events)
 
-    async def _apply_careful(self, msgs: list[Msg]) -> list[bool]:
-        verdicts: list[bool] = []
+    async def _apply_careful(self, msgs: list[Msg]) -> None:
+        applied = 0
         async with self.pool.connection() as conn, conn.transaction():
             cps = await self.checkpoints.load(conn)
             seq_cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
             for msg in msgs:
-                verdicts.append(await self._apply_one(conn, cps, msg))
+                applied += await self._apply_one(conn, cps, msg)
                 seq_cp.last_seq = msg.metadata.sequence.stream
             await self.checkpoints.save(conn, cps)
-        self.applied += sum(verdicts)
-        return verdicts
+        self.applied += applied
 
     async def _apply_one(
         self, conn: psycopg.AsyncConnection[Any], cps: dict[str, Checkpoint], msg: Msg

@@ -83,27 +83,22 @@ class FactConsumer(DurableConsumer):
     def _filters(self) -> list[str]:
         return [fact_subject(t, self.namespace) for t in self.projection.fact_types]
 
-    async def _apply_batch(self, msgs: list[Msg]) -> list[bool]:
+    async def _apply_batch(self, msgs: list[Msg]) -> None:
         facts: list[Fact] = []
-        verdicts: list[bool] = []
         async with self.pool.connection() as conn, conn.transaction():
             cps = await self.checkpoints.load(conn)
             cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 if seq <= cp.last_seq:
-                    verdicts.append(True)  # applied before a crash, redelivered
-                    continue
+                    continue  # applied before a crash, redelivered
                 cp.last_seq = seq
                 try:
                     batch = self.batches.decode(msg)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     await self._reject(conn, msg, None, None, f"undecodable: {exc}")
-                    verdicts.append(False)
                     continue
                 facts.extend(batch.facts)
-                verdicts.append(True)
             if facts:
                 await self.projection.apply_facts(conn, facts)
             await self.checkpoints.save(conn, cps)
-        return verdicts
