@@ -137,19 +137,22 @@ class EdgeVerifier:
     def verify(self, scope: Scope, body: bytes) -> Principal | None:
         """The principal of a signed request (None on an anonymous route), or a refusal."""
         headers = dict(scope["headers"])
-        return self.check_request(scope, headers, self.check_headers(headers), body)
+        return self.check_request(scope, headers, self.check_headers(headers), body)[0]
 
     def check_request(
         self, scope: Scope, headers: Mapping[bytes, bytes], signed: Signed, body: bytes
-    ) -> Principal | None:
+    ) -> tuple[Principal | None, str]:
+        """The request's principal and its statement id (what "once" counts), once the request
+        is the one signed and the first use of its statement in this process."""
         if signed.method != _http(scope)["method"] or signed.target != target_of(scope):
             raise _refused("the signature is for another request", "edge.other_request")
         if signed.request_id != headers.get(b"x-request-id", b"").decode("latin-1"):
             raise _refused("the signature is for another request", "edge.other_request_id")
         if not hmac.compare_digest(signed.body_sha256, hashlib.sha256(body).hexdigest()):
             raise _refused("the signature is for another request body", "edge.other_body")
-        self._once(statement_id(signed), signed.signed_at)
-        return signed.principal
+        statement = statement_id(signed)
+        self._once(statement, signed.signed_at)
+        return signed.principal, statement
 
     def check_headers(self, headers: Mapping[bytes, bytes]) -> Signed:
         """The signed statement, once its signature, its age and its form are good (the body
@@ -254,9 +257,9 @@ def signed_only(app: ASGIApp, verifier: EdgeVerifier, claims: WriteClaims | None
         try:
             signed = verifier.check_headers(headers)
             body = await _read_body(receive)
-            principal = verifier.check_request(scope, headers, signed, body)
+            principal, statement = verifier.check_request(scope, headers, signed, body)
             if claims is not None and signed.method not in _SAFE:
-                if not await claims.claim(signed.service, statement_id(signed)):
+                if not await claims.claim(signed.service, statement):
                     raise _refused("this gateway signature was already used", "edge.replayed")
         except AuthpiError as exc:
             await send_error(send, exc)
