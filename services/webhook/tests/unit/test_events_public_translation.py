@@ -183,32 +183,3 @@ def test_a_fact_event_id_is_the_public_id_of_its_time_and_jti_digest():
     digest = hashlib.sha256(f"machine.token.issued:{jti}".encode()).digest()[:10]
     expected = public_event_id(f"{at << 80 | int.from_bytes(digest, 'big'):032x}")
     assert fact_event_id("machine.token.issued", at, jti) == expected
-
-
-def test_a_machine_tokens_audit_row_is_its_public_events_row_byte_for_byte():
-    """The audit-facts reaction builds a machine token's row from fixed-shape structs (every
-    token issued is one): the same columns and the same JSON, byte for byte, as `row_of` of
-    `from_fact`'s event, for clients and agents, with and without a verifier, and with strings
-    that need escaping."""
-    import random
-
-    from authpi.webhook.reactions.audit import row_of
-    from authpi.webhook.reactions.audit_facts import _row  # pyright: ignore[reportPrivateUsage]
-
-    rng = random.Random(11)
-    texts = ["read", "a b:c", 'quo"te', "back\\slash", "ünïcødé €", "\u2028", "", "x" * 300]
-    for n in range(500):
-        agent = rng.random() < 0.5
-        fact = MachineTokenIssued(
-            account_id=f"acc_{n}", issuer_id=f"iss_{n % 7}",
-            client_id=f"agt_{n}" if agent else f"c_{n}",
-            agent_id=f"agt_{n}" if agent else rng.choice([None, ""]),
-            verifier_id=rng.choice([None, f"ver_{n}"]), scope=rng.choice(texts),
-            aud=rng.choice(texts), jti=f"j{n}{rng.choice(texts)}",
-            issued_at=1_700_000_000_000 + rng.randrange(10**9),
-            expires_at=1_700_000_000_000 + rng.randrange(10**10),
-            dat_type=rng.choice([None, "agent"]),
-        )  # fmt: skip
-        public = from_fact(fact)
-        assert public is not None
-        assert _row(fact) == row_of(public), fact

@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from authpi.contracts.facts import Fact, MachineTokenIssued
+from authpi.contracts.facts import Fact
 from authpi.eventstore.sqltext import render
-from authpi.webhook.domain.public_events import from_fact, machine_token_event
+from authpi.webhook.domain.public_events import from_fact
 from authpi.webhook.reactions.audit import INSERT_MANY, row_of
 
 
@@ -25,20 +25,6 @@ class AuditFactsReaction:
         self._insert = render(INSERT_MANY, schema=schema)
 
     async def apply_facts(self, conn: psycopg.AsyncConnection[Any], facts: Sequence[Fact]) -> None:
-        rows = [row for row in map(_row, facts) if row is not None]
+        rows = [row_of(e) for e in map(from_fact, facts) if e is not None]
         if rows:
             await conn.execute(self._insert, [list(column) for column in zip(*rows, strict=True)])
-
-
-def _row(fact: Fact) -> tuple[Any, ...] | None:
-    """The audit_events columns of a fact's public event (as `row_of`); a machine token's, the
-    bulk of them, built without the dicts of a PublicEvent."""
-    if type(fact) is MachineTokenIssued:
-        event_id, document = machine_token_event(fact)
-        agent_id = fact.agent_id or None
-        return (
-            event_id, fact.account_id, "machine.token.issued", fact.issued_at, fact.issuer_id,
-            None, None if agent_id else fact.client_id, agent_id, None, document,
-        )  # fmt: skip
-    event = from_fact(fact)
-    return None if event is None else row_of(event)
