@@ -27,7 +27,7 @@ from authpi.testing.plugin import eventually
 from authpi.webhook.audit_retention import DAY_MS, AuditRetention
 from authpi.webhook.queries import events as q
 from authpi.webhook.queries.events import EventFilters
-from authpi.webhook.reactions.audit import row_of
+from authpi.webhook.reactions.audit import INSERT_IN_ORDER, rows_json
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000
@@ -72,18 +72,12 @@ def fake(account_id: str, event_type: str, at: int, **subject: str) -> PublicEve
 
 
 def _insert_sql(platform):
-    return render(
-        "INSERT INTO {schema}.audit_events (id, account_id, type, occurred_at, issuer_id, user_id,"
-        " client_id, agent_id, org_id, event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s::jsonb)",
-        schema=f"{platform.namespace}_webhook",
-    )
+    return render(INSERT_IN_ORDER, schema=f"{platform.namespace}_webhook")
 
 
 async def insert(platform, pool, events: list[PublicEvent]) -> None:
     async with pool.connection() as conn, conn.transaction():
-        cur = conn.cursor()
-        await cur.executemany(_insert_sql(platform), [row_of(e) for e in events])
+        await conn.execute(_insert_sql(platform), [rows_json(events)])
 
 
 async def list_page(http: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
@@ -210,7 +204,7 @@ async def test_tailing_resumes_exactly_after_a_late_commit(tenant, platform, poo
         late = [fake(a, "session.expired", T0 + 100)]
         async with pool.connection() as held:
             await held.execute("BEGIN")
-            await held.execute(_insert_sql(platform), row_of(late[0]))
+            await held.execute(_insert_sql(platform), [rows_json(late)])
             early = [fake(a, "session.updated", T0 + 200 + i) for i in range(5)]
             await insert(platform, pool, early)
             held_back = await list_page(http, tenant.path, order="asc", cursor=cursor, **window)

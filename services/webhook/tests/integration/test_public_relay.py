@@ -10,7 +10,9 @@ import pytest
 
 from authpi.contracts.subjects import public_stream
 from authpi.messaging.streams import ensure_streams, jetstream
+from authpi.messaging.wire import publish_all
 from authpi.testing.infra import new_namespace
+from authpi.webhook.public import relay as relay_module
 from authpi.webhook.public.relay import NotStored, PublicStreamRelay
 from authpi.webhook.tailer import AuditRow
 
@@ -52,3 +54,66 @@ async def test_a_batch_the_stream_does_not_store_raises(nc):
     with pytest.raises(NotStored):
         await relay.handle(None, rows(3))  # type: ignore[arg-type]
     assert relay.published == 0
+
+
+async def _stored(nc, namespace: str, count: int) -> list[str]:
+    """The Nats-Msg-Id of every message in the public stream, in stream order."""
+    js = jetstream(nc)
+    stream = public_stream(namespace)
+    assert (await js.stream_info(stream)).state.messages == count
+    sub = await js.subscribe(f"{namespace}.public.>", stream=stream, ordered_consumer=True)
+    try:
+        return [(await sub.next_msg(timeout=10)).headers["Nats-Msg-Id"] for _ in range(count)]
+    finally:
+        await sub.unsubscribe()
+
+
+@pytest.mark.parametrize("stored_before", [[0], [250], [499], [0, 1, 2], [100, 300]])
+async def test_a_batch_part_of_which_is_already_stored_is_completed_with_each_event_once(
+    nc, namespace, stored_before
+):
+    """Only the first and the last message of a batch ask for an acknowledgement; a batch some of
+    whose events are already in the stream (a crash after a partial publish) does not pass the
+    sequence check and goes again with one acknowledgement each: every event ends up stored
+    once, none lost."""
+    await ensure_streams(jetstream(nc), namespace)
+    relay = PublicStreamRelay("", "unused", nc, namespace)
+    batch = rows(500)
+    await relay.handle(None, [batch[i] for i in stored_before])  # type: ignore[arg-type]
+    await relay.handle(None, batch)  # type: ignore[arg-type]
+    ids = await _stored(nc, namespace, 500)
+    assert sorted(ids) == sorted(r.id for r in batch)
+    new = [r.id for i, r in enumerate(batch) if i not in stored_before]
+    assert ids[len(stored_before) :] == new  # the rest in the batch's order
+
+
+async def test_a_batch_interleaved_with_another_publisher_is_checked_message_by_message(
+    nc, namespace, monkeypatch
+):
+    """A foreign message stored between the first and the last breaks the sequence arithmetic:
+    the batch is checked message by message again and nothing is lost or stored twice."""
+    js = jetstream(nc)
+    await ensure_streams(js, namespace)
+    relay = PublicStreamRelay("", "unused", nc, namespace)
+    batch = rows(400)
+    calls = []
+
+    async def interleaved(client, messages):
+        messages = list(messages)
+        calls.append(sum(1 for m in messages if m.reply))
+        if len(calls) > 1:
+            return await publish_all(client, messages)
+        await publish_all(client, messages[:1])
+        await js.publish(
+            f"{namespace}.public.acc_other.user.created",
+            b"{}",
+            headers={"Nats-Msg-Id": "evt_other"},
+        )
+        return 1 + await publish_all(client, messages[1:])
+
+    monkeypatch.setattr(relay_module, "publish_all", interleaved)
+    await relay.handle(None, batch)  # type: ignore[arg-type]
+    assert calls == [2, 400]  # first and last, then each
+    ids = await _stored(nc, namespace, 401)
+    assert ids == [batch[0].id, "evt_other", *(r.id for r in batch[1:])]
+    assert relay.published == 400

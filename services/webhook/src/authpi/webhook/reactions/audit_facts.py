@@ -1,6 +1,6 @@
 """webhook-audit-facts: the public high-volume facts (`machine.token.issued`,
 `session.token-refreshed`; platform.md 6.2) into the audit log, each fetch of fact batches in one
-multi-row INSERT (unnest of column arrays), in the transaction that stores the stream sequence.
+multi-row INSERT (one JSON array of the rows), in the transaction that stores the stream sequence.
 A fact's evt_ id is derived from its time and jti, so a re-published batch inserts nothing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import psycopg
 from authpi.contracts.facts import Fact
 from authpi.eventstore.sqltext import render
 from authpi.webhook.domain.public_events import from_fact
-from authpi.webhook.reactions.audit import INSERT_MANY, row_of
+from authpi.webhook.reactions.audit import INSERT_MANY, rows_json
 
 
 class AuditFactsReaction:
@@ -25,6 +25,6 @@ class AuditFactsReaction:
         self._insert = render(INSERT_MANY, schema=schema)
 
     async def apply_facts(self, conn: psycopg.AsyncConnection[Any], facts: Sequence[Fact]) -> None:
-        rows = [row_of(e) for e in map(from_fact, facts) if e is not None]
-        if rows:
-            await conn.execute(self._insert, [list(column) for column in zip(*rows, strict=True)])
+        events = [e for e in map(from_fact, facts) if e is not None]
+        if events:
+            await conn.execute(self._insert, [rows_json(events)])
