@@ -270,3 +270,39 @@ async def test_a_copy_that_lost_its_consumer_to_another_replica_holds_no_write_b
 
 async def _async(value):
     return value
+
+
+async def test_the_held_back_check_probes_the_commit_order_index_not_the_whole_store(
+    infra, pool, nc, schema, namespace
+):
+    """After each drain the relay asks whether any row lies past its cursor. On a store of tens
+    of thousands of events with the cursor at its end, that reads a row or two, not the table
+    (an EXISTS form was answered with a sequential scan of every event, each time, whenever the
+    table had grown past its statistics; here it has none)."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (event_id, stream_id, stream_version, type, data, meta)"
+                " SELECT gen_random_uuid(), 's-' || n, 1, 'probe.happened', '[]', '[]'"
+                " FROM generate_series(1, 30000) AS n"
+            ).format(sql.Identifier(schema))
+        )
+        cur = await conn.execute(
+            sql.SQL("SELECT tx_id::text::bigint, max(position) FROM {}.events GROUP BY 1").format(
+                sql.Identifier(schema)
+            )
+        )
+        end = await cur.fetchone()
+    relay = Relay(infra.dsn, schema, PROBE_SOURCE, nc.jetstream(), namespace)
+    async with await psycopg.AsyncConnection.connect(infra.dsn, prepare_threshold=None) as conn:
+        assert await relay.held_back(conn, (end[0], end[1] - 1))
+        assert not await relay.held_back(conn, (end[0], end[1]))
+        cur = await conn.execute(
+            "SELECT seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE schemaname = %s AND relname = 'events'",
+            [schema],
+        )
+        seq_read, idx_fetched = await cur.fetchone()
+        await conn.rollback()
+    assert seq_read == 0 and idx_fetched <= 2

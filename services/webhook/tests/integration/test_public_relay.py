@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 
 from authpi.contracts.subjects import public_stream
+from authpi.eventstore.migrations import migrate
+from authpi.eventstore.sqltext import render
 from authpi.messaging.streams import ensure_streams, jetstream
 from authpi.messaging.wire import publish_all
 from authpi.testing.infra import new_namespace
 from authpi.webhook.public import relay as relay_module
 from authpi.webhook.public.relay import NotStored, PublicStreamRelay
+from authpi.webhook.service import MIGRATIONS
 from authpi.webhook.tailer import AuditRow
 
 
@@ -117,3 +121,42 @@ async def test_a_batch_interleaved_with_another_publisher_is_checked_message_by_
     ids = await _stored(nc, namespace, 401)
     assert ids == [batch[0].id, "evt_other", *(r.id for r in batch[1:])]
     assert relay.published == 400
+
+
+async def test_the_held_back_check_probes_the_commit_order_index_not_the_whole_log(pool, namespace):
+    """After each drain a tailer asks whether any row lies past its cursor. On a log of tens of
+    thousands of rows with the cursor at its end, that reads a row or two, not the table (an
+    EXISTS form was answered with a sequential scan of the whole log, each time, whenever the log
+    had grown past its statistics; here it has none)."""
+    schema = f"{namespace}_webhook"
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await migrate(conn, schema, MIGRATIONS)
+        await conn.execute(
+            render(
+                "INSERT INTO {schema}.audit_events (id, account_id, type, occurred_at, event)"
+                " SELECT 'evt_' || lpad(n::text, 26, '0'), 'acc_held', 'user.created', n,"
+                "  json_build_object()"
+                " FROM generate_series(1, 30000) AS n",
+                schema=schema,
+            )
+        )
+        cur = await conn.execute(
+            render(
+                "SELECT tx_id::text::bigint, max(seq) FROM {schema}.audit_events GROUP BY 1",
+                schema=schema,
+            )
+        )
+        end = await cur.fetchone()
+    relay = PublicStreamRelay("", schema, None, namespace)  # type: ignore[arg-type]
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, prepare_threshold=None) as conn:
+        assert await relay.held_back(conn, (end[0], end[1] - 1))
+        assert not await relay.held_back(conn, (end[0], end[1]))
+        cur = await conn.execute(
+            "SELECT seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE schemaname = %s AND relname = 'audit_events'",
+            [schema],
+        )
+        seq_read, idx_fetched = await cur.fetchone()
+        await conn.rollback()
+    assert seq_read == 0 and idx_fetched <= 2

@@ -87,10 +87,12 @@ class Relay:
         )
         # Committed rows past the cursor that the snapshot xmin still holds back: another
         # transaction (of any schema) is in flight. No notice comes when it ends, so the relay
-        # looks again shortly instead of waiting for the next notice or poll.
+        # looks again shortly instead of waiting for the next notice or poll. The first row in
+        # commit order, not EXISTS: under EXISTS the planner may expect an early match from a
+        # sequential scan, which reads the whole table when nothing is past the cursor.
         self._sql_held: LiteralString = render(
-            "SELECT EXISTS (SELECT 1 FROM {schema}.events AS e"
-            " WHERE (e.tx_id, e.position) > (%s::xid8, %s))",
+            "SELECT 1 FROM {schema}.events AS e WHERE (e.tx_id, e.position) > (%s::xid8, %s)"
+            " ORDER BY e.tx_id, e.position LIMIT 1",
             schema=schema,
         )
         self._sql_cursor: LiteralString = render(
@@ -111,8 +113,8 @@ class Relay:
             listener = asyncio.create_task(self._listen(listen, wake))
             try:
                 # Never prepared: a generic plan of the cursor comparisons (parameters unknown)
-                # scans the whole events table for `_sql_held`; planned with the cursor's
-                # values, both statements walk events_commit_order from the cursor.
+                # may scan the whole events table; planned with the cursor's values, the reads
+                # walk events_commit_order from the cursor.
                 async with await psycopg.AsyncConnection.connect(
                     self.dsn, autocommit=True, prepare_threshold=None
                 ) as conn:
@@ -127,10 +129,9 @@ class Relay:
                     while not stop.is_set():
                         wake.clear()
                         cursor = await self.drain(conn, cursor)
-                        cur = await conn.execute(self._sql_held, [str(cursor[0]), cursor[1]])
-                        held = await cur.fetchone()
                         # Held back: look again at 1, 2, 4 … ms (at most 50 ms apart).
-                        held_for = min(max(held_for * 2, 0.001), 0.05) if held and held[0] else 0
+                        held = await self.held_back(conn, cursor)
+                        held_for = min(max(held_for * 2, 0.001), 0.05) if held else 0
                         await _first(
                             wake.wait(), stop.wait(), timeout=held_for or self.poll_interval
                         )
@@ -140,6 +141,11 @@ class Relay:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+
+    async def held_back(self, conn: psycopg.AsyncConnection, cursor: tuple[int, int]) -> bool:
+        """Whether a row past `cursor` exists (committed or not yet visible): an index probe."""
+        cur = await conn.execute(self._sql_held, [str(cursor[0]), cursor[1]])
+        return await cur.fetchone() is not None
 
     @staticmethod
     async def _listen(conn: psycopg.AsyncConnection, wake: asyncio.Event) -> None:

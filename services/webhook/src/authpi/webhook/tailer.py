@@ -71,9 +71,11 @@ class Tailer:
             " ORDER BY a.tx_id DESC, a.seq DESC LIMIT 1",
             schema=schema,
         )
+        # The first row in commit order, not EXISTS, which the planner may answer with a
+        # sequential scan of the whole log when nothing is past the cursor (relay.py).
         self._sql_held: LiteralString = render(
-            "SELECT EXISTS (SELECT 1 FROM {schema}.audit_events AS a"
-            " WHERE (a.tx_id, a.seq) > (%s::text::xid8, %s))",
+            "SELECT 1 FROM {schema}.audit_events AS a WHERE (a.tx_id, a.seq) > (%s::text::xid8, %s)"
+            " ORDER BY a.tx_id, a.seq LIMIT 1",
             schema=schema,
         )
         self._sql_cursor: LiteralString = render(
@@ -121,10 +123,9 @@ class Tailer:
                     while not stop.is_set():
                         wake.clear()
                         cursor = await self.drain(conn, cursor)
-                        cur = await conn.execute(self._sql_held, [str(cursor[0]), cursor[1]])
-                        held = await cur.fetchone()
                         # Held back by a transaction in flight: look again at 1, 2, 4 … ms.
-                        held_for = min(max(held_for * 2, 0.001), 0.05) if held and held[0] else 0
+                        held = await self.held_back(conn, cursor)
+                        held_for = min(max(held_for * 2, 0.001), 0.05) if held else 0
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(
                                 _either(wake, stop), timeout=held_for or self.poll_interval
@@ -135,6 +136,11 @@ class Tailer:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+
+    async def held_back(self, conn: psycopg.AsyncConnection[Any], cursor: tuple[int, int]) -> bool:
+        """Whether a row past `cursor` exists (committed or not yet visible): an index probe."""
+        cur = await conn.execute(self._sql_held, [str(cursor[0]), cursor[1]])
+        return await cur.fetchone() is not None
 
     async def _load(self, conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
         cur = await conn.execute(self._sql_cursor, [self.name])
