@@ -17,8 +17,10 @@ Servers, all started here and all up at once (an idle server costs nothing):
 Every request is the same: `POST .../token` with Basic client authentication and the form
 `grant_type=client_credentials&scope=bench:read&resource=https://api.bench.example/`. Each run is
 `wrk -t1 -c64 -d10s` (the defaults) after a short warm-up; every response must be 2xx (a non-2xx
-answer fails the bench). The rounds interleave the servers, so that noise from the rest of the
-machine spreads over all of them; each figure is reported as its best and its spread.
+answer fails the bench). Five rounds by default interleave the servers, so that noise from the
+rest of the machine spreads over all of them; each figure is reported as its best and its spread
+(the same code's CPU per token moves by 10-15% from one run to the next on a 2-core machine,
+more than most changes measured here, so the best of three rounds was too often an unlucky one).
 
 Server CPU per token: utime + stime, read from /proc, of the serving processes and their children
 (the authpi processes; the node primary and workers; the uvicorn supervisor and workers) over a
@@ -549,7 +551,7 @@ def run_arguments(parser: argparse.ArgumentParser, *, seconds: float, rounds: in
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_peer")
-    run_arguments(parser, seconds=10.0, rounds=3)
+    run_arguments(parser, seconds=10.0, rounds=5)
     parser.add_argument(
         "--workers", type=int, default=None,
         help="AUTHPI_IDP_WORKERS for authpi up (default: unset, the shipped default)",

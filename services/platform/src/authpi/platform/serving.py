@@ -55,12 +55,20 @@ class CoalescedWrites:
     of it (`call_soon`), or at once when the connection is closed, in order. Everything else goes
     to the transport itself."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = (
+        "_loop", "_pending", "_transport", "get_extra_info", "is_closing", "pause_reading",
+        "resume_reading",
+    )  # fmt: skip
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        # What uvicorn calls on every request, bound once (not looked up through __getattr__).
+        self.get_extra_info = transport.get_extra_info
+        self.is_closing = transport.is_closing
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def write(self, data: bytes) -> None:
         pending = self._pending
