@@ -27,6 +27,7 @@ from authpi.testing.probe import (
     ProbeProjection,
     probe_event,
 )
+from authpi.testing.scans import rows_read
 
 
 async def stream_messages(js, namespace: str) -> list[Envelope]:
@@ -295,14 +296,10 @@ async def test_the_held_back_check_probes_the_commit_order_index_not_the_whole_s
         )
         end = await cur.fetchone()
     relay = Relay(infra.dsn, schema, PROBE_SOURCE, nc.jetstream(), namespace)
-    async with await psycopg.AsyncConnection.connect(infra.dsn, prepare_threshold=None) as conn:
+
+    async def checks(conn) -> None:
         assert await relay.held_back(conn, (end[0], end[1] - 1))
         assert not await relay.held_back(conn, (end[0], end[1]))
-        cur = await conn.execute(
-            "SELECT seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-            " WHERE schemaname = %s AND relname = 'events'",
-            [schema],
-        )
-        seq_read, idx_fetched = await cur.fetchone()
-        await conn.rollback()
+
+    seq_read, idx_fetched = await rows_read(infra.dsn, schema, "events", checks)
     assert seq_read == 0 and idx_fetched <= 2

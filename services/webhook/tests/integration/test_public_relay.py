@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 
 from authpi.contracts.subjects import public_stream
@@ -15,6 +14,7 @@ from authpi.eventstore.sqltext import render
 from authpi.messaging.streams import ensure_streams, jetstream
 from authpi.messaging.wire import publish_all
 from authpi.testing.infra import new_namespace
+from authpi.testing.scans import rows_read
 from authpi.webhook.public import relay as relay_module
 from authpi.webhook.public.relay import NotStored, PublicStreamRelay
 from authpi.webhook.service import MIGRATIONS
@@ -149,14 +149,10 @@ async def test_the_held_back_check_probes_the_commit_order_index_not_the_whole_l
         )
         end = await cur.fetchone()
     relay = PublicStreamRelay("", schema, None, namespace)  # type: ignore[arg-type]
-    async with await psycopg.AsyncConnection.connect(pool.conninfo, prepare_threshold=None) as conn:
+
+    async def checks(conn) -> None:
         assert await relay.held_back(conn, (end[0], end[1] - 1))
         assert not await relay.held_back(conn, (end[0], end[1]))
-        cur = await conn.execute(
-            "SELECT seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-            " WHERE schemaname = %s AND relname = 'audit_events'",
-            [schema],
-        )
-        seq_read, idx_fetched = await cur.fetchone()
-        await conn.rollback()
+
+    seq_read, idx_fetched = await rows_read(pool.conninfo, schema, "audit_events", checks)
     assert seq_read == 0 and idx_fetched <= 2

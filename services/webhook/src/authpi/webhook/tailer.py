@@ -11,28 +11,19 @@ import asyncio
 import contextlib
 from typing import Any, LiteralString
 
-import msgspec
 import psycopg
 
 from authpi.eventstore.locks import acquire
 from authpi.eventstore.sqltext import render
 from authpi.observability import get_logger
+from authpi.webhook.reactions.audit import AuditColumns
 
 log = get_logger("authpi.webhook.tailer")
 
 
-class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
+class AuditRow(AuditColumns, frozen=True, kw_only=True):
     seq: int
     tx_id: int
-    id: str  # evt_…
-    account_id: str
-    type: str
-    occurred_at: int
-    issuer_id: str | None
-    user_id: str | None
-    client_id: str | None
-    agent_id: str | None
-    org_id: str | None
     event: bytes  # the public event's JSON, as stored (contracts.public.PublicEvent)
 
 

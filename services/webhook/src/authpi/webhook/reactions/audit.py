@@ -39,10 +39,10 @@ INSERT_MANY = _SELECT + _ROWS + " ORDER BY d.occurred_at, d.id ON CONFLICT (id) 
 INSERT_IN_ORDER = _SELECT + _ROWS + " ORDER BY d.n ON CONFLICT (id) DO NOTHING"
 
 
-class _Row(msgspec.Struct, frozen=True):
-    """The audit_events columns of one public event (migration 0001)."""
+class AuditColumns(msgspec.Struct, frozen=True):
+    """The columns of an audit_events row (migration 0001) that come from its public event."""
 
-    id: str
+    id: str  # evt_…
     account_id: str
     type: str
     occurred_at: int
@@ -51,6 +51,11 @@ class _Row(msgspec.Struct, frozen=True):
     client_id: str | None
     agent_id: str | None
     org_id: str | None
+
+
+class _Row(AuditColumns, frozen=True):
+    """A row to insert: the columns and the event itself (encoded in place)."""
+
     event: PublicEvent
 
 
