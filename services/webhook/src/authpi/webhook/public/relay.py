@@ -37,11 +37,12 @@ class NotStored(Exception):
 
 
 class PubAck(msgspec.Struct):
-    """JetStream's answer to a stored publish (an error answer has no seq)."""
+    """JetStream's answer to a publish: a stream sequence when stored, else an error."""
 
     stream: str = ""
     seq: int = 0
     duplicate: bool = False
+    error: dict[str, Any] | None = None
 
 
 _decode_ack = msgspec.json.Decoder(PubAck).decode
@@ -60,13 +61,11 @@ class Acks:
     async def answered(self, msg: Msg) -> None:
         # A stored message is acknowledged with its stream sequence; anything else (an API
         # error, a 503 "no responders" status without a body) means it was not stored.
-        ack = None
-        if b'"seq"' in msg.data and b'"error"' not in msg.data:
-            try:
-                ack = _decode_ack(msg.data)
-            except msgspec.DecodeError:
-                ack = None
-        if ack is None or not ack.seq:
+        try:
+            ack: PubAck | None = _decode_ack(msg.data)
+        except msgspec.DecodeError:
+            ack = None
+        if ack is None or ack.error is not None or not ack.seq:
             self.failures.append(msg.data.decode(errors="replace")[:200] or str(msg.headers))
         else:
             self.stored[int(msg.subject.rpartition(".")[2])] = ack
@@ -92,8 +91,9 @@ class PublicStreamRelay(Tailer):
     async def _publish(self, rows: list[AuditRow], acknowledged: range | tuple[int, int]) -> bool:
         """Publish the batch with an acknowledgement asked for the rows at `acknowledged`.
         Raise NotStored when one of them is not stored or does not answer in time. True when
-        the acknowledgements prove the whole batch stored anew: every row acknowledged, none
-        a duplicate, or the first and the last stored anew exactly the batch's length apart."""
+        the acknowledgements prove the whole batch stored: every row acknowledged (stored now,
+        or before: a duplicate), or the first and the last stored anew exactly the batch's
+        length apart."""
         asked = set(acknowledged)
         subjects: dict[tuple[str, str], str] = {}  # a batch's rows share a few accounts and types
         for row in rows:

@@ -23,7 +23,10 @@ _COLUMNS = (
 # The rows go as one JSON array, an object per row with the columns and the public event itself,
 # encoded for the whole batch by one msgspec call and read back by json_to_recordset; a json
 # column keeps the event's text as encoded. (Column arrays cost Python a dump per element:
-# about a third of a token's audit row.)
+# about a third of a token's audit row.) PostgreSQL's JSON functions refuse a \u0000 in any
+# string, as jsonb does; no public event holds one: the event stores are jsonb, request bodies
+# with a NUL are refused (authpi.web.text) and so are control characters in the token endpoint's
+# parameters, the only source of a fact's text.
 _ROWS = (
     " FROM ROWS FROM (json_to_recordset(%s::json) AS (id text, account_id text, type text,"
     "  occurred_at bigint, issuer_id text, user_id text, client_id text, agent_id text,"
@@ -64,7 +67,7 @@ _encoder = msgspec.json.Encoder()
 
 def rows_json(events: Iterable[PublicEvent]) -> str:
     """The parameter of INSERT_MANY / INSERT_IN_ORDER for these events."""
-    rows = []
+    rows: list[_Row] = []
     for event in events:
         s = event.subject
         rows.append(
