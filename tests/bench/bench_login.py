@@ -171,6 +171,7 @@ class Bench:
         self.samples: list[TokenBody] = []
         self.profiled: list[int] = []  # server pids to profile (--profile)
         self.perf_proc: Any = None
+        self.spies: list[Any] = []  # py-spy recorders (--py-spy)
 
     def profile(self, tag: str | None) -> None:
         """Start (a tag) or stop (None) cProfile in the server's Python processes, and `perf
@@ -195,6 +196,7 @@ class Bench:
         import signal
         import subprocess
 
+        self.spy(tag)
         if not self.args.perf:
             return
         if tag is None:
@@ -210,6 +212,31 @@ class Bench:
             ["perf", "record", "-q", "-F", "499", "-o", str(out), "-p", ",".join(pids)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+
+    def spy(self, tag: str | None) -> None:
+        """`py-spy record` (sampling, the processes not paused) of each Python process of the
+        server during one run, as collapsed stacks DIR/<tag>-<pid>.txt: where the interpreter's
+        time goes without cProfile's per-call cost."""
+        import signal
+        import subprocess
+
+        if not self.args.py_spy:
+            return
+        if tag is None:
+            for proc in self.spies:
+                proc.send_signal(signal.SIGINT)
+            for proc in self.spies:
+                proc.wait(60)
+            self.spies = []
+            return
+        out = Path(self.args.py_spy)
+        out.mkdir(parents=True, exist_ok=True)
+        for pid in self.profiled:
+            command = ["py-spy", "record", "-r", "100", "-f", "raw",
+                       "-o", str(out / f"{tag}-{pid}.txt"), "-p", str(pid)]  # fmt: skip
+            self.spies.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
 
     @property
     def server_cpu(self) -> ServerCpu:
@@ -841,6 +868,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default="bench-results/login.json")
     parser.add_argument(
         "--perf", metavar="DIR", help="perf record the server's processes per scenario into DIR"
+    )
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="py-spy record the server's Python processes per scenario"
     )
     parser.add_argument(
         "--profile", metavar="DIR", help="cProfile the server's processes per scenario into DIR"

@@ -22,6 +22,7 @@ from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import ConflictError, NotFoundError
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError, RefreshError
+from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg import sql
 
 from authpi.platform.testing.tenants import part, schema_of
@@ -372,6 +373,83 @@ async def test_refresh_reuse_revokes_the_family_and_session(tenant: Tenant):
     )
     assert session.status == "revoked" and session.compromised
     assert session.compromised_reason == "refresh_token_reuse"
+    await sdk.close()
+
+
+def forged(refresh_token: str, **changes: Any) -> str:
+    """The token's header and claims (with `changes`) signed by a key that is not the issuer's,
+    under the issuer's `kid`: what an attacker who read a refresh token can make of it."""
+    header = jwt.get_unverified_header(refresh_token)
+    body = claims(refresh_token) | changes
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    return jwt.encode(body, attacker, algorithm="ES256", headers={"kid": header["kid"]})
+
+
+async def family_digest(tenant: Tenant, pool: Any, family_id: str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT current_sha256 FROM {}.refresh_families WHERE id = %s").format(
+                schema_of(tenant.platform, "token")
+            ),
+            [family_id],
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def test_forged_refresh_tokens_are_refused_and_end_nothing(tenant: Tenant, pool):
+    """The family records the digest of its current token as issued, and only that exact token
+    skips the signature check: a re-signed copy of the current token, one with a wider scope,
+    or an older generation's token re-signed (which, genuine, would be a replay that ends the
+    family) are all refused as invalid, and the family and its session go on."""
+    sdk, agent, _ = await login_with_sdk(tenant)
+    first = agent.tokens.refresh_token
+    fid = claims(first)["fid"]
+    assert await family_digest(tenant, pool, fid) == sha256_hex(first)
+    rotated = await sdk.refresh(agent)
+    current = rotated.tokens.refresh_token
+    assert await family_digest(tenant, pool, fid) == sha256_hex(current)
+    for fake in (
+        forged(current),
+        forged(current, scope="openid profile email offline_access admin"),
+        forged(first),  # the rotated generation: a replay if it were genuine
+        current[:-4] + ("AAAA" if not current.endswith("AAAA") else "BBBB"),
+    ):
+        resp = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                    "refresh_token": fake})  # fmt: skip
+        assert resp.status_code == 400, resp.text
+        assert resp.json() == {"error": "invalid_grant",
+                               "error_description": "Refresh token expired or invalid"}  # fmt: skip
+    session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(claims(current)["sid"])
+    assert session.status == "active" and not session.compromised
+    again = await sdk.refresh(rotated)  # the genuine current token still rotates
+    assert claims(again.tokens.refresh_token)["fid"] == fid
+    await sdk.close()
+
+
+async def test_a_family_without_a_recorded_digest_is_proven_by_signature(tenant: Tenant, pool):
+    """A family whose current digest is not recorded (started before digests were) refreshes
+    on its token's signature and records the next token's digest; a forgery of its current
+    token is refused."""
+    sdk, agent, _ = await login_with_sdk(tenant)
+    fid = claims(agent.tokens.refresh_token)["fid"]
+    async with pool.connection() as conn:
+        await conn.execute(
+            sql.SQL("UPDATE {}.refresh_families SET current_sha256 = NULL WHERE id = %s").format(
+                schema_of(tenant.platform, "token")
+            ),
+            [fid],
+        )
+    resp = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                                "refresh_token": forged(agent.tokens.refresh_token)})  # fmt: skip
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+    rotated = await sdk.refresh(agent)
+    assert await family_digest(tenant, pool, fid) == sha256_hex(rotated.tokens.refresh_token)
     await sdk.close()
 
 

@@ -106,6 +106,9 @@ class RefreshFamilyStarted(Event, frozen=True, kw_only=True, tag="refresh-family
     org_id: str | None = None
     auth_time: int  # Unix s: the original authentication (ID tokens minted on refresh)
     started_at: int
+    # SHA-256 (hex) of the first refresh token as issued, when it was signed before this was
+    # recorded: presenting exactly that token proves it without checking its signature.
+    token_sha256: str | None = None
 
 
 class RefreshTokenRotated(Event, frozen=True, kw_only=True, tag="refresh-token.rotated"):
@@ -117,6 +120,8 @@ class RefreshTokenRotated(Event, frozen=True, kw_only=True, tag="refresh-token.r
     jti: str
     next_jti: str
     rotated_at: int
+    # SHA-256 (hex) of the next refresh token as issued (see RefreshFamilyStarted).
+    next_token_sha256: str | None = None
 
 
 class RefreshFamilyRevoked(Event, frozen=True, kw_only=True, tag="refresh-family.revoked"):

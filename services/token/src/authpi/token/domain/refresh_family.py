@@ -49,6 +49,7 @@ class StartFamily(msgspec.Struct, frozen=True, kw_only=True):
     org_id: str | None = None
     auth_time: int  # Unix s
     started_at: int
+    token_sha256: str | None = None  # of the first refresh token, when signed before
 
 
 class Rotate(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +59,7 @@ class Rotate(msgspec.Struct, frozen=True, kw_only=True):
     jti: str
     next_jti: str
     rotated_at: int
+    next_token_sha256: str | None = None  # of the next refresh token as issued
 
 
 class RevokeFamily(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +106,7 @@ def decide(cmd: RefreshCommand, state: RefreshToken) -> list[Event]:
                     org_id=cmd.org_id,
                     auth_time=cmd.auth_time,
                     started_at=cmd.started_at,
+                    token_sha256=cmd.token_sha256,
                 )
             ]
         case Rotate(), Unused():
@@ -115,6 +118,7 @@ def decide(cmd: RefreshCommand, state: RefreshToken) -> list[Event]:
                     jti=cmd.jti,
                     next_jti=cmd.next_jti,
                     rotated_at=cmd.rotated_at,
+                    next_token_sha256=cmd.next_token_sha256,
                 )
             ]
         case RevokeFamily(), Unused():

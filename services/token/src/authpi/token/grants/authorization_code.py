@@ -38,7 +38,7 @@ from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.checks import grant_enabled
 from authpi.token.grants.codes import CodeGrant, Codes, CodeUsed, Issued, StoredCode
-from authpi.token.grants.id_token import Subject, UserTokenResponse, mint, refresh_exp
+from authpi.token.grants.id_token import Minted, Subject, UserTokenResponse, mint, refresh_exp
 from authpi.token.handlers.code_exchanges import CodeExchanges
 from authpi.token.handlers.credentials import Credentials
 from authpi.token.handlers.revoked_tokens import Revocations
@@ -48,8 +48,9 @@ from authpi.token.queries.sessions import SessionRow
 from authpi.token.reactions.clients import ClientEntry
 
 GRANT = "authorization_code"
-# What an exchange keeps of its transaction's reads: the op session, the subject, the code's grant.
-Judged = tuple[SessionRow, Subject, CodeGrant]
+# What an exchange keeps of its transaction: the op session, the subject, the code's grant and
+# the tokens minted there (so that the family records its first refresh token's digest).
+Judged = tuple[SessionRow, Subject, CodeGrant, Minted]
 VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
@@ -121,6 +122,8 @@ class AuthorizationCodeGrant:
         refresh_jti = new_jti() if refresh else None
         access_jti = new_jti()
         access_exp = now // 1000 + min(client.access_token_ttl, MAX_TOKEN_TTL_S)
+        url = issuer_url(self.idp_base, issuer.issuer_id)
+        expires = now + issuer.session_max_age * 1000  # the rp session's absolute expiry
         issued = Issued(
             session_id=sid,
             family_id=family_id,
@@ -164,9 +167,15 @@ class AuthorizationCodeGrant:
                 claims=person.claims,
                 auth_time=grant.auth_time // 1000,
             )
-            return op, who, grant
+            minted = mint(
+                url, issuer, client, who, now_ms=now, nonce=grant.nonce, access_jti=access_jti,
+                refresh=(refresh_jti, family_id, refresh_exp(client, now // 1000, expires))
+                if refresh_jti and family_id
+                else None,
+            )  # fmt: skip
+            return op, who, grant, minted
 
-        def family(grant: CodeGrant) -> StartFamily | None:
+        def family(grant: CodeGrant, judged: Judged) -> StartFamily | None:
             if family_id is None or refresh_jti is None:
                 return None
             return StartFamily(
@@ -181,10 +190,11 @@ class AuthorizationCodeGrant:
                 org_id=grant.org,
                 auth_time=grant.auth_time // 1000,
                 started_at=now,
+                token_sha256=judged[3].refresh_sha256,
             )
 
         try:
-            (op, who, grant), session_expires = await self.exchanges.exchange(
+            (op, who, grant, minted), _ = await self.exchanges.exchange(
                 issuer_id=issuer.issuer_id,
                 code=code,
                 client_id=client.id,
@@ -207,18 +217,6 @@ class AuthorizationCodeGrant:
         except CodeUsed:
             await self._replayed(issuer, client, await self.codes.read(issuer.issuer_id, code))
             raise InvalidGrant("authorization code already used") from None
-        minted = mint(
-            issuer_url(self.idp_base, issuer.issuer_id),
-            issuer,
-            client,
-            who,
-            now_ms=now,
-            nonce=grant.nonce,
-            access_jti=access_jti,
-            refresh=(refresh_jti, family_id, refresh_exp(client, now // 1000, session_expires))
-            if refresh_jti and family_id
-            else None,
-        )
         self.facts.add(
             HumanSignIn(
                 account_id=issuer.account_id,

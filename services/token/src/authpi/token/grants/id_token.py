@@ -115,6 +115,7 @@ class Minted(msgspec.Struct, frozen=True, kw_only=True):
     access_exp: int  # Unix s
     refresh_jti: str | None
     iat: int
+    refresh_sha256: str | None = None  # of the refresh token, which its family records
 
 
 def at_hash(access_token: str, alg: str) -> str:
@@ -218,4 +219,7 @@ def mint(
         access_exp=iat + ttl,
         refresh_jti=refresh[0] if refresh else None,
         iat=iat,
+        refresh_sha256=hashlib.sha256(refresh_token.encode()).hexdigest()
+        if refresh_token
+        else None,
     )

@@ -1,12 +1,14 @@
 """The refresh_token grant (RFC 6749 section 6; idp-api.md 5.4, 11.4, 12.3, 14 #6, #7, #33).
 
-The token must verify (signature, `iss`, `exp`), be a refresh token (no `typ`, a family id) of
-the authenticating client. One transaction, shared with the refreshes that arrive meanwhile
+The token must be this issuer's (`iss`, a published `kid`), unexpired, and a refresh token (no
+`typ`, a family id) of the authenticating client; it is proven genuine inside the rotation, by
+being exactly the family's current token as issued, else by its signature
+(handlers.refresh_families). One transaction, shared with the refreshes that arrive meanwhile
 (a group commit, handlers.refresh_families), then reads the family, its rp session and the
 user's status, claims and memberships, checks them (family active, the presented token its
 current one, session active and within its absolute and idle lifetimes, user active, else
-`invalid_grant`), appends the rotation and updates the views (why it stays this lean is in
-domain.refresh_family).
+`invalid_grant`), mints the new tokens, appends the rotation (with the new refresh token's
+digest) and updates the views (why it stays this lean is in domain.refresh_family).
 
 * Rotation on every use; the new refresh token keeps the family's full grant.
 * `scope` may narrow this access token (a subset of the grant), never widen (`invalid_scope`).
@@ -23,6 +25,7 @@ Every refusal is `invalid_grant`."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -38,12 +41,18 @@ from authpi.token.endpoints.params import Form
 from authpi.token.grants.access_token import new_jti
 from authpi.token.grants.authorization_code import client_meta, token_audience
 from authpi.token.grants.checks import grant_enabled
-from authpi.token.grants.id_token import Subject, UserTokenResponse, mint, refresh_exp
-from authpi.token.handlers.refresh_families import FamilyEnded, RefreshFamilies, Replayed
+from authpi.token.grants.id_token import Minted, Subject, UserTokenResponse, mint, refresh_exp
+from authpi.token.handlers.refresh_families import (
+    FamilyEnded,
+    NotProven,
+    RefreshFamilies,
+    Replayed,
+)
 from authpi.token.handlers.sessions import Sessions
 from authpi.token.queries.people import Person, PersonRequest
 from authpi.token.queries.sessions import FamilyRow, SessionRow
 from authpi.token.reactions.clients import ClientEntry
+from authpi.token.signing.keys import signature_holds
 from authpi.token.signing.verifier import TokenVerifier
 
 GRANT = "refresh_token"
@@ -91,29 +100,47 @@ class RefreshTokenGrant:
         token = form.get("refresh_token")
         if not token:
             raise InvalidRequest("refresh_token is required")
-        decoded = self.verifier.decode(issuer, token)
-        if decoded is None:
+        # Its claims are read now and trusted once it is proven, inside the rotation: by being
+        # exactly the family's current token as issued, else by its signature
+        # (handlers.refresh_families). A refusal on what it claims checks the signature first,
+        # so a forgery is always told it is invalid.
+        parsed = self.verifier.parse(issuer, token)
+        if parsed is None:
             raise InvalidGrant("Refresh token expired or invalid")
-        header, claims = decoded
+        header, claims = parsed.header, parsed.claims
+
+        def refuse(reason: str) -> InvalidGrant:
+            if not signature_holds(parsed):
+                return InvalidGrant("Refresh token expired or invalid")
+            return InvalidGrant(reason)
+
         if header.get("typ") is not None or not isinstance(claims.get("fid"), str):
-            raise InvalidGrant("not a refresh token")
+            raise refuse("not a refresh token")
         if claims.get("client_id") != client.id:
-            raise InvalidGrant("the refresh token was issued to another client")
+            raise refuse("the refresh token was issued to another client")
         jti, family_id = str(claims.get("jti")), claims["fid"]
         user_id = str(claims.get("sub"))
         org_id = claims.get("org_id") if isinstance(claims.get("org_id"), str) else None
-        # The token is signed: its `scope` is the family's full grant, its `org_id` the marker.
+        # Once proven, its `scope` is the family's full grant, its `org_id` the marker.
         grant = str(claims.get("scope", "")).split()
-        scopes = narrowed(form.get("scope"), grant)
+        try:
+            scopes = narrowed(form.get("scope"), grant)
+        except InvalidScope:
+            if not signature_holds(parsed):
+                raise InvalidGrant("Refresh token expired or invalid") from None
+            raise
         now = self.clock.now_ms()
         meta = client_meta(issuer, client, user_id)
+        next_jti = new_jti()
+        url = issuer_url(self.idp_base, issuer.issuer_id)
 
         def check(
             family: FamilyRow, session: SessionRow | None, found: Person | None
-        ) -> tuple[SessionRow, str, Person]:
+        ) -> tuple[tuple[Minted, Subject, SessionRow], str | None]:
             # Judged inside the rotation's transaction, on what it read: the family, its rp
             # session, and the user's status, claims and memberships as they are now (an
-            # inactive user rotates nothing).
+            # inactive user rotates nothing). Then the tokens are minted there, so that the
+            # rotation records the digest of the refresh token it hands out.
             if family.client_id != client.id:
                 raise InvalidGrant("the refresh token was issued to another client")
             if session is None or session.status != "active":
@@ -123,33 +150,31 @@ class RefreshTokenGrant:
                 raise SessionLapsed(session.id, lapsed)
             if found is None or found.user.status != "active":
                 raise InvalidGrant("the user is not active")
-            return session, token_audience(form, family.resources, client.id), found
+            who = Subject(
+                user_id=user_id, sid=family.session_id, scopes=scopes, grant_scopes=family.scopes,
+                aud=token_audience(form, family.resources, client.id), org_id=family.org_id,
+                organizations=found.organizations, claims=found.claims,
+                auth_time=family.auth_time,
+            )  # fmt: skip
+            minted = mint(
+                url, issuer, client, who, now_ms=now,
+                refresh=(next_jti, family.id, refresh_exp(client, now // 1000, session.expires_at)),
+            )  # fmt: skip
+            return (minted, who, session), minted.refresh_sha256
 
         person = PersonRequest(
             user_id=user_id, restriction=client.organizations, selected=org_id, scopes=scopes
         )
-        next_jti = new_jti()
         try:
-            family, (session, aud, found) = await self.families.rotate(
+            _, (minted, who, session) = await self.families.rotate(
                 issuer_id=issuer.issuer_id, family_id=family_id, jti=jti, next_jti=next_jti,
                 now=now, check=check, meta=meta, person=person,
+                sha256=hashlib.sha256(token.encode()).hexdigest(),
+                authentic=lambda: signature_holds(parsed),
             )  # fmt: skip
-        except (Replayed, FamilyEnded, SessionLapsed) as exc:
+        except (Replayed, FamilyEnded, SessionLapsed, NotProven) as exc:
             await self._refused(exc, jti, meta)
             raise
-        who = Subject(
-            user_id=user_id, sid=family.session_id, scopes=scopes, grant_scopes=family.scopes,
-            aud=aud, org_id=family.org_id, organizations=found.organizations,
-            claims=found.claims, auth_time=family.auth_time,
-        )  # fmt: skip
-        minted = mint(
-            issuer_url(self.idp_base, issuer.issuer_id),
-            issuer,
-            client,
-            who,
-            now_ms=now,
-            refresh=(next_jti, family.id, refresh_exp(client, now // 1000, session.expires_at)),
-        )
         self.facts.add(
             SessionTokenRefreshed(
                 account_id=issuer.account_id,
@@ -173,6 +198,8 @@ class RefreshTokenGrant:
                 exc.family.session_id, reason="refresh_token_reuse", jti=jti, meta=meta
             )
             raise InvalidGrant("Token revoked") from None
+        if isinstance(exc, NotProven):
+            raise InvalidGrant("Refresh token expired or invalid") from None
         if isinstance(exc, FamilyEnded):
             raise InvalidGrant("Token revoked") from None
         if isinstance(exc, SessionLapsed):

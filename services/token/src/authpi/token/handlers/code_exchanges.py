@@ -72,7 +72,7 @@ class _Exchange(Generic[T]):
     check: Callable[[StoredCode | None], CodeGrant]
     judge: Callable[[CodeGrant, SessionRow | None, Person | None], T]
     person: Callable[[CodeGrant], PersonRequest]
-    family: Callable[[CodeGrant], StartFamily | None]
+    family: Callable[[CodeGrant, T], StartFamily | None]  # from what `judge` kept
     meta: Callable[[CodeGrant], Meta]
     done: asyncio.Future[tuple[T, list[StoredEvent]]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -132,7 +132,7 @@ class CodeExchanges:
         check: Callable[[StoredCode | None], CodeGrant],
         judge: Callable[[CodeGrant, SessionRow | None, Person | None], T],
         person: Callable[[CodeGrant], PersonRequest],
-        family: Callable[[CodeGrant], StartFamily | None],
+        family: Callable[[CodeGrant, T], StartFamily | None],
         meta: Callable[[CodeGrant], Meta],
     ) -> tuple[T, int]:
         """Open the client's rp session `session_id` (and the family `family` names) from
@@ -265,7 +265,7 @@ class CodeExchanges:
                         refusals.append((item, exc))
                         continue
                     assert op is not None  # judge refuses an exchange without its op session
-                    steps = await self._steps(tx, item, grant, op, evict)
+                    steps = await self._steps(tx, item, grant, op, evict, kept)
                     planned.append(_Planned(item, grant, kept, steps, item.meta(grant)))
             if planned:
                 refused = await self._write(tx, planned)
@@ -278,7 +278,13 @@ class CodeExchanges:
         return planned
 
     async def _steps(
-        self, tx: Tx, item: _Exchange[Any], grant: CodeGrant, op: SessionRow, evict: list[str]
+        self,
+        tx: Tx,
+        item: _Exchange[Any],
+        grant: CodeGrant,
+        op: SessionRow,
+        evict: list[str],
+        kept: Any,
     ) -> list[Step[Any, Any]]:
         create = CreateSession(
             session_id=item.session_id,
@@ -298,7 +304,7 @@ class CodeExchanges:
         steps = await self.sessions.evicted(tx, evict, item.now)
         # The new session and family streams are named from fresh random ids: not loaded.
         steps.append(Step(session_stream(item.session_id), session, create, fresh=True))
-        family = item.family(grant)
+        family = item.family(grant, kept)
         if family is not None:
             steps.append(Step(refresh_stream(family.jti), refresh_family, family, fresh=True))
         return steps

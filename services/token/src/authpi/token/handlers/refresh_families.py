@@ -7,11 +7,20 @@ conflict detection, and lets the inline views move the families' current jti and
 activity in two more (EventStore.execute_each). Why one stream per token, and how that makes
 reuse detection exact, is in domain.refresh_family: here too, of two uses of one token, in one
 batch or in two concurrent ones, exactly one appends; the other is retried and finds the token
-rotated (a replay). One refresh's refusal never fails the others of its batch."""
+rotated (a replay). One refresh's refusal never fails the others of its batch.
+
+Authenticity: the presented token's claims are read before its signature is checked. The
+family's view holds the SHA-256 of its current token as issued (each rotation records the next
+one's), so a token equal to it is the very token this issuer signed and handed out: proven
+without the signature check, the costliest step of a refresh. Any other token (an older
+generation, one of a family whose digest was not recorded, a forgery) is proven by its
+signature before anything is decided on its claims: a replay ends a family only when the
+replayed token is genuine, and a forged one is refused as invalid (NotProven), ending nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +36,8 @@ from authpi.token.queries.people import People, Person, PersonRequest
 from authpi.token.queries.sessions import FamilyRef, FamilyRow, SessionQueries, SessionRow
 
 T = TypeVar("T")
-Check = Callable[[FamilyRow, SessionRow | None, Person | None], T]
+# What the caller judged and minted, with the SHA-256 of the next refresh token it minted.
+Check = Callable[[FamilyRow, SessionRow | None, Person | None], tuple[T, str | None]]
 
 MAX_BATCH = 64  # refreshes per transaction
 MAX_IN_FLIGHT = 1  # rotation transactions at once per process
@@ -40,6 +50,10 @@ LINGER_S = 0.001
 
 class FamilyEnded(Exception):
     """The family is unknown to this issuer or revoked."""
+
+
+class NotProven(Exception):
+    """The presented token is not the family's current one and its signature does not hold."""
 
 
 class Replayed(Exception):
@@ -60,6 +74,8 @@ class _Rotation(Generic[T]):
     meta: Meta
     person: PersonRequest
     check: Check[T]
+    sha256: str  # of the presented token
+    authentic: Callable[[], bool]  # whether its signature holds
     done: asyncio.Future[tuple[FamilyRow, T, Outcome[Any]] | VersionConflict] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -95,12 +111,18 @@ class RefreshFamilies:
         check: Check[T],
         meta: Meta,
         person: PersonRequest,
+        sha256: str,
+        authentic: Callable[[], bool],
     ) -> tuple[FamilyRow, T]:
-        """Rotate `jti` to `next_jti` once `check` passed (it judges, inside the transaction,
-        the family, its session and the user as read there, and refuses by raising); Replayed
-        when `jti` was rotated before, FamilyEnded when the family is over."""
+        """Rotate `jti` to `next_jti` once the presented token (its SHA-256 `sha256`) is proven
+        and `check` passed (it judges, inside the transaction, the family, its session and the
+        user as read there, and refuses by raising, or mints); Replayed when `jti` was rotated
+        before, FamilyEnded when the family is over, NotProven for a token this issuer did not
+        sign (`authentic` checks its signature, when its digest is not the family's own)."""
         for _ in range(ATTEMPTS):
-            item = _Rotation(issuer_id, family_id, jti, next_jti, now, meta, person, check)
+            item = _Rotation(
+                issuer_id, family_id, jti, next_jti, now, meta, person, check, sha256, authentic
+            )
             self._queue.append(item)
             self._kick()
             result = await item.done
@@ -153,7 +175,9 @@ class RefreshFamilies:
                     seen.append(None)
                     family, session = found.get(item.family_id, (None, None))
                     stream = refresh_stream(item.jti)
-                    if family is None or family.issuer_id != item.issuer_id:
+                    if not _proven(item, family):
+                        planned.append(NotProven())
+                    elif family is None or family.issuer_id != item.issuer_id:
                         planned.append(FamilyEnded())
                     elif family.status != "active":
                         planned.append(FamilyEnded())
@@ -165,10 +189,11 @@ class RefreshFamilies:
                         planned.append(VersionConflict(stream, 0))
                     else:
                         try:
-                            seen[-1] = (family, item.check(family, session, person))
+                            checked, next_sha256 = item.check(family, session, person)
                         except Exception as exc:  # this refresh's refusal only
                             planned.append(exc)
                             continue
+                        seen[-1] = (family, checked)
                         streams.add(stream)
                         cmd = Rotate(
                             family_id=item.family_id,
@@ -177,6 +202,7 @@ class RefreshFamilies:
                             jti=item.jti,
                             next_jti=item.next_jti,
                             rotated_at=item.now,
+                            next_token_sha256=next_sha256,
                         )
                         # A later generation's token has an empty stream while the view
                         # names it current (the family's start is in its first token's stream):
@@ -207,6 +233,19 @@ class RefreshFamilies:
             else:
                 assert checked is not None
                 item.done.set_result((checked[0], checked[1], result))
+
+
+def _proven(item: _Rotation[Any], family: FamilyRow | None) -> bool:
+    """Whether the presented token is genuine: the family's current token as issued, or
+    signed by the issuer (module docstring)."""
+    if (
+        family is not None
+        and family.current_jti == item.jti
+        and family.current_sha256 is not None
+        and hmac.compare_digest(family.current_sha256, item.sha256)
+    ):
+        return True
+    return item.authentic()
 
 
 class FamilyRevocations:

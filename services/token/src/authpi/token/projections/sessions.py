@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, LiteralString
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -264,18 +265,23 @@ class RefreshFamiliesView:
 
         self._insert = q(
             "INSERT INTO {schema}.refresh_families (id, issuer_id, client_id, user_id,"
-            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, 'active', %s)"
+            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at,"
+            " current_sha256)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, 'active', %s, %s)"
             " ON CONFLICT (id) DO NOTHING"
         )
         self._rotated = q(
-            "UPDATE {schema}.refresh_families SET current_jti = %s, rotated_at = %s,"
-            " generation = generation + 1 WHERE id = %s"
+            "UPDATE {schema}.refresh_families SET current_jti = %s, current_sha256 = %s,"
+            " rotated_at = %s, generation = generation + 1 WHERE id = %s"
         )
         self._rotated_many = q(
-            "UPDATE {schema}.refresh_families f SET current_jti = u.jti, rotated_at = u.at,"
-            " generation = f.generation + 1 FROM unnest(%s::text[], %s::text[], %s::bigint[])"
-            " AS u(id, jti, at) WHERE f.id = u.id AND f.id = ANY(%s::text[])"
+            "UPDATE {schema}.refresh_families f SET current_jti = u.jti,"
+            " current_sha256 = u.sha256, rotated_at = u.at, generation = f.generation + 1"
+            " FROM (SELECT * FROM json_to_recordset(%s::json) AS r(id text, jti text,"
+            " sha256 text, at bigint)) u WHERE f.id = u.id"
+            # The ids again as an array the index is probed with, whatever the planner guesses
+            # of the document's size.
+            " AND f.id = ANY(ARRAY(SELECT json_array_elements(%s::json) ->> 'id'))"
         )
         self._revoked = q(
             "UPDATE {schema}.refresh_families SET status = 'revoked', revoked_reason = %s,"
@@ -283,12 +289,14 @@ class RefreshFamiliesView:
         )
         self._insert_many = q(
             "INSERT INTO {schema}.refresh_families (id, issuer_id, client_id, user_id,"
-            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at)"
+            " session_id, current_jti, scopes, resources, org_id, auth_time, status, created_at,"
+            " current_sha256)"
             " SELECT id, issuer_id, client_id, user_id, session_id, current_jti, scopes,"
-            " resources, org_id, auth_time, 'active', created_at FROM jsonb_to_recordset("
-            "%s::jsonb) AS r(id text, issuer_id text, client_id text, user_id text,"
-            " session_id text, current_jti text, scopes jsonb, resources jsonb, org_id text,"
-            " auth_time bigint, created_at bigint) ON CONFLICT (id) DO NOTHING"
+            " resources, org_id, auth_time, 'active', created_at, current_sha256"
+            " FROM jsonb_to_recordset(%s::jsonb) AS r(id text, issuer_id text, client_id text,"
+            " user_id text, session_id text, current_jti text, scopes jsonb, resources jsonb,"
+            " org_id text, auth_time bigint, created_at bigint, current_sha256 text)"
+            " ON CONFLICT (id) DO NOTHING"
         )
         self._reset = q("TRUNCATE {schema}.refresh_families")
 
@@ -304,15 +312,10 @@ class RefreshFamiliesView:
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
         if len(rotations) != len(stored) or len({e.family_id for e in rotations}) != len(stored):
             return stored
-        await conn.execute(
-            self._rotated_many,
-            [
-                [e.family_id for e in rotations],
-                [e.next_jti for e in rotations],
-                [e.rotated_at for e in rotations],
-                [e.family_id for e in rotations],
-            ],
-        )
+        rows = [_Rotation(e.family_id, e.next_jti, e.next_token_sha256, e.rotated_at)
+                for e in rotations]  # fmt: skip
+        doc = _encode(rows).decode()
+        await conn.execute(self._rotated_many, [doc, doc])
         return ()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
@@ -332,10 +335,13 @@ class RefreshFamiliesView:
                         e.org_id,
                         e.auth_time,
                         e.started_at,
+                        e.token_sha256,
                     ],
                 )
             case RefreshTokenRotated() as e:
-                await conn.execute(self._rotated, [e.next_jti, e.rotated_at, e.family_id])
+                await conn.execute(
+                    self._rotated, [e.next_jti, e.next_token_sha256, e.rotated_at, e.family_id]
+                )
             case RefreshFamilyRevoked() as e:
                 await conn.execute(self._revoked, [e.reason, e.revoked_at, e.family_id])
             case _:
@@ -366,8 +372,21 @@ def _family(e: RefreshFamilyStarted) -> dict[str, Any]:
         "id": e.family_id, "issuer_id": e.issuer_id, "client_id": e.client_id,
         "user_id": e.user_id, "session_id": e.session_id, "current_jti": e.jti,
         "scopes": e.scopes, "resources": e.resources, "org_id": e.org_id,
-        "auth_time": e.auth_time, "created_at": e.started_at,
+        "auth_time": e.auth_time, "created_at": e.started_at, "current_sha256": e.token_sha256,
     }  # fmt: skip
+
+
+class _Rotation(msgspec.Struct):
+    """A refresh-token.rotated as a row of `RefreshFamiliesView._rotated_many` (one JSON
+    document for the batch: psycopg dumps array parameters element by element in Python)."""
+
+    id: str
+    jti: str
+    sha256: str | None
+    at: int
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class ConsentsView:

@@ -28,7 +28,7 @@ _SESSION_COLUMNS = (
 
 _FAMILY_COLUMNS = (
     "id", "issuer_id", "client_id", "user_id", "session_id", "current_jti", "scopes",
-    "resources", "org_id", "auth_time", "status", "generation",
+    "resources", "org_id", "auth_time", "status", "generation", "current_sha256",
 )  # fmt: skip
 
 
@@ -91,6 +91,7 @@ class FamilyRow(msgspec.Struct, frozen=True, kw_only=True):
     auth_time: int
     status: str
     generation: int = 0  # rotations so far: 0 while the family's first token is current
+    current_sha256: str | None = None  # of the current token as issued, when recorded
 
 
 class FamilyRef(NamedTuple):

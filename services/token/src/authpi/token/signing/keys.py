@@ -8,7 +8,7 @@ import base64
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -145,13 +145,20 @@ def _unb64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(header, claims) of a compact JWS whose `kid` names one of `keys`, whose `alg` is that
-    key's and whose signature holds; ValueError otherwise. It checks no claim. This is the
-    refresh grant's hot path, so it is done here over the cached keys rather than by PyJWT
-    (which decodes and validates every segment character by character in Python); the
-    decoded header of each known key is remembered, so a token costs one JSON decode, one
-    base64 decode of its claims and the signature check."""
+class ParsedJwt(NamedTuple):
+    """A compact JWS split and decoded, its `kid` one of the keys and its `alg` that key's, its
+    signature not yet checked (`signature_holds`)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    key: PyJWK
+    signing_input: bytes
+    signature: bytes
+
+
+def parse_jwt(token: str, keys: Mapping[str, PyJWK]) -> ParsedJwt:
+    """The token's parts, its header's key found among `keys`; ValueError when it is not a
+    compact JWS of one of them. The signature is NOT checked: `signature_holds` does that."""
     head, dot, rest = token.partition(".")
     body, dot2, sig = rest.partition(".")
     if not dot or not dot2:
@@ -167,12 +174,21 @@ def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], d
     if head not in _HEADERS_SEEN and len(_HEADERS_SEEN) < 1024:
         _HEADERS_SEEN[head] = header  # type: ignore[assignment]
     signature = _unb64(sig)
+    claims = _decode_json.decode(_unb64(body))
+    if not isinstance(claims, dict):
+        raise ValueError("the claims are not an object")
     signing_input = token[: len(head) + 1 + len(body)].encode("ascii")
+    return ParsedJwt(header, claims, key, signing_input, signature)  # type: ignore[arg-type]
+
+
+def signature_holds(parsed: ParsedJwt) -> bool:
+    """Whether the parsed token's signature holds with its key."""
+    key, signature, signing_input = parsed.key, parsed.signature, parsed.signing_input
     public: Any = key.key
     try:
         if key.algorithm_name == "ES256":
             if len(signature) != 64:
-                raise ValueError("bad ES256 signature length")
+                return False
             der = encode_dss_signature(
                 int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
             )
@@ -182,13 +198,23 @@ def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], d
         elif key.algorithm_name == "RS256":
             public.verify(signature, signing_input, _PKCS1, _SHA256)
         else:
-            raise ValueError("unsupported algorithm")
+            return False
     except InvalidSignature:
-        raise ValueError("bad signature") from None
-    claims = _decode_json.decode(_unb64(body))
-    if not isinstance(claims, dict):
-        raise ValueError("the claims are not an object")
-    return header, claims  # type: ignore[return-value]
+        return False
+    return True
+
+
+def verify_jwt(token: str, keys: Mapping[str, PyJWK]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a compact JWS whose `kid` names one of `keys`, whose `alg` is that
+    key's and whose signature holds; ValueError otherwise. It checks no claim. This is the
+    refresh grant's hot path, so it is done here over the cached keys rather than by PyJWT
+    (which decodes and validates every segment character by character in Python); the
+    decoded header of each known key is remembered, so a token costs one JSON decode, one
+    base64 decode of its claims and the signature check."""
+    parsed = parse_jwt(token, keys)
+    if not signature_holds(parsed):
+        raise ValueError("bad signature")
+    return parsed.header, parsed.claims
 
 
 LENGTH_BYTES = 4  # the big-endian length before each key `serve_rsa_keys` writes

@@ -21,7 +21,7 @@ import msgspec
 from authpi.crypto.clock import Clock
 from authpi.token.caches.issuer_keys import IssuerKeys
 from authpi.token.endpoints.discovery import issuer_url
-from authpi.token.signing.keys import verify_jwt
+from authpi.token.signing.keys import ParsedJwt, parse_jwt, signature_holds
 
 VERIFIED_CACHE_SIZE = 10_000  # entries of a few KiB each: tens of MiB at most
 CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid", "org_id")
@@ -46,12 +46,25 @@ class TokenVerifier:
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(header, every claim) of a token of this issuer whose signature holds; None when it
         does not verify or, unless `expired_ok` (a logout's id_token_hint), has expired."""
+        parsed = self.parse(issuer, token, expired_ok=expired_ok)
+        if parsed is None or not signature_holds(parsed):
+            return None
+        return parsed.header, parsed.claims
+
+    def parse(
+        self, issuer: IssuerKeys, token: str, *, expired_ok: bool = False
+    ) -> ParsedJwt | None:
+        """`decode` but for the signature, which the caller must establish before it trusts
+        any claim: by `signature_holds`, or by finding that the token is exactly one this
+        service issued and recorded (the refresh grant compares its SHA-256 with the digest its
+        family holds)."""
         if len(token) > 8192:
             return None
         try:
-            header, claims = verify_jwt(token, issuer.public)
+            parsed = parse_jwt(token, issuer.public)
         except (ValueError, TypeError, binascii.Error, msgspec.DecodeError):
             return None
+        claims = parsed.claims
         if claims.get("iss") != issuer_url(self.idp_base, issuer.issuer_id):
             return None
         # Time is checked against the injected clock, not the wall clock.
@@ -59,7 +72,7 @@ class TokenVerifier:
             return None
         if not expired_ok and int(claims["exp"]) <= self.clock.now_ms() // 1000:
             return None
-        return header, claims
+        return parsed
 
     def decode_cached(
         self, issuer: IssuerKeys, token: str
