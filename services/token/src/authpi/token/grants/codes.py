@@ -105,16 +105,17 @@ class Codes:
         self._read_many = q(
             "SELECT code_sha256, issuer_id, data::text, expires_at, used_at, session_id,"
             " family_id, access_jti, access_expires_at FROM {schema}.authorization_codes"
-            " WHERE code_sha256 = ANY(%s::text[])"
+            " WHERE code_sha256 = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
         )
         # Many exchanges' consumptions (handlers.code_exchanges): the codes it did not mark
         # were used meanwhile (each waits on its row until the transaction that holds it ends).
         self._consume_many = q(
             "UPDATE {schema}.authorization_codes c SET used_at = u.at, session_id = u.sid,"
-            " family_id = u.fid, access_jti = u.jti, access_expires_at = u.exp FROM unnest("
-            "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
-            " AS u(code, at, sid, fid, jti, exp) WHERE c.code_sha256 = u.code"
-            " AND c.code_sha256 = ANY(%s::text[]) AND c.used_at IS NULL RETURNING c.code_sha256"
+            " family_id = u.fid, access_jti = u.jti, access_expires_at = u.exp"
+            " FROM json_to_recordset(%s::json) AS u(code text, at bigint, sid text, fid text,"
+            " jti text, exp bigint) WHERE c.code_sha256 = u.code"
+            " AND c.code_sha256 = ANY(ARRAY(SELECT json_array_elements(%s::json) ->> 'code'))"
+            " AND c.used_at IS NULL RETURNING c.code_sha256"
         )
         self._consume = q(
             "UPDATE {schema}.authorization_codes SET used_at = %s, session_id = %s,"
@@ -159,7 +160,7 @@ class Codes:
         """`read` of many (issuer id, code) in one statement, by code; an unknown code, or one
         of another issuer, is absent."""
         digests = {code_digest(code): (issuer_id, code) for issuer_id, code in codes}
-        cur = await conn.execute(self._read_many, [list(digests)])
+        cur = await conn.execute(self._read_many, [jsonb.dumps(list(digests))])
         found: dict[str, StoredCode] = {}
         for row in await cur.fetchall():
             issuer_id, code = digests[row[0]]
@@ -176,18 +177,15 @@ class Codes:
         if not uses:
             return set()
         digests = {code_digest(code): code for code, _, _ in uses}
-        cur = await conn.execute(
-            self._consume_many,
+        # One JSON document rather than six arrays: psycopg dumps arrays element by element.
+        doc = jsonb.dumps(
             [
-                list(digests),
-                [now for _, _, now in uses],
-                [i.session_id for _, i, _ in uses],
-                [i.family_id for _, i, _ in uses],
-                [i.access_jti for _, i, _ in uses],
-                [i.access_expires_at for _, i, _ in uses],
-                list(digests),
-            ],
-        )
+                {"code": code_digest(code), "at": now, "sid": i.session_id,
+                 "fid": i.family_id, "jti": i.access_jti, "exp": i.access_expires_at}
+                for code, i, now in uses
+            ]
+        )  # fmt: skip
+        cur = await conn.execute(self._consume_many, [doc, doc])
         marked = {row[0] for row in await cur.fetchall()}
         return {code for digest, code in digests.items() if digest not in marked}
 

@@ -99,8 +99,9 @@ class SessionsView:
         self._refreshed_many = q(
             "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
             " refresh_token_issued_at = u.at, last_activity_at = u.at,"
-            " refresh_count = s.refresh_count + u.n FROM unnest(%s::text[], %s::bigint[],"
-            " %s::int[]) AS u(id, at, n) WHERE s.id = u.id AND s.id = ANY(%s::text[])"
+            " refresh_count = s.refresh_count + u.n FROM json_to_recordset(%s::json)"
+            " AS u(id text, at bigint, n int) WHERE s.id = u.id"
+            " AND s.id = ANY(ARRAY(SELECT json_array_elements(%s::json) ->> 'id'))"
         )
         # Many sessions of a group commit of code exchanges at once (`_insert` of each), with
         # their op sessions' latest activity.
@@ -113,7 +114,8 @@ class SessionsView:
             " op AS (UPDATE {schema}.sessions_view v SET last_activity_at ="
             " GREATEST(v.last_activity_at, o.at) FROM (SELECT op_session_id, max(created_at)"
             " AS at FROM r WHERE op_session_id IS NOT NULL GROUP BY op_session_id) o"
-            " WHERE v.id = o.op_session_id AND v.id = ANY(%s::text[]))"
+            " WHERE v.id = o.op_session_id"
+            " AND v.id = ANY(ARRAY(SELECT op_session_id FROM r WHERE op_session_id IS NOT NULL)))"
             " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
             " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
             " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
@@ -125,8 +127,8 @@ class SessionsView:
         self._issued_many = q(
             "UPDATE {schema}.sessions_view s SET access_token_issued_at = u.at,"
             " refresh_token_issued_at = u.at, last_activity_at = u.at"
-            " FROM unnest(%s::text[], %s::bigint[]) AS u(id, at) WHERE s.id = u.id"
-            " AND s.id = ANY(%s::text[])"
+            " FROM json_to_recordset(%s::json) AS u(id text, at bigint) WHERE s.id = u.id"
+            " AND s.id = ANY(ARRAY(SELECT json_array_elements(%s::json) ->> 'id'))"
         )
         self._reset = q("TRUNCATE {schema}.sessions_view")
 
@@ -142,20 +144,14 @@ class SessionsView:
                 # An op session and its rp sessions together (a replay): one statement's UPDATE
                 # cannot see the op row its own INSERT adds, so they apply in order.
                 return stored
-            await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored]), ops])
+            await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored])])
             return ()
         if all(isinstance(e.event, RefreshFamilyStarted) for e in stored):
             started = [e.event for e in stored if isinstance(e.event, RefreshFamilyStarted)]
             if len({e.session_id for e in started}) != len(started):
                 return stored  # one session's families apply in order
-            await conn.execute(
-                self._issued_many,
-                [
-                    [e.session_id for e in started],
-                    [e.started_at for e in started],
-                    [e.session_id for e in started],
-                ],
-            )
+            doc = jsonb.dumps([{"id": e.session_id, "at": e.started_at} for e in started])
+            await conn.execute(self._issued_many, [doc, doc])
             return ()
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
         if len(rotations) != len(stored):
@@ -165,15 +161,8 @@ class SessionsView:
             at_n = latest.setdefault(e.session_id, [e.rotated_at, 0])
             at_n[0] = max(at_n[0], e.rotated_at)
             at_n[1] += 1
-        await conn.execute(
-            self._refreshed_many,
-            [
-                list(latest),
-                [v[0] for v in latest.values()],
-                [v[1] for v in latest.values()],
-                list(latest),
-            ],
-        )
+        doc = jsonb.dumps([{"id": k, "at": v[0], "n": v[1]} for k, v in latest.items()])
+        await conn.execute(self._refreshed_many, [doc, doc])
         return ()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:

@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from authpi.crypto.clock import Clock
+from authpi.eventstore import jsonb
 from authpi.eventstore.sqltext import render
 
 MAX_LIVE_SESSIONS = 50
@@ -130,9 +131,10 @@ class SessionQueries:
         )
         self._sessions_and_evictable = q(
             f"SELECT NULL::bigint, {_SESSION_COLUMNS} FROM {{schema}}.sessions_view"
-            " WHERE id = ANY(%s::text[])"
-            f" UNION ALL SELECT r.i, {evicted_cols} FROM unnest(%s::text[], %s::text[])"
-            " WITH ORDINALITY AS r(issuer_id, user_id, i) CROSS JOIN LATERAL (SELECT v.id,"
+            " WHERE id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+            f" UNION ALL SELECT r.i, {evicted_cols} FROM ROWS FROM (json_to_recordset(%s::json)"
+            " AS (issuer_id text, user_id text)) WITH ORDINALITY AS r(issuer_id, user_id, i)"
+            " CROSS JOIN LATERAL (SELECT v.id,"
             " v.created_at FROM {schema}.sessions_view v WHERE v.issuer_id = r.issuer_id"
             " AND v.user_id = r.user_id AND v.type = %s AND v.status IN ('active', 'suspended')"
             " AND v.expires_at > %s ORDER BY v.created_at DESC, v.id DESC OFFSET %s) s"
@@ -186,7 +188,8 @@ class SessionQueries:
         )
         # Index lookups per family (LIMIT 1 keeps each LATERAL a nested loop), never a scan.
         self._families_sessions = q(
-            f"SELECT {', '.join(family_cols + session_cols)} FROM unnest(%s::text[]) AS r(id)"
+            f"SELECT {', '.join(family_cols + session_cols)}"
+            " FROM json_array_elements_text(%s::json) AS r(id)"
             " CROSS JOIN LATERAL (SELECT * FROM {schema}.refresh_families WHERE id = r.id"
             " LIMIT 1) f LEFT JOIN LATERAL (SELECT * FROM {schema}.sessions_view"
             " WHERE id = f.session_id LIMIT 1) s ON true"
@@ -274,10 +277,11 @@ class SessionQueries:
         """`sessions` of `session_ids` and `evictable` of many (issuer id, user id) in one
         statement: the sessions by id, and per user, in their order, the sessions of `type_`
         beyond the `keep` newest, oldest first."""
+        # JSON documents rather than arrays: psycopg dumps an array element by element.
         cur = await conn.execute(
             self._sessions_and_evictable,
-            [list(set(session_ids)), [u[0] for u in users], [u[1] for u in users], type_, now,
-             keep],
+            [jsonb.dumps(list(set(session_ids))),
+             jsonb.dumps([{"issuer_id": i, "user_id": u} for i, u in users]), type_, now, keep],
         )  # fmt: skip
 
         async def receive() -> tuple[dict[str, SessionRow], list[list[str]]]:
@@ -331,7 +335,7 @@ class SessionQueries:
     ) -> dict[str, tuple[FamilyRow, SessionRow | None]]:
         """`family_and_session` of many families in one statement (a group commit's read), by
         family id; an unknown family is absent."""
-        cur = await conn.execute(self._families_sessions, [family_ids])
+        cur = await conn.execute(self._families_sessions, [jsonb.dumps(family_ids)])
         found = [_family_session(row) for row in await cur.fetchall()]
         return {family.id: (family, session) for family, session in found}
 
