@@ -11,12 +11,12 @@ import pytest
 from authpi.contracts.subjects import public_stream
 from authpi.eventstore.migrations import migrate
 from authpi.eventstore.sqltext import render
-from authpi.messaging import wire
 from authpi.messaging.streams import ensure_streams, jetstream
-from authpi.messaging.wire import NotStored, publish_all
+from authpi.messaging.wire import publish_all
 from authpi.testing.infra import new_namespace
 from authpi.testing.scans import rows_read
-from authpi.webhook.public.relay import PublicStreamRelay
+from authpi.webhook.public import relay as relay_module
+from authpi.webhook.public.relay import NotStored, PublicStreamRelay
 from authpi.webhook.service import MIGRATIONS
 from authpi.webhook.tailer import AuditRow
 
@@ -115,7 +115,7 @@ async def test_a_batch_interleaved_with_another_publisher_is_checked_message_by_
         )
         return 1 + await publish_all(client, messages[1:])
 
-    monkeypatch.setattr(wire, "publish_all", interleaved)
+    monkeypatch.setattr(relay_module, "publish_all", interleaved)
     await relay.handle(None, batch)  # type: ignore[arg-type]
     assert calls == [2, 400]  # first and last, then each
     ids = await _stored(nc, namespace, 401)

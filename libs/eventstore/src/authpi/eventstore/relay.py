@@ -15,13 +15,12 @@ from typing import Any, LiteralString
 
 import msgspec
 import psycopg
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from authpi.contracts.subjects import subject_for
 from authpi.eventstore.locks import acquire, relay_lock
 from authpi.eventstore.sqltext import render
-from authpi.messaging.wire import Outgoing, publish_acknowledged
 from authpi.observability import get_logger
 
 log = get_logger("authpi.relay")
@@ -65,9 +64,6 @@ class Relay:
         self.schema = schema
         self.source = source
         self.js = js
-        # The client under the JetStream context: the batch is written on it directly
-        # (authpi.messaging.wire), as nats-py's own publish does.
-        self.nc: NATS = js._nc  # pyright: ignore[reportPrivateUsage]
         self.namespace = namespace
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -165,32 +161,32 @@ class Relay:
             rows = await cur.fetchall()
             if not rows:
                 return cursor
-            messages = [
-                Outgoing(
-                    subject_for(row[8], row[5], self.namespace),
-                    row[2],  # Nats-Msg-Id: a batch published again is dropped as duplicates
-                    _encoder.encode(
-                        WireEnvelope(
-                            source=self.source,
-                            position=row[0],
-                            tx_id=int(row[1]),
-                            event_id=row[2],
-                            stream_id=row[3],
-                            stream_version=row[4],
-                            type=row[5],
-                            schema_version=row[6],
-                            recorded_at=row[7],
-                            meta=msgspec.Raw(row[9].encode()),
-                            data=msgspec.Raw(row[10].encode()),
-                        )
-                    ),
+            futures: list[asyncio.Future[PubAck]] = []
+            for row in rows:
+                env = WireEnvelope(
+                    source=self.source,
+                    position=row[0],
+                    tx_id=int(row[1]),
+                    event_id=row[2],
+                    stream_id=row[3],
+                    stream_version=row[4],
+                    type=row[5],
+                    schema_version=row[6],
+                    recorded_at=row[7],
+                    meta=msgspec.Raw(row[9].encode()),
+                    data=msgspec.Raw(row[10].encode()),
                 )
-                for row in rows
-            ]
-            # One write for the batch, every message acknowledged (the stream has several
-            # publishers, so no sequence arithmetic): every ack, or raise, and the cursor moves
-            # only after.
-            acks = await publish_acknowledged(self.nc, messages, range(len(messages)))
+                futures.append(
+                    # nats-py types `headers` as a bare Dict; the call itself is typed.
+                    await self.js.publish_async(  # pyright: ignore[reportUnknownMemberType]
+                        subject_for(row[8], row[5], self.namespace),
+                        _encoder.encode(env),
+                        headers={"Nats-Msg-Id": row[2]},
+                    )
+                )
+            acks = await asyncio.gather(
+                *futures
+            )  # every ack, or raise: the cursor moves only after
             last = rows[-1]
             cursor = (int(last[1]), int(last[0]))
             await conn.execute(self._sql_store, [str(cursor[0]), cursor[1]])
@@ -198,8 +194,8 @@ class Relay:
             if self.on_published is not None:
                 self.on_published(len(rows))
             if self.on_sequence is not None:
-                for i, row in enumerate(rows):
-                    self.on_sequence(row[2], acks[i].seq)
+                for row, ack in zip(rows, acks, strict=True):
+                    self.on_sequence(row[2], ack.seq)
 
 
 async def _first(*aws: Coroutine[Any, Any, Any], timeout: float) -> None:

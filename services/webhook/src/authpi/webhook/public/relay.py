@@ -14,17 +14,64 @@ per message, where each is checked and the ones already stored are dropped as du
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import msgspec
 import psycopg
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from authpi.contracts.subjects import public_subject
-from authpi.messaging.wire import Outgoing, publish_acknowledged
+from authpi.messaging.wire import Outgoing, publish_all
 from authpi.observability import get_logger
 from authpi.webhook.tailer import AuditRow, Tailer
 
 log = get_logger("authpi.webhook.public")
+
+ACK_TIMEOUT_S = 30.0
+
+
+class NotStored(Exception):
+    """A message of the batch was not acknowledged as stored; the batch comes again."""
+
+
+class PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: a stream sequence when stored, else an error."""
+
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_decode_ack = msgspec.json.Decoder(PubAck).decode
+
+
+class Acks:
+    """The acknowledgements of one batch, by the index their reply subject ends in: done once
+    each of `expected` has answered."""
+
+    def __init__(self, expected: int) -> None:
+        self.missing = expected
+        self.failures: list[str] = []
+        self.stored: dict[int, PubAck] = {}
+        self.done = asyncio.Event()
+
+    async def answered(self, msg: Msg) -> None:
+        # A stored message is acknowledged with its stream sequence; anything else (an API
+        # error, a 503 "no responders" status without a body) means it was not stored.
+        try:
+            ack: PubAck | None = _decode_ack(msg.data)
+        except msgspec.DecodeError:
+            ack = None
+        if ack is None or ack.error is not None or not ack.seq:
+            self.failures.append(msg.data.decode(errors="replace")[:200] or str(msg.headers))
+        else:
+            self.stored[int(msg.subject.rpartition(".")[2])] = ack
+        self.missing -= 1
+        if self.missing <= 0:
+            self.done.set()
 
 
 class PublicStreamRelay(Tailer):
@@ -53,14 +100,31 @@ class PublicStreamRelay(Tailer):
             key = (row.account_id, row.type)
             if key not in subjects:
                 subjects[key] = public_subject(row.account_id, row.type, self.namespace)
-        stored = await publish_acknowledged(
-            self.nc,
-            [Outgoing(subjects[row.account_id, row.type], row.id, row.event) for row in rows],
-            asked,
-        )
+        acks = Acks(len(asked))
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(f"{inbox}.*", cb=acks.answered)
+        try:
+            await publish_all(
+                self.nc,
+                (
+                    Outgoing(
+                        subjects[row.account_id, row.type], row.id, row.event,
+                        f"{inbox}.{i}" if i in asked else "",
+                    )
+                    for i, row in enumerate(rows)
+                ),
+            )  # fmt: skip
+            try:
+                await asyncio.wait_for(acks.done.wait(), ACK_TIMEOUT_S)
+            except TimeoutError:
+                raise NotStored(f"{acks.missing} of {len(asked)} not acknowledged") from None
+        finally:
+            await sub.unsubscribe()
+        if acks.failures:
+            raise NotStored(f"{len(acks.failures)} not stored: {acks.failures[0]}")
         if len(asked) == len(rows):
             return True
-        first, last = stored[0], stored[len(rows) - 1]
+        first, last = acks.stored[0], acks.stored[len(rows) - 1]
         whole = (
             not first.duplicate and not last.duplicate and first.stream == last.stream
             and last.seq - first.seq == len(rows) - 1
