@@ -1,5 +1,6 @@
 """webhook-audit: the audit log (platform.md 6.1, 8), one `audit_events` row per public event,
-from every domain event (internal types make no row; reactions.audit_facts adds the public facts).
+from every domain event of a public type (its consumer takes only those; internal types make no
+row; reactions.audit_facts adds the public facts).
 Rows are keyed by the public event id, so a redelivered
 message inserts nothing (ON CONFLICT DO NOTHING), and a replay rebuilds nothing twice: the log is
 append-only, so `reset` leaves it alone."""
@@ -15,7 +16,7 @@ import psycopg
 from authpi.contracts.public import PublicEvent
 from authpi.eventstore.sqltext import render
 from authpi.eventstore.store import StoredEvent
-from authpi.webhook.domain.public_events import from_stored
+from authpi.webhook.domain.public_events import RULES, from_stored
 
 _COLUMNS = (
     "id, account_id, type, occurred_at, issuer_id, user_id, client_id, agent_id, org_id, event"
@@ -86,7 +87,9 @@ def _public(stored: StoredEvent) -> PublicEvent | None:
 
 class AuditReaction:
     name = "webhook-audit"
-    event_types: tuple[str, ...] = ()  # every domain event; internal types produce no row
+    # The public types only (the catalogue's rules): an internal event makes no row, so its
+    # consumer is not handed one (a refresh's only event, refresh-token.rotated, is internal).
+    event_types: tuple[str, ...] = tuple(sorted(RULES))
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
