@@ -931,6 +931,9 @@ async def test_replay_rebuilds_the_session_views_as_they_were(tenant: Tenant, in
         await sdk.refresh(again)
     with pytest.raises(RefreshError):
         await logins[0][0].refresh(logins[0][1])  # a replay: the family and its session end
+    # Sessions opened with their family's start and left as the exchange wrote them (one INSERT
+    # carrying what the start sets), among them two exchanged in one group commit.
+    logins += await asyncio.gather(login_with_sdk(tenant), login_with_sdk(tenant))
     for sdk, _, _ in logins:
         await sdk.close()
     platform = tenant.platform

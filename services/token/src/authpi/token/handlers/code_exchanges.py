@@ -345,16 +345,17 @@ class CodeExchanges:
         stored = await self.store.append_rows(conn, rows)
         for p, event in zip(owners, stored, strict=True):
             p.events.append(event)
-        # The views by kind of event, each kind in one statement per view (apply_many): first
-        # the evictions, then the new sessions, then their families. The kinds touch distinct
-        # rows but for the new sessions, which their families' start follows.
+        # The views: first the evictions, then the new sessions with their families' start,
+        # each view in one statement (by view: the sessions view inserts each new session with
+        # what its family's start sets, the families view inserts the families; neither reads
+        # the other's rows).
         kinds = ("session.created", "refresh-family.started")
-        for group in (
-            [e for e in stored if e.type not in kinds],
-            *([e for e in stored if e.type == kind] for kind in kinds),
-        ):
-            if group:
-                await self.store.project(conn, group)
+        evictions = [e for e in stored if e.type not in kinds]
+        if evictions:
+            await self.store.project(conn, evictions)
+        opened = [e for e in stored if e.type in kinds]
+        if opened:
+            await self.store.project(conn, opened, by_view=True)
         used = await self.codes.consume_many(
             conn, [(p.item.code, p.item.issued, p.item.now) for p in writing]
         )

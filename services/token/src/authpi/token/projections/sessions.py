@@ -110,7 +110,7 @@ class SessionsView:
             " issuer_id text, account_id text, user_id text, type text, client_id text,"
             " op_session_id text, status text, auth_method text, auth_time bigint,"
             " device jsonb, idle_timeout integer, cookie_sha256 text, created_at bigint,"
-            " expires_at bigint)),"
+            " expires_at bigint, issued_at bigint)),"
             " op AS (UPDATE {schema}.sessions_view v SET last_activity_at ="
             " GREATEST(v.last_activity_at, o.at) FROM (SELECT op_session_id, max(created_at)"
             " AS at FROM r WHERE op_session_id IS NOT NULL GROUP BY op_session_id) o"
@@ -118,10 +118,12 @@ class SessionsView:
             " AND v.id = ANY(ARRAY(SELECT op_session_id FROM r WHERE op_session_id IS NOT NULL)))"
             " INSERT INTO {schema}.sessions_view (id, issuer_id, account_id, user_id, type,"
             " client_id, op_session_id, status, status_at, auth_method, auth_time, device,"
-            " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at)"
+            " idle_timeout, cookie_sha256, last_activity_at, created_at, expires_at,"
+            " access_token_issued_at, refresh_token_issued_at)"
             " SELECT id, issuer_id, account_id, user_id, type, client_id, op_session_id, status,"
             " created_at, auth_method, auth_time, device, idle_timeout, cookie_sha256,"
-            " created_at, created_at, expires_at FROM r ON CONFLICT (id) DO NOTHING"
+            " coalesce(issued_at, created_at), created_at, expires_at, issued_at, issued_at"
+            " FROM r ON CONFLICT (id) DO NOTHING"
         )
         # Many families started at once, on distinct sessions (`_issued` of each).
         self._issued_many = q(
@@ -136,7 +138,13 @@ class SessionsView:
         self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
     ) -> Sequence[StoredEvent]:
         """Many events of one type of a group commit in one statement (rotations, sessions
-        opened, families started); anything else is left to `apply`."""
+        opened, families started), or sessions opened with their families' start (a batch of
+        code exchanges, projected by view): one INSERT whose rows already carry what each
+        family's start sets. Anything else is left to `apply`."""
+        if not all(isinstance(e.event, SessionCreated) for e in stored) and all(
+            isinstance(e.event, SessionCreated | RefreshFamilyStarted) for e in stored
+        ):
+            return await self._created_with_families(conn, stored)
         if all(isinstance(e.event, SessionCreated) for e in stored):
             created = [e.event for e in stored if isinstance(e.event, SessionCreated)]
             ops = list({c.op_session_id for c in created if c.op_session_id is not None})
@@ -163,6 +171,29 @@ class SessionsView:
             at_n[1] += 1
         doc = jsonb.dumps([{"id": k, "at": v[0], "n": v[1]} for k, v in latest.items()])
         await conn.execute(self._refreshed_many, [doc, doc])
+        return ()
+
+    async def _created_with_families(
+        self, conn: psycopg.AsyncConnection[Any], stored: Sequence[StoredEvent]
+    ) -> Sequence[StoredEvent]:
+        """Sessions opened and families started on them, each start after its session (as
+        `_issued` would set them after the INSERT); else all of it is left to `apply`."""
+        rows: dict[str, dict[str, Any]] = {}
+        for e in stored:
+            if isinstance(e.event, SessionCreated):
+                if e.event.session_id in rows:
+                    return stored
+                rows[e.event.session_id] = _created(e)
+                continue
+            assert isinstance(e.event, RefreshFamilyStarted)
+            row = rows.get(e.event.session_id)
+            if row is None or "issued_at" in row:
+                return stored  # a start without its session here, or a second one
+            row["issued_at"] = e.event.started_at
+        ops = {r["op_session_id"] for r in rows.values() if r["op_session_id"] is not None}
+        if not ops.isdisjoint(rows):
+            return stored  # an op session and its rp sessions together: in order
+        await conn.execute(self._insert_many, [jsonb.dumps(list(rows.values()))])
         return ()
 
     async def apply(self, conn: psycopg.AsyncConnection[Any], stored: StoredEvent) -> None:
