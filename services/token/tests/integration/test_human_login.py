@@ -385,6 +385,13 @@ def forged(refresh_token: str, **changes: Any) -> str:
     return jwt.encode(body, attacker, algorithm="ES256", headers={"kid": header["kid"]})
 
 
+def nested(token_: str) -> str:
+    """The token with its claims replaced by 2,500 nested arrays (under 8 KiB in all)."""
+    head, _, rest = token_.partition(".")
+    deep = base64.urlsafe_b64encode(b"[" * 2500 + b"]" * 2500).rstrip(b"=").decode()
+    return f"{head}.{deep}.{rest.rpartition('.')[2]}"
+
+
 async def family_digest(tenant: Tenant, pool: Any, family_id: str) -> str | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -419,15 +426,27 @@ async def test_forged_refresh_tokens_are_refused_and_end_nothing(tenant: Tenant,
         forged(current, scope="openid profile email offline_access admin"),
         forged(first),  # the rotated generation: a replay if it were genuine
         current[:-4] + ("AAAA" if not current.endswith("AAAA") else "BBBB"),
+        nested(current),  # claims nested deeper than the JSON decoder goes
     ):
         resp = await token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
                                     "refresh_token": fake})  # fmt: skip
         assert resp.status_code == 400, resp.text
         assert resp.json() == {"error": "invalid_grant",
                                "error_description": "Refresh token expired or invalid"}  # fmt: skip
+    assert await introspect(tenant, nested(current)) == {"active": False}
     session = await tenant.admin.issuer(tenant.issuer_id).sessions.get(claims(current)["sid"])
     assert session.status == "active" and not session.compromised
-    again = await sdk.refresh(rotated)  # the genuine current token still rotates
+    # Forgeries whose ids hold a NUL (which PostgreSQL's JSON refuses), sent with the genuine
+    # current token: they are refused before the shared rotation, which goes on for the genuine.
+    nul = [forged(current, sub="u\x00"), forged(current, fid=fid + "\x00"),
+           forged(current, jti="j\x00"), forged(current, org_id="org_\x00")]  # fmt: skip
+    again, *refused = await asyncio.gather(
+        sdk.refresh(rotated),
+        *(token(tenant, {"grant_type": "refresh_token", "client_id": tenant.spa_id,
+                         "refresh_token": fake}) for fake in nul),
+    )  # fmt: skip
+    assert [r.status_code for r in refused] == [400] * len(nul)
+    assert all(r.json()["error"] == "invalid_grant" for r in refused)
     assert claims(again.tokens.refresh_token)["fid"] == fid
     await sdk.close()
 

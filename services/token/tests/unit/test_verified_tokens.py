@@ -5,6 +5,8 @@ objects), never for another issuer; its size stays within its bound. Real ES256 
 
 from __future__ import annotations
 
+import base64
+
 import jwt
 import msgspec
 
@@ -102,3 +104,22 @@ def test_the_cache_is_bounded():
     assert len(verifier._verified) == 8
     assert verifier.decode_cached(keys, tokens[-1]) is not None  # the newest stays
     assert verifier.hits == 1
+
+
+def test_deeply_nested_segments_are_refused_not_raised():
+    """A header or claims segment is read before the signature is checked, so it is anyone's
+    text: nesting deeper than the JSON decoder goes is a refusal like any other garbage."""
+    clock = FixedClock()
+    verifier = TokenVerifier(IDP, clock)
+    keys, good = issuer(), token(clock)
+    head, _, rest = good.partition(".")
+    signature = rest.rpartition(".")[2]
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    deep = b"[" * 2500 + b"]" * 2500
+    for forged in (f"{head}.{b64(deep)}.{signature}", f"{b64(deep)}.{rest}"):
+        assert len(forged) <= 8192
+        assert verifier.parse(keys, forged) is None
+        assert verifier.decode(keys, forged) is None

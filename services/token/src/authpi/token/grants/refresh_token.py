@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -56,6 +57,7 @@ from authpi.token.signing.keys import signature_holds
 from authpi.token.signing.verifier import TokenVerifier
 
 GRANT = "refresh_token"
+_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")  # ids and jtis as this issuer makes them
 
 
 class SessionLapsed(Exception):
@@ -114,13 +116,19 @@ class RefreshTokenGrant:
                 return InvalidGrant("Refresh token expired or invalid")
             return InvalidGrant(reason)
 
-        if header.get("typ") is not None or not isinstance(claims.get("fid"), str):
+        # The ids the rotation's shared statements are keyed by come from claims not yet
+        # proven: anything but an id's characters (a NUL, which PostgreSQL's JSON refuses, would
+        # fail every refresh of the batch) is refused here, as no token of this issuer has it.
+        keys = [claims.get("fid"), claims.get("jti"), claims.get("sub")]
+        keys += [claims["org_id"]] if "org_id" in claims else []
+        if header.get("typ") is not None or not all(
+            isinstance(k, str) and _ID.fullmatch(k) for k in keys
+        ):
             raise refuse("not a refresh token")
         if claims.get("client_id") != client.id:
             raise refuse("the refresh token was issued to another client")
-        jti, family_id = str(claims.get("jti")), claims["fid"]
-        user_id = str(claims.get("sub"))
-        org_id = claims.get("org_id") if isinstance(claims.get("org_id"), str) else None
+        jti, family_id, user_id = claims["jti"], claims["fid"], claims["sub"]
+        org_id: str | None = claims.get("org_id")
         # Once proven, its `scope` is the family's full grant, its `org_id` the marker.
         grant = str(claims.get("scope", "")).split()
         try:
@@ -166,7 +174,7 @@ class RefreshTokenGrant:
             user_id=user_id, restriction=client.organizations, selected=org_id, scopes=scopes
         )
         try:
-            _, (minted, who, session) = await self.families.rotate(
+            minted, who, session = await self.families.rotate(
                 issuer_id=issuer.issuer_id, family_id=family_id, jti=jti, next_jti=next_jti,
                 now=now, check=check, meta=meta, person=person,
                 sha256=hashlib.sha256(token.encode()).hexdigest(),

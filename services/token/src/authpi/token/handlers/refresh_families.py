@@ -15,7 +15,10 @@ one's), so a token equal to it is the very token this issuer signed and handed o
 without the signature check, the costliest step of a refresh. Any other token (an older
 generation, one of a family whose digest was not recorded, a forgery) is proven by its
 signature before anything is decided on its claims: a replay ends a family only when the
-replayed token is genuine, and a forged one is refused as invalid (NotProven), ending nothing."""
+replayed token is genuine, and a forged one is refused as invalid (NotProven), ending nothing.
+That check runs in the request's own task, outside the batch's transaction (the rotation is then
+planned again, its token proven), so that forged tokens never hold up the refreshes they share a
+transaction with."""
 
 from __future__ import annotations
 
@@ -56,6 +59,10 @@ class NotProven(Exception):
     """The presented token is not the family's current one and its signature does not hold."""
 
 
+class _Unproven(Exception):
+    """The token is not the family's current one as issued: its signature decides."""
+
+
 class Replayed(Exception):
     """The presented refresh token was already rotated: a replay of an old token."""
 
@@ -75,7 +82,7 @@ class _Rotation(Generic[T]):
     person: PersonRequest
     check: Check[T]
     sha256: str  # of the presented token
-    authentic: Callable[[], bool]  # whether its signature holds
+    signed: bool  # its signature was found to hold
     done: asyncio.Future[tuple[FamilyRow, T, Outcome[Any]] | VersionConflict] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -113,20 +120,29 @@ class RefreshFamilies:
         person: PersonRequest,
         sha256: str,
         authentic: Callable[[], bool],
-    ) -> tuple[FamilyRow, T]:
+    ) -> T:
         """Rotate `jti` to `next_jti` once the presented token (its SHA-256 `sha256`) is proven
         and `check` passed (it judges, inside the transaction, the family, its session and the
         user as read there, and refuses by raising, or mints); Replayed when `jti` was rotated
         before, FamilyEnded when the family is over, NotProven for a token this issuer did not
         sign (`authentic` checks its signature, when its digest is not the family's own)."""
-        for _ in range(ATTEMPTS):
+        signed = False
+        attempts = 0
+        while attempts < ATTEMPTS:
             item = _Rotation(
-                issuer_id, family_id, jti, next_jti, now, meta, person, check, sha256, authentic
+                issuer_id, family_id, jti, next_jti, now, meta, person, check, sha256, signed
             )
             self._queue.append(item)
             self._kick()
-            result = await item.done
+            try:
+                result = await item.done
+            except _Unproven:
+                if signed or not authentic():
+                    raise NotProven() from None
+                signed = True  # planned again, proven
+                continue
             if isinstance(result, VersionConflict):
+                attempts += 1
                 continue  # another use of this token took its stream: planned again
             family, checked, outcome = result
             record_written(outcome.events)  # committed: this request's read-your-writes
@@ -134,7 +150,7 @@ class RefreshFamilies:
                 if isinstance(outcome.state, Rotated):
                     raise Replayed(family)
                 raise FamilyEnded()
-            return family, checked
+            return checked
         raise Conflict(
             "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
         )
@@ -175,8 +191,8 @@ class RefreshFamilies:
                     seen.append(None)
                     family, session = found.get(item.family_id, (None, None))
                     stream = refresh_stream(item.jti)
-                    if not _proven(item, family):
-                        planned.append(NotProven())
+                    if not item.signed and not _issued(item, family):
+                        planned.append(_Unproven())
                     elif family is None or family.issuer_id != item.issuer_id:
                         planned.append(FamilyEnded())
                     elif family.status != "active":
@@ -235,17 +251,14 @@ class RefreshFamilies:
                 item.done.set_result((checked[0], checked[1], result))
 
 
-def _proven(item: _Rotation[Any], family: FamilyRow | None) -> bool:
-    """Whether the presented token is genuine: the family's current token as issued, or
-    signed by the issuer (module docstring)."""
-    if (
+def _issued(item: _Rotation[Any], family: FamilyRow | None) -> bool:
+    """Whether the presented token is exactly the family's current token as issued."""
+    return (
         family is not None
         and family.current_jti == item.jti
         and family.current_sha256 is not None
         and hmac.compare_digest(family.current_sha256, item.sha256)
-    ):
-        return True
-    return item.authentic()
+    )
 
 
 class FamilyRevocations:

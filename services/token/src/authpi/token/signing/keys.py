@@ -145,6 +145,18 @@ def _unb64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object; ValueError for anything else, a nesting too
+    deep for the decoder included (an unsigned segment is anyone's text)."""
+    try:
+        value = _decode_json.decode(_unb64(segment))
+    except RecursionError:
+        raise ValueError(f"the {what} is nested too deep") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"the {what} is not an object")
+    return value  # type: ignore[return-value]
+
+
 class ParsedJwt(NamedTuple):
     """A compact JWS split and decoded, its `kid` one of the keys and its `alg` that key's, its
     signature not yet checked (`signature_holds`)."""
@@ -165,18 +177,14 @@ def parse_jwt(token: str, keys: Mapping[str, PyJWK]) -> ParsedJwt:
         raise ValueError("not a compact JWS")
     header = _HEADERS_SEEN.get(head)
     if header is None:
-        header = _decode_json.decode(_unb64(head))
-        if not isinstance(header, dict):
-            raise ValueError("the header is not an object")
+        header = _json_object(head, "header")
     key = keys.get(str(header.get("kid")))  # type: ignore[union-attr]
     if key is None or header.get("alg") != key.algorithm_name:  # type: ignore[union-attr]
         raise ValueError("unknown key or algorithm")
     if head not in _HEADERS_SEEN and len(_HEADERS_SEEN) < 1024:
         _HEADERS_SEEN[head] = header  # type: ignore[assignment]
     signature = _unb64(sig)
-    claims = _decode_json.decode(_unb64(body))
-    if not isinstance(claims, dict):
-        raise ValueError("the claims are not an object")
+    claims = _json_object(body, "claims")
     signing_input = token[: len(head) + 1 + len(body)].encode("ascii")
     return ParsedJwt(header, claims, key, signing_input, signature)  # type: ignore[arg-type]
 
