@@ -194,13 +194,13 @@ class AuthorizationCodeGrant:
             )
 
         try:
-            (op, who, grant, minted), _ = await self.exchanges.exchange(
+            op, who, grant, minted = await self.exchanges.exchange(
                 issuer_id=issuer.issuer_id,
                 code=code,
                 client_id=client.id,
                 session_id=sid,
                 idle_timeout=issuer.session_idle_timeout,
-                max_age=issuer.session_max_age,
+                expires_at=expires,
                 now=now,
                 issued=issued,
                 check=check,

@@ -126,7 +126,7 @@ class CodeExchanges:
         client_id: str,
         session_id: str,
         idle_timeout: int,
-        max_age: int,
+        expires_at: int,
         now: int,
         issued: Issued,
         check: Callable[[StoredCode | None], CodeGrant],
@@ -134,13 +134,13 @@ class CodeExchanges:
         person: Callable[[CodeGrant], PersonRequest],
         family: Callable[[CodeGrant, T], StartFamily | None],
         meta: Callable[[CodeGrant], Meta],
-    ) -> tuple[T, int]:
+    ) -> T:
         """Open the client's rp session `session_id` (and the family `family` names) from
-        `code` once `check` and `judge` passed, and consume the code: what `judge` answered and
-        the session's absolute expiry (ms). CodeUsed when another exchange used the code."""
+        `code` once `check` and `judge` passed, its absolute expiry `expires_at` (ms), and
+        consume the code: what `judge` answered. CodeUsed when another exchange used the code."""
         for _ in range(MAX_WAITS):
             item = _Exchange(
-                issuer_id, code, client_id, session_id, idle_timeout, now + max_age * 1000, now,
+                issuer_id, code, client_id, session_id, idle_timeout, expires_at, now,
                 issued, check, judge, person, family, meta,
             )  # fmt: skip
             self._queue.append(item)
@@ -150,7 +150,7 @@ class CodeExchanges:
             except _Deferred:
                 continue
             record_written(events)  # committed: this request's read-your-writes
-            return checked, item.expires_at
+            return checked
         raise Conflict(
             "the resource was changed concurrently; retry", reason="eventstore.version_conflict"
         )

@@ -16,7 +16,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, LiteralString
 
-import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -297,8 +296,8 @@ class RefreshFamiliesView:
         self._rotated_many = q(
             "UPDATE {schema}.refresh_families f SET current_jti = u.jti,"
             " current_sha256 = u.sha256, rotated_at = u.at, generation = f.generation + 1"
-            " FROM (SELECT * FROM json_to_recordset(%s::json) AS r(id text, jti text,"
-            " sha256 text, at bigint)) u WHERE f.id = u.id"
+            " FROM json_to_recordset(%s::json) AS u(id text, jti text, sha256 text, at bigint)"
+            " WHERE f.id = u.id"
             # The ids again as an array the index is probed with, whatever the planner guesses
             # of the document's size.
             " AND f.id = ANY(ARRAY(SELECT json_array_elements(%s::json) ->> 'id'))"
@@ -332,9 +331,10 @@ class RefreshFamiliesView:
         rotations = [e.event for e in stored if isinstance(e.event, RefreshTokenRotated)]
         if len(rotations) != len(stored) or len({e.family_id for e in rotations}) != len(stored):
             return stored
-        rows = [_Rotation(e.family_id, e.next_jti, e.next_token_sha256, e.rotated_at)
-                for e in rotations]  # fmt: skip
-        doc = _encode(rows).decode()
+        doc = jsonb.dumps(
+            [{"id": e.family_id, "jti": e.next_jti, "sha256": e.next_token_sha256,
+              "at": e.rotated_at} for e in rotations]
+        )  # fmt: skip
         await conn.execute(self._rotated_many, [doc, doc])
         return ()
 
@@ -394,19 +394,6 @@ def _family(e: RefreshFamilyStarted) -> dict[str, Any]:
         "scopes": e.scopes, "resources": e.resources, "org_id": e.org_id,
         "auth_time": e.auth_time, "created_at": e.started_at, "current_sha256": e.token_sha256,
     }  # fmt: skip
-
-
-class _Rotation(msgspec.Struct):
-    """A refresh-token.rotated as a row of `RefreshFamiliesView._rotated_many` (one JSON
-    document for the batch: psycopg dumps array parameters element by element in Python)."""
-
-    id: str
-    jti: str
-    sha256: str | None
-    at: int
-
-
-_encode = msgspec.json.Encoder().encode
 
 
 class ConsentsView:
