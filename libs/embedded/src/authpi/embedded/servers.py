@@ -9,6 +9,7 @@ import ctypes
 import importlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,6 +31,10 @@ log = get_logger("authpi.embedded")
 
 _HANDED_OUT: set[int] = set()
 _HANDING = threading.Lock()
+# Where free_port looks first: below the kernel's ephemeral range, above the ports people tend to
+# run things on. Its fallback is the kernel's choice (bind to port 0).
+_PORTS_FROM = 10_000
+_TRIES = 200
 
 
 def free_port() -> int:
@@ -39,8 +44,20 @@ def free_port() -> int:
     offered a moment ago while nothing is bound to it yet. Twice the same port would make the
     second server fail to bind, or, for listeners with SO_REUSEPORT (the replicas of one service
     share their ports), share it silently with another service: half of one service's requests
-    would reach the other."""
+    would reach the other.
+
+    The port is drawn from below the kernel's ephemeral range (ip_local_port_range), not from
+    it: a port in that range may become the local end of any outgoing connection (a client of
+    NATS, of PostgreSQL over TCP, of HTTP) between the moment it is chosen and the moment its
+    server binds it, and the server then fails to bind for as long as that connection lives."""
+    low = _ephemeral_low()
     with _HANDING:
+        if low - _PORTS_FROM >= _TRIES:
+            for _ in range(_TRIES):
+                port = random.randrange(_PORTS_FROM, low)
+                if port not in _HANDED_OUT and _bindable(port):
+                    _HANDED_OUT.add(port)
+                    return port
         while True:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind(("127.0.0.1", 0))
@@ -48,6 +65,24 @@ def free_port() -> int:
             if port not in _HANDED_OUT:
                 _HANDED_OUT.add(port)
                 return port
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (0 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    """Nothing holds `port` on loopback: no listener, no connection, nothing in TIME_WAIT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def die_with_parent() -> None:

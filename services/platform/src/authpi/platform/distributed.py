@@ -145,11 +145,24 @@ class Distributed:
             child = Child(spec)
             self.children[spec.name] = child
             await self._spawn(child)
-        await asyncio.wait_for(
-            asyncio.gather(*(c.ready.wait() for c in self.children.values())), START_TIMEOUT_S
-        )
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(c.ready.wait() for c in self.children.values())), START_TIMEOUT_S
+            )
+        except TimeoutError:
+            raise TimeoutError(self._not_up()) from None
         self._write_state(nats_url)
         log.info("distributed.started", processes=len(self.children), nats=nats_url)
+
+    def _not_up(self) -> str:
+        """Which processes never came up, and the last lines each wrote."""
+        waiting = [c.spec.name for c in self.children.values() if not c.ready.is_set()]
+        tails = []
+        for name in waiting:
+            path = self.dir / "logs" / f"{name}.log"
+            lines = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
+            tails.append(f"--- {name} ---\n" + "\n".join(lines))
+        return f"not up after {START_TIMEOUT_S:.0f}s: {waiting}\n" + "\n".join(tails)
 
     def _passwords(self) -> dict[str, str]:
         """Each role's password: AUTHPI_DB_PASSWORD_<SERVICE>, else one generated once into the
