@@ -12,7 +12,10 @@ Scenarios, in this order:
   code, no password), round robin over the users, then exchanged as fast as `--connections`
   connections go (POST /token grant_type=authorization_code with PKCE S256). Codes live 60 s
   and each user keeps at most 50 live rp sessions, so the stock is sized from a short probe to
-  be minted and exchanged within 50 s, and to at most 45 exchanges per user.
+  be minted and exchanged within 50 s, and to at most 45 exchanges per user. Exchanges go in
+  group commits (one transaction for those that arrive while one is in flight), so their rate
+  and CPU per exchange depend on how many are in flight: the run is repeated, each with a stock
+  of its own, at `--more-exchange-connections` (128 by default).
 - refresh: one refresh family per connection, from the exchanges; each connection sends its
   family's current refresh token and takes the next one from the response (rotation), so every
   family is a strict chain. `max`: closed loop; `half`: each connection paced so the total is
@@ -388,11 +391,12 @@ class Bench:
         return stock, stats
 
     async def exchange(
-        self, stock: deque[tuple[int, str]], families: dict[int, str]
+        self, stock: deque[tuple[int, str]], families: dict[int, str], connections: int
     ) -> tuple[Stats, dict[str, float]]:
-        """Exchange the whole stock; the newest refresh token per user goes to `families`."""
+        """Exchange the whole stock over `connections` connections; the newest refresh token per
+        user goes to `families`."""
         stats = Stats()
-        conns = await open_all(self.host, self.port, self.args.connections)
+        conns = await open_all(self.host, self.port, connections)
         requests = [(u, self.exchange_request(code)) for u, code in stock]
         todo = deque(requests)
         decoder = msgspec.json.Decoder(TokenBody)
@@ -428,30 +432,58 @@ class Bench:
         return stats, cpu
 
     async def codes(self, families: dict[int, str]) -> dict[str, Any]:
+        """The exchanges at `--connections`, then at each of `--more-exchange-connections`: the
+        group commit shares a transaction among the exchanges that arrive while one is in flight,
+        so the rate depends on how many are in flight. Each run has a stock of its own; the users'
+        budget of live rp sessions is shared out among the runs."""
+        levels = [self.args.connections, *self.args.more_exchange_connections]
         budget = MAX_EXCHANGES_PER_USER * len(self.users)
-        probe_n = min(max(500, 2 * self.args.connections), budget // 4)
+        probe_n = min(max(500, 2 * self.args.connections), budget // (4 * len(levels)))
         stock, mint_probe = await self.mint(probe_n, 0)
-        probe, _ = await self.exchange(stock, families)
+        probe, _ = await self.exchange(stock, families, self.args.connections)
         mint_rate = max(mint_probe.summary()["ok_per_s"], 1.0)
-        exchange_rate = max(probe.summary()["ok_per_s"], 1.0)
-        by_time = CODE_WINDOW_S / (1 / mint_rate + 1 / exchange_rate)
-        count = int(min(budget - probe_n, by_time, exchange_rate * self.args.seconds * 1.2))
-        stock, minted = await self.mint(count, probe_n)
+        start = probe_n
+        runs: list[dict[str, Any]] = []
+        minted = Stats()
+        for k, connections in enumerate(levels):
+            rate = max((runs[-1] if runs else probe.summary())["ok_per_s"], 1.0)
+            by_time = CODE_WINDOW_S / (1 / mint_rate + 1 / rate)
+            share = (budget - start) // (len(levels) - k)
+            count = int(min(share, by_time, rate * self.args.seconds * 1.2))
+            stock, minted = await self.mint(count, start)
+            start += count
+            runs.append(await self.exchange_run(stock, families, connections, k == 0, minted))
+        replays = await self.replay_codes([code for _, code in list(stock)[:5]])
+        runs[0]["probe"] = {"codes": probe_n, "ok_per_s": probe.summary()["ok_per_s"]}
+        return {
+            "exchange": runs[0], "exchange_more_connections": runs[1:],
+            "mint_with_session": minted.summary(), "code_replay": replays,
+        }  # fmt: skip
+
+    async def exchange_run(
+        self,
+        stock: deque[tuple[int, str]],
+        families: dict[int, str],
+        connections: int,
+        profiled: bool,
+        minted: Stats,
+    ) -> dict[str, Any]:
         oldest = time.monotonic() - minted.summary()["seconds"]
         db = await db_counters(self.server_cpu.dsn)
-        self.profile("exchange")
-        stats, cpu = await self.exchange(stock, families)
-        self.profile(None)
+        if profiled:
+            self.profile("exchange")
+        stats, cpu = await self.exchange(stock, families, connections)
+        if profiled:
+            self.profile(None)
         db_after = await db_counters(self.server_cpu.dsn)
         result = stats.summary()
-        result["stock"] = count
+        result["connections"] = connections
+        result["stock"] = len(stock)
         result["oldest_code_age_at_end_s"] = round(time.monotonic() - oldest, 1)
         result["server_cpu_s"] = cpu
         result["server_cpu_ms_per_request"] = per_request_ms(cpu, stats.summary()["ok"])
         result["database_per_request"] = db_per_request(db, db_after, stats.summary()["ok"])
-        result["probe"] = {"codes": probe_n, "ok_per_s": probe.summary()["ok_per_s"]}
-        replays = await self.replay_codes([code for _, code in list(stock)[:5]])
-        return {"exchange": result, "mint_with_session": minted.summary(), "code_replay": replays}
+        return result
 
     async def replay_codes(self, codes: list[str]) -> dict[str, Any]:
         """A used code is refused (invalid_grant)."""
@@ -815,7 +847,8 @@ def _print(results: dict[str, Any]) -> None:
     print(f"\nIdP processes: {results['idp_workers']}   cores: {results['cpus']}")
     http = results["http"]
     if "codes" in http:
-        print(_line("code exchange", http["codes"]["exchange"]))
+        for run in [http["codes"]["exchange"], *http["codes"]["exchange_more_connections"]]:
+            print(_line(f"code exchange ({run['connections']})", run))
         print(_line("authorize (session)", http["codes"]["mint_with_session"]))
     if "refresh" in http:
         print(_line("refresh max", http["refresh"]["max"]))
@@ -856,8 +889,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--workers", type=int, default=int(os.environ.get("AUTHPI_IDP_WORKERS") or 2),
         help="processes serving the IdP port (AUTHPI_IDP_WORKERS)",
     )  # fmt: skip
-    parser.add_argument("--users", type=int, default=200, help="portal users (signup + consent)")
+    parser.add_argument("--users", type=int, default=500, help="portal users (signup + consent)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--more-exchange-connections", default="128",
+        help="comma-separated: the exchanges again at each of these numbers of connections",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10.0, help="per refresh run and codes")
     parser.add_argument("--login-seconds", type=float, default=10.0)
     parser.add_argument("--login-connections", type=int, default=8)
@@ -877,6 +914,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
+    more = args.more_exchange_connections
+    args.more_exchange_connections = [int(n) for n in more.split(",") if n]
     from authpi.config import from_env
 
     # The server's parameters: the platform is started without this shell's AUTHPI_* variables
