@@ -294,6 +294,7 @@ class ProjectionConsumer(DurableConsumer):
             seq_cp = cps.setdefault(SEQ_SOURCE, Checkpoint(source=SEQ_SOURCE))
             async with conn.pipeline():
                 todo: list[StoredEvent] = []
+                last: dict[str, Msg] = {}  # each source's last message of the batch
                 for msg, env, event in events:
                     cp = cps.setdefault(env.source, Checkpoint(source=env.source))
                     if not cp.covers(env.tx_id, env.position):
@@ -302,7 +303,13 @@ class ProjectionConsumer(DurableConsumer):
                         else:
                             todo.append(to_stored(env, event))
                         cp.last_tx, cp.last_position = env.tx_id, env.position
-                    cp.last_seq = seq_cp.last_seq = msg.metadata.sequence.stream
+                    last[env.source] = msg
+                # A message's stream sequence is parsed from its reply subject: only the last
+                # one of each source (and of the batch) is kept, so only those are parsed.
+                for source, msg in last.items():
+                    cps[source].last_seq = msg.metadata.sequence.stream
+                if events:
+                    seq_cp.last_seq = events[-1][0].metadata.sequence.stream
                 if todo and batch_apply is not None:
                     await batch_apply(conn, todo)
                 await self.checkpoints.save(conn, cps)

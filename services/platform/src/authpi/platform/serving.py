@@ -127,9 +127,12 @@ def settle_heap() -> None:
     gc.set_threshold(50_000, 20, 50)
 
 
-async def start_server(server: HttpServer, sock: socket.socket, name: str) -> asyncio.Task[None]:
-    """Serve on an already bound socket; return once uvicorn accepts connections."""
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+async def start_server(
+    server: HttpServer, sock: socket.socket | list[socket.socket], name: str
+) -> asyncio.Task[None]:
+    """Serve on already bound sockets; return once uvicorn accepts connections."""
+    socks = sock if isinstance(sock, list) else [sock]
+    task = asyncio.create_task(server.serve(sockets=socks), name=name)
     while not server.started:
         if task.done():
             task.result()
