@@ -9,6 +9,13 @@ import pytest
 from authpi.embedded import servers
 from authpi.embedded.servers import free_port
 
+# Where the kernel's ephemeral range leaves no room below it, free_port falls back to the
+# kernel's choice: neither test applies.
+pytestmark = pytest.mark.skipif(
+    servers._ephemeral_low() - servers._PORTS_FROM < servers._TRIES,
+    reason="no room below this kernel's ephemeral range",
+)
+
 
 def test_ports_come_from_below_the_ephemeral_range():
     """No outgoing connection can take a handed-out port before its server binds it: the kernel
