@@ -506,7 +506,7 @@ class Platform:
             headers = idp_headers(self.settings) if attr == "idp_url" else []
             server = HttpServer(http_config(apps[attr](), self.settings, headers=headers))
             self.servers.append(server)
-            self.tasks.append(await start_server(server, sock, f"http:{attr}"))
+            self.tasks.append(await start_server(server, [sock], f"http:{attr}"))
 
     async def _start_workers(self, dsn: str) -> None:
         """IdP workers 2..N on the IdP socket, with this deployment's servers and KEK."""

@@ -128,10 +128,9 @@ def settle_heap() -> None:
 
 
 async def start_server(
-    server: HttpServer, sock: socket.socket | list[socket.socket], name: str
+    server: HttpServer, socks: list[socket.socket], name: str
 ) -> asyncio.Task[None]:
     """Serve on already bound sockets; return once uvicorn accepts connections."""
-    socks = sock if isinstance(sock, list) else [sock]
     task = asyncio.create_task(server.serve(sockets=socks), name=name)
     while not server.started:
         if task.done():

@@ -140,11 +140,10 @@ class SessionsView:
         opened, families started), or sessions opened with their families' start (a batch of
         code exchanges, projected by view): one INSERT whose rows already carry what each
         family's start sets. Anything else is left to `apply`."""
-        if not all(isinstance(e.event, SessionCreated) for e in stored) and all(
-            isinstance(e.event, SessionCreated | RefreshFamilyStarted) for e in stored
-        ):
+        kinds = {type(e.event) for e in stored}
+        if kinds == {SessionCreated, RefreshFamilyStarted}:
             return await self._created_with_families(conn, stored)
-        if all(isinstance(e.event, SessionCreated) for e in stored):
+        if kinds == {SessionCreated}:
             created = [e.event for e in stored if isinstance(e.event, SessionCreated)]
             ops = list({c.op_session_id for c in created if c.op_session_id is not None})
             if not {c.session_id for c in created}.isdisjoint(ops):
@@ -153,7 +152,7 @@ class SessionsView:
                 return stored
             await conn.execute(self._insert_many, [jsonb.dumps([_created(e) for e in stored])])
             return ()
-        if all(isinstance(e.event, RefreshFamilyStarted) for e in stored):
+        if kinds == {RefreshFamilyStarted}:
             started = [e.event for e in stored if isinstance(e.event, RefreshFamilyStarted)]
             if len({e.session_id for e in started}) != len(started):
                 return stored  # one session's families apply in order
